@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# scripts/install-deps.sh - installs every Debian 12 package sr2fhir needs to build, test,
+# fuzz and benchmark (see "Dependencies" in README.md for why each is there).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential clang libclang-rt-14-dev \
+    zlib1g-dev libjson-c-dev \
+    dcmtk python3 python3-pydicom \
+    hyperfine time >/dev/null
+echo "install-deps: all packages present"

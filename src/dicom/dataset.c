@@ -1,0 +1,183 @@
+/*
+ * dataset.c - lookups and value access on a read data set (see dataset.h).
+ */
+#include "dataset.h"
+
+#include <string.h>
+
+const s2f_elem *s2f_ds_find(const s2f_ds *ds, uint32_t tag)
+{
+    if (!ds)
+        return NULL;
+    uint32_t lo = 0, hi = ds->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        uint32_t t = ds->elems[mid].tag;
+        if (t == tag)
+            return &ds->elems[mid];
+        if (t < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const s2f_ds *s2f_ds_item(const s2f_ds *ds, uint32_t tag, uint32_t index)
+{
+    const s2f_elem *e = s2f_ds_find(ds, tag);
+    if (!e || !e->is_seq || index >= e->n_items)
+        return NULL;
+    return e->items[index];
+}
+
+static int is_pad(uint8_t c) { return c == ' ' || c == '\0'; }
+
+uint32_t s2f_elem_string_count(const s2f_elem *e)
+{
+    if (!e || e->is_seq || e->len == 0)
+        return 0;
+    if (e->vr == S2F_VR('L', 'T') || e->vr == S2F_VR('S', 'T') || e->vr == S2F_VR('U', 'T'))
+        return 1; /* backslash is text in these VRs */
+    uint32_t n = 1;
+    for (uint32_t i = 0; i < e->len; i++)
+        n += e->val[i] == '\\';
+    return n;
+}
+
+int s2f_elem_string_raw(const s2f_elem *e, uint32_t index, const uint8_t **p, size_t *n)
+{
+    uint32_t count = s2f_elem_string_count(e);
+    if (index >= count)
+        return 0;
+    const uint8_t *s = e->val, *end = e->val + e->len;
+    if (count > 1) {
+        for (uint32_t k = 0; k < index; k++) {
+            const uint8_t *bs = memchr(s, '\\', (size_t)(end - s));
+            s = bs + 1;
+        }
+        const uint8_t *bs = memchr(s, '\\', (size_t)(end - s));
+        if (bs)
+            end = bs;
+    }
+    /* Leading spaces are significant only in LT/ST/UT, trailing padding never. */
+    int long_text = e->vr == S2F_VR('L', 'T') || e->vr == S2F_VR('S', 'T') ||
+                    e->vr == S2F_VR('U', 'T');
+    while (!long_text && s < end && *s == ' ')
+        s++;
+    while (end > s && is_pad(end[-1]))
+        end--;
+    *p = s;
+    *n = (size_t)(end - s);
+    return 1;
+}
+
+unsigned s2f_vr_fixed_size(uint16_t vr)
+{
+    switch (vr) {
+    case S2F_VR('U', 'S'): case S2F_VR('S', 'S'): case S2F_VR('O', 'W'):
+        return 2;
+    case S2F_VR('U', 'L'): case S2F_VR('S', 'L'): case S2F_VR('F', 'L'):
+    case S2F_VR('A', 'T'): case S2F_VR('O', 'F'): case S2F_VR('O', 'L'):
+        return 4;
+    case S2F_VR('F', 'D'): case S2F_VR('O', 'D'): case S2F_VR('S', 'V'):
+    case S2F_VR('U', 'V'): case S2F_VR('O', 'V'):
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+int s2f_vr_is_string(uint16_t vr)
+{
+    switch (vr) {
+    case S2F_VR('A', 'E'): case S2F_VR('A', 'S'): case S2F_VR('C', 'S'):
+    case S2F_VR('D', 'A'): case S2F_VR('D', 'S'): case S2F_VR('D', 'T'):
+    case S2F_VR('I', 'S'): case S2F_VR('L', 'O'): case S2F_VR('L', 'T'):
+    case S2F_VR('P', 'N'): case S2F_VR('S', 'H'): case S2F_VR('S', 'T'):
+    case S2F_VR('T', 'M'): case S2F_VR('U', 'C'): case S2F_VR('U', 'I'):
+    case S2F_VR('U', 'R'): case S2F_VR('U', 'T'):
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int s2f_vr_is_known(uint16_t vr)
+{
+    if (s2f_vr_is_string(vr) || s2f_vr_fixed_size(vr))
+        return 1;
+    switch (vr) {
+    case S2F_VR('O', 'B'): case S2F_VR('S', 'Q'): case S2F_VR('U', 'N'):
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+uint32_t s2f_elem_binary_count(const s2f_elem *e)
+{
+    unsigned size = e ? s2f_vr_fixed_size(e->vr) : 0;
+    return size ? e->len / size : 0;
+}
+
+static const uint8_t *binary_at(const s2f_elem *e, uint32_t index, unsigned size)
+{
+    if (!e || e->is_seq || s2f_vr_fixed_size(e->vr) != size || index >= e->len / size)
+        return NULL;
+    return e->val + (size_t)index * size;
+}
+
+static uint64_t le_bytes(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = n; i-- > 0;)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+int s2f_elem_u16(const s2f_elem *e, uint32_t index, uint16_t *out)
+{
+    const uint8_t *p = binary_at(e, index, 2);
+    if (!p)
+        return 0;
+    *out = (uint16_t)le_bytes(p, 2);
+    return 1;
+}
+
+int s2f_elem_u32(const s2f_elem *e, uint32_t index, uint32_t *out)
+{
+    const uint8_t *p = binary_at(e, index, 4);
+    if (!p)
+        return 0;
+    *out = (uint32_t)le_bytes(p, 4);
+    return 1;
+}
+
+int s2f_elem_i32(const s2f_elem *e, uint32_t index, int32_t *out)
+{
+    uint32_t u;
+    if (!s2f_elem_u32(e, index, &u))
+        return 0;
+    memcpy(out, &u, sizeof u);
+    return 1;
+}
+
+int s2f_elem_f32(const s2f_elem *e, uint32_t index, float *out)
+{
+    uint32_t u;
+    if (!s2f_elem_u32(e, index, &u))
+        return 0;
+    memcpy(out, &u, sizeof u);
+    return 1;
+}
+
+int s2f_elem_f64(const s2f_elem *e, uint32_t index, double *out)
+{
+    const uint8_t *p = binary_at(e, index, 8);
+    if (!p)
+        return 0;
+    uint64_t u = le_bytes(p, 8);
+    memcpy(out, &u, sizeof u);
+    return 1;
+}

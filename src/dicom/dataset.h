@@ -1,0 +1,99 @@
+/*
+ * dataset.h - the in-memory DICOM data set every reader produces (stage 1 of the pipeline).
+ *
+ * Both readers (part10.c for binary files, dicomjson.c for PS3.18 Annex F JSON) build the
+ * same structure, so the SR stage never knows where a data set came from:
+ *
+ *   - elements are kept in ascending tag order (readers sort when a file is out of order);
+ *   - binary values (US SS UL SL FL FD AT OB OW OF OD OL OV UN ...) are little-endian: the
+ *     big-endian reader swaps them, the JSON reader encodes its numbers that way;
+ *   - string values (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT) are the raw bytes
+ *     with backslash-separated multiplicity, NOT NUL-terminated; in a Part 10 file they are
+ *     in the Specific Character Set of the data set, in JSON they are already UTF-8
+ *     (ds->utf8 = 1). PN from JSON is rebuilt as "Alphabetic=Ideographic=Phonetic";
+ *     DS/IS from JSON numbers keep the number's text exactly as written;
+ *   - a sequence (SQ, or UN / implicit-VR values that hold one) has items, each a data set
+ *     whose parent is the data set holding the sequence.
+ *
+ * Values point into the input buffer whenever possible (zero copy); everything else is in
+ * the reading arena. Ownership: the arena owns all of it.
+ */
+#ifndef S2F_DATASET_H
+#define S2F_DATASET_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "sr2fhir.h"
+#include "../util/arena.h"
+#include "../util/error.h"
+
+#define S2F_TAG(g, e) ((uint32_t)(((uint32_t)(g) << 16) | (uint32_t)(e)))
+#define S2F_TAG_GROUP(t) ((uint16_t)((t) >> 16))
+#define S2F_TAG_ELEM(t) ((uint16_t)((t)&0xFFFF))
+#define S2F_VR(a, b) ((uint16_t)(((unsigned)(a) << 8) | (unsigned)(b)))
+
+typedef struct s2f_ds s2f_ds;
+
+typedef struct s2f_elem {
+    uint32_t tag;
+    uint16_t vr;           /* S2F_VR('P','N'), ...; S2F_VR('U','N') when not known */
+    uint32_t len;          /* value length in bytes (0 for a sequence) */
+    const uint8_t *val;    /* value bytes (see the header comment); NULL when len == 0 */
+    s2f_ds **items;        /* sequence items, NULL unless a sequence */
+    uint32_t n_items;
+    int is_seq;            /* 1 for SQ and for UN values parsed as a sequence */
+    size_t offset;         /* where the element starts in the (inflated) input, for messages */
+} s2f_elem;
+
+struct s2f_ds {
+    s2f_elem *elems;       /* ascending tag order */
+    uint32_t n;
+    const s2f_ds *parent;  /* NULL for the top level */
+    int utf8;              /* 1: strings are UTF-8 already (DICOM JSON) */
+    size_t offset;         /* where the item starts in the input */
+};
+
+/* What both readers share while reading one input. */
+typedef struct s2f_read_ctx {
+    s2f_arena *arena;
+    s2f_warnings *warnings;
+    unsigned max_depth;    /* maximum sequence nesting depth (>= 1) */
+    size_t max_inflated;   /* maximum bytes a deflated data set may inflate to */
+    int strict;            /* refuse lenient cases (M1) */
+    const char *transfer_syntax; /* out: UID the data set was read with, or "DICOM-JSON" */
+} s2f_read_ctx;
+
+/* Readers. Each returns S2F_OK and the top-level data set, or a code and a one-line
+ * message naming the place (byte offset, JSON path) where the input is wrong. */
+s2f_code s2f_part10_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f_ds **out,
+                         s2f_error *err);
+s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f_ds **out,
+                            s2f_error *err);
+
+/* 1 when the buffer looks like DICOM JSON (first non-blank byte is '{' or '['). */
+int s2f_looks_like_json(const uint8_t *data, size_t len);
+
+/* Lookups (dataset.c). */
+const s2f_elem *s2f_ds_find(const s2f_ds *ds, uint32_t tag);
+/* Item `index` of sequence `tag`, or NULL. */
+const s2f_ds *s2f_ds_item(const s2f_ds *ds, uint32_t tag, uint32_t index);
+/* Number of backslash-separated values of a string element (0 when empty). */
+uint32_t s2f_elem_string_count(const s2f_elem *e);
+/* Raw bytes of string value `index`, leading/trailing spaces (and NUL padding) removed. */
+int s2f_elem_string_raw(const s2f_elem *e, uint32_t index, const uint8_t **p, size_t *n);
+/* Number of binary values for fixed-size VRs (US=2, UL=4, FD=8, ...). */
+uint32_t s2f_elem_binary_count(const s2f_elem *e);
+int s2f_elem_u16(const s2f_elem *e, uint32_t index, uint16_t *out);
+int s2f_elem_u32(const s2f_elem *e, uint32_t index, uint32_t *out);
+int s2f_elem_i32(const s2f_elem *e, uint32_t index, int32_t *out);
+int s2f_elem_f32(const s2f_elem *e, uint32_t index, float *out);
+int s2f_elem_f64(const s2f_elem *e, uint32_t index, double *out);
+/* Byte size of one value of a fixed-size binary VR, 0 for others. */
+unsigned s2f_vr_fixed_size(uint16_t vr);
+/* 1 for VRs whose value is text (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT). */
+int s2f_vr_is_string(uint16_t vr);
+/* 1 for a VR two-letter code DICOM defines. */
+int s2f_vr_is_known(uint16_t vr);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * dictionary.c - lookups in the generated data dictionary and UID tables (see
+ * dictionary.h; the tables come from tools/gen_dictionary.py).
+ */
+#include "dictionary.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "dataset.h"
+
+typedef struct s2f_dict_entry {
+    uint32_t tag;
+    uint16_t vr;
+    const char *keyword;
+} s2f_dict_entry;
+
+typedef struct s2f_uid_entry {
+    const char *uid;
+    const char *name;
+} s2f_uid_entry;
+
+#include "dictionary_table.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const s2f_dict_entry *find_tag(uint32_t tag)
+{
+    size_t lo = 0, hi = COUNT(s2f_dict_table);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint32_t t = s2f_dict_table[mid].tag;
+        if (t == tag)
+            return &s2f_dict_table[mid];
+        if (t < tag)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int is_private_creator(uint32_t tag)
+{
+    uint16_t elem = S2F_TAG_ELEM(tag);
+    return (S2F_TAG_GROUP(tag) & 1) && elem >= 0x0010 && elem <= 0x00FF;
+}
+
+uint16_t s2f_dict_vr(uint32_t tag)
+{
+    if (S2F_TAG_GROUP(tag) == 0xFFFE)
+        return 0;
+    if (S2F_TAG_ELEM(tag) == 0)
+        return S2F_VR('U', 'L'); /* group length, PS3.5 7.2 */
+    if (is_private_creator(tag))
+        return S2F_VR('L', 'O'); /* PS3.5 7.8.1 */
+    const s2f_dict_entry *d = find_tag(tag);
+    return d ? d->vr : 0;
+}
+
+const char *s2f_dict_keyword(uint32_t tag)
+{
+    const s2f_dict_entry *d = find_tag(tag);
+    return d ? d->keyword : NULL;
+}
+
+const char *s2f_uid_name(const char *uid)
+{
+    if (!uid)
+        return NULL;
+    size_t lo = 0, hi = COUNT(s2f_uid_table);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(s2f_uid_table[mid].uid, uid);
+        if (c == 0)
+            return s2f_uid_table[mid].name;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

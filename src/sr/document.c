@@ -1,0 +1,187 @@
+/*
+ * document.c - the public entry points that read an SR into an s2f_doc: format
+ * detection, reading, character set set-up, header and content tree (stages 1 and 2).
+ */
+#include "document.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tags.h"
+
+#define DEFAULT_DEPTH 128u
+#define DEPTH_CEILING 1024u
+
+static size_t memory_budget(const s2f_options *opt, size_t len)
+{
+    if (opt && opt->max_memory)
+        return opt->max_memory;
+    return len * 64 + ((size_t)64 << 20);
+}
+
+static unsigned depth_limit(const s2f_options *opt)
+{
+    unsigned d = opt && opt->max_depth ? opt->max_depth : DEFAULT_DEPTH;
+    return d > DEPTH_CEILING ? DEPTH_CEILING : d;
+}
+
+void s2f_doc_free(s2f_doc *doc)
+{
+    if (!doc)
+        return;
+    s2f_charset_close(doc->cs);
+    free(doc->input);
+    s2f_arena_free(doc->arena);
+    free(doc);
+}
+
+static s2f_code read_dataset(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+{
+    unsigned depth = depth_limit(opt);
+    s2f_read_ctx ctx = {
+        .arena = doc->arena,
+        .warnings = &doc->warnings,
+        /* each tree level is two data set levels (item + Content Sequence), plus codes */
+        .max_depth = 2 * depth + 8,
+        .max_inflated = memory_budget(opt, doc->len) / 2,
+        .strict = opt ? opt->strict : 0,
+    };
+    s2f_code rc = s2f_looks_like_json(doc->data, doc->len)
+                      ? s2f_dicomjson_read(doc->data, doc->len, &ctx, &doc->ds, err)
+                      : s2f_part10_read(doc->data, doc->len, &ctx, &doc->ds, err);
+    doc->transfer_syntax = ctx.transfer_syntax;
+    return rc;
+}
+
+static s2f_code open_charset(s2f_doc *doc, s2f_error *err)
+{
+    if (doc->ds->utf8) {
+        doc->cs = s2f_charset_open_utf8(doc->arena);
+    } else {
+        const s2f_elem *e = s2f_ds_find(doc->ds, T_SpecificCharacterSet);
+        doc->cs = s2f_charset_open(e ? e->val : NULL, e ? e->len : 0, doc->arena, &doc->warnings);
+    }
+    if (!doc->cs)
+        return s2f_fail(err, S2F_ELIMIT, "out of memory while setting up the character set");
+    return S2F_OK;
+}
+
+static s2f_code build(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+{
+    s2f_code rc = read_dataset(doc, opt, err);
+    if (!rc)
+        rc = open_charset(doc, err);
+    if (rc)
+        return rc;
+    s2f_text t = {.cs = doc->cs, .arena = doc->arena};
+    rc = s2f_header_read(doc->ds, &t, &doc->header, err);
+    if (!rc)
+        rc = s2f_tree_build(doc->ds, doc->cs, doc->arena, &doc->warnings, depth_limit(opt),
+                            &doc->tree, err);
+    return rc;
+}
+
+static s2f_doc *doc_new(const uint8_t *data, size_t len, uint8_t *owned,
+                        const s2f_options *opt, s2f_error *err)
+{
+    s2f_doc *doc = calloc(1, sizeof *doc);
+    if (doc)
+        doc->arena = s2f_arena_new(memory_budget(opt, len));
+    if (!doc || !doc->arena) {
+        free(owned);
+        free(doc);
+        s2f_fail(err, S2F_ENOMEM, "out of memory");
+        return NULL;
+    }
+    doc->input = owned;
+    doc->data = data;
+    doc->len = len;
+    doc->warnings.arena = doc->arena;
+    if (build(doc, opt, err)) {
+        s2f_doc_free(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+s2f_doc *s2f_doc_read(const void *data, size_t len, const s2f_options *opt, s2f_error *err)
+{
+    if (!data && len)
+        return s2f_fail(err, S2F_EUSAGE, "no input buffer"), NULL;
+    return doc_new(data, len, NULL, opt, err);
+}
+
+/* Reads the whole stream into a malloc'd buffer, refusing more than S2F_MAX_INPUT bytes. */
+static uint8_t *slurp(FILE *f, size_t hint, size_t *len, s2f_error *err)
+{
+    size_t cap = hint ? hint + 1 : 65536, n = 0;
+    uint8_t *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        if (cap >= S2F_MAX_INPUT) {
+            free(buf);
+            s2f_fail(err, S2F_ELIMIT, "input is larger than %zu bytes", S2F_MAX_INPUT);
+            return NULL;
+        }
+        uint8_t *nb = realloc(buf, cap * 2);
+        if (!nb)
+            free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    if (!buf) {
+        s2f_fail(err, S2F_ENOMEM, "out of memory while reading the input");
+        return NULL;
+    }
+    if (ferror(f)) {
+        s2f_fail(err, S2F_EIO, "read error: %s", strerror(errno));
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+s2f_doc *s2f_doc_read_file(const char *path, const s2f_options *opt, s2f_error *err)
+{
+    int is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f)
+        return s2f_fail(err, S2F_EIO, "cannot open: %s", strerror(errno)), NULL;
+    struct stat st;
+    size_t hint = 0;
+    if (fstat(fileno(f), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            if (!is_stdin)
+                fclose(f);
+            return s2f_fail(err, S2F_EIO, "is a directory"), NULL;
+        }
+        if (S_ISREG(st.st_mode)) {
+            if ((unsigned long long)st.st_size > S2F_MAX_INPUT) {
+                if (!is_stdin)
+                    fclose(f);
+                return s2f_fail(err, S2F_ELIMIT, "input is larger than %zu bytes", S2F_MAX_INPUT), NULL;
+            }
+            hint = (size_t)st.st_size;
+        }
+    }
+    size_t len = 0;
+    uint8_t *buf = slurp(f, hint, &len, err);
+    if (!is_stdin)
+        fclose(f);
+    if (!buf)
+        return NULL;
+    return doc_new(buf, len, buf, opt, err);
+}
+
+const s2f_warning *s2f_doc_warnings(const s2f_doc *doc, size_t *count)
+{
+    *count = doc->warnings.n;
+    return doc->warnings.list;
+}
+
+size_t s2f_doc_item_count(const s2f_doc *doc) { return doc->tree.n_items; }

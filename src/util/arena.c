@@ -1,0 +1,171 @@
+/*
+ * arena.c - per-conversion bump allocator (see arena.h).
+ *
+ * Blocks are carved from chunks that double in size up to 1 MiB; a request larger
+ * than a quarter of the chunk size gets a chunk of its own, so big buffers (an
+ * inflated data set, a long value) do not waste the tail of a shared chunk.
+ */
+#include "arena.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN ((size_t)_Alignof(max_align_t))
+#define FIRST_CHUNK ((size_t)8192)
+#define MAX_CHUNK ((size_t)1 << 20)
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t size; /* usable bytes after the header */
+    size_t used;
+} chunk;
+
+struct s2f_arena {
+    chunk *head;
+    size_t next_size;
+    size_t limit;
+    size_t total;
+    int over_limit;
+};
+
+static size_t header_size(void) { return (sizeof(chunk) + ALIGN - 1) & ~(ALIGN - 1); }
+
+s2f_arena *s2f_arena_new(size_t limit)
+{
+    s2f_arena *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->next_size = FIRST_CHUNK;
+    a->limit = limit;
+    return a;
+}
+
+void s2f_arena_free(s2f_arena *a)
+{
+    if (!a)
+        return;
+    chunk *c = a->head;
+    while (c) {
+        chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(a);
+}
+
+static chunk *add_chunk(s2f_arena *a, size_t need, int front)
+{
+    size_t size = need > a->next_size ? need : a->next_size;
+    if (size > SIZE_MAX - header_size())
+        return NULL;
+    size_t bytes = header_size() + size;
+    if (a->limit && (a->total > a->limit || bytes > a->limit - a->total)) {
+        a->over_limit = 1;
+        return NULL;
+    }
+    chunk *c = malloc(bytes);
+    if (!c)
+        return NULL;
+    c->size = size;
+    c->used = 0;
+    a->total += bytes;
+    if (front || !a->head) {
+        c->next = a->head;
+        a->head = c;
+    } else { /* a dedicated big chunk goes behind the current one */
+        c->next = a->head->next;
+        a->head->next = c;
+    }
+    if (size == a->next_size && a->next_size < MAX_CHUNK)
+        a->next_size *= 2;
+    return c;
+}
+
+void *s2f_arena_alloc(s2f_arena *a, size_t n)
+{
+    if (n == 0)
+        n = 1;
+    if (n > SIZE_MAX - ALIGN)
+        return NULL;
+    n = (n + ALIGN - 1) & ~(ALIGN - 1);
+    chunk *c = a->head;
+    if (!c || c->size - c->used < n) {
+        int big = n > a->next_size / 4;
+        c = add_chunk(a, n, !big);
+        if (!c)
+            return NULL;
+    }
+    void *p = (char *)c + header_size() + c->used;
+    c->used += n;
+    return p;
+}
+
+void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    void *p = s2f_arena_alloc(a, count * size);
+    if (p)
+        memset(p, 0, count * size);
+    return p;
+}
+
+void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n)
+{
+    if (new_n <= old_n && old)
+        return old;
+    /* Extend in place when old is the last block of the head chunk. */
+    chunk *c = a->head;
+    if (old && c) {
+        char *base = (char *)c + header_size();
+        size_t old_al = (old_n + ALIGN - 1) & ~(ALIGN - 1);
+        if ((char *)old + old_al == base + c->used && (char *)old >= base) {
+            size_t new_al = (new_n + ALIGN - 1) & ~(ALIGN - 1);
+            size_t start = (size_t)((char *)old - base);
+            if (new_al <= c->size - start) {
+                c->used = start + new_al;
+                return old;
+            }
+        }
+    }
+    void *p = s2f_arena_alloc(a, new_n);
+    if (p && old && old_n)
+        memcpy(p, old, old_n);
+    return p;
+}
+
+char *s2f_arena_strndup(s2f_arena *a, const char *s, size_t n)
+{
+    char *p = s2f_arena_alloc(a, n + 1);
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *s2f_arena_strdup(s2f_arena *a, const char *s) { return s2f_arena_strndup(a, s, strlen(s)); }
+
+char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *p = s2f_arena_alloc(a, (size_t)n + 1);
+    if (!p)
+        return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+size_t s2f_arena_used(const s2f_arena *a) { return a->total; }
+int s2f_arena_over_limit(const s2f_arena *a) { return a->over_limit; }

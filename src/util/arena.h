@@ -1,0 +1,38 @@
+/*
+ * arena.h - per-conversion bump allocator.
+ *
+ * Every object made while reading and converting one SR lives in one arena and is
+ * freed with it in one call: no individual frees, no leaks on error paths. The arena
+ * enforces a byte budget so that no input can make a conversion allocate without bound
+ * (callers treat a NULL return as S2F_ELIMIT / "memory limit exceeded").
+ *
+ * Ownership: the arena owns every block it hands out. Not thread-safe: one arena per
+ * conversion, one conversion per thread.
+ */
+#ifndef S2F_ARENA_H
+#define S2F_ARENA_H
+
+#include <stddef.h>
+
+typedef struct s2f_arena s2f_arena;
+
+/* limit: maximum bytes the arena may obtain from malloc (0 = no limit). */
+s2f_arena *s2f_arena_new(size_t limit);
+void s2f_arena_free(s2f_arena *a);
+
+/* Aligned to max_align_t. Returns NULL when the budget or malloc is exhausted. */
+void *s2f_arena_alloc(s2f_arena *a, size_t n);
+void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size);
+/* Grows the most recent or any block by copying; old contents are kept. */
+void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n);
+char *s2f_arena_strndup(s2f_arena *a, const char *s, size_t n);
+char *s2f_arena_strdup(s2f_arena *a, const char *s);
+char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Bytes obtained from malloc so far (for tests and benchmarks). */
+size_t s2f_arena_used(const s2f_arena *a);
+/* True once an allocation has failed because of the budget. */
+int s2f_arena_over_limit(const s2f_arena *a);
+
+#endif
