@@ -354,7 +354,7 @@ static size_t put_double_run(s2f_charset *cs, unsigned set, const uint8_t *in, s
     }
     while (i + 1 < len && is_pair_byte(in[i], high) && is_pair_byte(in[i + 1], high)) {
         size_t n = 0;
-        while (n < sizeof buf && i + 1 < len && is_pair_byte(in[i], high) &&
+        while (n + unit <= sizeof buf && i + 1 < len && is_pair_byte(in[i], high) &&
                is_pair_byte(in[i + 1], high)) {
             if (prefix)
                 buf[n++] = (char)prefix;

@@ -542,12 +542,11 @@ static int integer_of(json_object *v, integer *out)
     }
     if (json_object_is_type(v, json_type_double)) {
         double d = json_object_get_double(v);
-        if (!isfinite(d) || d != floor(d) || d < -9223372036854775808.0 ||
-            d >= 18446744073709551616.0)
+        if (!isfinite(d) || d < -9223372036854775808.0 || d >= 18446744073709551616.0)
             return 0;
         out->neg = d < 0;
         out->mag = d < 0 ? (uint64_t)(-d) : (uint64_t)d;
-        return 1;
+        return (out->neg ? -(double)out->mag : (double)out->mag) == d; /* integral */
     }
     return 0;
 }
@@ -608,7 +607,7 @@ static s2f_code encode_float(reader *r, uint16_t vr, json_object *v, const path 
                        vr == S2F_VR('F', 'L') ? "FL" : "FD", json_kind(v));
     uint64_t bits;
     if (vr == S2F_VR('F', 'L')) {
-        if (isfinite(d) && fabs(d) > FLT_MAX)
+        if (isfinite(d) && (d > FLT_MAX || d < -FLT_MAX))
             return fail_at(r, p, S2F_EFORMAT, "number %s is out of range for VR FL",
                            json_object_get_string(v));
         float f = (float)d;
@@ -630,15 +629,15 @@ static s2f_code encode_number(reader *r, uint16_t vr, json_object *v, const path
     integer x;
     size_t n;
     int was_number = 0;
+    char vrs[3];
+    vr_name(vr, vrs);
     int ok = integer_of(v, &x);
     if (!ok && json_object_is_type(v, json_type_string)) {
         const char *s = string_text(v, &n, &was_number);
         ok = was_number && integer_from_text(s, n, &x);
         if (was_number && !ok)
-            return fail_at(r, p, S2F_EFORMAT, "number %.40s is out of range", s);
+            return fail_at(r, p, S2F_EFORMAT, "number %.40s is out of range for VR %s", s, vrs);
     }
-    char vrs[3];
-    vr_name(vr, vrs);
     if (!ok && (json_object_is_type(v, json_type_double)))
         return fail_at(r, p, S2F_EFORMAT, "number %s is not an integer (VR %s)",
                        json_object_get_string(v), vrs);

@@ -5,20 +5,6 @@
 
 #include <string.h>
 
-/* VRs whose values are restricted to the default repertoire: no decoding needed. */
-static int vr_is_ascii_only(uint16_t vr)
-{
-    switch (vr) {
-    case S2F_VR('A', 'E'): case S2F_VR('A', 'S'): case S2F_VR('C', 'S'):
-    case S2F_VR('D', 'A'): case S2F_VR('D', 'S'): case S2F_VR('D', 'T'):
-    case S2F_VR('I', 'S'): case S2F_VR('T', 'M'): case S2F_VR('U', 'I'):
-    case S2F_VR('U', 'R'):
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static s2f_text_kind kind_of(uint16_t vr)
 {
     if (vr == S2F_VR('P', 'N'))
@@ -36,7 +22,7 @@ static const char *decode(s2f_text *t, const s2f_elem *e, const uint8_t *p, size
     int ascii = 1;
     for (size_t i = 0; i < n && ascii; i++)
         ascii = p[i] < 0x80 && p[i] != 0x1B;
-    if (ascii || (vr_is_ascii_only(e->vr) && !t->cs))
+    if (ascii || !t->cs)
         s = s2f_arena_strndup(t->arena, (const char *)p, n);
     else
         s = s2f_charset_decode(t->cs, p, n, kind_of(e->vr), NULL, &t->replaced);

@@ -20,7 +20,7 @@ static char check_msg[512];
     do {                                                                                    \
         if (!(cond)) {                                                                      \
             if (!check_cur_failed)                                                          \
-                snprintf(check_msg, sizeof check_msg, "%s:%d: CHECK(%s)", __FILE__, __LINE__, \
+                snprintf(check_msg, sizeof check_msg, "%.100s:%d: CHECK(%.300s)", __FILE__, __LINE__, \
                          #cond);                                                            \
             check_cur_failed = 1;                                                           \
             return;                                                                         \
