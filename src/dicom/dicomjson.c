@@ -10,7 +10,8 @@
  * json-c keeps the text of numbers with a fraction or exponent, but integers are stored as
  * int64/uint64: one outside that range is clamped and "-0" becomes "0". A pre-scan finds
  * such tokens; only when there are any, the text is copied with each of them turned into a
- * string that starts with the byte NUM_MARK, so the exact digits survive the parse.
+ * string that starts with the byte NUM_MARK, so the exact digits survive the parse. (In such
+ * a document, a string value that is itself NUM_MARK + a lossy integer reads as a number.)
  *
  * Known limit: a JSON object with the same key twice is collapsed by json-c (the last value
  * wins) before this code sees it. Keys that name the same tag in different spellings
@@ -81,7 +82,19 @@ static void path_render(const path *p, char *out, size_t cap)
 typedef struct reader {
     s2f_read_ctx *ctx;
     s2f_error *err;
+    int marked_numbers; /* the pre-scan quoted lossy integers (NUM_MARK strings exist) */
 } reader;
+
+/* Input text echoed in a message: at most cap - 1 bytes, anything but printable ASCII as
+ * '?', so that messages stay one line of valid UTF-8. */
+static const char *printable(const char *s, size_t n, char *buf, size_t cap)
+{
+    size_t k = 0;
+    for (; k < n && k + 1 < cap; k++)
+        buf[k] = s[k] >= 0x20 && s[k] < 0x7F ? s[k] : '?';
+    buf[k] = 0;
+    return buf;
+}
 
 static s2f_code fail_at(reader *r, const path *p, s2f_code code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -195,7 +208,19 @@ static int is_number_char(char c)
  * NULL, stops at output offset `stop` and stores the matching input offset in *orig (used
  * to turn json-c's offsets in the copy back into offsets in the input).
  */
-static size_t quote_lossy_integers(const char *in, size_t n, char *out, size_t stop, size_t *orig)
+typedef struct scan_stats {
+    size_t objects, arrays, separators; /* '{', '[', and ',' or ':' outside strings */
+} scan_stats;
+
+static void count_structure(char c, scan_stats *st)
+{
+    st->objects += c == '{';
+    st->arrays += c == '[';
+    st->separators += c == ',' || c == ':';
+}
+
+static size_t quote_lossy_integers(const char *in, size_t n, char *out, size_t stop, size_t *orig,
+                                   scan_stats *st)
 {
     size_t o = 0;
     char quote = 0;
@@ -218,6 +243,8 @@ static size_t quote_lossy_integers(const char *in, size_t n, char *out, size_t s
             while (i + tok < n && is_number_char(in[i + tok]))
                 tok++;
             lossy = integer_token_is_lossy(in + i, tok);
+        } else if (st) {
+            count_structure(c, st);
         }
         if (lossy && out) {
             out[o] = '"';
@@ -248,8 +275,32 @@ static size_t input_offset(const json_text *t, size_t off)
 {
     size_t orig = off;
     if (t->copy)
-        quote_lossy_integers(t->in, t->in_n, NULL, off, &orig);
+        quote_lossy_integers(t->in, t->in_n, NULL, off, &orig, NULL);
     return t->base + orig;
+}
+
+/*
+ * The json-c DOM lives outside the arena and costs far more than the text for some shapes
+ * (an empty object "{}" takes about 800 bytes: json-c gives each object a 16-slot hash
+ * table). Its size is estimated from the pre-scan counts and held to the library's default
+ * budget formula, 64 x input + 64 MiB, so a small hostile file cannot take gigabytes.
+ * Real DICOM JSON needs about 30-45 x its size. (The caller's own max_memory is not known
+ * here: s2f_read_ctx does not carry it.)
+ */
+#define DOM_OBJECT_COST 800
+#define DOM_ARRAY_COST 320
+#define DOM_VALUE_COST 80
+
+static s2f_code check_dom_size(const scan_stats *st, size_t len, s2f_error *err)
+{
+    double need = (double)st->objects * DOM_OBJECT_COST + (double)st->arrays * DOM_ARRAY_COST +
+                  (double)st->separators * DOM_VALUE_COST + (double)len;
+    double allowed = 64.0 * (double)len + 64.0 * 1024 * 1024;
+    if (need <= allowed)
+        return S2F_OK;
+    return s2f_fail(err, S2F_ELIMIT, "JSON too dense to parse within the memory budget: "
+                    "%zu objects and %zu arrays in %zu bytes would need about %.0f MiB",
+                    st->objects, st->arrays, len, need / (1024.0 * 1024.0));
 }
 
 static s2f_code prepare_text(const uint8_t *data, size_t len, json_text *t, s2f_error *err)
@@ -260,13 +311,15 @@ static s2f_code prepare_text(const uint8_t *data, size_t len, json_text *t, s2f_
     t->in_n = len - t->base;
     t->s = t->in;
     t->n = t->in_n;
-    size_t need = quote_lossy_integers(t->in, t->in_n, NULL, 0, NULL);
-    if (need == t->in_n)
-        return S2F_OK;
+    scan_stats st = {0, 0, 0};
+    size_t need = quote_lossy_integers(t->in, t->in_n, NULL, 0, NULL, &st);
+    s2f_code rc = check_dom_size(&st, len, err);
+    if (rc != S2F_OK || need == t->in_n)
+        return rc;
     t->copy = malloc(need);
     if (!t->copy)
         return s2f_fail(err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
-    quote_lossy_integers(t->in, t->in_n, t->copy, 0, NULL);
+    quote_lossy_integers(t->in, t->in_n, t->copy, 0, NULL, NULL);
     t->s = t->copy;
     t->n = need;
     return S2F_OK;
@@ -356,11 +409,12 @@ static s2f_code value_list_of(reader *r, json_object *value, const path *p, valu
 }
 
 /* Text of a string, or of a quoted lossy integer (NUM_MARK removed, *was_number set). */
-static const char *string_text(json_object *v, size_t *n, int *was_number)
+static const char *string_text(const reader *r, json_object *v, size_t *n, int *was_number)
 {
     const char *s = json_object_get_string(v);
     *n = (size_t)json_object_get_string_len(v);
-    *was_number = *n > 0 && s[0] == NUM_MARK;
+    *was_number = r->marked_numbers && *n > 0 && s[0] == NUM_MARK &&
+                  integer_token_is_lossy(s + 1, *n - 1);
     if (*was_number) {
         s++;
         (*n)--;
@@ -380,7 +434,7 @@ static s2f_code string_value(reader *r, uint16_t vr, json_object *v, const path 
     case json_type_null:
         return S2F_OK;
     case json_type_string:
-        *s = string_text(v, n, &was_number);
+        *s = string_text(r, v, n, &was_number);
         if (was_number && !numeric_vr) {
             vr_name(vr, vrs);
             return fail_at(r, p, S2F_EFORMAT, "expected a string for VR %s, got a number", vrs);
@@ -422,13 +476,15 @@ static s2f_code pn_value(reader *r, json_object *v, const path *p, uint8_t *buf,
     static const char *const groups[3] = {"Alphabetic", "Ideographic", "Phonetic"};
     const char *s[3] = {"", "", ""};
     size_t n[3] = {0, 0, 0};
+    char text[41];
     json_object_object_foreach(v, key, g) {
         int k = 0;
         while (k < 3 && strcmp(key, groups[k]) != 0)
             k++;
         if (k == 3) {
             if (!buf)
-                warn_at(r, p, "unknown person name group \"%.40s\" ignored", key);
+                warn_at(r, p, "unknown person name group \"%s\" ignored",
+                        printable(key, strlen(key), text, sizeof text));
             continue;
         }
         int was_number;
@@ -437,7 +493,7 @@ static s2f_code pn_value(reader *r, json_object *v, const path *p, uint8_t *buf,
         if (!json_object_is_type(g, json_type_string))
             return fail_at(r, p, S2F_EFORMAT, "\"%s\" is %s, expected a string", key,
                            json_kind(g));
-        s[k] = string_text(g, &n[k], &was_number);
+        s[k] = string_text(r, g, &n[k], &was_number);
     }
     int last = 2;
     while (last >= 0 && n[last] == 0)
@@ -464,9 +520,16 @@ static s2f_code pn_entry(reader *r, json_object *v, const path *p, uint8_t *buf,
                                          "read as the Alphabetic group");
     size_t n;
     int was_number;
-    const char *s = string_text(v, &n, &was_number);
+    const char *s = string_text(r, v, &n, &was_number);
     put_bytes(buf, at, s, n);
     return rc;
+}
+
+/* LT ST UT UR: one value, a backslash is text. */
+static int single_valued(uint16_t vr)
+{
+    return vr == S2F_VR('L', 'T') || vr == S2F_VR('S', 'T') || vr == S2F_VR('U', 'T') ||
+           vr == S2F_VR('U', 'R');
 }
 
 /*
@@ -492,6 +555,9 @@ static s2f_code read_strings(reader *r, s2f_elem *e, const value_list *vl, const
                 const char *s;
                 size_t n;
                 rc = string_value(r, e->vr, v, &vp, &s, &n);
+                if (!buf && rc == S2F_OK && !single_valued(e->vr) && memchr(s, '\\', n))
+                    warn_at(r, &vp, "value holds a backslash, which DICOM reads as a value "
+                            "separator");
                 put_bytes(buf, &at, s, n);
             }
             if (rc != S2F_OK)
@@ -578,7 +644,7 @@ static s2f_code encode_integer(reader *r, uint16_t vr, const integer *x, const p
     return S2F_OK;
 }
 
-static int double_of(json_object *v, double *d)
+static int double_of(const reader *r, json_object *v, double *d)
 {
     if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
         *d = json_object_get_double(v);
@@ -589,7 +655,7 @@ static int double_of(json_object *v, double *d)
     char buf[64];
     if (!json_object_is_type(v, json_type_string))
         return 0;
-    const char *s = string_text(v, &n, &was_number);
+    const char *s = string_text(r, v, &n, &was_number);
     if (!was_number || n >= sizeof buf)
         return 0;
     memcpy(buf, s, n);
@@ -602,7 +668,7 @@ static s2f_code encode_float(reader *r, uint16_t vr, json_object *v, const path 
                              uint8_t *dst)
 {
     double d;
-    if (!double_of(v, &d))
+    if (!double_of(r, v, &d))
         return fail_at(r, p, S2F_EFORMAT, "expected a number for VR %s, got %s",
                        vr == S2F_VR('F', 'L') ? "FL" : "FD", json_kind(v));
     uint64_t bits;
@@ -633,7 +699,7 @@ static s2f_code encode_number(reader *r, uint16_t vr, json_object *v, const path
     vr_name(vr, vrs);
     int ok = integer_of(v, &x);
     if (!ok && json_object_is_type(v, json_type_string)) {
-        const char *s = string_text(v, &n, &was_number);
+        const char *s = string_text(r, v, &n, &was_number);
         ok = was_number && integer_from_text(s, n, &x);
         if (was_number && !ok)
             return fail_at(r, p, S2F_EFORMAT, "number %.40s is out of range for VR %s", s, vrs);
@@ -677,12 +743,14 @@ static int parse_tag(const char *s, size_t n, uint32_t *tag)
 static s2f_code encode_at(reader *r, json_object *v, const path *p, uint8_t *dst)
 {
     uint32_t tag;
+    char text[21];
     if (!json_object_is_type(v, json_type_string))
         return fail_at(r, p, S2F_EFORMAT, "expected a \"GGGGEEEE\" string for VR AT, got %s",
                        json_kind(v));
     if (!parse_tag(json_object_get_string(v), (size_t)json_object_get_string_len(v), &tag))
-        return fail_at(r, p, S2F_EFORMAT, "AT value \"%.20s\" is not 8 hex digits",
-                       json_object_get_string(v));
+        return fail_at(r, p, S2F_EFORMAT, "AT value \"%s\" is not 8 hex digits",
+                       printable(json_object_get_string(v),
+                                 (size_t)json_object_get_string_len(v), text, sizeof text));
     put_le(dst, S2F_TAG_GROUP(tag), 2);
     put_le(dst + 2, S2F_TAG_ELEM(tag), 2);
     return S2F_OK;
@@ -854,6 +922,7 @@ static s2f_code read_value(reader *r, s2f_elem *e, json_object *value, const s2f
 static s2f_code read_vr(reader *r, json_object *el, const path *p, uint16_t *vr)
 {
     json_object *v;
+    char text[9];
     if (!json_object_object_get_ex(el, "vr", &v))
         return fail_at(r, p, S2F_EFORMAT, "\"vr\" missing");
     if (!json_object_is_type(v, json_type_string))
@@ -863,7 +932,8 @@ static s2f_code read_vr(reader *r, json_object *el, const path *p, uint16_t *vr)
     size_t n = (size_t)json_object_get_string_len(v);
     if (n != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' ||
         !s2f_vr_is_known(S2F_VR(s[0], s[1])))
-        return fail_at(r, p, S2F_EFORMAT, "\"vr\" \"%.8s\" is not a DICOM VR", s);
+        return fail_at(r, p, S2F_EFORMAT, "\"vr\" \"%s\" is not a DICOM VR",
+                       printable(s, n, text, sizeof text));
     *vr = S2F_VR(s[0], s[1]);
     return S2F_OK;
 }
@@ -873,6 +943,7 @@ static s2f_code element_members(reader *r, json_object *el, const path *p, json_
                                 json_object **inline_bin, json_object **bulk)
 {
     int count = 0;
+    char text[41];
     *value = *inline_bin = *bulk = NULL;
     json_object_object_foreach(el, key, v) {
         json_object **slot = strcmp(key, "Value") == 0          ? value
@@ -883,7 +954,8 @@ static s2f_code element_members(reader *r, json_object *el, const path *p, json_
             *slot = v;
             count++;
         } else if (strcmp(key, "vr") != 0) {
-            warn_at(r, p, "unknown member \"%.40s\" ignored", key);
+            warn_at(r, p, "unknown member \"%s\" ignored",
+                    printable(key, strlen(key), text, sizeof text));
         }
     }
     if (count > 1)
@@ -896,7 +968,7 @@ static s2f_code read_element(reader *r, json_object *el, s2f_elem *e, const s2f_
                              unsigned depth, const path *p)
 {
     json_object *value, *inline_bin, *bulk;
-    char vrs[3];
+    char vrs[3], text[121];
     if (!json_object_is_type(el, json_type_object))
         return fail_at(r, p, S2F_EFORMAT, "expected an object with \"vr\", got %s",
                        json_kind(el));
@@ -917,8 +989,9 @@ static s2f_code read_element(reader *r, json_object *el, s2f_elem *e, const s2f_
         return fail_at(r, p, S2F_EFORMAT, "\"BulkDataURI\" must be a string on a non-SQ "
                        "element");
     if (bulk)
-        warn_at(r, p, "bulk data at \"%.120s\" not fetched; the element is read as empty",
-                json_object_get_string(bulk));
+        warn_at(r, p, "bulk data at \"%s\" not fetched; the element is read as empty",
+                printable(json_object_get_string(bulk),
+                          (size_t)json_object_get_string_len(bulk), text, sizeof text));
     return S2F_OK;
 }
 
@@ -961,6 +1034,7 @@ static s2f_code read_dataset(reader *r, json_object *obj, const s2f_ds *parent, 
         return fail_at(r, p, S2F_ELIMIT, "sequences nested deeper than %u levels",
                        r->ctx->max_depth);
     size_t count = (size_t)json_object_object_length(obj);
+    char text[41];
     s2f_ds *ds = s2f_arena_calloc(r->ctx->arena, 1, sizeof *ds);
     s2f_elem *elems = count ? s2f_arena_calloc(r->ctx->arena, count, sizeof *elems) : NULL;
     if (!ds || (count && !elems))
@@ -971,8 +1045,8 @@ static s2f_code read_dataset(reader *r, json_object *obj, const s2f_ds *parent, 
     json_object_object_foreach(obj, key, el) {
         s2f_elem *e = &ds->elems[ds->n];
         if (!parse_tag(key, strlen(key), &e->tag))
-            return fail_at(r, p, S2F_EFORMAT, "member key \"%.40s\" is not a tag "
-                           "(8 hex digits)", key);
+            return fail_at(r, p, S2F_EFORMAT, "member key \"%s\" is not a tag "
+                           "(8 hex digits)", printable(key, strlen(key), text, sizeof text));
         path mp = {p, P_MEMBER, e->tag, 0, NULL};
         s2f_code rc = read_element(r, el, e, ds, depth, &mp);
         if (rc != S2F_OK)
@@ -1009,7 +1083,7 @@ static s2f_code read_top(reader *r, json_object *root, s2f_ds **out)
 s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f_ds **out,
                             s2f_error *err)
 {
-    reader r = {ctx, err};
+    reader r = {ctx, err, 0};
     json_text text;
     json_object *root = NULL;
     *out = NULL;
@@ -1030,6 +1104,7 @@ s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, 
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     rc = parse_text(tok, &text, depth, &root, err);
     json_tokener_free(tok);
+    r.marked_numbers = text.copy != NULL;
     free(text.copy);
     if (rc == S2F_OK)
         rc = read_top(&r, root, out);

@@ -22,6 +22,7 @@ typedef struct builder {
     s2f_text text;
     unsigned max_depth;
     size_t n_items;
+    uint32_t deepest;
     s2f_item **byref;        /* by-reference items, resolved at the end */
     size_t n_byref, cap_byref;
     s2f_error *err;
@@ -78,22 +79,21 @@ static s2f_rel rel_from_text(const char *s)
 
 void s2f_item_position(const s2f_item *it, char *buf, size_t size)
 {
-    uint32_t idx[64];
-    size_t n = 0;
-    int truncated = 0;
+    char tmp[4096];
+    size_t at = sizeof tmp - 1;
+    tmp[at] = '\0';
     for (const s2f_item *p = it; p; p = p->parent) {
-        if (n == sizeof idx / sizeof idx[0]) {
-            truncated = 1;
+        char num[12];
+        size_t n = (size_t)snprintf(num, sizeof num, "%u", p->index);
+        if (n + 1 + 3 > at) { /* deeper than the buffer: keep the innermost part */
+            memcpy(tmp + (at -= 3), "...", 3);
             break;
         }
-        idx[n++] = p->index;
+        memcpy(tmp + (at -= n), num, n);
+        if (p->parent)
+            tmp[--at] = '.';
     }
-    size_t off = 0;
-    buf[0] = '\0';
-    if (truncated)
-        off += (size_t)snprintf(buf, size, "...");
-    while (n-- > 0 && off < size)
-        off += (size_t)snprintf(buf + off, size - off, off && !(truncated && off == 3) ? ".%u" : "%u", idx[n]);
+    snprintf(buf, size, "%s", tmp + at);
 }
 
 static void warn_at(builder *b, const s2f_item *it, const char *what)
@@ -422,6 +422,8 @@ static s2f_code build_item(builder *b, s2f_item *it, const s2f_ds *ds, s2f_item 
     it->depth = parent ? parent->depth + 1 : 0;
     it->offset = ds->offset;
     b->n_items++;
+    if (it->depth > b->deepest)
+        b->deepest = it->depth;
     if (parent) {
         it->rel_text = s2f_text_value(&b->text, ds, T_RelationshipType);
         it->rel = rel_from_text(it->rel_text);
@@ -493,5 +495,6 @@ s2f_code s2f_tree_build(const s2f_ds *top, s2f_charset *cs, s2f_arena *a, s2f_wa
         s2f_warn(w, "%u undecodable character(s) replaced by U+FFFD", b.text.replaced);
     out->root = root;
     out->n_items = b.n_items;
+    out->depth = b.deepest;
     return S2F_OK;
 }

@@ -113,6 +113,7 @@ struct s2f_item {
 typedef struct s2f_tree {
     s2f_item *root;
     size_t n_items;
+    uint32_t depth;          /* depth of the deepest item (root = 0) */
 } s2f_tree;
 
 /* Build the content tree from the top-level data set. Text is decoded with `cs`

@@ -1,262 +1,354 @@
 /*
  * dump.c - the human-readable dump of a read SR (`sr2fhir dump`), format specified in
  * docs/dump-format.md: a header summary, a blank line, one line per content item.
+ * Written through a buffered sink; positions are built incrementally while walking the
+ * tree, so a 100,000-item report costs no per-line formatting beyond its values.
  */
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "document.h"
 #include "../dicom/dictionary.h"
+#include "../util/sink.h"
 
-static void put_quoted(FILE *out, const char *s)
+static void put_quoted(s2f_sink *s, const char *str)
 {
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '"': fputs("\\\"", out); break;
-        case '\\': fputs("\\\\", out); break;
-        case '\n': fputs("\\n", out); break;
-        case '\r': fputs("\\r", out); break;
-        case '\t': fputs("\\t", out); break;
-        default:
-            if (*p < 0x20 || *p == 0x7F)
-                fprintf(out, "\\x%02X", *p);
-            else
-                fputc(*p, out);
+    static const char hex[] = "0123456789ABCDEF";
+    const unsigned char *p = (const unsigned char *)(str ? str : ""), *run = p;
+    s2f_sink_putc(s, '"');
+    for (;; p++) {
+        unsigned char c = *p;
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F)
+            continue;
+        s2f_sink_write(s, run, (size_t)(p - run));
+        run = p + 1;
+        if (!c)
+            break;
+        switch (c) {
+        case '"': s2f_sink_puts(s, "\\\""); break;
+        case '\\': s2f_sink_puts(s, "\\\\"); break;
+        case '\n': s2f_sink_puts(s, "\\n"); break;
+        case '\r': s2f_sink_puts(s, "\\r"); break;
+        case '\t': s2f_sink_puts(s, "\\t"); break;
+        default: {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            s2f_sink_write(s, esc, 4);
+        }
         }
     }
-    fputc('"', out);
+    s2f_sink_putc(s, '"');
 }
 
-static void put_code(FILE *out, const s2f_codeval *c)
+static void put_code(s2f_sink *s, const s2f_codeval *c)
 {
-    fprintf(out, "(%s,%s", c->value, c->scheme);
-    if (c->version)
-        fprintf(out, "[%s]", c->version);
-    fputc(',', out);
-    put_quoted(out, c->meaning);
-    fputc(')', out);
+    s2f_sink_putc(s, '(');
+    s2f_sink_puts(s, c->value);
+    s2f_sink_putc(s, ',');
+    s2f_sink_puts(s, c->scheme);
+    if (c->version) {
+        s2f_sink_putc(s, '[');
+        s2f_sink_puts(s, c->version);
+        s2f_sink_putc(s, ']');
+    }
+    s2f_sink_putc(s, ',');
+    put_quoted(s, c->meaning);
+    s2f_sink_putc(s, ')');
 }
 
-static void put_float(FILE *out, double v) { fprintf(out, "%.9g", v); }
+static void put_float(s2f_sink *s, double v) { s2f_sink_printf(s, "%.9g", v); }
 
-static void put_num(FILE *out, const s2f_item *it)
+static void put_num(s2f_sink *s, const s2f_item *it)
 {
     if (it->v.num.has_value && it->v.num.text)
-        put_quoted(out, it->v.num.text);
+        put_quoted(s, it->v.num.text);
     else
-        fputs("(no value)", out);
+        s2f_sink_puts(s, "(no value)");
     if (it->v.num.units) {
-        fputc(' ', out);
-        put_code(out, it->v.num.units);
+        s2f_sink_putc(s, ' ');
+        put_code(s, it->v.num.units);
     }
     if (it->v.num.has_float)
-        fprintf(out, " fp=%.17g", it->v.num.fp);
-    if (it->v.num.rational)
-        fprintf(out, " rational=%s", it->v.num.rational);
+        s2f_sink_printf(s, " fp=%.17g", it->v.num.fp);
+    if (it->v.num.rational) {
+        s2f_sink_puts(s, " rational=");
+        s2f_sink_puts(s, it->v.num.rational);
+    }
     if (it->v.num.qualifier) {
-        fputs(" qualifier=", out);
-        put_code(out, it->v.num.qualifier);
+        s2f_sink_puts(s, " qualifier=");
+        put_code(s, it->v.num.qualifier);
     }
 }
 
-static void put_sopref(FILE *out, const s2f_sopref *r)
+static void put_sopref(s2f_sink *s, const s2f_sopref *r)
 {
-    fprintf(out, "(%s,%s)", r->sop_class ? r->sop_class : "", r->sop_instance ? r->sop_instance : "");
-    for (uint32_t i = 0; i < r->n_frames; i++)
-        fprintf(out, "%s%d", i ? "," : " frames=", (int)r->frames[i]);
-    for (uint32_t i = 0; i < r->n_segments; i++)
-        fprintf(out, "%s%u", i ? "," : " segments=", (unsigned)r->segments[i]);
-    for (uint32_t i = 0; i + 1 < r->n_channels; i += 2)
-        fprintf(out, "%s%u/%u", i ? "," : " channels=", (unsigned)r->channels[i],
-                (unsigned)r->channels[i + 1]);
+    s2f_sink_putc(s, '(');
+    s2f_sink_puts(s, r->sop_class ? r->sop_class : "");
+    s2f_sink_putc(s, ',');
+    s2f_sink_puts(s, r->sop_instance ? r->sop_instance : "");
+    s2f_sink_putc(s, ')');
+    for (uint32_t i = 0; i < r->n_frames; i++) {
+        s2f_sink_puts(s, i ? "," : " frames=");
+        s2f_sink_i64(s, r->frames[i]);
+    }
+    for (uint32_t i = 0; i < r->n_segments; i++) {
+        s2f_sink_puts(s, i ? "," : " segments=");
+        s2f_sink_u64(s, r->segments[i]);
+    }
+    for (uint32_t i = 0; i + 1 < r->n_channels; i += 2) {
+        s2f_sink_puts(s, i ? "," : " channels=");
+        s2f_sink_u64(s, r->channels[i]);
+        s2f_sink_putc(s, '/');
+        s2f_sink_u64(s, r->channels[i + 1]);
+    }
     if (r->pstate_instance)
-        fprintf(out, " pstate=(%s,%s)", r->pstate_class ? r->pstate_class : "", r->pstate_instance);
+        s2f_sink_printf(s, " pstate=(%s,%s)", r->pstate_class ? r->pstate_class : "",
+                        r->pstate_instance);
 }
 
-static void put_coord(FILE *out, const s2f_item *it, unsigned dims)
+static void put_coord(s2f_sink *s, const s2f_item *it, unsigned dims)
 {
-    fprintf(out, "(%s", it->v.coord.graphic_type ? it->v.coord.graphic_type : "");
+    s2f_sink_putc(s, '(');
+    s2f_sink_puts(s, it->v.coord.graphic_type ? it->v.coord.graphic_type : "");
     if (dims == 3) {
-        fputc(',', out);
-        put_quoted(out, it->v.coord.frame_of_reference);
+        s2f_sink_putc(s, ',');
+        put_quoted(s, it->v.coord.frame_of_reference);
     }
     for (uint32_t i = 0; i < it->v.coord.n; i++) {
-        fputc(i % dims == 0 ? ',' : '/', out);
-        put_float(out, it->v.coord.data[i]);
+        s2f_sink_putc(s, i % dims == 0 ? ',' : '/');
+        put_float(s, it->v.coord.data[i]);
     }
-    fputc(')', out);
+    s2f_sink_putc(s, ')');
 }
 
-static void put_tcoord(FILE *out, const s2f_item *it)
+static void put_tcoord(s2f_sink *s, const s2f_item *it)
 {
-    fprintf(out, "(%s", it->v.tcoord.range_type ? it->v.tcoord.range_type : "");
-    for (uint32_t i = 0; i < it->v.tcoord.n_samples; i++)
-        fprintf(out, "%s%u", i ? "/" : ",samples=", (unsigned)it->v.tcoord.samples[i]);
-    for (uint32_t i = 0; i < it->v.tcoord.n_offsets; i++) {
-        fputs(i ? "/" : ",offsets=", out);
-        put_float(out, it->v.tcoord.offsets[i]);
+    s2f_sink_putc(s, '(');
+    s2f_sink_puts(s, it->v.tcoord.range_type ? it->v.tcoord.range_type : "");
+    for (uint32_t i = 0; i < it->v.tcoord.n_samples; i++) {
+        s2f_sink_puts(s, i ? "/" : ",samples=");
+        s2f_sink_u64(s, it->v.tcoord.samples[i]);
     }
-    for (uint32_t i = 0; i < it->v.tcoord.n_datetimes; i++)
-        fprintf(out, "%s%s", i ? "/" : ",datetimes=",
-                it->v.tcoord.datetimes[i] ? it->v.tcoord.datetimes[i] : "");
-    fputc(')', out);
+    for (uint32_t i = 0; i < it->v.tcoord.n_offsets; i++) {
+        s2f_sink_puts(s, i ? "/" : ",offsets=");
+        put_float(s, it->v.tcoord.offsets[i]);
+    }
+    for (uint32_t i = 0; i < it->v.tcoord.n_datetimes; i++) {
+        s2f_sink_puts(s, i ? "/" : ",datetimes=");
+        s2f_sink_puts(s, it->v.tcoord.datetimes[i] ? it->v.tcoord.datetimes[i] : "");
+    }
+    s2f_sink_putc(s, ')');
 }
 
-static void put_value(FILE *out, const s2f_item *it)
+static void put_value(s2f_sink *s, const s2f_item *it)
 {
     switch (it->vt) {
-    case S2F_VT_CONTAINER: fputs(it->v.container.separate ? "SEPARATE" : "CONTINUOUS", out); break;
+    case S2F_VT_CONTAINER:
+        s2f_sink_puts(s, it->v.container.separate ? "SEPARATE" : "CONTINUOUS");
+        break;
     case S2F_VT_TEXT: case S2F_VT_DATETIME: case S2F_VT_DATE: case S2F_VT_TIME:
     case S2F_VT_UIDREF: case S2F_VT_PNAME:
-        put_quoted(out, it->v.text);
+        put_quoted(s, it->v.text);
         break;
-    case S2F_VT_CODE: put_code(out, &it->v.code); break;
-    case S2F_VT_NUM: put_num(out, it); break;
+    case S2F_VT_CODE: put_code(s, &it->v.code); break;
+    case S2F_VT_NUM: put_num(s, it); break;
     case S2F_VT_COMPOSITE: case S2F_VT_IMAGE: case S2F_VT_WAVEFORM:
-        put_sopref(out, &it->v.ref);
+        put_sopref(s, &it->v.ref);
         break;
-    case S2F_VT_SCOORD: put_coord(out, it, 2); break;
-    case S2F_VT_SCOORD3D: put_coord(out, it, 3); break;
-    case S2F_VT_TCOORD: put_tcoord(out, it); break;
-    case S2F_VT_TABLE: fprintf(out, "(%u x %u)", it->v.table.rows, it->v.table.columns); break;
-    case S2F_VT_UNKNOWN: fputs("(unknown value type)", out); break;
+    case S2F_VT_SCOORD: put_coord(s, it, 2); break;
+    case S2F_VT_SCOORD3D: put_coord(s, it, 3); break;
+    case S2F_VT_TCOORD: put_tcoord(s, it); break;
+    case S2F_VT_TABLE:
+        s2f_sink_printf(s, "(%u x %u)", it->v.table.rows, it->v.table.columns);
+        break;
+    case S2F_VT_UNKNOWN: s2f_sink_puts(s, "(unknown value type)"); break;
     }
 }
 
-static void put_annotations(FILE *out, const s2f_item *it)
+static void put_annotations(s2f_sink *s, const s2f_item *it)
 {
     if (!it->observation_uid && !it->observation_dt && !it->template_id)
         return;
     const char *sep = " {";
-    if (it->observation_uid)
-        fprintf(out, "%suid=%s", sep, it->observation_uid), sep = " ";
-    if (it->observation_dt)
-        fprintf(out, "%sdt=%s", sep, it->observation_dt), sep = " ";
-    if (it->template_id)
-        fprintf(out, "%stemplate=%s/%s", sep, it->template_resource ? it->template_resource : "",
-                it->template_id);
-    fputc('}', out);
+    if (it->observation_uid) {
+        s2f_sink_puts(s, sep);
+        s2f_sink_puts(s, "uid=");
+        s2f_sink_puts(s, it->observation_uid);
+        sep = " ";
+    }
+    if (it->observation_dt) {
+        s2f_sink_puts(s, sep);
+        s2f_sink_puts(s, "dt=");
+        s2f_sink_puts(s, it->observation_dt);
+        sep = " ";
+    }
+    if (it->template_id) {
+        s2f_sink_puts(s, sep);
+        s2f_sink_printf(s, "template=%s/%s", it->template_resource ? it->template_resource : "",
+                        it->template_id);
+    }
+    s2f_sink_putc(s, '}');
 }
 
-static void put_item(FILE *out, const s2f_item *it)
+static void put_item(s2f_sink *s, const s2f_item *it, const char *pos, size_t pos_len)
 {
-    char pos[4096];
-    s2f_item_position(it, pos, sizeof pos);
-    fprintf(out, "%s  ", pos);
-    if (it->parent)
-        fprintf(out, "%s ", it->rel == S2F_REL_UNKNOWN ? (it->rel_text ? it->rel_text : "?")
-                                                       : s2f_rel_name(it->rel));
+    s2f_sink_write(s, pos, pos_len);
+    s2f_sink_puts(s, "  ");
+    if (it->parent) {
+        s2f_sink_puts(s, it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
+                         : it->rel_text ? it->rel_text : "?");
+        s2f_sink_putc(s, ' ');
+    }
     if (it->by_reference) {
-        fputs("->", out);
-        for (uint32_t i = 0; i < it->ref_path_len; i++)
-            fprintf(out, "%c%u", i ? '.' : ' ', (unsigned)it->ref_path[i]);
-        fputc('\n', out);
+        s2f_sink_puts(s, "->");
+        for (uint32_t i = 0; i < it->ref_path_len; i++) {
+            s2f_sink_putc(s, i ? '.' : ' ');
+            s2f_sink_u64(s, it->ref_path[i]);
+        }
+        s2f_sink_putc(s, '\n');
         return;
     }
-    fputs(it->vt == S2F_VT_UNKNOWN && it->vt_text ? it->vt_text : s2f_vt_name(it->vt), out);
+    s2f_sink_puts(s, it->vt == S2F_VT_UNKNOWN && it->vt_text ? it->vt_text : s2f_vt_name(it->vt));
     if (it->concept) {
-        fputc(' ', out);
-        put_code(out, it->concept);
+        s2f_sink_putc(s, ' ');
+        put_code(s, it->concept);
     }
-    fputs(" = ", out);
-    put_value(out, it);
-    put_annotations(out, it);
-    fputc('\n', out);
+    s2f_sink_puts(s, " = ");
+    put_value(s, it);
+    put_annotations(s, it);
+    s2f_sink_putc(s, '\n');
 }
 
-/* Depth-first without recursion, so dumping never needs stack proportional to depth. */
-static void put_tree(FILE *out, const s2f_item *root)
+/* Appends ".index" to the position prefix of the parent; returns the new length. */
+static size_t extend_position(char *pos, size_t parent_len, uint32_t index)
+{
+    char tmp[12];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + index % 10);
+        index /= 10;
+    } while (index);
+    pos[parent_len] = '.';
+    for (size_t i = 0; i < n; i++)
+        pos[parent_len + 1 + i] = tmp[n - 1 - i];
+    return parent_len + 1 + n;
+}
+
+/* Depth-first without recursion; len_at[d] is the length of the position at depth d. */
+static void put_tree(s2f_sink *s, const s2f_item *root, char *pos, size_t *len_at)
 {
     const s2f_item *it = root;
-    while (it) {
-        put_item(out, it);
+    pos[0] = '1';
+    len_at[0] = 1;
+    for (;;) {
+        put_item(s, it, pos, len_at[it->depth]);
         if (it->n_children) {
             it = it->children[0];
-            continue;
+        } else {
+            while (it->parent && it->index >= it->parent->n_children)
+                it = it->parent;
+            if (!it->parent)
+                return;
+            it = it->parent->children[it->index];
         }
-        while (it && it->parent && it->index >= it->parent->n_children)
-            it = it->parent;
-        it = it && it->parent ? it->parent->children[it->index] : NULL;
+        len_at[it->depth] = extend_position(pos, len_at[it->depth - 1], it->index);
     }
 }
 
-static void kv(FILE *out, const char *key, const char *value)
+static void kv(s2f_sink *s, const char *key, const char *value)
 {
-    if (value && *value)
-        fprintf(out, "%s: %s\n", key, value);
-}
-
-static void kv_uid(FILE *out, const char *key, const char *uid)
-{
-    if (!uid)
+    if (!value || !*value)
         return;
-    const char *name = s2f_uid_name(uid);
-    if (name)
-        fprintf(out, "%s: %s (%s)\n", key, uid, name);
-    else
-        kv(out, key, uid);
+    s2f_sink_puts(s, key);
+    s2f_sink_puts(s, ": ");
+    s2f_sink_puts(s, value);
+    s2f_sink_putc(s, '\n');
 }
 
-static void kv_issuer(FILE *out, const char *key, const s2f_issuer *is)
+static void kv_uid(s2f_sink *s, const char *key, const char *uid)
+{
+    const char *name = uid ? s2f_uid_name(uid) : NULL;
+    if (name)
+        s2f_sink_printf(s, "%s: %s (%s)\n", key, uid, name);
+    else
+        kv(s, key, uid);
+}
+
+static void kv_issuer(s2f_sink *s, const char *key, const s2f_issuer *is)
 {
     if (is->universal)
-        fprintf(out, "%s: %s (%s)\n", key, is->universal,
-                is->universal_type ? is->universal_type : "no type");
+        s2f_sink_printf(s, "%s: %s (%s)\n", key, is->universal,
+                        is->universal_type ? is->universal_type : "no type");
 }
 
-static void put_header(FILE *out, const s2f_doc *doc)
+static void put_header(s2f_sink *s, const s2f_doc *doc)
 {
     const s2f_header *h = &doc->header;
     if (doc->ds->utf8)
-        kv(out, "Format", "DICOM JSON");
+        kv(s, "Format", "DICOM JSON");
     else
-        kv_uid(out, "Format", doc->transfer_syntax);
-    kv_uid(out, "SOP Class", h->sop_class);
-    kv(out, "SOP Instance", h->sop_instance);
-    kv(out, "Character Set", h->charset);
-    kv(out, "Patient Name", h->patient_name);
-    kv(out, "Patient ID", h->patient_id);
-    kv(out, "Issuer of Patient ID", h->patient_issuer.local);
-    kv_issuer(out, "Patient ID Issuer", &h->patient_issuer);
-    kv(out, "Birth Date", h->birth_date);
-    kv(out, "Sex", h->sex);
-    kv(out, "Study UID", h->study_uid);
-    kv(out, "Study ID", h->study_id);
-    kv(out, "Study Date", h->study_date);
-    kv(out, "Study Time", h->study_time);
-    kv(out, "Accession Number", h->accession);
-    kv_issuer(out, "Accession Issuer", &h->accession_issuer);
-    kv(out, "Series UID", h->series_uid);
-    kv(out, "Series Number", h->series_number);
-    kv(out, "Modality", h->modality);
-    kv(out, "Manufacturer", h->manufacturer);
-    kv(out, "Model", h->model);
-    kv(out, "Device UID", h->device_uid);
-    kv(out, "Device Serial", h->device_serial);
-    kv(out, "Software Versions", h->software_versions);
+        kv_uid(s, "Format", doc->transfer_syntax);
+    kv_uid(s, "SOP Class", h->sop_class);
+    kv(s, "SOP Instance", h->sop_instance);
+    kv(s, "Character Set", h->charset);
+    kv(s, "Patient Name", h->patient_name);
+    kv(s, "Patient ID", h->patient_id);
+    kv(s, "Issuer of Patient ID", h->patient_issuer.local);
+    kv_issuer(s, "Patient ID Issuer", &h->patient_issuer);
+    kv(s, "Birth Date", h->birth_date);
+    kv(s, "Sex", h->sex);
+    kv(s, "Study UID", h->study_uid);
+    kv(s, "Study ID", h->study_id);
+    kv(s, "Study Date", h->study_date);
+    kv(s, "Study Time", h->study_time);
+    kv(s, "Accession Number", h->accession);
+    kv_issuer(s, "Accession Issuer", &h->accession_issuer);
+    kv(s, "Series UID", h->series_uid);
+    kv(s, "Series Number", h->series_number);
+    kv(s, "Modality", h->modality);
+    kv(s, "Manufacturer", h->manufacturer);
+    kv(s, "Model", h->model);
+    kv(s, "Device UID", h->device_uid);
+    kv(s, "Device Serial", h->device_serial);
+    kv(s, "Software Versions", h->software_versions);
     for (size_t i = 0; i < h->n_udi; i++)
-        kv(out, "UDI", h->udi[i]);
-    kv(out, "Preliminary Flag", h->preliminary);
-    kv(out, "Completion Flag", h->completion);
-    kv(out, "Verification Flag", h->verification);
-    kv(out, "Content Date", h->content_date);
-    kv(out, "Content Time", h->content_time);
-    kv(out, "Timezone Offset", h->timezone);
+        kv(s, "UDI", h->udi[i]);
+    kv(s, "Preliminary Flag", h->preliminary);
+    kv(s, "Completion Flag", h->completion);
+    kv(s, "Verification Flag", h->verification);
+    kv(s, "Content Date", h->content_date);
+    kv(s, "Content Time", h->content_time);
+    kv(s, "Timezone Offset", h->timezone);
     if (h->n_evidence)
-        fprintf(out, "Evidence: %zu current requested procedure, %zu pertinent other instance(s)\n",
-                h->n_current_evidence, h->n_pertinent_evidence);
-    fprintf(out, "Items: %zu\n", doc->tree.n_items);
+        s2f_sink_printf(s,
+                        "Evidence: current requested procedure %zu study / %zu series / %zu "
+                        "instances; pertinent other %zu / %zu / %zu\n",
+                        h->current_evidence.studies, h->current_evidence.series,
+                        h->current_evidence.instances, h->pertinent_evidence.studies,
+                        h->pertinent_evidence.series, h->pertinent_evidence.instances);
+    s2f_sink_printf(s, "Items: %zu\n", doc->tree.n_items);
     if (doc->warnings.n)
-        fprintf(out, "Warnings: %zu\n", doc->warnings.n + doc->warnings.dropped);
+        s2f_sink_printf(s, "Warnings: %zu\n", doc->warnings.n + doc->warnings.dropped);
 }
 
 s2f_code s2f_dump(const s2f_doc *doc, FILE *out, s2f_error *err)
 {
-    put_header(out, doc);
-    fputc('\n', out);
-    put_tree(out, doc->tree.root);
-    if (ferror(out))
-        return s2f_fail(err, S2F_EIO, "cannot write the dump");
-    return S2F_OK;
+    size_t levels = (size_t)doc->tree.depth + 1;
+    s2f_sink *s = malloc(sizeof *s);
+    char *pos = malloc(levels * 11 + 1);
+    size_t *len_at = malloc(levels * sizeof *len_at);
+    s2f_code rc = S2F_OK;
+    if (!s || !pos || !len_at) {
+        rc = s2f_fail(err, S2F_ENOMEM, "out of memory while writing the dump");
+    } else {
+        s2f_sink_init(s, out);
+        put_header(s, doc);
+        s2f_sink_putc(s, '\n');
+        put_tree(s, doc->tree.root, pos, len_at);
+        if (s2f_sink_finish(s) != 0)
+            rc = s2f_fail(err, S2F_EIO, "cannot write the dump");
+    }
+    free(len_at);
+    free(pos);
+    free(s);
+    return rc;
 }

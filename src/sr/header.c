@@ -17,18 +17,20 @@ static void read_issuer(s2f_text *t, const s2f_ds *item, s2f_issuer *is)
     is->universal_type = s2f_text_value(t, item, T_UniversalEntityIDType);
 }
 
-static size_t count_instances(const s2f_ds *top, uint32_t seq_tag)
+static s2f_evidence_count count_evidence(const s2f_ds *top, uint32_t seq_tag)
 {
-    size_t n = 0;
+    s2f_evidence_count c = {0};
     const s2f_elem *studies = s2f_ds_find(top, seq_tag);
     for (uint32_t i = 0; studies && i < studies->n_items; i++) {
         const s2f_elem *series = s2f_ds_find(studies->items[i], T_ReferencedSeriesSequence);
+        c.studies++;
         for (uint32_t j = 0; series && j < series->n_items; j++) {
             const s2f_elem *sops = s2f_ds_find(series->items[j], T_ReferencedSOPSequence);
-            n += sops ? sops->n_items : 0;
+            c.series++;
+            c.instances += sops ? sops->n_items : 0;
         }
     }
-    return n;
+    return c;
 }
 
 /* Appends the instances of one Hierarchical SOP Instance Reference sequence. */
@@ -115,9 +117,9 @@ s2f_code s2f_header_read(const s2f_ds *top, s2f_text *t, s2f_header *h, s2f_erro
     h->content_time = s2f_text_value(t, top, T_ContentTime);
     h->timezone = s2f_text_value(t, top, T_TimezoneOffsetFromUTC);
 
-    h->n_current_evidence = count_instances(top, T_CurrentRequestedProcedureEvidenceSequence);
-    h->n_pertinent_evidence = count_instances(top, T_PertinentOtherEvidenceSequence);
-    size_t n_ev = h->n_current_evidence + h->n_pertinent_evidence;
+    h->current_evidence = count_evidence(top, T_CurrentRequestedProcedureEvidenceSequence);
+    h->pertinent_evidence = count_evidence(top, T_PertinentOtherEvidenceSequence);
+    size_t n_ev = h->current_evidence.instances + h->pertinent_evidence.instances;
     const s2f_elem *schemes = s2f_ds_find(top, T_CodingSchemeIdentificationSequence);
     const s2f_elem *udis = s2f_ds_find(top, T_UDISequence);
     h->evidence = s2f_arena_calloc(t->arena, n_ev + 1, sizeof *h->evidence);

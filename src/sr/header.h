@@ -30,6 +30,11 @@ typedef struct s2f_scheme_decl {
     const char *designator, *registry, *uid, *url, *name, *version, *external_id;
 } s2f_scheme_decl;
 
+/* How many studies, series and instances one evidence sequence lists. */
+typedef struct s2f_evidence_count {
+    size_t studies, series, instances;
+} s2f_evidence_count;
+
 typedef struct s2f_header {
     const char *sop_class, *sop_instance, *charset;
     const char *patient_name, *patient_id, *birth_date, *sex;
@@ -43,7 +48,7 @@ typedef struct s2f_header {
     const char *preliminary, *completion, *verification;
     const char *content_date, *content_time, *timezone;
     s2f_evidence *evidence; size_t n_evidence;
-    size_t n_current_evidence, n_pertinent_evidence;
+    s2f_evidence_count current_evidence, pertinent_evidence;
     s2f_scheme_decl *schemes; size_t n_schemes;
 } s2f_header;
 

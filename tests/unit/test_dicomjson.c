@@ -97,6 +97,7 @@ TEST(m1_strings_with_multiplicity)
     CHECK_STR(raw(g_ds, S2F_TAG(0x0008, 0x0008)), "ORIGINAL\\\\AXIAL");
     CHECK_STR(str_at(S2F_TAG(0x0008, 0x0008), 1), "");
     CHECK_STR(raw(g_ds, S2F_TAG(0x0008, 0x1030)), "Caf\xc3\xa9 \\ x");
+    CHECK(g_warn.n == 1 && has_warning("$[\"00081030\"].Value[0]") && has_warning("backslash"));
     e = s2f_ds_find(g_ds, S2F_TAG(0x0008, 0x0050));
     CHECK(e && e->len == 0 && e->val == NULL && !e->is_seq);
     /* ascending tag order */
@@ -148,6 +149,8 @@ TEST(m1_lossy_integer_does_not_touch_strings)
     CHECK_STR(raw(g_ds, S2F_TAG(0x0008, 0x1030)), "x 123456789012345678901234 'y");
     CHECK_STR(raw(g_ds, S2F_TAG(0x0020, 0x0013)), "99999999999999999999999");
     CHECK_STR(raw(g_ds, S2F_TAG(0x0020, 0x4000)), "\" -0 \\");
+    /* a string that looks like a quoted number stays a string */
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"\\u0001-0\"]}}") == S2F_OK);
     /* an error after a quoted number still names the right byte */
     CHECK(rd("{\"00200013\":{\"vr\":\"IS\",\"Value\":[99999999999999999999999]}} x") ==
           S2F_EFORMAT);
@@ -403,6 +406,8 @@ TEST(m1_wrong_types_name_the_path)
     CHECK(rd("{\"00080060\":{\"vr\":\"XX\"}}") == S2F_EFORMAT);
     CHECK(err_has("not a DICOM VR"));
     CHECK(rd("{\"00080060\":{\"vr\":\"CSS\"}}") == S2F_EFORMAT);
+    CHECK(rd("{\"0008\\n060\":{\"vr\":\"CS\"}}") == S2F_EFORMAT);
+    CHECK(err_has("\"0008?060\"") && !strchr(g_err.message, '\n'));
     CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":{\"a\":1}}}") == S2F_EFORMAT);
     CHECK(err_has("$[\"00080060\"].Value[0]") && err_has("got an object"));
     CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[true]}}") == S2F_EFORMAT);
@@ -481,6 +486,21 @@ TEST(m1_memory_budget)
     g_budget = 0;
     free(big);
     CHECK(rc == S2F_ELIMIT && err_has("memory limit"));
+}
+
+TEST(m1_dense_json_refused_before_parsing)
+{
+    /* 200,000 empty items: 600 kB of text that json-c would turn into ~160 MB */
+    size_t n = 200000;
+    char *big = malloc(3 * n + 64), *p = big;
+    CHECK(big);
+    p += sprintf(p, "{\"0040A730\":{\"vr\":\"SQ\",\"Value\":[");
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, "%s{}", i ? "," : "");
+    sprintf(p, "]}}");
+    s2f_code rc = rd(big);
+    free(big);
+    CHECK(rc == S2F_ELIMIT && err_has("too dense"));
 }
 
 /* ---- the shared corpus -------------------------------------------------------------------- */
@@ -614,6 +634,7 @@ int main(void)
     RUN(m1_deep_json_nesting_is_a_limit);
     RUN(m1_sequence_depth_limit);
     RUN(m1_memory_budget);
+    RUN(m1_dense_json_refused_before_parsing);
     RUN(m1_shared_corpus_json);
     reset();
     CHECK_DONE();

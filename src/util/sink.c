@@ -1,0 +1,93 @@
+/*
+ * sink.c - buffered output stream (see sink.h).
+ */
+#include "sink.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+void s2f_sink_init(s2f_sink *s, FILE *out)
+{
+    s->out = out;
+    s->len = 0;
+    s->failed = 0;
+}
+
+static void flush(s2f_sink *s)
+{
+    if (s->len && !s->failed && fwrite(s->buf, 1, s->len, s->out) != s->len)
+        s->failed = 1;
+    s->len = 0;
+}
+
+void s2f_sink_write(s2f_sink *s, const void *p, size_t n)
+{
+    if (n > sizeof s->buf - s->len) {
+        flush(s);
+        if (n > sizeof s->buf) {
+            if (!s->failed && fwrite(p, 1, n, s->out) != n)
+                s->failed = 1;
+            return;
+        }
+    }
+    memcpy(s->buf + s->len, p, n);
+    s->len += n;
+}
+
+void s2f_sink_puts(s2f_sink *s, const char *str) { s2f_sink_write(s, str, strlen(str)); }
+
+void s2f_sink_putc(s2f_sink *s, char c)
+{
+    if (s->len == sizeof s->buf)
+        flush(s);
+    s->buf[s->len++] = c;
+}
+
+void s2f_sink_u64(s2f_sink *s, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    s2f_sink_write(s, tmp + i, sizeof tmp - i);
+}
+
+void s2f_sink_i64(s2f_sink *s, int64_t v)
+{
+    if (v < 0) {
+        s2f_sink_putc(s, '-');
+        s2f_sink_u64(s, (uint64_t)0 - (uint64_t)v);
+    } else {
+        s2f_sink_u64(s, (uint64_t)v);
+    }
+}
+
+void s2f_sink_printf(s2f_sink *s, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        s2f_sink_write(s, tmp, (size_t)n);
+        return;
+    }
+    flush(s);
+    va_start(ap, fmt);
+    if (!s->failed && vfprintf(s->out, fmt, ap) < 0)
+        s->failed = 1;
+    va_end(ap);
+}
+
+int s2f_sink_finish(s2f_sink *s)
+{
+    flush(s);
+    if (!s->failed && fflush(s->out) != 0)
+        s->failed = 1;
+    return s->failed ? -1 : 0;
+}

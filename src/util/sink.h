@@ -1,0 +1,35 @@
+/*
+ * sink.h - a small buffered output stream for the writers (the dump now, the FHIR JSON
+ * writer next): appends go to a fixed buffer that is flushed to a FILE* when full, so
+ * writing a large report costs no per-call stdio locking or format parsing.
+ *
+ * Ownership: the caller owns the sink (usually on the stack) and the FILE*. Errors are
+ * sticky: after a failed write every call is a no-op and s2f_sink_finish reports it.
+ */
+#ifndef S2F_SINK_H
+#define S2F_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define S2F_SINK_BUFFER 65536
+
+typedef struct s2f_sink {
+    FILE *out;
+    size_t len;
+    int failed;
+    char buf[S2F_SINK_BUFFER];
+} s2f_sink;
+
+void s2f_sink_init(s2f_sink *s, FILE *out);
+void s2f_sink_write(s2f_sink *s, const void *p, size_t n);
+void s2f_sink_puts(s2f_sink *s, const char *str);
+void s2f_sink_putc(s2f_sink *s, char c);
+void s2f_sink_u64(s2f_sink *s, uint64_t v);
+void s2f_sink_i64(s2f_sink *s, int64_t v);
+void s2f_sink_printf(s2f_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Flushes; returns 0 on success, -1 when any write failed. */
+int s2f_sink_finish(s2f_sink *s);
+
+#endif
