@@ -103,7 +103,8 @@ static void warn_at(builder *b, const s2f_item *it, const char *what)
     s2f_warn(b->w, "content item %s: %s", pos, what);
 }
 
-/* Reads the Code Sequence Macro from one item. NULL when the item has no code value. */
+/* Reads the Code Sequence Macro from one item (ds may be NULL). Every string of *c is set
+ * ("" when absent); returns 0 when the item has neither a code value nor a meaning. */
 static int read_code_into(builder *b, const s2f_ds *ds, s2f_codeval *c)
 {
     memset(c, 0, sizeof *c);
@@ -332,7 +333,7 @@ static void read_value(builder *b, s2f_item *it, const s2f_ds *ds)
     case S2F_VT_PNAME: it->v.text = s2f_text_value(&b->text, ds, T_PersonName); break;
     case S2F_VT_CODE: {
         const s2f_ds *c = s2f_ds_item(ds, T_ConceptCodeSequence, 0);
-        if (!c || !read_code_into(b, c, &it->v.code))
+        if (!read_code_into(b, c, &it->v.code))
             warn_at(b, it, "CODE without Concept Code Sequence item");
         break;
     }
