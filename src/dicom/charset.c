@@ -560,16 +560,28 @@ static void decode_whole(s2f_charset *cs, const uint8_t *in, size_t len, out *o)
 
 /* Index of the first byte that is not plain ASCII for this decoder (ESC counts as
  * non-ASCII in the ISO 2022 engine), or len. */
+/* 1 when any byte of w is >= 0x80, or (esc) equals ESC: eight bytes per step. */
+static int word_leaves_ascii(uint64_t w, int esc)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    if (w & highs)
+        return 1;
+    uint64_t x = w ^ (ones * ESC);
+    return esc && ((x - ones) & ~x & highs) != 0;
+}
+
 static size_t ascii_prefix(const s2f_charset *cs, const uint8_t *in, size_t len)
 {
+    int esc = cs->mode == MODE_2022;
     size_t i = 0;
-    if (cs->mode == MODE_2022) {
-        while (i < len && in[i] < 0x80 && in[i] != ESC)
-            i++;
-    } else {
-        while (i < len && in[i] < 0x80)
-            i++;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, in + i, 8);
+        if (word_leaves_ascii(w, esc))
+            break;
     }
+    while (i < len && in[i] < 0x80 && !(esc && in[i] == ESC))
+        i++;
     return i;
 }
 

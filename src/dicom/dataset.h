@@ -35,23 +35,26 @@
 
 typedef struct s2f_ds s2f_ds;
 
+/* 32 bytes: a large report holds hundreds of thousands of these. */
 typedef struct s2f_elem {
     uint32_t tag;
     uint16_t vr;           /* S2F_VR('P','N'), ...; S2F_VR('U','N') when not known */
+    uint8_t is_seq;        /* 1 for SQ and for UN values parsed as a sequence */
     uint32_t len;          /* value length in bytes (0 for a sequence) */
-    const uint8_t *val;    /* value bytes (see the header comment); NULL when len == 0 */
-    s2f_ds **items;        /* sequence items, NULL unless a sequence */
-    uint32_t n_items;
-    int is_seq;            /* 1 for SQ and for UN values parsed as a sequence */
+    uint32_t n_items;      /* number of sequence items */
+    union {
+        const uint8_t *val;    /* value bytes (see the header comment); NULL when len == 0 */
+        s2f_ds **items;        /* sequence items, when is_seq */
+    };
     size_t offset;         /* where the element starts in the (inflated) input, for messages */
 } s2f_elem;
 
 struct s2f_ds {
     s2f_elem *elems;       /* ascending tag order */
-    uint32_t n;
     const s2f_ds *parent;  /* NULL for the top level */
-    int utf8;              /* 1: strings are UTF-8 already (DICOM JSON) */
     size_t offset;         /* where the item starts in the input */
+    uint32_t n;
+    int utf8;              /* 1: strings are UTF-8 already (DICOM JSON) */
 };
 
 /* What both readers share while reading one input. */
@@ -95,5 +98,8 @@ unsigned s2f_vr_fixed_size(uint16_t vr);
 int s2f_vr_is_string(uint16_t vr);
 /* 1 for a VR two-letter code DICOM defines. */
 int s2f_vr_is_known(uint16_t vr);
+/* 1 for the VRs whose explicit encoding has 2 reserved bytes and a 4-byte length
+ * (OB OD OF OL OV OW SQ SV UC UN UR UT UV, PS3.5 7.1.2). */
+int s2f_vr_has_long_length(uint16_t vr);
 
 #endif

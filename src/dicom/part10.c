@@ -118,28 +118,8 @@ static uint32_t rd_tag(const uint8_t *p, int be)
     return S2F_TAG(rd16(p, be), rd16(p + 2, be));
 }
 
-static int is_upper(uint8_t c) { return c >= 'A' && c <= 'Z'; }
-
 /* 1 when the two bytes are a VR code DICOM defines. */
-static int vr_bytes_known(const uint8_t *p)
-{
-    return is_upper(p[0]) && is_upper(p[1]) && s2f_vr_is_known(S2F_VR(p[0], p[1]));
-}
-
-/* Explicit VRs with 2 reserved bytes and a 4-byte length (PS3.5 7.1.2). */
-static int vr_has_long_length(uint16_t vr)
-{
-    switch (vr) {
-    case S2F_VR('O', 'B'): case S2F_VR('O', 'D'): case S2F_VR('O', 'F'):
-    case S2F_VR('O', 'L'): case S2F_VR('O', 'V'): case S2F_VR('O', 'W'):
-    case S2F_VR('S', 'Q'): case S2F_VR('S', 'V'): case S2F_VR('U', 'C'):
-    case S2F_VR('U', 'N'): case S2F_VR('U', 'R'): case S2F_VR('U', 'T'):
-    case S2F_VR('U', 'V'):
-        return 1;
-    default:
-        return 0;
-    }
-}
+static int vr_bytes_known(const uint8_t *p) { return s2f_vr_is_known(S2F_VR(p[0], p[1])); }
 
 static size_t end_of_nonzero(const uint8_t *p, size_t n)
 {
@@ -340,7 +320,7 @@ static s2f_code read_header(reader *r, enc e, size_t pos, size_t end, hdr *h)
                         "element (%04X,%04X) at offset %zu has an unknown VR (bytes 0x%02X "
                         "0x%02X)", S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag), pos, p[4], p[5]);
     h->vr = S2F_VR(p[4], p[5]);
-    if (!vr_has_long_length(h->vr)) {
+    if (!s2f_vr_has_long_length(h->vr)) {
         h->len = rd16(p + 6, e.big_endian);
         return S2F_OK;
     }
@@ -522,7 +502,7 @@ static s2f_code try_un_sequence(reader *r, enc e, const hdr *h, const scope *sc,
         r->ctx->warnings->n = n_warn;
         r->ctx->warnings->dropped = n_drop;
     }
-    *el = (s2f_elem){h->tag, el->vr, 0, NULL, NULL, 0, 0, h->pos};
+    *el = (s2f_elem){.tag = h->tag, .vr = el->vr, .offset = h->pos};
     s2f_warn(r->ctx->warnings, "value of (%04X,%04X) at offset %zu looks like a sequence but "
              "does not parse as one (%s): kept as bytes", S2F_TAG_GROUP(h->tag),
              S2F_TAG_ELEM(h->tag), h->pos, trial.message);
@@ -589,7 +569,7 @@ static s2f_code check_length(reader *r, const hdr *h, size_t end)
 /* Reads the element whose header is h and pushes it; *next = offset after it. */
 static s2f_code read_element(reader *r, enc e, const hdr *h, const scope *sc, size_t *next)
 {
-    s2f_elem el = {h->tag, h->vr, 0, NULL, NULL, 0, 0, h->pos};
+    s2f_elem el = {.tag = h->tag, .vr = h->vr, .offset = h->pos};
     s2f_code rc;
     if (h->len == UNDEFINED_LEN) {
         rc = read_undefined_value(r, e, h, sc, &el, next);
@@ -696,7 +676,7 @@ static int plausible_first(const uint8_t *p, size_t n, enc e)
         if (!vr_bytes_known(p + 4))
             return 0;
         vr = S2F_VR(p[4], p[5]);
-        if (!vr_has_long_length(vr))
+        if (!s2f_vr_has_long_length(vr))
             len = rd16(p + 6, e.big_endian);
         else if (n < 12)
             return 0;

@@ -61,18 +61,25 @@ const char *s2f_rel_name(s2f_rel rel)
     return rel == S2F_REL_NONE ? "" : "UNKNOWN";
 }
 
-static s2f_vt vt_from_text(const char *s)
+/* The trimmed raw bytes of a string element, or 0 when absent or empty. */
+static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *n)
 {
-    for (size_t i = 0; s && i < sizeof vt_names / sizeof vt_names[0]; i++)
-        if (strcmp(vt_names[i].name, s) == 0)
+    return s2f_elem_string_raw(s2f_ds_find(ds, tag), 0, p, n) && *n > 0;
+}
+
+/* Value Type by its defined term; the name is static, so a known term costs no copy. */
+static s2f_vt vt_of(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < sizeof vt_names / sizeof vt_names[0]; i++)
+        if (strlen(vt_names[i].name) == n && memcmp(vt_names[i].name, p, n) == 0)
             return vt_names[i].vt;
     return S2F_VT_UNKNOWN;
 }
 
-static s2f_rel rel_from_text(const char *s)
+static s2f_rel rel_of(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; s && i < sizeof rel_names / sizeof rel_names[0]; i++)
-        if (strcmp(rel_names[i].name, s) == 0)
+    for (size_t i = 0; i < sizeof rel_names / sizeof rel_names[0]; i++)
+        if (strlen(rel_names[i].name) == n && memcmp(rel_names[i].name, p, n) == 0)
             return rel_names[i].rel;
     return S2F_REL_UNKNOWN;
 }
@@ -103,27 +110,41 @@ static void warn_at(builder *b, const s2f_item *it, const char *what)
     s2f_warn(b->w, "content item %s: %s", pos, what);
 }
 
-/* Reads the Code Sequence Macro from one item (ds may be NULL). Every string of *c is set
- * ("" when absent); returns 0 when the item has neither a code value nor a meaning. */
+/* Reads the Code Sequence Macro from one item (ds may be NULL), in one pass over its few
+ * elements. Every string of *c is set ("" when absent); returns 0 when the item has
+ * neither a code value nor a meaning. */
 static int read_code_into(builder *b, const s2f_ds *ds, s2f_codeval *c)
 {
+    const s2f_elem *value = NULL, *long_value = NULL, *urn = NULL, *scheme = NULL,
+                   *version = NULL, *meaning = NULL;
+    for (uint32_t i = 0; ds && i < ds->n; i++) {
+        const s2f_elem *e = &ds->elems[i];
+        switch (e->tag) {
+        case T_CodeValue: value = e; break;
+        case T_LongCodeValue: long_value = e; break;
+        case T_URNCodeValue: urn = e; break;
+        case T_CodingSchemeDesignator: scheme = e; break;
+        case T_CodingSchemeVersion: version = e; break;
+        case T_CodeMeaning: meaning = e; break;
+        default: break;
+        }
+    }
     memset(c, 0, sizeof *c);
-    c->value = s2f_text_value(&b->text, ds, T_CodeValue);
-    if (!c->value && (c->value = s2f_text_value(&b->text, ds, T_LongCodeValue)))
+    c->value = s2f_text_elem(&b->text, value);
+    if (!c->value && (c->value = s2f_text_elem(&b->text, long_value)))
         c->value_kind = 1;
-    if (!c->value && (c->value = s2f_text_value(&b->text, ds, T_URNCodeValue)))
+    if (!c->value && (c->value = s2f_text_elem(&b->text, urn)))
         c->value_kind = 2;
-    c->scheme = s2f_text_value(&b->text, ds, T_CodingSchemeDesignator);
-    c->version = s2f_text_value(&b->text, ds, T_CodingSchemeVersion);
-    c->meaning = s2f_text_value(&b->text, ds, T_CodeMeaning);
+    c->scheme = s2f_text_elem(&b->text, scheme);
+    c->version = s2f_text_elem(&b->text, version);
+    c->meaning = s2f_text_elem(&b->text, meaning);
     if (!c->scheme)
         c->scheme = "";
     if (!c->meaning)
         c->meaning = "";
     if (!c->value)
         c->value = "";
-    return s2f_ds_find(ds, T_CodeValue) || s2f_ds_find(ds, T_LongCodeValue) ||
-           s2f_ds_find(ds, T_URNCodeValue) || s2f_ds_find(ds, T_CodeMeaning);
+    return value || long_value || urn || meaning;
 }
 
 static const s2f_codeval *read_code_seq(builder *b, const s2f_ds *ds, uint32_t tag)
@@ -425,18 +446,24 @@ static s2f_code build_item(builder *b, s2f_item *it, const s2f_ds *ds, s2f_item 
     b->n_items++;
     if (it->depth > b->deepest)
         b->deepest = it->depth;
+    const uint8_t *p;
+    size_t n;
     if (parent) {
-        it->rel_text = s2f_text_value(&b->text, ds, T_RelationshipType);
-        it->rel = rel_from_text(it->rel_text);
-        if (!it->rel_text)
+        int has_rel = raw_value(ds, T_RelationshipType, &p, &n);
+        it->rel = has_rel ? rel_of(p, n) : S2F_REL_UNKNOWN;
+        it->rel_text = it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
+                                                   : s2f_text_value(&b->text, ds, T_RelationshipType);
+        if (!has_rel)
             warn_at(b, it, "no Relationship Type");
         if (s2f_ds_find(ds, T_ReferencedContentItemIdentifier) && !s2f_ds_find(ds, T_ValueType))
             return read_reference(b, it, ds) ? S2F_OK : oom(b);
     }
-    it->vt_text = s2f_text_value(&b->text, ds, T_ValueType);
-    it->vt = vt_from_text(it->vt_text);
+    int has_vt = raw_value(ds, T_ValueType, &p, &n);
+    it->vt = has_vt ? vt_of(p, n) : S2F_VT_UNKNOWN;
+    it->vt_text = it->vt != S2F_VT_UNKNOWN ? s2f_vt_name(it->vt)
+                                           : s2f_text_value(&b->text, ds, T_ValueType);
     if (it->vt == S2F_VT_UNKNOWN)
-        warn_at(b, it, it->vt_text ? "unknown Value Type" : "no Value Type");
+        warn_at(b, it, has_vt ? "unknown Value Type" : "no Value Type");
     it->concept = read_code_seq(b, ds, T_ConceptNameCodeSequence);
     it->observation_uid = s2f_text_value(&b->text, ds, T_ObservationUID);
     it->observation_dt = s2f_text_value(&b->text, ds, T_ObservationDateTime);

@@ -11,7 +11,9 @@
 
 struct s2f_doc {
     s2f_arena *arena;
-    uint8_t *input;            /* malloc'd copy when read from a file, else NULL */
+    uint8_t *input;            /* malloc'd copy when read from a pipe, else NULL */
+    void *mapped;              /* mmap'd file when read from a regular file, else NULL */
+    size_t mapped_len;
     const uint8_t *data;       /* the bytes that were read */
     size_t len;
     const char *transfer_syntax; /* UID, or "DICOM-JSON" */

@@ -18,14 +18,9 @@ static int is_long_text(uint16_t vr) { return kind_of(vr) == S2F_TEXT_LONG; }
 
 static const char *decode(s2f_text *t, const s2f_elem *e, const uint8_t *p, size_t n)
 {
-    const char *s;
-    int ascii = 1;
-    for (size_t i = 0; i < n && ascii; i++)
-        ascii = p[i] < 0x80 && p[i] != 0x1B;
-    if (ascii || !t->cs)
-        s = s2f_arena_strndup(t->arena, (const char *)p, n);
-    else
-        s = s2f_charset_decode(t->cs, p, n, kind_of(e->vr), NULL, &t->replaced);
+    /* The decoder copies pure ASCII straight through; without one only ASCII is safe. */
+    const char *s = t->cs ? s2f_charset_decode(t->cs, p, n, kind_of(e->vr), NULL, &t->replaced)
+                          : s2f_arena_strndup(t->arena, (const char *)p, n);
     if (!s)
         t->oom = 1;
     return s;

@@ -20,7 +20,12 @@ typedef struct s2f_arena s2f_arena;
 s2f_arena *s2f_arena_new(size_t limit);
 void s2f_arena_free(s2f_arena *a);
 
-/* Aligned to max_align_t. Returns NULL when the budget or malloc is exhausted. */
+/* Sizes the next chunk for about `bytes` of allocations to come (capped at half the
+ * limit), so that a large document gets one large chunk instead of many doublings. */
+void s2f_arena_expect(s2f_arena *a, size_t bytes);
+
+/* Aligned to 8 bytes (pointers, 64-bit integers, doubles; not long double). Returns NULL
+ * when the budget or malloc is exhausted. */
 void *s2f_arena_alloc(s2f_arena *a, size_t n);
 void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size);
 /* Grows the most recent or any block by copying; old contents are kept. */

@@ -14,7 +14,7 @@ TEST(alloc_is_aligned_and_distinct)
     s2f_arena *a = s2f_arena_new(0);
     char *p = s2f_arena_alloc(a, 3), *q = s2f_arena_alloc(a, 5);
     CHECK(p && q && p != q);
-    CHECK(((uintptr_t)q % _Alignof(max_align_t)) == 0);
+    CHECK(((uintptr_t)q % 8) == 0);
     memset(p, 1, 3);
     memset(q, 2, 5);
     CHECK(p[2] == 1 && q[0] == 2);
@@ -70,6 +70,26 @@ TEST(realloc_keeps_contents)
     s2f_arena_free(a);
 }
 
+TEST(expected_size_gives_one_large_chunk_within_budget)
+{
+    s2f_arena *a = s2f_arena_new((size_t)64 << 20);
+    s2f_arena_expect(a, (size_t)5 << 20);
+    char *p = s2f_arena_alloc(a, 100);
+    CHECK(p);
+    size_t first = s2f_arena_used(a);
+    CHECK(first >= ((size_t)5 << 20)); /* one chunk for the whole document */
+    for (int i = 0; i < 1000; i++)
+        CHECK(s2f_arena_alloc(a, 4096));  /* 4 MB more: no new chunk */
+    CHECK(s2f_arena_used(a) == first);
+    memset(p, 1, 100);
+    s2f_arena_free(a);
+    s2f_arena *small = s2f_arena_new(1 << 20);
+    s2f_arena_expect(small, (size_t)100 << 20); /* capped at half the budget */
+    CHECK(s2f_arena_alloc(small, 10));
+    CHECK(s2f_arena_used(small) <= (1 << 20));
+    s2f_arena_free(small);
+}
+
 TEST(strings_and_printf)
 {
     s2f_arena *a = s2f_arena_new(0);
@@ -106,6 +126,7 @@ int main(void)
     RUN(budget_is_enforced);
     RUN(huge_requests_fail_cleanly);
     RUN(realloc_keeps_contents);
+    RUN(expected_size_gives_one_large_chunk_within_budget);
     RUN(strings_and_printf);
     RUN(warnings_are_capped);
     RUN(fail_formats_one_line);
