@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     s2f_warnings warnings = {arena, NULL, 0, 0, 0};
     s2f_error err = {S2F_OK, ""};
-    s2f_read_ctx ctx = {arena, &warnings, 16, 0, (int)(size & 1), NULL};
+    s2f_read_ctx ctx = {.arena = arena, .warnings = &warnings, .max_depth = 16,
+                        .strict = (int)(size & 1)};
     s2f_ds *ds = NULL;
     s2f_code rc = s2f_dicomjson_read(data, size, &ctx, &ds, &err);
     if (rc == S2F_OK && ds)

@@ -57,6 +57,22 @@ struct s2f_ds {
     int utf8;              /* 1: strings are UTF-8 already (DICOM JSON) */
 };
 
+/*
+ * Streaming of the content tree (Part 10 reader): when a sink is given, each item of a
+ * Content Sequence (0040,A730) of the top-level data set or of such an item is handed to
+ * end() as soon as it is complete, after a begin() when it started; the Content Sequence
+ * element itself is then left empty (is_seq, no items). Everything the reader allocates
+ * inside a content item goes to `scratch` and is released when end() returns, so memory
+ * stays the size of one item instead of the whole document. A callback's non-zero code
+ * stops the reader and is returned as is (the callback fills the error).
+ */
+typedef struct s2f_content_sink {
+    void *user;
+    s2f_code (*begin)(void *user);
+    s2f_code (*end)(void *user, const s2f_ds *item);
+    s2f_arena *scratch;
+} s2f_content_sink;
+
 /* What both readers share while reading one input. */
 typedef struct s2f_read_ctx {
     s2f_arena *arena;
@@ -65,6 +81,9 @@ typedef struct s2f_read_ctx {
     size_t max_inflated;   /* maximum bytes a deflated data set may inflate to */
     int strict;            /* refuse lenient cases (M1) */
     const char *transfer_syntax; /* out: UID the data set was read with, or "DICOM-JSON" */
+    const s2f_content_sink *content; /* Part 10 only: stream content items (NULL: don't) */
+    s2f_elem top_charset;  /* out: the top-level (0008,0005) as soon as it is read ... */
+    int has_top_charset;   /* ... for streaming consumers, who need it before the end */
 } s2f_read_ctx;
 
 /* Readers. Each returns S2F_OK and the top-level data set, or a code and a one-line

@@ -78,6 +78,7 @@ typedef struct reader {
     size_t n_elems, cap_elems;
     s2f_ds **items;      /* scratch stack of items of the open sequences */
     size_t n_items, cap_items;
+    unsigned in_content; /* open content items being streamed (ctx->content) */
 } reader;
 
 /* One element header as read from the data. */
@@ -97,7 +98,11 @@ typedef struct scope {
     unsigned depth;   /* sequence nesting level of the data set (0 = top level) */
     s2f_ds *ds;
     size_t seq_off;   /* for items: where the enclosing sequence starts */
+    int content;      /* ds is the top-level data set or a content item of its tree */
 } scope;
+
+#define TAG_CONTENT_SEQUENCE S2F_TAG(0x0040, 0xA730)
+#define TAG_CHARSET S2F_TAG(0x0008, 0x0005)
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
@@ -128,11 +133,17 @@ static size_t end_of_nonzero(const uint8_t *p, size_t n)
     return n;
 }
 
+/* Where data sets go: the scratch arena inside a streamed content item, else the arena. */
+static s2f_arena *ds_arena(const reader *r)
+{
+    return r->in_content ? r->ctx->content->scratch : r->ctx->arena;
+}
+
 static s2f_code fail_memory(reader *r)
 {
-    if (s2f_arena_over_limit(r->ctx->arena))
+    if (s2f_arena_over_limit(r->ctx->arena) || s2f_arena_over_limit(ds_arena(r)))
         return s2f_fail(r->err, S2F_ELIMIT, "memory limit exceeded (%zu bytes in use)",
-                        s2f_arena_used(r->ctx->arena));
+                        s2f_arena_used(r->ctx->arena) + s2f_arena_used(ds_arena(r)));
     return s2f_fail(r->err, S2F_ENOMEM, "out of memory");
 }
 
@@ -193,7 +204,7 @@ static s2f_code push_item(reader *r, s2f_ds *ds)
 
 static s2f_ds *new_ds(reader *r, const s2f_ds *parent, size_t offset)
 {
-    s2f_ds *ds = s2f_arena_calloc(r->ctx->arena, 1, sizeof *ds);
+    s2f_ds *ds = s2f_arena_calloc(ds_arena(r), 1, sizeof *ds);
     if (ds) {
         ds->parent = parent;
         ds->offset = offset;
@@ -214,7 +225,7 @@ static int in_order(const s2f_elem *e, size_t n)
 /* Stable bottom-up merge sort by tag. */
 static s2f_code sort_elems(reader *r, s2f_elem *e, size_t n)
 {
-    s2f_elem *tmp = s2f_arena_alloc(r->ctx->arena, n * sizeof *tmp);
+    s2f_elem *tmp = s2f_arena_alloc(ds_arena(r), n * sizeof *tmp);
     if (!tmp)
         return fail_memory(r);
     s2f_elem *src = e, *dst = tmp;
@@ -280,7 +291,7 @@ static s2f_code finish_ds(reader *r, s2f_ds *ds, size_t base, size_t n_meta)
     if (n == (size_t)-1)
         return r->err->code;
     if (n) {
-        ds->elems = s2f_arena_alloc(r->ctx->arena, n * sizeof *e);
+        ds->elems = s2f_arena_alloc(ds_arena(r), n * sizeof *e);
         if (!ds->elems)
             return fail_memory(r);
         memcpy(ds->elems, e, n * sizeof *e);
@@ -337,7 +348,7 @@ static s2f_code read_header(reader *r, enc e, size_t pos, size_t end, hdr *h)
 static s2f_code swap_value(reader *r, s2f_elem *el)
 {
     unsigned unit = el->vr == S2F_VR('A', 'T') ? 2 : s2f_vr_fixed_size(el->vr);
-    uint8_t *v = s2f_arena_alloc(r->ctx->arena, el->len);
+    uint8_t *v = s2f_arena_alloc(ds_arena(r), el->len);
     if (!v)
         return fail_memory(r);
     memcpy(v, el->val, el->len);
@@ -386,9 +397,9 @@ static s2f_code sequence_unclosed(reader *r, size_t seq_off, size_t end)
 
 /* Reads one item whose header h was read at *pos; pushes the item data set. */
 static s2f_code read_item(reader *r, enc e, const hdr *h, size_t seq_end, const scope *outer,
-                          size_t *pos)
+                          int content, size_t *pos)
 {
-    scope sc = {BODY_UNDEFINED, seq_end, outer->depth + 1, NULL, outer->seq_off};
+    scope sc = {BODY_UNDEFINED, seq_end, outer->depth + 1, NULL, outer->seq_off, content};
     if (h->len != UNDEFINED_LEN) {
         if (h->len > seq_end - h->val)
             return s2f_fail(r->err, S2F_EFORMAT,
@@ -408,6 +419,24 @@ static s2f_code read_item(reader *r, enc e, const hdr *h, size_t seq_end, const 
     return rc ? rc : push_item(r, sc.ds);
 }
 
+/* A content item, streamed: read in the scratch arena, handed to the sink, released. */
+static s2f_code read_content_item(reader *r, enc e, const hdr *h, size_t seq_end,
+                                  const scope *outer, size_t *pos)
+{
+    const s2f_content_sink *sink = r->ctx->content;
+    s2f_arena_mark mark = s2f_arena_get_mark(sink->scratch);
+    s2f_code rc = sink->begin(sink->user);
+    if (rc)
+        return rc;
+    r->in_content++;
+    rc = read_item(r, e, h, seq_end, outer, 1, pos);
+    r->in_content--;
+    if (!rc)
+        rc = sink->end(sink->user, r->items[--r->n_items]);
+    s2f_arena_release(sink->scratch, mark);
+    return rc;
+}
+
 /* Items of the sequence el whose value starts at *pos; defined length when len != UNDEF. */
 static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t len,
                            const scope *outer, s2f_elem *el)
@@ -416,6 +445,7 @@ static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t l
     size_t seq_end = undefined ? end : *pos + len;
     scope sc = *outer;
     sc.seq_off = el->offset;
+    int stream = r->ctx->content && outer->content && el->tag == TAG_CONTENT_SEQUENCE;
     for (;;) {
         if (!undefined && *pos == seq_end)
             return S2F_OK;
@@ -438,7 +468,8 @@ static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t l
                             "expected an item (FFFE,E000) in the sequence started at offset %zu, "
                             "found (%04X,%04X) at offset %zu", el->offset,
                             S2F_TAG_GROUP(h.tag), S2F_TAG_ELEM(h.tag), h.pos);
-        rc = read_item(r, e, &h, seq_end, &sc, pos);
+        rc = stream ? read_content_item(r, e, &h, seq_end, &sc, pos)
+                    : read_item(r, e, &h, seq_end, &sc, 0, pos);
         if (rc)
             return rc;
     }
@@ -462,7 +493,7 @@ static s2f_code read_sequence(reader *r, enc e, const hdr *h, const scope *sc, s
     el->val = NULL;
     el->n_items = (uint32_t)n;
     if (n) {
-        el->items = s2f_arena_alloc(r->ctx->arena, n * sizeof *el->items);
+        el->items = s2f_arena_alloc(ds_arena(r), n * sizeof *el->items);
         if (!el->items)
             return fail_memory(r);
         memcpy(el->items, r->items + base, n * sizeof *el->items);
@@ -581,13 +612,24 @@ static s2f_code read_element(reader *r, enc e, const hdr *h, const scope *sc, si
         if (el.vr == S2F_VR('S', 'Q')) {
             size_t after;
             rc = read_sequence(r, e, h, sc, &el, &after);
+        } else if (el.vr == S2F_VR('U', 'N') && starts_with_item(r, h) &&
+                   s2f_dict_vr(h->tag) == S2F_VR('S', 'Q')) {
+            size_t after; /* a standard sequence written as UN: no fallback to bytes */
+            rc = read_sequence(r, IMPLICIT_LE, h, sc, &el, &after);
+            el.vr = S2F_VR('S', 'Q');
         } else if (el.vr == S2F_VR('U', 'N') && starts_with_item(r, h)) {
             rc = try_un_sequence(r, e, h, sc, &el);
         } else {
             rc = set_plain_value(r, e, h, &el);
         }
     }
-    return rc ? rc : push_elem(r, &el);
+    if (rc)
+        return rc;
+    if (sc->kind == BODY_TOP && h->tag == TAG_CHARSET) {
+        r->ctx->top_charset = el;
+        r->ctx->has_top_charset = 1;
+    }
+    return push_elem(r, &el);
 }
 
 /* An item or delimiter tag met among the elements of a data set. *closed = 1 when it
@@ -738,7 +780,7 @@ static size_t find_meta(reader *r)
  * the group length is used to stop only where it agrees with the data. */
 static s2f_code read_meta(reader *r, size_t *pos, s2f_ds *top)
 {
-    scope sc = {BODY_DEFINED, r->len, 0, top, 0};
+    scope sc = {BODY_DEFINED, r->len, 0, top, 0, 0};
     size_t declared_end = (size_t)-1;
     while (r->len - *pos >= 8 && *pos != declared_end && rd16(r->data + *pos, 0) == 0x0002) {
         enc e = EXPLICIT_LE;
@@ -974,7 +1016,7 @@ static s2f_code read_all(reader *r, s2f_ds *top, const char **ts)
     top->offset = pos;
     size_t n_meta = r->n_elems;
     r->content_end = end_of_nonzero(r->data, r->len);
-    scope sc = {BODY_TOP, r->len, 0, top, 0};
+    scope sc = {BODY_TOP, r->len, 0, top, 0, 1};
     rc = read_elements(r, lo.e, &pos, &sc);
     if (rc && r->inflated && rc == S2F_EFORMAT)
         note_inflated_offsets(r);

@@ -116,9 +116,25 @@ typedef struct s2f_tree {
     uint32_t depth;          /* depth of the deepest item (root = 0) */
 } s2f_tree;
 
-/* Build the content tree from the top-level data set. Text is decoded with `cs`
- * (the data set's decoder). Fails on a missing/invalid root Value Type; lenient on
- * the rest (each problem becomes a warning naming the item's position). */
+/*
+ * Building the tree. Items arrive bottom-up: s2f_tree_begin when an item of a Content
+ * Sequence starts, s2f_tree_end with its complete data set (which may be discarded once
+ * the call returns: everything the tree keeps is copied into the arena), then
+ * s2f_tree_finish with the top-level data set, which is the root item. The character set
+ * must be set before the first s2f_tree_end. Problems in items become warnings naming
+ * their positions; only a missing or non-CONTAINER root, the depth limit and memory fail.
+ */
+typedef struct s2f_tree_builder s2f_tree_builder;
+
+s2f_tree_builder *s2f_tree_builder_new(s2f_arena *a, s2f_warnings *w, unsigned max_depth,
+                                       s2f_error *err);
+void s2f_tree_set_charset(s2f_tree_builder *b, s2f_charset *cs);
+int s2f_tree_has_charset(const s2f_tree_builder *b);
+s2f_code s2f_tree_begin(s2f_tree_builder *b);
+s2f_code s2f_tree_end(s2f_tree_builder *b, const s2f_ds *item);
+s2f_code s2f_tree_finish(s2f_tree_builder *b, const s2f_ds *top, s2f_tree *out);
+
+/* The same for a data set read whole (DICOM JSON): replays its Content Sequences. */
 s2f_code s2f_tree_build(const s2f_ds *top, s2f_charset *cs, s2f_arena *a, s2f_warnings *w,
                         unsigned max_depth, s2f_tree *out, s2f_error *err);
 
@@ -127,5 +143,8 @@ void s2f_item_position(const s2f_item *it, char *buf, size_t size);
 
 const char *s2f_vt_name(s2f_vt vt);      /* "CONTAINER", ... */
 const char *s2f_rel_name(s2f_rel rel);   /* "CONTAINS", "HAS OBS CONTEXT", ... */
+/* The value type / relationship a defined term names (S2F_VT_UNKNOWN / S2F_REL_UNKNOWN). */
+s2f_vt s2f_vt_from(const uint8_t *term, size_t n);
+s2f_rel s2f_rel_from(const uint8_t *term, size_t n);
 
 #endif

@@ -41,50 +41,108 @@ void s2f_doc_free(s2f_doc *doc)
     free(doc);
 }
 
-static s2f_code read_dataset(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+static s2f_read_ctx read_ctx(s2f_doc *doc, const s2f_options *opt)
 {
-    unsigned depth = depth_limit(opt);
     s2f_read_ctx ctx = {
         .arena = doc->arena,
         .warnings = &doc->warnings,
         /* each tree level is two data set levels (item + Content Sequence), plus codes */
-        .max_depth = 2 * depth + 8,
+        .max_depth = 2 * depth_limit(opt) + 8,
         .max_inflated = memory_budget(opt, doc->len) / 2,
         .strict = opt ? opt->strict : 0,
     };
-    s2f_code rc = s2f_looks_like_json(doc->data, doc->len)
-                      ? s2f_dicomjson_read(doc->data, doc->len, &ctx, &doc->ds, err)
-                      : s2f_part10_read(doc->data, doc->len, &ctx, &doc->ds, err);
-    doc->transfer_syntax = ctx.transfer_syntax;
-    return rc;
+    return ctx;
 }
 
-static s2f_code open_charset(s2f_doc *doc, s2f_error *err)
+static s2f_code open_charset(s2f_doc *doc, const s2f_elem *spec, s2f_error *err)
 {
-    if (doc->ds->utf8) {
-        doc->cs = s2f_charset_open_utf8(doc->arena);
-    } else {
-        const s2f_elem *e = s2f_ds_find(doc->ds, T_SpecificCharacterSet);
-        doc->cs = s2f_charset_open(e ? e->val : NULL, e ? e->len : 0, doc->arena, &doc->warnings);
-    }
+    doc->cs = doc->ds && doc->ds->utf8
+                  ? s2f_charset_open_utf8(doc->arena)
+                  : s2f_charset_open(spec ? spec->val : NULL, spec ? spec->len : 0, doc->arena,
+                                     &doc->warnings);
     if (!doc->cs)
         return s2f_fail(err, S2F_ELIMIT, "out of memory while setting up the character set");
     return S2F_OK;
 }
 
-static s2f_code build(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+static s2f_code read_header(s2f_doc *doc, s2f_error *err)
 {
-    s2f_code rc = read_dataset(doc, opt, err);
-    if (!rc)
-        rc = open_charset(doc, err);
-    if (rc)
-        return rc;
     s2f_text t = {.cs = doc->cs, .arena = doc->arena};
-    rc = s2f_header_read(doc->ds, &t, &doc->header, err);
+    return s2f_header_read(doc->ds, &t, &doc->header, err);
+}
+
+/* DICOM JSON: the data set is read whole, then the tree is built from it. */
+static s2f_code build_from_json(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+{
+    s2f_read_ctx ctx = read_ctx(doc, opt);
+    s2f_code rc = s2f_dicomjson_read(doc->data, doc->len, &ctx, &doc->ds, err);
+    doc->transfer_syntax = ctx.transfer_syntax;
+    if (!rc)
+        rc = open_charset(doc, NULL, err);
+    if (!rc)
+        rc = read_header(doc, err);
     if (!rc)
         rc = s2f_tree_build(doc->ds, doc->cs, doc->arena, &doc->warnings, depth_limit(opt),
                             &doc->tree, err);
     return rc;
+}
+
+/* Part 10: content items go to the tree builder while the file is read (streaming). */
+typedef struct streaming {
+    s2f_doc *doc;
+    s2f_tree_builder *tree;
+    s2f_read_ctx *ctx;
+    s2f_error *err;
+} streaming;
+
+static s2f_code stream_begin(void *user)
+{
+    return s2f_tree_begin(((streaming *)user)->tree);
+}
+
+static s2f_code stream_end(void *user, const s2f_ds *item)
+{
+    streaming *s = user;
+    if (!s->doc->cs) { /* first item: the top-level (0008,0005) has been read by now */
+        s2f_code rc = open_charset(s->doc, s->ctx->has_top_charset ? &s->ctx->top_charset : NULL,
+                                   s->err);
+        if (rc)
+            return rc;
+        s2f_tree_set_charset(s->tree, s->doc->cs);
+    }
+    return s2f_tree_end(s->tree, item);
+}
+
+static s2f_code build_from_part10(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+{
+    s2f_read_ctx ctx = read_ctx(doc, opt);
+    streaming st = {doc, s2f_tree_builder_new(doc->arena, &doc->warnings, depth_limit(opt), err),
+                    &ctx, err};
+    s2f_arena *scratch = s2f_arena_new(memory_budget(opt, doc->len) / 2);
+    s2f_content_sink sink = {&st, stream_begin, stream_end, scratch};
+    s2f_code rc = S2F_OK;
+    if (!st.tree || !scratch)
+        rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
+    ctx.content = &sink;
+    if (!rc)
+        rc = s2f_part10_read(doc->data, doc->len, &ctx, &doc->ds, err);
+    s2f_arena_free(scratch);
+    doc->transfer_syntax = ctx.transfer_syntax;
+    if (!rc && !doc->cs)
+        rc = open_charset(doc, s2f_ds_find(doc->ds, T_SpecificCharacterSet), err);
+    if (!rc)
+        rc = read_header(doc, err);
+    if (!rc) {
+        s2f_tree_set_charset(st.tree, doc->cs);
+        rc = s2f_tree_finish(st.tree, doc->ds, &doc->tree);
+    }
+    return rc;
+}
+
+static s2f_code build(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+{
+    return s2f_looks_like_json(doc->data, doc->len) ? build_from_json(doc, opt, err)
+                                                    : build_from_part10(doc, opt, err);
 }
 
 /* A new document over data; it takes ownership of `owned` (malloc'd) or `mapped`. */
@@ -102,8 +160,9 @@ static s2f_doc *doc_new(const uint8_t *data, size_t len, uint8_t *owned, void *m
         s2f_fail(err, S2F_ENOMEM, "out of memory");
         return NULL;
     }
-    /* about what a Part 10 report needs: data set ~2.5x, tree ~1x the input */
-    s2f_arena_expect(doc->arena, len / 2 * 7);
+    /* about what a report needs: the content tree is ~2x a Part 10 file (its data sets
+     * are streamed and dropped), a JSON data set read whole about as much */
+    s2f_arena_expect(doc->arena, len * 2);
     doc->input = owned;
     doc->mapped = mapped;
     doc->mapped_len = len;

@@ -1,9 +1,11 @@
 /*
  * arena.c - per-conversion bump allocator (see arena.h).
  *
- * Blocks are carved from chunks that double in size up to 1 MiB; a request larger
- * than a quarter of the chunk size gets a chunk of its own, so big buffers (an
- * inflated data set, a long value) do not waste the tail of a shared chunk.
+ * Blocks are carved from chunks that double in size up to 2 MiB (or start at the size
+ * s2f_arena_expect names); a request larger than a quarter of the chunk size gets a chunk
+ * of its own, so big buffers (an inflated data set, a long value) do not waste the tail of
+ * a shared chunk. Chunks are numbered so that s2f_arena_release can free exactly those
+ * made after a mark.
  */
 #define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS, MADV_HUGEPAGE */
 #include "arena.h"
@@ -27,6 +29,7 @@ typedef struct chunk {
     size_t size; /* usable bytes after the header */
     size_t used;
     size_t mapped; /* bytes mapped with mmap (huge-page chunks), 0 when from malloc */
+    size_t seq;    /* creation number, for s2f_arena_release */
 } chunk;
 
 /* Chunks of 2 MiB and more are mapped on 2 MiB boundaries and offered to transparent
@@ -36,6 +39,7 @@ typedef struct chunk {
 
 struct s2f_arena {
     chunk *head;
+    size_t n_chunks;     /* chunks ever made: the next one gets this number */
     size_t next_size;
     size_t limit;
     size_t total;
@@ -54,6 +58,15 @@ s2f_arena *s2f_arena_new(size_t limit)
     return a;
 }
 
+static void free_chunk(s2f_arena *a, chunk *c)
+{
+    a->total -= c->mapped ? c->mapped : header_size() + c->size;
+    if (c->mapped)
+        munmap(c, c->mapped);
+    else
+        free(c);
+}
+
 void s2f_arena_free(s2f_arena *a)
 {
     if (!a)
@@ -61,13 +74,33 @@ void s2f_arena_free(s2f_arena *a)
     chunk *c = a->head;
     while (c) {
         chunk *next = c->next;
-        if (c->mapped)
-            munmap(c, c->mapped);
-        else
-            free(c);
+        free_chunk(a, c);
         c = next;
     }
     free(a);
+}
+
+s2f_arena_mark s2f_arena_get_mark(const s2f_arena *a)
+{
+    s2f_arena_mark m = {a->n_chunks, a->head ? a->head->used : 0};
+    return m;
+}
+
+void s2f_arena_release(s2f_arena *a, s2f_arena_mark m)
+{
+    /* Chunks made after the mark may sit in front of the mark's head or right behind it;
+     * once they are gone the mark's head is in front again (or the list is empty). */
+    for (chunk **link = &a->head; *link;) {
+        chunk *c = *link;
+        if (c->seq >= m.n_chunks) {
+            *link = c->next;
+            free_chunk(a, c);
+        } else {
+            link = &c->next;
+        }
+    }
+    if (a->head)
+        a->head->used = m.used;
 }
 
 /* A 2 MiB-aligned anonymous mapping of n bytes (a multiple of 2 MiB), or NULL. */
@@ -101,6 +134,7 @@ static chunk *add_chunk(s2f_arena *a, size_t need, int front)
     if (!c)
         return NULL;
     c->mapped = huge ? bytes : 0;
+    c->seq = a->n_chunks++;
     c->size = bytes - header_size();
     c->used = 0;
     a->total += bytes;
@@ -208,4 +242,12 @@ char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
 }
 
 size_t s2f_arena_used(const s2f_arena *a) { return a->total; }
+
+size_t s2f_arena_in_use(const s2f_arena *a)
+{
+    size_t n = 0;
+    for (const chunk *c = a->head; c; c = c->next)
+        n += c->used;
+    return n;
+}
 int s2f_arena_over_limit(const s2f_arena *a) { return a->over_limit; }

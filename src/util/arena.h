@@ -35,8 +35,22 @@ char *s2f_arena_strdup(s2f_arena *a, const char *s);
 char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Bytes obtained from malloc so far (for tests and benchmarks). */
+/*
+ * Stack-like reuse: s2f_arena_release frees everything allocated after the mark was
+ * taken (blocks and chunks alike), so a loop can use the arena as scratch space that
+ * stays the size of one iteration. Marks must be released in reverse order of taking.
+ */
+typedef struct s2f_arena_mark {
+    size_t n_chunks; /* chunks that existed */
+    size_t used;     /* bytes used in the head chunk */
+} s2f_arena_mark;
+s2f_arena_mark s2f_arena_get_mark(const s2f_arena *a);
+void s2f_arena_release(s2f_arena *a, s2f_arena_mark m);
+
+/* Bytes obtained from malloc and mmap and not yet given back (tests, benchmarks). */
 size_t s2f_arena_used(const s2f_arena *a);
+/* Bytes handed out by the allocation calls and still held (for tests and benchmarks). */
+size_t s2f_arena_in_use(const s2f_arena *a);
 /* True once an allocation has failed because of the budget. */
 int s2f_arena_over_limit(const s2f_arena *a);
 

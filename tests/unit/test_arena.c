@@ -90,6 +90,27 @@ TEST(expected_size_gives_one_large_chunk_within_budget)
     s2f_arena_free(small);
 }
 
+TEST(release_returns_to_the_mark)
+{
+    s2f_arena *a = s2f_arena_new(0);
+    char *keep = s2f_arena_strdup(a, "keep");
+    size_t before = s2f_arena_used(a);
+    for (int round = 0; round < 100; round++) {
+        s2f_arena_mark m = s2f_arena_get_mark(a);
+        for (int i = 0; i < 50; i++)
+            CHECK(s2f_arena_alloc(a, 3000));   /* new chunks */
+        CHECK(s2f_arena_alloc(a, 100000));     /* a dedicated big chunk */
+        s2f_arena_release(a, m);
+        CHECK(s2f_arena_used(a) == before);    /* nothing accumulates */
+    }
+    CHECK_STR(keep, "keep");
+    char *next = s2f_arena_alloc(a, 8);
+    CHECK(next == keep + 8);                   /* the head chunk is reused from the mark */
+    s2f_arena_mark empty = s2f_arena_get_mark(a);
+    s2f_arena_release(a, empty);
+    s2f_arena_free(a);
+}
+
 TEST(strings_and_printf)
 {
     s2f_arena *a = s2f_arena_new(0);
@@ -127,6 +148,7 @@ int main(void)
     RUN(huge_requests_fail_cleanly);
     RUN(realloc_keeps_contents);
     RUN(expected_size_gives_one_large_chunk_within_budget);
+    RUN(release_returns_to_the_mark);
     RUN(strings_and_printf);
     RUN(warnings_are_capped);
     RUN(fail_formats_one_line);

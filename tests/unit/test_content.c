@@ -191,6 +191,30 @@ TEST(missing_relationship_and_unknown_value_type_are_warnings)
     s2f_doc_free(doc);
 }
 
+/* Streaming (content.h): a Part 10 report's content data sets are dropped as soon as
+ * each item is built, so the document keeps about twice the file, not four times. */
+TEST(part10_content_is_streamed_in_bounded_memory)
+{
+    const char *shared = getenv("SHARED");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/corpus/files/tid1500__dcmqi__rsna2018_ds3_848792.dcm",
+             shared ? shared : "../shared");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        SKIP("../shared/corpus is absent (set SHARED or put shared/ beside the checkout)");
+    fseek(f, 0, SEEK_END);
+    size_t size = (size_t)ftell(f);
+    fclose(f);
+    s2f_error err = {0};
+    s2f_doc *doc = s2f_doc_read_file(path, NULL, &err);
+    CHECK(doc);
+    CHECK(doc->tree.n_items == 4603);
+    CHECK(s2f_arena_in_use(doc->arena) < 2 * size);
+    const s2f_elem *content = s2f_ds_find(doc->ds, S2F_TAG(0x0040, 0xA730));
+    CHECK(content && content->is_seq && content->n_items == 0); /* went to the tree */
+    s2f_doc_free(doc);
+}
+
 int main(void)
 {
     RUN(tree_shape_and_values);
@@ -200,5 +224,6 @@ int main(void)
     RUN(dump_lines);
     RUN(root_must_be_a_container);
     RUN(missing_relationship_and_unknown_value_type_are_warnings);
+    RUN(part10_content_is_streamed_in_bounded_memory);
     CHECK_DONE();
 }

@@ -35,7 +35,8 @@ static s2f_code rd_n(const void *data, size_t len)
     memset(&g_warn, 0, sizeof g_warn);
     g_warn.arena = g_arena;
     memset(&g_err, 0, sizeof g_err);
-    s2f_read_ctx ctx = {g_arena, &g_warn, g_max_depth, 0, g_strict, NULL};
+    s2f_read_ctx ctx = {.arena = g_arena, .warnings = &g_warn, .max_depth = g_max_depth,
+                        .strict = g_strict};
     s2f_code rc = s2f_dicomjson_read(data, len, &ctx, &g_ds, &g_err);
     g_ts = ctx.transfer_syntax;
     return rc;

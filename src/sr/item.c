@@ -1,0 +1,361 @@
+/*
+ * item.c - decodes one content item from its data set: relationship, value type, concept
+ * name, observation UID and date/time, template, and the value of each value type
+ * (PS3.3 C.17.3, C.18). Children are not its concern (content.c assembles the tree).
+ * Problems are noted against the item and reported with its position once the tree is
+ * whole, since a streamed item does not know its position yet.
+ */
+#include "item.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tags.h"
+
+static void warn_at(s2f_item_reader *b, const s2f_item *it, const char *what)
+{
+    if (b->n_notes == b->cap_notes) {
+        if (b->cap_notes >= S2F_WARN_MAX) { /* as many as can be shown */
+            b->dropped_notes++;
+            return;
+        }
+        size_t cap = b->cap_notes ? b->cap_notes * 2 : 16;
+        s2f_item_note *l = s2f_arena_realloc(b->arena, b->notes, b->cap_notes * sizeof *l,
+                                             cap * sizeof *l);
+        if (!l) {
+            b->text.oom = 1;
+            return;
+        }
+        b->notes = l;
+        b->cap_notes = cap;
+    }
+    b->notes[b->n_notes].item = it;
+    b->notes[b->n_notes++].what = what;
+}
+
+/* The trimmed raw bytes of a string element, or 0 when absent or empty. */
+static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *n)
+{
+    return s2f_elem_string_raw(s2f_ds_find(ds, tag), 0, p, n) && *n > 0;
+}
+
+/* Reads the Code Sequence Macro from one item (ds may be NULL), in one pass over its few
+ * elements. Every string of *c is set ("" when absent); returns 0 when the item has
+ * neither a code value nor a meaning. */
+static int read_code_into(s2f_item_reader *b, const s2f_ds *ds, s2f_codeval *c)
+{
+    const s2f_elem *value = NULL, *long_value = NULL, *urn = NULL, *scheme = NULL,
+                   *version = NULL, *meaning = NULL;
+    for (uint32_t i = 0; ds && i < ds->n; i++) {
+        const s2f_elem *e = &ds->elems[i];
+        switch (e->tag) {
+        case T_CodeValue: value = e; break;
+        case T_LongCodeValue: long_value = e; break;
+        case T_URNCodeValue: urn = e; break;
+        case T_CodingSchemeDesignator: scheme = e; break;
+        case T_CodingSchemeVersion: version = e; break;
+        case T_CodeMeaning: meaning = e; break;
+        default: break;
+        }
+    }
+    memset(c, 0, sizeof *c);
+    c->value = s2f_text_elem(&b->text, value);
+    if (!c->value && (c->value = s2f_text_elem(&b->text, long_value)))
+        c->value_kind = 1;
+    if (!c->value && (c->value = s2f_text_elem(&b->text, urn)))
+        c->value_kind = 2;
+    c->scheme = s2f_text_elem(&b->text, scheme);
+    c->version = s2f_text_elem(&b->text, version);
+    c->meaning = s2f_text_elem(&b->text, meaning);
+    if (!c->scheme)
+        c->scheme = "";
+    if (!c->meaning)
+        c->meaning = "";
+    if (!c->value)
+        c->value = "";
+    return value || long_value || urn || meaning;
+}
+
+static const s2f_codeval *read_code_seq(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag)
+{
+    const s2f_ds *item = s2f_ds_item(ds, tag, 0);
+    if (!item)
+        return NULL;
+    s2f_codeval *c = s2f_arena_alloc(b->arena, sizeof *c);
+    if (!c) {
+        b->text.oom = 1;
+        return NULL;
+    }
+    if (!read_code_into(b, item, c))
+        return NULL;
+    return c;
+}
+
+static void read_num(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+{
+    const s2f_ds *mv = s2f_ds_item(ds, T_MeasuredValueSequence, 0);
+    it->v.num.qualifier = read_code_seq(b, ds, T_NumericValueQualifierCodeSequence);
+    if (!mv) {
+        if (!it->v.num.qualifier)
+            warn_at(b, it, "NUM without Measured Value Sequence item or Numeric Value Qualifier");
+        return;
+    }
+    it->v.num.has_value = 1;
+    it->v.num.text = s2f_text_value(&b->text, mv, T_NumericValue);
+    if (it->v.num.text) {
+        char *end;
+        it->v.num.value = strtod(it->v.num.text, &end);
+        if (*end)
+            warn_at(b, it, "Numeric Value is not a decimal string");
+    } else {
+        warn_at(b, it, "Measured Value Sequence item without Numeric Value");
+    }
+    it->v.num.has_float = s2f_elem_f64(s2f_ds_find(mv, T_FloatingPointValue), 0, &it->v.num.fp);
+    int32_t num;
+    uint32_t den;
+    if (s2f_elem_i32(s2f_ds_find(mv, T_RationalNumeratorValue), 0, &num) &&
+        s2f_elem_u32(s2f_ds_find(mv, T_RationalDenominatorValue), 0, &den))
+        it->v.num.rational = s2f_arena_printf(b->arena, "%d/%u", num, den);
+    it->v.num.units = read_code_seq(b, mv, T_MeasurementUnitsCodeSequence);
+    if (!it->v.num.units)
+        warn_at(b, it, "NUM without Measurement Units Code Sequence");
+}
+
+/* Copies all values of an IS element into an int array. */
+static uint32_t read_is_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag, int32_t **out)
+{
+    const s2f_elem *e = s2f_ds_find(ds, tag);
+    uint32_t n = s2f_elem_string_count(e);
+    *out = NULL;
+    if (!n)
+        return 0;
+    int32_t *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+    if (!v)
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *p;
+        size_t len;
+        char tmp[32] = "";
+        if (s2f_elem_string_raw(e, i, &p, &len) && len < sizeof tmp)
+            memcpy(tmp, p, len), tmp[len] = 0;
+        v[i] = (int32_t)strtol(tmp, NULL, 10);
+    }
+    *out = v;
+    return n;
+}
+
+static uint32_t read_u16_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag, uint16_t **out)
+{
+    const s2f_elem *e = s2f_ds_find(ds, tag);
+    uint32_t n = s2f_elem_binary_count(e);
+    *out = NULL;
+    if (!n || s2f_vr_fixed_size(e->vr) != 2)
+        return 0;
+    uint16_t *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+    if (!v)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        s2f_elem_u16(e, i, &v[i]);
+    *out = v;
+    return n;
+}
+
+static uint32_t read_u32_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag, uint32_t **out)
+{
+    const s2f_elem *e = s2f_ds_find(ds, tag);
+    uint32_t n = s2f_elem_binary_count(e);
+    *out = NULL;
+    if (!n)
+        return 0;
+    uint32_t *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+    if (!v)
+        return 0;
+    unsigned size = s2f_vr_fixed_size(e->vr);
+    for (uint32_t i = 0; i < n; i++) {
+        uint16_t s;
+        if (size == 4)
+            s2f_elem_u32(e, i, &v[i]);
+        else if (size == 2 && s2f_elem_u16(e, i, &s))
+            v[i] = s;
+        else
+            v[i] = 0;
+    }
+    *out = v;
+    return n;
+}
+
+static void read_sopref(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+{
+    const s2f_ds *ref = s2f_ds_item(ds, T_ReferencedSOPSequence, 0);
+    s2f_sopref *r = &it->v.ref;
+    if (!ref) {
+        warn_at(b, it, "reference without Referenced SOP Sequence item");
+        return;
+    }
+    r->sop_class = s2f_text_value(&b->text, ref, T_ReferencedSOPClassUID);
+    r->sop_instance = s2f_text_value(&b->text, ref, T_ReferencedSOPInstanceUID);
+    r->n_frames = read_is_list(b, ref, T_ReferencedFrameNumber, &r->frames);
+    r->n_segments = read_u32_list(b, ref, T_ReferencedSegmentNumber, &r->segments);
+    r->n_channels = read_u16_list(b, ref, T_ReferencedWaveformChannels, &r->channels);
+    const s2f_ds *ps = s2f_ds_item(ref, T_ReferencedSOPSequence, 0);
+    if (ps) {
+        r->pstate_class = s2f_text_value(&b->text, ps, T_ReferencedSOPClassUID);
+        r->pstate_instance = s2f_text_value(&b->text, ps, T_ReferencedSOPInstanceUID);
+    }
+    if (!r->sop_class || !r->sop_instance)
+        warn_at(b, it, "reference without SOP Class or SOP Instance UID");
+}
+
+static void read_coord(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds, unsigned dims)
+{
+    const s2f_elem *e = s2f_ds_find(ds, T_GraphicData);
+    it->v.coord.graphic_type = s2f_text_value(&b->text, ds, T_GraphicType);
+    uint32_t n = s2f_elem_binary_count(e);
+    unsigned size = e ? s2f_vr_fixed_size(e->vr) : 0;
+    if (n && (size == 4 || size == 8)) {
+        float *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+        if (v) {
+            for (uint32_t i = 0; i < n; i++) {
+                double d;
+                if (size == 4)
+                    s2f_elem_f32(e, i, &v[i]);
+                else if (s2f_elem_f64(e, i, &d))
+                    v[i] = (float)d;
+            }
+            it->v.coord.data = v;
+            it->v.coord.n = n;
+        }
+    }
+    if (!it->v.coord.n || it->v.coord.n % dims)
+        warn_at(b, it, dims == 2 ? "SCOORD Graphic Data is not a list of (column,row) pairs"
+                                 : "SCOORD3D Graphic Data is not a list of (x,y,z) triplets");
+    if (dims == 3) {
+        it->v.coord.frame_of_reference =
+            s2f_text_value(&b->text, ds, T_ReferencedFrameOfReferenceUID);
+        if (!it->v.coord.frame_of_reference)
+            warn_at(b, it, "SCOORD3D without Referenced Frame of Reference UID");
+    }
+    it->v.coord.fiducial = s2f_ds_find(ds, T_FiducialUID) != NULL;
+}
+
+static void read_tcoord(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+{
+    it->v.tcoord.range_type = s2f_text_value(&b->text, ds, T_TemporalRangeType);
+    it->v.tcoord.n_samples = read_u32_list(b, ds, T_ReferencedSamplePositions,
+                                           &it->v.tcoord.samples);
+    const s2f_elem *off = s2f_ds_find(ds, T_ReferencedTimeOffsets);
+    uint32_t n = s2f_elem_string_count(off);
+    if (n && (it->v.tcoord.offsets = s2f_arena_alloc(b->arena, n * sizeof(double)))) {
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *p;
+            size_t len;
+            char tmp[40] = "";
+            if (s2f_elem_string_raw(off, i, &p, &len) && len < sizeof tmp)
+                memcpy(tmp, p, len), tmp[len] = 0;
+            it->v.tcoord.offsets[i] = strtod(tmp, NULL);
+        }
+        it->v.tcoord.n_offsets = n;
+    }
+    const s2f_elem *dt = s2f_ds_find(ds, T_ReferencedDateTime);
+    n = s2f_elem_string_count(dt);
+    if (n && (it->v.tcoord.datetimes = s2f_arena_alloc(b->arena, n * sizeof(char *)))) {
+        for (uint32_t i = 0; i < n; i++)
+            it->v.tcoord.datetimes[i] = s2f_text_value_at(&b->text, ds, T_ReferencedDateTime, i);
+        it->v.tcoord.n_datetimes = n;
+    }
+}
+
+static void read_value(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+{
+    switch (it->vt) {
+    case S2F_VT_CONTAINER: {
+        const char *c = s2f_text_value(&b->text, ds, T_ContinuityOfContent);
+        it->v.container.separate = c && strcmp(c, "SEPARATE") == 0;
+        if (!c)
+            warn_at(b, it, "CONTAINER without Continuity Of Content");
+        break;
+    }
+    case S2F_VT_TEXT: it->v.text = s2f_text_value(&b->text, ds, T_TextValue); break;
+    case S2F_VT_DATETIME: it->v.text = s2f_text_value(&b->text, ds, T_DateTime); break;
+    case S2F_VT_DATE: it->v.text = s2f_text_value(&b->text, ds, T_Date); break;
+    case S2F_VT_TIME: it->v.text = s2f_text_value(&b->text, ds, T_Time); break;
+    case S2F_VT_UIDREF: it->v.text = s2f_text_value(&b->text, ds, T_UID); break;
+    case S2F_VT_PNAME: it->v.text = s2f_text_value(&b->text, ds, T_PersonName); break;
+    case S2F_VT_CODE: {
+        const s2f_ds *c = s2f_ds_item(ds, T_ConceptCodeSequence, 0);
+        if (!read_code_into(b, c, &it->v.code))
+            warn_at(b, it, "CODE without Concept Code Sequence item");
+        break;
+    }
+    case S2F_VT_NUM: read_num(b, it, ds); break;
+    case S2F_VT_COMPOSITE: case S2F_VT_IMAGE: case S2F_VT_WAVEFORM:
+        read_sopref(b, it, ds);
+        break;
+    case S2F_VT_SCOORD: read_coord(b, it, ds, 2); break;
+    case S2F_VT_SCOORD3D: read_coord(b, it, ds, 3); break;
+    case S2F_VT_TCOORD: read_tcoord(b, it, ds); break;
+    case S2F_VT_TABLE: case S2F_VT_UNKNOWN: break;
+    }
+}
+
+static void read_template(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+{
+    const s2f_ds *t = s2f_ds_item(ds, T_ContentTemplateSequence, 0);
+    if (!t)
+        return;
+    it->template_id = s2f_text_value(&b->text, t, T_TemplateIdentifier);
+    it->template_resource = s2f_text_value(&b->text, t, T_MappingResource);
+}
+
+static int remember_byref(s2f_item_reader *b, s2f_item *it)
+{
+    if (b->n_byref == b->cap_byref) {
+        size_t cap = b->cap_byref ? b->cap_byref * 2 : 16;
+        s2f_item **l = s2f_arena_realloc(b->arena, b->byref, b->cap_byref * sizeof *l, cap * sizeof *l);
+        if (!l)
+            return 0;
+        b->byref = l;
+        b->cap_byref = cap;
+    }
+    b->byref[b->n_byref++] = it;
+    return 1;
+}
+
+static int read_reference(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+{
+    const s2f_elem *e = s2f_ds_find(ds, T_ReferencedContentItemIdentifier);
+    it->by_reference = 1;
+    it->ref_path_len = read_u32_list(b, ds, T_ReferencedContentItemIdentifier, &it->ref_path);
+    if (!it->ref_path_len || s2f_vr_fixed_size(e->vr) != 4)
+        warn_at(b, it, "Referenced Content Item Identifier is empty or not UL");
+    return remember_byref(b, it);
+}
+
+int s2f_item_read(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds, int is_root)
+{
+    const uint8_t *p;
+    size_t n;
+    it->offset = ds->offset;
+    if (!is_root) {
+        int has_rel = raw_value(ds, T_RelationshipType, &p, &n);
+        it->rel = has_rel ? s2f_rel_from(p, n) : S2F_REL_UNKNOWN;
+        it->rel_text = it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
+                                                   : s2f_text_value(&b->text, ds, T_RelationshipType);
+        if (!has_rel)
+            warn_at(b, it, "no Relationship Type");
+        if (s2f_ds_find(ds, T_ReferencedContentItemIdentifier) && !s2f_ds_find(ds, T_ValueType))
+            return read_reference(b, it, ds) && !b->text.oom ? 0 : -1;
+    }
+    int has_vt = raw_value(ds, T_ValueType, &p, &n);
+    it->vt = has_vt ? s2f_vt_from(p, n) : S2F_VT_UNKNOWN;
+    it->vt_text = it->vt != S2F_VT_UNKNOWN ? s2f_vt_name(it->vt)
+                                           : s2f_text_value(&b->text, ds, T_ValueType);
+    if (it->vt == S2F_VT_UNKNOWN)
+        warn_at(b, it, has_vt ? "unknown Value Type" : "no Value Type");
+    it->concept = read_code_seq(b, ds, T_ConceptNameCodeSequence);
+    it->observation_uid = s2f_text_value(&b->text, ds, T_ObservationUID);
+    it->observation_dt = s2f_text_value(&b->text, ds, T_ObservationDateTime);
+    read_template(b, it, ds);
+    read_value(b, it, ds);
+    return b->text.oom ? -1 : 0;
+}
