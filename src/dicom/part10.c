@@ -12,6 +12,9 @@
  * without copying; only big-endian binary values are copied, swapped to little endian.
  * Elements are collected on one scratch stack in the arena and each data set gets an
  * exact-size array when it ends, so memory stays a small multiple of the input size.
+ * With a content sink (ctx->content) the items of the Content Sequences of the SR tree are
+ * streamed instead: each is read into the sink's scratch arena, handed over when complete,
+ * and released, so the data sets of a 100,000-item report never exist all at once.
  *
  * Safety: every length is checked against the bytes left in its enclosing scope before
  * anything is allocated or read; sequence nesting (and so recursion) is bounded by
