@@ -135,7 +135,6 @@ s2f_tree_builder *s2f_tree_builder_new(s2f_arena *a, s2f_warnings *w, unsigned m
 }
 
 void s2f_tree_set_charset(s2f_tree_builder *b, s2f_charset *cs) { b->reader.text.cs = cs; }
-int s2f_tree_has_charset(const s2f_tree_builder *b) { return b->reader.text.cs != NULL; }
 
 s2f_code s2f_tree_begin(s2f_tree_builder *b)
 {

@@ -93,7 +93,7 @@ struct s2f_item {
         } tcoord;
         struct {
             uint32_t rows, columns;   /* Number of Table Rows / Columns */
-            uint32_t n_cells;         /* cells found in Table Row Sequence */
+            uint32_t n_cells;         /* items of the Cell Values Sequence */
         } table;
     } v;
 
@@ -129,7 +129,6 @@ typedef struct s2f_tree_builder s2f_tree_builder;
 s2f_tree_builder *s2f_tree_builder_new(s2f_arena *a, s2f_warnings *w, unsigned max_depth,
                                        s2f_error *err);
 void s2f_tree_set_charset(s2f_tree_builder *b, s2f_charset *cs);
-int s2f_tree_has_charset(const s2f_tree_builder *b);
 s2f_code s2f_tree_begin(s2f_tree_builder *b);
 s2f_code s2f_tree_end(s2f_tree_builder *b, const s2f_ds *item);
 s2f_code s2f_tree_finish(s2f_tree_builder *b, const s2f_ds *top, s2f_tree *out);

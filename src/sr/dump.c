@@ -158,7 +158,8 @@ static void put_value(s2f_sink *s, const s2f_item *it)
     case S2F_VT_SCOORD3D: put_coord(s, it, 3); break;
     case S2F_VT_TCOORD: put_tcoord(s, it); break;
     case S2F_VT_TABLE:
-        s2f_sink_printf(s, "(%u x %u)", it->v.table.rows, it->v.table.columns);
+        s2f_sink_printf(s, "(%u x %u, %u cells)", it->v.table.rows, it->v.table.columns,
+                        it->v.table.n_cells);
         break;
     case S2F_VT_UNKNOWN: s2f_sink_puts(s, "(unknown value type)"); break;
     }

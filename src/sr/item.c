@@ -12,25 +12,25 @@
 
 #include "tags.h"
 
-static void warn_at(s2f_item_reader *b, const s2f_item *it, const char *what)
+static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
 {
-    if (b->n_notes == b->cap_notes) {
-        if (b->cap_notes >= S2F_WARN_MAX) { /* as many as can be shown */
-            b->dropped_notes++;
+    if (rd->n_notes == rd->cap_notes) {
+        if (rd->cap_notes >= S2F_WARN_MAX) { /* as many as can be shown */
+            rd->dropped_notes++;
             return;
         }
-        size_t cap = b->cap_notes ? b->cap_notes * 2 : 16;
-        s2f_item_note *l = s2f_arena_realloc(b->arena, b->notes, b->cap_notes * sizeof *l,
+        size_t cap = rd->cap_notes ? rd->cap_notes * 2 : 16;
+        s2f_item_note *l = s2f_arena_realloc(rd->arena, rd->notes, rd->cap_notes * sizeof *l,
                                              cap * sizeof *l);
         if (!l) {
-            b->text.oom = 1;
+            rd->text.oom = 1;
             return;
         }
-        b->notes = l;
-        b->cap_notes = cap;
+        rd->notes = l;
+        rd->cap_notes = cap;
     }
-    b->notes[b->n_notes].item = it;
-    b->notes[b->n_notes++].what = what;
+    rd->notes[rd->n_notes].item = it;
+    rd->notes[rd->n_notes++].what = what;
 }
 
 /* The trimmed raw bytes of a string element, or 0 when absent or empty. */
@@ -42,7 +42,7 @@ static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *
 /* Reads the Code Sequence Macro from one item (ds may be NULL), in one pass over its few
  * elements. Every string of *c is set ("" when absent); returns 0 when the item has
  * neither a code value nor a meaning. */
-static int read_code_into(s2f_item_reader *b, const s2f_ds *ds, s2f_codeval *c)
+static int read_code_into(s2f_item_reader *rd, const s2f_ds *ds, s2f_codeval *c)
 {
     const s2f_elem *value = NULL, *long_value = NULL, *urn = NULL, *scheme = NULL,
                    *version = NULL, *meaning = NULL;
@@ -59,14 +59,14 @@ static int read_code_into(s2f_item_reader *b, const s2f_ds *ds, s2f_codeval *c)
         }
     }
     memset(c, 0, sizeof *c);
-    c->value = s2f_text_elem(&b->text, value);
-    if (!c->value && (c->value = s2f_text_elem(&b->text, long_value)))
+    c->value = s2f_text_elem(&rd->text, value);
+    if (!c->value && (c->value = s2f_text_elem(&rd->text, long_value)))
         c->value_kind = 1;
-    if (!c->value && (c->value = s2f_text_elem(&b->text, urn)))
+    if (!c->value && (c->value = s2f_text_elem(&rd->text, urn)))
         c->value_kind = 2;
-    c->scheme = s2f_text_elem(&b->text, scheme);
-    c->version = s2f_text_elem(&b->text, version);
-    c->meaning = s2f_text_elem(&b->text, meaning);
+    c->scheme = s2f_text_elem(&rd->text, scheme);
+    c->version = s2f_text_elem(&rd->text, version);
+    c->meaning = s2f_text_elem(&rd->text, meaning);
     if (!c->scheme)
         c->scheme = "";
     if (!c->meaning)
@@ -76,60 +76,60 @@ static int read_code_into(s2f_item_reader *b, const s2f_ds *ds, s2f_codeval *c)
     return value || long_value || urn || meaning;
 }
 
-static const s2f_codeval *read_code_seq(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag)
+static const s2f_codeval *read_code_seq(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag)
 {
     const s2f_ds *item = s2f_ds_item(ds, tag, 0);
     if (!item)
         return NULL;
-    s2f_codeval *c = s2f_arena_alloc(b->arena, sizeof *c);
+    s2f_codeval *c = s2f_arena_alloc(rd->arena, sizeof *c);
     if (!c) {
-        b->text.oom = 1;
+        rd->text.oom = 1;
         return NULL;
     }
-    if (!read_code_into(b, item, c))
+    if (!read_code_into(rd, item, c))
         return NULL;
     return c;
 }
 
-static void read_num(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
     const s2f_ds *mv = s2f_ds_item(ds, T_MeasuredValueSequence, 0);
-    it->v.num.qualifier = read_code_seq(b, ds, T_NumericValueQualifierCodeSequence);
+    it->v.num.qualifier = read_code_seq(rd, ds, T_NumericValueQualifierCodeSequence);
     if (!mv) {
         if (!it->v.num.qualifier)
-            warn_at(b, it, "NUM without Measured Value Sequence item or Numeric Value Qualifier");
+            warn_at(rd, it, "NUM without Measured Value Sequence item or Numeric Value Qualifier");
         return;
     }
     it->v.num.has_value = 1;
-    it->v.num.text = s2f_text_value(&b->text, mv, T_NumericValue);
+    it->v.num.text = s2f_text_value(&rd->text, mv, T_NumericValue);
     if (it->v.num.text) {
         char *end;
         it->v.num.value = strtod(it->v.num.text, &end);
         if (*end)
-            warn_at(b, it, "Numeric Value is not a decimal string");
+            warn_at(rd, it, "Numeric Value is not a decimal string");
     } else {
-        warn_at(b, it, "Measured Value Sequence item without Numeric Value");
+        warn_at(rd, it, "Measured Value Sequence item without Numeric Value");
     }
     it->v.num.has_float = s2f_elem_f64(s2f_ds_find(mv, T_FloatingPointValue), 0, &it->v.num.fp);
     int32_t num;
     uint32_t den;
     if (s2f_elem_i32(s2f_ds_find(mv, T_RationalNumeratorValue), 0, &num) &&
         s2f_elem_u32(s2f_ds_find(mv, T_RationalDenominatorValue), 0, &den))
-        it->v.num.rational = s2f_arena_printf(b->arena, "%d/%u", num, den);
-    it->v.num.units = read_code_seq(b, mv, T_MeasurementUnitsCodeSequence);
+        it->v.num.rational = s2f_arena_printf(rd->arena, "%d/%u", num, den);
+    it->v.num.units = read_code_seq(rd, mv, T_MeasurementUnitsCodeSequence);
     if (!it->v.num.units)
-        warn_at(b, it, "NUM without Measurement Units Code Sequence");
+        warn_at(rd, it, "NUM without Measurement Units Code Sequence");
 }
 
 /* Copies all values of an IS element into an int array. */
-static uint32_t read_is_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag, int32_t **out)
+static uint32_t read_is_list(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag, int32_t **out)
 {
     const s2f_elem *e = s2f_ds_find(ds, tag);
     uint32_t n = s2f_elem_string_count(e);
     *out = NULL;
     if (!n)
         return 0;
-    int32_t *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+    int32_t *v = s2f_arena_alloc(rd->arena, n * sizeof *v);
     if (!v)
         return 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -144,14 +144,14 @@ static uint32_t read_is_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag,
     return n;
 }
 
-static uint32_t read_u16_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag, uint16_t **out)
+static uint32_t read_u16_list(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag, uint16_t **out)
 {
     const s2f_elem *e = s2f_ds_find(ds, tag);
     uint32_t n = s2f_elem_binary_count(e);
     *out = NULL;
     if (!n || s2f_vr_fixed_size(e->vr) != 2)
         return 0;
-    uint16_t *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+    uint16_t *v = s2f_arena_alloc(rd->arena, n * sizeof *v);
     if (!v)
         return 0;
     for (uint32_t i = 0; i < n; i++)
@@ -160,14 +160,14 @@ static uint32_t read_u16_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag
     return n;
 }
 
-static uint32_t read_u32_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag, uint32_t **out)
+static uint32_t read_u32_list(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag, uint32_t **out)
 {
     const s2f_elem *e = s2f_ds_find(ds, tag);
     uint32_t n = s2f_elem_binary_count(e);
     *out = NULL;
     if (!n)
         return 0;
-    uint32_t *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+    uint32_t *v = s2f_arena_alloc(rd->arena, n * sizeof *v);
     if (!v)
         return 0;
     unsigned size = s2f_vr_fixed_size(e->vr);
@@ -184,36 +184,36 @@ static uint32_t read_u32_list(s2f_item_reader *b, const s2f_ds *ds, uint32_t tag
     return n;
 }
 
-static void read_sopref(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+static void read_sopref(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
     const s2f_ds *ref = s2f_ds_item(ds, T_ReferencedSOPSequence, 0);
     s2f_sopref *r = &it->v.ref;
     if (!ref) {
-        warn_at(b, it, "reference without Referenced SOP Sequence item");
+        warn_at(rd, it, "reference without Referenced SOP Sequence item");
         return;
     }
-    r->sop_class = s2f_text_value(&b->text, ref, T_ReferencedSOPClassUID);
-    r->sop_instance = s2f_text_value(&b->text, ref, T_ReferencedSOPInstanceUID);
-    r->n_frames = read_is_list(b, ref, T_ReferencedFrameNumber, &r->frames);
-    r->n_segments = read_u32_list(b, ref, T_ReferencedSegmentNumber, &r->segments);
-    r->n_channels = read_u16_list(b, ref, T_ReferencedWaveformChannels, &r->channels);
+    r->sop_class = s2f_text_value(&rd->text, ref, T_ReferencedSOPClassUID);
+    r->sop_instance = s2f_text_value(&rd->text, ref, T_ReferencedSOPInstanceUID);
+    r->n_frames = read_is_list(rd, ref, T_ReferencedFrameNumber, &r->frames);
+    r->n_segments = read_u32_list(rd, ref, T_ReferencedSegmentNumber, &r->segments);
+    r->n_channels = read_u16_list(rd, ref, T_ReferencedWaveformChannels, &r->channels);
     const s2f_ds *ps = s2f_ds_item(ref, T_ReferencedSOPSequence, 0);
     if (ps) {
-        r->pstate_class = s2f_text_value(&b->text, ps, T_ReferencedSOPClassUID);
-        r->pstate_instance = s2f_text_value(&b->text, ps, T_ReferencedSOPInstanceUID);
+        r->pstate_class = s2f_text_value(&rd->text, ps, T_ReferencedSOPClassUID);
+        r->pstate_instance = s2f_text_value(&rd->text, ps, T_ReferencedSOPInstanceUID);
     }
     if (!r->sop_class || !r->sop_instance)
-        warn_at(b, it, "reference without SOP Class or SOP Instance UID");
+        warn_at(rd, it, "reference without SOP Class or SOP Instance UID");
 }
 
-static void read_coord(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds, unsigned dims)
+static void read_coord(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds, unsigned dims)
 {
     const s2f_elem *e = s2f_ds_find(ds, T_GraphicData);
-    it->v.coord.graphic_type = s2f_text_value(&b->text, ds, T_GraphicType);
+    it->v.coord.graphic_type = s2f_text_value(&rd->text, ds, T_GraphicType);
     uint32_t n = s2f_elem_binary_count(e);
     unsigned size = e ? s2f_vr_fixed_size(e->vr) : 0;
     if (n && (size == 4 || size == 8)) {
-        float *v = s2f_arena_alloc(b->arena, n * sizeof *v);
+        float *v = s2f_arena_alloc(rd->arena, n * sizeof *v);
         if (v) {
             for (uint32_t i = 0; i < n; i++) {
                 double d;
@@ -227,25 +227,25 @@ static void read_coord(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds, unsig
         }
     }
     if (!it->v.coord.n || it->v.coord.n % dims)
-        warn_at(b, it, dims == 2 ? "SCOORD Graphic Data is not a list of (column,row) pairs"
+        warn_at(rd, it, dims == 2 ? "SCOORD Graphic Data is not a list of (column,row) pairs"
                                  : "SCOORD3D Graphic Data is not a list of (x,y,z) triplets");
     if (dims == 3) {
         it->v.coord.frame_of_reference =
-            s2f_text_value(&b->text, ds, T_ReferencedFrameOfReferenceUID);
+            s2f_text_value(&rd->text, ds, T_ReferencedFrameOfReferenceUID);
         if (!it->v.coord.frame_of_reference)
-            warn_at(b, it, "SCOORD3D without Referenced Frame of Reference UID");
+            warn_at(rd, it, "SCOORD3D without Referenced Frame of Reference UID");
     }
     it->v.coord.fiducial = s2f_ds_find(ds, T_FiducialUID) != NULL;
 }
 
-static void read_tcoord(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+static void read_tcoord(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
-    it->v.tcoord.range_type = s2f_text_value(&b->text, ds, T_TemporalRangeType);
-    it->v.tcoord.n_samples = read_u32_list(b, ds, T_ReferencedSamplePositions,
+    it->v.tcoord.range_type = s2f_text_value(&rd->text, ds, T_TemporalRangeType);
+    it->v.tcoord.n_samples = read_u32_list(rd, ds, T_ReferencedSamplePositions,
                                            &it->v.tcoord.samples);
     const s2f_elem *off = s2f_ds_find(ds, T_ReferencedTimeOffsets);
     uint32_t n = s2f_elem_string_count(off);
-    if (n && (it->v.tcoord.offsets = s2f_arena_alloc(b->arena, n * sizeof(double)))) {
+    if (n && (it->v.tcoord.offsets = s2f_arena_alloc(rd->arena, n * sizeof(double)))) {
         for (uint32_t i = 0; i < n; i++) {
             const uint8_t *p;
             size_t len;
@@ -258,80 +258,91 @@ static void read_tcoord(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
     }
     const s2f_elem *dt = s2f_ds_find(ds, T_ReferencedDateTime);
     n = s2f_elem_string_count(dt);
-    if (n && (it->v.tcoord.datetimes = s2f_arena_alloc(b->arena, n * sizeof(char *)))) {
+    if (n && (it->v.tcoord.datetimes = s2f_arena_alloc(rd->arena, n * sizeof(char *)))) {
         for (uint32_t i = 0; i < n; i++)
-            it->v.tcoord.datetimes[i] = s2f_text_value_at(&b->text, ds, T_ReferencedDateTime, i);
+            it->v.tcoord.datetimes[i] = s2f_text_value_at(&rd->text, ds, T_ReferencedDateTime, i);
         it->v.tcoord.n_datetimes = n;
     }
 }
 
-static void read_value(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+/* TABLE (Table Content Item Macro): its size and how many cells it carries. */
+static void read_table(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
+{
+    const s2f_elem *cells = s2f_ds_find(ds, T_CellValuesSequence);
+    if (!s2f_elem_u32(s2f_ds_find(ds, T_NumberOfTableRows), 0, &it->v.table.rows) ||
+        !s2f_elem_u32(s2f_ds_find(ds, T_NumberOfTableColumns), 0, &it->v.table.columns))
+        warn_at(rd, it, "TABLE without Number of Table Rows / Columns");
+    it->v.table.n_cells = cells && cells->is_seq ? cells->n_items : 0;
+}
+
+static void read_value(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
     switch (it->vt) {
     case S2F_VT_CONTAINER: {
-        const char *c = s2f_text_value(&b->text, ds, T_ContinuityOfContent);
+        const char *c = s2f_text_value(&rd->text, ds, T_ContinuityOfContent);
         it->v.container.separate = c && strcmp(c, "SEPARATE") == 0;
         if (!c)
-            warn_at(b, it, "CONTAINER without Continuity Of Content");
+            warn_at(rd, it, "CONTAINER without Continuity Of Content");
         break;
     }
-    case S2F_VT_TEXT: it->v.text = s2f_text_value(&b->text, ds, T_TextValue); break;
-    case S2F_VT_DATETIME: it->v.text = s2f_text_value(&b->text, ds, T_DateTime); break;
-    case S2F_VT_DATE: it->v.text = s2f_text_value(&b->text, ds, T_Date); break;
-    case S2F_VT_TIME: it->v.text = s2f_text_value(&b->text, ds, T_Time); break;
-    case S2F_VT_UIDREF: it->v.text = s2f_text_value(&b->text, ds, T_UID); break;
-    case S2F_VT_PNAME: it->v.text = s2f_text_value(&b->text, ds, T_PersonName); break;
+    case S2F_VT_TEXT: it->v.text = s2f_text_value(&rd->text, ds, T_TextValue); break;
+    case S2F_VT_DATETIME: it->v.text = s2f_text_value(&rd->text, ds, T_DateTime); break;
+    case S2F_VT_DATE: it->v.text = s2f_text_value(&rd->text, ds, T_Date); break;
+    case S2F_VT_TIME: it->v.text = s2f_text_value(&rd->text, ds, T_Time); break;
+    case S2F_VT_UIDREF: it->v.text = s2f_text_value(&rd->text, ds, T_UID); break;
+    case S2F_VT_PNAME: it->v.text = s2f_text_value(&rd->text, ds, T_PersonName); break;
     case S2F_VT_CODE: {
         const s2f_ds *c = s2f_ds_item(ds, T_ConceptCodeSequence, 0);
-        if (!read_code_into(b, c, &it->v.code))
-            warn_at(b, it, "CODE without Concept Code Sequence item");
+        if (!read_code_into(rd, c, &it->v.code))
+            warn_at(rd, it, "CODE without Concept Code Sequence item");
         break;
     }
-    case S2F_VT_NUM: read_num(b, it, ds); break;
+    case S2F_VT_NUM: read_num(rd, it, ds); break;
     case S2F_VT_COMPOSITE: case S2F_VT_IMAGE: case S2F_VT_WAVEFORM:
-        read_sopref(b, it, ds);
+        read_sopref(rd, it, ds);
         break;
-    case S2F_VT_SCOORD: read_coord(b, it, ds, 2); break;
-    case S2F_VT_SCOORD3D: read_coord(b, it, ds, 3); break;
-    case S2F_VT_TCOORD: read_tcoord(b, it, ds); break;
-    case S2F_VT_TABLE: case S2F_VT_UNKNOWN: break;
+    case S2F_VT_SCOORD: read_coord(rd, it, ds, 2); break;
+    case S2F_VT_SCOORD3D: read_coord(rd, it, ds, 3); break;
+    case S2F_VT_TCOORD: read_tcoord(rd, it, ds); break;
+    case S2F_VT_TABLE: read_table(rd, it, ds); break;
+    case S2F_VT_UNKNOWN: break;
     }
 }
 
-static void read_template(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+static void read_template(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
     const s2f_ds *t = s2f_ds_item(ds, T_ContentTemplateSequence, 0);
     if (!t)
         return;
-    it->template_id = s2f_text_value(&b->text, t, T_TemplateIdentifier);
-    it->template_resource = s2f_text_value(&b->text, t, T_MappingResource);
+    it->template_id = s2f_text_value(&rd->text, t, T_TemplateIdentifier);
+    it->template_resource = s2f_text_value(&rd->text, t, T_MappingResource);
 }
 
-static int remember_byref(s2f_item_reader *b, s2f_item *it)
+static int remember_byref(s2f_item_reader *rd, s2f_item *it)
 {
-    if (b->n_byref == b->cap_byref) {
-        size_t cap = b->cap_byref ? b->cap_byref * 2 : 16;
-        s2f_item **l = s2f_arena_realloc(b->arena, b->byref, b->cap_byref * sizeof *l, cap * sizeof *l);
+    if (rd->n_byref == rd->cap_byref) {
+        size_t cap = rd->cap_byref ? rd->cap_byref * 2 : 16;
+        s2f_item **l = s2f_arena_realloc(rd->arena, rd->byref, rd->cap_byref * sizeof *l, cap * sizeof *l);
         if (!l)
             return 0;
-        b->byref = l;
-        b->cap_byref = cap;
+        rd->byref = l;
+        rd->cap_byref = cap;
     }
-    b->byref[b->n_byref++] = it;
+    rd->byref[rd->n_byref++] = it;
     return 1;
 }
 
-static int read_reference(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds)
+static int read_reference(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
     const s2f_elem *e = s2f_ds_find(ds, T_ReferencedContentItemIdentifier);
     it->by_reference = 1;
-    it->ref_path_len = read_u32_list(b, ds, T_ReferencedContentItemIdentifier, &it->ref_path);
+    it->ref_path_len = read_u32_list(rd, ds, T_ReferencedContentItemIdentifier, &it->ref_path);
     if (!it->ref_path_len || s2f_vr_fixed_size(e->vr) != 4)
-        warn_at(b, it, "Referenced Content Item Identifier is empty or not UL");
-    return remember_byref(b, it);
+        warn_at(rd, it, "Referenced Content Item Identifier is empty or not UL");
+    return remember_byref(rd, it);
 }
 
-int s2f_item_read(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds, int is_root)
+int s2f_item_read(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds, int is_root)
 {
     const uint8_t *p;
     size_t n;
@@ -340,22 +351,22 @@ int s2f_item_read(s2f_item_reader *b, s2f_item *it, const s2f_ds *ds, int is_roo
         int has_rel = raw_value(ds, T_RelationshipType, &p, &n);
         it->rel = has_rel ? s2f_rel_from(p, n) : S2F_REL_UNKNOWN;
         it->rel_text = it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
-                                                   : s2f_text_value(&b->text, ds, T_RelationshipType);
+                                                   : s2f_text_value(&rd->text, ds, T_RelationshipType);
         if (!has_rel)
-            warn_at(b, it, "no Relationship Type");
+            warn_at(rd, it, "no Relationship Type");
         if (s2f_ds_find(ds, T_ReferencedContentItemIdentifier) && !s2f_ds_find(ds, T_ValueType))
-            return read_reference(b, it, ds) && !b->text.oom ? 0 : -1;
+            return read_reference(rd, it, ds) && !rd->text.oom ? 0 : -1;
     }
     int has_vt = raw_value(ds, T_ValueType, &p, &n);
     it->vt = has_vt ? s2f_vt_from(p, n) : S2F_VT_UNKNOWN;
     it->vt_text = it->vt != S2F_VT_UNKNOWN ? s2f_vt_name(it->vt)
-                                           : s2f_text_value(&b->text, ds, T_ValueType);
+                                           : s2f_text_value(&rd->text, ds, T_ValueType);
     if (it->vt == S2F_VT_UNKNOWN)
-        warn_at(b, it, has_vt ? "unknown Value Type" : "no Value Type");
-    it->concept = read_code_seq(b, ds, T_ConceptNameCodeSequence);
-    it->observation_uid = s2f_text_value(&b->text, ds, T_ObservationUID);
-    it->observation_dt = s2f_text_value(&b->text, ds, T_ObservationDateTime);
-    read_template(b, it, ds);
-    read_value(b, it, ds);
-    return b->text.oom ? -1 : 0;
+        warn_at(rd, it, has_vt ? "unknown Value Type" : "no Value Type");
+    it->concept = read_code_seq(rd, ds, T_ConceptNameCodeSequence);
+    it->observation_uid = s2f_text_value(&rd->text, ds, T_ObservationUID);
+    it->observation_dt = s2f_text_value(&rd->text, ds, T_ObservationDateTime);
+    read_template(rd, it, ds);
+    read_value(rd, it, ds);
+    return rd->text.oom ? -1 : 0;
 }

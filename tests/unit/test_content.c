@@ -56,7 +56,10 @@ static const char report[] =
         "{" REL("HAS PROPERTIES") ",\"0040DB73\":{\"vr\":\"UL\",\"Value\":[1,2,1]}},"
         "{" REL("HAS PROPERTIES") ",\"0040DB73\":{\"vr\":\"UL\",\"Value\":[1,9]}},"
         "{" REL("CONTAINS") "," VT("TEXT") "," CONCEPT("1", "99X", "Note") ","
-        "\"0040A160\":{\"vr\":\"UT\",\"Value\":[\"a \\\"b\\\"\\nc\"]}}") "}";
+        "\"0040A160\":{\"vr\":\"UT\",\"Value\":[\"a \\\"b\\\"\\nc\"]}},"
+        "{" REL("CONTAINS") "," VT("TABLE") ",\"0040A802\":{\"vr\":\"UL\",\"Value\":[2]},"
+        "\"0040A803\":{\"vr\":\"UL\",\"Value\":[3]},"
+        "\"0040A808\":{\"vr\":\"SQ\",\"Value\":[{},{},{},{},{},{}]}}") "}";
 
 static s2f_doc *read_report(const char *json, s2f_error *err)
 {
@@ -83,8 +86,8 @@ TEST(tree_shape_and_values)
     CHECK(root->vt == S2F_VT_CONTAINER && root->v.container.separate);
     CHECK_STR(root->concept->value, "126000");
     CHECK_STR(root->template_id, "1500");
-    CHECK(root->n_children == 7);
-    CHECK(doc->tree.n_items == 10);
+    CHECK(root->n_children == 8);
+    CHECK(doc->tree.n_items == 11);
     const s2f_item *pn = root->children[0];
     CHECK(pn->rel == S2F_REL_HAS_OBS_CONTEXT && pn->vt == S2F_VT_PNAME);
     CHECK_STR(pn->v.text, "Smith^John");
@@ -157,7 +160,8 @@ TEST(dump_lines)
     CHECK(strstr(out, "\n1.5  HAS PROPERTIES -> 1.2.1\n"));
     CHECK(strstr(out, "\n1.7  CONTAINS TEXT (1,99X,\"Note\") = \"a \\\"b\\\"\\nc\"\n"));
     CHECK(strstr(out, "Patient Name: Doe^Jane\n"));
-    CHECK(strstr(out, "Items: 10\n"));
+    CHECK(strstr(out, "\n1.8  CONTAINS TABLE = (2 x 3, 6 cells)\n"));
+    CHECK(strstr(out, "Items: 11\n"));
     free(out);
     s2f_doc_free(doc);
 }
