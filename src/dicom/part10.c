@@ -275,8 +275,10 @@ static size_t drop_duplicates(reader *r, s2f_elem *e, size_t n)
 static s2f_code finish_ds(reader *r, s2f_ds *ds, size_t base, size_t n_meta)
 {
     size_t n = r->n_elems - base;
-    s2f_elem *e = r->elems + base;
     r->n_elems = base;
+    if (n == 0) /* an empty item: r->elems may still be NULL */
+        return S2F_OK;
+    s2f_elem *e = r->elems + base;
     if (n > UINT32_MAX)
         return s2f_fail(r->err, S2F_ELIMIT, "more than %u elements in one data set",
                         (unsigned)UINT32_MAX);
