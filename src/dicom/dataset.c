@@ -73,46 +73,29 @@ int s2f_elem_string_raw(const s2f_elem *e, uint32_t index, const uint8_t **p, si
 }
 
 /* Facts about each VR, indexed by its two letters: one table lookup on the hot path. */
-enum { VR_KNOWN = 1, VR_STRING = 2, VR_LONG = 4, VR_SIZE2 = 8, VR_SIZE4 = 16, VR_SIZE8 = 32 };
 #define VRI(a, b) (((a) - 'A') * 26 + ((b) - 'A'))
-static const uint8_t vr_info[26 * 26] = {
-    [VRI('A', 'E')] = VR_KNOWN | VR_STRING, [VRI('A', 'S')] = VR_KNOWN | VR_STRING,
-    [VRI('A', 'T')] = VR_KNOWN | VR_SIZE4,  [VRI('C', 'S')] = VR_KNOWN | VR_STRING,
-    [VRI('D', 'A')] = VR_KNOWN | VR_STRING, [VRI('D', 'S')] = VR_KNOWN | VR_STRING,
-    [VRI('D', 'T')] = VR_KNOWN | VR_STRING, [VRI('F', 'D')] = VR_KNOWN | VR_SIZE8,
-    [VRI('F', 'L')] = VR_KNOWN | VR_SIZE4,  [VRI('I', 'S')] = VR_KNOWN | VR_STRING,
-    [VRI('L', 'O')] = VR_KNOWN | VR_STRING, [VRI('L', 'T')] = VR_KNOWN | VR_STRING,
-    [VRI('O', 'B')] = VR_KNOWN | VR_LONG,   [VRI('O', 'D')] = VR_KNOWN | VR_LONG | VR_SIZE8,
-    [VRI('O', 'F')] = VR_KNOWN | VR_LONG | VR_SIZE4,
-    [VRI('O', 'L')] = VR_KNOWN | VR_LONG | VR_SIZE4,
-    [VRI('O', 'V')] = VR_KNOWN | VR_LONG | VR_SIZE8,
-    [VRI('O', 'W')] = VR_KNOWN | VR_LONG | VR_SIZE2,
-    [VRI('P', 'N')] = VR_KNOWN | VR_STRING, [VRI('S', 'H')] = VR_KNOWN | VR_STRING,
-    [VRI('S', 'L')] = VR_KNOWN | VR_SIZE4,  [VRI('S', 'Q')] = VR_KNOWN | VR_LONG,
-    [VRI('S', 'S')] = VR_KNOWN | VR_SIZE2,  [VRI('S', 'T')] = VR_KNOWN | VR_STRING,
-    [VRI('S', 'V')] = VR_KNOWN | VR_LONG | VR_SIZE8,
-    [VRI('T', 'M')] = VR_KNOWN | VR_STRING, [VRI('U', 'C')] = VR_KNOWN | VR_STRING | VR_LONG,
-    [VRI('U', 'I')] = VR_KNOWN | VR_STRING, [VRI('U', 'L')] = VR_KNOWN | VR_SIZE4,
-    [VRI('U', 'N')] = VR_KNOWN | VR_LONG,   [VRI('U', 'R')] = VR_KNOWN | VR_STRING | VR_LONG,
-    [VRI('U', 'S')] = VR_KNOWN | VR_SIZE2,  [VRI('U', 'T')] = VR_KNOWN | VR_STRING | VR_LONG,
-    [VRI('U', 'V')] = VR_KNOWN | VR_LONG | VR_SIZE8,
+const uint8_t s2f_vr_info[26 * 26] = {
+    [VRI('A', 'E')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('A', 'S')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('A', 'T')] = S2F_VR_KNOWN | S2F_VR_SIZE4,  [VRI('C', 'S')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('D', 'A')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('D', 'S')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('D', 'T')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('F', 'D')] = S2F_VR_KNOWN | S2F_VR_SIZE8,
+    [VRI('F', 'L')] = S2F_VR_KNOWN | S2F_VR_SIZE4,  [VRI('I', 'S')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('L', 'O')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('L', 'T')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('O', 'B')] = S2F_VR_KNOWN | S2F_VR_LONG,   [VRI('O', 'D')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE8,
+    [VRI('O', 'F')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE4,
+    [VRI('O', 'L')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE4,
+    [VRI('O', 'V')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE8,
+    [VRI('O', 'W')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE2,
+    [VRI('P', 'N')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('S', 'H')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('S', 'L')] = S2F_VR_KNOWN | S2F_VR_SIZE4,  [VRI('S', 'Q')] = S2F_VR_KNOWN | S2F_VR_LONG,
+    [VRI('S', 'S')] = S2F_VR_KNOWN | S2F_VR_SIZE2,  [VRI('S', 'T')] = S2F_VR_KNOWN | S2F_VR_STRING,
+    [VRI('S', 'V')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE8,
+    [VRI('T', 'M')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('U', 'C')] = S2F_VR_KNOWN | S2F_VR_STRING | S2F_VR_LONG,
+    [VRI('U', 'I')] = S2F_VR_KNOWN | S2F_VR_STRING, [VRI('U', 'L')] = S2F_VR_KNOWN | S2F_VR_SIZE4,
+    [VRI('U', 'N')] = S2F_VR_KNOWN | S2F_VR_LONG,   [VRI('U', 'R')] = S2F_VR_KNOWN | S2F_VR_STRING | S2F_VR_LONG,
+    [VRI('U', 'S')] = S2F_VR_KNOWN | S2F_VR_SIZE2,  [VRI('U', 'T')] = S2F_VR_KNOWN | S2F_VR_STRING | S2F_VR_LONG,
+    [VRI('U', 'V')] = S2F_VR_KNOWN | S2F_VR_LONG | S2F_VR_SIZE8,
 };
-
-static unsigned vr_flags(uint16_t vr)
-{
-    unsigned a = (unsigned)(vr >> 8) - 'A', b = (unsigned)(vr & 0xFF) - 'A';
-    return a < 26 && b < 26 ? vr_info[a * 26 + b] : 0;
-}
-
-unsigned s2f_vr_fixed_size(uint16_t vr)
-{
-    unsigned f = vr_flags(vr);
-    return f & VR_SIZE2 ? 2 : f & VR_SIZE4 ? 4 : f & VR_SIZE8 ? 8 : 0;
-}
-
-int s2f_vr_is_string(uint16_t vr) { return (vr_flags(vr) & VR_STRING) != 0; }
-int s2f_vr_is_known(uint16_t vr) { return (vr_flags(vr) & VR_KNOWN) != 0; }
-int s2f_vr_has_long_length(uint16_t vr) { return (vr_flags(vr) & VR_LONG) != 0; }
 
 uint32_t s2f_elem_binary_count(const s2f_elem *e)
 {

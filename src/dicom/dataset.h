@@ -111,14 +111,41 @@ int s2f_elem_u32(const s2f_elem *e, uint32_t index, uint32_t *out);
 int s2f_elem_i32(const s2f_elem *e, uint32_t index, int32_t *out);
 int s2f_elem_f32(const s2f_elem *e, uint32_t index, float *out);
 int s2f_elem_f64(const s2f_elem *e, uint32_t index, double *out);
+/* Facts about VRs, inline because the readers ask them for every element. */
+enum { S2F_VR_KNOWN = 1, S2F_VR_STRING = 2, S2F_VR_LONG = 4, S2F_VR_SIZE2 = 8, S2F_VR_SIZE4 = 16,
+       S2F_VR_SIZE8 = 32 };
+extern const uint8_t s2f_vr_info[26 * 26]; /* indexed by the two letters, dataset.c */
+
+static inline unsigned s2f_vr_flags(uint16_t vr)
+{
+    unsigned a = (unsigned)(vr >> 8) - 'A', b = (unsigned)(vr & 0xFF) - 'A';
+    return a < 26 && b < 26 ? s2f_vr_info[a * 26 + b] : 0;
+}
+
 /* Byte size of one value of a fixed-size binary VR, 0 for others. */
-unsigned s2f_vr_fixed_size(uint16_t vr);
+static inline unsigned s2f_vr_fixed_size(uint16_t vr)
+{
+    unsigned f = s2f_vr_flags(vr);
+    return f & S2F_VR_SIZE2 ? 2 : f & S2F_VR_SIZE4 ? 4 : f & S2F_VR_SIZE8 ? 8 : 0;
+}
+
 /* 1 for VRs whose value is text (AE AS CS DA DS DT IS LO LT PN SH ST TM UC UI UR UT). */
-int s2f_vr_is_string(uint16_t vr);
+static inline int s2f_vr_is_string(uint16_t vr)
+{
+    return (s2f_vr_flags(vr) & S2F_VR_STRING) != 0;
+}
+
 /* 1 for a VR two-letter code DICOM defines. */
-int s2f_vr_is_known(uint16_t vr);
+static inline int s2f_vr_is_known(uint16_t vr)
+{
+    return (s2f_vr_flags(vr) & S2F_VR_KNOWN) != 0;
+}
+
 /* 1 for the VRs whose explicit encoding has 2 reserved bytes and a 4-byte length
  * (OB OD OF OL OV OW SQ SV UC UN UR UT UV, PS3.5 7.1.2). */
-int s2f_vr_has_long_length(uint16_t vr);
+static inline int s2f_vr_has_long_length(uint16_t vr)
+{
+    return (s2f_vr_flags(vr) & S2F_VR_LONG) != 0;
+}
 
 #endif

@@ -264,7 +264,9 @@ static size_t drop_duplicates(reader *r, s2f_elem *e, size_t n)
                 return (size_t)-1;
             continue;
         }
-        e[k++] = e[i];
+        if (k != i)
+            e[k] = e[i];
+        k++;
     }
     return k;
 }

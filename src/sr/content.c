@@ -62,10 +62,16 @@ const char *s2f_rel_name(s2f_rel rel)
     return rel == S2F_REL_NONE ? "" : "UNKNOWN";
 }
 
+/* 1 when term[0..n) spells name exactly. */
+static int is_term(const char *name, const uint8_t *term, size_t n)
+{
+    return strncmp(name, (const char *)term, n) == 0 && name[n] == '\0';
+}
+
 s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < sizeof vt_names / sizeof vt_names[0]; i++)
-        if (strlen(vt_names[i].name) == n && memcmp(vt_names[i].name, p, n) == 0)
+        if (is_term(vt_names[i].name, p, n))
             return vt_names[i].vt;
     return S2F_VT_UNKNOWN;
 }
@@ -73,7 +79,7 @@ s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
 s2f_rel s2f_rel_from(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < sizeof rel_names / sizeof rel_names[0]; i++)
-        if (strlen(rel_names[i].name) == n && memcmp(rel_names[i].name, p, n) == 0)
+        if (is_term(rel_names[i].name, p, n))
             return rel_names[i].rel;
     return S2F_REL_UNKNOWN;
 }

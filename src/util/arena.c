@@ -39,6 +39,7 @@ typedef struct chunk {
 
 struct s2f_arena {
     chunk *head;
+    chunk *spare;        /* a chunk s2f_arena_release kept for the next round */
     size_t n_chunks;     /* chunks ever made: the next one gets this number */
     size_t next_size;
     size_t limit;
@@ -77,13 +78,31 @@ void s2f_arena_free(s2f_arena *a)
         free_chunk(a, c);
         c = next;
     }
+    if (a->spare)
+        free_chunk(a, a->spare);
     free(a);
 }
 
 s2f_arena_mark s2f_arena_get_mark(const s2f_arena *a)
 {
-    s2f_arena_mark m = {a->n_chunks, a->head ? a->head->used : 0};
+    s2f_arena_mark m = {a->n_chunks, a->head ? a->head->used : 0, a->next_size};
     return m;
+}
+
+/* Keeps the larger of c and the current spare for reuse, frees the other. */
+static void keep_spare(s2f_arena *a, chunk *c)
+{
+    if (c->mapped || c->size > MAX_CHUNK) { /* big ones go back to the system */
+        free_chunk(a, c);
+        return;
+    }
+    if (a->spare && a->spare->size >= c->size) {
+        free_chunk(a, c);
+        return;
+    }
+    if (a->spare)
+        free_chunk(a, a->spare);
+    a->spare = c;
 }
 
 void s2f_arena_release(s2f_arena *a, s2f_arena_mark m)
@@ -94,13 +113,25 @@ void s2f_arena_release(s2f_arena *a, s2f_arena_mark m)
         chunk *c = *link;
         if (c->seq >= m.n_chunks) {
             *link = c->next;
-            free_chunk(a, c);
+            keep_spare(a, c);
         } else {
             link = &c->next;
         }
     }
     if (a->head)
         a->head->used = m.used;
+    a->next_size = m.next_size; /* or every round would start with a bigger chunk */
+}
+
+/* The spare chunk when it has room for `size` bytes, unlinked; else NULL. */
+static chunk *reuse_spare(s2f_arena *a, size_t size)
+{
+    chunk *c = a->spare;
+    if (!c || c->size < size)
+        return NULL;
+    a->spare = NULL;
+    c->used = 0;
+    return c;
 }
 
 /* A 2 MiB-aligned anonymous mapping of n bytes (a multiple of 2 MiB), or NULL. */
@@ -117,11 +148,28 @@ static chunk *map_huge(size_t n)
     return (chunk *)(p + lead);
 }
 
+static void link_chunk(s2f_arena *a, chunk *c, int front)
+{
+    if (front || !a->head) {
+        c->next = a->head;
+        a->head = c;
+    } else { /* a dedicated big chunk goes behind the current one */
+        c->next = a->head->next;
+        a->head->next = c;
+    }
+}
+
 static chunk *add_chunk(s2f_arena *a, size_t need, int front)
 {
     size_t size = need > a->next_size ? need : a->next_size;
     if (size > SIZE_MAX / 2)
         return NULL;
+    chunk *c = reuse_spare(a, size);
+    if (c) {
+        c->seq = a->n_chunks++;
+        link_chunk(a, c, front);
+        return c;
+    }
     size_t bytes = header_size() + size;
     int huge = bytes >= HUGE;
     if (huge)
@@ -130,7 +178,7 @@ static chunk *add_chunk(s2f_arena *a, size_t need, int front)
         a->over_limit = 1;
         return NULL;
     }
-    chunk *c = huge ? map_huge(bytes) : malloc(bytes);
+    c = huge ? map_huge(bytes) : malloc(bytes);
     if (!c)
         return NULL;
     c->mapped = huge ? bytes : 0;
@@ -138,13 +186,7 @@ static chunk *add_chunk(s2f_arena *a, size_t need, int front)
     c->size = bytes - header_size();
     c->used = 0;
     a->total += bytes;
-    if (front || !a->head) {
-        c->next = a->head;
-        a->head = c;
-    } else { /* a dedicated big chunk goes behind the current one */
-        c->next = a->head->next;
-        a->head->next = c;
-    }
+    link_chunk(a, c, front);
     if (size >= a->next_size && a->next_size < MAX_CHUNK)
         a->next_size = a->next_size * 2 < MAX_CHUNK ? a->next_size * 2 : MAX_CHUNK;
     return c;

@@ -38,11 +38,13 @@ char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
 /*
  * Stack-like reuse: s2f_arena_release frees everything allocated after the mark was
  * taken (blocks and chunks alike), so a loop can use the arena as scratch space that
- * stays the size of one iteration. Marks must be released in reverse order of taking.
+ * stays the size of one iteration (one freed chunk is kept for the next iteration, so a
+ * loop does not churn malloc). Marks must be released in reverse order of taking.
  */
 typedef struct s2f_arena_mark {
-    size_t n_chunks; /* chunks that existed */
-    size_t used;     /* bytes used in the head chunk */
+    size_t n_chunks;  /* chunks that existed */
+    size_t used;      /* bytes used in the head chunk */
+    size_t next_size; /* size of the next chunk */
 } s2f_arena_mark;
 s2f_arena_mark s2f_arena_get_mark(const s2f_arena *a);
 void s2f_arena_release(s2f_arena *a, s2f_arena_mark m);
