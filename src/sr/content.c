@@ -62,10 +62,10 @@ const char *s2f_rel_name(s2f_rel rel)
     return rel == S2F_REL_NONE ? "" : "UNKNOWN";
 }
 
-/* 1 when term[0..n) spells name exactly. */
+/* 1 when term[0..n) spells name exactly (term may hold any bytes). */
 static int is_term(const char *name, const uint8_t *term, size_t n)
 {
-    return strncmp(name, (const char *)term, n) == 0 && name[n] == '\0';
+    return strlen(name) == n && memcmp(name, term, n) == 0;
 }
 
 s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
