@@ -184,13 +184,16 @@ s2f_code s2f_tree_end(s2f_tree_builder *b, const s2f_ds *ds)
     return S2F_OK;
 }
 
-/* Sets depth on every item without recursion; fails past the depth limit. */
+/* Sets depth and document order on every item without recursion; fails past the depth
+ * limit. */
 static s2f_code number_items(s2f_tree_builder *b, s2f_item *root, s2f_tree *out)
 {
     s2f_item *it = root;
+    uint32_t seq = 0;
     out->depth = 0;
     while (it) {
         it->depth = it->parent ? it->parent->depth + 1 : 0;
+        it->seq = seq++;
         if (it->depth > b->max_depth) {
             char pos[256];
             s2f_item_position(it, pos, sizeof pos);

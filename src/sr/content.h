@@ -107,6 +107,7 @@ struct s2f_item {
     uint32_t n_children;
     uint32_t index;          /* 1-based position among its siblings */
     uint32_t depth;          /* root = 0 */
+    uint32_t seq;            /* 0-based number in document (pre-)order: root = 0 */
     size_t offset;           /* byte offset of the item in the input */
 };
 

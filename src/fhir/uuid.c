@@ -1,0 +1,140 @@
+/*
+ * uuid.c - name-based UUIDs (version 5, SHA-1) for deterministic resource identities
+ * (MAPPING rule M24); see uuid.h for the naming scheme and the project's namespace.
+ *
+ * The digest is streamed through one EVP_MD_CTX (namespace bytes, then the name parts),
+ * so names of any length are hashed without copying them into a buffer.
+ */
+#include "fhir/uuid.h"
+
+#include <string.h>
+
+#include <openssl/evp.h>
+
+/* uuid5(NAMESPACE_OID, "sr2fhir") = dcd76a05-1792-5939-8929-0f2573fdfcd9 */
+const s2f_uuid s2f_uuid_ns_sr2fhir = {{0xdc, 0xd7, 0x6a, 0x05, 0x17, 0x92, 0x59, 0x39,
+                                       0x89, 0x29, 0x0f, 0x25, 0x73, 0xfd, 0xfc, 0xd9}};
+
+typedef struct part {
+    const void *p;
+    size_t n;
+} part;
+
+/* v5 of the concatenation of `nparts` parts in `ns`. */
+static s2f_code v5_parts(const s2f_uuid *ns, const part *parts, size_t nparts, s2f_uuid *out)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int ok = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+        EVP_DigestUpdate(ctx, ns->b, sizeof ns->b) == 1) {
+        ok = 1;
+        for (size_t i = 0; ok && i < nparts; i++)
+            if (parts[i].n && EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) != 1)
+                ok = 0;
+        ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= sizeof out->b;
+    }
+    EVP_MD_CTX_free(ctx);
+    if (!ok) {
+        memset(out->b, 0, sizeof out->b);
+        return S2F_ENOMEM;
+    }
+    memcpy(out->b, md, sizeof out->b);
+    out->b[6] = (unsigned char)((out->b[6] & 0x0f) | 0x50); /* version 5 */
+    out->b[8] = (unsigned char)((out->b[8] & 0x3f) | 0x80); /* variant 10xx */
+    return S2F_OK;
+}
+
+s2f_code s2f_uuid_v5(const s2f_uuid *ns, const void *name, size_t n, s2f_uuid *out)
+{
+    part p = {name, name ? n : 0};
+    return v5_parts(ns, &p, 1, out);
+}
+
+void s2f_uuid_format(const s2f_uuid *u, char buf[S2F_UUID_STR_SIZE])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            buf[o++] = '-';
+        buf[o++] = hex[u->b[i] >> 4];
+        buf[o++] = hex[u->b[i] & 0x0f];
+    }
+    buf[o] = '\0';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int s2f_uuid_parse(const char *text, s2f_uuid *out)
+{
+    s2f_uuid u;
+    size_t nibble = 0; /* nibbles read so far, 0..32 */
+    if (!text)
+        return -1;
+    for (size_t i = 0; i < 36; i++) { /* stops at a NUL: it is neither '-' nor hex */
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-')
+                return -1;
+            continue;
+        }
+        int v = hexval(text[i]);
+        if (v < 0)
+            return -1;
+        if (nibble % 2 == 0)
+            u.b[nibble / 2] = (unsigned char)(v << 4);
+        else
+            u.b[nibble / 2] = (unsigned char)(u.b[nibble / 2] | v);
+        nibble++;
+    }
+    if (text[36] != '\0')
+        return -1;
+    *out = u;
+    return 0;
+}
+
+s2f_code s2f_resource_uuid_bytes(const char *sop_instance_uid, const char *kind,
+                                 const char *key, s2f_uuid *out)
+{
+    const char *s = sop_instance_uid ? sop_instance_uid : "";
+    const char *k = kind ? kind : "";
+    const char *y = key ? key : "";
+    part parts[5] = {{s, strlen(s)}, {"|", 1}, {k, strlen(k)}, {"|", 1}, {y, strlen(y)}};
+    return v5_parts(&s2f_uuid_ns_sr2fhir, parts, 5, out);
+}
+
+s2f_code s2f_resource_id(const char *sop_instance_uid, const char *kind, const char *key,
+                         char *id_buf)
+{
+    s2f_uuid u;
+    s2f_code rc = s2f_resource_uuid_bytes(sop_instance_uid, kind, key, &u);
+    if (rc != S2F_OK) {
+        id_buf[0] = '\0';
+        return rc;
+    }
+    s2f_uuid_format(&u, id_buf);
+    return S2F_OK;
+}
+
+s2f_code s2f_resource_uuid(const char *sop_instance_uid, const char *kind, const char *key,
+                           char *urn_buf)
+{
+    static const char prefix[] = "urn:uuid:";
+    s2f_code rc = s2f_resource_id(sop_instance_uid, kind, key, urn_buf + sizeof prefix - 1);
+    if (rc != S2F_OK) {
+        urn_buf[0] = '\0';
+        return rc;
+    }
+    memcpy(urn_buf, prefix, sizeof prefix - 1);
+    return S2F_OK;
+}

@@ -1,0 +1,557 @@
+/*
+ * writer.c - streaming JSON writer (see writer.h): structure and separators, string
+ * escaping with UTF-8 validation, DICOM decimal strings and doubles as JSON numbers.
+ */
+#include "json/writer.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sr2fhir.h"
+
+/* Bits of a nesting stack entry. */
+#define KIND_ARRAY 1u
+#define HAS_ITEMS 2u
+
+void s2f_json_init(s2f_json *j, s2f_sink *out, int pretty)
+{
+    memset(j, 0, sizeof *j);
+    j->out = out;
+    j->pretty = pretty != 0;
+}
+
+int s2f_json_error(const s2f_json *j) { return j->error; }
+const char *s2f_json_message(const s2f_json *j) { return j->message; }
+size_t s2f_json_replaced(const s2f_json *j) { return j->replaced; }
+
+static int fail(s2f_json *j, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Records the first error only; always returns -1 so call sites can `return fail(...)`. */
+static int fail(s2f_json *j, int code, const char *fmt, ...)
+{
+    if (j->error)
+        return -1;
+    j->error = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->message, sizeof j->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- layout ---------------------------------------------------------------------- */
+
+static void newline(s2f_json *j, int depth)
+{
+    static const char spaces[2 * S2F_JSON_MAX_DEPTH + 1] =
+        "                                                                "
+        "                                                                ";
+    s2f_sink_putc(j->out, '\n');
+    s2f_sink_write(j->out, spaces, (size_t)depth * 2);
+}
+
+/* Writes the comma (and the pretty line break) before a new member or element. */
+static void separate(s2f_json *j)
+{
+    unsigned char *top = &j->stack[j->depth - 1];
+    if (*top & HAS_ITEMS)
+        s2f_sink_putc(j->out, ',');
+    *top |= HAS_ITEMS;
+    if (j->pretty)
+        newline(j, j->depth);
+}
+
+static int top_is_array(const s2f_json *j) { return (j->stack[j->depth - 1] & KIND_ARRAY) != 0; }
+
+/* Checks that a value may come here and writes what precedes it. Writes nothing on error. */
+static int before_value(s2f_json *j)
+{
+    if (j->error)
+        return -1;
+    if (j->depth == 0) {
+        if (j->done)
+            return fail(j, S2F_EINTERNAL, "JSON writer: a second top-level value");
+        return 0;
+    }
+    if (top_is_array(j)) {
+        separate(j);
+        return 0;
+    }
+    if (!j->after_key)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a value where a key is expected");
+    j->after_key = 0;
+    return 0;
+}
+
+static int after_value(s2f_json *j)
+{
+    if (j->depth == 0)
+        j->done = 1;
+    return 0;
+}
+
+static int begin(s2f_json *j, unsigned kind, char open)
+{
+    if (j->error)
+        return -1;
+    if (j->depth == S2F_JSON_MAX_DEPTH)
+        return fail(j, S2F_ELIMIT, "JSON writer: nesting deeper than %d levels", S2F_JSON_MAX_DEPTH);
+    if (before_value(j))
+        return -1;
+    j->stack[j->depth++] = (unsigned char)kind;
+    s2f_sink_putc(j->out, open);
+    return 0;
+}
+
+static int end(s2f_json *j, unsigned kind, char close)
+{
+    const char *what = kind ? "end_array" : "end_object";
+    if (j->error)
+        return -1;
+    if (j->depth == 0 || (j->stack[j->depth - 1] & KIND_ARRAY) != kind)
+        return fail(j, S2F_EINTERNAL, "JSON writer: unbalanced %s", what);
+    if (j->after_key)
+        return fail(j, S2F_EINTERNAL, "JSON writer: %s after a key without its value", what);
+    int had_items = (j->stack[j->depth - 1] & HAS_ITEMS) != 0;
+    j->depth--;
+    if (j->pretty && had_items)
+        newline(j, j->depth);
+    s2f_sink_putc(j->out, close);
+    return after_value(j);
+}
+
+int s2f_json_begin_object(s2f_json *j) { return begin(j, 0, '{'); }
+int s2f_json_end_object(s2f_json *j) { return end(j, 0, '}'); }
+int s2f_json_begin_array(s2f_json *j) { return begin(j, KIND_ARRAY, '['); }
+int s2f_json_end_array(s2f_json *j) { return end(j, KIND_ARRAY, ']'); }
+
+int s2f_json_finish(s2f_json *j)
+{
+    if (j->error)
+        return -1;
+    if (j->depth)
+        return fail(j, S2F_EINTERNAL, "JSON writer: %d container(s) left open", j->depth);
+    if (!j->done)
+        return fail(j, S2F_EINTERNAL, "JSON writer: no value written");
+    if (j->done == 1 && j->pretty)
+        s2f_sink_putc(j->out, '\n');
+    j->done = 2;
+    return 0;
+}
+
+/* ---- strings --------------------------------------------------------------------- */
+
+/* Byte classes: 0 copied as is, 1 escaped (control, '"', '\\'), 2 starts a multi-byte
+ * sequence or is ill-formed (checked by utf8_sequence). */
+static const unsigned char byte_class[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/*
+ * Length of the UTF-8 sequence at p (n >= 1 bytes available), following the well-formed
+ * byte sequences of Unicode Table 3-7. *ok = 0 for an ill-formed sequence, whose length
+ * is then its maximal subpart (at least 1): the bytes one U+FFFD replaces.
+ */
+static size_t utf8_sequence(const unsigned char *p, size_t n, int *ok)
+{
+    unsigned char b = p[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    *ok = 0;
+    if (b < 0x80) {
+        *ok = 1;
+        return 1;
+    }
+    if (b < 0xC2 || b > 0xF4)
+        return 1;
+    if (b < 0xE0) {
+        need = 1;
+    } else if (b < 0xF0) {
+        need = 2;
+        lo = b == 0xE0 ? 0xA0 : 0x80; /* no overlong forms */
+        hi = b == 0xED ? 0x9F : 0xBF; /* no surrogates */
+    } else {
+        need = 3;
+        lo = b == 0xF0 ? 0x90 : 0x80; /* no overlong forms */
+        hi = b == 0xF4 ? 0x8F : 0xBF; /* nothing above U+10FFFF */
+    }
+    for (size_t i = 1; i <= need; i++) {
+        if (i >= n || p[i] < lo || p[i] > hi)
+            return i;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    *ok = 1;
+    return need + 1;
+}
+
+static void write_escape(s2f_sink *out, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+    switch (c) {
+    case '"': s2f_sink_write(out, "\\\"", 2); return;
+    case '\\': s2f_sink_write(out, "\\\\", 2); return;
+    case '\b': s2f_sink_write(out, "\\b", 2); return;
+    case '\f': s2f_sink_write(out, "\\f", 2); return;
+    case '\n': s2f_sink_write(out, "\\n", 2); return;
+    case '\r': s2f_sink_write(out, "\\r", 2); return;
+    case '\t': s2f_sink_write(out, "\\t", 2); return;
+    default: s2f_sink_write(out, esc, sizeof esc); return;
+    }
+}
+
+/* U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR (E2 80 A8/A9): valid JSON, but
+ * escaped so that the output is also safe to embed in JavaScript. */
+static int is_line_separator(const unsigned char *p, size_t len)
+{
+    return len == 3 && p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9);
+}
+
+/* Writes what replaces a sequence that cannot be copied: the escaped line separator,
+ * or U+FFFD for an ill-formed sequence (counted). */
+static void write_special(s2f_json *j, const unsigned char *p, int ok)
+{
+    if (ok) {
+        s2f_sink_write(j->out, p[2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+        return;
+    }
+    s2f_sink_write(j->out, "\xEF\xBF\xBD", 3);
+    j->replaced++;
+}
+
+/* Writes a quoted string; runs of bytes that need no change (ASCII and well-formed
+ * multi-byte sequences) go out in one write. */
+static void write_string(s2f_json *j, const char *text, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t run = 0, i = 0;
+    s2f_sink_putc(j->out, '"');
+    while (i < n) {
+        unsigned char cls = byte_class[p[i]];
+        if (cls == 0) {
+            i++;
+            continue;
+        }
+        if (cls == 2) {
+            int ok;
+            size_t len = utf8_sequence(p + i, n - i, &ok);
+            if (ok && !is_line_separator(p + i, len)) {
+                i += len;
+                continue;
+            }
+            s2f_sink_write(j->out, p + run, i - run);
+            write_special(j, p + i, ok);
+            i += len;
+        } else {
+            s2f_sink_write(j->out, p + run, i - run);
+            write_escape(j->out, p[i]);
+            i++;
+        }
+        run = i;
+    }
+    s2f_sink_write(j->out, p + run, i - run);
+    s2f_sink_putc(j->out, '"');
+}
+
+int s2f_json_key(s2f_json *j, const char *key)
+{
+    if (j->error)
+        return -1;
+    if (j->depth == 0 || top_is_array(j))
+        return fail(j, S2F_EINTERNAL, "JSON writer: a key outside an object");
+    if (j->after_key)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a key where a value is expected");
+    if (!key)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a NULL key");
+    separate(j);
+    write_string(j, key, strlen(key));
+    if (j->pretty)
+        s2f_sink_write(j->out, ": ", 2);
+    else
+        s2f_sink_putc(j->out, ':');
+    j->after_key = 1;
+    return 0;
+}
+
+int s2f_json_string_n(s2f_json *j, const char *p, size_t n)
+{
+    if (!p && n)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a NULL string");
+    if (before_value(j))
+        return -1;
+    write_string(j, p ? p : "", n);
+    return after_value(j);
+}
+
+int s2f_json_string(s2f_json *j, const char *utf8)
+{
+    if (!utf8)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a NULL string");
+    return s2f_json_string_n(j, utf8, strlen(utf8));
+}
+
+/* ---- literals and integers ------------------------------------------------------- */
+
+static int write_literal(s2f_json *j, const char *text)
+{
+    if (before_value(j))
+        return -1;
+    s2f_sink_puts(j->out, text);
+    return after_value(j);
+}
+
+int s2f_json_bool(s2f_json *j, int v) { return write_literal(j, v ? "true" : "false"); }
+int s2f_json_null(s2f_json *j) { return write_literal(j, "null"); }
+
+int s2f_json_int(s2f_json *j, int64_t v)
+{
+    if (before_value(j))
+        return -1;
+    s2f_sink_i64(j->out, v);
+    return after_value(j);
+}
+
+int s2f_json_uint(s2f_json *j, uint64_t v)
+{
+    if (before_value(j))
+        return -1;
+    s2f_sink_u64(j->out, v);
+    return after_value(j);
+}
+
+/* ---- decimal strings --------------------------------------------------------------- */
+
+/* The pieces of a Decimal String, each a span of the input. */
+typedef struct decimal_parts {
+    int negative;
+    const char *int_p, *frac_p, *exp_p; /* exp_p: from the 'e' to the last digit */
+    size_t int_n, frac_n, exp_n;
+} decimal_parts;
+
+static size_t count_digits(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    return i;
+}
+
+static size_t parse_exponent(const char *p, size_t n)
+{
+    size_t i = 1; /* the 'e' */
+    if (i < n && (p[i] == '+' || p[i] == '-'))
+        i++;
+    size_t digits = count_digits(p + i, n - i);
+    return digits ? i + digits : 0;
+}
+
+/* Splits p[0..n) into its parts; returns 0 when it is not a Decimal String. */
+static int parse_decimal(const char *p, size_t n, decimal_parts *d)
+{
+    memset(d, 0, sizeof *d);
+    while (n && p[n - 1] == ' ')
+        n--;
+    while (n && *p == ' ')
+        p++, n--;
+    size_t i = 0;
+    if (i < n && (p[i] == '+' || p[i] == '-'))
+        d->negative = p[i++] == '-';
+    d->int_p = p + i;
+    d->int_n = count_digits(p + i, n - i);
+    i += d->int_n;
+    if (i < n && p[i] == '.') {
+        i++;
+        d->frac_p = p + i;
+        d->frac_n = count_digits(p + i, n - i);
+        i += d->frac_n;
+    }
+    if (d->int_n + d->frac_n == 0)
+        return 0;
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        d->exp_p = p + i;
+        d->exp_n = parse_exponent(p + i, n - i);
+        if (!d->exp_n)
+            return 0;
+        i += d->exp_n;
+    }
+    return i == n;
+}
+
+int s2f_json_decimal_valid(const char *p, size_t n)
+{
+    decimal_parts d;
+    return p && parse_decimal(p, n, &d);
+}
+
+/* "-007.50e+3" -> "-7.50e+3": no '+', no leading zeros, "0" before a bare '.', no
+ * trailing '.'; every other digit and the exponent stay as written. */
+static void write_decimal_parts(s2f_sink *out, const decimal_parts *d)
+{
+    const char *ip = d->int_p;
+    size_t in = d->int_n;
+    while (in > 1 && *ip == '0')
+        ip++, in--;
+    if (d->negative)
+        s2f_sink_putc(out, '-');
+    if (in)
+        s2f_sink_write(out, ip, in);
+    else
+        s2f_sink_putc(out, '0');
+    if (d->frac_n) {
+        s2f_sink_putc(out, '.');
+        s2f_sink_write(out, d->frac_p, d->frac_n);
+    }
+    if (d->exp_n)
+        s2f_sink_write(out, d->exp_p, d->exp_n);
+}
+
+/* Copies up to 40 bytes of text for a message, printable ASCII only. */
+static void quote_for_message(const char *p, size_t n, char *buf, size_t size)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < size && i < 40; i++)
+        buf[k++] = (p[i] >= 0x20 && p[i] < 0x7F) ? p[i] : '?';
+    buf[k] = 0;
+}
+
+static int invalid_decimal(s2f_json *j, const char *p, size_t n)
+{
+    char shown[48];
+    quote_for_message(p ? p : "", p ? n : 0, shown, sizeof shown);
+    return fail(j, S2F_EFORMAT, "JSON writer: \"%s\" is not a decimal number", shown);
+}
+
+int s2f_json_decimal_n(s2f_json *j, const char *p, size_t n)
+{
+    decimal_parts d;
+    if (j->error)
+        return -1;
+    if (!p || !parse_decimal(p, n, &d))
+        return invalid_decimal(j, p, n);
+    if (before_value(j))
+        return -1;
+    write_decimal_parts(j->out, &d);
+    return after_value(j);
+}
+
+int s2f_json_decimal(s2f_json *j, const char *text)
+{
+    return s2f_json_decimal_n(j, text, text ? strlen(text) : 0);
+}
+
+/* ---- doubles ----------------------------------------------------------------------- */
+
+/* Replaces a locale's decimal separator (one or more bytes) by '.'; %g otherwise only
+ * writes digits, '-', '+' and 'e'. Returns the new length. */
+static size_t use_decimal_point(char *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; s[i]; i++) {
+        int numeric = (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '+' || s[i] == 'e';
+        if (numeric)
+            s[k++] = s[i];
+        else if (k == 0 || s[k - 1] != '.')
+            s[k++] = '.';
+    }
+    s[k] = 0;
+    return k;
+}
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as v (%.17g always does). */
+static size_t format_double(double v, char *buf, size_t size)
+{
+    for (int prec = 15; prec < 17; prec++) {
+        snprintf(buf, size, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return use_decimal_point(buf);
+    }
+    snprintf(buf, size, "%.17g", v);
+    return use_decimal_point(buf);
+}
+
+int s2f_json_double(s2f_json *j, double v)
+{
+    char buf[40];
+    if (j->error)
+        return -1;
+    if (!isfinite(v))
+        return fail(j, S2F_EFORMAT, "JSON writer: %s is not a JSON number",
+                    isnan(v) ? "NaN" : "an infinity");
+    if (before_value(j))
+        return -1;
+    size_t n = format_double(v, buf, sizeof buf);
+    s2f_sink_write(j->out, buf, n);
+    return after_value(j);
+}
+
+/* ---- key and value together -------------------------------------------------------- */
+
+int s2f_json_kv_string(s2f_json *j, const char *key, const char *value)
+{
+    if (!value)
+        return j->error ? -1 : 0;
+    return s2f_json_key(j, key) ? -1 : s2f_json_string(j, value);
+}
+
+int s2f_json_kv_string_n(s2f_json *j, const char *key, const char *p, size_t n)
+{
+    if (!p)
+        return j->error ? -1 : 0;
+    return s2f_json_key(j, key) ? -1 : s2f_json_string_n(j, p, n);
+}
+
+int s2f_json_kv_int(s2f_json *j, const char *key, int64_t v)
+{
+    return s2f_json_key(j, key) ? -1 : s2f_json_int(j, v);
+}
+
+int s2f_json_kv_uint(s2f_json *j, const char *key, uint64_t v)
+{
+    return s2f_json_key(j, key) ? -1 : s2f_json_uint(j, v);
+}
+
+int s2f_json_kv_bool(s2f_json *j, const char *key, int v)
+{
+    return s2f_json_key(j, key) ? -1 : s2f_json_bool(j, v);
+}
+
+/* Checks the value before writing the key, so an error never leaves a dangling key. */
+int s2f_json_kv_decimal(s2f_json *j, const char *key, const char *value)
+{
+    if (!value)
+        return j->error ? -1 : 0;
+    if (j->error)
+        return -1;
+    if (!s2f_json_decimal_valid(value, strlen(value)))
+        return invalid_decimal(j, value, strlen(value));
+    return s2f_json_key(j, key) ? -1 : s2f_json_decimal(j, value);
+}
+
+int s2f_json_kv_double(s2f_json *j, const char *key, double v)
+{
+    if (j->error)
+        return -1;
+    if (!isfinite(v))
+        return s2f_json_double(j, v); /* records the error, writes nothing */
+    return s2f_json_key(j, key) ? -1 : s2f_json_double(j, v);
+}
+
+int s2f_json_kv_begin_object(s2f_json *j, const char *key)
+{
+    return s2f_json_key(j, key) ? -1 : s2f_json_begin_object(j);
+}
+
+int s2f_json_kv_begin_array(s2f_json *j, const char *key)
+{
+    return s2f_json_key(j, key) ? -1 : s2f_json_begin_array(j);
+}
