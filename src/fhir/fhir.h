@@ -1,0 +1,167 @@
+/*
+ * fhir.h - the FHIR stage (stage 4): a TID 1500 report model -> one FHIR Bundle, written
+ * as it goes through the streaming JSON writer (MAPPING rules M4-M26).
+ *
+ * The stage is split by resource kind, all sharing the conversion context below:
+ *   convert.c       the Bundle: entries, identities (M24), which resources exist and once
+ *   common.c        elements every Observation shares: subject, basedOn, partOf, status,
+ *                   issued/effective, performer, codings (M4-M9, M11, M23)
+ *   observations.c  the Observations: groups, measurements, evaluations, derived (M13-M22)
+ *   selections.c    the ImagingSelections (M12, M19)
+ *   resources.c     Devices, Practitioners, BodyStructures (M7, M10, M18, M22)
+ *
+ * Identity (M24): every resource's id is the UUID v5 of the SR SOP Instance UID, a kind and
+ * a key (uuid.h): the content item position for resources made from one item, a canonical
+ * text of the content for shared ones (a BodyStructure, an algorithm, an observer), so the
+ * same SR always gives the same ids, and references can be computed without lookup. The
+ * Bundle entry's fullUrl is "urn:uuid:" + id; a transaction entry is a PUT to Type/id
+ * (idempotent: sending the same SR twice creates nothing twice).
+ */
+#ifndef S2F_FHIR_H
+#define S2F_FHIR_H
+
+#include <stddef.h>
+
+#include "../report/report.h"
+#include "../json/writer.h"
+#include "codes.h"
+#include "uuid.h"
+
+#define S2F_PROFILE_BASE "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
+
+typedef enum s2f_bundle_type { S2F_BUNDLE_TRANSACTION = 0, S2F_BUNDLE_COLLECTION = 1 } s2f_bundle_type;
+
+typedef struct s2f_fhir_options {
+    s2f_bundle_type bundle_type;
+    int r4;                  /* M25: FHIR R4 form, no R5-only resources or profiles */
+    const char *timezone;    /* "+HHMM"/"-HHMM" for times without Timezone Offset From UTC
+                                (M9); NULL = "+0000" */
+    int pretty;              /* indented JSON */
+} s2f_fhir_options;
+
+/* Resource counts per type and what the conversion report (M26) needs. */
+typedef struct s2f_fhir_stats {
+    size_t observations, imaging_selections, body_structures, devices, practitioners;
+    size_t unmapped;         /* content items no rule consumed (M26) */
+    size_t fallback_codes;   /* codes of undeclared unknown schemes (M23) */
+    size_t replaced_chars;   /* invalid UTF-8 replaced in the output (M3) */
+} s2f_fhir_stats;
+
+/* Kinds of resource identity: the "kind" of s2f_resource_uuid. Never contain '|'. */
+#define S2F_KIND_OBSERVATION "observation"
+#define S2F_KIND_SELECTION "imaging-selection"
+#define S2F_KIND_SOURCE_ITEM "source-sr-content-item"
+#define S2F_KIND_BODY_STRUCTURE "body-structure"
+#define S2F_KIND_EQUIPMENT "device-equipment"
+#define S2F_KIND_ALGORITHM "device-algorithm"
+#define S2F_KIND_PARTICIPANT_DEVICE "device-participant"
+#define S2F_KIND_PRACTITIONER "practitioner"
+
+/* A resource's identity: Type/id and "urn:uuid:" + id. */
+typedef struct s2f_rid {
+    const char *type;                   /* "Observation", ... */
+    char id[S2F_UUID_STR_SIZE];
+    char urn[S2F_UUID_URN_SIZE];
+} s2f_rid;
+
+/* The conversion context all files of the stage share (one per conversion, one thread). */
+typedef struct s2f_fhir {
+    const s2f_report *rep;
+    const s2f_doc *doc;
+    const s2f_header *h;
+    s2f_arena *arena;        /* the document's arena: scratch strings, sets */
+    s2f_json *json;
+    s2f_fhir_options opt;
+    s2f_fhir_stats *stats;
+    s2f_error *err;
+    s2f_code code;           /* first failure (sticky); writers stop once it is set */
+    const char *sop_uid;     /* the SR's SOP Instance UID (header), "" if absent */
+    struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
+} s2f_fhir;
+
+/* ---- convert.c ------------------------------------------------------------------------ */
+
+/* Writes the whole Bundle for `rep` to `out`. */
+s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *opt,
+                               s2f_sink *out, s2f_fhir_stats *stats, s2f_error *err);
+
+/* Fills *rid for (type, kind, key) (M24). Sets f->code on failure. */
+void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid);
+/* The key of a content item: its position "1.4.2" (arena string). */
+const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it);
+
+/* Opens a Bundle entry (fullUrl, "resource": { "resourceType", "id", meta.profile when R5
+ * and profile != NULL }); the caller writes the resource's other members, then calls
+ * s2f_fhir_end_entry, which closes the resource and writes "request" for transactions. */
+void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile);
+void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid);
+
+/* 1 the first time `key` is seen in `set` (then the caller writes the resource), else 0:
+ * shared resources are written once per Bundle. set: one of the S2F_KIND_... strings. */
+int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key);
+
+/* ---- common.c ------------------------------------------------------------------------- */
+
+/* "reference": "urn:uuid:..." inside an object already begun. */
+void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid);
+/* A Coding object for a DICOM code (M23); counts fallback schemes. */
+void s2f_fhir_coding(s2f_fhir *f, const s2f_codeval *c);
+/* "key": { "coding": [ ... ] } for a DICOM code (M23). */
+void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c);
+/* "key": { "coding": [ {system, code, display} ] } for a fixed code. */
+void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
+                             const char *code, const char *display);
+/* M4 subject, M6 basedOn, M5 partOf: logical references by identifier. */
+void s2f_fhir_subject(s2f_fhir *f, const char *key);
+void s2f_fhir_based_on(s2f_fhir *f);
+void s2f_fhir_part_of(s2f_fhir *f);
+/* M8: "status" of every Observation. */
+const char *s2f_fhir_status(const s2f_fhir *f);
+/* M9: the FHIR instant for an Observation DateTime (NULL: Content Date + Time), with the
+ * document's Timezone Offset From UTC or the option's zone. Arena string, NULL when the
+ * document has no usable date. */
+const char *s2f_fhir_instant(s2f_fhir *f, const char *observation_dt);
+/* M11: the observation-uid identifier object (inside an identifier array). */
+void s2f_fhir_observation_uid(s2f_fhir *f, const char *uid);
+/* "urn:oid:" + uid (arena string). */
+const char *s2f_fhir_oid(s2f_fhir *f, const char *uid);
+
+/* ---- resources.c ----------------------------------------------------------------------- */
+
+/* Identities, and the writers that put the resource in the Bundle (once each). */
+void s2f_fhir_equipment_rid(s2f_fhir *f, s2f_rid *rid);                 /* M7 */
+void s2f_fhir_write_equipment(s2f_fhir *f);
+void s2f_fhir_algorithm_rid(s2f_fhir *f, const s2f_algorithm *a, s2f_rid *rid);  /* M22 */
+void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a);
+void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid);     /* M10 */
+void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o);
+/* M18: whether the site + tracking ids make a BodyStructure, its identity, its writer. */
+int s2f_fhir_has_body_structure(const s2f_site *site, const char *tracking_id,
+                                const char *tracking_uid);
+void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
+                                 const char *tracking_uid, s2f_rid *rid);
+void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
+                                   const char *tracking_uid);
+
+/* ---- selections.c ---------------------------------------------------------------------- */
+
+void s2f_fhir_selection_rid(s2f_fhir *f, const s2f_image_ref *ref, s2f_rid *rid);   /* M19 */
+void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref);
+/* M12: the source-sr-content-item selection of a group or derived measurement item. */
+void s2f_fhir_source_item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid);
+void s2f_fhir_write_source_item(s2f_fhir *f, const s2f_item *it);
+
+/* ---- observations.c -------------------------------------------------------------------- */
+
+void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid);
+void s2f_fhir_measurement_rid(s2f_fhir *f, const s2f_measurement *m, s2f_rid *rid);
+void s2f_fhir_evaluation_rid(s2f_fhir *f, const s2f_evaluation *e, s2f_rid *rid);
+/* Each writes one Observation entry (and nothing else: convert.c writes what it refers
+ * to). `group` is the group a measurement or evaluation belongs to (NULL: document level
+ * or derived). */
+void s2f_fhir_write_group(s2f_fhir *f, const s2f_group *g);
+void s2f_fhir_write_measurement(s2f_fhir *f, const s2f_measurement *m, const s2f_group *group);
+void s2f_fhir_write_evaluation(s2f_fhir *f, const s2f_evaluation *e, const s2f_group *group);
+void s2f_fhir_write_derived(s2f_fhir *f, const s2f_measurement *m);
+
+#endif
