@@ -87,6 +87,35 @@ size_t s2f_doc_item_count(const s2f_doc *doc);
  */
 s2f_code s2f_dump(const s2f_doc *doc, FILE *out, s2f_error *err);
 
+/* ---- conversion to FHIR (MAPPING M2, M4-M26) ------------------------------------------ */
+
+typedef struct s2f_convert_options {
+    int collection;          /* 1: Bundle.type "collection"; 0: "transaction" (M24) */
+    int r4;                  /* 1: FHIR R4 form (M25); 0: R5 */
+    const char *timezone;    /* "+HHMM"/"-HHMM" for times the SR gives without a zone (M9);
+                                NULL: the SR's Timezone Offset From UTC, else +0000 */
+    int pretty;              /* 1: indented JSON */
+} s2f_convert_options;
+
+/* What a conversion made (for the summary and the conversion report). */
+typedef struct s2f_convert_result {
+    size_t observations, imaging_selections, body_structures, devices, practitioners;
+    size_t unmapped;         /* content items no rule consumed (M26) */
+    size_t fallback_codes;   /* codes of unknown, undeclared coding schemes (M23) */
+    size_t replaced_chars;   /* undecodable characters replaced by U+FFFD (M3) */
+    const char *const *unmapped_items; /* M26: one line per item no rule consumed,
+                                          "1.4.2 CONTAINS TEXT (code,scheme,\"meaning\")",
+                                          owned by the document */
+} s2f_convert_result;
+
+/*
+ * Converts a read SR into one FHIR Bundle written to `out` (M24). Fails with
+ * S2F_ENOTTID1500 when the document is not a TID 1500 Measurement Report (M2). `result`
+ * may be NULL. Output is deterministic: the same input gives the same bytes.
+ */
+s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *out,
+                     s2f_convert_result *result, s2f_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@
 int cli_error(const char *where, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 int cmd_dump(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 
 /* Help text of a command, or NULL when there is no such command. */

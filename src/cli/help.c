@@ -14,6 +14,7 @@ static const char general[] =
     "Measurement Reports to FHIR.\n"
     "\n"
     "commands:\n"
+    "  convert INPUT... convert TID 1500 reports to FHIR Bundles\n"
     "  dump FILE...     print the header summary and the SR content tree\n"
     "  help [COMMAND]   show help for a command\n"
     "  version          print the version\n"
@@ -40,10 +41,38 @@ static const char dump_help[] =
     "\n"
     "Every file is attempted; the exit code is that of the first failure (see 'sr2fhir help').\n";
 
+static const char convert_help[] =
+    "usage: sr2fhir convert [options] INPUT...\n"
+    "\n"
+    "Converts each TID 1500 Measurement Report (Part 10 file, bare data set or DICOM JSON; a\n"
+    "folder is searched recursively; '-' reads standard input) into one FHIR Bundle.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output PATH         one input: the Bundle file ('-' or absent: standard output);\n"
+    "                            several inputs or a folder: a folder (one NAME.json per\n"
+    "                            input) or FILE.ndjson (one Bundle per line)\n"
+    "  --bundle-type TYPE        transaction (default: PUT to deterministic ids, so sending\n"
+    "                            twice creates nothing twice) or collection\n"
+    "  --fhir-version VERSION    R5 (default) or R4 (the same Observations in R4 form)\n"
+    "  --timezone +HHMM          zone for times the SR gives without Timezone Offset From UTC\n"
+    "                            (default +0000)\n"
+    "  --report FILE             write the conversion report (JSON): per input its status,\n"
+    "                            resources, content items no rule consumed, warnings\n"
+    "  --pretty                  indent the JSON\n"
+    "  -q, --quiet               no warnings, progress or summary on stderr\n"
+    "\n"
+    "Output is deterministic: the same input gives the same bytes. A Bundle file is written\n"
+    "under a temporary name and renamed when complete. With several inputs every input is\n"
+    "attempted, a progress bar shows on a terminal, and a summary ends the run; the exit\n"
+    "code is that of the first failure (see 'sr2fhir help'); 6 means the input is an SR but\n"
+    "not a TID 1500 Measurement Report.\n";
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
         return general;
+    if (!strcmp(command, "convert"))
+        return convert_help;
     if (!strcmp(command, "dump"))
         return dump_help;
     return NULL;

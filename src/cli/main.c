@@ -24,6 +24,7 @@ static const struct {
     const char *name;
     int (*run)(int, char **);
 } commands[] = {
+    {"convert", cmd_convert},
     {"dump", cmd_dump},
     {"help", cmd_help},
 };

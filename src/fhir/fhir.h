@@ -102,7 +102,7 @@ int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key);
 
 /* ---- common.c ------------------------------------------------------------------------- */
 
-/* "reference": "urn:uuid:..." inside an object already begun. */
+/* "key": { "reference": "urn:uuid:..." }; key NULL: the object alone (an array element). */
 void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid);
 /* A Coding object for a DICOM code (M23); counts fallback schemes. */
 void s2f_fhir_coding(s2f_fhir *f, const s2f_codeval *c);
@@ -115,6 +115,8 @@ void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
 void s2f_fhir_subject(s2f_fhir *f, const char *key);
 void s2f_fhir_based_on(s2f_fhir *f);
 void s2f_fhir_part_of(s2f_fhir *f);
+/* M5 for ImagingSelections: "derivedFrom": [ the same ImagingStudy reference ]. */
+void s2f_fhir_study_derived_from(s2f_fhir *f);
 /* M8: "status" of every Observation. */
 const char *s2f_fhir_status(const s2f_fhir *f);
 /* M9: the FHIR instant for an Observation DateTime (NULL: Content Date + Time), with the

@@ -1,0 +1,445 @@
+/*
+ * convert.c - `sr2fhir convert`: SR files, folders or stdin -> FHIR Bundles (one file,
+ * a folder of files, or NDJSON), with a progress bar on a terminal, a summary, and the
+ * conversion report of M26. Each output file is written to a temporary name and renamed
+ * when complete, so a failure never leaves half a Bundle behind.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "json/writer.h"
+#include "util/error.h"
+
+typedef struct job {
+    s2f_convert_options opt;
+    const char *output;      /* NULL: stdout for one input */
+    const char *report_path;
+    int quiet;
+    int ndjson;              /* output is one NDJSON file */
+    int to_dir;              /* output is a folder */
+    FILE *ndjson_out;
+    char **inputs;           /* files, folders expanded, sorted within each folder */
+    size_t n_inputs, cap_inputs;
+    /* totals */
+    size_t converted, failed;
+    s2f_convert_result sum;
+    int status;
+    /* conversion report */
+    FILE *report;
+    s2f_sink report_sink;
+    s2f_json report_json;
+} job;
+
+static int usage(const char *what)
+{
+    return cli_error(NULL, S2F_EUSAGE, "convert: %s (try 'sr2fhir help convert')", what);
+}
+
+/* ---- inputs ------------------------------------------------------------------------------ */
+
+static int add_input(job *jb, const char *path)
+{
+    if (jb->n_inputs == jb->cap_inputs) {
+        size_t cap = jb->cap_inputs ? jb->cap_inputs * 2 : 16;
+        char **p = realloc(jb->inputs, cap * sizeof *p);
+        if (!p)
+            return 0;
+        jb->inputs = p;
+        jb->cap_inputs = cap;
+    }
+    if (!(jb->inputs[jb->n_inputs] = strdup(path)))
+        return 0;
+    jb->n_inputs++;
+    return 1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Adds the regular files under dir, recursively, in name order. */
+static int add_folder(job *jb, const char *dir, int depth)
+{
+    if (depth > 64)
+        return 1;
+    DIR *d = opendir(dir);
+    if (!d) {
+        cli_error(dir, S2F_EIO, "cannot open folder: %s", strerror(errno));
+        return 1;
+    }
+    size_t first = jb->n_inputs;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            if (!add_folder(jb, path, depth + 1)) {
+                closedir(d);
+                return 0;
+            }
+        } else if (S_ISREG(st.st_mode) && !add_input(jb, path)) {
+            closedir(d);
+            return 0;
+        }
+    }
+    closedir(d);
+    qsort(jb->inputs + first, jb->n_inputs - first, sizeof *jb->inputs, by_name);
+    return 1;
+}
+
+static int is_folder(const char *path)
+{
+    struct stat st;
+    return strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* ---- outputs ------------------------------------------------------------------------------- */
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* OUTDIR/<input name without extension>.json */
+static void output_path_for(const job *jb, const char *input, char *out, size_t size)
+{
+    const char *name = base_name(input);
+    const char *dot = strrchr(name, '.');
+    int n = dot && dot != name ? (int)(dot - name) : (int)strlen(name);
+    snprintf(out, size, "%s/%.*s.json", jb->output, n, name);
+}
+
+static int make_folder(const char *path)
+{
+    return mkdir(path, 0777) == 0 || errno == EEXIST;
+}
+
+/* Converts into `dest` atomically: a temporary file renamed on success. */
+static s2f_code convert_to_file(const s2f_doc *doc, const s2f_convert_options *opt,
+                                const char *dest, s2f_convert_result *res, s2f_error *err)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", dest, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
+    s2f_code rc = s2f_convert(doc, opt, f, res, err);
+    if (fclose(f) != 0 && !rc)
+        rc = s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
+    if (!rc && rename(tmp, dest) != 0)
+        rc = s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
+    if (rc)
+        remove(tmp);
+    return rc;
+}
+
+/* NDJSON: the Bundle is made in memory, then written as one line. */
+static s2f_code convert_to_ndjson(const s2f_doc *doc, const s2f_convert_options *opt, FILE *out,
+                                  s2f_convert_result *res, s2f_error *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    if (!mem)
+        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+    s2f_convert_options compact = *opt;
+    compact.pretty = 0;
+    s2f_code rc = s2f_convert(doc, &compact, mem, res, err);
+    fclose(mem);
+    if (!rc && (fwrite(buf, 1, len, out) != len || fputc('\n', out) == EOF))
+        rc = s2f_fail(err, S2F_EIO, "cannot write the NDJSON output: %s", strerror(errno));
+    free(buf);
+    return rc;
+}
+
+/* ---- the conversion report (M26) ------------------------------------------------------- */
+
+static void report_file(job *jb, const char *input, s2f_code rc, const s2f_error *err,
+                        const s2f_doc *doc, const s2f_convert_result *res)
+{
+    s2f_json *j = &jb->report_json;
+    if (!jb->report)
+        return;
+    s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "input", input);
+    s2f_json_kv_string(j, "status", rc ? "failed" : "converted");
+    if (rc) {
+        s2f_json_kv_int(j, "exitCode", rc);
+        s2f_json_kv_string(j, "error", err->message);
+    } else {
+        s2f_json_kv_begin_object(j, "resources");
+        s2f_json_kv_uint(j, "Observation", res->observations);
+        s2f_json_kv_uint(j, "ImagingSelection", res->imaging_selections);
+        s2f_json_kv_uint(j, "BodyStructure", res->body_structures);
+        s2f_json_kv_uint(j, "Device", res->devices);
+        s2f_json_kv_uint(j, "Practitioner", res->practitioners);
+        s2f_json_end_object(j);
+        s2f_json_kv_begin_array(j, "unmapped");
+        for (size_t i = 0; res->unmapped_items && res->unmapped_items[i]; i++)
+            s2f_json_string(j, res->unmapped_items[i]);
+        s2f_json_end_array(j);
+        s2f_json_kv_uint(j, "fallbackCodes", res->fallback_codes);
+        s2f_json_kv_uint(j, "replacedCharacters", res->replaced_chars);
+    }
+    size_t n = 0;
+    const s2f_warning *w = doc ? s2f_doc_warnings(doc, &n) : NULL;
+    s2f_json_kv_begin_array(j, "warnings");
+    for (size_t i = 0; i < n; i++)
+        s2f_json_string(j, w[i].message);
+    s2f_json_end_array(j);
+    s2f_json_end_object(j);
+}
+
+static int open_report(job *jb)
+{
+    if (!jb->report_path)
+        return 1;
+    jb->report = fopen(jb->report_path, "w");
+    if (!jb->report)
+        return 0;
+    s2f_sink_init(&jb->report_sink, jb->report);
+    s2f_json_init(&jb->report_json, &jb->report_sink, 1);
+    s2f_json_begin_object(&jb->report_json);
+    s2f_json_kv_begin_array(&jb->report_json, "files");
+    return 1;
+}
+
+static int close_report(job *jb)
+{
+    if (!jb->report)
+        return 1;
+    s2f_json *j = &jb->report_json;
+    s2f_json_end_array(j);
+    s2f_json_kv_begin_object(j, "summary");
+    s2f_json_kv_uint(j, "files", jb->n_inputs);
+    s2f_json_kv_uint(j, "converted", jb->converted);
+    s2f_json_kv_uint(j, "failed", jb->failed);
+    s2f_json_kv_uint(j, "Observation", jb->sum.observations);
+    s2f_json_kv_uint(j, "ImagingSelection", jb->sum.imaging_selections);
+    s2f_json_kv_uint(j, "BodyStructure", jb->sum.body_structures);
+    s2f_json_kv_uint(j, "Device", jb->sum.devices);
+    s2f_json_kv_uint(j, "Practitioner", jb->sum.practitioners);
+    s2f_json_kv_uint(j, "unmapped", jb->sum.unmapped);
+    s2f_json_end_object(j);
+    s2f_json_end_object(j);
+    s2f_json_finish(j);
+    int ok = s2f_sink_finish(&jb->report_sink) == 0;
+    return fclose(jb->report) == 0 && ok;
+}
+
+/* ---- one input ---------------------------------------------------------------------------- */
+
+static void add_result(s2f_convert_result *sum, const s2f_convert_result *r)
+{
+    sum->observations += r->observations;
+    sum->imaging_selections += r->imaging_selections;
+    sum->body_structures += r->body_structures;
+    sum->devices += r->devices;
+    sum->practitioners += r->practitioners;
+    sum->unmapped += r->unmapped;
+    sum->fallback_codes += r->fallback_codes;
+    sum->replaced_chars += r->replaced_chars;
+}
+
+static void convert_one(job *jb, const char *input)
+{
+    s2f_error err = {0};
+    s2f_convert_result res = {0};
+    s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
+    s2f_code rc = doc ? S2F_OK : err.code;
+    if (doc) {
+        size_t n;
+        const s2f_warning *w = s2f_doc_warnings(doc, &n);
+        for (size_t i = 0; i < n && !jb->quiet; i++)
+            cli_error(input, 0, "warning: %s", w[i].message);
+        if (jb->ndjson) {
+            rc = convert_to_ndjson(doc, &jb->opt, jb->ndjson_out, &res, &err);
+        } else if (jb->to_dir) {
+            char dest[4200];
+            output_path_for(jb, input, dest, sizeof dest);
+            rc = convert_to_file(doc, &jb->opt, dest, &res, &err);
+        } else if (jb->output && strcmp(jb->output, "-")) {
+            rc = convert_to_file(doc, &jb->opt, jb->output, &res, &err);
+        } else {
+            rc = s2f_convert(doc, &jb->opt, stdout, &res, &err);
+            if (!rc && fflush(stdout) != 0)
+                rc = s2f_fail(&err, S2F_EIO, "cannot write to standard output");
+        }
+    }
+    if (rc) {
+        cli_error(input, rc, "%s", err.message);
+        jb->failed++;
+        if (!jb->status)
+            jb->status = rc;
+    } else {
+        jb->converted++;
+        add_result(&jb->sum, &res);
+        if (res.unmapped && !jb->quiet && !jb->report)
+            cli_error(input, 0, "warning: %zu content item(s) consumed by no mapping rule (M26); "
+                      "--report FILE lists them", res.unmapped);
+    }
+    report_file(jb, input, rc, &err, doc, &res);
+    s2f_doc_free(doc);
+}
+
+/* ---- progress and summary ----------------------------------------------------------------- */
+
+static void progress(const job *jb, size_t done)
+{
+    if (jb->n_inputs < 2 || jb->quiet || !isatty(2))
+        return;
+    int width = 30, filled = (int)(done * (size_t)width / jb->n_inputs);
+    fprintf(stderr, "\r[%.*s%*s] %zu/%zu files, %zu failed", filled,
+            "##############################", width - filled, "", done, jb->n_inputs, jb->failed);
+    if (done == jb->n_inputs)
+        fputc('\n', stderr);
+}
+
+static void summary(const job *jb)
+{
+    if (jb->n_inputs < 2 || jb->quiet)
+        return;
+    const s2f_convert_result *s = &jb->sum;
+    fprintf(stderr, "sr2fhir: %zu files: %zu converted, %zu failed; resources: %zu Observation, "
+            "%zu ImagingSelection, %zu BodyStructure, %zu Device, %zu Practitioner; "
+            "%zu unmapped content item(s)\n", jb->n_inputs, jb->converted, jb->failed,
+            s->observations, s->imaging_selections, s->body_structures, s->devices,
+            s->practitioners, s->unmapped);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && !strcmp(s + n - t, tail);
+}
+
+static int valid_zone(const char *z)
+{
+    return strlen(z) == 5 && (z[0] == '+' || z[0] == '-') && strspn(z + 1, "0123456789") == 4 &&
+           (z[1] - '0') * 10 + (z[2] - '0') <= 14 && (z[3] - '0') * 10 + (z[4] - '0') < 60;
+}
+
+/* Parses options, anywhere on the line (after "--" everything is an input); inputs go to
+ * argv[0..*n_inputs). Returns 1, 0 after printing a usage error, -1 after printing help. */
+static int parse_options(job *jb, int argc, char **argv, int *n_inputs)
+{
+    int only_inputs = 0;
+    *n_inputs = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (only_inputs || a[0] != '-' || !a[1]) {
+            argv[(*n_inputs)++] = argv[i];
+            continue;
+        }
+        int takes = 1;
+        if (!strcmp(a, "--")) {
+            only_inputs = 1;
+            takes = 0;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+            jb->output = v;
+        } else if (!strcmp(a, "--bundle-type")) {
+            if (v && strcmp(v, "transaction") && strcmp(v, "collection"))
+                return usage("--bundle-type takes transaction or collection"), 0;
+            jb->opt.collection = v && !strcmp(v, "collection");
+        } else if (!strcmp(a, "--fhir-version")) {
+            if (v && strcasecmp(v, "R5") && strcasecmp(v, "R4"))
+                return usage("--fhir-version takes R5 or R4"), 0;
+            jb->opt.r4 = v && !strcasecmp(v, "R4");
+        } else if (!strcmp(a, "--timezone")) {
+            if (v && !valid_zone(v))
+                return usage("--timezone takes +HHMM or -HHMM, e.g. +0100"), 0;
+            jb->opt.timezone = v;
+        } else if (!strcmp(a, "--report")) {
+            jb->report_path = v;
+        } else {
+            takes = 0;
+            if (!strcmp(a, "--pretty"))
+                jb->opt.pretty = 1;
+            else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+                jb->quiet = 1;
+            else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
+                return fputs(cli_help_text("convert"), stdout), -1;
+            else
+                return cli_error(NULL, S2F_EUSAGE, "convert: unknown option '%s' (try 'sr2fhir "
+                                 "help convert')", a), 0;
+        }
+        if (takes && !v)
+            return cli_error(NULL, S2F_EUSAGE, "convert: %s needs a value", a), 0;
+        i += takes;
+    }
+    return 1;
+}
+
+/* Decides where Bundles go: one file or stdout, a folder, or NDJSON. */
+static int plan_output(job *jb, int single)
+{
+    if (jb->output && ends_with(jb->output, ".ndjson")) {
+        jb->ndjson = 1;
+        jb->ndjson_out = fopen(jb->output, "w");
+        if (!jb->ndjson_out)
+            return cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno)), 0;
+        return 1;
+    }
+    if (single && !(jb->output && is_folder(jb->output)))
+        return 1;
+    if (!jb->output || !strcmp(jb->output, "-"))
+        return usage("several inputs need -o FOLDER or -o FILE.ndjson"), 0;
+    jb->to_dir = 1;
+    if (!make_folder(jb->output))
+        return cli_error(jb->output, S2F_EIO, "cannot create folder: %s", strerror(errno)), 0;
+    return 1;
+}
+
+int cmd_convert(int argc, char **argv)
+{
+    job jb;
+    memset(&jb, 0, sizeof jb);
+    int n_args, parsed = parse_options(&jb, argc, argv, &n_args);
+    if (parsed <= 0)
+        return parsed < 0 ? 0 : S2F_EUSAGE;
+    if (n_args == 0)
+        return usage("no input (a file, a folder, or - for standard input)");
+    int any_folder = 0;
+    for (int i = 0; i < n_args; i++) {
+        int ok = is_folder(argv[i]) ? (any_folder = 1, add_folder(&jb, argv[i], 0))
+                                    : add_input(&jb, argv[i]);
+        if (!ok)
+            return cli_error(NULL, S2F_ENOMEM, "out of memory");
+    }
+    int single = jb.n_inputs == 1 && !any_folder;
+    if (!plan_output(&jb, single))
+        return S2F_EUSAGE;
+    if (!open_report(&jb))
+        return cli_error(jb.report_path, S2F_EIO, "cannot write: %s", strerror(errno));
+    for (size_t i = 0; i < jb.n_inputs; i++) {
+        convert_one(&jb, jb.inputs[i]);
+        progress(&jb, i + 1);
+    }
+    summary(&jb);
+    if (jb.ndjson_out && fclose(jb.ndjson_out) != 0 && !jb.status)
+        jb.status = cli_error(jb.output, S2F_EIO, "cannot write: %s", strerror(errno));
+    if (!close_report(&jb) && !jb.status)
+        jb.status = cli_error(jb.report_path, S2F_EIO, "cannot write the report");
+    for (size_t i = 0; i < jb.n_inputs; i++)
+        free(jb.inputs[i]);
+    free(jb.inputs);
+    if (jb.n_inputs == 0 && !jb.status)
+        jb.status = cli_error(NULL, S2F_EIO, "convert: the folder(s) hold no files");
+    return jb.status;
+}

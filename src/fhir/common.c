@@ -1,0 +1,288 @@
+/*
+ * common.c - the elements every Observation of the FHIR stage shares (see fhir.h):
+ * codings (M23), the logical references to the Patient, ServiceRequest and ImagingStudy
+ * that live on the destination server (M4-M6), status (M8), the instant of an observation
+ * (M9) and its Observation UID (M11).
+ */
+#include "fhir.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SYSTEM_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
+#define SYSTEM_ID_TYPE "http://hl7.org/fhir/uv/dicom-sr/CodeSystem/dicom-identifier-type"
+
+static void fail_oom(s2f_fhir *f)
+{
+    if (!f->code)
+        f->code = s2f_fail(f->err, S2F_ELIMIT, "out of memory while writing FHIR");
+}
+
+const char *s2f_fhir_oid(s2f_fhir *f, const char *uid)
+{
+    char *s = s2f_arena_printf(f->arena, "urn:oid:%s", uid ? uid : "");
+    if (!s)
+        fail_oom(f);
+    return s;
+}
+
+void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid)
+{
+    s2f_json *j = f->json;
+    if (key)
+        s2f_json_key(j, key);
+    s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "reference", rid->urn);
+    s2f_json_end_object(j);
+}
+
+/* ---- codes (M23) ----------------------------------------------------------------------- */
+
+static void write_coding(s2f_fhir *f, const char *system, const char *version, const char *code,
+                         const char *display)
+{
+    s2f_json *j = f->json;
+    s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "system", system);
+    s2f_json_kv_string(j, "version", version);
+    s2f_json_kv_string(j, "code", code);
+    s2f_json_kv_string(j, "display", display);
+    s2f_json_end_object(j);
+}
+
+void s2f_fhir_coding(s2f_fhir *f, const s2f_codeval *c)
+{
+    s2f_coding k;
+    if (s2f_coding_from_dicom(c, f->h->schemes, f->h->n_schemes, f->arena, &k) != S2F_OK) {
+        fail_oom(f);
+        return;
+    }
+    if (k.fallback)
+        f->stats->fallback_codes++;
+    write_coding(f, k.system, k.version, k.code, k.display);
+}
+
+void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c)
+{
+    if (!c)
+        return;
+    s2f_json *j = f->json;
+    s2f_json_kv_begin_object(j, key);
+    s2f_json_kv_begin_array(j, "coding");
+    s2f_fhir_coding(f, c);
+    s2f_json_end_array(j);
+    s2f_json_end_object(j);
+}
+
+void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
+                             const char *code, const char *display)
+{
+    s2f_json *j = f->json;
+    if (key)
+        s2f_json_key(j, key);
+    s2f_json_begin_object(j);
+    s2f_json_kv_begin_array(j, "coding");
+    write_coding(f, system, NULL, code, display);
+    s2f_json_end_array(j);
+    s2f_json_end_object(j);
+}
+
+/* ---- logical references (M4-M6) --------------------------------------------------------- */
+
+/* M4: the identifier system an issuer's Universal Entity ID names. */
+static const char *issuer_system(s2f_fhir *f, const s2f_issuer *is)
+{
+    const char *type = is->universal_type ? is->universal_type : "";
+    if (!is->universal)
+        return NULL;
+    if (!strcmp(type, "ISO"))
+        return s2f_fhir_oid(f, is->universal);
+    if (!strcmp(type, "UUID")) {
+        char *s = s2f_arena_printf(f->arena, "urn:uuid:%s", is->universal);
+        if (!s)
+            fail_oom(f);
+        return s;
+    }
+    if (!strcmp(type, "URI") || !strcmp(type, "URL"))
+        return is->universal;
+    return NULL; /* DNS, EUI64, X400, X500: not a URI FHIR can take as system */
+}
+
+void s2f_fhir_subject(s2f_fhir *f, const char *key)
+{
+    s2f_json *j = f->json;
+    const s2f_header *h = f->h;
+    s2f_json_kv_begin_object(j, key ? key : "subject");
+    s2f_json_kv_string(j, "type", "Patient");
+    if (h->patient_id) {
+        s2f_json_kv_begin_object(j, "identifier");
+        s2f_json_kv_string(j, "system", issuer_system(f, &h->patient_issuer));
+        s2f_json_kv_string(j, "value", h->patient_id);
+        if (h->patient_issuer.local) {
+            s2f_json_kv_begin_object(j, "assigner");
+            s2f_json_kv_string(j, "display", h->patient_issuer.local);
+            s2f_json_end_object(j);
+        }
+        s2f_json_end_object(j);
+    } else {
+        /* no Patient ID: nothing to search by; the name is all there is */
+        s2f_json_kv_string(j, "display", h->patient_name ? h->patient_name : "unknown patient");
+    }
+    s2f_json_end_object(j);
+}
+
+void s2f_fhir_based_on(s2f_fhir *f)
+{
+    s2f_json *j = f->json;
+    const s2f_header *h = f->h;
+    if (!h->accession)
+        return; /* M6: omitted without an accession number */
+    s2f_json_kv_begin_array(j, "basedOn");
+    s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "type", "ServiceRequest");
+    s2f_json_kv_begin_object(j, "identifier");
+    s2f_fhir_codeable_fixed(f, "type", SYSTEM_V2_0203, "ACSN", "Accession ID");
+    s2f_json_kv_string(j, "system", issuer_system(f, &h->accession_issuer));
+    s2f_json_kv_string(j, "value", h->accession);
+    s2f_json_end_object(j);
+    s2f_json_end_object(j);
+    s2f_json_end_array(j);
+}
+
+/* The logical reference to the ImagingStudy (M5), as a value. */
+static void study_reference(s2f_fhir *f)
+{
+    s2f_json *j = f->json;
+    s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "type", "ImagingStudy");
+    s2f_json_kv_begin_object(j, "identifier");
+    s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");
+    s2f_json_kv_string(j, "system", "urn:dicom:uid");
+    s2f_json_kv_string(j, "value", s2f_fhir_oid(f, f->h->study_uid));
+    s2f_json_end_object(j);
+    s2f_json_end_object(j);
+}
+
+void s2f_fhir_part_of(s2f_fhir *f)
+{
+    if (!f->h->study_uid)
+        return;
+    s2f_json_kv_begin_array(f->json, "partOf");
+    study_reference(f);
+    s2f_json_end_array(f->json);
+}
+
+void s2f_fhir_study_derived_from(s2f_fhir *f)
+{
+    if (!f->h->study_uid)
+        return;
+    s2f_json_kv_begin_array(f->json, "derivedFrom");
+    study_reference(f);
+    s2f_json_end_array(f->json);
+}
+
+/* ---- status (M8) ------------------------------------------------------------------------ */
+
+const char *s2f_fhir_status(const s2f_fhir *f)
+{
+    const s2f_header *h = f->h;
+    if (h->preliminary && !strcmp(h->preliminary, "PRELIMINARY"))
+        return "preliminary";
+    if (h->preliminary && !strcmp(h->preliminary, "FINAL"))
+        return "final";
+    int complete = h->completion && !strcmp(h->completion, "COMPLETE");
+    int verified = h->verification && !strcmp(h->verification, "VERIFIED");
+    return complete && verified ? "final" : "preliminary";
+}
+
+/* ---- instants (M9) ---------------------------------------------------------------------- */
+
+static int all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* "+HHMM" / "-HHMM" -> "+HH:MM"; 0 when it is not one. */
+static int zone_of(const char *z, char out[8])
+{
+    if (!z || strlen(z) != 5 || (z[0] != '+' && z[0] != '-') || !all_digits(z + 1, 4))
+        return 0;
+    snprintf(out, 8, "%c%.2s:%.2s", z[0], z + 1, z + 3);
+    return 1;
+}
+
+/* Splits DICOM DT "YYYYMMDDHHMMSS.FFFFFF&ZZXX" into date-time digits and zone. */
+static void split_zone(const char *dt, char *digits, size_t size, const char **zone)
+{
+    const char *sign = strpbrk(dt, "+-");
+    size_t n = sign ? (size_t)(sign - dt) : strlen(dt);
+    if (n >= size)
+        n = size - 1;
+    memcpy(digits, dt, n);
+    digits[n] = '\0';
+    *zone = sign;
+}
+
+/* "YYYY-MM-DDThh:mm:ss[.f]" from DICOM digits (date and time run together); missing
+ * month/day become 01, missing time parts 00. 0 when the text is not a DICOM date. */
+static int format_local(const char *dt, char *out, size_t size)
+{
+    size_t n = strlen(dt);
+    const char *dot = strchr(dt, '.');
+    size_t whole = dot ? (size_t)(dot - dt) : n;
+    if (whole < 4 || whole > 14 || (whole % 2) || !all_digits(dt, whole))
+        return 0;
+    char d[15] = "00000101000000";
+    memcpy(d, dt, whole);
+    char frac[12] = "";
+    if (dot && whole == 14) {
+        size_t fn = strlen(dot + 1);
+        if (fn == 0 || fn > 9 || !all_digits(dot + 1, fn))
+            return 0;
+        snprintf(frac, sizeof frac, ".%s", dot + 1);
+    }
+    snprintf(out, size, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2s%s", d, d + 4, d + 6, d + 8, d + 10, d + 12,
+             frac);
+    return 1;
+}
+
+const char *s2f_fhir_instant(s2f_fhir *f, const char *observation_dt)
+{
+    const s2f_header *h = f->h;
+    char digits[64], local[48], zone[8];
+    const char *dt_zone = NULL;
+    if (observation_dt) {
+        split_zone(observation_dt, digits, sizeof digits, &dt_zone);
+    } else if (h->content_date) {
+        snprintf(digits, sizeof digits, "%s%s", h->content_date,
+                 h->content_time ? h->content_time : "");
+    } else {
+        return NULL;
+    }
+    if (!format_local(digits, local, sizeof local))
+        return NULL;
+    /* the value's own offset, else Timezone Offset From UTC, else the user's zone (M9) */
+    if (!zone_of(dt_zone, zone) && !zone_of(h->timezone, zone) &&
+        !zone_of(f->opt.timezone, zone))
+        strcpy(zone, "+00:00");
+    char *s = s2f_arena_printf(f->arena, "%s%s", local, zone);
+    if (!s)
+        fail_oom(f);
+    return s;
+}
+
+/* ---- identifiers (M11) ----------------------------------------------------------------- */
+
+void s2f_fhir_observation_uid(s2f_fhir *f, const char *uid)
+{
+    s2f_json *j = f->json;
+    s2f_json_begin_object(j);
+    s2f_fhir_codeable_fixed(f, "type", SYSTEM_ID_TYPE, "observation-uid", "Observation UID");
+    s2f_json_kv_string(j, "system", "urn:dicom:uid");
+    s2f_json_kv_string(j, "value", s2f_fhir_oid(f, uid));
+    s2f_json_end_object(j);
+}

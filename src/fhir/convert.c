@@ -1,0 +1,265 @@
+/*
+ * convert.c - the Bundle (M24): which resources a report makes, in which order, each once,
+ * with deterministic identities (see fhir.h).
+ *
+ * Order: the equipment Device (M7), the observers (M10), the algorithms (M22), the
+ * BodyStructures (M18), the ImagingSelections (M12, M19), then the Observations: each group
+ * followed by its measurements and evaluations, the derived measurements, the
+ * document-level evaluations. Shared resources are written the first time they are met
+ * and referenced by their computed identity everywhere else.
+ */
+#include "fhir.h"
+
+#include <string.h>
+
+/* ---- identities ------------------------------------------------------------------------ */
+
+static void fail(s2f_fhir *f, s2f_code code, const char *what)
+{
+    if (!f->code)
+        f->code = s2f_fail(f->err, code, "%s", what);
+}
+
+void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid)
+{
+    rid->type = type;
+    if (s2f_resource_id(f->sop_uid, kind, key, rid->id) != S2F_OK ||
+        s2f_resource_uuid(f->sop_uid, kind, key, rid->urn) != S2F_OK) {
+        fail(f, S2F_ENOMEM, "cannot compute a resource identity (SHA-1 unavailable)");
+        rid->id[0] = rid->urn[0] = '\0';
+    }
+}
+
+const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it)
+{
+    char pos[1024];
+    s2f_item_position(it, pos, sizeof pos);
+    const char *s = s2f_arena_strdup(f->arena, pos);
+    if (!s)
+        fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
+    return s ? s : "";
+}
+
+/* ---- the set of shared resources written ------------------------------------------------- */
+
+/* Open addressing over "kind|key" strings; grows at half full. */
+struct s2f_fhir_sets {
+    const char **slots;
+    size_t cap, n;
+};
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int set_grow(s2f_fhir *f, struct s2f_fhir_sets *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 256;
+    const char **slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
+    if (!slots)
+        return 0;
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->slots[i]) {
+            size_t k = hash(s->slots[i]) & (cap - 1);
+            while (slots[k])
+                k = (k + 1) & (cap - 1);
+            slots[k] = s->slots[i];
+        }
+    s->slots = slots;
+    s->cap = cap;
+    return 1;
+}
+
+int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
+{
+    struct s2f_fhir_sets *s = f->sets;
+    char *name = s2f_arena_printf(f->arena, "%s|%s", set, key);
+    if (!name || (s->n * 2 >= s->cap && !set_grow(f, s))) {
+        fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
+        return 0;
+    }
+    size_t k = hash(name) & (s->cap - 1);
+    for (; s->slots[k]; k = (k + 1) & (s->cap - 1))
+        if (!strcmp(s->slots[k], name))
+            return 0;
+    s->slots[k] = name;
+    s->n++;
+    return 1;
+}
+
+/* ---- entries ---------------------------------------------------------------------------- */
+
+void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)
+{
+    s2f_json *j = f->json;
+    s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "fullUrl", rid->urn);
+    s2f_json_kv_begin_object(j, "resource");
+    s2f_json_kv_string(j, "resourceType", rid->type);
+    s2f_json_kv_string(j, "id", rid->id);
+    if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
+        s2f_json_kv_begin_object(j, "meta");
+        s2f_json_kv_begin_array(j, "profile");
+        s2f_json_string(j, profile);
+        s2f_json_end_array(j);
+        s2f_json_end_object(j);
+    }
+}
+
+void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
+{
+    s2f_json *j = f->json;
+    s2f_json_end_object(j); /* resource */
+    if (f->opt.bundle_type == S2F_BUNDLE_TRANSACTION) {
+        /* M24: PUT to the deterministic id, so sending the same SR twice creates nothing
+         * twice (docs/decisions.md) */
+        char url[96];
+        snprintf(url, sizeof url, "%s/%s", rid->type, rid->id);
+        s2f_json_kv_begin_object(j, "request");
+        s2f_json_kv_string(j, "method", "PUT");
+        s2f_json_kv_string(j, "url", url);
+        s2f_json_end_object(j);
+    }
+    s2f_json_end_object(j); /* entry */
+    if (!strcmp(rid->type, "Observation"))
+        f->stats->observations++;
+    else if (!strcmp(rid->type, "ImagingSelection"))
+        f->stats->imaging_selections++;
+    else if (!strcmp(rid->type, "BodyStructure"))
+        f->stats->body_structures++;
+    else if (!strcmp(rid->type, "Device"))
+        f->stats->devices++;
+    else if (!strcmp(rid->type, "Practitioner"))
+        f->stats->practitioners++;
+}
+
+/* ---- what each observation needs written first ----------------------------------------- */
+
+static void write_context(s2f_fhir *f, const s2f_context *ctx)
+{
+    for (size_t i = 0; i < ctx->n_observers; i++)
+        s2f_fhir_write_observer(f, &ctx->observers[i]);
+}
+
+static void write_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        s2f_fhir_write_selection(f, &refs[i]);
+}
+
+static void write_site(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
+                       const char *tracking_uid)
+{
+    if (s2f_fhir_has_body_structure(site, tracking_id, tracking_uid))
+        s2f_fhir_write_body_structure(f, site, tracking_id, tracking_uid);
+}
+
+static void write_measurement_dependencies(s2f_fhir *f, const s2f_measurement *m,
+                                           const s2f_group *g)
+{
+    write_context(f, &m->ctx);
+    if (m->algorithm)
+        s2f_fhir_write_algorithm(f, m->algorithm);
+    if (m->site.site)
+        write_site(f, &m->site, m->tracking_id ? m->tracking_id : g ? g->tracking_id : NULL,
+                   m->tracking_uid ? m->tracking_uid : g ? g->tracking_uid : NULL);
+    write_refs(f, m->refs, m->n_refs);
+}
+
+static void write_evaluation_dependencies(s2f_fhir *f, const s2f_evaluation *e)
+{
+    write_context(f, &e->ctx);
+    if (e->algorithm)
+        s2f_fhir_write_algorithm(f, e->algorithm);
+}
+
+static void write_group_dependencies(s2f_fhir *f, const s2f_group *g)
+{
+    write_context(f, &g->ctx);
+    if (g->algorithm)
+        s2f_fhir_write_algorithm(f, g->algorithm);
+    write_site(f, &g->site, g->tracking_id, g->tracking_uid);
+    write_refs(f, g->refs, g->n_refs);
+    if (g->item->observation_uid)
+        s2f_fhir_write_source_item(f, g->item);
+    for (size_t i = 0; i < g->n_measurements; i++)
+        write_measurement_dependencies(f, &g->measurements[i], g);
+    for (size_t i = 0; i < g->n_evaluations; i++)
+        write_evaluation_dependencies(f, &g->evaluations[i]);
+}
+
+static void write_group(s2f_fhir *f, const s2f_group *g)
+{
+    s2f_fhir_write_group(f, g);
+    for (size_t i = 0; i < g->n_measurements; i++)
+        s2f_fhir_write_measurement(f, &g->measurements[i], g);
+    for (size_t i = 0; i < g->n_evaluations; i++)
+        s2f_fhir_write_evaluation(f, &g->evaluations[i], g);
+}
+
+static void write_entries(s2f_fhir *f)
+{
+    const s2f_report *r = f->rep;
+    s2f_fhir_write_equipment(f);
+    write_context(f, &r->ctx);
+    for (size_t i = 0; i < r->n_groups; i++)
+        write_group_dependencies(f, r->groups[i]);
+    for (size_t i = 0; i < r->n_derived; i++) {
+        write_measurement_dependencies(f, &r->derived[i], NULL);
+        if (r->derived[i].item->observation_uid)
+            s2f_fhir_write_source_item(f, r->derived[i].item);
+    }
+    for (size_t i = 0; i < r->n_evaluations; i++)
+        write_evaluation_dependencies(f, &r->evaluations[i]);
+    for (size_t i = 0; i < r->n_groups; i++)
+        write_group(f, r->groups[i]);
+    for (size_t i = 0; i < r->n_derived; i++)
+        s2f_fhir_write_derived(f, &r->derived[i]);
+    for (size_t i = 0; i < r->n_evaluations; i++)
+        s2f_fhir_write_evaluation(f, &r->evaluations[i], NULL);
+}
+
+s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *opt,
+                               s2f_sink *out, s2f_fhir_stats *stats, s2f_error *err)
+{
+    s2f_json json;
+    struct s2f_fhir_sets sets = {0};
+    s2f_fhir f = {
+        .rep = rep,
+        .doc = rep->doc,
+        .h = &rep->doc->header,
+        .arena = rep->doc->arena,
+        .json = &json,
+        .stats = stats,
+        .err = err,
+        .sop_uid = rep->doc->header.sop_instance ? rep->doc->header.sop_instance : "",
+        .sets = &sets,
+    };
+    if (opt)
+        f.opt = *opt;
+    memset(stats, 0, sizeof *stats);
+    stats->unmapped = rep->n_unmapped;
+    s2f_json_init(&json, out, f.opt.pretty);
+    s2f_rid bundle;
+    s2f_fhir_rid(&f, "Bundle", "bundle", "", &bundle);
+    s2f_json_begin_object(&json);
+    s2f_json_kv_string(&json, "resourceType", "Bundle");
+    s2f_json_kv_string(&json, "id", bundle.id);
+    s2f_json_kv_string(&json, "type",
+                       f.opt.bundle_type == S2F_BUNDLE_COLLECTION ? "collection" : "transaction");
+    s2f_json_kv_begin_array(&json, "entry");
+    write_entries(&f);
+    s2f_json_end_array(&json);
+    s2f_json_end_object(&json);
+    s2f_json_finish(&json);
+    stats->replaced_chars = s2f_json_replaced(&json);
+    if (f.code)
+        return f.code;
+    if (s2f_json_error(&json))
+        return s2f_fail(err, S2F_EINTERNAL, "%s", s2f_json_message(&json));
+    return S2F_OK;
+}
