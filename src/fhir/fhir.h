@@ -28,6 +28,9 @@
 #include "uuid.h"
 
 #define S2F_PROFILE_BASE "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
+/* The system the guide's ImagingSelection profiles fix for instance.sopClass (the code is
+ * the bare SOP Class UID): M19 amended, see docs/decisions.md. */
+#define S2F_SYSTEM_SOP_CLASS "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
 
 typedef enum s2f_bundle_type { S2F_BUNDLE_TRANSACTION = 0, S2F_BUNDLE_COLLECTION = 1 } s2f_bundle_type;
 
@@ -147,6 +150,9 @@ void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char
 
 /* ---- selections.c ---------------------------------------------------------------------- */
 
+/* 1 when the reference becomes an ImagingSelection of its own: all but a Source series for
+ * segmentation, which only gives the series of the source images (M19). */
+int s2f_fhir_ref_is_resource(const s2f_image_ref *ref);
 void s2f_fhir_selection_rid(s2f_fhir *f, const s2f_image_ref *ref, s2f_rid *rid);   /* M19 */
 void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref);
 /* M12: the source-sr-content-item selection of a group or derived measurement item. */

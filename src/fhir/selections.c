@@ -22,18 +22,16 @@
  *    0040,A385, M19); studyUid falls back to the SR's own Study Instance UID; derivedFrom
  *    names the ImagingStudy of that studyUid (the SR's study unless the evidence says the
  *    instance belongs to another one).
- *  - Source series for segmentation (UIDREF DCM 121232): a series-level selection under the
- *    source-image-for-segmentation profile (titled "Source Image and Series For
- *    Segmentation"; its TID 1411 mapping takes seriesUid from 121232), code = the item's
- *    own concept, seriesUid = the UID, no instance (the whole series, as R5 defines a
- *    selection without instances). The profile's code pattern (121233) and instance 1..*
- *    are then not met: reported by the validator, deliberately (claiming a source image
- *    that is not there would be false).
+ *  - Source series for segmentation (UIDREF DCM 121232): no ImagingSelection of its own:
+ *    the source-image-for-segmentation profile needs instances and code 121233, and
+ *    claiming a source image that is not there would be false. With source images it
+ *    gives their seriesUid (the profile's TID 1411 mapping); alone, the report model lists
+ *    it as unmapped (M26).
  *  - Source image for segmentation (IMAGE 121233): seriesUid from the evidence, else from a
  *    sibling Source series for segmentation (the guide's TID 1411 mapping).
  *  - focus (linking, M19): the selection of a Referenced Segment, Referenced Segmentation
  *    Frame or Volume Surface refers by focus to the selection of the first Source image for
- *    segmentation of the same parent, else of its Source series (one: the profiles' slice
+ *    segmentation of the same parent (one: the profiles' slice
  *    sourceImageForSegmentation is 0..1; siblings are refs of the same group, so convert.c
  *    writes them, and their identities are computed here from their positions); every
  *    selection made from a measurement group's child also refers by focus to the group's
@@ -169,8 +167,8 @@ static void write_sop_class(s2f_fhir *f, const char *uid)
         return;
     display = sop_class_display(f, uid);
     s2f_json_kv_begin_object(j, "sopClass");
-    s2f_json_kv_string(j, "system", S2F_SYSTEM_URI);
-    s2f_json_kv_string(j, "code", s2f_fhir_oid(f, uid));
+    s2f_json_kv_string(j, "system", S2F_SYSTEM_SOP_CLASS); /* M19 amended: the profiles' */
+    s2f_json_kv_string(j, "code", uid);
     s2f_json_kv_string(j, "display", display);
     s2f_json_end_object(j);
 }
@@ -418,21 +416,19 @@ static const s2f_item *group_with_source_item(const s2f_item *it)
     return NULL;
 }
 
-/* The first Source image for segmentation among the siblings of `it`, else the first
- * Source series for segmentation, else NULL. */
+/* The first Source image for segmentation among the siblings of `it`, else NULL (a
+ * Source series alone is no ImagingSelection: s2f_fhir_ref_is_resource). */
 static const s2f_item *sibling_seg_source(const s2f_item *it)
 {
     const s2f_item *p = it->parent;
-    for (int series = 0; p && series <= 1; series++)
-        for (uint32_t i = 0; i < p->n_children; i++)
-            if (p->children[i] != it && is_seg_source(p->children[i], series))
-                return p->children[i];
+    for (uint32_t i = 0; p && i < p->n_children; i++)
+        if (p->children[i] != it && is_seg_source(p->children[i], 0))
+            return p->children[i];
     return NULL;
 }
 
 /* "focus" (M19, M12): for a segment, a segmentation frame or a volume surface, the
- * selection of the Source image for segmentation of the same parent (else of its Source
- * series): one, as the profiles' sourceImageForSegmentation slice allows 0..1 (the others
+ * selection of the Source image for segmentation of the same parent: one, as the profiles' sourceImageForSegmentation slice allows 0..1 (the others
  * stay in the group's derivedFrom); and the group's source SR content item selection. */
 static void write_focus(s2f_fhir *f, const s2f_image_ref *ref)
 {
@@ -457,6 +453,14 @@ static void write_focus(s2f_fhir *f, const s2f_image_ref *ref)
     s2f_json_end_array(j);
 }
 
+int s2f_fhir_ref_is_resource(const s2f_image_ref *ref)
+{
+    /* The profile for it needs instances and the 121233 code: a series alone cannot be one
+     * (the report model lists such a series as unmapped, M26); with source images it gives
+     * their seriesUid. */
+    return ref->kind != S2F_REF_SOURCE_SERIES_FOR_SEG;
+}
+
 void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
 {
     s2f_json *j;
@@ -467,8 +471,8 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
     int is3d;
     s2f_rid rid;
 
-    if (f->code || !ref || !ref->item || f->opt.r4)   /* M25: no ImagingSelection in R4 */
-        return;
+    if (f->code || !ref || !ref->item || f->opt.r4 || !s2f_fhir_ref_is_resource(ref))
+        return; /* M25: no ImagingSelection in R4 */
     it = ref->item;
     key = s2f_fhir_item_key(f, it);
     if (f->code || !key || !s2f_fhir_first_time(f, S2F_KIND_SELECTION, key))

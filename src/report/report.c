@@ -427,6 +427,26 @@ static int read_group_attribute(walker *w, s2f_group *g, const s2f_item *c)
     return 1;
 }
 
+/* A Source series for segmentation (DCM 121232) only says which series the source images
+ * for segmentation are in; without such images no ImagingSelection can hold it (the
+ * profile needs instances), so it is left to the unmapped list (M26) instead. */
+static void keep_series_only_with_images(walker *w, s2f_group *g)
+{
+    int images = 0;
+    for (size_t i = 0; i < g->n_refs; i++)
+        images |= g->refs[i].kind == S2F_REF_SOURCE_IMAGE_FOR_SEG;
+    if (images)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < g->n_refs; i++) {
+        if (g->refs[i].kind == S2F_REF_SOURCE_SERIES_FOR_SEG)
+            w->consumed[g->refs[i].item->seq] = 0;
+        else
+            g->refs[k++] = g->refs[i];
+    }
+    g->n_refs = k;
+}
+
 static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *outer,
                              int derived)
 {
@@ -460,6 +480,7 @@ static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *o
                 read_evaluation(w, c, &g->ctx, e);
         }
     }
+    keep_series_only_with_images(w, g);
     s2f_group **slot = append(w, (void **)&w->r->groups, &w->r->n_groups, &w->cap_groups,
                               sizeof *slot);
     if (slot)

@@ -267,8 +267,9 @@ TEST(m19_region_2d_polyline_with_frames_and_evidence_series)
     inst = at(get(s, "instance"), 0);
     CHECK(len_of(get(s, "instance")) == 1);
     CHECK_STR(str(get(inst, "uid")), "9.9.1");
-    CHECK_STR(str(get(get(inst, "sopClass"), "system")), "urn:ietf:rfc:3986");
-    CHECK_STR(str(get(get(inst, "sopClass"), "code")), "urn:oid:" CT);
+    /* M19 amended: the profiles' sopClass system and the bare UID (docs/decisions.md) */
+    CHECK_STR(str(get(get(inst, "sopClass"), "system")), S2F_SYSTEM_SOP_CLASS);
+    CHECK_STR(str(get(get(inst, "sopClass"), "code")), CT);
     CHECK_STR(str(get(get(inst, "sopClass"), "display")), "CT Image Storage");
     CHECK_STR(text(get(inst, "subset")), "[\"1\",\"3\"]");
     region = at(get(inst, "imageRegion2D"), 0);
@@ -294,7 +295,7 @@ TEST(m19_region_2d_multipoint_is_one_point_region_per_point)
     for (size_t i = 0; i < 2; i++) {
         inst = at(get(s, "instance"), i);
         CHECK_STR(str(get(inst, "uid")), "7.7.7");
-        CHECK_STR(str(get(get(inst, "sopClass"), "code")), "urn:oid:" CT);
+        CHECK_STR(str(get(get(inst, "sopClass"), "code")), CT);
         CHECK(!get(inst, "subset"));
         CHECK(len_of(get(inst, "imageRegion2D")) == 1);
         CHECK_STR(str(get(at(get(inst, "imageRegion2D"), 0), "regionType")), "point");
@@ -324,11 +325,11 @@ TEST(m19_referenced_segment_subset_evidence_and_focus)
     seg = selection("referenced-segment", "121191", 0, NULL);
     img = selection("source-image-for-segmentation", "121233", 0, &img_url);
     ser = selection("source-image-for-segmentation", "121232", 0, &ser_url);
-    CHECK(seg && img && ser);
+    CHECK(seg && img && !ser); /* a source series is no selection of its own */
     CHECK(selection("source-sr-content-item", "111040", 0, &src_url));
     inst = at(get(seg, "instance"), 0);
     CHECK_STR(str(get(inst, "uid")), "8.8.1");
-    CHECK_STR(str(get(get(inst, "sopClass"), "code")), "urn:oid:" SEG);
+    CHECK_STR(str(get(get(inst, "sopClass"), "code")), SEG);
     CHECK_STR(str(get(get(inst, "sopClass"), "display")), "Segmentation Storage");
     CHECK_STR(text(get(inst, "subset")), "[\"2\"]");
     /* M19: study and series from Pertinent Other Evidence, derivedFrom that study */
@@ -340,14 +341,10 @@ TEST(m19_referenced_segment_subset_evidence_and_focus)
      * SR content item */
     CHECK(len_of(get(seg, "focus")) == 2);
     CHECK(refers_to(get(seg, "focus"), img_url));
-    CHECK(!refers_to(get(seg, "focus"), ser_url));
     CHECK(refers_to(get(seg, "focus"), src_url));
     /* the source image: its series from the sibling source series (not in the evidence) */
     CHECK_STR(str(get(img, "seriesUid")), "4.4.4");
     CHECK_STR(str(get(at(get(img, "instance"), 0), "uid")), "7.7.8");
-    /* the source series: a series-level selection */
-    CHECK_STR(str(get(ser, "seriesUid")), "4.4.4");
-    CHECK(!get(ser, "instance"));
 }
 
 TEST(m19_region_in_space_correct_rt_structure_set_uid)
@@ -358,7 +355,7 @@ TEST(m19_region_in_space_correct_rt_structure_set_uid)
     CHECK(s);
     inst = at(get(s, "instance"), 0);
     CHECK_STR(str(get(inst, "uid")), "3.3.3");
-    CHECK_STR(str(get(get(inst, "sopClass"), "code")), "urn:oid:1.2.840.10008.5.1.4.1.1.481.3");
+    CHECK_STR(str(get(get(inst, "sopClass"), "code")), "1.2.840.10008.5.1.4.1.1.481.3");
     CHECK_STR(str(get(get(inst, "sopClass"), "display")), "RT Structure Set Storage");
 }
 
@@ -388,7 +385,7 @@ TEST(m12_source_sr_content_item)
     CHECK_STR(str(get(s, "seriesUid")), "1.2.3.101");
     inst = at(get(s, "instance"), 0);
     CHECK_STR(str(get(inst, "uid")), SR_UID);
-    CHECK_STR(str(get(get(inst, "sopClass"), "code")), "urn:oid:" ENHANCED);
+    CHECK_STR(str(get(get(inst, "sopClass"), "code")), ENHANCED);
     CHECK_STR(str(get(get(inst, "sopClass"), "display")), "Enhanced SR Storage");
     CHECK_STR(text(get(inst, "subset")), "[\"5.5.5\"]");
     CHECK_STR(str(get(get(at(get(s, "derivedFrom"), 0), "identifier"), "value")), "urn:oid:" STUDY);
@@ -398,10 +395,10 @@ TEST(m19_each_selection_once_and_counted)
 {
     json_object *entries;
     CHECK(convert(doc_all, 0));
-    /* 3 image-region-2d, 1 3d, segment, source image, source series, region in space,
-     * source SR item */
-    CHECK(count_type("ImagingSelection") == 9);
-    CHECK(stats.imaging_selections == 9);
+    /* 3 image-region-2d, 1 3d, segment, source image, region in space, source SR item
+     * (the source series only gives the source image its series) */
+    CHECK(count_type("ImagingSelection") == 8);
+    CHECK(stats.imaging_selections == 8);
     entries = get(bundle, "entry");
     for (size_t i = 0; i < len_of(entries); i++)
         for (size_t k = i + 1; k < len_of(entries); k++)
@@ -443,33 +440,35 @@ TEST(m19_region_without_image_has_no_instance)
     CHECK(count_type("ImagingSelection") == 1);
 }
 
-TEST(m19_segment_focus_to_source_series_when_no_source_image)
+TEST(m19_source_series_alone_is_no_selection)
 {
+    /* M19 + profile: a series without source images cannot be a source-image-for-
+     * segmentation selection (instances 1..*); the segment has no source focus and the
+     * series is listed as unmapped (M26) */
     static const char d[] = DOC(MEASUREMENTS(GROUP("",
         IMAGE("CONTAINS", "121191", "DCM", "Referenced Segment", SEG, "8.8.1", SEGMENTS("1")) ","
         UIDITEM("CONTAINS", "121232", "DCM", "Source series for segmentation", "4.4.4") ","
         DIAMETER)));
     json_object *seg;
-    const char *ser_url = NULL;
     CHECK(convert(d, 0));
     seg = selection("referenced-segment", "121191", 0, NULL);
-    CHECK(seg && selection("source-image-for-segmentation", "121232", 0, &ser_url));
-    CHECK(len_of(get(seg, "focus")) == 1);
-    CHECK(refers_to(get(seg, "focus"), ser_url));
+    CHECK(seg && !selection("source-image-for-segmentation", "121232", 0, NULL));
+    CHECK(!get(seg, "focus"));
+    CHECK(stats.unmapped == 1);
 }
 
 TEST(m19_invalid_uid_left_out)
 {
     /* 65 characters: not a FHIR id (nor a DICOM UID) */
     static const char d[] = DOC(MEASUREMENTS(GROUP("",
-        UIDITEM("CONTAINS", "121232", "DCM", "Source series for segmentation",
-                "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20.21.22.23.24.25") ","
+        IMAGE("CONTAINS", "121191", "DCM", "Referenced Segment", SEG,
+              "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20.21.22.23.24.25", SEGMENTS("1")) ","
         DIAMETER)));
     json_object *s;
     CHECK(convert(d, 0));
-    s = selection("source-image-for-segmentation", "121232", 0, NULL);
+    s = selection("referenced-segment", "121191", 0, NULL);
     CHECK(s);
-    CHECK(!get(s, "seriesUid"));
+    CHECK(!get(s, "instance"));
 }
 
 int main(void)
@@ -485,7 +484,7 @@ int main(void)
     RUN(m19_selection_rid_is_deterministic_and_per_item);
     RUN(m25_no_imaging_selection_in_r4);
     RUN(m19_region_without_image_has_no_instance);
-    RUN(m19_segment_focus_to_source_series_when_no_source_image);
+    RUN(m19_source_series_alone_is_no_selection);
     RUN(m19_invalid_uid_left_out);
     reset();
     return check_failed_total ? 1 : 0;

@@ -265,10 +265,13 @@ TEST(containers_under_the_root_and_inside_imaging_measurements_agree)
 TEST(corpus_reports_read)
 {
     static const struct { const char *file; size_t groups, evaluations, unmapped; } cases[] = {
-        {"tid1500__dcmqi__rsna2018_ds3_848792.dcm", 1, 0, 0},
-        {"tid1500__iowa2dicom__rsna2018_ds2_Measurements_User2_SemiAuto_Trial2.dcm", 11, 0, 0},
+        /* dcmqi and Iowa2DICOM name the source series for segmentation without source
+         * images: no ImagingSelection can hold it (M19), so it is listed (M26) */
+        {"tid1500__dcmqi__rsna2018_ds3_848792.dcm", 1, 0, 1},
+        {"tid1500__iowa2dicom__rsna2018_ds2_Measurements_User2_SemiAuto_Trial2.dcm", 11, 0, 11},
         {"tid1500__highdicom__sr_document_with_multiple_groups.dcm", 4, 2, 1}, /* SCT "Source" */
-        {"tid1500__hl7-handwritten__Example-MeasurementReport.json", 1, 2, 0},
+        {"tid1500__hl7-handwritten__Example-MeasurementReport.json", 1, 2, 1}, /* source series
+                                                                                alone (M19) */
         {"tid1500__dcmjs__structured_report.dcm", 6, 0, 0},
     };
     const char *shared = getenv("SHARED");
