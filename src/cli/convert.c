@@ -406,6 +406,54 @@ static int plan_output(job *jb, int single)
     return 1;
 }
 
+static void free_inputs(job *jb)
+{
+    for (size_t i = 0; i < jb->n_inputs; i++)
+        free(jb->inputs[i]);
+    free(jb->inputs);
+    jb->inputs = NULL;
+    jb->n_inputs = 0;
+}
+
+/* Expands the command line's inputs (folders recursively); 0 when memory ran out. */
+static int collect_inputs(job *jb, char **args, int n, int *any_folder)
+{
+    for (int i = 0; i < n; i++) {
+        int folder = is_folder(args[i]);
+        *any_folder |= folder;
+        if (!(folder ? add_folder(jb, args[i], 0) : add_input(jb, args[i])))
+            return 0;
+    }
+    return 1;
+}
+
+static int run(job *jb, char **args, int n_args)
+{
+    int any_folder = 0;
+    if (!collect_inputs(jb, args, n_args, &any_folder))
+        return cli_error(NULL, S2F_ENOMEM, "out of memory");
+    if (!plan_output(jb, jb->n_inputs == 1 && !any_folder))
+        return S2F_EUSAGE;
+    if (!open_report(jb)) {
+        int rc = cli_error(jb->report_path, S2F_EIO, "cannot write: %s", strerror(errno));
+        if (jb->ndjson_out)
+            fclose(jb->ndjson_out);
+        return rc;
+    }
+    for (size_t i = 0; i < jb->n_inputs; i++) {
+        convert_one(jb, jb->inputs[i]);
+        progress(jb, i + 1);
+    }
+    summary(jb);
+    if (jb->ndjson_out && fclose(jb->ndjson_out) != 0 && !jb->status)
+        jb->status = cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno));
+    if (!close_report(jb) && !jb->status)
+        jb->status = cli_error(jb->report_path, S2F_EIO, "cannot write the report");
+    if (jb->n_inputs == 0 && !jb->status)
+        jb->status = cli_error(NULL, S2F_EIO, "convert: the folder(s) hold no files");
+    return jb->status;
+}
+
 int cmd_convert(int argc, char **argv)
 {
     job jb;
@@ -415,31 +463,7 @@ int cmd_convert(int argc, char **argv)
         return parsed < 0 ? 0 : S2F_EUSAGE;
     if (n_args == 0)
         return usage("no input (a file, a folder, or - for standard input)");
-    int any_folder = 0;
-    for (int i = 0; i < n_args; i++) {
-        int ok = is_folder(argv[i]) ? (any_folder = 1, add_folder(&jb, argv[i], 0))
-                                    : add_input(&jb, argv[i]);
-        if (!ok)
-            return cli_error(NULL, S2F_ENOMEM, "out of memory");
-    }
-    int single = jb.n_inputs == 1 && !any_folder;
-    if (!plan_output(&jb, single))
-        return S2F_EUSAGE;
-    if (!open_report(&jb))
-        return cli_error(jb.report_path, S2F_EIO, "cannot write: %s", strerror(errno));
-    for (size_t i = 0; i < jb.n_inputs; i++) {
-        convert_one(&jb, jb.inputs[i]);
-        progress(&jb, i + 1);
-    }
-    summary(&jb);
-    if (jb.ndjson_out && fclose(jb.ndjson_out) != 0 && !jb.status)
-        jb.status = cli_error(jb.output, S2F_EIO, "cannot write: %s", strerror(errno));
-    if (!close_report(&jb) && !jb.status)
-        jb.status = cli_error(jb.report_path, S2F_EIO, "cannot write the report");
-    for (size_t i = 0; i < jb.n_inputs; i++)
-        free(jb.inputs[i]);
-    free(jb.inputs);
-    if (jb.n_inputs == 0 && !jb.status)
-        jb.status = cli_error(NULL, S2F_EIO, "convert: the folder(s) hold no files");
-    return jb.status;
+    int status = run(&jb, argv, n_args);
+    free_inputs(&jb);
+    return status;
 }
