@@ -10,7 +10,7 @@ BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
 OPT     ?= -O2
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
-LDLIBS  += -lz -ljson-c -lcrypto -lm
+LDLIBS  += -lz -ljson-c -lm
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined

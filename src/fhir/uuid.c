@@ -2,14 +2,14 @@
  * uuid.c - name-based UUIDs (version 5, SHA-1) for deterministic resource identities
  * (MAPPING rule M24); see uuid.h for the naming scheme and the project's namespace.
  *
- * The digest is streamed through one EVP_MD_CTX (namespace bytes, then the name parts),
- * so names of any length are hashed without copying them into a buffer.
+ * The digest is streamed (namespace bytes, then the name parts), so names of any length
+ * are hashed without copying them into a buffer.
  */
 #include "fhir/uuid.h"
 
 #include <string.h>
 
-#include <openssl/evp.h>
+#include "util/sha1.h"
 
 /* uuid5(NAMESPACE_OID, "sr2fhir") = dcd76a05-1792-5939-8929-0f2573fdfcd9 */
 const s2f_uuid s2f_uuid_ns_sr2fhir = {{0xdc, 0xd7, 0x6a, 0x05, 0x17, 0x92, 0x59, 0x39,
@@ -23,23 +23,13 @@ typedef struct part {
 /* v5 of the concatenation of `nparts` parts in `ns`. */
 static s2f_code v5_parts(const s2f_uuid *ns, const part *parts, size_t nparts, s2f_uuid *out)
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    int ok = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
-        EVP_DigestUpdate(ctx, ns->b, sizeof ns->b) == 1) {
-        ok = 1;
-        for (size_t i = 0; ok && i < nparts; i++)
-            if (parts[i].n && EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) != 1)
-                ok = 0;
-        ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen >= sizeof out->b;
-    }
-    EVP_MD_CTX_free(ctx);
-    if (!ok) {
-        memset(out->b, 0, sizeof out->b);
-        return S2F_ENOMEM;
-    }
+    unsigned char md[20];
+    s2f_sha1 sha;
+    s2f_sha1_init(&sha);
+    s2f_sha1_update(&sha, ns->b, sizeof ns->b);
+    for (size_t i = 0; i < nparts; i++)
+        s2f_sha1_update(&sha, parts[i].p, parts[i].n);
+    s2f_sha1_final(&sha, md);
     memcpy(out->b, md, sizeof out->b);
     out->b[6] = (unsigned char)((out->b[6] & 0x0f) | 0x50); /* version 5 */
     out->b[8] = (unsigned char)((out->b[8] & 0x3f) | 0x80); /* variant 10xx */
