@@ -31,6 +31,8 @@ def main() -> int:
     for k, v in srt.items():
         if not SRT_RE.match(k) or not SCT_RE.match(v):
             sys.exit(f"gen_srt_table.py: unexpected entry {k!r} -> {v!r}")
+        if len(k) >= 12 or len(v) >= 20:  # the char arrays of s2f_srt_pair
+            sys.exit(f"gen_srt_table.py: entry {k!r} -> {v!r} too long for the table")
     # strcmp order = byte order; the keys are ASCII.
     pairs = sorted(srt.items(), key=lambda kv: kv[0].encode("ascii"))
 
@@ -49,8 +51,8 @@ def main() -> int:
 #define S2F_SRT_TABLE_H
 
 typedef struct s2f_srt_pair {{
-    const char *srt;
-    const char *sct;
+    char srt[12];   /* arrays, not pointers: no load-time relocation per entry */
+    char sct[20];
 }} s2f_srt_pair;
 
 static const s2f_srt_pair s2f_srt_table[] = {{

@@ -9,15 +9,16 @@
 
 #include "dataset.h"
 
+/* No pointers in the tables: each would be a load-time relocation (thousands of them). */
 typedef struct s2f_dict_entry {
     uint32_t tag;
     uint16_t vr;
-    const char *keyword;
+    uint32_t keyword;       /* offset into s2f_dict_keywords */
 } s2f_dict_entry;
 
 typedef struct s2f_uid_entry {
-    const char *uid;
-    const char *name;
+    char uid[36];
+    char name[96];
 } s2f_uid_entry;
 
 #include "dictionary_table.h"
@@ -61,7 +62,7 @@ uint16_t s2f_dict_vr(uint32_t tag)
 const char *s2f_dict_keyword(uint32_t tag)
 {
     const s2f_dict_entry *d = find_tag(tag);
-    return d ? d->keyword : NULL;
+    return d ? s2f_dict_keywords + d->keyword : NULL;
 }
 
 const char *s2f_uid_name(const char *uid)

@@ -5,4912 +5,9820 @@
 #ifndef S2F_DICTIONARY_TABLE_H
 #define S2F_DICTIONARY_TABLE_H
 
+/* Keywords, NUL-separated; s2f_dict_entry.keyword is an offset into this. */
+static const char s2f_dict_keywords[] =
+    "CommandGroupLength" "\0"
+    "CommandLengthToEnd" "\0"
+    "AffectedSOPClassUID" "\0"
+    "RequestedSOPClassUID" "\0"
+    "CommandRecognitionCode" "\0"
+    "CommandField" "\0"
+    "MessageID" "\0"
+    "MessageIDBeingRespondedTo" "\0"
+    "Initiator" "\0"
+    "Receiver" "\0"
+    "FindLocation" "\0"
+    "MoveDestination" "\0"
+    "Priority" "\0"
+    "CommandDataSetType" "\0"
+    "NumberOfMatches" "\0"
+    "ResponseSequenceNumber" "\0"
+    "Status" "\0"
+    "OffendingElement" "\0"
+    "ErrorComment" "\0"
+    "ErrorID" "\0"
+    "AffectedSOPInstanceUID" "\0"
+    "RequestedSOPInstanceUID" "\0"
+    "EventTypeID" "\0"
+    "AttributeIdentifierList" "\0"
+    "ActionTypeID" "\0"
+    "NumberOfRemainingSuboperations" "\0"
+    "NumberOfCompletedSuboperations" "\0"
+    "NumberOfFailedSuboperations" "\0"
+    "NumberOfWarningSuboperations" "\0"
+    "MoveOriginatorApplicationEntityTitle" "\0"
+    "MoveOriginatorMessageID" "\0"
+    "DialogReceiver" "\0"
+    "TerminalType" "\0"
+    "MessageSetID" "\0"
+    "EndMessageID" "\0"
+    "DisplayFormat" "\0"
+    "PagePositionID" "\0"
+    "TextFormatID" "\0"
+    "NormalReverse" "\0"
+    "AddGrayScale" "\0"
+    "Borders" "\0"
+    "Copies" "\0"
+    "CommandMagnificationType" "\0"
+    "Erase" "\0"
+    "Print" "\0"
+    "Overlays" "\0"
+    "FileMetaInformationGroupLength" "\0"
+    "FileMetaInformationVersion" "\0"
+    "MediaStorageSOPClassUID" "\0"
+    "MediaStorageSOPInstanceUID" "\0"
+    "TransferSyntaxUID" "\0"
+    "ImplementationClassUID" "\0"
+    "ImplementationVersionName" "\0"
+    "SourceApplicationEntityTitle" "\0"
+    "SendingApplicationEntityTitle" "\0"
+    "ReceivingApplicationEntityTitle" "\0"
+    "SourcePresentationAddress" "\0"
+    "SendingPresentationAddress" "\0"
+    "ReceivingPresentationAddress" "\0"
+    "RTVMetaInformationVersion" "\0"
+    "RTVCommunicationSOPClassUID" "\0"
+    "RTVCommunicationSOPInstanceUID" "\0"
+    "RTVSourceIdentifier" "\0"
+    "RTVFlowIdentifier" "\0"
+    "RTVFlowRTPSamplingRate" "\0"
+    "RTVFlowActualFrameDuration" "\0"
+    "PrivateInformationCreatorUID" "\0"
+    "PrivateInformation" "\0"
+    "FileSetID" "\0"
+    "FileSetDescriptorFileID" "\0"
+    "SpecificCharacterSetOfFileSetDescriptorFile" "\0"
+    "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity" "\0"
+    "OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity" "\0"
+    "FileSetConsistencyFlag" "\0"
+    "DirectoryRecordSequence" "\0"
+    "OffsetOfTheNextDirectoryRecord" "\0"
+    "RecordInUseFlag" "\0"
+    "OffsetOfReferencedLowerLevelDirectoryEntity" "\0"
+    "DirectoryRecordType" "\0"
+    "PrivateRecordUID" "\0"
+    "ReferencedFileID" "\0"
+    "MRDRDirectoryRecordOffset" "\0"
+    "ReferencedSOPClassUIDInFile" "\0"
+    "ReferencedSOPInstanceUIDInFile" "\0"
+    "ReferencedTransferSyntaxUIDInFile" "\0"
+    "ReferencedRelatedGeneralSOPClassUIDInFile" "\0"
+    "NumberOfReferences" "\0"
+    "LengthToEnd" "\0"
+    "SpecificCharacterSet" "\0"
+    "LanguageCodeSequence" "\0"
+    "ImageType" "\0"
+    "RecognitionCode" "\0"
+    "InstanceCreationDate" "\0"
+    "InstanceCreationTime" "\0"
+    "InstanceCreatorUID" "\0"
+    "InstanceCoercionDateTime" "\0"
+    "SOPClassUID" "\0"
+    "SOPInstanceUID" "\0"
+    "RelatedGeneralSOPClassUID" "\0"
+    "OriginalSpecializedSOPClassUID" "\0"
+    "StudyDate" "\0"
+    "SeriesDate" "\0"
+    "AcquisitionDate" "\0"
+    "ContentDate" "\0"
+    "OverlayDate" "\0"
+    "CurveDate" "\0"
+    "AcquisitionDateTime" "\0"
+    "StudyTime" "\0"
+    "SeriesTime" "\0"
+    "AcquisitionTime" "\0"
+    "ContentTime" "\0"
+    "OverlayTime" "\0"
+    "CurveTime" "\0"
+    "DataSetType" "\0"
+    "DataSetSubtype" "\0"
+    "NuclearMedicineSeriesType" "\0"
+    "AccessionNumber" "\0"
+    "IssuerOfAccessionNumberSequence" "\0"
+    "QueryRetrieveLevel" "\0"
+    "QueryRetrieveView" "\0"
+    "RetrieveAETitle" "\0"
+    "StationAETitle" "\0"
+    "InstanceAvailability" "\0"
+    "FailedSOPInstanceUIDList" "\0"
+    "Modality" "\0"
+    "ModalitiesInStudy" "\0"
+    "SOPClassesInStudy" "\0"
+    "AnatomicRegionsInStudyCodeSequence" "\0"
+    "ConversionType" "\0"
+    "PresentationIntentType" "\0"
+    "Manufacturer" "\0"
+    "InstitutionName" "\0"
+    "InstitutionAddress" "\0"
+    "InstitutionCodeSequence" "\0"
+    "ReferringPhysicianName" "\0"
+    "ReferringPhysicianAddress" "\0"
+    "ReferringPhysicianTelephoneNumbers" "\0"
+    "ReferringPhysicianIdentificationSequence" "\0"
+    "ConsultingPhysicianName" "\0"
+    "ConsultingPhysicianIdentificationSequence" "\0"
+    "CodeValue" "\0"
+    "ExtendedCodeValue" "\0"
+    "CodingSchemeDesignator" "\0"
+    "CodingSchemeVersion" "\0"
+    "CodeMeaning" "\0"
+    "MappingResource" "\0"
+    "ContextGroupVersion" "\0"
+    "ContextGroupLocalVersion" "\0"
+    "ExtendedCodeMeaning" "\0"
+    "CodingSchemeResourcesSequence" "\0"
+    "CodingSchemeURLType" "\0"
+    "ContextGroupExtensionFlag" "\0"
+    "CodingSchemeUID" "\0"
+    "ContextGroupExtensionCreatorUID" "\0"
+    "CodingSchemeURL" "\0"
+    "ContextIdentifier" "\0"
+    "CodingSchemeIdentificationSequence" "\0"
+    "CodingSchemeRegistry" "\0"
+    "CodingSchemeExternalID" "\0"
+    "CodingSchemeName" "\0"
+    "CodingSchemeResponsibleOrganization" "\0"
+    "ContextUID" "\0"
+    "MappingResourceUID" "\0"
+    "LongCodeValue" "\0"
+    "URNCodeValue" "\0"
+    "EquivalentCodeSequence" "\0"
+    "MappingResourceName" "\0"
+    "ContextGroupIdentificationSequence" "\0"
+    "MappingResourceIdentificationSequence" "\0"
+    "TimezoneOffsetFromUTC" "\0"
+    "" "\0"
+    "ResponsibleGroupCodeSequence" "\0"
+    "EquipmentModality" "\0"
+    "ManufacturerRelatedModelGroup" "\0"
+    "PrivateDataElementCharacteristicsSequence" "\0"
+    "PrivateGroupReference" "\0"
+    "PrivateCreatorReference" "\0"
+    "BlockIdentifyingInformationStatus" "\0"
+    "NonidentifyingPrivateElements" "\0"
+    "DeidentificationActionSequence" "\0"
+    "IdentifyingPrivateElements" "\0"
+    "DeidentificationAction" "\0"
+    "PrivateDataElement" "\0"
+    "PrivateDataElementValueMultiplicity" "\0"
+    "PrivateDataElementValueRepresentation" "\0"
+    "PrivateDataElementNumberOfItems" "\0"
+    "PrivateDataElementName" "\0"
+    "PrivateDataElementKeyword" "\0"
+    "PrivateDataElementDescription" "\0"
+    "PrivateDataElementEncoding" "\0"
+    "PrivateDataElementDefinitionSequence" "\0"
+    "NetworkID" "\0"
+    "StationName" "\0"
+    "StudyDescription" "\0"
+    "ProcedureCodeSequence" "\0"
+    "SeriesDescription" "\0"
+    "SeriesDescriptionCodeSequence" "\0"
+    "InstitutionalDepartmentName" "\0"
+    "InstitutionalDepartmentTypeCodeSequence" "\0"
+    "PhysiciansOfRecord" "\0"
+    "PhysiciansOfRecordIdentificationSequence" "\0"
+    "PerformingPhysicianName" "\0"
+    "PerformingPhysicianIdentificationSequence" "\0"
+    "NameOfPhysiciansReadingStudy" "\0"
+    "PhysiciansReadingStudyIdentificationSequence" "\0"
+    "OperatorsName" "\0"
+    "OperatorIdentificationSequence" "\0"
+    "AdmittingDiagnosesDescription" "\0"
+    "AdmittingDiagnosesCodeSequence" "\0"
+    "ManufacturerModelName" "\0"
+    "ReferencedResultsSequence" "\0"
+    "ReferencedStudySequence" "\0"
+    "ReferencedPerformedProcedureStepSequence" "\0"
+    "ReferencedSeriesSequence" "\0"
+    "ReferencedPatientSequence" "\0"
+    "ReferencedVisitSequence" "\0"
+    "ReferencedOverlaySequence" "\0"
+    "ReferencedStereometricInstanceSequence" "\0"
+    "ReferencedWaveformSequence" "\0"
+    "ReferencedImageSequence" "\0"
+    "ReferencedCurveSequence" "\0"
+    "ReferencedInstanceSequence" "\0"
+    "ReferencedRealWorldValueMappingInstanceSequence" "\0"
+    "ReferencedSOPClassUID" "\0"
+    "ReferencedSOPInstanceUID" "\0"
+    "DefinitionSourceSequence" "\0"
+    "SOPClassesSupported" "\0"
+    "ReferencedFrameNumber" "\0"
+    "SimpleFrameList" "\0"
+    "CalculatedFrameList" "\0"
+    "TimeRange" "\0"
+    "FrameExtractionSequence" "\0"
+    "MultiFrameSourceSOPInstanceUID" "\0"
+    "RetrieveURL" "\0"
+    "TransactionUID" "\0"
+    "WarningReason" "\0"
+    "FailureReason" "\0"
+    "FailedSOPSequence" "\0"
+    "ReferencedSOPSequence" "\0"
+    "OtherFailuresSequence" "\0"
+    "StudiesContainingOtherReferencedInstancesSequence" "\0"
+    "RelatedSeriesSequence" "\0"
+    "LossyImageCompressionRetired" "\0"
+    "DerivationDescription" "\0"
+    "SourceImageSequence" "\0"
+    "StageName" "\0"
+    "StageNumber" "\0"
+    "NumberOfStages" "\0"
+    "ViewName" "\0"
+    "ViewNumber" "\0"
+    "NumberOfEventTimers" "\0"
+    "NumberOfViewsInStage" "\0"
+    "EventElapsedTimes" "\0"
+    "EventTimerNames" "\0"
+    "EventTimerSequence" "\0"
+    "EventTimeOffset" "\0"
+    "EventCodeSequence" "\0"
+    "StartTrim" "\0"
+    "StopTrim" "\0"
+    "RecommendedDisplayFrameRate" "\0"
+    "TransducerPosition" "\0"
+    "TransducerOrientation" "\0"
+    "AnatomicStructure" "\0"
+    "AnatomicRegionSequence" "\0"
+    "AnatomicRegionModifierSequence" "\0"
+    "PrimaryAnatomicStructureSequence" "\0"
+    "AnatomicStructureSpaceOrRegionSequence" "\0"
+    "PrimaryAnatomicStructureModifierSequence" "\0"
+    "TransducerPositionSequence" "\0"
+    "TransducerPositionModifierSequence" "\0"
+    "TransducerOrientationSequence" "\0"
+    "TransducerOrientationModifierSequence" "\0"
+    "AnatomicStructureSpaceOrRegionCodeSequenceTrial" "\0"
+    "AnatomicPortalOfEntranceCodeSequenceTrial" "\0"
+    "AnatomicApproachDirectionCodeSequenceTrial" "\0"
+    "AnatomicPerspectiveDescriptionTrial" "\0"
+    "AnatomicPerspectiveCodeSequenceTrial" "\0"
+    "AnatomicLocationOfExaminingInstrumentDescriptionTrial" "\0"
+    "AnatomicLocationOfExaminingInstrumentCodeSequenceTrial" "\0"
+    "AnatomicStructureSpaceOrRegionModifierCodeSequenceTrial" "\0"
+    "OnAxisBackgroundAnatomicStructureCodeSequenceTrial" "\0"
+    "AlternateRepresentationSequence" "\0"
+    "AvailableTransferSyntaxUID" "\0"
+    "IrradiationEventUID" "\0"
+    "SourceIrradiationEventSequence" "\0"
+    "RadiopharmaceuticalAdministrationEventUID" "\0"
+    "IdentifyingComments" "\0"
+    "FrameType" "\0"
+    "ReferencedImageEvidenceSequence" "\0"
+    "ReferencedRawDataSequence" "\0"
+    "CreatorVersionUID" "\0"
+    "DerivationImageSequence" "\0"
+    "SourceImageEvidenceSequence" "\0"
+    "PixelPresentation" "\0"
+    "VolumetricProperties" "\0"
+    "VolumeBasedCalculationTechnique" "\0"
+    "ComplexImageComponent" "\0"
+    "AcquisitionContrast" "\0"
+    "DerivationCodeSequence" "\0"
+    "ReferencedPresentationStateSequence" "\0"
+    "ReferencedOtherPlaneSequence" "\0"
+    "FrameDisplaySequence" "\0"
+    "RecommendedDisplayFrameRateInFloat" "\0"
+    "SkipFrameRangeFlag" "\0"
+    "PatientName" "\0"
+    "PatientID" "\0"
+    "IssuerOfPatientID" "\0"
+    "TypeOfPatientID" "\0"
+    "IssuerOfPatientIDQualifiersSequence" "\0"
+    "SourcePatientGroupIdentificationSequence" "\0"
+    "GroupOfPatientsIdentificationSequence" "\0"
+    "SubjectRelativePositionInImage" "\0"
+    "PatientBirthDate" "\0"
+    "PatientBirthTime" "\0"
+    "PatientBirthDateInAlternativeCalendar" "\0"
+    "PatientDeathDateInAlternativeCalendar" "\0"
+    "PatientAlternativeCalendar" "\0"
+    "PatientSex" "\0"
+    "PatientInsurancePlanCodeSequence" "\0"
+    "PatientPrimaryLanguageCodeSequence" "\0"
+    "PatientPrimaryLanguageModifierCodeSequence" "\0"
+    "QualityControlSubject" "\0"
+    "QualityControlSubjectTypeCodeSequence" "\0"
+    "StrainDescription" "\0"
+    "StrainNomenclature" "\0"
+    "StrainStockNumber" "\0"
+    "StrainSourceRegistryCodeSequence" "\0"
+    "StrainStockSequence" "\0"
+    "StrainSource" "\0"
+    "StrainAdditionalInformation" "\0"
+    "StrainCodeSequence" "\0"
+    "GeneticModificationsSequence" "\0"
+    "GeneticModificationsDescription" "\0"
+    "GeneticModificationsNomenclature" "\0"
+    "GeneticModificationsCodeSequence" "\0"
+    "OtherPatientIDs" "\0"
+    "OtherPatientNames" "\0"
+    "OtherPatientIDsSequence" "\0"
+    "PatientBirthName" "\0"
+    "PatientAge" "\0"
+    "PatientSize" "\0"
+    "PatientSizeCodeSequence" "\0"
+    "PatientBodyMassIndex" "\0"
+    "MeasuredAPDimension" "\0"
+    "MeasuredLateralDimension" "\0"
+    "PatientWeight" "\0"
+    "PatientAddress" "\0"
+    "InsurancePlanIdentification" "\0"
+    "PatientMotherBirthName" "\0"
+    "MilitaryRank" "\0"
+    "BranchOfService" "\0"
+    "MedicalRecordLocator" "\0"
+    "ReferencedPatientPhotoSequence" "\0"
+    "MedicalAlerts" "\0"
+    "Allergies" "\0"
+    "CountryOfResidence" "\0"
+    "RegionOfResidence" "\0"
+    "PatientTelephoneNumbers" "\0"
+    "PatientTelecomInformation" "\0"
+    "EthnicGroup" "\0"
+    "Occupation" "\0"
+    "SmokingStatus" "\0"
+    "AdditionalPatientHistory" "\0"
+    "PregnancyStatus" "\0"
+    "LastMenstrualDate" "\0"
+    "PatientReligiousPreference" "\0"
+    "PatientSpeciesDescription" "\0"
+    "PatientSpeciesCodeSequence" "\0"
+    "PatientSexNeutered" "\0"
+    "AnatomicalOrientationType" "\0"
+    "PatientBreedDescription" "\0"
+    "PatientBreedCodeSequence" "\0"
+    "BreedRegistrationSequence" "\0"
+    "BreedRegistrationNumber" "\0"
+    "BreedRegistryCodeSequence" "\0"
+    "ResponsiblePerson" "\0"
+    "ResponsiblePersonRole" "\0"
+    "ResponsibleOrganization" "\0"
+    "PatientComments" "\0"
+    "ExaminedBodyThickness" "\0"
+    "ClinicalTrialSponsorName" "\0"
+    "ClinicalTrialProtocolID" "\0"
+    "ClinicalTrialProtocolName" "\0"
+    "ClinicalTrialSiteID" "\0"
+    "ClinicalTrialSiteName" "\0"
+    "ClinicalTrialSubjectID" "\0"
+    "ClinicalTrialSubjectReadingID" "\0"
+    "ClinicalTrialTimePointID" "\0"
+    "ClinicalTrialTimePointDescription" "\0"
+    "LongitudinalTemporalOffsetFromEvent" "\0"
+    "LongitudinalTemporalEventType" "\0"
+    "ClinicalTrialCoordinatingCenterName" "\0"
+    "PatientIdentityRemoved" "\0"
+    "DeidentificationMethod" "\0"
+    "DeidentificationMethodCodeSequence" "\0"
+    "ClinicalTrialSeriesID" "\0"
+    "ClinicalTrialSeriesDescription" "\0"
+    "ClinicalTrialProtocolEthicsCommitteeName" "\0"
+    "ClinicalTrialProtocolEthicsCommitteeApprovalNumber" "\0"
+    "ConsentForClinicalTrialUseSequence" "\0"
+    "DistributionType" "\0"
+    "ConsentForDistributionFlag" "\0"
+    "EthicsCommitteeApprovalEffectivenessStartDate" "\0"
+    "EthicsCommitteeApprovalEffectivenessEndDate" "\0"
+    "CADFileFormat" "\0"
+    "ComponentReferenceSystem" "\0"
+    "ComponentManufacturingProcedure" "\0"
+    "ComponentManufacturer" "\0"
+    "MaterialThickness" "\0"
+    "MaterialPipeDiameter" "\0"
+    "MaterialIsolationDiameter" "\0"
+    "MaterialGrade" "\0"
+    "MaterialPropertiesDescription" "\0"
+    "MaterialPropertiesFileFormatRetired" "\0"
+    "MaterialNotes" "\0"
+    "ComponentShape" "\0"
+    "CurvatureType" "\0"
+    "OuterDiameter" "\0"
+    "InnerDiameter" "\0"
+    "ComponentWelderIDs" "\0"
+    "SecondaryApprovalStatus" "\0"
+    "SecondaryReviewDate" "\0"
+    "SecondaryReviewTime" "\0"
+    "SecondaryReviewerName" "\0"
+    "RepairID" "\0"
+    "MultipleComponentApprovalSequence" "\0"
+    "OtherApprovalStatus" "\0"
+    "OtherSecondaryApprovalStatus" "\0"
+    "ActualEnvironmentalConditions" "\0"
+    "ExpiryDate" "\0"
+    "EnvironmentalConditions" "\0"
+    "EvaluatorSequence" "\0"
+    "EvaluatorNumber" "\0"
+    "EvaluatorName" "\0"
+    "EvaluationAttempt" "\0"
+    "IndicationSequence" "\0"
+    "IndicationNumber" "\0"
+    "IndicationLabel" "\0"
+    "IndicationDescription" "\0"
+    "IndicationType" "\0"
+    "IndicationDisposition" "\0"
+    "IndicationROISequence" "\0"
+    "IndicationPhysicalPropertySequence" "\0"
+    "PropertyLabel" "\0"
+    "CoordinateSystemNumberOfAxes" "\0"
+    "CoordinateSystemAxesSequence" "\0"
+    "CoordinateSystemAxisDescription" "\0"
+    "CoordinateSystemDataSetMapping" "\0"
+    "CoordinateSystemAxisNumber" "\0"
+    "CoordinateSystemAxisType" "\0"
+    "CoordinateSystemAxisUnits" "\0"
+    "CoordinateSystemAxisValues" "\0"
+    "CoordinateSystemTransformSequence" "\0"
+    "TransformDescription" "\0"
+    "TransformNumberOfAxes" "\0"
+    "TransformOrderOfAxes" "\0"
+    "TransformedAxisUnits" "\0"
+    "CoordinateSystemTransformRotationAndScaleMatrix" "\0"
+    "CoordinateSystemTransformTranslationMatrix" "\0"
+    "InternalDetectorFrameTime" "\0"
+    "NumberOfFramesIntegrated" "\0"
+    "DetectorTemperatureSequence" "\0"
+    "SensorName" "\0"
+    "HorizontalOffsetOfSensor" "\0"
+    "VerticalOffsetOfSensor" "\0"
+    "SensorTemperature" "\0"
+    "DarkCurrentSequence" "\0"
+    "DarkCurrentCounts" "\0"
+    "GainCorrectionReferenceSequence" "\0"
+    "AirCounts" "\0"
+    "KVUsedInGainCalibration" "\0"
+    "MAUsedInGainCalibration" "\0"
+    "NumberOfFramesUsedForIntegration" "\0"
+    "FilterMaterialUsedInGainCalibration" "\0"
+    "FilterThicknessUsedInGainCalibration" "\0"
+    "DateOfGainCalibration" "\0"
+    "TimeOfGainCalibration" "\0"
+    "BadPixelImage" "\0"
+    "CalibrationNotes" "\0"
+    "LinearityCorrectionTechnique" "\0"
+    "BeamHardeningCorrectionTechnique" "\0"
+    "PulserEquipmentSequence" "\0"
+    "PulserType" "\0"
+    "PulserNotes" "\0"
+    "ReceiverEquipmentSequence" "\0"
+    "AmplifierType" "\0"
+    "ReceiverNotes" "\0"
+    "PreAmplifierEquipmentSequence" "\0"
+    "PreAmplifierNotes" "\0"
+    "TransmitTransducerSequence" "\0"
+    "ReceiveTransducerSequence" "\0"
+    "NumberOfElements" "\0"
+    "ElementShape" "\0"
+    "ElementDimensionA" "\0"
+    "ElementDimensionB" "\0"
+    "ElementPitchA" "\0"
+    "MeasuredBeamDimensionA" "\0"
+    "MeasuredBeamDimensionB" "\0"
+    "LocationOfMeasuredBeamDiameter" "\0"
+    "NominalFrequency" "\0"
+    "MeasuredCenterFrequency" "\0"
+    "MeasuredBandwidth" "\0"
+    "ElementPitchB" "\0"
+    "PulserSettingsSequence" "\0"
+    "PulseWidth" "\0"
+    "ExcitationFrequency" "\0"
+    "ModulationType" "\0"
+    "Damping" "\0"
+    "ReceiverSettingsSequence" "\0"
+    "AcquiredSoundpathLength" "\0"
+    "AcquisitionCompressionType" "\0"
+    "AcquisitionSampleSize" "\0"
+    "RectifierSmoothing" "\0"
+    "DACSequence" "\0"
+    "DACType" "\0"
+    "DACGainPoints" "\0"
+    "DACTimePoints" "\0"
+    "DACAmplitude" "\0"
+    "PreAmplifierSettingsSequence" "\0"
+    "TransmitTransducerSettingsSequence" "\0"
+    "ReceiveTransducerSettingsSequence" "\0"
+    "IncidentAngle" "\0"
+    "CouplingTechnique" "\0"
+    "CouplingMedium" "\0"
+    "CouplingVelocity" "\0"
+    "ProbeCenterLocationX" "\0"
+    "ProbeCenterLocationZ" "\0"
+    "SoundPathLength" "\0"
+    "DelayLawIdentifier" "\0"
+    "GateSettingsSequence" "\0"
+    "GateThreshold" "\0"
+    "VelocityOfSound" "\0"
+    "CalibrationSettingsSequence" "\0"
+    "CalibrationProcedure" "\0"
+    "ProcedureVersion" "\0"
+    "ProcedureCreationDate" "\0"
+    "ProcedureExpirationDate" "\0"
+    "ProcedureLastModifiedDate" "\0"
+    "CalibrationTime" "\0"
+    "CalibrationDate" "\0"
+    "ProbeDriveEquipmentSequence" "\0"
+    "DriveType" "\0"
+    "ProbeDriveNotes" "\0"
+    "DriveProbeSequence" "\0"
+    "ProbeInductance" "\0"
+    "ProbeResistance" "\0"
+    "ReceiveProbeSequence" "\0"
+    "ProbeDriveSettingsSequence" "\0"
+    "BridgeResistors" "\0"
+    "ProbeOrientationAngle" "\0"
+    "UserSelectedGainY" "\0"
+    "UserSelectedPhase" "\0"
+    "UserSelectedOffsetX" "\0"
+    "UserSelectedOffsetY" "\0"
+    "ChannelSettingsSequence" "\0"
+    "ChannelThreshold" "\0"
+    "ScannerSettingsSequence" "\0"
+    "ScanProcedure" "\0"
+    "TranslationRateX" "\0"
+    "TranslationRateY" "\0"
+    "ChannelOverlap" "\0"
+    "ImageQualityIndicatorType" "\0"
+    "ImageQualityIndicatorMaterial" "\0"
+    "ImageQualityIndicatorSize" "\0"
+    "LINACEnergy" "\0"
+    "LINACOutput" "\0"
+    "ActiveAperture" "\0"
+    "TotalAperture" "\0"
+    "ApertureElevation" "\0"
+    "MainLobeAngle" "\0"
+    "MainRoofAngle" "\0"
+    "ConnectorType" "\0"
+    "WedgeModelNumber" "\0"
+    "WedgeAngleFloat" "\0"
+    "WedgeRoofAngle" "\0"
+    "WedgeElement1Position" "\0"
+    "WedgeMaterialVelocity" "\0"
+    "WedgeMaterial" "\0"
+    "WedgeOffsetZ" "\0"
+    "WedgeOriginOffsetX" "\0"
+    "WedgeTimeDelay" "\0"
+    "WedgeName" "\0"
+    "WedgeManufacturerName" "\0"
+    "WedgeDescription" "\0"
+    "NominalBeamAngle" "\0"
+    "WedgeOffsetX" "\0"
+    "WedgeOffsetY" "\0"
+    "WedgeTotalLength" "\0"
+    "WedgeInContactLength" "\0"
+    "WedgeFrontGap" "\0"
+    "WedgeTotalHeight" "\0"
+    "WedgeFrontHeight" "\0"
+    "WedgeRearHeight" "\0"
+    "WedgeTotalWidth" "\0"
+    "WedgeInContactWidth" "\0"
+    "WedgeChamferHeight" "\0"
+    "WedgeCurve" "\0"
+    "RadiusAlongWedge" "\0"
+    "WhitePoint" "\0"
+    "PrimaryChromaticities" "\0"
+    "BatteryLevel" "\0"
+    "ExposureTimeInSeconds" "\0"
+    "FNumber" "\0"
+    "OECFRows" "\0"
+    "OECFColumns" "\0"
+    "OECFColumnNames" "\0"
+    "OECFValues" "\0"
+    "SpatialFrequencyResponseRows" "\0"
+    "SpatialFrequencyResponseColumns" "\0"
+    "SpatialFrequencyResponseColumnNames" "\0"
+    "SpatialFrequencyResponseValues" "\0"
+    "ColorFilterArrayPatternRows" "\0"
+    "ColorFilterArrayPatternColumns" "\0"
+    "ColorFilterArrayPatternValues" "\0"
+    "FlashFiringStatus" "\0"
+    "FlashReturnStatus" "\0"
+    "FlashMode" "\0"
+    "FlashFunctionPresent" "\0"
+    "FlashRedEyeMode" "\0"
+    "ExposureProgram" "\0"
+    "SpectralSensitivity" "\0"
+    "PhotographicSensitivity" "\0"
+    "SelfTimerMode" "\0"
+    "SensitivityType" "\0"
+    "StandardOutputSensitivity" "\0"
+    "RecommendedExposureIndex" "\0"
+    "ISOSpeed" "\0"
+    "ISOSpeedLatitudeyyy" "\0"
+    "ISOSpeedLatitudezzz" "\0"
+    "EXIFVersion" "\0"
+    "ShutterSpeedValue" "\0"
+    "ApertureValue" "\0"
+    "BrightnessValue" "\0"
+    "ExposureBiasValue" "\0"
+    "MaxApertureValue" "\0"
+    "SubjectDistance" "\0"
+    "MeteringMode" "\0"
+    "LightSource" "\0"
+    "FocalLength" "\0"
+    "SubjectArea" "\0"
+    "MakerNote" "\0"
+    "Temperature" "\0"
+    "Humidity" "\0"
+    "Pressure" "\0"
+    "WaterDepth" "\0"
+    "Acceleration" "\0"
+    "CameraElevationAngle" "\0"
+    "FlashEnergy" "\0"
+    "SubjectLocation" "\0"
+    "PhotographicExposureIndex" "\0"
+    "SensingMethod" "\0"
+    "FileSource" "\0"
+    "SceneType" "\0"
+    "CustomRendered" "\0"
+    "ExposureMode" "\0"
+    "WhiteBalance" "\0"
+    "DigitalZoomRatio" "\0"
+    "FocalLengthIn35mmFilm" "\0"
+    "SceneCaptureType" "\0"
+    "GainControl" "\0"
+    "Contrast" "\0"
+    "Saturation" "\0"
+    "Sharpness" "\0"
+    "DeviceSettingDescription" "\0"
+    "SubjectDistanceRange" "\0"
+    "CameraOwnerName" "\0"
+    "LensSpecification" "\0"
+    "LensMake" "\0"
+    "LensModel" "\0"
+    "LensSerialNumber" "\0"
+    "InteroperabilityIndex" "\0"
+    "InteroperabilityVersion" "\0"
+    "GPSVersionID" "\0"
+    "GPSLatitudeRef" "\0"
+    "GPSLatitude" "\0"
+    "GPSLongitudeRef" "\0"
+    "GPSLongitude" "\0"
+    "GPSAltitudeRef" "\0"
+    "GPSAltitude" "\0"
+    "GPSTimeStamp" "\0"
+    "GPSSatellites" "\0"
+    "GPSStatus" "\0"
+    "GPSMeasureMode" "\0"
+    "GPSDOP" "\0"
+    "GPSSpeedRef" "\0"
+    "GPSSpeed" "\0"
+    "GPSTrackRef" "\0"
+    "GPSTrack" "\0"
+    "GPSImgDirectionRef" "\0"
+    "GPSImgDirection" "\0"
+    "GPSMapDatum" "\0"
+    "GPSDestLatitudeRef" "\0"
+    "GPSDestLatitude" "\0"
+    "GPSDestLongitudeRef" "\0"
+    "GPSDestLongitude" "\0"
+    "GPSDestBearingRef" "\0"
+    "GPSDestBearing" "\0"
+    "GPSDestDistanceRef" "\0"
+    "GPSDestDistance" "\0"
+    "GPSProcessingMethod" "\0"
+    "GPSAreaInformation" "\0"
+    "GPSDateStamp" "\0"
+    "GPSDifferential" "\0"
+    "LightSourcePolarization" "\0"
+    "EmitterColorTemperature" "\0"
+    "ContactMethod" "\0"
+    "ImmersionMedia" "\0"
+    "OpticalMagnificationFactor" "\0"
+    "ContrastBolusAgent" "\0"
+    "ContrastBolusAgentSequence" "\0"
+    "ContrastBolusT1Relaxivity" "\0"
+    "ContrastBolusAdministrationRouteSequence" "\0"
+    "BodyPartExamined" "\0"
+    "ScanningSequence" "\0"
+    "SequenceVariant" "\0"
+    "ScanOptions" "\0"
+    "MRAcquisitionType" "\0"
+    "SequenceName" "\0"
+    "AngioFlag" "\0"
+    "InterventionDrugInformationSequence" "\0"
+    "InterventionDrugStopTime" "\0"
+    "InterventionDrugDose" "\0"
+    "InterventionDrugCodeSequence" "\0"
+    "AdditionalDrugSequence" "\0"
+    "Radionuclide" "\0"
+    "Radiopharmaceutical" "\0"
+    "EnergyWindowCenterline" "\0"
+    "EnergyWindowTotalWidth" "\0"
+    "InterventionDrugName" "\0"
+    "InterventionDrugStartTime" "\0"
+    "InterventionSequence" "\0"
+    "TherapyType" "\0"
+    "InterventionStatus" "\0"
+    "TherapyDescription" "\0"
+    "InterventionDescription" "\0"
+    "CineRate" "\0"
+    "InitialCineRunState" "\0"
+    "SliceThickness" "\0"
+    "KVP" "\0"
+    "" "\0"
+    "CountsAccumulated" "\0"
+    "AcquisitionTerminationCondition" "\0"
+    "EffectiveDuration" "\0"
+    "AcquisitionStartCondition" "\0"
+    "AcquisitionStartConditionData" "\0"
+    "AcquisitionTerminationConditionData" "\0"
+    "RepetitionTime" "\0"
+    "EchoTime" "\0"
+    "InversionTime" "\0"
+    "NumberOfAverages" "\0"
+    "ImagingFrequency" "\0"
+    "ImagedNucleus" "\0"
+    "EchoNumbers" "\0"
+    "MagneticFieldStrength" "\0"
+    "SpacingBetweenSlices" "\0"
+    "NumberOfPhaseEncodingSteps" "\0"
+    "DataCollectionDiameter" "\0"
+    "EchoTrainLength" "\0"
+    "PercentSampling" "\0"
+    "PercentPhaseFieldOfView" "\0"
+    "PixelBandwidth" "\0"
+    "DeviceSerialNumber" "\0"
+    "DeviceUID" "\0"
+    "DeviceID" "\0"
+    "PlateID" "\0"
+    "GeneratorID" "\0"
+    "GridID" "\0"
+    "CassetteID" "\0"
+    "GantryID" "\0"
+    "UniqueDeviceIdentifier" "\0"
+    "UDISequence" "\0"
+    "ManufacturerDeviceClassUID" "\0"
+    "SecondaryCaptureDeviceID" "\0"
+    "HardcopyCreationDeviceID" "\0"
+    "DateOfSecondaryCapture" "\0"
+    "TimeOfSecondaryCapture" "\0"
+    "SecondaryCaptureDeviceManufacturer" "\0"
+    "HardcopyDeviceManufacturer" "\0"
+    "SecondaryCaptureDeviceManufacturerModelName" "\0"
+    "SecondaryCaptureDeviceSoftwareVersions" "\0"
+    "HardcopyDeviceSoftwareVersion" "\0"
+    "HardcopyDeviceManufacturerModelName" "\0"
+    "SoftwareVersions" "\0"
+    "VideoImageFormatAcquired" "\0"
+    "DigitalImageFormatAcquired" "\0"
+    "ProtocolName" "\0"
+    "ContrastBolusRoute" "\0"
+    "ContrastBolusVolume" "\0"
+    "ContrastBolusStartTime" "\0"
+    "ContrastBolusStopTime" "\0"
+    "ContrastBolusTotalDose" "\0"
+    "SyringeCounts" "\0"
+    "ContrastFlowRate" "\0"
+    "ContrastFlowDuration" "\0"
+    "ContrastBolusIngredient" "\0"
+    "ContrastBolusIngredientConcentration" "\0"
+    "SpatialResolution" "\0"
+    "TriggerTime" "\0"
+    "TriggerSourceOrType" "\0"
+    "NominalInterval" "\0"
+    "FrameTime" "\0"
+    "CardiacFramingType" "\0"
+    "FrameTimeVector" "\0"
+    "FrameDelay" "\0"
+    "ImageTriggerDelay" "\0"
+    "MultiplexGroupTimeOffset" "\0"
+    "TriggerTimeOffset" "\0"
+    "SynchronizationTrigger" "\0"
+    "SynchronizationChannel" "\0"
+    "TriggerSamplePosition" "\0"
+    "RadiopharmaceuticalRoute" "\0"
+    "RadiopharmaceuticalVolume" "\0"
+    "RadiopharmaceuticalStartTime" "\0"
+    "RadiopharmaceuticalStopTime" "\0"
+    "RadionuclideTotalDose" "\0"
+    "RadionuclideHalfLife" "\0"
+    "RadionuclidePositronFraction" "\0"
+    "RadiopharmaceuticalSpecificActivity" "\0"
+    "RadiopharmaceuticalStartDateTime" "\0"
+    "RadiopharmaceuticalStopDateTime" "\0"
+    "BeatRejectionFlag" "\0"
+    "LowRRValue" "\0"
+    "HighRRValue" "\0"
+    "IntervalsAcquired" "\0"
+    "IntervalsRejected" "\0"
+    "PVCRejection" "\0"
+    "SkipBeats" "\0"
+    "HeartRate" "\0"
+    "CardiacNumberOfImages" "\0"
+    "TriggerWindow" "\0"
+    "ReconstructionDiameter" "\0"
+    "DistanceSourceToDetector" "\0"
+    "DistanceSourceToPatient" "\0"
+    "EstimatedRadiographicMagnificationFactor" "\0"
+    "GantryDetectorTilt" "\0"
+    "GantryDetectorSlew" "\0"
+    "TableHeight" "\0"
+    "TableTraverse" "\0"
+    "TableMotion" "\0"
+    "TableVerticalIncrement" "\0"
+    "TableLateralIncrement" "\0"
+    "TableLongitudinalIncrement" "\0"
+    "TableAngle" "\0"
+    "TableType" "\0"
+    "RotationDirection" "\0"
+    "AngularPosition" "\0"
+    "RadialPosition" "\0"
+    "ScanArc" "\0"
+    "AngularStep" "\0"
+    "CenterOfRotationOffset" "\0"
+    "RotationOffset" "\0"
+    "FieldOfViewShape" "\0"
+    "FieldOfViewDimensions" "\0"
+    "ExposureTime" "\0"
+    "XRayTubeCurrent" "\0"
+    "Exposure" "\0"
+    "ExposureInuAs" "\0"
+    "AveragePulseWidth" "\0"
+    "RadiationSetting" "\0"
+    "RectificationType" "\0"
+    "RadiationMode" "\0"
+    "ImageAndFluoroscopyAreaDoseProduct" "\0"
+    "FilterType" "\0"
+    "TypeOfFilters" "\0"
+    "IntensifierSize" "\0"
+    "ImagerPixelSpacing" "\0"
+    "Grid" "\0"
+    "GeneratorPower" "\0"
+    "CollimatorGridName" "\0"
+    "CollimatorType" "\0"
+    "FocalDistance" "\0"
+    "XFocusCenter" "\0"
+    "YFocusCenter" "\0"
+    "FocalSpots" "\0"
+    "AnodeTargetMaterial" "\0"
+    "BodyPartThickness" "\0"
+    "CompressionForce" "\0"
+    "CompressionPressure" "\0"
+    "PaddleDescription" "\0"
+    "CompressionContactArea" "\0"
+    "AcquisitionMode" "\0"
+    "DoseModeName" "\0"
+    "AcquiredSubtractionMaskFlag" "\0"
+    "FluoroscopyPersistenceFlag" "\0"
+    "FluoroscopyLastImageHoldPersistenceFlag" "\0"
+    "UpperLimitNumberOfPersistentFluoroscopyFrames" "\0"
+    "ContrastBolusAutoInjectionTriggerFlag" "\0"
+    "ContrastBolusInjectionDelay" "\0"
+    "XAAcquisitionPhaseDetailsSequence" "\0"
+    "XAAcquisitionFrameRate" "\0"
+    "XAPlaneDetailsSequence" "\0"
+    "AcquisitionFieldOfViewLabel" "\0"
+    "XRayFilterDetailsSequence" "\0"
+    "XAAcquisitionDuration" "\0"
+    "ReconstructionPipelineType" "\0"
+    "ImageFilterDetailsSequence" "\0"
+    "AppliedMaskSubtractionFlag" "\0"
+    "RequestedSeriesDescriptionCodeSequence" "\0"
+    "DateOfLastCalibration" "\0"
+    "TimeOfLastCalibration" "\0"
+    "DateTimeOfLastCalibration" "\0"
+    "CalibrationDateTime" "\0"
+    "ConvolutionKernel" "\0"
+    "UpperLowerPixelValues" "\0"
+    "ActualFrameDuration" "\0"
+    "CountRate" "\0"
+    "PreferredPlaybackSequencing" "\0"
+    "ReceiveCoilName" "\0"
+    "TransmitCoilName" "\0"
+    "PlateType" "\0"
+    "PhosphorType" "\0"
+    "WaterEquivalentDiameter" "\0"
+    "WaterEquivalentDiameterCalculationMethodCodeSequence" "\0"
+    "ScanVelocity" "\0"
+    "WholeBodyTechnique" "\0"
+    "ScanLength" "\0"
+    "AcquisitionMatrix" "\0"
+    "InPlanePhaseEncodingDirection" "\0"
+    "FlipAngle" "\0"
+    "VariableFlipAngleFlag" "\0"
+    "SAR" "\0"
+    "dBdt" "\0"
+    "B1rms" "\0"
+    "AcquisitionDeviceProcessingDescription" "\0"
+    "AcquisitionDeviceProcessingCode" "\0"
+    "CassetteOrientation" "\0"
+    "CassetteSize" "\0"
+    "ExposuresOnPlate" "\0"
+    "RelativeXRayExposure" "\0"
+    "ExposureIndex" "\0"
+    "TargetExposureIndex" "\0"
+    "DeviationIndex" "\0"
+    "ColumnAngulation" "\0"
+    "TomoLayerHeight" "\0"
+    "TomoAngle" "\0"
+    "TomoTime" "\0"
+    "TomoType" "\0"
+    "TomoClass" "\0"
+    "NumberOfTomosynthesisSourceImages" "\0"
+    "PositionerMotion" "\0"
+    "PositionerType" "\0"
+    "PositionerPrimaryAngle" "\0"
+    "PositionerSecondaryAngle" "\0"
+    "PositionerPrimaryAngleIncrement" "\0"
+    "PositionerSecondaryAngleIncrement" "\0"
+    "DetectorPrimaryAngle" "\0"
+    "DetectorSecondaryAngle" "\0"
+    "ShutterShape" "\0"
+    "ShutterLeftVerticalEdge" "\0"
+    "ShutterRightVerticalEdge" "\0"
+    "ShutterUpperHorizontalEdge" "\0"
+    "ShutterLowerHorizontalEdge" "\0"
+    "CenterOfCircularShutter" "\0"
+    "RadiusOfCircularShutter" "\0"
+    "VerticesOfThePolygonalShutter" "\0"
+    "ShutterPresentationValue" "\0"
+    "ShutterOverlayGroup" "\0"
+    "ShutterPresentationColorCIELabValue" "\0"
+    "OutlineShapeType" "\0"
+    "OutlineLeftVerticalEdge" "\0"
+    "OutlineRightVerticalEdge" "\0"
+    "OutlineUpperHorizontalEdge" "\0"
+    "OutlineLowerHorizontalEdge" "\0"
+    "CenterOfCircularOutline" "\0"
+    "DiameterOfCircularOutline" "\0"
+    "NumberOfPolygonalVertices" "\0"
+    "VerticesOfThePolygonalOutline" "\0"
+    "CollimatorShape" "\0"
+    "CollimatorLeftVerticalEdge" "\0"
+    "CollimatorRightVerticalEdge" "\0"
+    "CollimatorUpperHorizontalEdge" "\0"
+    "CollimatorLowerHorizontalEdge" "\0"
+    "CenterOfCircularCollimator" "\0"
+    "RadiusOfCircularCollimator" "\0"
+    "VerticesOfThePolygonalCollimator" "\0"
+    "AcquisitionTimeSynchronized" "\0"
+    "TimeSource" "\0"
+    "TimeDistributionProtocol" "\0"
+    "NTPSourceAddress" "\0"
+    "PageNumberVector" "\0"
+    "FrameLabelVector" "\0"
+    "FramePrimaryAngleVector" "\0"
+    "FrameSecondaryAngleVector" "\0"
+    "SliceLocationVector" "\0"
+    "DisplayWindowLabelVector" "\0"
+    "NominalScannedPixelSpacing" "\0"
+    "DigitizingDeviceTransportDirection" "\0"
+    "RotationOfScannedFilm" "\0"
+    "BiopsyTargetSequence" "\0"
+    "TargetUID" "\0"
+    "LocalizingCursorPosition" "\0"
+    "CalculatedTargetPosition" "\0"
+    "TargetLabel" "\0"
+    "DisplayedZValue" "\0"
+    "IVUSAcquisition" "\0"
+    "IVUSPullbackRate" "\0"
+    "IVUSGatedRate" "\0"
+    "IVUSPullbackStartFrameNumber" "\0"
+    "IVUSPullbackStopFrameNumber" "\0"
+    "LesionNumber" "\0"
+    "AcquisitionComments" "\0"
+    "OutputPower" "\0"
+    "TransducerData" "\0"
+    "TransducerIdentificationSequence" "\0"
+    "FocusDepth" "\0"
+    "ProcessingFunction" "\0"
+    "PostprocessingFunction" "\0"
+    "MechanicalIndex" "\0"
+    "BoneThermalIndex" "\0"
+    "CranialThermalIndex" "\0"
+    "SoftTissueThermalIndex" "\0"
+    "SoftTissueFocusThermalIndex" "\0"
+    "SoftTissueSurfaceThermalIndex" "\0"
+    "DynamicRange" "\0"
+    "TotalGain" "\0"
+    "DepthOfScanField" "\0"
+    "PatientPosition" "\0"
+    "ViewPosition" "\0"
+    "ProjectionEponymousNameCodeSequence" "\0"
+    "ImageTransformationMatrix" "\0"
+    "ImageTranslationVector" "\0"
+    "Sensitivity" "\0"
+    "SequenceOfUltrasoundRegions" "\0"
+    "RegionSpatialFormat" "\0"
+    "RegionDataType" "\0"
+    "RegionFlags" "\0"
+    "RegionLocationMinX0" "\0"
+    "RegionLocationMinY0" "\0"
+    "RegionLocationMaxX1" "\0"
+    "RegionLocationMaxY1" "\0"
+    "ReferencePixelX0" "\0"
+    "ReferencePixelY0" "\0"
+    "PhysicalUnitsXDirection" "\0"
+    "PhysicalUnitsYDirection" "\0"
+    "ReferencePixelPhysicalValueX" "\0"
+    "ReferencePixelPhysicalValueY" "\0"
+    "PhysicalDeltaX" "\0"
+    "PhysicalDeltaY" "\0"
+    "TransducerFrequency" "\0"
+    "TransducerType" "\0"
+    "PulseRepetitionFrequency" "\0"
+    "DopplerCorrectionAngle" "\0"
+    "SteeringAngle" "\0"
+    "DopplerSampleVolumeXPositionRetired" "\0"
+    "DopplerSampleVolumeXPosition" "\0"
+    "DopplerSampleVolumeYPositionRetired" "\0"
+    "DopplerSampleVolumeYPosition" "\0"
+    "TMLinePositionX0Retired" "\0"
+    "TMLinePositionX0" "\0"
+    "TMLinePositionY0Retired" "\0"
+    "TMLinePositionY0" "\0"
+    "TMLinePositionX1Retired" "\0"
+    "TMLinePositionX1" "\0"
+    "TMLinePositionY1Retired" "\0"
+    "TMLinePositionY1" "\0"
+    "PixelComponentOrganization" "\0"
+    "PixelComponentMask" "\0"
+    "PixelComponentRangeStart" "\0"
+    "PixelComponentRangeStop" "\0"
+    "PixelComponentPhysicalUnits" "\0"
+    "PixelComponentDataType" "\0"
+    "NumberOfTableBreakPoints" "\0"
+    "TableOfXBreakPoints" "\0"
+    "TableOfYBreakPoints" "\0"
+    "NumberOfTableEntries" "\0"
+    "TableOfPixelValues" "\0"
+    "TableOfParameterValues" "\0"
+    "RWaveTimeVector" "\0"
+    "ActiveImageAreaOverlayGroup" "\0"
+    "DetectorConditionsNominalFlag" "\0"
+    "DetectorTemperature" "\0"
+    "DetectorType" "\0"
+    "DetectorConfiguration" "\0"
+    "DetectorDescription" "\0"
+    "DetectorMode" "\0"
+    "DetectorID" "\0"
+    "DateOfLastDetectorCalibration" "\0"
+    "TimeOfLastDetectorCalibration" "\0"
+    "ExposuresOnDetectorSinceLastCalibration" "\0"
+    "ExposuresOnDetectorSinceManufactured" "\0"
+    "DetectorTimeSinceLastExposure" "\0"
+    "DetectorActiveTime" "\0"
+    "DetectorActivationOffsetFromExposure" "\0"
+    "DetectorBinning" "\0"
+    "DetectorElementPhysicalSize" "\0"
+    "DetectorElementSpacing" "\0"
+    "DetectorActiveShape" "\0"
+    "DetectorActiveDimensions" "\0"
+    "DetectorActiveOrigin" "\0"
+    "DetectorManufacturerName" "\0"
+    "DetectorManufacturerModelName" "\0"
+    "FieldOfViewOrigin" "\0"
+    "FieldOfViewRotation" "\0"
+    "FieldOfViewHorizontalFlip" "\0"
+    "PixelDataAreaOriginRelativeToFOV" "\0"
+    "PixelDataAreaRotationAngleRelativeToFOV" "\0"
+    "GridAbsorbingMaterial" "\0"
+    "GridSpacingMaterial" "\0"
+    "GridThickness" "\0"
+    "GridPitch" "\0"
+    "GridAspectRatio" "\0"
+    "GridPeriod" "\0"
+    "GridFocalDistance" "\0"
+    "FilterMaterial" "\0"
+    "FilterThicknessMinimum" "\0"
+    "FilterThicknessMaximum" "\0"
+    "FilterBeamPathLengthMinimum" "\0"
+    "FilterBeamPathLengthMaximum" "\0"
+    "ExposureControlMode" "\0"
+    "ExposureControlModeDescription" "\0"
+    "ExposureStatus" "\0"
+    "PhototimerSetting" "\0"
+    "ExposureTimeInuS" "\0"
+    "XRayTubeCurrentInuA" "\0"
+    "ContentQualification" "\0"
+    "PulseSequenceName" "\0"
+    "MRImagingModifierSequence" "\0"
+    "EchoPulseSequence" "\0"
+    "InversionRecovery" "\0"
+    "FlowCompensation" "\0"
+    "MultipleSpinEcho" "\0"
+    "MultiPlanarExcitation" "\0"
+    "PhaseContrast" "\0"
+    "TimeOfFlightContrast" "\0"
+    "Spoiling" "\0"
+    "SteadyStatePulseSequence" "\0"
+    "EchoPlanarPulseSequence" "\0"
+    "TagAngleFirstAxis" "\0"
+    "MagnetizationTransfer" "\0"
+    "T2Preparation" "\0"
+    "BloodSignalNulling" "\0"
+    "SaturationRecovery" "\0"
+    "SpectrallySelectedSuppression" "\0"
+    "SpectrallySelectedExcitation" "\0"
+    "SpatialPresaturation" "\0"
+    "Tagging" "\0"
+    "OversamplingPhase" "\0"
+    "TagSpacingFirstDimension" "\0"
+    "GeometryOfKSpaceTraversal" "\0"
+    "SegmentedKSpaceTraversal" "\0"
+    "RectilinearPhaseEncodeReordering" "\0"
+    "TagThickness" "\0"
+    "PartialFourierDirection" "\0"
+    "CardiacSynchronizationTechnique" "\0"
+    "ReceiveCoilManufacturerName" "\0"
+    "MRReceiveCoilSequence" "\0"
+    "ReceiveCoilType" "\0"
+    "QuadratureReceiveCoil" "\0"
+    "MultiCoilDefinitionSequence" "\0"
+    "MultiCoilConfiguration" "\0"
+    "MultiCoilElementName" "\0"
+    "MultiCoilElementUsed" "\0"
+    "MRTransmitCoilSequence" "\0"
+    "TransmitCoilManufacturerName" "\0"
+    "TransmitCoilType" "\0"
+    "SpectralWidth" "\0"
+    "ChemicalShiftReference" "\0"
+    "VolumeLocalizationTechnique" "\0"
+    "MRAcquisitionFrequencyEncodingSteps" "\0"
+    "Decoupling" "\0"
+    "DecoupledNucleus" "\0"
+    "DecouplingFrequency" "\0"
+    "DecouplingMethod" "\0"
+    "DecouplingChemicalShiftReference" "\0"
+    "KSpaceFiltering" "\0"
+    "TimeDomainFiltering" "\0"
+    "NumberOfZeroFills" "\0"
+    "BaselineCorrection" "\0"
+    "ParallelReductionFactorInPlane" "\0"
+    "CardiacRRIntervalSpecified" "\0"
+    "AcquisitionDuration" "\0"
+    "FrameAcquisitionDateTime" "\0"
+    "DiffusionDirectionality" "\0"
+    "DiffusionGradientDirectionSequence" "\0"
+    "ParallelAcquisition" "\0"
+    "ParallelAcquisitionTechnique" "\0"
+    "InversionTimes" "\0"
+    "MetaboliteMapDescription" "\0"
+    "PartialFourier" "\0"
+    "EffectiveEchoTime" "\0"
+    "MetaboliteMapCodeSequence" "\0"
+    "ChemicalShiftSequence" "\0"
+    "CardiacSignalSource" "\0"
+    "DiffusionBValue" "\0"
+    "DiffusionGradientOrientation" "\0"
+    "VelocityEncodingDirection" "\0"
+    "VelocityEncodingMinimumValue" "\0"
+    "VelocityEncodingAcquisitionSequence" "\0"
+    "NumberOfKSpaceTrajectories" "\0"
+    "CoverageOfKSpace" "\0"
+    "SpectroscopyAcquisitionPhaseRows" "\0"
+    "ParallelReductionFactorInPlaneRetired" "\0"
+    "TransmitterFrequency" "\0"
+    "ResonantNucleus" "\0"
+    "FrequencyCorrection" "\0"
+    "MRSpectroscopyFOVGeometrySequence" "\0"
+    "SlabThickness" "\0"
+    "SlabOrientation" "\0"
+    "MidSlabPosition" "\0"
+    "MRSpatialSaturationSequence" "\0"
+    "MRTimingAndRelatedParametersSequence" "\0"
+    "MREchoSequence" "\0"
+    "MRModifierSequence" "\0"
+    "MRDiffusionSequence" "\0"
+    "CardiacSynchronizationSequence" "\0"
+    "MRAveragesSequence" "\0"
+    "MRFOVGeometrySequence" "\0"
+    "VolumeLocalizationSequence" "\0"
+    "SpectroscopyAcquisitionDataColumns" "\0"
+    "DiffusionAnisotropyType" "\0"
+    "FrameReferenceDateTime" "\0"
+    "MRMetaboliteMapSequence" "\0"
+    "ParallelReductionFactorOutOfPlane" "\0"
+    "SpectroscopyAcquisitionOutOfPlanePhaseSteps" "\0"
+    "BulkMotionStatus" "\0"
+    "ParallelReductionFactorSecondInPlane" "\0"
+    "CardiacBeatRejectionTechnique" "\0"
+    "RespiratoryMotionCompensationTechnique" "\0"
+    "RespiratorySignalSource" "\0"
+    "BulkMotionCompensationTechnique" "\0"
+    "BulkMotionSignalSource" "\0"
+    "ApplicableSafetyStandardAgency" "\0"
+    "ApplicableSafetyStandardDescription" "\0"
+    "OperatingModeSequence" "\0"
+    "OperatingModeType" "\0"
+    "OperatingMode" "\0"
+    "SpecificAbsorptionRateDefinition" "\0"
+    "GradientOutputType" "\0"
+    "SpecificAbsorptionRateValue" "\0"
+    "GradientOutput" "\0"
+    "FlowCompensationDirection" "\0"
+    "TaggingDelay" "\0"
+    "RespiratoryMotionCompensationTechniqueDescription" "\0"
+    "RespiratorySignalSourceID" "\0"
+    "ChemicalShiftMinimumIntegrationLimitInHz" "\0"
+    "ChemicalShiftMaximumIntegrationLimitInHz" "\0"
+    "MRVelocityEncodingSequence" "\0"
+    "FirstOrderPhaseCorrection" "\0"
+    "WaterReferencedPhaseCorrection" "\0"
+    "MRSpectroscopyAcquisitionType" "\0"
+    "RespiratoryCyclePosition" "\0"
+    "VelocityEncodingMaximumValue" "\0"
+    "TagSpacingSecondDimension" "\0"
+    "TagAngleSecondAxis" "\0"
+    "FrameAcquisitionDuration" "\0"
+    "MRImageFrameTypeSequence" "\0"
+    "MRSpectroscopyFrameTypeSequence" "\0"
+    "MRAcquisitionPhaseEncodingStepsInPlane" "\0"
+    "MRAcquisitionPhaseEncodingStepsOutOfPlane" "\0"
+    "SpectroscopyAcquisitionPhaseColumns" "\0"
+    "CardiacCyclePosition" "\0"
+    "SpecificAbsorptionRateSequence" "\0"
+    "RFEchoTrainLength" "\0"
+    "GradientEchoTrainLength" "\0"
+    "ArterialSpinLabelingContrast" "\0"
+    "MRArterialSpinLabelingSequence" "\0"
+    "ASLTechniqueDescription" "\0"
+    "ASLSlabNumber" "\0"
+    "ASLSlabThickness" "\0"
+    "ASLSlabOrientation" "\0"
+    "ASLMidSlabPosition" "\0"
+    "ASLContext" "\0"
+    "ASLPulseTrainDuration" "\0"
+    "ASLCrusherFlag" "\0"
+    "ASLCrusherFlowLimit" "\0"
+    "ASLCrusherDescription" "\0"
+    "ASLBolusCutoffFlag" "\0"
+    "ASLBolusCutoffTimingSequence" "\0"
+    "ASLBolusCutoffTechnique" "\0"
+    "ASLBolusCutoffDelayTime" "\0"
+    "ASLSlabSequence" "\0"
+    "ChemicalShiftMinimumIntegrationLimitInppm" "\0"
+    "ChemicalShiftMaximumIntegrationLimitInppm" "\0"
+    "WaterReferenceAcquisition" "\0"
+    "EchoPeakPosition" "\0"
+    "CTAcquisitionTypeSequence" "\0"
+    "AcquisitionType" "\0"
+    "TubeAngle" "\0"
+    "CTAcquisitionDetailsSequence" "\0"
+    "RevolutionTime" "\0"
+    "SingleCollimationWidth" "\0"
+    "TotalCollimationWidth" "\0"
+    "CTTableDynamicsSequence" "\0"
+    "TableSpeed" "\0"
+    "TableFeedPerRotation" "\0"
+    "SpiralPitchFactor" "\0"
+    "CTGeometrySequence" "\0"
+    "DataCollectionCenterPatient" "\0"
+    "CTReconstructionSequence" "\0"
+    "ReconstructionAlgorithm" "\0"
+    "ConvolutionKernelGroup" "\0"
+    "ReconstructionFieldOfView" "\0"
+    "ReconstructionTargetCenterPatient" "\0"
+    "ReconstructionAngle" "\0"
+    "ImageFilter" "\0"
+    "CTExposureSequence" "\0"
+    "ReconstructionPixelSpacing" "\0"
+    "ExposureModulationType" "\0"
+    "EstimatedDoseSaving" "\0"
+    "CTXRayDetailsSequence" "\0"
+    "CTPositionSequence" "\0"
+    "TablePosition" "\0"
+    "ExposureTimeInms" "\0"
+    "CTImageFrameTypeSequence" "\0"
+    "XRayTubeCurrentInmA" "\0"
+    "ExposureInmAs" "\0"
+    "ConstantVolumeFlag" "\0"
+    "FluoroscopyFlag" "\0"
+    "DistanceSourceToDataCollectionCenter" "\0"
+    "ContrastBolusAgentNumber" "\0"
+    "ContrastBolusIngredientCodeSequence" "\0"
+    "ContrastAdministrationProfileSequence" "\0"
+    "ContrastBolusUsageSequence" "\0"
+    "ContrastBolusAgentAdministered" "\0"
+    "ContrastBolusAgentDetected" "\0"
+    "ContrastBolusAgentPhase" "\0"
+    "CTDIvol" "\0"
+    "CTDIPhantomTypeCodeSequence" "\0"
+    "CalciumScoringMassFactorPatient" "\0"
+    "CalciumScoringMassFactorDevice" "\0"
+    "EnergyWeightingFactor" "\0"
+    "CTAdditionalXRaySourceSequence" "\0"
+    "MultienergyCTAcquisition" "\0"
+    "MultienergyCTAcquisitionSequence" "\0"
+    "MultienergyCTProcessingSequence" "\0"
+    "MultienergyCTCharacteristicsSequence" "\0"
+    "MultienergyCTXRaySourceSequence" "\0"
+    "XRaySourceIndex" "\0"
+    "XRaySourceID" "\0"
+    "MultienergySourceTechnique" "\0"
+    "SourceStartDateTime" "\0"
+    "SourceEndDateTime" "\0"
+    "SwitchingPhaseNumber" "\0"
+    "SwitchingPhaseNominalDuration" "\0"
+    "SwitchingPhaseTransitionDuration" "\0"
+    "EffectiveBinEnergy" "\0"
+    "MultienergyCTXRayDetectorSequence" "\0"
+    "XRayDetectorIndex" "\0"
+    "XRayDetectorID" "\0"
+    "MultienergyDetectorType" "\0"
+    "XRayDetectorLabel" "\0"
+    "NominalMaxEnergy" "\0"
+    "NominalMinEnergy" "\0"
+    "ReferencedXRayDetectorIndex" "\0"
+    "ReferencedXRaySourceIndex" "\0"
+    "ReferencedPathIndex" "\0"
+    "MultienergyCTPathSequence" "\0"
+    "MultienergyCTPathIndex" "\0"
+    "MultienergyAcquisitionDescription" "\0"
+    "MonoenergeticEnergyEquivalent" "\0"
+    "MaterialCodeSequence" "\0"
+    "DecompositionMethod" "\0"
+    "DecompositionDescription" "\0"
+    "DecompositionAlgorithmIdentificationSequence" "\0"
+    "DecompositionMaterialSequence" "\0"
+    "MaterialAttenuationSequence" "\0"
+    "PhotonEnergy" "\0"
+    "XRayMassAttenuationCoefficient" "\0"
+    "ProjectionPixelCalibrationSequence" "\0"
+    "DistanceSourceToIsocenter" "\0"
+    "DistanceObjectToTableTop" "\0"
+    "ObjectPixelSpacingInCenterOfBeam" "\0"
+    "PositionerPositionSequence" "\0"
+    "TablePositionSequence" "\0"
+    "CollimatorShapeSequence" "\0"
+    "PlanesInAcquisition" "\0"
+    "XAXRFFrameCharacteristicsSequence" "\0"
+    "FrameAcquisitionSequence" "\0"
+    "XRayReceptorType" "\0"
+    "AcquisitionProtocolName" "\0"
+    "AcquisitionProtocolDescription" "\0"
+    "ContrastBolusIngredientOpaque" "\0"
+    "DistanceReceptorPlaneToDetectorHousing" "\0"
+    "IntensifierActiveShape" "\0"
+    "IntensifierActiveDimensions" "\0"
+    "PhysicalDetectorSize" "\0"
+    "PositionOfIsocenterProjection" "\0"
+    "FieldOfViewSequence" "\0"
+    "FieldOfViewDescription" "\0"
+    "ExposureControlSensingRegionsSequence" "\0"
+    "ExposureControlSensingRegionShape" "\0"
+    "ExposureControlSensingRegionLeftVerticalEdge" "\0"
+    "ExposureControlSensingRegionRightVerticalEdge" "\0"
+    "ExposureControlSensingRegionUpperHorizontalEdge" "\0"
+    "ExposureControlSensingRegionLowerHorizontalEdge" "\0"
+    "CenterOfCircularExposureControlSensingRegion" "\0"
+    "RadiusOfCircularExposureControlSensingRegion" "\0"
+    "VerticesOfThePolygonalExposureControlSensingRegion" "\0"
+    "" "\0"
+    "ColumnAngulationPatient" "\0"
+    "BeamAngle" "\0"
+    "FrameDetectorParametersSequence" "\0"
+    "CalculatedAnatomyThickness" "\0"
+    "CalibrationSequence" "\0"
+    "ObjectThicknessSequence" "\0"
+    "PlaneIdentification" "\0"
+    "FieldOfViewDimensionsInFloat" "\0"
+    "IsocenterReferenceSystemSequence" "\0"
+    "PositionerIsocenterPrimaryAngle" "\0"
+    "PositionerIsocenterSecondaryAngle" "\0"
+    "PositionerIsocenterDetectorRotationAngle" "\0"
+    "TableXPositionToIsocenter" "\0"
+    "TableYPositionToIsocenter" "\0"
+    "TableZPositionToIsocenter" "\0"
+    "TableHorizontalRotationAngle" "\0"
+    "TableHeadTiltAngle" "\0"
+    "TableCradleTiltAngle" "\0"
+    "FrameDisplayShutterSequence" "\0"
+    "AcquiredImageAreaDoseProduct" "\0"
+    "CArmPositionerTabletopRelationship" "\0"
+    "XRayGeometrySequence" "\0"
+    "IrradiationEventIdentificationSequence" "\0"
+    "XRay3DFrameTypeSequence" "\0"
+    "ContributingSourcesSequence" "\0"
+    "XRay3DAcquisitionSequence" "\0"
+    "PrimaryPositionerScanArc" "\0"
+    "SecondaryPositionerScanArc" "\0"
+    "PrimaryPositionerScanStartAngle" "\0"
+    "SecondaryPositionerScanStartAngle" "\0"
+    "PrimaryPositionerIncrement" "\0"
+    "SecondaryPositionerIncrement" "\0"
+    "StartAcquisitionDateTime" "\0"
+    "EndAcquisitionDateTime" "\0"
+    "PrimaryPositionerIncrementSign" "\0"
+    "SecondaryPositionerIncrementSign" "\0"
+    "ApplicationName" "\0"
+    "ApplicationVersion" "\0"
+    "ApplicationManufacturer" "\0"
+    "AlgorithmType" "\0"
+    "AlgorithmDescription" "\0"
+    "XRay3DReconstructionSequence" "\0"
+    "ReconstructionDescription" "\0"
+    "PerProjectionAcquisitionSequence" "\0"
+    "DetectorPositionSequence" "\0"
+    "XRayAcquisitionDoseSequence" "\0"
+    "XRaySourceIsocenterPrimaryAngle" "\0"
+    "XRaySourceIsocenterSecondaryAngle" "\0"
+    "BreastSupportIsocenterPrimaryAngle" "\0"
+    "BreastSupportIsocenterSecondaryAngle" "\0"
+    "BreastSupportXPositionToIsocenter" "\0"
+    "BreastSupportYPositionToIsocenter" "\0"
+    "BreastSupportZPositionToIsocenter" "\0"
+    "DetectorIsocenterPrimaryAngle" "\0"
+    "DetectorIsocenterSecondaryAngle" "\0"
+    "DetectorXPositionToIsocenter" "\0"
+    "DetectorYPositionToIsocenter" "\0"
+    "DetectorZPositionToIsocenter" "\0"
+    "XRayGridSequence" "\0"
+    "XRayFilterSequence" "\0"
+    "DetectorActiveAreaTLHCPosition" "\0"
+    "DetectorActiveAreaOrientation" "\0"
+    "PositionerPrimaryAngleDirection" "\0"
+    "DiffusionBMatrixSequence" "\0"
+    "DiffusionBValueXX" "\0"
+    "DiffusionBValueXY" "\0"
+    "DiffusionBValueXZ" "\0"
+    "DiffusionBValueYY" "\0"
+    "DiffusionBValueYZ" "\0"
+    "DiffusionBValueZZ" "\0"
+    "FunctionalMRSequence" "\0"
+    "FunctionalSettlingPhaseFramesPresent" "\0"
+    "FunctionalSyncPulse" "\0"
+    "SettlingPhaseFrame" "\0"
+    "DecayCorrectionDateTime" "\0"
+    "StartDensityThreshold" "\0"
+    "StartRelativeDensityDifferenceThreshold" "\0"
+    "StartCardiacTriggerCountThreshold" "\0"
+    "StartRespiratoryTriggerCountThreshold" "\0"
+    "TerminationCountsThreshold" "\0"
+    "TerminationDensityThreshold" "\0"
+    "TerminationRelativeDensityThreshold" "\0"
+    "TerminationTimeThreshold" "\0"
+    "TerminationCardiacTriggerCountThreshold" "\0"
+    "TerminationRespiratoryTriggerCountThreshold" "\0"
+    "DetectorGeometry" "\0"
+    "TransverseDetectorSeparation" "\0"
+    "AxialDetectorDimension" "\0"
+    "RadiopharmaceuticalAgentNumber" "\0"
+    "PETFrameAcquisitionSequence" "\0"
+    "PETDetectorMotionDetailsSequence" "\0"
+    "PETTableDynamicsSequence" "\0"
+    "PETPositionSequence" "\0"
+    "PETFrameCorrectionFactorsSequence" "\0"
+    "RadiopharmaceuticalUsageSequence" "\0"
+    "AttenuationCorrectionSource" "\0"
+    "NumberOfIterations" "\0"
+    "NumberOfSubsets" "\0"
+    "PETReconstructionSequence" "\0"
+    "PETFrameTypeSequence" "\0"
+    "TimeOfFlightInformationUsed" "\0"
+    "ReconstructionType" "\0"
+    "DecayCorrected" "\0"
+    "AttenuationCorrected" "\0"
+    "ScatterCorrected" "\0"
+    "DeadTimeCorrected" "\0"
+    "GantryMotionCorrected" "\0"
+    "PatientMotionCorrected" "\0"
+    "CountLossNormalizationCorrected" "\0"
+    "RandomsCorrected" "\0"
+    "NonUniformRadialSamplingCorrected" "\0"
+    "SensitivityCalibrated" "\0"
+    "DetectorNormalizationCorrection" "\0"
+    "IterativeReconstructionMethod" "\0"
+    "AttenuationCorrectionTemporalRelationship" "\0"
+    "PatientPhysiologicalStateSequence" "\0"
+    "PatientPhysiologicalStateCodeSequence" "\0"
+    "DepthsOfFocus" "\0"
+    "ExcludedIntervalsSequence" "\0"
+    "ExclusionStartDateTime" "\0"
+    "ExclusionDuration" "\0"
+    "USImageDescriptionSequence" "\0"
+    "ImageDataTypeSequence" "\0"
+    "DataType" "\0"
+    "TransducerScanPatternCodeSequence" "\0"
+    "AliasedDataType" "\0"
+    "PositionMeasuringDeviceUsed" "\0"
+    "TransducerGeometryCodeSequence" "\0"
+    "TransducerBeamSteeringCodeSequence" "\0"
+    "TransducerApplicationCodeSequence" "\0"
+    "ZeroVelocityPixelValue" "\0"
+    "ReferenceLocationLabel" "\0"
+    "ReferenceLocationDescription" "\0"
+    "ReferenceBasisCodeSequence" "\0"
+    "ReferenceGeometryCodeSequence" "\0"
+    "OffsetDistance" "\0"
+    "OffsetDirection" "\0"
+    "PotentialScheduledProtocolCodeSequence" "\0"
+    "PotentialRequestedProcedureCodeSequence" "\0"
+    "PotentialReasonsForProcedure" "\0"
+    "PotentialReasonsForProcedureCodeSequence" "\0"
+    "PotentialDiagnosticTasks" "\0"
+    "ContraindicationsCodeSequence" "\0"
+    "ReferencedDefinedProtocolSequence" "\0"
+    "ReferencedPerformedProtocolSequence" "\0"
+    "PredecessorProtocolSequence" "\0"
+    "ProtocolPlanningInformation" "\0"
+    "ProtocolDesignRationale" "\0"
+    "PatientSpecificationSequence" "\0"
+    "ModelSpecificationSequence" "\0"
+    "ParametersSpecificationSequence" "\0"
+    "InstructionSequence" "\0"
+    "InstructionIndex" "\0"
+    "InstructionText" "\0"
+    "InstructionDescription" "\0"
+    "InstructionPerformedFlag" "\0"
+    "InstructionPerformedDateTime" "\0"
+    "InstructionPerformanceComment" "\0"
+    "PatientPositioningInstructionSequence" "\0"
+    "PositioningMethodCodeSequence" "\0"
+    "PositioningLandmarkSequence" "\0"
+    "TargetFrameOfReferenceUID" "\0"
+    "AcquisitionProtocolElementSpecificationSequence" "\0"
+    "AcquisitionProtocolElementSequence" "\0"
+    "ProtocolElementNumber" "\0"
+    "ProtocolElementName" "\0"
+    "ProtocolElementCharacteristicsSummary" "\0"
+    "ProtocolElementPurpose" "\0"
+    "AcquisitionMotion" "\0"
+    "AcquisitionStartLocationSequence" "\0"
+    "AcquisitionEndLocationSequence" "\0"
+    "ReconstructionProtocolElementSpecificationSequence" "\0"
+    "ReconstructionProtocolElementSequence" "\0"
+    "StorageProtocolElementSpecificationSequence" "\0"
+    "StorageProtocolElementSequence" "\0"
+    "RequestedSeriesDescription" "\0"
+    "SourceAcquisitionProtocolElementNumber" "\0"
+    "SourceAcquisitionBeamNumber" "\0"
+    "SourceReconstructionProtocolElementNumber" "\0"
+    "ReconstructionStartLocationSequence" "\0"
+    "ReconstructionEndLocationSequence" "\0"
+    "ReconstructionAlgorithmSequence" "\0"
+    "ReconstructionTargetCenterLocationSequence" "\0"
+    "ImageFilterDescription" "\0"
+    "CTDIvolNotificationTrigger" "\0"
+    "DLPNotificationTrigger" "\0"
+    "AutoKVPSelectionType" "\0"
+    "AutoKVPUpperBound" "\0"
+    "AutoKVPLowerBound" "\0"
+    "ProtocolDefinedPatientPosition" "\0"
+    "ContributingEquipmentSequence" "\0"
+    "ContributionDateTime" "\0"
+    "ContributionDescription" "\0"
+    "StudyInstanceUID" "\0"
+    "SeriesInstanceUID" "\0"
+    "StudyID" "\0"
+    "SeriesNumber" "\0"
+    "AcquisitionNumber" "\0"
+    "InstanceNumber" "\0"
+    "IsotopeNumber" "\0"
+    "PhaseNumber" "\0"
+    "IntervalNumber" "\0"
+    "TimeSlotNumber" "\0"
+    "AngleNumber" "\0"
+    "ItemNumber" "\0"
+    "PatientOrientation" "\0"
+    "OverlayNumber" "\0"
+    "CurveNumber" "\0"
+    "LUTNumber" "\0"
+    "ImagePosition" "\0"
+    "ImagePositionPatient" "\0"
+    "ImageOrientation" "\0"
+    "ImageOrientationPatient" "\0"
+    "Location" "\0"
+    "FrameOfReferenceUID" "\0"
+    "Laterality" "\0"
+    "ImageLaterality" "\0"
+    "ImageGeometryType" "\0"
+    "MaskingImage" "\0"
+    "ReportNumber" "\0"
+    "TemporalPositionIdentifier" "\0"
+    "NumberOfTemporalPositions" "\0"
+    "TemporalResolution" "\0"
+    "SynchronizationFrameOfReferenceUID" "\0"
+    "SOPInstanceUIDOfConcatenationSource" "\0"
+    "SeriesInStudy" "\0"
+    "AcquisitionsInSeries" "\0"
+    "ImagesInAcquisition" "\0"
+    "ImagesInSeries" "\0"
+    "AcquisitionsInStudy" "\0"
+    "ImagesInStudy" "\0"
+    "Reference" "\0"
+    "TargetPositionReferenceIndicator" "\0"
+    "PositionReferenceIndicator" "\0"
+    "SliceLocation" "\0"
+    "OtherStudyNumbers" "\0"
+    "NumberOfPatientRelatedStudies" "\0"
+    "NumberOfPatientRelatedSeries" "\0"
+    "NumberOfPatientRelatedInstances" "\0"
+    "NumberOfStudyRelatedSeries" "\0"
+    "NumberOfStudyRelatedInstances" "\0"
+    "NumberOfSeriesRelatedInstances" "\0"
+    "ModifyingDeviceID" "\0"
+    "ModifiedImageID" "\0"
+    "ModifiedImageDate" "\0"
+    "ModifyingDeviceManufacturer" "\0"
+    "ModifiedImageTime" "\0"
+    "ModifiedImageDescription" "\0"
+    "ImageComments" "\0"
+    "OriginalImageIdentification" "\0"
+    "OriginalImageIdentificationNomenclature" "\0"
+    "StackID" "\0"
+    "InStackPositionNumber" "\0"
+    "FrameAnatomySequence" "\0"
+    "FrameLaterality" "\0"
+    "FrameContentSequence" "\0"
+    "PlanePositionSequence" "\0"
+    "PlaneOrientationSequence" "\0"
+    "TemporalPositionIndex" "\0"
+    "NominalCardiacTriggerDelayTime" "\0"
+    "NominalCardiacTriggerTimePriorToRPeak" "\0"
+    "ActualCardiacTriggerTimePriorToRPeak" "\0"
+    "FrameAcquisitionNumber" "\0"
+    "DimensionIndexValues" "\0"
+    "FrameComments" "\0"
+    "ConcatenationUID" "\0"
+    "InConcatenationNumber" "\0"
+    "InConcatenationTotalNumber" "\0"
+    "DimensionOrganizationUID" "\0"
+    "DimensionIndexPointer" "\0"
+    "FunctionalGroupPointer" "\0"
+    "UnassignedSharedConvertedAttributesSequence" "\0"
+    "UnassignedPerFrameConvertedAttributesSequence" "\0"
+    "ConversionSourceAttributesSequence" "\0"
+    "DimensionIndexPrivateCreator" "\0"
+    "DimensionOrganizationSequence" "\0"
+    "DimensionIndexSequence" "\0"
+    "ConcatenationFrameOffsetNumber" "\0"
+    "FunctionalGroupPrivateCreator" "\0"
+    "NominalPercentageOfCardiacPhase" "\0"
+    "NominalPercentageOfRespiratoryPhase" "\0"
+    "StartingRespiratoryAmplitude" "\0"
+    "StartingRespiratoryPhase" "\0"
+    "EndingRespiratoryAmplitude" "\0"
+    "EndingRespiratoryPhase" "\0"
+    "RespiratoryTriggerType" "\0"
+    "RRIntervalTimeNominal" "\0"
+    "ActualCardiacTriggerDelayTime" "\0"
+    "RespiratorySynchronizationSequence" "\0"
+    "RespiratoryIntervalTime" "\0"
+    "NominalRespiratoryTriggerDelayTime" "\0"
+    "RespiratoryTriggerDelayThreshold" "\0"
+    "ActualRespiratoryTriggerDelayTime" "\0"
+    "ImagePositionVolume" "\0"
+    "ImageOrientationVolume" "\0"
+    "UltrasoundAcquisitionGeometry" "\0"
+    "ApexPosition" "\0"
+    "VolumeToTransducerMappingMatrix" "\0"
+    "VolumeToTableMappingMatrix" "\0"
+    "VolumeToTransducerRelationship" "\0"
+    "PatientFrameOfReferenceSource" "\0"
+    "TemporalPositionTimeOffset" "\0"
+    "PlanePositionVolumeSequence" "\0"
+    "PlaneOrientationVolumeSequence" "\0"
+    "TemporalPositionSequence" "\0"
+    "DimensionOrganizationType" "\0"
+    "VolumeFrameOfReferenceUID" "\0"
+    "TableFrameOfReferenceUID" "\0"
+    "DimensionDescriptionLabel" "\0"
+    "PatientOrientationInFrameSequence" "\0"
+    "FrameLabel" "\0"
+    "AcquisitionIndex" "\0"
+    "ContributingSOPInstancesReferenceSequence" "\0"
+    "ReconstructionIndex" "\0"
+    "LightPathFilterPassThroughWavelength" "\0"
+    "LightPathFilterPassBand" "\0"
+    "ImagePathFilterPassThroughWavelength" "\0"
+    "ImagePathFilterPassBand" "\0"
+    "PatientEyeMovementCommanded" "\0"
+    "PatientEyeMovementCommandCodeSequence" "\0"
+    "SphericalLensPower" "\0"
+    "CylinderLensPower" "\0"
+    "CylinderAxis" "\0"
+    "EmmetropicMagnification" "\0"
+    "IntraOcularPressure" "\0"
+    "HorizontalFieldOfView" "\0"
+    "PupilDilated" "\0"
+    "DegreeOfDilation" "\0"
+    "StereoBaselineAngle" "\0"
+    "StereoBaselineDisplacement" "\0"
+    "StereoHorizontalPixelOffset" "\0"
+    "StereoVerticalPixelOffset" "\0"
+    "StereoRotation" "\0"
+    "AcquisitionDeviceTypeCodeSequence" "\0"
+    "IlluminationTypeCodeSequence" "\0"
+    "LightPathFilterTypeStackCodeSequence" "\0"
+    "ImagePathFilterTypeStackCodeSequence" "\0"
+    "LensesCodeSequence" "\0"
+    "ChannelDescriptionCodeSequence" "\0"
+    "RefractiveStateSequence" "\0"
+    "MydriaticAgentCodeSequence" "\0"
+    "RelativeImagePositionCodeSequence" "\0"
+    "CameraAngleOfView" "\0"
+    "StereoPairsSequence" "\0"
+    "LeftImageSequence" "\0"
+    "RightImageSequence" "\0"
+    "StereoPairsPresent" "\0"
+    "AxialLengthOfTheEye" "\0"
+    "OphthalmicFrameLocationSequence" "\0"
+    "ReferenceCoordinates" "\0"
+    "DepthSpatialResolution" "\0"
+    "MaximumDepthDistortion" "\0"
+    "AlongScanSpatialResolution" "\0"
+    "MaximumAlongScanDistortion" "\0"
+    "OphthalmicImageOrientation" "\0"
+    "DepthOfTransverseImage" "\0"
+    "MydriaticAgentConcentrationUnitsSequence" "\0"
+    "AcrossScanSpatialResolution" "\0"
+    "MaximumAcrossScanDistortion" "\0"
+    "MydriaticAgentConcentration" "\0"
+    "IlluminationWaveLength" "\0"
+    "IlluminationPower" "\0"
+    "IlluminationBandwidth" "\0"
+    "MydriaticAgentSequence" "\0"
+    "OphthalmicAxialMeasurementsRightEyeSequence" "\0"
+    "OphthalmicAxialMeasurementsLeftEyeSequence" "\0"
+    "OphthalmicAxialMeasurementsDeviceType" "\0"
+    "OphthalmicAxialLengthMeasurementsType" "\0"
+    "OphthalmicAxialLengthSequence" "\0"
+    "OphthalmicAxialLength" "\0"
+    "LensStatusCodeSequence" "\0"
+    "VitreousStatusCodeSequence" "\0"
+    "IOLFormulaCodeSequence" "\0"
+    "IOLFormulaDetail" "\0"
+    "KeratometerIndex" "\0"
+    "SourceOfOphthalmicAxialLengthCodeSequence" "\0"
+    "SourceOfCornealSizeDataCodeSequence" "\0"
+    "TargetRefraction" "\0"
+    "RefractiveProcedureOccurred" "\0"
+    "RefractiveSurgeryTypeCodeSequence" "\0"
+    "OphthalmicUltrasoundMethodCodeSequence" "\0"
+    "SurgicallyInducedAstigmatismSequence" "\0"
+    "TypeOfOpticalCorrection" "\0"
+    "ToricIOLPowerSequence" "\0"
+    "PredictedToricErrorSequence" "\0"
+    "PreSelectedForImplantation" "\0"
+    "ToricIOLPowerForExactEmmetropiaSequence" "\0"
+    "ToricIOLPowerForExactTargetRefractionSequence" "\0"
+    "OphthalmicAxialLengthMeasurementsSequence" "\0"
+    "IOLPower" "\0"
+    "PredictedRefractiveError" "\0"
+    "OphthalmicAxialLengthVelocity" "\0"
+    "LensStatusDescription" "\0"
+    "VitreousStatusDescription" "\0"
+    "IOLPowerSequence" "\0"
+    "LensConstantSequence" "\0"
+    "IOLManufacturer" "\0"
+    "LensConstantDescription" "\0"
+    "ImplantName" "\0"
+    "KeratometryMeasurementTypeCodeSequence" "\0"
+    "ImplantPartNumber" "\0"
+    "ReferencedOphthalmicAxialMeasurementsSequence" "\0"
+    "OphthalmicAxialLengthMeasurementsSegmentNameCodeSequence" "\0"
+    "RefractiveErrorBeforeRefractiveSurgeryCodeSequence" "\0"
+    "IOLPowerForExactEmmetropia" "\0"
+    "IOLPowerForExactTargetRefraction" "\0"
+    "AnteriorChamberDepthDefinitionCodeSequence" "\0"
+    "LensThicknessSequence" "\0"
+    "AnteriorChamberDepthSequence" "\0"
+    "CalculationCommentSequence" "\0"
+    "CalculationCommentType" "\0"
+    "CalculationComment" "\0"
+    "LensThickness" "\0"
+    "AnteriorChamberDepth" "\0"
+    "SourceOfLensThicknessDataCodeSequence" "\0"
+    "SourceOfAnteriorChamberDepthDataCodeSequence" "\0"
+    "SourceOfRefractiveMeasurementsSequence" "\0"
+    "SourceOfRefractiveMeasurementsCodeSequence" "\0"
+    "OphthalmicAxialLengthMeasurementModified" "\0"
+    "OphthalmicAxialLengthDataSourceCodeSequence" "\0"
+    "OphthalmicAxialLengthAcquisitionMethodCodeSequence" "\0"
+    "SignalToNoiseRatio" "\0"
+    "OphthalmicAxialLengthDataSourceDescription" "\0"
+    "OphthalmicAxialLengthMeasurementsTotalLengthSequence" "\0"
+    "OphthalmicAxialLengthMeasurementsSegmentalLengthSequence" "\0"
+    "OphthalmicAxialLengthMeasurementsLengthSummationSequence" "\0"
+    "UltrasoundOphthalmicAxialLengthMeasurementsSequence" "\0"
+    "OpticalOphthalmicAxialLengthMeasurementsSequence" "\0"
+    "UltrasoundSelectedOphthalmicAxialLengthSequence" "\0"
+    "OphthalmicAxialLengthSelectionMethodCodeSequence" "\0"
+    "OpticalSelectedOphthalmicAxialLengthSequence" "\0"
+    "SelectedSegmentalOphthalmicAxialLengthSequence" "\0"
+    "SelectedTotalOphthalmicAxialLengthSequence" "\0"
+    "OphthalmicAxialLengthQualityMetricSequence" "\0"
+    "OphthalmicAxialLengthQualityMetricTypeCodeSequence" "\0"
+    "OphthalmicAxialLengthQualityMetricTypeDescription" "\0"
+    "IntraocularLensCalculationsRightEyeSequence" "\0"
+    "IntraocularLensCalculationsLeftEyeSequence" "\0"
+    "ReferencedOphthalmicAxialLengthMeasurementQCImageSequence" "\0"
+    "OphthalmicMappingDeviceType" "\0"
+    "AcquisitionMethodCodeSequence" "\0"
+    "AcquisitionMethodAlgorithmSequence" "\0"
+    "OphthalmicThicknessMapTypeCodeSequence" "\0"
+    "OphthalmicThicknessMappingNormalsSequence" "\0"
+    "RetinalThicknessDefinitionCodeSequence" "\0"
+    "PixelValueMappingToCodedConceptSequence" "\0"
+    "MappedPixelValue" "\0"
+    "PixelValueMappingExplanation" "\0"
+    "OphthalmicThicknessMapQualityThresholdSequence" "\0"
+    "OphthalmicThicknessMapThresholdQualityRating" "\0"
+    "AnatomicStructureReferencePoint" "\0"
+    "RegistrationToLocalizerSequence" "\0"
+    "RegisteredLocalizerUnits" "\0"
+    "RegisteredLocalizerTopLeftHandCorner" "\0"
+    "RegisteredLocalizerBottomRightHandCorner" "\0"
+    "OphthalmicThicknessMapQualityRatingSequence" "\0"
+    "RelevantOPTAttributesSequence" "\0"
+    "TransformationMethodCodeSequence" "\0"
+    "TransformationAlgorithmSequence" "\0"
+    "OphthalmicAxialLengthMethod" "\0"
+    "OphthalmicFOV" "\0"
+    "TwoDimensionalToThreeDimensionalMapSequence" "\0"
+    "WideFieldOphthalmicPhotographyQualityRatingSequence" "\0"
+    "WideFieldOphthalmicPhotographyQualityThresholdSequence" "\0"
+    "WideFieldOphthalmicPhotographyThresholdQualityRating" "\0"
+    "XCoordinatesCenterPixelViewAngle" "\0"
+    "YCoordinatesCenterPixelViewAngle" "\0"
+    "NumberOfMapPoints" "\0"
+    "TwoDimensionalToThreeDimensionalMapData" "\0"
+    "DerivationAlgorithmSequence" "\0"
+    "OphthalmicImageTypeCodeSequence" "\0"
+    "OphthalmicImageTypeDescription" "\0"
+    "ScanPatternTypeCodeSequence" "\0"
+    "ReferencedSurfaceMeshIdentificationSequence" "\0"
+    "OphthalmicVolumetricPropertiesFlag" "\0"
+    "OphthalmicAnatomicReferencePointXCoordinate" "\0"
+    "OphthalmicAnatomicReferencePointYCoordinate" "\0"
+    "OphthalmicEnFaceImageQualityRatingSequence" "\0"
+    "QualityThreshold" "\0"
+    "OCTBscanAnalysisAcquisitionParametersSequence" "\0"
+    "NumberOfBscansPerFrame" "\0"
+    "BscanSlabThickness" "\0"
+    "DistanceBetweenBscanSlabs" "\0"
+    "BscanCycleTime" "\0"
+    "BscanCycleTimeVector" "\0"
+    "AscanRate" "\0"
+    "BscanRate" "\0"
+    "SurfaceMeshZPixelOffset" "\0"
+    "VisualFieldHorizontalExtent" "\0"
+    "VisualFieldVerticalExtent" "\0"
+    "VisualFieldShape" "\0"
+    "ScreeningTestModeCodeSequence" "\0"
+    "MaximumStimulusLuminance" "\0"
+    "BackgroundLuminance" "\0"
+    "StimulusColorCodeSequence" "\0"
+    "BackgroundIlluminationColorCodeSequence" "\0"
+    "StimulusArea" "\0"
+    "StimulusPresentationTime" "\0"
+    "FixationSequence" "\0"
+    "FixationMonitoringCodeSequence" "\0"
+    "VisualFieldCatchTrialSequence" "\0"
+    "FixationCheckedQuantity" "\0"
+    "PatientNotProperlyFixatedQuantity" "\0"
+    "PresentedVisualStimuliDataFlag" "\0"
+    "NumberOfVisualStimuli" "\0"
+    "ExcessiveFixationLossesDataFlag" "\0"
+    "ExcessiveFixationLosses" "\0"
+    "StimuliRetestingQuantity" "\0"
+    "CommentsOnPatientPerformanceOfVisualField" "\0"
+    "FalseNegativesEstimateFlag" "\0"
+    "FalseNegativesEstimate" "\0"
+    "NegativeCatchTrialsQuantity" "\0"
+    "FalseNegativesQuantity" "\0"
+    "ExcessiveFalseNegativesDataFlag" "\0"
+    "ExcessiveFalseNegatives" "\0"
+    "FalsePositivesEstimateFlag" "\0"
+    "FalsePositivesEstimate" "\0"
+    "CatchTrialsDataFlag" "\0"
+    "PositiveCatchTrialsQuantity" "\0"
+    "TestPointNormalsDataFlag" "\0"
+    "TestPointNormalsSequence" "\0"
+    "GlobalDeviationProbabilityNormalsFlag" "\0"
+    "FalsePositivesQuantity" "\0"
+    "ExcessiveFalsePositivesDataFlag" "\0"
+    "ExcessiveFalsePositives" "\0"
+    "VisualFieldTestNormalsFlag" "\0"
+    "ResultsNormalsSequence" "\0"
+    "AgeCorrectedSensitivityDeviationAlgorithmSequence" "\0"
+    "GlobalDeviationFromNormal" "\0"
+    "GeneralizedDefectSensitivityDeviationAlgorithmSequence" "\0"
+    "LocalizedDeviationFromNormal" "\0"
+    "PatientReliabilityIndicator" "\0"
+    "VisualFieldMeanSensitivity" "\0"
+    "GlobalDeviationProbability" "\0"
+    "LocalDeviationProbabilityNormalsFlag" "\0"
+    "LocalizedDeviationProbability" "\0"
+    "ShortTermFluctuationCalculated" "\0"
+    "ShortTermFluctuation" "\0"
+    "ShortTermFluctuationProbabilityCalculated" "\0"
+    "ShortTermFluctuationProbability" "\0"
+    "CorrectedLocalizedDeviationFromNormalCalculated" "\0"
+    "CorrectedLocalizedDeviationFromNormal" "\0"
+    "CorrectedLocalizedDeviationFromNormalProbabilityCalculated" "\0"
+    "CorrectedLocalizedDeviationFromNormalProbability" "\0"
+    "GlobalDeviationProbabilitySequence" "\0"
+    "LocalizedDeviationProbabilitySequence" "\0"
+    "FovealSensitivityMeasured" "\0"
+    "FovealSensitivity" "\0"
+    "VisualFieldTestDuration" "\0"
+    "VisualFieldTestPointSequence" "\0"
+    "VisualFieldTestPointXCoordinate" "\0"
+    "VisualFieldTestPointYCoordinate" "\0"
+    "AgeCorrectedSensitivityDeviationValue" "\0"
+    "StimulusResults" "\0"
+    "SensitivityValue" "\0"
+    "RetestStimulusSeen" "\0"
+    "RetestSensitivityValue" "\0"
+    "VisualFieldTestPointNormalsSequence" "\0"
+    "QuantifiedDefect" "\0"
+    "AgeCorrectedSensitivityDeviationProbabilityValue" "\0"
+    "GeneralizedDefectCorrectedSensitivityDeviationFlag" "\0"
+    "GeneralizedDefectCorrectedSensitivityDeviationValue" "\0"
+    "GeneralizedDefectCorrectedSensitivityDeviationProbabilityValue" "\0"
+    "MinimumSensitivityValue" "\0"
+    "BlindSpotLocalized" "\0"
+    "BlindSpotXCoordinate" "\0"
+    "BlindSpotYCoordinate" "\0"
+    "VisualAcuityMeasurementSequence" "\0"
+    "RefractiveParametersUsedOnPatientSequence" "\0"
+    "MeasurementLaterality" "\0"
+    "OphthalmicPatientClinicalInformationLeftEyeSequence" "\0"
+    "OphthalmicPatientClinicalInformationRightEyeSequence" "\0"
+    "FovealPointNormativeDataFlag" "\0"
+    "FovealPointProbabilityValue" "\0"
+    "ScreeningBaselineMeasured" "\0"
+    "ScreeningBaselineMeasuredSequence" "\0"
+    "ScreeningBaselineType" "\0"
+    "ScreeningBaselineValue" "\0"
+    "AlgorithmSource" "\0"
+    "DataSetName" "\0"
+    "DataSetVersion" "\0"
+    "DataSetSource" "\0"
+    "DataSetDescription" "\0"
+    "VisualFieldTestReliabilityGlobalIndexSequence" "\0"
+    "VisualFieldGlobalResultsIndexSequence" "\0"
+    "DataObservationSequence" "\0"
+    "IndexNormalsFlag" "\0"
+    "IndexProbability" "\0"
+    "IndexProbabilitySequence" "\0"
+    "SamplesPerPixel" "\0"
+    "SamplesPerPixelUsed" "\0"
+    "PhotometricInterpretation" "\0"
+    "ImageDimensions" "\0"
+    "PlanarConfiguration" "\0"
+    "NumberOfFrames" "\0"
+    "FrameIncrementPointer" "\0"
+    "FrameDimensionPointer" "\0"
+    "Rows" "\0"
+    "Columns" "\0"
+    "Planes" "\0"
+    "UltrasoundColorDataPresent" "\0"
+    "" "\0"
+    "PixelSpacing" "\0"
+    "ZoomFactor" "\0"
+    "ZoomCenter" "\0"
+    "PixelAspectRatio" "\0"
+    "ImageFormat" "\0"
+    "ManipulatedImage" "\0"
+    "CorrectedImage" "\0"
+    "CompressionRecognitionCode" "\0"
+    "CompressionCode" "\0"
+    "CompressionOriginator" "\0"
+    "CompressionLabel" "\0"
+    "CompressionDescription" "\0"
+    "CompressionSequence" "\0"
+    "CompressionStepPointers" "\0"
+    "RepeatInterval" "\0"
+    "BitsGrouped" "\0"
+    "PerimeterTable" "\0"
+    "PerimeterValue" "\0"
+    "PredictorRows" "\0"
+    "PredictorColumns" "\0"
+    "PredictorConstants" "\0"
+    "BlockedPixels" "\0"
+    "BlockRows" "\0"
+    "BlockColumns" "\0"
+    "RowOverlap" "\0"
+    "ColumnOverlap" "\0"
+    "BitsAllocated" "\0"
+    "BitsStored" "\0"
+    "HighBit" "\0"
+    "PixelRepresentation" "\0"
+    "SmallestValidPixelValue" "\0"
+    "LargestValidPixelValue" "\0"
+    "SmallestImagePixelValue" "\0"
+    "LargestImagePixelValue" "\0"
+    "SmallestPixelValueInSeries" "\0"
+    "LargestPixelValueInSeries" "\0"
+    "SmallestImagePixelValueInPlane" "\0"
+    "LargestImagePixelValueInPlane" "\0"
+    "PixelPaddingValue" "\0"
+    "PixelPaddingRangeLimit" "\0"
+    "FloatPixelPaddingValue" "\0"
+    "DoubleFloatPixelPaddingValue" "\0"
+    "FloatPixelPaddingRangeLimit" "\0"
+    "DoubleFloatPixelPaddingRangeLimit" "\0"
+    "ImageLocation" "\0"
+    "QualityControlImage" "\0"
+    "BurnedInAnnotation" "\0"
+    "RecognizableVisualFeatures" "\0"
+    "LongitudinalTemporalInformationModified" "\0"
+    "ReferencedColorPaletteInstanceUID" "\0"
+    "TransformLabel" "\0"
+    "TransformVersionNumber" "\0"
+    "NumberOfTransformSteps" "\0"
+    "SequenceOfCompressedData" "\0"
+    "DetailsOfCoefficients" "\0"
+    "DCTLabel" "\0"
+    "DataBlockDescription" "\0"
+    "DataBlock" "\0"
+    "NormalizationFactorFormat" "\0"
+    "ZonalMapNumberFormat" "\0"
+    "ZonalMapLocation" "\0"
+    "ZonalMapFormat" "\0"
+    "AdaptiveMapFormat" "\0"
+    "CodeNumberFormat" "\0"
+    "PixelSpacingCalibrationType" "\0"
+    "PixelSpacingCalibrationDescription" "\0"
+    "PixelIntensityRelationship" "\0"
+    "PixelIntensityRelationshipSign" "\0"
+    "WindowCenter" "\0"
+    "WindowWidth" "\0"
+    "RescaleIntercept" "\0"
+    "RescaleSlope" "\0"
+    "RescaleType" "\0"
+    "WindowCenterWidthExplanation" "\0"
+    "VOILUTFunction" "\0"
+    "GrayScale" "\0"
+    "RecommendedViewingMode" "\0"
+    "GrayLookupTableDescriptor" "\0"
+    "RedPaletteColorLookupTableDescriptor" "\0"
+    "GreenPaletteColorLookupTableDescriptor" "\0"
+    "BluePaletteColorLookupTableDescriptor" "\0"
+    "AlphaPaletteColorLookupTableDescriptor" "\0"
+    "LargeRedPaletteColorLookupTableDescriptor" "\0"
+    "LargeGreenPaletteColorLookupTableDescriptor" "\0"
+    "LargeBluePaletteColorLookupTableDescriptor" "\0"
+    "PaletteColorLookupTableUID" "\0"
+    "GrayLookupTableData" "\0"
+    "RedPaletteColorLookupTableData" "\0"
+    "GreenPaletteColorLookupTableData" "\0"
+    "BluePaletteColorLookupTableData" "\0"
+    "AlphaPaletteColorLookupTableData" "\0"
+    "LargeRedPaletteColorLookupTableData" "\0"
+    "LargeGreenPaletteColorLookupTableData" "\0"
+    "LargeBluePaletteColorLookupTableData" "\0"
+    "LargePaletteColorLookupTableUID" "\0"
+    "SegmentedRedPaletteColorLookupTableData" "\0"
+    "SegmentedGreenPaletteColorLookupTableData" "\0"
+    "SegmentedBluePaletteColorLookupTableData" "\0"
+    "SegmentedAlphaPaletteColorLookupTableData" "\0"
+    "StoredValueColorRangeSequence" "\0"
+    "MinimumStoredValueMapped" "\0"
+    "MaximumStoredValueMapped" "\0"
+    "BreastImplantPresent" "\0"
+    "PartialView" "\0"
+    "PartialViewDescription" "\0"
+    "PartialViewCodeSequence" "\0"
+    "SpatialLocationsPreserved" "\0"
+    "DataFrameAssignmentSequence" "\0"
+    "DataPathAssignment" "\0"
+    "BitsMappedToColorLookupTable" "\0"
+    "BlendingLUT1Sequence" "\0"
+    "BlendingLUT1TransferFunction" "\0"
+    "BlendingWeightConstant" "\0"
+    "BlendingLookupTableDescriptor" "\0"
+    "BlendingLookupTableData" "\0"
+    "EnhancedPaletteColorLookupTableSequence" "\0"
+    "BlendingLUT2Sequence" "\0"
+    "BlendingLUT2TransferFunction" "\0"
+    "DataPathID" "\0"
+    "RGBLUTTransferFunction" "\0"
+    "AlphaLUTTransferFunction" "\0"
+    "ICCProfile" "\0"
+    "ColorSpace" "\0"
+    "LossyImageCompression" "\0"
+    "LossyImageCompressionRatio" "\0"
+    "LossyImageCompressionMethod" "\0"
+    "ModalityLUTSequence" "\0"
+    "LUTDescriptor" "\0"
+    "LUTExplanation" "\0"
+    "ModalityLUTType" "\0"
+    "LUTData" "\0"
+    "VOILUTSequence" "\0"
+    "SoftcopyVOILUTSequence" "\0"
+    "ImagePresentationComments" "\0"
+    "BiPlaneAcquisitionSequence" "\0"
+    "RepresentativeFrameNumber" "\0"
+    "FrameNumbersOfInterest" "\0"
+    "FrameOfInterestDescription" "\0"
+    "FrameOfInterestType" "\0"
+    "MaskPointers" "\0"
+    "RWavePointer" "\0"
+    "MaskSubtractionSequence" "\0"
+    "MaskOperation" "\0"
+    "ApplicableFrameRange" "\0"
+    "MaskFrameNumbers" "\0"
+    "ContrastFrameAveraging" "\0"
+    "MaskSubPixelShift" "\0"
+    "TIDOffset" "\0"
+    "MaskOperationExplanation" "\0"
+    "EquipmentAdministratorSequence" "\0"
+    "NumberOfDisplaySubsystems" "\0"
+    "CurrentConfigurationID" "\0"
+    "DisplaySubsystemID" "\0"
+    "DisplaySubsystemName" "\0"
+    "DisplaySubsystemDescription" "\0"
+    "SystemStatus" "\0"
+    "SystemStatusComment" "\0"
+    "TargetLuminanceCharacteristicsSequence" "\0"
+    "LuminanceCharacteristicsID" "\0"
+    "DisplaySubsystemConfigurationSequence" "\0"
+    "ConfigurationID" "\0"
+    "ConfigurationName" "\0"
+    "ConfigurationDescription" "\0"
+    "ReferencedTargetLuminanceCharacteristicsID" "\0"
+    "QAResultsSequence" "\0"
+    "DisplaySubsystemQAResultsSequence" "\0"
+    "ConfigurationQAResultsSequence" "\0"
+    "MeasurementEquipmentSequence" "\0"
+    "MeasurementFunctions" "\0"
+    "MeasurementEquipmentType" "\0"
+    "VisualEvaluationResultSequence" "\0"
+    "DisplayCalibrationResultSequence" "\0"
+    "DDLValue" "\0"
+    "CIExyWhitePoint" "\0"
+    "DisplayFunctionType" "\0"
+    "GammaValue" "\0"
+    "NumberOfLuminancePoints" "\0"
+    "LuminanceResponseSequence" "\0"
+    "TargetMinimumLuminance" "\0"
+    "TargetMaximumLuminance" "\0"
+    "LuminanceValue" "\0"
+    "LuminanceResponseDescription" "\0"
+    "WhitePointFlag" "\0"
+    "DisplayDeviceTypeCodeSequence" "\0"
+    "DisplaySubsystemSequence" "\0"
+    "LuminanceResultSequence" "\0"
+    "AmbientLightValueSource" "\0"
+    "MeasuredCharacteristics" "\0"
+    "LuminanceUniformityResultSequence" "\0"
+    "VisualEvaluationTestSequence" "\0"
+    "TestResult" "\0"
+    "TestResultComment" "\0"
+    "TestImageValidation" "\0"
+    "TestPatternCodeSequence" "\0"
+    "MeasurementPatternCodeSequence" "\0"
+    "VisualEvaluationMethodCodeSequence" "\0"
+    "PixelDataProviderURL" "\0"
+    "DataPointRows" "\0"
+    "DataPointColumns" "\0"
+    "SignalDomainColumns" "\0"
+    "LargestMonochromePixelValue" "\0"
+    "DataRepresentation" "\0"
+    "PixelMeasuresSequence" "\0"
+    "FrameVOILUTSequence" "\0"
+    "PixelValueTransformationSequence" "\0"
+    "SignalDomainRows" "\0"
+    "DisplayFilterPercentage" "\0"
+    "FramePixelShiftSequence" "\0"
+    "SubtractionItemID" "\0"
+    "PixelIntensityRelationshipLUTSequence" "\0"
+    "FramePixelDataPropertiesSequence" "\0"
+    "GeometricalProperties" "\0"
+    "GeometricMaximumDistortion" "\0"
+    "ImageProcessingApplied" "\0"
+    "MaskSelectionMode" "\0"
+    "LUTFunction" "\0"
+    "MaskVisibilityPercentage" "\0"
+    "PixelShiftSequence" "\0"
+    "RegionPixelShiftSequence" "\0"
+    "VerticesOfTheRegion" "\0"
+    "MultiFramePresentationSequence" "\0"
+    "PixelShiftFrameRange" "\0"
+    "LUTFrameRange" "\0"
+    "ImageToEquipmentMappingMatrix" "\0"
+    "EquipmentCoordinateSystemIdentification" "\0"
+    "StudyStatusID" "\0"
+    "StudyPriorityID" "\0"
+    "StudyIDIssuer" "\0"
+    "StudyVerifiedDate" "\0"
+    "StudyVerifiedTime" "\0"
+    "StudyReadDate" "\0"
+    "StudyReadTime" "\0"
+    "ScheduledStudyStartDate" "\0"
+    "ScheduledStudyStartTime" "\0"
+    "ScheduledStudyStopDate" "\0"
+    "ScheduledStudyStopTime" "\0"
+    "ScheduledStudyLocation" "\0"
+    "ScheduledStudyLocationAETitle" "\0"
+    "ReasonForStudy" "\0"
+    "RequestingPhysicianIdentificationSequence" "\0"
+    "RequestingPhysician" "\0"
+    "RequestingService" "\0"
+    "RequestingServiceCodeSequence" "\0"
+    "StudyArrivalDate" "\0"
+    "StudyArrivalTime" "\0"
+    "StudyCompletionDate" "\0"
+    "StudyCompletionTime" "\0"
+    "StudyComponentStatusID" "\0"
+    "RequestedProcedureDescription" "\0"
+    "RequestedProcedureCodeSequence" "\0"
+    "RequestedLateralityCodeSequence" "\0"
+    "ReasonForVisit" "\0"
+    "ReasonForVisitCodeSequence" "\0"
+    "RequestedContrastAgent" "\0"
+    "StudyComments" "\0"
+    "FlowIdentifierSequence" "\0"
+    "FlowIdentifier" "\0"
+    "FlowTransferSyntaxUID" "\0"
+    "FlowRTPSamplingRate" "\0"
+    "SourceIdentifier" "\0"
+    "FrameOriginTimestamp" "\0"
+    "IncludesImagingSubject" "\0"
+    "FrameUsefulnessGroupSequence" "\0"
+    "RealTimeBulkDataFlowSequence" "\0"
+    "CameraPositionGroupSequence" "\0"
+    "IncludesInformation" "\0"
+    "TimeOfFrameGroupSequence" "\0"
+    "ReferencedPatientAliasSequence" "\0"
+    "VisitStatusID" "\0"
+    "AdmissionID" "\0"
+    "IssuerOfAdmissionID" "\0"
+    "IssuerOfAdmissionIDSequence" "\0"
+    "RouteOfAdmissions" "\0"
+    "ScheduledAdmissionDate" "\0"
+    "ScheduledAdmissionTime" "\0"
+    "ScheduledDischargeDate" "\0"
+    "ScheduledDischargeTime" "\0"
+    "ScheduledPatientInstitutionResidence" "\0"
+    "AdmittingDate" "\0"
+    "AdmittingTime" "\0"
+    "DischargeDate" "\0"
+    "DischargeTime" "\0"
+    "DischargeDiagnosisDescription" "\0"
+    "DischargeDiagnosisCodeSequence" "\0"
+    "SpecialNeeds" "\0"
+    "ServiceEpisodeID" "\0"
+    "IssuerOfServiceEpisodeID" "\0"
+    "ServiceEpisodeDescription" "\0"
+    "IssuerOfServiceEpisodeIDSequence" "\0"
+    "PertinentDocumentsSequence" "\0"
+    "PertinentResourcesSequence" "\0"
+    "ResourceDescription" "\0"
+    "CurrentPatientLocation" "\0"
+    "PatientInstitutionResidence" "\0"
+    "PatientState" "\0"
+    "PatientClinicalTrialParticipationSequence" "\0"
+    "VisitComments" "\0"
+    "WaveformOriginality" "\0"
+    "NumberOfWaveformChannels" "\0"
+    "NumberOfWaveformSamples" "\0"
+    "SamplingFrequency" "\0"
+    "MultiplexGroupLabel" "\0"
+    "ChannelDefinitionSequence" "\0"
+    "WaveformChannelNumber" "\0"
+    "ChannelLabel" "\0"
+    "ChannelStatus" "\0"
+    "ChannelSourceSequence" "\0"
+    "ChannelSourceModifiersSequence" "\0"
+    "SourceWaveformSequence" "\0"
+    "ChannelDerivationDescription" "\0"
+    "ChannelSensitivity" "\0"
+    "ChannelSensitivityUnitsSequence" "\0"
+    "ChannelSensitivityCorrectionFactor" "\0"
+    "ChannelBaseline" "\0"
+    "ChannelTimeSkew" "\0"
+    "ChannelSampleSkew" "\0"
+    "ChannelOffset" "\0"
+    "WaveformBitsStored" "\0"
+    "FilterLowFrequency" "\0"
+    "FilterHighFrequency" "\0"
+    "NotchFilterFrequency" "\0"
+    "NotchFilterBandwidth" "\0"
+    "WaveformDataDisplayScale" "\0"
+    "WaveformDisplayBackgroundCIELabValue" "\0"
+    "WaveformPresentationGroupSequence" "\0"
+    "PresentationGroupNumber" "\0"
+    "ChannelDisplaySequence" "\0"
+    "ChannelRecommendedDisplayCIELabValue" "\0"
+    "ChannelPosition" "\0"
+    "DisplayShadingFlag" "\0"
+    "FractionalChannelDisplayScale" "\0"
+    "AbsoluteChannelDisplayScale" "\0"
+    "MultiplexedAudioChannelsDescriptionCodeSequence" "\0"
+    "ChannelIdentificationCode" "\0"
+    "ChannelMode" "\0"
+    "MultiplexGroupUID" "\0"
+    "PowerlineFrequency" "\0"
+    "ChannelImpedanceSequence" "\0"
+    "ImpedanceValue" "\0"
+    "ImpedanceMeasurementDateTime" "\0"
+    "ImpedanceMeasurementFrequency" "\0"
+    "ImpedanceMeasurementCurrentType" "\0"
+    "ScheduledStationAETitle" "\0"
+    "ScheduledProcedureStepStartDate" "\0"
+    "ScheduledProcedureStepStartTime" "\0"
+    "ScheduledProcedureStepEndDate" "\0"
+    "ScheduledProcedureStepEndTime" "\0"
+    "ScheduledPerformingPhysicianName" "\0"
+    "ScheduledProcedureStepDescription" "\0"
+    "ScheduledProtocolCodeSequence" "\0"
+    "ScheduledProcedureStepID" "\0"
+    "StageCodeSequence" "\0"
+    "ScheduledPerformingPhysicianIdentificationSequence" "\0"
+    "ScheduledStationName" "\0"
+    "ScheduledProcedureStepLocation" "\0"
+    "PreMedication" "\0"
+    "ScheduledProcedureStepStatus" "\0"
+    "OrderPlacerIdentifierSequence" "\0"
+    "OrderFillerIdentifierSequence" "\0"
+    "LocalNamespaceEntityID" "\0"
+    "UniversalEntityID" "\0"
+    "UniversalEntityIDType" "\0"
+    "IdentifierTypeCode" "\0"
+    "AssigningFacilitySequence" "\0"
+    "AssigningJurisdictionCodeSequence" "\0"
+    "AssigningAgencyOrDepartmentCodeSequence" "\0"
+    "ScheduledProcedureStepSequence" "\0"
+    "ReferencedNonImageCompositeSOPInstanceSequence" "\0"
+    "PerformedStationAETitle" "\0"
+    "PerformedStationName" "\0"
+    "PerformedLocation" "\0"
+    "PerformedProcedureStepStartDate" "\0"
+    "PerformedProcedureStepStartTime" "\0"
+    "PerformedProcedureStepEndDate" "\0"
+    "PerformedProcedureStepEndTime" "\0"
+    "PerformedProcedureStepStatus" "\0"
+    "PerformedProcedureStepID" "\0"
+    "PerformedProcedureStepDescription" "\0"
+    "PerformedProcedureTypeDescription" "\0"
+    "PerformedProtocolCodeSequence" "\0"
+    "PerformedProtocolType" "\0"
+    "ScheduledStepAttributesSequence" "\0"
+    "RequestAttributesSequence" "\0"
+    "CommentsOnThePerformedProcedureStep" "\0"
+    "PerformedProcedureStepDiscontinuationReasonCodeSequence" "\0"
+    "QuantitySequence" "\0"
+    "Quantity" "\0"
+    "MeasuringUnitsSequence" "\0"
+    "BillingItemSequence" "\0"
+    "TotalTimeOfFluoroscopy" "\0"
+    "TotalNumberOfExposures" "\0"
+    "EntranceDose" "\0"
+    "ExposedArea" "\0"
+    "DistanceSourceToEntrance" "\0"
+    "DistanceSourceToSupport" "\0"
+    "ExposureDoseSequence" "\0"
+    "CommentsOnRadiationDose" "\0"
+    "XRayOutput" "\0"
+    "HalfValueLayer" "\0"
+    "OrganDose" "\0"
+    "OrganExposed" "\0"
+    "BillingProcedureStepSequence" "\0"
+    "FilmConsumptionSequence" "\0"
+    "BillingSuppliesAndDevicesSequence" "\0"
+    "ReferencedProcedureStepSequence" "\0"
+    "PerformedSeriesSequence" "\0"
+    "CommentsOnTheScheduledProcedureStep" "\0"
+    "ProtocolContextSequence" "\0"
+    "ContentItemModifierSequence" "\0"
+    "ScheduledSpecimenSequence" "\0"
+    "SpecimenAccessionNumber" "\0"
+    "ContainerIdentifier" "\0"
+    "IssuerOfTheContainerIdentifierSequence" "\0"
+    "AlternateContainerIdentifierSequence" "\0"
+    "ContainerTypeCodeSequence" "\0"
+    "ContainerDescription" "\0"
+    "ContainerComponentSequence" "\0"
+    "SpecimenSequence" "\0"
+    "SpecimenIdentifier" "\0"
+    "SpecimenDescriptionSequenceTrial" "\0"
+    "SpecimenDescriptionTrial" "\0"
+    "SpecimenUID" "\0"
+    "AcquisitionContextSequence" "\0"
+    "AcquisitionContextDescription" "\0"
+    "SpecimenDescriptionSequence" "\0"
+    "IssuerOfTheSpecimenIdentifierSequence" "\0"
+    "SpecimenTypeCodeSequence" "\0"
+    "SpecimenShortDescription" "\0"
+    "SpecimenDetailedDescription" "\0"
+    "SpecimenPreparationSequence" "\0"
+    "SpecimenPreparationStepContentItemSequence" "\0"
+    "SpecimenLocalizationContentItemSequence" "\0"
+    "SlideIdentifier" "\0"
+    "WholeSlideMicroscopyImageFrameTypeSequence" "\0"
+    "ImageCenterPointCoordinatesSequence" "\0"
+    "XOffsetInSlideCoordinateSystem" "\0"
+    "YOffsetInSlideCoordinateSystem" "\0"
+    "ZOffsetInSlideCoordinateSystem" "\0"
+    "PixelSpacingSequence" "\0"
+    "CoordinateSystemAxisCodeSequence" "\0"
+    "MeasurementUnitsCodeSequence" "\0"
+    "VitalStainCodeSequenceTrial" "\0"
+    "RequestedProcedureID" "\0"
+    "ReasonForTheRequestedProcedure" "\0"
+    "RequestedProcedurePriority" "\0"
+    "PatientTransportArrangements" "\0"
+    "RequestedProcedureLocation" "\0"
+    "PlacerOrderNumberProcedure" "\0"
+    "FillerOrderNumberProcedure" "\0"
+    "ConfidentialityCode" "\0"
+    "ReportingPriority" "\0"
+    "ReasonForRequestedProcedureCodeSequence" "\0"
+    "NamesOfIntendedRecipientsOfResults" "\0"
+    "IntendedRecipientsOfResultsIdentificationSequence" "\0"
+    "ReasonForPerformedProcedureCodeSequence" "\0"
+    "RequestedProcedureDescriptionTrial" "\0"
+    "PersonIdentificationCodeSequence" "\0"
+    "PersonAddress" "\0"
+    "PersonTelephoneNumbers" "\0"
+    "PersonTelecomInformation" "\0"
+    "RequestedProcedureComments" "\0"
+    "ReasonForTheImagingServiceRequest" "\0"
+    "IssueDateOfImagingServiceRequest" "\0"
+    "IssueTimeOfImagingServiceRequest" "\0"
+    "PlacerOrderNumberImagingServiceRequestRetired" "\0"
+    "FillerOrderNumberImagingServiceRequestRetired" "\0"
+    "OrderEnteredBy" "\0"
+    "OrderEntererLocation" "\0"
+    "OrderCallbackPhoneNumber" "\0"
+    "OrderCallbackTelecomInformation" "\0"
+    "PlacerOrderNumberImagingServiceRequest" "\0"
+    "FillerOrderNumberImagingServiceRequest" "\0"
+    "ImagingServiceRequestComments" "\0"
+    "ConfidentialityConstraintOnPatientDataDescription" "\0"
+    "GeneralPurposeScheduledProcedureStepStatus" "\0"
+    "GeneralPurposePerformedProcedureStepStatus" "\0"
+    "GeneralPurposeScheduledProcedureStepPriority" "\0"
+    "ScheduledProcessingApplicationsCodeSequence" "\0"
+    "ScheduledProcedureStepStartDateTime" "\0"
+    "MultipleCopiesFlag" "\0"
+    "PerformedProcessingApplicationsCodeSequence" "\0"
+    "ScheduledProcedureStepExpirationDateTime" "\0"
+    "HumanPerformerCodeSequence" "\0"
+    "ScheduledProcedureStepModificationDateTime" "\0"
+    "ExpectedCompletionDateTime" "\0"
+    "ResultingGeneralPurposePerformedProcedureStepsSequence" "\0"
+    "ReferencedGeneralPurposeScheduledProcedureStepSequence" "\0"
+    "ScheduledWorkitemCodeSequence" "\0"
+    "PerformedWorkitemCodeSequence" "\0"
+    "InputAvailabilityFlag" "\0"
+    "InputInformationSequence" "\0"
+    "RelevantInformationSequence" "\0"
+    "ReferencedGeneralPurposeScheduledProcedureStepTransactionUID" "\0"
+    "ScheduledStationNameCodeSequence" "\0"
+    "ScheduledStationClassCodeSequence" "\0"
+    "ScheduledStationGeographicLocationCodeSequence" "\0"
+    "PerformedStationNameCodeSequence" "\0"
+    "PerformedStationClassCodeSequence" "\0"
+    "PerformedStationGeographicLocationCodeSequence" "\0"
+    "RequestedSubsequentWorkitemCodeSequence" "\0"
+    "NonDICOMOutputCodeSequence" "\0"
+    "OutputInformationSequence" "\0"
+    "ScheduledHumanPerformersSequence" "\0"
+    "ActualHumanPerformersSequence" "\0"
+    "HumanPerformerOrganization" "\0"
+    "HumanPerformerName" "\0"
+    "RawDataHandling" "\0"
+    "InputReadinessState" "\0"
+    "PerformedProcedureStepStartDateTime" "\0"
+    "PerformedProcedureStepEndDateTime" "\0"
+    "ProcedureStepCancellationDateTime" "\0"
+    "OutputDestinationSequence" "\0"
+    "DICOMStorageSequence" "\0"
+    "STOWRSStorageSequence" "\0"
+    "StorageURL" "\0"
+    "XDSStorageSequence" "\0"
+    "EntranceDoseInmGy" "\0"
+    "EntranceDoseDerivation" "\0"
+    "ParametricMapFrameTypeSequence" "\0"
+    "ReferencedImageRealWorldValueMappingSequence" "\0"
+    "RealWorldValueMappingSequence" "\0"
+    "PixelValueMappingCodeSequence" "\0"
+    "LUTLabel" "\0"
+    "RealWorldValueLastValueMapped" "\0"
+    "RealWorldValueLUTData" "\0"
+    "DoubleFloatRealWorldValueLastValueMapped" "\0"
+    "DoubleFloatRealWorldValueFirstValueMapped" "\0"
+    "RealWorldValueFirstValueMapped" "\0"
+    "QuantityDefinitionSequence" "\0"
+    "RealWorldValueIntercept" "\0"
+    "RealWorldValueSlope" "\0"
+    "FindingsFlagTrial" "\0"
+    "RelationshipType" "\0"
+    "FindingsSequenceTrial" "\0"
+    "FindingsGroupUIDTrial" "\0"
+    "ReferencedFindingsGroupUIDTrial" "\0"
+    "FindingsGroupRecordingDateTrial" "\0"
+    "FindingsGroupRecordingTimeTrial" "\0"
+    "FindingsSourceCategoryCodeSequenceTrial" "\0"
+    "VerifyingOrganization" "\0"
+    "DocumentingOrganizationIdentifierCodeSequenceTrial" "\0"
+    "VerificationDateTime" "\0"
+    "ObservationDateTime" "\0"
+    "ObservationStartDateTime" "\0"
+    "ValueType" "\0"
+    "ConceptNameCodeSequence" "\0"
+    "MeasurementPrecisionDescriptionTrial" "\0"
+    "ContinuityOfContent" "\0"
+    "UrgencyOrPriorityAlertsTrial" "\0"
+    "SequencingIndicatorTrial" "\0"
+    "DocumentIdentifierCodeSequenceTrial" "\0"
+    "DocumentAuthorTrial" "\0"
+    "DocumentAuthorIdentifierCodeSequenceTrial" "\0"
+    "IdentifierCodeSequenceTrial" "\0"
+    "VerifyingObserverSequence" "\0"
+    "ObjectBinaryIdentifierTrial" "\0"
+    "VerifyingObserverName" "\0"
+    "DocumentingObserverIdentifierCodeSequenceTrial" "\0"
+    "AuthorObserverSequence" "\0"
+    "ParticipantSequence" "\0"
+    "CustodialOrganizationSequence" "\0"
+    "ParticipationType" "\0"
+    "ParticipationDateTime" "\0"
+    "ObserverType" "\0"
+    "ProcedureIdentifierCodeSequenceTrial" "\0"
+    "VerifyingObserverIdentificationCodeSequence" "\0"
+    "ObjectDirectoryBinaryIdentifierTrial" "\0"
+    "EquivalentCDADocumentSequence" "\0"
+    "ReferencedWaveformChannels" "\0"
+    "DateOfDocumentOrVerbalTransactionTrial" "\0"
+    "TimeOfDocumentCreationOrVerbalTransactionTrial" "\0"
+    "DateTime" "\0"
+    "Date" "\0"
+    "Time" "\0"
+    "PersonName" "\0"
+    "UID" "\0"
+    "ReportStatusIDTrial" "\0"
+    "TemporalRangeType" "\0"
+    "ReferencedSamplePositions" "\0"
+    "ReferencedFrameNumbers" "\0"
+    "ReferencedTimeOffsets" "\0"
+    "ReferencedDateTime" "\0"
+    "TextValue" "\0"
+    "FloatingPointValue" "\0"
+    "RationalNumeratorValue" "\0"
+    "RationalDenominatorValue" "\0"
+    "ObservationCategoryCodeSequenceTrial" "\0"
+    "ConceptCodeSequence" "\0"
+    "BibliographicCitationTrial" "\0"
+    "PurposeOfReferenceCodeSequence" "\0"
+    "ObservationUID" "\0"
+    "ReferencedObservationUIDTrial" "\0"
+    "ReferencedObservationClassTrial" "\0"
+    "ReferencedObjectObservationClassTrial" "\0"
+    "AnnotationGroupNumber" "\0"
+    "ObservationDateTrial" "\0"
+    "ObservationTimeTrial" "\0"
+    "MeasurementAutomationTrial" "\0"
+    "ModifierCodeSequence" "\0"
+    "IdentificationDescriptionTrial" "\0"
+    "CoordinatesSetGeometricTypeTrial" "\0"
+    "AlgorithmCodeSequenceTrial" "\0"
+    "AlgorithmDescriptionTrial" "\0"
+    "PixelCoordinatesSetTrial" "\0"
+    "MeasuredValueSequence" "\0"
+    "NumericValueQualifierCodeSequence" "\0"
+    "CurrentObserverTrial" "\0"
+    "NumericValue" "\0"
+    "ReferencedAccessionSequenceTrial" "\0"
+    "ReportStatusCommentTrial" "\0"
+    "ProcedureContextSequenceTrial" "\0"
+    "VerbalSourceTrial" "\0"
+    "AddressTrial" "\0"
+    "TelephoneNumberTrial" "\0"
+    "VerbalSourceIdentifierCodeSequenceTrial" "\0"
+    "PredecessorDocumentsSequence" "\0"
+    "ReferencedRequestSequence" "\0"
+    "PerformedProcedureCodeSequence" "\0"
+    "CurrentRequestedProcedureEvidenceSequence" "\0"
+    "ReportDetailSequenceTrial" "\0"
+    "PertinentOtherEvidenceSequence" "\0"
+    "HL7StructuredDocumentReferenceSequence" "\0"
+    "ObservationSubjectUIDTrial" "\0"
+    "ObservationSubjectClassTrial" "\0"
+    "ObservationSubjectTypeCodeSequenceTrial" "\0"
+    "CompletionFlag" "\0"
+    "CompletionFlagDescription" "\0"
+    "VerificationFlag" "\0"
+    "ArchiveRequested" "\0"
+    "PreliminaryFlag" "\0"
+    "ContentTemplateSequence" "\0"
+    "IdenticalDocumentsSequence" "\0"
+    "ObservationSubjectContextFlagTrial" "\0"
+    "ObserverContextFlagTrial" "\0"
+    "ProcedureContextFlagTrial" "\0"
+    "ContentSequence" "\0"
+    "RelationshipSequenceTrial" "\0"
+    "RelationshipTypeCodeSequenceTrial" "\0"
+    "LanguageCodeSequenceTrial" "\0"
+    "TabulatedValuesSequence" "\0"
+    "NumberOfTableRows" "\0"
+    "NumberOfTableColumns" "\0"
+    "TableRowNumber" "\0"
+    "TableColumnNumber" "\0"
+    "TableRowDefinitionSequence" "\0"
+    "TableColumnDefinitionSequence" "\0"
+    "CellValuesSequence" "\0"
+    "UniformResourceLocatorTrial" "\0"
+    "WaveformAnnotationSequence" "\0"
+    "TemplateIdentifier" "\0"
+    "TemplateVersion" "\0"
+    "TemplateLocalVersion" "\0"
+    "TemplateExtensionFlag" "\0"
+    "TemplateExtensionOrganizationUID" "\0"
+    "TemplateExtensionCreatorUID" "\0"
+    "ReferencedContentItemIdentifier" "\0"
+    "HL7InstanceIdentifier" "\0"
+    "HL7DocumentEffectiveTime" "\0"
+    "HL7DocumentTypeCodeSequence" "\0"
+    "DocumentClassCodeSequence" "\0"
+    "RetrieveURI" "\0"
+    "RetrieveLocationUID" "\0"
+    "TypeOfInstances" "\0"
+    "DICOMRetrievalSequence" "\0"
+    "DICOMMediaRetrievalSequence" "\0"
+    "WADORetrievalSequence" "\0"
+    "XDSRetrievalSequence" "\0"
+    "WADORSRetrievalSequence" "\0"
+    "RepositoryUniqueID" "\0"
+    "HomeCommunityID" "\0"
+    "DocumentTitle" "\0"
+    "EncapsulatedDocument" "\0"
+    "MIMETypeOfEncapsulatedDocument" "\0"
+    "SourceInstanceSequence" "\0"
+    "ListOfMIMETypes" "\0"
+    "EncapsulatedDocumentLength" "\0"
+    "ProductPackageIdentifier" "\0"
+    "SubstanceAdministrationApproval" "\0"
+    "ApprovalStatusFurtherDescription" "\0"
+    "ApprovalStatusDateTime" "\0"
+    "ProductTypeCodeSequence" "\0"
+    "ProductName" "\0"
+    "ProductDescription" "\0"
+    "ProductLotIdentifier" "\0"
+    "ProductExpirationDateTime" "\0"
+    "SubstanceAdministrationDateTime" "\0"
+    "SubstanceAdministrationNotes" "\0"
+    "SubstanceAdministrationDeviceID" "\0"
+    "ProductParameterSequence" "\0"
+    "SubstanceAdministrationParameterSequence" "\0"
+    "ApprovalSequence" "\0"
+    "AssertionCodeSequence" "\0"
+    "AssertionUID" "\0"
+    "AsserterIdentificationSequence" "\0"
+    "AssertionDateTime" "\0"
+    "AssertionExpirationDateTime" "\0"
+    "AssertionComments" "\0"
+    "RelatedAssertionSequence" "\0"
+    "ReferencedAssertionUID" "\0"
+    "ApprovalSubjectSequence" "\0"
+    "OrganizationalRoleCodeSequence" "\0"
+    "LensDescription" "\0"
+    "RightLensSequence" "\0"
+    "LeftLensSequence" "\0"
+    "UnspecifiedLateralityLensSequence" "\0"
+    "CylinderSequence" "\0"
+    "PrismSequence" "\0"
+    "HorizontalPrismPower" "\0"
+    "HorizontalPrismBase" "\0"
+    "VerticalPrismPower" "\0"
+    "VerticalPrismBase" "\0"
+    "LensSegmentType" "\0"
+    "OpticalTransmittance" "\0"
+    "ChannelWidth" "\0"
+    "PupilSize" "\0"
+    "CornealSize" "\0"
+    "CornealSizeSequence" "\0"
+    "AutorefractionRightEyeSequence" "\0"
+    "AutorefractionLeftEyeSequence" "\0"
+    "DistancePupillaryDistance" "\0"
+    "NearPupillaryDistance" "\0"
+    "IntermediatePupillaryDistance" "\0"
+    "OtherPupillaryDistance" "\0"
+    "KeratometryRightEyeSequence" "\0"
+    "KeratometryLeftEyeSequence" "\0"
+    "SteepKeratometricAxisSequence" "\0"
+    "RadiusOfCurvature" "\0"
+    "KeratometricPower" "\0"
+    "KeratometricAxis" "\0"
+    "FlatKeratometricAxisSequence" "\0"
+    "BackgroundColor" "\0"
+    "Optotype" "\0"
+    "OptotypePresentation" "\0"
+    "SubjectiveRefractionRightEyeSequence" "\0"
+    "SubjectiveRefractionLeftEyeSequence" "\0"
+    "AddNearSequence" "\0"
+    "AddIntermediateSequence" "\0"
+    "AddOtherSequence" "\0"
+    "AddPower" "\0"
+    "ViewingDistance" "\0"
+    "CorneaMeasurementsSequence" "\0"
+    "SourceOfCorneaMeasurementDataCodeSequence" "\0"
+    "SteepCornealAxisSequence" "\0"
+    "FlatCornealAxisSequence" "\0"
+    "CornealPower" "\0"
+    "CornealAxis" "\0"
+    "CorneaMeasurementMethodCodeSequence" "\0"
+    "RefractiveIndexOfCornea" "\0"
+    "RefractiveIndexOfAqueousHumor" "\0"
+    "VisualAcuityTypeCodeSequence" "\0"
+    "VisualAcuityRightEyeSequence" "\0"
+    "VisualAcuityLeftEyeSequence" "\0"
+    "VisualAcuityBothEyesOpenSequence" "\0"
+    "ViewingDistanceType" "\0"
+    "VisualAcuityModifiers" "\0"
+    "DecimalVisualAcuity" "\0"
+    "OptotypeDetailedDefinition" "\0"
+    "ReferencedRefractiveMeasurementsSequence" "\0"
+    "SpherePower" "\0"
+    "CylinderPower" "\0"
+    "CornealTopographySurface" "\0"
+    "CornealVertexLocation" "\0"
+    "PupilCentroidXCoordinate" "\0"
+    "PupilCentroidYCoordinate" "\0"
+    "EquivalentPupilRadius" "\0"
+    "CornealTopographyMapTypeCodeSequence" "\0"
+    "VerticesOfTheOutlineOfPupil" "\0"
+    "CornealTopographyMappingNormalsSequence" "\0"
+    "MaximumCornealCurvatureSequence" "\0"
+    "MaximumCornealCurvature" "\0"
+    "MaximumCornealCurvatureLocation" "\0"
+    "MinimumKeratometricSequence" "\0"
+    "SimulatedKeratometricCylinderSequence" "\0"
+    "AverageCornealPower" "\0"
+    "CornealISValue" "\0"
+    "AnalyzedArea" "\0"
+    "SurfaceRegularityIndex" "\0"
+    "SurfaceAsymmetryIndex" "\0"
+    "CornealEccentricityIndex" "\0"
+    "KeratoconusPredictionIndex" "\0"
+    "DecimalPotentialVisualAcuity" "\0"
+    "CornealTopographyMapQualityEvaluation" "\0"
+    "SourceImageCornealProcessedDataSequence" "\0"
+    "CornealPointLocation" "\0"
+    "CornealPointEstimated" "\0"
+    "AxialPower" "\0"
+    "TangentialPower" "\0"
+    "RefractivePower" "\0"
+    "RelativeElevation" "\0"
+    "CornealWavefront" "\0"
+    "ImagedVolumeWidth" "\0"
+    "ImagedVolumeHeight" "\0"
+    "ImagedVolumeDepth" "\0"
+    "TotalPixelMatrixColumns" "\0"
+    "TotalPixelMatrixRows" "\0"
+    "TotalPixelMatrixOriginSequence" "\0"
+    "SpecimenLabelInImage" "\0"
+    "FocusMethod" "\0"
+    "ExtendedDepthOfField" "\0"
+    "NumberOfFocalPlanes" "\0"
+    "DistanceBetweenFocalPlanes" "\0"
+    "RecommendedAbsentPixelCIELabValue" "\0"
+    "IlluminatorTypeCodeSequence" "\0"
+    "ImageOrientationSlide" "\0"
+    "OpticalPathSequence" "\0"
+    "OpticalPathIdentifier" "\0"
+    "OpticalPathDescription" "\0"
+    "IlluminationColorCodeSequence" "\0"
+    "SpecimenReferenceSequence" "\0"
+    "CondenserLensPower" "\0"
+    "ObjectiveLensPower" "\0"
+    "ObjectiveLensNumericalAperture" "\0"
+    "PaletteColorLookupTableSequence" "\0"
+    "ReferencedImageNavigationSequence" "\0"
+    "TopLeftHandCornerOfLocalizerArea" "\0"
+    "BottomRightHandCornerOfLocalizerArea" "\0"
+    "OpticalPathIdentificationSequence" "\0"
+    "PlanePositionSlideSequence" "\0"
+    "ColumnPositionInTotalImagePixelMatrix" "\0"
+    "RowPositionInTotalImagePixelMatrix" "\0"
+    "PixelOriginInterpretation" "\0"
+    "NumberOfOpticalPaths" "\0"
+    "TotalPixelMatrixFocalPlanes" "\0"
+    "CalibrationImage" "\0"
+    "DeviceSequence" "\0"
+    "ContainerComponentTypeCodeSequence" "\0"
+    "ContainerComponentThickness" "\0"
+    "DeviceLength" "\0"
+    "ContainerComponentWidth" "\0"
+    "DeviceDiameter" "\0"
+    "DeviceDiameterUnits" "\0"
+    "DeviceVolume" "\0"
+    "InterMarkerDistance" "\0"
+    "ContainerComponentMaterial" "\0"
+    "ContainerComponentID" "\0"
+    "ContainerComponentLength" "\0"
+    "ContainerComponentDiameter" "\0"
+    "ContainerComponentDescription" "\0"
+    "DeviceDescription" "\0"
+    "LongDeviceDescription" "\0"
+    "ContrastBolusIngredientPercentByVolume" "\0"
+    "OCTFocalDistance" "\0"
+    "BeamSpotSize" "\0"
+    "EffectiveRefractiveIndex" "\0"
+    "OCTAcquisitionDomain" "\0"
+    "OCTOpticalCenterWavelength" "\0"
+    "AxialResolution" "\0"
+    "RangingDepth" "\0"
+    "ALineRate" "\0"
+    "ALinesPerFrame" "\0"
+    "CatheterRotationalRate" "\0"
+    "ALinePixelSpacing" "\0"
+    "ModeOfPercutaneousAccessSequence" "\0"
+    "IntravascularOCTFrameTypeSequence" "\0"
+    "OCTZOffsetApplied" "\0"
+    "IntravascularFrameContentSequence" "\0"
+    "IntravascularLongitudinalDistance" "\0"
+    "IntravascularOCTFrameContentSequence" "\0"
+    "OCTZOffsetCorrection" "\0"
+    "CatheterDirectionOfRotation" "\0"
+    "SeamLineLocation" "\0"
+    "FirstALineLocation" "\0"
+    "SeamLineIndex" "\0"
+    "NumberOfPaddedALines" "\0"
+    "InterpolationType" "\0"
+    "RefractiveIndexApplied" "\0"
+    "EnergyWindowVector" "\0"
+    "NumberOfEnergyWindows" "\0"
+    "EnergyWindowInformationSequence" "\0"
+    "EnergyWindowRangeSequence" "\0"
+    "EnergyWindowLowerLimit" "\0"
+    "EnergyWindowUpperLimit" "\0"
+    "RadiopharmaceuticalInformationSequence" "\0"
+    "ResidualSyringeCounts" "\0"
+    "EnergyWindowName" "\0"
+    "DetectorVector" "\0"
+    "NumberOfDetectors" "\0"
+    "DetectorInformationSequence" "\0"
+    "PhaseVector" "\0"
+    "NumberOfPhases" "\0"
+    "PhaseInformationSequence" "\0"
+    "NumberOfFramesInPhase" "\0"
+    "PhaseDelay" "\0"
+    "PauseBetweenFrames" "\0"
+    "PhaseDescription" "\0"
+    "RotationVector" "\0"
+    "NumberOfRotations" "\0"
+    "RotationInformationSequence" "\0"
+    "NumberOfFramesInRotation" "\0"
+    "RRIntervalVector" "\0"
+    "NumberOfRRIntervals" "\0"
+    "GatedInformationSequence" "\0"
+    "DataInformationSequence" "\0"
+    "TimeSlotVector" "\0"
+    "NumberOfTimeSlots" "\0"
+    "TimeSlotInformationSequence" "\0"
+    "TimeSlotTime" "\0"
+    "SliceVector" "\0"
+    "NumberOfSlices" "\0"
+    "AngularViewVector" "\0"
+    "TimeSliceVector" "\0"
+    "NumberOfTimeSlices" "\0"
+    "StartAngle" "\0"
+    "TypeOfDetectorMotion" "\0"
+    "TriggerVector" "\0"
+    "NumberOfTriggersInPhase" "\0"
+    "ViewCodeSequence" "\0"
+    "ViewModifierCodeSequence" "\0"
+    "RadionuclideCodeSequence" "\0"
+    "AdministrationRouteCodeSequence" "\0"
+    "RadiopharmaceuticalCodeSequence" "\0"
+    "CalibrationDataSequence" "\0"
+    "EnergyWindowNumber" "\0"
+    "ImageID" "\0"
+    "PatientOrientationCodeSequence" "\0"
+    "PatientOrientationModifierCodeSequence" "\0"
+    "PatientGantryRelationshipCodeSequence" "\0"
+    "SliceProgressionDirection" "\0"
+    "ScanProgressionDirection" "\0"
+    "SeriesType" "\0"
+    "Units" "\0"
+    "CountsSource" "\0"
+    "ReprojectionMethod" "\0"
+    "SUVType" "\0"
+    "RandomsCorrectionMethod" "\0"
+    "AttenuationCorrectionMethod" "\0"
+    "DecayCorrection" "\0"
+    "ReconstructionMethod" "\0"
+    "DetectorLinesOfResponseUsed" "\0"
+    "ScatterCorrectionMethod" "\0"
+    "AxialAcceptance" "\0"
+    "AxialMash" "\0"
+    "TransverseMash" "\0"
+    "DetectorElementSize" "\0"
+    "CoincidenceWindowWidth" "\0"
+    "SecondaryCountsType" "\0"
+    "FrameReferenceTime" "\0"
+    "PrimaryPromptsCountsAccumulated" "\0"
+    "SecondaryCountsAccumulated" "\0"
+    "SliceSensitivityFactor" "\0"
+    "DecayFactor" "\0"
+    "DoseCalibrationFactor" "\0"
+    "ScatterFractionFactor" "\0"
+    "DeadTimeFactor" "\0"
+    "ImageIndex" "\0"
+    "CountsIncluded" "\0"
+    "DeadTimeCorrectionFlag" "\0"
+    "HistogramSequence" "\0"
+    "HistogramNumberOfBins" "\0"
+    "HistogramFirstBinValue" "\0"
+    "HistogramLastBinValue" "\0"
+    "HistogramBinWidth" "\0"
+    "HistogramExplanation" "\0"
+    "HistogramData" "\0"
+    "SegmentationType" "\0"
+    "SegmentSequence" "\0"
+    "SegmentedPropertyCategoryCodeSequence" "\0"
+    "SegmentNumber" "\0"
+    "SegmentLabel" "\0"
+    "SegmentDescription" "\0"
+    "SegmentationAlgorithmIdentificationSequence" "\0"
+    "SegmentAlgorithmType" "\0"
+    "SegmentAlgorithmName" "\0"
+    "SegmentIdentificationSequence" "\0"
+    "ReferencedSegmentNumber" "\0"
+    "RecommendedDisplayGrayscaleValue" "\0"
+    "RecommendedDisplayCIELabValue" "\0"
+    "MaximumFractionalValue" "\0"
+    "SegmentedPropertyTypeCodeSequence" "\0"
+    "SegmentationFractionalType" "\0"
+    "SegmentedPropertyTypeModifierCodeSequence" "\0"
+    "UsedSegmentsSequence" "\0"
+    "SegmentsOverlap" "\0"
+    "TrackingID" "\0"
+    "TrackingUID" "\0"
+    "DeformableRegistrationSequence" "\0"
+    "SourceFrameOfReferenceUID" "\0"
+    "DeformableRegistrationGridSequence" "\0"
+    "GridDimensions" "\0"
+    "GridResolution" "\0"
+    "VectorGridData" "\0"
+    "PreDeformationMatrixRegistrationSequence" "\0"
+    "PostDeformationMatrixRegistrationSequence" "\0"
+    "NumberOfSurfaces" "\0"
+    "SurfaceSequence" "\0"
+    "SurfaceNumber" "\0"
+    "SurfaceComments" "\0"
+    "SurfaceProcessing" "\0"
+    "SurfaceProcessingRatio" "\0"
+    "SurfaceProcessingDescription" "\0"
+    "RecommendedPresentationOpacity" "\0"
+    "RecommendedPresentationType" "\0"
+    "FiniteVolume" "\0"
+    "Manifold" "\0"
+    "SurfacePointsSequence" "\0"
+    "SurfacePointsNormalsSequence" "\0"
+    "SurfaceMeshPrimitivesSequence" "\0"
+    "NumberOfSurfacePoints" "\0"
+    "PointCoordinatesData" "\0"
+    "PointPositionAccuracy" "\0"
+    "MeanPointDistance" "\0"
+    "MaximumPointDistance" "\0"
+    "PointsBoundingBoxCoordinates" "\0"
+    "AxisOfRotation" "\0"
+    "CenterOfRotation" "\0"
+    "NumberOfVectors" "\0"
+    "VectorDimensionality" "\0"
+    "VectorAccuracy" "\0"
+    "VectorCoordinateData" "\0"
+    "DoublePointCoordinatesData" "\0"
+    "TrianglePointIndexList" "\0"
+    "EdgePointIndexList" "\0"
+    "VertexPointIndexList" "\0"
+    "TriangleStripSequence" "\0"
+    "TriangleFanSequence" "\0"
+    "LineSequence" "\0"
+    "PrimitivePointIndexList" "\0"
+    "SurfaceCount" "\0"
+    "ReferencedSurfaceSequence" "\0"
+    "ReferencedSurfaceNumber" "\0"
+    "SegmentSurfaceGenerationAlgorithmIdentificationSequence" "\0"
+    "SegmentSurfaceSourceInstanceSequence" "\0"
+    "AlgorithmFamilyCodeSequence" "\0"
+    "AlgorithmNameCodeSequence" "\0"
+    "AlgorithmVersion" "\0"
+    "AlgorithmParameters" "\0"
+    "FacetSequence" "\0"
+    "SurfaceProcessingAlgorithmIdentificationSequence" "\0"
+    "AlgorithmName" "\0"
+    "RecommendedPointRadius" "\0"
+    "RecommendedLineThickness" "\0"
+    "LongPrimitivePointIndexList" "\0"
+    "LongTrianglePointIndexList" "\0"
+    "LongEdgePointIndexList" "\0"
+    "LongVertexPointIndexList" "\0"
+    "TrackSetSequence" "\0"
+    "TrackSequence" "\0"
+    "RecommendedDisplayCIELabValueList" "\0"
+    "TrackingAlgorithmIdentificationSequence" "\0"
+    "TrackSetNumber" "\0"
+    "TrackSetLabel" "\0"
+    "TrackSetDescription" "\0"
+    "TrackSetAnatomicalTypeCodeSequence" "\0"
+    "MeasurementsSequence" "\0"
+    "TrackSetStatisticsSequence" "\0"
+    "FloatingPointValues" "\0"
+    "TrackPointIndexList" "\0"
+    "TrackStatisticsSequence" "\0"
+    "MeasurementValuesSequence" "\0"
+    "DiffusionAcquisitionCodeSequence" "\0"
+    "DiffusionModelCodeSequence" "\0"
+    "ImplantSize" "\0"
+    "ImplantTemplateVersion" "\0"
+    "ReplacedImplantTemplateSequence" "\0"
+    "ImplantType" "\0"
+    "DerivationImplantTemplateSequence" "\0"
+    "OriginalImplantTemplateSequence" "\0"
+    "EffectiveDateTime" "\0"
+    "ImplantTargetAnatomySequence" "\0"
+    "InformationFromManufacturerSequence" "\0"
+    "NotificationFromManufacturerSequence" "\0"
+    "InformationIssueDateTime" "\0"
+    "InformationSummary" "\0"
+    "ImplantRegulatoryDisapprovalCodeSequence" "\0"
+    "OverallTemplateSpatialTolerance" "\0"
+    "HPGLDocumentSequence" "\0"
+    "HPGLDocumentID" "\0"
+    "HPGLDocumentLabel" "\0"
+    "ViewOrientationCodeSequence" "\0"
+    "ViewOrientationModifierCodeSequence" "\0"
+    "HPGLDocumentScaling" "\0"
+    "HPGLDocument" "\0"
+    "HPGLContourPenNumber" "\0"
+    "HPGLPenSequence" "\0"
+    "HPGLPenNumber" "\0"
+    "HPGLPenLabel" "\0"
+    "HPGLPenDescription" "\0"
+    "RecommendedRotationPoint" "\0"
+    "BoundingRectangle" "\0"
+    "ImplantTemplate3DModelSurfaceNumber" "\0"
+    "SurfaceModelDescriptionSequence" "\0"
+    "SurfaceModelLabel" "\0"
+    "SurfaceModelScalingFactor" "\0"
+    "MaterialsCodeSequence" "\0"
+    "CoatingMaterialsCodeSequence" "\0"
+    "ImplantTypeCodeSequence" "\0"
+    "FixationMethodCodeSequence" "\0"
+    "MatingFeatureSetsSequence" "\0"
+    "MatingFeatureSetID" "\0"
+    "MatingFeatureSetLabel" "\0"
+    "MatingFeatureSequence" "\0"
+    "MatingFeatureID" "\0"
+    "MatingFeatureDegreeOfFreedomSequence" "\0"
+    "DegreeOfFreedomID" "\0"
+    "DegreeOfFreedomType" "\0"
+    "TwoDMatingFeatureCoordinatesSequence" "\0"
+    "ReferencedHPGLDocumentID" "\0"
+    "TwoDMatingPoint" "\0"
+    "TwoDMatingAxes" "\0"
+    "TwoDDegreeOfFreedomSequence" "\0"
+    "ThreeDDegreeOfFreedomAxis" "\0"
+    "RangeOfFreedom" "\0"
+    "ThreeDMatingPoint" "\0"
+    "ThreeDMatingAxes" "\0"
+    "TwoDDegreeOfFreedomAxis" "\0"
+    "PlanningLandmarkPointSequence" "\0"
+    "PlanningLandmarkLineSequence" "\0"
+    "PlanningLandmarkPlaneSequence" "\0"
+    "PlanningLandmarkID" "\0"
+    "PlanningLandmarkDescription" "\0"
+    "PlanningLandmarkIdentificationCodeSequence" "\0"
+    "TwoDPointCoordinatesSequence" "\0"
+    "TwoDPointCoordinates" "\0"
+    "ThreeDPointCoordinates" "\0"
+    "TwoDLineCoordinatesSequence" "\0"
+    "TwoDLineCoordinates" "\0"
+    "ThreeDLineCoordinates" "\0"
+    "TwoDPlaneCoordinatesSequence" "\0"
+    "TwoDPlaneIntersection" "\0"
+    "ThreeDPlaneOrigin" "\0"
+    "ThreeDPlaneNormal" "\0"
+    "ModelModification" "\0"
+    "ModelMirroring" "\0"
+    "ModelUsageCodeSequence" "\0"
+    "ModelGroupUID" "\0"
+    "RelativeURIReferenceWithinEncapsulatedDocument" "\0"
+    "AnnotationCoordinateType" "\0"
+    "AnnotationGroupSequence" "\0"
+    "AnnotationGroupUID" "\0"
+    "AnnotationGroupLabel" "\0"
+    "AnnotationGroupDescription" "\0"
+    "AnnotationGroupGenerationType" "\0"
+    "AnnotationGroupAlgorithmIdentificationSequence" "\0"
+    "AnnotationPropertyCategoryCodeSequence" "\0"
+    "AnnotationPropertyTypeCodeSequence" "\0"
+    "AnnotationPropertyTypeModifierCodeSequence" "\0"
+    "NumberOfAnnotations" "\0"
+    "AnnotationAppliesToAllOpticalPaths" "\0"
+    "ReferencedOpticalPathIdentifier" "\0"
+    "AnnotationAppliesToAllZPlanes" "\0"
+    "CommonZCoordinateValue" "\0"
+    "AnnotationIndexList" "\0"
+    "GraphicAnnotationSequence" "\0"
+    "GraphicLayer" "\0"
+    "BoundingBoxAnnotationUnits" "\0"
+    "AnchorPointAnnotationUnits" "\0"
+    "GraphicAnnotationUnits" "\0"
+    "UnformattedTextValue" "\0"
+    "TextObjectSequence" "\0"
+    "GraphicObjectSequence" "\0"
+    "BoundingBoxTopLeftHandCorner" "\0"
+    "BoundingBoxBottomRightHandCorner" "\0"
+    "BoundingBoxTextHorizontalJustification" "\0"
+    "AnchorPoint" "\0"
+    "AnchorPointVisibility" "\0"
+    "GraphicDimensions" "\0"
+    "NumberOfGraphicPoints" "\0"
+    "GraphicData" "\0"
+    "GraphicType" "\0"
+    "GraphicFilled" "\0"
+    "ImageRotationRetired" "\0"
+    "ImageHorizontalFlip" "\0"
+    "ImageRotation" "\0"
+    "DisplayedAreaTopLeftHandCornerTrial" "\0"
+    "DisplayedAreaBottomRightHandCornerTrial" "\0"
+    "DisplayedAreaTopLeftHandCorner" "\0"
+    "DisplayedAreaBottomRightHandCorner" "\0"
+    "DisplayedAreaSelectionSequence" "\0"
+    "GraphicLayerSequence" "\0"
+    "GraphicLayerOrder" "\0"
+    "GraphicLayerRecommendedDisplayGrayscaleValue" "\0"
+    "GraphicLayerRecommendedDisplayRGBValue" "\0"
+    "GraphicLayerDescription" "\0"
+    "ContentLabel" "\0"
+    "ContentDescription" "\0"
+    "PresentationCreationDate" "\0"
+    "PresentationCreationTime" "\0"
+    "ContentCreatorName" "\0"
+    "ContentCreatorIdentificationCodeSequence" "\0"
+    "AlternateContentDescriptionSequence" "\0"
+    "PresentationSizeMode" "\0"
+    "PresentationPixelSpacing" "\0"
+    "PresentationPixelAspectRatio" "\0"
+    "PresentationPixelMagnificationRatio" "\0"
+    "GraphicGroupLabel" "\0"
+    "GraphicGroupDescription" "\0"
+    "CompoundGraphicSequence" "\0"
+    "CompoundGraphicInstanceID" "\0"
+    "FontName" "\0"
+    "FontNameType" "\0"
+    "CSSFontName" "\0"
+    "RotationAngle" "\0"
+    "TextStyleSequence" "\0"
+    "LineStyleSequence" "\0"
+    "FillStyleSequence" "\0"
+    "GraphicGroupSequence" "\0"
+    "TextColorCIELabValue" "\0"
+    "HorizontalAlignment" "\0"
+    "VerticalAlignment" "\0"
+    "ShadowStyle" "\0"
+    "ShadowOffsetX" "\0"
+    "ShadowOffsetY" "\0"
+    "ShadowColorCIELabValue" "\0"
+    "Underlined" "\0"
+    "Bold" "\0"
+    "Italic" "\0"
+    "PatternOnColorCIELabValue" "\0"
+    "PatternOffColorCIELabValue" "\0"
+    "LineThickness" "\0"
+    "LineDashingStyle" "\0"
+    "LinePattern" "\0"
+    "FillPattern" "\0"
+    "FillMode" "\0"
+    "ShadowOpacity" "\0"
+    "GapLength" "\0"
+    "DiameterOfVisibility" "\0"
+    "RotationPoint" "\0"
+    "TickAlignment" "\0"
+    "ShowTickLabel" "\0"
+    "TickLabelAlignment" "\0"
+    "CompoundGraphicUnits" "\0"
+    "PatternOnOpacity" "\0"
+    "PatternOffOpacity" "\0"
+    "MajorTicksSequence" "\0"
+    "TickPosition" "\0"
+    "TickLabel" "\0"
+    "CompoundGraphicType" "\0"
+    "GraphicGroupID" "\0"
+    "ShapeType" "\0"
+    "RegistrationSequence" "\0"
+    "MatrixRegistrationSequence" "\0"
+    "MatrixSequence" "\0"
+    "FrameOfReferenceToDisplayedCoordinateSystemTransformationMatrix" "\0"
+    "FrameOfReferenceTransformationMatrixType" "\0"
+    "RegistrationTypeCodeSequence" "\0"
+    "FiducialDescription" "\0"
+    "FiducialIdentifier" "\0"
+    "FiducialIdentifierCodeSequence" "\0"
+    "ContourUncertaintyRadius" "\0"
+    "UsedFiducialsSequence" "\0"
+    "GraphicCoordinatesDataSequence" "\0"
+    "FiducialUID" "\0"
+    "ReferencedFiducialUID" "\0"
+    "FiducialSetSequence" "\0"
+    "FiducialSequence" "\0"
+    "FiducialsPropertyCategoryCodeSequence" "\0"
+    "GraphicLayerRecommendedDisplayCIELabValue" "\0"
+    "BlendingSequence" "\0"
+    "RelativeOpacity" "\0"
+    "ReferencedSpatialRegistrationSequence" "\0"
+    "BlendingPosition" "\0"
+    "PresentationDisplayCollectionUID" "\0"
+    "PresentationSequenceCollectionUID" "\0"
+    "PresentationSequencePositionIndex" "\0"
+    "RenderedImageReferenceSequence" "\0"
+    "VolumetricPresentationStateInputSequence" "\0"
+    "PresentationInputType" "\0"
+    "InputSequencePositionIndex" "\0"
+    "Crop" "\0"
+    "CroppingSpecificationIndex" "\0"
+    "CompositingMethod" "\0"
+    "VolumetricPresentationInputNumber" "\0"
+    "ImageVolumeGeometry" "\0"
+    "VolumetricPresentationInputSetUID" "\0"
+    "VolumetricPresentationInputSetSequence" "\0"
+    "GlobalCrop" "\0"
+    "GlobalCroppingSpecificationIndex" "\0"
+    "RenderingMethod" "\0"
+    "VolumeCroppingSequence" "\0"
+    "VolumeCroppingMethod" "\0"
+    "BoundingBoxCrop" "\0"
+    "ObliqueCroppingPlaneSequence" "\0"
+    "Plane" "\0"
+    "PlaneNormal" "\0"
+    "CroppingSpecificationNumber" "\0"
+    "MultiPlanarReconstructionStyle" "\0"
+    "MPRThicknessType" "\0"
+    "MPRSlabThickness" "\0"
+    "MPRTopLeftHandCorner" "\0"
+    "MPRViewWidthDirection" "\0"
+    "MPRViewWidth" "\0"
+    "NumberOfVolumetricCurvePoints" "\0"
+    "VolumetricCurvePoints" "\0"
+    "MPRViewHeightDirection" "\0"
+    "MPRViewHeight" "\0"
+    "RenderProjection" "\0"
+    "ViewpointPosition" "\0"
+    "ViewpointLookAtPoint" "\0"
+    "ViewpointUpDirection" "\0"
+    "RenderFieldOfView" "\0"
+    "SamplingStepSize" "\0"
+    "ShadingStyle" "\0"
+    "AmbientReflectionIntensity" "\0"
+    "LightDirection" "\0"
+    "DiffuseReflectionIntensity" "\0"
+    "SpecularReflectionIntensity" "\0"
+    "Shininess" "\0"
+    "PresentationStateClassificationComponentSequence" "\0"
+    "ComponentType" "\0"
+    "ComponentInputSequence" "\0"
+    "VolumetricPresentationInputIndex" "\0"
+    "PresentationStateCompositorComponentSequence" "\0"
+    "WeightingTransferFunctionSequence" "\0"
+    "WeightingLookupTableDescriptor" "\0"
+    "WeightingLookupTableData" "\0"
+    "VolumetricAnnotationSequence" "\0"
+    "ReferencedStructuredContextSequence" "\0"
+    "ReferencedContentItem" "\0"
+    "VolumetricPresentationInputAnnotationSequence" "\0"
+    "AnnotationClipping" "\0"
+    "PresentationAnimationStyle" "\0"
+    "RecommendedAnimationRate" "\0"
+    "AnimationCurveSequence" "\0"
+    "AnimationStepSize" "\0"
+    "SwivelRange" "\0"
+    "VolumetricCurveUpDirections" "\0"
+    "VolumeStreamSequence" "\0"
+    "RGBATransferFunctionDescription" "\0"
+    "AdvancedBlendingSequence" "\0"
+    "BlendingInputNumber" "\0"
+    "BlendingDisplayInputSequence" "\0"
+    "BlendingDisplaySequence" "\0"
+    "BlendingMode" "\0"
+    "TimeSeriesBlending" "\0"
+    "GeometryForDisplay" "\0"
+    "ThresholdSequence" "\0"
+    "ThresholdValueSequence" "\0"
+    "ThresholdType" "\0"
+    "ThresholdValue" "\0"
+    "HangingProtocolName" "\0"
+    "HangingProtocolDescription" "\0"
+    "HangingProtocolLevel" "\0"
+    "HangingProtocolCreator" "\0"
+    "HangingProtocolCreationDateTime" "\0"
+    "HangingProtocolDefinitionSequence" "\0"
+    "HangingProtocolUserIdentificationCodeSequence" "\0"
+    "HangingProtocolUserGroupName" "\0"
+    "SourceHangingProtocolSequence" "\0"
+    "NumberOfPriorsReferenced" "\0"
+    "ImageSetsSequence" "\0"
+    "ImageSetSelectorSequence" "\0"
+    "ImageSetSelectorUsageFlag" "\0"
+    "SelectorAttribute" "\0"
+    "SelectorValueNumber" "\0"
+    "TimeBasedImageSetsSequence" "\0"
+    "ImageSetNumber" "\0"
+    "ImageSetSelectorCategory" "\0"
+    "RelativeTime" "\0"
+    "RelativeTimeUnits" "\0"
+    "AbstractPriorValue" "\0"
+    "AbstractPriorCodeSequence" "\0"
+    "ImageSetLabel" "\0"
+    "SelectorAttributeVR" "\0"
+    "SelectorSequencePointer" "\0"
+    "SelectorSequencePointerPrivateCreator" "\0"
+    "SelectorAttributePrivateCreator" "\0"
+    "SelectorAEValue" "\0"
+    "SelectorASValue" "\0"
+    "SelectorATValue" "\0"
+    "SelectorDAValue" "\0"
+    "SelectorCSValue" "\0"
+    "SelectorDTValue" "\0"
+    "SelectorISValue" "\0"
+    "SelectorOBValue" "\0"
+    "SelectorLOValue" "\0"
+    "SelectorOFValue" "\0"
+    "SelectorLTValue" "\0"
+    "SelectorOWValue" "\0"
+    "SelectorPNValue" "\0"
+    "SelectorTMValue" "\0"
+    "SelectorSHValue" "\0"
+    "SelectorUNValue" "\0"
+    "SelectorSTValue" "\0"
+    "SelectorUCValue" "\0"
+    "SelectorUTValue" "\0"
+    "SelectorURValue" "\0"
+    "SelectorDSValue" "\0"
+    "SelectorODValue" "\0"
+    "SelectorFDValue" "\0"
+    "SelectorOLValue" "\0"
+    "SelectorFLValue" "\0"
+    "SelectorULValue" "\0"
+    "SelectorUSValue" "\0"
+    "SelectorSLValue" "\0"
+    "SelectorSSValue" "\0"
+    "SelectorUIValue" "\0"
+    "SelectorCodeSequenceValue" "\0"
+    "SelectorOVValue" "\0"
+    "SelectorSVValue" "\0"
+    "SelectorUVValue" "\0"
+    "NumberOfScreens" "\0"
+    "NominalScreenDefinitionSequence" "\0"
+    "NumberOfVerticalPixels" "\0"
+    "NumberOfHorizontalPixels" "\0"
+    "DisplayEnvironmentSpatialPosition" "\0"
+    "ScreenMinimumGrayscaleBitDepth" "\0"
+    "ScreenMinimumColorBitDepth" "\0"
+    "ApplicationMaximumRepaintTime" "\0"
+    "DisplaySetsSequence" "\0"
+    "DisplaySetNumber" "\0"
+    "DisplaySetLabel" "\0"
+    "DisplaySetPresentationGroup" "\0"
+    "DisplaySetPresentationGroupDescription" "\0"
+    "PartialDataDisplayHandling" "\0"
+    "SynchronizedScrollingSequence" "\0"
+    "DisplaySetScrollingGroup" "\0"
+    "NavigationIndicatorSequence" "\0"
+    "NavigationDisplaySet" "\0"
+    "ReferenceDisplaySets" "\0"
+    "ImageBoxesSequence" "\0"
+    "ImageBoxNumber" "\0"
+    "ImageBoxLayoutType" "\0"
+    "ImageBoxTileHorizontalDimension" "\0"
+    "ImageBoxTileVerticalDimension" "\0"
+    "ImageBoxScrollDirection" "\0"
+    "ImageBoxSmallScrollType" "\0"
+    "ImageBoxSmallScrollAmount" "\0"
+    "ImageBoxLargeScrollType" "\0"
+    "ImageBoxLargeScrollAmount" "\0"
+    "ImageBoxOverlapPriority" "\0"
+    "CineRelativeToRealTime" "\0"
+    "FilterOperationsSequence" "\0"
+    "FilterByCategory" "\0"
+    "FilterByAttributePresence" "\0"
+    "FilterByOperator" "\0"
+    "StructuredDisplayBackgroundCIELabValue" "\0"
+    "EmptyImageBoxCIELabValue" "\0"
+    "StructuredDisplayImageBoxSequence" "\0"
+    "StructuredDisplayTextBoxSequence" "\0"
+    "ReferencedFirstFrameSequence" "\0"
+    "ImageBoxSynchronizationSequence" "\0"
+    "SynchronizedImageBoxList" "\0"
+    "TypeOfSynchronization" "\0"
+    "BlendingOperationType" "\0"
+    "ReformattingOperationType" "\0"
+    "ReformattingThickness" "\0"
+    "ReformattingInterval" "\0"
+    "ReformattingOperationInitialViewDirection" "\0"
+    "ThreeDRenderingType" "\0"
+    "SortingOperationsSequence" "\0"
+    "SortByCategory" "\0"
+    "SortingDirection" "\0"
+    "DisplaySetPatientOrientation" "\0"
+    "VOIType" "\0"
+    "PseudoColorType" "\0"
+    "PseudoColorPaletteInstanceReferenceSequence" "\0"
+    "ShowGrayscaleInverted" "\0"
+    "ShowImageTrueSizeFlag" "\0"
+    "ShowGraphicAnnotationFlag" "\0"
+    "ShowPatientDemographicsFlag" "\0"
+    "ShowAcquisitionTechniquesFlag" "\0"
+    "DisplaySetHorizontalJustification" "\0"
+    "DisplaySetVerticalJustification" "\0"
+    "ContinuationStartMeterset" "\0"
+    "ContinuationEndMeterset" "\0"
+    "ProcedureStepState" "\0"
+    "ProcedureStepProgressInformationSequence" "\0"
+    "ProcedureStepProgress" "\0"
+    "ProcedureStepProgressDescription" "\0"
+    "ProcedureStepProgressParametersSequence" "\0"
+    "ProcedureStepCommunicationsURISequence" "\0"
+    "ContactURI" "\0"
+    "ContactDisplayName" "\0"
+    "ProcedureStepDiscontinuationReasonCodeSequence" "\0"
+    "BeamTaskSequence" "\0"
+    "BeamTaskType" "\0"
+    "BeamOrderIndexTrial" "\0"
+    "AutosequenceFlag" "\0"
+    "TableTopVerticalAdjustedPosition" "\0"
+    "TableTopLongitudinalAdjustedPosition" "\0"
+    "TableTopLateralAdjustedPosition" "\0"
+    "PatientSupportAdjustedAngle" "\0"
+    "TableTopEccentricAdjustedAngle" "\0"
+    "TableTopPitchAdjustedAngle" "\0"
+    "TableTopRollAdjustedAngle" "\0"
+    "DeliveryVerificationImageSequence" "\0"
+    "VerificationImageTiming" "\0"
+    "DoubleExposureFlag" "\0"
+    "DoubleExposureOrdering" "\0"
+    "DoubleExposureMetersetTrial" "\0"
+    "DoubleExposureFieldDeltaTrial" "\0"
+    "RelatedReferenceRTImageSequence" "\0"
+    "GeneralMachineVerificationSequence" "\0"
+    "ConventionalMachineVerificationSequence" "\0"
+    "IonMachineVerificationSequence" "\0"
+    "FailedAttributesSequence" "\0"
+    "OverriddenAttributesSequence" "\0"
+    "ConventionalControlPointVerificationSequence" "\0"
+    "IonControlPointVerificationSequence" "\0"
+    "AttributeOccurrenceSequence" "\0"
+    "AttributeOccurrencePointer" "\0"
+    "AttributeItemSelector" "\0"
+    "AttributeOccurrencePrivateCreator" "\0"
+    "SelectorSequencePointerItems" "\0"
+    "ScheduledProcedureStepPriority" "\0"
+    "WorklistLabel" "\0"
+    "ProcedureStepLabel" "\0"
+    "ScheduledProcessingParametersSequence" "\0"
+    "PerformedProcessingParametersSequence" "\0"
+    "UnifiedProcedureStepPerformedProcedureSequence" "\0"
+    "RelatedProcedureStepSequence" "\0"
+    "ProcedureStepRelationshipType" "\0"
+    "ReplacedProcedureStepSequence" "\0"
+    "DeletionLock" "\0"
+    "ReceivingAE" "\0"
+    "RequestingAE" "\0"
+    "ReasonForCancellation" "\0"
+    "SCPStatus" "\0"
+    "SubscriptionListStatus" "\0"
+    "UnifiedProcedureStepListStatus" "\0"
+    "BeamOrderIndex" "\0"
+    "DoubleExposureMeterset" "\0"
+    "DoubleExposureFieldDelta" "\0"
+    "BrachyTaskSequence" "\0"
+    "ContinuationStartTotalReferenceAirKerma" "\0"
+    "ContinuationEndTotalReferenceAirKerma" "\0"
+    "ContinuationPulseNumber" "\0"
+    "ChannelDeliveryOrderSequence" "\0"
+    "ReferencedChannelNumber" "\0"
+    "StartCumulativeTimeWeight" "\0"
+    "EndCumulativeTimeWeight" "\0"
+    "OmittedChannelSequence" "\0"
+    "ReasonForChannelOmission" "\0"
+    "ReasonForChannelOmissionDescription" "\0"
+    "ChannelDeliveryOrderIndex" "\0"
+    "ChannelDeliveryContinuationSequence" "\0"
+    "OmittedApplicationSetupSequence" "\0"
+    "ImplantAssemblyTemplateName" "\0"
+    "ImplantAssemblyTemplateIssuer" "\0"
+    "ImplantAssemblyTemplateVersion" "\0"
+    "ReplacedImplantAssemblyTemplateSequence" "\0"
+    "ImplantAssemblyTemplateType" "\0"
+    "OriginalImplantAssemblyTemplateSequence" "\0"
+    "DerivationImplantAssemblyTemplateSequence" "\0"
+    "ImplantAssemblyTemplateTargetAnatomySequence" "\0"
+    "ProcedureTypeCodeSequence" "\0"
+    "SurgicalTechnique" "\0"
+    "ComponentTypesSequence" "\0"
+    "ComponentTypeCodeSequence" "\0"
+    "ExclusiveComponentType" "\0"
+    "MandatoryComponentType" "\0"
+    "ComponentSequence" "\0"
+    "ComponentID" "\0"
+    "ComponentAssemblySequence" "\0"
+    "Component1ReferencedID" "\0"
+    "Component1ReferencedMatingFeatureSetID" "\0"
+    "Component1ReferencedMatingFeatureID" "\0"
+    "Component2ReferencedID" "\0"
+    "Component2ReferencedMatingFeatureSetID" "\0"
+    "Component2ReferencedMatingFeatureID" "\0"
+    "ImplantTemplateGroupName" "\0"
+    "ImplantTemplateGroupDescription" "\0"
+    "ImplantTemplateGroupIssuer" "\0"
+    "ImplantTemplateGroupVersion" "\0"
+    "ReplacedImplantTemplateGroupSequence" "\0"
+    "ImplantTemplateGroupTargetAnatomySequence" "\0"
+    "ImplantTemplateGroupMembersSequence" "\0"
+    "ImplantTemplateGroupMemberID" "\0"
+    "ThreeDImplantTemplateGroupMemberMatchingPoint" "\0"
+    "ThreeDImplantTemplateGroupMemberMatchingAxes" "\0"
+    "ImplantTemplateGroupMemberMatching2DCoordinatesSequence" "\0"
+    "TwoDImplantTemplateGroupMemberMatchingPoint" "\0"
+    "TwoDImplantTemplateGroupMemberMatchingAxes" "\0"
+    "ImplantTemplateGroupVariationDimensionSequence" "\0"
+    "ImplantTemplateGroupVariationDimensionName" "\0"
+    "ImplantTemplateGroupVariationDimensionRankSequence" "\0"
+    "ReferencedImplantTemplateGroupMemberID" "\0"
+    "ImplantTemplateGroupVariationDimensionRank" "\0"
+    "SurfaceScanAcquisitionTypeCodeSequence" "\0"
+    "SurfaceScanModeCodeSequence" "\0"
+    "RegistrationMethodCodeSequence" "\0"
+    "ShotDurationTime" "\0"
+    "ShotOffsetTime" "\0"
+    "SurfacePointPresentationValueData" "\0"
+    "SurfacePointColorCIELabValueData" "\0"
+    "UVMappingSequence" "\0"
+    "TextureLabel" "\0"
+    "UValueData" "\0"
+    "VValueData" "\0"
+    "ReferencedTextureSequence" "\0"
+    "ReferencedSurfaceDataSequence" "\0"
+    "AssessmentSummary" "\0"
+    "AssessmentSummaryDescription" "\0"
+    "AssessedSOPInstanceSequence" "\0"
+    "ReferencedComparisonSOPInstanceSequence" "\0"
+    "NumberOfAssessmentObservations" "\0"
+    "AssessmentObservationsSequence" "\0"
+    "ObservationSignificance" "\0"
+    "ObservationDescription" "\0"
+    "StructuredConstraintObservationSequence" "\0"
+    "AssessedAttributeValueSequence" "\0"
+    "AssessmentSetID" "\0"
+    "AssessmentRequesterSequence" "\0"
+    "SelectorAttributeName" "\0"
+    "SelectorAttributeKeyword" "\0"
+    "AssessmentTypeCodeSequence" "\0"
+    "ObservationBasisCodeSequence" "\0"
+    "AssessmentLabel" "\0"
+    "ConstraintType" "\0"
+    "SpecificationSelectionGuidance" "\0"
+    "ConstraintValueSequence" "\0"
+    "RecommendedDefaultValueSequence" "\0"
+    "ConstraintViolationSignificance" "\0"
+    "ConstraintViolationCondition" "\0"
+    "ModifiableConstraintFlag" "\0"
+    "StorageMediaFileSetID" "\0"
+    "StorageMediaFileSetUID" "\0"
+    "IconImageSequence" "\0"
+    "TopicTitle" "\0"
+    "TopicSubject" "\0"
+    "TopicAuthor" "\0"
+    "TopicKeywords" "\0"
+    "SOPInstanceStatus" "\0"
+    "SOPAuthorizationDateTime" "\0"
+    "SOPAuthorizationComment" "\0"
+    "AuthorizationEquipmentCertificationNumber" "\0"
+    "MACIDNumber" "\0"
+    "MACCalculationTransferSyntaxUID" "\0"
+    "MACAlgorithm" "\0"
+    "DataElementsSigned" "\0"
+    "DigitalSignatureUID" "\0"
+    "DigitalSignatureDateTime" "\0"
+    "CertificateType" "\0"
+    "CertificateOfSigner" "\0"
+    "Signature" "\0"
+    "CertifiedTimestampType" "\0"
+    "CertifiedTimestamp" "\0"
+    "" "\0"
+    "DigitalSignaturePurposeCodeSequence" "\0"
+    "ReferencedDigitalSignatureSequence" "\0"
+    "ReferencedSOPInstanceMACSequence" "\0"
+    "MAC" "\0"
+    "EncryptedAttributesSequence" "\0"
+    "EncryptedContentTransferSyntaxUID" "\0"
+    "EncryptedContent" "\0"
+    "ModifiedAttributesSequence" "\0"
+    "NonconformingModifiedAttributesSequence" "\0"
+    "NonconformingDataElementValue" "\0"
+    "OriginalAttributesSequence" "\0"
+    "AttributeModificationDateTime" "\0"
+    "ModifyingSystem" "\0"
+    "SourceOfPreviousValues" "\0"
+    "ReasonForTheAttributeModification" "\0"
+    "InstanceOriginStatus" "\0"
+    "NumberOfCopies" "\0"
+    "PrinterConfigurationSequence" "\0"
+    "PrintPriority" "\0"
+    "MediumType" "\0"
+    "FilmDestination" "\0"
+    "FilmSessionLabel" "\0"
+    "MemoryAllocation" "\0"
+    "MaximumMemoryAllocation" "\0"
+    "ColorImagePrintingFlag" "\0"
+    "CollationFlag" "\0"
+    "AnnotationFlag" "\0"
+    "ImageOverlayFlag" "\0"
+    "PresentationLUTFlag" "\0"
+    "ImageBoxPresentationLUTFlag" "\0"
+    "MemoryBitDepth" "\0"
+    "PrintingBitDepth" "\0"
+    "MediaInstalledSequence" "\0"
+    "OtherMediaAvailableSequence" "\0"
+    "SupportedImageDisplayFormatsSequence" "\0"
+    "ReferencedFilmBoxSequence" "\0"
+    "ReferencedStoredPrintSequence" "\0"
+    "ImageDisplayFormat" "\0"
+    "AnnotationDisplayFormatID" "\0"
+    "FilmOrientation" "\0"
+    "FilmSizeID" "\0"
+    "PrinterResolutionID" "\0"
+    "DefaultPrinterResolutionID" "\0"
+    "MagnificationType" "\0"
+    "SmoothingType" "\0"
+    "DefaultMagnificationType" "\0"
+    "OtherMagnificationTypesAvailable" "\0"
+    "DefaultSmoothingType" "\0"
+    "OtherSmoothingTypesAvailable" "\0"
+    "BorderDensity" "\0"
+    "EmptyImageDensity" "\0"
+    "MinDensity" "\0"
+    "MaxDensity" "\0"
+    "Trim" "\0"
+    "ConfigurationInformation" "\0"
+    "ConfigurationInformationDescription" "\0"
+    "MaximumCollatedFilms" "\0"
+    "Illumination" "\0"
+    "ReflectedAmbientLight" "\0"
+    "PrinterPixelSpacing" "\0"
+    "ReferencedFilmSessionSequence" "\0"
+    "ReferencedImageBoxSequence" "\0"
+    "ReferencedBasicAnnotationBoxSequence" "\0"
+    "ImageBoxPosition" "\0"
+    "Polarity" "\0"
+    "RequestedImageSize" "\0"
+    "RequestedDecimateCropBehavior" "\0"
+    "RequestedResolutionID" "\0"
+    "RequestedImageSizeFlag" "\0"
+    "DecimateCropResult" "\0"
+    "BasicGrayscaleImageSequence" "\0"
+    "BasicColorImageSequence" "\0"
+    "ReferencedImageOverlayBoxSequence" "\0"
+    "ReferencedVOILUTBoxSequence" "\0"
+    "AnnotationPosition" "\0"
+    "TextString" "\0"
+    "ReferencedOverlayPlaneSequence" "\0"
+    "ReferencedOverlayPlaneGroups" "\0"
+    "OverlayPixelDataSequence" "\0"
+    "OverlayMagnificationType" "\0"
+    "OverlaySmoothingType" "\0"
+    "OverlayOrImageMagnification" "\0"
+    "MagnifyToNumberOfColumns" "\0"
+    "OverlayForegroundDensity" "\0"
+    "OverlayBackgroundDensity" "\0"
+    "OverlayMode" "\0"
+    "ThresholdDensity" "\0"
+    "ReferencedImageBoxSequenceRetired" "\0"
+    "PresentationLUTSequence" "\0"
+    "PresentationLUTShape" "\0"
+    "ReferencedPresentationLUTSequence" "\0"
+    "PrintJobID" "\0"
+    "ExecutionStatus" "\0"
+    "ExecutionStatusInfo" "\0"
+    "CreationDate" "\0"
+    "CreationTime" "\0"
+    "Originator" "\0"
+    "DestinationAE" "\0"
+    "OwnerID" "\0"
+    "NumberOfFilms" "\0"
+    "ReferencedPrintJobSequencePullStoredPrint" "\0"
+    "PrinterStatus" "\0"
+    "PrinterStatusInfo" "\0"
+    "PrinterName" "\0"
+    "PrintQueueID" "\0"
+    "QueueStatus" "\0"
+    "PrintJobDescriptionSequence" "\0"
+    "ReferencedPrintJobSequence" "\0"
+    "PrintManagementCapabilitiesSequence" "\0"
+    "PrinterCharacteristicsSequence" "\0"
+    "FilmBoxContentSequence" "\0"
+    "ImageBoxContentSequence" "\0"
+    "AnnotationContentSequence" "\0"
+    "ImageOverlayBoxContentSequence" "\0"
+    "PresentationLUTContentSequence" "\0"
+    "ProposedStudySequence" "\0"
+    "OriginalImageSequence" "\0"
+    "LabelUsingInformationExtractedFromInstances" "\0"
+    "LabelText" "\0"
+    "LabelStyleSelection" "\0"
+    "MediaDisposition" "\0"
+    "BarcodeValue" "\0"
+    "BarcodeSymbology" "\0"
+    "AllowMediaSplitting" "\0"
+    "IncludeNonDICOMObjects" "\0"
+    "IncludeDisplayApplication" "\0"
+    "PreserveCompositeInstancesAfterMediaCreation" "\0"
+    "TotalNumberOfPiecesOfMediaCreated" "\0"
+    "RequestedMediaApplicationProfile" "\0"
+    "ReferencedStorageMediaSequence" "\0"
+    "FailureAttributes" "\0"
+    "AllowLossyCompression" "\0"
+    "RequestPriority" "\0"
+    "RTImageLabel" "\0"
+    "RTImageName" "\0"
+    "RTImageDescription" "\0"
+    "ReportedValuesOrigin" "\0"
+    "RTImagePlane" "\0"
+    "XRayImageReceptorTranslation" "\0"
+    "XRayImageReceptorAngle" "\0"
+    "RTImageOrientation" "\0"
+    "ImagePlanePixelSpacing" "\0"
+    "RTImagePosition" "\0"
+    "RadiationMachineName" "\0"
+    "RadiationMachineSAD" "\0"
+    "RadiationMachineSSD" "\0"
+    "RTImageSID" "\0"
+    "SourceToReferenceObjectDistance" "\0"
+    "FractionNumber" "\0"
+    "ExposureSequence" "\0"
+    "MetersetExposure" "\0"
+    "DiaphragmPosition" "\0"
+    "FluenceMapSequence" "\0"
+    "FluenceDataSource" "\0"
+    "FluenceDataScale" "\0"
+    "PrimaryFluenceModeSequence" "\0"
+    "FluenceMode" "\0"
+    "FluenceModeID" "\0"
+    "DVHType" "\0"
+    "DoseUnits" "\0"
+    "DoseType" "\0"
+    "SpatialTransformOfDose" "\0"
+    "DoseComment" "\0"
+    "NormalizationPoint" "\0"
+    "DoseSummationType" "\0"
+    "GridFrameOffsetVector" "\0"
+    "DoseGridScaling" "\0"
+    "RTDoseROISequence" "\0"
+    "DoseValue" "\0"
+    "TissueHeterogeneityCorrection" "\0"
+    "DVHNormalizationPoint" "\0"
+    "DVHNormalizationDoseValue" "\0"
+    "DVHSequence" "\0"
+    "DVHDoseScaling" "\0"
+    "DVHVolumeUnits" "\0"
+    "DVHNumberOfBins" "\0"
+    "DVHData" "\0"
+    "DVHReferencedROISequence" "\0"
+    "DVHROIContributionType" "\0"
+    "DVHMinimumDose" "\0"
+    "DVHMaximumDose" "\0"
+    "DVHMeanDose" "\0"
+    "StructureSetLabel" "\0"
+    "StructureSetName" "\0"
+    "StructureSetDescription" "\0"
+    "StructureSetDate" "\0"
+    "StructureSetTime" "\0"
+    "ReferencedFrameOfReferenceSequence" "\0"
+    "RTReferencedStudySequence" "\0"
+    "RTReferencedSeriesSequence" "\0"
+    "ContourImageSequence" "\0"
+    "PredecessorStructureSetSequence" "\0"
+    "StructureSetROISequence" "\0"
+    "ROINumber" "\0"
+    "ReferencedFrameOfReferenceUID" "\0"
+    "ROIName" "\0"
+    "ROIDescription" "\0"
+    "ROIDisplayColor" "\0"
+    "ROIVolume" "\0"
+    "RTRelatedROISequence" "\0"
+    "RTROIRelationship" "\0"
+    "ROIGenerationAlgorithm" "\0"
+    "ROIDerivationAlgorithmIdentificationSequence" "\0"
+    "ROIGenerationDescription" "\0"
+    "ROIContourSequence" "\0"
+    "ContourSequence" "\0"
+    "ContourGeometricType" "\0"
+    "ContourSlabThickness" "\0"
+    "ContourOffsetVector" "\0"
+    "NumberOfContourPoints" "\0"
+    "ContourNumber" "\0"
+    "AttachedContours" "\0"
+    "SourcePixelPlanesCharacteristicsSequence" "\0"
+    "ContourData" "\0"
+    "RTROIObservationsSequence" "\0"
+    "ObservationNumber" "\0"
+    "ReferencedROINumber" "\0"
+    "ROIObservationLabel" "\0"
+    "RTROIIdentificationCodeSequence" "\0"
+    "ROIObservationDescription" "\0"
+    "RelatedRTROIObservationsSequence" "\0"
+    "RTROIInterpretedType" "\0"
+    "ROIInterpreter" "\0"
+    "ROIPhysicalPropertiesSequence" "\0"
+    "ROIPhysicalProperty" "\0"
+    "ROIPhysicalPropertyValue" "\0"
+    "ROIElementalCompositionSequence" "\0"
+    "ROIElementalCompositionAtomicNumber" "\0"
+    "ROIElementalCompositionAtomicMassFraction" "\0"
+    "AdditionalRTROIIdentificationCodeSequence" "\0"
+    "FrameOfReferenceRelationshipSequence" "\0"
+    "RelatedFrameOfReferenceUID" "\0"
+    "FrameOfReferenceTransformationType" "\0"
+    "FrameOfReferenceTransformationMatrix" "\0"
+    "FrameOfReferenceTransformationComment" "\0"
+    "PatientLocationCoordinatesSequence" "\0"
+    "PatientLocationCoordinatesCodeSequence" "\0"
+    "PatientSupportPositionSequence" "\0"
+    "MeasuredDoseReferenceSequence" "\0"
+    "MeasuredDoseDescription" "\0"
+    "MeasuredDoseType" "\0"
+    "MeasuredDoseValue" "\0"
+    "TreatmentSessionBeamSequence" "\0"
+    "TreatmentSessionIonBeamSequence" "\0"
+    "CurrentFractionNumber" "\0"
+    "TreatmentControlPointDate" "\0"
+    "TreatmentControlPointTime" "\0"
+    "TreatmentTerminationStatus" "\0"
+    "TreatmentTerminationCode" "\0"
+    "TreatmentVerificationStatus" "\0"
+    "ReferencedTreatmentRecordSequence" "\0"
+    "SpecifiedPrimaryMeterset" "\0"
+    "SpecifiedSecondaryMeterset" "\0"
+    "DeliveredPrimaryMeterset" "\0"
+    "DeliveredSecondaryMeterset" "\0"
+    "SpecifiedTreatmentTime" "\0"
+    "DeliveredTreatmentTime" "\0"
+    "ControlPointDeliverySequence" "\0"
+    "IonControlPointDeliverySequence" "\0"
+    "SpecifiedMeterset" "\0"
+    "DeliveredMeterset" "\0"
+    "MetersetRateSet" "\0"
+    "MetersetRateDelivered" "\0"
+    "ScanSpotMetersetsDelivered" "\0"
+    "DoseRateDelivered" "\0"
+    "TreatmentSummaryCalculatedDoseReferenceSequence" "\0"
+    "CumulativeDoseToDoseReference" "\0"
+    "FirstTreatmentDate" "\0"
+    "MostRecentTreatmentDate" "\0"
+    "NumberOfFractionsDelivered" "\0"
+    "OverrideSequence" "\0"
+    "ParameterSequencePointer" "\0"
+    "OverrideParameterPointer" "\0"
+    "ParameterItemIndex" "\0"
+    "MeasuredDoseReferenceNumber" "\0"
+    "ParameterPointer" "\0"
+    "OverrideReason" "\0"
+    "ParameterValueNumber" "\0"
+    "CorrectedParameterSequence" "\0"
+    "CorrectionValue" "\0"
+    "CalculatedDoseReferenceSequence" "\0"
+    "CalculatedDoseReferenceNumber" "\0"
+    "CalculatedDoseReferenceDescription" "\0"
+    "CalculatedDoseReferenceDoseValue" "\0"
+    "StartMeterset" "\0"
+    "EndMeterset" "\0"
+    "ReferencedMeasuredDoseReferenceSequence" "\0"
+    "ReferencedMeasuredDoseReferenceNumber" "\0"
+    "ReferencedCalculatedDoseReferenceSequence" "\0"
+    "ReferencedCalculatedDoseReferenceNumber" "\0"
+    "BeamLimitingDeviceLeafPairsSequence" "\0"
+    "RecordedWedgeSequence" "\0"
+    "RecordedCompensatorSequence" "\0"
+    "RecordedBlockSequence" "\0"
+    "RecordedBlockSlabSequence" "\0"
+    "TreatmentSummaryMeasuredDoseReferenceSequence" "\0"
+    "RecordedSnoutSequence" "\0"
+    "RecordedRangeShifterSequence" "\0"
+    "RecordedLateralSpreadingDeviceSequence" "\0"
+    "RecordedRangeModulatorSequence" "\0"
+    "RecordedSourceSequence" "\0"
+    "SourceSerialNumber" "\0"
+    "TreatmentSessionApplicationSetupSequence" "\0"
+    "ApplicationSetupCheck" "\0"
+    "RecordedBrachyAccessoryDeviceSequence" "\0"
+    "ReferencedBrachyAccessoryDeviceNumber" "\0"
+    "RecordedChannelSequence" "\0"
+    "SpecifiedChannelTotalTime" "\0"
+    "DeliveredChannelTotalTime" "\0"
+    "SpecifiedNumberOfPulses" "\0"
+    "DeliveredNumberOfPulses" "\0"
+    "SpecifiedPulseRepetitionInterval" "\0"
+    "DeliveredPulseRepetitionInterval" "\0"
+    "RecordedSourceApplicatorSequence" "\0"
+    "ReferencedSourceApplicatorNumber" "\0"
+    "RecordedChannelShieldSequence" "\0"
+    "ReferencedChannelShieldNumber" "\0"
+    "BrachyControlPointDeliveredSequence" "\0"
+    "SafePositionExitDate" "\0"
+    "SafePositionExitTime" "\0"
+    "SafePositionReturnDate" "\0"
+    "SafePositionReturnTime" "\0"
+    "PulseSpecificBrachyControlPointDeliveredSequence" "\0"
+    "PulseNumber" "\0"
+    "BrachyPulseControlPointDeliveredSequence" "\0"
+    "CurrentTreatmentStatus" "\0"
+    "TreatmentStatusComment" "\0"
+    "FractionGroupSummarySequence" "\0"
+    "ReferencedFractionNumber" "\0"
+    "FractionGroupType" "\0"
+    "BeamStopperPosition" "\0"
+    "FractionStatusSummarySequence" "\0"
+    "TreatmentDate" "\0"
+    "TreatmentTime" "\0"
+    "RTPlanLabel" "\0"
+    "RTPlanName" "\0"
+    "RTPlanDescription" "\0"
+    "RTPlanDate" "\0"
+    "RTPlanTime" "\0"
+    "TreatmentProtocols" "\0"
+    "PlanIntent" "\0"
+    "TreatmentSites" "\0"
+    "RTPlanGeometry" "\0"
+    "PrescriptionDescription" "\0"
+    "DoseReferenceSequence" "\0"
+    "DoseReferenceNumber" "\0"
+    "DoseReferenceUID" "\0"
+    "DoseReferenceStructureType" "\0"
+    "NominalBeamEnergyUnit" "\0"
+    "DoseReferenceDescription" "\0"
+    "DoseReferencePointCoordinates" "\0"
+    "NominalPriorDose" "\0"
+    "DoseReferenceType" "\0"
+    "ConstraintWeight" "\0"
+    "DeliveryWarningDose" "\0"
+    "DeliveryMaximumDose" "\0"
+    "TargetMinimumDose" "\0"
+    "TargetPrescriptionDose" "\0"
+    "TargetMaximumDose" "\0"
+    "TargetUnderdoseVolumeFraction" "\0"
+    "OrganAtRiskFullVolumeDose" "\0"
+    "OrganAtRiskLimitDose" "\0"
+    "OrganAtRiskMaximumDose" "\0"
+    "OrganAtRiskOverdoseVolumeFraction" "\0"
+    "ToleranceTableSequence" "\0"
+    "ToleranceTableNumber" "\0"
+    "ToleranceTableLabel" "\0"
+    "GantryAngleTolerance" "\0"
+    "BeamLimitingDeviceAngleTolerance" "\0"
+    "BeamLimitingDeviceToleranceSequence" "\0"
+    "BeamLimitingDevicePositionTolerance" "\0"
+    "SnoutPositionTolerance" "\0"
+    "PatientSupportAngleTolerance" "\0"
+    "TableTopEccentricAngleTolerance" "\0"
+    "TableTopPitchAngleTolerance" "\0"
+    "TableTopRollAngleTolerance" "\0"
+    "TableTopVerticalPositionTolerance" "\0"
+    "TableTopLongitudinalPositionTolerance" "\0"
+    "TableTopLateralPositionTolerance" "\0"
+    "RTPlanRelationship" "\0"
+    "FractionGroupSequence" "\0"
+    "FractionGroupNumber" "\0"
+    "FractionGroupDescription" "\0"
+    "NumberOfFractionsPlanned" "\0"
+    "NumberOfFractionPatternDigitsPerDay" "\0"
+    "RepeatFractionCycleLength" "\0"
+    "FractionPattern" "\0"
+    "NumberOfBeams" "\0"
+    "BeamDoseSpecificationPoint" "\0"
+    "ReferencedDoseReferenceUID" "\0"
+    "BeamDose" "\0"
+    "BeamMeterset" "\0"
+    "BeamDosePointDepth" "\0"
+    "BeamDosePointEquivalentDepth" "\0"
+    "BeamDosePointSSD" "\0"
+    "BeamDoseMeaning" "\0"
+    "BeamDoseVerificationControlPointSequence" "\0"
+    "AverageBeamDosePointDepth" "\0"
+    "AverageBeamDosePointEquivalentDepth" "\0"
+    "AverageBeamDosePointSSD" "\0"
+    "BeamDoseType" "\0"
+    "AlternateBeamDose" "\0"
+    "AlternateBeamDoseType" "\0"
+    "DepthValueAveragingFlag" "\0"
+    "BeamDosePointSourceToExternalContourDistance" "\0"
+    "NumberOfBrachyApplicationSetups" "\0"
+    "BrachyApplicationSetupDoseSpecificationPoint" "\0"
+    "BrachyApplicationSetupDose" "\0"
+    "BeamSequence" "\0"
+    "TreatmentMachineName" "\0"
+    "PrimaryDosimeterUnit" "\0"
+    "SourceAxisDistance" "\0"
+    "BeamLimitingDeviceSequence" "\0"
+    "RTBeamLimitingDeviceType" "\0"
+    "SourceToBeamLimitingDeviceDistance" "\0"
+    "IsocenterToBeamLimitingDeviceDistance" "\0"
+    "NumberOfLeafJawPairs" "\0"
+    "LeafPositionBoundaries" "\0"
+    "BeamNumber" "\0"
+    "BeamName" "\0"
+    "BeamDescription" "\0"
+    "BeamType" "\0"
+    "BeamDeliveryDurationLimit" "\0"
+    "RadiationType" "\0"
+    "HighDoseTechniqueType" "\0"
+    "ReferenceImageNumber" "\0"
+    "PlannedVerificationImageSequence" "\0"
+    "ImagingDeviceSpecificAcquisitionParameters" "\0"
+    "TreatmentDeliveryType" "\0"
+    "NumberOfWedges" "\0"
+    "WedgeSequence" "\0"
+    "WedgeNumber" "\0"
+    "WedgeType" "\0"
+    "WedgeID" "\0"
+    "WedgeAngle" "\0"
+    "WedgeFactor" "\0"
+    "TotalWedgeTrayWaterEquivalentThickness" "\0"
+    "WedgeOrientation" "\0"
+    "IsocenterToWedgeTrayDistance" "\0"
+    "SourceToWedgeTrayDistance" "\0"
+    "WedgeThinEdgePosition" "\0"
+    "BolusID" "\0"
+    "BolusDescription" "\0"
+    "EffectiveWedgeAngle" "\0"
+    "NumberOfCompensators" "\0"
+    "MaterialID" "\0"
+    "TotalCompensatorTrayFactor" "\0"
+    "CompensatorSequence" "\0"
+    "CompensatorNumber" "\0"
+    "CompensatorID" "\0"
+    "SourceToCompensatorTrayDistance" "\0"
+    "CompensatorRows" "\0"
+    "CompensatorColumns" "\0"
+    "CompensatorPixelSpacing" "\0"
+    "CompensatorPosition" "\0"
+    "CompensatorTransmissionData" "\0"
+    "CompensatorThicknessData" "\0"
+    "NumberOfBoli" "\0"
+    "CompensatorType" "\0"
+    "CompensatorTrayID" "\0"
+    "NumberOfBlocks" "\0"
+    "TotalBlockTrayFactor" "\0"
+    "TotalBlockTrayWaterEquivalentThickness" "\0"
+    "BlockSequence" "\0"
+    "BlockTrayID" "\0"
+    "SourceToBlockTrayDistance" "\0"
+    "IsocenterToBlockTrayDistance" "\0"
+    "BlockType" "\0"
+    "AccessoryCode" "\0"
+    "BlockDivergence" "\0"
+    "BlockMountingPosition" "\0"
+    "BlockNumber" "\0"
+    "BlockName" "\0"
+    "BlockThickness" "\0"
+    "BlockTransmission" "\0"
+    "BlockNumberOfPoints" "\0"
+    "BlockData" "\0"
+    "ApplicatorSequence" "\0"
+    "ApplicatorID" "\0"
+    "ApplicatorType" "\0"
+    "ApplicatorDescription" "\0"
+    "CumulativeDoseReferenceCoefficient" "\0"
+    "FinalCumulativeMetersetWeight" "\0"
+    "NumberOfControlPoints" "\0"
+    "ControlPointSequence" "\0"
+    "ControlPointIndex" "\0"
+    "NominalBeamEnergy" "\0"
+    "DoseRateSet" "\0"
+    "WedgePositionSequence" "\0"
+    "WedgePosition" "\0"
+    "BeamLimitingDevicePositionSequence" "\0"
+    "LeafJawPositions" "\0"
+    "GantryAngle" "\0"
+    "GantryRotationDirection" "\0"
+    "BeamLimitingDeviceAngle" "\0"
+    "BeamLimitingDeviceRotationDirection" "\0"
+    "PatientSupportAngle" "\0"
+    "PatientSupportRotationDirection" "\0"
+    "TableTopEccentricAxisDistance" "\0"
+    "TableTopEccentricAngle" "\0"
+    "TableTopEccentricRotationDirection" "\0"
+    "TableTopVerticalPosition" "\0"
+    "TableTopLongitudinalPosition" "\0"
+    "TableTopLateralPosition" "\0"
+    "IsocenterPosition" "\0"
+    "SurfaceEntryPoint" "\0"
+    "SourceToSurfaceDistance" "\0"
+    "AverageBeamDosePointSourceToExternalContourDistance" "\0"
+    "SourceToExternalContourDistance" "\0"
+    "ExternalContourEntryPoint" "\0"
+    "CumulativeMetersetWeight" "\0"
+    "TableTopPitchAngle" "\0"
+    "TableTopPitchRotationDirection" "\0"
+    "TableTopRollAngle" "\0"
+    "TableTopRollRotationDirection" "\0"
+    "HeadFixationAngle" "\0"
+    "GantryPitchAngle" "\0"
+    "GantryPitchRotationDirection" "\0"
+    "GantryPitchAngleTolerance" "\0"
+    "FixationEye" "\0"
+    "ChairHeadFramePosition" "\0"
+    "HeadFixationAngleTolerance" "\0"
+    "ChairHeadFramePositionTolerance" "\0"
+    "FixationLightAzimuthalAngleTolerance" "\0"
+    "FixationLightPolarAngleTolerance" "\0"
+    "PatientSetupSequence" "\0"
+    "PatientSetupNumber" "\0"
+    "PatientSetupLabel" "\0"
+    "PatientAdditionalPosition" "\0"
+    "FixationDeviceSequence" "\0"
+    "FixationDeviceType" "\0"
+    "FixationDeviceLabel" "\0"
+    "FixationDeviceDescription" "\0"
+    "FixationDevicePosition" "\0"
+    "FixationDevicePitchAngle" "\0"
+    "FixationDeviceRollAngle" "\0"
+    "ShieldingDeviceSequence" "\0"
+    "ShieldingDeviceType" "\0"
+    "ShieldingDeviceLabel" "\0"
+    "ShieldingDeviceDescription" "\0"
+    "ShieldingDevicePosition" "\0"
+    "SetupTechnique" "\0"
+    "SetupTechniqueDescription" "\0"
+    "SetupDeviceSequence" "\0"
+    "SetupDeviceType" "\0"
+    "SetupDeviceLabel" "\0"
+    "SetupDeviceDescription" "\0"
+    "SetupDeviceParameter" "\0"
+    "SetupReferenceDescription" "\0"
+    "TableTopVerticalSetupDisplacement" "\0"
+    "TableTopLongitudinalSetupDisplacement" "\0"
+    "TableTopLateralSetupDisplacement" "\0"
+    "BrachyTreatmentTechnique" "\0"
+    "BrachyTreatmentType" "\0"
+    "TreatmentMachineSequence" "\0"
+    "SourceSequence" "\0"
+    "SourceNumber" "\0"
+    "SourceType" "\0"
+    "SourceManufacturer" "\0"
+    "ActiveSourceDiameter" "\0"
+    "ActiveSourceLength" "\0"
+    "SourceModelID" "\0"
+    "SourceDescription" "\0"
+    "SourceEncapsulationNominalThickness" "\0"
+    "SourceEncapsulationNominalTransmission" "\0"
+    "SourceIsotopeName" "\0"
+    "SourceIsotopeHalfLife" "\0"
+    "SourceStrengthUnits" "\0"
+    "ReferenceAirKermaRate" "\0"
+    "SourceStrength" "\0"
+    "SourceStrengthReferenceDate" "\0"
+    "SourceStrengthReferenceTime" "\0"
+    "ApplicationSetupSequence" "\0"
+    "ApplicationSetupType" "\0"
+    "ApplicationSetupNumber" "\0"
+    "ApplicationSetupName" "\0"
+    "ApplicationSetupManufacturer" "\0"
+    "TemplateNumber" "\0"
+    "TemplateType" "\0"
+    "TemplateName" "\0"
+    "TotalReferenceAirKerma" "\0"
+    "BrachyAccessoryDeviceSequence" "\0"
+    "BrachyAccessoryDeviceNumber" "\0"
+    "BrachyAccessoryDeviceID" "\0"
+    "BrachyAccessoryDeviceType" "\0"
+    "BrachyAccessoryDeviceName" "\0"
+    "BrachyAccessoryDeviceNominalThickness" "\0"
+    "BrachyAccessoryDeviceNominalTransmission" "\0"
+    "ChannelEffectiveLength" "\0"
+    "ChannelInnerLength" "\0"
+    "AfterloaderChannelID" "\0"
+    "SourceApplicatorTipLength" "\0"
+    "ChannelSequence" "\0"
+    "ChannelNumber" "\0"
+    "ChannelLength" "\0"
+    "ChannelTotalTime" "\0"
+    "SourceMovementType" "\0"
+    "NumberOfPulses" "\0"
+    "PulseRepetitionInterval" "\0"
+    "SourceApplicatorNumber" "\0"
+    "SourceApplicatorID" "\0"
+    "SourceApplicatorType" "\0"
+    "SourceApplicatorName" "\0"
+    "SourceApplicatorLength" "\0"
+    "SourceApplicatorManufacturer" "\0"
+    "SourceApplicatorWallNominalThickness" "\0"
+    "SourceApplicatorWallNominalTransmission" "\0"
+    "SourceApplicatorStepSize" "\0"
+    "ApplicatorShapeReferencedROINumber" "\0"
+    "TransferTubeNumber" "\0"
+    "TransferTubeLength" "\0"
+    "ChannelShieldSequence" "\0"
+    "ChannelShieldNumber" "\0"
+    "ChannelShieldID" "\0"
+    "ChannelShieldName" "\0"
+    "ChannelShieldNominalThickness" "\0"
+    "ChannelShieldNominalTransmission" "\0"
+    "FinalCumulativeTimeWeight" "\0"
+    "BrachyControlPointSequence" "\0"
+    "ControlPointRelativePosition" "\0"
+    "ControlPoint3DPosition" "\0"
+    "CumulativeTimeWeight" "\0"
+    "CompensatorDivergence" "\0"
+    "CompensatorMountingPosition" "\0"
+    "SourceToCompensatorDistance" "\0"
+    "TotalCompensatorTrayWaterEquivalentThickness" "\0"
+    "IsocenterToCompensatorTrayDistance" "\0"
+    "CompensatorColumnOffset" "\0"
+    "IsocenterToCompensatorDistances" "\0"
+    "CompensatorRelativeStoppingPowerRatio" "\0"
+    "CompensatorMillingToolDiameter" "\0"
+    "IonRangeCompensatorSequence" "\0"
+    "CompensatorDescription" "\0"
+    "RadiationMassNumber" "\0"
+    "RadiationAtomicNumber" "\0"
+    "RadiationChargeState" "\0"
+    "ScanMode" "\0"
+    "ModulatedScanModeType" "\0"
+    "VirtualSourceAxisDistances" "\0"
+    "SnoutSequence" "\0"
+    "SnoutPosition" "\0"
+    "SnoutID" "\0"
+    "NumberOfRangeShifters" "\0"
+    "RangeShifterSequence" "\0"
+    "RangeShifterNumber" "\0"
+    "RangeShifterID" "\0"
+    "RangeShifterType" "\0"
+    "RangeShifterDescription" "\0"
+    "NumberOfLateralSpreadingDevices" "\0"
+    "LateralSpreadingDeviceSequence" "\0"
+    "LateralSpreadingDeviceNumber" "\0"
+    "LateralSpreadingDeviceID" "\0"
+    "LateralSpreadingDeviceType" "\0"
+    "LateralSpreadingDeviceDescription" "\0"
+    "LateralSpreadingDeviceWaterEquivalentThickness" "\0"
+    "NumberOfRangeModulators" "\0"
+    "RangeModulatorSequence" "\0"
+    "RangeModulatorNumber" "\0"
+    "RangeModulatorID" "\0"
+    "RangeModulatorType" "\0"
+    "RangeModulatorDescription" "\0"
+    "BeamCurrentModulationID" "\0"
+    "PatientSupportType" "\0"
+    "PatientSupportID" "\0"
+    "PatientSupportAccessoryCode" "\0"
+    "TrayAccessoryCode" "\0"
+    "FixationLightAzimuthalAngle" "\0"
+    "FixationLightPolarAngle" "\0"
+    "MetersetRate" "\0"
+    "RangeShifterSettingsSequence" "\0"
+    "RangeShifterSetting" "\0"
+    "IsocenterToRangeShifterDistance" "\0"
+    "RangeShifterWaterEquivalentThickness" "\0"
+    "LateralSpreadingDeviceSettingsSequence" "\0"
+    "LateralSpreadingDeviceSetting" "\0"
+    "IsocenterToLateralSpreadingDeviceDistance" "\0"
+    "RangeModulatorSettingsSequence" "\0"
+    "RangeModulatorGatingStartValue" "\0"
+    "RangeModulatorGatingStopValue" "\0"
+    "RangeModulatorGatingStartWaterEquivalentThickness" "\0"
+    "RangeModulatorGatingStopWaterEquivalentThickness" "\0"
+    "IsocenterToRangeModulatorDistance" "\0"
+    "ScanSpotTimeOffset" "\0"
+    "ScanSpotTuneID" "\0"
+    "ScanSpotPrescribedIndices" "\0"
+    "NumberOfScanSpotPositions" "\0"
+    "ScanSpotReordered" "\0"
+    "ScanSpotPositionMap" "\0"
+    "ScanSpotReorderingAllowed" "\0"
+    "ScanSpotMetersetWeights" "\0"
+    "ScanningSpotSize" "\0"
+    "ScanSpotSizesDelivered" "\0"
+    "NumberOfPaintings" "\0"
+    "IonToleranceTableSequence" "\0"
+    "IonBeamSequence" "\0"
+    "IonBeamLimitingDeviceSequence" "\0"
+    "IonBlockSequence" "\0"
+    "IonControlPointSequence" "\0"
+    "IonWedgeSequence" "\0"
+    "IonWedgePositionSequence" "\0"
+    "ReferencedSetupImageSequence" "\0"
+    "SetupImageComment" "\0"
+    "MotionSynchronizationSequence" "\0"
+    "ControlPointOrientation" "\0"
+    "GeneralAccessorySequence" "\0"
+    "GeneralAccessoryID" "\0"
+    "GeneralAccessoryDescription" "\0"
+    "GeneralAccessoryType" "\0"
+    "GeneralAccessoryNumber" "\0"
+    "SourceToGeneralAccessoryDistance" "\0"
+    "IsocenterToGeneralAccessoryDistance" "\0"
+    "ApplicatorGeometrySequence" "\0"
+    "ApplicatorApertureShape" "\0"
+    "ApplicatorOpening" "\0"
+    "ApplicatorOpeningX" "\0"
+    "ApplicatorOpeningY" "\0"
+    "SourceToApplicatorMountingPositionDistance" "\0"
+    "NumberOfBlockSlabItems" "\0"
+    "BlockSlabSequence" "\0"
+    "BlockSlabThickness" "\0"
+    "BlockSlabNumber" "\0"
+    "DeviceMotionControlSequence" "\0"
+    "DeviceMotionExecutionMode" "\0"
+    "DeviceMotionObservationMode" "\0"
+    "DeviceMotionParameterCodeSequence" "\0"
+    "DistalDepthFraction" "\0"
+    "DistalDepth" "\0"
+    "NominalRangeModulationFractions" "\0"
+    "NominalRangeModulatedRegionDepths" "\0"
+    "DepthDoseParametersSequence" "\0"
+    "DeliveredDepthDoseParametersSequence" "\0"
+    "DeliveredDistalDepthFraction" "\0"
+    "DeliveredDistalDepth" "\0"
+    "DeliveredNominalRangeModulationFractions" "\0"
+    "DeliveredNominalRangeModulatedRegionDepths" "\0"
+    "DeliveredReferenceDoseDefinition" "\0"
+    "ReferenceDoseDefinition" "\0"
+    "RTControlPointIndex" "\0"
+    "RadiationGenerationModeIndex" "\0"
+    "ReferencedDefinedDeviceIndex" "\0"
+    "RadiationDoseIdentificationIndex" "\0"
+    "NumberOfRTControlPoints" "\0"
+    "ReferencedRadiationGenerationModeIndex" "\0"
+    "TreatmentPositionIndex" "\0"
+    "ReferencedDeviceIndex" "\0"
+    "TreatmentPositionGroupLabel" "\0"
+    "TreatmentPositionGroupUID" "\0"
+    "TreatmentPositionGroupSequence" "\0"
+    "ReferencedTreatmentPositionIndex" "\0"
+    "ReferencedRadiationDoseIdentificationIndex" "\0"
+    "RTAccessoryHolderWaterEquivalentThickness" "\0"
+    "ReferencedRTAccessoryHolderDeviceIndex" "\0"
+    "RTAccessoryHolderSlotExistenceFlag" "\0"
+    "RTAccessoryHolderSlotSequence" "\0"
+    "RTAccessoryHolderSlotID" "\0"
+    "RTAccessoryHolderSlotDistance" "\0"
+    "RTAccessorySlotDistance" "\0"
+    "RTAccessoryHolderDefinitionSequence" "\0"
+    "RTAccessoryDeviceSlotID" "\0"
+    "RTRadiationSequence" "\0"
+    "RadiationDoseSequence" "\0"
+    "RadiationDoseIdentificationSequence" "\0"
+    "RadiationDoseIdentificationLabel" "\0"
+    "ReferenceDoseType" "\0"
+    "PrimaryDoseValueIndicator" "\0"
+    "DoseValuesSequence" "\0"
+    "DoseValuePurpose" "\0"
+    "ReferenceDosePointCoordinates" "\0"
+    "RadiationDoseValuesParametersSequence" "\0"
+    "MetersetToDoseMappingSequence" "\0"
+    "ExpectedInVivoMeasurementValuesSequence" "\0"
+    "ExpectedInVivoMeasurementValueIndex" "\0"
+    "RadiationDoseInVivoMeasurementLabel" "\0"
+    "RadiationDoseCentralAxisDisplacement" "\0"
+    "RadiationDoseValue" "\0"
+    "RadiationDoseSourceToSkinDistance" "\0"
+    "RadiationDoseMeasurementPointCoordinates" "\0"
+    "RadiationDoseSourceToExternalContourDistance" "\0"
+    "RTToleranceSetSequence" "\0"
+    "RTToleranceSetLabel" "\0"
+    "AttributeToleranceValuesSequence" "\0"
+    "ToleranceValue" "\0"
+    "PatientSupportPositionToleranceSequence" "\0"
+    "TreatmentTimeLimit" "\0"
+    "CArmPhotonElectronControlPointSequence" "\0"
+    "ReferencedRTRadiationSequence" "\0"
+    "ReferencedRTInstanceSequence" "\0"
+    "ReferencedRTPatientSetupSequence" "\0"
+    "SourceToPatientSurfaceDistance" "\0"
+    "TreatmentMachineSpecialModeCodeSequence" "\0"
+    "IntendedNumberOfFractions" "\0"
+    "RTRadiationSetIntent" "\0"
+    "RTRadiationPhysicalAndGeometricContentDetailFlag" "\0"
+    "RTRecordFlag" "\0"
+    "TreatmentDeviceIdentificationSequence" "\0"
+    "ReferencedRTPhysicianIntentSequence" "\0"
+    "CumulativeMeterset" "\0"
+    "DeliveryRate" "\0"
+    "DeliveryRateUnitSequence" "\0"
+    "TreatmentPositionSequence" "\0"
+    "RadiationSourceAxisDistance" "\0"
+    "NumberOfRTBeamLimitingDevices" "\0"
+    "RTBeamLimitingDeviceProximalDistance" "\0"
+    "RTBeamLimitingDeviceDistalDistance" "\0"
+    "ParallelRTBeamDelimiterDeviceOrientationLabelCodeSequence" "\0"
+    "BeamModifierOrientationAngle" "\0"
+    "FixedRTBeamDelimiterDeviceSequence" "\0"
+    "ParallelRTBeamDelimiterDeviceSequence" "\0"
+    "NumberOfParallelRTBeamDelimiters" "\0"
+    "ParallelRTBeamDelimiterBoundaries" "\0"
+    "ParallelRTBeamDelimiterPositions" "\0"
+    "RTBeamLimitingDeviceOffset" "\0"
+    "RTBeamDelimiterGeometrySequence" "\0"
+    "RTBeamLimitingDeviceDefinitionSequence" "\0"
+    "ParallelRTBeamDelimiterOpeningMode" "\0"
+    "ParallelRTBeamDelimiterLeafMountingSide" "\0"
+    "PatientSetupUID" "\0"
+    "WedgeDefinitionSequence" "\0"
+    "RadiationBeamWedgeAngle" "\0"
+    "RadiationBeamWedgeThinEdgeDistance" "\0"
+    "RadiationBeamEffectiveWedgeAngle" "\0"
+    "NumberOfWedgePositions" "\0"
+    "RTBeamLimitingDeviceOpeningSequence" "\0"
+    "NumberOfRTBeamLimitingDeviceOpenings" "\0"
+    "RadiationDosimeterUnitSequence" "\0"
+    "RTDeviceDistanceReferenceLocationCodeSequence" "\0"
+    "RadiationDeviceConfigurationAndCommissioningKeySequence" "\0"
+    "PatientSupportPositionParameterSequence" "\0"
+    "PatientSupportPositionSpecificationMethod" "\0"
+    "PatientSupportPositionDeviceParameterSequence" "\0"
+    "DeviceOrderIndex" "\0"
+    "PatientSupportPositionParameterOrderIndex" "\0"
+    "PatientSupportPositionDeviceToleranceSequence" "\0"
+    "PatientSupportPositionToleranceOrderIndex" "\0"
+    "CompensatorDefinitionSequence" "\0"
+    "CompensatorMapOrientation" "\0"
+    "CompensatorProximalThicknessMap" "\0"
+    "CompensatorDistalThicknessMap" "\0"
+    "CompensatorBasePlaneOffset" "\0"
+    "CompensatorShapeFabricationCodeSequence" "\0"
+    "CompensatorShapeSequence" "\0"
+    "RadiationBeamCompensatorMillingToolDiameter" "\0"
+    "BlockDefinitionSequence" "\0"
+    "BlockEdgeData" "\0"
+    "BlockOrientation" "\0"
+    "RadiationBeamBlockThickness" "\0"
+    "RadiationBeamBlockSlabThickness" "\0"
+    "BlockEdgeDataSequence" "\0"
+    "NumberOfRTAccessoryHolders" "\0"
+    "GeneralAccessoryDefinitionSequence" "\0"
+    "NumberOfGeneralAccessories" "\0"
+    "BolusDefinitionSequence" "\0"
+    "NumberOfBoluses" "\0"
+    "EquipmentFrameOfReferenceUID" "\0"
+    "EquipmentFrameOfReferenceDescription" "\0"
+    "EquipmentReferencePointCoordinatesSequence" "\0"
+    "EquipmentReferencePointCodeSequence" "\0"
+    "RTBeamLimitingDeviceAngle" "\0"
+    "SourceRollAngle" "\0"
+    "RadiationGenerationModeSequence" "\0"
+    "RadiationGenerationModeLabel" "\0"
+    "RadiationGenerationModeDescription" "\0"
+    "RadiationGenerationModeMachineCodeSequence" "\0"
+    "RadiationTypeCodeSequence" "\0"
+    "NominalEnergy" "\0"
+    "MinimumNominalEnergy" "\0"
+    "MaximumNominalEnergy" "\0"
+    "RadiationFluenceModifierCodeSequence" "\0"
+    "EnergyUnitCodeSequence" "\0"
+    "NumberOfRadiationGenerationModes" "\0"
+    "PatientSupportDevicesSequence" "\0"
+    "NumberOfPatientSupportDevices" "\0"
+    "RTBeamModifierDefinitionDistance" "\0"
+    "BeamAreaLimitSequence" "\0"
+    "ReferencedRTPrescriptionSequence" "\0"
+    "TreatmentSessionUID" "\0"
+    "RTRadiationUsage" "\0"
+    "ReferencedRTRadiationSetSequence" "\0"
+    "ReferencedRTRadiationRecordSequence" "\0"
+    "RTRadiationSetDeliveryNumber" "\0"
+    "ClinicalFractionNumber" "\0"
+    "RTTreatmentFractionCompletionStatus" "\0"
+    "RTRadiationSetUsage" "\0"
+    "TreatmentDeliveryContinuationFlag" "\0"
+    "TreatmentRecordContentOrigin" "\0"
+    "RTTreatmentTerminationStatus" "\0"
+    "RTTreatmentTerminationReasonCodeSequence" "\0"
+    "MachineSpecificTreatmentTerminationCodeSequence" "\0"
+    "RTRadiationSalvageRecordControlPointSequence" "\0"
+    "StartingMetersetValueKnownFlag" "\0"
+    "TreatmentTerminationDescription" "\0"
+    "TreatmentToleranceViolationSequence" "\0"
+    "TreatmentToleranceViolationCategory" "\0"
+    "TreatmentToleranceViolationAttributeSequence" "\0"
+    "TreatmentToleranceViolationDescription" "\0"
+    "TreatmentToleranceViolationIdentification" "\0"
+    "TreatmentToleranceViolationDateTime" "\0"
+    "RecordedRTControlPointDateTime" "\0"
+    "ReferencedRadiationRTControlPointIndex" "\0"
+    "AlternateValueSequence" "\0"
+    "ConfirmationSequence" "\0"
+    "InterlockSequence" "\0"
+    "InterlockDateTime" "\0"
+    "InterlockDescription" "\0"
+    "InterlockOriginatingDeviceSequence" "\0"
+    "InterlockCodeSequence" "\0"
+    "InterlockResolutionCodeSequence" "\0"
+    "InterlockResolutionUserSequence" "\0"
+    "OverrideDateTime" "\0"
+    "TreatmentToleranceViolationTypeCodeSequence" "\0"
+    "TreatmentToleranceViolationCauseCodeSequence" "\0"
+    "MeasuredMetersetToDoseMappingSequence" "\0"
+    "ReferencedExpectedInVivoMeasurementValueIndex" "\0"
+    "DoseMeasurementDeviceCodeSequence" "\0"
+    "AdditionalParameterRecordingInstanceSequence" "\0"
+    "" "\0"
+    "InterlockOriginDescription" "\0"
+    "RTPatientPositionScopeSequence" "\0"
+    "ReferencedTreatmentPositionGroupUID" "\0"
+    "RadiationOrderIndex" "\0"
+    "OmittedRadiationSequence" "\0"
+    "ReasonForOmissionCodeSequence" "\0"
+    "RTDeliveryStartPatientPositionSequence" "\0"
+    "RTTreatmentPreparationPatientPositionSequence" "\0"
+    "ReferencedRTTreatmentPreparationSequence" "\0"
+    "ReferencedPatientSetupPhotoSequence" "\0"
+    "PatientTreatmentPreparationMethodCodeSequence" "\0"
+    "PatientTreatmentPreparationProcedureParameterDescription" "\0"
+    "PatientTreatmentPreparationDeviceSequence" "\0"
+    "PatientTreatmentPreparationProcedureSequence" "\0"
+    "PatientTreatmentPreparationProcedureCodeSequence" "\0"
+    "PatientTreatmentPreparationMethodDescription" "\0"
+    "PatientTreatmentPreparationProcedureParameterSequence" "\0"
+    "PatientSetupPhotoDescription" "\0"
+    "PatientTreatmentPreparationProcedureIndex" "\0"
+    "ReferencedPatientSetupProcedureIndex" "\0"
+    "RTRadiationTaskSequence" "\0"
+    "RTPatientPositionDisplacementSequence" "\0"
+    "RTPatientPositionSequence" "\0"
+    "DisplacementReferenceLabel" "\0"
+    "DisplacementMatrix" "\0"
+    "PatientSupportDisplacementSequence" "\0"
+    "DisplacementReferenceLocationCodeSequence" "\0"
+    "RTRadiationSetDeliveryUsage" "\0"
+    "ReferencedRTPlanSequence" "\0"
+    "ReferencedBeamSequence" "\0"
+    "ReferencedBeamNumber" "\0"
+    "ReferencedReferenceImageNumber" "\0"
+    "StartCumulativeMetersetWeight" "\0"
+    "EndCumulativeMetersetWeight" "\0"
+    "ReferencedBrachyApplicationSetupSequence" "\0"
+    "ReferencedBrachyApplicationSetupNumber" "\0"
+    "ReferencedSourceNumber" "\0"
+    "ReferencedFractionGroupSequence" "\0"
+    "ReferencedFractionGroupNumber" "\0"
+    "ReferencedVerificationImageSequence" "\0"
+    "ReferencedReferenceImageSequence" "\0"
+    "ReferencedDoseReferenceSequence" "\0"
+    "ReferencedDoseReferenceNumber" "\0"
+    "BrachyReferencedDoseReferenceSequence" "\0"
+    "ReferencedStructureSetSequence" "\0"
+    "ReferencedPatientSetupNumber" "\0"
+    "ReferencedDoseSequence" "\0"
+    "ReferencedToleranceTableNumber" "\0"
+    "ReferencedBolusSequence" "\0"
+    "ReferencedWedgeNumber" "\0"
+    "ReferencedCompensatorNumber" "\0"
+    "ReferencedBlockNumber" "\0"
+    "ReferencedControlPointIndex" "\0"
+    "ReferencedControlPointSequence" "\0"
+    "ReferencedStartControlPointIndex" "\0"
+    "ReferencedStopControlPointIndex" "\0"
+    "ReferencedRangeShifterNumber" "\0"
+    "ReferencedLateralSpreadingDeviceNumber" "\0"
+    "ReferencedRangeModulatorNumber" "\0"
+    "OmittedBeamTaskSequence" "\0"
+    "ReasonForOmission" "\0"
+    "ReasonForOmissionDescription" "\0"
+    "PrescriptionOverviewSequence" "\0"
+    "TotalPrescriptionDose" "\0"
+    "PlanOverviewSequence" "\0"
+    "PlanOverviewIndex" "\0"
+    "ReferencedPlanOverviewIndex" "\0"
+    "NumberOfFractionsIncluded" "\0"
+    "DoseCalibrationConditionsSequence" "\0"
+    "AbsorbedDoseToMetersetRatio" "\0"
+    "DelineatedRadiationFieldSize" "\0"
+    "DoseCalibrationConditionsVerifiedFlag" "\0"
+    "CalibrationReferencePointDepth" "\0"
+    "GatingBeamHoldTransitionSequence" "\0"
+    "BeamHoldTransition" "\0"
+    "BeamHoldTransitionDateTime" "\0"
+    "BeamHoldOriginatingDeviceSequence" "\0"
+    "ApprovalStatus" "\0"
+    "ReviewDate" "\0"
+    "ReviewTime" "\0"
+    "ReviewerName" "\0"
+    "RadiobiologicalDoseEffectSequence" "\0"
+    "RadiobiologicalDoseEffectFlag" "\0"
+    "EffectiveDoseCalculationMethodCategoryCodeSequence" "\0"
+    "EffectiveDoseCalculationMethodCodeSequence" "\0"
+    "EffectiveDoseCalculationMethodDescription" "\0"
+    "ConceptualVolumeUID" "\0"
+    "OriginatingSOPInstanceReferenceSequence" "\0"
+    "ConceptualVolumeConstituentSequence" "\0"
+    "EquivalentConceptualVolumeInstanceReferenceSequence" "\0"
+    "EquivalentConceptualVolumesSequence" "\0"
+    "ReferencedConceptualVolumeUID" "\0"
+    "ConceptualVolumeCombinationExpression" "\0"
+    "ConceptualVolumeConstituentIndex" "\0"
+    "ConceptualVolumeCombinationFlag" "\0"
+    "ConceptualVolumeCombinationDescription" "\0"
+    "ConceptualVolumeSegmentationDefinedFlag" "\0"
+    "ConceptualVolumeSegmentationReferenceSequence" "\0"
+    "ConceptualVolumeConstituentSegmentationReferenceSequence" "\0"
+    "ConstituentConceptualVolumeUID" "\0"
+    "DerivationConceptualVolumeSequence" "\0"
+    "SourceConceptualVolumeUID" "\0"
+    "ConceptualVolumeDerivationAlgorithmSequence" "\0"
+    "ConceptualVolumeDescription" "\0"
+    "SourceConceptualVolumeSequence" "\0"
+    "AuthorIdentificationSequence" "\0"
+    "ManufacturerModelVersion" "\0"
+    "DeviceAlternateIdentifier" "\0"
+    "DeviceAlternateIdentifierType" "\0"
+    "DeviceAlternateIdentifierFormat" "\0"
+    "SegmentationCreationTemplateLabel" "\0"
+    "SegmentationTemplateUID" "\0"
+    "ReferencedSegmentReferenceIndex" "\0"
+    "SegmentReferenceSequence" "\0"
+    "SegmentReferenceIndex" "\0"
+    "DirectSegmentReferenceSequence" "\0"
+    "CombinationSegmentReferenceSequence" "\0"
+    "ConceptualVolumeSequence" "\0"
+    "SegmentedRTAccessoryDeviceSequence" "\0"
+    "SegmentCharacteristicsSequence" "\0"
+    "RelatedSegmentCharacteristicsSequence" "\0"
+    "SegmentCharacteristicsPrecedence" "\0"
+    "RTSegmentAnnotationSequence" "\0"
+    "SegmentAnnotationCategoryCodeSequence" "\0"
+    "SegmentAnnotationTypeCodeSequence" "\0"
+    "DeviceLabel" "\0"
+    "DeviceTypeCodeSequence" "\0"
+    "SegmentAnnotationTypeModifierCodeSequence" "\0"
+    "PatientEquipmentRelationshipCodeSequence" "\0"
+    "ReferencedFiducialsUID" "\0"
+    "PatientTreatmentOrientationSequence" "\0"
+    "UserContentLabel" "\0"
+    "UserContentLongLabel" "\0"
+    "EntityLabel" "\0"
+    "EntityName" "\0"
+    "EntityDescription" "\0"
+    "EntityLongLabel" "\0"
+    "DeviceIndex" "\0"
+    "RTTreatmentPhaseIndex" "\0"
+    "RTTreatmentPhaseUID" "\0"
+    "RTPrescriptionIndex" "\0"
+    "RTSegmentAnnotationIndex" "\0"
+    "BasisRTTreatmentPhaseIndex" "\0"
+    "RelatedRTTreatmentPhaseIndex" "\0"
+    "ReferencedRTTreatmentPhaseIndex" "\0"
+    "ReferencedRTPrescriptionIndex" "\0"
+    "ReferencedParentRTPrescriptionIndex" "\0"
+    "ManufacturerDeviceIdentifier" "\0"
+    "InstanceLevelReferencedPerformedProcedureStepSequence" "\0"
+    "RTTreatmentPhaseIntentPresenceFlag" "\0"
+    "RadiotherapyTreatmentType" "\0"
+    "TeletherapyRadiationType" "\0"
+    "BrachytherapySourceType" "\0"
+    "ReferencedRTTreatmentPhaseSequence" "\0"
+    "ReferencedDirectSegmentInstanceSequence" "\0"
+    "IntendedRTTreatmentPhaseSequence" "\0"
+    "IntendedPhaseStartDate" "\0"
+    "IntendedPhaseEndDate" "\0"
+    "RTTreatmentPhaseIntervalSequence" "\0"
+    "TemporalRelationshipIntervalAnchor" "\0"
+    "MinimumNumberOfIntervalDays" "\0"
+    "MaximumNumberOfIntervalDays" "\0"
+    "PertinentSOPClassesInStudy" "\0"
+    "PertinentSOPClassesInSeries" "\0"
+    "RTPrescriptionLabel" "\0"
+    "RTPhysicianIntentPredecessorSequence" "\0"
+    "RTTreatmentApproachLabel" "\0"
+    "RTPhysicianIntentSequence" "\0"
+    "RTPhysicianIntentIndex" "\0"
+    "RTTreatmentIntentType" "\0"
+    "RTPhysicianIntentNarrative" "\0"
+    "RTProtocolCodeSequence" "\0"
+    "ReasonForSuperseding" "\0"
+    "RTDiagnosisCodeSequence" "\0"
+    "ReferencedRTPhysicianIntentIndex" "\0"
+    "RTPhysicianIntentInputInstanceSequence" "\0"
+    "RTAnatomicPrescriptionSequence" "\0"
+    "PriorTreatmentDoseDescription" "\0"
+    "PriorTreatmentReferenceSequence" "\0"
+    "DosimetricObjectiveEvaluationScope" "\0"
+    "TherapeuticRoleCategoryCodeSequence" "\0"
+    "TherapeuticRoleTypeCodeSequence" "\0"
+    "ConceptualVolumeOptimizationPrecedence" "\0"
+    "ConceptualVolumeCategoryCodeSequence" "\0"
+    "ConceptualVolumeBlockingConstraint" "\0"
+    "ConceptualVolumeTypeCodeSequence" "\0"
+    "ConceptualVolumeTypeModifierCodeSequence" "\0"
+    "RTPrescriptionSequence" "\0"
+    "DosimetricObjectiveSequence" "\0"
+    "DosimetricObjectiveTypeCodeSequence" "\0"
+    "DosimetricObjectiveUID" "\0"
+    "ReferencedDosimetricObjectiveUID" "\0"
+    "DosimetricObjectiveParameterSequence" "\0"
+    "ReferencedDosimetricObjectivesSequence" "\0"
+    "AbsoluteDosimetricObjectiveFlag" "\0"
+    "DosimetricObjectiveWeight" "\0"
+    "DosimetricObjectivePurpose" "\0"
+    "PlanningInputInformationSequence" "\0"
+    "TreatmentSite" "\0"
+    "TreatmentSiteCodeSequence" "\0"
+    "FractionPatternSequence" "\0"
+    "TreatmentTechniqueNotes" "\0"
+    "PrescriptionNotes" "\0"
+    "NumberOfIntervalFractions" "\0"
+    "NumberOfFractions" "\0"
+    "IntendedDeliveryDuration" "\0"
+    "FractionationNotes" "\0"
+    "RTTreatmentTechniqueCodeSequence" "\0"
+    "PrescriptionNotesSequence" "\0"
+    "FractionBasedRelationshipSequence" "\0"
+    "FractionBasedRelationshipIntervalAnchor" "\0"
+    "MinimumHoursBetweenFractions" "\0"
+    "IntendedFractionStartTime" "\0"
+    "IntendedStartDayOfWeek" "\0"
+    "WeekdayFractionPatternSequence" "\0"
+    "DeliveryTimeStructureCodeSequence" "\0"
+    "TreatmentSiteModifierCodeSequence" "\0"
+    "RoboticBaseLocationIndicator" "\0"
+    "RoboticPathNodeSetCodeSequence" "\0"
+    "RoboticNodeIdentifier" "\0"
+    "RTTreatmentSourceCoordinates" "\0"
+    "RadiationSourceCoordinateSystemYawAngle" "\0"
+    "RadiationSourceCoordinateSystemRollAngle" "\0"
+    "RadiationSourceCoordinateSystemPitchAngle" "\0"
+    "RoboticPathControlPointSequence" "\0"
+    "TomotherapeuticControlPointSequence" "\0"
+    "TomotherapeuticLeafOpenDurations" "\0"
+    "TomotherapeuticLeafInitialClosedDurations" "\0"
+    "Arbitrary" "\0"
+    "TextComments" "\0"
+    "ResultsID" "\0"
+    "ResultsIDIssuer" "\0"
+    "ReferencedInterpretationSequence" "\0"
+    "ReportProductionStatusTrial" "\0"
+    "InterpretationRecordedDate" "\0"
+    "InterpretationRecordedTime" "\0"
+    "InterpretationRecorder" "\0"
+    "ReferenceToRecordedSound" "\0"
+    "InterpretationTranscriptionDate" "\0"
+    "InterpretationTranscriptionTime" "\0"
+    "InterpretationTranscriber" "\0"
+    "InterpretationText" "\0"
+    "InterpretationAuthor" "\0"
+    "InterpretationApproverSequence" "\0"
+    "InterpretationApprovalDate" "\0"
+    "InterpretationApprovalTime" "\0"
+    "PhysicianApprovingInterpretation" "\0"
+    "InterpretationDiagnosisDescription" "\0"
+    "InterpretationDiagnosisCodeSequence" "\0"
+    "ResultsDistributionListSequence" "\0"
+    "DistributionName" "\0"
+    "DistributionAddress" "\0"
+    "InterpretationID" "\0"
+    "InterpretationIDIssuer" "\0"
+    "InterpretationTypeID" "\0"
+    "InterpretationStatusID" "\0"
+    "Impressions" "\0"
+    "ResultsComments" "\0"
+    "LowEnergyDetectors" "\0"
+    "HighEnergyDetectors" "\0"
+    "DetectorGeometrySequence" "\0"
+    "ThreatROIVoxelSequence" "\0"
+    "ThreatROIBase" "\0"
+    "ThreatROIExtents" "\0"
+    "ThreatROIBitmap" "\0"
+    "RouteSegmentID" "\0"
+    "GantryType" "\0"
+    "OOIOwnerType" "\0"
+    "RouteSegmentSequence" "\0"
+    "PotentialThreatObjectID" "\0"
+    "ThreatSequence" "\0"
+    "ThreatCategory" "\0"
+    "ThreatCategoryDescription" "\0"
+    "ATDAbilityAssessment" "\0"
+    "ATDAssessmentFlag" "\0"
+    "ATDAssessmentProbability" "\0"
+    "Mass" "\0"
+    "Density" "\0"
+    "ZEffective" "\0"
+    "BoardingPassID" "\0"
+    "CenterOfMass" "\0"
+    "CenterOfPTO" "\0"
+    "BoundingPolygon" "\0"
+    "RouteSegmentStartLocationID" "\0"
+    "RouteSegmentEndLocationID" "\0"
+    "RouteSegmentLocationIDType" "\0"
+    "AbortReason" "\0"
+    "VolumeOfPTO" "\0"
+    "AbortFlag" "\0"
+    "RouteSegmentStartTime" "\0"
+    "RouteSegmentEndTime" "\0"
+    "TDRType" "\0"
+    "InternationalRouteSegment" "\0"
+    "ThreatDetectionAlgorithmAndVersion" "\0"
+    "AssignedLocation" "\0"
+    "AlarmDecisionTime" "\0"
+    "AlarmDecision" "\0"
+    "NumberOfTotalObjects" "\0"
+    "NumberOfAlarmObjects" "\0"
+    "PTORepresentationSequence" "\0"
+    "ATDAssessmentSequence" "\0"
+    "TIPType" "\0"
+    "DICOSVersion" "\0"
+    "OOIOwnerCreationTime" "\0"
+    "OOIType" "\0"
+    "OOISize" "\0"
+    "AcquisitionStatus" "\0"
+    "BasisMaterialsCodeSequence" "\0"
+    "PhantomType" "\0"
+    "OOIOwnerSequence" "\0"
+    "ScanType" "\0"
+    "ItineraryID" "\0"
+    "ItineraryIDType" "\0"
+    "ItineraryIDAssigningAuthority" "\0"
+    "RouteID" "\0"
+    "RouteIDAssigningAuthority" "\0"
+    "InboundArrivalType" "\0"
+    "CarrierID" "\0"
+    "CarrierIDAssigningAuthority" "\0"
+    "SourceOrientation" "\0"
+    "SourcePosition" "\0"
+    "BeltHeight" "\0"
+    "AlgorithmRoutingCodeSequence" "\0"
+    "TransportClassification" "\0"
+    "OOITypeDescriptor" "\0"
+    "TotalProcessingTime" "\0"
+    "DetectorCalibrationData" "\0"
+    "AdditionalScreeningPerformed" "\0"
+    "AdditionalInspectionSelectionCriteria" "\0"
+    "AdditionalInspectionMethodSequence" "\0"
+    "AITDeviceType" "\0"
+    "QRMeasurementsSequence" "\0"
+    "TargetMaterialSequence" "\0"
+    "SNRThreshold" "\0"
+    "ImageScaleRepresentation" "\0"
+    "ReferencedPTOSequence" "\0"
+    "ReferencedTDRInstanceSequence" "\0"
+    "PTOLocationDescription" "\0"
+    "AnomalyLocatorIndicatorSequence" "\0"
+    "AnomalyLocatorIndicator" "\0"
+    "PTORegionSequence" "\0"
+    "InspectionSelectionCriteria" "\0"
+    "SecondaryInspectionMethodSequence" "\0"
+    "PRCSToRCSOrientation" "\0"
+    "MACParametersSequence" "\0"
+    "SharedFunctionalGroupsSequence" "\0"
+    "PerFrameFunctionalGroupsSequence" "\0"
+    "WaveformSequence" "\0"
+    "ChannelMinimumValue" "\0"
+    "ChannelMaximumValue" "\0"
+    "WaveformBitsAllocated" "\0"
+    "WaveformSampleInterpretation" "\0"
+    "WaveformPaddingValue" "\0"
+    "WaveformData" "\0"
+    "FirstOrderPhaseCorrectionAngle" "\0"
+    "SpectroscopyData" "\0"
+    "ExtendedOffsetTable" "\0"
+    "ExtendedOffsetTableLengths" "\0"
+    "FloatPixelData" "\0"
+    "DoubleFloatPixelData" "\0"
+    "PixelData" "\0"
+    "CoefficientsSDVN" "\0"
+    "CoefficientsSDHN" "\0"
+    "CoefficientsSDDN" "\0"
+    "DigitalSignaturesSequence" "\0"
+    "DataSetTrailingPadding" "\0"
+    "Item" "\0"
+    "ItemDelimitationItem" "\0"
+    "SequenceDelimitationItem" "\0"
+;
+
 /* Sorted by tag. */
 static const s2f_dict_entry s2f_dict_table[] = {
-    {0x00000000U, S2F_VR('U', 'L'), "CommandGroupLength"},
-    {0x00000001U, S2F_VR('U', 'L'), "CommandLengthToEnd"},
-    {0x00000002U, S2F_VR('U', 'I'), "AffectedSOPClassUID"},
-    {0x00000003U, S2F_VR('U', 'I'), "RequestedSOPClassUID"},
-    {0x00000010U, S2F_VR('S', 'H'), "CommandRecognitionCode"},
-    {0x00000100U, S2F_VR('U', 'S'), "CommandField"},
-    {0x00000110U, S2F_VR('U', 'S'), "MessageID"},
-    {0x00000120U, S2F_VR('U', 'S'), "MessageIDBeingRespondedTo"},
-    {0x00000200U, S2F_VR('A', 'E'), "Initiator"},
-    {0x00000300U, S2F_VR('A', 'E'), "Receiver"},
-    {0x00000400U, S2F_VR('A', 'E'), "FindLocation"},
-    {0x00000600U, S2F_VR('A', 'E'), "MoveDestination"},
-    {0x00000700U, S2F_VR('U', 'S'), "Priority"},
-    {0x00000800U, S2F_VR('U', 'S'), "CommandDataSetType"},
-    {0x00000850U, S2F_VR('U', 'S'), "NumberOfMatches"},
-    {0x00000860U, S2F_VR('U', 'S'), "ResponseSequenceNumber"},
-    {0x00000900U, S2F_VR('U', 'S'), "Status"},
-    {0x00000901U, S2F_VR('A', 'T'), "OffendingElement"},
-    {0x00000902U, S2F_VR('L', 'O'), "ErrorComment"},
-    {0x00000903U, S2F_VR('U', 'S'), "ErrorID"},
-    {0x00001000U, S2F_VR('U', 'I'), "AffectedSOPInstanceUID"},
-    {0x00001001U, S2F_VR('U', 'I'), "RequestedSOPInstanceUID"},
-    {0x00001002U, S2F_VR('U', 'S'), "EventTypeID"},
-    {0x00001005U, S2F_VR('A', 'T'), "AttributeIdentifierList"},
-    {0x00001008U, S2F_VR('U', 'S'), "ActionTypeID"},
-    {0x00001020U, S2F_VR('U', 'S'), "NumberOfRemainingSuboperations"},
-    {0x00001021U, S2F_VR('U', 'S'), "NumberOfCompletedSuboperations"},
-    {0x00001022U, S2F_VR('U', 'S'), "NumberOfFailedSuboperations"},
-    {0x00001023U, S2F_VR('U', 'S'), "NumberOfWarningSuboperations"},
-    {0x00001030U, S2F_VR('A', 'E'), "MoveOriginatorApplicationEntityTitle"},
-    {0x00001031U, S2F_VR('U', 'S'), "MoveOriginatorMessageID"},
-    {0x00004000U, S2F_VR('L', 'T'), "DialogReceiver"},
-    {0x00004010U, S2F_VR('L', 'T'), "TerminalType"},
-    {0x00005010U, S2F_VR('S', 'H'), "MessageSetID"},
-    {0x00005020U, S2F_VR('S', 'H'), "EndMessageID"},
-    {0x00005110U, S2F_VR('L', 'T'), "DisplayFormat"},
-    {0x00005120U, S2F_VR('L', 'T'), "PagePositionID"},
-    {0x00005130U, S2F_VR('C', 'S'), "TextFormatID"},
-    {0x00005140U, S2F_VR('C', 'S'), "NormalReverse"},
-    {0x00005150U, S2F_VR('C', 'S'), "AddGrayScale"},
-    {0x00005160U, S2F_VR('C', 'S'), "Borders"},
-    {0x00005170U, S2F_VR('I', 'S'), "Copies"},
-    {0x00005180U, S2F_VR('C', 'S'), "CommandMagnificationType"},
-    {0x00005190U, S2F_VR('C', 'S'), "Erase"},
-    {0x000051A0U, S2F_VR('C', 'S'), "Print"},
-    {0x000051B0U, S2F_VR('U', 'S'), "Overlays"},
-    {0x00020000U, S2F_VR('U', 'L'), "FileMetaInformationGroupLength"},
-    {0x00020001U, S2F_VR('O', 'B'), "FileMetaInformationVersion"},
-    {0x00020002U, S2F_VR('U', 'I'), "MediaStorageSOPClassUID"},
-    {0x00020003U, S2F_VR('U', 'I'), "MediaStorageSOPInstanceUID"},
-    {0x00020010U, S2F_VR('U', 'I'), "TransferSyntaxUID"},
-    {0x00020012U, S2F_VR('U', 'I'), "ImplementationClassUID"},
-    {0x00020013U, S2F_VR('S', 'H'), "ImplementationVersionName"},
-    {0x00020016U, S2F_VR('A', 'E'), "SourceApplicationEntityTitle"},
-    {0x00020017U, S2F_VR('A', 'E'), "SendingApplicationEntityTitle"},
-    {0x00020018U, S2F_VR('A', 'E'), "ReceivingApplicationEntityTitle"},
-    {0x00020026U, S2F_VR('U', 'R'), "SourcePresentationAddress"},
-    {0x00020027U, S2F_VR('U', 'R'), "SendingPresentationAddress"},
-    {0x00020028U, S2F_VR('U', 'R'), "ReceivingPresentationAddress"},
-    {0x00020031U, S2F_VR('O', 'B'), "RTVMetaInformationVersion"},
-    {0x00020032U, S2F_VR('U', 'I'), "RTVCommunicationSOPClassUID"},
-    {0x00020033U, S2F_VR('U', 'I'), "RTVCommunicationSOPInstanceUID"},
-    {0x00020035U, S2F_VR('O', 'B'), "RTVSourceIdentifier"},
-    {0x00020036U, S2F_VR('O', 'B'), "RTVFlowIdentifier"},
-    {0x00020037U, S2F_VR('U', 'L'), "RTVFlowRTPSamplingRate"},
-    {0x00020038U, S2F_VR('F', 'D'), "RTVFlowActualFrameDuration"},
-    {0x00020100U, S2F_VR('U', 'I'), "PrivateInformationCreatorUID"},
-    {0x00020102U, S2F_VR('O', 'B'), "PrivateInformation"},
-    {0x00041130U, S2F_VR('C', 'S'), "FileSetID"},
-    {0x00041141U, S2F_VR('C', 'S'), "FileSetDescriptorFileID"},
-    {0x00041142U, S2F_VR('C', 'S'), "SpecificCharacterSetOfFileSetDescriptorFile"},
-    {0x00041200U, S2F_VR('U', 'L'), "OffsetOfTheFirstDirectoryRecordOfTheRootDirectoryEntity"},
-    {0x00041202U, S2F_VR('U', 'L'), "OffsetOfTheLastDirectoryRecordOfTheRootDirectoryEntity"},
-    {0x00041212U, S2F_VR('U', 'S'), "FileSetConsistencyFlag"},
-    {0x00041220U, S2F_VR('S', 'Q'), "DirectoryRecordSequence"},
-    {0x00041400U, S2F_VR('U', 'L'), "OffsetOfTheNextDirectoryRecord"},
-    {0x00041410U, S2F_VR('U', 'S'), "RecordInUseFlag"},
-    {0x00041420U, S2F_VR('U', 'L'), "OffsetOfReferencedLowerLevelDirectoryEntity"},
-    {0x00041430U, S2F_VR('C', 'S'), "DirectoryRecordType"},
-    {0x00041432U, S2F_VR('U', 'I'), "PrivateRecordUID"},
-    {0x00041500U, S2F_VR('C', 'S'), "ReferencedFileID"},
-    {0x00041504U, S2F_VR('U', 'L'), "MRDRDirectoryRecordOffset"},
-    {0x00041510U, S2F_VR('U', 'I'), "ReferencedSOPClassUIDInFile"},
-    {0x00041511U, S2F_VR('U', 'I'), "ReferencedSOPInstanceUIDInFile"},
-    {0x00041512U, S2F_VR('U', 'I'), "ReferencedTransferSyntaxUIDInFile"},
-    {0x0004151AU, S2F_VR('U', 'I'), "ReferencedRelatedGeneralSOPClassUIDInFile"},
-    {0x00041600U, S2F_VR('U', 'L'), "NumberOfReferences"},
-    {0x00080001U, S2F_VR('U', 'L'), "LengthToEnd"},
-    {0x00080005U, S2F_VR('C', 'S'), "SpecificCharacterSet"},
-    {0x00080006U, S2F_VR('S', 'Q'), "LanguageCodeSequence"},
-    {0x00080008U, S2F_VR('C', 'S'), "ImageType"},
-    {0x00080010U, S2F_VR('S', 'H'), "RecognitionCode"},
-    {0x00080012U, S2F_VR('D', 'A'), "InstanceCreationDate"},
-    {0x00080013U, S2F_VR('T', 'M'), "InstanceCreationTime"},
-    {0x00080014U, S2F_VR('U', 'I'), "InstanceCreatorUID"},
-    {0x00080015U, S2F_VR('D', 'T'), "InstanceCoercionDateTime"},
-    {0x00080016U, S2F_VR('U', 'I'), "SOPClassUID"},
-    {0x00080018U, S2F_VR('U', 'I'), "SOPInstanceUID"},
-    {0x0008001AU, S2F_VR('U', 'I'), "RelatedGeneralSOPClassUID"},
-    {0x0008001BU, S2F_VR('U', 'I'), "OriginalSpecializedSOPClassUID"},
-    {0x00080020U, S2F_VR('D', 'A'), "StudyDate"},
-    {0x00080021U, S2F_VR('D', 'A'), "SeriesDate"},
-    {0x00080022U, S2F_VR('D', 'A'), "AcquisitionDate"},
-    {0x00080023U, S2F_VR('D', 'A'), "ContentDate"},
-    {0x00080024U, S2F_VR('D', 'A'), "OverlayDate"},
-    {0x00080025U, S2F_VR('D', 'A'), "CurveDate"},
-    {0x0008002AU, S2F_VR('D', 'T'), "AcquisitionDateTime"},
-    {0x00080030U, S2F_VR('T', 'M'), "StudyTime"},
-    {0x00080031U, S2F_VR('T', 'M'), "SeriesTime"},
-    {0x00080032U, S2F_VR('T', 'M'), "AcquisitionTime"},
-    {0x00080033U, S2F_VR('T', 'M'), "ContentTime"},
-    {0x00080034U, S2F_VR('T', 'M'), "OverlayTime"},
-    {0x00080035U, S2F_VR('T', 'M'), "CurveTime"},
-    {0x00080040U, S2F_VR('U', 'S'), "DataSetType"},
-    {0x00080041U, S2F_VR('L', 'O'), "DataSetSubtype"},
-    {0x00080042U, S2F_VR('C', 'S'), "NuclearMedicineSeriesType"},
-    {0x00080050U, S2F_VR('S', 'H'), "AccessionNumber"},
-    {0x00080051U, S2F_VR('S', 'Q'), "IssuerOfAccessionNumberSequence"},
-    {0x00080052U, S2F_VR('C', 'S'), "QueryRetrieveLevel"},
-    {0x00080053U, S2F_VR('C', 'S'), "QueryRetrieveView"},
-    {0x00080054U, S2F_VR('A', 'E'), "RetrieveAETitle"},
-    {0x00080055U, S2F_VR('A', 'E'), "StationAETitle"},
-    {0x00080056U, S2F_VR('C', 'S'), "InstanceAvailability"},
-    {0x00080058U, S2F_VR('U', 'I'), "FailedSOPInstanceUIDList"},
-    {0x00080060U, S2F_VR('C', 'S'), "Modality"},
-    {0x00080061U, S2F_VR('C', 'S'), "ModalitiesInStudy"},
-    {0x00080062U, S2F_VR('U', 'I'), "SOPClassesInStudy"},
-    {0x00080063U, S2F_VR('S', 'Q'), "AnatomicRegionsInStudyCodeSequence"},
-    {0x00080064U, S2F_VR('C', 'S'), "ConversionType"},
-    {0x00080068U, S2F_VR('C', 'S'), "PresentationIntentType"},
-    {0x00080070U, S2F_VR('L', 'O'), "Manufacturer"},
-    {0x00080080U, S2F_VR('L', 'O'), "InstitutionName"},
-    {0x00080081U, S2F_VR('S', 'T'), "InstitutionAddress"},
-    {0x00080082U, S2F_VR('S', 'Q'), "InstitutionCodeSequence"},
-    {0x00080090U, S2F_VR('P', 'N'), "ReferringPhysicianName"},
-    {0x00080092U, S2F_VR('S', 'T'), "ReferringPhysicianAddress"},
-    {0x00080094U, S2F_VR('S', 'H'), "ReferringPhysicianTelephoneNumbers"},
-    {0x00080096U, S2F_VR('S', 'Q'), "ReferringPhysicianIdentificationSequence"},
-    {0x0008009CU, S2F_VR('P', 'N'), "ConsultingPhysicianName"},
-    {0x0008009DU, S2F_VR('S', 'Q'), "ConsultingPhysicianIdentificationSequence"},
-    {0x00080100U, S2F_VR('S', 'H'), "CodeValue"},
-    {0x00080101U, S2F_VR('L', 'O'), "ExtendedCodeValue"},
-    {0x00080102U, S2F_VR('S', 'H'), "CodingSchemeDesignator"},
-    {0x00080103U, S2F_VR('S', 'H'), "CodingSchemeVersion"},
-    {0x00080104U, S2F_VR('L', 'O'), "CodeMeaning"},
-    {0x00080105U, S2F_VR('C', 'S'), "MappingResource"},
-    {0x00080106U, S2F_VR('D', 'T'), "ContextGroupVersion"},
-    {0x00080107U, S2F_VR('D', 'T'), "ContextGroupLocalVersion"},
-    {0x00080108U, S2F_VR('L', 'T'), "ExtendedCodeMeaning"},
-    {0x00080109U, S2F_VR('S', 'Q'), "CodingSchemeResourcesSequence"},
-    {0x0008010AU, S2F_VR('C', 'S'), "CodingSchemeURLType"},
-    {0x0008010BU, S2F_VR('C', 'S'), "ContextGroupExtensionFlag"},
-    {0x0008010CU, S2F_VR('U', 'I'), "CodingSchemeUID"},
-    {0x0008010DU, S2F_VR('U', 'I'), "ContextGroupExtensionCreatorUID"},
-    {0x0008010EU, S2F_VR('U', 'R'), "CodingSchemeURL"},
-    {0x0008010FU, S2F_VR('C', 'S'), "ContextIdentifier"},
-    {0x00080110U, S2F_VR('S', 'Q'), "CodingSchemeIdentificationSequence"},
-    {0x00080112U, S2F_VR('L', 'O'), "CodingSchemeRegistry"},
-    {0x00080114U, S2F_VR('S', 'T'), "CodingSchemeExternalID"},
-    {0x00080115U, S2F_VR('S', 'T'), "CodingSchemeName"},
-    {0x00080116U, S2F_VR('S', 'T'), "CodingSchemeResponsibleOrganization"},
-    {0x00080117U, S2F_VR('U', 'I'), "ContextUID"},
-    {0x00080118U, S2F_VR('U', 'I'), "MappingResourceUID"},
-    {0x00080119U, S2F_VR('U', 'C'), "LongCodeValue"},
-    {0x00080120U, S2F_VR('U', 'R'), "URNCodeValue"},
-    {0x00080121U, S2F_VR('S', 'Q'), "EquivalentCodeSequence"},
-    {0x00080122U, S2F_VR('L', 'O'), "MappingResourceName"},
-    {0x00080123U, S2F_VR('S', 'Q'), "ContextGroupIdentificationSequence"},
-    {0x00080124U, S2F_VR('S', 'Q'), "MappingResourceIdentificationSequence"},
-    {0x00080201U, S2F_VR('S', 'H'), "TimezoneOffsetFromUTC"},
-    {0x00080202U, S2F_VR('O', 'B'), ""},
-    {0x00080220U, S2F_VR('S', 'Q'), "ResponsibleGroupCodeSequence"},
-    {0x00080221U, S2F_VR('C', 'S'), "EquipmentModality"},
-    {0x00080222U, S2F_VR('L', 'O'), "ManufacturerRelatedModelGroup"},
-    {0x00080300U, S2F_VR('S', 'Q'), "PrivateDataElementCharacteristicsSequence"},
-    {0x00080301U, S2F_VR('U', 'S'), "PrivateGroupReference"},
-    {0x00080302U, S2F_VR('L', 'O'), "PrivateCreatorReference"},
-    {0x00080303U, S2F_VR('C', 'S'), "BlockIdentifyingInformationStatus"},
-    {0x00080304U, S2F_VR('U', 'S'), "NonidentifyingPrivateElements"},
-    {0x00080305U, S2F_VR('S', 'Q'), "DeidentificationActionSequence"},
-    {0x00080306U, S2F_VR('U', 'S'), "IdentifyingPrivateElements"},
-    {0x00080307U, S2F_VR('C', 'S'), "DeidentificationAction"},
-    {0x00080308U, S2F_VR('U', 'S'), "PrivateDataElement"},
-    {0x00080309U, S2F_VR('U', 'L'), "PrivateDataElementValueMultiplicity"},
-    {0x0008030AU, S2F_VR('C', 'S'), "PrivateDataElementValueRepresentation"},
-    {0x0008030BU, S2F_VR('U', 'L'), "PrivateDataElementNumberOfItems"},
-    {0x0008030CU, S2F_VR('U', 'C'), "PrivateDataElementName"},
-    {0x0008030DU, S2F_VR('U', 'C'), "PrivateDataElementKeyword"},
-    {0x0008030EU, S2F_VR('U', 'T'), "PrivateDataElementDescription"},
-    {0x0008030FU, S2F_VR('U', 'T'), "PrivateDataElementEncoding"},
-    {0x00080310U, S2F_VR('S', 'Q'), "PrivateDataElementDefinitionSequence"},
-    {0x00081000U, S2F_VR('A', 'E'), "NetworkID"},
-    {0x00081010U, S2F_VR('S', 'H'), "StationName"},
-    {0x00081030U, S2F_VR('L', 'O'), "StudyDescription"},
-    {0x00081032U, S2F_VR('S', 'Q'), "ProcedureCodeSequence"},
-    {0x0008103EU, S2F_VR('L', 'O'), "SeriesDescription"},
-    {0x0008103FU, S2F_VR('S', 'Q'), "SeriesDescriptionCodeSequence"},
-    {0x00081040U, S2F_VR('L', 'O'), "InstitutionalDepartmentName"},
-    {0x00081041U, S2F_VR('S', 'Q'), "InstitutionalDepartmentTypeCodeSequence"},
-    {0x00081048U, S2F_VR('P', 'N'), "PhysiciansOfRecord"},
-    {0x00081049U, S2F_VR('S', 'Q'), "PhysiciansOfRecordIdentificationSequence"},
-    {0x00081050U, S2F_VR('P', 'N'), "PerformingPhysicianName"},
-    {0x00081052U, S2F_VR('S', 'Q'), "PerformingPhysicianIdentificationSequence"},
-    {0x00081060U, S2F_VR('P', 'N'), "NameOfPhysiciansReadingStudy"},
-    {0x00081062U, S2F_VR('S', 'Q'), "PhysiciansReadingStudyIdentificationSequence"},
-    {0x00081070U, S2F_VR('P', 'N'), "OperatorsName"},
-    {0x00081072U, S2F_VR('S', 'Q'), "OperatorIdentificationSequence"},
-    {0x00081080U, S2F_VR('L', 'O'), "AdmittingDiagnosesDescription"},
-    {0x00081084U, S2F_VR('S', 'Q'), "AdmittingDiagnosesCodeSequence"},
-    {0x00081090U, S2F_VR('L', 'O'), "ManufacturerModelName"},
-    {0x00081100U, S2F_VR('S', 'Q'), "ReferencedResultsSequence"},
-    {0x00081110U, S2F_VR('S', 'Q'), "ReferencedStudySequence"},
-    {0x00081111U, S2F_VR('S', 'Q'), "ReferencedPerformedProcedureStepSequence"},
-    {0x00081115U, S2F_VR('S', 'Q'), "ReferencedSeriesSequence"},
-    {0x00081120U, S2F_VR('S', 'Q'), "ReferencedPatientSequence"},
-    {0x00081125U, S2F_VR('S', 'Q'), "ReferencedVisitSequence"},
-    {0x00081130U, S2F_VR('S', 'Q'), "ReferencedOverlaySequence"},
-    {0x00081134U, S2F_VR('S', 'Q'), "ReferencedStereometricInstanceSequence"},
-    {0x0008113AU, S2F_VR('S', 'Q'), "ReferencedWaveformSequence"},
-    {0x00081140U, S2F_VR('S', 'Q'), "ReferencedImageSequence"},
-    {0x00081145U, S2F_VR('S', 'Q'), "ReferencedCurveSequence"},
-    {0x0008114AU, S2F_VR('S', 'Q'), "ReferencedInstanceSequence"},
-    {0x0008114BU, S2F_VR('S', 'Q'), "ReferencedRealWorldValueMappingInstanceSequence"},
-    {0x00081150U, S2F_VR('U', 'I'), "ReferencedSOPClassUID"},
-    {0x00081155U, S2F_VR('U', 'I'), "ReferencedSOPInstanceUID"},
-    {0x00081156U, S2F_VR('S', 'Q'), "DefinitionSourceSequence"},
-    {0x0008115AU, S2F_VR('U', 'I'), "SOPClassesSupported"},
-    {0x00081160U, S2F_VR('I', 'S'), "ReferencedFrameNumber"},
-    {0x00081161U, S2F_VR('U', 'L'), "SimpleFrameList"},
-    {0x00081162U, S2F_VR('U', 'L'), "CalculatedFrameList"},
-    {0x00081163U, S2F_VR('F', 'D'), "TimeRange"},
-    {0x00081164U, S2F_VR('S', 'Q'), "FrameExtractionSequence"},
-    {0x00081167U, S2F_VR('U', 'I'), "MultiFrameSourceSOPInstanceUID"},
-    {0x00081190U, S2F_VR('U', 'R'), "RetrieveURL"},
-    {0x00081195U, S2F_VR('U', 'I'), "TransactionUID"},
-    {0x00081196U, S2F_VR('U', 'S'), "WarningReason"},
-    {0x00081197U, S2F_VR('U', 'S'), "FailureReason"},
-    {0x00081198U, S2F_VR('S', 'Q'), "FailedSOPSequence"},
-    {0x00081199U, S2F_VR('S', 'Q'), "ReferencedSOPSequence"},
-    {0x0008119AU, S2F_VR('S', 'Q'), "OtherFailuresSequence"},
-    {0x00081200U, S2F_VR('S', 'Q'), "StudiesContainingOtherReferencedInstancesSequence"},
-    {0x00081250U, S2F_VR('S', 'Q'), "RelatedSeriesSequence"},
-    {0x00082110U, S2F_VR('C', 'S'), "LossyImageCompressionRetired"},
-    {0x00082111U, S2F_VR('S', 'T'), "DerivationDescription"},
-    {0x00082112U, S2F_VR('S', 'Q'), "SourceImageSequence"},
-    {0x00082120U, S2F_VR('S', 'H'), "StageName"},
-    {0x00082122U, S2F_VR('I', 'S'), "StageNumber"},
-    {0x00082124U, S2F_VR('I', 'S'), "NumberOfStages"},
-    {0x00082127U, S2F_VR('S', 'H'), "ViewName"},
-    {0x00082128U, S2F_VR('I', 'S'), "ViewNumber"},
-    {0x00082129U, S2F_VR('I', 'S'), "NumberOfEventTimers"},
-    {0x0008212AU, S2F_VR('I', 'S'), "NumberOfViewsInStage"},
-    {0x00082130U, S2F_VR('D', 'S'), "EventElapsedTimes"},
-    {0x00082132U, S2F_VR('L', 'O'), "EventTimerNames"},
-    {0x00082133U, S2F_VR('S', 'Q'), "EventTimerSequence"},
-    {0x00082134U, S2F_VR('F', 'D'), "EventTimeOffset"},
-    {0x00082135U, S2F_VR('S', 'Q'), "EventCodeSequence"},
-    {0x00082142U, S2F_VR('I', 'S'), "StartTrim"},
-    {0x00082143U, S2F_VR('I', 'S'), "StopTrim"},
-    {0x00082144U, S2F_VR('I', 'S'), "RecommendedDisplayFrameRate"},
-    {0x00082200U, S2F_VR('C', 'S'), "TransducerPosition"},
-    {0x00082204U, S2F_VR('C', 'S'), "TransducerOrientation"},
-    {0x00082208U, S2F_VR('C', 'S'), "AnatomicStructure"},
-    {0x00082218U, S2F_VR('S', 'Q'), "AnatomicRegionSequence"},
-    {0x00082220U, S2F_VR('S', 'Q'), "AnatomicRegionModifierSequence"},
-    {0x00082228U, S2F_VR('S', 'Q'), "PrimaryAnatomicStructureSequence"},
-    {0x00082229U, S2F_VR('S', 'Q'), "AnatomicStructureSpaceOrRegionSequence"},
-    {0x00082230U, S2F_VR('S', 'Q'), "PrimaryAnatomicStructureModifierSequence"},
-    {0x00082240U, S2F_VR('S', 'Q'), "TransducerPositionSequence"},
-    {0x00082242U, S2F_VR('S', 'Q'), "TransducerPositionModifierSequence"},
-    {0x00082244U, S2F_VR('S', 'Q'), "TransducerOrientationSequence"},
-    {0x00082246U, S2F_VR('S', 'Q'), "TransducerOrientationModifierSequence"},
-    {0x00082251U, S2F_VR('S', 'Q'), "AnatomicStructureSpaceOrRegionCodeSequenceTrial"},
-    {0x00082253U, S2F_VR('S', 'Q'), "AnatomicPortalOfEntranceCodeSequenceTrial"},
-    {0x00082255U, S2F_VR('S', 'Q'), "AnatomicApproachDirectionCodeSequenceTrial"},
-    {0x00082256U, S2F_VR('S', 'T'), "AnatomicPerspectiveDescriptionTrial"},
-    {0x00082257U, S2F_VR('S', 'Q'), "AnatomicPerspectiveCodeSequenceTrial"},
-    {0x00082258U, S2F_VR('S', 'T'), "AnatomicLocationOfExaminingInstrumentDescriptionTrial"},
-    {0x00082259U, S2F_VR('S', 'Q'), "AnatomicLocationOfExaminingInstrumentCodeSequenceTrial"},
-    {0x0008225AU, S2F_VR('S', 'Q'), "AnatomicStructureSpaceOrRegionModifierCodeSequenceTrial"},
-    {0x0008225CU, S2F_VR('S', 'Q'), "OnAxisBackgroundAnatomicStructureCodeSequenceTrial"},
-    {0x00083001U, S2F_VR('S', 'Q'), "AlternateRepresentationSequence"},
-    {0x00083002U, S2F_VR('U', 'I'), "AvailableTransferSyntaxUID"},
-    {0x00083010U, S2F_VR('U', 'I'), "IrradiationEventUID"},
-    {0x00083011U, S2F_VR('S', 'Q'), "SourceIrradiationEventSequence"},
-    {0x00083012U, S2F_VR('U', 'I'), "RadiopharmaceuticalAdministrationEventUID"},
-    {0x00084000U, S2F_VR('L', 'T'), "IdentifyingComments"},
-    {0x00089007U, S2F_VR('C', 'S'), "FrameType"},
-    {0x00089092U, S2F_VR('S', 'Q'), "ReferencedImageEvidenceSequence"},
-    {0x00089121U, S2F_VR('S', 'Q'), "ReferencedRawDataSequence"},
-    {0x00089123U, S2F_VR('U', 'I'), "CreatorVersionUID"},
-    {0x00089124U, S2F_VR('S', 'Q'), "DerivationImageSequence"},
-    {0x00089154U, S2F_VR('S', 'Q'), "SourceImageEvidenceSequence"},
-    {0x00089205U, S2F_VR('C', 'S'), "PixelPresentation"},
-    {0x00089206U, S2F_VR('C', 'S'), "VolumetricProperties"},
-    {0x00089207U, S2F_VR('C', 'S'), "VolumeBasedCalculationTechnique"},
-    {0x00089208U, S2F_VR('C', 'S'), "ComplexImageComponent"},
-    {0x00089209U, S2F_VR('C', 'S'), "AcquisitionContrast"},
-    {0x00089215U, S2F_VR('S', 'Q'), "DerivationCodeSequence"},
-    {0x00089237U, S2F_VR('S', 'Q'), "ReferencedPresentationStateSequence"},
-    {0x00089410U, S2F_VR('S', 'Q'), "ReferencedOtherPlaneSequence"},
-    {0x00089458U, S2F_VR('S', 'Q'), "FrameDisplaySequence"},
-    {0x00089459U, S2F_VR('F', 'L'), "RecommendedDisplayFrameRateInFloat"},
-    {0x00089460U, S2F_VR('C', 'S'), "SkipFrameRangeFlag"},
-    {0x00100010U, S2F_VR('P', 'N'), "PatientName"},
-    {0x00100020U, S2F_VR('L', 'O'), "PatientID"},
-    {0x00100021U, S2F_VR('L', 'O'), "IssuerOfPatientID"},
-    {0x00100022U, S2F_VR('C', 'S'), "TypeOfPatientID"},
-    {0x00100024U, S2F_VR('S', 'Q'), "IssuerOfPatientIDQualifiersSequence"},
-    {0x00100026U, S2F_VR('S', 'Q'), "SourcePatientGroupIdentificationSequence"},
-    {0x00100027U, S2F_VR('S', 'Q'), "GroupOfPatientsIdentificationSequence"},
-    {0x00100028U, S2F_VR('U', 'S'), "SubjectRelativePositionInImage"},
-    {0x00100030U, S2F_VR('D', 'A'), "PatientBirthDate"},
-    {0x00100032U, S2F_VR('T', 'M'), "PatientBirthTime"},
-    {0x00100033U, S2F_VR('L', 'O'), "PatientBirthDateInAlternativeCalendar"},
-    {0x00100034U, S2F_VR('L', 'O'), "PatientDeathDateInAlternativeCalendar"},
-    {0x00100035U, S2F_VR('C', 'S'), "PatientAlternativeCalendar"},
-    {0x00100040U, S2F_VR('C', 'S'), "PatientSex"},
-    {0x00100050U, S2F_VR('S', 'Q'), "PatientInsurancePlanCodeSequence"},
-    {0x00100101U, S2F_VR('S', 'Q'), "PatientPrimaryLanguageCodeSequence"},
-    {0x00100102U, S2F_VR('S', 'Q'), "PatientPrimaryLanguageModifierCodeSequence"},
-    {0x00100200U, S2F_VR('C', 'S'), "QualityControlSubject"},
-    {0x00100201U, S2F_VR('S', 'Q'), "QualityControlSubjectTypeCodeSequence"},
-    {0x00100212U, S2F_VR('U', 'C'), "StrainDescription"},
-    {0x00100213U, S2F_VR('L', 'O'), "StrainNomenclature"},
-    {0x00100214U, S2F_VR('L', 'O'), "StrainStockNumber"},
-    {0x00100215U, S2F_VR('S', 'Q'), "StrainSourceRegistryCodeSequence"},
-    {0x00100216U, S2F_VR('S', 'Q'), "StrainStockSequence"},
-    {0x00100217U, S2F_VR('L', 'O'), "StrainSource"},
-    {0x00100218U, S2F_VR('U', 'T'), "StrainAdditionalInformation"},
-    {0x00100219U, S2F_VR('S', 'Q'), "StrainCodeSequence"},
-    {0x00100221U, S2F_VR('S', 'Q'), "GeneticModificationsSequence"},
-    {0x00100222U, S2F_VR('U', 'C'), "GeneticModificationsDescription"},
-    {0x00100223U, S2F_VR('L', 'O'), "GeneticModificationsNomenclature"},
-    {0x00100229U, S2F_VR('S', 'Q'), "GeneticModificationsCodeSequence"},
-    {0x00101000U, S2F_VR('L', 'O'), "OtherPatientIDs"},
-    {0x00101001U, S2F_VR('P', 'N'), "OtherPatientNames"},
-    {0x00101002U, S2F_VR('S', 'Q'), "OtherPatientIDsSequence"},
-    {0x00101005U, S2F_VR('P', 'N'), "PatientBirthName"},
-    {0x00101010U, S2F_VR('A', 'S'), "PatientAge"},
-    {0x00101020U, S2F_VR('D', 'S'), "PatientSize"},
-    {0x00101021U, S2F_VR('S', 'Q'), "PatientSizeCodeSequence"},
-    {0x00101022U, S2F_VR('D', 'S'), "PatientBodyMassIndex"},
-    {0x00101023U, S2F_VR('D', 'S'), "MeasuredAPDimension"},
-    {0x00101024U, S2F_VR('D', 'S'), "MeasuredLateralDimension"},
-    {0x00101030U, S2F_VR('D', 'S'), "PatientWeight"},
-    {0x00101040U, S2F_VR('L', 'O'), "PatientAddress"},
-    {0x00101050U, S2F_VR('L', 'O'), "InsurancePlanIdentification"},
-    {0x00101060U, S2F_VR('P', 'N'), "PatientMotherBirthName"},
-    {0x00101080U, S2F_VR('L', 'O'), "MilitaryRank"},
-    {0x00101081U, S2F_VR('L', 'O'), "BranchOfService"},
-    {0x00101090U, S2F_VR('L', 'O'), "MedicalRecordLocator"},
-    {0x00101100U, S2F_VR('S', 'Q'), "ReferencedPatientPhotoSequence"},
-    {0x00102000U, S2F_VR('L', 'O'), "MedicalAlerts"},
-    {0x00102110U, S2F_VR('L', 'O'), "Allergies"},
-    {0x00102150U, S2F_VR('L', 'O'), "CountryOfResidence"},
-    {0x00102152U, S2F_VR('L', 'O'), "RegionOfResidence"},
-    {0x00102154U, S2F_VR('S', 'H'), "PatientTelephoneNumbers"},
-    {0x00102155U, S2F_VR('L', 'T'), "PatientTelecomInformation"},
-    {0x00102160U, S2F_VR('S', 'H'), "EthnicGroup"},
-    {0x00102180U, S2F_VR('S', 'H'), "Occupation"},
-    {0x001021A0U, S2F_VR('C', 'S'), "SmokingStatus"},
-    {0x001021B0U, S2F_VR('L', 'T'), "AdditionalPatientHistory"},
-    {0x001021C0U, S2F_VR('U', 'S'), "PregnancyStatus"},
-    {0x001021D0U, S2F_VR('D', 'A'), "LastMenstrualDate"},
-    {0x001021F0U, S2F_VR('L', 'O'), "PatientReligiousPreference"},
-    {0x00102201U, S2F_VR('L', 'O'), "PatientSpeciesDescription"},
-    {0x00102202U, S2F_VR('S', 'Q'), "PatientSpeciesCodeSequence"},
-    {0x00102203U, S2F_VR('C', 'S'), "PatientSexNeutered"},
-    {0x00102210U, S2F_VR('C', 'S'), "AnatomicalOrientationType"},
-    {0x00102292U, S2F_VR('L', 'O'), "PatientBreedDescription"},
-    {0x00102293U, S2F_VR('S', 'Q'), "PatientBreedCodeSequence"},
-    {0x00102294U, S2F_VR('S', 'Q'), "BreedRegistrationSequence"},
-    {0x00102295U, S2F_VR('L', 'O'), "BreedRegistrationNumber"},
-    {0x00102296U, S2F_VR('S', 'Q'), "BreedRegistryCodeSequence"},
-    {0x00102297U, S2F_VR('P', 'N'), "ResponsiblePerson"},
-    {0x00102298U, S2F_VR('C', 'S'), "ResponsiblePersonRole"},
-    {0x00102299U, S2F_VR('L', 'O'), "ResponsibleOrganization"},
-    {0x00104000U, S2F_VR('L', 'T'), "PatientComments"},
-    {0x00109431U, S2F_VR('F', 'L'), "ExaminedBodyThickness"},
-    {0x00120010U, S2F_VR('L', 'O'), "ClinicalTrialSponsorName"},
-    {0x00120020U, S2F_VR('L', 'O'), "ClinicalTrialProtocolID"},
-    {0x00120021U, S2F_VR('L', 'O'), "ClinicalTrialProtocolName"},
-    {0x00120030U, S2F_VR('L', 'O'), "ClinicalTrialSiteID"},
-    {0x00120031U, S2F_VR('L', 'O'), "ClinicalTrialSiteName"},
-    {0x00120040U, S2F_VR('L', 'O'), "ClinicalTrialSubjectID"},
-    {0x00120042U, S2F_VR('L', 'O'), "ClinicalTrialSubjectReadingID"},
-    {0x00120050U, S2F_VR('L', 'O'), "ClinicalTrialTimePointID"},
-    {0x00120051U, S2F_VR('S', 'T'), "ClinicalTrialTimePointDescription"},
-    {0x00120052U, S2F_VR('F', 'D'), "LongitudinalTemporalOffsetFromEvent"},
-    {0x00120053U, S2F_VR('C', 'S'), "LongitudinalTemporalEventType"},
-    {0x00120060U, S2F_VR('L', 'O'), "ClinicalTrialCoordinatingCenterName"},
-    {0x00120062U, S2F_VR('C', 'S'), "PatientIdentityRemoved"},
-    {0x00120063U, S2F_VR('L', 'O'), "DeidentificationMethod"},
-    {0x00120064U, S2F_VR('S', 'Q'), "DeidentificationMethodCodeSequence"},
-    {0x00120071U, S2F_VR('L', 'O'), "ClinicalTrialSeriesID"},
-    {0x00120072U, S2F_VR('L', 'O'), "ClinicalTrialSeriesDescription"},
-    {0x00120081U, S2F_VR('L', 'O'), "ClinicalTrialProtocolEthicsCommitteeName"},
-    {0x00120082U, S2F_VR('L', 'O'), "ClinicalTrialProtocolEthicsCommitteeApprovalNumber"},
-    {0x00120083U, S2F_VR('S', 'Q'), "ConsentForClinicalTrialUseSequence"},
-    {0x00120084U, S2F_VR('C', 'S'), "DistributionType"},
-    {0x00120085U, S2F_VR('C', 'S'), "ConsentForDistributionFlag"},
-    {0x00120086U, S2F_VR('D', 'A'), "EthicsCommitteeApprovalEffectivenessStartDate"},
-    {0x00120087U, S2F_VR('D', 'A'), "EthicsCommitteeApprovalEffectivenessEndDate"},
-    {0x00140023U, S2F_VR('S', 'T'), "CADFileFormat"},
-    {0x00140024U, S2F_VR('S', 'T'), "ComponentReferenceSystem"},
-    {0x00140025U, S2F_VR('S', 'T'), "ComponentManufacturingProcedure"},
-    {0x00140028U, S2F_VR('S', 'T'), "ComponentManufacturer"},
-    {0x00140030U, S2F_VR('D', 'S'), "MaterialThickness"},
-    {0x00140032U, S2F_VR('D', 'S'), "MaterialPipeDiameter"},
-    {0x00140034U, S2F_VR('D', 'S'), "MaterialIsolationDiameter"},
-    {0x00140042U, S2F_VR('S', 'T'), "MaterialGrade"},
-    {0x00140044U, S2F_VR('S', 'T'), "MaterialPropertiesDescription"},
-    {0x00140045U, S2F_VR('S', 'T'), "MaterialPropertiesFileFormatRetired"},
-    {0x00140046U, S2F_VR('L', 'T'), "MaterialNotes"},
-    {0x00140050U, S2F_VR('C', 'S'), "ComponentShape"},
-    {0x00140052U, S2F_VR('C', 'S'), "CurvatureType"},
-    {0x00140054U, S2F_VR('D', 'S'), "OuterDiameter"},
-    {0x00140056U, S2F_VR('D', 'S'), "InnerDiameter"},
-    {0x00140100U, S2F_VR('L', 'O'), "ComponentWelderIDs"},
-    {0x00140101U, S2F_VR('C', 'S'), "SecondaryApprovalStatus"},
-    {0x00140102U, S2F_VR('D', 'A'), "SecondaryReviewDate"},
-    {0x00140103U, S2F_VR('T', 'M'), "SecondaryReviewTime"},
-    {0x00140104U, S2F_VR('P', 'N'), "SecondaryReviewerName"},
-    {0x00140105U, S2F_VR('S', 'T'), "RepairID"},
-    {0x00140106U, S2F_VR('S', 'Q'), "MultipleComponentApprovalSequence"},
-    {0x00140107U, S2F_VR('C', 'S'), "OtherApprovalStatus"},
-    {0x00140108U, S2F_VR('C', 'S'), "OtherSecondaryApprovalStatus"},
-    {0x00141010U, S2F_VR('S', 'T'), "ActualEnvironmentalConditions"},
-    {0x00141020U, S2F_VR('D', 'A'), "ExpiryDate"},
-    {0x00141040U, S2F_VR('S', 'T'), "EnvironmentalConditions"},
-    {0x00142002U, S2F_VR('S', 'Q'), "EvaluatorSequence"},
-    {0x00142004U, S2F_VR('I', 'S'), "EvaluatorNumber"},
-    {0x00142006U, S2F_VR('P', 'N'), "EvaluatorName"},
-    {0x00142008U, S2F_VR('I', 'S'), "EvaluationAttempt"},
-    {0x00142012U, S2F_VR('S', 'Q'), "IndicationSequence"},
-    {0x00142014U, S2F_VR('I', 'S'), "IndicationNumber"},
-    {0x00142016U, S2F_VR('S', 'H'), "IndicationLabel"},
-    {0x00142018U, S2F_VR('S', 'T'), "IndicationDescription"},
-    {0x0014201AU, S2F_VR('C', 'S'), "IndicationType"},
-    {0x0014201CU, S2F_VR('C', 'S'), "IndicationDisposition"},
-    {0x0014201EU, S2F_VR('S', 'Q'), "IndicationROISequence"},
-    {0x00142030U, S2F_VR('S', 'Q'), "IndicationPhysicalPropertySequence"},
-    {0x00142032U, S2F_VR('S', 'H'), "PropertyLabel"},
-    {0x00142202U, S2F_VR('I', 'S'), "CoordinateSystemNumberOfAxes"},
-    {0x00142204U, S2F_VR('S', 'Q'), "CoordinateSystemAxesSequence"},
-    {0x00142206U, S2F_VR('S', 'T'), "CoordinateSystemAxisDescription"},
-    {0x00142208U, S2F_VR('C', 'S'), "CoordinateSystemDataSetMapping"},
-    {0x0014220AU, S2F_VR('I', 'S'), "CoordinateSystemAxisNumber"},
-    {0x0014220CU, S2F_VR('C', 'S'), "CoordinateSystemAxisType"},
-    {0x0014220EU, S2F_VR('C', 'S'), "CoordinateSystemAxisUnits"},
-    {0x00142210U, S2F_VR('O', 'B'), "CoordinateSystemAxisValues"},
-    {0x00142220U, S2F_VR('S', 'Q'), "CoordinateSystemTransformSequence"},
-    {0x00142222U, S2F_VR('S', 'T'), "TransformDescription"},
-    {0x00142224U, S2F_VR('I', 'S'), "TransformNumberOfAxes"},
-    {0x00142226U, S2F_VR('I', 'S'), "TransformOrderOfAxes"},
-    {0x00142228U, S2F_VR('C', 'S'), "TransformedAxisUnits"},
-    {0x0014222AU, S2F_VR('D', 'S'), "CoordinateSystemTransformRotationAndScaleMatrix"},
-    {0x0014222CU, S2F_VR('D', 'S'), "CoordinateSystemTransformTranslationMatrix"},
-    {0x00143011U, S2F_VR('D', 'S'), "InternalDetectorFrameTime"},
-    {0x00143012U, S2F_VR('D', 'S'), "NumberOfFramesIntegrated"},
-    {0x00143020U, S2F_VR('S', 'Q'), "DetectorTemperatureSequence"},
-    {0x00143022U, S2F_VR('S', 'T'), "SensorName"},
-    {0x00143024U, S2F_VR('D', 'S'), "HorizontalOffsetOfSensor"},
-    {0x00143026U, S2F_VR('D', 'S'), "VerticalOffsetOfSensor"},
-    {0x00143028U, S2F_VR('D', 'S'), "SensorTemperature"},
-    {0x00143040U, S2F_VR('S', 'Q'), "DarkCurrentSequence"},
-    {0x00143050U, S2F_VR('O', 'B'), "DarkCurrentCounts"},
-    {0x00143060U, S2F_VR('S', 'Q'), "GainCorrectionReferenceSequence"},
-    {0x00143070U, S2F_VR('O', 'B'), "AirCounts"},
-    {0x00143071U, S2F_VR('D', 'S'), "KVUsedInGainCalibration"},
-    {0x00143072U, S2F_VR('D', 'S'), "MAUsedInGainCalibration"},
-    {0x00143073U, S2F_VR('D', 'S'), "NumberOfFramesUsedForIntegration"},
-    {0x00143074U, S2F_VR('L', 'O'), "FilterMaterialUsedInGainCalibration"},
-    {0x00143075U, S2F_VR('D', 'S'), "FilterThicknessUsedInGainCalibration"},
-    {0x00143076U, S2F_VR('D', 'A'), "DateOfGainCalibration"},
-    {0x00143077U, S2F_VR('T', 'M'), "TimeOfGainCalibration"},
-    {0x00143080U, S2F_VR('O', 'B'), "BadPixelImage"},
-    {0x00143099U, S2F_VR('L', 'T'), "CalibrationNotes"},
-    {0x00143100U, S2F_VR('L', 'T'), "LinearityCorrectionTechnique"},
-    {0x00143101U, S2F_VR('L', 'T'), "BeamHardeningCorrectionTechnique"},
-    {0x00144002U, S2F_VR('S', 'Q'), "PulserEquipmentSequence"},
-    {0x00144004U, S2F_VR('C', 'S'), "PulserType"},
-    {0x00144006U, S2F_VR('L', 'T'), "PulserNotes"},
-    {0x00144008U, S2F_VR('S', 'Q'), "ReceiverEquipmentSequence"},
-    {0x0014400AU, S2F_VR('C', 'S'), "AmplifierType"},
-    {0x0014400CU, S2F_VR('L', 'T'), "ReceiverNotes"},
-    {0x0014400EU, S2F_VR('S', 'Q'), "PreAmplifierEquipmentSequence"},
-    {0x0014400FU, S2F_VR('L', 'T'), "PreAmplifierNotes"},
-    {0x00144010U, S2F_VR('S', 'Q'), "TransmitTransducerSequence"},
-    {0x00144011U, S2F_VR('S', 'Q'), "ReceiveTransducerSequence"},
-    {0x00144012U, S2F_VR('U', 'S'), "NumberOfElements"},
-    {0x00144013U, S2F_VR('C', 'S'), "ElementShape"},
-    {0x00144014U, S2F_VR('D', 'S'), "ElementDimensionA"},
-    {0x00144015U, S2F_VR('D', 'S'), "ElementDimensionB"},
-    {0x00144016U, S2F_VR('D', 'S'), "ElementPitchA"},
-    {0x00144017U, S2F_VR('D', 'S'), "MeasuredBeamDimensionA"},
-    {0x00144018U, S2F_VR('D', 'S'), "MeasuredBeamDimensionB"},
-    {0x00144019U, S2F_VR('D', 'S'), "LocationOfMeasuredBeamDiameter"},
-    {0x0014401AU, S2F_VR('D', 'S'), "NominalFrequency"},
-    {0x0014401BU, S2F_VR('D', 'S'), "MeasuredCenterFrequency"},
-    {0x0014401CU, S2F_VR('D', 'S'), "MeasuredBandwidth"},
-    {0x0014401DU, S2F_VR('D', 'S'), "ElementPitchB"},
-    {0x00144020U, S2F_VR('S', 'Q'), "PulserSettingsSequence"},
-    {0x00144022U, S2F_VR('D', 'S'), "PulseWidth"},
-    {0x00144024U, S2F_VR('D', 'S'), "ExcitationFrequency"},
-    {0x00144026U, S2F_VR('C', 'S'), "ModulationType"},
-    {0x00144028U, S2F_VR('D', 'S'), "Damping"},
-    {0x00144030U, S2F_VR('S', 'Q'), "ReceiverSettingsSequence"},
-    {0x00144031U, S2F_VR('D', 'S'), "AcquiredSoundpathLength"},
-    {0x00144032U, S2F_VR('C', 'S'), "AcquisitionCompressionType"},
-    {0x00144033U, S2F_VR('I', 'S'), "AcquisitionSampleSize"},
-    {0x00144034U, S2F_VR('D', 'S'), "RectifierSmoothing"},
-    {0x00144035U, S2F_VR('S', 'Q'), "DACSequence"},
-    {0x00144036U, S2F_VR('C', 'S'), "DACType"},
-    {0x00144038U, S2F_VR('D', 'S'), "DACGainPoints"},
-    {0x0014403AU, S2F_VR('D', 'S'), "DACTimePoints"},
-    {0x0014403CU, S2F_VR('D', 'S'), "DACAmplitude"},
-    {0x00144040U, S2F_VR('S', 'Q'), "PreAmplifierSettingsSequence"},
-    {0x00144050U, S2F_VR('S', 'Q'), "TransmitTransducerSettingsSequence"},
-    {0x00144051U, S2F_VR('S', 'Q'), "ReceiveTransducerSettingsSequence"},
-    {0x00144052U, S2F_VR('D', 'S'), "IncidentAngle"},
-    {0x00144054U, S2F_VR('S', 'T'), "CouplingTechnique"},
-    {0x00144056U, S2F_VR('S', 'T'), "CouplingMedium"},
-    {0x00144057U, S2F_VR('D', 'S'), "CouplingVelocity"},
-    {0x00144058U, S2F_VR('D', 'S'), "ProbeCenterLocationX"},
-    {0x00144059U, S2F_VR('D', 'S'), "ProbeCenterLocationZ"},
-    {0x0014405AU, S2F_VR('D', 'S'), "SoundPathLength"},
-    {0x0014405CU, S2F_VR('S', 'T'), "DelayLawIdentifier"},
-    {0x00144060U, S2F_VR('S', 'Q'), "GateSettingsSequence"},
-    {0x00144062U, S2F_VR('D', 'S'), "GateThreshold"},
-    {0x00144064U, S2F_VR('D', 'S'), "VelocityOfSound"},
-    {0x00144070U, S2F_VR('S', 'Q'), "CalibrationSettingsSequence"},
-    {0x00144072U, S2F_VR('S', 'T'), "CalibrationProcedure"},
-    {0x00144074U, S2F_VR('S', 'H'), "ProcedureVersion"},
-    {0x00144076U, S2F_VR('D', 'A'), "ProcedureCreationDate"},
-    {0x00144078U, S2F_VR('D', 'A'), "ProcedureExpirationDate"},
-    {0x0014407AU, S2F_VR('D', 'A'), "ProcedureLastModifiedDate"},
-    {0x0014407CU, S2F_VR('T', 'M'), "CalibrationTime"},
-    {0x0014407EU, S2F_VR('D', 'A'), "CalibrationDate"},
-    {0x00144080U, S2F_VR('S', 'Q'), "ProbeDriveEquipmentSequence"},
-    {0x00144081U, S2F_VR('C', 'S'), "DriveType"},
-    {0x00144082U, S2F_VR('L', 'T'), "ProbeDriveNotes"},
-    {0x00144083U, S2F_VR('S', 'Q'), "DriveProbeSequence"},
-    {0x00144084U, S2F_VR('D', 'S'), "ProbeInductance"},
-    {0x00144085U, S2F_VR('D', 'S'), "ProbeResistance"},
-    {0x00144086U, S2F_VR('S', 'Q'), "ReceiveProbeSequence"},
-    {0x00144087U, S2F_VR('S', 'Q'), "ProbeDriveSettingsSequence"},
-    {0x00144088U, S2F_VR('D', 'S'), "BridgeResistors"},
-    {0x00144089U, S2F_VR('D', 'S'), "ProbeOrientationAngle"},
-    {0x0014408BU, S2F_VR('D', 'S'), "UserSelectedGainY"},
-    {0x0014408CU, S2F_VR('D', 'S'), "UserSelectedPhase"},
-    {0x0014408DU, S2F_VR('D', 'S'), "UserSelectedOffsetX"},
-    {0x0014408EU, S2F_VR('D', 'S'), "UserSelectedOffsetY"},
-    {0x00144091U, S2F_VR('S', 'Q'), "ChannelSettingsSequence"},
-    {0x00144092U, S2F_VR('D', 'S'), "ChannelThreshold"},
-    {0x0014409AU, S2F_VR('S', 'Q'), "ScannerSettingsSequence"},
-    {0x0014409BU, S2F_VR('S', 'T'), "ScanProcedure"},
-    {0x0014409CU, S2F_VR('D', 'S'), "TranslationRateX"},
-    {0x0014409DU, S2F_VR('D', 'S'), "TranslationRateY"},
-    {0x0014409FU, S2F_VR('D', 'S'), "ChannelOverlap"},
-    {0x001440A0U, S2F_VR('L', 'O'), "ImageQualityIndicatorType"},
-    {0x001440A1U, S2F_VR('L', 'O'), "ImageQualityIndicatorMaterial"},
-    {0x001440A2U, S2F_VR('L', 'O'), "ImageQualityIndicatorSize"},
-    {0x00145002U, S2F_VR('I', 'S'), "LINACEnergy"},
-    {0x00145004U, S2F_VR('I', 'S'), "LINACOutput"},
-    {0x00145100U, S2F_VR('U', 'S'), "ActiveAperture"},
-    {0x00145101U, S2F_VR('D', 'S'), "TotalAperture"},
-    {0x00145102U, S2F_VR('D', 'S'), "ApertureElevation"},
-    {0x00145103U, S2F_VR('D', 'S'), "MainLobeAngle"},
-    {0x00145104U, S2F_VR('D', 'S'), "MainRoofAngle"},
-    {0x00145105U, S2F_VR('C', 'S'), "ConnectorType"},
-    {0x00145106U, S2F_VR('S', 'H'), "WedgeModelNumber"},
-    {0x00145107U, S2F_VR('D', 'S'), "WedgeAngleFloat"},
-    {0x00145108U, S2F_VR('D', 'S'), "WedgeRoofAngle"},
-    {0x00145109U, S2F_VR('C', 'S'), "WedgeElement1Position"},
-    {0x0014510AU, S2F_VR('D', 'S'), "WedgeMaterialVelocity"},
-    {0x0014510BU, S2F_VR('S', 'H'), "WedgeMaterial"},
-    {0x0014510CU, S2F_VR('D', 'S'), "WedgeOffsetZ"},
-    {0x0014510DU, S2F_VR('D', 'S'), "WedgeOriginOffsetX"},
-    {0x0014510EU, S2F_VR('D', 'S'), "WedgeTimeDelay"},
-    {0x0014510FU, S2F_VR('S', 'H'), "WedgeName"},
-    {0x00145110U, S2F_VR('S', 'H'), "WedgeManufacturerName"},
-    {0x00145111U, S2F_VR('L', 'O'), "WedgeDescription"},
-    {0x00145112U, S2F_VR('D', 'S'), "NominalBeamAngle"},
-    {0x00145113U, S2F_VR('D', 'S'), "WedgeOffsetX"},
-    {0x00145114U, S2F_VR('D', 'S'), "WedgeOffsetY"},
-    {0x00145115U, S2F_VR('D', 'S'), "WedgeTotalLength"},
-    {0x00145116U, S2F_VR('D', 'S'), "WedgeInContactLength"},
-    {0x00145117U, S2F_VR('D', 'S'), "WedgeFrontGap"},
-    {0x00145118U, S2F_VR('D', 'S'), "WedgeTotalHeight"},
-    {0x00145119U, S2F_VR('D', 'S'), "WedgeFrontHeight"},
-    {0x0014511AU, S2F_VR('D', 'S'), "WedgeRearHeight"},
-    {0x0014511BU, S2F_VR('D', 'S'), "WedgeTotalWidth"},
-    {0x0014511CU, S2F_VR('D', 'S'), "WedgeInContactWidth"},
-    {0x0014511DU, S2F_VR('D', 'S'), "WedgeChamferHeight"},
-    {0x0014511EU, S2F_VR('C', 'S'), "WedgeCurve"},
-    {0x0014511FU, S2F_VR('D', 'S'), "RadiusAlongWedge"},
-    {0x00160001U, S2F_VR('D', 'S'), "WhitePoint"},
-    {0x00160002U, S2F_VR('D', 'S'), "PrimaryChromaticities"},
-    {0x00160003U, S2F_VR('U', 'T'), "BatteryLevel"},
-    {0x00160004U, S2F_VR('D', 'S'), "ExposureTimeInSeconds"},
-    {0x00160005U, S2F_VR('D', 'S'), "FNumber"},
-    {0x00160006U, S2F_VR('I', 'S'), "OECFRows"},
-    {0x00160007U, S2F_VR('I', 'S'), "OECFColumns"},
-    {0x00160008U, S2F_VR('U', 'C'), "OECFColumnNames"},
-    {0x00160009U, S2F_VR('D', 'S'), "OECFValues"},
-    {0x0016000AU, S2F_VR('I', 'S'), "SpatialFrequencyResponseRows"},
-    {0x0016000BU, S2F_VR('I', 'S'), "SpatialFrequencyResponseColumns"},
-    {0x0016000CU, S2F_VR('U', 'C'), "SpatialFrequencyResponseColumnNames"},
-    {0x0016000DU, S2F_VR('D', 'S'), "SpatialFrequencyResponseValues"},
-    {0x0016000EU, S2F_VR('I', 'S'), "ColorFilterArrayPatternRows"},
-    {0x0016000FU, S2F_VR('I', 'S'), "ColorFilterArrayPatternColumns"},
-    {0x00160010U, S2F_VR('D', 'S'), "ColorFilterArrayPatternValues"},
-    {0x00160011U, S2F_VR('U', 'S'), "FlashFiringStatus"},
-    {0x00160012U, S2F_VR('U', 'S'), "FlashReturnStatus"},
-    {0x00160013U, S2F_VR('U', 'S'), "FlashMode"},
-    {0x00160014U, S2F_VR('U', 'S'), "FlashFunctionPresent"},
-    {0x00160015U, S2F_VR('U', 'S'), "FlashRedEyeMode"},
-    {0x00160016U, S2F_VR('U', 'S'), "ExposureProgram"},
-    {0x00160017U, S2F_VR('U', 'T'), "SpectralSensitivity"},
-    {0x00160018U, S2F_VR('I', 'S'), "PhotographicSensitivity"},
-    {0x00160019U, S2F_VR('I', 'S'), "SelfTimerMode"},
-    {0x0016001AU, S2F_VR('U', 'S'), "SensitivityType"},
-    {0x0016001BU, S2F_VR('I', 'S'), "StandardOutputSensitivity"},
-    {0x0016001CU, S2F_VR('I', 'S'), "RecommendedExposureIndex"},
-    {0x0016001DU, S2F_VR('I', 'S'), "ISOSpeed"},
-    {0x0016001EU, S2F_VR('I', 'S'), "ISOSpeedLatitudeyyy"},
-    {0x0016001FU, S2F_VR('I', 'S'), "ISOSpeedLatitudezzz"},
-    {0x00160020U, S2F_VR('U', 'T'), "EXIFVersion"},
-    {0x00160021U, S2F_VR('D', 'S'), "ShutterSpeedValue"},
-    {0x00160022U, S2F_VR('D', 'S'), "ApertureValue"},
-    {0x00160023U, S2F_VR('D', 'S'), "BrightnessValue"},
-    {0x00160024U, S2F_VR('D', 'S'), "ExposureBiasValue"},
-    {0x00160025U, S2F_VR('D', 'S'), "MaxApertureValue"},
-    {0x00160026U, S2F_VR('D', 'S'), "SubjectDistance"},
-    {0x00160027U, S2F_VR('U', 'S'), "MeteringMode"},
-    {0x00160028U, S2F_VR('U', 'S'), "LightSource"},
-    {0x00160029U, S2F_VR('D', 'S'), "FocalLength"},
-    {0x0016002AU, S2F_VR('I', 'S'), "SubjectArea"},
-    {0x0016002BU, S2F_VR('O', 'B'), "MakerNote"},
-    {0x00160030U, S2F_VR('D', 'S'), "Temperature"},
-    {0x00160031U, S2F_VR('D', 'S'), "Humidity"},
-    {0x00160032U, S2F_VR('D', 'S'), "Pressure"},
-    {0x00160033U, S2F_VR('D', 'S'), "WaterDepth"},
-    {0x00160034U, S2F_VR('D', 'S'), "Acceleration"},
-    {0x00160035U, S2F_VR('D', 'S'), "CameraElevationAngle"},
-    {0x00160036U, S2F_VR('D', 'S'), "FlashEnergy"},
-    {0x00160037U, S2F_VR('I', 'S'), "SubjectLocation"},
-    {0x00160038U, S2F_VR('D', 'S'), "PhotographicExposureIndex"},
-    {0x00160039U, S2F_VR('U', 'S'), "SensingMethod"},
-    {0x0016003AU, S2F_VR('U', 'S'), "FileSource"},
-    {0x0016003BU, S2F_VR('U', 'S'), "SceneType"},
-    {0x00160041U, S2F_VR('U', 'S'), "CustomRendered"},
-    {0x00160042U, S2F_VR('U', 'S'), "ExposureMode"},
-    {0x00160043U, S2F_VR('U', 'S'), "WhiteBalance"},
-    {0x00160044U, S2F_VR('D', 'S'), "DigitalZoomRatio"},
-    {0x00160045U, S2F_VR('I', 'S'), "FocalLengthIn35mmFilm"},
-    {0x00160046U, S2F_VR('U', 'S'), "SceneCaptureType"},
-    {0x00160047U, S2F_VR('U', 'S'), "GainControl"},
-    {0x00160048U, S2F_VR('U', 'S'), "Contrast"},
-    {0x00160049U, S2F_VR('U', 'S'), "Saturation"},
-    {0x0016004AU, S2F_VR('U', 'S'), "Sharpness"},
-    {0x0016004BU, S2F_VR('O', 'B'), "DeviceSettingDescription"},
-    {0x0016004CU, S2F_VR('U', 'S'), "SubjectDistanceRange"},
-    {0x0016004DU, S2F_VR('U', 'T'), "CameraOwnerName"},
-    {0x0016004EU, S2F_VR('D', 'S'), "LensSpecification"},
-    {0x0016004FU, S2F_VR('U', 'T'), "LensMake"},
-    {0x00160050U, S2F_VR('U', 'T'), "LensModel"},
-    {0x00160051U, S2F_VR('U', 'T'), "LensSerialNumber"},
-    {0x00160061U, S2F_VR('C', 'S'), "InteroperabilityIndex"},
-    {0x00160062U, S2F_VR('O', 'B'), "InteroperabilityVersion"},
-    {0x00160070U, S2F_VR('O', 'B'), "GPSVersionID"},
-    {0x00160071U, S2F_VR('C', 'S'), "GPSLatitudeRef"},
-    {0x00160072U, S2F_VR('D', 'S'), "GPSLatitude"},
-    {0x00160073U, S2F_VR('C', 'S'), "GPSLongitudeRef"},
-    {0x00160074U, S2F_VR('D', 'S'), "GPSLongitude"},
-    {0x00160075U, S2F_VR('U', 'S'), "GPSAltitudeRef"},
-    {0x00160076U, S2F_VR('D', 'S'), "GPSAltitude"},
-    {0x00160077U, S2F_VR('D', 'T'), "GPSTimeStamp"},
-    {0x00160078U, S2F_VR('U', 'T'), "GPSSatellites"},
-    {0x00160079U, S2F_VR('C', 'S'), "GPSStatus"},
-    {0x0016007AU, S2F_VR('C', 'S'), "GPSMeasureMode"},
-    {0x0016007BU, S2F_VR('D', 'S'), "GPSDOP"},
-    {0x0016007CU, S2F_VR('C', 'S'), "GPSSpeedRef"},
-    {0x0016007DU, S2F_VR('D', 'S'), "GPSSpeed"},
-    {0x0016007EU, S2F_VR('C', 'S'), "GPSTrackRef"},
-    {0x0016007FU, S2F_VR('D', 'S'), "GPSTrack"},
-    {0x00160080U, S2F_VR('C', 'S'), "GPSImgDirectionRef"},
-    {0x00160081U, S2F_VR('D', 'S'), "GPSImgDirection"},
-    {0x00160082U, S2F_VR('U', 'T'), "GPSMapDatum"},
-    {0x00160083U, S2F_VR('C', 'S'), "GPSDestLatitudeRef"},
-    {0x00160084U, S2F_VR('D', 'S'), "GPSDestLatitude"},
-    {0x00160085U, S2F_VR('C', 'S'), "GPSDestLongitudeRef"},
-    {0x00160086U, S2F_VR('D', 'S'), "GPSDestLongitude"},
-    {0x00160087U, S2F_VR('C', 'S'), "GPSDestBearingRef"},
-    {0x00160088U, S2F_VR('D', 'S'), "GPSDestBearing"},
-    {0x00160089U, S2F_VR('C', 'S'), "GPSDestDistanceRef"},
-    {0x0016008AU, S2F_VR('D', 'S'), "GPSDestDistance"},
-    {0x0016008BU, S2F_VR('O', 'B'), "GPSProcessingMethod"},
-    {0x0016008CU, S2F_VR('O', 'B'), "GPSAreaInformation"},
-    {0x0016008DU, S2F_VR('D', 'T'), "GPSDateStamp"},
-    {0x0016008EU, S2F_VR('I', 'S'), "GPSDifferential"},
-    {0x00161001U, S2F_VR('C', 'S'), "LightSourcePolarization"},
-    {0x00161002U, S2F_VR('D', 'S'), "EmitterColorTemperature"},
-    {0x00161003U, S2F_VR('C', 'S'), "ContactMethod"},
-    {0x00161004U, S2F_VR('C', 'S'), "ImmersionMedia"},
-    {0x00161005U, S2F_VR('D', 'S'), "OpticalMagnificationFactor"},
-    {0x00180010U, S2F_VR('L', 'O'), "ContrastBolusAgent"},
-    {0x00180012U, S2F_VR('S', 'Q'), "ContrastBolusAgentSequence"},
-    {0x00180013U, S2F_VR('F', 'L'), "ContrastBolusT1Relaxivity"},
-    {0x00180014U, S2F_VR('S', 'Q'), "ContrastBolusAdministrationRouteSequence"},
-    {0x00180015U, S2F_VR('C', 'S'), "BodyPartExamined"},
-    {0x00180020U, S2F_VR('C', 'S'), "ScanningSequence"},
-    {0x00180021U, S2F_VR('C', 'S'), "SequenceVariant"},
-    {0x00180022U, S2F_VR('C', 'S'), "ScanOptions"},
-    {0x00180023U, S2F_VR('C', 'S'), "MRAcquisitionType"},
-    {0x00180024U, S2F_VR('S', 'H'), "SequenceName"},
-    {0x00180025U, S2F_VR('C', 'S'), "AngioFlag"},
-    {0x00180026U, S2F_VR('S', 'Q'), "InterventionDrugInformationSequence"},
-    {0x00180027U, S2F_VR('T', 'M'), "InterventionDrugStopTime"},
-    {0x00180028U, S2F_VR('D', 'S'), "InterventionDrugDose"},
-    {0x00180029U, S2F_VR('S', 'Q'), "InterventionDrugCodeSequence"},
-    {0x0018002AU, S2F_VR('S', 'Q'), "AdditionalDrugSequence"},
-    {0x00180030U, S2F_VR('L', 'O'), "Radionuclide"},
-    {0x00180031U, S2F_VR('L', 'O'), "Radiopharmaceutical"},
-    {0x00180032U, S2F_VR('D', 'S'), "EnergyWindowCenterline"},
-    {0x00180033U, S2F_VR('D', 'S'), "EnergyWindowTotalWidth"},
-    {0x00180034U, S2F_VR('L', 'O'), "InterventionDrugName"},
-    {0x00180035U, S2F_VR('T', 'M'), "InterventionDrugStartTime"},
-    {0x00180036U, S2F_VR('S', 'Q'), "InterventionSequence"},
-    {0x00180037U, S2F_VR('C', 'S'), "TherapyType"},
-    {0x00180038U, S2F_VR('C', 'S'), "InterventionStatus"},
-    {0x00180039U, S2F_VR('C', 'S'), "TherapyDescription"},
-    {0x0018003AU, S2F_VR('S', 'T'), "InterventionDescription"},
-    {0x00180040U, S2F_VR('I', 'S'), "CineRate"},
-    {0x00180042U, S2F_VR('C', 'S'), "InitialCineRunState"},
-    {0x00180050U, S2F_VR('D', 'S'), "SliceThickness"},
-    {0x00180060U, S2F_VR('D', 'S'), "KVP"},
-    {0x00180061U, S2F_VR('D', 'S'), ""},
-    {0x00180070U, S2F_VR('I', 'S'), "CountsAccumulated"},
-    {0x00180071U, S2F_VR('C', 'S'), "AcquisitionTerminationCondition"},
-    {0x00180072U, S2F_VR('D', 'S'), "EffectiveDuration"},
-    {0x00180073U, S2F_VR('C', 'S'), "AcquisitionStartCondition"},
-    {0x00180074U, S2F_VR('I', 'S'), "AcquisitionStartConditionData"},
-    {0x00180075U, S2F_VR('I', 'S'), "AcquisitionTerminationConditionData"},
-    {0x00180080U, S2F_VR('D', 'S'), "RepetitionTime"},
-    {0x00180081U, S2F_VR('D', 'S'), "EchoTime"},
-    {0x00180082U, S2F_VR('D', 'S'), "InversionTime"},
-    {0x00180083U, S2F_VR('D', 'S'), "NumberOfAverages"},
-    {0x00180084U, S2F_VR('D', 'S'), "ImagingFrequency"},
-    {0x00180085U, S2F_VR('S', 'H'), "ImagedNucleus"},
-    {0x00180086U, S2F_VR('I', 'S'), "EchoNumbers"},
-    {0x00180087U, S2F_VR('D', 'S'), "MagneticFieldStrength"},
-    {0x00180088U, S2F_VR('D', 'S'), "SpacingBetweenSlices"},
-    {0x00180089U, S2F_VR('I', 'S'), "NumberOfPhaseEncodingSteps"},
-    {0x00180090U, S2F_VR('D', 'S'), "DataCollectionDiameter"},
-    {0x00180091U, S2F_VR('I', 'S'), "EchoTrainLength"},
-    {0x00180093U, S2F_VR('D', 'S'), "PercentSampling"},
-    {0x00180094U, S2F_VR('D', 'S'), "PercentPhaseFieldOfView"},
-    {0x00180095U, S2F_VR('D', 'S'), "PixelBandwidth"},
-    {0x00181000U, S2F_VR('L', 'O'), "DeviceSerialNumber"},
-    {0x00181002U, S2F_VR('U', 'I'), "DeviceUID"},
-    {0x00181003U, S2F_VR('L', 'O'), "DeviceID"},
-    {0x00181004U, S2F_VR('L', 'O'), "PlateID"},
-    {0x00181005U, S2F_VR('L', 'O'), "GeneratorID"},
-    {0x00181006U, S2F_VR('L', 'O'), "GridID"},
-    {0x00181007U, S2F_VR('L', 'O'), "CassetteID"},
-    {0x00181008U, S2F_VR('L', 'O'), "GantryID"},
-    {0x00181009U, S2F_VR('U', 'T'), "UniqueDeviceIdentifier"},
-    {0x0018100AU, S2F_VR('S', 'Q'), "UDISequence"},
-    {0x0018100BU, S2F_VR('U', 'I'), "ManufacturerDeviceClassUID"},
-    {0x00181010U, S2F_VR('L', 'O'), "SecondaryCaptureDeviceID"},
-    {0x00181011U, S2F_VR('L', 'O'), "HardcopyCreationDeviceID"},
-    {0x00181012U, S2F_VR('D', 'A'), "DateOfSecondaryCapture"},
-    {0x00181014U, S2F_VR('T', 'M'), "TimeOfSecondaryCapture"},
-    {0x00181016U, S2F_VR('L', 'O'), "SecondaryCaptureDeviceManufacturer"},
-    {0x00181017U, S2F_VR('L', 'O'), "HardcopyDeviceManufacturer"},
-    {0x00181018U, S2F_VR('L', 'O'), "SecondaryCaptureDeviceManufacturerModelName"},
-    {0x00181019U, S2F_VR('L', 'O'), "SecondaryCaptureDeviceSoftwareVersions"},
-    {0x0018101AU, S2F_VR('L', 'O'), "HardcopyDeviceSoftwareVersion"},
-    {0x0018101BU, S2F_VR('L', 'O'), "HardcopyDeviceManufacturerModelName"},
-    {0x00181020U, S2F_VR('L', 'O'), "SoftwareVersions"},
-    {0x00181022U, S2F_VR('S', 'H'), "VideoImageFormatAcquired"},
-    {0x00181023U, S2F_VR('L', 'O'), "DigitalImageFormatAcquired"},
-    {0x00181030U, S2F_VR('L', 'O'), "ProtocolName"},
-    {0x00181040U, S2F_VR('L', 'O'), "ContrastBolusRoute"},
-    {0x00181041U, S2F_VR('D', 'S'), "ContrastBolusVolume"},
-    {0x00181042U, S2F_VR('T', 'M'), "ContrastBolusStartTime"},
-    {0x00181043U, S2F_VR('T', 'M'), "ContrastBolusStopTime"},
-    {0x00181044U, S2F_VR('D', 'S'), "ContrastBolusTotalDose"},
-    {0x00181045U, S2F_VR('I', 'S'), "SyringeCounts"},
-    {0x00181046U, S2F_VR('D', 'S'), "ContrastFlowRate"},
-    {0x00181047U, S2F_VR('D', 'S'), "ContrastFlowDuration"},
-    {0x00181048U, S2F_VR('C', 'S'), "ContrastBolusIngredient"},
-    {0x00181049U, S2F_VR('D', 'S'), "ContrastBolusIngredientConcentration"},
-    {0x00181050U, S2F_VR('D', 'S'), "SpatialResolution"},
-    {0x00181060U, S2F_VR('D', 'S'), "TriggerTime"},
-    {0x00181061U, S2F_VR('L', 'O'), "TriggerSourceOrType"},
-    {0x00181062U, S2F_VR('I', 'S'), "NominalInterval"},
-    {0x00181063U, S2F_VR('D', 'S'), "FrameTime"},
-    {0x00181064U, S2F_VR('L', 'O'), "CardiacFramingType"},
-    {0x00181065U, S2F_VR('D', 'S'), "FrameTimeVector"},
-    {0x00181066U, S2F_VR('D', 'S'), "FrameDelay"},
-    {0x00181067U, S2F_VR('D', 'S'), "ImageTriggerDelay"},
-    {0x00181068U, S2F_VR('D', 'S'), "MultiplexGroupTimeOffset"},
-    {0x00181069U, S2F_VR('D', 'S'), "TriggerTimeOffset"},
-    {0x0018106AU, S2F_VR('C', 'S'), "SynchronizationTrigger"},
-    {0x0018106CU, S2F_VR('U', 'S'), "SynchronizationChannel"},
-    {0x0018106EU, S2F_VR('U', 'L'), "TriggerSamplePosition"},
-    {0x00181070U, S2F_VR('L', 'O'), "RadiopharmaceuticalRoute"},
-    {0x00181071U, S2F_VR('D', 'S'), "RadiopharmaceuticalVolume"},
-    {0x00181072U, S2F_VR('T', 'M'), "RadiopharmaceuticalStartTime"},
-    {0x00181073U, S2F_VR('T', 'M'), "RadiopharmaceuticalStopTime"},
-    {0x00181074U, S2F_VR('D', 'S'), "RadionuclideTotalDose"},
-    {0x00181075U, S2F_VR('D', 'S'), "RadionuclideHalfLife"},
-    {0x00181076U, S2F_VR('D', 'S'), "RadionuclidePositronFraction"},
-    {0x00181077U, S2F_VR('D', 'S'), "RadiopharmaceuticalSpecificActivity"},
-    {0x00181078U, S2F_VR('D', 'T'), "RadiopharmaceuticalStartDateTime"},
-    {0x00181079U, S2F_VR('D', 'T'), "RadiopharmaceuticalStopDateTime"},
-    {0x00181080U, S2F_VR('C', 'S'), "BeatRejectionFlag"},
-    {0x00181081U, S2F_VR('I', 'S'), "LowRRValue"},
-    {0x00181082U, S2F_VR('I', 'S'), "HighRRValue"},
-    {0x00181083U, S2F_VR('I', 'S'), "IntervalsAcquired"},
-    {0x00181084U, S2F_VR('I', 'S'), "IntervalsRejected"},
-    {0x00181085U, S2F_VR('L', 'O'), "PVCRejection"},
-    {0x00181086U, S2F_VR('I', 'S'), "SkipBeats"},
-    {0x00181088U, S2F_VR('I', 'S'), "HeartRate"},
-    {0x00181090U, S2F_VR('I', 'S'), "CardiacNumberOfImages"},
-    {0x00181094U, S2F_VR('I', 'S'), "TriggerWindow"},
-    {0x00181100U, S2F_VR('D', 'S'), "ReconstructionDiameter"},
-    {0x00181110U, S2F_VR('D', 'S'), "DistanceSourceToDetector"},
-    {0x00181111U, S2F_VR('D', 'S'), "DistanceSourceToPatient"},
-    {0x00181114U, S2F_VR('D', 'S'), "EstimatedRadiographicMagnificationFactor"},
-    {0x00181120U, S2F_VR('D', 'S'), "GantryDetectorTilt"},
-    {0x00181121U, S2F_VR('D', 'S'), "GantryDetectorSlew"},
-    {0x00181130U, S2F_VR('D', 'S'), "TableHeight"},
-    {0x00181131U, S2F_VR('D', 'S'), "TableTraverse"},
-    {0x00181134U, S2F_VR('C', 'S'), "TableMotion"},
-    {0x00181135U, S2F_VR('D', 'S'), "TableVerticalIncrement"},
-    {0x00181136U, S2F_VR('D', 'S'), "TableLateralIncrement"},
-    {0x00181137U, S2F_VR('D', 'S'), "TableLongitudinalIncrement"},
-    {0x00181138U, S2F_VR('D', 'S'), "TableAngle"},
-    {0x0018113AU, S2F_VR('C', 'S'), "TableType"},
-    {0x00181140U, S2F_VR('C', 'S'), "RotationDirection"},
-    {0x00181141U, S2F_VR('D', 'S'), "AngularPosition"},
-    {0x00181142U, S2F_VR('D', 'S'), "RadialPosition"},
-    {0x00181143U, S2F_VR('D', 'S'), "ScanArc"},
-    {0x00181144U, S2F_VR('D', 'S'), "AngularStep"},
-    {0x00181145U, S2F_VR('D', 'S'), "CenterOfRotationOffset"},
-    {0x00181146U, S2F_VR('D', 'S'), "RotationOffset"},
-    {0x00181147U, S2F_VR('C', 'S'), "FieldOfViewShape"},
-    {0x00181149U, S2F_VR('I', 'S'), "FieldOfViewDimensions"},
-    {0x00181150U, S2F_VR('I', 'S'), "ExposureTime"},
-    {0x00181151U, S2F_VR('I', 'S'), "XRayTubeCurrent"},
-    {0x00181152U, S2F_VR('I', 'S'), "Exposure"},
-    {0x00181153U, S2F_VR('I', 'S'), "ExposureInuAs"},
-    {0x00181154U, S2F_VR('D', 'S'), "AveragePulseWidth"},
-    {0x00181155U, S2F_VR('C', 'S'), "RadiationSetting"},
-    {0x00181156U, S2F_VR('C', 'S'), "RectificationType"},
-    {0x0018115AU, S2F_VR('C', 'S'), "RadiationMode"},
-    {0x0018115EU, S2F_VR('D', 'S'), "ImageAndFluoroscopyAreaDoseProduct"},
-    {0x00181160U, S2F_VR('S', 'H'), "FilterType"},
-    {0x00181161U, S2F_VR('L', 'O'), "TypeOfFilters"},
-    {0x00181162U, S2F_VR('D', 'S'), "IntensifierSize"},
-    {0x00181164U, S2F_VR('D', 'S'), "ImagerPixelSpacing"},
-    {0x00181166U, S2F_VR('C', 'S'), "Grid"},
-    {0x00181170U, S2F_VR('I', 'S'), "GeneratorPower"},
-    {0x00181180U, S2F_VR('S', 'H'), "CollimatorGridName"},
-    {0x00181181U, S2F_VR('C', 'S'), "CollimatorType"},
-    {0x00181182U, S2F_VR('I', 'S'), "FocalDistance"},
-    {0x00181183U, S2F_VR('D', 'S'), "XFocusCenter"},
-    {0x00181184U, S2F_VR('D', 'S'), "YFocusCenter"},
-    {0x00181190U, S2F_VR('D', 'S'), "FocalSpots"},
-    {0x00181191U, S2F_VR('C', 'S'), "AnodeTargetMaterial"},
-    {0x001811A0U, S2F_VR('D', 'S'), "BodyPartThickness"},
-    {0x001811A2U, S2F_VR('D', 'S'), "CompressionForce"},
-    {0x001811A3U, S2F_VR('D', 'S'), "CompressionPressure"},
-    {0x001811A4U, S2F_VR('L', 'O'), "PaddleDescription"},
-    {0x001811A5U, S2F_VR('D', 'S'), "CompressionContactArea"},
-    {0x001811B0U, S2F_VR('L', 'O'), "AcquisitionMode"},
-    {0x001811B1U, S2F_VR('L', 'O'), "DoseModeName"},
-    {0x001811B2U, S2F_VR('C', 'S'), "AcquiredSubtractionMaskFlag"},
-    {0x001811B3U, S2F_VR('C', 'S'), "FluoroscopyPersistenceFlag"},
-    {0x001811B4U, S2F_VR('C', 'S'), "FluoroscopyLastImageHoldPersistenceFlag"},
-    {0x001811B5U, S2F_VR('I', 'S'), "UpperLimitNumberOfPersistentFluoroscopyFrames"},
-    {0x001811B6U, S2F_VR('C', 'S'), "ContrastBolusAutoInjectionTriggerFlag"},
-    {0x001811B7U, S2F_VR('F', 'D'), "ContrastBolusInjectionDelay"},
-    {0x001811B8U, S2F_VR('S', 'Q'), "XAAcquisitionPhaseDetailsSequence"},
-    {0x001811B9U, S2F_VR('F', 'D'), "XAAcquisitionFrameRate"},
-    {0x001811BAU, S2F_VR('S', 'Q'), "XAPlaneDetailsSequence"},
-    {0x001811BBU, S2F_VR('L', 'O'), "AcquisitionFieldOfViewLabel"},
-    {0x001811BCU, S2F_VR('S', 'Q'), "XRayFilterDetailsSequence"},
-    {0x001811BDU, S2F_VR('F', 'D'), "XAAcquisitionDuration"},
-    {0x001811BEU, S2F_VR('C', 'S'), "ReconstructionPipelineType"},
-    {0x001811BFU, S2F_VR('S', 'Q'), "ImageFilterDetailsSequence"},
-    {0x001811C0U, S2F_VR('C', 'S'), "AppliedMaskSubtractionFlag"},
-    {0x001811C1U, S2F_VR('S', 'Q'), "RequestedSeriesDescriptionCodeSequence"},
-    {0x00181200U, S2F_VR('D', 'A'), "DateOfLastCalibration"},
-    {0x00181201U, S2F_VR('T', 'M'), "TimeOfLastCalibration"},
-    {0x00181202U, S2F_VR('D', 'T'), "DateTimeOfLastCalibration"},
-    {0x00181203U, S2F_VR('D', 'T'), "CalibrationDateTime"},
-    {0x00181210U, S2F_VR('S', 'H'), "ConvolutionKernel"},
-    {0x00181240U, S2F_VR('I', 'S'), "UpperLowerPixelValues"},
-    {0x00181242U, S2F_VR('I', 'S'), "ActualFrameDuration"},
-    {0x00181243U, S2F_VR('I', 'S'), "CountRate"},
-    {0x00181244U, S2F_VR('U', 'S'), "PreferredPlaybackSequencing"},
-    {0x00181250U, S2F_VR('S', 'H'), "ReceiveCoilName"},
-    {0x00181251U, S2F_VR('S', 'H'), "TransmitCoilName"},
-    {0x00181260U, S2F_VR('S', 'H'), "PlateType"},
-    {0x00181261U, S2F_VR('L', 'O'), "PhosphorType"},
-    {0x00181271U, S2F_VR('F', 'D'), "WaterEquivalentDiameter"},
-    {0x00181272U, S2F_VR('S', 'Q'), "WaterEquivalentDiameterCalculationMethodCodeSequence"},
-    {0x00181300U, S2F_VR('D', 'S'), "ScanVelocity"},
-    {0x00181301U, S2F_VR('C', 'S'), "WholeBodyTechnique"},
-    {0x00181302U, S2F_VR('I', 'S'), "ScanLength"},
-    {0x00181310U, S2F_VR('U', 'S'), "AcquisitionMatrix"},
-    {0x00181312U, S2F_VR('C', 'S'), "InPlanePhaseEncodingDirection"},
-    {0x00181314U, S2F_VR('D', 'S'), "FlipAngle"},
-    {0x00181315U, S2F_VR('C', 'S'), "VariableFlipAngleFlag"},
-    {0x00181316U, S2F_VR('D', 'S'), "SAR"},
-    {0x00181318U, S2F_VR('D', 'S'), "dBdt"},
-    {0x00181320U, S2F_VR('F', 'L'), "B1rms"},
-    {0x00181400U, S2F_VR('L', 'O'), "AcquisitionDeviceProcessingDescription"},
-    {0x00181401U, S2F_VR('L', 'O'), "AcquisitionDeviceProcessingCode"},
-    {0x00181402U, S2F_VR('C', 'S'), "CassetteOrientation"},
-    {0x00181403U, S2F_VR('C', 'S'), "CassetteSize"},
-    {0x00181404U, S2F_VR('U', 'S'), "ExposuresOnPlate"},
-    {0x00181405U, S2F_VR('I', 'S'), "RelativeXRayExposure"},
-    {0x00181411U, S2F_VR('D', 'S'), "ExposureIndex"},
-    {0x00181412U, S2F_VR('D', 'S'), "TargetExposureIndex"},
-    {0x00181413U, S2F_VR('D', 'S'), "DeviationIndex"},
-    {0x00181450U, S2F_VR('D', 'S'), "ColumnAngulation"},
-    {0x00181460U, S2F_VR('D', 'S'), "TomoLayerHeight"},
-    {0x00181470U, S2F_VR('D', 'S'), "TomoAngle"},
-    {0x00181480U, S2F_VR('D', 'S'), "TomoTime"},
-    {0x00181490U, S2F_VR('C', 'S'), "TomoType"},
-    {0x00181491U, S2F_VR('C', 'S'), "TomoClass"},
-    {0x00181495U, S2F_VR('I', 'S'), "NumberOfTomosynthesisSourceImages"},
-    {0x00181500U, S2F_VR('C', 'S'), "PositionerMotion"},
-    {0x00181508U, S2F_VR('C', 'S'), "PositionerType"},
-    {0x00181510U, S2F_VR('D', 'S'), "PositionerPrimaryAngle"},
-    {0x00181511U, S2F_VR('D', 'S'), "PositionerSecondaryAngle"},
-    {0x00181520U, S2F_VR('D', 'S'), "PositionerPrimaryAngleIncrement"},
-    {0x00181521U, S2F_VR('D', 'S'), "PositionerSecondaryAngleIncrement"},
-    {0x00181530U, S2F_VR('D', 'S'), "DetectorPrimaryAngle"},
-    {0x00181531U, S2F_VR('D', 'S'), "DetectorSecondaryAngle"},
-    {0x00181600U, S2F_VR('C', 'S'), "ShutterShape"},
-    {0x00181602U, S2F_VR('I', 'S'), "ShutterLeftVerticalEdge"},
-    {0x00181604U, S2F_VR('I', 'S'), "ShutterRightVerticalEdge"},
-    {0x00181606U, S2F_VR('I', 'S'), "ShutterUpperHorizontalEdge"},
-    {0x00181608U, S2F_VR('I', 'S'), "ShutterLowerHorizontalEdge"},
-    {0x00181610U, S2F_VR('I', 'S'), "CenterOfCircularShutter"},
-    {0x00181612U, S2F_VR('I', 'S'), "RadiusOfCircularShutter"},
-    {0x00181620U, S2F_VR('I', 'S'), "VerticesOfThePolygonalShutter"},
-    {0x00181622U, S2F_VR('U', 'S'), "ShutterPresentationValue"},
-    {0x00181623U, S2F_VR('U', 'S'), "ShutterOverlayGroup"},
-    {0x00181624U, S2F_VR('U', 'S'), "ShutterPresentationColorCIELabValue"},
-    {0x00181630U, S2F_VR('C', 'S'), "OutlineShapeType"},
-    {0x00181631U, S2F_VR('F', 'D'), "OutlineLeftVerticalEdge"},
-    {0x00181632U, S2F_VR('F', 'D'), "OutlineRightVerticalEdge"},
-    {0x00181633U, S2F_VR('F', 'D'), "OutlineUpperHorizontalEdge"},
-    {0x00181634U, S2F_VR('F', 'D'), "OutlineLowerHorizontalEdge"},
-    {0x00181635U, S2F_VR('F', 'D'), "CenterOfCircularOutline"},
-    {0x00181636U, S2F_VR('F', 'D'), "DiameterOfCircularOutline"},
-    {0x00181637U, S2F_VR('U', 'L'), "NumberOfPolygonalVertices"},
-    {0x00181638U, S2F_VR('O', 'F'), "VerticesOfThePolygonalOutline"},
-    {0x00181700U, S2F_VR('C', 'S'), "CollimatorShape"},
-    {0x00181702U, S2F_VR('I', 'S'), "CollimatorLeftVerticalEdge"},
-    {0x00181704U, S2F_VR('I', 'S'), "CollimatorRightVerticalEdge"},
-    {0x00181706U, S2F_VR('I', 'S'), "CollimatorUpperHorizontalEdge"},
-    {0x00181708U, S2F_VR('I', 'S'), "CollimatorLowerHorizontalEdge"},
-    {0x00181710U, S2F_VR('I', 'S'), "CenterOfCircularCollimator"},
-    {0x00181712U, S2F_VR('I', 'S'), "RadiusOfCircularCollimator"},
-    {0x00181720U, S2F_VR('I', 'S'), "VerticesOfThePolygonalCollimator"},
-    {0x00181800U, S2F_VR('C', 'S'), "AcquisitionTimeSynchronized"},
-    {0x00181801U, S2F_VR('S', 'H'), "TimeSource"},
-    {0x00181802U, S2F_VR('C', 'S'), "TimeDistributionProtocol"},
-    {0x00181803U, S2F_VR('L', 'O'), "NTPSourceAddress"},
-    {0x00182001U, S2F_VR('I', 'S'), "PageNumberVector"},
-    {0x00182002U, S2F_VR('S', 'H'), "FrameLabelVector"},
-    {0x00182003U, S2F_VR('D', 'S'), "FramePrimaryAngleVector"},
-    {0x00182004U, S2F_VR('D', 'S'), "FrameSecondaryAngleVector"},
-    {0x00182005U, S2F_VR('D', 'S'), "SliceLocationVector"},
-    {0x00182006U, S2F_VR('S', 'H'), "DisplayWindowLabelVector"},
-    {0x00182010U, S2F_VR('D', 'S'), "NominalScannedPixelSpacing"},
-    {0x00182020U, S2F_VR('C', 'S'), "DigitizingDeviceTransportDirection"},
-    {0x00182030U, S2F_VR('D', 'S'), "RotationOfScannedFilm"},
-    {0x00182041U, S2F_VR('S', 'Q'), "BiopsyTargetSequence"},
-    {0x00182042U, S2F_VR('U', 'I'), "TargetUID"},
-    {0x00182043U, S2F_VR('F', 'L'), "LocalizingCursorPosition"},
-    {0x00182044U, S2F_VR('F', 'L'), "CalculatedTargetPosition"},
-    {0x00182045U, S2F_VR('S', 'H'), "TargetLabel"},
-    {0x00182046U, S2F_VR('F', 'L'), "DisplayedZValue"},
-    {0x00183100U, S2F_VR('C', 'S'), "IVUSAcquisition"},
-    {0x00183101U, S2F_VR('D', 'S'), "IVUSPullbackRate"},
-    {0x00183102U, S2F_VR('D', 'S'), "IVUSGatedRate"},
-    {0x00183103U, S2F_VR('I', 'S'), "IVUSPullbackStartFrameNumber"},
-    {0x00183104U, S2F_VR('I', 'S'), "IVUSPullbackStopFrameNumber"},
-    {0x00183105U, S2F_VR('I', 'S'), "LesionNumber"},
-    {0x00184000U, S2F_VR('L', 'T'), "AcquisitionComments"},
-    {0x00185000U, S2F_VR('S', 'H'), "OutputPower"},
-    {0x00185010U, S2F_VR('L', 'O'), "TransducerData"},
-    {0x00185011U, S2F_VR('S', 'Q'), "TransducerIdentificationSequence"},
-    {0x00185012U, S2F_VR('D', 'S'), "FocusDepth"},
-    {0x00185020U, S2F_VR('L', 'O'), "ProcessingFunction"},
-    {0x00185021U, S2F_VR('L', 'O'), "PostprocessingFunction"},
-    {0x00185022U, S2F_VR('D', 'S'), "MechanicalIndex"},
-    {0x00185024U, S2F_VR('D', 'S'), "BoneThermalIndex"},
-    {0x00185026U, S2F_VR('D', 'S'), "CranialThermalIndex"},
-    {0x00185027U, S2F_VR('D', 'S'), "SoftTissueThermalIndex"},
-    {0x00185028U, S2F_VR('D', 'S'), "SoftTissueFocusThermalIndex"},
-    {0x00185029U, S2F_VR('D', 'S'), "SoftTissueSurfaceThermalIndex"},
-    {0x00185030U, S2F_VR('D', 'S'), "DynamicRange"},
-    {0x00185040U, S2F_VR('D', 'S'), "TotalGain"},
-    {0x00185050U, S2F_VR('I', 'S'), "DepthOfScanField"},
-    {0x00185100U, S2F_VR('C', 'S'), "PatientPosition"},
-    {0x00185101U, S2F_VR('C', 'S'), "ViewPosition"},
-    {0x00185104U, S2F_VR('S', 'Q'), "ProjectionEponymousNameCodeSequence"},
-    {0x00185210U, S2F_VR('D', 'S'), "ImageTransformationMatrix"},
-    {0x00185212U, S2F_VR('D', 'S'), "ImageTranslationVector"},
-    {0x00186000U, S2F_VR('D', 'S'), "Sensitivity"},
-    {0x00186011U, S2F_VR('S', 'Q'), "SequenceOfUltrasoundRegions"},
-    {0x00186012U, S2F_VR('U', 'S'), "RegionSpatialFormat"},
-    {0x00186014U, S2F_VR('U', 'S'), "RegionDataType"},
-    {0x00186016U, S2F_VR('U', 'L'), "RegionFlags"},
-    {0x00186018U, S2F_VR('U', 'L'), "RegionLocationMinX0"},
-    {0x0018601AU, S2F_VR('U', 'L'), "RegionLocationMinY0"},
-    {0x0018601CU, S2F_VR('U', 'L'), "RegionLocationMaxX1"},
-    {0x0018601EU, S2F_VR('U', 'L'), "RegionLocationMaxY1"},
-    {0x00186020U, S2F_VR('S', 'L'), "ReferencePixelX0"},
-    {0x00186022U, S2F_VR('S', 'L'), "ReferencePixelY0"},
-    {0x00186024U, S2F_VR('U', 'S'), "PhysicalUnitsXDirection"},
-    {0x00186026U, S2F_VR('U', 'S'), "PhysicalUnitsYDirection"},
-    {0x00186028U, S2F_VR('F', 'D'), "ReferencePixelPhysicalValueX"},
-    {0x0018602AU, S2F_VR('F', 'D'), "ReferencePixelPhysicalValueY"},
-    {0x0018602CU, S2F_VR('F', 'D'), "PhysicalDeltaX"},
-    {0x0018602EU, S2F_VR('F', 'D'), "PhysicalDeltaY"},
-    {0x00186030U, S2F_VR('U', 'L'), "TransducerFrequency"},
-    {0x00186031U, S2F_VR('C', 'S'), "TransducerType"},
-    {0x00186032U, S2F_VR('U', 'L'), "PulseRepetitionFrequency"},
-    {0x00186034U, S2F_VR('F', 'D'), "DopplerCorrectionAngle"},
-    {0x00186036U, S2F_VR('F', 'D'), "SteeringAngle"},
-    {0x00186038U, S2F_VR('U', 'L'), "DopplerSampleVolumeXPositionRetired"},
-    {0x00186039U, S2F_VR('S', 'L'), "DopplerSampleVolumeXPosition"},
-    {0x0018603AU, S2F_VR('U', 'L'), "DopplerSampleVolumeYPositionRetired"},
-    {0x0018603BU, S2F_VR('S', 'L'), "DopplerSampleVolumeYPosition"},
-    {0x0018603CU, S2F_VR('U', 'L'), "TMLinePositionX0Retired"},
-    {0x0018603DU, S2F_VR('S', 'L'), "TMLinePositionX0"},
-    {0x0018603EU, S2F_VR('U', 'L'), "TMLinePositionY0Retired"},
-    {0x0018603FU, S2F_VR('S', 'L'), "TMLinePositionY0"},
-    {0x00186040U, S2F_VR('U', 'L'), "TMLinePositionX1Retired"},
-    {0x00186041U, S2F_VR('S', 'L'), "TMLinePositionX1"},
-    {0x00186042U, S2F_VR('U', 'L'), "TMLinePositionY1Retired"},
-    {0x00186043U, S2F_VR('S', 'L'), "TMLinePositionY1"},
-    {0x00186044U, S2F_VR('U', 'S'), "PixelComponentOrganization"},
-    {0x00186046U, S2F_VR('U', 'L'), "PixelComponentMask"},
-    {0x00186048U, S2F_VR('U', 'L'), "PixelComponentRangeStart"},
-    {0x0018604AU, S2F_VR('U', 'L'), "PixelComponentRangeStop"},
-    {0x0018604CU, S2F_VR('U', 'S'), "PixelComponentPhysicalUnits"},
-    {0x0018604EU, S2F_VR('U', 'S'), "PixelComponentDataType"},
-    {0x00186050U, S2F_VR('U', 'L'), "NumberOfTableBreakPoints"},
-    {0x00186052U, S2F_VR('U', 'L'), "TableOfXBreakPoints"},
-    {0x00186054U, S2F_VR('F', 'D'), "TableOfYBreakPoints"},
-    {0x00186056U, S2F_VR('U', 'L'), "NumberOfTableEntries"},
-    {0x00186058U, S2F_VR('U', 'L'), "TableOfPixelValues"},
-    {0x0018605AU, S2F_VR('F', 'L'), "TableOfParameterValues"},
-    {0x00186060U, S2F_VR('F', 'L'), "RWaveTimeVector"},
-    {0x00186070U, S2F_VR('U', 'S'), "ActiveImageAreaOverlayGroup"},
-    {0x00187000U, S2F_VR('C', 'S'), "DetectorConditionsNominalFlag"},
-    {0x00187001U, S2F_VR('D', 'S'), "DetectorTemperature"},
-    {0x00187004U, S2F_VR('C', 'S'), "DetectorType"},
-    {0x00187005U, S2F_VR('C', 'S'), "DetectorConfiguration"},
-    {0x00187006U, S2F_VR('L', 'T'), "DetectorDescription"},
-    {0x00187008U, S2F_VR('L', 'T'), "DetectorMode"},
-    {0x0018700AU, S2F_VR('S', 'H'), "DetectorID"},
-    {0x0018700CU, S2F_VR('D', 'A'), "DateOfLastDetectorCalibration"},
-    {0x0018700EU, S2F_VR('T', 'M'), "TimeOfLastDetectorCalibration"},
-    {0x00187010U, S2F_VR('I', 'S'), "ExposuresOnDetectorSinceLastCalibration"},
-    {0x00187011U, S2F_VR('I', 'S'), "ExposuresOnDetectorSinceManufactured"},
-    {0x00187012U, S2F_VR('D', 'S'), "DetectorTimeSinceLastExposure"},
-    {0x00187014U, S2F_VR('D', 'S'), "DetectorActiveTime"},
-    {0x00187016U, S2F_VR('D', 'S'), "DetectorActivationOffsetFromExposure"},
-    {0x0018701AU, S2F_VR('D', 'S'), "DetectorBinning"},
-    {0x00187020U, S2F_VR('D', 'S'), "DetectorElementPhysicalSize"},
-    {0x00187022U, S2F_VR('D', 'S'), "DetectorElementSpacing"},
-    {0x00187024U, S2F_VR('C', 'S'), "DetectorActiveShape"},
-    {0x00187026U, S2F_VR('D', 'S'), "DetectorActiveDimensions"},
-    {0x00187028U, S2F_VR('D', 'S'), "DetectorActiveOrigin"},
-    {0x0018702AU, S2F_VR('L', 'O'), "DetectorManufacturerName"},
-    {0x0018702BU, S2F_VR('L', 'O'), "DetectorManufacturerModelName"},
-    {0x00187030U, S2F_VR('D', 'S'), "FieldOfViewOrigin"},
-    {0x00187032U, S2F_VR('D', 'S'), "FieldOfViewRotation"},
-    {0x00187034U, S2F_VR('C', 'S'), "FieldOfViewHorizontalFlip"},
-    {0x00187036U, S2F_VR('F', 'L'), "PixelDataAreaOriginRelativeToFOV"},
-    {0x00187038U, S2F_VR('F', 'L'), "PixelDataAreaRotationAngleRelativeToFOV"},
-    {0x00187040U, S2F_VR('L', 'T'), "GridAbsorbingMaterial"},
-    {0x00187041U, S2F_VR('L', 'T'), "GridSpacingMaterial"},
-    {0x00187042U, S2F_VR('D', 'S'), "GridThickness"},
-    {0x00187044U, S2F_VR('D', 'S'), "GridPitch"},
-    {0x00187046U, S2F_VR('I', 'S'), "GridAspectRatio"},
-    {0x00187048U, S2F_VR('D', 'S'), "GridPeriod"},
-    {0x0018704CU, S2F_VR('D', 'S'), "GridFocalDistance"},
-    {0x00187050U, S2F_VR('C', 'S'), "FilterMaterial"},
-    {0x00187052U, S2F_VR('D', 'S'), "FilterThicknessMinimum"},
-    {0x00187054U, S2F_VR('D', 'S'), "FilterThicknessMaximum"},
-    {0x00187056U, S2F_VR('F', 'L'), "FilterBeamPathLengthMinimum"},
-    {0x00187058U, S2F_VR('F', 'L'), "FilterBeamPathLengthMaximum"},
-    {0x00187060U, S2F_VR('C', 'S'), "ExposureControlMode"},
-    {0x00187062U, S2F_VR('L', 'T'), "ExposureControlModeDescription"},
-    {0x00187064U, S2F_VR('C', 'S'), "ExposureStatus"},
-    {0x00187065U, S2F_VR('D', 'S'), "PhototimerSetting"},
-    {0x00188150U, S2F_VR('D', 'S'), "ExposureTimeInuS"},
-    {0x00188151U, S2F_VR('D', 'S'), "XRayTubeCurrentInuA"},
-    {0x00189004U, S2F_VR('C', 'S'), "ContentQualification"},
-    {0x00189005U, S2F_VR('S', 'H'), "PulseSequenceName"},
-    {0x00189006U, S2F_VR('S', 'Q'), "MRImagingModifierSequence"},
-    {0x00189008U, S2F_VR('C', 'S'), "EchoPulseSequence"},
-    {0x00189009U, S2F_VR('C', 'S'), "InversionRecovery"},
-    {0x00189010U, S2F_VR('C', 'S'), "FlowCompensation"},
-    {0x00189011U, S2F_VR('C', 'S'), "MultipleSpinEcho"},
-    {0x00189012U, S2F_VR('C', 'S'), "MultiPlanarExcitation"},
-    {0x00189014U, S2F_VR('C', 'S'), "PhaseContrast"},
-    {0x00189015U, S2F_VR('C', 'S'), "TimeOfFlightContrast"},
-    {0x00189016U, S2F_VR('C', 'S'), "Spoiling"},
-    {0x00189017U, S2F_VR('C', 'S'), "SteadyStatePulseSequence"},
-    {0x00189018U, S2F_VR('C', 'S'), "EchoPlanarPulseSequence"},
-    {0x00189019U, S2F_VR('F', 'D'), "TagAngleFirstAxis"},
-    {0x00189020U, S2F_VR('C', 'S'), "MagnetizationTransfer"},
-    {0x00189021U, S2F_VR('C', 'S'), "T2Preparation"},
-    {0x00189022U, S2F_VR('C', 'S'), "BloodSignalNulling"},
-    {0x00189024U, S2F_VR('C', 'S'), "SaturationRecovery"},
-    {0x00189025U, S2F_VR('C', 'S'), "SpectrallySelectedSuppression"},
-    {0x00189026U, S2F_VR('C', 'S'), "SpectrallySelectedExcitation"},
-    {0x00189027U, S2F_VR('C', 'S'), "SpatialPresaturation"},
-    {0x00189028U, S2F_VR('C', 'S'), "Tagging"},
-    {0x00189029U, S2F_VR('C', 'S'), "OversamplingPhase"},
-    {0x00189030U, S2F_VR('F', 'D'), "TagSpacingFirstDimension"},
-    {0x00189032U, S2F_VR('C', 'S'), "GeometryOfKSpaceTraversal"},
-    {0x00189033U, S2F_VR('C', 'S'), "SegmentedKSpaceTraversal"},
-    {0x00189034U, S2F_VR('C', 'S'), "RectilinearPhaseEncodeReordering"},
-    {0x00189035U, S2F_VR('F', 'D'), "TagThickness"},
-    {0x00189036U, S2F_VR('C', 'S'), "PartialFourierDirection"},
-    {0x00189037U, S2F_VR('C', 'S'), "CardiacSynchronizationTechnique"},
-    {0x00189041U, S2F_VR('L', 'O'), "ReceiveCoilManufacturerName"},
-    {0x00189042U, S2F_VR('S', 'Q'), "MRReceiveCoilSequence"},
-    {0x00189043U, S2F_VR('C', 'S'), "ReceiveCoilType"},
-    {0x00189044U, S2F_VR('C', 'S'), "QuadratureReceiveCoil"},
-    {0x00189045U, S2F_VR('S', 'Q'), "MultiCoilDefinitionSequence"},
-    {0x00189046U, S2F_VR('L', 'O'), "MultiCoilConfiguration"},
-    {0x00189047U, S2F_VR('S', 'H'), "MultiCoilElementName"},
-    {0x00189048U, S2F_VR('C', 'S'), "MultiCoilElementUsed"},
-    {0x00189049U, S2F_VR('S', 'Q'), "MRTransmitCoilSequence"},
-    {0x00189050U, S2F_VR('L', 'O'), "TransmitCoilManufacturerName"},
-    {0x00189051U, S2F_VR('C', 'S'), "TransmitCoilType"},
-    {0x00189052U, S2F_VR('F', 'D'), "SpectralWidth"},
-    {0x00189053U, S2F_VR('F', 'D'), "ChemicalShiftReference"},
-    {0x00189054U, S2F_VR('C', 'S'), "VolumeLocalizationTechnique"},
-    {0x00189058U, S2F_VR('U', 'S'), "MRAcquisitionFrequencyEncodingSteps"},
-    {0x00189059U, S2F_VR('C', 'S'), "Decoupling"},
-    {0x00189060U, S2F_VR('C', 'S'), "DecoupledNucleus"},
-    {0x00189061U, S2F_VR('F', 'D'), "DecouplingFrequency"},
-    {0x00189062U, S2F_VR('C', 'S'), "DecouplingMethod"},
-    {0x00189063U, S2F_VR('F', 'D'), "DecouplingChemicalShiftReference"},
-    {0x00189064U, S2F_VR('C', 'S'), "KSpaceFiltering"},
-    {0x00189065U, S2F_VR('C', 'S'), "TimeDomainFiltering"},
-    {0x00189066U, S2F_VR('U', 'S'), "NumberOfZeroFills"},
-    {0x00189067U, S2F_VR('C', 'S'), "BaselineCorrection"},
-    {0x00189069U, S2F_VR('F', 'D'), "ParallelReductionFactorInPlane"},
-    {0x00189070U, S2F_VR('F', 'D'), "CardiacRRIntervalSpecified"},
-    {0x00189073U, S2F_VR('F', 'D'), "AcquisitionDuration"},
-    {0x00189074U, S2F_VR('D', 'T'), "FrameAcquisitionDateTime"},
-    {0x00189075U, S2F_VR('C', 'S'), "DiffusionDirectionality"},
-    {0x00189076U, S2F_VR('S', 'Q'), "DiffusionGradientDirectionSequence"},
-    {0x00189077U, S2F_VR('C', 'S'), "ParallelAcquisition"},
-    {0x00189078U, S2F_VR('C', 'S'), "ParallelAcquisitionTechnique"},
-    {0x00189079U, S2F_VR('F', 'D'), "InversionTimes"},
-    {0x00189080U, S2F_VR('S', 'T'), "MetaboliteMapDescription"},
-    {0x00189081U, S2F_VR('C', 'S'), "PartialFourier"},
-    {0x00189082U, S2F_VR('F', 'D'), "EffectiveEchoTime"},
-    {0x00189083U, S2F_VR('S', 'Q'), "MetaboliteMapCodeSequence"},
-    {0x00189084U, S2F_VR('S', 'Q'), "ChemicalShiftSequence"},
-    {0x00189085U, S2F_VR('C', 'S'), "CardiacSignalSource"},
-    {0x00189087U, S2F_VR('F', 'D'), "DiffusionBValue"},
-    {0x00189089U, S2F_VR('F', 'D'), "DiffusionGradientOrientation"},
-    {0x00189090U, S2F_VR('F', 'D'), "VelocityEncodingDirection"},
-    {0x00189091U, S2F_VR('F', 'D'), "VelocityEncodingMinimumValue"},
-    {0x00189092U, S2F_VR('S', 'Q'), "VelocityEncodingAcquisitionSequence"},
-    {0x00189093U, S2F_VR('U', 'S'), "NumberOfKSpaceTrajectories"},
-    {0x00189094U, S2F_VR('C', 'S'), "CoverageOfKSpace"},
-    {0x00189095U, S2F_VR('U', 'L'), "SpectroscopyAcquisitionPhaseRows"},
-    {0x00189096U, S2F_VR('F', 'D'), "ParallelReductionFactorInPlaneRetired"},
-    {0x00189098U, S2F_VR('F', 'D'), "TransmitterFrequency"},
-    {0x00189100U, S2F_VR('C', 'S'), "ResonantNucleus"},
-    {0x00189101U, S2F_VR('C', 'S'), "FrequencyCorrection"},
-    {0x00189103U, S2F_VR('S', 'Q'), "MRSpectroscopyFOVGeometrySequence"},
-    {0x00189104U, S2F_VR('F', 'D'), "SlabThickness"},
-    {0x00189105U, S2F_VR('F', 'D'), "SlabOrientation"},
-    {0x00189106U, S2F_VR('F', 'D'), "MidSlabPosition"},
-    {0x00189107U, S2F_VR('S', 'Q'), "MRSpatialSaturationSequence"},
-    {0x00189112U, S2F_VR('S', 'Q'), "MRTimingAndRelatedParametersSequence"},
-    {0x00189114U, S2F_VR('S', 'Q'), "MREchoSequence"},
-    {0x00189115U, S2F_VR('S', 'Q'), "MRModifierSequence"},
-    {0x00189117U, S2F_VR('S', 'Q'), "MRDiffusionSequence"},
-    {0x00189118U, S2F_VR('S', 'Q'), "CardiacSynchronizationSequence"},
-    {0x00189119U, S2F_VR('S', 'Q'), "MRAveragesSequence"},
-    {0x00189125U, S2F_VR('S', 'Q'), "MRFOVGeometrySequence"},
-    {0x00189126U, S2F_VR('S', 'Q'), "VolumeLocalizationSequence"},
-    {0x00189127U, S2F_VR('U', 'L'), "SpectroscopyAcquisitionDataColumns"},
-    {0x00189147U, S2F_VR('C', 'S'), "DiffusionAnisotropyType"},
-    {0x00189151U, S2F_VR('D', 'T'), "FrameReferenceDateTime"},
-    {0x00189152U, S2F_VR('S', 'Q'), "MRMetaboliteMapSequence"},
-    {0x00189155U, S2F_VR('F', 'D'), "ParallelReductionFactorOutOfPlane"},
-    {0x00189159U, S2F_VR('U', 'L'), "SpectroscopyAcquisitionOutOfPlanePhaseSteps"},
-    {0x00189166U, S2F_VR('C', 'S'), "BulkMotionStatus"},
-    {0x00189168U, S2F_VR('F', 'D'), "ParallelReductionFactorSecondInPlane"},
-    {0x00189169U, S2F_VR('C', 'S'), "CardiacBeatRejectionTechnique"},
-    {0x00189170U, S2F_VR('C', 'S'), "RespiratoryMotionCompensationTechnique"},
-    {0x00189171U, S2F_VR('C', 'S'), "RespiratorySignalSource"},
-    {0x00189172U, S2F_VR('C', 'S'), "BulkMotionCompensationTechnique"},
-    {0x00189173U, S2F_VR('C', 'S'), "BulkMotionSignalSource"},
-    {0x00189174U, S2F_VR('C', 'S'), "ApplicableSafetyStandardAgency"},
-    {0x00189175U, S2F_VR('L', 'O'), "ApplicableSafetyStandardDescription"},
-    {0x00189176U, S2F_VR('S', 'Q'), "OperatingModeSequence"},
-    {0x00189177U, S2F_VR('C', 'S'), "OperatingModeType"},
-    {0x00189178U, S2F_VR('C', 'S'), "OperatingMode"},
-    {0x00189179U, S2F_VR('C', 'S'), "SpecificAbsorptionRateDefinition"},
-    {0x00189180U, S2F_VR('C', 'S'), "GradientOutputType"},
-    {0x00189181U, S2F_VR('F', 'D'), "SpecificAbsorptionRateValue"},
-    {0x00189182U, S2F_VR('F', 'D'), "GradientOutput"},
-    {0x00189183U, S2F_VR('C', 'S'), "FlowCompensationDirection"},
-    {0x00189184U, S2F_VR('F', 'D'), "TaggingDelay"},
-    {0x00189185U, S2F_VR('S', 'T'), "RespiratoryMotionCompensationTechniqueDescription"},
-    {0x00189186U, S2F_VR('S', 'H'), "RespiratorySignalSourceID"},
-    {0x00189195U, S2F_VR('F', 'D'), "ChemicalShiftMinimumIntegrationLimitInHz"},
-    {0x00189196U, S2F_VR('F', 'D'), "ChemicalShiftMaximumIntegrationLimitInHz"},
-    {0x00189197U, S2F_VR('S', 'Q'), "MRVelocityEncodingSequence"},
-    {0x00189198U, S2F_VR('C', 'S'), "FirstOrderPhaseCorrection"},
-    {0x00189199U, S2F_VR('C', 'S'), "WaterReferencedPhaseCorrection"},
-    {0x00189200U, S2F_VR('C', 'S'), "MRSpectroscopyAcquisitionType"},
-    {0x00189214U, S2F_VR('C', 'S'), "RespiratoryCyclePosition"},
-    {0x00189217U, S2F_VR('F', 'D'), "VelocityEncodingMaximumValue"},
-    {0x00189218U, S2F_VR('F', 'D'), "TagSpacingSecondDimension"},
-    {0x00189219U, S2F_VR('S', 'S'), "TagAngleSecondAxis"},
-    {0x00189220U, S2F_VR('F', 'D'), "FrameAcquisitionDuration"},
-    {0x00189226U, S2F_VR('S', 'Q'), "MRImageFrameTypeSequence"},
-    {0x00189227U, S2F_VR('S', 'Q'), "MRSpectroscopyFrameTypeSequence"},
-    {0x00189231U, S2F_VR('U', 'S'), "MRAcquisitionPhaseEncodingStepsInPlane"},
-    {0x00189232U, S2F_VR('U', 'S'), "MRAcquisitionPhaseEncodingStepsOutOfPlane"},
-    {0x00189234U, S2F_VR('U', 'L'), "SpectroscopyAcquisitionPhaseColumns"},
-    {0x00189236U, S2F_VR('C', 'S'), "CardiacCyclePosition"},
-    {0x00189239U, S2F_VR('S', 'Q'), "SpecificAbsorptionRateSequence"},
-    {0x00189240U, S2F_VR('U', 'S'), "RFEchoTrainLength"},
-    {0x00189241U, S2F_VR('U', 'S'), "GradientEchoTrainLength"},
-    {0x00189250U, S2F_VR('C', 'S'), "ArterialSpinLabelingContrast"},
-    {0x00189251U, S2F_VR('S', 'Q'), "MRArterialSpinLabelingSequence"},
-    {0x00189252U, S2F_VR('L', 'O'), "ASLTechniqueDescription"},
-    {0x00189253U, S2F_VR('U', 'S'), "ASLSlabNumber"},
-    {0x00189254U, S2F_VR('F', 'D'), "ASLSlabThickness"},
-    {0x00189255U, S2F_VR('F', 'D'), "ASLSlabOrientation"},
-    {0x00189256U, S2F_VR('F', 'D'), "ASLMidSlabPosition"},
-    {0x00189257U, S2F_VR('C', 'S'), "ASLContext"},
-    {0x00189258U, S2F_VR('U', 'L'), "ASLPulseTrainDuration"},
-    {0x00189259U, S2F_VR('C', 'S'), "ASLCrusherFlag"},
-    {0x0018925AU, S2F_VR('F', 'D'), "ASLCrusherFlowLimit"},
-    {0x0018925BU, S2F_VR('L', 'O'), "ASLCrusherDescription"},
-    {0x0018925CU, S2F_VR('C', 'S'), "ASLBolusCutoffFlag"},
-    {0x0018925DU, S2F_VR('S', 'Q'), "ASLBolusCutoffTimingSequence"},
-    {0x0018925EU, S2F_VR('L', 'O'), "ASLBolusCutoffTechnique"},
-    {0x0018925FU, S2F_VR('U', 'L'), "ASLBolusCutoffDelayTime"},
-    {0x00189260U, S2F_VR('S', 'Q'), "ASLSlabSequence"},
-    {0x00189295U, S2F_VR('F', 'D'), "ChemicalShiftMinimumIntegrationLimitInppm"},
-    {0x00189296U, S2F_VR('F', 'D'), "ChemicalShiftMaximumIntegrationLimitInppm"},
-    {0x00189297U, S2F_VR('C', 'S'), "WaterReferenceAcquisition"},
-    {0x00189298U, S2F_VR('I', 'S'), "EchoPeakPosition"},
-    {0x00189301U, S2F_VR('S', 'Q'), "CTAcquisitionTypeSequence"},
-    {0x00189302U, S2F_VR('C', 'S'), "AcquisitionType"},
-    {0x00189303U, S2F_VR('F', 'D'), "TubeAngle"},
-    {0x00189304U, S2F_VR('S', 'Q'), "CTAcquisitionDetailsSequence"},
-    {0x00189305U, S2F_VR('F', 'D'), "RevolutionTime"},
-    {0x00189306U, S2F_VR('F', 'D'), "SingleCollimationWidth"},
-    {0x00189307U, S2F_VR('F', 'D'), "TotalCollimationWidth"},
-    {0x00189308U, S2F_VR('S', 'Q'), "CTTableDynamicsSequence"},
-    {0x00189309U, S2F_VR('F', 'D'), "TableSpeed"},
-    {0x00189310U, S2F_VR('F', 'D'), "TableFeedPerRotation"},
-    {0x00189311U, S2F_VR('F', 'D'), "SpiralPitchFactor"},
-    {0x00189312U, S2F_VR('S', 'Q'), "CTGeometrySequence"},
-    {0x00189313U, S2F_VR('F', 'D'), "DataCollectionCenterPatient"},
-    {0x00189314U, S2F_VR('S', 'Q'), "CTReconstructionSequence"},
-    {0x00189315U, S2F_VR('C', 'S'), "ReconstructionAlgorithm"},
-    {0x00189316U, S2F_VR('C', 'S'), "ConvolutionKernelGroup"},
-    {0x00189317U, S2F_VR('F', 'D'), "ReconstructionFieldOfView"},
-    {0x00189318U, S2F_VR('F', 'D'), "ReconstructionTargetCenterPatient"},
-    {0x00189319U, S2F_VR('F', 'D'), "ReconstructionAngle"},
-    {0x00189320U, S2F_VR('S', 'H'), "ImageFilter"},
-    {0x00189321U, S2F_VR('S', 'Q'), "CTExposureSequence"},
-    {0x00189322U, S2F_VR('F', 'D'), "ReconstructionPixelSpacing"},
-    {0x00189323U, S2F_VR('C', 'S'), "ExposureModulationType"},
-    {0x00189324U, S2F_VR('F', 'D'), "EstimatedDoseSaving"},
-    {0x00189325U, S2F_VR('S', 'Q'), "CTXRayDetailsSequence"},
-    {0x00189326U, S2F_VR('S', 'Q'), "CTPositionSequence"},
-    {0x00189327U, S2F_VR('F', 'D'), "TablePosition"},
-    {0x00189328U, S2F_VR('F', 'D'), "ExposureTimeInms"},
-    {0x00189329U, S2F_VR('S', 'Q'), "CTImageFrameTypeSequence"},
-    {0x00189330U, S2F_VR('F', 'D'), "XRayTubeCurrentInmA"},
-    {0x00189332U, S2F_VR('F', 'D'), "ExposureInmAs"},
-    {0x00189333U, S2F_VR('C', 'S'), "ConstantVolumeFlag"},
-    {0x00189334U, S2F_VR('C', 'S'), "FluoroscopyFlag"},
-    {0x00189335U, S2F_VR('F', 'D'), "DistanceSourceToDataCollectionCenter"},
-    {0x00189337U, S2F_VR('U', 'S'), "ContrastBolusAgentNumber"},
-    {0x00189338U, S2F_VR('S', 'Q'), "ContrastBolusIngredientCodeSequence"},
-    {0x00189340U, S2F_VR('S', 'Q'), "ContrastAdministrationProfileSequence"},
-    {0x00189341U, S2F_VR('S', 'Q'), "ContrastBolusUsageSequence"},
-    {0x00189342U, S2F_VR('C', 'S'), "ContrastBolusAgentAdministered"},
-    {0x00189343U, S2F_VR('C', 'S'), "ContrastBolusAgentDetected"},
-    {0x00189344U, S2F_VR('C', 'S'), "ContrastBolusAgentPhase"},
-    {0x00189345U, S2F_VR('F', 'D'), "CTDIvol"},
-    {0x00189346U, S2F_VR('S', 'Q'), "CTDIPhantomTypeCodeSequence"},
-    {0x00189351U, S2F_VR('F', 'L'), "CalciumScoringMassFactorPatient"},
-    {0x00189352U, S2F_VR('F', 'L'), "CalciumScoringMassFactorDevice"},
-    {0x00189353U, S2F_VR('F', 'L'), "EnergyWeightingFactor"},
-    {0x00189360U, S2F_VR('S', 'Q'), "CTAdditionalXRaySourceSequence"},
-    {0x00189361U, S2F_VR('C', 'S'), "MultienergyCTAcquisition"},
-    {0x00189362U, S2F_VR('S', 'Q'), "MultienergyCTAcquisitionSequence"},
-    {0x00189363U, S2F_VR('S', 'Q'), "MultienergyCTProcessingSequence"},
-    {0x00189364U, S2F_VR('S', 'Q'), "MultienergyCTCharacteristicsSequence"},
-    {0x00189365U, S2F_VR('S', 'Q'), "MultienergyCTXRaySourceSequence"},
-    {0x00189366U, S2F_VR('U', 'S'), "XRaySourceIndex"},
-    {0x00189367U, S2F_VR('U', 'C'), "XRaySourceID"},
-    {0x00189368U, S2F_VR('C', 'S'), "MultienergySourceTechnique"},
-    {0x00189369U, S2F_VR('D', 'T'), "SourceStartDateTime"},
-    {0x0018936AU, S2F_VR('D', 'T'), "SourceEndDateTime"},
-    {0x0018936BU, S2F_VR('U', 'S'), "SwitchingPhaseNumber"},
-    {0x0018936CU, S2F_VR('D', 'S'), "SwitchingPhaseNominalDuration"},
-    {0x0018936DU, S2F_VR('D', 'S'), "SwitchingPhaseTransitionDuration"},
-    {0x0018936EU, S2F_VR('D', 'S'), "EffectiveBinEnergy"},
-    {0x0018936FU, S2F_VR('S', 'Q'), "MultienergyCTXRayDetectorSequence"},
-    {0x00189370U, S2F_VR('U', 'S'), "XRayDetectorIndex"},
-    {0x00189371U, S2F_VR('U', 'C'), "XRayDetectorID"},
-    {0x00189372U, S2F_VR('C', 'S'), "MultienergyDetectorType"},
-    {0x00189373U, S2F_VR('S', 'T'), "XRayDetectorLabel"},
-    {0x00189374U, S2F_VR('D', 'S'), "NominalMaxEnergy"},
-    {0x00189375U, S2F_VR('D', 'S'), "NominalMinEnergy"},
-    {0x00189376U, S2F_VR('U', 'S'), "ReferencedXRayDetectorIndex"},
-    {0x00189377U, S2F_VR('U', 'S'), "ReferencedXRaySourceIndex"},
-    {0x00189378U, S2F_VR('U', 'S'), "ReferencedPathIndex"},
-    {0x00189379U, S2F_VR('S', 'Q'), "MultienergyCTPathSequence"},
-    {0x0018937AU, S2F_VR('U', 'S'), "MultienergyCTPathIndex"},
-    {0x0018937BU, S2F_VR('U', 'T'), "MultienergyAcquisitionDescription"},
-    {0x0018937CU, S2F_VR('F', 'D'), "MonoenergeticEnergyEquivalent"},
-    {0x0018937DU, S2F_VR('S', 'Q'), "MaterialCodeSequence"},
-    {0x0018937EU, S2F_VR('C', 'S'), "DecompositionMethod"},
-    {0x0018937FU, S2F_VR('U', 'T'), "DecompositionDescription"},
-    {0x00189380U, S2F_VR('S', 'Q'), "DecompositionAlgorithmIdentificationSequence"},
-    {0x00189381U, S2F_VR('S', 'Q'), "DecompositionMaterialSequence"},
-    {0x00189382U, S2F_VR('S', 'Q'), "MaterialAttenuationSequence"},
-    {0x00189383U, S2F_VR('D', 'S'), "PhotonEnergy"},
-    {0x00189384U, S2F_VR('D', 'S'), "XRayMassAttenuationCoefficient"},
-    {0x00189401U, S2F_VR('S', 'Q'), "ProjectionPixelCalibrationSequence"},
-    {0x00189402U, S2F_VR('F', 'L'), "DistanceSourceToIsocenter"},
-    {0x00189403U, S2F_VR('F', 'L'), "DistanceObjectToTableTop"},
-    {0x00189404U, S2F_VR('F', 'L'), "ObjectPixelSpacingInCenterOfBeam"},
-    {0x00189405U, S2F_VR('S', 'Q'), "PositionerPositionSequence"},
-    {0x00189406U, S2F_VR('S', 'Q'), "TablePositionSequence"},
-    {0x00189407U, S2F_VR('S', 'Q'), "CollimatorShapeSequence"},
-    {0x00189410U, S2F_VR('C', 'S'), "PlanesInAcquisition"},
-    {0x00189412U, S2F_VR('S', 'Q'), "XAXRFFrameCharacteristicsSequence"},
-    {0x00189417U, S2F_VR('S', 'Q'), "FrameAcquisitionSequence"},
-    {0x00189420U, S2F_VR('C', 'S'), "XRayReceptorType"},
-    {0x00189423U, S2F_VR('L', 'O'), "AcquisitionProtocolName"},
-    {0x00189424U, S2F_VR('L', 'T'), "AcquisitionProtocolDescription"},
-    {0x00189425U, S2F_VR('C', 'S'), "ContrastBolusIngredientOpaque"},
-    {0x00189426U, S2F_VR('F', 'L'), "DistanceReceptorPlaneToDetectorHousing"},
-    {0x00189427U, S2F_VR('C', 'S'), "IntensifierActiveShape"},
-    {0x00189428U, S2F_VR('F', 'L'), "IntensifierActiveDimensions"},
-    {0x00189429U, S2F_VR('F', 'L'), "PhysicalDetectorSize"},
-    {0x00189430U, S2F_VR('F', 'L'), "PositionOfIsocenterProjection"},
-    {0x00189432U, S2F_VR('S', 'Q'), "FieldOfViewSequence"},
-    {0x00189433U, S2F_VR('L', 'O'), "FieldOfViewDescription"},
-    {0x00189434U, S2F_VR('S', 'Q'), "ExposureControlSensingRegionsSequence"},
-    {0x00189435U, S2F_VR('C', 'S'), "ExposureControlSensingRegionShape"},
-    {0x00189436U, S2F_VR('S', 'S'), "ExposureControlSensingRegionLeftVerticalEdge"},
-    {0x00189437U, S2F_VR('S', 'S'), "ExposureControlSensingRegionRightVerticalEdge"},
-    {0x00189438U, S2F_VR('S', 'S'), "ExposureControlSensingRegionUpperHorizontalEdge"},
-    {0x00189439U, S2F_VR('S', 'S'), "ExposureControlSensingRegionLowerHorizontalEdge"},
-    {0x00189440U, S2F_VR('S', 'S'), "CenterOfCircularExposureControlSensingRegion"},
-    {0x00189441U, S2F_VR('U', 'S'), "RadiusOfCircularExposureControlSensingRegion"},
-    {0x00189442U, S2F_VR('S', 'S'), "VerticesOfThePolygonalExposureControlSensingRegion"},
-    {0x00189445U, S2F_VR('O', 'B'), ""},
-    {0x00189447U, S2F_VR('F', 'L'), "ColumnAngulationPatient"},
-    {0x00189449U, S2F_VR('F', 'L'), "BeamAngle"},
-    {0x00189451U, S2F_VR('S', 'Q'), "FrameDetectorParametersSequence"},
-    {0x00189452U, S2F_VR('F', 'L'), "CalculatedAnatomyThickness"},
-    {0x00189455U, S2F_VR('S', 'Q'), "CalibrationSequence"},
-    {0x00189456U, S2F_VR('S', 'Q'), "ObjectThicknessSequence"},
-    {0x00189457U, S2F_VR('C', 'S'), "PlaneIdentification"},
-    {0x00189461U, S2F_VR('F', 'L'), "FieldOfViewDimensionsInFloat"},
-    {0x00189462U, S2F_VR('S', 'Q'), "IsocenterReferenceSystemSequence"},
-    {0x00189463U, S2F_VR('F', 'L'), "PositionerIsocenterPrimaryAngle"},
-    {0x00189464U, S2F_VR('F', 'L'), "PositionerIsocenterSecondaryAngle"},
-    {0x00189465U, S2F_VR('F', 'L'), "PositionerIsocenterDetectorRotationAngle"},
-    {0x00189466U, S2F_VR('F', 'L'), "TableXPositionToIsocenter"},
-    {0x00189467U, S2F_VR('F', 'L'), "TableYPositionToIsocenter"},
-    {0x00189468U, S2F_VR('F', 'L'), "TableZPositionToIsocenter"},
-    {0x00189469U, S2F_VR('F', 'L'), "TableHorizontalRotationAngle"},
-    {0x00189470U, S2F_VR('F', 'L'), "TableHeadTiltAngle"},
-    {0x00189471U, S2F_VR('F', 'L'), "TableCradleTiltAngle"},
-    {0x00189472U, S2F_VR('S', 'Q'), "FrameDisplayShutterSequence"},
-    {0x00189473U, S2F_VR('F', 'L'), "AcquiredImageAreaDoseProduct"},
-    {0x00189474U, S2F_VR('C', 'S'), "CArmPositionerTabletopRelationship"},
-    {0x00189476U, S2F_VR('S', 'Q'), "XRayGeometrySequence"},
-    {0x00189477U, S2F_VR('S', 'Q'), "IrradiationEventIdentificationSequence"},
-    {0x00189504U, S2F_VR('S', 'Q'), "XRay3DFrameTypeSequence"},
-    {0x00189506U, S2F_VR('S', 'Q'), "ContributingSourcesSequence"},
-    {0x00189507U, S2F_VR('S', 'Q'), "XRay3DAcquisitionSequence"},
-    {0x00189508U, S2F_VR('F', 'L'), "PrimaryPositionerScanArc"},
-    {0x00189509U, S2F_VR('F', 'L'), "SecondaryPositionerScanArc"},
-    {0x00189510U, S2F_VR('F', 'L'), "PrimaryPositionerScanStartAngle"},
-    {0x00189511U, S2F_VR('F', 'L'), "SecondaryPositionerScanStartAngle"},
-    {0x00189514U, S2F_VR('F', 'L'), "PrimaryPositionerIncrement"},
-    {0x00189515U, S2F_VR('F', 'L'), "SecondaryPositionerIncrement"},
-    {0x00189516U, S2F_VR('D', 'T'), "StartAcquisitionDateTime"},
-    {0x00189517U, S2F_VR('D', 'T'), "EndAcquisitionDateTime"},
-    {0x00189518U, S2F_VR('S', 'S'), "PrimaryPositionerIncrementSign"},
-    {0x00189519U, S2F_VR('S', 'S'), "SecondaryPositionerIncrementSign"},
-    {0x00189524U, S2F_VR('L', 'O'), "ApplicationName"},
-    {0x00189525U, S2F_VR('L', 'O'), "ApplicationVersion"},
-    {0x00189526U, S2F_VR('L', 'O'), "ApplicationManufacturer"},
-    {0x00189527U, S2F_VR('C', 'S'), "AlgorithmType"},
-    {0x00189528U, S2F_VR('L', 'O'), "AlgorithmDescription"},
-    {0x00189530U, S2F_VR('S', 'Q'), "XRay3DReconstructionSequence"},
-    {0x00189531U, S2F_VR('L', 'O'), "ReconstructionDescription"},
-    {0x00189538U, S2F_VR('S', 'Q'), "PerProjectionAcquisitionSequence"},
-    {0x00189541U, S2F_VR('S', 'Q'), "DetectorPositionSequence"},
-    {0x00189542U, S2F_VR('S', 'Q'), "XRayAcquisitionDoseSequence"},
-    {0x00189543U, S2F_VR('F', 'D'), "XRaySourceIsocenterPrimaryAngle"},
-    {0x00189544U, S2F_VR('F', 'D'), "XRaySourceIsocenterSecondaryAngle"},
-    {0x00189545U, S2F_VR('F', 'D'), "BreastSupportIsocenterPrimaryAngle"},
-    {0x00189546U, S2F_VR('F', 'D'), "BreastSupportIsocenterSecondaryAngle"},
-    {0x00189547U, S2F_VR('F', 'D'), "BreastSupportXPositionToIsocenter"},
-    {0x00189548U, S2F_VR('F', 'D'), "BreastSupportYPositionToIsocenter"},
-    {0x00189549U, S2F_VR('F', 'D'), "BreastSupportZPositionToIsocenter"},
-    {0x00189550U, S2F_VR('F', 'D'), "DetectorIsocenterPrimaryAngle"},
-    {0x00189551U, S2F_VR('F', 'D'), "DetectorIsocenterSecondaryAngle"},
-    {0x00189552U, S2F_VR('F', 'D'), "DetectorXPositionToIsocenter"},
-    {0x00189553U, S2F_VR('F', 'D'), "DetectorYPositionToIsocenter"},
-    {0x00189554U, S2F_VR('F', 'D'), "DetectorZPositionToIsocenter"},
-    {0x00189555U, S2F_VR('S', 'Q'), "XRayGridSequence"},
-    {0x00189556U, S2F_VR('S', 'Q'), "XRayFilterSequence"},
-    {0x00189557U, S2F_VR('F', 'D'), "DetectorActiveAreaTLHCPosition"},
-    {0x00189558U, S2F_VR('F', 'D'), "DetectorActiveAreaOrientation"},
-    {0x00189559U, S2F_VR('C', 'S'), "PositionerPrimaryAngleDirection"},
-    {0x00189601U, S2F_VR('S', 'Q'), "DiffusionBMatrixSequence"},
-    {0x00189602U, S2F_VR('F', 'D'), "DiffusionBValueXX"},
-    {0x00189603U, S2F_VR('F', 'D'), "DiffusionBValueXY"},
-    {0x00189604U, S2F_VR('F', 'D'), "DiffusionBValueXZ"},
-    {0x00189605U, S2F_VR('F', 'D'), "DiffusionBValueYY"},
-    {0x00189606U, S2F_VR('F', 'D'), "DiffusionBValueYZ"},
-    {0x00189607U, S2F_VR('F', 'D'), "DiffusionBValueZZ"},
-    {0x00189621U, S2F_VR('S', 'Q'), "FunctionalMRSequence"},
-    {0x00189622U, S2F_VR('C', 'S'), "FunctionalSettlingPhaseFramesPresent"},
-    {0x00189623U, S2F_VR('D', 'T'), "FunctionalSyncPulse"},
-    {0x00189624U, S2F_VR('C', 'S'), "SettlingPhaseFrame"},
-    {0x00189701U, S2F_VR('D', 'T'), "DecayCorrectionDateTime"},
-    {0x00189715U, S2F_VR('F', 'D'), "StartDensityThreshold"},
-    {0x00189716U, S2F_VR('F', 'D'), "StartRelativeDensityDifferenceThreshold"},
-    {0x00189717U, S2F_VR('F', 'D'), "StartCardiacTriggerCountThreshold"},
-    {0x00189718U, S2F_VR('F', 'D'), "StartRespiratoryTriggerCountThreshold"},
-    {0x00189719U, S2F_VR('F', 'D'), "TerminationCountsThreshold"},
-    {0x00189720U, S2F_VR('F', 'D'), "TerminationDensityThreshold"},
-    {0x00189721U, S2F_VR('F', 'D'), "TerminationRelativeDensityThreshold"},
-    {0x00189722U, S2F_VR('F', 'D'), "TerminationTimeThreshold"},
-    {0x00189723U, S2F_VR('F', 'D'), "TerminationCardiacTriggerCountThreshold"},
-    {0x00189724U, S2F_VR('F', 'D'), "TerminationRespiratoryTriggerCountThreshold"},
-    {0x00189725U, S2F_VR('C', 'S'), "DetectorGeometry"},
-    {0x00189726U, S2F_VR('F', 'D'), "TransverseDetectorSeparation"},
-    {0x00189727U, S2F_VR('F', 'D'), "AxialDetectorDimension"},
-    {0x00189729U, S2F_VR('U', 'S'), "RadiopharmaceuticalAgentNumber"},
-    {0x00189732U, S2F_VR('S', 'Q'), "PETFrameAcquisitionSequence"},
-    {0x00189733U, S2F_VR('S', 'Q'), "PETDetectorMotionDetailsSequence"},
-    {0x00189734U, S2F_VR('S', 'Q'), "PETTableDynamicsSequence"},
-    {0x00189735U, S2F_VR('S', 'Q'), "PETPositionSequence"},
-    {0x00189736U, S2F_VR('S', 'Q'), "PETFrameCorrectionFactorsSequence"},
-    {0x00189737U, S2F_VR('S', 'Q'), "RadiopharmaceuticalUsageSequence"},
-    {0x00189738U, S2F_VR('C', 'S'), "AttenuationCorrectionSource"},
-    {0x00189739U, S2F_VR('U', 'S'), "NumberOfIterations"},
-    {0x00189740U, S2F_VR('U', 'S'), "NumberOfSubsets"},
-    {0x00189749U, S2F_VR('S', 'Q'), "PETReconstructionSequence"},
-    {0x00189751U, S2F_VR('S', 'Q'), "PETFrameTypeSequence"},
-    {0x00189755U, S2F_VR('C', 'S'), "TimeOfFlightInformationUsed"},
-    {0x00189756U, S2F_VR('C', 'S'), "ReconstructionType"},
-    {0x00189758U, S2F_VR('C', 'S'), "DecayCorrected"},
-    {0x00189759U, S2F_VR('C', 'S'), "AttenuationCorrected"},
-    {0x00189760U, S2F_VR('C', 'S'), "ScatterCorrected"},
-    {0x00189761U, S2F_VR('C', 'S'), "DeadTimeCorrected"},
-    {0x00189762U, S2F_VR('C', 'S'), "GantryMotionCorrected"},
-    {0x00189763U, S2F_VR('C', 'S'), "PatientMotionCorrected"},
-    {0x00189764U, S2F_VR('C', 'S'), "CountLossNormalizationCorrected"},
-    {0x00189765U, S2F_VR('C', 'S'), "RandomsCorrected"},
-    {0x00189766U, S2F_VR('C', 'S'), "NonUniformRadialSamplingCorrected"},
-    {0x00189767U, S2F_VR('C', 'S'), "SensitivityCalibrated"},
-    {0x00189768U, S2F_VR('C', 'S'), "DetectorNormalizationCorrection"},
-    {0x00189769U, S2F_VR('C', 'S'), "IterativeReconstructionMethod"},
-    {0x00189770U, S2F_VR('C', 'S'), "AttenuationCorrectionTemporalRelationship"},
-    {0x00189771U, S2F_VR('S', 'Q'), "PatientPhysiologicalStateSequence"},
-    {0x00189772U, S2F_VR('S', 'Q'), "PatientPhysiologicalStateCodeSequence"},
-    {0x00189801U, S2F_VR('F', 'D'), "DepthsOfFocus"},
-    {0x00189803U, S2F_VR('S', 'Q'), "ExcludedIntervalsSequence"},
-    {0x00189804U, S2F_VR('D', 'T'), "ExclusionStartDateTime"},
-    {0x00189805U, S2F_VR('F', 'D'), "ExclusionDuration"},
-    {0x00189806U, S2F_VR('S', 'Q'), "USImageDescriptionSequence"},
-    {0x00189807U, S2F_VR('S', 'Q'), "ImageDataTypeSequence"},
-    {0x00189808U, S2F_VR('C', 'S'), "DataType"},
-    {0x00189809U, S2F_VR('S', 'Q'), "TransducerScanPatternCodeSequence"},
-    {0x0018980BU, S2F_VR('C', 'S'), "AliasedDataType"},
-    {0x0018980CU, S2F_VR('C', 'S'), "PositionMeasuringDeviceUsed"},
-    {0x0018980DU, S2F_VR('S', 'Q'), "TransducerGeometryCodeSequence"},
-    {0x0018980EU, S2F_VR('S', 'Q'), "TransducerBeamSteeringCodeSequence"},
-    {0x0018980FU, S2F_VR('S', 'Q'), "TransducerApplicationCodeSequence"},
-    {0x00189810U, S2F_VR('U', 'S'), "ZeroVelocityPixelValue"},
-    {0x00189900U, S2F_VR('L', 'O'), "ReferenceLocationLabel"},
-    {0x00189901U, S2F_VR('U', 'T'), "ReferenceLocationDescription"},
-    {0x00189902U, S2F_VR('S', 'Q'), "ReferenceBasisCodeSequence"},
-    {0x00189903U, S2F_VR('S', 'Q'), "ReferenceGeometryCodeSequence"},
-    {0x00189904U, S2F_VR('D', 'S'), "OffsetDistance"},
-    {0x00189905U, S2F_VR('C', 'S'), "OffsetDirection"},
-    {0x00189906U, S2F_VR('S', 'Q'), "PotentialScheduledProtocolCodeSequence"},
-    {0x00189907U, S2F_VR('S', 'Q'), "PotentialRequestedProcedureCodeSequence"},
-    {0x00189908U, S2F_VR('U', 'C'), "PotentialReasonsForProcedure"},
-    {0x00189909U, S2F_VR('S', 'Q'), "PotentialReasonsForProcedureCodeSequence"},
-    {0x0018990AU, S2F_VR('U', 'C'), "PotentialDiagnosticTasks"},
-    {0x0018990BU, S2F_VR('S', 'Q'), "ContraindicationsCodeSequence"},
-    {0x0018990CU, S2F_VR('S', 'Q'), "ReferencedDefinedProtocolSequence"},
-    {0x0018990DU, S2F_VR('S', 'Q'), "ReferencedPerformedProtocolSequence"},
-    {0x0018990EU, S2F_VR('S', 'Q'), "PredecessorProtocolSequence"},
-    {0x0018990FU, S2F_VR('U', 'T'), "ProtocolPlanningInformation"},
-    {0x00189910U, S2F_VR('U', 'T'), "ProtocolDesignRationale"},
-    {0x00189911U, S2F_VR('S', 'Q'), "PatientSpecificationSequence"},
-    {0x00189912U, S2F_VR('S', 'Q'), "ModelSpecificationSequence"},
-    {0x00189913U, S2F_VR('S', 'Q'), "ParametersSpecificationSequence"},
-    {0x00189914U, S2F_VR('S', 'Q'), "InstructionSequence"},
-    {0x00189915U, S2F_VR('U', 'S'), "InstructionIndex"},
-    {0x00189916U, S2F_VR('L', 'O'), "InstructionText"},
-    {0x00189917U, S2F_VR('U', 'T'), "InstructionDescription"},
-    {0x00189918U, S2F_VR('C', 'S'), "InstructionPerformedFlag"},
-    {0x00189919U, S2F_VR('D', 'T'), "InstructionPerformedDateTime"},
-    {0x0018991AU, S2F_VR('U', 'T'), "InstructionPerformanceComment"},
-    {0x0018991BU, S2F_VR('S', 'Q'), "PatientPositioningInstructionSequence"},
-    {0x0018991CU, S2F_VR('S', 'Q'), "PositioningMethodCodeSequence"},
-    {0x0018991DU, S2F_VR('S', 'Q'), "PositioningLandmarkSequence"},
-    {0x0018991EU, S2F_VR('U', 'I'), "TargetFrameOfReferenceUID"},
-    {0x0018991FU, S2F_VR('S', 'Q'), "AcquisitionProtocolElementSpecificationSequence"},
-    {0x00189920U, S2F_VR('S', 'Q'), "AcquisitionProtocolElementSequence"},
-    {0x00189921U, S2F_VR('U', 'S'), "ProtocolElementNumber"},
-    {0x00189922U, S2F_VR('L', 'O'), "ProtocolElementName"},
-    {0x00189923U, S2F_VR('U', 'T'), "ProtocolElementCharacteristicsSummary"},
-    {0x00189924U, S2F_VR('U', 'T'), "ProtocolElementPurpose"},
-    {0x00189930U, S2F_VR('C', 'S'), "AcquisitionMotion"},
-    {0x00189931U, S2F_VR('S', 'Q'), "AcquisitionStartLocationSequence"},
-    {0x00189932U, S2F_VR('S', 'Q'), "AcquisitionEndLocationSequence"},
-    {0x00189933U, S2F_VR('S', 'Q'), "ReconstructionProtocolElementSpecificationSequence"},
-    {0x00189934U, S2F_VR('S', 'Q'), "ReconstructionProtocolElementSequence"},
-    {0x00189935U, S2F_VR('S', 'Q'), "StorageProtocolElementSpecificationSequence"},
-    {0x00189936U, S2F_VR('S', 'Q'), "StorageProtocolElementSequence"},
-    {0x00189937U, S2F_VR('L', 'O'), "RequestedSeriesDescription"},
-    {0x00189938U, S2F_VR('U', 'S'), "SourceAcquisitionProtocolElementNumber"},
-    {0x00189939U, S2F_VR('U', 'S'), "SourceAcquisitionBeamNumber"},
-    {0x0018993AU, S2F_VR('U', 'S'), "SourceReconstructionProtocolElementNumber"},
-    {0x0018993BU, S2F_VR('S', 'Q'), "ReconstructionStartLocationSequence"},
-    {0x0018993CU, S2F_VR('S', 'Q'), "ReconstructionEndLocationSequence"},
-    {0x0018993DU, S2F_VR('S', 'Q'), "ReconstructionAlgorithmSequence"},
-    {0x0018993EU, S2F_VR('S', 'Q'), "ReconstructionTargetCenterLocationSequence"},
-    {0x00189941U, S2F_VR('U', 'T'), "ImageFilterDescription"},
-    {0x00189942U, S2F_VR('F', 'D'), "CTDIvolNotificationTrigger"},
-    {0x00189943U, S2F_VR('F', 'D'), "DLPNotificationTrigger"},
-    {0x00189944U, S2F_VR('C', 'S'), "AutoKVPSelectionType"},
-    {0x00189945U, S2F_VR('F', 'D'), "AutoKVPUpperBound"},
-    {0x00189946U, S2F_VR('F', 'D'), "AutoKVPLowerBound"},
-    {0x00189947U, S2F_VR('C', 'S'), "ProtocolDefinedPatientPosition"},
-    {0x0018A001U, S2F_VR('S', 'Q'), "ContributingEquipmentSequence"},
-    {0x0018A002U, S2F_VR('D', 'T'), "ContributionDateTime"},
-    {0x0018A003U, S2F_VR('S', 'T'), "ContributionDescription"},
-    {0x0020000DU, S2F_VR('U', 'I'), "StudyInstanceUID"},
-    {0x0020000EU, S2F_VR('U', 'I'), "SeriesInstanceUID"},
-    {0x00200010U, S2F_VR('S', 'H'), "StudyID"},
-    {0x00200011U, S2F_VR('I', 'S'), "SeriesNumber"},
-    {0x00200012U, S2F_VR('I', 'S'), "AcquisitionNumber"},
-    {0x00200013U, S2F_VR('I', 'S'), "InstanceNumber"},
-    {0x00200014U, S2F_VR('I', 'S'), "IsotopeNumber"},
-    {0x00200015U, S2F_VR('I', 'S'), "PhaseNumber"},
-    {0x00200016U, S2F_VR('I', 'S'), "IntervalNumber"},
-    {0x00200017U, S2F_VR('I', 'S'), "TimeSlotNumber"},
-    {0x00200018U, S2F_VR('I', 'S'), "AngleNumber"},
-    {0x00200019U, S2F_VR('I', 'S'), "ItemNumber"},
-    {0x00200020U, S2F_VR('C', 'S'), "PatientOrientation"},
-    {0x00200022U, S2F_VR('I', 'S'), "OverlayNumber"},
-    {0x00200024U, S2F_VR('I', 'S'), "CurveNumber"},
-    {0x00200026U, S2F_VR('I', 'S'), "LUTNumber"},
-    {0x00200030U, S2F_VR('D', 'S'), "ImagePosition"},
-    {0x00200032U, S2F_VR('D', 'S'), "ImagePositionPatient"},
-    {0x00200035U, S2F_VR('D', 'S'), "ImageOrientation"},
-    {0x00200037U, S2F_VR('D', 'S'), "ImageOrientationPatient"},
-    {0x00200050U, S2F_VR('D', 'S'), "Location"},
-    {0x00200052U, S2F_VR('U', 'I'), "FrameOfReferenceUID"},
-    {0x00200060U, S2F_VR('C', 'S'), "Laterality"},
-    {0x00200062U, S2F_VR('C', 'S'), "ImageLaterality"},
-    {0x00200070U, S2F_VR('L', 'O'), "ImageGeometryType"},
-    {0x00200080U, S2F_VR('C', 'S'), "MaskingImage"},
-    {0x002000AAU, S2F_VR('I', 'S'), "ReportNumber"},
-    {0x00200100U, S2F_VR('I', 'S'), "TemporalPositionIdentifier"},
-    {0x00200105U, S2F_VR('I', 'S'), "NumberOfTemporalPositions"},
-    {0x00200110U, S2F_VR('D', 'S'), "TemporalResolution"},
-    {0x00200200U, S2F_VR('U', 'I'), "SynchronizationFrameOfReferenceUID"},
-    {0x00200242U, S2F_VR('U', 'I'), "SOPInstanceUIDOfConcatenationSource"},
-    {0x00201000U, S2F_VR('I', 'S'), "SeriesInStudy"},
-    {0x00201001U, S2F_VR('I', 'S'), "AcquisitionsInSeries"},
-    {0x00201002U, S2F_VR('I', 'S'), "ImagesInAcquisition"},
-    {0x00201003U, S2F_VR('I', 'S'), "ImagesInSeries"},
-    {0x00201004U, S2F_VR('I', 'S'), "AcquisitionsInStudy"},
-    {0x00201005U, S2F_VR('I', 'S'), "ImagesInStudy"},
-    {0x00201020U, S2F_VR('L', 'O'), "Reference"},
-    {0x0020103FU, S2F_VR('L', 'O'), "TargetPositionReferenceIndicator"},
-    {0x00201040U, S2F_VR('L', 'O'), "PositionReferenceIndicator"},
-    {0x00201041U, S2F_VR('D', 'S'), "SliceLocation"},
-    {0x00201070U, S2F_VR('I', 'S'), "OtherStudyNumbers"},
-    {0x00201200U, S2F_VR('I', 'S'), "NumberOfPatientRelatedStudies"},
-    {0x00201202U, S2F_VR('I', 'S'), "NumberOfPatientRelatedSeries"},
-    {0x00201204U, S2F_VR('I', 'S'), "NumberOfPatientRelatedInstances"},
-    {0x00201206U, S2F_VR('I', 'S'), "NumberOfStudyRelatedSeries"},
-    {0x00201208U, S2F_VR('I', 'S'), "NumberOfStudyRelatedInstances"},
-    {0x00201209U, S2F_VR('I', 'S'), "NumberOfSeriesRelatedInstances"},
-    {0x00203401U, S2F_VR('C', 'S'), "ModifyingDeviceID"},
-    {0x00203402U, S2F_VR('C', 'S'), "ModifiedImageID"},
-    {0x00203403U, S2F_VR('D', 'A'), "ModifiedImageDate"},
-    {0x00203404U, S2F_VR('L', 'O'), "ModifyingDeviceManufacturer"},
-    {0x00203405U, S2F_VR('T', 'M'), "ModifiedImageTime"},
-    {0x00203406U, S2F_VR('L', 'O'), "ModifiedImageDescription"},
-    {0x00204000U, S2F_VR('L', 'T'), "ImageComments"},
-    {0x00205000U, S2F_VR('A', 'T'), "OriginalImageIdentification"},
-    {0x00205002U, S2F_VR('L', 'O'), "OriginalImageIdentificationNomenclature"},
-    {0x00209056U, S2F_VR('S', 'H'), "StackID"},
-    {0x00209057U, S2F_VR('U', 'L'), "InStackPositionNumber"},
-    {0x00209071U, S2F_VR('S', 'Q'), "FrameAnatomySequence"},
-    {0x00209072U, S2F_VR('C', 'S'), "FrameLaterality"},
-    {0x00209111U, S2F_VR('S', 'Q'), "FrameContentSequence"},
-    {0x00209113U, S2F_VR('S', 'Q'), "PlanePositionSequence"},
-    {0x00209116U, S2F_VR('S', 'Q'), "PlaneOrientationSequence"},
-    {0x00209128U, S2F_VR('U', 'L'), "TemporalPositionIndex"},
-    {0x00209153U, S2F_VR('F', 'D'), "NominalCardiacTriggerDelayTime"},
-    {0x00209154U, S2F_VR('F', 'L'), "NominalCardiacTriggerTimePriorToRPeak"},
-    {0x00209155U, S2F_VR('F', 'L'), "ActualCardiacTriggerTimePriorToRPeak"},
-    {0x00209156U, S2F_VR('U', 'S'), "FrameAcquisitionNumber"},
-    {0x00209157U, S2F_VR('U', 'L'), "DimensionIndexValues"},
-    {0x00209158U, S2F_VR('L', 'T'), "FrameComments"},
-    {0x00209161U, S2F_VR('U', 'I'), "ConcatenationUID"},
-    {0x00209162U, S2F_VR('U', 'S'), "InConcatenationNumber"},
-    {0x00209163U, S2F_VR('U', 'S'), "InConcatenationTotalNumber"},
-    {0x00209164U, S2F_VR('U', 'I'), "DimensionOrganizationUID"},
-    {0x00209165U, S2F_VR('A', 'T'), "DimensionIndexPointer"},
-    {0x00209167U, S2F_VR('A', 'T'), "FunctionalGroupPointer"},
-    {0x00209170U, S2F_VR('S', 'Q'), "UnassignedSharedConvertedAttributesSequence"},
-    {0x00209171U, S2F_VR('S', 'Q'), "UnassignedPerFrameConvertedAttributesSequence"},
-    {0x00209172U, S2F_VR('S', 'Q'), "ConversionSourceAttributesSequence"},
-    {0x00209213U, S2F_VR('L', 'O'), "DimensionIndexPrivateCreator"},
-    {0x00209221U, S2F_VR('S', 'Q'), "DimensionOrganizationSequence"},
-    {0x00209222U, S2F_VR('S', 'Q'), "DimensionIndexSequence"},
-    {0x00209228U, S2F_VR('U', 'L'), "ConcatenationFrameOffsetNumber"},
-    {0x00209238U, S2F_VR('L', 'O'), "FunctionalGroupPrivateCreator"},
-    {0x00209241U, S2F_VR('F', 'L'), "NominalPercentageOfCardiacPhase"},
-    {0x00209245U, S2F_VR('F', 'L'), "NominalPercentageOfRespiratoryPhase"},
-    {0x00209246U, S2F_VR('F', 'L'), "StartingRespiratoryAmplitude"},
-    {0x00209247U, S2F_VR('C', 'S'), "StartingRespiratoryPhase"},
-    {0x00209248U, S2F_VR('F', 'L'), "EndingRespiratoryAmplitude"},
-    {0x00209249U, S2F_VR('C', 'S'), "EndingRespiratoryPhase"},
-    {0x00209250U, S2F_VR('C', 'S'), "RespiratoryTriggerType"},
-    {0x00209251U, S2F_VR('F', 'D'), "RRIntervalTimeNominal"},
-    {0x00209252U, S2F_VR('F', 'D'), "ActualCardiacTriggerDelayTime"},
-    {0x00209253U, S2F_VR('S', 'Q'), "RespiratorySynchronizationSequence"},
-    {0x00209254U, S2F_VR('F', 'D'), "RespiratoryIntervalTime"},
-    {0x00209255U, S2F_VR('F', 'D'), "NominalRespiratoryTriggerDelayTime"},
-    {0x00209256U, S2F_VR('F', 'D'), "RespiratoryTriggerDelayThreshold"},
-    {0x00209257U, S2F_VR('F', 'D'), "ActualRespiratoryTriggerDelayTime"},
-    {0x00209301U, S2F_VR('F', 'D'), "ImagePositionVolume"},
-    {0x00209302U, S2F_VR('F', 'D'), "ImageOrientationVolume"},
-    {0x00209307U, S2F_VR('C', 'S'), "UltrasoundAcquisitionGeometry"},
-    {0x00209308U, S2F_VR('F', 'D'), "ApexPosition"},
-    {0x00209309U, S2F_VR('F', 'D'), "VolumeToTransducerMappingMatrix"},
-    {0x0020930AU, S2F_VR('F', 'D'), "VolumeToTableMappingMatrix"},
-    {0x0020930BU, S2F_VR('C', 'S'), "VolumeToTransducerRelationship"},
-    {0x0020930CU, S2F_VR('C', 'S'), "PatientFrameOfReferenceSource"},
-    {0x0020930DU, S2F_VR('F', 'D'), "TemporalPositionTimeOffset"},
-    {0x0020930EU, S2F_VR('S', 'Q'), "PlanePositionVolumeSequence"},
-    {0x0020930FU, S2F_VR('S', 'Q'), "PlaneOrientationVolumeSequence"},
-    {0x00209310U, S2F_VR('S', 'Q'), "TemporalPositionSequence"},
-    {0x00209311U, S2F_VR('C', 'S'), "DimensionOrganizationType"},
-    {0x00209312U, S2F_VR('U', 'I'), "VolumeFrameOfReferenceUID"},
-    {0x00209313U, S2F_VR('U', 'I'), "TableFrameOfReferenceUID"},
-    {0x00209421U, S2F_VR('L', 'O'), "DimensionDescriptionLabel"},
-    {0x00209450U, S2F_VR('S', 'Q'), "PatientOrientationInFrameSequence"},
-    {0x00209453U, S2F_VR('L', 'O'), "FrameLabel"},
-    {0x00209518U, S2F_VR('U', 'S'), "AcquisitionIndex"},
-    {0x00209529U, S2F_VR('S', 'Q'), "ContributingSOPInstancesReferenceSequence"},
-    {0x00209536U, S2F_VR('U', 'S'), "ReconstructionIndex"},
-    {0x00220001U, S2F_VR('U', 'S'), "LightPathFilterPassThroughWavelength"},
-    {0x00220002U, S2F_VR('U', 'S'), "LightPathFilterPassBand"},
-    {0x00220003U, S2F_VR('U', 'S'), "ImagePathFilterPassThroughWavelength"},
-    {0x00220004U, S2F_VR('U', 'S'), "ImagePathFilterPassBand"},
-    {0x00220005U, S2F_VR('C', 'S'), "PatientEyeMovementCommanded"},
-    {0x00220006U, S2F_VR('S', 'Q'), "PatientEyeMovementCommandCodeSequence"},
-    {0x00220007U, S2F_VR('F', 'L'), "SphericalLensPower"},
-    {0x00220008U, S2F_VR('F', 'L'), "CylinderLensPower"},
-    {0x00220009U, S2F_VR('F', 'L'), "CylinderAxis"},
-    {0x0022000AU, S2F_VR('F', 'L'), "EmmetropicMagnification"},
-    {0x0022000BU, S2F_VR('F', 'L'), "IntraOcularPressure"},
-    {0x0022000CU, S2F_VR('F', 'L'), "HorizontalFieldOfView"},
-    {0x0022000DU, S2F_VR('C', 'S'), "PupilDilated"},
-    {0x0022000EU, S2F_VR('F', 'L'), "DegreeOfDilation"},
-    {0x00220010U, S2F_VR('F', 'L'), "StereoBaselineAngle"},
-    {0x00220011U, S2F_VR('F', 'L'), "StereoBaselineDisplacement"},
-    {0x00220012U, S2F_VR('F', 'L'), "StereoHorizontalPixelOffset"},
-    {0x00220013U, S2F_VR('F', 'L'), "StereoVerticalPixelOffset"},
-    {0x00220014U, S2F_VR('F', 'L'), "StereoRotation"},
-    {0x00220015U, S2F_VR('S', 'Q'), "AcquisitionDeviceTypeCodeSequence"},
-    {0x00220016U, S2F_VR('S', 'Q'), "IlluminationTypeCodeSequence"},
-    {0x00220017U, S2F_VR('S', 'Q'), "LightPathFilterTypeStackCodeSequence"},
-    {0x00220018U, S2F_VR('S', 'Q'), "ImagePathFilterTypeStackCodeSequence"},
-    {0x00220019U, S2F_VR('S', 'Q'), "LensesCodeSequence"},
-    {0x0022001AU, S2F_VR('S', 'Q'), "ChannelDescriptionCodeSequence"},
-    {0x0022001BU, S2F_VR('S', 'Q'), "RefractiveStateSequence"},
-    {0x0022001CU, S2F_VR('S', 'Q'), "MydriaticAgentCodeSequence"},
-    {0x0022001DU, S2F_VR('S', 'Q'), "RelativeImagePositionCodeSequence"},
-    {0x0022001EU, S2F_VR('F', 'L'), "CameraAngleOfView"},
-    {0x00220020U, S2F_VR('S', 'Q'), "StereoPairsSequence"},
-    {0x00220021U, S2F_VR('S', 'Q'), "LeftImageSequence"},
-    {0x00220022U, S2F_VR('S', 'Q'), "RightImageSequence"},
-    {0x00220028U, S2F_VR('C', 'S'), "StereoPairsPresent"},
-    {0x00220030U, S2F_VR('F', 'L'), "AxialLengthOfTheEye"},
-    {0x00220031U, S2F_VR('S', 'Q'), "OphthalmicFrameLocationSequence"},
-    {0x00220032U, S2F_VR('F', 'L'), "ReferenceCoordinates"},
-    {0x00220035U, S2F_VR('F', 'L'), "DepthSpatialResolution"},
-    {0x00220036U, S2F_VR('F', 'L'), "MaximumDepthDistortion"},
-    {0x00220037U, S2F_VR('F', 'L'), "AlongScanSpatialResolution"},
-    {0x00220038U, S2F_VR('F', 'L'), "MaximumAlongScanDistortion"},
-    {0x00220039U, S2F_VR('C', 'S'), "OphthalmicImageOrientation"},
-    {0x00220041U, S2F_VR('F', 'L'), "DepthOfTransverseImage"},
-    {0x00220042U, S2F_VR('S', 'Q'), "MydriaticAgentConcentrationUnitsSequence"},
-    {0x00220048U, S2F_VR('F', 'L'), "AcrossScanSpatialResolution"},
-    {0x00220049U, S2F_VR('F', 'L'), "MaximumAcrossScanDistortion"},
-    {0x0022004EU, S2F_VR('D', 'S'), "MydriaticAgentConcentration"},
-    {0x00220055U, S2F_VR('F', 'L'), "IlluminationWaveLength"},
-    {0x00220056U, S2F_VR('F', 'L'), "IlluminationPower"},
-    {0x00220057U, S2F_VR('F', 'L'), "IlluminationBandwidth"},
-    {0x00220058U, S2F_VR('S', 'Q'), "MydriaticAgentSequence"},
-    {0x00221007U, S2F_VR('S', 'Q'), "OphthalmicAxialMeasurementsRightEyeSequence"},
-    {0x00221008U, S2F_VR('S', 'Q'), "OphthalmicAxialMeasurementsLeftEyeSequence"},
-    {0x00221009U, S2F_VR('C', 'S'), "OphthalmicAxialMeasurementsDeviceType"},
-    {0x00221010U, S2F_VR('C', 'S'), "OphthalmicAxialLengthMeasurementsType"},
-    {0x00221012U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthSequence"},
-    {0x00221019U, S2F_VR('F', 'L'), "OphthalmicAxialLength"},
-    {0x00221024U, S2F_VR('S', 'Q'), "LensStatusCodeSequence"},
-    {0x00221025U, S2F_VR('S', 'Q'), "VitreousStatusCodeSequence"},
-    {0x00221028U, S2F_VR('S', 'Q'), "IOLFormulaCodeSequence"},
-    {0x00221029U, S2F_VR('L', 'O'), "IOLFormulaDetail"},
-    {0x00221033U, S2F_VR('F', 'L'), "KeratometerIndex"},
-    {0x00221035U, S2F_VR('S', 'Q'), "SourceOfOphthalmicAxialLengthCodeSequence"},
-    {0x00221036U, S2F_VR('S', 'Q'), "SourceOfCornealSizeDataCodeSequence"},
-    {0x00221037U, S2F_VR('F', 'L'), "TargetRefraction"},
-    {0x00221039U, S2F_VR('C', 'S'), "RefractiveProcedureOccurred"},
-    {0x00221040U, S2F_VR('S', 'Q'), "RefractiveSurgeryTypeCodeSequence"},
-    {0x00221044U, S2F_VR('S', 'Q'), "OphthalmicUltrasoundMethodCodeSequence"},
-    {0x00221045U, S2F_VR('S', 'Q'), "SurgicallyInducedAstigmatismSequence"},
-    {0x00221046U, S2F_VR('C', 'S'), "TypeOfOpticalCorrection"},
-    {0x00221047U, S2F_VR('S', 'Q'), "ToricIOLPowerSequence"},
-    {0x00221048U, S2F_VR('S', 'Q'), "PredictedToricErrorSequence"},
-    {0x00221049U, S2F_VR('C', 'S'), "PreSelectedForImplantation"},
-    {0x0022104AU, S2F_VR('S', 'Q'), "ToricIOLPowerForExactEmmetropiaSequence"},
-    {0x0022104BU, S2F_VR('S', 'Q'), "ToricIOLPowerForExactTargetRefractionSequence"},
-    {0x00221050U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthMeasurementsSequence"},
-    {0x00221053U, S2F_VR('F', 'L'), "IOLPower"},
-    {0x00221054U, S2F_VR('F', 'L'), "PredictedRefractiveError"},
-    {0x00221059U, S2F_VR('F', 'L'), "OphthalmicAxialLengthVelocity"},
-    {0x00221065U, S2F_VR('L', 'O'), "LensStatusDescription"},
-    {0x00221066U, S2F_VR('L', 'O'), "VitreousStatusDescription"},
-    {0x00221090U, S2F_VR('S', 'Q'), "IOLPowerSequence"},
-    {0x00221092U, S2F_VR('S', 'Q'), "LensConstantSequence"},
-    {0x00221093U, S2F_VR('L', 'O'), "IOLManufacturer"},
-    {0x00221094U, S2F_VR('L', 'O'), "LensConstantDescription"},
-    {0x00221095U, S2F_VR('L', 'O'), "ImplantName"},
-    {0x00221096U, S2F_VR('S', 'Q'), "KeratometryMeasurementTypeCodeSequence"},
-    {0x00221097U, S2F_VR('L', 'O'), "ImplantPartNumber"},
-    {0x00221100U, S2F_VR('S', 'Q'), "ReferencedOphthalmicAxialMeasurementsSequence"},
-    {0x00221101U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthMeasurementsSegmentNameCodeSequence"},
-    {0x00221103U, S2F_VR('S', 'Q'), "RefractiveErrorBeforeRefractiveSurgeryCodeSequence"},
-    {0x00221121U, S2F_VR('F', 'L'), "IOLPowerForExactEmmetropia"},
-    {0x00221122U, S2F_VR('F', 'L'), "IOLPowerForExactTargetRefraction"},
-    {0x00221125U, S2F_VR('S', 'Q'), "AnteriorChamberDepthDefinitionCodeSequence"},
-    {0x00221127U, S2F_VR('S', 'Q'), "LensThicknessSequence"},
-    {0x00221128U, S2F_VR('S', 'Q'), "AnteriorChamberDepthSequence"},
-    {0x0022112AU, S2F_VR('S', 'Q'), "CalculationCommentSequence"},
-    {0x0022112BU, S2F_VR('C', 'S'), "CalculationCommentType"},
-    {0x0022112CU, S2F_VR('L', 'T'), "CalculationComment"},
-    {0x00221130U, S2F_VR('F', 'L'), "LensThickness"},
-    {0x00221131U, S2F_VR('F', 'L'), "AnteriorChamberDepth"},
-    {0x00221132U, S2F_VR('S', 'Q'), "SourceOfLensThicknessDataCodeSequence"},
-    {0x00221133U, S2F_VR('S', 'Q'), "SourceOfAnteriorChamberDepthDataCodeSequence"},
-    {0x00221134U, S2F_VR('S', 'Q'), "SourceOfRefractiveMeasurementsSequence"},
-    {0x00221135U, S2F_VR('S', 'Q'), "SourceOfRefractiveMeasurementsCodeSequence"},
-    {0x00221140U, S2F_VR('C', 'S'), "OphthalmicAxialLengthMeasurementModified"},
-    {0x00221150U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthDataSourceCodeSequence"},
-    {0x00221153U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthAcquisitionMethodCodeSequence"},
-    {0x00221155U, S2F_VR('F', 'L'), "SignalToNoiseRatio"},
-    {0x00221159U, S2F_VR('L', 'O'), "OphthalmicAxialLengthDataSourceDescription"},
-    {0x00221210U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthMeasurementsTotalLengthSequence"},
-    {0x00221211U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthMeasurementsSegmentalLengthSequence"},
-    {0x00221212U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthMeasurementsLengthSummationSequence"},
-    {0x00221220U, S2F_VR('S', 'Q'), "UltrasoundOphthalmicAxialLengthMeasurementsSequence"},
-    {0x00221225U, S2F_VR('S', 'Q'), "OpticalOphthalmicAxialLengthMeasurementsSequence"},
-    {0x00221230U, S2F_VR('S', 'Q'), "UltrasoundSelectedOphthalmicAxialLengthSequence"},
-    {0x00221250U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthSelectionMethodCodeSequence"},
-    {0x00221255U, S2F_VR('S', 'Q'), "OpticalSelectedOphthalmicAxialLengthSequence"},
-    {0x00221257U, S2F_VR('S', 'Q'), "SelectedSegmentalOphthalmicAxialLengthSequence"},
-    {0x00221260U, S2F_VR('S', 'Q'), "SelectedTotalOphthalmicAxialLengthSequence"},
-    {0x00221262U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthQualityMetricSequence"},
-    {0x00221265U, S2F_VR('S', 'Q'), "OphthalmicAxialLengthQualityMetricTypeCodeSequence"},
-    {0x00221273U, S2F_VR('L', 'O'), "OphthalmicAxialLengthQualityMetricTypeDescription"},
-    {0x00221300U, S2F_VR('S', 'Q'), "IntraocularLensCalculationsRightEyeSequence"},
-    {0x00221310U, S2F_VR('S', 'Q'), "IntraocularLensCalculationsLeftEyeSequence"},
-    {0x00221330U, S2F_VR('S', 'Q'), "ReferencedOphthalmicAxialLengthMeasurementQCImageSequence"},
-    {0x00221415U, S2F_VR('C', 'S'), "OphthalmicMappingDeviceType"},
-    {0x00221420U, S2F_VR('S', 'Q'), "AcquisitionMethodCodeSequence"},
-    {0x00221423U, S2F_VR('S', 'Q'), "AcquisitionMethodAlgorithmSequence"},
-    {0x00221436U, S2F_VR('S', 'Q'), "OphthalmicThicknessMapTypeCodeSequence"},
-    {0x00221443U, S2F_VR('S', 'Q'), "OphthalmicThicknessMappingNormalsSequence"},
-    {0x00221445U, S2F_VR('S', 'Q'), "RetinalThicknessDefinitionCodeSequence"},
-    {0x00221450U, S2F_VR('S', 'Q'), "PixelValueMappingToCodedConceptSequence"},
-    {0x00221452U, S2F_VR('U', 'S'), "MappedPixelValue"},
-    {0x00221454U, S2F_VR('L', 'O'), "PixelValueMappingExplanation"},
-    {0x00221458U, S2F_VR('S', 'Q'), "OphthalmicThicknessMapQualityThresholdSequence"},
-    {0x00221460U, S2F_VR('F', 'L'), "OphthalmicThicknessMapThresholdQualityRating"},
-    {0x00221463U, S2F_VR('F', 'L'), "AnatomicStructureReferencePoint"},
-    {0x00221465U, S2F_VR('S', 'Q'), "RegistrationToLocalizerSequence"},
-    {0x00221466U, S2F_VR('C', 'S'), "RegisteredLocalizerUnits"},
-    {0x00221467U, S2F_VR('F', 'L'), "RegisteredLocalizerTopLeftHandCorner"},
-    {0x00221468U, S2F_VR('F', 'L'), "RegisteredLocalizerBottomRightHandCorner"},
-    {0x00221470U, S2F_VR('S', 'Q'), "OphthalmicThicknessMapQualityRatingSequence"},
-    {0x00221472U, S2F_VR('S', 'Q'), "RelevantOPTAttributesSequence"},
-    {0x00221512U, S2F_VR('S', 'Q'), "TransformationMethodCodeSequence"},
-    {0x00221513U, S2F_VR('S', 'Q'), "TransformationAlgorithmSequence"},
-    {0x00221515U, S2F_VR('C', 'S'), "OphthalmicAxialLengthMethod"},
-    {0x00221517U, S2F_VR('F', 'L'), "OphthalmicFOV"},
-    {0x00221518U, S2F_VR('S', 'Q'), "TwoDimensionalToThreeDimensionalMapSequence"},
-    {0x00221525U, S2F_VR('S', 'Q'), "WideFieldOphthalmicPhotographyQualityRatingSequence"},
-    {0x00221526U, S2F_VR('S', 'Q'), "WideFieldOphthalmicPhotographyQualityThresholdSequence"},
-    {0x00221527U, S2F_VR('F', 'L'), "WideFieldOphthalmicPhotographyThresholdQualityRating"},
-    {0x00221528U, S2F_VR('F', 'L'), "XCoordinatesCenterPixelViewAngle"},
-    {0x00221529U, S2F_VR('F', 'L'), "YCoordinatesCenterPixelViewAngle"},
-    {0x00221530U, S2F_VR('U', 'L'), "NumberOfMapPoints"},
-    {0x00221531U, S2F_VR('O', 'F'), "TwoDimensionalToThreeDimensionalMapData"},
-    {0x00221612U, S2F_VR('S', 'Q'), "DerivationAlgorithmSequence"},
-    {0x00221615U, S2F_VR('S', 'Q'), "OphthalmicImageTypeCodeSequence"},
-    {0x00221616U, S2F_VR('L', 'O'), "OphthalmicImageTypeDescription"},
-    {0x00221618U, S2F_VR('S', 'Q'), "ScanPatternTypeCodeSequence"},
-    {0x00221620U, S2F_VR('S', 'Q'), "ReferencedSurfaceMeshIdentificationSequence"},
-    {0x00221622U, S2F_VR('C', 'S'), "OphthalmicVolumetricPropertiesFlag"},
-    {0x00221624U, S2F_VR('F', 'L'), "OphthalmicAnatomicReferencePointXCoordinate"},
-    {0x00221626U, S2F_VR('F', 'L'), "OphthalmicAnatomicReferencePointYCoordinate"},
-    {0x00221628U, S2F_VR('S', 'Q'), "OphthalmicEnFaceImageQualityRatingSequence"},
-    {0x00221630U, S2F_VR('D', 'S'), "QualityThreshold"},
-    {0x00221640U, S2F_VR('S', 'Q'), "OCTBscanAnalysisAcquisitionParametersSequence"},
-    {0x00221642U, S2F_VR('U', 'L'), "NumberOfBscansPerFrame"},
-    {0x00221643U, S2F_VR('F', 'L'), "BscanSlabThickness"},
-    {0x00221644U, S2F_VR('F', 'L'), "DistanceBetweenBscanSlabs"},
-    {0x00221645U, S2F_VR('F', 'L'), "BscanCycleTime"},
-    {0x00221646U, S2F_VR('F', 'L'), "BscanCycleTimeVector"},
-    {0x00221649U, S2F_VR('F', 'L'), "AscanRate"},
-    {0x00221650U, S2F_VR('F', 'L'), "BscanRate"},
-    {0x00221658U, S2F_VR('U', 'L'), "SurfaceMeshZPixelOffset"},
-    {0x00240010U, S2F_VR('F', 'L'), "VisualFieldHorizontalExtent"},
-    {0x00240011U, S2F_VR('F', 'L'), "VisualFieldVerticalExtent"},
-    {0x00240012U, S2F_VR('C', 'S'), "VisualFieldShape"},
-    {0x00240016U, S2F_VR('S', 'Q'), "ScreeningTestModeCodeSequence"},
-    {0x00240018U, S2F_VR('F', 'L'), "MaximumStimulusLuminance"},
-    {0x00240020U, S2F_VR('F', 'L'), "BackgroundLuminance"},
-    {0x00240021U, S2F_VR('S', 'Q'), "StimulusColorCodeSequence"},
-    {0x00240024U, S2F_VR('S', 'Q'), "BackgroundIlluminationColorCodeSequence"},
-    {0x00240025U, S2F_VR('F', 'L'), "StimulusArea"},
-    {0x00240028U, S2F_VR('F', 'L'), "StimulusPresentationTime"},
-    {0x00240032U, S2F_VR('S', 'Q'), "FixationSequence"},
-    {0x00240033U, S2F_VR('S', 'Q'), "FixationMonitoringCodeSequence"},
-    {0x00240034U, S2F_VR('S', 'Q'), "VisualFieldCatchTrialSequence"},
-    {0x00240035U, S2F_VR('U', 'S'), "FixationCheckedQuantity"},
-    {0x00240036U, S2F_VR('U', 'S'), "PatientNotProperlyFixatedQuantity"},
-    {0x00240037U, S2F_VR('C', 'S'), "PresentedVisualStimuliDataFlag"},
-    {0x00240038U, S2F_VR('U', 'S'), "NumberOfVisualStimuli"},
-    {0x00240039U, S2F_VR('C', 'S'), "ExcessiveFixationLossesDataFlag"},
-    {0x00240040U, S2F_VR('C', 'S'), "ExcessiveFixationLosses"},
-    {0x00240042U, S2F_VR('U', 'S'), "StimuliRetestingQuantity"},
-    {0x00240044U, S2F_VR('L', 'T'), "CommentsOnPatientPerformanceOfVisualField"},
-    {0x00240045U, S2F_VR('C', 'S'), "FalseNegativesEstimateFlag"},
-    {0x00240046U, S2F_VR('F', 'L'), "FalseNegativesEstimate"},
-    {0x00240048U, S2F_VR('U', 'S'), "NegativeCatchTrialsQuantity"},
-    {0x00240050U, S2F_VR('U', 'S'), "FalseNegativesQuantity"},
-    {0x00240051U, S2F_VR('C', 'S'), "ExcessiveFalseNegativesDataFlag"},
-    {0x00240052U, S2F_VR('C', 'S'), "ExcessiveFalseNegatives"},
-    {0x00240053U, S2F_VR('C', 'S'), "FalsePositivesEstimateFlag"},
-    {0x00240054U, S2F_VR('F', 'L'), "FalsePositivesEstimate"},
-    {0x00240055U, S2F_VR('C', 'S'), "CatchTrialsDataFlag"},
-    {0x00240056U, S2F_VR('U', 'S'), "PositiveCatchTrialsQuantity"},
-    {0x00240057U, S2F_VR('C', 'S'), "TestPointNormalsDataFlag"},
-    {0x00240058U, S2F_VR('S', 'Q'), "TestPointNormalsSequence"},
-    {0x00240059U, S2F_VR('C', 'S'), "GlobalDeviationProbabilityNormalsFlag"},
-    {0x00240060U, S2F_VR('U', 'S'), "FalsePositivesQuantity"},
-    {0x00240061U, S2F_VR('C', 'S'), "ExcessiveFalsePositivesDataFlag"},
-    {0x00240062U, S2F_VR('C', 'S'), "ExcessiveFalsePositives"},
-    {0x00240063U, S2F_VR('C', 'S'), "VisualFieldTestNormalsFlag"},
-    {0x00240064U, S2F_VR('S', 'Q'), "ResultsNormalsSequence"},
-    {0x00240065U, S2F_VR('S', 'Q'), "AgeCorrectedSensitivityDeviationAlgorithmSequence"},
-    {0x00240066U, S2F_VR('F', 'L'), "GlobalDeviationFromNormal"},
-    {0x00240067U, S2F_VR('S', 'Q'), "GeneralizedDefectSensitivityDeviationAlgorithmSequence"},
-    {0x00240068U, S2F_VR('F', 'L'), "LocalizedDeviationFromNormal"},
-    {0x00240069U, S2F_VR('L', 'O'), "PatientReliabilityIndicator"},
-    {0x00240070U, S2F_VR('F', 'L'), "VisualFieldMeanSensitivity"},
-    {0x00240071U, S2F_VR('F', 'L'), "GlobalDeviationProbability"},
-    {0x00240072U, S2F_VR('C', 'S'), "LocalDeviationProbabilityNormalsFlag"},
-    {0x00240073U, S2F_VR('F', 'L'), "LocalizedDeviationProbability"},
-    {0x00240074U, S2F_VR('C', 'S'), "ShortTermFluctuationCalculated"},
-    {0x00240075U, S2F_VR('F', 'L'), "ShortTermFluctuation"},
-    {0x00240076U, S2F_VR('C', 'S'), "ShortTermFluctuationProbabilityCalculated"},
-    {0x00240077U, S2F_VR('F', 'L'), "ShortTermFluctuationProbability"},
-    {0x00240078U, S2F_VR('C', 'S'), "CorrectedLocalizedDeviationFromNormalCalculated"},
-    {0x00240079U, S2F_VR('F', 'L'), "CorrectedLocalizedDeviationFromNormal"},
-    {0x00240080U, S2F_VR('C', 'S'), "CorrectedLocalizedDeviationFromNormalProbabilityCalculated"},
-    {0x00240081U, S2F_VR('F', 'L'), "CorrectedLocalizedDeviationFromNormalProbability"},
-    {0x00240083U, S2F_VR('S', 'Q'), "GlobalDeviationProbabilitySequence"},
-    {0x00240085U, S2F_VR('S', 'Q'), "LocalizedDeviationProbabilitySequence"},
-    {0x00240086U, S2F_VR('C', 'S'), "FovealSensitivityMeasured"},
-    {0x00240087U, S2F_VR('F', 'L'), "FovealSensitivity"},
-    {0x00240088U, S2F_VR('F', 'L'), "VisualFieldTestDuration"},
-    {0x00240089U, S2F_VR('S', 'Q'), "VisualFieldTestPointSequence"},
-    {0x00240090U, S2F_VR('F', 'L'), "VisualFieldTestPointXCoordinate"},
-    {0x00240091U, S2F_VR('F', 'L'), "VisualFieldTestPointYCoordinate"},
-    {0x00240092U, S2F_VR('F', 'L'), "AgeCorrectedSensitivityDeviationValue"},
-    {0x00240093U, S2F_VR('C', 'S'), "StimulusResults"},
-    {0x00240094U, S2F_VR('F', 'L'), "SensitivityValue"},
-    {0x00240095U, S2F_VR('C', 'S'), "RetestStimulusSeen"},
-    {0x00240096U, S2F_VR('F', 'L'), "RetestSensitivityValue"},
-    {0x00240097U, S2F_VR('S', 'Q'), "VisualFieldTestPointNormalsSequence"},
-    {0x00240098U, S2F_VR('F', 'L'), "QuantifiedDefect"},
-    {0x00240100U, S2F_VR('F', 'L'), "AgeCorrectedSensitivityDeviationProbabilityValue"},
-    {0x00240102U, S2F_VR('C', 'S'), "GeneralizedDefectCorrectedSensitivityDeviationFlag"},
-    {0x00240103U, S2F_VR('F', 'L'), "GeneralizedDefectCorrectedSensitivityDeviationValue"},
-    {0x00240104U, S2F_VR('F', 'L'), "GeneralizedDefectCorrectedSensitivityDeviationProbabilityValue"},
-    {0x00240105U, S2F_VR('F', 'L'), "MinimumSensitivityValue"},
-    {0x00240106U, S2F_VR('C', 'S'), "BlindSpotLocalized"},
-    {0x00240107U, S2F_VR('F', 'L'), "BlindSpotXCoordinate"},
-    {0x00240108U, S2F_VR('F', 'L'), "BlindSpotYCoordinate"},
-    {0x00240110U, S2F_VR('S', 'Q'), "VisualAcuityMeasurementSequence"},
-    {0x00240112U, S2F_VR('S', 'Q'), "RefractiveParametersUsedOnPatientSequence"},
-    {0x00240113U, S2F_VR('C', 'S'), "MeasurementLaterality"},
-    {0x00240114U, S2F_VR('S', 'Q'), "OphthalmicPatientClinicalInformationLeftEyeSequence"},
-    {0x00240115U, S2F_VR('S', 'Q'), "OphthalmicPatientClinicalInformationRightEyeSequence"},
-    {0x00240117U, S2F_VR('C', 'S'), "FovealPointNormativeDataFlag"},
-    {0x00240118U, S2F_VR('F', 'L'), "FovealPointProbabilityValue"},
-    {0x00240120U, S2F_VR('C', 'S'), "ScreeningBaselineMeasured"},
-    {0x00240122U, S2F_VR('S', 'Q'), "ScreeningBaselineMeasuredSequence"},
-    {0x00240124U, S2F_VR('C', 'S'), "ScreeningBaselineType"},
-    {0x00240126U, S2F_VR('F', 'L'), "ScreeningBaselineValue"},
-    {0x00240202U, S2F_VR('L', 'O'), "AlgorithmSource"},
-    {0x00240306U, S2F_VR('L', 'O'), "DataSetName"},
-    {0x00240307U, S2F_VR('L', 'O'), "DataSetVersion"},
-    {0x00240308U, S2F_VR('L', 'O'), "DataSetSource"},
-    {0x00240309U, S2F_VR('L', 'O'), "DataSetDescription"},
-    {0x00240317U, S2F_VR('S', 'Q'), "VisualFieldTestReliabilityGlobalIndexSequence"},
-    {0x00240320U, S2F_VR('S', 'Q'), "VisualFieldGlobalResultsIndexSequence"},
-    {0x00240325U, S2F_VR('S', 'Q'), "DataObservationSequence"},
-    {0x00240338U, S2F_VR('C', 'S'), "IndexNormalsFlag"},
-    {0x00240341U, S2F_VR('F', 'L'), "IndexProbability"},
-    {0x00240344U, S2F_VR('S', 'Q'), "IndexProbabilitySequence"},
-    {0x00280002U, S2F_VR('U', 'S'), "SamplesPerPixel"},
-    {0x00280003U, S2F_VR('U', 'S'), "SamplesPerPixelUsed"},
-    {0x00280004U, S2F_VR('C', 'S'), "PhotometricInterpretation"},
-    {0x00280005U, S2F_VR('U', 'S'), "ImageDimensions"},
-    {0x00280006U, S2F_VR('U', 'S'), "PlanarConfiguration"},
-    {0x00280008U, S2F_VR('I', 'S'), "NumberOfFrames"},
-    {0x00280009U, S2F_VR('A', 'T'), "FrameIncrementPointer"},
-    {0x0028000AU, S2F_VR('A', 'T'), "FrameDimensionPointer"},
-    {0x00280010U, S2F_VR('U', 'S'), "Rows"},
-    {0x00280011U, S2F_VR('U', 'S'), "Columns"},
-    {0x00280012U, S2F_VR('U', 'S'), "Planes"},
-    {0x00280014U, S2F_VR('U', 'S'), "UltrasoundColorDataPresent"},
-    {0x00280020U, S2F_VR('O', 'B'), ""},
-    {0x00280030U, S2F_VR('D', 'S'), "PixelSpacing"},
-    {0x00280031U, S2F_VR('D', 'S'), "ZoomFactor"},
-    {0x00280032U, S2F_VR('D', 'S'), "ZoomCenter"},
-    {0x00280034U, S2F_VR('I', 'S'), "PixelAspectRatio"},
-    {0x00280040U, S2F_VR('C', 'S'), "ImageFormat"},
-    {0x00280050U, S2F_VR('L', 'O'), "ManipulatedImage"},
-    {0x00280051U, S2F_VR('C', 'S'), "CorrectedImage"},
-    {0x0028005FU, S2F_VR('L', 'O'), "CompressionRecognitionCode"},
-    {0x00280060U, S2F_VR('C', 'S'), "CompressionCode"},
-    {0x00280061U, S2F_VR('S', 'H'), "CompressionOriginator"},
-    {0x00280062U, S2F_VR('L', 'O'), "CompressionLabel"},
-    {0x00280063U, S2F_VR('S', 'H'), "CompressionDescription"},
-    {0x00280065U, S2F_VR('C', 'S'), "CompressionSequence"},
-    {0x00280066U, S2F_VR('A', 'T'), "CompressionStepPointers"},
-    {0x00280068U, S2F_VR('U', 'S'), "RepeatInterval"},
-    {0x00280069U, S2F_VR('U', 'S'), "BitsGrouped"},
-    {0x00280070U, S2F_VR('U', 'S'), "PerimeterTable"},
-    {0x00280071U, S2F_VR('U', 'S'), "PerimeterValue"},
-    {0x00280080U, S2F_VR('U', 'S'), "PredictorRows"},
-    {0x00280081U, S2F_VR('U', 'S'), "PredictorColumns"},
-    {0x00280082U, S2F_VR('U', 'S'), "PredictorConstants"},
-    {0x00280090U, S2F_VR('C', 'S'), "BlockedPixels"},
-    {0x00280091U, S2F_VR('U', 'S'), "BlockRows"},
-    {0x00280092U, S2F_VR('U', 'S'), "BlockColumns"},
-    {0x00280093U, S2F_VR('U', 'S'), "RowOverlap"},
-    {0x00280094U, S2F_VR('U', 'S'), "ColumnOverlap"},
-    {0x00280100U, S2F_VR('U', 'S'), "BitsAllocated"},
-    {0x00280101U, S2F_VR('U', 'S'), "BitsStored"},
-    {0x00280102U, S2F_VR('U', 'S'), "HighBit"},
-    {0x00280103U, S2F_VR('U', 'S'), "PixelRepresentation"},
-    {0x00280104U, S2F_VR('U', 'S'), "SmallestValidPixelValue"},
-    {0x00280105U, S2F_VR('U', 'S'), "LargestValidPixelValue"},
-    {0x00280106U, S2F_VR('U', 'S'), "SmallestImagePixelValue"},
-    {0x00280107U, S2F_VR('U', 'S'), "LargestImagePixelValue"},
-    {0x00280108U, S2F_VR('U', 'S'), "SmallestPixelValueInSeries"},
-    {0x00280109U, S2F_VR('U', 'S'), "LargestPixelValueInSeries"},
-    {0x00280110U, S2F_VR('U', 'S'), "SmallestImagePixelValueInPlane"},
-    {0x00280111U, S2F_VR('U', 'S'), "LargestImagePixelValueInPlane"},
-    {0x00280120U, S2F_VR('U', 'S'), "PixelPaddingValue"},
-    {0x00280121U, S2F_VR('U', 'S'), "PixelPaddingRangeLimit"},
-    {0x00280122U, S2F_VR('F', 'L'), "FloatPixelPaddingValue"},
-    {0x00280123U, S2F_VR('F', 'D'), "DoubleFloatPixelPaddingValue"},
-    {0x00280124U, S2F_VR('F', 'L'), "FloatPixelPaddingRangeLimit"},
-    {0x00280125U, S2F_VR('F', 'D'), "DoubleFloatPixelPaddingRangeLimit"},
-    {0x00280200U, S2F_VR('U', 'S'), "ImageLocation"},
-    {0x00280300U, S2F_VR('C', 'S'), "QualityControlImage"},
-    {0x00280301U, S2F_VR('C', 'S'), "BurnedInAnnotation"},
-    {0x00280302U, S2F_VR('C', 'S'), "RecognizableVisualFeatures"},
-    {0x00280303U, S2F_VR('C', 'S'), "LongitudinalTemporalInformationModified"},
-    {0x00280304U, S2F_VR('U', 'I'), "ReferencedColorPaletteInstanceUID"},
-    {0x00280400U, S2F_VR('L', 'O'), "TransformLabel"},
-    {0x00280401U, S2F_VR('L', 'O'), "TransformVersionNumber"},
-    {0x00280402U, S2F_VR('U', 'S'), "NumberOfTransformSteps"},
-    {0x00280403U, S2F_VR('L', 'O'), "SequenceOfCompressedData"},
-    {0x00280404U, S2F_VR('A', 'T'), "DetailsOfCoefficients"},
-    {0x00280700U, S2F_VR('L', 'O'), "DCTLabel"},
-    {0x00280701U, S2F_VR('C', 'S'), "DataBlockDescription"},
-    {0x00280702U, S2F_VR('A', 'T'), "DataBlock"},
-    {0x00280710U, S2F_VR('U', 'S'), "NormalizationFactorFormat"},
-    {0x00280720U, S2F_VR('U', 'S'), "ZonalMapNumberFormat"},
-    {0x00280721U, S2F_VR('A', 'T'), "ZonalMapLocation"},
-    {0x00280722U, S2F_VR('U', 'S'), "ZonalMapFormat"},
-    {0x00280730U, S2F_VR('U', 'S'), "AdaptiveMapFormat"},
-    {0x00280740U, S2F_VR('U', 'S'), "CodeNumberFormat"},
-    {0x00280A02U, S2F_VR('C', 'S'), "PixelSpacingCalibrationType"},
-    {0x00280A04U, S2F_VR('L', 'O'), "PixelSpacingCalibrationDescription"},
-    {0x00281040U, S2F_VR('C', 'S'), "PixelIntensityRelationship"},
-    {0x00281041U, S2F_VR('S', 'S'), "PixelIntensityRelationshipSign"},
-    {0x00281050U, S2F_VR('D', 'S'), "WindowCenter"},
-    {0x00281051U, S2F_VR('D', 'S'), "WindowWidth"},
-    {0x00281052U, S2F_VR('D', 'S'), "RescaleIntercept"},
-    {0x00281053U, S2F_VR('D', 'S'), "RescaleSlope"},
-    {0x00281054U, S2F_VR('L', 'O'), "RescaleType"},
-    {0x00281055U, S2F_VR('L', 'O'), "WindowCenterWidthExplanation"},
-    {0x00281056U, S2F_VR('C', 'S'), "VOILUTFunction"},
-    {0x00281080U, S2F_VR('C', 'S'), "GrayScale"},
-    {0x00281090U, S2F_VR('C', 'S'), "RecommendedViewingMode"},
-    {0x00281100U, S2F_VR('U', 'S'), "GrayLookupTableDescriptor"},
-    {0x00281101U, S2F_VR('U', 'S'), "RedPaletteColorLookupTableDescriptor"},
-    {0x00281102U, S2F_VR('U', 'S'), "GreenPaletteColorLookupTableDescriptor"},
-    {0x00281103U, S2F_VR('U', 'S'), "BluePaletteColorLookupTableDescriptor"},
-    {0x00281104U, S2F_VR('U', 'S'), "AlphaPaletteColorLookupTableDescriptor"},
-    {0x00281111U, S2F_VR('U', 'S'), "LargeRedPaletteColorLookupTableDescriptor"},
-    {0x00281112U, S2F_VR('U', 'S'), "LargeGreenPaletteColorLookupTableDescriptor"},
-    {0x00281113U, S2F_VR('U', 'S'), "LargeBluePaletteColorLookupTableDescriptor"},
-    {0x00281199U, S2F_VR('U', 'I'), "PaletteColorLookupTableUID"},
-    {0x00281200U, S2F_VR('U', 'S'), "GrayLookupTableData"},
-    {0x00281201U, S2F_VR('O', 'W'), "RedPaletteColorLookupTableData"},
-    {0x00281202U, S2F_VR('O', 'W'), "GreenPaletteColorLookupTableData"},
-    {0x00281203U, S2F_VR('O', 'W'), "BluePaletteColorLookupTableData"},
-    {0x00281204U, S2F_VR('O', 'W'), "AlphaPaletteColorLookupTableData"},
-    {0x00281211U, S2F_VR('O', 'W'), "LargeRedPaletteColorLookupTableData"},
-    {0x00281212U, S2F_VR('O', 'W'), "LargeGreenPaletteColorLookupTableData"},
-    {0x00281213U, S2F_VR('O', 'W'), "LargeBluePaletteColorLookupTableData"},
-    {0x00281214U, S2F_VR('U', 'I'), "LargePaletteColorLookupTableUID"},
-    {0x00281221U, S2F_VR('O', 'W'), "SegmentedRedPaletteColorLookupTableData"},
-    {0x00281222U, S2F_VR('O', 'W'), "SegmentedGreenPaletteColorLookupTableData"},
-    {0x00281223U, S2F_VR('O', 'W'), "SegmentedBluePaletteColorLookupTableData"},
-    {0x00281224U, S2F_VR('O', 'W'), "SegmentedAlphaPaletteColorLookupTableData"},
-    {0x00281230U, S2F_VR('S', 'Q'), "StoredValueColorRangeSequence"},
-    {0x00281231U, S2F_VR('F', 'D'), "MinimumStoredValueMapped"},
-    {0x00281232U, S2F_VR('F', 'D'), "MaximumStoredValueMapped"},
-    {0x00281300U, S2F_VR('C', 'S'), "BreastImplantPresent"},
-    {0x00281350U, S2F_VR('C', 'S'), "PartialView"},
-    {0x00281351U, S2F_VR('S', 'T'), "PartialViewDescription"},
-    {0x00281352U, S2F_VR('S', 'Q'), "PartialViewCodeSequence"},
-    {0x0028135AU, S2F_VR('C', 'S'), "SpatialLocationsPreserved"},
-    {0x00281401U, S2F_VR('S', 'Q'), "DataFrameAssignmentSequence"},
-    {0x00281402U, S2F_VR('C', 'S'), "DataPathAssignment"},
-    {0x00281403U, S2F_VR('U', 'S'), "BitsMappedToColorLookupTable"},
-    {0x00281404U, S2F_VR('S', 'Q'), "BlendingLUT1Sequence"},
-    {0x00281405U, S2F_VR('C', 'S'), "BlendingLUT1TransferFunction"},
-    {0x00281406U, S2F_VR('F', 'D'), "BlendingWeightConstant"},
-    {0x00281407U, S2F_VR('U', 'S'), "BlendingLookupTableDescriptor"},
-    {0x00281408U, S2F_VR('O', 'W'), "BlendingLookupTableData"},
-    {0x0028140BU, S2F_VR('S', 'Q'), "EnhancedPaletteColorLookupTableSequence"},
-    {0x0028140CU, S2F_VR('S', 'Q'), "BlendingLUT2Sequence"},
-    {0x0028140DU, S2F_VR('C', 'S'), "BlendingLUT2TransferFunction"},
-    {0x0028140EU, S2F_VR('C', 'S'), "DataPathID"},
-    {0x0028140FU, S2F_VR('C', 'S'), "RGBLUTTransferFunction"},
-    {0x00281410U, S2F_VR('C', 'S'), "AlphaLUTTransferFunction"},
-    {0x00282000U, S2F_VR('O', 'B'), "ICCProfile"},
-    {0x00282002U, S2F_VR('C', 'S'), "ColorSpace"},
-    {0x00282110U, S2F_VR('C', 'S'), "LossyImageCompression"},
-    {0x00282112U, S2F_VR('D', 'S'), "LossyImageCompressionRatio"},
-    {0x00282114U, S2F_VR('C', 'S'), "LossyImageCompressionMethod"},
-    {0x00283000U, S2F_VR('S', 'Q'), "ModalityLUTSequence"},
-    {0x00283002U, S2F_VR('U', 'S'), "LUTDescriptor"},
-    {0x00283003U, S2F_VR('L', 'O'), "LUTExplanation"},
-    {0x00283004U, S2F_VR('L', 'O'), "ModalityLUTType"},
-    {0x00283006U, S2F_VR('U', 'S'), "LUTData"},
-    {0x00283010U, S2F_VR('S', 'Q'), "VOILUTSequence"},
-    {0x00283110U, S2F_VR('S', 'Q'), "SoftcopyVOILUTSequence"},
-    {0x00284000U, S2F_VR('L', 'T'), "ImagePresentationComments"},
-    {0x00285000U, S2F_VR('S', 'Q'), "BiPlaneAcquisitionSequence"},
-    {0x00286010U, S2F_VR('U', 'S'), "RepresentativeFrameNumber"},
-    {0x00286020U, S2F_VR('U', 'S'), "FrameNumbersOfInterest"},
-    {0x00286022U, S2F_VR('L', 'O'), "FrameOfInterestDescription"},
-    {0x00286023U, S2F_VR('C', 'S'), "FrameOfInterestType"},
-    {0x00286030U, S2F_VR('U', 'S'), "MaskPointers"},
-    {0x00286040U, S2F_VR('U', 'S'), "RWavePointer"},
-    {0x00286100U, S2F_VR('S', 'Q'), "MaskSubtractionSequence"},
-    {0x00286101U, S2F_VR('C', 'S'), "MaskOperation"},
-    {0x00286102U, S2F_VR('U', 'S'), "ApplicableFrameRange"},
-    {0x00286110U, S2F_VR('U', 'S'), "MaskFrameNumbers"},
-    {0x00286112U, S2F_VR('U', 'S'), "ContrastFrameAveraging"},
-    {0x00286114U, S2F_VR('F', 'L'), "MaskSubPixelShift"},
-    {0x00286120U, S2F_VR('S', 'S'), "TIDOffset"},
-    {0x00286190U, S2F_VR('S', 'T'), "MaskOperationExplanation"},
-    {0x00287000U, S2F_VR('S', 'Q'), "EquipmentAdministratorSequence"},
-    {0x00287001U, S2F_VR('U', 'S'), "NumberOfDisplaySubsystems"},
-    {0x00287002U, S2F_VR('U', 'S'), "CurrentConfigurationID"},
-    {0x00287003U, S2F_VR('U', 'S'), "DisplaySubsystemID"},
-    {0x00287004U, S2F_VR('S', 'H'), "DisplaySubsystemName"},
-    {0x00287005U, S2F_VR('L', 'O'), "DisplaySubsystemDescription"},
-    {0x00287006U, S2F_VR('C', 'S'), "SystemStatus"},
-    {0x00287007U, S2F_VR('L', 'O'), "SystemStatusComment"},
-    {0x00287008U, S2F_VR('S', 'Q'), "TargetLuminanceCharacteristicsSequence"},
-    {0x00287009U, S2F_VR('U', 'S'), "LuminanceCharacteristicsID"},
-    {0x0028700AU, S2F_VR('S', 'Q'), "DisplaySubsystemConfigurationSequence"},
-    {0x0028700BU, S2F_VR('U', 'S'), "ConfigurationID"},
-    {0x0028700CU, S2F_VR('S', 'H'), "ConfigurationName"},
-    {0x0028700DU, S2F_VR('L', 'O'), "ConfigurationDescription"},
-    {0x0028700EU, S2F_VR('U', 'S'), "ReferencedTargetLuminanceCharacteristicsID"},
-    {0x0028700FU, S2F_VR('S', 'Q'), "QAResultsSequence"},
-    {0x00287010U, S2F_VR('S', 'Q'), "DisplaySubsystemQAResultsSequence"},
-    {0x00287011U, S2F_VR('S', 'Q'), "ConfigurationQAResultsSequence"},
-    {0x00287012U, S2F_VR('S', 'Q'), "MeasurementEquipmentSequence"},
-    {0x00287013U, S2F_VR('C', 'S'), "MeasurementFunctions"},
-    {0x00287014U, S2F_VR('C', 'S'), "MeasurementEquipmentType"},
-    {0x00287015U, S2F_VR('S', 'Q'), "VisualEvaluationResultSequence"},
-    {0x00287016U, S2F_VR('S', 'Q'), "DisplayCalibrationResultSequence"},
-    {0x00287017U, S2F_VR('U', 'S'), "DDLValue"},
-    {0x00287018U, S2F_VR('F', 'L'), "CIExyWhitePoint"},
-    {0x00287019U, S2F_VR('C', 'S'), "DisplayFunctionType"},
-    {0x0028701AU, S2F_VR('F', 'L'), "GammaValue"},
-    {0x0028701BU, S2F_VR('U', 'S'), "NumberOfLuminancePoints"},
-    {0x0028701CU, S2F_VR('S', 'Q'), "LuminanceResponseSequence"},
-    {0x0028701DU, S2F_VR('F', 'L'), "TargetMinimumLuminance"},
-    {0x0028701EU, S2F_VR('F', 'L'), "TargetMaximumLuminance"},
-    {0x0028701FU, S2F_VR('F', 'L'), "LuminanceValue"},
-    {0x00287020U, S2F_VR('L', 'O'), "LuminanceResponseDescription"},
-    {0x00287021U, S2F_VR('C', 'S'), "WhitePointFlag"},
-    {0x00287022U, S2F_VR('S', 'Q'), "DisplayDeviceTypeCodeSequence"},
-    {0x00287023U, S2F_VR('S', 'Q'), "DisplaySubsystemSequence"},
-    {0x00287024U, S2F_VR('S', 'Q'), "LuminanceResultSequence"},
-    {0x00287025U, S2F_VR('C', 'S'), "AmbientLightValueSource"},
-    {0x00287026U, S2F_VR('C', 'S'), "MeasuredCharacteristics"},
-    {0x00287027U, S2F_VR('S', 'Q'), "LuminanceUniformityResultSequence"},
-    {0x00287028U, S2F_VR('S', 'Q'), "VisualEvaluationTestSequence"},
-    {0x00287029U, S2F_VR('C', 'S'), "TestResult"},
-    {0x0028702AU, S2F_VR('L', 'O'), "TestResultComment"},
-    {0x0028702BU, S2F_VR('C', 'S'), "TestImageValidation"},
-    {0x0028702CU, S2F_VR('S', 'Q'), "TestPatternCodeSequence"},
-    {0x0028702DU, S2F_VR('S', 'Q'), "MeasurementPatternCodeSequence"},
-    {0x0028702EU, S2F_VR('S', 'Q'), "VisualEvaluationMethodCodeSequence"},
-    {0x00287FE0U, S2F_VR('U', 'R'), "PixelDataProviderURL"},
-    {0x00289001U, S2F_VR('U', 'L'), "DataPointRows"},
-    {0x00289002U, S2F_VR('U', 'L'), "DataPointColumns"},
-    {0x00289003U, S2F_VR('C', 'S'), "SignalDomainColumns"},
-    {0x00289099U, S2F_VR('U', 'S'), "LargestMonochromePixelValue"},
-    {0x00289108U, S2F_VR('C', 'S'), "DataRepresentation"},
-    {0x00289110U, S2F_VR('S', 'Q'), "PixelMeasuresSequence"},
-    {0x00289132U, S2F_VR('S', 'Q'), "FrameVOILUTSequence"},
-    {0x00289145U, S2F_VR('S', 'Q'), "PixelValueTransformationSequence"},
-    {0x00289235U, S2F_VR('C', 'S'), "SignalDomainRows"},
-    {0x00289411U, S2F_VR('F', 'L'), "DisplayFilterPercentage"},
-    {0x00289415U, S2F_VR('S', 'Q'), "FramePixelShiftSequence"},
-    {0x00289416U, S2F_VR('U', 'S'), "SubtractionItemID"},
-    {0x00289422U, S2F_VR('S', 'Q'), "PixelIntensityRelationshipLUTSequence"},
-    {0x00289443U, S2F_VR('S', 'Q'), "FramePixelDataPropertiesSequence"},
-    {0x00289444U, S2F_VR('C', 'S'), "GeometricalProperties"},
-    {0x00289445U, S2F_VR('F', 'L'), "GeometricMaximumDistortion"},
-    {0x00289446U, S2F_VR('C', 'S'), "ImageProcessingApplied"},
-    {0x00289454U, S2F_VR('C', 'S'), "MaskSelectionMode"},
-    {0x00289474U, S2F_VR('C', 'S'), "LUTFunction"},
-    {0x00289478U, S2F_VR('F', 'L'), "MaskVisibilityPercentage"},
-    {0x00289501U, S2F_VR('S', 'Q'), "PixelShiftSequence"},
-    {0x00289502U, S2F_VR('S', 'Q'), "RegionPixelShiftSequence"},
-    {0x00289503U, S2F_VR('S', 'S'), "VerticesOfTheRegion"},
-    {0x00289505U, S2F_VR('S', 'Q'), "MultiFramePresentationSequence"},
-    {0x00289506U, S2F_VR('U', 'S'), "PixelShiftFrameRange"},
-    {0x00289507U, S2F_VR('U', 'S'), "LUTFrameRange"},
-    {0x00289520U, S2F_VR('D', 'S'), "ImageToEquipmentMappingMatrix"},
-    {0x00289537U, S2F_VR('C', 'S'), "EquipmentCoordinateSystemIdentification"},
-    {0x0032000AU, S2F_VR('C', 'S'), "StudyStatusID"},
-    {0x0032000CU, S2F_VR('C', 'S'), "StudyPriorityID"},
-    {0x00320012U, S2F_VR('L', 'O'), "StudyIDIssuer"},
-    {0x00320032U, S2F_VR('D', 'A'), "StudyVerifiedDate"},
-    {0x00320033U, S2F_VR('T', 'M'), "StudyVerifiedTime"},
-    {0x00320034U, S2F_VR('D', 'A'), "StudyReadDate"},
-    {0x00320035U, S2F_VR('T', 'M'), "StudyReadTime"},
-    {0x00321000U, S2F_VR('D', 'A'), "ScheduledStudyStartDate"},
-    {0x00321001U, S2F_VR('T', 'M'), "ScheduledStudyStartTime"},
-    {0x00321010U, S2F_VR('D', 'A'), "ScheduledStudyStopDate"},
-    {0x00321011U, S2F_VR('T', 'M'), "ScheduledStudyStopTime"},
-    {0x00321020U, S2F_VR('L', 'O'), "ScheduledStudyLocation"},
-    {0x00321021U, S2F_VR('A', 'E'), "ScheduledStudyLocationAETitle"},
-    {0x00321030U, S2F_VR('L', 'O'), "ReasonForStudy"},
-    {0x00321031U, S2F_VR('S', 'Q'), "RequestingPhysicianIdentificationSequence"},
-    {0x00321032U, S2F_VR('P', 'N'), "RequestingPhysician"},
-    {0x00321033U, S2F_VR('L', 'O'), "RequestingService"},
-    {0x00321034U, S2F_VR('S', 'Q'), "RequestingServiceCodeSequence"},
-    {0x00321040U, S2F_VR('D', 'A'), "StudyArrivalDate"},
-    {0x00321041U, S2F_VR('T', 'M'), "StudyArrivalTime"},
-    {0x00321050U, S2F_VR('D', 'A'), "StudyCompletionDate"},
-    {0x00321051U, S2F_VR('T', 'M'), "StudyCompletionTime"},
-    {0x00321055U, S2F_VR('C', 'S'), "StudyComponentStatusID"},
-    {0x00321060U, S2F_VR('L', 'O'), "RequestedProcedureDescription"},
-    {0x00321064U, S2F_VR('S', 'Q'), "RequestedProcedureCodeSequence"},
-    {0x00321065U, S2F_VR('S', 'Q'), "RequestedLateralityCodeSequence"},
-    {0x00321066U, S2F_VR('U', 'T'), "ReasonForVisit"},
-    {0x00321067U, S2F_VR('S', 'Q'), "ReasonForVisitCodeSequence"},
-    {0x00321070U, S2F_VR('L', 'O'), "RequestedContrastAgent"},
-    {0x00324000U, S2F_VR('L', 'T'), "StudyComments"},
-    {0x00340001U, S2F_VR('S', 'Q'), "FlowIdentifierSequence"},
-    {0x00340002U, S2F_VR('O', 'B'), "FlowIdentifier"},
-    {0x00340003U, S2F_VR('U', 'I'), "FlowTransferSyntaxUID"},
-    {0x00340004U, S2F_VR('U', 'L'), "FlowRTPSamplingRate"},
-    {0x00340005U, S2F_VR('O', 'B'), "SourceIdentifier"},
-    {0x00340007U, S2F_VR('O', 'B'), "FrameOriginTimestamp"},
-    {0x00340008U, S2F_VR('C', 'S'), "IncludesImagingSubject"},
-    {0x00340009U, S2F_VR('S', 'Q'), "FrameUsefulnessGroupSequence"},
-    {0x0034000AU, S2F_VR('S', 'Q'), "RealTimeBulkDataFlowSequence"},
-    {0x0034000BU, S2F_VR('S', 'Q'), "CameraPositionGroupSequence"},
-    {0x0034000CU, S2F_VR('C', 'S'), "IncludesInformation"},
-    {0x0034000DU, S2F_VR('S', 'Q'), "TimeOfFrameGroupSequence"},
-    {0x00380004U, S2F_VR('S', 'Q'), "ReferencedPatientAliasSequence"},
-    {0x00380008U, S2F_VR('C', 'S'), "VisitStatusID"},
-    {0x00380010U, S2F_VR('L', 'O'), "AdmissionID"},
-    {0x00380011U, S2F_VR('L', 'O'), "IssuerOfAdmissionID"},
-    {0x00380014U, S2F_VR('S', 'Q'), "IssuerOfAdmissionIDSequence"},
-    {0x00380016U, S2F_VR('L', 'O'), "RouteOfAdmissions"},
-    {0x0038001AU, S2F_VR('D', 'A'), "ScheduledAdmissionDate"},
-    {0x0038001BU, S2F_VR('T', 'M'), "ScheduledAdmissionTime"},
-    {0x0038001CU, S2F_VR('D', 'A'), "ScheduledDischargeDate"},
-    {0x0038001DU, S2F_VR('T', 'M'), "ScheduledDischargeTime"},
-    {0x0038001EU, S2F_VR('L', 'O'), "ScheduledPatientInstitutionResidence"},
-    {0x00380020U, S2F_VR('D', 'A'), "AdmittingDate"},
-    {0x00380021U, S2F_VR('T', 'M'), "AdmittingTime"},
-    {0x00380030U, S2F_VR('D', 'A'), "DischargeDate"},
-    {0x00380032U, S2F_VR('T', 'M'), "DischargeTime"},
-    {0x00380040U, S2F_VR('L', 'O'), "DischargeDiagnosisDescription"},
-    {0x00380044U, S2F_VR('S', 'Q'), "DischargeDiagnosisCodeSequence"},
-    {0x00380050U, S2F_VR('L', 'O'), "SpecialNeeds"},
-    {0x00380060U, S2F_VR('L', 'O'), "ServiceEpisodeID"},
-    {0x00380061U, S2F_VR('L', 'O'), "IssuerOfServiceEpisodeID"},
-    {0x00380062U, S2F_VR('L', 'O'), "ServiceEpisodeDescription"},
-    {0x00380064U, S2F_VR('S', 'Q'), "IssuerOfServiceEpisodeIDSequence"},
-    {0x00380100U, S2F_VR('S', 'Q'), "PertinentDocumentsSequence"},
-    {0x00380101U, S2F_VR('S', 'Q'), "PertinentResourcesSequence"},
-    {0x00380102U, S2F_VR('L', 'O'), "ResourceDescription"},
-    {0x00380300U, S2F_VR('L', 'O'), "CurrentPatientLocation"},
-    {0x00380400U, S2F_VR('L', 'O'), "PatientInstitutionResidence"},
-    {0x00380500U, S2F_VR('L', 'O'), "PatientState"},
-    {0x00380502U, S2F_VR('S', 'Q'), "PatientClinicalTrialParticipationSequence"},
-    {0x00384000U, S2F_VR('L', 'T'), "VisitComments"},
-    {0x003A0004U, S2F_VR('C', 'S'), "WaveformOriginality"},
-    {0x003A0005U, S2F_VR('U', 'S'), "NumberOfWaveformChannels"},
-    {0x003A0010U, S2F_VR('U', 'L'), "NumberOfWaveformSamples"},
-    {0x003A001AU, S2F_VR('D', 'S'), "SamplingFrequency"},
-    {0x003A0020U, S2F_VR('S', 'H'), "MultiplexGroupLabel"},
-    {0x003A0200U, S2F_VR('S', 'Q'), "ChannelDefinitionSequence"},
-    {0x003A0202U, S2F_VR('I', 'S'), "WaveformChannelNumber"},
-    {0x003A0203U, S2F_VR('S', 'H'), "ChannelLabel"},
-    {0x003A0205U, S2F_VR('C', 'S'), "ChannelStatus"},
-    {0x003A0208U, S2F_VR('S', 'Q'), "ChannelSourceSequence"},
-    {0x003A0209U, S2F_VR('S', 'Q'), "ChannelSourceModifiersSequence"},
-    {0x003A020AU, S2F_VR('S', 'Q'), "SourceWaveformSequence"},
-    {0x003A020CU, S2F_VR('L', 'O'), "ChannelDerivationDescription"},
-    {0x003A0210U, S2F_VR('D', 'S'), "ChannelSensitivity"},
-    {0x003A0211U, S2F_VR('S', 'Q'), "ChannelSensitivityUnitsSequence"},
-    {0x003A0212U, S2F_VR('D', 'S'), "ChannelSensitivityCorrectionFactor"},
-    {0x003A0213U, S2F_VR('D', 'S'), "ChannelBaseline"},
-    {0x003A0214U, S2F_VR('D', 'S'), "ChannelTimeSkew"},
-    {0x003A0215U, S2F_VR('D', 'S'), "ChannelSampleSkew"},
-    {0x003A0218U, S2F_VR('D', 'S'), "ChannelOffset"},
-    {0x003A021AU, S2F_VR('U', 'S'), "WaveformBitsStored"},
-    {0x003A0220U, S2F_VR('D', 'S'), "FilterLowFrequency"},
-    {0x003A0221U, S2F_VR('D', 'S'), "FilterHighFrequency"},
-    {0x003A0222U, S2F_VR('D', 'S'), "NotchFilterFrequency"},
-    {0x003A0223U, S2F_VR('D', 'S'), "NotchFilterBandwidth"},
-    {0x003A0230U, S2F_VR('F', 'L'), "WaveformDataDisplayScale"},
-    {0x003A0231U, S2F_VR('U', 'S'), "WaveformDisplayBackgroundCIELabValue"},
-    {0x003A0240U, S2F_VR('S', 'Q'), "WaveformPresentationGroupSequence"},
-    {0x003A0241U, S2F_VR('U', 'S'), "PresentationGroupNumber"},
-    {0x003A0242U, S2F_VR('S', 'Q'), "ChannelDisplaySequence"},
-    {0x003A0244U, S2F_VR('U', 'S'), "ChannelRecommendedDisplayCIELabValue"},
-    {0x003A0245U, S2F_VR('F', 'L'), "ChannelPosition"},
-    {0x003A0246U, S2F_VR('C', 'S'), "DisplayShadingFlag"},
-    {0x003A0247U, S2F_VR('F', 'L'), "FractionalChannelDisplayScale"},
-    {0x003A0248U, S2F_VR('F', 'L'), "AbsoluteChannelDisplayScale"},
-    {0x003A0300U, S2F_VR('S', 'Q'), "MultiplexedAudioChannelsDescriptionCodeSequence"},
-    {0x003A0301U, S2F_VR('I', 'S'), "ChannelIdentificationCode"},
-    {0x003A0302U, S2F_VR('C', 'S'), "ChannelMode"},
-    {0x003A0310U, S2F_VR('U', 'I'), "MultiplexGroupUID"},
-    {0x003A0311U, S2F_VR('D', 'S'), "PowerlineFrequency"},
-    {0x003A0312U, S2F_VR('S', 'Q'), "ChannelImpedanceSequence"},
-    {0x003A0313U, S2F_VR('D', 'S'), "ImpedanceValue"},
-    {0x003A0314U, S2F_VR('D', 'T'), "ImpedanceMeasurementDateTime"},
-    {0x003A0315U, S2F_VR('D', 'S'), "ImpedanceMeasurementFrequency"},
-    {0x003A0316U, S2F_VR('C', 'S'), "ImpedanceMeasurementCurrentType"},
-    {0x00400001U, S2F_VR('A', 'E'), "ScheduledStationAETitle"},
-    {0x00400002U, S2F_VR('D', 'A'), "ScheduledProcedureStepStartDate"},
-    {0x00400003U, S2F_VR('T', 'M'), "ScheduledProcedureStepStartTime"},
-    {0x00400004U, S2F_VR('D', 'A'), "ScheduledProcedureStepEndDate"},
-    {0x00400005U, S2F_VR('T', 'M'), "ScheduledProcedureStepEndTime"},
-    {0x00400006U, S2F_VR('P', 'N'), "ScheduledPerformingPhysicianName"},
-    {0x00400007U, S2F_VR('L', 'O'), "ScheduledProcedureStepDescription"},
-    {0x00400008U, S2F_VR('S', 'Q'), "ScheduledProtocolCodeSequence"},
-    {0x00400009U, S2F_VR('S', 'H'), "ScheduledProcedureStepID"},
-    {0x0040000AU, S2F_VR('S', 'Q'), "StageCodeSequence"},
-    {0x0040000BU, S2F_VR('S', 'Q'), "ScheduledPerformingPhysicianIdentificationSequence"},
-    {0x00400010U, S2F_VR('S', 'H'), "ScheduledStationName"},
-    {0x00400011U, S2F_VR('S', 'H'), "ScheduledProcedureStepLocation"},
-    {0x00400012U, S2F_VR('L', 'O'), "PreMedication"},
-    {0x00400020U, S2F_VR('C', 'S'), "ScheduledProcedureStepStatus"},
-    {0x00400026U, S2F_VR('S', 'Q'), "OrderPlacerIdentifierSequence"},
-    {0x00400027U, S2F_VR('S', 'Q'), "OrderFillerIdentifierSequence"},
-    {0x00400031U, S2F_VR('U', 'T'), "LocalNamespaceEntityID"},
-    {0x00400032U, S2F_VR('U', 'T'), "UniversalEntityID"},
-    {0x00400033U, S2F_VR('C', 'S'), "UniversalEntityIDType"},
-    {0x00400035U, S2F_VR('C', 'S'), "IdentifierTypeCode"},
-    {0x00400036U, S2F_VR('S', 'Q'), "AssigningFacilitySequence"},
-    {0x00400039U, S2F_VR('S', 'Q'), "AssigningJurisdictionCodeSequence"},
-    {0x0040003AU, S2F_VR('S', 'Q'), "AssigningAgencyOrDepartmentCodeSequence"},
-    {0x00400100U, S2F_VR('S', 'Q'), "ScheduledProcedureStepSequence"},
-    {0x00400220U, S2F_VR('S', 'Q'), "ReferencedNonImageCompositeSOPInstanceSequence"},
-    {0x00400241U, S2F_VR('A', 'E'), "PerformedStationAETitle"},
-    {0x00400242U, S2F_VR('S', 'H'), "PerformedStationName"},
-    {0x00400243U, S2F_VR('S', 'H'), "PerformedLocation"},
-    {0x00400244U, S2F_VR('D', 'A'), "PerformedProcedureStepStartDate"},
-    {0x00400245U, S2F_VR('T', 'M'), "PerformedProcedureStepStartTime"},
-    {0x00400250U, S2F_VR('D', 'A'), "PerformedProcedureStepEndDate"},
-    {0x00400251U, S2F_VR('T', 'M'), "PerformedProcedureStepEndTime"},
-    {0x00400252U, S2F_VR('C', 'S'), "PerformedProcedureStepStatus"},
-    {0x00400253U, S2F_VR('S', 'H'), "PerformedProcedureStepID"},
-    {0x00400254U, S2F_VR('L', 'O'), "PerformedProcedureStepDescription"},
-    {0x00400255U, S2F_VR('L', 'O'), "PerformedProcedureTypeDescription"},
-    {0x00400260U, S2F_VR('S', 'Q'), "PerformedProtocolCodeSequence"},
-    {0x00400261U, S2F_VR('C', 'S'), "PerformedProtocolType"},
-    {0x00400270U, S2F_VR('S', 'Q'), "ScheduledStepAttributesSequence"},
-    {0x00400275U, S2F_VR('S', 'Q'), "RequestAttributesSequence"},
-    {0x00400280U, S2F_VR('S', 'T'), "CommentsOnThePerformedProcedureStep"},
-    {0x00400281U, S2F_VR('S', 'Q'), "PerformedProcedureStepDiscontinuationReasonCodeSequence"},
-    {0x00400293U, S2F_VR('S', 'Q'), "QuantitySequence"},
-    {0x00400294U, S2F_VR('D', 'S'), "Quantity"},
-    {0x00400295U, S2F_VR('S', 'Q'), "MeasuringUnitsSequence"},
-    {0x00400296U, S2F_VR('S', 'Q'), "BillingItemSequence"},
-    {0x00400300U, S2F_VR('U', 'S'), "TotalTimeOfFluoroscopy"},
-    {0x00400301U, S2F_VR('U', 'S'), "TotalNumberOfExposures"},
-    {0x00400302U, S2F_VR('U', 'S'), "EntranceDose"},
-    {0x00400303U, S2F_VR('U', 'S'), "ExposedArea"},
-    {0x00400306U, S2F_VR('D', 'S'), "DistanceSourceToEntrance"},
-    {0x00400307U, S2F_VR('D', 'S'), "DistanceSourceToSupport"},
-    {0x0040030EU, S2F_VR('S', 'Q'), "ExposureDoseSequence"},
-    {0x00400310U, S2F_VR('S', 'T'), "CommentsOnRadiationDose"},
-    {0x00400312U, S2F_VR('D', 'S'), "XRayOutput"},
-    {0x00400314U, S2F_VR('D', 'S'), "HalfValueLayer"},
-    {0x00400316U, S2F_VR('D', 'S'), "OrganDose"},
-    {0x00400318U, S2F_VR('C', 'S'), "OrganExposed"},
-    {0x00400320U, S2F_VR('S', 'Q'), "BillingProcedureStepSequence"},
-    {0x00400321U, S2F_VR('S', 'Q'), "FilmConsumptionSequence"},
-    {0x00400324U, S2F_VR('S', 'Q'), "BillingSuppliesAndDevicesSequence"},
-    {0x00400330U, S2F_VR('S', 'Q'), "ReferencedProcedureStepSequence"},
-    {0x00400340U, S2F_VR('S', 'Q'), "PerformedSeriesSequence"},
-    {0x00400400U, S2F_VR('L', 'T'), "CommentsOnTheScheduledProcedureStep"},
-    {0x00400440U, S2F_VR('S', 'Q'), "ProtocolContextSequence"},
-    {0x00400441U, S2F_VR('S', 'Q'), "ContentItemModifierSequence"},
-    {0x00400500U, S2F_VR('S', 'Q'), "ScheduledSpecimenSequence"},
-    {0x0040050AU, S2F_VR('L', 'O'), "SpecimenAccessionNumber"},
-    {0x00400512U, S2F_VR('L', 'O'), "ContainerIdentifier"},
-    {0x00400513U, S2F_VR('S', 'Q'), "IssuerOfTheContainerIdentifierSequence"},
-    {0x00400515U, S2F_VR('S', 'Q'), "AlternateContainerIdentifierSequence"},
-    {0x00400518U, S2F_VR('S', 'Q'), "ContainerTypeCodeSequence"},
-    {0x0040051AU, S2F_VR('L', 'O'), "ContainerDescription"},
-    {0x00400520U, S2F_VR('S', 'Q'), "ContainerComponentSequence"},
-    {0x00400550U, S2F_VR('S', 'Q'), "SpecimenSequence"},
-    {0x00400551U, S2F_VR('L', 'O'), "SpecimenIdentifier"},
-    {0x00400552U, S2F_VR('S', 'Q'), "SpecimenDescriptionSequenceTrial"},
-    {0x00400553U, S2F_VR('S', 'T'), "SpecimenDescriptionTrial"},
-    {0x00400554U, S2F_VR('U', 'I'), "SpecimenUID"},
-    {0x00400555U, S2F_VR('S', 'Q'), "AcquisitionContextSequence"},
-    {0x00400556U, S2F_VR('S', 'T'), "AcquisitionContextDescription"},
-    {0x00400560U, S2F_VR('S', 'Q'), "SpecimenDescriptionSequence"},
-    {0x00400562U, S2F_VR('S', 'Q'), "IssuerOfTheSpecimenIdentifierSequence"},
-    {0x0040059AU, S2F_VR('S', 'Q'), "SpecimenTypeCodeSequence"},
-    {0x00400600U, S2F_VR('L', 'O'), "SpecimenShortDescription"},
-    {0x00400602U, S2F_VR('U', 'T'), "SpecimenDetailedDescription"},
-    {0x00400610U, S2F_VR('S', 'Q'), "SpecimenPreparationSequence"},
-    {0x00400612U, S2F_VR('S', 'Q'), "SpecimenPreparationStepContentItemSequence"},
-    {0x00400620U, S2F_VR('S', 'Q'), "SpecimenLocalizationContentItemSequence"},
-    {0x004006FAU, S2F_VR('L', 'O'), "SlideIdentifier"},
-    {0x00400710U, S2F_VR('S', 'Q'), "WholeSlideMicroscopyImageFrameTypeSequence"},
-    {0x0040071AU, S2F_VR('S', 'Q'), "ImageCenterPointCoordinatesSequence"},
-    {0x0040072AU, S2F_VR('D', 'S'), "XOffsetInSlideCoordinateSystem"},
-    {0x0040073AU, S2F_VR('D', 'S'), "YOffsetInSlideCoordinateSystem"},
-    {0x0040074AU, S2F_VR('D', 'S'), "ZOffsetInSlideCoordinateSystem"},
-    {0x004008D8U, S2F_VR('S', 'Q'), "PixelSpacingSequence"},
-    {0x004008DAU, S2F_VR('S', 'Q'), "CoordinateSystemAxisCodeSequence"},
-    {0x004008EAU, S2F_VR('S', 'Q'), "MeasurementUnitsCodeSequence"},
-    {0x004009F8U, S2F_VR('S', 'Q'), "VitalStainCodeSequenceTrial"},
-    {0x00401001U, S2F_VR('S', 'H'), "RequestedProcedureID"},
-    {0x00401002U, S2F_VR('L', 'O'), "ReasonForTheRequestedProcedure"},
-    {0x00401003U, S2F_VR('S', 'H'), "RequestedProcedurePriority"},
-    {0x00401004U, S2F_VR('L', 'O'), "PatientTransportArrangements"},
-    {0x00401005U, S2F_VR('L', 'O'), "RequestedProcedureLocation"},
-    {0x00401006U, S2F_VR('S', 'H'), "PlacerOrderNumberProcedure"},
-    {0x00401007U, S2F_VR('S', 'H'), "FillerOrderNumberProcedure"},
-    {0x00401008U, S2F_VR('L', 'O'), "ConfidentialityCode"},
-    {0x00401009U, S2F_VR('S', 'H'), "ReportingPriority"},
-    {0x0040100AU, S2F_VR('S', 'Q'), "ReasonForRequestedProcedureCodeSequence"},
-    {0x00401010U, S2F_VR('P', 'N'), "NamesOfIntendedRecipientsOfResults"},
-    {0x00401011U, S2F_VR('S', 'Q'), "IntendedRecipientsOfResultsIdentificationSequence"},
-    {0x00401012U, S2F_VR('S', 'Q'), "ReasonForPerformedProcedureCodeSequence"},
-    {0x00401060U, S2F_VR('L', 'O'), "RequestedProcedureDescriptionTrial"},
-    {0x00401101U, S2F_VR('S', 'Q'), "PersonIdentificationCodeSequence"},
-    {0x00401102U, S2F_VR('S', 'T'), "PersonAddress"},
-    {0x00401103U, S2F_VR('L', 'O'), "PersonTelephoneNumbers"},
-    {0x00401104U, S2F_VR('L', 'T'), "PersonTelecomInformation"},
-    {0x00401400U, S2F_VR('L', 'T'), "RequestedProcedureComments"},
-    {0x00402001U, S2F_VR('L', 'O'), "ReasonForTheImagingServiceRequest"},
-    {0x00402004U, S2F_VR('D', 'A'), "IssueDateOfImagingServiceRequest"},
-    {0x00402005U, S2F_VR('T', 'M'), "IssueTimeOfImagingServiceRequest"},
-    {0x00402006U, S2F_VR('S', 'H'), "PlacerOrderNumberImagingServiceRequestRetired"},
-    {0x00402007U, S2F_VR('S', 'H'), "FillerOrderNumberImagingServiceRequestRetired"},
-    {0x00402008U, S2F_VR('P', 'N'), "OrderEnteredBy"},
-    {0x00402009U, S2F_VR('S', 'H'), "OrderEntererLocation"},
-    {0x00402010U, S2F_VR('S', 'H'), "OrderCallbackPhoneNumber"},
-    {0x00402011U, S2F_VR('L', 'T'), "OrderCallbackTelecomInformation"},
-    {0x00402016U, S2F_VR('L', 'O'), "PlacerOrderNumberImagingServiceRequest"},
-    {0x00402017U, S2F_VR('L', 'O'), "FillerOrderNumberImagingServiceRequest"},
-    {0x00402400U, S2F_VR('L', 'T'), "ImagingServiceRequestComments"},
-    {0x00403001U, S2F_VR('L', 'O'), "ConfidentialityConstraintOnPatientDataDescription"},
-    {0x00404001U, S2F_VR('C', 'S'), "GeneralPurposeScheduledProcedureStepStatus"},
-    {0x00404002U, S2F_VR('C', 'S'), "GeneralPurposePerformedProcedureStepStatus"},
-    {0x00404003U, S2F_VR('C', 'S'), "GeneralPurposeScheduledProcedureStepPriority"},
-    {0x00404004U, S2F_VR('S', 'Q'), "ScheduledProcessingApplicationsCodeSequence"},
-    {0x00404005U, S2F_VR('D', 'T'), "ScheduledProcedureStepStartDateTime"},
-    {0x00404006U, S2F_VR('C', 'S'), "MultipleCopiesFlag"},
-    {0x00404007U, S2F_VR('S', 'Q'), "PerformedProcessingApplicationsCodeSequence"},
-    {0x00404008U, S2F_VR('D', 'T'), "ScheduledProcedureStepExpirationDateTime"},
-    {0x00404009U, S2F_VR('S', 'Q'), "HumanPerformerCodeSequence"},
-    {0x00404010U, S2F_VR('D', 'T'), "ScheduledProcedureStepModificationDateTime"},
-    {0x00404011U, S2F_VR('D', 'T'), "ExpectedCompletionDateTime"},
-    {0x00404015U, S2F_VR('S', 'Q'), "ResultingGeneralPurposePerformedProcedureStepsSequence"},
-    {0x00404016U, S2F_VR('S', 'Q'), "ReferencedGeneralPurposeScheduledProcedureStepSequence"},
-    {0x00404018U, S2F_VR('S', 'Q'), "ScheduledWorkitemCodeSequence"},
-    {0x00404019U, S2F_VR('S', 'Q'), "PerformedWorkitemCodeSequence"},
-    {0x00404020U, S2F_VR('C', 'S'), "InputAvailabilityFlag"},
-    {0x00404021U, S2F_VR('S', 'Q'), "InputInformationSequence"},
-    {0x00404022U, S2F_VR('S', 'Q'), "RelevantInformationSequence"},
-    {0x00404023U, S2F_VR('U', 'I'), "ReferencedGeneralPurposeScheduledProcedureStepTransactionUID"},
-    {0x00404025U, S2F_VR('S', 'Q'), "ScheduledStationNameCodeSequence"},
-    {0x00404026U, S2F_VR('S', 'Q'), "ScheduledStationClassCodeSequence"},
-    {0x00404027U, S2F_VR('S', 'Q'), "ScheduledStationGeographicLocationCodeSequence"},
-    {0x00404028U, S2F_VR('S', 'Q'), "PerformedStationNameCodeSequence"},
-    {0x00404029U, S2F_VR('S', 'Q'), "PerformedStationClassCodeSequence"},
-    {0x00404030U, S2F_VR('S', 'Q'), "PerformedStationGeographicLocationCodeSequence"},
-    {0x00404031U, S2F_VR('S', 'Q'), "RequestedSubsequentWorkitemCodeSequence"},
-    {0x00404032U, S2F_VR('S', 'Q'), "NonDICOMOutputCodeSequence"},
-    {0x00404033U, S2F_VR('S', 'Q'), "OutputInformationSequence"},
-    {0x00404034U, S2F_VR('S', 'Q'), "ScheduledHumanPerformersSequence"},
-    {0x00404035U, S2F_VR('S', 'Q'), "ActualHumanPerformersSequence"},
-    {0x00404036U, S2F_VR('L', 'O'), "HumanPerformerOrganization"},
-    {0x00404037U, S2F_VR('P', 'N'), "HumanPerformerName"},
-    {0x00404040U, S2F_VR('C', 'S'), "RawDataHandling"},
-    {0x00404041U, S2F_VR('C', 'S'), "InputReadinessState"},
-    {0x00404050U, S2F_VR('D', 'T'), "PerformedProcedureStepStartDateTime"},
-    {0x00404051U, S2F_VR('D', 'T'), "PerformedProcedureStepEndDateTime"},
-    {0x00404052U, S2F_VR('D', 'T'), "ProcedureStepCancellationDateTime"},
-    {0x00404070U, S2F_VR('S', 'Q'), "OutputDestinationSequence"},
-    {0x00404071U, S2F_VR('S', 'Q'), "DICOMStorageSequence"},
-    {0x00404072U, S2F_VR('S', 'Q'), "STOWRSStorageSequence"},
-    {0x00404073U, S2F_VR('U', 'R'), "StorageURL"},
-    {0x00404074U, S2F_VR('S', 'Q'), "XDSStorageSequence"},
-    {0x00408302U, S2F_VR('D', 'S'), "EntranceDoseInmGy"},
-    {0x00408303U, S2F_VR('C', 'S'), "EntranceDoseDerivation"},
-    {0x00409092U, S2F_VR('S', 'Q'), "ParametricMapFrameTypeSequence"},
-    {0x00409094U, S2F_VR('S', 'Q'), "ReferencedImageRealWorldValueMappingSequence"},
-    {0x00409096U, S2F_VR('S', 'Q'), "RealWorldValueMappingSequence"},
-    {0x00409098U, S2F_VR('S', 'Q'), "PixelValueMappingCodeSequence"},
-    {0x00409210U, S2F_VR('S', 'H'), "LUTLabel"},
-    {0x00409211U, S2F_VR('U', 'S'), "RealWorldValueLastValueMapped"},
-    {0x00409212U, S2F_VR('F', 'D'), "RealWorldValueLUTData"},
-    {0x00409213U, S2F_VR('F', 'D'), "DoubleFloatRealWorldValueLastValueMapped"},
-    {0x00409214U, S2F_VR('F', 'D'), "DoubleFloatRealWorldValueFirstValueMapped"},
-    {0x00409216U, S2F_VR('U', 'S'), "RealWorldValueFirstValueMapped"},
-    {0x00409220U, S2F_VR('S', 'Q'), "QuantityDefinitionSequence"},
-    {0x00409224U, S2F_VR('F', 'D'), "RealWorldValueIntercept"},
-    {0x00409225U, S2F_VR('F', 'D'), "RealWorldValueSlope"},
-    {0x0040A007U, S2F_VR('C', 'S'), "FindingsFlagTrial"},
-    {0x0040A010U, S2F_VR('C', 'S'), "RelationshipType"},
-    {0x0040A020U, S2F_VR('S', 'Q'), "FindingsSequenceTrial"},
-    {0x0040A021U, S2F_VR('U', 'I'), "FindingsGroupUIDTrial"},
-    {0x0040A022U, S2F_VR('U', 'I'), "ReferencedFindingsGroupUIDTrial"},
-    {0x0040A023U, S2F_VR('D', 'A'), "FindingsGroupRecordingDateTrial"},
-    {0x0040A024U, S2F_VR('T', 'M'), "FindingsGroupRecordingTimeTrial"},
-    {0x0040A026U, S2F_VR('S', 'Q'), "FindingsSourceCategoryCodeSequenceTrial"},
-    {0x0040A027U, S2F_VR('L', 'O'), "VerifyingOrganization"},
-    {0x0040A028U, S2F_VR('S', 'Q'), "DocumentingOrganizationIdentifierCodeSequenceTrial"},
-    {0x0040A030U, S2F_VR('D', 'T'), "VerificationDateTime"},
-    {0x0040A032U, S2F_VR('D', 'T'), "ObservationDateTime"},
-    {0x0040A033U, S2F_VR('D', 'T'), "ObservationStartDateTime"},
-    {0x0040A040U, S2F_VR('C', 'S'), "ValueType"},
-    {0x0040A043U, S2F_VR('S', 'Q'), "ConceptNameCodeSequence"},
-    {0x0040A047U, S2F_VR('L', 'O'), "MeasurementPrecisionDescriptionTrial"},
-    {0x0040A050U, S2F_VR('C', 'S'), "ContinuityOfContent"},
-    {0x0040A057U, S2F_VR('C', 'S'), "UrgencyOrPriorityAlertsTrial"},
-    {0x0040A060U, S2F_VR('L', 'O'), "SequencingIndicatorTrial"},
-    {0x0040A066U, S2F_VR('S', 'Q'), "DocumentIdentifierCodeSequenceTrial"},
-    {0x0040A067U, S2F_VR('P', 'N'), "DocumentAuthorTrial"},
-    {0x0040A068U, S2F_VR('S', 'Q'), "DocumentAuthorIdentifierCodeSequenceTrial"},
-    {0x0040A070U, S2F_VR('S', 'Q'), "IdentifierCodeSequenceTrial"},
-    {0x0040A073U, S2F_VR('S', 'Q'), "VerifyingObserverSequence"},
-    {0x0040A074U, S2F_VR('O', 'B'), "ObjectBinaryIdentifierTrial"},
-    {0x0040A075U, S2F_VR('P', 'N'), "VerifyingObserverName"},
-    {0x0040A076U, S2F_VR('S', 'Q'), "DocumentingObserverIdentifierCodeSequenceTrial"},
-    {0x0040A078U, S2F_VR('S', 'Q'), "AuthorObserverSequence"},
-    {0x0040A07AU, S2F_VR('S', 'Q'), "ParticipantSequence"},
-    {0x0040A07CU, S2F_VR('S', 'Q'), "CustodialOrganizationSequence"},
-    {0x0040A080U, S2F_VR('C', 'S'), "ParticipationType"},
-    {0x0040A082U, S2F_VR('D', 'T'), "ParticipationDateTime"},
-    {0x0040A084U, S2F_VR('C', 'S'), "ObserverType"},
-    {0x0040A085U, S2F_VR('S', 'Q'), "ProcedureIdentifierCodeSequenceTrial"},
-    {0x0040A088U, S2F_VR('S', 'Q'), "VerifyingObserverIdentificationCodeSequence"},
-    {0x0040A089U, S2F_VR('O', 'B'), "ObjectDirectoryBinaryIdentifierTrial"},
-    {0x0040A090U, S2F_VR('S', 'Q'), "EquivalentCDADocumentSequence"},
-    {0x0040A0B0U, S2F_VR('U', 'S'), "ReferencedWaveformChannels"},
-    {0x0040A110U, S2F_VR('D', 'A'), "DateOfDocumentOrVerbalTransactionTrial"},
-    {0x0040A112U, S2F_VR('T', 'M'), "TimeOfDocumentCreationOrVerbalTransactionTrial"},
-    {0x0040A120U, S2F_VR('D', 'T'), "DateTime"},
-    {0x0040A121U, S2F_VR('D', 'A'), "Date"},
-    {0x0040A122U, S2F_VR('T', 'M'), "Time"},
-    {0x0040A123U, S2F_VR('P', 'N'), "PersonName"},
-    {0x0040A124U, S2F_VR('U', 'I'), "UID"},
-    {0x0040A125U, S2F_VR('C', 'S'), "ReportStatusIDTrial"},
-    {0x0040A130U, S2F_VR('C', 'S'), "TemporalRangeType"},
-    {0x0040A132U, S2F_VR('U', 'L'), "ReferencedSamplePositions"},
-    {0x0040A136U, S2F_VR('U', 'S'), "ReferencedFrameNumbers"},
-    {0x0040A138U, S2F_VR('D', 'S'), "ReferencedTimeOffsets"},
-    {0x0040A13AU, S2F_VR('D', 'T'), "ReferencedDateTime"},
-    {0x0040A160U, S2F_VR('U', 'T'), "TextValue"},
-    {0x0040A161U, S2F_VR('F', 'D'), "FloatingPointValue"},
-    {0x0040A162U, S2F_VR('S', 'L'), "RationalNumeratorValue"},
-    {0x0040A163U, S2F_VR('U', 'L'), "RationalDenominatorValue"},
-    {0x0040A167U, S2F_VR('S', 'Q'), "ObservationCategoryCodeSequenceTrial"},
-    {0x0040A168U, S2F_VR('S', 'Q'), "ConceptCodeSequence"},
-    {0x0040A16AU, S2F_VR('S', 'T'), "BibliographicCitationTrial"},
-    {0x0040A170U, S2F_VR('S', 'Q'), "PurposeOfReferenceCodeSequence"},
-    {0x0040A171U, S2F_VR('U', 'I'), "ObservationUID"},
-    {0x0040A172U, S2F_VR('U', 'I'), "ReferencedObservationUIDTrial"},
-    {0x0040A173U, S2F_VR('C', 'S'), "ReferencedObservationClassTrial"},
-    {0x0040A174U, S2F_VR('C', 'S'), "ReferencedObjectObservationClassTrial"},
-    {0x0040A180U, S2F_VR('U', 'S'), "AnnotationGroupNumber"},
-    {0x0040A192U, S2F_VR('D', 'A'), "ObservationDateTrial"},
-    {0x0040A193U, S2F_VR('T', 'M'), "ObservationTimeTrial"},
-    {0x0040A194U, S2F_VR('C', 'S'), "MeasurementAutomationTrial"},
-    {0x0040A195U, S2F_VR('S', 'Q'), "ModifierCodeSequence"},
-    {0x0040A224U, S2F_VR('S', 'T'), "IdentificationDescriptionTrial"},
-    {0x0040A290U, S2F_VR('C', 'S'), "CoordinatesSetGeometricTypeTrial"},
-    {0x0040A296U, S2F_VR('S', 'Q'), "AlgorithmCodeSequenceTrial"},
-    {0x0040A297U, S2F_VR('S', 'T'), "AlgorithmDescriptionTrial"},
-    {0x0040A29AU, S2F_VR('S', 'L'), "PixelCoordinatesSetTrial"},
-    {0x0040A300U, S2F_VR('S', 'Q'), "MeasuredValueSequence"},
-    {0x0040A301U, S2F_VR('S', 'Q'), "NumericValueQualifierCodeSequence"},
-    {0x0040A307U, S2F_VR('P', 'N'), "CurrentObserverTrial"},
-    {0x0040A30AU, S2F_VR('D', 'S'), "NumericValue"},
-    {0x0040A313U, S2F_VR('S', 'Q'), "ReferencedAccessionSequenceTrial"},
-    {0x0040A33AU, S2F_VR('S', 'T'), "ReportStatusCommentTrial"},
-    {0x0040A340U, S2F_VR('S', 'Q'), "ProcedureContextSequenceTrial"},
-    {0x0040A352U, S2F_VR('P', 'N'), "VerbalSourceTrial"},
-    {0x0040A353U, S2F_VR('S', 'T'), "AddressTrial"},
-    {0x0040A354U, S2F_VR('L', 'O'), "TelephoneNumberTrial"},
-    {0x0040A358U, S2F_VR('S', 'Q'), "VerbalSourceIdentifierCodeSequenceTrial"},
-    {0x0040A360U, S2F_VR('S', 'Q'), "PredecessorDocumentsSequence"},
-    {0x0040A370U, S2F_VR('S', 'Q'), "ReferencedRequestSequence"},
-    {0x0040A372U, S2F_VR('S', 'Q'), "PerformedProcedureCodeSequence"},
-    {0x0040A375U, S2F_VR('S', 'Q'), "CurrentRequestedProcedureEvidenceSequence"},
-    {0x0040A380U, S2F_VR('S', 'Q'), "ReportDetailSequenceTrial"},
-    {0x0040A385U, S2F_VR('S', 'Q'), "PertinentOtherEvidenceSequence"},
-    {0x0040A390U, S2F_VR('S', 'Q'), "HL7StructuredDocumentReferenceSequence"},
-    {0x0040A402U, S2F_VR('U', 'I'), "ObservationSubjectUIDTrial"},
-    {0x0040A403U, S2F_VR('C', 'S'), "ObservationSubjectClassTrial"},
-    {0x0040A404U, S2F_VR('S', 'Q'), "ObservationSubjectTypeCodeSequenceTrial"},
-    {0x0040A491U, S2F_VR('C', 'S'), "CompletionFlag"},
-    {0x0040A492U, S2F_VR('L', 'O'), "CompletionFlagDescription"},
-    {0x0040A493U, S2F_VR('C', 'S'), "VerificationFlag"},
-    {0x0040A494U, S2F_VR('C', 'S'), "ArchiveRequested"},
-    {0x0040A496U, S2F_VR('C', 'S'), "PreliminaryFlag"},
-    {0x0040A504U, S2F_VR('S', 'Q'), "ContentTemplateSequence"},
-    {0x0040A525U, S2F_VR('S', 'Q'), "IdenticalDocumentsSequence"},
-    {0x0040A600U, S2F_VR('C', 'S'), "ObservationSubjectContextFlagTrial"},
-    {0x0040A601U, S2F_VR('C', 'S'), "ObserverContextFlagTrial"},
-    {0x0040A603U, S2F_VR('C', 'S'), "ProcedureContextFlagTrial"},
-    {0x0040A730U, S2F_VR('S', 'Q'), "ContentSequence"},
-    {0x0040A731U, S2F_VR('S', 'Q'), "RelationshipSequenceTrial"},
-    {0x0040A732U, S2F_VR('S', 'Q'), "RelationshipTypeCodeSequenceTrial"},
-    {0x0040A744U, S2F_VR('S', 'Q'), "LanguageCodeSequenceTrial"},
-    {0x0040A801U, S2F_VR('S', 'Q'), "TabulatedValuesSequence"},
-    {0x0040A802U, S2F_VR('U', 'L'), "NumberOfTableRows"},
-    {0x0040A803U, S2F_VR('U', 'L'), "NumberOfTableColumns"},
-    {0x0040A804U, S2F_VR('U', 'L'), "TableRowNumber"},
-    {0x0040A805U, S2F_VR('U', 'L'), "TableColumnNumber"},
-    {0x0040A806U, S2F_VR('S', 'Q'), "TableRowDefinitionSequence"},
-    {0x0040A807U, S2F_VR('S', 'Q'), "TableColumnDefinitionSequence"},
-    {0x0040A808U, S2F_VR('S', 'Q'), "CellValuesSequence"},
-    {0x0040A992U, S2F_VR('S', 'T'), "UniformResourceLocatorTrial"},
-    {0x0040B020U, S2F_VR('S', 'Q'), "WaveformAnnotationSequence"},
-    {0x0040DB00U, S2F_VR('C', 'S'), "TemplateIdentifier"},
-    {0x0040DB06U, S2F_VR('D', 'T'), "TemplateVersion"},
-    {0x0040DB07U, S2F_VR('D', 'T'), "TemplateLocalVersion"},
-    {0x0040DB0BU, S2F_VR('C', 'S'), "TemplateExtensionFlag"},
-    {0x0040DB0CU, S2F_VR('U', 'I'), "TemplateExtensionOrganizationUID"},
-    {0x0040DB0DU, S2F_VR('U', 'I'), "TemplateExtensionCreatorUID"},
-    {0x0040DB73U, S2F_VR('U', 'L'), "ReferencedContentItemIdentifier"},
-    {0x0040E001U, S2F_VR('S', 'T'), "HL7InstanceIdentifier"},
-    {0x0040E004U, S2F_VR('D', 'T'), "HL7DocumentEffectiveTime"},
-    {0x0040E006U, S2F_VR('S', 'Q'), "HL7DocumentTypeCodeSequence"},
-    {0x0040E008U, S2F_VR('S', 'Q'), "DocumentClassCodeSequence"},
-    {0x0040E010U, S2F_VR('U', 'R'), "RetrieveURI"},
-    {0x0040E011U, S2F_VR('U', 'I'), "RetrieveLocationUID"},
-    {0x0040E020U, S2F_VR('C', 'S'), "TypeOfInstances"},
-    {0x0040E021U, S2F_VR('S', 'Q'), "DICOMRetrievalSequence"},
-    {0x0040E022U, S2F_VR('S', 'Q'), "DICOMMediaRetrievalSequence"},
-    {0x0040E023U, S2F_VR('S', 'Q'), "WADORetrievalSequence"},
-    {0x0040E024U, S2F_VR('S', 'Q'), "XDSRetrievalSequence"},
-    {0x0040E025U, S2F_VR('S', 'Q'), "WADORSRetrievalSequence"},
-    {0x0040E030U, S2F_VR('U', 'I'), "RepositoryUniqueID"},
-    {0x0040E031U, S2F_VR('U', 'I'), "HomeCommunityID"},
-    {0x00420010U, S2F_VR('S', 'T'), "DocumentTitle"},
-    {0x00420011U, S2F_VR('O', 'B'), "EncapsulatedDocument"},
-    {0x00420012U, S2F_VR('L', 'O'), "MIMETypeOfEncapsulatedDocument"},
-    {0x00420013U, S2F_VR('S', 'Q'), "SourceInstanceSequence"},
-    {0x00420014U, S2F_VR('L', 'O'), "ListOfMIMETypes"},
-    {0x00420015U, S2F_VR('U', 'L'), "EncapsulatedDocumentLength"},
-    {0x00440001U, S2F_VR('S', 'T'), "ProductPackageIdentifier"},
-    {0x00440002U, S2F_VR('C', 'S'), "SubstanceAdministrationApproval"},
-    {0x00440003U, S2F_VR('L', 'T'), "ApprovalStatusFurtherDescription"},
-    {0x00440004U, S2F_VR('D', 'T'), "ApprovalStatusDateTime"},
-    {0x00440007U, S2F_VR('S', 'Q'), "ProductTypeCodeSequence"},
-    {0x00440008U, S2F_VR('L', 'O'), "ProductName"},
-    {0x00440009U, S2F_VR('L', 'T'), "ProductDescription"},
-    {0x0044000AU, S2F_VR('L', 'O'), "ProductLotIdentifier"},
-    {0x0044000BU, S2F_VR('D', 'T'), "ProductExpirationDateTime"},
-    {0x00440010U, S2F_VR('D', 'T'), "SubstanceAdministrationDateTime"},
-    {0x00440011U, S2F_VR('L', 'O'), "SubstanceAdministrationNotes"},
-    {0x00440012U, S2F_VR('L', 'O'), "SubstanceAdministrationDeviceID"},
-    {0x00440013U, S2F_VR('S', 'Q'), "ProductParameterSequence"},
-    {0x00440019U, S2F_VR('S', 'Q'), "SubstanceAdministrationParameterSequence"},
-    {0x00440100U, S2F_VR('S', 'Q'), "ApprovalSequence"},
-    {0x00440101U, S2F_VR('S', 'Q'), "AssertionCodeSequence"},
-    {0x00440102U, S2F_VR('U', 'I'), "AssertionUID"},
-    {0x00440103U, S2F_VR('S', 'Q'), "AsserterIdentificationSequence"},
-    {0x00440104U, S2F_VR('D', 'T'), "AssertionDateTime"},
-    {0x00440105U, S2F_VR('D', 'T'), "AssertionExpirationDateTime"},
-    {0x00440106U, S2F_VR('U', 'T'), "AssertionComments"},
-    {0x00440107U, S2F_VR('S', 'Q'), "RelatedAssertionSequence"},
-    {0x00440108U, S2F_VR('U', 'I'), "ReferencedAssertionUID"},
-    {0x00440109U, S2F_VR('S', 'Q'), "ApprovalSubjectSequence"},
-    {0x0044010AU, S2F_VR('S', 'Q'), "OrganizationalRoleCodeSequence"},
-    {0x00460012U, S2F_VR('L', 'O'), "LensDescription"},
-    {0x00460014U, S2F_VR('S', 'Q'), "RightLensSequence"},
-    {0x00460015U, S2F_VR('S', 'Q'), "LeftLensSequence"},
-    {0x00460016U, S2F_VR('S', 'Q'), "UnspecifiedLateralityLensSequence"},
-    {0x00460018U, S2F_VR('S', 'Q'), "CylinderSequence"},
-    {0x00460028U, S2F_VR('S', 'Q'), "PrismSequence"},
-    {0x00460030U, S2F_VR('F', 'D'), "HorizontalPrismPower"},
-    {0x00460032U, S2F_VR('C', 'S'), "HorizontalPrismBase"},
-    {0x00460034U, S2F_VR('F', 'D'), "VerticalPrismPower"},
-    {0x00460036U, S2F_VR('C', 'S'), "VerticalPrismBase"},
-    {0x00460038U, S2F_VR('C', 'S'), "LensSegmentType"},
-    {0x00460040U, S2F_VR('F', 'D'), "OpticalTransmittance"},
-    {0x00460042U, S2F_VR('F', 'D'), "ChannelWidth"},
-    {0x00460044U, S2F_VR('F', 'D'), "PupilSize"},
-    {0x00460046U, S2F_VR('F', 'D'), "CornealSize"},
-    {0x00460047U, S2F_VR('S', 'Q'), "CornealSizeSequence"},
-    {0x00460050U, S2F_VR('S', 'Q'), "AutorefractionRightEyeSequence"},
-    {0x00460052U, S2F_VR('S', 'Q'), "AutorefractionLeftEyeSequence"},
-    {0x00460060U, S2F_VR('F', 'D'), "DistancePupillaryDistance"},
-    {0x00460062U, S2F_VR('F', 'D'), "NearPupillaryDistance"},
-    {0x00460063U, S2F_VR('F', 'D'), "IntermediatePupillaryDistance"},
-    {0x00460064U, S2F_VR('F', 'D'), "OtherPupillaryDistance"},
-    {0x00460070U, S2F_VR('S', 'Q'), "KeratometryRightEyeSequence"},
-    {0x00460071U, S2F_VR('S', 'Q'), "KeratometryLeftEyeSequence"},
-    {0x00460074U, S2F_VR('S', 'Q'), "SteepKeratometricAxisSequence"},
-    {0x00460075U, S2F_VR('F', 'D'), "RadiusOfCurvature"},
-    {0x00460076U, S2F_VR('F', 'D'), "KeratometricPower"},
-    {0x00460077U, S2F_VR('F', 'D'), "KeratometricAxis"},
-    {0x00460080U, S2F_VR('S', 'Q'), "FlatKeratometricAxisSequence"},
-    {0x00460092U, S2F_VR('C', 'S'), "BackgroundColor"},
-    {0x00460094U, S2F_VR('C', 'S'), "Optotype"},
-    {0x00460095U, S2F_VR('C', 'S'), "OptotypePresentation"},
-    {0x00460097U, S2F_VR('S', 'Q'), "SubjectiveRefractionRightEyeSequence"},
-    {0x00460098U, S2F_VR('S', 'Q'), "SubjectiveRefractionLeftEyeSequence"},
-    {0x00460100U, S2F_VR('S', 'Q'), "AddNearSequence"},
-    {0x00460101U, S2F_VR('S', 'Q'), "AddIntermediateSequence"},
-    {0x00460102U, S2F_VR('S', 'Q'), "AddOtherSequence"},
-    {0x00460104U, S2F_VR('F', 'D'), "AddPower"},
-    {0x00460106U, S2F_VR('F', 'D'), "ViewingDistance"},
-    {0x00460110U, S2F_VR('S', 'Q'), "CorneaMeasurementsSequence"},
-    {0x00460111U, S2F_VR('S', 'Q'), "SourceOfCorneaMeasurementDataCodeSequence"},
-    {0x00460112U, S2F_VR('S', 'Q'), "SteepCornealAxisSequence"},
-    {0x00460113U, S2F_VR('S', 'Q'), "FlatCornealAxisSequence"},
-    {0x00460114U, S2F_VR('F', 'D'), "CornealPower"},
-    {0x00460115U, S2F_VR('F', 'D'), "CornealAxis"},
-    {0x00460116U, S2F_VR('S', 'Q'), "CorneaMeasurementMethodCodeSequence"},
-    {0x00460117U, S2F_VR('F', 'L'), "RefractiveIndexOfCornea"},
-    {0x00460118U, S2F_VR('F', 'L'), "RefractiveIndexOfAqueousHumor"},
-    {0x00460121U, S2F_VR('S', 'Q'), "VisualAcuityTypeCodeSequence"},
-    {0x00460122U, S2F_VR('S', 'Q'), "VisualAcuityRightEyeSequence"},
-    {0x00460123U, S2F_VR('S', 'Q'), "VisualAcuityLeftEyeSequence"},
-    {0x00460124U, S2F_VR('S', 'Q'), "VisualAcuityBothEyesOpenSequence"},
-    {0x00460125U, S2F_VR('C', 'S'), "ViewingDistanceType"},
-    {0x00460135U, S2F_VR('S', 'S'), "VisualAcuityModifiers"},
-    {0x00460137U, S2F_VR('F', 'D'), "DecimalVisualAcuity"},
-    {0x00460139U, S2F_VR('L', 'O'), "OptotypeDetailedDefinition"},
-    {0x00460145U, S2F_VR('S', 'Q'), "ReferencedRefractiveMeasurementsSequence"},
-    {0x00460146U, S2F_VR('F', 'D'), "SpherePower"},
-    {0x00460147U, S2F_VR('F', 'D'), "CylinderPower"},
-    {0x00460201U, S2F_VR('C', 'S'), "CornealTopographySurface"},
-    {0x00460202U, S2F_VR('F', 'L'), "CornealVertexLocation"},
-    {0x00460203U, S2F_VR('F', 'L'), "PupilCentroidXCoordinate"},
-    {0x00460204U, S2F_VR('F', 'L'), "PupilCentroidYCoordinate"},
-    {0x00460205U, S2F_VR('F', 'L'), "EquivalentPupilRadius"},
-    {0x00460207U, S2F_VR('S', 'Q'), "CornealTopographyMapTypeCodeSequence"},
-    {0x00460208U, S2F_VR('I', 'S'), "VerticesOfTheOutlineOfPupil"},
-    {0x00460210U, S2F_VR('S', 'Q'), "CornealTopographyMappingNormalsSequence"},
-    {0x00460211U, S2F_VR('S', 'Q'), "MaximumCornealCurvatureSequence"},
-    {0x00460212U, S2F_VR('F', 'L'), "MaximumCornealCurvature"},
-    {0x00460213U, S2F_VR('F', 'L'), "MaximumCornealCurvatureLocation"},
-    {0x00460215U, S2F_VR('S', 'Q'), "MinimumKeratometricSequence"},
-    {0x00460218U, S2F_VR('S', 'Q'), "SimulatedKeratometricCylinderSequence"},
-    {0x00460220U, S2F_VR('F', 'L'), "AverageCornealPower"},
-    {0x00460224U, S2F_VR('F', 'L'), "CornealISValue"},
-    {0x00460227U, S2F_VR('F', 'L'), "AnalyzedArea"},
-    {0x00460230U, S2F_VR('F', 'L'), "SurfaceRegularityIndex"},
-    {0x00460232U, S2F_VR('F', 'L'), "SurfaceAsymmetryIndex"},
-    {0x00460234U, S2F_VR('F', 'L'), "CornealEccentricityIndex"},
-    {0x00460236U, S2F_VR('F', 'L'), "KeratoconusPredictionIndex"},
-    {0x00460238U, S2F_VR('F', 'L'), "DecimalPotentialVisualAcuity"},
-    {0x00460242U, S2F_VR('C', 'S'), "CornealTopographyMapQualityEvaluation"},
-    {0x00460244U, S2F_VR('S', 'Q'), "SourceImageCornealProcessedDataSequence"},
-    {0x00460247U, S2F_VR('F', 'L'), "CornealPointLocation"},
-    {0x00460248U, S2F_VR('C', 'S'), "CornealPointEstimated"},
-    {0x00460249U, S2F_VR('F', 'L'), "AxialPower"},
-    {0x00460250U, S2F_VR('F', 'L'), "TangentialPower"},
-    {0x00460251U, S2F_VR('F', 'L'), "RefractivePower"},
-    {0x00460252U, S2F_VR('F', 'L'), "RelativeElevation"},
-    {0x00460253U, S2F_VR('F', 'L'), "CornealWavefront"},
-    {0x00480001U, S2F_VR('F', 'L'), "ImagedVolumeWidth"},
-    {0x00480002U, S2F_VR('F', 'L'), "ImagedVolumeHeight"},
-    {0x00480003U, S2F_VR('F', 'L'), "ImagedVolumeDepth"},
-    {0x00480006U, S2F_VR('U', 'L'), "TotalPixelMatrixColumns"},
-    {0x00480007U, S2F_VR('U', 'L'), "TotalPixelMatrixRows"},
-    {0x00480008U, S2F_VR('S', 'Q'), "TotalPixelMatrixOriginSequence"},
-    {0x00480010U, S2F_VR('C', 'S'), "SpecimenLabelInImage"},
-    {0x00480011U, S2F_VR('C', 'S'), "FocusMethod"},
-    {0x00480012U, S2F_VR('C', 'S'), "ExtendedDepthOfField"},
-    {0x00480013U, S2F_VR('U', 'S'), "NumberOfFocalPlanes"},
-    {0x00480014U, S2F_VR('F', 'L'), "DistanceBetweenFocalPlanes"},
-    {0x00480015U, S2F_VR('U', 'S'), "RecommendedAbsentPixelCIELabValue"},
-    {0x00480100U, S2F_VR('S', 'Q'), "IlluminatorTypeCodeSequence"},
-    {0x00480102U, S2F_VR('D', 'S'), "ImageOrientationSlide"},
-    {0x00480105U, S2F_VR('S', 'Q'), "OpticalPathSequence"},
-    {0x00480106U, S2F_VR('S', 'H'), "OpticalPathIdentifier"},
-    {0x00480107U, S2F_VR('S', 'T'), "OpticalPathDescription"},
-    {0x00480108U, S2F_VR('S', 'Q'), "IlluminationColorCodeSequence"},
-    {0x00480110U, S2F_VR('S', 'Q'), "SpecimenReferenceSequence"},
-    {0x00480111U, S2F_VR('D', 'S'), "CondenserLensPower"},
-    {0x00480112U, S2F_VR('D', 'S'), "ObjectiveLensPower"},
-    {0x00480113U, S2F_VR('D', 'S'), "ObjectiveLensNumericalAperture"},
-    {0x00480120U, S2F_VR('S', 'Q'), "PaletteColorLookupTableSequence"},
-    {0x00480200U, S2F_VR('S', 'Q'), "ReferencedImageNavigationSequence"},
-    {0x00480201U, S2F_VR('U', 'S'), "TopLeftHandCornerOfLocalizerArea"},
-    {0x00480202U, S2F_VR('U', 'S'), "BottomRightHandCornerOfLocalizerArea"},
-    {0x00480207U, S2F_VR('S', 'Q'), "OpticalPathIdentificationSequence"},
-    {0x0048021AU, S2F_VR('S', 'Q'), "PlanePositionSlideSequence"},
-    {0x0048021EU, S2F_VR('S', 'L'), "ColumnPositionInTotalImagePixelMatrix"},
-    {0x0048021FU, S2F_VR('S', 'L'), "RowPositionInTotalImagePixelMatrix"},
-    {0x00480301U, S2F_VR('C', 'S'), "PixelOriginInterpretation"},
-    {0x00480302U, S2F_VR('U', 'L'), "NumberOfOpticalPaths"},
-    {0x00480303U, S2F_VR('U', 'L'), "TotalPixelMatrixFocalPlanes"},
-    {0x00500004U, S2F_VR('C', 'S'), "CalibrationImage"},
-    {0x00500010U, S2F_VR('S', 'Q'), "DeviceSequence"},
-    {0x00500012U, S2F_VR('S', 'Q'), "ContainerComponentTypeCodeSequence"},
-    {0x00500013U, S2F_VR('F', 'D'), "ContainerComponentThickness"},
-    {0x00500014U, S2F_VR('D', 'S'), "DeviceLength"},
-    {0x00500015U, S2F_VR('F', 'D'), "ContainerComponentWidth"},
-    {0x00500016U, S2F_VR('D', 'S'), "DeviceDiameter"},
-    {0x00500017U, S2F_VR('C', 'S'), "DeviceDiameterUnits"},
-    {0x00500018U, S2F_VR('D', 'S'), "DeviceVolume"},
-    {0x00500019U, S2F_VR('D', 'S'), "InterMarkerDistance"},
-    {0x0050001AU, S2F_VR('C', 'S'), "ContainerComponentMaterial"},
-    {0x0050001BU, S2F_VR('L', 'O'), "ContainerComponentID"},
-    {0x0050001CU, S2F_VR('F', 'D'), "ContainerComponentLength"},
-    {0x0050001DU, S2F_VR('F', 'D'), "ContainerComponentDiameter"},
-    {0x0050001EU, S2F_VR('L', 'O'), "ContainerComponentDescription"},
-    {0x00500020U, S2F_VR('L', 'O'), "DeviceDescription"},
-    {0x00500021U, S2F_VR('S', 'T'), "LongDeviceDescription"},
-    {0x00520001U, S2F_VR('F', 'L'), "ContrastBolusIngredientPercentByVolume"},
-    {0x00520002U, S2F_VR('F', 'D'), "OCTFocalDistance"},
-    {0x00520003U, S2F_VR('F', 'D'), "BeamSpotSize"},
-    {0x00520004U, S2F_VR('F', 'D'), "EffectiveRefractiveIndex"},
-    {0x00520006U, S2F_VR('C', 'S'), "OCTAcquisitionDomain"},
-    {0x00520007U, S2F_VR('F', 'D'), "OCTOpticalCenterWavelength"},
-    {0x00520008U, S2F_VR('F', 'D'), "AxialResolution"},
-    {0x00520009U, S2F_VR('F', 'D'), "RangingDepth"},
-    {0x00520011U, S2F_VR('F', 'D'), "ALineRate"},
-    {0x00520012U, S2F_VR('U', 'S'), "ALinesPerFrame"},
-    {0x00520013U, S2F_VR('F', 'D'), "CatheterRotationalRate"},
-    {0x00520014U, S2F_VR('F', 'D'), "ALinePixelSpacing"},
-    {0x00520016U, S2F_VR('S', 'Q'), "ModeOfPercutaneousAccessSequence"},
-    {0x00520025U, S2F_VR('S', 'Q'), "IntravascularOCTFrameTypeSequence"},
-    {0x00520026U, S2F_VR('C', 'S'), "OCTZOffsetApplied"},
-    {0x00520027U, S2F_VR('S', 'Q'), "IntravascularFrameContentSequence"},
-    {0x00520028U, S2F_VR('F', 'D'), "IntravascularLongitudinalDistance"},
-    {0x00520029U, S2F_VR('S', 'Q'), "IntravascularOCTFrameContentSequence"},
-    {0x00520030U, S2F_VR('S', 'S'), "OCTZOffsetCorrection"},
-    {0x00520031U, S2F_VR('C', 'S'), "CatheterDirectionOfRotation"},
-    {0x00520033U, S2F_VR('F', 'D'), "SeamLineLocation"},
-    {0x00520034U, S2F_VR('F', 'D'), "FirstALineLocation"},
-    {0x00520036U, S2F_VR('U', 'S'), "SeamLineIndex"},
-    {0x00520038U, S2F_VR('U', 'S'), "NumberOfPaddedALines"},
-    {0x00520039U, S2F_VR('C', 'S'), "InterpolationType"},
-    {0x0052003AU, S2F_VR('C', 'S'), "RefractiveIndexApplied"},
-    {0x00540010U, S2F_VR('U', 'S'), "EnergyWindowVector"},
-    {0x00540011U, S2F_VR('U', 'S'), "NumberOfEnergyWindows"},
-    {0x00540012U, S2F_VR('S', 'Q'), "EnergyWindowInformationSequence"},
-    {0x00540013U, S2F_VR('S', 'Q'), "EnergyWindowRangeSequence"},
-    {0x00540014U, S2F_VR('D', 'S'), "EnergyWindowLowerLimit"},
-    {0x00540015U, S2F_VR('D', 'S'), "EnergyWindowUpperLimit"},
-    {0x00540016U, S2F_VR('S', 'Q'), "RadiopharmaceuticalInformationSequence"},
-    {0x00540017U, S2F_VR('I', 'S'), "ResidualSyringeCounts"},
-    {0x00540018U, S2F_VR('S', 'H'), "EnergyWindowName"},
-    {0x00540020U, S2F_VR('U', 'S'), "DetectorVector"},
-    {0x00540021U, S2F_VR('U', 'S'), "NumberOfDetectors"},
-    {0x00540022U, S2F_VR('S', 'Q'), "DetectorInformationSequence"},
-    {0x00540030U, S2F_VR('U', 'S'), "PhaseVector"},
-    {0x00540031U, S2F_VR('U', 'S'), "NumberOfPhases"},
-    {0x00540032U, S2F_VR('S', 'Q'), "PhaseInformationSequence"},
-    {0x00540033U, S2F_VR('U', 'S'), "NumberOfFramesInPhase"},
-    {0x00540036U, S2F_VR('I', 'S'), "PhaseDelay"},
-    {0x00540038U, S2F_VR('I', 'S'), "PauseBetweenFrames"},
-    {0x00540039U, S2F_VR('C', 'S'), "PhaseDescription"},
-    {0x00540050U, S2F_VR('U', 'S'), "RotationVector"},
-    {0x00540051U, S2F_VR('U', 'S'), "NumberOfRotations"},
-    {0x00540052U, S2F_VR('S', 'Q'), "RotationInformationSequence"},
-    {0x00540053U, S2F_VR('U', 'S'), "NumberOfFramesInRotation"},
-    {0x00540060U, S2F_VR('U', 'S'), "RRIntervalVector"},
-    {0x00540061U, S2F_VR('U', 'S'), "NumberOfRRIntervals"},
-    {0x00540062U, S2F_VR('S', 'Q'), "GatedInformationSequence"},
-    {0x00540063U, S2F_VR('S', 'Q'), "DataInformationSequence"},
-    {0x00540070U, S2F_VR('U', 'S'), "TimeSlotVector"},
-    {0x00540071U, S2F_VR('U', 'S'), "NumberOfTimeSlots"},
-    {0x00540072U, S2F_VR('S', 'Q'), "TimeSlotInformationSequence"},
-    {0x00540073U, S2F_VR('D', 'S'), "TimeSlotTime"},
-    {0x00540080U, S2F_VR('U', 'S'), "SliceVector"},
-    {0x00540081U, S2F_VR('U', 'S'), "NumberOfSlices"},
-    {0x00540090U, S2F_VR('U', 'S'), "AngularViewVector"},
-    {0x00540100U, S2F_VR('U', 'S'), "TimeSliceVector"},
-    {0x00540101U, S2F_VR('U', 'S'), "NumberOfTimeSlices"},
-    {0x00540200U, S2F_VR('D', 'S'), "StartAngle"},
-    {0x00540202U, S2F_VR('C', 'S'), "TypeOfDetectorMotion"},
-    {0x00540210U, S2F_VR('I', 'S'), "TriggerVector"},
-    {0x00540211U, S2F_VR('U', 'S'), "NumberOfTriggersInPhase"},
-    {0x00540220U, S2F_VR('S', 'Q'), "ViewCodeSequence"},
-    {0x00540222U, S2F_VR('S', 'Q'), "ViewModifierCodeSequence"},
-    {0x00540300U, S2F_VR('S', 'Q'), "RadionuclideCodeSequence"},
-    {0x00540302U, S2F_VR('S', 'Q'), "AdministrationRouteCodeSequence"},
-    {0x00540304U, S2F_VR('S', 'Q'), "RadiopharmaceuticalCodeSequence"},
-    {0x00540306U, S2F_VR('S', 'Q'), "CalibrationDataSequence"},
-    {0x00540308U, S2F_VR('U', 'S'), "EnergyWindowNumber"},
-    {0x00540400U, S2F_VR('S', 'H'), "ImageID"},
-    {0x00540410U, S2F_VR('S', 'Q'), "PatientOrientationCodeSequence"},
-    {0x00540412U, S2F_VR('S', 'Q'), "PatientOrientationModifierCodeSequence"},
-    {0x00540414U, S2F_VR('S', 'Q'), "PatientGantryRelationshipCodeSequence"},
-    {0x00540500U, S2F_VR('C', 'S'), "SliceProgressionDirection"},
-    {0x00540501U, S2F_VR('C', 'S'), "ScanProgressionDirection"},
-    {0x00541000U, S2F_VR('C', 'S'), "SeriesType"},
-    {0x00541001U, S2F_VR('C', 'S'), "Units"},
-    {0x00541002U, S2F_VR('C', 'S'), "CountsSource"},
-    {0x00541004U, S2F_VR('C', 'S'), "ReprojectionMethod"},
-    {0x00541006U, S2F_VR('C', 'S'), "SUVType"},
-    {0x00541100U, S2F_VR('C', 'S'), "RandomsCorrectionMethod"},
-    {0x00541101U, S2F_VR('L', 'O'), "AttenuationCorrectionMethod"},
-    {0x00541102U, S2F_VR('C', 'S'), "DecayCorrection"},
-    {0x00541103U, S2F_VR('L', 'O'), "ReconstructionMethod"},
-    {0x00541104U, S2F_VR('L', 'O'), "DetectorLinesOfResponseUsed"},
-    {0x00541105U, S2F_VR('L', 'O'), "ScatterCorrectionMethod"},
-    {0x00541200U, S2F_VR('D', 'S'), "AxialAcceptance"},
-    {0x00541201U, S2F_VR('I', 'S'), "AxialMash"},
-    {0x00541202U, S2F_VR('I', 'S'), "TransverseMash"},
-    {0x00541203U, S2F_VR('D', 'S'), "DetectorElementSize"},
-    {0x00541210U, S2F_VR('D', 'S'), "CoincidenceWindowWidth"},
-    {0x00541220U, S2F_VR('C', 'S'), "SecondaryCountsType"},
-    {0x00541300U, S2F_VR('D', 'S'), "FrameReferenceTime"},
-    {0x00541310U, S2F_VR('I', 'S'), "PrimaryPromptsCountsAccumulated"},
-    {0x00541311U, S2F_VR('I', 'S'), "SecondaryCountsAccumulated"},
-    {0x00541320U, S2F_VR('D', 'S'), "SliceSensitivityFactor"},
-    {0x00541321U, S2F_VR('D', 'S'), "DecayFactor"},
-    {0x00541322U, S2F_VR('D', 'S'), "DoseCalibrationFactor"},
-    {0x00541323U, S2F_VR('D', 'S'), "ScatterFractionFactor"},
-    {0x00541324U, S2F_VR('D', 'S'), "DeadTimeFactor"},
-    {0x00541330U, S2F_VR('U', 'S'), "ImageIndex"},
-    {0x00541400U, S2F_VR('C', 'S'), "CountsIncluded"},
-    {0x00541401U, S2F_VR('C', 'S'), "DeadTimeCorrectionFlag"},
-    {0x00603000U, S2F_VR('S', 'Q'), "HistogramSequence"},
-    {0x00603002U, S2F_VR('U', 'S'), "HistogramNumberOfBins"},
-    {0x00603004U, S2F_VR('U', 'S'), "HistogramFirstBinValue"},
-    {0x00603006U, S2F_VR('U', 'S'), "HistogramLastBinValue"},
-    {0x00603008U, S2F_VR('U', 'S'), "HistogramBinWidth"},
-    {0x00603010U, S2F_VR('L', 'O'), "HistogramExplanation"},
-    {0x00603020U, S2F_VR('U', 'L'), "HistogramData"},
-    {0x00620001U, S2F_VR('C', 'S'), "SegmentationType"},
-    {0x00620002U, S2F_VR('S', 'Q'), "SegmentSequence"},
-    {0x00620003U, S2F_VR('S', 'Q'), "SegmentedPropertyCategoryCodeSequence"},
-    {0x00620004U, S2F_VR('U', 'S'), "SegmentNumber"},
-    {0x00620005U, S2F_VR('L', 'O'), "SegmentLabel"},
-    {0x00620006U, S2F_VR('S', 'T'), "SegmentDescription"},
-    {0x00620007U, S2F_VR('S', 'Q'), "SegmentationAlgorithmIdentificationSequence"},
-    {0x00620008U, S2F_VR('C', 'S'), "SegmentAlgorithmType"},
-    {0x00620009U, S2F_VR('L', 'O'), "SegmentAlgorithmName"},
-    {0x0062000AU, S2F_VR('S', 'Q'), "SegmentIdentificationSequence"},
-    {0x0062000BU, S2F_VR('U', 'S'), "ReferencedSegmentNumber"},
-    {0x0062000CU, S2F_VR('U', 'S'), "RecommendedDisplayGrayscaleValue"},
-    {0x0062000DU, S2F_VR('U', 'S'), "RecommendedDisplayCIELabValue"},
-    {0x0062000EU, S2F_VR('U', 'S'), "MaximumFractionalValue"},
-    {0x0062000FU, S2F_VR('S', 'Q'), "SegmentedPropertyTypeCodeSequence"},
-    {0x00620010U, S2F_VR('C', 'S'), "SegmentationFractionalType"},
-    {0x00620011U, S2F_VR('S', 'Q'), "SegmentedPropertyTypeModifierCodeSequence"},
-    {0x00620012U, S2F_VR('S', 'Q'), "UsedSegmentsSequence"},
-    {0x00620013U, S2F_VR('C', 'S'), "SegmentsOverlap"},
-    {0x00620020U, S2F_VR('U', 'T'), "TrackingID"},
-    {0x00620021U, S2F_VR('U', 'I'), "TrackingUID"},
-    {0x00640002U, S2F_VR('S', 'Q'), "DeformableRegistrationSequence"},
-    {0x00640003U, S2F_VR('U', 'I'), "SourceFrameOfReferenceUID"},
-    {0x00640005U, S2F_VR('S', 'Q'), "DeformableRegistrationGridSequence"},
-    {0x00640007U, S2F_VR('U', 'L'), "GridDimensions"},
-    {0x00640008U, S2F_VR('F', 'D'), "GridResolution"},
-    {0x00640009U, S2F_VR('O', 'F'), "VectorGridData"},
-    {0x0064000FU, S2F_VR('S', 'Q'), "PreDeformationMatrixRegistrationSequence"},
-    {0x00640010U, S2F_VR('S', 'Q'), "PostDeformationMatrixRegistrationSequence"},
-    {0x00660001U, S2F_VR('U', 'L'), "NumberOfSurfaces"},
-    {0x00660002U, S2F_VR('S', 'Q'), "SurfaceSequence"},
-    {0x00660003U, S2F_VR('U', 'L'), "SurfaceNumber"},
-    {0x00660004U, S2F_VR('L', 'T'), "SurfaceComments"},
-    {0x00660009U, S2F_VR('C', 'S'), "SurfaceProcessing"},
-    {0x0066000AU, S2F_VR('F', 'L'), "SurfaceProcessingRatio"},
-    {0x0066000BU, S2F_VR('L', 'O'), "SurfaceProcessingDescription"},
-    {0x0066000CU, S2F_VR('F', 'L'), "RecommendedPresentationOpacity"},
-    {0x0066000DU, S2F_VR('C', 'S'), "RecommendedPresentationType"},
-    {0x0066000EU, S2F_VR('C', 'S'), "FiniteVolume"},
-    {0x00660010U, S2F_VR('C', 'S'), "Manifold"},
-    {0x00660011U, S2F_VR('S', 'Q'), "SurfacePointsSequence"},
-    {0x00660012U, S2F_VR('S', 'Q'), "SurfacePointsNormalsSequence"},
-    {0x00660013U, S2F_VR('S', 'Q'), "SurfaceMeshPrimitivesSequence"},
-    {0x00660015U, S2F_VR('U', 'L'), "NumberOfSurfacePoints"},
-    {0x00660016U, S2F_VR('O', 'F'), "PointCoordinatesData"},
-    {0x00660017U, S2F_VR('F', 'L'), "PointPositionAccuracy"},
-    {0x00660018U, S2F_VR('F', 'L'), "MeanPointDistance"},
-    {0x00660019U, S2F_VR('F', 'L'), "MaximumPointDistance"},
-    {0x0066001AU, S2F_VR('F', 'L'), "PointsBoundingBoxCoordinates"},
-    {0x0066001BU, S2F_VR('F', 'L'), "AxisOfRotation"},
-    {0x0066001CU, S2F_VR('F', 'L'), "CenterOfRotation"},
-    {0x0066001EU, S2F_VR('U', 'L'), "NumberOfVectors"},
-    {0x0066001FU, S2F_VR('U', 'S'), "VectorDimensionality"},
-    {0x00660020U, S2F_VR('F', 'L'), "VectorAccuracy"},
-    {0x00660021U, S2F_VR('O', 'F'), "VectorCoordinateData"},
-    {0x00660022U, S2F_VR('O', 'D'), "DoublePointCoordinatesData"},
-    {0x00660023U, S2F_VR('O', 'W'), "TrianglePointIndexList"},
-    {0x00660024U, S2F_VR('O', 'W'), "EdgePointIndexList"},
-    {0x00660025U, S2F_VR('O', 'W'), "VertexPointIndexList"},
-    {0x00660026U, S2F_VR('S', 'Q'), "TriangleStripSequence"},
-    {0x00660027U, S2F_VR('S', 'Q'), "TriangleFanSequence"},
-    {0x00660028U, S2F_VR('S', 'Q'), "LineSequence"},
-    {0x00660029U, S2F_VR('O', 'W'), "PrimitivePointIndexList"},
-    {0x0066002AU, S2F_VR('U', 'L'), "SurfaceCount"},
-    {0x0066002BU, S2F_VR('S', 'Q'), "ReferencedSurfaceSequence"},
-    {0x0066002CU, S2F_VR('U', 'L'), "ReferencedSurfaceNumber"},
-    {0x0066002DU, S2F_VR('S', 'Q'), "SegmentSurfaceGenerationAlgorithmIdentificationSequence"},
-    {0x0066002EU, S2F_VR('S', 'Q'), "SegmentSurfaceSourceInstanceSequence"},
-    {0x0066002FU, S2F_VR('S', 'Q'), "AlgorithmFamilyCodeSequence"},
-    {0x00660030U, S2F_VR('S', 'Q'), "AlgorithmNameCodeSequence"},
-    {0x00660031U, S2F_VR('L', 'O'), "AlgorithmVersion"},
-    {0x00660032U, S2F_VR('L', 'T'), "AlgorithmParameters"},
-    {0x00660034U, S2F_VR('S', 'Q'), "FacetSequence"},
-    {0x00660035U, S2F_VR('S', 'Q'), "SurfaceProcessingAlgorithmIdentificationSequence"},
-    {0x00660036U, S2F_VR('L', 'O'), "AlgorithmName"},
-    {0x00660037U, S2F_VR('F', 'L'), "RecommendedPointRadius"},
-    {0x00660038U, S2F_VR('F', 'L'), "RecommendedLineThickness"},
-    {0x00660040U, S2F_VR('O', 'L'), "LongPrimitivePointIndexList"},
-    {0x00660041U, S2F_VR('O', 'L'), "LongTrianglePointIndexList"},
-    {0x00660042U, S2F_VR('O', 'L'), "LongEdgePointIndexList"},
-    {0x00660043U, S2F_VR('O', 'L'), "LongVertexPointIndexList"},
-    {0x00660101U, S2F_VR('S', 'Q'), "TrackSetSequence"},
-    {0x00660102U, S2F_VR('S', 'Q'), "TrackSequence"},
-    {0x00660103U, S2F_VR('O', 'W'), "RecommendedDisplayCIELabValueList"},
-    {0x00660104U, S2F_VR('S', 'Q'), "TrackingAlgorithmIdentificationSequence"},
-    {0x00660105U, S2F_VR('U', 'L'), "TrackSetNumber"},
-    {0x00660106U, S2F_VR('L', 'O'), "TrackSetLabel"},
-    {0x00660107U, S2F_VR('U', 'T'), "TrackSetDescription"},
-    {0x00660108U, S2F_VR('S', 'Q'), "TrackSetAnatomicalTypeCodeSequence"},
-    {0x00660121U, S2F_VR('S', 'Q'), "MeasurementsSequence"},
-    {0x00660124U, S2F_VR('S', 'Q'), "TrackSetStatisticsSequence"},
-    {0x00660125U, S2F_VR('O', 'F'), "FloatingPointValues"},
-    {0x00660129U, S2F_VR('O', 'L'), "TrackPointIndexList"},
-    {0x00660130U, S2F_VR('S', 'Q'), "TrackStatisticsSequence"},
-    {0x00660132U, S2F_VR('S', 'Q'), "MeasurementValuesSequence"},
-    {0x00660133U, S2F_VR('S', 'Q'), "DiffusionAcquisitionCodeSequence"},
-    {0x00660134U, S2F_VR('S', 'Q'), "DiffusionModelCodeSequence"},
-    {0x00686210U, S2F_VR('L', 'O'), "ImplantSize"},
-    {0x00686221U, S2F_VR('L', 'O'), "ImplantTemplateVersion"},
-    {0x00686222U, S2F_VR('S', 'Q'), "ReplacedImplantTemplateSequence"},
-    {0x00686223U, S2F_VR('C', 'S'), "ImplantType"},
-    {0x00686224U, S2F_VR('S', 'Q'), "DerivationImplantTemplateSequence"},
-    {0x00686225U, S2F_VR('S', 'Q'), "OriginalImplantTemplateSequence"},
-    {0x00686226U, S2F_VR('D', 'T'), "EffectiveDateTime"},
-    {0x00686230U, S2F_VR('S', 'Q'), "ImplantTargetAnatomySequence"},
-    {0x00686260U, S2F_VR('S', 'Q'), "InformationFromManufacturerSequence"},
-    {0x00686265U, S2F_VR('S', 'Q'), "NotificationFromManufacturerSequence"},
-    {0x00686270U, S2F_VR('D', 'T'), "InformationIssueDateTime"},
-    {0x00686280U, S2F_VR('S', 'T'), "InformationSummary"},
-    {0x006862A0U, S2F_VR('S', 'Q'), "ImplantRegulatoryDisapprovalCodeSequence"},
-    {0x006862A5U, S2F_VR('F', 'D'), "OverallTemplateSpatialTolerance"},
-    {0x006862C0U, S2F_VR('S', 'Q'), "HPGLDocumentSequence"},
-    {0x006862D0U, S2F_VR('U', 'S'), "HPGLDocumentID"},
-    {0x006862D5U, S2F_VR('L', 'O'), "HPGLDocumentLabel"},
-    {0x006862E0U, S2F_VR('S', 'Q'), "ViewOrientationCodeSequence"},
-    {0x006862F0U, S2F_VR('S', 'Q'), "ViewOrientationModifierCodeSequence"},
-    {0x006862F2U, S2F_VR('F', 'D'), "HPGLDocumentScaling"},
-    {0x00686300U, S2F_VR('O', 'B'), "HPGLDocument"},
-    {0x00686310U, S2F_VR('U', 'S'), "HPGLContourPenNumber"},
-    {0x00686320U, S2F_VR('S', 'Q'), "HPGLPenSequence"},
-    {0x00686330U, S2F_VR('U', 'S'), "HPGLPenNumber"},
-    {0x00686340U, S2F_VR('L', 'O'), "HPGLPenLabel"},
-    {0x00686345U, S2F_VR('S', 'T'), "HPGLPenDescription"},
-    {0x00686346U, S2F_VR('F', 'D'), "RecommendedRotationPoint"},
-    {0x00686347U, S2F_VR('F', 'D'), "BoundingRectangle"},
-    {0x00686350U, S2F_VR('U', 'S'), "ImplantTemplate3DModelSurfaceNumber"},
-    {0x00686360U, S2F_VR('S', 'Q'), "SurfaceModelDescriptionSequence"},
-    {0x00686380U, S2F_VR('L', 'O'), "SurfaceModelLabel"},
-    {0x00686390U, S2F_VR('F', 'D'), "SurfaceModelScalingFactor"},
-    {0x006863A0U, S2F_VR('S', 'Q'), "MaterialsCodeSequence"},
-    {0x006863A4U, S2F_VR('S', 'Q'), "CoatingMaterialsCodeSequence"},
-    {0x006863A8U, S2F_VR('S', 'Q'), "ImplantTypeCodeSequence"},
-    {0x006863ACU, S2F_VR('S', 'Q'), "FixationMethodCodeSequence"},
-    {0x006863B0U, S2F_VR('S', 'Q'), "MatingFeatureSetsSequence"},
-    {0x006863C0U, S2F_VR('U', 'S'), "MatingFeatureSetID"},
-    {0x006863D0U, S2F_VR('L', 'O'), "MatingFeatureSetLabel"},
-    {0x006863E0U, S2F_VR('S', 'Q'), "MatingFeatureSequence"},
-    {0x006863F0U, S2F_VR('U', 'S'), "MatingFeatureID"},
-    {0x00686400U, S2F_VR('S', 'Q'), "MatingFeatureDegreeOfFreedomSequence"},
-    {0x00686410U, S2F_VR('U', 'S'), "DegreeOfFreedomID"},
-    {0x00686420U, S2F_VR('C', 'S'), "DegreeOfFreedomType"},
-    {0x00686430U, S2F_VR('S', 'Q'), "TwoDMatingFeatureCoordinatesSequence"},
-    {0x00686440U, S2F_VR('U', 'S'), "ReferencedHPGLDocumentID"},
-    {0x00686450U, S2F_VR('F', 'D'), "TwoDMatingPoint"},
-    {0x00686460U, S2F_VR('F', 'D'), "TwoDMatingAxes"},
-    {0x00686470U, S2F_VR('S', 'Q'), "TwoDDegreeOfFreedomSequence"},
-    {0x00686490U, S2F_VR('F', 'D'), "ThreeDDegreeOfFreedomAxis"},
-    {0x006864A0U, S2F_VR('F', 'D'), "RangeOfFreedom"},
-    {0x006864C0U, S2F_VR('F', 'D'), "ThreeDMatingPoint"},
-    {0x006864D0U, S2F_VR('F', 'D'), "ThreeDMatingAxes"},
-    {0x006864F0U, S2F_VR('F', 'D'), "TwoDDegreeOfFreedomAxis"},
-    {0x00686500U, S2F_VR('S', 'Q'), "PlanningLandmarkPointSequence"},
-    {0x00686510U, S2F_VR('S', 'Q'), "PlanningLandmarkLineSequence"},
-    {0x00686520U, S2F_VR('S', 'Q'), "PlanningLandmarkPlaneSequence"},
-    {0x00686530U, S2F_VR('U', 'S'), "PlanningLandmarkID"},
-    {0x00686540U, S2F_VR('L', 'O'), "PlanningLandmarkDescription"},
-    {0x00686545U, S2F_VR('S', 'Q'), "PlanningLandmarkIdentificationCodeSequence"},
-    {0x00686550U, S2F_VR('S', 'Q'), "TwoDPointCoordinatesSequence"},
-    {0x00686560U, S2F_VR('F', 'D'), "TwoDPointCoordinates"},
-    {0x00686590U, S2F_VR('F', 'D'), "ThreeDPointCoordinates"},
-    {0x006865A0U, S2F_VR('S', 'Q'), "TwoDLineCoordinatesSequence"},
-    {0x006865B0U, S2F_VR('F', 'D'), "TwoDLineCoordinates"},
-    {0x006865D0U, S2F_VR('F', 'D'), "ThreeDLineCoordinates"},
-    {0x006865E0U, S2F_VR('S', 'Q'), "TwoDPlaneCoordinatesSequence"},
-    {0x006865F0U, S2F_VR('F', 'D'), "TwoDPlaneIntersection"},
-    {0x00686610U, S2F_VR('F', 'D'), "ThreeDPlaneOrigin"},
-    {0x00686620U, S2F_VR('F', 'D'), "ThreeDPlaneNormal"},
-    {0x00687001U, S2F_VR('C', 'S'), "ModelModification"},
-    {0x00687002U, S2F_VR('C', 'S'), "ModelMirroring"},
-    {0x00687003U, S2F_VR('S', 'Q'), "ModelUsageCodeSequence"},
-    {0x00687004U, S2F_VR('U', 'I'), "ModelGroupUID"},
-    {0x00687005U, S2F_VR('U', 'R'), "RelativeURIReferenceWithinEncapsulatedDocument"},
-    {0x006A0001U, S2F_VR('C', 'S'), "AnnotationCoordinateType"},
-    {0x006A0002U, S2F_VR('S', 'Q'), "AnnotationGroupSequence"},
-    {0x006A0003U, S2F_VR('U', 'I'), "AnnotationGroupUID"},
-    {0x006A0005U, S2F_VR('L', 'O'), "AnnotationGroupLabel"},
-    {0x006A0006U, S2F_VR('U', 'T'), "AnnotationGroupDescription"},
-    {0x006A0007U, S2F_VR('C', 'S'), "AnnotationGroupGenerationType"},
-    {0x006A0008U, S2F_VR('S', 'Q'), "AnnotationGroupAlgorithmIdentificationSequence"},
-    {0x006A0009U, S2F_VR('S', 'Q'), "AnnotationPropertyCategoryCodeSequence"},
-    {0x006A000AU, S2F_VR('S', 'Q'), "AnnotationPropertyTypeCodeSequence"},
-    {0x006A000BU, S2F_VR('S', 'Q'), "AnnotationPropertyTypeModifierCodeSequence"},
-    {0x006A000CU, S2F_VR('U', 'L'), "NumberOfAnnotations"},
-    {0x006A000DU, S2F_VR('C', 'S'), "AnnotationAppliesToAllOpticalPaths"},
-    {0x006A000EU, S2F_VR('S', 'H'), "ReferencedOpticalPathIdentifier"},
-    {0x006A000FU, S2F_VR('C', 'S'), "AnnotationAppliesToAllZPlanes"},
-    {0x006A0010U, S2F_VR('F', 'D'), "CommonZCoordinateValue"},
-    {0x006A0011U, S2F_VR('O', 'L'), "AnnotationIndexList"},
-    {0x00700001U, S2F_VR('S', 'Q'), "GraphicAnnotationSequence"},
-    {0x00700002U, S2F_VR('C', 'S'), "GraphicLayer"},
-    {0x00700003U, S2F_VR('C', 'S'), "BoundingBoxAnnotationUnits"},
-    {0x00700004U, S2F_VR('C', 'S'), "AnchorPointAnnotationUnits"},
-    {0x00700005U, S2F_VR('C', 'S'), "GraphicAnnotationUnits"},
-    {0x00700006U, S2F_VR('S', 'T'), "UnformattedTextValue"},
-    {0x00700008U, S2F_VR('S', 'Q'), "TextObjectSequence"},
-    {0x00700009U, S2F_VR('S', 'Q'), "GraphicObjectSequence"},
-    {0x00700010U, S2F_VR('F', 'L'), "BoundingBoxTopLeftHandCorner"},
-    {0x00700011U, S2F_VR('F', 'L'), "BoundingBoxBottomRightHandCorner"},
-    {0x00700012U, S2F_VR('C', 'S'), "BoundingBoxTextHorizontalJustification"},
-    {0x00700014U, S2F_VR('F', 'L'), "AnchorPoint"},
-    {0x00700015U, S2F_VR('C', 'S'), "AnchorPointVisibility"},
-    {0x00700020U, S2F_VR('U', 'S'), "GraphicDimensions"},
-    {0x00700021U, S2F_VR('U', 'S'), "NumberOfGraphicPoints"},
-    {0x00700022U, S2F_VR('F', 'L'), "GraphicData"},
-    {0x00700023U, S2F_VR('C', 'S'), "GraphicType"},
-    {0x00700024U, S2F_VR('C', 'S'), "GraphicFilled"},
-    {0x00700040U, S2F_VR('I', 'S'), "ImageRotationRetired"},
-    {0x00700041U, S2F_VR('C', 'S'), "ImageHorizontalFlip"},
-    {0x00700042U, S2F_VR('U', 'S'), "ImageRotation"},
-    {0x00700050U, S2F_VR('U', 'S'), "DisplayedAreaTopLeftHandCornerTrial"},
-    {0x00700051U, S2F_VR('U', 'S'), "DisplayedAreaBottomRightHandCornerTrial"},
-    {0x00700052U, S2F_VR('S', 'L'), "DisplayedAreaTopLeftHandCorner"},
-    {0x00700053U, S2F_VR('S', 'L'), "DisplayedAreaBottomRightHandCorner"},
-    {0x0070005AU, S2F_VR('S', 'Q'), "DisplayedAreaSelectionSequence"},
-    {0x00700060U, S2F_VR('S', 'Q'), "GraphicLayerSequence"},
-    {0x00700062U, S2F_VR('I', 'S'), "GraphicLayerOrder"},
-    {0x00700066U, S2F_VR('U', 'S'), "GraphicLayerRecommendedDisplayGrayscaleValue"},
-    {0x00700067U, S2F_VR('U', 'S'), "GraphicLayerRecommendedDisplayRGBValue"},
-    {0x00700068U, S2F_VR('L', 'O'), "GraphicLayerDescription"},
-    {0x00700080U, S2F_VR('C', 'S'), "ContentLabel"},
-    {0x00700081U, S2F_VR('L', 'O'), "ContentDescription"},
-    {0x00700082U, S2F_VR('D', 'A'), "PresentationCreationDate"},
-    {0x00700083U, S2F_VR('T', 'M'), "PresentationCreationTime"},
-    {0x00700084U, S2F_VR('P', 'N'), "ContentCreatorName"},
-    {0x00700086U, S2F_VR('S', 'Q'), "ContentCreatorIdentificationCodeSequence"},
-    {0x00700087U, S2F_VR('S', 'Q'), "AlternateContentDescriptionSequence"},
-    {0x00700100U, S2F_VR('C', 'S'), "PresentationSizeMode"},
-    {0x00700101U, S2F_VR('D', 'S'), "PresentationPixelSpacing"},
-    {0x00700102U, S2F_VR('I', 'S'), "PresentationPixelAspectRatio"},
-    {0x00700103U, S2F_VR('F', 'L'), "PresentationPixelMagnificationRatio"},
-    {0x00700207U, S2F_VR('L', 'O'), "GraphicGroupLabel"},
-    {0x00700208U, S2F_VR('S', 'T'), "GraphicGroupDescription"},
-    {0x00700209U, S2F_VR('S', 'Q'), "CompoundGraphicSequence"},
-    {0x00700226U, S2F_VR('U', 'L'), "CompoundGraphicInstanceID"},
-    {0x00700227U, S2F_VR('L', 'O'), "FontName"},
-    {0x00700228U, S2F_VR('C', 'S'), "FontNameType"},
-    {0x00700229U, S2F_VR('L', 'O'), "CSSFontName"},
-    {0x00700230U, S2F_VR('F', 'D'), "RotationAngle"},
-    {0x00700231U, S2F_VR('S', 'Q'), "TextStyleSequence"},
-    {0x00700232U, S2F_VR('S', 'Q'), "LineStyleSequence"},
-    {0x00700233U, S2F_VR('S', 'Q'), "FillStyleSequence"},
-    {0x00700234U, S2F_VR('S', 'Q'), "GraphicGroupSequence"},
-    {0x00700241U, S2F_VR('U', 'S'), "TextColorCIELabValue"},
-    {0x00700242U, S2F_VR('C', 'S'), "HorizontalAlignment"},
-    {0x00700243U, S2F_VR('C', 'S'), "VerticalAlignment"},
-    {0x00700244U, S2F_VR('C', 'S'), "ShadowStyle"},
-    {0x00700245U, S2F_VR('F', 'L'), "ShadowOffsetX"},
-    {0x00700246U, S2F_VR('F', 'L'), "ShadowOffsetY"},
-    {0x00700247U, S2F_VR('U', 'S'), "ShadowColorCIELabValue"},
-    {0x00700248U, S2F_VR('C', 'S'), "Underlined"},
-    {0x00700249U, S2F_VR('C', 'S'), "Bold"},
-    {0x00700250U, S2F_VR('C', 'S'), "Italic"},
-    {0x00700251U, S2F_VR('U', 'S'), "PatternOnColorCIELabValue"},
-    {0x00700252U, S2F_VR('U', 'S'), "PatternOffColorCIELabValue"},
-    {0x00700253U, S2F_VR('F', 'L'), "LineThickness"},
-    {0x00700254U, S2F_VR('C', 'S'), "LineDashingStyle"},
-    {0x00700255U, S2F_VR('U', 'L'), "LinePattern"},
-    {0x00700256U, S2F_VR('O', 'B'), "FillPattern"},
-    {0x00700257U, S2F_VR('C', 'S'), "FillMode"},
-    {0x00700258U, S2F_VR('F', 'L'), "ShadowOpacity"},
-    {0x00700261U, S2F_VR('F', 'L'), "GapLength"},
-    {0x00700262U, S2F_VR('F', 'L'), "DiameterOfVisibility"},
-    {0x00700273U, S2F_VR('F', 'L'), "RotationPoint"},
-    {0x00700274U, S2F_VR('C', 'S'), "TickAlignment"},
-    {0x00700278U, S2F_VR('C', 'S'), "ShowTickLabel"},
-    {0x00700279U, S2F_VR('C', 'S'), "TickLabelAlignment"},
-    {0x00700282U, S2F_VR('C', 'S'), "CompoundGraphicUnits"},
-    {0x00700284U, S2F_VR('F', 'L'), "PatternOnOpacity"},
-    {0x00700285U, S2F_VR('F', 'L'), "PatternOffOpacity"},
-    {0x00700287U, S2F_VR('S', 'Q'), "MajorTicksSequence"},
-    {0x00700288U, S2F_VR('F', 'L'), "TickPosition"},
-    {0x00700289U, S2F_VR('S', 'H'), "TickLabel"},
-    {0x00700294U, S2F_VR('C', 'S'), "CompoundGraphicType"},
-    {0x00700295U, S2F_VR('U', 'L'), "GraphicGroupID"},
-    {0x00700306U, S2F_VR('C', 'S'), "ShapeType"},
-    {0x00700308U, S2F_VR('S', 'Q'), "RegistrationSequence"},
-    {0x00700309U, S2F_VR('S', 'Q'), "MatrixRegistrationSequence"},
-    {0x0070030AU, S2F_VR('S', 'Q'), "MatrixSequence"},
-    {0x0070030BU, S2F_VR('F', 'D'), "FrameOfReferenceToDisplayedCoordinateSystemTransformationMatrix"},
-    {0x0070030CU, S2F_VR('C', 'S'), "FrameOfReferenceTransformationMatrixType"},
-    {0x0070030DU, S2F_VR('S', 'Q'), "RegistrationTypeCodeSequence"},
-    {0x0070030FU, S2F_VR('S', 'T'), "FiducialDescription"},
-    {0x00700310U, S2F_VR('S', 'H'), "FiducialIdentifier"},
-    {0x00700311U, S2F_VR('S', 'Q'), "FiducialIdentifierCodeSequence"},
-    {0x00700312U, S2F_VR('F', 'D'), "ContourUncertaintyRadius"},
-    {0x00700314U, S2F_VR('S', 'Q'), "UsedFiducialsSequence"},
-    {0x00700318U, S2F_VR('S', 'Q'), "GraphicCoordinatesDataSequence"},
-    {0x0070031AU, S2F_VR('U', 'I'), "FiducialUID"},
-    {0x0070031BU, S2F_VR('U', 'I'), "ReferencedFiducialUID"},
-    {0x0070031CU, S2F_VR('S', 'Q'), "FiducialSetSequence"},
-    {0x0070031EU, S2F_VR('S', 'Q'), "FiducialSequence"},
-    {0x0070031FU, S2F_VR('S', 'Q'), "FiducialsPropertyCategoryCodeSequence"},
-    {0x00700401U, S2F_VR('U', 'S'), "GraphicLayerRecommendedDisplayCIELabValue"},
-    {0x00700402U, S2F_VR('S', 'Q'), "BlendingSequence"},
-    {0x00700403U, S2F_VR('F', 'L'), "RelativeOpacity"},
-    {0x00700404U, S2F_VR('S', 'Q'), "ReferencedSpatialRegistrationSequence"},
-    {0x00700405U, S2F_VR('C', 'S'), "BlendingPosition"},
-    {0x00701101U, S2F_VR('U', 'I'), "PresentationDisplayCollectionUID"},
-    {0x00701102U, S2F_VR('U', 'I'), "PresentationSequenceCollectionUID"},
-    {0x00701103U, S2F_VR('U', 'S'), "PresentationSequencePositionIndex"},
-    {0x00701104U, S2F_VR('S', 'Q'), "RenderedImageReferenceSequence"},
-    {0x00701201U, S2F_VR('S', 'Q'), "VolumetricPresentationStateInputSequence"},
-    {0x00701202U, S2F_VR('C', 'S'), "PresentationInputType"},
-    {0x00701203U, S2F_VR('U', 'S'), "InputSequencePositionIndex"},
-    {0x00701204U, S2F_VR('C', 'S'), "Crop"},
-    {0x00701205U, S2F_VR('U', 'S'), "CroppingSpecificationIndex"},
-    {0x00701206U, S2F_VR('C', 'S'), "CompositingMethod"},
-    {0x00701207U, S2F_VR('U', 'S'), "VolumetricPresentationInputNumber"},
-    {0x00701208U, S2F_VR('C', 'S'), "ImageVolumeGeometry"},
-    {0x00701209U, S2F_VR('U', 'I'), "VolumetricPresentationInputSetUID"},
-    {0x0070120AU, S2F_VR('S', 'Q'), "VolumetricPresentationInputSetSequence"},
-    {0x0070120BU, S2F_VR('C', 'S'), "GlobalCrop"},
-    {0x0070120CU, S2F_VR('U', 'S'), "GlobalCroppingSpecificationIndex"},
-    {0x0070120DU, S2F_VR('C', 'S'), "RenderingMethod"},
-    {0x00701301U, S2F_VR('S', 'Q'), "VolumeCroppingSequence"},
-    {0x00701302U, S2F_VR('C', 'S'), "VolumeCroppingMethod"},
-    {0x00701303U, S2F_VR('F', 'D'), "BoundingBoxCrop"},
-    {0x00701304U, S2F_VR('S', 'Q'), "ObliqueCroppingPlaneSequence"},
-    {0x00701305U, S2F_VR('F', 'D'), "Plane"},
-    {0x00701306U, S2F_VR('F', 'D'), "PlaneNormal"},
-    {0x00701309U, S2F_VR('U', 'S'), "CroppingSpecificationNumber"},
-    {0x00701501U, S2F_VR('C', 'S'), "MultiPlanarReconstructionStyle"},
-    {0x00701502U, S2F_VR('C', 'S'), "MPRThicknessType"},
-    {0x00701503U, S2F_VR('F', 'D'), "MPRSlabThickness"},
-    {0x00701505U, S2F_VR('F', 'D'), "MPRTopLeftHandCorner"},
-    {0x00701507U, S2F_VR('F', 'D'), "MPRViewWidthDirection"},
-    {0x00701508U, S2F_VR('F', 'D'), "MPRViewWidth"},
-    {0x0070150CU, S2F_VR('U', 'L'), "NumberOfVolumetricCurvePoints"},
-    {0x0070150DU, S2F_VR('O', 'D'), "VolumetricCurvePoints"},
-    {0x00701511U, S2F_VR('F', 'D'), "MPRViewHeightDirection"},
-    {0x00701512U, S2F_VR('F', 'D'), "MPRViewHeight"},
-    {0x00701602U, S2F_VR('C', 'S'), "RenderProjection"},
-    {0x00701603U, S2F_VR('F', 'D'), "ViewpointPosition"},
-    {0x00701604U, S2F_VR('F', 'D'), "ViewpointLookAtPoint"},
-    {0x00701605U, S2F_VR('F', 'D'), "ViewpointUpDirection"},
-    {0x00701606U, S2F_VR('F', 'D'), "RenderFieldOfView"},
-    {0x00701607U, S2F_VR('F', 'D'), "SamplingStepSize"},
-    {0x00701701U, S2F_VR('C', 'S'), "ShadingStyle"},
-    {0x00701702U, S2F_VR('F', 'D'), "AmbientReflectionIntensity"},
-    {0x00701703U, S2F_VR('F', 'D'), "LightDirection"},
-    {0x00701704U, S2F_VR('F', 'D'), "DiffuseReflectionIntensity"},
-    {0x00701705U, S2F_VR('F', 'D'), "SpecularReflectionIntensity"},
-    {0x00701706U, S2F_VR('F', 'D'), "Shininess"},
-    {0x00701801U, S2F_VR('S', 'Q'), "PresentationStateClassificationComponentSequence"},
-    {0x00701802U, S2F_VR('C', 'S'), "ComponentType"},
-    {0x00701803U, S2F_VR('S', 'Q'), "ComponentInputSequence"},
-    {0x00701804U, S2F_VR('U', 'S'), "VolumetricPresentationInputIndex"},
-    {0x00701805U, S2F_VR('S', 'Q'), "PresentationStateCompositorComponentSequence"},
-    {0x00701806U, S2F_VR('S', 'Q'), "WeightingTransferFunctionSequence"},
-    {0x00701807U, S2F_VR('U', 'S'), "WeightingLookupTableDescriptor"},
-    {0x00701808U, S2F_VR('O', 'B'), "WeightingLookupTableData"},
-    {0x00701901U, S2F_VR('S', 'Q'), "VolumetricAnnotationSequence"},
-    {0x00701903U, S2F_VR('S', 'Q'), "ReferencedStructuredContextSequence"},
-    {0x00701904U, S2F_VR('U', 'I'), "ReferencedContentItem"},
-    {0x00701905U, S2F_VR('S', 'Q'), "VolumetricPresentationInputAnnotationSequence"},
-    {0x00701907U, S2F_VR('C', 'S'), "AnnotationClipping"},
-    {0x00701A01U, S2F_VR('C', 'S'), "PresentationAnimationStyle"},
-    {0x00701A03U, S2F_VR('F', 'D'), "RecommendedAnimationRate"},
-    {0x00701A04U, S2F_VR('S', 'Q'), "AnimationCurveSequence"},
-    {0x00701A05U, S2F_VR('F', 'D'), "AnimationStepSize"},
-    {0x00701A06U, S2F_VR('F', 'D'), "SwivelRange"},
-    {0x00701A07U, S2F_VR('O', 'D'), "VolumetricCurveUpDirections"},
-    {0x00701A08U, S2F_VR('S', 'Q'), "VolumeStreamSequence"},
-    {0x00701A09U, S2F_VR('L', 'O'), "RGBATransferFunctionDescription"},
-    {0x00701B01U, S2F_VR('S', 'Q'), "AdvancedBlendingSequence"},
-    {0x00701B02U, S2F_VR('U', 'S'), "BlendingInputNumber"},
-    {0x00701B03U, S2F_VR('S', 'Q'), "BlendingDisplayInputSequence"},
-    {0x00701B04U, S2F_VR('S', 'Q'), "BlendingDisplaySequence"},
-    {0x00701B06U, S2F_VR('C', 'S'), "BlendingMode"},
-    {0x00701B07U, S2F_VR('C', 'S'), "TimeSeriesBlending"},
-    {0x00701B08U, S2F_VR('C', 'S'), "GeometryForDisplay"},
-    {0x00701B11U, S2F_VR('S', 'Q'), "ThresholdSequence"},
-    {0x00701B12U, S2F_VR('S', 'Q'), "ThresholdValueSequence"},
-    {0x00701B13U, S2F_VR('C', 'S'), "ThresholdType"},
-    {0x00701B14U, S2F_VR('F', 'D'), "ThresholdValue"},
-    {0x00720002U, S2F_VR('S', 'H'), "HangingProtocolName"},
-    {0x00720004U, S2F_VR('L', 'O'), "HangingProtocolDescription"},
-    {0x00720006U, S2F_VR('C', 'S'), "HangingProtocolLevel"},
-    {0x00720008U, S2F_VR('L', 'O'), "HangingProtocolCreator"},
-    {0x0072000AU, S2F_VR('D', 'T'), "HangingProtocolCreationDateTime"},
-    {0x0072000CU, S2F_VR('S', 'Q'), "HangingProtocolDefinitionSequence"},
-    {0x0072000EU, S2F_VR('S', 'Q'), "HangingProtocolUserIdentificationCodeSequence"},
-    {0x00720010U, S2F_VR('L', 'O'), "HangingProtocolUserGroupName"},
-    {0x00720012U, S2F_VR('S', 'Q'), "SourceHangingProtocolSequence"},
-    {0x00720014U, S2F_VR('U', 'S'), "NumberOfPriorsReferenced"},
-    {0x00720020U, S2F_VR('S', 'Q'), "ImageSetsSequence"},
-    {0x00720022U, S2F_VR('S', 'Q'), "ImageSetSelectorSequence"},
-    {0x00720024U, S2F_VR('C', 'S'), "ImageSetSelectorUsageFlag"},
-    {0x00720026U, S2F_VR('A', 'T'), "SelectorAttribute"},
-    {0x00720028U, S2F_VR('U', 'S'), "SelectorValueNumber"},
-    {0x00720030U, S2F_VR('S', 'Q'), "TimeBasedImageSetsSequence"},
-    {0x00720032U, S2F_VR('U', 'S'), "ImageSetNumber"},
-    {0x00720034U, S2F_VR('C', 'S'), "ImageSetSelectorCategory"},
-    {0x00720038U, S2F_VR('U', 'S'), "RelativeTime"},
-    {0x0072003AU, S2F_VR('C', 'S'), "RelativeTimeUnits"},
-    {0x0072003CU, S2F_VR('S', 'S'), "AbstractPriorValue"},
-    {0x0072003EU, S2F_VR('S', 'Q'), "AbstractPriorCodeSequence"},
-    {0x00720040U, S2F_VR('L', 'O'), "ImageSetLabel"},
-    {0x00720050U, S2F_VR('C', 'S'), "SelectorAttributeVR"},
-    {0x00720052U, S2F_VR('A', 'T'), "SelectorSequencePointer"},
-    {0x00720054U, S2F_VR('L', 'O'), "SelectorSequencePointerPrivateCreator"},
-    {0x00720056U, S2F_VR('L', 'O'), "SelectorAttributePrivateCreator"},
-    {0x0072005EU, S2F_VR('A', 'E'), "SelectorAEValue"},
-    {0x0072005FU, S2F_VR('A', 'S'), "SelectorASValue"},
-    {0x00720060U, S2F_VR('A', 'T'), "SelectorATValue"},
-    {0x00720061U, S2F_VR('D', 'A'), "SelectorDAValue"},
-    {0x00720062U, S2F_VR('C', 'S'), "SelectorCSValue"},
-    {0x00720063U, S2F_VR('D', 'T'), "SelectorDTValue"},
-    {0x00720064U, S2F_VR('I', 'S'), "SelectorISValue"},
-    {0x00720065U, S2F_VR('O', 'B'), "SelectorOBValue"},
-    {0x00720066U, S2F_VR('L', 'O'), "SelectorLOValue"},
-    {0x00720067U, S2F_VR('O', 'F'), "SelectorOFValue"},
-    {0x00720068U, S2F_VR('L', 'T'), "SelectorLTValue"},
-    {0x00720069U, S2F_VR('O', 'W'), "SelectorOWValue"},
-    {0x0072006AU, S2F_VR('P', 'N'), "SelectorPNValue"},
-    {0x0072006BU, S2F_VR('T', 'M'), "SelectorTMValue"},
-    {0x0072006CU, S2F_VR('S', 'H'), "SelectorSHValue"},
-    {0x0072006DU, S2F_VR('U', 'N'), "SelectorUNValue"},
-    {0x0072006EU, S2F_VR('S', 'T'), "SelectorSTValue"},
-    {0x0072006FU, S2F_VR('U', 'C'), "SelectorUCValue"},
-    {0x00720070U, S2F_VR('U', 'T'), "SelectorUTValue"},
-    {0x00720071U, S2F_VR('U', 'R'), "SelectorURValue"},
-    {0x00720072U, S2F_VR('D', 'S'), "SelectorDSValue"},
-    {0x00720073U, S2F_VR('O', 'D'), "SelectorODValue"},
-    {0x00720074U, S2F_VR('F', 'D'), "SelectorFDValue"},
-    {0x00720075U, S2F_VR('O', 'L'), "SelectorOLValue"},
-    {0x00720076U, S2F_VR('F', 'L'), "SelectorFLValue"},
-    {0x00720078U, S2F_VR('U', 'L'), "SelectorULValue"},
-    {0x0072007AU, S2F_VR('U', 'S'), "SelectorUSValue"},
-    {0x0072007CU, S2F_VR('S', 'L'), "SelectorSLValue"},
-    {0x0072007EU, S2F_VR('S', 'S'), "SelectorSSValue"},
-    {0x0072007FU, S2F_VR('U', 'I'), "SelectorUIValue"},
-    {0x00720080U, S2F_VR('S', 'Q'), "SelectorCodeSequenceValue"},
-    {0x00720081U, S2F_VR('O', 'V'), "SelectorOVValue"},
-    {0x00720082U, S2F_VR('S', 'V'), "SelectorSVValue"},
-    {0x00720083U, S2F_VR('U', 'V'), "SelectorUVValue"},
-    {0x00720100U, S2F_VR('U', 'S'), "NumberOfScreens"},
-    {0x00720102U, S2F_VR('S', 'Q'), "NominalScreenDefinitionSequence"},
-    {0x00720104U, S2F_VR('U', 'S'), "NumberOfVerticalPixels"},
-    {0x00720106U, S2F_VR('U', 'S'), "NumberOfHorizontalPixels"},
-    {0x00720108U, S2F_VR('F', 'D'), "DisplayEnvironmentSpatialPosition"},
-    {0x0072010AU, S2F_VR('U', 'S'), "ScreenMinimumGrayscaleBitDepth"},
-    {0x0072010CU, S2F_VR('U', 'S'), "ScreenMinimumColorBitDepth"},
-    {0x0072010EU, S2F_VR('U', 'S'), "ApplicationMaximumRepaintTime"},
-    {0x00720200U, S2F_VR('S', 'Q'), "DisplaySetsSequence"},
-    {0x00720202U, S2F_VR('U', 'S'), "DisplaySetNumber"},
-    {0x00720203U, S2F_VR('L', 'O'), "DisplaySetLabel"},
-    {0x00720204U, S2F_VR('U', 'S'), "DisplaySetPresentationGroup"},
-    {0x00720206U, S2F_VR('L', 'O'), "DisplaySetPresentationGroupDescription"},
-    {0x00720208U, S2F_VR('C', 'S'), "PartialDataDisplayHandling"},
-    {0x00720210U, S2F_VR('S', 'Q'), "SynchronizedScrollingSequence"},
-    {0x00720212U, S2F_VR('U', 'S'), "DisplaySetScrollingGroup"},
-    {0x00720214U, S2F_VR('S', 'Q'), "NavigationIndicatorSequence"},
-    {0x00720216U, S2F_VR('U', 'S'), "NavigationDisplaySet"},
-    {0x00720218U, S2F_VR('U', 'S'), "ReferenceDisplaySets"},
-    {0x00720300U, S2F_VR('S', 'Q'), "ImageBoxesSequence"},
-    {0x00720302U, S2F_VR('U', 'S'), "ImageBoxNumber"},
-    {0x00720304U, S2F_VR('C', 'S'), "ImageBoxLayoutType"},
-    {0x00720306U, S2F_VR('U', 'S'), "ImageBoxTileHorizontalDimension"},
-    {0x00720308U, S2F_VR('U', 'S'), "ImageBoxTileVerticalDimension"},
-    {0x00720310U, S2F_VR('C', 'S'), "ImageBoxScrollDirection"},
-    {0x00720312U, S2F_VR('C', 'S'), "ImageBoxSmallScrollType"},
-    {0x00720314U, S2F_VR('U', 'S'), "ImageBoxSmallScrollAmount"},
-    {0x00720316U, S2F_VR('C', 'S'), "ImageBoxLargeScrollType"},
-    {0x00720318U, S2F_VR('U', 'S'), "ImageBoxLargeScrollAmount"},
-    {0x00720320U, S2F_VR('U', 'S'), "ImageBoxOverlapPriority"},
-    {0x00720330U, S2F_VR('F', 'D'), "CineRelativeToRealTime"},
-    {0x00720400U, S2F_VR('S', 'Q'), "FilterOperationsSequence"},
-    {0x00720402U, S2F_VR('C', 'S'), "FilterByCategory"},
-    {0x00720404U, S2F_VR('C', 'S'), "FilterByAttributePresence"},
-    {0x00720406U, S2F_VR('C', 'S'), "FilterByOperator"},
-    {0x00720420U, S2F_VR('U', 'S'), "StructuredDisplayBackgroundCIELabValue"},
-    {0x00720421U, S2F_VR('U', 'S'), "EmptyImageBoxCIELabValue"},
-    {0x00720422U, S2F_VR('S', 'Q'), "StructuredDisplayImageBoxSequence"},
-    {0x00720424U, S2F_VR('S', 'Q'), "StructuredDisplayTextBoxSequence"},
-    {0x00720427U, S2F_VR('S', 'Q'), "ReferencedFirstFrameSequence"},
-    {0x00720430U, S2F_VR('S', 'Q'), "ImageBoxSynchronizationSequence"},
-    {0x00720432U, S2F_VR('U', 'S'), "SynchronizedImageBoxList"},
-    {0x00720434U, S2F_VR('C', 'S'), "TypeOfSynchronization"},
-    {0x00720500U, S2F_VR('C', 'S'), "BlendingOperationType"},
-    {0x00720510U, S2F_VR('C', 'S'), "ReformattingOperationType"},
-    {0x00720512U, S2F_VR('F', 'D'), "ReformattingThickness"},
-    {0x00720514U, S2F_VR('F', 'D'), "ReformattingInterval"},
-    {0x00720516U, S2F_VR('C', 'S'), "ReformattingOperationInitialViewDirection"},
-    {0x00720520U, S2F_VR('C', 'S'), "ThreeDRenderingType"},
-    {0x00720600U, S2F_VR('S', 'Q'), "SortingOperationsSequence"},
-    {0x00720602U, S2F_VR('C', 'S'), "SortByCategory"},
-    {0x00720604U, S2F_VR('C', 'S'), "SortingDirection"},
-    {0x00720700U, S2F_VR('C', 'S'), "DisplaySetPatientOrientation"},
-    {0x00720702U, S2F_VR('C', 'S'), "VOIType"},
-    {0x00720704U, S2F_VR('C', 'S'), "PseudoColorType"},
-    {0x00720705U, S2F_VR('S', 'Q'), "PseudoColorPaletteInstanceReferenceSequence"},
-    {0x00720706U, S2F_VR('C', 'S'), "ShowGrayscaleInverted"},
-    {0x00720710U, S2F_VR('C', 'S'), "ShowImageTrueSizeFlag"},
-    {0x00720712U, S2F_VR('C', 'S'), "ShowGraphicAnnotationFlag"},
-    {0x00720714U, S2F_VR('C', 'S'), "ShowPatientDemographicsFlag"},
-    {0x00720716U, S2F_VR('C', 'S'), "ShowAcquisitionTechniquesFlag"},
-    {0x00720717U, S2F_VR('C', 'S'), "DisplaySetHorizontalJustification"},
-    {0x00720718U, S2F_VR('C', 'S'), "DisplaySetVerticalJustification"},
-    {0x00740120U, S2F_VR('F', 'D'), "ContinuationStartMeterset"},
-    {0x00740121U, S2F_VR('F', 'D'), "ContinuationEndMeterset"},
-    {0x00741000U, S2F_VR('C', 'S'), "ProcedureStepState"},
-    {0x00741002U, S2F_VR('S', 'Q'), "ProcedureStepProgressInformationSequence"},
-    {0x00741004U, S2F_VR('D', 'S'), "ProcedureStepProgress"},
-    {0x00741006U, S2F_VR('S', 'T'), "ProcedureStepProgressDescription"},
-    {0x00741007U, S2F_VR('S', 'Q'), "ProcedureStepProgressParametersSequence"},
-    {0x00741008U, S2F_VR('S', 'Q'), "ProcedureStepCommunicationsURISequence"},
-    {0x0074100AU, S2F_VR('U', 'R'), "ContactURI"},
-    {0x0074100CU, S2F_VR('L', 'O'), "ContactDisplayName"},
-    {0x0074100EU, S2F_VR('S', 'Q'), "ProcedureStepDiscontinuationReasonCodeSequence"},
-    {0x00741020U, S2F_VR('S', 'Q'), "BeamTaskSequence"},
-    {0x00741022U, S2F_VR('C', 'S'), "BeamTaskType"},
-    {0x00741024U, S2F_VR('I', 'S'), "BeamOrderIndexTrial"},
-    {0x00741025U, S2F_VR('C', 'S'), "AutosequenceFlag"},
-    {0x00741026U, S2F_VR('F', 'D'), "TableTopVerticalAdjustedPosition"},
-    {0x00741027U, S2F_VR('F', 'D'), "TableTopLongitudinalAdjustedPosition"},
-    {0x00741028U, S2F_VR('F', 'D'), "TableTopLateralAdjustedPosition"},
-    {0x0074102AU, S2F_VR('F', 'D'), "PatientSupportAdjustedAngle"},
-    {0x0074102BU, S2F_VR('F', 'D'), "TableTopEccentricAdjustedAngle"},
-    {0x0074102CU, S2F_VR('F', 'D'), "TableTopPitchAdjustedAngle"},
-    {0x0074102DU, S2F_VR('F', 'D'), "TableTopRollAdjustedAngle"},
-    {0x00741030U, S2F_VR('S', 'Q'), "DeliveryVerificationImageSequence"},
-    {0x00741032U, S2F_VR('C', 'S'), "VerificationImageTiming"},
-    {0x00741034U, S2F_VR('C', 'S'), "DoubleExposureFlag"},
-    {0x00741036U, S2F_VR('C', 'S'), "DoubleExposureOrdering"},
-    {0x00741038U, S2F_VR('D', 'S'), "DoubleExposureMetersetTrial"},
-    {0x0074103AU, S2F_VR('D', 'S'), "DoubleExposureFieldDeltaTrial"},
-    {0x00741040U, S2F_VR('S', 'Q'), "RelatedReferenceRTImageSequence"},
-    {0x00741042U, S2F_VR('S', 'Q'), "GeneralMachineVerificationSequence"},
-    {0x00741044U, S2F_VR('S', 'Q'), "ConventionalMachineVerificationSequence"},
-    {0x00741046U, S2F_VR('S', 'Q'), "IonMachineVerificationSequence"},
-    {0x00741048U, S2F_VR('S', 'Q'), "FailedAttributesSequence"},
-    {0x0074104AU, S2F_VR('S', 'Q'), "OverriddenAttributesSequence"},
-    {0x0074104CU, S2F_VR('S', 'Q'), "ConventionalControlPointVerificationSequence"},
-    {0x0074104EU, S2F_VR('S', 'Q'), "IonControlPointVerificationSequence"},
-    {0x00741050U, S2F_VR('S', 'Q'), "AttributeOccurrenceSequence"},
-    {0x00741052U, S2F_VR('A', 'T'), "AttributeOccurrencePointer"},
-    {0x00741054U, S2F_VR('U', 'L'), "AttributeItemSelector"},
-    {0x00741056U, S2F_VR('L', 'O'), "AttributeOccurrencePrivateCreator"},
-    {0x00741057U, S2F_VR('I', 'S'), "SelectorSequencePointerItems"},
-    {0x00741200U, S2F_VR('C', 'S'), "ScheduledProcedureStepPriority"},
-    {0x00741202U, S2F_VR('L', 'O'), "WorklistLabel"},
-    {0x00741204U, S2F_VR('L', 'O'), "ProcedureStepLabel"},
-    {0x00741210U, S2F_VR('S', 'Q'), "ScheduledProcessingParametersSequence"},
-    {0x00741212U, S2F_VR('S', 'Q'), "PerformedProcessingParametersSequence"},
-    {0x00741216U, S2F_VR('S', 'Q'), "UnifiedProcedureStepPerformedProcedureSequence"},
-    {0x00741220U, S2F_VR('S', 'Q'), "RelatedProcedureStepSequence"},
-    {0x00741222U, S2F_VR('L', 'O'), "ProcedureStepRelationshipType"},
-    {0x00741224U, S2F_VR('S', 'Q'), "ReplacedProcedureStepSequence"},
-    {0x00741230U, S2F_VR('L', 'O'), "DeletionLock"},
-    {0x00741234U, S2F_VR('A', 'E'), "ReceivingAE"},
-    {0x00741236U, S2F_VR('A', 'E'), "RequestingAE"},
-    {0x00741238U, S2F_VR('L', 'T'), "ReasonForCancellation"},
-    {0x00741242U, S2F_VR('C', 'S'), "SCPStatus"},
-    {0x00741244U, S2F_VR('C', 'S'), "SubscriptionListStatus"},
-    {0x00741246U, S2F_VR('C', 'S'), "UnifiedProcedureStepListStatus"},
-    {0x00741324U, S2F_VR('U', 'L'), "BeamOrderIndex"},
-    {0x00741338U, S2F_VR('F', 'D'), "DoubleExposureMeterset"},
-    {0x0074133AU, S2F_VR('F', 'D'), "DoubleExposureFieldDelta"},
-    {0x00741401U, S2F_VR('S', 'Q'), "BrachyTaskSequence"},
-    {0x00741402U, S2F_VR('D', 'S'), "ContinuationStartTotalReferenceAirKerma"},
-    {0x00741403U, S2F_VR('D', 'S'), "ContinuationEndTotalReferenceAirKerma"},
-    {0x00741404U, S2F_VR('I', 'S'), "ContinuationPulseNumber"},
-    {0x00741405U, S2F_VR('S', 'Q'), "ChannelDeliveryOrderSequence"},
-    {0x00741406U, S2F_VR('I', 'S'), "ReferencedChannelNumber"},
-    {0x00741407U, S2F_VR('D', 'S'), "StartCumulativeTimeWeight"},
-    {0x00741408U, S2F_VR('D', 'S'), "EndCumulativeTimeWeight"},
-    {0x00741409U, S2F_VR('S', 'Q'), "OmittedChannelSequence"},
-    {0x0074140AU, S2F_VR('C', 'S'), "ReasonForChannelOmission"},
-    {0x0074140BU, S2F_VR('L', 'O'), "ReasonForChannelOmissionDescription"},
-    {0x0074140CU, S2F_VR('I', 'S'), "ChannelDeliveryOrderIndex"},
-    {0x0074140DU, S2F_VR('S', 'Q'), "ChannelDeliveryContinuationSequence"},
-    {0x0074140EU, S2F_VR('S', 'Q'), "OmittedApplicationSetupSequence"},
-    {0x00760001U, S2F_VR('L', 'O'), "ImplantAssemblyTemplateName"},
-    {0x00760003U, S2F_VR('L', 'O'), "ImplantAssemblyTemplateIssuer"},
-    {0x00760006U, S2F_VR('L', 'O'), "ImplantAssemblyTemplateVersion"},
-    {0x00760008U, S2F_VR('S', 'Q'), "ReplacedImplantAssemblyTemplateSequence"},
-    {0x0076000AU, S2F_VR('C', 'S'), "ImplantAssemblyTemplateType"},
-    {0x0076000CU, S2F_VR('S', 'Q'), "OriginalImplantAssemblyTemplateSequence"},
-    {0x0076000EU, S2F_VR('S', 'Q'), "DerivationImplantAssemblyTemplateSequence"},
-    {0x00760010U, S2F_VR('S', 'Q'), "ImplantAssemblyTemplateTargetAnatomySequence"},
-    {0x00760020U, S2F_VR('S', 'Q'), "ProcedureTypeCodeSequence"},
-    {0x00760030U, S2F_VR('L', 'O'), "SurgicalTechnique"},
-    {0x00760032U, S2F_VR('S', 'Q'), "ComponentTypesSequence"},
-    {0x00760034U, S2F_VR('S', 'Q'), "ComponentTypeCodeSequence"},
-    {0x00760036U, S2F_VR('C', 'S'), "ExclusiveComponentType"},
-    {0x00760038U, S2F_VR('C', 'S'), "MandatoryComponentType"},
-    {0x00760040U, S2F_VR('S', 'Q'), "ComponentSequence"},
-    {0x00760055U, S2F_VR('U', 'S'), "ComponentID"},
-    {0x00760060U, S2F_VR('S', 'Q'), "ComponentAssemblySequence"},
-    {0x00760070U, S2F_VR('U', 'S'), "Component1ReferencedID"},
-    {0x00760080U, S2F_VR('U', 'S'), "Component1ReferencedMatingFeatureSetID"},
-    {0x00760090U, S2F_VR('U', 'S'), "Component1ReferencedMatingFeatureID"},
-    {0x007600A0U, S2F_VR('U', 'S'), "Component2ReferencedID"},
-    {0x007600B0U, S2F_VR('U', 'S'), "Component2ReferencedMatingFeatureSetID"},
-    {0x007600C0U, S2F_VR('U', 'S'), "Component2ReferencedMatingFeatureID"},
-    {0x00780001U, S2F_VR('L', 'O'), "ImplantTemplateGroupName"},
-    {0x00780010U, S2F_VR('S', 'T'), "ImplantTemplateGroupDescription"},
-    {0x00780020U, S2F_VR('L', 'O'), "ImplantTemplateGroupIssuer"},
-    {0x00780024U, S2F_VR('L', 'O'), "ImplantTemplateGroupVersion"},
-    {0x00780026U, S2F_VR('S', 'Q'), "ReplacedImplantTemplateGroupSequence"},
-    {0x00780028U, S2F_VR('S', 'Q'), "ImplantTemplateGroupTargetAnatomySequence"},
-    {0x0078002AU, S2F_VR('S', 'Q'), "ImplantTemplateGroupMembersSequence"},
-    {0x0078002EU, S2F_VR('U', 'S'), "ImplantTemplateGroupMemberID"},
-    {0x00780050U, S2F_VR('F', 'D'), "ThreeDImplantTemplateGroupMemberMatchingPoint"},
-    {0x00780060U, S2F_VR('F', 'D'), "ThreeDImplantTemplateGroupMemberMatchingAxes"},
-    {0x00780070U, S2F_VR('S', 'Q'), "ImplantTemplateGroupMemberMatching2DCoordinatesSequence"},
-    {0x00780090U, S2F_VR('F', 'D'), "TwoDImplantTemplateGroupMemberMatchingPoint"},
-    {0x007800A0U, S2F_VR('F', 'D'), "TwoDImplantTemplateGroupMemberMatchingAxes"},
-    {0x007800B0U, S2F_VR('S', 'Q'), "ImplantTemplateGroupVariationDimensionSequence"},
-    {0x007800B2U, S2F_VR('L', 'O'), "ImplantTemplateGroupVariationDimensionName"},
-    {0x007800B4U, S2F_VR('S', 'Q'), "ImplantTemplateGroupVariationDimensionRankSequence"},
-    {0x007800B6U, S2F_VR('U', 'S'), "ReferencedImplantTemplateGroupMemberID"},
-    {0x007800B8U, S2F_VR('U', 'S'), "ImplantTemplateGroupVariationDimensionRank"},
-    {0x00800001U, S2F_VR('S', 'Q'), "SurfaceScanAcquisitionTypeCodeSequence"},
-    {0x00800002U, S2F_VR('S', 'Q'), "SurfaceScanModeCodeSequence"},
-    {0x00800003U, S2F_VR('S', 'Q'), "RegistrationMethodCodeSequence"},
-    {0x00800004U, S2F_VR('F', 'D'), "ShotDurationTime"},
-    {0x00800005U, S2F_VR('F', 'D'), "ShotOffsetTime"},
-    {0x00800006U, S2F_VR('U', 'S'), "SurfacePointPresentationValueData"},
-    {0x00800007U, S2F_VR('U', 'S'), "SurfacePointColorCIELabValueData"},
-    {0x00800008U, S2F_VR('S', 'Q'), "UVMappingSequence"},
-    {0x00800009U, S2F_VR('S', 'H'), "TextureLabel"},
-    {0x00800010U, S2F_VR('O', 'F'), "UValueData"},
-    {0x00800011U, S2F_VR('O', 'F'), "VValueData"},
-    {0x00800012U, S2F_VR('S', 'Q'), "ReferencedTextureSequence"},
-    {0x00800013U, S2F_VR('S', 'Q'), "ReferencedSurfaceDataSequence"},
-    {0x00820001U, S2F_VR('C', 'S'), "AssessmentSummary"},
-    {0x00820003U, S2F_VR('U', 'T'), "AssessmentSummaryDescription"},
-    {0x00820004U, S2F_VR('S', 'Q'), "AssessedSOPInstanceSequence"},
-    {0x00820005U, S2F_VR('S', 'Q'), "ReferencedComparisonSOPInstanceSequence"},
-    {0x00820006U, S2F_VR('U', 'L'), "NumberOfAssessmentObservations"},
-    {0x00820007U, S2F_VR('S', 'Q'), "AssessmentObservationsSequence"},
-    {0x00820008U, S2F_VR('C', 'S'), "ObservationSignificance"},
-    {0x0082000AU, S2F_VR('U', 'T'), "ObservationDescription"},
-    {0x0082000CU, S2F_VR('S', 'Q'), "StructuredConstraintObservationSequence"},
-    {0x00820010U, S2F_VR('S', 'Q'), "AssessedAttributeValueSequence"},
-    {0x00820016U, S2F_VR('L', 'O'), "AssessmentSetID"},
-    {0x00820017U, S2F_VR('S', 'Q'), "AssessmentRequesterSequence"},
-    {0x00820018U, S2F_VR('L', 'O'), "SelectorAttributeName"},
-    {0x00820019U, S2F_VR('L', 'O'), "SelectorAttributeKeyword"},
-    {0x00820021U, S2F_VR('S', 'Q'), "AssessmentTypeCodeSequence"},
-    {0x00820022U, S2F_VR('S', 'Q'), "ObservationBasisCodeSequence"},
-    {0x00820023U, S2F_VR('L', 'O'), "AssessmentLabel"},
-    {0x00820032U, S2F_VR('C', 'S'), "ConstraintType"},
-    {0x00820033U, S2F_VR('U', 'T'), "SpecificationSelectionGuidance"},
-    {0x00820034U, S2F_VR('S', 'Q'), "ConstraintValueSequence"},
-    {0x00820035U, S2F_VR('S', 'Q'), "RecommendedDefaultValueSequence"},
-    {0x00820036U, S2F_VR('C', 'S'), "ConstraintViolationSignificance"},
-    {0x00820037U, S2F_VR('U', 'T'), "ConstraintViolationCondition"},
-    {0x00820038U, S2F_VR('C', 'S'), "ModifiableConstraintFlag"},
-    {0x00880130U, S2F_VR('S', 'H'), "StorageMediaFileSetID"},
-    {0x00880140U, S2F_VR('U', 'I'), "StorageMediaFileSetUID"},
-    {0x00880200U, S2F_VR('S', 'Q'), "IconImageSequence"},
-    {0x00880904U, S2F_VR('L', 'O'), "TopicTitle"},
-    {0x00880906U, S2F_VR('S', 'T'), "TopicSubject"},
-    {0x00880910U, S2F_VR('L', 'O'), "TopicAuthor"},
-    {0x00880912U, S2F_VR('L', 'O'), "TopicKeywords"},
-    {0x01000410U, S2F_VR('C', 'S'), "SOPInstanceStatus"},
-    {0x01000420U, S2F_VR('D', 'T'), "SOPAuthorizationDateTime"},
-    {0x01000424U, S2F_VR('L', 'T'), "SOPAuthorizationComment"},
-    {0x01000426U, S2F_VR('L', 'O'), "AuthorizationEquipmentCertificationNumber"},
-    {0x04000005U, S2F_VR('U', 'S'), "MACIDNumber"},
-    {0x04000010U, S2F_VR('U', 'I'), "MACCalculationTransferSyntaxUID"},
-    {0x04000015U, S2F_VR('C', 'S'), "MACAlgorithm"},
-    {0x04000020U, S2F_VR('A', 'T'), "DataElementsSigned"},
-    {0x04000100U, S2F_VR('U', 'I'), "DigitalSignatureUID"},
-    {0x04000105U, S2F_VR('D', 'T'), "DigitalSignatureDateTime"},
-    {0x04000110U, S2F_VR('C', 'S'), "CertificateType"},
-    {0x04000115U, S2F_VR('O', 'B'), "CertificateOfSigner"},
-    {0x04000120U, S2F_VR('O', 'B'), "Signature"},
-    {0x04000305U, S2F_VR('C', 'S'), "CertifiedTimestampType"},
-    {0x04000310U, S2F_VR('O', 'B'), "CertifiedTimestamp"},
-    {0x04000315U, S2F_VR('F', 'L'), ""},
-    {0x04000401U, S2F_VR('S', 'Q'), "DigitalSignaturePurposeCodeSequence"},
-    {0x04000402U, S2F_VR('S', 'Q'), "ReferencedDigitalSignatureSequence"},
-    {0x04000403U, S2F_VR('S', 'Q'), "ReferencedSOPInstanceMACSequence"},
-    {0x04000404U, S2F_VR('O', 'B'), "MAC"},
-    {0x04000500U, S2F_VR('S', 'Q'), "EncryptedAttributesSequence"},
-    {0x04000510U, S2F_VR('U', 'I'), "EncryptedContentTransferSyntaxUID"},
-    {0x04000520U, S2F_VR('O', 'B'), "EncryptedContent"},
-    {0x04000550U, S2F_VR('S', 'Q'), "ModifiedAttributesSequence"},
-    {0x04000551U, S2F_VR('S', 'Q'), "NonconformingModifiedAttributesSequence"},
-    {0x04000552U, S2F_VR('O', 'B'), "NonconformingDataElementValue"},
-    {0x04000561U, S2F_VR('S', 'Q'), "OriginalAttributesSequence"},
-    {0x04000562U, S2F_VR('D', 'T'), "AttributeModificationDateTime"},
-    {0x04000563U, S2F_VR('L', 'O'), "ModifyingSystem"},
-    {0x04000564U, S2F_VR('L', 'O'), "SourceOfPreviousValues"},
-    {0x04000565U, S2F_VR('C', 'S'), "ReasonForTheAttributeModification"},
-    {0x04000600U, S2F_VR('C', 'S'), "InstanceOriginStatus"},
-    {0x20000010U, S2F_VR('I', 'S'), "NumberOfCopies"},
-    {0x2000001EU, S2F_VR('S', 'Q'), "PrinterConfigurationSequence"},
-    {0x20000020U, S2F_VR('C', 'S'), "PrintPriority"},
-    {0x20000030U, S2F_VR('C', 'S'), "MediumType"},
-    {0x20000040U, S2F_VR('C', 'S'), "FilmDestination"},
-    {0x20000050U, S2F_VR('L', 'O'), "FilmSessionLabel"},
-    {0x20000060U, S2F_VR('I', 'S'), "MemoryAllocation"},
-    {0x20000061U, S2F_VR('I', 'S'), "MaximumMemoryAllocation"},
-    {0x20000062U, S2F_VR('C', 'S'), "ColorImagePrintingFlag"},
-    {0x20000063U, S2F_VR('C', 'S'), "CollationFlag"},
-    {0x20000065U, S2F_VR('C', 'S'), "AnnotationFlag"},
-    {0x20000067U, S2F_VR('C', 'S'), "ImageOverlayFlag"},
-    {0x20000069U, S2F_VR('C', 'S'), "PresentationLUTFlag"},
-    {0x2000006AU, S2F_VR('C', 'S'), "ImageBoxPresentationLUTFlag"},
-    {0x200000A0U, S2F_VR('U', 'S'), "MemoryBitDepth"},
-    {0x200000A1U, S2F_VR('U', 'S'), "PrintingBitDepth"},
-    {0x200000A2U, S2F_VR('S', 'Q'), "MediaInstalledSequence"},
-    {0x200000A4U, S2F_VR('S', 'Q'), "OtherMediaAvailableSequence"},
-    {0x200000A8U, S2F_VR('S', 'Q'), "SupportedImageDisplayFormatsSequence"},
-    {0x20000500U, S2F_VR('S', 'Q'), "ReferencedFilmBoxSequence"},
-    {0x20000510U, S2F_VR('S', 'Q'), "ReferencedStoredPrintSequence"},
-    {0x20100010U, S2F_VR('S', 'T'), "ImageDisplayFormat"},
-    {0x20100030U, S2F_VR('C', 'S'), "AnnotationDisplayFormatID"},
-    {0x20100040U, S2F_VR('C', 'S'), "FilmOrientation"},
-    {0x20100050U, S2F_VR('C', 'S'), "FilmSizeID"},
-    {0x20100052U, S2F_VR('C', 'S'), "PrinterResolutionID"},
-    {0x20100054U, S2F_VR('C', 'S'), "DefaultPrinterResolutionID"},
-    {0x20100060U, S2F_VR('C', 'S'), "MagnificationType"},
-    {0x20100080U, S2F_VR('C', 'S'), "SmoothingType"},
-    {0x201000A6U, S2F_VR('C', 'S'), "DefaultMagnificationType"},
-    {0x201000A7U, S2F_VR('C', 'S'), "OtherMagnificationTypesAvailable"},
-    {0x201000A8U, S2F_VR('C', 'S'), "DefaultSmoothingType"},
-    {0x201000A9U, S2F_VR('C', 'S'), "OtherSmoothingTypesAvailable"},
-    {0x20100100U, S2F_VR('C', 'S'), "BorderDensity"},
-    {0x20100110U, S2F_VR('C', 'S'), "EmptyImageDensity"},
-    {0x20100120U, S2F_VR('U', 'S'), "MinDensity"},
-    {0x20100130U, S2F_VR('U', 'S'), "MaxDensity"},
-    {0x20100140U, S2F_VR('C', 'S'), "Trim"},
-    {0x20100150U, S2F_VR('S', 'T'), "ConfigurationInformation"},
-    {0x20100152U, S2F_VR('L', 'T'), "ConfigurationInformationDescription"},
-    {0x20100154U, S2F_VR('I', 'S'), "MaximumCollatedFilms"},
-    {0x2010015EU, S2F_VR('U', 'S'), "Illumination"},
-    {0x20100160U, S2F_VR('U', 'S'), "ReflectedAmbientLight"},
-    {0x20100376U, S2F_VR('D', 'S'), "PrinterPixelSpacing"},
-    {0x20100500U, S2F_VR('S', 'Q'), "ReferencedFilmSessionSequence"},
-    {0x20100510U, S2F_VR('S', 'Q'), "ReferencedImageBoxSequence"},
-    {0x20100520U, S2F_VR('S', 'Q'), "ReferencedBasicAnnotationBoxSequence"},
-    {0x20200010U, S2F_VR('U', 'S'), "ImageBoxPosition"},
-    {0x20200020U, S2F_VR('C', 'S'), "Polarity"},
-    {0x20200030U, S2F_VR('D', 'S'), "RequestedImageSize"},
-    {0x20200040U, S2F_VR('C', 'S'), "RequestedDecimateCropBehavior"},
-    {0x20200050U, S2F_VR('C', 'S'), "RequestedResolutionID"},
-    {0x202000A0U, S2F_VR('C', 'S'), "RequestedImageSizeFlag"},
-    {0x202000A2U, S2F_VR('C', 'S'), "DecimateCropResult"},
-    {0x20200110U, S2F_VR('S', 'Q'), "BasicGrayscaleImageSequence"},
-    {0x20200111U, S2F_VR('S', 'Q'), "BasicColorImageSequence"},
-    {0x20200130U, S2F_VR('S', 'Q'), "ReferencedImageOverlayBoxSequence"},
-    {0x20200140U, S2F_VR('S', 'Q'), "ReferencedVOILUTBoxSequence"},
-    {0x20300010U, S2F_VR('U', 'S'), "AnnotationPosition"},
-    {0x20300020U, S2F_VR('L', 'O'), "TextString"},
-    {0x20400010U, S2F_VR('S', 'Q'), "ReferencedOverlayPlaneSequence"},
-    {0x20400011U, S2F_VR('U', 'S'), "ReferencedOverlayPlaneGroups"},
-    {0x20400020U, S2F_VR('S', 'Q'), "OverlayPixelDataSequence"},
-    {0x20400060U, S2F_VR('C', 'S'), "OverlayMagnificationType"},
-    {0x20400070U, S2F_VR('C', 'S'), "OverlaySmoothingType"},
-    {0x20400072U, S2F_VR('C', 'S'), "OverlayOrImageMagnification"},
-    {0x20400074U, S2F_VR('U', 'S'), "MagnifyToNumberOfColumns"},
-    {0x20400080U, S2F_VR('C', 'S'), "OverlayForegroundDensity"},
-    {0x20400082U, S2F_VR('C', 'S'), "OverlayBackgroundDensity"},
-    {0x20400090U, S2F_VR('C', 'S'), "OverlayMode"},
-    {0x20400100U, S2F_VR('C', 'S'), "ThresholdDensity"},
-    {0x20400500U, S2F_VR('S', 'Q'), "ReferencedImageBoxSequenceRetired"},
-    {0x20500010U, S2F_VR('S', 'Q'), "PresentationLUTSequence"},
-    {0x20500020U, S2F_VR('C', 'S'), "PresentationLUTShape"},
-    {0x20500500U, S2F_VR('S', 'Q'), "ReferencedPresentationLUTSequence"},
-    {0x21000010U, S2F_VR('S', 'H'), "PrintJobID"},
-    {0x21000020U, S2F_VR('C', 'S'), "ExecutionStatus"},
-    {0x21000030U, S2F_VR('C', 'S'), "ExecutionStatusInfo"},
-    {0x21000040U, S2F_VR('D', 'A'), "CreationDate"},
-    {0x21000050U, S2F_VR('T', 'M'), "CreationTime"},
-    {0x21000070U, S2F_VR('A', 'E'), "Originator"},
-    {0x21000140U, S2F_VR('A', 'E'), "DestinationAE"},
-    {0x21000160U, S2F_VR('S', 'H'), "OwnerID"},
-    {0x21000170U, S2F_VR('I', 'S'), "NumberOfFilms"},
-    {0x21000500U, S2F_VR('S', 'Q'), "ReferencedPrintJobSequencePullStoredPrint"},
-    {0x21100010U, S2F_VR('C', 'S'), "PrinterStatus"},
-    {0x21100020U, S2F_VR('C', 'S'), "PrinterStatusInfo"},
-    {0x21100030U, S2F_VR('L', 'O'), "PrinterName"},
-    {0x21100099U, S2F_VR('S', 'H'), "PrintQueueID"},
-    {0x21200010U, S2F_VR('C', 'S'), "QueueStatus"},
-    {0x21200050U, S2F_VR('S', 'Q'), "PrintJobDescriptionSequence"},
-    {0x21200070U, S2F_VR('S', 'Q'), "ReferencedPrintJobSequence"},
-    {0x21300010U, S2F_VR('S', 'Q'), "PrintManagementCapabilitiesSequence"},
-    {0x21300015U, S2F_VR('S', 'Q'), "PrinterCharacteristicsSequence"},
-    {0x21300030U, S2F_VR('S', 'Q'), "FilmBoxContentSequence"},
-    {0x21300040U, S2F_VR('S', 'Q'), "ImageBoxContentSequence"},
-    {0x21300050U, S2F_VR('S', 'Q'), "AnnotationContentSequence"},
-    {0x21300060U, S2F_VR('S', 'Q'), "ImageOverlayBoxContentSequence"},
-    {0x21300080U, S2F_VR('S', 'Q'), "PresentationLUTContentSequence"},
-    {0x213000A0U, S2F_VR('S', 'Q'), "ProposedStudySequence"},
-    {0x213000C0U, S2F_VR('S', 'Q'), "OriginalImageSequence"},
-    {0x22000001U, S2F_VR('C', 'S'), "LabelUsingInformationExtractedFromInstances"},
-    {0x22000002U, S2F_VR('U', 'T'), "LabelText"},
-    {0x22000003U, S2F_VR('C', 'S'), "LabelStyleSelection"},
-    {0x22000004U, S2F_VR('L', 'T'), "MediaDisposition"},
-    {0x22000005U, S2F_VR('L', 'T'), "BarcodeValue"},
-    {0x22000006U, S2F_VR('C', 'S'), "BarcodeSymbology"},
-    {0x22000007U, S2F_VR('C', 'S'), "AllowMediaSplitting"},
-    {0x22000008U, S2F_VR('C', 'S'), "IncludeNonDICOMObjects"},
-    {0x22000009U, S2F_VR('C', 'S'), "IncludeDisplayApplication"},
-    {0x2200000AU, S2F_VR('C', 'S'), "PreserveCompositeInstancesAfterMediaCreation"},
-    {0x2200000BU, S2F_VR('U', 'S'), "TotalNumberOfPiecesOfMediaCreated"},
-    {0x2200000CU, S2F_VR('L', 'O'), "RequestedMediaApplicationProfile"},
-    {0x2200000DU, S2F_VR('S', 'Q'), "ReferencedStorageMediaSequence"},
-    {0x2200000EU, S2F_VR('A', 'T'), "FailureAttributes"},
-    {0x2200000FU, S2F_VR('C', 'S'), "AllowLossyCompression"},
-    {0x22000020U, S2F_VR('C', 'S'), "RequestPriority"},
-    {0x30020002U, S2F_VR('S', 'H'), "RTImageLabel"},
-    {0x30020003U, S2F_VR('L', 'O'), "RTImageName"},
-    {0x30020004U, S2F_VR('S', 'T'), "RTImageDescription"},
-    {0x3002000AU, S2F_VR('C', 'S'), "ReportedValuesOrigin"},
-    {0x3002000CU, S2F_VR('C', 'S'), "RTImagePlane"},
-    {0x3002000DU, S2F_VR('D', 'S'), "XRayImageReceptorTranslation"},
-    {0x3002000EU, S2F_VR('D', 'S'), "XRayImageReceptorAngle"},
-    {0x30020010U, S2F_VR('D', 'S'), "RTImageOrientation"},
-    {0x30020011U, S2F_VR('D', 'S'), "ImagePlanePixelSpacing"},
-    {0x30020012U, S2F_VR('D', 'S'), "RTImagePosition"},
-    {0x30020020U, S2F_VR('S', 'H'), "RadiationMachineName"},
-    {0x30020022U, S2F_VR('D', 'S'), "RadiationMachineSAD"},
-    {0x30020024U, S2F_VR('D', 'S'), "RadiationMachineSSD"},
-    {0x30020026U, S2F_VR('D', 'S'), "RTImageSID"},
-    {0x30020028U, S2F_VR('D', 'S'), "SourceToReferenceObjectDistance"},
-    {0x30020029U, S2F_VR('I', 'S'), "FractionNumber"},
-    {0x30020030U, S2F_VR('S', 'Q'), "ExposureSequence"},
-    {0x30020032U, S2F_VR('D', 'S'), "MetersetExposure"},
-    {0x30020034U, S2F_VR('D', 'S'), "DiaphragmPosition"},
-    {0x30020040U, S2F_VR('S', 'Q'), "FluenceMapSequence"},
-    {0x30020041U, S2F_VR('C', 'S'), "FluenceDataSource"},
-    {0x30020042U, S2F_VR('D', 'S'), "FluenceDataScale"},
-    {0x30020050U, S2F_VR('S', 'Q'), "PrimaryFluenceModeSequence"},
-    {0x30020051U, S2F_VR('C', 'S'), "FluenceMode"},
-    {0x30020052U, S2F_VR('S', 'H'), "FluenceModeID"},
-    {0x30040001U, S2F_VR('C', 'S'), "DVHType"},
-    {0x30040002U, S2F_VR('C', 'S'), "DoseUnits"},
-    {0x30040004U, S2F_VR('C', 'S'), "DoseType"},
-    {0x30040005U, S2F_VR('C', 'S'), "SpatialTransformOfDose"},
-    {0x30040006U, S2F_VR('L', 'O'), "DoseComment"},
-    {0x30040008U, S2F_VR('D', 'S'), "NormalizationPoint"},
-    {0x3004000AU, S2F_VR('C', 'S'), "DoseSummationType"},
-    {0x3004000CU, S2F_VR('D', 'S'), "GridFrameOffsetVector"},
-    {0x3004000EU, S2F_VR('D', 'S'), "DoseGridScaling"},
-    {0x30040010U, S2F_VR('S', 'Q'), "RTDoseROISequence"},
-    {0x30040012U, S2F_VR('D', 'S'), "DoseValue"},
-    {0x30040014U, S2F_VR('C', 'S'), "TissueHeterogeneityCorrection"},
-    {0x30040040U, S2F_VR('D', 'S'), "DVHNormalizationPoint"},
-    {0x30040042U, S2F_VR('D', 'S'), "DVHNormalizationDoseValue"},
-    {0x30040050U, S2F_VR('S', 'Q'), "DVHSequence"},
-    {0x30040052U, S2F_VR('D', 'S'), "DVHDoseScaling"},
-    {0x30040054U, S2F_VR('C', 'S'), "DVHVolumeUnits"},
-    {0x30040056U, S2F_VR('I', 'S'), "DVHNumberOfBins"},
-    {0x30040058U, S2F_VR('D', 'S'), "DVHData"},
-    {0x30040060U, S2F_VR('S', 'Q'), "DVHReferencedROISequence"},
-    {0x30040062U, S2F_VR('C', 'S'), "DVHROIContributionType"},
-    {0x30040070U, S2F_VR('D', 'S'), "DVHMinimumDose"},
-    {0x30040072U, S2F_VR('D', 'S'), "DVHMaximumDose"},
-    {0x30040074U, S2F_VR('D', 'S'), "DVHMeanDose"},
-    {0x30060002U, S2F_VR('S', 'H'), "StructureSetLabel"},
-    {0x30060004U, S2F_VR('L', 'O'), "StructureSetName"},
-    {0x30060006U, S2F_VR('S', 'T'), "StructureSetDescription"},
-    {0x30060008U, S2F_VR('D', 'A'), "StructureSetDate"},
-    {0x30060009U, S2F_VR('T', 'M'), "StructureSetTime"},
-    {0x30060010U, S2F_VR('S', 'Q'), "ReferencedFrameOfReferenceSequence"},
-    {0x30060012U, S2F_VR('S', 'Q'), "RTReferencedStudySequence"},
-    {0x30060014U, S2F_VR('S', 'Q'), "RTReferencedSeriesSequence"},
-    {0x30060016U, S2F_VR('S', 'Q'), "ContourImageSequence"},
-    {0x30060018U, S2F_VR('S', 'Q'), "PredecessorStructureSetSequence"},
-    {0x30060020U, S2F_VR('S', 'Q'), "StructureSetROISequence"},
-    {0x30060022U, S2F_VR('I', 'S'), "ROINumber"},
-    {0x30060024U, S2F_VR('U', 'I'), "ReferencedFrameOfReferenceUID"},
-    {0x30060026U, S2F_VR('L', 'O'), "ROIName"},
-    {0x30060028U, S2F_VR('S', 'T'), "ROIDescription"},
-    {0x3006002AU, S2F_VR('I', 'S'), "ROIDisplayColor"},
-    {0x3006002CU, S2F_VR('D', 'S'), "ROIVolume"},
-    {0x30060030U, S2F_VR('S', 'Q'), "RTRelatedROISequence"},
-    {0x30060033U, S2F_VR('C', 'S'), "RTROIRelationship"},
-    {0x30060036U, S2F_VR('C', 'S'), "ROIGenerationAlgorithm"},
-    {0x30060037U, S2F_VR('S', 'Q'), "ROIDerivationAlgorithmIdentificationSequence"},
-    {0x30060038U, S2F_VR('L', 'O'), "ROIGenerationDescription"},
-    {0x30060039U, S2F_VR('S', 'Q'), "ROIContourSequence"},
-    {0x30060040U, S2F_VR('S', 'Q'), "ContourSequence"},
-    {0x30060042U, S2F_VR('C', 'S'), "ContourGeometricType"},
-    {0x30060044U, S2F_VR('D', 'S'), "ContourSlabThickness"},
-    {0x30060045U, S2F_VR('D', 'S'), "ContourOffsetVector"},
-    {0x30060046U, S2F_VR('I', 'S'), "NumberOfContourPoints"},
-    {0x30060048U, S2F_VR('I', 'S'), "ContourNumber"},
-    {0x30060049U, S2F_VR('I', 'S'), "AttachedContours"},
-    {0x3006004AU, S2F_VR('S', 'Q'), "SourcePixelPlanesCharacteristicsSequence"},
-    {0x30060050U, S2F_VR('D', 'S'), "ContourData"},
-    {0x30060080U, S2F_VR('S', 'Q'), "RTROIObservationsSequence"},
-    {0x30060082U, S2F_VR('I', 'S'), "ObservationNumber"},
-    {0x30060084U, S2F_VR('I', 'S'), "ReferencedROINumber"},
-    {0x30060085U, S2F_VR('S', 'H'), "ROIObservationLabel"},
-    {0x30060086U, S2F_VR('S', 'Q'), "RTROIIdentificationCodeSequence"},
-    {0x30060088U, S2F_VR('S', 'T'), "ROIObservationDescription"},
-    {0x300600A0U, S2F_VR('S', 'Q'), "RelatedRTROIObservationsSequence"},
-    {0x300600A4U, S2F_VR('C', 'S'), "RTROIInterpretedType"},
-    {0x300600A6U, S2F_VR('P', 'N'), "ROIInterpreter"},
-    {0x300600B0U, S2F_VR('S', 'Q'), "ROIPhysicalPropertiesSequence"},
-    {0x300600B2U, S2F_VR('C', 'S'), "ROIPhysicalProperty"},
-    {0x300600B4U, S2F_VR('D', 'S'), "ROIPhysicalPropertyValue"},
-    {0x300600B6U, S2F_VR('S', 'Q'), "ROIElementalCompositionSequence"},
-    {0x300600B7U, S2F_VR('U', 'S'), "ROIElementalCompositionAtomicNumber"},
-    {0x300600B8U, S2F_VR('F', 'L'), "ROIElementalCompositionAtomicMassFraction"},
-    {0x300600B9U, S2F_VR('S', 'Q'), "AdditionalRTROIIdentificationCodeSequence"},
-    {0x300600C0U, S2F_VR('S', 'Q'), "FrameOfReferenceRelationshipSequence"},
-    {0x300600C2U, S2F_VR('U', 'I'), "RelatedFrameOfReferenceUID"},
-    {0x300600C4U, S2F_VR('C', 'S'), "FrameOfReferenceTransformationType"},
-    {0x300600C6U, S2F_VR('D', 'S'), "FrameOfReferenceTransformationMatrix"},
-    {0x300600C8U, S2F_VR('L', 'O'), "FrameOfReferenceTransformationComment"},
-    {0x300600C9U, S2F_VR('S', 'Q'), "PatientLocationCoordinatesSequence"},
-    {0x300600CAU, S2F_VR('S', 'Q'), "PatientLocationCoordinatesCodeSequence"},
-    {0x300600CBU, S2F_VR('S', 'Q'), "PatientSupportPositionSequence"},
-    {0x30080010U, S2F_VR('S', 'Q'), "MeasuredDoseReferenceSequence"},
-    {0x30080012U, S2F_VR('S', 'T'), "MeasuredDoseDescription"},
-    {0x30080014U, S2F_VR('C', 'S'), "MeasuredDoseType"},
-    {0x30080016U, S2F_VR('D', 'S'), "MeasuredDoseValue"},
-    {0x30080020U, S2F_VR('S', 'Q'), "TreatmentSessionBeamSequence"},
-    {0x30080021U, S2F_VR('S', 'Q'), "TreatmentSessionIonBeamSequence"},
-    {0x30080022U, S2F_VR('I', 'S'), "CurrentFractionNumber"},
-    {0x30080024U, S2F_VR('D', 'A'), "TreatmentControlPointDate"},
-    {0x30080025U, S2F_VR('T', 'M'), "TreatmentControlPointTime"},
-    {0x3008002AU, S2F_VR('C', 'S'), "TreatmentTerminationStatus"},
-    {0x3008002BU, S2F_VR('S', 'H'), "TreatmentTerminationCode"},
-    {0x3008002CU, S2F_VR('C', 'S'), "TreatmentVerificationStatus"},
-    {0x30080030U, S2F_VR('S', 'Q'), "ReferencedTreatmentRecordSequence"},
-    {0x30080032U, S2F_VR('D', 'S'), "SpecifiedPrimaryMeterset"},
-    {0x30080033U, S2F_VR('D', 'S'), "SpecifiedSecondaryMeterset"},
-    {0x30080036U, S2F_VR('D', 'S'), "DeliveredPrimaryMeterset"},
-    {0x30080037U, S2F_VR('D', 'S'), "DeliveredSecondaryMeterset"},
-    {0x3008003AU, S2F_VR('D', 'S'), "SpecifiedTreatmentTime"},
-    {0x3008003BU, S2F_VR('D', 'S'), "DeliveredTreatmentTime"},
-    {0x30080040U, S2F_VR('S', 'Q'), "ControlPointDeliverySequence"},
-    {0x30080041U, S2F_VR('S', 'Q'), "IonControlPointDeliverySequence"},
-    {0x30080042U, S2F_VR('D', 'S'), "SpecifiedMeterset"},
-    {0x30080044U, S2F_VR('D', 'S'), "DeliveredMeterset"},
-    {0x30080045U, S2F_VR('F', 'L'), "MetersetRateSet"},
-    {0x30080046U, S2F_VR('F', 'L'), "MetersetRateDelivered"},
-    {0x30080047U, S2F_VR('F', 'L'), "ScanSpotMetersetsDelivered"},
-    {0x30080048U, S2F_VR('D', 'S'), "DoseRateDelivered"},
-    {0x30080050U, S2F_VR('S', 'Q'), "TreatmentSummaryCalculatedDoseReferenceSequence"},
-    {0x30080052U, S2F_VR('D', 'S'), "CumulativeDoseToDoseReference"},
-    {0x30080054U, S2F_VR('D', 'A'), "FirstTreatmentDate"},
-    {0x30080056U, S2F_VR('D', 'A'), "MostRecentTreatmentDate"},
-    {0x3008005AU, S2F_VR('I', 'S'), "NumberOfFractionsDelivered"},
-    {0x30080060U, S2F_VR('S', 'Q'), "OverrideSequence"},
-    {0x30080061U, S2F_VR('A', 'T'), "ParameterSequencePointer"},
-    {0x30080062U, S2F_VR('A', 'T'), "OverrideParameterPointer"},
-    {0x30080063U, S2F_VR('I', 'S'), "ParameterItemIndex"},
-    {0x30080064U, S2F_VR('I', 'S'), "MeasuredDoseReferenceNumber"},
-    {0x30080065U, S2F_VR('A', 'T'), "ParameterPointer"},
-    {0x30080066U, S2F_VR('S', 'T'), "OverrideReason"},
-    {0x30080067U, S2F_VR('U', 'S'), "ParameterValueNumber"},
-    {0x30080068U, S2F_VR('S', 'Q'), "CorrectedParameterSequence"},
-    {0x3008006AU, S2F_VR('F', 'L'), "CorrectionValue"},
-    {0x30080070U, S2F_VR('S', 'Q'), "CalculatedDoseReferenceSequence"},
-    {0x30080072U, S2F_VR('I', 'S'), "CalculatedDoseReferenceNumber"},
-    {0x30080074U, S2F_VR('S', 'T'), "CalculatedDoseReferenceDescription"},
-    {0x30080076U, S2F_VR('D', 'S'), "CalculatedDoseReferenceDoseValue"},
-    {0x30080078U, S2F_VR('D', 'S'), "StartMeterset"},
-    {0x3008007AU, S2F_VR('D', 'S'), "EndMeterset"},
-    {0x30080080U, S2F_VR('S', 'Q'), "ReferencedMeasuredDoseReferenceSequence"},
-    {0x30080082U, S2F_VR('I', 'S'), "ReferencedMeasuredDoseReferenceNumber"},
-    {0x30080090U, S2F_VR('S', 'Q'), "ReferencedCalculatedDoseReferenceSequence"},
-    {0x30080092U, S2F_VR('I', 'S'), "ReferencedCalculatedDoseReferenceNumber"},
-    {0x300800A0U, S2F_VR('S', 'Q'), "BeamLimitingDeviceLeafPairsSequence"},
-    {0x300800B0U, S2F_VR('S', 'Q'), "RecordedWedgeSequence"},
-    {0x300800C0U, S2F_VR('S', 'Q'), "RecordedCompensatorSequence"},
-    {0x300800D0U, S2F_VR('S', 'Q'), "RecordedBlockSequence"},
-    {0x300800D1U, S2F_VR('S', 'Q'), "RecordedBlockSlabSequence"},
-    {0x300800E0U, S2F_VR('S', 'Q'), "TreatmentSummaryMeasuredDoseReferenceSequence"},
-    {0x300800F0U, S2F_VR('S', 'Q'), "RecordedSnoutSequence"},
-    {0x300800F2U, S2F_VR('S', 'Q'), "RecordedRangeShifterSequence"},
-    {0x300800F4U, S2F_VR('S', 'Q'), "RecordedLateralSpreadingDeviceSequence"},
-    {0x300800F6U, S2F_VR('S', 'Q'), "RecordedRangeModulatorSequence"},
-    {0x30080100U, S2F_VR('S', 'Q'), "RecordedSourceSequence"},
-    {0x30080105U, S2F_VR('L', 'O'), "SourceSerialNumber"},
-    {0x30080110U, S2F_VR('S', 'Q'), "TreatmentSessionApplicationSetupSequence"},
-    {0x30080116U, S2F_VR('C', 'S'), "ApplicationSetupCheck"},
-    {0x30080120U, S2F_VR('S', 'Q'), "RecordedBrachyAccessoryDeviceSequence"},
-    {0x30080122U, S2F_VR('I', 'S'), "ReferencedBrachyAccessoryDeviceNumber"},
-    {0x30080130U, S2F_VR('S', 'Q'), "RecordedChannelSequence"},
-    {0x30080132U, S2F_VR('D', 'S'), "SpecifiedChannelTotalTime"},
-    {0x30080134U, S2F_VR('D', 'S'), "DeliveredChannelTotalTime"},
-    {0x30080136U, S2F_VR('I', 'S'), "SpecifiedNumberOfPulses"},
-    {0x30080138U, S2F_VR('I', 'S'), "DeliveredNumberOfPulses"},
-    {0x3008013AU, S2F_VR('D', 'S'), "SpecifiedPulseRepetitionInterval"},
-    {0x3008013CU, S2F_VR('D', 'S'), "DeliveredPulseRepetitionInterval"},
-    {0x30080140U, S2F_VR('S', 'Q'), "RecordedSourceApplicatorSequence"},
-    {0x30080142U, S2F_VR('I', 'S'), "ReferencedSourceApplicatorNumber"},
-    {0x30080150U, S2F_VR('S', 'Q'), "RecordedChannelShieldSequence"},
-    {0x30080152U, S2F_VR('I', 'S'), "ReferencedChannelShieldNumber"},
-    {0x30080160U, S2F_VR('S', 'Q'), "BrachyControlPointDeliveredSequence"},
-    {0x30080162U, S2F_VR('D', 'A'), "SafePositionExitDate"},
-    {0x30080164U, S2F_VR('T', 'M'), "SafePositionExitTime"},
-    {0x30080166U, S2F_VR('D', 'A'), "SafePositionReturnDate"},
-    {0x30080168U, S2F_VR('T', 'M'), "SafePositionReturnTime"},
-    {0x30080171U, S2F_VR('S', 'Q'), "PulseSpecificBrachyControlPointDeliveredSequence"},
-    {0x30080172U, S2F_VR('U', 'S'), "PulseNumber"},
-    {0x30080173U, S2F_VR('S', 'Q'), "BrachyPulseControlPointDeliveredSequence"},
-    {0x30080200U, S2F_VR('C', 'S'), "CurrentTreatmentStatus"},
-    {0x30080202U, S2F_VR('S', 'T'), "TreatmentStatusComment"},
-    {0x30080220U, S2F_VR('S', 'Q'), "FractionGroupSummarySequence"},
-    {0x30080223U, S2F_VR('I', 'S'), "ReferencedFractionNumber"},
-    {0x30080224U, S2F_VR('C', 'S'), "FractionGroupType"},
-    {0x30080230U, S2F_VR('C', 'S'), "BeamStopperPosition"},
-    {0x30080240U, S2F_VR('S', 'Q'), "FractionStatusSummarySequence"},
-    {0x30080250U, S2F_VR('D', 'A'), "TreatmentDate"},
-    {0x30080251U, S2F_VR('T', 'M'), "TreatmentTime"},
-    {0x300A0002U, S2F_VR('S', 'H'), "RTPlanLabel"},
-    {0x300A0003U, S2F_VR('L', 'O'), "RTPlanName"},
-    {0x300A0004U, S2F_VR('S', 'T'), "RTPlanDescription"},
-    {0x300A0006U, S2F_VR('D', 'A'), "RTPlanDate"},
-    {0x300A0007U, S2F_VR('T', 'M'), "RTPlanTime"},
-    {0x300A0009U, S2F_VR('L', 'O'), "TreatmentProtocols"},
-    {0x300A000AU, S2F_VR('C', 'S'), "PlanIntent"},
-    {0x300A000BU, S2F_VR('L', 'O'), "TreatmentSites"},
-    {0x300A000CU, S2F_VR('C', 'S'), "RTPlanGeometry"},
-    {0x300A000EU, S2F_VR('S', 'T'), "PrescriptionDescription"},
-    {0x300A0010U, S2F_VR('S', 'Q'), "DoseReferenceSequence"},
-    {0x300A0012U, S2F_VR('I', 'S'), "DoseReferenceNumber"},
-    {0x300A0013U, S2F_VR('U', 'I'), "DoseReferenceUID"},
-    {0x300A0014U, S2F_VR('C', 'S'), "DoseReferenceStructureType"},
-    {0x300A0015U, S2F_VR('C', 'S'), "NominalBeamEnergyUnit"},
-    {0x300A0016U, S2F_VR('L', 'O'), "DoseReferenceDescription"},
-    {0x300A0018U, S2F_VR('D', 'S'), "DoseReferencePointCoordinates"},
-    {0x300A001AU, S2F_VR('D', 'S'), "NominalPriorDose"},
-    {0x300A0020U, S2F_VR('C', 'S'), "DoseReferenceType"},
-    {0x300A0021U, S2F_VR('D', 'S'), "ConstraintWeight"},
-    {0x300A0022U, S2F_VR('D', 'S'), "DeliveryWarningDose"},
-    {0x300A0023U, S2F_VR('D', 'S'), "DeliveryMaximumDose"},
-    {0x300A0025U, S2F_VR('D', 'S'), "TargetMinimumDose"},
-    {0x300A0026U, S2F_VR('D', 'S'), "TargetPrescriptionDose"},
-    {0x300A0027U, S2F_VR('D', 'S'), "TargetMaximumDose"},
-    {0x300A0028U, S2F_VR('D', 'S'), "TargetUnderdoseVolumeFraction"},
-    {0x300A002AU, S2F_VR('D', 'S'), "OrganAtRiskFullVolumeDose"},
-    {0x300A002BU, S2F_VR('D', 'S'), "OrganAtRiskLimitDose"},
-    {0x300A002CU, S2F_VR('D', 'S'), "OrganAtRiskMaximumDose"},
-    {0x300A002DU, S2F_VR('D', 'S'), "OrganAtRiskOverdoseVolumeFraction"},
-    {0x300A0040U, S2F_VR('S', 'Q'), "ToleranceTableSequence"},
-    {0x300A0042U, S2F_VR('I', 'S'), "ToleranceTableNumber"},
-    {0x300A0043U, S2F_VR('S', 'H'), "ToleranceTableLabel"},
-    {0x300A0044U, S2F_VR('D', 'S'), "GantryAngleTolerance"},
-    {0x300A0046U, S2F_VR('D', 'S'), "BeamLimitingDeviceAngleTolerance"},
-    {0x300A0048U, S2F_VR('S', 'Q'), "BeamLimitingDeviceToleranceSequence"},
-    {0x300A004AU, S2F_VR('D', 'S'), "BeamLimitingDevicePositionTolerance"},
-    {0x300A004BU, S2F_VR('F', 'L'), "SnoutPositionTolerance"},
-    {0x300A004CU, S2F_VR('D', 'S'), "PatientSupportAngleTolerance"},
-    {0x300A004EU, S2F_VR('D', 'S'), "TableTopEccentricAngleTolerance"},
-    {0x300A004FU, S2F_VR('F', 'L'), "TableTopPitchAngleTolerance"},
-    {0x300A0050U, S2F_VR('F', 'L'), "TableTopRollAngleTolerance"},
-    {0x300A0051U, S2F_VR('D', 'S'), "TableTopVerticalPositionTolerance"},
-    {0x300A0052U, S2F_VR('D', 'S'), "TableTopLongitudinalPositionTolerance"},
-    {0x300A0053U, S2F_VR('D', 'S'), "TableTopLateralPositionTolerance"},
-    {0x300A0055U, S2F_VR('C', 'S'), "RTPlanRelationship"},
-    {0x300A0070U, S2F_VR('S', 'Q'), "FractionGroupSequence"},
-    {0x300A0071U, S2F_VR('I', 'S'), "FractionGroupNumber"},
-    {0x300A0072U, S2F_VR('L', 'O'), "FractionGroupDescription"},
-    {0x300A0078U, S2F_VR('I', 'S'), "NumberOfFractionsPlanned"},
-    {0x300A0079U, S2F_VR('I', 'S'), "NumberOfFractionPatternDigitsPerDay"},
-    {0x300A007AU, S2F_VR('I', 'S'), "RepeatFractionCycleLength"},
-    {0x300A007BU, S2F_VR('L', 'T'), "FractionPattern"},
-    {0x300A0080U, S2F_VR('I', 'S'), "NumberOfBeams"},
-    {0x300A0082U, S2F_VR('D', 'S'), "BeamDoseSpecificationPoint"},
-    {0x300A0083U, S2F_VR('U', 'I'), "ReferencedDoseReferenceUID"},
-    {0x300A0084U, S2F_VR('D', 'S'), "BeamDose"},
-    {0x300A0086U, S2F_VR('D', 'S'), "BeamMeterset"},
-    {0x300A0088U, S2F_VR('F', 'L'), "BeamDosePointDepth"},
-    {0x300A0089U, S2F_VR('F', 'L'), "BeamDosePointEquivalentDepth"},
-    {0x300A008AU, S2F_VR('F', 'L'), "BeamDosePointSSD"},
-    {0x300A008BU, S2F_VR('C', 'S'), "BeamDoseMeaning"},
-    {0x300A008CU, S2F_VR('S', 'Q'), "BeamDoseVerificationControlPointSequence"},
-    {0x300A008DU, S2F_VR('F', 'L'), "AverageBeamDosePointDepth"},
-    {0x300A008EU, S2F_VR('F', 'L'), "AverageBeamDosePointEquivalentDepth"},
-    {0x300A008FU, S2F_VR('F', 'L'), "AverageBeamDosePointSSD"},
-    {0x300A0090U, S2F_VR('C', 'S'), "BeamDoseType"},
-    {0x300A0091U, S2F_VR('D', 'S'), "AlternateBeamDose"},
-    {0x300A0092U, S2F_VR('C', 'S'), "AlternateBeamDoseType"},
-    {0x300A0093U, S2F_VR('C', 'S'), "DepthValueAveragingFlag"},
-    {0x300A0094U, S2F_VR('D', 'S'), "BeamDosePointSourceToExternalContourDistance"},
-    {0x300A00A0U, S2F_VR('I', 'S'), "NumberOfBrachyApplicationSetups"},
-    {0x300A00A2U, S2F_VR('D', 'S'), "BrachyApplicationSetupDoseSpecificationPoint"},
-    {0x300A00A4U, S2F_VR('D', 'S'), "BrachyApplicationSetupDose"},
-    {0x300A00B0U, S2F_VR('S', 'Q'), "BeamSequence"},
-    {0x300A00B2U, S2F_VR('S', 'H'), "TreatmentMachineName"},
-    {0x300A00B3U, S2F_VR('C', 'S'), "PrimaryDosimeterUnit"},
-    {0x300A00B4U, S2F_VR('D', 'S'), "SourceAxisDistance"},
-    {0x300A00B6U, S2F_VR('S', 'Q'), "BeamLimitingDeviceSequence"},
-    {0x300A00B8U, S2F_VR('C', 'S'), "RTBeamLimitingDeviceType"},
-    {0x300A00BAU, S2F_VR('D', 'S'), "SourceToBeamLimitingDeviceDistance"},
-    {0x300A00BBU, S2F_VR('F', 'L'), "IsocenterToBeamLimitingDeviceDistance"},
-    {0x300A00BCU, S2F_VR('I', 'S'), "NumberOfLeafJawPairs"},
-    {0x300A00BEU, S2F_VR('D', 'S'), "LeafPositionBoundaries"},
-    {0x300A00C0U, S2F_VR('I', 'S'), "BeamNumber"},
-    {0x300A00C2U, S2F_VR('L', 'O'), "BeamName"},
-    {0x300A00C3U, S2F_VR('S', 'T'), "BeamDescription"},
-    {0x300A00C4U, S2F_VR('C', 'S'), "BeamType"},
-    {0x300A00C5U, S2F_VR('F', 'D'), "BeamDeliveryDurationLimit"},
-    {0x300A00C6U, S2F_VR('C', 'S'), "RadiationType"},
-    {0x300A00C7U, S2F_VR('C', 'S'), "HighDoseTechniqueType"},
-    {0x300A00C8U, S2F_VR('I', 'S'), "ReferenceImageNumber"},
-    {0x300A00CAU, S2F_VR('S', 'Q'), "PlannedVerificationImageSequence"},
-    {0x300A00CCU, S2F_VR('L', 'O'), "ImagingDeviceSpecificAcquisitionParameters"},
-    {0x300A00CEU, S2F_VR('C', 'S'), "TreatmentDeliveryType"},
-    {0x300A00D0U, S2F_VR('I', 'S'), "NumberOfWedges"},
-    {0x300A00D1U, S2F_VR('S', 'Q'), "WedgeSequence"},
-    {0x300A00D2U, S2F_VR('I', 'S'), "WedgeNumber"},
-    {0x300A00D3U, S2F_VR('C', 'S'), "WedgeType"},
-    {0x300A00D4U, S2F_VR('S', 'H'), "WedgeID"},
-    {0x300A00D5U, S2F_VR('I', 'S'), "WedgeAngle"},
-    {0x300A00D6U, S2F_VR('D', 'S'), "WedgeFactor"},
-    {0x300A00D7U, S2F_VR('F', 'L'), "TotalWedgeTrayWaterEquivalentThickness"},
-    {0x300A00D8U, S2F_VR('D', 'S'), "WedgeOrientation"},
-    {0x300A00D9U, S2F_VR('F', 'L'), "IsocenterToWedgeTrayDistance"},
-    {0x300A00DAU, S2F_VR('D', 'S'), "SourceToWedgeTrayDistance"},
-    {0x300A00DBU, S2F_VR('F', 'L'), "WedgeThinEdgePosition"},
-    {0x300A00DCU, S2F_VR('S', 'H'), "BolusID"},
-    {0x300A00DDU, S2F_VR('S', 'T'), "BolusDescription"},
-    {0x300A00DEU, S2F_VR('D', 'S'), "EffectiveWedgeAngle"},
-    {0x300A00E0U, S2F_VR('I', 'S'), "NumberOfCompensators"},
-    {0x300A00E1U, S2F_VR('S', 'H'), "MaterialID"},
-    {0x300A00E2U, S2F_VR('D', 'S'), "TotalCompensatorTrayFactor"},
-    {0x300A00E3U, S2F_VR('S', 'Q'), "CompensatorSequence"},
-    {0x300A00E4U, S2F_VR('I', 'S'), "CompensatorNumber"},
-    {0x300A00E5U, S2F_VR('S', 'H'), "CompensatorID"},
-    {0x300A00E6U, S2F_VR('D', 'S'), "SourceToCompensatorTrayDistance"},
-    {0x300A00E7U, S2F_VR('I', 'S'), "CompensatorRows"},
-    {0x300A00E8U, S2F_VR('I', 'S'), "CompensatorColumns"},
-    {0x300A00E9U, S2F_VR('D', 'S'), "CompensatorPixelSpacing"},
-    {0x300A00EAU, S2F_VR('D', 'S'), "CompensatorPosition"},
-    {0x300A00EBU, S2F_VR('D', 'S'), "CompensatorTransmissionData"},
-    {0x300A00ECU, S2F_VR('D', 'S'), "CompensatorThicknessData"},
-    {0x300A00EDU, S2F_VR('I', 'S'), "NumberOfBoli"},
-    {0x300A00EEU, S2F_VR('C', 'S'), "CompensatorType"},
-    {0x300A00EFU, S2F_VR('S', 'H'), "CompensatorTrayID"},
-    {0x300A00F0U, S2F_VR('I', 'S'), "NumberOfBlocks"},
-    {0x300A00F2U, S2F_VR('D', 'S'), "TotalBlockTrayFactor"},
-    {0x300A00F3U, S2F_VR('F', 'L'), "TotalBlockTrayWaterEquivalentThickness"},
-    {0x300A00F4U, S2F_VR('S', 'Q'), "BlockSequence"},
-    {0x300A00F5U, S2F_VR('S', 'H'), "BlockTrayID"},
-    {0x300A00F6U, S2F_VR('D', 'S'), "SourceToBlockTrayDistance"},
-    {0x300A00F7U, S2F_VR('F', 'L'), "IsocenterToBlockTrayDistance"},
-    {0x300A00F8U, S2F_VR('C', 'S'), "BlockType"},
-    {0x300A00F9U, S2F_VR('L', 'O'), "AccessoryCode"},
-    {0x300A00FAU, S2F_VR('C', 'S'), "BlockDivergence"},
-    {0x300A00FBU, S2F_VR('C', 'S'), "BlockMountingPosition"},
-    {0x300A00FCU, S2F_VR('I', 'S'), "BlockNumber"},
-    {0x300A00FEU, S2F_VR('L', 'O'), "BlockName"},
-    {0x300A0100U, S2F_VR('D', 'S'), "BlockThickness"},
-    {0x300A0102U, S2F_VR('D', 'S'), "BlockTransmission"},
-    {0x300A0104U, S2F_VR('I', 'S'), "BlockNumberOfPoints"},
-    {0x300A0106U, S2F_VR('D', 'S'), "BlockData"},
-    {0x300A0107U, S2F_VR('S', 'Q'), "ApplicatorSequence"},
-    {0x300A0108U, S2F_VR('S', 'H'), "ApplicatorID"},
-    {0x300A0109U, S2F_VR('C', 'S'), "ApplicatorType"},
-    {0x300A010AU, S2F_VR('L', 'O'), "ApplicatorDescription"},
-    {0x300A010CU, S2F_VR('D', 'S'), "CumulativeDoseReferenceCoefficient"},
-    {0x300A010EU, S2F_VR('D', 'S'), "FinalCumulativeMetersetWeight"},
-    {0x300A0110U, S2F_VR('I', 'S'), "NumberOfControlPoints"},
-    {0x300A0111U, S2F_VR('S', 'Q'), "ControlPointSequence"},
-    {0x300A0112U, S2F_VR('I', 'S'), "ControlPointIndex"},
-    {0x300A0114U, S2F_VR('D', 'S'), "NominalBeamEnergy"},
-    {0x300A0115U, S2F_VR('D', 'S'), "DoseRateSet"},
-    {0x300A0116U, S2F_VR('S', 'Q'), "WedgePositionSequence"},
-    {0x300A0118U, S2F_VR('C', 'S'), "WedgePosition"},
-    {0x300A011AU, S2F_VR('S', 'Q'), "BeamLimitingDevicePositionSequence"},
-    {0x300A011CU, S2F_VR('D', 'S'), "LeafJawPositions"},
-    {0x300A011EU, S2F_VR('D', 'S'), "GantryAngle"},
-    {0x300A011FU, S2F_VR('C', 'S'), "GantryRotationDirection"},
-    {0x300A0120U, S2F_VR('D', 'S'), "BeamLimitingDeviceAngle"},
-    {0x300A0121U, S2F_VR('C', 'S'), "BeamLimitingDeviceRotationDirection"},
-    {0x300A0122U, S2F_VR('D', 'S'), "PatientSupportAngle"},
-    {0x300A0123U, S2F_VR('C', 'S'), "PatientSupportRotationDirection"},
-    {0x300A0124U, S2F_VR('D', 'S'), "TableTopEccentricAxisDistance"},
-    {0x300A0125U, S2F_VR('D', 'S'), "TableTopEccentricAngle"},
-    {0x300A0126U, S2F_VR('C', 'S'), "TableTopEccentricRotationDirection"},
-    {0x300A0128U, S2F_VR('D', 'S'), "TableTopVerticalPosition"},
-    {0x300A0129U, S2F_VR('D', 'S'), "TableTopLongitudinalPosition"},
-    {0x300A012AU, S2F_VR('D', 'S'), "TableTopLateralPosition"},
-    {0x300A012CU, S2F_VR('D', 'S'), "IsocenterPosition"},
-    {0x300A012EU, S2F_VR('D', 'S'), "SurfaceEntryPoint"},
-    {0x300A0130U, S2F_VR('D', 'S'), "SourceToSurfaceDistance"},
-    {0x300A0131U, S2F_VR('F', 'L'), "AverageBeamDosePointSourceToExternalContourDistance"},
-    {0x300A0132U, S2F_VR('F', 'L'), "SourceToExternalContourDistance"},
-    {0x300A0133U, S2F_VR('F', 'L'), "ExternalContourEntryPoint"},
-    {0x300A0134U, S2F_VR('D', 'S'), "CumulativeMetersetWeight"},
-    {0x300A0140U, S2F_VR('F', 'L'), "TableTopPitchAngle"},
-    {0x300A0142U, S2F_VR('C', 'S'), "TableTopPitchRotationDirection"},
-    {0x300A0144U, S2F_VR('F', 'L'), "TableTopRollAngle"},
-    {0x300A0146U, S2F_VR('C', 'S'), "TableTopRollRotationDirection"},
-    {0x300A0148U, S2F_VR('F', 'L'), "HeadFixationAngle"},
-    {0x300A014AU, S2F_VR('F', 'L'), "GantryPitchAngle"},
-    {0x300A014CU, S2F_VR('C', 'S'), "GantryPitchRotationDirection"},
-    {0x300A014EU, S2F_VR('F', 'L'), "GantryPitchAngleTolerance"},
-    {0x300A0150U, S2F_VR('C', 'S'), "FixationEye"},
-    {0x300A0151U, S2F_VR('D', 'S'), "ChairHeadFramePosition"},
-    {0x300A0152U, S2F_VR('D', 'S'), "HeadFixationAngleTolerance"},
-    {0x300A0153U, S2F_VR('D', 'S'), "ChairHeadFramePositionTolerance"},
-    {0x300A0154U, S2F_VR('D', 'S'), "FixationLightAzimuthalAngleTolerance"},
-    {0x300A0155U, S2F_VR('D', 'S'), "FixationLightPolarAngleTolerance"},
-    {0x300A0180U, S2F_VR('S', 'Q'), "PatientSetupSequence"},
-    {0x300A0182U, S2F_VR('I', 'S'), "PatientSetupNumber"},
-    {0x300A0183U, S2F_VR('L', 'O'), "PatientSetupLabel"},
-    {0x300A0184U, S2F_VR('L', 'O'), "PatientAdditionalPosition"},
-    {0x300A0190U, S2F_VR('S', 'Q'), "FixationDeviceSequence"},
-    {0x300A0192U, S2F_VR('C', 'S'), "FixationDeviceType"},
-    {0x300A0194U, S2F_VR('S', 'H'), "FixationDeviceLabel"},
-    {0x300A0196U, S2F_VR('S', 'T'), "FixationDeviceDescription"},
-    {0x300A0198U, S2F_VR('S', 'H'), "FixationDevicePosition"},
-    {0x300A0199U, S2F_VR('F', 'L'), "FixationDevicePitchAngle"},
-    {0x300A019AU, S2F_VR('F', 'L'), "FixationDeviceRollAngle"},
-    {0x300A01A0U, S2F_VR('S', 'Q'), "ShieldingDeviceSequence"},
-    {0x300A01A2U, S2F_VR('C', 'S'), "ShieldingDeviceType"},
-    {0x300A01A4U, S2F_VR('S', 'H'), "ShieldingDeviceLabel"},
-    {0x300A01A6U, S2F_VR('S', 'T'), "ShieldingDeviceDescription"},
-    {0x300A01A8U, S2F_VR('S', 'H'), "ShieldingDevicePosition"},
-    {0x300A01B0U, S2F_VR('C', 'S'), "SetupTechnique"},
-    {0x300A01B2U, S2F_VR('S', 'T'), "SetupTechniqueDescription"},
-    {0x300A01B4U, S2F_VR('S', 'Q'), "SetupDeviceSequence"},
-    {0x300A01B6U, S2F_VR('C', 'S'), "SetupDeviceType"},
-    {0x300A01B8U, S2F_VR('S', 'H'), "SetupDeviceLabel"},
-    {0x300A01BAU, S2F_VR('S', 'T'), "SetupDeviceDescription"},
-    {0x300A01BCU, S2F_VR('D', 'S'), "SetupDeviceParameter"},
-    {0x300A01D0U, S2F_VR('S', 'T'), "SetupReferenceDescription"},
-    {0x300A01D2U, S2F_VR('D', 'S'), "TableTopVerticalSetupDisplacement"},
-    {0x300A01D4U, S2F_VR('D', 'S'), "TableTopLongitudinalSetupDisplacement"},
-    {0x300A01D6U, S2F_VR('D', 'S'), "TableTopLateralSetupDisplacement"},
-    {0x300A0200U, S2F_VR('C', 'S'), "BrachyTreatmentTechnique"},
-    {0x300A0202U, S2F_VR('C', 'S'), "BrachyTreatmentType"},
-    {0x300A0206U, S2F_VR('S', 'Q'), "TreatmentMachineSequence"},
-    {0x300A0210U, S2F_VR('S', 'Q'), "SourceSequence"},
-    {0x300A0212U, S2F_VR('I', 'S'), "SourceNumber"},
-    {0x300A0214U, S2F_VR('C', 'S'), "SourceType"},
-    {0x300A0216U, S2F_VR('L', 'O'), "SourceManufacturer"},
-    {0x300A0218U, S2F_VR('D', 'S'), "ActiveSourceDiameter"},
-    {0x300A021AU, S2F_VR('D', 'S'), "ActiveSourceLength"},
-    {0x300A021BU, S2F_VR('S', 'H'), "SourceModelID"},
-    {0x300A021CU, S2F_VR('L', 'O'), "SourceDescription"},
-    {0x300A0222U, S2F_VR('D', 'S'), "SourceEncapsulationNominalThickness"},
-    {0x300A0224U, S2F_VR('D', 'S'), "SourceEncapsulationNominalTransmission"},
-    {0x300A0226U, S2F_VR('L', 'O'), "SourceIsotopeName"},
-    {0x300A0228U, S2F_VR('D', 'S'), "SourceIsotopeHalfLife"},
-    {0x300A0229U, S2F_VR('C', 'S'), "SourceStrengthUnits"},
-    {0x300A022AU, S2F_VR('D', 'S'), "ReferenceAirKermaRate"},
-    {0x300A022BU, S2F_VR('D', 'S'), "SourceStrength"},
-    {0x300A022CU, S2F_VR('D', 'A'), "SourceStrengthReferenceDate"},
-    {0x300A022EU, S2F_VR('T', 'M'), "SourceStrengthReferenceTime"},
-    {0x300A0230U, S2F_VR('S', 'Q'), "ApplicationSetupSequence"},
-    {0x300A0232U, S2F_VR('C', 'S'), "ApplicationSetupType"},
-    {0x300A0234U, S2F_VR('I', 'S'), "ApplicationSetupNumber"},
-    {0x300A0236U, S2F_VR('L', 'O'), "ApplicationSetupName"},
-    {0x300A0238U, S2F_VR('L', 'O'), "ApplicationSetupManufacturer"},
-    {0x300A0240U, S2F_VR('I', 'S'), "TemplateNumber"},
-    {0x300A0242U, S2F_VR('S', 'H'), "TemplateType"},
-    {0x300A0244U, S2F_VR('L', 'O'), "TemplateName"},
-    {0x300A0250U, S2F_VR('D', 'S'), "TotalReferenceAirKerma"},
-    {0x300A0260U, S2F_VR('S', 'Q'), "BrachyAccessoryDeviceSequence"},
-    {0x300A0262U, S2F_VR('I', 'S'), "BrachyAccessoryDeviceNumber"},
-    {0x300A0263U, S2F_VR('S', 'H'), "BrachyAccessoryDeviceID"},
-    {0x300A0264U, S2F_VR('C', 'S'), "BrachyAccessoryDeviceType"},
-    {0x300A0266U, S2F_VR('L', 'O'), "BrachyAccessoryDeviceName"},
-    {0x300A026AU, S2F_VR('D', 'S'), "BrachyAccessoryDeviceNominalThickness"},
-    {0x300A026CU, S2F_VR('D', 'S'), "BrachyAccessoryDeviceNominalTransmission"},
-    {0x300A0271U, S2F_VR('D', 'S'), "ChannelEffectiveLength"},
-    {0x300A0272U, S2F_VR('D', 'S'), "ChannelInnerLength"},
-    {0x300A0273U, S2F_VR('S', 'H'), "AfterloaderChannelID"},
-    {0x300A0274U, S2F_VR('D', 'S'), "SourceApplicatorTipLength"},
-    {0x300A0280U, S2F_VR('S', 'Q'), "ChannelSequence"},
-    {0x300A0282U, S2F_VR('I', 'S'), "ChannelNumber"},
-    {0x300A0284U, S2F_VR('D', 'S'), "ChannelLength"},
-    {0x300A0286U, S2F_VR('D', 'S'), "ChannelTotalTime"},
-    {0x300A0288U, S2F_VR('C', 'S'), "SourceMovementType"},
-    {0x300A028AU, S2F_VR('I', 'S'), "NumberOfPulses"},
-    {0x300A028CU, S2F_VR('D', 'S'), "PulseRepetitionInterval"},
-    {0x300A0290U, S2F_VR('I', 'S'), "SourceApplicatorNumber"},
-    {0x300A0291U, S2F_VR('S', 'H'), "SourceApplicatorID"},
-    {0x300A0292U, S2F_VR('C', 'S'), "SourceApplicatorType"},
-    {0x300A0294U, S2F_VR('L', 'O'), "SourceApplicatorName"},
-    {0x300A0296U, S2F_VR('D', 'S'), "SourceApplicatorLength"},
-    {0x300A0298U, S2F_VR('L', 'O'), "SourceApplicatorManufacturer"},
-    {0x300A029CU, S2F_VR('D', 'S'), "SourceApplicatorWallNominalThickness"},
-    {0x300A029EU, S2F_VR('D', 'S'), "SourceApplicatorWallNominalTransmission"},
-    {0x300A02A0U, S2F_VR('D', 'S'), "SourceApplicatorStepSize"},
-    {0x300A02A1U, S2F_VR('I', 'S'), "ApplicatorShapeReferencedROINumber"},
-    {0x300A02A2U, S2F_VR('I', 'S'), "TransferTubeNumber"},
-    {0x300A02A4U, S2F_VR('D', 'S'), "TransferTubeLength"},
-    {0x300A02B0U, S2F_VR('S', 'Q'), "ChannelShieldSequence"},
-    {0x300A02B2U, S2F_VR('I', 'S'), "ChannelShieldNumber"},
-    {0x300A02B3U, S2F_VR('S', 'H'), "ChannelShieldID"},
-    {0x300A02B4U, S2F_VR('L', 'O'), "ChannelShieldName"},
-    {0x300A02B8U, S2F_VR('D', 'S'), "ChannelShieldNominalThickness"},
-    {0x300A02BAU, S2F_VR('D', 'S'), "ChannelShieldNominalTransmission"},
-    {0x300A02C8U, S2F_VR('D', 'S'), "FinalCumulativeTimeWeight"},
-    {0x300A02D0U, S2F_VR('S', 'Q'), "BrachyControlPointSequence"},
-    {0x300A02D2U, S2F_VR('D', 'S'), "ControlPointRelativePosition"},
-    {0x300A02D4U, S2F_VR('D', 'S'), "ControlPoint3DPosition"},
-    {0x300A02D6U, S2F_VR('D', 'S'), "CumulativeTimeWeight"},
-    {0x300A02E0U, S2F_VR('C', 'S'), "CompensatorDivergence"},
-    {0x300A02E1U, S2F_VR('C', 'S'), "CompensatorMountingPosition"},
-    {0x300A02E2U, S2F_VR('D', 'S'), "SourceToCompensatorDistance"},
-    {0x300A02E3U, S2F_VR('F', 'L'), "TotalCompensatorTrayWaterEquivalentThickness"},
-    {0x300A02E4U, S2F_VR('F', 'L'), "IsocenterToCompensatorTrayDistance"},
-    {0x300A02E5U, S2F_VR('F', 'L'), "CompensatorColumnOffset"},
-    {0x300A02E6U, S2F_VR('F', 'L'), "IsocenterToCompensatorDistances"},
-    {0x300A02E7U, S2F_VR('F', 'L'), "CompensatorRelativeStoppingPowerRatio"},
-    {0x300A02E8U, S2F_VR('F', 'L'), "CompensatorMillingToolDiameter"},
-    {0x300A02EAU, S2F_VR('S', 'Q'), "IonRangeCompensatorSequence"},
-    {0x300A02EBU, S2F_VR('L', 'T'), "CompensatorDescription"},
-    {0x300A0302U, S2F_VR('I', 'S'), "RadiationMassNumber"},
-    {0x300A0304U, S2F_VR('I', 'S'), "RadiationAtomicNumber"},
-    {0x300A0306U, S2F_VR('S', 'S'), "RadiationChargeState"},
-    {0x300A0308U, S2F_VR('C', 'S'), "ScanMode"},
-    {0x300A0309U, S2F_VR('C', 'S'), "ModulatedScanModeType"},
-    {0x300A030AU, S2F_VR('F', 'L'), "VirtualSourceAxisDistances"},
-    {0x300A030CU, S2F_VR('S', 'Q'), "SnoutSequence"},
-    {0x300A030DU, S2F_VR('F', 'L'), "SnoutPosition"},
-    {0x300A030FU, S2F_VR('S', 'H'), "SnoutID"},
-    {0x300A0312U, S2F_VR('I', 'S'), "NumberOfRangeShifters"},
-    {0x300A0314U, S2F_VR('S', 'Q'), "RangeShifterSequence"},
-    {0x300A0316U, S2F_VR('I', 'S'), "RangeShifterNumber"},
-    {0x300A0318U, S2F_VR('S', 'H'), "RangeShifterID"},
-    {0x300A0320U, S2F_VR('C', 'S'), "RangeShifterType"},
-    {0x300A0322U, S2F_VR('L', 'O'), "RangeShifterDescription"},
-    {0x300A0330U, S2F_VR('I', 'S'), "NumberOfLateralSpreadingDevices"},
-    {0x300A0332U, S2F_VR('S', 'Q'), "LateralSpreadingDeviceSequence"},
-    {0x300A0334U, S2F_VR('I', 'S'), "LateralSpreadingDeviceNumber"},
-    {0x300A0336U, S2F_VR('S', 'H'), "LateralSpreadingDeviceID"},
-    {0x300A0338U, S2F_VR('C', 'S'), "LateralSpreadingDeviceType"},
-    {0x300A033AU, S2F_VR('L', 'O'), "LateralSpreadingDeviceDescription"},
-    {0x300A033CU, S2F_VR('F', 'L'), "LateralSpreadingDeviceWaterEquivalentThickness"},
-    {0x300A0340U, S2F_VR('I', 'S'), "NumberOfRangeModulators"},
-    {0x300A0342U, S2F_VR('S', 'Q'), "RangeModulatorSequence"},
-    {0x300A0344U, S2F_VR('I', 'S'), "RangeModulatorNumber"},
-    {0x300A0346U, S2F_VR('S', 'H'), "RangeModulatorID"},
-    {0x300A0348U, S2F_VR('C', 'S'), "RangeModulatorType"},
-    {0x300A034AU, S2F_VR('L', 'O'), "RangeModulatorDescription"},
-    {0x300A034CU, S2F_VR('S', 'H'), "BeamCurrentModulationID"},
-    {0x300A0350U, S2F_VR('C', 'S'), "PatientSupportType"},
-    {0x300A0352U, S2F_VR('S', 'H'), "PatientSupportID"},
-    {0x300A0354U, S2F_VR('L', 'O'), "PatientSupportAccessoryCode"},
-    {0x300A0355U, S2F_VR('L', 'O'), "TrayAccessoryCode"},
-    {0x300A0356U, S2F_VR('F', 'L'), "FixationLightAzimuthalAngle"},
-    {0x300A0358U, S2F_VR('F', 'L'), "FixationLightPolarAngle"},
-    {0x300A035AU, S2F_VR('F', 'L'), "MetersetRate"},
-    {0x300A0360U, S2F_VR('S', 'Q'), "RangeShifterSettingsSequence"},
-    {0x300A0362U, S2F_VR('L', 'O'), "RangeShifterSetting"},
-    {0x300A0364U, S2F_VR('F', 'L'), "IsocenterToRangeShifterDistance"},
-    {0x300A0366U, S2F_VR('F', 'L'), "RangeShifterWaterEquivalentThickness"},
-    {0x300A0370U, S2F_VR('S', 'Q'), "LateralSpreadingDeviceSettingsSequence"},
-    {0x300A0372U, S2F_VR('L', 'O'), "LateralSpreadingDeviceSetting"},
-    {0x300A0374U, S2F_VR('F', 'L'), "IsocenterToLateralSpreadingDeviceDistance"},
-    {0x300A0380U, S2F_VR('S', 'Q'), "RangeModulatorSettingsSequence"},
-    {0x300A0382U, S2F_VR('F', 'L'), "RangeModulatorGatingStartValue"},
-    {0x300A0384U, S2F_VR('F', 'L'), "RangeModulatorGatingStopValue"},
-    {0x300A0386U, S2F_VR('F', 'L'), "RangeModulatorGatingStartWaterEquivalentThickness"},
-    {0x300A0388U, S2F_VR('F', 'L'), "RangeModulatorGatingStopWaterEquivalentThickness"},
-    {0x300A038AU, S2F_VR('F', 'L'), "IsocenterToRangeModulatorDistance"},
-    {0x300A038FU, S2F_VR('F', 'L'), "ScanSpotTimeOffset"},
-    {0x300A0390U, S2F_VR('S', 'H'), "ScanSpotTuneID"},
-    {0x300A0391U, S2F_VR('I', 'S'), "ScanSpotPrescribedIndices"},
-    {0x300A0392U, S2F_VR('I', 'S'), "NumberOfScanSpotPositions"},
-    {0x300A0393U, S2F_VR('C', 'S'), "ScanSpotReordered"},
-    {0x300A0394U, S2F_VR('F', 'L'), "ScanSpotPositionMap"},
-    {0x300A0395U, S2F_VR('C', 'S'), "ScanSpotReorderingAllowed"},
-    {0x300A0396U, S2F_VR('F', 'L'), "ScanSpotMetersetWeights"},
-    {0x300A0398U, S2F_VR('F', 'L'), "ScanningSpotSize"},
-    {0x300A0399U, S2F_VR('F', 'L'), "ScanSpotSizesDelivered"},
-    {0x300A039AU, S2F_VR('I', 'S'), "NumberOfPaintings"},
-    {0x300A03A0U, S2F_VR('S', 'Q'), "IonToleranceTableSequence"},
-    {0x300A03A2U, S2F_VR('S', 'Q'), "IonBeamSequence"},
-    {0x300A03A4U, S2F_VR('S', 'Q'), "IonBeamLimitingDeviceSequence"},
-    {0x300A03A6U, S2F_VR('S', 'Q'), "IonBlockSequence"},
-    {0x300A03A8U, S2F_VR('S', 'Q'), "IonControlPointSequence"},
-    {0x300A03AAU, S2F_VR('S', 'Q'), "IonWedgeSequence"},
-    {0x300A03ACU, S2F_VR('S', 'Q'), "IonWedgePositionSequence"},
-    {0x300A0401U, S2F_VR('S', 'Q'), "ReferencedSetupImageSequence"},
-    {0x300A0402U, S2F_VR('S', 'T'), "SetupImageComment"},
-    {0x300A0410U, S2F_VR('S', 'Q'), "MotionSynchronizationSequence"},
-    {0x300A0412U, S2F_VR('F', 'L'), "ControlPointOrientation"},
-    {0x300A0420U, S2F_VR('S', 'Q'), "GeneralAccessorySequence"},
-    {0x300A0421U, S2F_VR('S', 'H'), "GeneralAccessoryID"},
-    {0x300A0422U, S2F_VR('S', 'T'), "GeneralAccessoryDescription"},
-    {0x300A0423U, S2F_VR('C', 'S'), "GeneralAccessoryType"},
-    {0x300A0424U, S2F_VR('I', 'S'), "GeneralAccessoryNumber"},
-    {0x300A0425U, S2F_VR('F', 'L'), "SourceToGeneralAccessoryDistance"},
-    {0x300A0426U, S2F_VR('D', 'S'), "IsocenterToGeneralAccessoryDistance"},
-    {0x300A0431U, S2F_VR('S', 'Q'), "ApplicatorGeometrySequence"},
-    {0x300A0432U, S2F_VR('C', 'S'), "ApplicatorApertureShape"},
-    {0x300A0433U, S2F_VR('F', 'L'), "ApplicatorOpening"},
-    {0x300A0434U, S2F_VR('F', 'L'), "ApplicatorOpeningX"},
-    {0x300A0435U, S2F_VR('F', 'L'), "ApplicatorOpeningY"},
-    {0x300A0436U, S2F_VR('F', 'L'), "SourceToApplicatorMountingPositionDistance"},
-    {0x300A0440U, S2F_VR('I', 'S'), "NumberOfBlockSlabItems"},
-    {0x300A0441U, S2F_VR('S', 'Q'), "BlockSlabSequence"},
-    {0x300A0442U, S2F_VR('D', 'S'), "BlockSlabThickness"},
-    {0x300A0443U, S2F_VR('U', 'S'), "BlockSlabNumber"},
-    {0x300A0450U, S2F_VR('S', 'Q'), "DeviceMotionControlSequence"},
-    {0x300A0451U, S2F_VR('C', 'S'), "DeviceMotionExecutionMode"},
-    {0x300A0452U, S2F_VR('C', 'S'), "DeviceMotionObservationMode"},
-    {0x300A0453U, S2F_VR('S', 'Q'), "DeviceMotionParameterCodeSequence"},
-    {0x300A0501U, S2F_VR('F', 'L'), "DistalDepthFraction"},
-    {0x300A0502U, S2F_VR('F', 'L'), "DistalDepth"},
-    {0x300A0503U, S2F_VR('F', 'L'), "NominalRangeModulationFractions"},
-    {0x300A0504U, S2F_VR('F', 'L'), "NominalRangeModulatedRegionDepths"},
-    {0x300A0505U, S2F_VR('S', 'Q'), "DepthDoseParametersSequence"},
-    {0x300A0506U, S2F_VR('S', 'Q'), "DeliveredDepthDoseParametersSequence"},
-    {0x300A0507U, S2F_VR('F', 'L'), "DeliveredDistalDepthFraction"},
-    {0x300A0508U, S2F_VR('F', 'L'), "DeliveredDistalDepth"},
-    {0x300A0509U, S2F_VR('F', 'L'), "DeliveredNominalRangeModulationFractions"},
-    {0x300A0510U, S2F_VR('F', 'L'), "DeliveredNominalRangeModulatedRegionDepths"},
-    {0x300A0511U, S2F_VR('C', 'S'), "DeliveredReferenceDoseDefinition"},
-    {0x300A0512U, S2F_VR('C', 'S'), "ReferenceDoseDefinition"},
-    {0x300A0600U, S2F_VR('U', 'S'), "RTControlPointIndex"},
-    {0x300A0601U, S2F_VR('U', 'S'), "RadiationGenerationModeIndex"},
-    {0x300A0602U, S2F_VR('U', 'S'), "ReferencedDefinedDeviceIndex"},
-    {0x300A0603U, S2F_VR('U', 'S'), "RadiationDoseIdentificationIndex"},
-    {0x300A0604U, S2F_VR('U', 'S'), "NumberOfRTControlPoints"},
-    {0x300A0605U, S2F_VR('U', 'S'), "ReferencedRadiationGenerationModeIndex"},
-    {0x300A0606U, S2F_VR('U', 'S'), "TreatmentPositionIndex"},
-    {0x300A0607U, S2F_VR('U', 'S'), "ReferencedDeviceIndex"},
-    {0x300A0608U, S2F_VR('L', 'O'), "TreatmentPositionGroupLabel"},
-    {0x300A0609U, S2F_VR('U', 'I'), "TreatmentPositionGroupUID"},
-    {0x300A060AU, S2F_VR('S', 'Q'), "TreatmentPositionGroupSequence"},
-    {0x300A060BU, S2F_VR('U', 'S'), "ReferencedTreatmentPositionIndex"},
-    {0x300A060CU, S2F_VR('U', 'S'), "ReferencedRadiationDoseIdentificationIndex"},
-    {0x300A060DU, S2F_VR('F', 'D'), "RTAccessoryHolderWaterEquivalentThickness"},
-    {0x300A060EU, S2F_VR('U', 'S'), "ReferencedRTAccessoryHolderDeviceIndex"},
-    {0x300A060FU, S2F_VR('C', 'S'), "RTAccessoryHolderSlotExistenceFlag"},
-    {0x300A0610U, S2F_VR('S', 'Q'), "RTAccessoryHolderSlotSequence"},
-    {0x300A0611U, S2F_VR('L', 'O'), "RTAccessoryHolderSlotID"},
-    {0x300A0612U, S2F_VR('F', 'D'), "RTAccessoryHolderSlotDistance"},
-    {0x300A0613U, S2F_VR('F', 'D'), "RTAccessorySlotDistance"},
-    {0x300A0614U, S2F_VR('S', 'Q'), "RTAccessoryHolderDefinitionSequence"},
-    {0x300A0615U, S2F_VR('L', 'O'), "RTAccessoryDeviceSlotID"},
-    {0x300A0616U, S2F_VR('S', 'Q'), "RTRadiationSequence"},
-    {0x300A0617U, S2F_VR('S', 'Q'), "RadiationDoseSequence"},
-    {0x300A0618U, S2F_VR('S', 'Q'), "RadiationDoseIdentificationSequence"},
-    {0x300A0619U, S2F_VR('L', 'O'), "RadiationDoseIdentificationLabel"},
-    {0x300A061AU, S2F_VR('C', 'S'), "ReferenceDoseType"},
-    {0x300A061BU, S2F_VR('C', 'S'), "PrimaryDoseValueIndicator"},
-    {0x300A061CU, S2F_VR('S', 'Q'), "DoseValuesSequence"},
-    {0x300A061DU, S2F_VR('C', 'S'), "DoseValuePurpose"},
-    {0x300A061EU, S2F_VR('F', 'D'), "ReferenceDosePointCoordinates"},
-    {0x300A061FU, S2F_VR('S', 'Q'), "RadiationDoseValuesParametersSequence"},
-    {0x300A0620U, S2F_VR('S', 'Q'), "MetersetToDoseMappingSequence"},
-    {0x300A0621U, S2F_VR('S', 'Q'), "ExpectedInVivoMeasurementValuesSequence"},
-    {0x300A0622U, S2F_VR('U', 'S'), "ExpectedInVivoMeasurementValueIndex"},
-    {0x300A0623U, S2F_VR('L', 'O'), "RadiationDoseInVivoMeasurementLabel"},
-    {0x300A0624U, S2F_VR('F', 'D'), "RadiationDoseCentralAxisDisplacement"},
-    {0x300A0625U, S2F_VR('F', 'D'), "RadiationDoseValue"},
-    {0x300A0626U, S2F_VR('F', 'D'), "RadiationDoseSourceToSkinDistance"},
-    {0x300A0627U, S2F_VR('F', 'D'), "RadiationDoseMeasurementPointCoordinates"},
-    {0x300A0628U, S2F_VR('F', 'D'), "RadiationDoseSourceToExternalContourDistance"},
-    {0x300A0629U, S2F_VR('S', 'Q'), "RTToleranceSetSequence"},
-    {0x300A062AU, S2F_VR('L', 'O'), "RTToleranceSetLabel"},
-    {0x300A062BU, S2F_VR('S', 'Q'), "AttributeToleranceValuesSequence"},
-    {0x300A062CU, S2F_VR('F', 'D'), "ToleranceValue"},
-    {0x300A062DU, S2F_VR('S', 'Q'), "PatientSupportPositionToleranceSequence"},
-    {0x300A062EU, S2F_VR('F', 'D'), "TreatmentTimeLimit"},
-    {0x300A062FU, S2F_VR('S', 'Q'), "CArmPhotonElectronControlPointSequence"},
-    {0x300A0630U, S2F_VR('S', 'Q'), "ReferencedRTRadiationSequence"},
-    {0x300A0631U, S2F_VR('S', 'Q'), "ReferencedRTInstanceSequence"},
-    {0x300A0632U, S2F_VR('S', 'Q'), "ReferencedRTPatientSetupSequence"},
-    {0x300A0634U, S2F_VR('F', 'D'), "SourceToPatientSurfaceDistance"},
-    {0x300A0635U, S2F_VR('S', 'Q'), "TreatmentMachineSpecialModeCodeSequence"},
-    {0x300A0636U, S2F_VR('U', 'S'), "IntendedNumberOfFractions"},
-    {0x300A0637U, S2F_VR('C', 'S'), "RTRadiationSetIntent"},
-    {0x300A0638U, S2F_VR('C', 'S'), "RTRadiationPhysicalAndGeometricContentDetailFlag"},
-    {0x300A0639U, S2F_VR('C', 'S'), "RTRecordFlag"},
-    {0x300A063AU, S2F_VR('S', 'Q'), "TreatmentDeviceIdentificationSequence"},
-    {0x300A063BU, S2F_VR('S', 'Q'), "ReferencedRTPhysicianIntentSequence"},
-    {0x300A063CU, S2F_VR('F', 'D'), "CumulativeMeterset"},
-    {0x300A063DU, S2F_VR('F', 'D'), "DeliveryRate"},
-    {0x300A063EU, S2F_VR('S', 'Q'), "DeliveryRateUnitSequence"},
-    {0x300A063FU, S2F_VR('S', 'Q'), "TreatmentPositionSequence"},
-    {0x300A0640U, S2F_VR('F', 'D'), "RadiationSourceAxisDistance"},
-    {0x300A0641U, S2F_VR('U', 'S'), "NumberOfRTBeamLimitingDevices"},
-    {0x300A0642U, S2F_VR('F', 'D'), "RTBeamLimitingDeviceProximalDistance"},
-    {0x300A0643U, S2F_VR('F', 'D'), "RTBeamLimitingDeviceDistalDistance"},
-    {0x300A0644U, S2F_VR('S', 'Q'), "ParallelRTBeamDelimiterDeviceOrientationLabelCodeSequence"},
-    {0x300A0645U, S2F_VR('F', 'D'), "BeamModifierOrientationAngle"},
-    {0x300A0646U, S2F_VR('S', 'Q'), "FixedRTBeamDelimiterDeviceSequence"},
-    {0x300A0647U, S2F_VR('S', 'Q'), "ParallelRTBeamDelimiterDeviceSequence"},
-    {0x300A0648U, S2F_VR('U', 'S'), "NumberOfParallelRTBeamDelimiters"},
-    {0x300A0649U, S2F_VR('F', 'D'), "ParallelRTBeamDelimiterBoundaries"},
-    {0x300A064AU, S2F_VR('F', 'D'), "ParallelRTBeamDelimiterPositions"},
-    {0x300A064BU, S2F_VR('F', 'D'), "RTBeamLimitingDeviceOffset"},
-    {0x300A064CU, S2F_VR('S', 'Q'), "RTBeamDelimiterGeometrySequence"},
-    {0x300A064DU, S2F_VR('S', 'Q'), "RTBeamLimitingDeviceDefinitionSequence"},
-    {0x300A064EU, S2F_VR('C', 'S'), "ParallelRTBeamDelimiterOpeningMode"},
-    {0x300A064FU, S2F_VR('C', 'S'), "ParallelRTBeamDelimiterLeafMountingSide"},
-    {0x300A0650U, S2F_VR('U', 'I'), "PatientSetupUID"},
-    {0x300A0651U, S2F_VR('S', 'Q'), "WedgeDefinitionSequence"},
-    {0x300A0652U, S2F_VR('F', 'D'), "RadiationBeamWedgeAngle"},
-    {0x300A0653U, S2F_VR('F', 'D'), "RadiationBeamWedgeThinEdgeDistance"},
-    {0x300A0654U, S2F_VR('F', 'D'), "RadiationBeamEffectiveWedgeAngle"},
-    {0x300A0655U, S2F_VR('U', 'S'), "NumberOfWedgePositions"},
-    {0x300A0656U, S2F_VR('S', 'Q'), "RTBeamLimitingDeviceOpeningSequence"},
-    {0x300A0657U, S2F_VR('U', 'S'), "NumberOfRTBeamLimitingDeviceOpenings"},
-    {0x300A0658U, S2F_VR('S', 'Q'), "RadiationDosimeterUnitSequence"},
-    {0x300A0659U, S2F_VR('S', 'Q'), "RTDeviceDistanceReferenceLocationCodeSequence"},
-    {0x300A065AU, S2F_VR('S', 'Q'), "RadiationDeviceConfigurationAndCommissioningKeySequence"},
-    {0x300A065BU, S2F_VR('S', 'Q'), "PatientSupportPositionParameterSequence"},
-    {0x300A065CU, S2F_VR('C', 'S'), "PatientSupportPositionSpecificationMethod"},
-    {0x300A065DU, S2F_VR('S', 'Q'), "PatientSupportPositionDeviceParameterSequence"},
-    {0x300A065EU, S2F_VR('U', 'S'), "DeviceOrderIndex"},
-    {0x300A065FU, S2F_VR('U', 'S'), "PatientSupportPositionParameterOrderIndex"},
-    {0x300A0660U, S2F_VR('S', 'Q'), "PatientSupportPositionDeviceToleranceSequence"},
-    {0x300A0661U, S2F_VR('U', 'S'), "PatientSupportPositionToleranceOrderIndex"},
-    {0x300A0662U, S2F_VR('S', 'Q'), "CompensatorDefinitionSequence"},
-    {0x300A0663U, S2F_VR('C', 'S'), "CompensatorMapOrientation"},
-    {0x300A0664U, S2F_VR('O', 'F'), "CompensatorProximalThicknessMap"},
-    {0x300A0665U, S2F_VR('O', 'F'), "CompensatorDistalThicknessMap"},
-    {0x300A0666U, S2F_VR('F', 'D'), "CompensatorBasePlaneOffset"},
-    {0x300A0667U, S2F_VR('S', 'Q'), "CompensatorShapeFabricationCodeSequence"},
-    {0x300A0668U, S2F_VR('S', 'Q'), "CompensatorShapeSequence"},
-    {0x300A0669U, S2F_VR('F', 'D'), "RadiationBeamCompensatorMillingToolDiameter"},
-    {0x300A066AU, S2F_VR('S', 'Q'), "BlockDefinitionSequence"},
-    {0x300A066BU, S2F_VR('O', 'F'), "BlockEdgeData"},
-    {0x300A066CU, S2F_VR('C', 'S'), "BlockOrientation"},
-    {0x300A066DU, S2F_VR('F', 'D'), "RadiationBeamBlockThickness"},
-    {0x300A066EU, S2F_VR('F', 'D'), "RadiationBeamBlockSlabThickness"},
-    {0x300A066FU, S2F_VR('S', 'Q'), "BlockEdgeDataSequence"},
-    {0x300A0670U, S2F_VR('U', 'S'), "NumberOfRTAccessoryHolders"},
-    {0x300A0671U, S2F_VR('S', 'Q'), "GeneralAccessoryDefinitionSequence"},
-    {0x300A0672U, S2F_VR('U', 'S'), "NumberOfGeneralAccessories"},
-    {0x300A0673U, S2F_VR('S', 'Q'), "BolusDefinitionSequence"},
-    {0x300A0674U, S2F_VR('U', 'S'), "NumberOfBoluses"},
-    {0x300A0675U, S2F_VR('U', 'I'), "EquipmentFrameOfReferenceUID"},
-    {0x300A0676U, S2F_VR('S', 'T'), "EquipmentFrameOfReferenceDescription"},
-    {0x300A0677U, S2F_VR('S', 'Q'), "EquipmentReferencePointCoordinatesSequence"},
-    {0x300A0678U, S2F_VR('S', 'Q'), "EquipmentReferencePointCodeSequence"},
-    {0x300A0679U, S2F_VR('F', 'D'), "RTBeamLimitingDeviceAngle"},
-    {0x300A067AU, S2F_VR('F', 'D'), "SourceRollAngle"},
-    {0x300A067BU, S2F_VR('S', 'Q'), "RadiationGenerationModeSequence"},
-    {0x300A067CU, S2F_VR('S', 'H'), "RadiationGenerationModeLabel"},
-    {0x300A067DU, S2F_VR('S', 'T'), "RadiationGenerationModeDescription"},
-    {0x300A067EU, S2F_VR('S', 'Q'), "RadiationGenerationModeMachineCodeSequence"},
-    {0x300A067FU, S2F_VR('S', 'Q'), "RadiationTypeCodeSequence"},
-    {0x300A0680U, S2F_VR('D', 'S'), "NominalEnergy"},
-    {0x300A0681U, S2F_VR('D', 'S'), "MinimumNominalEnergy"},
-    {0x300A0682U, S2F_VR('D', 'S'), "MaximumNominalEnergy"},
-    {0x300A0683U, S2F_VR('S', 'Q'), "RadiationFluenceModifierCodeSequence"},
-    {0x300A0684U, S2F_VR('S', 'Q'), "EnergyUnitCodeSequence"},
-    {0x300A0685U, S2F_VR('U', 'S'), "NumberOfRadiationGenerationModes"},
-    {0x300A0686U, S2F_VR('S', 'Q'), "PatientSupportDevicesSequence"},
-    {0x300A0687U, S2F_VR('U', 'S'), "NumberOfPatientSupportDevices"},
-    {0x300A0688U, S2F_VR('F', 'D'), "RTBeamModifierDefinitionDistance"},
-    {0x300A0689U, S2F_VR('S', 'Q'), "BeamAreaLimitSequence"},
-    {0x300A068AU, S2F_VR('S', 'Q'), "ReferencedRTPrescriptionSequence"},
-    {0x300A0700U, S2F_VR('U', 'I'), "TreatmentSessionUID"},
-    {0x300A0701U, S2F_VR('C', 'S'), "RTRadiationUsage"},
-    {0x300A0702U, S2F_VR('S', 'Q'), "ReferencedRTRadiationSetSequence"},
-    {0x300A0703U, S2F_VR('S', 'Q'), "ReferencedRTRadiationRecordSequence"},
-    {0x300A0704U, S2F_VR('U', 'S'), "RTRadiationSetDeliveryNumber"},
-    {0x300A0705U, S2F_VR('U', 'S'), "ClinicalFractionNumber"},
-    {0x300A0706U, S2F_VR('C', 'S'), "RTTreatmentFractionCompletionStatus"},
-    {0x300A0707U, S2F_VR('C', 'S'), "RTRadiationSetUsage"},
-    {0x300A0708U, S2F_VR('C', 'S'), "TreatmentDeliveryContinuationFlag"},
-    {0x300A0709U, S2F_VR('C', 'S'), "TreatmentRecordContentOrigin"},
-    {0x300A0714U, S2F_VR('C', 'S'), "RTTreatmentTerminationStatus"},
-    {0x300A0715U, S2F_VR('S', 'Q'), "RTTreatmentTerminationReasonCodeSequence"},
-    {0x300A0716U, S2F_VR('S', 'Q'), "MachineSpecificTreatmentTerminationCodeSequence"},
-    {0x300A0722U, S2F_VR('S', 'Q'), "RTRadiationSalvageRecordControlPointSequence"},
-    {0x300A0723U, S2F_VR('C', 'S'), "StartingMetersetValueKnownFlag"},
-    {0x300A0730U, S2F_VR('S', 'T'), "TreatmentTerminationDescription"},
-    {0x300A0731U, S2F_VR('S', 'Q'), "TreatmentToleranceViolationSequence"},
-    {0x300A0732U, S2F_VR('C', 'S'), "TreatmentToleranceViolationCategory"},
-    {0x300A0733U, S2F_VR('S', 'Q'), "TreatmentToleranceViolationAttributeSequence"},
-    {0x300A0734U, S2F_VR('S', 'T'), "TreatmentToleranceViolationDescription"},
-    {0x300A0735U, S2F_VR('S', 'T'), "TreatmentToleranceViolationIdentification"},
-    {0x300A0736U, S2F_VR('D', 'T'), "TreatmentToleranceViolationDateTime"},
-    {0x300A073AU, S2F_VR('D', 'T'), "RecordedRTControlPointDateTime"},
-    {0x300A073BU, S2F_VR('U', 'S'), "ReferencedRadiationRTControlPointIndex"},
-    {0x300A073EU, S2F_VR('S', 'Q'), "AlternateValueSequence"},
-    {0x300A073FU, S2F_VR('S', 'Q'), "ConfirmationSequence"},
-    {0x300A0740U, S2F_VR('S', 'Q'), "InterlockSequence"},
-    {0x300A0741U, S2F_VR('D', 'T'), "InterlockDateTime"},
-    {0x300A0742U, S2F_VR('S', 'T'), "InterlockDescription"},
-    {0x300A0743U, S2F_VR('S', 'Q'), "InterlockOriginatingDeviceSequence"},
-    {0x300A0744U, S2F_VR('S', 'Q'), "InterlockCodeSequence"},
-    {0x300A0745U, S2F_VR('S', 'Q'), "InterlockResolutionCodeSequence"},
-    {0x300A0746U, S2F_VR('S', 'Q'), "InterlockResolutionUserSequence"},
-    {0x300A0760U, S2F_VR('D', 'T'), "OverrideDateTime"},
-    {0x300A0761U, S2F_VR('S', 'Q'), "TreatmentToleranceViolationTypeCodeSequence"},
-    {0x300A0762U, S2F_VR('S', 'Q'), "TreatmentToleranceViolationCauseCodeSequence"},
-    {0x300A0772U, S2F_VR('S', 'Q'), "MeasuredMetersetToDoseMappingSequence"},
-    {0x300A0773U, S2F_VR('U', 'S'), "ReferencedExpectedInVivoMeasurementValueIndex"},
-    {0x300A0774U, S2F_VR('S', 'Q'), "DoseMeasurementDeviceCodeSequence"},
-    {0x300A0780U, S2F_VR('S', 'Q'), "AdditionalParameterRecordingInstanceSequence"},
-    {0x300A0782U, S2F_VR('U', 'S'), ""},
-    {0x300A0783U, S2F_VR('S', 'T'), "InterlockOriginDescription"},
-    {0x300A0784U, S2F_VR('S', 'Q'), "RTPatientPositionScopeSequence"},
-    {0x300A0785U, S2F_VR('U', 'I'), "ReferencedTreatmentPositionGroupUID"},
-    {0x300A0786U, S2F_VR('U', 'S'), "RadiationOrderIndex"},
-    {0x300A0787U, S2F_VR('S', 'Q'), "OmittedRadiationSequence"},
-    {0x300A0788U, S2F_VR('S', 'Q'), "ReasonForOmissionCodeSequence"},
-    {0x300A0789U, S2F_VR('S', 'Q'), "RTDeliveryStartPatientPositionSequence"},
-    {0x300A078AU, S2F_VR('S', 'Q'), "RTTreatmentPreparationPatientPositionSequence"},
-    {0x300A078BU, S2F_VR('S', 'Q'), "ReferencedRTTreatmentPreparationSequence"},
-    {0x300A078CU, S2F_VR('S', 'Q'), "ReferencedPatientSetupPhotoSequence"},
-    {0x300A078DU, S2F_VR('S', 'Q'), "PatientTreatmentPreparationMethodCodeSequence"},
-    {0x300A078EU, S2F_VR('L', 'T'), "PatientTreatmentPreparationProcedureParameterDescription"},
-    {0x300A078FU, S2F_VR('S', 'Q'), "PatientTreatmentPreparationDeviceSequence"},
-    {0x300A0790U, S2F_VR('S', 'Q'), "PatientTreatmentPreparationProcedureSequence"},
-    {0x300A0791U, S2F_VR('S', 'Q'), "PatientTreatmentPreparationProcedureCodeSequence"},
-    {0x300A0792U, S2F_VR('L', 'T'), "PatientTreatmentPreparationMethodDescription"},
-    {0x300A0793U, S2F_VR('S', 'Q'), "PatientTreatmentPreparationProcedureParameterSequence"},
-    {0x300A0794U, S2F_VR('L', 'T'), "PatientSetupPhotoDescription"},
-    {0x300A0795U, S2F_VR('U', 'S'), "PatientTreatmentPreparationProcedureIndex"},
-    {0x300A0796U, S2F_VR('U', 'S'), "ReferencedPatientSetupProcedureIndex"},
-    {0x300A0797U, S2F_VR('S', 'Q'), "RTRadiationTaskSequence"},
-    {0x300A0798U, S2F_VR('S', 'Q'), "RTPatientPositionDisplacementSequence"},
-    {0x300A0799U, S2F_VR('S', 'Q'), "RTPatientPositionSequence"},
-    {0x300A079AU, S2F_VR('L', 'O'), "DisplacementReferenceLabel"},
-    {0x300A079BU, S2F_VR('F', 'D'), "DisplacementMatrix"},
-    {0x300A079CU, S2F_VR('S', 'Q'), "PatientSupportDisplacementSequence"},
-    {0x300A079DU, S2F_VR('S', 'Q'), "DisplacementReferenceLocationCodeSequence"},
-    {0x300A079EU, S2F_VR('C', 'S'), "RTRadiationSetDeliveryUsage"},
-    {0x300C0002U, S2F_VR('S', 'Q'), "ReferencedRTPlanSequence"},
-    {0x300C0004U, S2F_VR('S', 'Q'), "ReferencedBeamSequence"},
-    {0x300C0006U, S2F_VR('I', 'S'), "ReferencedBeamNumber"},
-    {0x300C0007U, S2F_VR('I', 'S'), "ReferencedReferenceImageNumber"},
-    {0x300C0008U, S2F_VR('D', 'S'), "StartCumulativeMetersetWeight"},
-    {0x300C0009U, S2F_VR('D', 'S'), "EndCumulativeMetersetWeight"},
-    {0x300C000AU, S2F_VR('S', 'Q'), "ReferencedBrachyApplicationSetupSequence"},
-    {0x300C000CU, S2F_VR('I', 'S'), "ReferencedBrachyApplicationSetupNumber"},
-    {0x300C000EU, S2F_VR('I', 'S'), "ReferencedSourceNumber"},
-    {0x300C0020U, S2F_VR('S', 'Q'), "ReferencedFractionGroupSequence"},
-    {0x300C0022U, S2F_VR('I', 'S'), "ReferencedFractionGroupNumber"},
-    {0x300C0040U, S2F_VR('S', 'Q'), "ReferencedVerificationImageSequence"},
-    {0x300C0042U, S2F_VR('S', 'Q'), "ReferencedReferenceImageSequence"},
-    {0x300C0050U, S2F_VR('S', 'Q'), "ReferencedDoseReferenceSequence"},
-    {0x300C0051U, S2F_VR('I', 'S'), "ReferencedDoseReferenceNumber"},
-    {0x300C0055U, S2F_VR('S', 'Q'), "BrachyReferencedDoseReferenceSequence"},
-    {0x300C0060U, S2F_VR('S', 'Q'), "ReferencedStructureSetSequence"},
-    {0x300C006AU, S2F_VR('I', 'S'), "ReferencedPatientSetupNumber"},
-    {0x300C0080U, S2F_VR('S', 'Q'), "ReferencedDoseSequence"},
-    {0x300C00A0U, S2F_VR('I', 'S'), "ReferencedToleranceTableNumber"},
-    {0x300C00B0U, S2F_VR('S', 'Q'), "ReferencedBolusSequence"},
-    {0x300C00C0U, S2F_VR('I', 'S'), "ReferencedWedgeNumber"},
-    {0x300C00D0U, S2F_VR('I', 'S'), "ReferencedCompensatorNumber"},
-    {0x300C00E0U, S2F_VR('I', 'S'), "ReferencedBlockNumber"},
-    {0x300C00F0U, S2F_VR('I', 'S'), "ReferencedControlPointIndex"},
-    {0x300C00F2U, S2F_VR('S', 'Q'), "ReferencedControlPointSequence"},
-    {0x300C00F4U, S2F_VR('I', 'S'), "ReferencedStartControlPointIndex"},
-    {0x300C00F6U, S2F_VR('I', 'S'), "ReferencedStopControlPointIndex"},
-    {0x300C0100U, S2F_VR('I', 'S'), "ReferencedRangeShifterNumber"},
-    {0x300C0102U, S2F_VR('I', 'S'), "ReferencedLateralSpreadingDeviceNumber"},
-    {0x300C0104U, S2F_VR('I', 'S'), "ReferencedRangeModulatorNumber"},
-    {0x300C0111U, S2F_VR('S', 'Q'), "OmittedBeamTaskSequence"},
-    {0x300C0112U, S2F_VR('C', 'S'), "ReasonForOmission"},
-    {0x300C0113U, S2F_VR('L', 'O'), "ReasonForOmissionDescription"},
-    {0x300C0114U, S2F_VR('S', 'Q'), "PrescriptionOverviewSequence"},
-    {0x300C0115U, S2F_VR('F', 'L'), "TotalPrescriptionDose"},
-    {0x300C0116U, S2F_VR('S', 'Q'), "PlanOverviewSequence"},
-    {0x300C0117U, S2F_VR('U', 'S'), "PlanOverviewIndex"},
-    {0x300C0118U, S2F_VR('U', 'S'), "ReferencedPlanOverviewIndex"},
-    {0x300C0119U, S2F_VR('U', 'S'), "NumberOfFractionsIncluded"},
-    {0x300C0120U, S2F_VR('S', 'Q'), "DoseCalibrationConditionsSequence"},
-    {0x300C0121U, S2F_VR('F', 'D'), "AbsorbedDoseToMetersetRatio"},
-    {0x300C0122U, S2F_VR('F', 'D'), "DelineatedRadiationFieldSize"},
-    {0x300C0123U, S2F_VR('C', 'S'), "DoseCalibrationConditionsVerifiedFlag"},
-    {0x300C0124U, S2F_VR('F', 'D'), "CalibrationReferencePointDepth"},
-    {0x300C0125U, S2F_VR('S', 'Q'), "GatingBeamHoldTransitionSequence"},
-    {0x300C0126U, S2F_VR('C', 'S'), "BeamHoldTransition"},
-    {0x300C0127U, S2F_VR('D', 'T'), "BeamHoldTransitionDateTime"},
-    {0x300C0128U, S2F_VR('S', 'Q'), "BeamHoldOriginatingDeviceSequence"},
-    {0x300E0002U, S2F_VR('C', 'S'), "ApprovalStatus"},
-    {0x300E0004U, S2F_VR('D', 'A'), "ReviewDate"},
-    {0x300E0005U, S2F_VR('T', 'M'), "ReviewTime"},
-    {0x300E0008U, S2F_VR('P', 'N'), "ReviewerName"},
-    {0x30100001U, S2F_VR('S', 'Q'), "RadiobiologicalDoseEffectSequence"},
-    {0x30100002U, S2F_VR('C', 'S'), "RadiobiologicalDoseEffectFlag"},
-    {0x30100003U, S2F_VR('S', 'Q'), "EffectiveDoseCalculationMethodCategoryCodeSequence"},
-    {0x30100004U, S2F_VR('S', 'Q'), "EffectiveDoseCalculationMethodCodeSequence"},
-    {0x30100005U, S2F_VR('L', 'O'), "EffectiveDoseCalculationMethodDescription"},
-    {0x30100006U, S2F_VR('U', 'I'), "ConceptualVolumeUID"},
-    {0x30100007U, S2F_VR('S', 'Q'), "OriginatingSOPInstanceReferenceSequence"},
-    {0x30100008U, S2F_VR('S', 'Q'), "ConceptualVolumeConstituentSequence"},
-    {0x30100009U, S2F_VR('S', 'Q'), "EquivalentConceptualVolumeInstanceReferenceSequence"},
-    {0x3010000AU, S2F_VR('S', 'Q'), "EquivalentConceptualVolumesSequence"},
-    {0x3010000BU, S2F_VR('U', 'I'), "ReferencedConceptualVolumeUID"},
-    {0x3010000CU, S2F_VR('U', 'T'), "ConceptualVolumeCombinationExpression"},
-    {0x3010000DU, S2F_VR('U', 'S'), "ConceptualVolumeConstituentIndex"},
-    {0x3010000EU, S2F_VR('C', 'S'), "ConceptualVolumeCombinationFlag"},
-    {0x3010000FU, S2F_VR('S', 'T'), "ConceptualVolumeCombinationDescription"},
-    {0x30100010U, S2F_VR('C', 'S'), "ConceptualVolumeSegmentationDefinedFlag"},
-    {0x30100011U, S2F_VR('S', 'Q'), "ConceptualVolumeSegmentationReferenceSequence"},
-    {0x30100012U, S2F_VR('S', 'Q'), "ConceptualVolumeConstituentSegmentationReferenceSequence"},
-    {0x30100013U, S2F_VR('U', 'I'), "ConstituentConceptualVolumeUID"},
-    {0x30100014U, S2F_VR('S', 'Q'), "DerivationConceptualVolumeSequence"},
-    {0x30100015U, S2F_VR('U', 'I'), "SourceConceptualVolumeUID"},
-    {0x30100016U, S2F_VR('S', 'Q'), "ConceptualVolumeDerivationAlgorithmSequence"},
-    {0x30100017U, S2F_VR('S', 'T'), "ConceptualVolumeDescription"},
-    {0x30100018U, S2F_VR('S', 'Q'), "SourceConceptualVolumeSequence"},
-    {0x30100019U, S2F_VR('S', 'Q'), "AuthorIdentificationSequence"},
-    {0x3010001AU, S2F_VR('L', 'O'), "ManufacturerModelVersion"},
-    {0x3010001BU, S2F_VR('U', 'C'), "DeviceAlternateIdentifier"},
-    {0x3010001CU, S2F_VR('C', 'S'), "DeviceAlternateIdentifierType"},
-    {0x3010001DU, S2F_VR('L', 'T'), "DeviceAlternateIdentifierFormat"},
-    {0x3010001EU, S2F_VR('L', 'O'), "SegmentationCreationTemplateLabel"},
-    {0x3010001FU, S2F_VR('U', 'I'), "SegmentationTemplateUID"},
-    {0x30100020U, S2F_VR('U', 'S'), "ReferencedSegmentReferenceIndex"},
-    {0x30100021U, S2F_VR('S', 'Q'), "SegmentReferenceSequence"},
-    {0x30100022U, S2F_VR('U', 'S'), "SegmentReferenceIndex"},
-    {0x30100023U, S2F_VR('S', 'Q'), "DirectSegmentReferenceSequence"},
-    {0x30100024U, S2F_VR('S', 'Q'), "CombinationSegmentReferenceSequence"},
-    {0x30100025U, S2F_VR('S', 'Q'), "ConceptualVolumeSequence"},
-    {0x30100026U, S2F_VR('S', 'Q'), "SegmentedRTAccessoryDeviceSequence"},
-    {0x30100027U, S2F_VR('S', 'Q'), "SegmentCharacteristicsSequence"},
-    {0x30100028U, S2F_VR('S', 'Q'), "RelatedSegmentCharacteristicsSequence"},
-    {0x30100029U, S2F_VR('U', 'S'), "SegmentCharacteristicsPrecedence"},
-    {0x3010002AU, S2F_VR('S', 'Q'), "RTSegmentAnnotationSequence"},
-    {0x3010002BU, S2F_VR('S', 'Q'), "SegmentAnnotationCategoryCodeSequence"},
-    {0x3010002CU, S2F_VR('S', 'Q'), "SegmentAnnotationTypeCodeSequence"},
-    {0x3010002DU, S2F_VR('L', 'O'), "DeviceLabel"},
-    {0x3010002EU, S2F_VR('S', 'Q'), "DeviceTypeCodeSequence"},
-    {0x3010002FU, S2F_VR('S', 'Q'), "SegmentAnnotationTypeModifierCodeSequence"},
-    {0x30100030U, S2F_VR('S', 'Q'), "PatientEquipmentRelationshipCodeSequence"},
-    {0x30100031U, S2F_VR('U', 'I'), "ReferencedFiducialsUID"},
-    {0x30100032U, S2F_VR('S', 'Q'), "PatientTreatmentOrientationSequence"},
-    {0x30100033U, S2F_VR('S', 'H'), "UserContentLabel"},
-    {0x30100034U, S2F_VR('L', 'O'), "UserContentLongLabel"},
-    {0x30100035U, S2F_VR('S', 'H'), "EntityLabel"},
-    {0x30100036U, S2F_VR('L', 'O'), "EntityName"},
-    {0x30100037U, S2F_VR('S', 'T'), "EntityDescription"},
-    {0x30100038U, S2F_VR('L', 'O'), "EntityLongLabel"},
-    {0x30100039U, S2F_VR('U', 'S'), "DeviceIndex"},
-    {0x3010003AU, S2F_VR('U', 'S'), "RTTreatmentPhaseIndex"},
-    {0x3010003BU, S2F_VR('U', 'I'), "RTTreatmentPhaseUID"},
-    {0x3010003CU, S2F_VR('U', 'S'), "RTPrescriptionIndex"},
-    {0x3010003DU, S2F_VR('U', 'S'), "RTSegmentAnnotationIndex"},
-    {0x3010003EU, S2F_VR('U', 'S'), "BasisRTTreatmentPhaseIndex"},
-    {0x3010003FU, S2F_VR('U', 'S'), "RelatedRTTreatmentPhaseIndex"},
-    {0x30100040U, S2F_VR('U', 'S'), "ReferencedRTTreatmentPhaseIndex"},
-    {0x30100041U, S2F_VR('U', 'S'), "ReferencedRTPrescriptionIndex"},
-    {0x30100042U, S2F_VR('U', 'S'), "ReferencedParentRTPrescriptionIndex"},
-    {0x30100043U, S2F_VR('S', 'T'), "ManufacturerDeviceIdentifier"},
-    {0x30100044U, S2F_VR('S', 'Q'), "InstanceLevelReferencedPerformedProcedureStepSequence"},
-    {0x30100045U, S2F_VR('C', 'S'), "RTTreatmentPhaseIntentPresenceFlag"},
-    {0x30100046U, S2F_VR('C', 'S'), "RadiotherapyTreatmentType"},
-    {0x30100047U, S2F_VR('C', 'S'), "TeletherapyRadiationType"},
-    {0x30100048U, S2F_VR('C', 'S'), "BrachytherapySourceType"},
-    {0x30100049U, S2F_VR('S', 'Q'), "ReferencedRTTreatmentPhaseSequence"},
-    {0x3010004AU, S2F_VR('S', 'Q'), "ReferencedDirectSegmentInstanceSequence"},
-    {0x3010004BU, S2F_VR('S', 'Q'), "IntendedRTTreatmentPhaseSequence"},
-    {0x3010004CU, S2F_VR('D', 'A'), "IntendedPhaseStartDate"},
-    {0x3010004DU, S2F_VR('D', 'A'), "IntendedPhaseEndDate"},
-    {0x3010004EU, S2F_VR('S', 'Q'), "RTTreatmentPhaseIntervalSequence"},
-    {0x3010004FU, S2F_VR('C', 'S'), "TemporalRelationshipIntervalAnchor"},
-    {0x30100050U, S2F_VR('F', 'D'), "MinimumNumberOfIntervalDays"},
-    {0x30100051U, S2F_VR('F', 'D'), "MaximumNumberOfIntervalDays"},
-    {0x30100052U, S2F_VR('U', 'I'), "PertinentSOPClassesInStudy"},
-    {0x30100053U, S2F_VR('U', 'I'), "PertinentSOPClassesInSeries"},
-    {0x30100054U, S2F_VR('L', 'O'), "RTPrescriptionLabel"},
-    {0x30100055U, S2F_VR('S', 'Q'), "RTPhysicianIntentPredecessorSequence"},
-    {0x30100056U, S2F_VR('L', 'O'), "RTTreatmentApproachLabel"},
-    {0x30100057U, S2F_VR('S', 'Q'), "RTPhysicianIntentSequence"},
-    {0x30100058U, S2F_VR('U', 'S'), "RTPhysicianIntentIndex"},
-    {0x30100059U, S2F_VR('C', 'S'), "RTTreatmentIntentType"},
-    {0x3010005AU, S2F_VR('U', 'T'), "RTPhysicianIntentNarrative"},
-    {0x3010005BU, S2F_VR('S', 'Q'), "RTProtocolCodeSequence"},
-    {0x3010005CU, S2F_VR('S', 'T'), "ReasonForSuperseding"},
-    {0x3010005DU, S2F_VR('S', 'Q'), "RTDiagnosisCodeSequence"},
-    {0x3010005EU, S2F_VR('U', 'S'), "ReferencedRTPhysicianIntentIndex"},
-    {0x3010005FU, S2F_VR('S', 'Q'), "RTPhysicianIntentInputInstanceSequence"},
-    {0x30100060U, S2F_VR('S', 'Q'), "RTAnatomicPrescriptionSequence"},
-    {0x30100061U, S2F_VR('U', 'T'), "PriorTreatmentDoseDescription"},
-    {0x30100062U, S2F_VR('S', 'Q'), "PriorTreatmentReferenceSequence"},
-    {0x30100063U, S2F_VR('C', 'S'), "DosimetricObjectiveEvaluationScope"},
-    {0x30100064U, S2F_VR('S', 'Q'), "TherapeuticRoleCategoryCodeSequence"},
-    {0x30100065U, S2F_VR('S', 'Q'), "TherapeuticRoleTypeCodeSequence"},
-    {0x30100066U, S2F_VR('U', 'S'), "ConceptualVolumeOptimizationPrecedence"},
-    {0x30100067U, S2F_VR('S', 'Q'), "ConceptualVolumeCategoryCodeSequence"},
-    {0x30100068U, S2F_VR('C', 'S'), "ConceptualVolumeBlockingConstraint"},
-    {0x30100069U, S2F_VR('S', 'Q'), "ConceptualVolumeTypeCodeSequence"},
-    {0x3010006AU, S2F_VR('S', 'Q'), "ConceptualVolumeTypeModifierCodeSequence"},
-    {0x3010006BU, S2F_VR('S', 'Q'), "RTPrescriptionSequence"},
-    {0x3010006CU, S2F_VR('S', 'Q'), "DosimetricObjectiveSequence"},
-    {0x3010006DU, S2F_VR('S', 'Q'), "DosimetricObjectiveTypeCodeSequence"},
-    {0x3010006EU, S2F_VR('U', 'I'), "DosimetricObjectiveUID"},
-    {0x3010006FU, S2F_VR('U', 'I'), "ReferencedDosimetricObjectiveUID"},
-    {0x30100070U, S2F_VR('S', 'Q'), "DosimetricObjectiveParameterSequence"},
-    {0x30100071U, S2F_VR('S', 'Q'), "ReferencedDosimetricObjectivesSequence"},
-    {0x30100073U, S2F_VR('C', 'S'), "AbsoluteDosimetricObjectiveFlag"},
-    {0x30100074U, S2F_VR('F', 'D'), "DosimetricObjectiveWeight"},
-    {0x30100075U, S2F_VR('C', 'S'), "DosimetricObjectivePurpose"},
-    {0x30100076U, S2F_VR('S', 'Q'), "PlanningInputInformationSequence"},
-    {0x30100077U, S2F_VR('L', 'O'), "TreatmentSite"},
-    {0x30100078U, S2F_VR('S', 'Q'), "TreatmentSiteCodeSequence"},
-    {0x30100079U, S2F_VR('S', 'Q'), "FractionPatternSequence"},
-    {0x3010007AU, S2F_VR('U', 'T'), "TreatmentTechniqueNotes"},
-    {0x3010007BU, S2F_VR('U', 'T'), "PrescriptionNotes"},
-    {0x3010007CU, S2F_VR('I', 'S'), "NumberOfIntervalFractions"},
-    {0x3010007DU, S2F_VR('U', 'S'), "NumberOfFractions"},
-    {0x3010007EU, S2F_VR('U', 'S'), "IntendedDeliveryDuration"},
-    {0x3010007FU, S2F_VR('U', 'T'), "FractionationNotes"},
-    {0x30100080U, S2F_VR('S', 'Q'), "RTTreatmentTechniqueCodeSequence"},
-    {0x30100081U, S2F_VR('S', 'Q'), "PrescriptionNotesSequence"},
-    {0x30100082U, S2F_VR('S', 'Q'), "FractionBasedRelationshipSequence"},
-    {0x30100083U, S2F_VR('C', 'S'), "FractionBasedRelationshipIntervalAnchor"},
-    {0x30100084U, S2F_VR('F', 'D'), "MinimumHoursBetweenFractions"},
-    {0x30100085U, S2F_VR('T', 'M'), "IntendedFractionStartTime"},
-    {0x30100086U, S2F_VR('L', 'T'), "IntendedStartDayOfWeek"},
-    {0x30100087U, S2F_VR('S', 'Q'), "WeekdayFractionPatternSequence"},
-    {0x30100088U, S2F_VR('S', 'Q'), "DeliveryTimeStructureCodeSequence"},
-    {0x30100089U, S2F_VR('S', 'Q'), "TreatmentSiteModifierCodeSequence"},
-    {0x30100090U, S2F_VR('C', 'S'), "RoboticBaseLocationIndicator"},
-    {0x30100091U, S2F_VR('S', 'Q'), "RoboticPathNodeSetCodeSequence"},
-    {0x30100092U, S2F_VR('U', 'L'), "RoboticNodeIdentifier"},
-    {0x30100093U, S2F_VR('F', 'D'), "RTTreatmentSourceCoordinates"},
-    {0x30100094U, S2F_VR('F', 'D'), "RadiationSourceCoordinateSystemYawAngle"},
-    {0x30100095U, S2F_VR('F', 'D'), "RadiationSourceCoordinateSystemRollAngle"},
-    {0x30100096U, S2F_VR('F', 'D'), "RadiationSourceCoordinateSystemPitchAngle"},
-    {0x30100097U, S2F_VR('S', 'Q'), "RoboticPathControlPointSequence"},
-    {0x30100098U, S2F_VR('S', 'Q'), "TomotherapeuticControlPointSequence"},
-    {0x30100099U, S2F_VR('F', 'D'), "TomotherapeuticLeafOpenDurations"},
-    {0x3010009AU, S2F_VR('F', 'D'), "TomotherapeuticLeafInitialClosedDurations"},
-    {0x40000010U, S2F_VR('L', 'T'), "Arbitrary"},
-    {0x40004000U, S2F_VR('L', 'T'), "TextComments"},
-    {0x40080040U, S2F_VR('S', 'H'), "ResultsID"},
-    {0x40080042U, S2F_VR('L', 'O'), "ResultsIDIssuer"},
-    {0x40080050U, S2F_VR('S', 'Q'), "ReferencedInterpretationSequence"},
-    {0x400800FFU, S2F_VR('C', 'S'), "ReportProductionStatusTrial"},
-    {0x40080100U, S2F_VR('D', 'A'), "InterpretationRecordedDate"},
-    {0x40080101U, S2F_VR('T', 'M'), "InterpretationRecordedTime"},
-    {0x40080102U, S2F_VR('P', 'N'), "InterpretationRecorder"},
-    {0x40080103U, S2F_VR('L', 'O'), "ReferenceToRecordedSound"},
-    {0x40080108U, S2F_VR('D', 'A'), "InterpretationTranscriptionDate"},
-    {0x40080109U, S2F_VR('T', 'M'), "InterpretationTranscriptionTime"},
-    {0x4008010AU, S2F_VR('P', 'N'), "InterpretationTranscriber"},
-    {0x4008010BU, S2F_VR('S', 'T'), "InterpretationText"},
-    {0x4008010CU, S2F_VR('P', 'N'), "InterpretationAuthor"},
-    {0x40080111U, S2F_VR('S', 'Q'), "InterpretationApproverSequence"},
-    {0x40080112U, S2F_VR('D', 'A'), "InterpretationApprovalDate"},
-    {0x40080113U, S2F_VR('T', 'M'), "InterpretationApprovalTime"},
-    {0x40080114U, S2F_VR('P', 'N'), "PhysicianApprovingInterpretation"},
-    {0x40080115U, S2F_VR('L', 'T'), "InterpretationDiagnosisDescription"},
-    {0x40080117U, S2F_VR('S', 'Q'), "InterpretationDiagnosisCodeSequence"},
-    {0x40080118U, S2F_VR('S', 'Q'), "ResultsDistributionListSequence"},
-    {0x40080119U, S2F_VR('P', 'N'), "DistributionName"},
-    {0x4008011AU, S2F_VR('L', 'O'), "DistributionAddress"},
-    {0x40080200U, S2F_VR('S', 'H'), "InterpretationID"},
-    {0x40080202U, S2F_VR('L', 'O'), "InterpretationIDIssuer"},
-    {0x40080210U, S2F_VR('C', 'S'), "InterpretationTypeID"},
-    {0x40080212U, S2F_VR('C', 'S'), "InterpretationStatusID"},
-    {0x40080300U, S2F_VR('S', 'T'), "Impressions"},
-    {0x40084000U, S2F_VR('S', 'T'), "ResultsComments"},
-    {0x40100001U, S2F_VR('C', 'S'), "LowEnergyDetectors"},
-    {0x40100002U, S2F_VR('C', 'S'), "HighEnergyDetectors"},
-    {0x40100004U, S2F_VR('S', 'Q'), "DetectorGeometrySequence"},
-    {0x40101001U, S2F_VR('S', 'Q'), "ThreatROIVoxelSequence"},
-    {0x40101004U, S2F_VR('F', 'L'), "ThreatROIBase"},
-    {0x40101005U, S2F_VR('F', 'L'), "ThreatROIExtents"},
-    {0x40101006U, S2F_VR('O', 'B'), "ThreatROIBitmap"},
-    {0x40101007U, S2F_VR('S', 'H'), "RouteSegmentID"},
-    {0x40101008U, S2F_VR('C', 'S'), "GantryType"},
-    {0x40101009U, S2F_VR('C', 'S'), "OOIOwnerType"},
-    {0x4010100AU, S2F_VR('S', 'Q'), "RouteSegmentSequence"},
-    {0x40101010U, S2F_VR('U', 'S'), "PotentialThreatObjectID"},
-    {0x40101011U, S2F_VR('S', 'Q'), "ThreatSequence"},
-    {0x40101012U, S2F_VR('C', 'S'), "ThreatCategory"},
-    {0x40101013U, S2F_VR('L', 'T'), "ThreatCategoryDescription"},
-    {0x40101014U, S2F_VR('C', 'S'), "ATDAbilityAssessment"},
-    {0x40101015U, S2F_VR('C', 'S'), "ATDAssessmentFlag"},
-    {0x40101016U, S2F_VR('F', 'L'), "ATDAssessmentProbability"},
-    {0x40101017U, S2F_VR('F', 'L'), "Mass"},
-    {0x40101018U, S2F_VR('F', 'L'), "Density"},
-    {0x40101019U, S2F_VR('F', 'L'), "ZEffective"},
-    {0x4010101AU, S2F_VR('S', 'H'), "BoardingPassID"},
-    {0x4010101BU, S2F_VR('F', 'L'), "CenterOfMass"},
-    {0x4010101CU, S2F_VR('F', 'L'), "CenterOfPTO"},
-    {0x4010101DU, S2F_VR('F', 'L'), "BoundingPolygon"},
-    {0x4010101EU, S2F_VR('S', 'H'), "RouteSegmentStartLocationID"},
-    {0x4010101FU, S2F_VR('S', 'H'), "RouteSegmentEndLocationID"},
-    {0x40101020U, S2F_VR('C', 'S'), "RouteSegmentLocationIDType"},
-    {0x40101021U, S2F_VR('C', 'S'), "AbortReason"},
-    {0x40101023U, S2F_VR('F', 'L'), "VolumeOfPTO"},
-    {0x40101024U, S2F_VR('C', 'S'), "AbortFlag"},
-    {0x40101025U, S2F_VR('D', 'T'), "RouteSegmentStartTime"},
-    {0x40101026U, S2F_VR('D', 'T'), "RouteSegmentEndTime"},
-    {0x40101027U, S2F_VR('C', 'S'), "TDRType"},
-    {0x40101028U, S2F_VR('C', 'S'), "InternationalRouteSegment"},
-    {0x40101029U, S2F_VR('L', 'O'), "ThreatDetectionAlgorithmAndVersion"},
-    {0x4010102AU, S2F_VR('S', 'H'), "AssignedLocation"},
-    {0x4010102BU, S2F_VR('D', 'T'), "AlarmDecisionTime"},
-    {0x40101031U, S2F_VR('C', 'S'), "AlarmDecision"},
-    {0x40101033U, S2F_VR('U', 'S'), "NumberOfTotalObjects"},
-    {0x40101034U, S2F_VR('U', 'S'), "NumberOfAlarmObjects"},
-    {0x40101037U, S2F_VR('S', 'Q'), "PTORepresentationSequence"},
-    {0x40101038U, S2F_VR('S', 'Q'), "ATDAssessmentSequence"},
-    {0x40101039U, S2F_VR('C', 'S'), "TIPType"},
-    {0x4010103AU, S2F_VR('C', 'S'), "DICOSVersion"},
-    {0x40101041U, S2F_VR('D', 'T'), "OOIOwnerCreationTime"},
-    {0x40101042U, S2F_VR('C', 'S'), "OOIType"},
-    {0x40101043U, S2F_VR('F', 'L'), "OOISize"},
-    {0x40101044U, S2F_VR('C', 'S'), "AcquisitionStatus"},
-    {0x40101045U, S2F_VR('S', 'Q'), "BasisMaterialsCodeSequence"},
-    {0x40101046U, S2F_VR('C', 'S'), "PhantomType"},
-    {0x40101047U, S2F_VR('S', 'Q'), "OOIOwnerSequence"},
-    {0x40101048U, S2F_VR('C', 'S'), "ScanType"},
-    {0x40101051U, S2F_VR('L', 'O'), "ItineraryID"},
-    {0x40101052U, S2F_VR('S', 'H'), "ItineraryIDType"},
-    {0x40101053U, S2F_VR('L', 'O'), "ItineraryIDAssigningAuthority"},
-    {0x40101054U, S2F_VR('S', 'H'), "RouteID"},
-    {0x40101055U, S2F_VR('S', 'H'), "RouteIDAssigningAuthority"},
-    {0x40101056U, S2F_VR('C', 'S'), "InboundArrivalType"},
-    {0x40101058U, S2F_VR('S', 'H'), "CarrierID"},
-    {0x40101059U, S2F_VR('C', 'S'), "CarrierIDAssigningAuthority"},
-    {0x40101060U, S2F_VR('F', 'L'), "SourceOrientation"},
-    {0x40101061U, S2F_VR('F', 'L'), "SourcePosition"},
-    {0x40101062U, S2F_VR('F', 'L'), "BeltHeight"},
-    {0x40101064U, S2F_VR('S', 'Q'), "AlgorithmRoutingCodeSequence"},
-    {0x40101067U, S2F_VR('C', 'S'), "TransportClassification"},
-    {0x40101068U, S2F_VR('L', 'T'), "OOITypeDescriptor"},
-    {0x40101069U, S2F_VR('F', 'L'), "TotalProcessingTime"},
-    {0x4010106CU, S2F_VR('O', 'B'), "DetectorCalibrationData"},
-    {0x4010106DU, S2F_VR('C', 'S'), "AdditionalScreeningPerformed"},
-    {0x4010106EU, S2F_VR('C', 'S'), "AdditionalInspectionSelectionCriteria"},
-    {0x4010106FU, S2F_VR('S', 'Q'), "AdditionalInspectionMethodSequence"},
-    {0x40101070U, S2F_VR('C', 'S'), "AITDeviceType"},
-    {0x40101071U, S2F_VR('S', 'Q'), "QRMeasurementsSequence"},
-    {0x40101072U, S2F_VR('S', 'Q'), "TargetMaterialSequence"},
-    {0x40101073U, S2F_VR('F', 'D'), "SNRThreshold"},
-    {0x40101075U, S2F_VR('D', 'S'), "ImageScaleRepresentation"},
-    {0x40101076U, S2F_VR('S', 'Q'), "ReferencedPTOSequence"},
-    {0x40101077U, S2F_VR('S', 'Q'), "ReferencedTDRInstanceSequence"},
-    {0x40101078U, S2F_VR('S', 'T'), "PTOLocationDescription"},
-    {0x40101079U, S2F_VR('S', 'Q'), "AnomalyLocatorIndicatorSequence"},
-    {0x4010107AU, S2F_VR('F', 'L'), "AnomalyLocatorIndicator"},
-    {0x4010107BU, S2F_VR('S', 'Q'), "PTORegionSequence"},
-    {0x4010107CU, S2F_VR('C', 'S'), "InspectionSelectionCriteria"},
-    {0x4010107DU, S2F_VR('S', 'Q'), "SecondaryInspectionMethodSequence"},
-    {0x4010107EU, S2F_VR('D', 'S'), "PRCSToRCSOrientation"},
-    {0x4FFE0001U, S2F_VR('S', 'Q'), "MACParametersSequence"},
-    {0x52009229U, S2F_VR('S', 'Q'), "SharedFunctionalGroupsSequence"},
-    {0x52009230U, S2F_VR('S', 'Q'), "PerFrameFunctionalGroupsSequence"},
-    {0x54000100U, S2F_VR('S', 'Q'), "WaveformSequence"},
-    {0x54000110U, S2F_VR('O', 'B'), "ChannelMinimumValue"},
-    {0x54000112U, S2F_VR('O', 'B'), "ChannelMaximumValue"},
-    {0x54001004U, S2F_VR('U', 'S'), "WaveformBitsAllocated"},
-    {0x54001006U, S2F_VR('C', 'S'), "WaveformSampleInterpretation"},
-    {0x5400100AU, S2F_VR('O', 'B'), "WaveformPaddingValue"},
-    {0x54001010U, S2F_VR('O', 'B'), "WaveformData"},
-    {0x56000010U, S2F_VR('O', 'F'), "FirstOrderPhaseCorrectionAngle"},
-    {0x56000020U, S2F_VR('O', 'F'), "SpectroscopyData"},
-    {0x7FE00001U, S2F_VR('O', 'V'), "ExtendedOffsetTable"},
-    {0x7FE00002U, S2F_VR('O', 'V'), "ExtendedOffsetTableLengths"},
-    {0x7FE00008U, S2F_VR('O', 'F'), "FloatPixelData"},
-    {0x7FE00009U, S2F_VR('O', 'D'), "DoubleFloatPixelData"},
-    {0x7FE00010U, S2F_VR('O', 'B'), "PixelData"},
-    {0x7FE00020U, S2F_VR('O', 'W'), "CoefficientsSDVN"},
-    {0x7FE00030U, S2F_VR('O', 'W'), "CoefficientsSDHN"},
-    {0x7FE00040U, S2F_VR('O', 'W'), "CoefficientsSDDN"},
-    {0xFFFAFFFAU, S2F_VR('S', 'Q'), "DigitalSignaturesSequence"},
-    {0xFFFCFFFCU, S2F_VR('O', 'B'), "DataSetTrailingPadding"},
-    {0xFFFEE000U, 0, "Item"},
-    {0xFFFEE00DU, 0, "ItemDelimitationItem"},
-    {0xFFFEE0DDU, 0, "SequenceDelimitationItem"},
+    {0x00000000U, S2F_VR('U', 'L'), 0u},
+    {0x00000001U, S2F_VR('U', 'L'), 19u},
+    {0x00000002U, S2F_VR('U', 'I'), 38u},
+    {0x00000003U, S2F_VR('U', 'I'), 58u},
+    {0x00000010U, S2F_VR('S', 'H'), 79u},
+    {0x00000100U, S2F_VR('U', 'S'), 102u},
+    {0x00000110U, S2F_VR('U', 'S'), 115u},
+    {0x00000120U, S2F_VR('U', 'S'), 125u},
+    {0x00000200U, S2F_VR('A', 'E'), 151u},
+    {0x00000300U, S2F_VR('A', 'E'), 161u},
+    {0x00000400U, S2F_VR('A', 'E'), 170u},
+    {0x00000600U, S2F_VR('A', 'E'), 183u},
+    {0x00000700U, S2F_VR('U', 'S'), 199u},
+    {0x00000800U, S2F_VR('U', 'S'), 208u},
+    {0x00000850U, S2F_VR('U', 'S'), 227u},
+    {0x00000860U, S2F_VR('U', 'S'), 243u},
+    {0x00000900U, S2F_VR('U', 'S'), 266u},
+    {0x00000901U, S2F_VR('A', 'T'), 273u},
+    {0x00000902U, S2F_VR('L', 'O'), 290u},
+    {0x00000903U, S2F_VR('U', 'S'), 303u},
+    {0x00001000U, S2F_VR('U', 'I'), 311u},
+    {0x00001001U, S2F_VR('U', 'I'), 334u},
+    {0x00001002U, S2F_VR('U', 'S'), 358u},
+    {0x00001005U, S2F_VR('A', 'T'), 370u},
+    {0x00001008U, S2F_VR('U', 'S'), 394u},
+    {0x00001020U, S2F_VR('U', 'S'), 407u},
+    {0x00001021U, S2F_VR('U', 'S'), 438u},
+    {0x00001022U, S2F_VR('U', 'S'), 469u},
+    {0x00001023U, S2F_VR('U', 'S'), 497u},
+    {0x00001030U, S2F_VR('A', 'E'), 526u},
+    {0x00001031U, S2F_VR('U', 'S'), 563u},
+    {0x00004000U, S2F_VR('L', 'T'), 587u},
+    {0x00004010U, S2F_VR('L', 'T'), 602u},
+    {0x00005010U, S2F_VR('S', 'H'), 615u},
+    {0x00005020U, S2F_VR('S', 'H'), 628u},
+    {0x00005110U, S2F_VR('L', 'T'), 641u},
+    {0x00005120U, S2F_VR('L', 'T'), 655u},
+    {0x00005130U, S2F_VR('C', 'S'), 670u},
+    {0x00005140U, S2F_VR('C', 'S'), 683u},
+    {0x00005150U, S2F_VR('C', 'S'), 697u},
+    {0x00005160U, S2F_VR('C', 'S'), 710u},
+    {0x00005170U, S2F_VR('I', 'S'), 718u},
+    {0x00005180U, S2F_VR('C', 'S'), 725u},
+    {0x00005190U, S2F_VR('C', 'S'), 750u},
+    {0x000051A0U, S2F_VR('C', 'S'), 756u},
+    {0x000051B0U, S2F_VR('U', 'S'), 762u},
+    {0x00020000U, S2F_VR('U', 'L'), 771u},
+    {0x00020001U, S2F_VR('O', 'B'), 802u},
+    {0x00020002U, S2F_VR('U', 'I'), 829u},
+    {0x00020003U, S2F_VR('U', 'I'), 853u},
+    {0x00020010U, S2F_VR('U', 'I'), 880u},
+    {0x00020012U, S2F_VR('U', 'I'), 898u},
+    {0x00020013U, S2F_VR('S', 'H'), 921u},
+    {0x00020016U, S2F_VR('A', 'E'), 947u},
+    {0x00020017U, S2F_VR('A', 'E'), 976u},
+    {0x00020018U, S2F_VR('A', 'E'), 1006u},
+    {0x00020026U, S2F_VR('U', 'R'), 1038u},
+    {0x00020027U, S2F_VR('U', 'R'), 1064u},
+    {0x00020028U, S2F_VR('U', 'R'), 1091u},
+    {0x00020031U, S2F_VR('O', 'B'), 1120u},
+    {0x00020032U, S2F_VR('U', 'I'), 1146u},
+    {0x00020033U, S2F_VR('U', 'I'), 1174u},
+    {0x00020035U, S2F_VR('O', 'B'), 1205u},
+    {0x00020036U, S2F_VR('O', 'B'), 1225u},
+    {0x00020037U, S2F_VR('U', 'L'), 1243u},
+    {0x00020038U, S2F_VR('F', 'D'), 1266u},
+    {0x00020100U, S2F_VR('U', 'I'), 1293u},
+    {0x00020102U, S2F_VR('O', 'B'), 1322u},
+    {0x00041130U, S2F_VR('C', 'S'), 1341u},
+    {0x00041141U, S2F_VR('C', 'S'), 1351u},
+    {0x00041142U, S2F_VR('C', 'S'), 1375u},
+    {0x00041200U, S2F_VR('U', 'L'), 1419u},
+    {0x00041202U, S2F_VR('U', 'L'), 1475u},
+    {0x00041212U, S2F_VR('U', 'S'), 1530u},
+    {0x00041220U, S2F_VR('S', 'Q'), 1553u},
+    {0x00041400U, S2F_VR('U', 'L'), 1577u},
+    {0x00041410U, S2F_VR('U', 'S'), 1608u},
+    {0x00041420U, S2F_VR('U', 'L'), 1624u},
+    {0x00041430U, S2F_VR('C', 'S'), 1668u},
+    {0x00041432U, S2F_VR('U', 'I'), 1688u},
+    {0x00041500U, S2F_VR('C', 'S'), 1705u},
+    {0x00041504U, S2F_VR('U', 'L'), 1722u},
+    {0x00041510U, S2F_VR('U', 'I'), 1748u},
+    {0x00041511U, S2F_VR('U', 'I'), 1776u},
+    {0x00041512U, S2F_VR('U', 'I'), 1807u},
+    {0x0004151AU, S2F_VR('U', 'I'), 1841u},
+    {0x00041600U, S2F_VR('U', 'L'), 1883u},
+    {0x00080001U, S2F_VR('U', 'L'), 1902u},
+    {0x00080005U, S2F_VR('C', 'S'), 1914u},
+    {0x00080006U, S2F_VR('S', 'Q'), 1935u},
+    {0x00080008U, S2F_VR('C', 'S'), 1956u},
+    {0x00080010U, S2F_VR('S', 'H'), 1966u},
+    {0x00080012U, S2F_VR('D', 'A'), 1982u},
+    {0x00080013U, S2F_VR('T', 'M'), 2003u},
+    {0x00080014U, S2F_VR('U', 'I'), 2024u},
+    {0x00080015U, S2F_VR('D', 'T'), 2043u},
+    {0x00080016U, S2F_VR('U', 'I'), 2068u},
+    {0x00080018U, S2F_VR('U', 'I'), 2080u},
+    {0x0008001AU, S2F_VR('U', 'I'), 2095u},
+    {0x0008001BU, S2F_VR('U', 'I'), 2121u},
+    {0x00080020U, S2F_VR('D', 'A'), 2152u},
+    {0x00080021U, S2F_VR('D', 'A'), 2162u},
+    {0x00080022U, S2F_VR('D', 'A'), 2173u},
+    {0x00080023U, S2F_VR('D', 'A'), 2189u},
+    {0x00080024U, S2F_VR('D', 'A'), 2201u},
+    {0x00080025U, S2F_VR('D', 'A'), 2213u},
+    {0x0008002AU, S2F_VR('D', 'T'), 2223u},
+    {0x00080030U, S2F_VR('T', 'M'), 2243u},
+    {0x00080031U, S2F_VR('T', 'M'), 2253u},
+    {0x00080032U, S2F_VR('T', 'M'), 2264u},
+    {0x00080033U, S2F_VR('T', 'M'), 2280u},
+    {0x00080034U, S2F_VR('T', 'M'), 2292u},
+    {0x00080035U, S2F_VR('T', 'M'), 2304u},
+    {0x00080040U, S2F_VR('U', 'S'), 2314u},
+    {0x00080041U, S2F_VR('L', 'O'), 2326u},
+    {0x00080042U, S2F_VR('C', 'S'), 2341u},
+    {0x00080050U, S2F_VR('S', 'H'), 2367u},
+    {0x00080051U, S2F_VR('S', 'Q'), 2383u},
+    {0x00080052U, S2F_VR('C', 'S'), 2415u},
+    {0x00080053U, S2F_VR('C', 'S'), 2434u},
+    {0x00080054U, S2F_VR('A', 'E'), 2452u},
+    {0x00080055U, S2F_VR('A', 'E'), 2468u},
+    {0x00080056U, S2F_VR('C', 'S'), 2483u},
+    {0x00080058U, S2F_VR('U', 'I'), 2504u},
+    {0x00080060U, S2F_VR('C', 'S'), 2529u},
+    {0x00080061U, S2F_VR('C', 'S'), 2538u},
+    {0x00080062U, S2F_VR('U', 'I'), 2556u},
+    {0x00080063U, S2F_VR('S', 'Q'), 2574u},
+    {0x00080064U, S2F_VR('C', 'S'), 2609u},
+    {0x00080068U, S2F_VR('C', 'S'), 2624u},
+    {0x00080070U, S2F_VR('L', 'O'), 2647u},
+    {0x00080080U, S2F_VR('L', 'O'), 2660u},
+    {0x00080081U, S2F_VR('S', 'T'), 2676u},
+    {0x00080082U, S2F_VR('S', 'Q'), 2695u},
+    {0x00080090U, S2F_VR('P', 'N'), 2719u},
+    {0x00080092U, S2F_VR('S', 'T'), 2742u},
+    {0x00080094U, S2F_VR('S', 'H'), 2768u},
+    {0x00080096U, S2F_VR('S', 'Q'), 2803u},
+    {0x0008009CU, S2F_VR('P', 'N'), 2844u},
+    {0x0008009DU, S2F_VR('S', 'Q'), 2868u},
+    {0x00080100U, S2F_VR('S', 'H'), 2910u},
+    {0x00080101U, S2F_VR('L', 'O'), 2920u},
+    {0x00080102U, S2F_VR('S', 'H'), 2938u},
+    {0x00080103U, S2F_VR('S', 'H'), 2961u},
+    {0x00080104U, S2F_VR('L', 'O'), 2981u},
+    {0x00080105U, S2F_VR('C', 'S'), 2993u},
+    {0x00080106U, S2F_VR('D', 'T'), 3009u},
+    {0x00080107U, S2F_VR('D', 'T'), 3029u},
+    {0x00080108U, S2F_VR('L', 'T'), 3054u},
+    {0x00080109U, S2F_VR('S', 'Q'), 3074u},
+    {0x0008010AU, S2F_VR('C', 'S'), 3104u},
+    {0x0008010BU, S2F_VR('C', 'S'), 3124u},
+    {0x0008010CU, S2F_VR('U', 'I'), 3150u},
+    {0x0008010DU, S2F_VR('U', 'I'), 3166u},
+    {0x0008010EU, S2F_VR('U', 'R'), 3198u},
+    {0x0008010FU, S2F_VR('C', 'S'), 3214u},
+    {0x00080110U, S2F_VR('S', 'Q'), 3232u},
+    {0x00080112U, S2F_VR('L', 'O'), 3267u},
+    {0x00080114U, S2F_VR('S', 'T'), 3288u},
+    {0x00080115U, S2F_VR('S', 'T'), 3311u},
+    {0x00080116U, S2F_VR('S', 'T'), 3328u},
+    {0x00080117U, S2F_VR('U', 'I'), 3364u},
+    {0x00080118U, S2F_VR('U', 'I'), 3375u},
+    {0x00080119U, S2F_VR('U', 'C'), 3394u},
+    {0x00080120U, S2F_VR('U', 'R'), 3408u},
+    {0x00080121U, S2F_VR('S', 'Q'), 3421u},
+    {0x00080122U, S2F_VR('L', 'O'), 3444u},
+    {0x00080123U, S2F_VR('S', 'Q'), 3464u},
+    {0x00080124U, S2F_VR('S', 'Q'), 3499u},
+    {0x00080201U, S2F_VR('S', 'H'), 3537u},
+    {0x00080202U, S2F_VR('O', 'B'), 3559u},
+    {0x00080220U, S2F_VR('S', 'Q'), 3560u},
+    {0x00080221U, S2F_VR('C', 'S'), 3589u},
+    {0x00080222U, S2F_VR('L', 'O'), 3607u},
+    {0x00080300U, S2F_VR('S', 'Q'), 3637u},
+    {0x00080301U, S2F_VR('U', 'S'), 3679u},
+    {0x00080302U, S2F_VR('L', 'O'), 3701u},
+    {0x00080303U, S2F_VR('C', 'S'), 3725u},
+    {0x00080304U, S2F_VR('U', 'S'), 3759u},
+    {0x00080305U, S2F_VR('S', 'Q'), 3789u},
+    {0x00080306U, S2F_VR('U', 'S'), 3820u},
+    {0x00080307U, S2F_VR('C', 'S'), 3847u},
+    {0x00080308U, S2F_VR('U', 'S'), 3870u},
+    {0x00080309U, S2F_VR('U', 'L'), 3889u},
+    {0x0008030AU, S2F_VR('C', 'S'), 3925u},
+    {0x0008030BU, S2F_VR('U', 'L'), 3963u},
+    {0x0008030CU, S2F_VR('U', 'C'), 3995u},
+    {0x0008030DU, S2F_VR('U', 'C'), 4018u},
+    {0x0008030EU, S2F_VR('U', 'T'), 4044u},
+    {0x0008030FU, S2F_VR('U', 'T'), 4074u},
+    {0x00080310U, S2F_VR('S', 'Q'), 4101u},
+    {0x00081000U, S2F_VR('A', 'E'), 4138u},
+    {0x00081010U, S2F_VR('S', 'H'), 4148u},
+    {0x00081030U, S2F_VR('L', 'O'), 4160u},
+    {0x00081032U, S2F_VR('S', 'Q'), 4177u},
+    {0x0008103EU, S2F_VR('L', 'O'), 4199u},
+    {0x0008103FU, S2F_VR('S', 'Q'), 4217u},
+    {0x00081040U, S2F_VR('L', 'O'), 4247u},
+    {0x00081041U, S2F_VR('S', 'Q'), 4275u},
+    {0x00081048U, S2F_VR('P', 'N'), 4315u},
+    {0x00081049U, S2F_VR('S', 'Q'), 4334u},
+    {0x00081050U, S2F_VR('P', 'N'), 4375u},
+    {0x00081052U, S2F_VR('S', 'Q'), 4399u},
+    {0x00081060U, S2F_VR('P', 'N'), 4441u},
+    {0x00081062U, S2F_VR('S', 'Q'), 4470u},
+    {0x00081070U, S2F_VR('P', 'N'), 4515u},
+    {0x00081072U, S2F_VR('S', 'Q'), 4529u},
+    {0x00081080U, S2F_VR('L', 'O'), 4560u},
+    {0x00081084U, S2F_VR('S', 'Q'), 4590u},
+    {0x00081090U, S2F_VR('L', 'O'), 4621u},
+    {0x00081100U, S2F_VR('S', 'Q'), 4643u},
+    {0x00081110U, S2F_VR('S', 'Q'), 4669u},
+    {0x00081111U, S2F_VR('S', 'Q'), 4693u},
+    {0x00081115U, S2F_VR('S', 'Q'), 4734u},
+    {0x00081120U, S2F_VR('S', 'Q'), 4759u},
+    {0x00081125U, S2F_VR('S', 'Q'), 4785u},
+    {0x00081130U, S2F_VR('S', 'Q'), 4809u},
+    {0x00081134U, S2F_VR('S', 'Q'), 4835u},
+    {0x0008113AU, S2F_VR('S', 'Q'), 4874u},
+    {0x00081140U, S2F_VR('S', 'Q'), 4901u},
+    {0x00081145U, S2F_VR('S', 'Q'), 4925u},
+    {0x0008114AU, S2F_VR('S', 'Q'), 4949u},
+    {0x0008114BU, S2F_VR('S', 'Q'), 4976u},
+    {0x00081150U, S2F_VR('U', 'I'), 5024u},
+    {0x00081155U, S2F_VR('U', 'I'), 5046u},
+    {0x00081156U, S2F_VR('S', 'Q'), 5071u},
+    {0x0008115AU, S2F_VR('U', 'I'), 5096u},
+    {0x00081160U, S2F_VR('I', 'S'), 5116u},
+    {0x00081161U, S2F_VR('U', 'L'), 5138u},
+    {0x00081162U, S2F_VR('U', 'L'), 5154u},
+    {0x00081163U, S2F_VR('F', 'D'), 5174u},
+    {0x00081164U, S2F_VR('S', 'Q'), 5184u},
+    {0x00081167U, S2F_VR('U', 'I'), 5208u},
+    {0x00081190U, S2F_VR('U', 'R'), 5239u},
+    {0x00081195U, S2F_VR('U', 'I'), 5251u},
+    {0x00081196U, S2F_VR('U', 'S'), 5266u},
+    {0x00081197U, S2F_VR('U', 'S'), 5280u},
+    {0x00081198U, S2F_VR('S', 'Q'), 5294u},
+    {0x00081199U, S2F_VR('S', 'Q'), 5312u},
+    {0x0008119AU, S2F_VR('S', 'Q'), 5334u},
+    {0x00081200U, S2F_VR('S', 'Q'), 5356u},
+    {0x00081250U, S2F_VR('S', 'Q'), 5406u},
+    {0x00082110U, S2F_VR('C', 'S'), 5428u},
+    {0x00082111U, S2F_VR('S', 'T'), 5457u},
+    {0x00082112U, S2F_VR('S', 'Q'), 5479u},
+    {0x00082120U, S2F_VR('S', 'H'), 5499u},
+    {0x00082122U, S2F_VR('I', 'S'), 5509u},
+    {0x00082124U, S2F_VR('I', 'S'), 5521u},
+    {0x00082127U, S2F_VR('S', 'H'), 5536u},
+    {0x00082128U, S2F_VR('I', 'S'), 5545u},
+    {0x00082129U, S2F_VR('I', 'S'), 5556u},
+    {0x0008212AU, S2F_VR('I', 'S'), 5576u},
+    {0x00082130U, S2F_VR('D', 'S'), 5597u},
+    {0x00082132U, S2F_VR('L', 'O'), 5615u},
+    {0x00082133U, S2F_VR('S', 'Q'), 5631u},
+    {0x00082134U, S2F_VR('F', 'D'), 5650u},
+    {0x00082135U, S2F_VR('S', 'Q'), 5666u},
+    {0x00082142U, S2F_VR('I', 'S'), 5684u},
+    {0x00082143U, S2F_VR('I', 'S'), 5694u},
+    {0x00082144U, S2F_VR('I', 'S'), 5703u},
+    {0x00082200U, S2F_VR('C', 'S'), 5731u},
+    {0x00082204U, S2F_VR('C', 'S'), 5750u},
+    {0x00082208U, S2F_VR('C', 'S'), 5772u},
+    {0x00082218U, S2F_VR('S', 'Q'), 5790u},
+    {0x00082220U, S2F_VR('S', 'Q'), 5813u},
+    {0x00082228U, S2F_VR('S', 'Q'), 5844u},
+    {0x00082229U, S2F_VR('S', 'Q'), 5877u},
+    {0x00082230U, S2F_VR('S', 'Q'), 5916u},
+    {0x00082240U, S2F_VR('S', 'Q'), 5957u},
+    {0x00082242U, S2F_VR('S', 'Q'), 5984u},
+    {0x00082244U, S2F_VR('S', 'Q'), 6019u},
+    {0x00082246U, S2F_VR('S', 'Q'), 6049u},
+    {0x00082251U, S2F_VR('S', 'Q'), 6087u},
+    {0x00082253U, S2F_VR('S', 'Q'), 6135u},
+    {0x00082255U, S2F_VR('S', 'Q'), 6177u},
+    {0x00082256U, S2F_VR('S', 'T'), 6220u},
+    {0x00082257U, S2F_VR('S', 'Q'), 6256u},
+    {0x00082258U, S2F_VR('S', 'T'), 6293u},
+    {0x00082259U, S2F_VR('S', 'Q'), 6347u},
+    {0x0008225AU, S2F_VR('S', 'Q'), 6402u},
+    {0x0008225CU, S2F_VR('S', 'Q'), 6458u},
+    {0x00083001U, S2F_VR('S', 'Q'), 6509u},
+    {0x00083002U, S2F_VR('U', 'I'), 6541u},
+    {0x00083010U, S2F_VR('U', 'I'), 6568u},
+    {0x00083011U, S2F_VR('S', 'Q'), 6588u},
+    {0x00083012U, S2F_VR('U', 'I'), 6619u},
+    {0x00084000U, S2F_VR('L', 'T'), 6661u},
+    {0x00089007U, S2F_VR('C', 'S'), 6681u},
+    {0x00089092U, S2F_VR('S', 'Q'), 6691u},
+    {0x00089121U, S2F_VR('S', 'Q'), 6723u},
+    {0x00089123U, S2F_VR('U', 'I'), 6749u},
+    {0x00089124U, S2F_VR('S', 'Q'), 6767u},
+    {0x00089154U, S2F_VR('S', 'Q'), 6791u},
+    {0x00089205U, S2F_VR('C', 'S'), 6819u},
+    {0x00089206U, S2F_VR('C', 'S'), 6837u},
+    {0x00089207U, S2F_VR('C', 'S'), 6858u},
+    {0x00089208U, S2F_VR('C', 'S'), 6890u},
+    {0x00089209U, S2F_VR('C', 'S'), 6912u},
+    {0x00089215U, S2F_VR('S', 'Q'), 6932u},
+    {0x00089237U, S2F_VR('S', 'Q'), 6955u},
+    {0x00089410U, S2F_VR('S', 'Q'), 6991u},
+    {0x00089458U, S2F_VR('S', 'Q'), 7020u},
+    {0x00089459U, S2F_VR('F', 'L'), 7041u},
+    {0x00089460U, S2F_VR('C', 'S'), 7076u},
+    {0x00100010U, S2F_VR('P', 'N'), 7095u},
+    {0x00100020U, S2F_VR('L', 'O'), 7107u},
+    {0x00100021U, S2F_VR('L', 'O'), 7117u},
+    {0x00100022U, S2F_VR('C', 'S'), 7135u},
+    {0x00100024U, S2F_VR('S', 'Q'), 7151u},
+    {0x00100026U, S2F_VR('S', 'Q'), 7187u},
+    {0x00100027U, S2F_VR('S', 'Q'), 7228u},
+    {0x00100028U, S2F_VR('U', 'S'), 7266u},
+    {0x00100030U, S2F_VR('D', 'A'), 7297u},
+    {0x00100032U, S2F_VR('T', 'M'), 7314u},
+    {0x00100033U, S2F_VR('L', 'O'), 7331u},
+    {0x00100034U, S2F_VR('L', 'O'), 7369u},
+    {0x00100035U, S2F_VR('C', 'S'), 7407u},
+    {0x00100040U, S2F_VR('C', 'S'), 7434u},
+    {0x00100050U, S2F_VR('S', 'Q'), 7445u},
+    {0x00100101U, S2F_VR('S', 'Q'), 7478u},
+    {0x00100102U, S2F_VR('S', 'Q'), 7513u},
+    {0x00100200U, S2F_VR('C', 'S'), 7556u},
+    {0x00100201U, S2F_VR('S', 'Q'), 7578u},
+    {0x00100212U, S2F_VR('U', 'C'), 7616u},
+    {0x00100213U, S2F_VR('L', 'O'), 7634u},
+    {0x00100214U, S2F_VR('L', 'O'), 7653u},
+    {0x00100215U, S2F_VR('S', 'Q'), 7671u},
+    {0x00100216U, S2F_VR('S', 'Q'), 7704u},
+    {0x00100217U, S2F_VR('L', 'O'), 7724u},
+    {0x00100218U, S2F_VR('U', 'T'), 7737u},
+    {0x00100219U, S2F_VR('S', 'Q'), 7765u},
+    {0x00100221U, S2F_VR('S', 'Q'), 7784u},
+    {0x00100222U, S2F_VR('U', 'C'), 7813u},
+    {0x00100223U, S2F_VR('L', 'O'), 7845u},
+    {0x00100229U, S2F_VR('S', 'Q'), 7878u},
+    {0x00101000U, S2F_VR('L', 'O'), 7911u},
+    {0x00101001U, S2F_VR('P', 'N'), 7927u},
+    {0x00101002U, S2F_VR('S', 'Q'), 7945u},
+    {0x00101005U, S2F_VR('P', 'N'), 7969u},
+    {0x00101010U, S2F_VR('A', 'S'), 7986u},
+    {0x00101020U, S2F_VR('D', 'S'), 7997u},
+    {0x00101021U, S2F_VR('S', 'Q'), 8009u},
+    {0x00101022U, S2F_VR('D', 'S'), 8033u},
+    {0x00101023U, S2F_VR('D', 'S'), 8054u},
+    {0x00101024U, S2F_VR('D', 'S'), 8074u},
+    {0x00101030U, S2F_VR('D', 'S'), 8099u},
+    {0x00101040U, S2F_VR('L', 'O'), 8113u},
+    {0x00101050U, S2F_VR('L', 'O'), 8128u},
+    {0x00101060U, S2F_VR('P', 'N'), 8156u},
+    {0x00101080U, S2F_VR('L', 'O'), 8179u},
+    {0x00101081U, S2F_VR('L', 'O'), 8192u},
+    {0x00101090U, S2F_VR('L', 'O'), 8208u},
+    {0x00101100U, S2F_VR('S', 'Q'), 8229u},
+    {0x00102000U, S2F_VR('L', 'O'), 8260u},
+    {0x00102110U, S2F_VR('L', 'O'), 8274u},
+    {0x00102150U, S2F_VR('L', 'O'), 8284u},
+    {0x00102152U, S2F_VR('L', 'O'), 8303u},
+    {0x00102154U, S2F_VR('S', 'H'), 8321u},
+    {0x00102155U, S2F_VR('L', 'T'), 8345u},
+    {0x00102160U, S2F_VR('S', 'H'), 8371u},
+    {0x00102180U, S2F_VR('S', 'H'), 8383u},
+    {0x001021A0U, S2F_VR('C', 'S'), 8394u},
+    {0x001021B0U, S2F_VR('L', 'T'), 8408u},
+    {0x001021C0U, S2F_VR('U', 'S'), 8433u},
+    {0x001021D0U, S2F_VR('D', 'A'), 8449u},
+    {0x001021F0U, S2F_VR('L', 'O'), 8467u},
+    {0x00102201U, S2F_VR('L', 'O'), 8494u},
+    {0x00102202U, S2F_VR('S', 'Q'), 8520u},
+    {0x00102203U, S2F_VR('C', 'S'), 8547u},
+    {0x00102210U, S2F_VR('C', 'S'), 8566u},
+    {0x00102292U, S2F_VR('L', 'O'), 8592u},
+    {0x00102293U, S2F_VR('S', 'Q'), 8616u},
+    {0x00102294U, S2F_VR('S', 'Q'), 8641u},
+    {0x00102295U, S2F_VR('L', 'O'), 8667u},
+    {0x00102296U, S2F_VR('S', 'Q'), 8691u},
+    {0x00102297U, S2F_VR('P', 'N'), 8717u},
+    {0x00102298U, S2F_VR('C', 'S'), 8735u},
+    {0x00102299U, S2F_VR('L', 'O'), 8757u},
+    {0x00104000U, S2F_VR('L', 'T'), 8781u},
+    {0x00109431U, S2F_VR('F', 'L'), 8797u},
+    {0x00120010U, S2F_VR('L', 'O'), 8819u},
+    {0x00120020U, S2F_VR('L', 'O'), 8844u},
+    {0x00120021U, S2F_VR('L', 'O'), 8868u},
+    {0x00120030U, S2F_VR('L', 'O'), 8894u},
+    {0x00120031U, S2F_VR('L', 'O'), 8914u},
+    {0x00120040U, S2F_VR('L', 'O'), 8936u},
+    {0x00120042U, S2F_VR('L', 'O'), 8959u},
+    {0x00120050U, S2F_VR('L', 'O'), 8989u},
+    {0x00120051U, S2F_VR('S', 'T'), 9014u},
+    {0x00120052U, S2F_VR('F', 'D'), 9048u},
+    {0x00120053U, S2F_VR('C', 'S'), 9084u},
+    {0x00120060U, S2F_VR('L', 'O'), 9114u},
+    {0x00120062U, S2F_VR('C', 'S'), 9150u},
+    {0x00120063U, S2F_VR('L', 'O'), 9173u},
+    {0x00120064U, S2F_VR('S', 'Q'), 9196u},
+    {0x00120071U, S2F_VR('L', 'O'), 9231u},
+    {0x00120072U, S2F_VR('L', 'O'), 9253u},
+    {0x00120081U, S2F_VR('L', 'O'), 9284u},
+    {0x00120082U, S2F_VR('L', 'O'), 9325u},
+    {0x00120083U, S2F_VR('S', 'Q'), 9376u},
+    {0x00120084U, S2F_VR('C', 'S'), 9411u},
+    {0x00120085U, S2F_VR('C', 'S'), 9428u},
+    {0x00120086U, S2F_VR('D', 'A'), 9455u},
+    {0x00120087U, S2F_VR('D', 'A'), 9501u},
+    {0x00140023U, S2F_VR('S', 'T'), 9545u},
+    {0x00140024U, S2F_VR('S', 'T'), 9559u},
+    {0x00140025U, S2F_VR('S', 'T'), 9584u},
+    {0x00140028U, S2F_VR('S', 'T'), 9616u},
+    {0x00140030U, S2F_VR('D', 'S'), 9638u},
+    {0x00140032U, S2F_VR('D', 'S'), 9656u},
+    {0x00140034U, S2F_VR('D', 'S'), 9677u},
+    {0x00140042U, S2F_VR('S', 'T'), 9703u},
+    {0x00140044U, S2F_VR('S', 'T'), 9717u},
+    {0x00140045U, S2F_VR('S', 'T'), 9747u},
+    {0x00140046U, S2F_VR('L', 'T'), 9783u},
+    {0x00140050U, S2F_VR('C', 'S'), 9797u},
+    {0x00140052U, S2F_VR('C', 'S'), 9812u},
+    {0x00140054U, S2F_VR('D', 'S'), 9826u},
+    {0x00140056U, S2F_VR('D', 'S'), 9840u},
+    {0x00140100U, S2F_VR('L', 'O'), 9854u},
+    {0x00140101U, S2F_VR('C', 'S'), 9873u},
+    {0x00140102U, S2F_VR('D', 'A'), 9897u},
+    {0x00140103U, S2F_VR('T', 'M'), 9917u},
+    {0x00140104U, S2F_VR('P', 'N'), 9937u},
+    {0x00140105U, S2F_VR('S', 'T'), 9959u},
+    {0x00140106U, S2F_VR('S', 'Q'), 9968u},
+    {0x00140107U, S2F_VR('C', 'S'), 10002u},
+    {0x00140108U, S2F_VR('C', 'S'), 10022u},
+    {0x00141010U, S2F_VR('S', 'T'), 10051u},
+    {0x00141020U, S2F_VR('D', 'A'), 10081u},
+    {0x00141040U, S2F_VR('S', 'T'), 10092u},
+    {0x00142002U, S2F_VR('S', 'Q'), 10116u},
+    {0x00142004U, S2F_VR('I', 'S'), 10134u},
+    {0x00142006U, S2F_VR('P', 'N'), 10150u},
+    {0x00142008U, S2F_VR('I', 'S'), 10164u},
+    {0x00142012U, S2F_VR('S', 'Q'), 10182u},
+    {0x00142014U, S2F_VR('I', 'S'), 10201u},
+    {0x00142016U, S2F_VR('S', 'H'), 10218u},
+    {0x00142018U, S2F_VR('S', 'T'), 10234u},
+    {0x0014201AU, S2F_VR('C', 'S'), 10256u},
+    {0x0014201CU, S2F_VR('C', 'S'), 10271u},
+    {0x0014201EU, S2F_VR('S', 'Q'), 10293u},
+    {0x00142030U, S2F_VR('S', 'Q'), 10315u},
+    {0x00142032U, S2F_VR('S', 'H'), 10350u},
+    {0x00142202U, S2F_VR('I', 'S'), 10364u},
+    {0x00142204U, S2F_VR('S', 'Q'), 10393u},
+    {0x00142206U, S2F_VR('S', 'T'), 10422u},
+    {0x00142208U, S2F_VR('C', 'S'), 10454u},
+    {0x0014220AU, S2F_VR('I', 'S'), 10485u},
+    {0x0014220CU, S2F_VR('C', 'S'), 10512u},
+    {0x0014220EU, S2F_VR('C', 'S'), 10537u},
+    {0x00142210U, S2F_VR('O', 'B'), 10563u},
+    {0x00142220U, S2F_VR('S', 'Q'), 10590u},
+    {0x00142222U, S2F_VR('S', 'T'), 10624u},
+    {0x00142224U, S2F_VR('I', 'S'), 10645u},
+    {0x00142226U, S2F_VR('I', 'S'), 10667u},
+    {0x00142228U, S2F_VR('C', 'S'), 10688u},
+    {0x0014222AU, S2F_VR('D', 'S'), 10709u},
+    {0x0014222CU, S2F_VR('D', 'S'), 10757u},
+    {0x00143011U, S2F_VR('D', 'S'), 10800u},
+    {0x00143012U, S2F_VR('D', 'S'), 10826u},
+    {0x00143020U, S2F_VR('S', 'Q'), 10851u},
+    {0x00143022U, S2F_VR('S', 'T'), 10879u},
+    {0x00143024U, S2F_VR('D', 'S'), 10890u},
+    {0x00143026U, S2F_VR('D', 'S'), 10915u},
+    {0x00143028U, S2F_VR('D', 'S'), 10938u},
+    {0x00143040U, S2F_VR('S', 'Q'), 10956u},
+    {0x00143050U, S2F_VR('O', 'B'), 10976u},
+    {0x00143060U, S2F_VR('S', 'Q'), 10994u},
+    {0x00143070U, S2F_VR('O', 'B'), 11026u},
+    {0x00143071U, S2F_VR('D', 'S'), 11036u},
+    {0x00143072U, S2F_VR('D', 'S'), 11060u},
+    {0x00143073U, S2F_VR('D', 'S'), 11084u},
+    {0x00143074U, S2F_VR('L', 'O'), 11117u},
+    {0x00143075U, S2F_VR('D', 'S'), 11153u},
+    {0x00143076U, S2F_VR('D', 'A'), 11190u},
+    {0x00143077U, S2F_VR('T', 'M'), 11212u},
+    {0x00143080U, S2F_VR('O', 'B'), 11234u},
+    {0x00143099U, S2F_VR('L', 'T'), 11248u},
+    {0x00143100U, S2F_VR('L', 'T'), 11265u},
+    {0x00143101U, S2F_VR('L', 'T'), 11294u},
+    {0x00144002U, S2F_VR('S', 'Q'), 11327u},
+    {0x00144004U, S2F_VR('C', 'S'), 11351u},
+    {0x00144006U, S2F_VR('L', 'T'), 11362u},
+    {0x00144008U, S2F_VR('S', 'Q'), 11374u},
+    {0x0014400AU, S2F_VR('C', 'S'), 11400u},
+    {0x0014400CU, S2F_VR('L', 'T'), 11414u},
+    {0x0014400EU, S2F_VR('S', 'Q'), 11428u},
+    {0x0014400FU, S2F_VR('L', 'T'), 11458u},
+    {0x00144010U, S2F_VR('S', 'Q'), 11476u},
+    {0x00144011U, S2F_VR('S', 'Q'), 11503u},
+    {0x00144012U, S2F_VR('U', 'S'), 11529u},
+    {0x00144013U, S2F_VR('C', 'S'), 11546u},
+    {0x00144014U, S2F_VR('D', 'S'), 11559u},
+    {0x00144015U, S2F_VR('D', 'S'), 11577u},
+    {0x00144016U, S2F_VR('D', 'S'), 11595u},
+    {0x00144017U, S2F_VR('D', 'S'), 11609u},
+    {0x00144018U, S2F_VR('D', 'S'), 11632u},
+    {0x00144019U, S2F_VR('D', 'S'), 11655u},
+    {0x0014401AU, S2F_VR('D', 'S'), 11686u},
+    {0x0014401BU, S2F_VR('D', 'S'), 11703u},
+    {0x0014401CU, S2F_VR('D', 'S'), 11727u},
+    {0x0014401DU, S2F_VR('D', 'S'), 11745u},
+    {0x00144020U, S2F_VR('S', 'Q'), 11759u},
+    {0x00144022U, S2F_VR('D', 'S'), 11782u},
+    {0x00144024U, S2F_VR('D', 'S'), 11793u},
+    {0x00144026U, S2F_VR('C', 'S'), 11813u},
+    {0x00144028U, S2F_VR('D', 'S'), 11828u},
+    {0x00144030U, S2F_VR('S', 'Q'), 11836u},
+    {0x00144031U, S2F_VR('D', 'S'), 11861u},
+    {0x00144032U, S2F_VR('C', 'S'), 11885u},
+    {0x00144033U, S2F_VR('I', 'S'), 11912u},
+    {0x00144034U, S2F_VR('D', 'S'), 11934u},
+    {0x00144035U, S2F_VR('S', 'Q'), 11953u},
+    {0x00144036U, S2F_VR('C', 'S'), 11965u},
+    {0x00144038U, S2F_VR('D', 'S'), 11973u},
+    {0x0014403AU, S2F_VR('D', 'S'), 11987u},
+    {0x0014403CU, S2F_VR('D', 'S'), 12001u},
+    {0x00144040U, S2F_VR('S', 'Q'), 12014u},
+    {0x00144050U, S2F_VR('S', 'Q'), 12043u},
+    {0x00144051U, S2F_VR('S', 'Q'), 12078u},
+    {0x00144052U, S2F_VR('D', 'S'), 12112u},
+    {0x00144054U, S2F_VR('S', 'T'), 12126u},
+    {0x00144056U, S2F_VR('S', 'T'), 12144u},
+    {0x00144057U, S2F_VR('D', 'S'), 12159u},
+    {0x00144058U, S2F_VR('D', 'S'), 12176u},
+    {0x00144059U, S2F_VR('D', 'S'), 12197u},
+    {0x0014405AU, S2F_VR('D', 'S'), 12218u},
+    {0x0014405CU, S2F_VR('S', 'T'), 12234u},
+    {0x00144060U, S2F_VR('S', 'Q'), 12253u},
+    {0x00144062U, S2F_VR('D', 'S'), 12274u},
+    {0x00144064U, S2F_VR('D', 'S'), 12288u},
+    {0x00144070U, S2F_VR('S', 'Q'), 12304u},
+    {0x00144072U, S2F_VR('S', 'T'), 12332u},
+    {0x00144074U, S2F_VR('S', 'H'), 12353u},
+    {0x00144076U, S2F_VR('D', 'A'), 12370u},
+    {0x00144078U, S2F_VR('D', 'A'), 12392u},
+    {0x0014407AU, S2F_VR('D', 'A'), 12416u},
+    {0x0014407CU, S2F_VR('T', 'M'), 12442u},
+    {0x0014407EU, S2F_VR('D', 'A'), 12458u},
+    {0x00144080U, S2F_VR('S', 'Q'), 12474u},
+    {0x00144081U, S2F_VR('C', 'S'), 12502u},
+    {0x00144082U, S2F_VR('L', 'T'), 12512u},
+    {0x00144083U, S2F_VR('S', 'Q'), 12528u},
+    {0x00144084U, S2F_VR('D', 'S'), 12547u},
+    {0x00144085U, S2F_VR('D', 'S'), 12563u},
+    {0x00144086U, S2F_VR('S', 'Q'), 12579u},
+    {0x00144087U, S2F_VR('S', 'Q'), 12600u},
+    {0x00144088U, S2F_VR('D', 'S'), 12627u},
+    {0x00144089U, S2F_VR('D', 'S'), 12643u},
+    {0x0014408BU, S2F_VR('D', 'S'), 12665u},
+    {0x0014408CU, S2F_VR('D', 'S'), 12683u},
+    {0x0014408DU, S2F_VR('D', 'S'), 12701u},
+    {0x0014408EU, S2F_VR('D', 'S'), 12721u},
+    {0x00144091U, S2F_VR('S', 'Q'), 12741u},
+    {0x00144092U, S2F_VR('D', 'S'), 12765u},
+    {0x0014409AU, S2F_VR('S', 'Q'), 12782u},
+    {0x0014409BU, S2F_VR('S', 'T'), 12806u},
+    {0x0014409CU, S2F_VR('D', 'S'), 12820u},
+    {0x0014409DU, S2F_VR('D', 'S'), 12837u},
+    {0x0014409FU, S2F_VR('D', 'S'), 12854u},
+    {0x001440A0U, S2F_VR('L', 'O'), 12869u},
+    {0x001440A1U, S2F_VR('L', 'O'), 12895u},
+    {0x001440A2U, S2F_VR('L', 'O'), 12925u},
+    {0x00145002U, S2F_VR('I', 'S'), 12951u},
+    {0x00145004U, S2F_VR('I', 'S'), 12963u},
+    {0x00145100U, S2F_VR('U', 'S'), 12975u},
+    {0x00145101U, S2F_VR('D', 'S'), 12990u},
+    {0x00145102U, S2F_VR('D', 'S'), 13004u},
+    {0x00145103U, S2F_VR('D', 'S'), 13022u},
+    {0x00145104U, S2F_VR('D', 'S'), 13036u},
+    {0x00145105U, S2F_VR('C', 'S'), 13050u},
+    {0x00145106U, S2F_VR('S', 'H'), 13064u},
+    {0x00145107U, S2F_VR('D', 'S'), 13081u},
+    {0x00145108U, S2F_VR('D', 'S'), 13097u},
+    {0x00145109U, S2F_VR('C', 'S'), 13112u},
+    {0x0014510AU, S2F_VR('D', 'S'), 13134u},
+    {0x0014510BU, S2F_VR('S', 'H'), 13156u},
+    {0x0014510CU, S2F_VR('D', 'S'), 13170u},
+    {0x0014510DU, S2F_VR('D', 'S'), 13183u},
+    {0x0014510EU, S2F_VR('D', 'S'), 13202u},
+    {0x0014510FU, S2F_VR('S', 'H'), 13217u},
+    {0x00145110U, S2F_VR('S', 'H'), 13227u},
+    {0x00145111U, S2F_VR('L', 'O'), 13249u},
+    {0x00145112U, S2F_VR('D', 'S'), 13266u},
+    {0x00145113U, S2F_VR('D', 'S'), 13283u},
+    {0x00145114U, S2F_VR('D', 'S'), 13296u},
+    {0x00145115U, S2F_VR('D', 'S'), 13309u},
+    {0x00145116U, S2F_VR('D', 'S'), 13326u},
+    {0x00145117U, S2F_VR('D', 'S'), 13347u},
+    {0x00145118U, S2F_VR('D', 'S'), 13361u},
+    {0x00145119U, S2F_VR('D', 'S'), 13378u},
+    {0x0014511AU, S2F_VR('D', 'S'), 13395u},
+    {0x0014511BU, S2F_VR('D', 'S'), 13411u},
+    {0x0014511CU, S2F_VR('D', 'S'), 13427u},
+    {0x0014511DU, S2F_VR('D', 'S'), 13447u},
+    {0x0014511EU, S2F_VR('C', 'S'), 13466u},
+    {0x0014511FU, S2F_VR('D', 'S'), 13477u},
+    {0x00160001U, S2F_VR('D', 'S'), 13494u},
+    {0x00160002U, S2F_VR('D', 'S'), 13505u},
+    {0x00160003U, S2F_VR('U', 'T'), 13527u},
+    {0x00160004U, S2F_VR('D', 'S'), 13540u},
+    {0x00160005U, S2F_VR('D', 'S'), 13562u},
+    {0x00160006U, S2F_VR('I', 'S'), 13570u},
+    {0x00160007U, S2F_VR('I', 'S'), 13579u},
+    {0x00160008U, S2F_VR('U', 'C'), 13591u},
+    {0x00160009U, S2F_VR('D', 'S'), 13607u},
+    {0x0016000AU, S2F_VR('I', 'S'), 13618u},
+    {0x0016000BU, S2F_VR('I', 'S'), 13647u},
+    {0x0016000CU, S2F_VR('U', 'C'), 13679u},
+    {0x0016000DU, S2F_VR('D', 'S'), 13715u},
+    {0x0016000EU, S2F_VR('I', 'S'), 13746u},
+    {0x0016000FU, S2F_VR('I', 'S'), 13774u},
+    {0x00160010U, S2F_VR('D', 'S'), 13805u},
+    {0x00160011U, S2F_VR('U', 'S'), 13835u},
+    {0x00160012U, S2F_VR('U', 'S'), 13853u},
+    {0x00160013U, S2F_VR('U', 'S'), 13871u},
+    {0x00160014U, S2F_VR('U', 'S'), 13881u},
+    {0x00160015U, S2F_VR('U', 'S'), 13902u},
+    {0x00160016U, S2F_VR('U', 'S'), 13918u},
+    {0x00160017U, S2F_VR('U', 'T'), 13934u},
+    {0x00160018U, S2F_VR('I', 'S'), 13954u},
+    {0x00160019U, S2F_VR('I', 'S'), 13978u},
+    {0x0016001AU, S2F_VR('U', 'S'), 13992u},
+    {0x0016001BU, S2F_VR('I', 'S'), 14008u},
+    {0x0016001CU, S2F_VR('I', 'S'), 14034u},
+    {0x0016001DU, S2F_VR('I', 'S'), 14059u},
+    {0x0016001EU, S2F_VR('I', 'S'), 14068u},
+    {0x0016001FU, S2F_VR('I', 'S'), 14088u},
+    {0x00160020U, S2F_VR('U', 'T'), 14108u},
+    {0x00160021U, S2F_VR('D', 'S'), 14120u},
+    {0x00160022U, S2F_VR('D', 'S'), 14138u},
+    {0x00160023U, S2F_VR('D', 'S'), 14152u},
+    {0x00160024U, S2F_VR('D', 'S'), 14168u},
+    {0x00160025U, S2F_VR('D', 'S'), 14186u},
+    {0x00160026U, S2F_VR('D', 'S'), 14203u},
+    {0x00160027U, S2F_VR('U', 'S'), 14219u},
+    {0x00160028U, S2F_VR('U', 'S'), 14232u},
+    {0x00160029U, S2F_VR('D', 'S'), 14244u},
+    {0x0016002AU, S2F_VR('I', 'S'), 14256u},
+    {0x0016002BU, S2F_VR('O', 'B'), 14268u},
+    {0x00160030U, S2F_VR('D', 'S'), 14278u},
+    {0x00160031U, S2F_VR('D', 'S'), 14290u},
+    {0x00160032U, S2F_VR('D', 'S'), 14299u},
+    {0x00160033U, S2F_VR('D', 'S'), 14308u},
+    {0x00160034U, S2F_VR('D', 'S'), 14319u},
+    {0x00160035U, S2F_VR('D', 'S'), 14332u},
+    {0x00160036U, S2F_VR('D', 'S'), 14353u},
+    {0x00160037U, S2F_VR('I', 'S'), 14365u},
+    {0x00160038U, S2F_VR('D', 'S'), 14381u},
+    {0x00160039U, S2F_VR('U', 'S'), 14407u},
+    {0x0016003AU, S2F_VR('U', 'S'), 14421u},
+    {0x0016003BU, S2F_VR('U', 'S'), 14432u},
+    {0x00160041U, S2F_VR('U', 'S'), 14442u},
+    {0x00160042U, S2F_VR('U', 'S'), 14457u},
+    {0x00160043U, S2F_VR('U', 'S'), 14470u},
+    {0x00160044U, S2F_VR('D', 'S'), 14483u},
+    {0x00160045U, S2F_VR('I', 'S'), 14500u},
+    {0x00160046U, S2F_VR('U', 'S'), 14522u},
+    {0x00160047U, S2F_VR('U', 'S'), 14539u},
+    {0x00160048U, S2F_VR('U', 'S'), 14551u},
+    {0x00160049U, S2F_VR('U', 'S'), 14560u},
+    {0x0016004AU, S2F_VR('U', 'S'), 14571u},
+    {0x0016004BU, S2F_VR('O', 'B'), 14581u},
+    {0x0016004CU, S2F_VR('U', 'S'), 14606u},
+    {0x0016004DU, S2F_VR('U', 'T'), 14627u},
+    {0x0016004EU, S2F_VR('D', 'S'), 14643u},
+    {0x0016004FU, S2F_VR('U', 'T'), 14661u},
+    {0x00160050U, S2F_VR('U', 'T'), 14670u},
+    {0x00160051U, S2F_VR('U', 'T'), 14680u},
+    {0x00160061U, S2F_VR('C', 'S'), 14697u},
+    {0x00160062U, S2F_VR('O', 'B'), 14719u},
+    {0x00160070U, S2F_VR('O', 'B'), 14743u},
+    {0x00160071U, S2F_VR('C', 'S'), 14756u},
+    {0x00160072U, S2F_VR('D', 'S'), 14771u},
+    {0x00160073U, S2F_VR('C', 'S'), 14783u},
+    {0x00160074U, S2F_VR('D', 'S'), 14799u},
+    {0x00160075U, S2F_VR('U', 'S'), 14812u},
+    {0x00160076U, S2F_VR('D', 'S'), 14827u},
+    {0x00160077U, S2F_VR('D', 'T'), 14839u},
+    {0x00160078U, S2F_VR('U', 'T'), 14852u},
+    {0x00160079U, S2F_VR('C', 'S'), 14866u},
+    {0x0016007AU, S2F_VR('C', 'S'), 14876u},
+    {0x0016007BU, S2F_VR('D', 'S'), 14891u},
+    {0x0016007CU, S2F_VR('C', 'S'), 14898u},
+    {0x0016007DU, S2F_VR('D', 'S'), 14910u},
+    {0x0016007EU, S2F_VR('C', 'S'), 14919u},
+    {0x0016007FU, S2F_VR('D', 'S'), 14931u},
+    {0x00160080U, S2F_VR('C', 'S'), 14940u},
+    {0x00160081U, S2F_VR('D', 'S'), 14959u},
+    {0x00160082U, S2F_VR('U', 'T'), 14975u},
+    {0x00160083U, S2F_VR('C', 'S'), 14987u},
+    {0x00160084U, S2F_VR('D', 'S'), 15006u},
+    {0x00160085U, S2F_VR('C', 'S'), 15022u},
+    {0x00160086U, S2F_VR('D', 'S'), 15042u},
+    {0x00160087U, S2F_VR('C', 'S'), 15059u},
+    {0x00160088U, S2F_VR('D', 'S'), 15077u},
+    {0x00160089U, S2F_VR('C', 'S'), 15092u},
+    {0x0016008AU, S2F_VR('D', 'S'), 15111u},
+    {0x0016008BU, S2F_VR('O', 'B'), 15127u},
+    {0x0016008CU, S2F_VR('O', 'B'), 15147u},
+    {0x0016008DU, S2F_VR('D', 'T'), 15166u},
+    {0x0016008EU, S2F_VR('I', 'S'), 15179u},
+    {0x00161001U, S2F_VR('C', 'S'), 15195u},
+    {0x00161002U, S2F_VR('D', 'S'), 15219u},
+    {0x00161003U, S2F_VR('C', 'S'), 15243u},
+    {0x00161004U, S2F_VR('C', 'S'), 15257u},
+    {0x00161005U, S2F_VR('D', 'S'), 15272u},
+    {0x00180010U, S2F_VR('L', 'O'), 15299u},
+    {0x00180012U, S2F_VR('S', 'Q'), 15318u},
+    {0x00180013U, S2F_VR('F', 'L'), 15345u},
+    {0x00180014U, S2F_VR('S', 'Q'), 15371u},
+    {0x00180015U, S2F_VR('C', 'S'), 15412u},
+    {0x00180020U, S2F_VR('C', 'S'), 15429u},
+    {0x00180021U, S2F_VR('C', 'S'), 15446u},
+    {0x00180022U, S2F_VR('C', 'S'), 15462u},
+    {0x00180023U, S2F_VR('C', 'S'), 15474u},
+    {0x00180024U, S2F_VR('S', 'H'), 15492u},
+    {0x00180025U, S2F_VR('C', 'S'), 15505u},
+    {0x00180026U, S2F_VR('S', 'Q'), 15515u},
+    {0x00180027U, S2F_VR('T', 'M'), 15551u},
+    {0x00180028U, S2F_VR('D', 'S'), 15576u},
+    {0x00180029U, S2F_VR('S', 'Q'), 15597u},
+    {0x0018002AU, S2F_VR('S', 'Q'), 15626u},
+    {0x00180030U, S2F_VR('L', 'O'), 15649u},
+    {0x00180031U, S2F_VR('L', 'O'), 15662u},
+    {0x00180032U, S2F_VR('D', 'S'), 15682u},
+    {0x00180033U, S2F_VR('D', 'S'), 15705u},
+    {0x00180034U, S2F_VR('L', 'O'), 15728u},
+    {0x00180035U, S2F_VR('T', 'M'), 15749u},
+    {0x00180036U, S2F_VR('S', 'Q'), 15775u},
+    {0x00180037U, S2F_VR('C', 'S'), 15796u},
+    {0x00180038U, S2F_VR('C', 'S'), 15808u},
+    {0x00180039U, S2F_VR('C', 'S'), 15827u},
+    {0x0018003AU, S2F_VR('S', 'T'), 15846u},
+    {0x00180040U, S2F_VR('I', 'S'), 15870u},
+    {0x00180042U, S2F_VR('C', 'S'), 15879u},
+    {0x00180050U, S2F_VR('D', 'S'), 15899u},
+    {0x00180060U, S2F_VR('D', 'S'), 15914u},
+    {0x00180061U, S2F_VR('D', 'S'), 15918u},
+    {0x00180070U, S2F_VR('I', 'S'), 15919u},
+    {0x00180071U, S2F_VR('C', 'S'), 15937u},
+    {0x00180072U, S2F_VR('D', 'S'), 15969u},
+    {0x00180073U, S2F_VR('C', 'S'), 15987u},
+    {0x00180074U, S2F_VR('I', 'S'), 16013u},
+    {0x00180075U, S2F_VR('I', 'S'), 16043u},
+    {0x00180080U, S2F_VR('D', 'S'), 16079u},
+    {0x00180081U, S2F_VR('D', 'S'), 16094u},
+    {0x00180082U, S2F_VR('D', 'S'), 16103u},
+    {0x00180083U, S2F_VR('D', 'S'), 16117u},
+    {0x00180084U, S2F_VR('D', 'S'), 16134u},
+    {0x00180085U, S2F_VR('S', 'H'), 16151u},
+    {0x00180086U, S2F_VR('I', 'S'), 16165u},
+    {0x00180087U, S2F_VR('D', 'S'), 16177u},
+    {0x00180088U, S2F_VR('D', 'S'), 16199u},
+    {0x00180089U, S2F_VR('I', 'S'), 16220u},
+    {0x00180090U, S2F_VR('D', 'S'), 16247u},
+    {0x00180091U, S2F_VR('I', 'S'), 16270u},
+    {0x00180093U, S2F_VR('D', 'S'), 16286u},
+    {0x00180094U, S2F_VR('D', 'S'), 16302u},
+    {0x00180095U, S2F_VR('D', 'S'), 16326u},
+    {0x00181000U, S2F_VR('L', 'O'), 16341u},
+    {0x00181002U, S2F_VR('U', 'I'), 16360u},
+    {0x00181003U, S2F_VR('L', 'O'), 16370u},
+    {0x00181004U, S2F_VR('L', 'O'), 16379u},
+    {0x00181005U, S2F_VR('L', 'O'), 16387u},
+    {0x00181006U, S2F_VR('L', 'O'), 16399u},
+    {0x00181007U, S2F_VR('L', 'O'), 16406u},
+    {0x00181008U, S2F_VR('L', 'O'), 16417u},
+    {0x00181009U, S2F_VR('U', 'T'), 16426u},
+    {0x0018100AU, S2F_VR('S', 'Q'), 16449u},
+    {0x0018100BU, S2F_VR('U', 'I'), 16461u},
+    {0x00181010U, S2F_VR('L', 'O'), 16488u},
+    {0x00181011U, S2F_VR('L', 'O'), 16513u},
+    {0x00181012U, S2F_VR('D', 'A'), 16538u},
+    {0x00181014U, S2F_VR('T', 'M'), 16561u},
+    {0x00181016U, S2F_VR('L', 'O'), 16584u},
+    {0x00181017U, S2F_VR('L', 'O'), 16619u},
+    {0x00181018U, S2F_VR('L', 'O'), 16646u},
+    {0x00181019U, S2F_VR('L', 'O'), 16690u},
+    {0x0018101AU, S2F_VR('L', 'O'), 16729u},
+    {0x0018101BU, S2F_VR('L', 'O'), 16759u},
+    {0x00181020U, S2F_VR('L', 'O'), 16795u},
+    {0x00181022U, S2F_VR('S', 'H'), 16812u},
+    {0x00181023U, S2F_VR('L', 'O'), 16837u},
+    {0x00181030U, S2F_VR('L', 'O'), 16864u},
+    {0x00181040U, S2F_VR('L', 'O'), 16877u},
+    {0x00181041U, S2F_VR('D', 'S'), 16896u},
+    {0x00181042U, S2F_VR('T', 'M'), 16916u},
+    {0x00181043U, S2F_VR('T', 'M'), 16939u},
+    {0x00181044U, S2F_VR('D', 'S'), 16961u},
+    {0x00181045U, S2F_VR('I', 'S'), 16984u},
+    {0x00181046U, S2F_VR('D', 'S'), 16998u},
+    {0x00181047U, S2F_VR('D', 'S'), 17015u},
+    {0x00181048U, S2F_VR('C', 'S'), 17036u},
+    {0x00181049U, S2F_VR('D', 'S'), 17060u},
+    {0x00181050U, S2F_VR('D', 'S'), 17097u},
+    {0x00181060U, S2F_VR('D', 'S'), 17115u},
+    {0x00181061U, S2F_VR('L', 'O'), 17127u},
+    {0x00181062U, S2F_VR('I', 'S'), 17147u},
+    {0x00181063U, S2F_VR('D', 'S'), 17163u},
+    {0x00181064U, S2F_VR('L', 'O'), 17173u},
+    {0x00181065U, S2F_VR('D', 'S'), 17192u},
+    {0x00181066U, S2F_VR('D', 'S'), 17208u},
+    {0x00181067U, S2F_VR('D', 'S'), 17219u},
+    {0x00181068U, S2F_VR('D', 'S'), 17237u},
+    {0x00181069U, S2F_VR('D', 'S'), 17262u},
+    {0x0018106AU, S2F_VR('C', 'S'), 17280u},
+    {0x0018106CU, S2F_VR('U', 'S'), 17303u},
+    {0x0018106EU, S2F_VR('U', 'L'), 17326u},
+    {0x00181070U, S2F_VR('L', 'O'), 17348u},
+    {0x00181071U, S2F_VR('D', 'S'), 17373u},
+    {0x00181072U, S2F_VR('T', 'M'), 17399u},
+    {0x00181073U, S2F_VR('T', 'M'), 17428u},
+    {0x00181074U, S2F_VR('D', 'S'), 17456u},
+    {0x00181075U, S2F_VR('D', 'S'), 17478u},
+    {0x00181076U, S2F_VR('D', 'S'), 17499u},
+    {0x00181077U, S2F_VR('D', 'S'), 17528u},
+    {0x00181078U, S2F_VR('D', 'T'), 17564u},
+    {0x00181079U, S2F_VR('D', 'T'), 17597u},
+    {0x00181080U, S2F_VR('C', 'S'), 17629u},
+    {0x00181081U, S2F_VR('I', 'S'), 17647u},
+    {0x00181082U, S2F_VR('I', 'S'), 17658u},
+    {0x00181083U, S2F_VR('I', 'S'), 17670u},
+    {0x00181084U, S2F_VR('I', 'S'), 17688u},
+    {0x00181085U, S2F_VR('L', 'O'), 17706u},
+    {0x00181086U, S2F_VR('I', 'S'), 17719u},
+    {0x00181088U, S2F_VR('I', 'S'), 17729u},
+    {0x00181090U, S2F_VR('I', 'S'), 17739u},
+    {0x00181094U, S2F_VR('I', 'S'), 17761u},
+    {0x00181100U, S2F_VR('D', 'S'), 17775u},
+    {0x00181110U, S2F_VR('D', 'S'), 17798u},
+    {0x00181111U, S2F_VR('D', 'S'), 17823u},
+    {0x00181114U, S2F_VR('D', 'S'), 17847u},
+    {0x00181120U, S2F_VR('D', 'S'), 17888u},
+    {0x00181121U, S2F_VR('D', 'S'), 17907u},
+    {0x00181130U, S2F_VR('D', 'S'), 17926u},
+    {0x00181131U, S2F_VR('D', 'S'), 17938u},
+    {0x00181134U, S2F_VR('C', 'S'), 17952u},
+    {0x00181135U, S2F_VR('D', 'S'), 17964u},
+    {0x00181136U, S2F_VR('D', 'S'), 17987u},
+    {0x00181137U, S2F_VR('D', 'S'), 18009u},
+    {0x00181138U, S2F_VR('D', 'S'), 18036u},
+    {0x0018113AU, S2F_VR('C', 'S'), 18047u},
+    {0x00181140U, S2F_VR('C', 'S'), 18057u},
+    {0x00181141U, S2F_VR('D', 'S'), 18075u},
+    {0x00181142U, S2F_VR('D', 'S'), 18091u},
+    {0x00181143U, S2F_VR('D', 'S'), 18106u},
+    {0x00181144U, S2F_VR('D', 'S'), 18114u},
+    {0x00181145U, S2F_VR('D', 'S'), 18126u},
+    {0x00181146U, S2F_VR('D', 'S'), 18149u},
+    {0x00181147U, S2F_VR('C', 'S'), 18164u},
+    {0x00181149U, S2F_VR('I', 'S'), 18181u},
+    {0x00181150U, S2F_VR('I', 'S'), 18203u},
+    {0x00181151U, S2F_VR('I', 'S'), 18216u},
+    {0x00181152U, S2F_VR('I', 'S'), 18232u},
+    {0x00181153U, S2F_VR('I', 'S'), 18241u},
+    {0x00181154U, S2F_VR('D', 'S'), 18255u},
+    {0x00181155U, S2F_VR('C', 'S'), 18273u},
+    {0x00181156U, S2F_VR('C', 'S'), 18290u},
+    {0x0018115AU, S2F_VR('C', 'S'), 18308u},
+    {0x0018115EU, S2F_VR('D', 'S'), 18322u},
+    {0x00181160U, S2F_VR('S', 'H'), 18357u},
+    {0x00181161U, S2F_VR('L', 'O'), 18368u},
+    {0x00181162U, S2F_VR('D', 'S'), 18382u},
+    {0x00181164U, S2F_VR('D', 'S'), 18398u},
+    {0x00181166U, S2F_VR('C', 'S'), 18417u},
+    {0x00181170U, S2F_VR('I', 'S'), 18422u},
+    {0x00181180U, S2F_VR('S', 'H'), 18437u},
+    {0x00181181U, S2F_VR('C', 'S'), 18456u},
+    {0x00181182U, S2F_VR('I', 'S'), 18471u},
+    {0x00181183U, S2F_VR('D', 'S'), 18485u},
+    {0x00181184U, S2F_VR('D', 'S'), 18498u},
+    {0x00181190U, S2F_VR('D', 'S'), 18511u},
+    {0x00181191U, S2F_VR('C', 'S'), 18522u},
+    {0x001811A0U, S2F_VR('D', 'S'), 18542u},
+    {0x001811A2U, S2F_VR('D', 'S'), 18560u},
+    {0x001811A3U, S2F_VR('D', 'S'), 18577u},
+    {0x001811A4U, S2F_VR('L', 'O'), 18597u},
+    {0x001811A5U, S2F_VR('D', 'S'), 18615u},
+    {0x001811B0U, S2F_VR('L', 'O'), 18638u},
+    {0x001811B1U, S2F_VR('L', 'O'), 18654u},
+    {0x001811B2U, S2F_VR('C', 'S'), 18667u},
+    {0x001811B3U, S2F_VR('C', 'S'), 18695u},
+    {0x001811B4U, S2F_VR('C', 'S'), 18722u},
+    {0x001811B5U, S2F_VR('I', 'S'), 18762u},
+    {0x001811B6U, S2F_VR('C', 'S'), 18808u},
+    {0x001811B7U, S2F_VR('F', 'D'), 18846u},
+    {0x001811B8U, S2F_VR('S', 'Q'), 18874u},
+    {0x001811B9U, S2F_VR('F', 'D'), 18908u},
+    {0x001811BAU, S2F_VR('S', 'Q'), 18931u},
+    {0x001811BBU, S2F_VR('L', 'O'), 18954u},
+    {0x001811BCU, S2F_VR('S', 'Q'), 18982u},
+    {0x001811BDU, S2F_VR('F', 'D'), 19008u},
+    {0x001811BEU, S2F_VR('C', 'S'), 19030u},
+    {0x001811BFU, S2F_VR('S', 'Q'), 19057u},
+    {0x001811C0U, S2F_VR('C', 'S'), 19084u},
+    {0x001811C1U, S2F_VR('S', 'Q'), 19111u},
+    {0x00181200U, S2F_VR('D', 'A'), 19150u},
+    {0x00181201U, S2F_VR('T', 'M'), 19172u},
+    {0x00181202U, S2F_VR('D', 'T'), 19194u},
+    {0x00181203U, S2F_VR('D', 'T'), 19220u},
+    {0x00181210U, S2F_VR('S', 'H'), 19240u},
+    {0x00181240U, S2F_VR('I', 'S'), 19258u},
+    {0x00181242U, S2F_VR('I', 'S'), 19280u},
+    {0x00181243U, S2F_VR('I', 'S'), 19300u},
+    {0x00181244U, S2F_VR('U', 'S'), 19310u},
+    {0x00181250U, S2F_VR('S', 'H'), 19338u},
+    {0x00181251U, S2F_VR('S', 'H'), 19354u},
+    {0x00181260U, S2F_VR('S', 'H'), 19371u},
+    {0x00181261U, S2F_VR('L', 'O'), 19381u},
+    {0x00181271U, S2F_VR('F', 'D'), 19394u},
+    {0x00181272U, S2F_VR('S', 'Q'), 19418u},
+    {0x00181300U, S2F_VR('D', 'S'), 19471u},
+    {0x00181301U, S2F_VR('C', 'S'), 19484u},
+    {0x00181302U, S2F_VR('I', 'S'), 19503u},
+    {0x00181310U, S2F_VR('U', 'S'), 19514u},
+    {0x00181312U, S2F_VR('C', 'S'), 19532u},
+    {0x00181314U, S2F_VR('D', 'S'), 19562u},
+    {0x00181315U, S2F_VR('C', 'S'), 19572u},
+    {0x00181316U, S2F_VR('D', 'S'), 19594u},
+    {0x00181318U, S2F_VR('D', 'S'), 19598u},
+    {0x00181320U, S2F_VR('F', 'L'), 19603u},
+    {0x00181400U, S2F_VR('L', 'O'), 19609u},
+    {0x00181401U, S2F_VR('L', 'O'), 19648u},
+    {0x00181402U, S2F_VR('C', 'S'), 19680u},
+    {0x00181403U, S2F_VR('C', 'S'), 19700u},
+    {0x00181404U, S2F_VR('U', 'S'), 19713u},
+    {0x00181405U, S2F_VR('I', 'S'), 19730u},
+    {0x00181411U, S2F_VR('D', 'S'), 19751u},
+    {0x00181412U, S2F_VR('D', 'S'), 19765u},
+    {0x00181413U, S2F_VR('D', 'S'), 19785u},
+    {0x00181450U, S2F_VR('D', 'S'), 19800u},
+    {0x00181460U, S2F_VR('D', 'S'), 19817u},
+    {0x00181470U, S2F_VR('D', 'S'), 19833u},
+    {0x00181480U, S2F_VR('D', 'S'), 19843u},
+    {0x00181490U, S2F_VR('C', 'S'), 19852u},
+    {0x00181491U, S2F_VR('C', 'S'), 19861u},
+    {0x00181495U, S2F_VR('I', 'S'), 19871u},
+    {0x00181500U, S2F_VR('C', 'S'), 19905u},
+    {0x00181508U, S2F_VR('C', 'S'), 19922u},
+    {0x00181510U, S2F_VR('D', 'S'), 19937u},
+    {0x00181511U, S2F_VR('D', 'S'), 19960u},
+    {0x00181520U, S2F_VR('D', 'S'), 19985u},
+    {0x00181521U, S2F_VR('D', 'S'), 20017u},
+    {0x00181530U, S2F_VR('D', 'S'), 20051u},
+    {0x00181531U, S2F_VR('D', 'S'), 20072u},
+    {0x00181600U, S2F_VR('C', 'S'), 20095u},
+    {0x00181602U, S2F_VR('I', 'S'), 20108u},
+    {0x00181604U, S2F_VR('I', 'S'), 20132u},
+    {0x00181606U, S2F_VR('I', 'S'), 20157u},
+    {0x00181608U, S2F_VR('I', 'S'), 20184u},
+    {0x00181610U, S2F_VR('I', 'S'), 20211u},
+    {0x00181612U, S2F_VR('I', 'S'), 20235u},
+    {0x00181620U, S2F_VR('I', 'S'), 20259u},
+    {0x00181622U, S2F_VR('U', 'S'), 20289u},
+    {0x00181623U, S2F_VR('U', 'S'), 20314u},
+    {0x00181624U, S2F_VR('U', 'S'), 20334u},
+    {0x00181630U, S2F_VR('C', 'S'), 20370u},
+    {0x00181631U, S2F_VR('F', 'D'), 20387u},
+    {0x00181632U, S2F_VR('F', 'D'), 20411u},
+    {0x00181633U, S2F_VR('F', 'D'), 20436u},
+    {0x00181634U, S2F_VR('F', 'D'), 20463u},
+    {0x00181635U, S2F_VR('F', 'D'), 20490u},
+    {0x00181636U, S2F_VR('F', 'D'), 20514u},
+    {0x00181637U, S2F_VR('U', 'L'), 20540u},
+    {0x00181638U, S2F_VR('O', 'F'), 20566u},
+    {0x00181700U, S2F_VR('C', 'S'), 20596u},
+    {0x00181702U, S2F_VR('I', 'S'), 20612u},
+    {0x00181704U, S2F_VR('I', 'S'), 20639u},
+    {0x00181706U, S2F_VR('I', 'S'), 20667u},
+    {0x00181708U, S2F_VR('I', 'S'), 20697u},
+    {0x00181710U, S2F_VR('I', 'S'), 20727u},
+    {0x00181712U, S2F_VR('I', 'S'), 20754u},
+    {0x00181720U, S2F_VR('I', 'S'), 20781u},
+    {0x00181800U, S2F_VR('C', 'S'), 20814u},
+    {0x00181801U, S2F_VR('S', 'H'), 20842u},
+    {0x00181802U, S2F_VR('C', 'S'), 20853u},
+    {0x00181803U, S2F_VR('L', 'O'), 20878u},
+    {0x00182001U, S2F_VR('I', 'S'), 20895u},
+    {0x00182002U, S2F_VR('S', 'H'), 20912u},
+    {0x00182003U, S2F_VR('D', 'S'), 20929u},
+    {0x00182004U, S2F_VR('D', 'S'), 20953u},
+    {0x00182005U, S2F_VR('D', 'S'), 20979u},
+    {0x00182006U, S2F_VR('S', 'H'), 20999u},
+    {0x00182010U, S2F_VR('D', 'S'), 21024u},
+    {0x00182020U, S2F_VR('C', 'S'), 21051u},
+    {0x00182030U, S2F_VR('D', 'S'), 21086u},
+    {0x00182041U, S2F_VR('S', 'Q'), 21108u},
+    {0x00182042U, S2F_VR('U', 'I'), 21129u},
+    {0x00182043U, S2F_VR('F', 'L'), 21139u},
+    {0x00182044U, S2F_VR('F', 'L'), 21164u},
+    {0x00182045U, S2F_VR('S', 'H'), 21189u},
+    {0x00182046U, S2F_VR('F', 'L'), 21201u},
+    {0x00183100U, S2F_VR('C', 'S'), 21217u},
+    {0x00183101U, S2F_VR('D', 'S'), 21233u},
+    {0x00183102U, S2F_VR('D', 'S'), 21250u},
+    {0x00183103U, S2F_VR('I', 'S'), 21264u},
+    {0x00183104U, S2F_VR('I', 'S'), 21293u},
+    {0x00183105U, S2F_VR('I', 'S'), 21321u},
+    {0x00184000U, S2F_VR('L', 'T'), 21334u},
+    {0x00185000U, S2F_VR('S', 'H'), 21354u},
+    {0x00185010U, S2F_VR('L', 'O'), 21366u},
+    {0x00185011U, S2F_VR('S', 'Q'), 21381u},
+    {0x00185012U, S2F_VR('D', 'S'), 21414u},
+    {0x00185020U, S2F_VR('L', 'O'), 21425u},
+    {0x00185021U, S2F_VR('L', 'O'), 21444u},
+    {0x00185022U, S2F_VR('D', 'S'), 21467u},
+    {0x00185024U, S2F_VR('D', 'S'), 21483u},
+    {0x00185026U, S2F_VR('D', 'S'), 21500u},
+    {0x00185027U, S2F_VR('D', 'S'), 21520u},
+    {0x00185028U, S2F_VR('D', 'S'), 21543u},
+    {0x00185029U, S2F_VR('D', 'S'), 21571u},
+    {0x00185030U, S2F_VR('D', 'S'), 21601u},
+    {0x00185040U, S2F_VR('D', 'S'), 21614u},
+    {0x00185050U, S2F_VR('I', 'S'), 21624u},
+    {0x00185100U, S2F_VR('C', 'S'), 21641u},
+    {0x00185101U, S2F_VR('C', 'S'), 21657u},
+    {0x00185104U, S2F_VR('S', 'Q'), 21670u},
+    {0x00185210U, S2F_VR('D', 'S'), 21706u},
+    {0x00185212U, S2F_VR('D', 'S'), 21732u},
+    {0x00186000U, S2F_VR('D', 'S'), 21755u},
+    {0x00186011U, S2F_VR('S', 'Q'), 21767u},
+    {0x00186012U, S2F_VR('U', 'S'), 21795u},
+    {0x00186014U, S2F_VR('U', 'S'), 21815u},
+    {0x00186016U, S2F_VR('U', 'L'), 21830u},
+    {0x00186018U, S2F_VR('U', 'L'), 21842u},
+    {0x0018601AU, S2F_VR('U', 'L'), 21862u},
+    {0x0018601CU, S2F_VR('U', 'L'), 21882u},
+    {0x0018601EU, S2F_VR('U', 'L'), 21902u},
+    {0x00186020U, S2F_VR('S', 'L'), 21922u},
+    {0x00186022U, S2F_VR('S', 'L'), 21939u},
+    {0x00186024U, S2F_VR('U', 'S'), 21956u},
+    {0x00186026U, S2F_VR('U', 'S'), 21980u},
+    {0x00186028U, S2F_VR('F', 'D'), 22004u},
+    {0x0018602AU, S2F_VR('F', 'D'), 22033u},
+    {0x0018602CU, S2F_VR('F', 'D'), 22062u},
+    {0x0018602EU, S2F_VR('F', 'D'), 22077u},
+    {0x00186030U, S2F_VR('U', 'L'), 22092u},
+    {0x00186031U, S2F_VR('C', 'S'), 22112u},
+    {0x00186032U, S2F_VR('U', 'L'), 22127u},
+    {0x00186034U, S2F_VR('F', 'D'), 22152u},
+    {0x00186036U, S2F_VR('F', 'D'), 22175u},
+    {0x00186038U, S2F_VR('U', 'L'), 22189u},
+    {0x00186039U, S2F_VR('S', 'L'), 22225u},
+    {0x0018603AU, S2F_VR('U', 'L'), 22254u},
+    {0x0018603BU, S2F_VR('S', 'L'), 22290u},
+    {0x0018603CU, S2F_VR('U', 'L'), 22319u},
+    {0x0018603DU, S2F_VR('S', 'L'), 22343u},
+    {0x0018603EU, S2F_VR('U', 'L'), 22360u},
+    {0x0018603FU, S2F_VR('S', 'L'), 22384u},
+    {0x00186040U, S2F_VR('U', 'L'), 22401u},
+    {0x00186041U, S2F_VR('S', 'L'), 22425u},
+    {0x00186042U, S2F_VR('U', 'L'), 22442u},
+    {0x00186043U, S2F_VR('S', 'L'), 22466u},
+    {0x00186044U, S2F_VR('U', 'S'), 22483u},
+    {0x00186046U, S2F_VR('U', 'L'), 22510u},
+    {0x00186048U, S2F_VR('U', 'L'), 22529u},
+    {0x0018604AU, S2F_VR('U', 'L'), 22554u},
+    {0x0018604CU, S2F_VR('U', 'S'), 22578u},
+    {0x0018604EU, S2F_VR('U', 'S'), 22606u},
+    {0x00186050U, S2F_VR('U', 'L'), 22629u},
+    {0x00186052U, S2F_VR('U', 'L'), 22654u},
+    {0x00186054U, S2F_VR('F', 'D'), 22674u},
+    {0x00186056U, S2F_VR('U', 'L'), 22694u},
+    {0x00186058U, S2F_VR('U', 'L'), 22715u},
+    {0x0018605AU, S2F_VR('F', 'L'), 22734u},
+    {0x00186060U, S2F_VR('F', 'L'), 22757u},
+    {0x00186070U, S2F_VR('U', 'S'), 22773u},
+    {0x00187000U, S2F_VR('C', 'S'), 22801u},
+    {0x00187001U, S2F_VR('D', 'S'), 22831u},
+    {0x00187004U, S2F_VR('C', 'S'), 22851u},
+    {0x00187005U, S2F_VR('C', 'S'), 22864u},
+    {0x00187006U, S2F_VR('L', 'T'), 22886u},
+    {0x00187008U, S2F_VR('L', 'T'), 22906u},
+    {0x0018700AU, S2F_VR('S', 'H'), 22919u},
+    {0x0018700CU, S2F_VR('D', 'A'), 22930u},
+    {0x0018700EU, S2F_VR('T', 'M'), 22960u},
+    {0x00187010U, S2F_VR('I', 'S'), 22990u},
+    {0x00187011U, S2F_VR('I', 'S'), 23030u},
+    {0x00187012U, S2F_VR('D', 'S'), 23067u},
+    {0x00187014U, S2F_VR('D', 'S'), 23097u},
+    {0x00187016U, S2F_VR('D', 'S'), 23116u},
+    {0x0018701AU, S2F_VR('D', 'S'), 23153u},
+    {0x00187020U, S2F_VR('D', 'S'), 23169u},
+    {0x00187022U, S2F_VR('D', 'S'), 23197u},
+    {0x00187024U, S2F_VR('C', 'S'), 23220u},
+    {0x00187026U, S2F_VR('D', 'S'), 23240u},
+    {0x00187028U, S2F_VR('D', 'S'), 23265u},
+    {0x0018702AU, S2F_VR('L', 'O'), 23286u},
+    {0x0018702BU, S2F_VR('L', 'O'), 23311u},
+    {0x00187030U, S2F_VR('D', 'S'), 23341u},
+    {0x00187032U, S2F_VR('D', 'S'), 23359u},
+    {0x00187034U, S2F_VR('C', 'S'), 23379u},
+    {0x00187036U, S2F_VR('F', 'L'), 23405u},
+    {0x00187038U, S2F_VR('F', 'L'), 23438u},
+    {0x00187040U, S2F_VR('L', 'T'), 23478u},
+    {0x00187041U, S2F_VR('L', 'T'), 23500u},
+    {0x00187042U, S2F_VR('D', 'S'), 23520u},
+    {0x00187044U, S2F_VR('D', 'S'), 23534u},
+    {0x00187046U, S2F_VR('I', 'S'), 23544u},
+    {0x00187048U, S2F_VR('D', 'S'), 23560u},
+    {0x0018704CU, S2F_VR('D', 'S'), 23571u},
+    {0x00187050U, S2F_VR('C', 'S'), 23589u},
+    {0x00187052U, S2F_VR('D', 'S'), 23604u},
+    {0x00187054U, S2F_VR('D', 'S'), 23627u},
+    {0x00187056U, S2F_VR('F', 'L'), 23650u},
+    {0x00187058U, S2F_VR('F', 'L'), 23678u},
+    {0x00187060U, S2F_VR('C', 'S'), 23706u},
+    {0x00187062U, S2F_VR('L', 'T'), 23726u},
+    {0x00187064U, S2F_VR('C', 'S'), 23757u},
+    {0x00187065U, S2F_VR('D', 'S'), 23772u},
+    {0x00188150U, S2F_VR('D', 'S'), 23790u},
+    {0x00188151U, S2F_VR('D', 'S'), 23807u},
+    {0x00189004U, S2F_VR('C', 'S'), 23827u},
+    {0x00189005U, S2F_VR('S', 'H'), 23848u},
+    {0x00189006U, S2F_VR('S', 'Q'), 23866u},
+    {0x00189008U, S2F_VR('C', 'S'), 23892u},
+    {0x00189009U, S2F_VR('C', 'S'), 23910u},
+    {0x00189010U, S2F_VR('C', 'S'), 23928u},
+    {0x00189011U, S2F_VR('C', 'S'), 23945u},
+    {0x00189012U, S2F_VR('C', 'S'), 23962u},
+    {0x00189014U, S2F_VR('C', 'S'), 23984u},
+    {0x00189015U, S2F_VR('C', 'S'), 23998u},
+    {0x00189016U, S2F_VR('C', 'S'), 24019u},
+    {0x00189017U, S2F_VR('C', 'S'), 24028u},
+    {0x00189018U, S2F_VR('C', 'S'), 24053u},
+    {0x00189019U, S2F_VR('F', 'D'), 24077u},
+    {0x00189020U, S2F_VR('C', 'S'), 24095u},
+    {0x00189021U, S2F_VR('C', 'S'), 24117u},
+    {0x00189022U, S2F_VR('C', 'S'), 24131u},
+    {0x00189024U, S2F_VR('C', 'S'), 24150u},
+    {0x00189025U, S2F_VR('C', 'S'), 24169u},
+    {0x00189026U, S2F_VR('C', 'S'), 24199u},
+    {0x00189027U, S2F_VR('C', 'S'), 24228u},
+    {0x00189028U, S2F_VR('C', 'S'), 24249u},
+    {0x00189029U, S2F_VR('C', 'S'), 24257u},
+    {0x00189030U, S2F_VR('F', 'D'), 24275u},
+    {0x00189032U, S2F_VR('C', 'S'), 24300u},
+    {0x00189033U, S2F_VR('C', 'S'), 24326u},
+    {0x00189034U, S2F_VR('C', 'S'), 24351u},
+    {0x00189035U, S2F_VR('F', 'D'), 24384u},
+    {0x00189036U, S2F_VR('C', 'S'), 24397u},
+    {0x00189037U, S2F_VR('C', 'S'), 24421u},
+    {0x00189041U, S2F_VR('L', 'O'), 24453u},
+    {0x00189042U, S2F_VR('S', 'Q'), 24481u},
+    {0x00189043U, S2F_VR('C', 'S'), 24503u},
+    {0x00189044U, S2F_VR('C', 'S'), 24519u},
+    {0x00189045U, S2F_VR('S', 'Q'), 24541u},
+    {0x00189046U, S2F_VR('L', 'O'), 24569u},
+    {0x00189047U, S2F_VR('S', 'H'), 24592u},
+    {0x00189048U, S2F_VR('C', 'S'), 24613u},
+    {0x00189049U, S2F_VR('S', 'Q'), 24634u},
+    {0x00189050U, S2F_VR('L', 'O'), 24657u},
+    {0x00189051U, S2F_VR('C', 'S'), 24686u},
+    {0x00189052U, S2F_VR('F', 'D'), 24703u},
+    {0x00189053U, S2F_VR('F', 'D'), 24717u},
+    {0x00189054U, S2F_VR('C', 'S'), 24740u},
+    {0x00189058U, S2F_VR('U', 'S'), 24768u},
+    {0x00189059U, S2F_VR('C', 'S'), 24804u},
+    {0x00189060U, S2F_VR('C', 'S'), 24815u},
+    {0x00189061U, S2F_VR('F', 'D'), 24832u},
+    {0x00189062U, S2F_VR('C', 'S'), 24852u},
+    {0x00189063U, S2F_VR('F', 'D'), 24869u},
+    {0x00189064U, S2F_VR('C', 'S'), 24902u},
+    {0x00189065U, S2F_VR('C', 'S'), 24918u},
+    {0x00189066U, S2F_VR('U', 'S'), 24938u},
+    {0x00189067U, S2F_VR('C', 'S'), 24956u},
+    {0x00189069U, S2F_VR('F', 'D'), 24975u},
+    {0x00189070U, S2F_VR('F', 'D'), 25006u},
+    {0x00189073U, S2F_VR('F', 'D'), 25033u},
+    {0x00189074U, S2F_VR('D', 'T'), 25053u},
+    {0x00189075U, S2F_VR('C', 'S'), 25078u},
+    {0x00189076U, S2F_VR('S', 'Q'), 25102u},
+    {0x00189077U, S2F_VR('C', 'S'), 25137u},
+    {0x00189078U, S2F_VR('C', 'S'), 25157u},
+    {0x00189079U, S2F_VR('F', 'D'), 25186u},
+    {0x00189080U, S2F_VR('S', 'T'), 25201u},
+    {0x00189081U, S2F_VR('C', 'S'), 25226u},
+    {0x00189082U, S2F_VR('F', 'D'), 25241u},
+    {0x00189083U, S2F_VR('S', 'Q'), 25259u},
+    {0x00189084U, S2F_VR('S', 'Q'), 25285u},
+    {0x00189085U, S2F_VR('C', 'S'), 25307u},
+    {0x00189087U, S2F_VR('F', 'D'), 25327u},
+    {0x00189089U, S2F_VR('F', 'D'), 25343u},
+    {0x00189090U, S2F_VR('F', 'D'), 25372u},
+    {0x00189091U, S2F_VR('F', 'D'), 25398u},
+    {0x00189092U, S2F_VR('S', 'Q'), 25427u},
+    {0x00189093U, S2F_VR('U', 'S'), 25463u},
+    {0x00189094U, S2F_VR('C', 'S'), 25490u},
+    {0x00189095U, S2F_VR('U', 'L'), 25507u},
+    {0x00189096U, S2F_VR('F', 'D'), 25540u},
+    {0x00189098U, S2F_VR('F', 'D'), 25578u},
+    {0x00189100U, S2F_VR('C', 'S'), 25599u},
+    {0x00189101U, S2F_VR('C', 'S'), 25615u},
+    {0x00189103U, S2F_VR('S', 'Q'), 25635u},
+    {0x00189104U, S2F_VR('F', 'D'), 25669u},
+    {0x00189105U, S2F_VR('F', 'D'), 25683u},
+    {0x00189106U, S2F_VR('F', 'D'), 25699u},
+    {0x00189107U, S2F_VR('S', 'Q'), 25715u},
+    {0x00189112U, S2F_VR('S', 'Q'), 25743u},
+    {0x00189114U, S2F_VR('S', 'Q'), 25780u},
+    {0x00189115U, S2F_VR('S', 'Q'), 25795u},
+    {0x00189117U, S2F_VR('S', 'Q'), 25814u},
+    {0x00189118U, S2F_VR('S', 'Q'), 25834u},
+    {0x00189119U, S2F_VR('S', 'Q'), 25865u},
+    {0x00189125U, S2F_VR('S', 'Q'), 25884u},
+    {0x00189126U, S2F_VR('S', 'Q'), 25906u},
+    {0x00189127U, S2F_VR('U', 'L'), 25933u},
+    {0x00189147U, S2F_VR('C', 'S'), 25968u},
+    {0x00189151U, S2F_VR('D', 'T'), 25992u},
+    {0x00189152U, S2F_VR('S', 'Q'), 26015u},
+    {0x00189155U, S2F_VR('F', 'D'), 26039u},
+    {0x00189159U, S2F_VR('U', 'L'), 26073u},
+    {0x00189166U, S2F_VR('C', 'S'), 26117u},
+    {0x00189168U, S2F_VR('F', 'D'), 26134u},
+    {0x00189169U, S2F_VR('C', 'S'), 26171u},
+    {0x00189170U, S2F_VR('C', 'S'), 26201u},
+    {0x00189171U, S2F_VR('C', 'S'), 26240u},
+    {0x00189172U, S2F_VR('C', 'S'), 26264u},
+    {0x00189173U, S2F_VR('C', 'S'), 26296u},
+    {0x00189174U, S2F_VR('C', 'S'), 26319u},
+    {0x00189175U, S2F_VR('L', 'O'), 26350u},
+    {0x00189176U, S2F_VR('S', 'Q'), 26386u},
+    {0x00189177U, S2F_VR('C', 'S'), 26408u},
+    {0x00189178U, S2F_VR('C', 'S'), 26426u},
+    {0x00189179U, S2F_VR('C', 'S'), 26440u},
+    {0x00189180U, S2F_VR('C', 'S'), 26473u},
+    {0x00189181U, S2F_VR('F', 'D'), 26492u},
+    {0x00189182U, S2F_VR('F', 'D'), 26520u},
+    {0x00189183U, S2F_VR('C', 'S'), 26535u},
+    {0x00189184U, S2F_VR('F', 'D'), 26561u},
+    {0x00189185U, S2F_VR('S', 'T'), 26574u},
+    {0x00189186U, S2F_VR('S', 'H'), 26624u},
+    {0x00189195U, S2F_VR('F', 'D'), 26650u},
+    {0x00189196U, S2F_VR('F', 'D'), 26691u},
+    {0x00189197U, S2F_VR('S', 'Q'), 26732u},
+    {0x00189198U, S2F_VR('C', 'S'), 26759u},
+    {0x00189199U, S2F_VR('C', 'S'), 26785u},
+    {0x00189200U, S2F_VR('C', 'S'), 26816u},
+    {0x00189214U, S2F_VR('C', 'S'), 26846u},
+    {0x00189217U, S2F_VR('F', 'D'), 26871u},
+    {0x00189218U, S2F_VR('F', 'D'), 26900u},
+    {0x00189219U, S2F_VR('S', 'S'), 26926u},
+    {0x00189220U, S2F_VR('F', 'D'), 26945u},
+    {0x00189226U, S2F_VR('S', 'Q'), 26970u},
+    {0x00189227U, S2F_VR('S', 'Q'), 26995u},
+    {0x00189231U, S2F_VR('U', 'S'), 27027u},
+    {0x00189232U, S2F_VR('U', 'S'), 27066u},
+    {0x00189234U, S2F_VR('U', 'L'), 27108u},
+    {0x00189236U, S2F_VR('C', 'S'), 27144u},
+    {0x00189239U, S2F_VR('S', 'Q'), 27165u},
+    {0x00189240U, S2F_VR('U', 'S'), 27196u},
+    {0x00189241U, S2F_VR('U', 'S'), 27214u},
+    {0x00189250U, S2F_VR('C', 'S'), 27238u},
+    {0x00189251U, S2F_VR('S', 'Q'), 27267u},
+    {0x00189252U, S2F_VR('L', 'O'), 27298u},
+    {0x00189253U, S2F_VR('U', 'S'), 27322u},
+    {0x00189254U, S2F_VR('F', 'D'), 27336u},
+    {0x00189255U, S2F_VR('F', 'D'), 27353u},
+    {0x00189256U, S2F_VR('F', 'D'), 27372u},
+    {0x00189257U, S2F_VR('C', 'S'), 27391u},
+    {0x00189258U, S2F_VR('U', 'L'), 27402u},
+    {0x00189259U, S2F_VR('C', 'S'), 27424u},
+    {0x0018925AU, S2F_VR('F', 'D'), 27439u},
+    {0x0018925BU, S2F_VR('L', 'O'), 27459u},
+    {0x0018925CU, S2F_VR('C', 'S'), 27481u},
+    {0x0018925DU, S2F_VR('S', 'Q'), 27500u},
+    {0x0018925EU, S2F_VR('L', 'O'), 27529u},
+    {0x0018925FU, S2F_VR('U', 'L'), 27553u},
+    {0x00189260U, S2F_VR('S', 'Q'), 27577u},
+    {0x00189295U, S2F_VR('F', 'D'), 27593u},
+    {0x00189296U, S2F_VR('F', 'D'), 27635u},
+    {0x00189297U, S2F_VR('C', 'S'), 27677u},
+    {0x00189298U, S2F_VR('I', 'S'), 27703u},
+    {0x00189301U, S2F_VR('S', 'Q'), 27720u},
+    {0x00189302U, S2F_VR('C', 'S'), 27746u},
+    {0x00189303U, S2F_VR('F', 'D'), 27762u},
+    {0x00189304U, S2F_VR('S', 'Q'), 27772u},
+    {0x00189305U, S2F_VR('F', 'D'), 27801u},
+    {0x00189306U, S2F_VR('F', 'D'), 27816u},
+    {0x00189307U, S2F_VR('F', 'D'), 27839u},
+    {0x00189308U, S2F_VR('S', 'Q'), 27861u},
+    {0x00189309U, S2F_VR('F', 'D'), 27885u},
+    {0x00189310U, S2F_VR('F', 'D'), 27896u},
+    {0x00189311U, S2F_VR('F', 'D'), 27917u},
+    {0x00189312U, S2F_VR('S', 'Q'), 27935u},
+    {0x00189313U, S2F_VR('F', 'D'), 27954u},
+    {0x00189314U, S2F_VR('S', 'Q'), 27982u},
+    {0x00189315U, S2F_VR('C', 'S'), 28007u},
+    {0x00189316U, S2F_VR('C', 'S'), 28031u},
+    {0x00189317U, S2F_VR('F', 'D'), 28054u},
+    {0x00189318U, S2F_VR('F', 'D'), 28080u},
+    {0x00189319U, S2F_VR('F', 'D'), 28114u},
+    {0x00189320U, S2F_VR('S', 'H'), 28134u},
+    {0x00189321U, S2F_VR('S', 'Q'), 28146u},
+    {0x00189322U, S2F_VR('F', 'D'), 28165u},
+    {0x00189323U, S2F_VR('C', 'S'), 28192u},
+    {0x00189324U, S2F_VR('F', 'D'), 28215u},
+    {0x00189325U, S2F_VR('S', 'Q'), 28235u},
+    {0x00189326U, S2F_VR('S', 'Q'), 28257u},
+    {0x00189327U, S2F_VR('F', 'D'), 28276u},
+    {0x00189328U, S2F_VR('F', 'D'), 28290u},
+    {0x00189329U, S2F_VR('S', 'Q'), 28307u},
+    {0x00189330U, S2F_VR('F', 'D'), 28332u},
+    {0x00189332U, S2F_VR('F', 'D'), 28352u},
+    {0x00189333U, S2F_VR('C', 'S'), 28366u},
+    {0x00189334U, S2F_VR('C', 'S'), 28385u},
+    {0x00189335U, S2F_VR('F', 'D'), 28401u},
+    {0x00189337U, S2F_VR('U', 'S'), 28438u},
+    {0x00189338U, S2F_VR('S', 'Q'), 28463u},
+    {0x00189340U, S2F_VR('S', 'Q'), 28499u},
+    {0x00189341U, S2F_VR('S', 'Q'), 28537u},
+    {0x00189342U, S2F_VR('C', 'S'), 28564u},
+    {0x00189343U, S2F_VR('C', 'S'), 28595u},
+    {0x00189344U, S2F_VR('C', 'S'), 28622u},
+    {0x00189345U, S2F_VR('F', 'D'), 28646u},
+    {0x00189346U, S2F_VR('S', 'Q'), 28654u},
+    {0x00189351U, S2F_VR('F', 'L'), 28682u},
+    {0x00189352U, S2F_VR('F', 'L'), 28714u},
+    {0x00189353U, S2F_VR('F', 'L'), 28745u},
+    {0x00189360U, S2F_VR('S', 'Q'), 28767u},
+    {0x00189361U, S2F_VR('C', 'S'), 28798u},
+    {0x00189362U, S2F_VR('S', 'Q'), 28823u},
+    {0x00189363U, S2F_VR('S', 'Q'), 28856u},
+    {0x00189364U, S2F_VR('S', 'Q'), 28888u},
+    {0x00189365U, S2F_VR('S', 'Q'), 28925u},
+    {0x00189366U, S2F_VR('U', 'S'), 28957u},
+    {0x00189367U, S2F_VR('U', 'C'), 28973u},
+    {0x00189368U, S2F_VR('C', 'S'), 28986u},
+    {0x00189369U, S2F_VR('D', 'T'), 29013u},
+    {0x0018936AU, S2F_VR('D', 'T'), 29033u},
+    {0x0018936BU, S2F_VR('U', 'S'), 29051u},
+    {0x0018936CU, S2F_VR('D', 'S'), 29072u},
+    {0x0018936DU, S2F_VR('D', 'S'), 29102u},
+    {0x0018936EU, S2F_VR('D', 'S'), 29135u},
+    {0x0018936FU, S2F_VR('S', 'Q'), 29154u},
+    {0x00189370U, S2F_VR('U', 'S'), 29188u},
+    {0x00189371U, S2F_VR('U', 'C'), 29206u},
+    {0x00189372U, S2F_VR('C', 'S'), 29221u},
+    {0x00189373U, S2F_VR('S', 'T'), 29245u},
+    {0x00189374U, S2F_VR('D', 'S'), 29263u},
+    {0x00189375U, S2F_VR('D', 'S'), 29280u},
+    {0x00189376U, S2F_VR('U', 'S'), 29297u},
+    {0x00189377U, S2F_VR('U', 'S'), 29325u},
+    {0x00189378U, S2F_VR('U', 'S'), 29351u},
+    {0x00189379U, S2F_VR('S', 'Q'), 29371u},
+    {0x0018937AU, S2F_VR('U', 'S'), 29397u},
+    {0x0018937BU, S2F_VR('U', 'T'), 29420u},
+    {0x0018937CU, S2F_VR('F', 'D'), 29454u},
+    {0x0018937DU, S2F_VR('S', 'Q'), 29484u},
+    {0x0018937EU, S2F_VR('C', 'S'), 29505u},
+    {0x0018937FU, S2F_VR('U', 'T'), 29525u},
+    {0x00189380U, S2F_VR('S', 'Q'), 29550u},
+    {0x00189381U, S2F_VR('S', 'Q'), 29595u},
+    {0x00189382U, S2F_VR('S', 'Q'), 29625u},
+    {0x00189383U, S2F_VR('D', 'S'), 29653u},
+    {0x00189384U, S2F_VR('D', 'S'), 29666u},
+    {0x00189401U, S2F_VR('S', 'Q'), 29697u},
+    {0x00189402U, S2F_VR('F', 'L'), 29732u},
+    {0x00189403U, S2F_VR('F', 'L'), 29758u},
+    {0x00189404U, S2F_VR('F', 'L'), 29783u},
+    {0x00189405U, S2F_VR('S', 'Q'), 29816u},
+    {0x00189406U, S2F_VR('S', 'Q'), 29843u},
+    {0x00189407U, S2F_VR('S', 'Q'), 29865u},
+    {0x00189410U, S2F_VR('C', 'S'), 29889u},
+    {0x00189412U, S2F_VR('S', 'Q'), 29909u},
+    {0x00189417U, S2F_VR('S', 'Q'), 29943u},
+    {0x00189420U, S2F_VR('C', 'S'), 29968u},
+    {0x00189423U, S2F_VR('L', 'O'), 29985u},
+    {0x00189424U, S2F_VR('L', 'T'), 30009u},
+    {0x00189425U, S2F_VR('C', 'S'), 30040u},
+    {0x00189426U, S2F_VR('F', 'L'), 30070u},
+    {0x00189427U, S2F_VR('C', 'S'), 30109u},
+    {0x00189428U, S2F_VR('F', 'L'), 30132u},
+    {0x00189429U, S2F_VR('F', 'L'), 30160u},
+    {0x00189430U, S2F_VR('F', 'L'), 30181u},
+    {0x00189432U, S2F_VR('S', 'Q'), 30211u},
+    {0x00189433U, S2F_VR('L', 'O'), 30231u},
+    {0x00189434U, S2F_VR('S', 'Q'), 30254u},
+    {0x00189435U, S2F_VR('C', 'S'), 30292u},
+    {0x00189436U, S2F_VR('S', 'S'), 30326u},
+    {0x00189437U, S2F_VR('S', 'S'), 30371u},
+    {0x00189438U, S2F_VR('S', 'S'), 30417u},
+    {0x00189439U, S2F_VR('S', 'S'), 30465u},
+    {0x00189440U, S2F_VR('S', 'S'), 30513u},
+    {0x00189441U, S2F_VR('U', 'S'), 30558u},
+    {0x00189442U, S2F_VR('S', 'S'), 30603u},
+    {0x00189445U, S2F_VR('O', 'B'), 30654u},
+    {0x00189447U, S2F_VR('F', 'L'), 30655u},
+    {0x00189449U, S2F_VR('F', 'L'), 30679u},
+    {0x00189451U, S2F_VR('S', 'Q'), 30689u},
+    {0x00189452U, S2F_VR('F', 'L'), 30721u},
+    {0x00189455U, S2F_VR('S', 'Q'), 30748u},
+    {0x00189456U, S2F_VR('S', 'Q'), 30768u},
+    {0x00189457U, S2F_VR('C', 'S'), 30792u},
+    {0x00189461U, S2F_VR('F', 'L'), 30812u},
+    {0x00189462U, S2F_VR('S', 'Q'), 30841u},
+    {0x00189463U, S2F_VR('F', 'L'), 30874u},
+    {0x00189464U, S2F_VR('F', 'L'), 30906u},
+    {0x00189465U, S2F_VR('F', 'L'), 30940u},
+    {0x00189466U, S2F_VR('F', 'L'), 30981u},
+    {0x00189467U, S2F_VR('F', 'L'), 31007u},
+    {0x00189468U, S2F_VR('F', 'L'), 31033u},
+    {0x00189469U, S2F_VR('F', 'L'), 31059u},
+    {0x00189470U, S2F_VR('F', 'L'), 31088u},
+    {0x00189471U, S2F_VR('F', 'L'), 31107u},
+    {0x00189472U, S2F_VR('S', 'Q'), 31128u},
+    {0x00189473U, S2F_VR('F', 'L'), 31156u},
+    {0x00189474U, S2F_VR('C', 'S'), 31185u},
+    {0x00189476U, S2F_VR('S', 'Q'), 31220u},
+    {0x00189477U, S2F_VR('S', 'Q'), 31241u},
+    {0x00189504U, S2F_VR('S', 'Q'), 31280u},
+    {0x00189506U, S2F_VR('S', 'Q'), 31304u},
+    {0x00189507U, S2F_VR('S', 'Q'), 31332u},
+    {0x00189508U, S2F_VR('F', 'L'), 31358u},
+    {0x00189509U, S2F_VR('F', 'L'), 31383u},
+    {0x00189510U, S2F_VR('F', 'L'), 31410u},
+    {0x00189511U, S2F_VR('F', 'L'), 31442u},
+    {0x00189514U, S2F_VR('F', 'L'), 31476u},
+    {0x00189515U, S2F_VR('F', 'L'), 31503u},
+    {0x00189516U, S2F_VR('D', 'T'), 31532u},
+    {0x00189517U, S2F_VR('D', 'T'), 31557u},
+    {0x00189518U, S2F_VR('S', 'S'), 31580u},
+    {0x00189519U, S2F_VR('S', 'S'), 31611u},
+    {0x00189524U, S2F_VR('L', 'O'), 31644u},
+    {0x00189525U, S2F_VR('L', 'O'), 31660u},
+    {0x00189526U, S2F_VR('L', 'O'), 31679u},
+    {0x00189527U, S2F_VR('C', 'S'), 31703u},
+    {0x00189528U, S2F_VR('L', 'O'), 31717u},
+    {0x00189530U, S2F_VR('S', 'Q'), 31738u},
+    {0x00189531U, S2F_VR('L', 'O'), 31767u},
+    {0x00189538U, S2F_VR('S', 'Q'), 31793u},
+    {0x00189541U, S2F_VR('S', 'Q'), 31826u},
+    {0x00189542U, S2F_VR('S', 'Q'), 31851u},
+    {0x00189543U, S2F_VR('F', 'D'), 31879u},
+    {0x00189544U, S2F_VR('F', 'D'), 31911u},
+    {0x00189545U, S2F_VR('F', 'D'), 31945u},
+    {0x00189546U, S2F_VR('F', 'D'), 31980u},
+    {0x00189547U, S2F_VR('F', 'D'), 32017u},
+    {0x00189548U, S2F_VR('F', 'D'), 32051u},
+    {0x00189549U, S2F_VR('F', 'D'), 32085u},
+    {0x00189550U, S2F_VR('F', 'D'), 32119u},
+    {0x00189551U, S2F_VR('F', 'D'), 32149u},
+    {0x00189552U, S2F_VR('F', 'D'), 32181u},
+    {0x00189553U, S2F_VR('F', 'D'), 32210u},
+    {0x00189554U, S2F_VR('F', 'D'), 32239u},
+    {0x00189555U, S2F_VR('S', 'Q'), 32268u},
+    {0x00189556U, S2F_VR('S', 'Q'), 32285u},
+    {0x00189557U, S2F_VR('F', 'D'), 32304u},
+    {0x00189558U, S2F_VR('F', 'D'), 32335u},
+    {0x00189559U, S2F_VR('C', 'S'), 32365u},
+    {0x00189601U, S2F_VR('S', 'Q'), 32397u},
+    {0x00189602U, S2F_VR('F', 'D'), 32422u},
+    {0x00189603U, S2F_VR('F', 'D'), 32440u},
+    {0x00189604U, S2F_VR('F', 'D'), 32458u},
+    {0x00189605U, S2F_VR('F', 'D'), 32476u},
+    {0x00189606U, S2F_VR('F', 'D'), 32494u},
+    {0x00189607U, S2F_VR('F', 'D'), 32512u},
+    {0x00189621U, S2F_VR('S', 'Q'), 32530u},
+    {0x00189622U, S2F_VR('C', 'S'), 32551u},
+    {0x00189623U, S2F_VR('D', 'T'), 32588u},
+    {0x00189624U, S2F_VR('C', 'S'), 32608u},
+    {0x00189701U, S2F_VR('D', 'T'), 32627u},
+    {0x00189715U, S2F_VR('F', 'D'), 32651u},
+    {0x00189716U, S2F_VR('F', 'D'), 32673u},
+    {0x00189717U, S2F_VR('F', 'D'), 32713u},
+    {0x00189718U, S2F_VR('F', 'D'), 32747u},
+    {0x00189719U, S2F_VR('F', 'D'), 32785u},
+    {0x00189720U, S2F_VR('F', 'D'), 32812u},
+    {0x00189721U, S2F_VR('F', 'D'), 32840u},
+    {0x00189722U, S2F_VR('F', 'D'), 32876u},
+    {0x00189723U, S2F_VR('F', 'D'), 32901u},
+    {0x00189724U, S2F_VR('F', 'D'), 32941u},
+    {0x00189725U, S2F_VR('C', 'S'), 32985u},
+    {0x00189726U, S2F_VR('F', 'D'), 33002u},
+    {0x00189727U, S2F_VR('F', 'D'), 33031u},
+    {0x00189729U, S2F_VR('U', 'S'), 33054u},
+    {0x00189732U, S2F_VR('S', 'Q'), 33085u},
+    {0x00189733U, S2F_VR('S', 'Q'), 33113u},
+    {0x00189734U, S2F_VR('S', 'Q'), 33146u},
+    {0x00189735U, S2F_VR('S', 'Q'), 33171u},
+    {0x00189736U, S2F_VR('S', 'Q'), 33191u},
+    {0x00189737U, S2F_VR('S', 'Q'), 33225u},
+    {0x00189738U, S2F_VR('C', 'S'), 33258u},
+    {0x00189739U, S2F_VR('U', 'S'), 33286u},
+    {0x00189740U, S2F_VR('U', 'S'), 33305u},
+    {0x00189749U, S2F_VR('S', 'Q'), 33321u},
+    {0x00189751U, S2F_VR('S', 'Q'), 33347u},
+    {0x00189755U, S2F_VR('C', 'S'), 33368u},
+    {0x00189756U, S2F_VR('C', 'S'), 33396u},
+    {0x00189758U, S2F_VR('C', 'S'), 33415u},
+    {0x00189759U, S2F_VR('C', 'S'), 33430u},
+    {0x00189760U, S2F_VR('C', 'S'), 33451u},
+    {0x00189761U, S2F_VR('C', 'S'), 33468u},
+    {0x00189762U, S2F_VR('C', 'S'), 33486u},
+    {0x00189763U, S2F_VR('C', 'S'), 33508u},
+    {0x00189764U, S2F_VR('C', 'S'), 33531u},
+    {0x00189765U, S2F_VR('C', 'S'), 33563u},
+    {0x00189766U, S2F_VR('C', 'S'), 33580u},
+    {0x00189767U, S2F_VR('C', 'S'), 33614u},
+    {0x00189768U, S2F_VR('C', 'S'), 33636u},
+    {0x00189769U, S2F_VR('C', 'S'), 33668u},
+    {0x00189770U, S2F_VR('C', 'S'), 33698u},
+    {0x00189771U, S2F_VR('S', 'Q'), 33740u},
+    {0x00189772U, S2F_VR('S', 'Q'), 33774u},
+    {0x00189801U, S2F_VR('F', 'D'), 33812u},
+    {0x00189803U, S2F_VR('S', 'Q'), 33826u},
+    {0x00189804U, S2F_VR('D', 'T'), 33852u},
+    {0x00189805U, S2F_VR('F', 'D'), 33875u},
+    {0x00189806U, S2F_VR('S', 'Q'), 33893u},
+    {0x00189807U, S2F_VR('S', 'Q'), 33920u},
+    {0x00189808U, S2F_VR('C', 'S'), 33942u},
+    {0x00189809U, S2F_VR('S', 'Q'), 33951u},
+    {0x0018980BU, S2F_VR('C', 'S'), 33985u},
+    {0x0018980CU, S2F_VR('C', 'S'), 34001u},
+    {0x0018980DU, S2F_VR('S', 'Q'), 34029u},
+    {0x0018980EU, S2F_VR('S', 'Q'), 34060u},
+    {0x0018980FU, S2F_VR('S', 'Q'), 34095u},
+    {0x00189810U, S2F_VR('U', 'S'), 34129u},
+    {0x00189900U, S2F_VR('L', 'O'), 34152u},
+    {0x00189901U, S2F_VR('U', 'T'), 34175u},
+    {0x00189902U, S2F_VR('S', 'Q'), 34204u},
+    {0x00189903U, S2F_VR('S', 'Q'), 34231u},
+    {0x00189904U, S2F_VR('D', 'S'), 34261u},
+    {0x00189905U, S2F_VR('C', 'S'), 34276u},
+    {0x00189906U, S2F_VR('S', 'Q'), 34292u},
+    {0x00189907U, S2F_VR('S', 'Q'), 34331u},
+    {0x00189908U, S2F_VR('U', 'C'), 34371u},
+    {0x00189909U, S2F_VR('S', 'Q'), 34400u},
+    {0x0018990AU, S2F_VR('U', 'C'), 34441u},
+    {0x0018990BU, S2F_VR('S', 'Q'), 34466u},
+    {0x0018990CU, S2F_VR('S', 'Q'), 34496u},
+    {0x0018990DU, S2F_VR('S', 'Q'), 34530u},
+    {0x0018990EU, S2F_VR('S', 'Q'), 34566u},
+    {0x0018990FU, S2F_VR('U', 'T'), 34594u},
+    {0x00189910U, S2F_VR('U', 'T'), 34622u},
+    {0x00189911U, S2F_VR('S', 'Q'), 34646u},
+    {0x00189912U, S2F_VR('S', 'Q'), 34675u},
+    {0x00189913U, S2F_VR('S', 'Q'), 34702u},
+    {0x00189914U, S2F_VR('S', 'Q'), 34734u},
+    {0x00189915U, S2F_VR('U', 'S'), 34754u},
+    {0x00189916U, S2F_VR('L', 'O'), 34771u},
+    {0x00189917U, S2F_VR('U', 'T'), 34787u},
+    {0x00189918U, S2F_VR('C', 'S'), 34810u},
+    {0x00189919U, S2F_VR('D', 'T'), 34835u},
+    {0x0018991AU, S2F_VR('U', 'T'), 34864u},
+    {0x0018991BU, S2F_VR('S', 'Q'), 34894u},
+    {0x0018991CU, S2F_VR('S', 'Q'), 34932u},
+    {0x0018991DU, S2F_VR('S', 'Q'), 34962u},
+    {0x0018991EU, S2F_VR('U', 'I'), 34990u},
+    {0x0018991FU, S2F_VR('S', 'Q'), 35016u},
+    {0x00189920U, S2F_VR('S', 'Q'), 35064u},
+    {0x00189921U, S2F_VR('U', 'S'), 35099u},
+    {0x00189922U, S2F_VR('L', 'O'), 35121u},
+    {0x00189923U, S2F_VR('U', 'T'), 35141u},
+    {0x00189924U, S2F_VR('U', 'T'), 35179u},
+    {0x00189930U, S2F_VR('C', 'S'), 35202u},
+    {0x00189931U, S2F_VR('S', 'Q'), 35220u},
+    {0x00189932U, S2F_VR('S', 'Q'), 35253u},
+    {0x00189933U, S2F_VR('S', 'Q'), 35284u},
+    {0x00189934U, S2F_VR('S', 'Q'), 35335u},
+    {0x00189935U, S2F_VR('S', 'Q'), 35373u},
+    {0x00189936U, S2F_VR('S', 'Q'), 35417u},
+    {0x00189937U, S2F_VR('L', 'O'), 35448u},
+    {0x00189938U, S2F_VR('U', 'S'), 35475u},
+    {0x00189939U, S2F_VR('U', 'S'), 35514u},
+    {0x0018993AU, S2F_VR('U', 'S'), 35542u},
+    {0x0018993BU, S2F_VR('S', 'Q'), 35584u},
+    {0x0018993CU, S2F_VR('S', 'Q'), 35620u},
+    {0x0018993DU, S2F_VR('S', 'Q'), 35654u},
+    {0x0018993EU, S2F_VR('S', 'Q'), 35686u},
+    {0x00189941U, S2F_VR('U', 'T'), 35729u},
+    {0x00189942U, S2F_VR('F', 'D'), 35752u},
+    {0x00189943U, S2F_VR('F', 'D'), 35779u},
+    {0x00189944U, S2F_VR('C', 'S'), 35802u},
+    {0x00189945U, S2F_VR('F', 'D'), 35823u},
+    {0x00189946U, S2F_VR('F', 'D'), 35841u},
+    {0x00189947U, S2F_VR('C', 'S'), 35859u},
+    {0x0018A001U, S2F_VR('S', 'Q'), 35890u},
+    {0x0018A002U, S2F_VR('D', 'T'), 35920u},
+    {0x0018A003U, S2F_VR('S', 'T'), 35941u},
+    {0x0020000DU, S2F_VR('U', 'I'), 35965u},
+    {0x0020000EU, S2F_VR('U', 'I'), 35982u},
+    {0x00200010U, S2F_VR('S', 'H'), 36000u},
+    {0x00200011U, S2F_VR('I', 'S'), 36008u},
+    {0x00200012U, S2F_VR('I', 'S'), 36021u},
+    {0x00200013U, S2F_VR('I', 'S'), 36039u},
+    {0x00200014U, S2F_VR('I', 'S'), 36054u},
+    {0x00200015U, S2F_VR('I', 'S'), 36068u},
+    {0x00200016U, S2F_VR('I', 'S'), 36080u},
+    {0x00200017U, S2F_VR('I', 'S'), 36095u},
+    {0x00200018U, S2F_VR('I', 'S'), 36110u},
+    {0x00200019U, S2F_VR('I', 'S'), 36122u},
+    {0x00200020U, S2F_VR('C', 'S'), 36133u},
+    {0x00200022U, S2F_VR('I', 'S'), 36152u},
+    {0x00200024U, S2F_VR('I', 'S'), 36166u},
+    {0x00200026U, S2F_VR('I', 'S'), 36178u},
+    {0x00200030U, S2F_VR('D', 'S'), 36188u},
+    {0x00200032U, S2F_VR('D', 'S'), 36202u},
+    {0x00200035U, S2F_VR('D', 'S'), 36223u},
+    {0x00200037U, S2F_VR('D', 'S'), 36240u},
+    {0x00200050U, S2F_VR('D', 'S'), 36264u},
+    {0x00200052U, S2F_VR('U', 'I'), 36273u},
+    {0x00200060U, S2F_VR('C', 'S'), 36293u},
+    {0x00200062U, S2F_VR('C', 'S'), 36304u},
+    {0x00200070U, S2F_VR('L', 'O'), 36320u},
+    {0x00200080U, S2F_VR('C', 'S'), 36338u},
+    {0x002000AAU, S2F_VR('I', 'S'), 36351u},
+    {0x00200100U, S2F_VR('I', 'S'), 36364u},
+    {0x00200105U, S2F_VR('I', 'S'), 36391u},
+    {0x00200110U, S2F_VR('D', 'S'), 36417u},
+    {0x00200200U, S2F_VR('U', 'I'), 36436u},
+    {0x00200242U, S2F_VR('U', 'I'), 36471u},
+    {0x00201000U, S2F_VR('I', 'S'), 36507u},
+    {0x00201001U, S2F_VR('I', 'S'), 36521u},
+    {0x00201002U, S2F_VR('I', 'S'), 36542u},
+    {0x00201003U, S2F_VR('I', 'S'), 36562u},
+    {0x00201004U, S2F_VR('I', 'S'), 36577u},
+    {0x00201005U, S2F_VR('I', 'S'), 36597u},
+    {0x00201020U, S2F_VR('L', 'O'), 36611u},
+    {0x0020103FU, S2F_VR('L', 'O'), 36621u},
+    {0x00201040U, S2F_VR('L', 'O'), 36654u},
+    {0x00201041U, S2F_VR('D', 'S'), 36681u},
+    {0x00201070U, S2F_VR('I', 'S'), 36695u},
+    {0x00201200U, S2F_VR('I', 'S'), 36713u},
+    {0x00201202U, S2F_VR('I', 'S'), 36743u},
+    {0x00201204U, S2F_VR('I', 'S'), 36772u},
+    {0x00201206U, S2F_VR('I', 'S'), 36804u},
+    {0x00201208U, S2F_VR('I', 'S'), 36831u},
+    {0x00201209U, S2F_VR('I', 'S'), 36861u},
+    {0x00203401U, S2F_VR('C', 'S'), 36892u},
+    {0x00203402U, S2F_VR('C', 'S'), 36910u},
+    {0x00203403U, S2F_VR('D', 'A'), 36926u},
+    {0x00203404U, S2F_VR('L', 'O'), 36944u},
+    {0x00203405U, S2F_VR('T', 'M'), 36972u},
+    {0x00203406U, S2F_VR('L', 'O'), 36990u},
+    {0x00204000U, S2F_VR('L', 'T'), 37015u},
+    {0x00205000U, S2F_VR('A', 'T'), 37029u},
+    {0x00205002U, S2F_VR('L', 'O'), 37057u},
+    {0x00209056U, S2F_VR('S', 'H'), 37097u},
+    {0x00209057U, S2F_VR('U', 'L'), 37105u},
+    {0x00209071U, S2F_VR('S', 'Q'), 37127u},
+    {0x00209072U, S2F_VR('C', 'S'), 37148u},
+    {0x00209111U, S2F_VR('S', 'Q'), 37164u},
+    {0x00209113U, S2F_VR('S', 'Q'), 37185u},
+    {0x00209116U, S2F_VR('S', 'Q'), 37207u},
+    {0x00209128U, S2F_VR('U', 'L'), 37232u},
+    {0x00209153U, S2F_VR('F', 'D'), 37254u},
+    {0x00209154U, S2F_VR('F', 'L'), 37285u},
+    {0x00209155U, S2F_VR('F', 'L'), 37323u},
+    {0x00209156U, S2F_VR('U', 'S'), 37360u},
+    {0x00209157U, S2F_VR('U', 'L'), 37383u},
+    {0x00209158U, S2F_VR('L', 'T'), 37404u},
+    {0x00209161U, S2F_VR('U', 'I'), 37418u},
+    {0x00209162U, S2F_VR('U', 'S'), 37435u},
+    {0x00209163U, S2F_VR('U', 'S'), 37457u},
+    {0x00209164U, S2F_VR('U', 'I'), 37484u},
+    {0x00209165U, S2F_VR('A', 'T'), 37509u},
+    {0x00209167U, S2F_VR('A', 'T'), 37531u},
+    {0x00209170U, S2F_VR('S', 'Q'), 37554u},
+    {0x00209171U, S2F_VR('S', 'Q'), 37598u},
+    {0x00209172U, S2F_VR('S', 'Q'), 37644u},
+    {0x00209213U, S2F_VR('L', 'O'), 37679u},
+    {0x00209221U, S2F_VR('S', 'Q'), 37708u},
+    {0x00209222U, S2F_VR('S', 'Q'), 37738u},
+    {0x00209228U, S2F_VR('U', 'L'), 37761u},
+    {0x00209238U, S2F_VR('L', 'O'), 37792u},
+    {0x00209241U, S2F_VR('F', 'L'), 37822u},
+    {0x00209245U, S2F_VR('F', 'L'), 37854u},
+    {0x00209246U, S2F_VR('F', 'L'), 37890u},
+    {0x00209247U, S2F_VR('C', 'S'), 37919u},
+    {0x00209248U, S2F_VR('F', 'L'), 37944u},
+    {0x00209249U, S2F_VR('C', 'S'), 37971u},
+    {0x00209250U, S2F_VR('C', 'S'), 37994u},
+    {0x00209251U, S2F_VR('F', 'D'), 38017u},
+    {0x00209252U, S2F_VR('F', 'D'), 38039u},
+    {0x00209253U, S2F_VR('S', 'Q'), 38069u},
+    {0x00209254U, S2F_VR('F', 'D'), 38104u},
+    {0x00209255U, S2F_VR('F', 'D'), 38128u},
+    {0x00209256U, S2F_VR('F', 'D'), 38163u},
+    {0x00209257U, S2F_VR('F', 'D'), 38196u},
+    {0x00209301U, S2F_VR('F', 'D'), 38230u},
+    {0x00209302U, S2F_VR('F', 'D'), 38250u},
+    {0x00209307U, S2F_VR('C', 'S'), 38273u},
+    {0x00209308U, S2F_VR('F', 'D'), 38303u},
+    {0x00209309U, S2F_VR('F', 'D'), 38316u},
+    {0x0020930AU, S2F_VR('F', 'D'), 38348u},
+    {0x0020930BU, S2F_VR('C', 'S'), 38375u},
+    {0x0020930CU, S2F_VR('C', 'S'), 38406u},
+    {0x0020930DU, S2F_VR('F', 'D'), 38436u},
+    {0x0020930EU, S2F_VR('S', 'Q'), 38463u},
+    {0x0020930FU, S2F_VR('S', 'Q'), 38491u},
+    {0x00209310U, S2F_VR('S', 'Q'), 38522u},
+    {0x00209311U, S2F_VR('C', 'S'), 38547u},
+    {0x00209312U, S2F_VR('U', 'I'), 38573u},
+    {0x00209313U, S2F_VR('U', 'I'), 38599u},
+    {0x00209421U, S2F_VR('L', 'O'), 38624u},
+    {0x00209450U, S2F_VR('S', 'Q'), 38650u},
+    {0x00209453U, S2F_VR('L', 'O'), 38684u},
+    {0x00209518U, S2F_VR('U', 'S'), 38695u},
+    {0x00209529U, S2F_VR('S', 'Q'), 38712u},
+    {0x00209536U, S2F_VR('U', 'S'), 38754u},
+    {0x00220001U, S2F_VR('U', 'S'), 38774u},
+    {0x00220002U, S2F_VR('U', 'S'), 38811u},
+    {0x00220003U, S2F_VR('U', 'S'), 38835u},
+    {0x00220004U, S2F_VR('U', 'S'), 38872u},
+    {0x00220005U, S2F_VR('C', 'S'), 38896u},
+    {0x00220006U, S2F_VR('S', 'Q'), 38924u},
+    {0x00220007U, S2F_VR('F', 'L'), 38962u},
+    {0x00220008U, S2F_VR('F', 'L'), 38981u},
+    {0x00220009U, S2F_VR('F', 'L'), 38999u},
+    {0x0022000AU, S2F_VR('F', 'L'), 39012u},
+    {0x0022000BU, S2F_VR('F', 'L'), 39036u},
+    {0x0022000CU, S2F_VR('F', 'L'), 39056u},
+    {0x0022000DU, S2F_VR('C', 'S'), 39078u},
+    {0x0022000EU, S2F_VR('F', 'L'), 39091u},
+    {0x00220010U, S2F_VR('F', 'L'), 39108u},
+    {0x00220011U, S2F_VR('F', 'L'), 39128u},
+    {0x00220012U, S2F_VR('F', 'L'), 39155u},
+    {0x00220013U, S2F_VR('F', 'L'), 39183u},
+    {0x00220014U, S2F_VR('F', 'L'), 39209u},
+    {0x00220015U, S2F_VR('S', 'Q'), 39224u},
+    {0x00220016U, S2F_VR('S', 'Q'), 39258u},
+    {0x00220017U, S2F_VR('S', 'Q'), 39287u},
+    {0x00220018U, S2F_VR('S', 'Q'), 39324u},
+    {0x00220019U, S2F_VR('S', 'Q'), 39361u},
+    {0x0022001AU, S2F_VR('S', 'Q'), 39380u},
+    {0x0022001BU, S2F_VR('S', 'Q'), 39411u},
+    {0x0022001CU, S2F_VR('S', 'Q'), 39435u},
+    {0x0022001DU, S2F_VR('S', 'Q'), 39462u},
+    {0x0022001EU, S2F_VR('F', 'L'), 39496u},
+    {0x00220020U, S2F_VR('S', 'Q'), 39514u},
+    {0x00220021U, S2F_VR('S', 'Q'), 39534u},
+    {0x00220022U, S2F_VR('S', 'Q'), 39552u},
+    {0x00220028U, S2F_VR('C', 'S'), 39571u},
+    {0x00220030U, S2F_VR('F', 'L'), 39590u},
+    {0x00220031U, S2F_VR('S', 'Q'), 39610u},
+    {0x00220032U, S2F_VR('F', 'L'), 39642u},
+    {0x00220035U, S2F_VR('F', 'L'), 39663u},
+    {0x00220036U, S2F_VR('F', 'L'), 39686u},
+    {0x00220037U, S2F_VR('F', 'L'), 39709u},
+    {0x00220038U, S2F_VR('F', 'L'), 39736u},
+    {0x00220039U, S2F_VR('C', 'S'), 39763u},
+    {0x00220041U, S2F_VR('F', 'L'), 39790u},
+    {0x00220042U, S2F_VR('S', 'Q'), 39813u},
+    {0x00220048U, S2F_VR('F', 'L'), 39854u},
+    {0x00220049U, S2F_VR('F', 'L'), 39882u},
+    {0x0022004EU, S2F_VR('D', 'S'), 39910u},
+    {0x00220055U, S2F_VR('F', 'L'), 39938u},
+    {0x00220056U, S2F_VR('F', 'L'), 39961u},
+    {0x00220057U, S2F_VR('F', 'L'), 39979u},
+    {0x00220058U, S2F_VR('S', 'Q'), 40001u},
+    {0x00221007U, S2F_VR('S', 'Q'), 40024u},
+    {0x00221008U, S2F_VR('S', 'Q'), 40068u},
+    {0x00221009U, S2F_VR('C', 'S'), 40111u},
+    {0x00221010U, S2F_VR('C', 'S'), 40149u},
+    {0x00221012U, S2F_VR('S', 'Q'), 40187u},
+    {0x00221019U, S2F_VR('F', 'L'), 40217u},
+    {0x00221024U, S2F_VR('S', 'Q'), 40239u},
+    {0x00221025U, S2F_VR('S', 'Q'), 40262u},
+    {0x00221028U, S2F_VR('S', 'Q'), 40289u},
+    {0x00221029U, S2F_VR('L', 'O'), 40312u},
+    {0x00221033U, S2F_VR('F', 'L'), 40329u},
+    {0x00221035U, S2F_VR('S', 'Q'), 40346u},
+    {0x00221036U, S2F_VR('S', 'Q'), 40388u},
+    {0x00221037U, S2F_VR('F', 'L'), 40424u},
+    {0x00221039U, S2F_VR('C', 'S'), 40441u},
+    {0x00221040U, S2F_VR('S', 'Q'), 40469u},
+    {0x00221044U, S2F_VR('S', 'Q'), 40503u},
+    {0x00221045U, S2F_VR('S', 'Q'), 40542u},
+    {0x00221046U, S2F_VR('C', 'S'), 40579u},
+    {0x00221047U, S2F_VR('S', 'Q'), 40603u},
+    {0x00221048U, S2F_VR('S', 'Q'), 40625u},
+    {0x00221049U, S2F_VR('C', 'S'), 40653u},
+    {0x0022104AU, S2F_VR('S', 'Q'), 40680u},
+    {0x0022104BU, S2F_VR('S', 'Q'), 40720u},
+    {0x00221050U, S2F_VR('S', 'Q'), 40766u},
+    {0x00221053U, S2F_VR('F', 'L'), 40808u},
+    {0x00221054U, S2F_VR('F', 'L'), 40817u},
+    {0x00221059U, S2F_VR('F', 'L'), 40842u},
+    {0x00221065U, S2F_VR('L', 'O'), 40872u},
+    {0x00221066U, S2F_VR('L', 'O'), 40894u},
+    {0x00221090U, S2F_VR('S', 'Q'), 40920u},
+    {0x00221092U, S2F_VR('S', 'Q'), 40937u},
+    {0x00221093U, S2F_VR('L', 'O'), 40958u},
+    {0x00221094U, S2F_VR('L', 'O'), 40974u},
+    {0x00221095U, S2F_VR('L', 'O'), 40998u},
+    {0x00221096U, S2F_VR('S', 'Q'), 41010u},
+    {0x00221097U, S2F_VR('L', 'O'), 41049u},
+    {0x00221100U, S2F_VR('S', 'Q'), 41067u},
+    {0x00221101U, S2F_VR('S', 'Q'), 41113u},
+    {0x00221103U, S2F_VR('S', 'Q'), 41170u},
+    {0x00221121U, S2F_VR('F', 'L'), 41221u},
+    {0x00221122U, S2F_VR('F', 'L'), 41248u},
+    {0x00221125U, S2F_VR('S', 'Q'), 41281u},
+    {0x00221127U, S2F_VR('S', 'Q'), 41324u},
+    {0x00221128U, S2F_VR('S', 'Q'), 41346u},
+    {0x0022112AU, S2F_VR('S', 'Q'), 41375u},
+    {0x0022112BU, S2F_VR('C', 'S'), 41402u},
+    {0x0022112CU, S2F_VR('L', 'T'), 41425u},
+    {0x00221130U, S2F_VR('F', 'L'), 41444u},
+    {0x00221131U, S2F_VR('F', 'L'), 41458u},
+    {0x00221132U, S2F_VR('S', 'Q'), 41479u},
+    {0x00221133U, S2F_VR('S', 'Q'), 41517u},
+    {0x00221134U, S2F_VR('S', 'Q'), 41562u},
+    {0x00221135U, S2F_VR('S', 'Q'), 41601u},
+    {0x00221140U, S2F_VR('C', 'S'), 41644u},
+    {0x00221150U, S2F_VR('S', 'Q'), 41685u},
+    {0x00221153U, S2F_VR('S', 'Q'), 41729u},
+    {0x00221155U, S2F_VR('F', 'L'), 41780u},
+    {0x00221159U, S2F_VR('L', 'O'), 41799u},
+    {0x00221210U, S2F_VR('S', 'Q'), 41842u},
+    {0x00221211U, S2F_VR('S', 'Q'), 41895u},
+    {0x00221212U, S2F_VR('S', 'Q'), 41952u},
+    {0x00221220U, S2F_VR('S', 'Q'), 42009u},
+    {0x00221225U, S2F_VR('S', 'Q'), 42061u},
+    {0x00221230U, S2F_VR('S', 'Q'), 42110u},
+    {0x00221250U, S2F_VR('S', 'Q'), 42158u},
+    {0x00221255U, S2F_VR('S', 'Q'), 42207u},
+    {0x00221257U, S2F_VR('S', 'Q'), 42252u},
+    {0x00221260U, S2F_VR('S', 'Q'), 42299u},
+    {0x00221262U, S2F_VR('S', 'Q'), 42342u},
+    {0x00221265U, S2F_VR('S', 'Q'), 42385u},
+    {0x00221273U, S2F_VR('L', 'O'), 42436u},
+    {0x00221300U, S2F_VR('S', 'Q'), 42486u},
+    {0x00221310U, S2F_VR('S', 'Q'), 42530u},
+    {0x00221330U, S2F_VR('S', 'Q'), 42573u},
+    {0x00221415U, S2F_VR('C', 'S'), 42631u},
+    {0x00221420U, S2F_VR('S', 'Q'), 42659u},
+    {0x00221423U, S2F_VR('S', 'Q'), 42689u},
+    {0x00221436U, S2F_VR('S', 'Q'), 42724u},
+    {0x00221443U, S2F_VR('S', 'Q'), 42763u},
+    {0x00221445U, S2F_VR('S', 'Q'), 42805u},
+    {0x00221450U, S2F_VR('S', 'Q'), 42844u},
+    {0x00221452U, S2F_VR('U', 'S'), 42884u},
+    {0x00221454U, S2F_VR('L', 'O'), 42901u},
+    {0x00221458U, S2F_VR('S', 'Q'), 42930u},
+    {0x00221460U, S2F_VR('F', 'L'), 42977u},
+    {0x00221463U, S2F_VR('F', 'L'), 43022u},
+    {0x00221465U, S2F_VR('S', 'Q'), 43054u},
+    {0x00221466U, S2F_VR('C', 'S'), 43086u},
+    {0x00221467U, S2F_VR('F', 'L'), 43111u},
+    {0x00221468U, S2F_VR('F', 'L'), 43148u},
+    {0x00221470U, S2F_VR('S', 'Q'), 43189u},
+    {0x00221472U, S2F_VR('S', 'Q'), 43233u},
+    {0x00221512U, S2F_VR('S', 'Q'), 43263u},
+    {0x00221513U, S2F_VR('S', 'Q'), 43296u},
+    {0x00221515U, S2F_VR('C', 'S'), 43328u},
+    {0x00221517U, S2F_VR('F', 'L'), 43356u},
+    {0x00221518U, S2F_VR('S', 'Q'), 43370u},
+    {0x00221525U, S2F_VR('S', 'Q'), 43414u},
+    {0x00221526U, S2F_VR('S', 'Q'), 43466u},
+    {0x00221527U, S2F_VR('F', 'L'), 43521u},
+    {0x00221528U, S2F_VR('F', 'L'), 43574u},
+    {0x00221529U, S2F_VR('F', 'L'), 43607u},
+    {0x00221530U, S2F_VR('U', 'L'), 43640u},
+    {0x00221531U, S2F_VR('O', 'F'), 43658u},
+    {0x00221612U, S2F_VR('S', 'Q'), 43698u},
+    {0x00221615U, S2F_VR('S', 'Q'), 43726u},
+    {0x00221616U, S2F_VR('L', 'O'), 43758u},
+    {0x00221618U, S2F_VR('S', 'Q'), 43789u},
+    {0x00221620U, S2F_VR('S', 'Q'), 43817u},
+    {0x00221622U, S2F_VR('C', 'S'), 43861u},
+    {0x00221624U, S2F_VR('F', 'L'), 43896u},
+    {0x00221626U, S2F_VR('F', 'L'), 43940u},
+    {0x00221628U, S2F_VR('S', 'Q'), 43984u},
+    {0x00221630U, S2F_VR('D', 'S'), 44027u},
+    {0x00221640U, S2F_VR('S', 'Q'), 44044u},
+    {0x00221642U, S2F_VR('U', 'L'), 44090u},
+    {0x00221643U, S2F_VR('F', 'L'), 44113u},
+    {0x00221644U, S2F_VR('F', 'L'), 44132u},
+    {0x00221645U, S2F_VR('F', 'L'), 44158u},
+    {0x00221646U, S2F_VR('F', 'L'), 44173u},
+    {0x00221649U, S2F_VR('F', 'L'), 44194u},
+    {0x00221650U, S2F_VR('F', 'L'), 44204u},
+    {0x00221658U, S2F_VR('U', 'L'), 44214u},
+    {0x00240010U, S2F_VR('F', 'L'), 44238u},
+    {0x00240011U, S2F_VR('F', 'L'), 44266u},
+    {0x00240012U, S2F_VR('C', 'S'), 44292u},
+    {0x00240016U, S2F_VR('S', 'Q'), 44309u},
+    {0x00240018U, S2F_VR('F', 'L'), 44339u},
+    {0x00240020U, S2F_VR('F', 'L'), 44364u},
+    {0x00240021U, S2F_VR('S', 'Q'), 44384u},
+    {0x00240024U, S2F_VR('S', 'Q'), 44410u},
+    {0x00240025U, S2F_VR('F', 'L'), 44450u},
+    {0x00240028U, S2F_VR('F', 'L'), 44463u},
+    {0x00240032U, S2F_VR('S', 'Q'), 44488u},
+    {0x00240033U, S2F_VR('S', 'Q'), 44505u},
+    {0x00240034U, S2F_VR('S', 'Q'), 44536u},
+    {0x00240035U, S2F_VR('U', 'S'), 44566u},
+    {0x00240036U, S2F_VR('U', 'S'), 44590u},
+    {0x00240037U, S2F_VR('C', 'S'), 44624u},
+    {0x00240038U, S2F_VR('U', 'S'), 44655u},
+    {0x00240039U, S2F_VR('C', 'S'), 44677u},
+    {0x00240040U, S2F_VR('C', 'S'), 44709u},
+    {0x00240042U, S2F_VR('U', 'S'), 44733u},
+    {0x00240044U, S2F_VR('L', 'T'), 44758u},
+    {0x00240045U, S2F_VR('C', 'S'), 44800u},
+    {0x00240046U, S2F_VR('F', 'L'), 44827u},
+    {0x00240048U, S2F_VR('U', 'S'), 44850u},
+    {0x00240050U, S2F_VR('U', 'S'), 44878u},
+    {0x00240051U, S2F_VR('C', 'S'), 44901u},
+    {0x00240052U, S2F_VR('C', 'S'), 44933u},
+    {0x00240053U, S2F_VR('C', 'S'), 44957u},
+    {0x00240054U, S2F_VR('F', 'L'), 44984u},
+    {0x00240055U, S2F_VR('C', 'S'), 45007u},
+    {0x00240056U, S2F_VR('U', 'S'), 45027u},
+    {0x00240057U, S2F_VR('C', 'S'), 45055u},
+    {0x00240058U, S2F_VR('S', 'Q'), 45080u},
+    {0x00240059U, S2F_VR('C', 'S'), 45105u},
+    {0x00240060U, S2F_VR('U', 'S'), 45143u},
+    {0x00240061U, S2F_VR('C', 'S'), 45166u},
+    {0x00240062U, S2F_VR('C', 'S'), 45198u},
+    {0x00240063U, S2F_VR('C', 'S'), 45222u},
+    {0x00240064U, S2F_VR('S', 'Q'), 45249u},
+    {0x00240065U, S2F_VR('S', 'Q'), 45272u},
+    {0x00240066U, S2F_VR('F', 'L'), 45322u},
+    {0x00240067U, S2F_VR('S', 'Q'), 45348u},
+    {0x00240068U, S2F_VR('F', 'L'), 45403u},
+    {0x00240069U, S2F_VR('L', 'O'), 45432u},
+    {0x00240070U, S2F_VR('F', 'L'), 45460u},
+    {0x00240071U, S2F_VR('F', 'L'), 45487u},
+    {0x00240072U, S2F_VR('C', 'S'), 45514u},
+    {0x00240073U, S2F_VR('F', 'L'), 45551u},
+    {0x00240074U, S2F_VR('C', 'S'), 45581u},
+    {0x00240075U, S2F_VR('F', 'L'), 45612u},
+    {0x00240076U, S2F_VR('C', 'S'), 45633u},
+    {0x00240077U, S2F_VR('F', 'L'), 45675u},
+    {0x00240078U, S2F_VR('C', 'S'), 45707u},
+    {0x00240079U, S2F_VR('F', 'L'), 45755u},
+    {0x00240080U, S2F_VR('C', 'S'), 45793u},
+    {0x00240081U, S2F_VR('F', 'L'), 45852u},
+    {0x00240083U, S2F_VR('S', 'Q'), 45901u},
+    {0x00240085U, S2F_VR('S', 'Q'), 45936u},
+    {0x00240086U, S2F_VR('C', 'S'), 45974u},
+    {0x00240087U, S2F_VR('F', 'L'), 46000u},
+    {0x00240088U, S2F_VR('F', 'L'), 46018u},
+    {0x00240089U, S2F_VR('S', 'Q'), 46042u},
+    {0x00240090U, S2F_VR('F', 'L'), 46071u},
+    {0x00240091U, S2F_VR('F', 'L'), 46103u},
+    {0x00240092U, S2F_VR('F', 'L'), 46135u},
+    {0x00240093U, S2F_VR('C', 'S'), 46173u},
+    {0x00240094U, S2F_VR('F', 'L'), 46189u},
+    {0x00240095U, S2F_VR('C', 'S'), 46206u},
+    {0x00240096U, S2F_VR('F', 'L'), 46225u},
+    {0x00240097U, S2F_VR('S', 'Q'), 46248u},
+    {0x00240098U, S2F_VR('F', 'L'), 46284u},
+    {0x00240100U, S2F_VR('F', 'L'), 46301u},
+    {0x00240102U, S2F_VR('C', 'S'), 46350u},
+    {0x00240103U, S2F_VR('F', 'L'), 46401u},
+    {0x00240104U, S2F_VR('F', 'L'), 46453u},
+    {0x00240105U, S2F_VR('F', 'L'), 46516u},
+    {0x00240106U, S2F_VR('C', 'S'), 46540u},
+    {0x00240107U, S2F_VR('F', 'L'), 46559u},
+    {0x00240108U, S2F_VR('F', 'L'), 46580u},
+    {0x00240110U, S2F_VR('S', 'Q'), 46601u},
+    {0x00240112U, S2F_VR('S', 'Q'), 46633u},
+    {0x00240113U, S2F_VR('C', 'S'), 46675u},
+    {0x00240114U, S2F_VR('S', 'Q'), 46697u},
+    {0x00240115U, S2F_VR('S', 'Q'), 46749u},
+    {0x00240117U, S2F_VR('C', 'S'), 46802u},
+    {0x00240118U, S2F_VR('F', 'L'), 46831u},
+    {0x00240120U, S2F_VR('C', 'S'), 46859u},
+    {0x00240122U, S2F_VR('S', 'Q'), 46885u},
+    {0x00240124U, S2F_VR('C', 'S'), 46919u},
+    {0x00240126U, S2F_VR('F', 'L'), 46941u},
+    {0x00240202U, S2F_VR('L', 'O'), 46964u},
+    {0x00240306U, S2F_VR('L', 'O'), 46980u},
+    {0x00240307U, S2F_VR('L', 'O'), 46992u},
+    {0x00240308U, S2F_VR('L', 'O'), 47007u},
+    {0x00240309U, S2F_VR('L', 'O'), 47021u},
+    {0x00240317U, S2F_VR('S', 'Q'), 47040u},
+    {0x00240320U, S2F_VR('S', 'Q'), 47086u},
+    {0x00240325U, S2F_VR('S', 'Q'), 47124u},
+    {0x00240338U, S2F_VR('C', 'S'), 47148u},
+    {0x00240341U, S2F_VR('F', 'L'), 47165u},
+    {0x00240344U, S2F_VR('S', 'Q'), 47182u},
+    {0x00280002U, S2F_VR('U', 'S'), 47207u},
+    {0x00280003U, S2F_VR('U', 'S'), 47223u},
+    {0x00280004U, S2F_VR('C', 'S'), 47243u},
+    {0x00280005U, S2F_VR('U', 'S'), 47269u},
+    {0x00280006U, S2F_VR('U', 'S'), 47285u},
+    {0x00280008U, S2F_VR('I', 'S'), 47305u},
+    {0x00280009U, S2F_VR('A', 'T'), 47320u},
+    {0x0028000AU, S2F_VR('A', 'T'), 47342u},
+    {0x00280010U, S2F_VR('U', 'S'), 47364u},
+    {0x00280011U, S2F_VR('U', 'S'), 47369u},
+    {0x00280012U, S2F_VR('U', 'S'), 47377u},
+    {0x00280014U, S2F_VR('U', 'S'), 47384u},
+    {0x00280020U, S2F_VR('O', 'B'), 47411u},
+    {0x00280030U, S2F_VR('D', 'S'), 47412u},
+    {0x00280031U, S2F_VR('D', 'S'), 47425u},
+    {0x00280032U, S2F_VR('D', 'S'), 47436u},
+    {0x00280034U, S2F_VR('I', 'S'), 47447u},
+    {0x00280040U, S2F_VR('C', 'S'), 47464u},
+    {0x00280050U, S2F_VR('L', 'O'), 47476u},
+    {0x00280051U, S2F_VR('C', 'S'), 47493u},
+    {0x0028005FU, S2F_VR('L', 'O'), 47508u},
+    {0x00280060U, S2F_VR('C', 'S'), 47535u},
+    {0x00280061U, S2F_VR('S', 'H'), 47551u},
+    {0x00280062U, S2F_VR('L', 'O'), 47573u},
+    {0x00280063U, S2F_VR('S', 'H'), 47590u},
+    {0x00280065U, S2F_VR('C', 'S'), 47613u},
+    {0x00280066U, S2F_VR('A', 'T'), 47633u},
+    {0x00280068U, S2F_VR('U', 'S'), 47657u},
+    {0x00280069U, S2F_VR('U', 'S'), 47672u},
+    {0x00280070U, S2F_VR('U', 'S'), 47684u},
+    {0x00280071U, S2F_VR('U', 'S'), 47699u},
+    {0x00280080U, S2F_VR('U', 'S'), 47714u},
+    {0x00280081U, S2F_VR('U', 'S'), 47728u},
+    {0x00280082U, S2F_VR('U', 'S'), 47745u},
+    {0x00280090U, S2F_VR('C', 'S'), 47764u},
+    {0x00280091U, S2F_VR('U', 'S'), 47778u},
+    {0x00280092U, S2F_VR('U', 'S'), 47788u},
+    {0x00280093U, S2F_VR('U', 'S'), 47801u},
+    {0x00280094U, S2F_VR('U', 'S'), 47812u},
+    {0x00280100U, S2F_VR('U', 'S'), 47826u},
+    {0x00280101U, S2F_VR('U', 'S'), 47840u},
+    {0x00280102U, S2F_VR('U', 'S'), 47851u},
+    {0x00280103U, S2F_VR('U', 'S'), 47859u},
+    {0x00280104U, S2F_VR('U', 'S'), 47879u},
+    {0x00280105U, S2F_VR('U', 'S'), 47903u},
+    {0x00280106U, S2F_VR('U', 'S'), 47926u},
+    {0x00280107U, S2F_VR('U', 'S'), 47950u},
+    {0x00280108U, S2F_VR('U', 'S'), 47973u},
+    {0x00280109U, S2F_VR('U', 'S'), 48000u},
+    {0x00280110U, S2F_VR('U', 'S'), 48026u},
+    {0x00280111U, S2F_VR('U', 'S'), 48057u},
+    {0x00280120U, S2F_VR('U', 'S'), 48087u},
+    {0x00280121U, S2F_VR('U', 'S'), 48105u},
+    {0x00280122U, S2F_VR('F', 'L'), 48128u},
+    {0x00280123U, S2F_VR('F', 'D'), 48151u},
+    {0x00280124U, S2F_VR('F', 'L'), 48180u},
+    {0x00280125U, S2F_VR('F', 'D'), 48208u},
+    {0x00280200U, S2F_VR('U', 'S'), 48242u},
+    {0x00280300U, S2F_VR('C', 'S'), 48256u},
+    {0x00280301U, S2F_VR('C', 'S'), 48276u},
+    {0x00280302U, S2F_VR('C', 'S'), 48295u},
+    {0x00280303U, S2F_VR('C', 'S'), 48322u},
+    {0x00280304U, S2F_VR('U', 'I'), 48362u},
+    {0x00280400U, S2F_VR('L', 'O'), 48396u},
+    {0x00280401U, S2F_VR('L', 'O'), 48411u},
+    {0x00280402U, S2F_VR('U', 'S'), 48434u},
+    {0x00280403U, S2F_VR('L', 'O'), 48457u},
+    {0x00280404U, S2F_VR('A', 'T'), 48482u},
+    {0x00280700U, S2F_VR('L', 'O'), 48504u},
+    {0x00280701U, S2F_VR('C', 'S'), 48513u},
+    {0x00280702U, S2F_VR('A', 'T'), 48534u},
+    {0x00280710U, S2F_VR('U', 'S'), 48544u},
+    {0x00280720U, S2F_VR('U', 'S'), 48570u},
+    {0x00280721U, S2F_VR('A', 'T'), 48591u},
+    {0x00280722U, S2F_VR('U', 'S'), 48608u},
+    {0x00280730U, S2F_VR('U', 'S'), 48623u},
+    {0x00280740U, S2F_VR('U', 'S'), 48641u},
+    {0x00280A02U, S2F_VR('C', 'S'), 48658u},
+    {0x00280A04U, S2F_VR('L', 'O'), 48686u},
+    {0x00281040U, S2F_VR('C', 'S'), 48721u},
+    {0x00281041U, S2F_VR('S', 'S'), 48748u},
+    {0x00281050U, S2F_VR('D', 'S'), 48779u},
+    {0x00281051U, S2F_VR('D', 'S'), 48792u},
+    {0x00281052U, S2F_VR('D', 'S'), 48804u},
+    {0x00281053U, S2F_VR('D', 'S'), 48821u},
+    {0x00281054U, S2F_VR('L', 'O'), 48834u},
+    {0x00281055U, S2F_VR('L', 'O'), 48846u},
+    {0x00281056U, S2F_VR('C', 'S'), 48875u},
+    {0x00281080U, S2F_VR('C', 'S'), 48890u},
+    {0x00281090U, S2F_VR('C', 'S'), 48900u},
+    {0x00281100U, S2F_VR('U', 'S'), 48923u},
+    {0x00281101U, S2F_VR('U', 'S'), 48949u},
+    {0x00281102U, S2F_VR('U', 'S'), 48986u},
+    {0x00281103U, S2F_VR('U', 'S'), 49025u},
+    {0x00281104U, S2F_VR('U', 'S'), 49063u},
+    {0x00281111U, S2F_VR('U', 'S'), 49102u},
+    {0x00281112U, S2F_VR('U', 'S'), 49144u},
+    {0x00281113U, S2F_VR('U', 'S'), 49188u},
+    {0x00281199U, S2F_VR('U', 'I'), 49231u},
+    {0x00281200U, S2F_VR('U', 'S'), 49258u},
+    {0x00281201U, S2F_VR('O', 'W'), 49278u},
+    {0x00281202U, S2F_VR('O', 'W'), 49309u},
+    {0x00281203U, S2F_VR('O', 'W'), 49342u},
+    {0x00281204U, S2F_VR('O', 'W'), 49374u},
+    {0x00281211U, S2F_VR('O', 'W'), 49407u},
+    {0x00281212U, S2F_VR('O', 'W'), 49443u},
+    {0x00281213U, S2F_VR('O', 'W'), 49481u},
+    {0x00281214U, S2F_VR('U', 'I'), 49518u},
+    {0x00281221U, S2F_VR('O', 'W'), 49550u},
+    {0x00281222U, S2F_VR('O', 'W'), 49590u},
+    {0x00281223U, S2F_VR('O', 'W'), 49632u},
+    {0x00281224U, S2F_VR('O', 'W'), 49673u},
+    {0x00281230U, S2F_VR('S', 'Q'), 49715u},
+    {0x00281231U, S2F_VR('F', 'D'), 49745u},
+    {0x00281232U, S2F_VR('F', 'D'), 49770u},
+    {0x00281300U, S2F_VR('C', 'S'), 49795u},
+    {0x00281350U, S2F_VR('C', 'S'), 49816u},
+    {0x00281351U, S2F_VR('S', 'T'), 49828u},
+    {0x00281352U, S2F_VR('S', 'Q'), 49851u},
+    {0x0028135AU, S2F_VR('C', 'S'), 49875u},
+    {0x00281401U, S2F_VR('S', 'Q'), 49901u},
+    {0x00281402U, S2F_VR('C', 'S'), 49929u},
+    {0x00281403U, S2F_VR('U', 'S'), 49948u},
+    {0x00281404U, S2F_VR('S', 'Q'), 49977u},
+    {0x00281405U, S2F_VR('C', 'S'), 49998u},
+    {0x00281406U, S2F_VR('F', 'D'), 50027u},
+    {0x00281407U, S2F_VR('U', 'S'), 50050u},
+    {0x00281408U, S2F_VR('O', 'W'), 50080u},
+    {0x0028140BU, S2F_VR('S', 'Q'), 50104u},
+    {0x0028140CU, S2F_VR('S', 'Q'), 50144u},
+    {0x0028140DU, S2F_VR('C', 'S'), 50165u},
+    {0x0028140EU, S2F_VR('C', 'S'), 50194u},
+    {0x0028140FU, S2F_VR('C', 'S'), 50205u},
+    {0x00281410U, S2F_VR('C', 'S'), 50228u},
+    {0x00282000U, S2F_VR('O', 'B'), 50253u},
+    {0x00282002U, S2F_VR('C', 'S'), 50264u},
+    {0x00282110U, S2F_VR('C', 'S'), 50275u},
+    {0x00282112U, S2F_VR('D', 'S'), 50297u},
+    {0x00282114U, S2F_VR('C', 'S'), 50324u},
+    {0x00283000U, S2F_VR('S', 'Q'), 50352u},
+    {0x00283002U, S2F_VR('U', 'S'), 50372u},
+    {0x00283003U, S2F_VR('L', 'O'), 50386u},
+    {0x00283004U, S2F_VR('L', 'O'), 50401u},
+    {0x00283006U, S2F_VR('U', 'S'), 50417u},
+    {0x00283010U, S2F_VR('S', 'Q'), 50425u},
+    {0x00283110U, S2F_VR('S', 'Q'), 50440u},
+    {0x00284000U, S2F_VR('L', 'T'), 50463u},
+    {0x00285000U, S2F_VR('S', 'Q'), 50489u},
+    {0x00286010U, S2F_VR('U', 'S'), 50516u},
+    {0x00286020U, S2F_VR('U', 'S'), 50542u},
+    {0x00286022U, S2F_VR('L', 'O'), 50565u},
+    {0x00286023U, S2F_VR('C', 'S'), 50592u},
+    {0x00286030U, S2F_VR('U', 'S'), 50612u},
+    {0x00286040U, S2F_VR('U', 'S'), 50625u},
+    {0x00286100U, S2F_VR('S', 'Q'), 50638u},
+    {0x00286101U, S2F_VR('C', 'S'), 50662u},
+    {0x00286102U, S2F_VR('U', 'S'), 50676u},
+    {0x00286110U, S2F_VR('U', 'S'), 50697u},
+    {0x00286112U, S2F_VR('U', 'S'), 50714u},
+    {0x00286114U, S2F_VR('F', 'L'), 50737u},
+    {0x00286120U, S2F_VR('S', 'S'), 50755u},
+    {0x00286190U, S2F_VR('S', 'T'), 50765u},
+    {0x00287000U, S2F_VR('S', 'Q'), 50790u},
+    {0x00287001U, S2F_VR('U', 'S'), 50821u},
+    {0x00287002U, S2F_VR('U', 'S'), 50847u},
+    {0x00287003U, S2F_VR('U', 'S'), 50870u},
+    {0x00287004U, S2F_VR('S', 'H'), 50889u},
+    {0x00287005U, S2F_VR('L', 'O'), 50910u},
+    {0x00287006U, S2F_VR('C', 'S'), 50938u},
+    {0x00287007U, S2F_VR('L', 'O'), 50951u},
+    {0x00287008U, S2F_VR('S', 'Q'), 50971u},
+    {0x00287009U, S2F_VR('U', 'S'), 51010u},
+    {0x0028700AU, S2F_VR('S', 'Q'), 51037u},
+    {0x0028700BU, S2F_VR('U', 'S'), 51075u},
+    {0x0028700CU, S2F_VR('S', 'H'), 51091u},
+    {0x0028700DU, S2F_VR('L', 'O'), 51109u},
+    {0x0028700EU, S2F_VR('U', 'S'), 51134u},
+    {0x0028700FU, S2F_VR('S', 'Q'), 51177u},
+    {0x00287010U, S2F_VR('S', 'Q'), 51195u},
+    {0x00287011U, S2F_VR('S', 'Q'), 51229u},
+    {0x00287012U, S2F_VR('S', 'Q'), 51260u},
+    {0x00287013U, S2F_VR('C', 'S'), 51289u},
+    {0x00287014U, S2F_VR('C', 'S'), 51310u},
+    {0x00287015U, S2F_VR('S', 'Q'), 51335u},
+    {0x00287016U, S2F_VR('S', 'Q'), 51366u},
+    {0x00287017U, S2F_VR('U', 'S'), 51399u},
+    {0x00287018U, S2F_VR('F', 'L'), 51408u},
+    {0x00287019U, S2F_VR('C', 'S'), 51424u},
+    {0x0028701AU, S2F_VR('F', 'L'), 51444u},
+    {0x0028701BU, S2F_VR('U', 'S'), 51455u},
+    {0x0028701CU, S2F_VR('S', 'Q'), 51479u},
+    {0x0028701DU, S2F_VR('F', 'L'), 51505u},
+    {0x0028701EU, S2F_VR('F', 'L'), 51528u},
+    {0x0028701FU, S2F_VR('F', 'L'), 51551u},
+    {0x00287020U, S2F_VR('L', 'O'), 51566u},
+    {0x00287021U, S2F_VR('C', 'S'), 51595u},
+    {0x00287022U, S2F_VR('S', 'Q'), 51610u},
+    {0x00287023U, S2F_VR('S', 'Q'), 51640u},
+    {0x00287024U, S2F_VR('S', 'Q'), 51665u},
+    {0x00287025U, S2F_VR('C', 'S'), 51689u},
+    {0x00287026U, S2F_VR('C', 'S'), 51713u},
+    {0x00287027U, S2F_VR('S', 'Q'), 51737u},
+    {0x00287028U, S2F_VR('S', 'Q'), 51771u},
+    {0x00287029U, S2F_VR('C', 'S'), 51800u},
+    {0x0028702AU, S2F_VR('L', 'O'), 51811u},
+    {0x0028702BU, S2F_VR('C', 'S'), 51829u},
+    {0x0028702CU, S2F_VR('S', 'Q'), 51849u},
+    {0x0028702DU, S2F_VR('S', 'Q'), 51873u},
+    {0x0028702EU, S2F_VR('S', 'Q'), 51904u},
+    {0x00287FE0U, S2F_VR('U', 'R'), 51939u},
+    {0x00289001U, S2F_VR('U', 'L'), 51960u},
+    {0x00289002U, S2F_VR('U', 'L'), 51974u},
+    {0x00289003U, S2F_VR('C', 'S'), 51991u},
+    {0x00289099U, S2F_VR('U', 'S'), 52011u},
+    {0x00289108U, S2F_VR('C', 'S'), 52039u},
+    {0x00289110U, S2F_VR('S', 'Q'), 52058u},
+    {0x00289132U, S2F_VR('S', 'Q'), 52080u},
+    {0x00289145U, S2F_VR('S', 'Q'), 52100u},
+    {0x00289235U, S2F_VR('C', 'S'), 52133u},
+    {0x00289411U, S2F_VR('F', 'L'), 52150u},
+    {0x00289415U, S2F_VR('S', 'Q'), 52174u},
+    {0x00289416U, S2F_VR('U', 'S'), 52198u},
+    {0x00289422U, S2F_VR('S', 'Q'), 52216u},
+    {0x00289443U, S2F_VR('S', 'Q'), 52254u},
+    {0x00289444U, S2F_VR('C', 'S'), 52287u},
+    {0x00289445U, S2F_VR('F', 'L'), 52309u},
+    {0x00289446U, S2F_VR('C', 'S'), 52336u},
+    {0x00289454U, S2F_VR('C', 'S'), 52359u},
+    {0x00289474U, S2F_VR('C', 'S'), 52377u},
+    {0x00289478U, S2F_VR('F', 'L'), 52389u},
+    {0x00289501U, S2F_VR('S', 'Q'), 52414u},
+    {0x00289502U, S2F_VR('S', 'Q'), 52433u},
+    {0x00289503U, S2F_VR('S', 'S'), 52458u},
+    {0x00289505U, S2F_VR('S', 'Q'), 52478u},
+    {0x00289506U, S2F_VR('U', 'S'), 52509u},
+    {0x00289507U, S2F_VR('U', 'S'), 52530u},
+    {0x00289520U, S2F_VR('D', 'S'), 52544u},
+    {0x00289537U, S2F_VR('C', 'S'), 52574u},
+    {0x0032000AU, S2F_VR('C', 'S'), 52614u},
+    {0x0032000CU, S2F_VR('C', 'S'), 52628u},
+    {0x00320012U, S2F_VR('L', 'O'), 52644u},
+    {0x00320032U, S2F_VR('D', 'A'), 52658u},
+    {0x00320033U, S2F_VR('T', 'M'), 52676u},
+    {0x00320034U, S2F_VR('D', 'A'), 52694u},
+    {0x00320035U, S2F_VR('T', 'M'), 52708u},
+    {0x00321000U, S2F_VR('D', 'A'), 52722u},
+    {0x00321001U, S2F_VR('T', 'M'), 52746u},
+    {0x00321010U, S2F_VR('D', 'A'), 52770u},
+    {0x00321011U, S2F_VR('T', 'M'), 52793u},
+    {0x00321020U, S2F_VR('L', 'O'), 52816u},
+    {0x00321021U, S2F_VR('A', 'E'), 52839u},
+    {0x00321030U, S2F_VR('L', 'O'), 52869u},
+    {0x00321031U, S2F_VR('S', 'Q'), 52884u},
+    {0x00321032U, S2F_VR('P', 'N'), 52926u},
+    {0x00321033U, S2F_VR('L', 'O'), 52946u},
+    {0x00321034U, S2F_VR('S', 'Q'), 52964u},
+    {0x00321040U, S2F_VR('D', 'A'), 52994u},
+    {0x00321041U, S2F_VR('T', 'M'), 53011u},
+    {0x00321050U, S2F_VR('D', 'A'), 53028u},
+    {0x00321051U, S2F_VR('T', 'M'), 53048u},
+    {0x00321055U, S2F_VR('C', 'S'), 53068u},
+    {0x00321060U, S2F_VR('L', 'O'), 53091u},
+    {0x00321064U, S2F_VR('S', 'Q'), 53121u},
+    {0x00321065U, S2F_VR('S', 'Q'), 53152u},
+    {0x00321066U, S2F_VR('U', 'T'), 53184u},
+    {0x00321067U, S2F_VR('S', 'Q'), 53199u},
+    {0x00321070U, S2F_VR('L', 'O'), 53226u},
+    {0x00324000U, S2F_VR('L', 'T'), 53249u},
+    {0x00340001U, S2F_VR('S', 'Q'), 53263u},
+    {0x00340002U, S2F_VR('O', 'B'), 53286u},
+    {0x00340003U, S2F_VR('U', 'I'), 53301u},
+    {0x00340004U, S2F_VR('U', 'L'), 53323u},
+    {0x00340005U, S2F_VR('O', 'B'), 53343u},
+    {0x00340007U, S2F_VR('O', 'B'), 53360u},
+    {0x00340008U, S2F_VR('C', 'S'), 53381u},
+    {0x00340009U, S2F_VR('S', 'Q'), 53404u},
+    {0x0034000AU, S2F_VR('S', 'Q'), 53433u},
+    {0x0034000BU, S2F_VR('S', 'Q'), 53462u},
+    {0x0034000CU, S2F_VR('C', 'S'), 53490u},
+    {0x0034000DU, S2F_VR('S', 'Q'), 53510u},
+    {0x00380004U, S2F_VR('S', 'Q'), 53535u},
+    {0x00380008U, S2F_VR('C', 'S'), 53566u},
+    {0x00380010U, S2F_VR('L', 'O'), 53580u},
+    {0x00380011U, S2F_VR('L', 'O'), 53592u},
+    {0x00380014U, S2F_VR('S', 'Q'), 53612u},
+    {0x00380016U, S2F_VR('L', 'O'), 53640u},
+    {0x0038001AU, S2F_VR('D', 'A'), 53658u},
+    {0x0038001BU, S2F_VR('T', 'M'), 53681u},
+    {0x0038001CU, S2F_VR('D', 'A'), 53704u},
+    {0x0038001DU, S2F_VR('T', 'M'), 53727u},
+    {0x0038001EU, S2F_VR('L', 'O'), 53750u},
+    {0x00380020U, S2F_VR('D', 'A'), 53787u},
+    {0x00380021U, S2F_VR('T', 'M'), 53801u},
+    {0x00380030U, S2F_VR('D', 'A'), 53815u},
+    {0x00380032U, S2F_VR('T', 'M'), 53829u},
+    {0x00380040U, S2F_VR('L', 'O'), 53843u},
+    {0x00380044U, S2F_VR('S', 'Q'), 53873u},
+    {0x00380050U, S2F_VR('L', 'O'), 53904u},
+    {0x00380060U, S2F_VR('L', 'O'), 53917u},
+    {0x00380061U, S2F_VR('L', 'O'), 53934u},
+    {0x00380062U, S2F_VR('L', 'O'), 53959u},
+    {0x00380064U, S2F_VR('S', 'Q'), 53985u},
+    {0x00380100U, S2F_VR('S', 'Q'), 54018u},
+    {0x00380101U, S2F_VR('S', 'Q'), 54045u},
+    {0x00380102U, S2F_VR('L', 'O'), 54072u},
+    {0x00380300U, S2F_VR('L', 'O'), 54092u},
+    {0x00380400U, S2F_VR('L', 'O'), 54115u},
+    {0x00380500U, S2F_VR('L', 'O'), 54143u},
+    {0x00380502U, S2F_VR('S', 'Q'), 54156u},
+    {0x00384000U, S2F_VR('L', 'T'), 54198u},
+    {0x003A0004U, S2F_VR('C', 'S'), 54212u},
+    {0x003A0005U, S2F_VR('U', 'S'), 54232u},
+    {0x003A0010U, S2F_VR('U', 'L'), 54257u},
+    {0x003A001AU, S2F_VR('D', 'S'), 54281u},
+    {0x003A0020U, S2F_VR('S', 'H'), 54299u},
+    {0x003A0200U, S2F_VR('S', 'Q'), 54319u},
+    {0x003A0202U, S2F_VR('I', 'S'), 54345u},
+    {0x003A0203U, S2F_VR('S', 'H'), 54367u},
+    {0x003A0205U, S2F_VR('C', 'S'), 54380u},
+    {0x003A0208U, S2F_VR('S', 'Q'), 54394u},
+    {0x003A0209U, S2F_VR('S', 'Q'), 54416u},
+    {0x003A020AU, S2F_VR('S', 'Q'), 54447u},
+    {0x003A020CU, S2F_VR('L', 'O'), 54470u},
+    {0x003A0210U, S2F_VR('D', 'S'), 54499u},
+    {0x003A0211U, S2F_VR('S', 'Q'), 54518u},
+    {0x003A0212U, S2F_VR('D', 'S'), 54550u},
+    {0x003A0213U, S2F_VR('D', 'S'), 54585u},
+    {0x003A0214U, S2F_VR('D', 'S'), 54601u},
+    {0x003A0215U, S2F_VR('D', 'S'), 54617u},
+    {0x003A0218U, S2F_VR('D', 'S'), 54635u},
+    {0x003A021AU, S2F_VR('U', 'S'), 54649u},
+    {0x003A0220U, S2F_VR('D', 'S'), 54668u},
+    {0x003A0221U, S2F_VR('D', 'S'), 54687u},
+    {0x003A0222U, S2F_VR('D', 'S'), 54707u},
+    {0x003A0223U, S2F_VR('D', 'S'), 54728u},
+    {0x003A0230U, S2F_VR('F', 'L'), 54749u},
+    {0x003A0231U, S2F_VR('U', 'S'), 54774u},
+    {0x003A0240U, S2F_VR('S', 'Q'), 54811u},
+    {0x003A0241U, S2F_VR('U', 'S'), 54845u},
+    {0x003A0242U, S2F_VR('S', 'Q'), 54869u},
+    {0x003A0244U, S2F_VR('U', 'S'), 54892u},
+    {0x003A0245U, S2F_VR('F', 'L'), 54929u},
+    {0x003A0246U, S2F_VR('C', 'S'), 54945u},
+    {0x003A0247U, S2F_VR('F', 'L'), 54964u},
+    {0x003A0248U, S2F_VR('F', 'L'), 54994u},
+    {0x003A0300U, S2F_VR('S', 'Q'), 55022u},
+    {0x003A0301U, S2F_VR('I', 'S'), 55070u},
+    {0x003A0302U, S2F_VR('C', 'S'), 55096u},
+    {0x003A0310U, S2F_VR('U', 'I'), 55108u},
+    {0x003A0311U, S2F_VR('D', 'S'), 55126u},
+    {0x003A0312U, S2F_VR('S', 'Q'), 55145u},
+    {0x003A0313U, S2F_VR('D', 'S'), 55170u},
+    {0x003A0314U, S2F_VR('D', 'T'), 55185u},
+    {0x003A0315U, S2F_VR('D', 'S'), 55214u},
+    {0x003A0316U, S2F_VR('C', 'S'), 55244u},
+    {0x00400001U, S2F_VR('A', 'E'), 55276u},
+    {0x00400002U, S2F_VR('D', 'A'), 55300u},
+    {0x00400003U, S2F_VR('T', 'M'), 55332u},
+    {0x00400004U, S2F_VR('D', 'A'), 55364u},
+    {0x00400005U, S2F_VR('T', 'M'), 55394u},
+    {0x00400006U, S2F_VR('P', 'N'), 55424u},
+    {0x00400007U, S2F_VR('L', 'O'), 55457u},
+    {0x00400008U, S2F_VR('S', 'Q'), 55491u},
+    {0x00400009U, S2F_VR('S', 'H'), 55521u},
+    {0x0040000AU, S2F_VR('S', 'Q'), 55546u},
+    {0x0040000BU, S2F_VR('S', 'Q'), 55564u},
+    {0x00400010U, S2F_VR('S', 'H'), 55615u},
+    {0x00400011U, S2F_VR('S', 'H'), 55636u},
+    {0x00400012U, S2F_VR('L', 'O'), 55667u},
+    {0x00400020U, S2F_VR('C', 'S'), 55681u},
+    {0x00400026U, S2F_VR('S', 'Q'), 55710u},
+    {0x00400027U, S2F_VR('S', 'Q'), 55740u},
+    {0x00400031U, S2F_VR('U', 'T'), 55770u},
+    {0x00400032U, S2F_VR('U', 'T'), 55793u},
+    {0x00400033U, S2F_VR('C', 'S'), 55811u},
+    {0x00400035U, S2F_VR('C', 'S'), 55833u},
+    {0x00400036U, S2F_VR('S', 'Q'), 55852u},
+    {0x00400039U, S2F_VR('S', 'Q'), 55878u},
+    {0x0040003AU, S2F_VR('S', 'Q'), 55912u},
+    {0x00400100U, S2F_VR('S', 'Q'), 55952u},
+    {0x00400220U, S2F_VR('S', 'Q'), 55983u},
+    {0x00400241U, S2F_VR('A', 'E'), 56030u},
+    {0x00400242U, S2F_VR('S', 'H'), 56054u},
+    {0x00400243U, S2F_VR('S', 'H'), 56075u},
+    {0x00400244U, S2F_VR('D', 'A'), 56093u},
+    {0x00400245U, S2F_VR('T', 'M'), 56125u},
+    {0x00400250U, S2F_VR('D', 'A'), 56157u},
+    {0x00400251U, S2F_VR('T', 'M'), 56187u},
+    {0x00400252U, S2F_VR('C', 'S'), 56217u},
+    {0x00400253U, S2F_VR('S', 'H'), 56246u},
+    {0x00400254U, S2F_VR('L', 'O'), 56271u},
+    {0x00400255U, S2F_VR('L', 'O'), 56305u},
+    {0x00400260U, S2F_VR('S', 'Q'), 56339u},
+    {0x00400261U, S2F_VR('C', 'S'), 56369u},
+    {0x00400270U, S2F_VR('S', 'Q'), 56391u},
+    {0x00400275U, S2F_VR('S', 'Q'), 56423u},
+    {0x00400280U, S2F_VR('S', 'T'), 56449u},
+    {0x00400281U, S2F_VR('S', 'Q'), 56485u},
+    {0x00400293U, S2F_VR('S', 'Q'), 56541u},
+    {0x00400294U, S2F_VR('D', 'S'), 56558u},
+    {0x00400295U, S2F_VR('S', 'Q'), 56567u},
+    {0x00400296U, S2F_VR('S', 'Q'), 56590u},
+    {0x00400300U, S2F_VR('U', 'S'), 56610u},
+    {0x00400301U, S2F_VR('U', 'S'), 56633u},
+    {0x00400302U, S2F_VR('U', 'S'), 56656u},
+    {0x00400303U, S2F_VR('U', 'S'), 56669u},
+    {0x00400306U, S2F_VR('D', 'S'), 56681u},
+    {0x00400307U, S2F_VR('D', 'S'), 56706u},
+    {0x0040030EU, S2F_VR('S', 'Q'), 56730u},
+    {0x00400310U, S2F_VR('S', 'T'), 56751u},
+    {0x00400312U, S2F_VR('D', 'S'), 56775u},
+    {0x00400314U, S2F_VR('D', 'S'), 56786u},
+    {0x00400316U, S2F_VR('D', 'S'), 56801u},
+    {0x00400318U, S2F_VR('C', 'S'), 56811u},
+    {0x00400320U, S2F_VR('S', 'Q'), 56824u},
+    {0x00400321U, S2F_VR('S', 'Q'), 56853u},
+    {0x00400324U, S2F_VR('S', 'Q'), 56877u},
+    {0x00400330U, S2F_VR('S', 'Q'), 56911u},
+    {0x00400340U, S2F_VR('S', 'Q'), 56943u},
+    {0x00400400U, S2F_VR('L', 'T'), 56967u},
+    {0x00400440U, S2F_VR('S', 'Q'), 57003u},
+    {0x00400441U, S2F_VR('S', 'Q'), 57027u},
+    {0x00400500U, S2F_VR('S', 'Q'), 57055u},
+    {0x0040050AU, S2F_VR('L', 'O'), 57081u},
+    {0x00400512U, S2F_VR('L', 'O'), 57105u},
+    {0x00400513U, S2F_VR('S', 'Q'), 57125u},
+    {0x00400515U, S2F_VR('S', 'Q'), 57164u},
+    {0x00400518U, S2F_VR('S', 'Q'), 57201u},
+    {0x0040051AU, S2F_VR('L', 'O'), 57227u},
+    {0x00400520U, S2F_VR('S', 'Q'), 57248u},
+    {0x00400550U, S2F_VR('S', 'Q'), 57275u},
+    {0x00400551U, S2F_VR('L', 'O'), 57292u},
+    {0x00400552U, S2F_VR('S', 'Q'), 57311u},
+    {0x00400553U, S2F_VR('S', 'T'), 57344u},
+    {0x00400554U, S2F_VR('U', 'I'), 57369u},
+    {0x00400555U, S2F_VR('S', 'Q'), 57381u},
+    {0x00400556U, S2F_VR('S', 'T'), 57408u},
+    {0x00400560U, S2F_VR('S', 'Q'), 57438u},
+    {0x00400562U, S2F_VR('S', 'Q'), 57466u},
+    {0x0040059AU, S2F_VR('S', 'Q'), 57504u},
+    {0x00400600U, S2F_VR('L', 'O'), 57529u},
+    {0x00400602U, S2F_VR('U', 'T'), 57554u},
+    {0x00400610U, S2F_VR('S', 'Q'), 57582u},
+    {0x00400612U, S2F_VR('S', 'Q'), 57610u},
+    {0x00400620U, S2F_VR('S', 'Q'), 57653u},
+    {0x004006FAU, S2F_VR('L', 'O'), 57693u},
+    {0x00400710U, S2F_VR('S', 'Q'), 57709u},
+    {0x0040071AU, S2F_VR('S', 'Q'), 57752u},
+    {0x0040072AU, S2F_VR('D', 'S'), 57788u},
+    {0x0040073AU, S2F_VR('D', 'S'), 57819u},
+    {0x0040074AU, S2F_VR('D', 'S'), 57850u},
+    {0x004008D8U, S2F_VR('S', 'Q'), 57881u},
+    {0x004008DAU, S2F_VR('S', 'Q'), 57902u},
+    {0x004008EAU, S2F_VR('S', 'Q'), 57935u},
+    {0x004009F8U, S2F_VR('S', 'Q'), 57964u},
+    {0x00401001U, S2F_VR('S', 'H'), 57992u},
+    {0x00401002U, S2F_VR('L', 'O'), 58013u},
+    {0x00401003U, S2F_VR('S', 'H'), 58044u},
+    {0x00401004U, S2F_VR('L', 'O'), 58071u},
+    {0x00401005U, S2F_VR('L', 'O'), 58100u},
+    {0x00401006U, S2F_VR('S', 'H'), 58127u},
+    {0x00401007U, S2F_VR('S', 'H'), 58154u},
+    {0x00401008U, S2F_VR('L', 'O'), 58181u},
+    {0x00401009U, S2F_VR('S', 'H'), 58201u},
+    {0x0040100AU, S2F_VR('S', 'Q'), 58219u},
+    {0x00401010U, S2F_VR('P', 'N'), 58259u},
+    {0x00401011U, S2F_VR('S', 'Q'), 58294u},
+    {0x00401012U, S2F_VR('S', 'Q'), 58344u},
+    {0x00401060U, S2F_VR('L', 'O'), 58384u},
+    {0x00401101U, S2F_VR('S', 'Q'), 58419u},
+    {0x00401102U, S2F_VR('S', 'T'), 58452u},
+    {0x00401103U, S2F_VR('L', 'O'), 58466u},
+    {0x00401104U, S2F_VR('L', 'T'), 58489u},
+    {0x00401400U, S2F_VR('L', 'T'), 58514u},
+    {0x00402001U, S2F_VR('L', 'O'), 58541u},
+    {0x00402004U, S2F_VR('D', 'A'), 58575u},
+    {0x00402005U, S2F_VR('T', 'M'), 58608u},
+    {0x00402006U, S2F_VR('S', 'H'), 58641u},
+    {0x00402007U, S2F_VR('S', 'H'), 58687u},
+    {0x00402008U, S2F_VR('P', 'N'), 58733u},
+    {0x00402009U, S2F_VR('S', 'H'), 58748u},
+    {0x00402010U, S2F_VR('S', 'H'), 58769u},
+    {0x00402011U, S2F_VR('L', 'T'), 58794u},
+    {0x00402016U, S2F_VR('L', 'O'), 58826u},
+    {0x00402017U, S2F_VR('L', 'O'), 58865u},
+    {0x00402400U, S2F_VR('L', 'T'), 58904u},
+    {0x00403001U, S2F_VR('L', 'O'), 58934u},
+    {0x00404001U, S2F_VR('C', 'S'), 58984u},
+    {0x00404002U, S2F_VR('C', 'S'), 59027u},
+    {0x00404003U, S2F_VR('C', 'S'), 59070u},
+    {0x00404004U, S2F_VR('S', 'Q'), 59115u},
+    {0x00404005U, S2F_VR('D', 'T'), 59159u},
+    {0x00404006U, S2F_VR('C', 'S'), 59195u},
+    {0x00404007U, S2F_VR('S', 'Q'), 59214u},
+    {0x00404008U, S2F_VR('D', 'T'), 59258u},
+    {0x00404009U, S2F_VR('S', 'Q'), 59299u},
+    {0x00404010U, S2F_VR('D', 'T'), 59326u},
+    {0x00404011U, S2F_VR('D', 'T'), 59369u},
+    {0x00404015U, S2F_VR('S', 'Q'), 59396u},
+    {0x00404016U, S2F_VR('S', 'Q'), 59451u},
+    {0x00404018U, S2F_VR('S', 'Q'), 59506u},
+    {0x00404019U, S2F_VR('S', 'Q'), 59536u},
+    {0x00404020U, S2F_VR('C', 'S'), 59566u},
+    {0x00404021U, S2F_VR('S', 'Q'), 59588u},
+    {0x00404022U, S2F_VR('S', 'Q'), 59613u},
+    {0x00404023U, S2F_VR('U', 'I'), 59641u},
+    {0x00404025U, S2F_VR('S', 'Q'), 59702u},
+    {0x00404026U, S2F_VR('S', 'Q'), 59735u},
+    {0x00404027U, S2F_VR('S', 'Q'), 59769u},
+    {0x00404028U, S2F_VR('S', 'Q'), 59816u},
+    {0x00404029U, S2F_VR('S', 'Q'), 59849u},
+    {0x00404030U, S2F_VR('S', 'Q'), 59883u},
+    {0x00404031U, S2F_VR('S', 'Q'), 59930u},
+    {0x00404032U, S2F_VR('S', 'Q'), 59970u},
+    {0x00404033U, S2F_VR('S', 'Q'), 59997u},
+    {0x00404034U, S2F_VR('S', 'Q'), 60023u},
+    {0x00404035U, S2F_VR('S', 'Q'), 60056u},
+    {0x00404036U, S2F_VR('L', 'O'), 60086u},
+    {0x00404037U, S2F_VR('P', 'N'), 60113u},
+    {0x00404040U, S2F_VR('C', 'S'), 60132u},
+    {0x00404041U, S2F_VR('C', 'S'), 60148u},
+    {0x00404050U, S2F_VR('D', 'T'), 60168u},
+    {0x00404051U, S2F_VR('D', 'T'), 60204u},
+    {0x00404052U, S2F_VR('D', 'T'), 60238u},
+    {0x00404070U, S2F_VR('S', 'Q'), 60272u},
+    {0x00404071U, S2F_VR('S', 'Q'), 60298u},
+    {0x00404072U, S2F_VR('S', 'Q'), 60319u},
+    {0x00404073U, S2F_VR('U', 'R'), 60341u},
+    {0x00404074U, S2F_VR('S', 'Q'), 60352u},
+    {0x00408302U, S2F_VR('D', 'S'), 60371u},
+    {0x00408303U, S2F_VR('C', 'S'), 60389u},
+    {0x00409092U, S2F_VR('S', 'Q'), 60412u},
+    {0x00409094U, S2F_VR('S', 'Q'), 60443u},
+    {0x00409096U, S2F_VR('S', 'Q'), 60488u},
+    {0x00409098U, S2F_VR('S', 'Q'), 60518u},
+    {0x00409210U, S2F_VR('S', 'H'), 60548u},
+    {0x00409211U, S2F_VR('U', 'S'), 60557u},
+    {0x00409212U, S2F_VR('F', 'D'), 60587u},
+    {0x00409213U, S2F_VR('F', 'D'), 60609u},
+    {0x00409214U, S2F_VR('F', 'D'), 60650u},
+    {0x00409216U, S2F_VR('U', 'S'), 60692u},
+    {0x00409220U, S2F_VR('S', 'Q'), 60723u},
+    {0x00409224U, S2F_VR('F', 'D'), 60750u},
+    {0x00409225U, S2F_VR('F', 'D'), 60774u},
+    {0x0040A007U, S2F_VR('C', 'S'), 60794u},
+    {0x0040A010U, S2F_VR('C', 'S'), 60812u},
+    {0x0040A020U, S2F_VR('S', 'Q'), 60829u},
+    {0x0040A021U, S2F_VR('U', 'I'), 60851u},
+    {0x0040A022U, S2F_VR('U', 'I'), 60873u},
+    {0x0040A023U, S2F_VR('D', 'A'), 60905u},
+    {0x0040A024U, S2F_VR('T', 'M'), 60937u},
+    {0x0040A026U, S2F_VR('S', 'Q'), 60969u},
+    {0x0040A027U, S2F_VR('L', 'O'), 61009u},
+    {0x0040A028U, S2F_VR('S', 'Q'), 61031u},
+    {0x0040A030U, S2F_VR('D', 'T'), 61082u},
+    {0x0040A032U, S2F_VR('D', 'T'), 61103u},
+    {0x0040A033U, S2F_VR('D', 'T'), 61123u},
+    {0x0040A040U, S2F_VR('C', 'S'), 61148u},
+    {0x0040A043U, S2F_VR('S', 'Q'), 61158u},
+    {0x0040A047U, S2F_VR('L', 'O'), 61182u},
+    {0x0040A050U, S2F_VR('C', 'S'), 61219u},
+    {0x0040A057U, S2F_VR('C', 'S'), 61239u},
+    {0x0040A060U, S2F_VR('L', 'O'), 61268u},
+    {0x0040A066U, S2F_VR('S', 'Q'), 61293u},
+    {0x0040A067U, S2F_VR('P', 'N'), 61329u},
+    {0x0040A068U, S2F_VR('S', 'Q'), 61349u},
+    {0x0040A070U, S2F_VR('S', 'Q'), 61391u},
+    {0x0040A073U, S2F_VR('S', 'Q'), 61419u},
+    {0x0040A074U, S2F_VR('O', 'B'), 61445u},
+    {0x0040A075U, S2F_VR('P', 'N'), 61473u},
+    {0x0040A076U, S2F_VR('S', 'Q'), 61495u},
+    {0x0040A078U, S2F_VR('S', 'Q'), 61542u},
+    {0x0040A07AU, S2F_VR('S', 'Q'), 61565u},
+    {0x0040A07CU, S2F_VR('S', 'Q'), 61585u},
+    {0x0040A080U, S2F_VR('C', 'S'), 61615u},
+    {0x0040A082U, S2F_VR('D', 'T'), 61633u},
+    {0x0040A084U, S2F_VR('C', 'S'), 61655u},
+    {0x0040A085U, S2F_VR('S', 'Q'), 61668u},
+    {0x0040A088U, S2F_VR('S', 'Q'), 61705u},
+    {0x0040A089U, S2F_VR('O', 'B'), 61749u},
+    {0x0040A090U, S2F_VR('S', 'Q'), 61786u},
+    {0x0040A0B0U, S2F_VR('U', 'S'), 61816u},
+    {0x0040A110U, S2F_VR('D', 'A'), 61843u},
+    {0x0040A112U, S2F_VR('T', 'M'), 61882u},
+    {0x0040A120U, S2F_VR('D', 'T'), 61929u},
+    {0x0040A121U, S2F_VR('D', 'A'), 61938u},
+    {0x0040A122U, S2F_VR('T', 'M'), 61943u},
+    {0x0040A123U, S2F_VR('P', 'N'), 61948u},
+    {0x0040A124U, S2F_VR('U', 'I'), 61959u},
+    {0x0040A125U, S2F_VR('C', 'S'), 61963u},
+    {0x0040A130U, S2F_VR('C', 'S'), 61983u},
+    {0x0040A132U, S2F_VR('U', 'L'), 62001u},
+    {0x0040A136U, S2F_VR('U', 'S'), 62027u},
+    {0x0040A138U, S2F_VR('D', 'S'), 62050u},
+    {0x0040A13AU, S2F_VR('D', 'T'), 62072u},
+    {0x0040A160U, S2F_VR('U', 'T'), 62091u},
+    {0x0040A161U, S2F_VR('F', 'D'), 62101u},
+    {0x0040A162U, S2F_VR('S', 'L'), 62120u},
+    {0x0040A163U, S2F_VR('U', 'L'), 62143u},
+    {0x0040A167U, S2F_VR('S', 'Q'), 62168u},
+    {0x0040A168U, S2F_VR('S', 'Q'), 62205u},
+    {0x0040A16AU, S2F_VR('S', 'T'), 62225u},
+    {0x0040A170U, S2F_VR('S', 'Q'), 62252u},
+    {0x0040A171U, S2F_VR('U', 'I'), 62283u},
+    {0x0040A172U, S2F_VR('U', 'I'), 62298u},
+    {0x0040A173U, S2F_VR('C', 'S'), 62328u},
+    {0x0040A174U, S2F_VR('C', 'S'), 62360u},
+    {0x0040A180U, S2F_VR('U', 'S'), 62398u},
+    {0x0040A192U, S2F_VR('D', 'A'), 62420u},
+    {0x0040A193U, S2F_VR('T', 'M'), 62441u},
+    {0x0040A194U, S2F_VR('C', 'S'), 62462u},
+    {0x0040A195U, S2F_VR('S', 'Q'), 62489u},
+    {0x0040A224U, S2F_VR('S', 'T'), 62510u},
+    {0x0040A290U, S2F_VR('C', 'S'), 62541u},
+    {0x0040A296U, S2F_VR('S', 'Q'), 62574u},
+    {0x0040A297U, S2F_VR('S', 'T'), 62601u},
+    {0x0040A29AU, S2F_VR('S', 'L'), 62627u},
+    {0x0040A300U, S2F_VR('S', 'Q'), 62652u},
+    {0x0040A301U, S2F_VR('S', 'Q'), 62674u},
+    {0x0040A307U, S2F_VR('P', 'N'), 62708u},
+    {0x0040A30AU, S2F_VR('D', 'S'), 62729u},
+    {0x0040A313U, S2F_VR('S', 'Q'), 62742u},
+    {0x0040A33AU, S2F_VR('S', 'T'), 62775u},
+    {0x0040A340U, S2F_VR('S', 'Q'), 62800u},
+    {0x0040A352U, S2F_VR('P', 'N'), 62830u},
+    {0x0040A353U, S2F_VR('S', 'T'), 62848u},
+    {0x0040A354U, S2F_VR('L', 'O'), 62861u},
+    {0x0040A358U, S2F_VR('S', 'Q'), 62882u},
+    {0x0040A360U, S2F_VR('S', 'Q'), 62922u},
+    {0x0040A370U, S2F_VR('S', 'Q'), 62951u},
+    {0x0040A372U, S2F_VR('S', 'Q'), 62977u},
+    {0x0040A375U, S2F_VR('S', 'Q'), 63008u},
+    {0x0040A380U, S2F_VR('S', 'Q'), 63050u},
+    {0x0040A385U, S2F_VR('S', 'Q'), 63076u},
+    {0x0040A390U, S2F_VR('S', 'Q'), 63107u},
+    {0x0040A402U, S2F_VR('U', 'I'), 63146u},
+    {0x0040A403U, S2F_VR('C', 'S'), 63173u},
+    {0x0040A404U, S2F_VR('S', 'Q'), 63202u},
+    {0x0040A491U, S2F_VR('C', 'S'), 63242u},
+    {0x0040A492U, S2F_VR('L', 'O'), 63257u},
+    {0x0040A493U, S2F_VR('C', 'S'), 63283u},
+    {0x0040A494U, S2F_VR('C', 'S'), 63300u},
+    {0x0040A496U, S2F_VR('C', 'S'), 63317u},
+    {0x0040A504U, S2F_VR('S', 'Q'), 63333u},
+    {0x0040A525U, S2F_VR('S', 'Q'), 63357u},
+    {0x0040A600U, S2F_VR('C', 'S'), 63384u},
+    {0x0040A601U, S2F_VR('C', 'S'), 63419u},
+    {0x0040A603U, S2F_VR('C', 'S'), 63444u},
+    {0x0040A730U, S2F_VR('S', 'Q'), 63470u},
+    {0x0040A731U, S2F_VR('S', 'Q'), 63486u},
+    {0x0040A732U, S2F_VR('S', 'Q'), 63512u},
+    {0x0040A744U, S2F_VR('S', 'Q'), 63546u},
+    {0x0040A801U, S2F_VR('S', 'Q'), 63572u},
+    {0x0040A802U, S2F_VR('U', 'L'), 63596u},
+    {0x0040A803U, S2F_VR('U', 'L'), 63614u},
+    {0x0040A804U, S2F_VR('U', 'L'), 63635u},
+    {0x0040A805U, S2F_VR('U', 'L'), 63650u},
+    {0x0040A806U, S2F_VR('S', 'Q'), 63668u},
+    {0x0040A807U, S2F_VR('S', 'Q'), 63695u},
+    {0x0040A808U, S2F_VR('S', 'Q'), 63725u},
+    {0x0040A992U, S2F_VR('S', 'T'), 63744u},
+    {0x0040B020U, S2F_VR('S', 'Q'), 63772u},
+    {0x0040DB00U, S2F_VR('C', 'S'), 63799u},
+    {0x0040DB06U, S2F_VR('D', 'T'), 63818u},
+    {0x0040DB07U, S2F_VR('D', 'T'), 63834u},
+    {0x0040DB0BU, S2F_VR('C', 'S'), 63855u},
+    {0x0040DB0CU, S2F_VR('U', 'I'), 63877u},
+    {0x0040DB0DU, S2F_VR('U', 'I'), 63910u},
+    {0x0040DB73U, S2F_VR('U', 'L'), 63938u},
+    {0x0040E001U, S2F_VR('S', 'T'), 63970u},
+    {0x0040E004U, S2F_VR('D', 'T'), 63992u},
+    {0x0040E006U, S2F_VR('S', 'Q'), 64017u},
+    {0x0040E008U, S2F_VR('S', 'Q'), 64045u},
+    {0x0040E010U, S2F_VR('U', 'R'), 64071u},
+    {0x0040E011U, S2F_VR('U', 'I'), 64083u},
+    {0x0040E020U, S2F_VR('C', 'S'), 64103u},
+    {0x0040E021U, S2F_VR('S', 'Q'), 64119u},
+    {0x0040E022U, S2F_VR('S', 'Q'), 64142u},
+    {0x0040E023U, S2F_VR('S', 'Q'), 64170u},
+    {0x0040E024U, S2F_VR('S', 'Q'), 64192u},
+    {0x0040E025U, S2F_VR('S', 'Q'), 64213u},
+    {0x0040E030U, S2F_VR('U', 'I'), 64237u},
+    {0x0040E031U, S2F_VR('U', 'I'), 64256u},
+    {0x00420010U, S2F_VR('S', 'T'), 64272u},
+    {0x00420011U, S2F_VR('O', 'B'), 64286u},
+    {0x00420012U, S2F_VR('L', 'O'), 64307u},
+    {0x00420013U, S2F_VR('S', 'Q'), 64338u},
+    {0x00420014U, S2F_VR('L', 'O'), 64361u},
+    {0x00420015U, S2F_VR('U', 'L'), 64377u},
+    {0x00440001U, S2F_VR('S', 'T'), 64404u},
+    {0x00440002U, S2F_VR('C', 'S'), 64429u},
+    {0x00440003U, S2F_VR('L', 'T'), 64461u},
+    {0x00440004U, S2F_VR('D', 'T'), 64494u},
+    {0x00440007U, S2F_VR('S', 'Q'), 64517u},
+    {0x00440008U, S2F_VR('L', 'O'), 64541u},
+    {0x00440009U, S2F_VR('L', 'T'), 64553u},
+    {0x0044000AU, S2F_VR('L', 'O'), 64572u},
+    {0x0044000BU, S2F_VR('D', 'T'), 64593u},
+    {0x00440010U, S2F_VR('D', 'T'), 64619u},
+    {0x00440011U, S2F_VR('L', 'O'), 64651u},
+    {0x00440012U, S2F_VR('L', 'O'), 64680u},
+    {0x00440013U, S2F_VR('S', 'Q'), 64712u},
+    {0x00440019U, S2F_VR('S', 'Q'), 64737u},
+    {0x00440100U, S2F_VR('S', 'Q'), 64778u},
+    {0x00440101U, S2F_VR('S', 'Q'), 64795u},
+    {0x00440102U, S2F_VR('U', 'I'), 64817u},
+    {0x00440103U, S2F_VR('S', 'Q'), 64830u},
+    {0x00440104U, S2F_VR('D', 'T'), 64861u},
+    {0x00440105U, S2F_VR('D', 'T'), 64879u},
+    {0x00440106U, S2F_VR('U', 'T'), 64907u},
+    {0x00440107U, S2F_VR('S', 'Q'), 64925u},
+    {0x00440108U, S2F_VR('U', 'I'), 64950u},
+    {0x00440109U, S2F_VR('S', 'Q'), 64973u},
+    {0x0044010AU, S2F_VR('S', 'Q'), 64997u},
+    {0x00460012U, S2F_VR('L', 'O'), 65028u},
+    {0x00460014U, S2F_VR('S', 'Q'), 65044u},
+    {0x00460015U, S2F_VR('S', 'Q'), 65062u},
+    {0x00460016U, S2F_VR('S', 'Q'), 65079u},
+    {0x00460018U, S2F_VR('S', 'Q'), 65113u},
+    {0x00460028U, S2F_VR('S', 'Q'), 65130u},
+    {0x00460030U, S2F_VR('F', 'D'), 65144u},
+    {0x00460032U, S2F_VR('C', 'S'), 65165u},
+    {0x00460034U, S2F_VR('F', 'D'), 65185u},
+    {0x00460036U, S2F_VR('C', 'S'), 65204u},
+    {0x00460038U, S2F_VR('C', 'S'), 65222u},
+    {0x00460040U, S2F_VR('F', 'D'), 65238u},
+    {0x00460042U, S2F_VR('F', 'D'), 65259u},
+    {0x00460044U, S2F_VR('F', 'D'), 65272u},
+    {0x00460046U, S2F_VR('F', 'D'), 65282u},
+    {0x00460047U, S2F_VR('S', 'Q'), 65294u},
+    {0x00460050U, S2F_VR('S', 'Q'), 65314u},
+    {0x00460052U, S2F_VR('S', 'Q'), 65345u},
+    {0x00460060U, S2F_VR('F', 'D'), 65375u},
+    {0x00460062U, S2F_VR('F', 'D'), 65401u},
+    {0x00460063U, S2F_VR('F', 'D'), 65423u},
+    {0x00460064U, S2F_VR('F', 'D'), 65453u},
+    {0x00460070U, S2F_VR('S', 'Q'), 65476u},
+    {0x00460071U, S2F_VR('S', 'Q'), 65504u},
+    {0x00460074U, S2F_VR('S', 'Q'), 65531u},
+    {0x00460075U, S2F_VR('F', 'D'), 65561u},
+    {0x00460076U, S2F_VR('F', 'D'), 65579u},
+    {0x00460077U, S2F_VR('F', 'D'), 65597u},
+    {0x00460080U, S2F_VR('S', 'Q'), 65614u},
+    {0x00460092U, S2F_VR('C', 'S'), 65643u},
+    {0x00460094U, S2F_VR('C', 'S'), 65659u},
+    {0x00460095U, S2F_VR('C', 'S'), 65668u},
+    {0x00460097U, S2F_VR('S', 'Q'), 65689u},
+    {0x00460098U, S2F_VR('S', 'Q'), 65726u},
+    {0x00460100U, S2F_VR('S', 'Q'), 65762u},
+    {0x00460101U, S2F_VR('S', 'Q'), 65778u},
+    {0x00460102U, S2F_VR('S', 'Q'), 65802u},
+    {0x00460104U, S2F_VR('F', 'D'), 65819u},
+    {0x00460106U, S2F_VR('F', 'D'), 65828u},
+    {0x00460110U, S2F_VR('S', 'Q'), 65844u},
+    {0x00460111U, S2F_VR('S', 'Q'), 65871u},
+    {0x00460112U, S2F_VR('S', 'Q'), 65913u},
+    {0x00460113U, S2F_VR('S', 'Q'), 65938u},
+    {0x00460114U, S2F_VR('F', 'D'), 65962u},
+    {0x00460115U, S2F_VR('F', 'D'), 65975u},
+    {0x00460116U, S2F_VR('S', 'Q'), 65987u},
+    {0x00460117U, S2F_VR('F', 'L'), 66023u},
+    {0x00460118U, S2F_VR('F', 'L'), 66047u},
+    {0x00460121U, S2F_VR('S', 'Q'), 66077u},
+    {0x00460122U, S2F_VR('S', 'Q'), 66106u},
+    {0x00460123U, S2F_VR('S', 'Q'), 66135u},
+    {0x00460124U, S2F_VR('S', 'Q'), 66163u},
+    {0x00460125U, S2F_VR('C', 'S'), 66196u},
+    {0x00460135U, S2F_VR('S', 'S'), 66216u},
+    {0x00460137U, S2F_VR('F', 'D'), 66238u},
+    {0x00460139U, S2F_VR('L', 'O'), 66258u},
+    {0x00460145U, S2F_VR('S', 'Q'), 66285u},
+    {0x00460146U, S2F_VR('F', 'D'), 66326u},
+    {0x00460147U, S2F_VR('F', 'D'), 66338u},
+    {0x00460201U, S2F_VR('C', 'S'), 66352u},
+    {0x00460202U, S2F_VR('F', 'L'), 66377u},
+    {0x00460203U, S2F_VR('F', 'L'), 66399u},
+    {0x00460204U, S2F_VR('F', 'L'), 66424u},
+    {0x00460205U, S2F_VR('F', 'L'), 66449u},
+    {0x00460207U, S2F_VR('S', 'Q'), 66471u},
+    {0x00460208U, S2F_VR('I', 'S'), 66508u},
+    {0x00460210U, S2F_VR('S', 'Q'), 66536u},
+    {0x00460211U, S2F_VR('S', 'Q'), 66576u},
+    {0x00460212U, S2F_VR('F', 'L'), 66608u},
+    {0x00460213U, S2F_VR('F', 'L'), 66632u},
+    {0x00460215U, S2F_VR('S', 'Q'), 66664u},
+    {0x00460218U, S2F_VR('S', 'Q'), 66692u},
+    {0x00460220U, S2F_VR('F', 'L'), 66730u},
+    {0x00460224U, S2F_VR('F', 'L'), 66750u},
+    {0x00460227U, S2F_VR('F', 'L'), 66765u},
+    {0x00460230U, S2F_VR('F', 'L'), 66778u},
+    {0x00460232U, S2F_VR('F', 'L'), 66801u},
+    {0x00460234U, S2F_VR('F', 'L'), 66823u},
+    {0x00460236U, S2F_VR('F', 'L'), 66848u},
+    {0x00460238U, S2F_VR('F', 'L'), 66875u},
+    {0x00460242U, S2F_VR('C', 'S'), 66904u},
+    {0x00460244U, S2F_VR('S', 'Q'), 66942u},
+    {0x00460247U, S2F_VR('F', 'L'), 66982u},
+    {0x00460248U, S2F_VR('C', 'S'), 67003u},
+    {0x00460249U, S2F_VR('F', 'L'), 67025u},
+    {0x00460250U, S2F_VR('F', 'L'), 67036u},
+    {0x00460251U, S2F_VR('F', 'L'), 67052u},
+    {0x00460252U, S2F_VR('F', 'L'), 67068u},
+    {0x00460253U, S2F_VR('F', 'L'), 67086u},
+    {0x00480001U, S2F_VR('F', 'L'), 67103u},
+    {0x00480002U, S2F_VR('F', 'L'), 67121u},
+    {0x00480003U, S2F_VR('F', 'L'), 67140u},
+    {0x00480006U, S2F_VR('U', 'L'), 67158u},
+    {0x00480007U, S2F_VR('U', 'L'), 67182u},
+    {0x00480008U, S2F_VR('S', 'Q'), 67203u},
+    {0x00480010U, S2F_VR('C', 'S'), 67234u},
+    {0x00480011U, S2F_VR('C', 'S'), 67255u},
+    {0x00480012U, S2F_VR('C', 'S'), 67267u},
+    {0x00480013U, S2F_VR('U', 'S'), 67288u},
+    {0x00480014U, S2F_VR('F', 'L'), 67308u},
+    {0x00480015U, S2F_VR('U', 'S'), 67335u},
+    {0x00480100U, S2F_VR('S', 'Q'), 67369u},
+    {0x00480102U, S2F_VR('D', 'S'), 67397u},
+    {0x00480105U, S2F_VR('S', 'Q'), 67419u},
+    {0x00480106U, S2F_VR('S', 'H'), 67439u},
+    {0x00480107U, S2F_VR('S', 'T'), 67461u},
+    {0x00480108U, S2F_VR('S', 'Q'), 67484u},
+    {0x00480110U, S2F_VR('S', 'Q'), 67514u},
+    {0x00480111U, S2F_VR('D', 'S'), 67540u},
+    {0x00480112U, S2F_VR('D', 'S'), 67559u},
+    {0x00480113U, S2F_VR('D', 'S'), 67578u},
+    {0x00480120U, S2F_VR('S', 'Q'), 67609u},
+    {0x00480200U, S2F_VR('S', 'Q'), 67641u},
+    {0x00480201U, S2F_VR('U', 'S'), 67675u},
+    {0x00480202U, S2F_VR('U', 'S'), 67708u},
+    {0x00480207U, S2F_VR('S', 'Q'), 67745u},
+    {0x0048021AU, S2F_VR('S', 'Q'), 67779u},
+    {0x0048021EU, S2F_VR('S', 'L'), 67806u},
+    {0x0048021FU, S2F_VR('S', 'L'), 67844u},
+    {0x00480301U, S2F_VR('C', 'S'), 67879u},
+    {0x00480302U, S2F_VR('U', 'L'), 67905u},
+    {0x00480303U, S2F_VR('U', 'L'), 67926u},
+    {0x00500004U, S2F_VR('C', 'S'), 67954u},
+    {0x00500010U, S2F_VR('S', 'Q'), 67971u},
+    {0x00500012U, S2F_VR('S', 'Q'), 67986u},
+    {0x00500013U, S2F_VR('F', 'D'), 68021u},
+    {0x00500014U, S2F_VR('D', 'S'), 68049u},
+    {0x00500015U, S2F_VR('F', 'D'), 68062u},
+    {0x00500016U, S2F_VR('D', 'S'), 68086u},
+    {0x00500017U, S2F_VR('C', 'S'), 68101u},
+    {0x00500018U, S2F_VR('D', 'S'), 68121u},
+    {0x00500019U, S2F_VR('D', 'S'), 68134u},
+    {0x0050001AU, S2F_VR('C', 'S'), 68154u},
+    {0x0050001BU, S2F_VR('L', 'O'), 68181u},
+    {0x0050001CU, S2F_VR('F', 'D'), 68202u},
+    {0x0050001DU, S2F_VR('F', 'D'), 68227u},
+    {0x0050001EU, S2F_VR('L', 'O'), 68254u},
+    {0x00500020U, S2F_VR('L', 'O'), 68284u},
+    {0x00500021U, S2F_VR('S', 'T'), 68302u},
+    {0x00520001U, S2F_VR('F', 'L'), 68324u},
+    {0x00520002U, S2F_VR('F', 'D'), 68363u},
+    {0x00520003U, S2F_VR('F', 'D'), 68380u},
+    {0x00520004U, S2F_VR('F', 'D'), 68393u},
+    {0x00520006U, S2F_VR('C', 'S'), 68418u},
+    {0x00520007U, S2F_VR('F', 'D'), 68439u},
+    {0x00520008U, S2F_VR('F', 'D'), 68466u},
+    {0x00520009U, S2F_VR('F', 'D'), 68482u},
+    {0x00520011U, S2F_VR('F', 'D'), 68495u},
+    {0x00520012U, S2F_VR('U', 'S'), 68505u},
+    {0x00520013U, S2F_VR('F', 'D'), 68520u},
+    {0x00520014U, S2F_VR('F', 'D'), 68543u},
+    {0x00520016U, S2F_VR('S', 'Q'), 68561u},
+    {0x00520025U, S2F_VR('S', 'Q'), 68594u},
+    {0x00520026U, S2F_VR('C', 'S'), 68628u},
+    {0x00520027U, S2F_VR('S', 'Q'), 68646u},
+    {0x00520028U, S2F_VR('F', 'D'), 68680u},
+    {0x00520029U, S2F_VR('S', 'Q'), 68714u},
+    {0x00520030U, S2F_VR('S', 'S'), 68751u},
+    {0x00520031U, S2F_VR('C', 'S'), 68772u},
+    {0x00520033U, S2F_VR('F', 'D'), 68800u},
+    {0x00520034U, S2F_VR('F', 'D'), 68817u},
+    {0x00520036U, S2F_VR('U', 'S'), 68836u},
+    {0x00520038U, S2F_VR('U', 'S'), 68850u},
+    {0x00520039U, S2F_VR('C', 'S'), 68871u},
+    {0x0052003AU, S2F_VR('C', 'S'), 68889u},
+    {0x00540010U, S2F_VR('U', 'S'), 68912u},
+    {0x00540011U, S2F_VR('U', 'S'), 68931u},
+    {0x00540012U, S2F_VR('S', 'Q'), 68953u},
+    {0x00540013U, S2F_VR('S', 'Q'), 68985u},
+    {0x00540014U, S2F_VR('D', 'S'), 69011u},
+    {0x00540015U, S2F_VR('D', 'S'), 69034u},
+    {0x00540016U, S2F_VR('S', 'Q'), 69057u},
+    {0x00540017U, S2F_VR('I', 'S'), 69096u},
+    {0x00540018U, S2F_VR('S', 'H'), 69118u},
+    {0x00540020U, S2F_VR('U', 'S'), 69135u},
+    {0x00540021U, S2F_VR('U', 'S'), 69150u},
+    {0x00540022U, S2F_VR('S', 'Q'), 69168u},
+    {0x00540030U, S2F_VR('U', 'S'), 69196u},
+    {0x00540031U, S2F_VR('U', 'S'), 69208u},
+    {0x00540032U, S2F_VR('S', 'Q'), 69223u},
+    {0x00540033U, S2F_VR('U', 'S'), 69248u},
+    {0x00540036U, S2F_VR('I', 'S'), 69270u},
+    {0x00540038U, S2F_VR('I', 'S'), 69281u},
+    {0x00540039U, S2F_VR('C', 'S'), 69300u},
+    {0x00540050U, S2F_VR('U', 'S'), 69317u},
+    {0x00540051U, S2F_VR('U', 'S'), 69332u},
+    {0x00540052U, S2F_VR('S', 'Q'), 69350u},
+    {0x00540053U, S2F_VR('U', 'S'), 69378u},
+    {0x00540060U, S2F_VR('U', 'S'), 69403u},
+    {0x00540061U, S2F_VR('U', 'S'), 69420u},
+    {0x00540062U, S2F_VR('S', 'Q'), 69440u},
+    {0x00540063U, S2F_VR('S', 'Q'), 69465u},
+    {0x00540070U, S2F_VR('U', 'S'), 69489u},
+    {0x00540071U, S2F_VR('U', 'S'), 69504u},
+    {0x00540072U, S2F_VR('S', 'Q'), 69522u},
+    {0x00540073U, S2F_VR('D', 'S'), 69550u},
+    {0x00540080U, S2F_VR('U', 'S'), 69563u},
+    {0x00540081U, S2F_VR('U', 'S'), 69575u},
+    {0x00540090U, S2F_VR('U', 'S'), 69590u},
+    {0x00540100U, S2F_VR('U', 'S'), 69608u},
+    {0x00540101U, S2F_VR('U', 'S'), 69624u},
+    {0x00540200U, S2F_VR('D', 'S'), 69643u},
+    {0x00540202U, S2F_VR('C', 'S'), 69654u},
+    {0x00540210U, S2F_VR('I', 'S'), 69675u},
+    {0x00540211U, S2F_VR('U', 'S'), 69689u},
+    {0x00540220U, S2F_VR('S', 'Q'), 69713u},
+    {0x00540222U, S2F_VR('S', 'Q'), 69730u},
+    {0x00540300U, S2F_VR('S', 'Q'), 69755u},
+    {0x00540302U, S2F_VR('S', 'Q'), 69780u},
+    {0x00540304U, S2F_VR('S', 'Q'), 69812u},
+    {0x00540306U, S2F_VR('S', 'Q'), 69844u},
+    {0x00540308U, S2F_VR('U', 'S'), 69868u},
+    {0x00540400U, S2F_VR('S', 'H'), 69887u},
+    {0x00540410U, S2F_VR('S', 'Q'), 69895u},
+    {0x00540412U, S2F_VR('S', 'Q'), 69926u},
+    {0x00540414U, S2F_VR('S', 'Q'), 69965u},
+    {0x00540500U, S2F_VR('C', 'S'), 70003u},
+    {0x00540501U, S2F_VR('C', 'S'), 70029u},
+    {0x00541000U, S2F_VR('C', 'S'), 70054u},
+    {0x00541001U, S2F_VR('C', 'S'), 70065u},
+    {0x00541002U, S2F_VR('C', 'S'), 70071u},
+    {0x00541004U, S2F_VR('C', 'S'), 70084u},
+    {0x00541006U, S2F_VR('C', 'S'), 70103u},
+    {0x00541100U, S2F_VR('C', 'S'), 70111u},
+    {0x00541101U, S2F_VR('L', 'O'), 70135u},
+    {0x00541102U, S2F_VR('C', 'S'), 70163u},
+    {0x00541103U, S2F_VR('L', 'O'), 70179u},
+    {0x00541104U, S2F_VR('L', 'O'), 70200u},
+    {0x00541105U, S2F_VR('L', 'O'), 70228u},
+    {0x00541200U, S2F_VR('D', 'S'), 70252u},
+    {0x00541201U, S2F_VR('I', 'S'), 70268u},
+    {0x00541202U, S2F_VR('I', 'S'), 70278u},
+    {0x00541203U, S2F_VR('D', 'S'), 70293u},
+    {0x00541210U, S2F_VR('D', 'S'), 70313u},
+    {0x00541220U, S2F_VR('C', 'S'), 70336u},
+    {0x00541300U, S2F_VR('D', 'S'), 70356u},
+    {0x00541310U, S2F_VR('I', 'S'), 70375u},
+    {0x00541311U, S2F_VR('I', 'S'), 70407u},
+    {0x00541320U, S2F_VR('D', 'S'), 70434u},
+    {0x00541321U, S2F_VR('D', 'S'), 70457u},
+    {0x00541322U, S2F_VR('D', 'S'), 70469u},
+    {0x00541323U, S2F_VR('D', 'S'), 70491u},
+    {0x00541324U, S2F_VR('D', 'S'), 70513u},
+    {0x00541330U, S2F_VR('U', 'S'), 70528u},
+    {0x00541400U, S2F_VR('C', 'S'), 70539u},
+    {0x00541401U, S2F_VR('C', 'S'), 70554u},
+    {0x00603000U, S2F_VR('S', 'Q'), 70577u},
+    {0x00603002U, S2F_VR('U', 'S'), 70595u},
+    {0x00603004U, S2F_VR('U', 'S'), 70617u},
+    {0x00603006U, S2F_VR('U', 'S'), 70640u},
+    {0x00603008U, S2F_VR('U', 'S'), 70662u},
+    {0x00603010U, S2F_VR('L', 'O'), 70680u},
+    {0x00603020U, S2F_VR('U', 'L'), 70701u},
+    {0x00620001U, S2F_VR('C', 'S'), 70715u},
+    {0x00620002U, S2F_VR('S', 'Q'), 70732u},
+    {0x00620003U, S2F_VR('S', 'Q'), 70748u},
+    {0x00620004U, S2F_VR('U', 'S'), 70786u},
+    {0x00620005U, S2F_VR('L', 'O'), 70800u},
+    {0x00620006U, S2F_VR('S', 'T'), 70813u},
+    {0x00620007U, S2F_VR('S', 'Q'), 70832u},
+    {0x00620008U, S2F_VR('C', 'S'), 70876u},
+    {0x00620009U, S2F_VR('L', 'O'), 70897u},
+    {0x0062000AU, S2F_VR('S', 'Q'), 70918u},
+    {0x0062000BU, S2F_VR('U', 'S'), 70948u},
+    {0x0062000CU, S2F_VR('U', 'S'), 70972u},
+    {0x0062000DU, S2F_VR('U', 'S'), 71005u},
+    {0x0062000EU, S2F_VR('U', 'S'), 71035u},
+    {0x0062000FU, S2F_VR('S', 'Q'), 71058u},
+    {0x00620010U, S2F_VR('C', 'S'), 71092u},
+    {0x00620011U, S2F_VR('S', 'Q'), 71119u},
+    {0x00620012U, S2F_VR('S', 'Q'), 71161u},
+    {0x00620013U, S2F_VR('C', 'S'), 71182u},
+    {0x00620020U, S2F_VR('U', 'T'), 71198u},
+    {0x00620021U, S2F_VR('U', 'I'), 71209u},
+    {0x00640002U, S2F_VR('S', 'Q'), 71221u},
+    {0x00640003U, S2F_VR('U', 'I'), 71252u},
+    {0x00640005U, S2F_VR('S', 'Q'), 71278u},
+    {0x00640007U, S2F_VR('U', 'L'), 71313u},
+    {0x00640008U, S2F_VR('F', 'D'), 71328u},
+    {0x00640009U, S2F_VR('O', 'F'), 71343u},
+    {0x0064000FU, S2F_VR('S', 'Q'), 71358u},
+    {0x00640010U, S2F_VR('S', 'Q'), 71399u},
+    {0x00660001U, S2F_VR('U', 'L'), 71441u},
+    {0x00660002U, S2F_VR('S', 'Q'), 71458u},
+    {0x00660003U, S2F_VR('U', 'L'), 71474u},
+    {0x00660004U, S2F_VR('L', 'T'), 71488u},
+    {0x00660009U, S2F_VR('C', 'S'), 71504u},
+    {0x0066000AU, S2F_VR('F', 'L'), 71522u},
+    {0x0066000BU, S2F_VR('L', 'O'), 71545u},
+    {0x0066000CU, S2F_VR('F', 'L'), 71574u},
+    {0x0066000DU, S2F_VR('C', 'S'), 71605u},
+    {0x0066000EU, S2F_VR('C', 'S'), 71633u},
+    {0x00660010U, S2F_VR('C', 'S'), 71646u},
+    {0x00660011U, S2F_VR('S', 'Q'), 71655u},
+    {0x00660012U, S2F_VR('S', 'Q'), 71677u},
+    {0x00660013U, S2F_VR('S', 'Q'), 71706u},
+    {0x00660015U, S2F_VR('U', 'L'), 71736u},
+    {0x00660016U, S2F_VR('O', 'F'), 71758u},
+    {0x00660017U, S2F_VR('F', 'L'), 71779u},
+    {0x00660018U, S2F_VR('F', 'L'), 71801u},
+    {0x00660019U, S2F_VR('F', 'L'), 71819u},
+    {0x0066001AU, S2F_VR('F', 'L'), 71840u},
+    {0x0066001BU, S2F_VR('F', 'L'), 71869u},
+    {0x0066001CU, S2F_VR('F', 'L'), 71884u},
+    {0x0066001EU, S2F_VR('U', 'L'), 71901u},
+    {0x0066001FU, S2F_VR('U', 'S'), 71917u},
+    {0x00660020U, S2F_VR('F', 'L'), 71938u},
+    {0x00660021U, S2F_VR('O', 'F'), 71953u},
+    {0x00660022U, S2F_VR('O', 'D'), 71974u},
+    {0x00660023U, S2F_VR('O', 'W'), 72001u},
+    {0x00660024U, S2F_VR('O', 'W'), 72024u},
+    {0x00660025U, S2F_VR('O', 'W'), 72043u},
+    {0x00660026U, S2F_VR('S', 'Q'), 72064u},
+    {0x00660027U, S2F_VR('S', 'Q'), 72086u},
+    {0x00660028U, S2F_VR('S', 'Q'), 72106u},
+    {0x00660029U, S2F_VR('O', 'W'), 72119u},
+    {0x0066002AU, S2F_VR('U', 'L'), 72143u},
+    {0x0066002BU, S2F_VR('S', 'Q'), 72156u},
+    {0x0066002CU, S2F_VR('U', 'L'), 72182u},
+    {0x0066002DU, S2F_VR('S', 'Q'), 72206u},
+    {0x0066002EU, S2F_VR('S', 'Q'), 72262u},
+    {0x0066002FU, S2F_VR('S', 'Q'), 72299u},
+    {0x00660030U, S2F_VR('S', 'Q'), 72327u},
+    {0x00660031U, S2F_VR('L', 'O'), 72353u},
+    {0x00660032U, S2F_VR('L', 'T'), 72370u},
+    {0x00660034U, S2F_VR('S', 'Q'), 72390u},
+    {0x00660035U, S2F_VR('S', 'Q'), 72404u},
+    {0x00660036U, S2F_VR('L', 'O'), 72453u},
+    {0x00660037U, S2F_VR('F', 'L'), 72467u},
+    {0x00660038U, S2F_VR('F', 'L'), 72490u},
+    {0x00660040U, S2F_VR('O', 'L'), 72515u},
+    {0x00660041U, S2F_VR('O', 'L'), 72543u},
+    {0x00660042U, S2F_VR('O', 'L'), 72570u},
+    {0x00660043U, S2F_VR('O', 'L'), 72593u},
+    {0x00660101U, S2F_VR('S', 'Q'), 72618u},
+    {0x00660102U, S2F_VR('S', 'Q'), 72635u},
+    {0x00660103U, S2F_VR('O', 'W'), 72649u},
+    {0x00660104U, S2F_VR('S', 'Q'), 72683u},
+    {0x00660105U, S2F_VR('U', 'L'), 72723u},
+    {0x00660106U, S2F_VR('L', 'O'), 72738u},
+    {0x00660107U, S2F_VR('U', 'T'), 72752u},
+    {0x00660108U, S2F_VR('S', 'Q'), 72772u},
+    {0x00660121U, S2F_VR('S', 'Q'), 72807u},
+    {0x00660124U, S2F_VR('S', 'Q'), 72828u},
+    {0x00660125U, S2F_VR('O', 'F'), 72855u},
+    {0x00660129U, S2F_VR('O', 'L'), 72875u},
+    {0x00660130U, S2F_VR('S', 'Q'), 72895u},
+    {0x00660132U, S2F_VR('S', 'Q'), 72919u},
+    {0x00660133U, S2F_VR('S', 'Q'), 72945u},
+    {0x00660134U, S2F_VR('S', 'Q'), 72978u},
+    {0x00686210U, S2F_VR('L', 'O'), 73005u},
+    {0x00686221U, S2F_VR('L', 'O'), 73017u},
+    {0x00686222U, S2F_VR('S', 'Q'), 73040u},
+    {0x00686223U, S2F_VR('C', 'S'), 73072u},
+    {0x00686224U, S2F_VR('S', 'Q'), 73084u},
+    {0x00686225U, S2F_VR('S', 'Q'), 73118u},
+    {0x00686226U, S2F_VR('D', 'T'), 73150u},
+    {0x00686230U, S2F_VR('S', 'Q'), 73168u},
+    {0x00686260U, S2F_VR('S', 'Q'), 73197u},
+    {0x00686265U, S2F_VR('S', 'Q'), 73233u},
+    {0x00686270U, S2F_VR('D', 'T'), 73270u},
+    {0x00686280U, S2F_VR('S', 'T'), 73295u},
+    {0x006862A0U, S2F_VR('S', 'Q'), 73314u},
+    {0x006862A5U, S2F_VR('F', 'D'), 73355u},
+    {0x006862C0U, S2F_VR('S', 'Q'), 73387u},
+    {0x006862D0U, S2F_VR('U', 'S'), 73408u},
+    {0x006862D5U, S2F_VR('L', 'O'), 73423u},
+    {0x006862E0U, S2F_VR('S', 'Q'), 73441u},
+    {0x006862F0U, S2F_VR('S', 'Q'), 73469u},
+    {0x006862F2U, S2F_VR('F', 'D'), 73505u},
+    {0x00686300U, S2F_VR('O', 'B'), 73525u},
+    {0x00686310U, S2F_VR('U', 'S'), 73538u},
+    {0x00686320U, S2F_VR('S', 'Q'), 73559u},
+    {0x00686330U, S2F_VR('U', 'S'), 73575u},
+    {0x00686340U, S2F_VR('L', 'O'), 73589u},
+    {0x00686345U, S2F_VR('S', 'T'), 73602u},
+    {0x00686346U, S2F_VR('F', 'D'), 73621u},
+    {0x00686347U, S2F_VR('F', 'D'), 73646u},
+    {0x00686350U, S2F_VR('U', 'S'), 73664u},
+    {0x00686360U, S2F_VR('S', 'Q'), 73700u},
+    {0x00686380U, S2F_VR('L', 'O'), 73732u},
+    {0x00686390U, S2F_VR('F', 'D'), 73750u},
+    {0x006863A0U, S2F_VR('S', 'Q'), 73776u},
+    {0x006863A4U, S2F_VR('S', 'Q'), 73798u},
+    {0x006863A8U, S2F_VR('S', 'Q'), 73827u},
+    {0x006863ACU, S2F_VR('S', 'Q'), 73851u},
+    {0x006863B0U, S2F_VR('S', 'Q'), 73878u},
+    {0x006863C0U, S2F_VR('U', 'S'), 73904u},
+    {0x006863D0U, S2F_VR('L', 'O'), 73923u},
+    {0x006863E0U, S2F_VR('S', 'Q'), 73945u},
+    {0x006863F0U, S2F_VR('U', 'S'), 73967u},
+    {0x00686400U, S2F_VR('S', 'Q'), 73983u},
+    {0x00686410U, S2F_VR('U', 'S'), 74020u},
+    {0x00686420U, S2F_VR('C', 'S'), 74038u},
+    {0x00686430U, S2F_VR('S', 'Q'), 74058u},
+    {0x00686440U, S2F_VR('U', 'S'), 74095u},
+    {0x00686450U, S2F_VR('F', 'D'), 74120u},
+    {0x00686460U, S2F_VR('F', 'D'), 74136u},
+    {0x00686470U, S2F_VR('S', 'Q'), 74151u},
+    {0x00686490U, S2F_VR('F', 'D'), 74179u},
+    {0x006864A0U, S2F_VR('F', 'D'), 74205u},
+    {0x006864C0U, S2F_VR('F', 'D'), 74220u},
+    {0x006864D0U, S2F_VR('F', 'D'), 74238u},
+    {0x006864F0U, S2F_VR('F', 'D'), 74255u},
+    {0x00686500U, S2F_VR('S', 'Q'), 74279u},
+    {0x00686510U, S2F_VR('S', 'Q'), 74309u},
+    {0x00686520U, S2F_VR('S', 'Q'), 74338u},
+    {0x00686530U, S2F_VR('U', 'S'), 74368u},
+    {0x00686540U, S2F_VR('L', 'O'), 74387u},
+    {0x00686545U, S2F_VR('S', 'Q'), 74415u},
+    {0x00686550U, S2F_VR('S', 'Q'), 74458u},
+    {0x00686560U, S2F_VR('F', 'D'), 74487u},
+    {0x00686590U, S2F_VR('F', 'D'), 74508u},
+    {0x006865A0U, S2F_VR('S', 'Q'), 74531u},
+    {0x006865B0U, S2F_VR('F', 'D'), 74559u},
+    {0x006865D0U, S2F_VR('F', 'D'), 74579u},
+    {0x006865E0U, S2F_VR('S', 'Q'), 74601u},
+    {0x006865F0U, S2F_VR('F', 'D'), 74630u},
+    {0x00686610U, S2F_VR('F', 'D'), 74652u},
+    {0x00686620U, S2F_VR('F', 'D'), 74670u},
+    {0x00687001U, S2F_VR('C', 'S'), 74688u},
+    {0x00687002U, S2F_VR('C', 'S'), 74706u},
+    {0x00687003U, S2F_VR('S', 'Q'), 74721u},
+    {0x00687004U, S2F_VR('U', 'I'), 74744u},
+    {0x00687005U, S2F_VR('U', 'R'), 74758u},
+    {0x006A0001U, S2F_VR('C', 'S'), 74805u},
+    {0x006A0002U, S2F_VR('S', 'Q'), 74830u},
+    {0x006A0003U, S2F_VR('U', 'I'), 74854u},
+    {0x006A0005U, S2F_VR('L', 'O'), 74873u},
+    {0x006A0006U, S2F_VR('U', 'T'), 74894u},
+    {0x006A0007U, S2F_VR('C', 'S'), 74921u},
+    {0x006A0008U, S2F_VR('S', 'Q'), 74951u},
+    {0x006A0009U, S2F_VR('S', 'Q'), 74998u},
+    {0x006A000AU, S2F_VR('S', 'Q'), 75037u},
+    {0x006A000BU, S2F_VR('S', 'Q'), 75072u},
+    {0x006A000CU, S2F_VR('U', 'L'), 75115u},
+    {0x006A000DU, S2F_VR('C', 'S'), 75135u},
+    {0x006A000EU, S2F_VR('S', 'H'), 75170u},
+    {0x006A000FU, S2F_VR('C', 'S'), 75202u},
+    {0x006A0010U, S2F_VR('F', 'D'), 75232u},
+    {0x006A0011U, S2F_VR('O', 'L'), 75255u},
+    {0x00700001U, S2F_VR('S', 'Q'), 75275u},
+    {0x00700002U, S2F_VR('C', 'S'), 75301u},
+    {0x00700003U, S2F_VR('C', 'S'), 75314u},
+    {0x00700004U, S2F_VR('C', 'S'), 75341u},
+    {0x00700005U, S2F_VR('C', 'S'), 75368u},
+    {0x00700006U, S2F_VR('S', 'T'), 75391u},
+    {0x00700008U, S2F_VR('S', 'Q'), 75412u},
+    {0x00700009U, S2F_VR('S', 'Q'), 75431u},
+    {0x00700010U, S2F_VR('F', 'L'), 75453u},
+    {0x00700011U, S2F_VR('F', 'L'), 75482u},
+    {0x00700012U, S2F_VR('C', 'S'), 75515u},
+    {0x00700014U, S2F_VR('F', 'L'), 75554u},
+    {0x00700015U, S2F_VR('C', 'S'), 75566u},
+    {0x00700020U, S2F_VR('U', 'S'), 75588u},
+    {0x00700021U, S2F_VR('U', 'S'), 75606u},
+    {0x00700022U, S2F_VR('F', 'L'), 75628u},
+    {0x00700023U, S2F_VR('C', 'S'), 75640u},
+    {0x00700024U, S2F_VR('C', 'S'), 75652u},
+    {0x00700040U, S2F_VR('I', 'S'), 75666u},
+    {0x00700041U, S2F_VR('C', 'S'), 75687u},
+    {0x00700042U, S2F_VR('U', 'S'), 75707u},
+    {0x00700050U, S2F_VR('U', 'S'), 75721u},
+    {0x00700051U, S2F_VR('U', 'S'), 75757u},
+    {0x00700052U, S2F_VR('S', 'L'), 75797u},
+    {0x00700053U, S2F_VR('S', 'L'), 75828u},
+    {0x0070005AU, S2F_VR('S', 'Q'), 75863u},
+    {0x00700060U, S2F_VR('S', 'Q'), 75894u},
+    {0x00700062U, S2F_VR('I', 'S'), 75915u},
+    {0x00700066U, S2F_VR('U', 'S'), 75933u},
+    {0x00700067U, S2F_VR('U', 'S'), 75978u},
+    {0x00700068U, S2F_VR('L', 'O'), 76017u},
+    {0x00700080U, S2F_VR('C', 'S'), 76041u},
+    {0x00700081U, S2F_VR('L', 'O'), 76054u},
+    {0x00700082U, S2F_VR('D', 'A'), 76073u},
+    {0x00700083U, S2F_VR('T', 'M'), 76098u},
+    {0x00700084U, S2F_VR('P', 'N'), 76123u},
+    {0x00700086U, S2F_VR('S', 'Q'), 76142u},
+    {0x00700087U, S2F_VR('S', 'Q'), 76183u},
+    {0x00700100U, S2F_VR('C', 'S'), 76219u},
+    {0x00700101U, S2F_VR('D', 'S'), 76240u},
+    {0x00700102U, S2F_VR('I', 'S'), 76265u},
+    {0x00700103U, S2F_VR('F', 'L'), 76294u},
+    {0x00700207U, S2F_VR('L', 'O'), 76330u},
+    {0x00700208U, S2F_VR('S', 'T'), 76348u},
+    {0x00700209U, S2F_VR('S', 'Q'), 76372u},
+    {0x00700226U, S2F_VR('U', 'L'), 76396u},
+    {0x00700227U, S2F_VR('L', 'O'), 76422u},
+    {0x00700228U, S2F_VR('C', 'S'), 76431u},
+    {0x00700229U, S2F_VR('L', 'O'), 76444u},
+    {0x00700230U, S2F_VR('F', 'D'), 76456u},
+    {0x00700231U, S2F_VR('S', 'Q'), 76470u},
+    {0x00700232U, S2F_VR('S', 'Q'), 76488u},
+    {0x00700233U, S2F_VR('S', 'Q'), 76506u},
+    {0x00700234U, S2F_VR('S', 'Q'), 76524u},
+    {0x00700241U, S2F_VR('U', 'S'), 76545u},
+    {0x00700242U, S2F_VR('C', 'S'), 76566u},
+    {0x00700243U, S2F_VR('C', 'S'), 76586u},
+    {0x00700244U, S2F_VR('C', 'S'), 76604u},
+    {0x00700245U, S2F_VR('F', 'L'), 76616u},
+    {0x00700246U, S2F_VR('F', 'L'), 76630u},
+    {0x00700247U, S2F_VR('U', 'S'), 76644u},
+    {0x00700248U, S2F_VR('C', 'S'), 76667u},
+    {0x00700249U, S2F_VR('C', 'S'), 76678u},
+    {0x00700250U, S2F_VR('C', 'S'), 76683u},
+    {0x00700251U, S2F_VR('U', 'S'), 76690u},
+    {0x00700252U, S2F_VR('U', 'S'), 76716u},
+    {0x00700253U, S2F_VR('F', 'L'), 76743u},
+    {0x00700254U, S2F_VR('C', 'S'), 76757u},
+    {0x00700255U, S2F_VR('U', 'L'), 76774u},
+    {0x00700256U, S2F_VR('O', 'B'), 76786u},
+    {0x00700257U, S2F_VR('C', 'S'), 76798u},
+    {0x00700258U, S2F_VR('F', 'L'), 76807u},
+    {0x00700261U, S2F_VR('F', 'L'), 76821u},
+    {0x00700262U, S2F_VR('F', 'L'), 76831u},
+    {0x00700273U, S2F_VR('F', 'L'), 76852u},
+    {0x00700274U, S2F_VR('C', 'S'), 76866u},
+    {0x00700278U, S2F_VR('C', 'S'), 76880u},
+    {0x00700279U, S2F_VR('C', 'S'), 76894u},
+    {0x00700282U, S2F_VR('C', 'S'), 76913u},
+    {0x00700284U, S2F_VR('F', 'L'), 76934u},
+    {0x00700285U, S2F_VR('F', 'L'), 76951u},
+    {0x00700287U, S2F_VR('S', 'Q'), 76969u},
+    {0x00700288U, S2F_VR('F', 'L'), 76988u},
+    {0x00700289U, S2F_VR('S', 'H'), 77001u},
+    {0x00700294U, S2F_VR('C', 'S'), 77011u},
+    {0x00700295U, S2F_VR('U', 'L'), 77031u},
+    {0x00700306U, S2F_VR('C', 'S'), 77046u},
+    {0x00700308U, S2F_VR('S', 'Q'), 77056u},
+    {0x00700309U, S2F_VR('S', 'Q'), 77077u},
+    {0x0070030AU, S2F_VR('S', 'Q'), 77104u},
+    {0x0070030BU, S2F_VR('F', 'D'), 77119u},
+    {0x0070030CU, S2F_VR('C', 'S'), 77183u},
+    {0x0070030DU, S2F_VR('S', 'Q'), 77224u},
+    {0x0070030FU, S2F_VR('S', 'T'), 77253u},
+    {0x00700310U, S2F_VR('S', 'H'), 77273u},
+    {0x00700311U, S2F_VR('S', 'Q'), 77292u},
+    {0x00700312U, S2F_VR('F', 'D'), 77323u},
+    {0x00700314U, S2F_VR('S', 'Q'), 77348u},
+    {0x00700318U, S2F_VR('S', 'Q'), 77370u},
+    {0x0070031AU, S2F_VR('U', 'I'), 77401u},
+    {0x0070031BU, S2F_VR('U', 'I'), 77413u},
+    {0x0070031CU, S2F_VR('S', 'Q'), 77435u},
+    {0x0070031EU, S2F_VR('S', 'Q'), 77455u},
+    {0x0070031FU, S2F_VR('S', 'Q'), 77472u},
+    {0x00700401U, S2F_VR('U', 'S'), 77510u},
+    {0x00700402U, S2F_VR('S', 'Q'), 77552u},
+    {0x00700403U, S2F_VR('F', 'L'), 77569u},
+    {0x00700404U, S2F_VR('S', 'Q'), 77585u},
+    {0x00700405U, S2F_VR('C', 'S'), 77623u},
+    {0x00701101U, S2F_VR('U', 'I'), 77640u},
+    {0x00701102U, S2F_VR('U', 'I'), 77673u},
+    {0x00701103U, S2F_VR('U', 'S'), 77707u},
+    {0x00701104U, S2F_VR('S', 'Q'), 77741u},
+    {0x00701201U, S2F_VR('S', 'Q'), 77772u},
+    {0x00701202U, S2F_VR('C', 'S'), 77813u},
+    {0x00701203U, S2F_VR('U', 'S'), 77835u},
+    {0x00701204U, S2F_VR('C', 'S'), 77862u},
+    {0x00701205U, S2F_VR('U', 'S'), 77867u},
+    {0x00701206U, S2F_VR('C', 'S'), 77894u},
+    {0x00701207U, S2F_VR('U', 'S'), 77912u},
+    {0x00701208U, S2F_VR('C', 'S'), 77946u},
+    {0x00701209U, S2F_VR('U', 'I'), 77966u},
+    {0x0070120AU, S2F_VR('S', 'Q'), 78000u},
+    {0x0070120BU, S2F_VR('C', 'S'), 78039u},
+    {0x0070120CU, S2F_VR('U', 'S'), 78050u},
+    {0x0070120DU, S2F_VR('C', 'S'), 78083u},
+    {0x00701301U, S2F_VR('S', 'Q'), 78099u},
+    {0x00701302U, S2F_VR('C', 'S'), 78122u},
+    {0x00701303U, S2F_VR('F', 'D'), 78143u},
+    {0x00701304U, S2F_VR('S', 'Q'), 78159u},
+    {0x00701305U, S2F_VR('F', 'D'), 78188u},
+    {0x00701306U, S2F_VR('F', 'D'), 78194u},
+    {0x00701309U, S2F_VR('U', 'S'), 78206u},
+    {0x00701501U, S2F_VR('C', 'S'), 78234u},
+    {0x00701502U, S2F_VR('C', 'S'), 78265u},
+    {0x00701503U, S2F_VR('F', 'D'), 78282u},
+    {0x00701505U, S2F_VR('F', 'D'), 78299u},
+    {0x00701507U, S2F_VR('F', 'D'), 78320u},
+    {0x00701508U, S2F_VR('F', 'D'), 78342u},
+    {0x0070150CU, S2F_VR('U', 'L'), 78355u},
+    {0x0070150DU, S2F_VR('O', 'D'), 78385u},
+    {0x00701511U, S2F_VR('F', 'D'), 78407u},
+    {0x00701512U, S2F_VR('F', 'D'), 78430u},
+    {0x00701602U, S2F_VR('C', 'S'), 78444u},
+    {0x00701603U, S2F_VR('F', 'D'), 78461u},
+    {0x00701604U, S2F_VR('F', 'D'), 78479u},
+    {0x00701605U, S2F_VR('F', 'D'), 78500u},
+    {0x00701606U, S2F_VR('F', 'D'), 78521u},
+    {0x00701607U, S2F_VR('F', 'D'), 78539u},
+    {0x00701701U, S2F_VR('C', 'S'), 78556u},
+    {0x00701702U, S2F_VR('F', 'D'), 78569u},
+    {0x00701703U, S2F_VR('F', 'D'), 78596u},
+    {0x00701704U, S2F_VR('F', 'D'), 78611u},
+    {0x00701705U, S2F_VR('F', 'D'), 78638u},
+    {0x00701706U, S2F_VR('F', 'D'), 78666u},
+    {0x00701801U, S2F_VR('S', 'Q'), 78676u},
+    {0x00701802U, S2F_VR('C', 'S'), 78725u},
+    {0x00701803U, S2F_VR('S', 'Q'), 78739u},
+    {0x00701804U, S2F_VR('U', 'S'), 78762u},
+    {0x00701805U, S2F_VR('S', 'Q'), 78795u},
+    {0x00701806U, S2F_VR('S', 'Q'), 78840u},
+    {0x00701807U, S2F_VR('U', 'S'), 78874u},
+    {0x00701808U, S2F_VR('O', 'B'), 78905u},
+    {0x00701901U, S2F_VR('S', 'Q'), 78930u},
+    {0x00701903U, S2F_VR('S', 'Q'), 78959u},
+    {0x00701904U, S2F_VR('U', 'I'), 78995u},
+    {0x00701905U, S2F_VR('S', 'Q'), 79017u},
+    {0x00701907U, S2F_VR('C', 'S'), 79063u},
+    {0x00701A01U, S2F_VR('C', 'S'), 79082u},
+    {0x00701A03U, S2F_VR('F', 'D'), 79109u},
+    {0x00701A04U, S2F_VR('S', 'Q'), 79134u},
+    {0x00701A05U, S2F_VR('F', 'D'), 79157u},
+    {0x00701A06U, S2F_VR('F', 'D'), 79175u},
+    {0x00701A07U, S2F_VR('O', 'D'), 79187u},
+    {0x00701A08U, S2F_VR('S', 'Q'), 79215u},
+    {0x00701A09U, S2F_VR('L', 'O'), 79236u},
+    {0x00701B01U, S2F_VR('S', 'Q'), 79268u},
+    {0x00701B02U, S2F_VR('U', 'S'), 79293u},
+    {0x00701B03U, S2F_VR('S', 'Q'), 79313u},
+    {0x00701B04U, S2F_VR('S', 'Q'), 79342u},
+    {0x00701B06U, S2F_VR('C', 'S'), 79366u},
+    {0x00701B07U, S2F_VR('C', 'S'), 79379u},
+    {0x00701B08U, S2F_VR('C', 'S'), 79398u},
+    {0x00701B11U, S2F_VR('S', 'Q'), 79417u},
+    {0x00701B12U, S2F_VR('S', 'Q'), 79435u},
+    {0x00701B13U, S2F_VR('C', 'S'), 79458u},
+    {0x00701B14U, S2F_VR('F', 'D'), 79472u},
+    {0x00720002U, S2F_VR('S', 'H'), 79487u},
+    {0x00720004U, S2F_VR('L', 'O'), 79507u},
+    {0x00720006U, S2F_VR('C', 'S'), 79534u},
+    {0x00720008U, S2F_VR('L', 'O'), 79555u},
+    {0x0072000AU, S2F_VR('D', 'T'), 79578u},
+    {0x0072000CU, S2F_VR('S', 'Q'), 79610u},
+    {0x0072000EU, S2F_VR('S', 'Q'), 79644u},
+    {0x00720010U, S2F_VR('L', 'O'), 79690u},
+    {0x00720012U, S2F_VR('S', 'Q'), 79719u},
+    {0x00720014U, S2F_VR('U', 'S'), 79749u},
+    {0x00720020U, S2F_VR('S', 'Q'), 79774u},
+    {0x00720022U, S2F_VR('S', 'Q'), 79792u},
+    {0x00720024U, S2F_VR('C', 'S'), 79817u},
+    {0x00720026U, S2F_VR('A', 'T'), 79843u},
+    {0x00720028U, S2F_VR('U', 'S'), 79861u},
+    {0x00720030U, S2F_VR('S', 'Q'), 79881u},
+    {0x00720032U, S2F_VR('U', 'S'), 79908u},
+    {0x00720034U, S2F_VR('C', 'S'), 79923u},
+    {0x00720038U, S2F_VR('U', 'S'), 79948u},
+    {0x0072003AU, S2F_VR('C', 'S'), 79961u},
+    {0x0072003CU, S2F_VR('S', 'S'), 79979u},
+    {0x0072003EU, S2F_VR('S', 'Q'), 79998u},
+    {0x00720040U, S2F_VR('L', 'O'), 80024u},
+    {0x00720050U, S2F_VR('C', 'S'), 80038u},
+    {0x00720052U, S2F_VR('A', 'T'), 80058u},
+    {0x00720054U, S2F_VR('L', 'O'), 80082u},
+    {0x00720056U, S2F_VR('L', 'O'), 80120u},
+    {0x0072005EU, S2F_VR('A', 'E'), 80152u},
+    {0x0072005FU, S2F_VR('A', 'S'), 80168u},
+    {0x00720060U, S2F_VR('A', 'T'), 80184u},
+    {0x00720061U, S2F_VR('D', 'A'), 80200u},
+    {0x00720062U, S2F_VR('C', 'S'), 80216u},
+    {0x00720063U, S2F_VR('D', 'T'), 80232u},
+    {0x00720064U, S2F_VR('I', 'S'), 80248u},
+    {0x00720065U, S2F_VR('O', 'B'), 80264u},
+    {0x00720066U, S2F_VR('L', 'O'), 80280u},
+    {0x00720067U, S2F_VR('O', 'F'), 80296u},
+    {0x00720068U, S2F_VR('L', 'T'), 80312u},
+    {0x00720069U, S2F_VR('O', 'W'), 80328u},
+    {0x0072006AU, S2F_VR('P', 'N'), 80344u},
+    {0x0072006BU, S2F_VR('T', 'M'), 80360u},
+    {0x0072006CU, S2F_VR('S', 'H'), 80376u},
+    {0x0072006DU, S2F_VR('U', 'N'), 80392u},
+    {0x0072006EU, S2F_VR('S', 'T'), 80408u},
+    {0x0072006FU, S2F_VR('U', 'C'), 80424u},
+    {0x00720070U, S2F_VR('U', 'T'), 80440u},
+    {0x00720071U, S2F_VR('U', 'R'), 80456u},
+    {0x00720072U, S2F_VR('D', 'S'), 80472u},
+    {0x00720073U, S2F_VR('O', 'D'), 80488u},
+    {0x00720074U, S2F_VR('F', 'D'), 80504u},
+    {0x00720075U, S2F_VR('O', 'L'), 80520u},
+    {0x00720076U, S2F_VR('F', 'L'), 80536u},
+    {0x00720078U, S2F_VR('U', 'L'), 80552u},
+    {0x0072007AU, S2F_VR('U', 'S'), 80568u},
+    {0x0072007CU, S2F_VR('S', 'L'), 80584u},
+    {0x0072007EU, S2F_VR('S', 'S'), 80600u},
+    {0x0072007FU, S2F_VR('U', 'I'), 80616u},
+    {0x00720080U, S2F_VR('S', 'Q'), 80632u},
+    {0x00720081U, S2F_VR('O', 'V'), 80658u},
+    {0x00720082U, S2F_VR('S', 'V'), 80674u},
+    {0x00720083U, S2F_VR('U', 'V'), 80690u},
+    {0x00720100U, S2F_VR('U', 'S'), 80706u},
+    {0x00720102U, S2F_VR('S', 'Q'), 80722u},
+    {0x00720104U, S2F_VR('U', 'S'), 80754u},
+    {0x00720106U, S2F_VR('U', 'S'), 80777u},
+    {0x00720108U, S2F_VR('F', 'D'), 80802u},
+    {0x0072010AU, S2F_VR('U', 'S'), 80836u},
+    {0x0072010CU, S2F_VR('U', 'S'), 80867u},
+    {0x0072010EU, S2F_VR('U', 'S'), 80894u},
+    {0x00720200U, S2F_VR('S', 'Q'), 80924u},
+    {0x00720202U, S2F_VR('U', 'S'), 80944u},
+    {0x00720203U, S2F_VR('L', 'O'), 80961u},
+    {0x00720204U, S2F_VR('U', 'S'), 80977u},
+    {0x00720206U, S2F_VR('L', 'O'), 81005u},
+    {0x00720208U, S2F_VR('C', 'S'), 81044u},
+    {0x00720210U, S2F_VR('S', 'Q'), 81071u},
+    {0x00720212U, S2F_VR('U', 'S'), 81101u},
+    {0x00720214U, S2F_VR('S', 'Q'), 81126u},
+    {0x00720216U, S2F_VR('U', 'S'), 81154u},
+    {0x00720218U, S2F_VR('U', 'S'), 81175u},
+    {0x00720300U, S2F_VR('S', 'Q'), 81196u},
+    {0x00720302U, S2F_VR('U', 'S'), 81215u},
+    {0x00720304U, S2F_VR('C', 'S'), 81230u},
+    {0x00720306U, S2F_VR('U', 'S'), 81249u},
+    {0x00720308U, S2F_VR('U', 'S'), 81281u},
+    {0x00720310U, S2F_VR('C', 'S'), 81311u},
+    {0x00720312U, S2F_VR('C', 'S'), 81335u},
+    {0x00720314U, S2F_VR('U', 'S'), 81359u},
+    {0x00720316U, S2F_VR('C', 'S'), 81385u},
+    {0x00720318U, S2F_VR('U', 'S'), 81409u},
+    {0x00720320U, S2F_VR('U', 'S'), 81435u},
+    {0x00720330U, S2F_VR('F', 'D'), 81459u},
+    {0x00720400U, S2F_VR('S', 'Q'), 81482u},
+    {0x00720402U, S2F_VR('C', 'S'), 81507u},
+    {0x00720404U, S2F_VR('C', 'S'), 81524u},
+    {0x00720406U, S2F_VR('C', 'S'), 81550u},
+    {0x00720420U, S2F_VR('U', 'S'), 81567u},
+    {0x00720421U, S2F_VR('U', 'S'), 81606u},
+    {0x00720422U, S2F_VR('S', 'Q'), 81631u},
+    {0x00720424U, S2F_VR('S', 'Q'), 81665u},
+    {0x00720427U, S2F_VR('S', 'Q'), 81698u},
+    {0x00720430U, S2F_VR('S', 'Q'), 81727u},
+    {0x00720432U, S2F_VR('U', 'S'), 81759u},
+    {0x00720434U, S2F_VR('C', 'S'), 81784u},
+    {0x00720500U, S2F_VR('C', 'S'), 81806u},
+    {0x00720510U, S2F_VR('C', 'S'), 81828u},
+    {0x00720512U, S2F_VR('F', 'D'), 81854u},
+    {0x00720514U, S2F_VR('F', 'D'), 81876u},
+    {0x00720516U, S2F_VR('C', 'S'), 81897u},
+    {0x00720520U, S2F_VR('C', 'S'), 81939u},
+    {0x00720600U, S2F_VR('S', 'Q'), 81959u},
+    {0x00720602U, S2F_VR('C', 'S'), 81985u},
+    {0x00720604U, S2F_VR('C', 'S'), 82000u},
+    {0x00720700U, S2F_VR('C', 'S'), 82017u},
+    {0x00720702U, S2F_VR('C', 'S'), 82046u},
+    {0x00720704U, S2F_VR('C', 'S'), 82054u},
+    {0x00720705U, S2F_VR('S', 'Q'), 82070u},
+    {0x00720706U, S2F_VR('C', 'S'), 82114u},
+    {0x00720710U, S2F_VR('C', 'S'), 82136u},
+    {0x00720712U, S2F_VR('C', 'S'), 82158u},
+    {0x00720714U, S2F_VR('C', 'S'), 82184u},
+    {0x00720716U, S2F_VR('C', 'S'), 82212u},
+    {0x00720717U, S2F_VR('C', 'S'), 82242u},
+    {0x00720718U, S2F_VR('C', 'S'), 82276u},
+    {0x00740120U, S2F_VR('F', 'D'), 82308u},
+    {0x00740121U, S2F_VR('F', 'D'), 82334u},
+    {0x00741000U, S2F_VR('C', 'S'), 82358u},
+    {0x00741002U, S2F_VR('S', 'Q'), 82377u},
+    {0x00741004U, S2F_VR('D', 'S'), 82418u},
+    {0x00741006U, S2F_VR('S', 'T'), 82440u},
+    {0x00741007U, S2F_VR('S', 'Q'), 82473u},
+    {0x00741008U, S2F_VR('S', 'Q'), 82513u},
+    {0x0074100AU, S2F_VR('U', 'R'), 82552u},
+    {0x0074100CU, S2F_VR('L', 'O'), 82563u},
+    {0x0074100EU, S2F_VR('S', 'Q'), 82582u},
+    {0x00741020U, S2F_VR('S', 'Q'), 82629u},
+    {0x00741022U, S2F_VR('C', 'S'), 82646u},
+    {0x00741024U, S2F_VR('I', 'S'), 82659u},
+    {0x00741025U, S2F_VR('C', 'S'), 82679u},
+    {0x00741026U, S2F_VR('F', 'D'), 82696u},
+    {0x00741027U, S2F_VR('F', 'D'), 82729u},
+    {0x00741028U, S2F_VR('F', 'D'), 82766u},
+    {0x0074102AU, S2F_VR('F', 'D'), 82798u},
+    {0x0074102BU, S2F_VR('F', 'D'), 82826u},
+    {0x0074102CU, S2F_VR('F', 'D'), 82857u},
+    {0x0074102DU, S2F_VR('F', 'D'), 82884u},
+    {0x00741030U, S2F_VR('S', 'Q'), 82910u},
+    {0x00741032U, S2F_VR('C', 'S'), 82944u},
+    {0x00741034U, S2F_VR('C', 'S'), 82968u},
+    {0x00741036U, S2F_VR('C', 'S'), 82987u},
+    {0x00741038U, S2F_VR('D', 'S'), 83010u},
+    {0x0074103AU, S2F_VR('D', 'S'), 83038u},
+    {0x00741040U, S2F_VR('S', 'Q'), 83068u},
+    {0x00741042U, S2F_VR('S', 'Q'), 83100u},
+    {0x00741044U, S2F_VR('S', 'Q'), 83135u},
+    {0x00741046U, S2F_VR('S', 'Q'), 83175u},
+    {0x00741048U, S2F_VR('S', 'Q'), 83206u},
+    {0x0074104AU, S2F_VR('S', 'Q'), 83231u},
+    {0x0074104CU, S2F_VR('S', 'Q'), 83260u},
+    {0x0074104EU, S2F_VR('S', 'Q'), 83305u},
+    {0x00741050U, S2F_VR('S', 'Q'), 83341u},
+    {0x00741052U, S2F_VR('A', 'T'), 83369u},
+    {0x00741054U, S2F_VR('U', 'L'), 83396u},
+    {0x00741056U, S2F_VR('L', 'O'), 83418u},
+    {0x00741057U, S2F_VR('I', 'S'), 83452u},
+    {0x00741200U, S2F_VR('C', 'S'), 83481u},
+    {0x00741202U, S2F_VR('L', 'O'), 83512u},
+    {0x00741204U, S2F_VR('L', 'O'), 83526u},
+    {0x00741210U, S2F_VR('S', 'Q'), 83545u},
+    {0x00741212U, S2F_VR('S', 'Q'), 83583u},
+    {0x00741216U, S2F_VR('S', 'Q'), 83621u},
+    {0x00741220U, S2F_VR('S', 'Q'), 83668u},
+    {0x00741222U, S2F_VR('L', 'O'), 83697u},
+    {0x00741224U, S2F_VR('S', 'Q'), 83727u},
+    {0x00741230U, S2F_VR('L', 'O'), 83757u},
+    {0x00741234U, S2F_VR('A', 'E'), 83770u},
+    {0x00741236U, S2F_VR('A', 'E'), 83782u},
+    {0x00741238U, S2F_VR('L', 'T'), 83795u},
+    {0x00741242U, S2F_VR('C', 'S'), 83817u},
+    {0x00741244U, S2F_VR('C', 'S'), 83827u},
+    {0x00741246U, S2F_VR('C', 'S'), 83850u},
+    {0x00741324U, S2F_VR('U', 'L'), 83881u},
+    {0x00741338U, S2F_VR('F', 'D'), 83896u},
+    {0x0074133AU, S2F_VR('F', 'D'), 83919u},
+    {0x00741401U, S2F_VR('S', 'Q'), 83944u},
+    {0x00741402U, S2F_VR('D', 'S'), 83963u},
+    {0x00741403U, S2F_VR('D', 'S'), 84003u},
+    {0x00741404U, S2F_VR('I', 'S'), 84041u},
+    {0x00741405U, S2F_VR('S', 'Q'), 84065u},
+    {0x00741406U, S2F_VR('I', 'S'), 84094u},
+    {0x00741407U, S2F_VR('D', 'S'), 84118u},
+    {0x00741408U, S2F_VR('D', 'S'), 84144u},
+    {0x00741409U, S2F_VR('S', 'Q'), 84168u},
+    {0x0074140AU, S2F_VR('C', 'S'), 84191u},
+    {0x0074140BU, S2F_VR('L', 'O'), 84216u},
+    {0x0074140CU, S2F_VR('I', 'S'), 84252u},
+    {0x0074140DU, S2F_VR('S', 'Q'), 84278u},
+    {0x0074140EU, S2F_VR('S', 'Q'), 84314u},
+    {0x00760001U, S2F_VR('L', 'O'), 84346u},
+    {0x00760003U, S2F_VR('L', 'O'), 84374u},
+    {0x00760006U, S2F_VR('L', 'O'), 84404u},
+    {0x00760008U, S2F_VR('S', 'Q'), 84435u},
+    {0x0076000AU, S2F_VR('C', 'S'), 84475u},
+    {0x0076000CU, S2F_VR('S', 'Q'), 84503u},
+    {0x0076000EU, S2F_VR('S', 'Q'), 84543u},
+    {0x00760010U, S2F_VR('S', 'Q'), 84585u},
+    {0x00760020U, S2F_VR('S', 'Q'), 84630u},
+    {0x00760030U, S2F_VR('L', 'O'), 84656u},
+    {0x00760032U, S2F_VR('S', 'Q'), 84674u},
+    {0x00760034U, S2F_VR('S', 'Q'), 84697u},
+    {0x00760036U, S2F_VR('C', 'S'), 84723u},
+    {0x00760038U, S2F_VR('C', 'S'), 84746u},
+    {0x00760040U, S2F_VR('S', 'Q'), 84769u},
+    {0x00760055U, S2F_VR('U', 'S'), 84787u},
+    {0x00760060U, S2F_VR('S', 'Q'), 84799u},
+    {0x00760070U, S2F_VR('U', 'S'), 84825u},
+    {0x00760080U, S2F_VR('U', 'S'), 84848u},
+    {0x00760090U, S2F_VR('U', 'S'), 84887u},
+    {0x007600A0U, S2F_VR('U', 'S'), 84923u},
+    {0x007600B0U, S2F_VR('U', 'S'), 84946u},
+    {0x007600C0U, S2F_VR('U', 'S'), 84985u},
+    {0x00780001U, S2F_VR('L', 'O'), 85021u},
+    {0x00780010U, S2F_VR('S', 'T'), 85046u},
+    {0x00780020U, S2F_VR('L', 'O'), 85078u},
+    {0x00780024U, S2F_VR('L', 'O'), 85105u},
+    {0x00780026U, S2F_VR('S', 'Q'), 85133u},
+    {0x00780028U, S2F_VR('S', 'Q'), 85170u},
+    {0x0078002AU, S2F_VR('S', 'Q'), 85212u},
+    {0x0078002EU, S2F_VR('U', 'S'), 85248u},
+    {0x00780050U, S2F_VR('F', 'D'), 85277u},
+    {0x00780060U, S2F_VR('F', 'D'), 85323u},
+    {0x00780070U, S2F_VR('S', 'Q'), 85368u},
+    {0x00780090U, S2F_VR('F', 'D'), 85424u},
+    {0x007800A0U, S2F_VR('F', 'D'), 85468u},
+    {0x007800B0U, S2F_VR('S', 'Q'), 85511u},
+    {0x007800B2U, S2F_VR('L', 'O'), 85558u},
+    {0x007800B4U, S2F_VR('S', 'Q'), 85601u},
+    {0x007800B6U, S2F_VR('U', 'S'), 85652u},
+    {0x007800B8U, S2F_VR('U', 'S'), 85691u},
+    {0x00800001U, S2F_VR('S', 'Q'), 85734u},
+    {0x00800002U, S2F_VR('S', 'Q'), 85773u},
+    {0x00800003U, S2F_VR('S', 'Q'), 85801u},
+    {0x00800004U, S2F_VR('F', 'D'), 85832u},
+    {0x00800005U, S2F_VR('F', 'D'), 85849u},
+    {0x00800006U, S2F_VR('U', 'S'), 85864u},
+    {0x00800007U, S2F_VR('U', 'S'), 85898u},
+    {0x00800008U, S2F_VR('S', 'Q'), 85931u},
+    {0x00800009U, S2F_VR('S', 'H'), 85949u},
+    {0x00800010U, S2F_VR('O', 'F'), 85962u},
+    {0x00800011U, S2F_VR('O', 'F'), 85973u},
+    {0x00800012U, S2F_VR('S', 'Q'), 85984u},
+    {0x00800013U, S2F_VR('S', 'Q'), 86010u},
+    {0x00820001U, S2F_VR('C', 'S'), 86040u},
+    {0x00820003U, S2F_VR('U', 'T'), 86058u},
+    {0x00820004U, S2F_VR('S', 'Q'), 86087u},
+    {0x00820005U, S2F_VR('S', 'Q'), 86115u},
+    {0x00820006U, S2F_VR('U', 'L'), 86155u},
+    {0x00820007U, S2F_VR('S', 'Q'), 86186u},
+    {0x00820008U, S2F_VR('C', 'S'), 86217u},
+    {0x0082000AU, S2F_VR('U', 'T'), 86241u},
+    {0x0082000CU, S2F_VR('S', 'Q'), 86264u},
+    {0x00820010U, S2F_VR('S', 'Q'), 86304u},
+    {0x00820016U, S2F_VR('L', 'O'), 86335u},
+    {0x00820017U, S2F_VR('S', 'Q'), 86351u},
+    {0x00820018U, S2F_VR('L', 'O'), 86379u},
+    {0x00820019U, S2F_VR('L', 'O'), 86401u},
+    {0x00820021U, S2F_VR('S', 'Q'), 86426u},
+    {0x00820022U, S2F_VR('S', 'Q'), 86453u},
+    {0x00820023U, S2F_VR('L', 'O'), 86482u},
+    {0x00820032U, S2F_VR('C', 'S'), 86498u},
+    {0x00820033U, S2F_VR('U', 'T'), 86513u},
+    {0x00820034U, S2F_VR('S', 'Q'), 86544u},
+    {0x00820035U, S2F_VR('S', 'Q'), 86568u},
+    {0x00820036U, S2F_VR('C', 'S'), 86600u},
+    {0x00820037U, S2F_VR('U', 'T'), 86632u},
+    {0x00820038U, S2F_VR('C', 'S'), 86661u},
+    {0x00880130U, S2F_VR('S', 'H'), 86686u},
+    {0x00880140U, S2F_VR('U', 'I'), 86708u},
+    {0x00880200U, S2F_VR('S', 'Q'), 86731u},
+    {0x00880904U, S2F_VR('L', 'O'), 86749u},
+    {0x00880906U, S2F_VR('S', 'T'), 86760u},
+    {0x00880910U, S2F_VR('L', 'O'), 86773u},
+    {0x00880912U, S2F_VR('L', 'O'), 86785u},
+    {0x01000410U, S2F_VR('C', 'S'), 86799u},
+    {0x01000420U, S2F_VR('D', 'T'), 86817u},
+    {0x01000424U, S2F_VR('L', 'T'), 86842u},
+    {0x01000426U, S2F_VR('L', 'O'), 86866u},
+    {0x04000005U, S2F_VR('U', 'S'), 86908u},
+    {0x04000010U, S2F_VR('U', 'I'), 86920u},
+    {0x04000015U, S2F_VR('C', 'S'), 86952u},
+    {0x04000020U, S2F_VR('A', 'T'), 86965u},
+    {0x04000100U, S2F_VR('U', 'I'), 86984u},
+    {0x04000105U, S2F_VR('D', 'T'), 87004u},
+    {0x04000110U, S2F_VR('C', 'S'), 87029u},
+    {0x04000115U, S2F_VR('O', 'B'), 87045u},
+    {0x04000120U, S2F_VR('O', 'B'), 87065u},
+    {0x04000305U, S2F_VR('C', 'S'), 87075u},
+    {0x04000310U, S2F_VR('O', 'B'), 87098u},
+    {0x04000315U, S2F_VR('F', 'L'), 87117u},
+    {0x04000401U, S2F_VR('S', 'Q'), 87118u},
+    {0x04000402U, S2F_VR('S', 'Q'), 87154u},
+    {0x04000403U, S2F_VR('S', 'Q'), 87189u},
+    {0x04000404U, S2F_VR('O', 'B'), 87222u},
+    {0x04000500U, S2F_VR('S', 'Q'), 87226u},
+    {0x04000510U, S2F_VR('U', 'I'), 87254u},
+    {0x04000520U, S2F_VR('O', 'B'), 87288u},
+    {0x04000550U, S2F_VR('S', 'Q'), 87305u},
+    {0x04000551U, S2F_VR('S', 'Q'), 87332u},
+    {0x04000552U, S2F_VR('O', 'B'), 87372u},
+    {0x04000561U, S2F_VR('S', 'Q'), 87402u},
+    {0x04000562U, S2F_VR('D', 'T'), 87429u},
+    {0x04000563U, S2F_VR('L', 'O'), 87459u},
+    {0x04000564U, S2F_VR('L', 'O'), 87475u},
+    {0x04000565U, S2F_VR('C', 'S'), 87498u},
+    {0x04000600U, S2F_VR('C', 'S'), 87532u},
+    {0x20000010U, S2F_VR('I', 'S'), 87553u},
+    {0x2000001EU, S2F_VR('S', 'Q'), 87568u},
+    {0x20000020U, S2F_VR('C', 'S'), 87597u},
+    {0x20000030U, S2F_VR('C', 'S'), 87611u},
+    {0x20000040U, S2F_VR('C', 'S'), 87622u},
+    {0x20000050U, S2F_VR('L', 'O'), 87638u},
+    {0x20000060U, S2F_VR('I', 'S'), 87655u},
+    {0x20000061U, S2F_VR('I', 'S'), 87672u},
+    {0x20000062U, S2F_VR('C', 'S'), 87696u},
+    {0x20000063U, S2F_VR('C', 'S'), 87719u},
+    {0x20000065U, S2F_VR('C', 'S'), 87733u},
+    {0x20000067U, S2F_VR('C', 'S'), 87748u},
+    {0x20000069U, S2F_VR('C', 'S'), 87765u},
+    {0x2000006AU, S2F_VR('C', 'S'), 87785u},
+    {0x200000A0U, S2F_VR('U', 'S'), 87813u},
+    {0x200000A1U, S2F_VR('U', 'S'), 87828u},
+    {0x200000A2U, S2F_VR('S', 'Q'), 87845u},
+    {0x200000A4U, S2F_VR('S', 'Q'), 87868u},
+    {0x200000A8U, S2F_VR('S', 'Q'), 87896u},
+    {0x20000500U, S2F_VR('S', 'Q'), 87933u},
+    {0x20000510U, S2F_VR('S', 'Q'), 87959u},
+    {0x20100010U, S2F_VR('S', 'T'), 87989u},
+    {0x20100030U, S2F_VR('C', 'S'), 88008u},
+    {0x20100040U, S2F_VR('C', 'S'), 88034u},
+    {0x20100050U, S2F_VR('C', 'S'), 88050u},
+    {0x20100052U, S2F_VR('C', 'S'), 88061u},
+    {0x20100054U, S2F_VR('C', 'S'), 88081u},
+    {0x20100060U, S2F_VR('C', 'S'), 88108u},
+    {0x20100080U, S2F_VR('C', 'S'), 88126u},
+    {0x201000A6U, S2F_VR('C', 'S'), 88140u},
+    {0x201000A7U, S2F_VR('C', 'S'), 88165u},
+    {0x201000A8U, S2F_VR('C', 'S'), 88198u},
+    {0x201000A9U, S2F_VR('C', 'S'), 88219u},
+    {0x20100100U, S2F_VR('C', 'S'), 88248u},
+    {0x20100110U, S2F_VR('C', 'S'), 88262u},
+    {0x20100120U, S2F_VR('U', 'S'), 88280u},
+    {0x20100130U, S2F_VR('U', 'S'), 88291u},
+    {0x20100140U, S2F_VR('C', 'S'), 88302u},
+    {0x20100150U, S2F_VR('S', 'T'), 88307u},
+    {0x20100152U, S2F_VR('L', 'T'), 88332u},
+    {0x20100154U, S2F_VR('I', 'S'), 88368u},
+    {0x2010015EU, S2F_VR('U', 'S'), 88389u},
+    {0x20100160U, S2F_VR('U', 'S'), 88402u},
+    {0x20100376U, S2F_VR('D', 'S'), 88424u},
+    {0x20100500U, S2F_VR('S', 'Q'), 88444u},
+    {0x20100510U, S2F_VR('S', 'Q'), 88474u},
+    {0x20100520U, S2F_VR('S', 'Q'), 88501u},
+    {0x20200010U, S2F_VR('U', 'S'), 88538u},
+    {0x20200020U, S2F_VR('C', 'S'), 88555u},
+    {0x20200030U, S2F_VR('D', 'S'), 88564u},
+    {0x20200040U, S2F_VR('C', 'S'), 88583u},
+    {0x20200050U, S2F_VR('C', 'S'), 88613u},
+    {0x202000A0U, S2F_VR('C', 'S'), 88635u},
+    {0x202000A2U, S2F_VR('C', 'S'), 88658u},
+    {0x20200110U, S2F_VR('S', 'Q'), 88677u},
+    {0x20200111U, S2F_VR('S', 'Q'), 88705u},
+    {0x20200130U, S2F_VR('S', 'Q'), 88729u},
+    {0x20200140U, S2F_VR('S', 'Q'), 88763u},
+    {0x20300010U, S2F_VR('U', 'S'), 88791u},
+    {0x20300020U, S2F_VR('L', 'O'), 88810u},
+    {0x20400010U, S2F_VR('S', 'Q'), 88821u},
+    {0x20400011U, S2F_VR('U', 'S'), 88852u},
+    {0x20400020U, S2F_VR('S', 'Q'), 88881u},
+    {0x20400060U, S2F_VR('C', 'S'), 88906u},
+    {0x20400070U, S2F_VR('C', 'S'), 88931u},
+    {0x20400072U, S2F_VR('C', 'S'), 88952u},
+    {0x20400074U, S2F_VR('U', 'S'), 88980u},
+    {0x20400080U, S2F_VR('C', 'S'), 89005u},
+    {0x20400082U, S2F_VR('C', 'S'), 89030u},
+    {0x20400090U, S2F_VR('C', 'S'), 89055u},
+    {0x20400100U, S2F_VR('C', 'S'), 89067u},
+    {0x20400500U, S2F_VR('S', 'Q'), 89084u},
+    {0x20500010U, S2F_VR('S', 'Q'), 89118u},
+    {0x20500020U, S2F_VR('C', 'S'), 89142u},
+    {0x20500500U, S2F_VR('S', 'Q'), 89163u},
+    {0x21000010U, S2F_VR('S', 'H'), 89197u},
+    {0x21000020U, S2F_VR('C', 'S'), 89208u},
+    {0x21000030U, S2F_VR('C', 'S'), 89224u},
+    {0x21000040U, S2F_VR('D', 'A'), 89244u},
+    {0x21000050U, S2F_VR('T', 'M'), 89257u},
+    {0x21000070U, S2F_VR('A', 'E'), 89270u},
+    {0x21000140U, S2F_VR('A', 'E'), 89281u},
+    {0x21000160U, S2F_VR('S', 'H'), 89295u},
+    {0x21000170U, S2F_VR('I', 'S'), 89303u},
+    {0x21000500U, S2F_VR('S', 'Q'), 89317u},
+    {0x21100010U, S2F_VR('C', 'S'), 89359u},
+    {0x21100020U, S2F_VR('C', 'S'), 89373u},
+    {0x21100030U, S2F_VR('L', 'O'), 89391u},
+    {0x21100099U, S2F_VR('S', 'H'), 89403u},
+    {0x21200010U, S2F_VR('C', 'S'), 89416u},
+    {0x21200050U, S2F_VR('S', 'Q'), 89428u},
+    {0x21200070U, S2F_VR('S', 'Q'), 89456u},
+    {0x21300010U, S2F_VR('S', 'Q'), 89483u},
+    {0x21300015U, S2F_VR('S', 'Q'), 89519u},
+    {0x21300030U, S2F_VR('S', 'Q'), 89550u},
+    {0x21300040U, S2F_VR('S', 'Q'), 89573u},
+    {0x21300050U, S2F_VR('S', 'Q'), 89597u},
+    {0x21300060U, S2F_VR('S', 'Q'), 89623u},
+    {0x21300080U, S2F_VR('S', 'Q'), 89654u},
+    {0x213000A0U, S2F_VR('S', 'Q'), 89685u},
+    {0x213000C0U, S2F_VR('S', 'Q'), 89707u},
+    {0x22000001U, S2F_VR('C', 'S'), 89729u},
+    {0x22000002U, S2F_VR('U', 'T'), 89773u},
+    {0x22000003U, S2F_VR('C', 'S'), 89783u},
+    {0x22000004U, S2F_VR('L', 'T'), 89803u},
+    {0x22000005U, S2F_VR('L', 'T'), 89820u},
+    {0x22000006U, S2F_VR('C', 'S'), 89833u},
+    {0x22000007U, S2F_VR('C', 'S'), 89850u},
+    {0x22000008U, S2F_VR('C', 'S'), 89870u},
+    {0x22000009U, S2F_VR('C', 'S'), 89893u},
+    {0x2200000AU, S2F_VR('C', 'S'), 89919u},
+    {0x2200000BU, S2F_VR('U', 'S'), 89964u},
+    {0x2200000CU, S2F_VR('L', 'O'), 89998u},
+    {0x2200000DU, S2F_VR('S', 'Q'), 90031u},
+    {0x2200000EU, S2F_VR('A', 'T'), 90062u},
+    {0x2200000FU, S2F_VR('C', 'S'), 90080u},
+    {0x22000020U, S2F_VR('C', 'S'), 90102u},
+    {0x30020002U, S2F_VR('S', 'H'), 90118u},
+    {0x30020003U, S2F_VR('L', 'O'), 90131u},
+    {0x30020004U, S2F_VR('S', 'T'), 90143u},
+    {0x3002000AU, S2F_VR('C', 'S'), 90162u},
+    {0x3002000CU, S2F_VR('C', 'S'), 90183u},
+    {0x3002000DU, S2F_VR('D', 'S'), 90196u},
+    {0x3002000EU, S2F_VR('D', 'S'), 90225u},
+    {0x30020010U, S2F_VR('D', 'S'), 90248u},
+    {0x30020011U, S2F_VR('D', 'S'), 90267u},
+    {0x30020012U, S2F_VR('D', 'S'), 90290u},
+    {0x30020020U, S2F_VR('S', 'H'), 90306u},
+    {0x30020022U, S2F_VR('D', 'S'), 90327u},
+    {0x30020024U, S2F_VR('D', 'S'), 90347u},
+    {0x30020026U, S2F_VR('D', 'S'), 90367u},
+    {0x30020028U, S2F_VR('D', 'S'), 90378u},
+    {0x30020029U, S2F_VR('I', 'S'), 90410u},
+    {0x30020030U, S2F_VR('S', 'Q'), 90425u},
+    {0x30020032U, S2F_VR('D', 'S'), 90442u},
+    {0x30020034U, S2F_VR('D', 'S'), 90459u},
+    {0x30020040U, S2F_VR('S', 'Q'), 90477u},
+    {0x30020041U, S2F_VR('C', 'S'), 90496u},
+    {0x30020042U, S2F_VR('D', 'S'), 90514u},
+    {0x30020050U, S2F_VR('S', 'Q'), 90531u},
+    {0x30020051U, S2F_VR('C', 'S'), 90558u},
+    {0x30020052U, S2F_VR('S', 'H'), 90570u},
+    {0x30040001U, S2F_VR('C', 'S'), 90584u},
+    {0x30040002U, S2F_VR('C', 'S'), 90592u},
+    {0x30040004U, S2F_VR('C', 'S'), 90602u},
+    {0x30040005U, S2F_VR('C', 'S'), 90611u},
+    {0x30040006U, S2F_VR('L', 'O'), 90634u},
+    {0x30040008U, S2F_VR('D', 'S'), 90646u},
+    {0x3004000AU, S2F_VR('C', 'S'), 90665u},
+    {0x3004000CU, S2F_VR('D', 'S'), 90683u},
+    {0x3004000EU, S2F_VR('D', 'S'), 90705u},
+    {0x30040010U, S2F_VR('S', 'Q'), 90721u},
+    {0x30040012U, S2F_VR('D', 'S'), 90739u},
+    {0x30040014U, S2F_VR('C', 'S'), 90749u},
+    {0x30040040U, S2F_VR('D', 'S'), 90779u},
+    {0x30040042U, S2F_VR('D', 'S'), 90801u},
+    {0x30040050U, S2F_VR('S', 'Q'), 90827u},
+    {0x30040052U, S2F_VR('D', 'S'), 90839u},
+    {0x30040054U, S2F_VR('C', 'S'), 90854u},
+    {0x30040056U, S2F_VR('I', 'S'), 90869u},
+    {0x30040058U, S2F_VR('D', 'S'), 90885u},
+    {0x30040060U, S2F_VR('S', 'Q'), 90893u},
+    {0x30040062U, S2F_VR('C', 'S'), 90918u},
+    {0x30040070U, S2F_VR('D', 'S'), 90941u},
+    {0x30040072U, S2F_VR('D', 'S'), 90956u},
+    {0x30040074U, S2F_VR('D', 'S'), 90971u},
+    {0x30060002U, S2F_VR('S', 'H'), 90983u},
+    {0x30060004U, S2F_VR('L', 'O'), 91001u},
+    {0x30060006U, S2F_VR('S', 'T'), 91018u},
+    {0x30060008U, S2F_VR('D', 'A'), 91042u},
+    {0x30060009U, S2F_VR('T', 'M'), 91059u},
+    {0x30060010U, S2F_VR('S', 'Q'), 91076u},
+    {0x30060012U, S2F_VR('S', 'Q'), 91111u},
+    {0x30060014U, S2F_VR('S', 'Q'), 91137u},
+    {0x30060016U, S2F_VR('S', 'Q'), 91164u},
+    {0x30060018U, S2F_VR('S', 'Q'), 91185u},
+    {0x30060020U, S2F_VR('S', 'Q'), 91217u},
+    {0x30060022U, S2F_VR('I', 'S'), 91241u},
+    {0x30060024U, S2F_VR('U', 'I'), 91251u},
+    {0x30060026U, S2F_VR('L', 'O'), 91281u},
+    {0x30060028U, S2F_VR('S', 'T'), 91289u},
+    {0x3006002AU, S2F_VR('I', 'S'), 91304u},
+    {0x3006002CU, S2F_VR('D', 'S'), 91320u},
+    {0x30060030U, S2F_VR('S', 'Q'), 91330u},
+    {0x30060033U, S2F_VR('C', 'S'), 91351u},
+    {0x30060036U, S2F_VR('C', 'S'), 91369u},
+    {0x30060037U, S2F_VR('S', 'Q'), 91392u},
+    {0x30060038U, S2F_VR('L', 'O'), 91437u},
+    {0x30060039U, S2F_VR('S', 'Q'), 91462u},
+    {0x30060040U, S2F_VR('S', 'Q'), 91481u},
+    {0x30060042U, S2F_VR('C', 'S'), 91497u},
+    {0x30060044U, S2F_VR('D', 'S'), 91518u},
+    {0x30060045U, S2F_VR('D', 'S'), 91539u},
+    {0x30060046U, S2F_VR('I', 'S'), 91559u},
+    {0x30060048U, S2F_VR('I', 'S'), 91581u},
+    {0x30060049U, S2F_VR('I', 'S'), 91595u},
+    {0x3006004AU, S2F_VR('S', 'Q'), 91612u},
+    {0x30060050U, S2F_VR('D', 'S'), 91653u},
+    {0x30060080U, S2F_VR('S', 'Q'), 91665u},
+    {0x30060082U, S2F_VR('I', 'S'), 91691u},
+    {0x30060084U, S2F_VR('I', 'S'), 91709u},
+    {0x30060085U, S2F_VR('S', 'H'), 91729u},
+    {0x30060086U, S2F_VR('S', 'Q'), 91749u},
+    {0x30060088U, S2F_VR('S', 'T'), 91781u},
+    {0x300600A0U, S2F_VR('S', 'Q'), 91807u},
+    {0x300600A4U, S2F_VR('C', 'S'), 91840u},
+    {0x300600A6U, S2F_VR('P', 'N'), 91861u},
+    {0x300600B0U, S2F_VR('S', 'Q'), 91876u},
+    {0x300600B2U, S2F_VR('C', 'S'), 91906u},
+    {0x300600B4U, S2F_VR('D', 'S'), 91926u},
+    {0x300600B6U, S2F_VR('S', 'Q'), 91951u},
+    {0x300600B7U, S2F_VR('U', 'S'), 91983u},
+    {0x300600B8U, S2F_VR('F', 'L'), 92019u},
+    {0x300600B9U, S2F_VR('S', 'Q'), 92061u},
+    {0x300600C0U, S2F_VR('S', 'Q'), 92103u},
+    {0x300600C2U, S2F_VR('U', 'I'), 92140u},
+    {0x300600C4U, S2F_VR('C', 'S'), 92167u},
+    {0x300600C6U, S2F_VR('D', 'S'), 92202u},
+    {0x300600C8U, S2F_VR('L', 'O'), 92239u},
+    {0x300600C9U, S2F_VR('S', 'Q'), 92277u},
+    {0x300600CAU, S2F_VR('S', 'Q'), 92312u},
+    {0x300600CBU, S2F_VR('S', 'Q'), 92351u},
+    {0x30080010U, S2F_VR('S', 'Q'), 92382u},
+    {0x30080012U, S2F_VR('S', 'T'), 92412u},
+    {0x30080014U, S2F_VR('C', 'S'), 92436u},
+    {0x30080016U, S2F_VR('D', 'S'), 92453u},
+    {0x30080020U, S2F_VR('S', 'Q'), 92471u},
+    {0x30080021U, S2F_VR('S', 'Q'), 92500u},
+    {0x30080022U, S2F_VR('I', 'S'), 92532u},
+    {0x30080024U, S2F_VR('D', 'A'), 92554u},
+    {0x30080025U, S2F_VR('T', 'M'), 92580u},
+    {0x3008002AU, S2F_VR('C', 'S'), 92606u},
+    {0x3008002BU, S2F_VR('S', 'H'), 92633u},
+    {0x3008002CU, S2F_VR('C', 'S'), 92658u},
+    {0x30080030U, S2F_VR('S', 'Q'), 92686u},
+    {0x30080032U, S2F_VR('D', 'S'), 92720u},
+    {0x30080033U, S2F_VR('D', 'S'), 92745u},
+    {0x30080036U, S2F_VR('D', 'S'), 92772u},
+    {0x30080037U, S2F_VR('D', 'S'), 92797u},
+    {0x3008003AU, S2F_VR('D', 'S'), 92824u},
+    {0x3008003BU, S2F_VR('D', 'S'), 92847u},
+    {0x30080040U, S2F_VR('S', 'Q'), 92870u},
+    {0x30080041U, S2F_VR('S', 'Q'), 92899u},
+    {0x30080042U, S2F_VR('D', 'S'), 92931u},
+    {0x30080044U, S2F_VR('D', 'S'), 92949u},
+    {0x30080045U, S2F_VR('F', 'L'), 92967u},
+    {0x30080046U, S2F_VR('F', 'L'), 92983u},
+    {0x30080047U, S2F_VR('F', 'L'), 93005u},
+    {0x30080048U, S2F_VR('D', 'S'), 93032u},
+    {0x30080050U, S2F_VR('S', 'Q'), 93050u},
+    {0x30080052U, S2F_VR('D', 'S'), 93098u},
+    {0x30080054U, S2F_VR('D', 'A'), 93128u},
+    {0x30080056U, S2F_VR('D', 'A'), 93147u},
+    {0x3008005AU, S2F_VR('I', 'S'), 93171u},
+    {0x30080060U, S2F_VR('S', 'Q'), 93198u},
+    {0x30080061U, S2F_VR('A', 'T'), 93215u},
+    {0x30080062U, S2F_VR('A', 'T'), 93240u},
+    {0x30080063U, S2F_VR('I', 'S'), 93265u},
+    {0x30080064U, S2F_VR('I', 'S'), 93284u},
+    {0x30080065U, S2F_VR('A', 'T'), 93312u},
+    {0x30080066U, S2F_VR('S', 'T'), 93329u},
+    {0x30080067U, S2F_VR('U', 'S'), 93344u},
+    {0x30080068U, S2F_VR('S', 'Q'), 93365u},
+    {0x3008006AU, S2F_VR('F', 'L'), 93392u},
+    {0x30080070U, S2F_VR('S', 'Q'), 93408u},
+    {0x30080072U, S2F_VR('I', 'S'), 93440u},
+    {0x30080074U, S2F_VR('S', 'T'), 93470u},
+    {0x30080076U, S2F_VR('D', 'S'), 93505u},
+    {0x30080078U, S2F_VR('D', 'S'), 93538u},
+    {0x3008007AU, S2F_VR('D', 'S'), 93552u},
+    {0x30080080U, S2F_VR('S', 'Q'), 93564u},
+    {0x30080082U, S2F_VR('I', 'S'), 93604u},
+    {0x30080090U, S2F_VR('S', 'Q'), 93642u},
+    {0x30080092U, S2F_VR('I', 'S'), 93684u},
+    {0x300800A0U, S2F_VR('S', 'Q'), 93724u},
+    {0x300800B0U, S2F_VR('S', 'Q'), 93760u},
+    {0x300800C0U, S2F_VR('S', 'Q'), 93782u},
+    {0x300800D0U, S2F_VR('S', 'Q'), 93810u},
+    {0x300800D1U, S2F_VR('S', 'Q'), 93832u},
+    {0x300800E0U, S2F_VR('S', 'Q'), 93858u},
+    {0x300800F0U, S2F_VR('S', 'Q'), 93904u},
+    {0x300800F2U, S2F_VR('S', 'Q'), 93926u},
+    {0x300800F4U, S2F_VR('S', 'Q'), 93955u},
+    {0x300800F6U, S2F_VR('S', 'Q'), 93994u},
+    {0x30080100U, S2F_VR('S', 'Q'), 94025u},
+    {0x30080105U, S2F_VR('L', 'O'), 94048u},
+    {0x30080110U, S2F_VR('S', 'Q'), 94067u},
+    {0x30080116U, S2F_VR('C', 'S'), 94108u},
+    {0x30080120U, S2F_VR('S', 'Q'), 94130u},
+    {0x30080122U, S2F_VR('I', 'S'), 94168u},
+    {0x30080130U, S2F_VR('S', 'Q'), 94206u},
+    {0x30080132U, S2F_VR('D', 'S'), 94230u},
+    {0x30080134U, S2F_VR('D', 'S'), 94256u},
+    {0x30080136U, S2F_VR('I', 'S'), 94282u},
+    {0x30080138U, S2F_VR('I', 'S'), 94306u},
+    {0x3008013AU, S2F_VR('D', 'S'), 94330u},
+    {0x3008013CU, S2F_VR('D', 'S'), 94363u},
+    {0x30080140U, S2F_VR('S', 'Q'), 94396u},
+    {0x30080142U, S2F_VR('I', 'S'), 94429u},
+    {0x30080150U, S2F_VR('S', 'Q'), 94462u},
+    {0x30080152U, S2F_VR('I', 'S'), 94492u},
+    {0x30080160U, S2F_VR('S', 'Q'), 94522u},
+    {0x30080162U, S2F_VR('D', 'A'), 94558u},
+    {0x30080164U, S2F_VR('T', 'M'), 94579u},
+    {0x30080166U, S2F_VR('D', 'A'), 94600u},
+    {0x30080168U, S2F_VR('T', 'M'), 94623u},
+    {0x30080171U, S2F_VR('S', 'Q'), 94646u},
+    {0x30080172U, S2F_VR('U', 'S'), 94695u},
+    {0x30080173U, S2F_VR('S', 'Q'), 94707u},
+    {0x30080200U, S2F_VR('C', 'S'), 94748u},
+    {0x30080202U, S2F_VR('S', 'T'), 94771u},
+    {0x30080220U, S2F_VR('S', 'Q'), 94794u},
+    {0x30080223U, S2F_VR('I', 'S'), 94823u},
+    {0x30080224U, S2F_VR('C', 'S'), 94848u},
+    {0x30080230U, S2F_VR('C', 'S'), 94866u},
+    {0x30080240U, S2F_VR('S', 'Q'), 94886u},
+    {0x30080250U, S2F_VR('D', 'A'), 94916u},
+    {0x30080251U, S2F_VR('T', 'M'), 94930u},
+    {0x300A0002U, S2F_VR('S', 'H'), 94944u},
+    {0x300A0003U, S2F_VR('L', 'O'), 94956u},
+    {0x300A0004U, S2F_VR('S', 'T'), 94967u},
+    {0x300A0006U, S2F_VR('D', 'A'), 94985u},
+    {0x300A0007U, S2F_VR('T', 'M'), 94996u},
+    {0x300A0009U, S2F_VR('L', 'O'), 95007u},
+    {0x300A000AU, S2F_VR('C', 'S'), 95026u},
+    {0x300A000BU, S2F_VR('L', 'O'), 95037u},
+    {0x300A000CU, S2F_VR('C', 'S'), 95052u},
+    {0x300A000EU, S2F_VR('S', 'T'), 95067u},
+    {0x300A0010U, S2F_VR('S', 'Q'), 95091u},
+    {0x300A0012U, S2F_VR('I', 'S'), 95113u},
+    {0x300A0013U, S2F_VR('U', 'I'), 95133u},
+    {0x300A0014U, S2F_VR('C', 'S'), 95150u},
+    {0x300A0015U, S2F_VR('C', 'S'), 95177u},
+    {0x300A0016U, S2F_VR('L', 'O'), 95199u},
+    {0x300A0018U, S2F_VR('D', 'S'), 95224u},
+    {0x300A001AU, S2F_VR('D', 'S'), 95254u},
+    {0x300A0020U, S2F_VR('C', 'S'), 95271u},
+    {0x300A0021U, S2F_VR('D', 'S'), 95289u},
+    {0x300A0022U, S2F_VR('D', 'S'), 95306u},
+    {0x300A0023U, S2F_VR('D', 'S'), 95326u},
+    {0x300A0025U, S2F_VR('D', 'S'), 95346u},
+    {0x300A0026U, S2F_VR('D', 'S'), 95364u},
+    {0x300A0027U, S2F_VR('D', 'S'), 95387u},
+    {0x300A0028U, S2F_VR('D', 'S'), 95405u},
+    {0x300A002AU, S2F_VR('D', 'S'), 95435u},
+    {0x300A002BU, S2F_VR('D', 'S'), 95461u},
+    {0x300A002CU, S2F_VR('D', 'S'), 95482u},
+    {0x300A002DU, S2F_VR('D', 'S'), 95505u},
+    {0x300A0040U, S2F_VR('S', 'Q'), 95539u},
+    {0x300A0042U, S2F_VR('I', 'S'), 95562u},
+    {0x300A0043U, S2F_VR('S', 'H'), 95583u},
+    {0x300A0044U, S2F_VR('D', 'S'), 95603u},
+    {0x300A0046U, S2F_VR('D', 'S'), 95624u},
+    {0x300A0048U, S2F_VR('S', 'Q'), 95657u},
+    {0x300A004AU, S2F_VR('D', 'S'), 95693u},
+    {0x300A004BU, S2F_VR('F', 'L'), 95729u},
+    {0x300A004CU, S2F_VR('D', 'S'), 95752u},
+    {0x300A004EU, S2F_VR('D', 'S'), 95781u},
+    {0x300A004FU, S2F_VR('F', 'L'), 95813u},
+    {0x300A0050U, S2F_VR('F', 'L'), 95841u},
+    {0x300A0051U, S2F_VR('D', 'S'), 95868u},
+    {0x300A0052U, S2F_VR('D', 'S'), 95902u},
+    {0x300A0053U, S2F_VR('D', 'S'), 95940u},
+    {0x300A0055U, S2F_VR('C', 'S'), 95973u},
+    {0x300A0070U, S2F_VR('S', 'Q'), 95992u},
+    {0x300A0071U, S2F_VR('I', 'S'), 96014u},
+    {0x300A0072U, S2F_VR('L', 'O'), 96034u},
+    {0x300A0078U, S2F_VR('I', 'S'), 96059u},
+    {0x300A0079U, S2F_VR('I', 'S'), 96084u},
+    {0x300A007AU, S2F_VR('I', 'S'), 96120u},
+    {0x300A007BU, S2F_VR('L', 'T'), 96146u},
+    {0x300A0080U, S2F_VR('I', 'S'), 96162u},
+    {0x300A0082U, S2F_VR('D', 'S'), 96176u},
+    {0x300A0083U, S2F_VR('U', 'I'), 96203u},
+    {0x300A0084U, S2F_VR('D', 'S'), 96230u},
+    {0x300A0086U, S2F_VR('D', 'S'), 96239u},
+    {0x300A0088U, S2F_VR('F', 'L'), 96252u},
+    {0x300A0089U, S2F_VR('F', 'L'), 96271u},
+    {0x300A008AU, S2F_VR('F', 'L'), 96300u},
+    {0x300A008BU, S2F_VR('C', 'S'), 96317u},
+    {0x300A008CU, S2F_VR('S', 'Q'), 96333u},
+    {0x300A008DU, S2F_VR('F', 'L'), 96374u},
+    {0x300A008EU, S2F_VR('F', 'L'), 96400u},
+    {0x300A008FU, S2F_VR('F', 'L'), 96436u},
+    {0x300A0090U, S2F_VR('C', 'S'), 96460u},
+    {0x300A0091U, S2F_VR('D', 'S'), 96473u},
+    {0x300A0092U, S2F_VR('C', 'S'), 96491u},
+    {0x300A0093U, S2F_VR('C', 'S'), 96513u},
+    {0x300A0094U, S2F_VR('D', 'S'), 96537u},
+    {0x300A00A0U, S2F_VR('I', 'S'), 96582u},
+    {0x300A00A2U, S2F_VR('D', 'S'), 96614u},
+    {0x300A00A4U, S2F_VR('D', 'S'), 96659u},
+    {0x300A00B0U, S2F_VR('S', 'Q'), 96686u},
+    {0x300A00B2U, S2F_VR('S', 'H'), 96699u},
+    {0x300A00B3U, S2F_VR('C', 'S'), 96720u},
+    {0x300A00B4U, S2F_VR('D', 'S'), 96741u},
+    {0x300A00B6U, S2F_VR('S', 'Q'), 96760u},
+    {0x300A00B8U, S2F_VR('C', 'S'), 96787u},
+    {0x300A00BAU, S2F_VR('D', 'S'), 96812u},
+    {0x300A00BBU, S2F_VR('F', 'L'), 96847u},
+    {0x300A00BCU, S2F_VR('I', 'S'), 96885u},
+    {0x300A00BEU, S2F_VR('D', 'S'), 96906u},
+    {0x300A00C0U, S2F_VR('I', 'S'), 96929u},
+    {0x300A00C2U, S2F_VR('L', 'O'), 96940u},
+    {0x300A00C3U, S2F_VR('S', 'T'), 96949u},
+    {0x300A00C4U, S2F_VR('C', 'S'), 96965u},
+    {0x300A00C5U, S2F_VR('F', 'D'), 96974u},
+    {0x300A00C6U, S2F_VR('C', 'S'), 97000u},
+    {0x300A00C7U, S2F_VR('C', 'S'), 97014u},
+    {0x300A00C8U, S2F_VR('I', 'S'), 97036u},
+    {0x300A00CAU, S2F_VR('S', 'Q'), 97057u},
+    {0x300A00CCU, S2F_VR('L', 'O'), 97090u},
+    {0x300A00CEU, S2F_VR('C', 'S'), 97133u},
+    {0x300A00D0U, S2F_VR('I', 'S'), 97155u},
+    {0x300A00D1U, S2F_VR('S', 'Q'), 97170u},
+    {0x300A00D2U, S2F_VR('I', 'S'), 97184u},
+    {0x300A00D3U, S2F_VR('C', 'S'), 97196u},
+    {0x300A00D4U, S2F_VR('S', 'H'), 97206u},
+    {0x300A00D5U, S2F_VR('I', 'S'), 97214u},
+    {0x300A00D6U, S2F_VR('D', 'S'), 97225u},
+    {0x300A00D7U, S2F_VR('F', 'L'), 97237u},
+    {0x300A00D8U, S2F_VR('D', 'S'), 97276u},
+    {0x300A00D9U, S2F_VR('F', 'L'), 97293u},
+    {0x300A00DAU, S2F_VR('D', 'S'), 97322u},
+    {0x300A00DBU, S2F_VR('F', 'L'), 97348u},
+    {0x300A00DCU, S2F_VR('S', 'H'), 97370u},
+    {0x300A00DDU, S2F_VR('S', 'T'), 97378u},
+    {0x300A00DEU, S2F_VR('D', 'S'), 97395u},
+    {0x300A00E0U, S2F_VR('I', 'S'), 97415u},
+    {0x300A00E1U, S2F_VR('S', 'H'), 97436u},
+    {0x300A00E2U, S2F_VR('D', 'S'), 97447u},
+    {0x300A00E3U, S2F_VR('S', 'Q'), 97474u},
+    {0x300A00E4U, S2F_VR('I', 'S'), 97494u},
+    {0x300A00E5U, S2F_VR('S', 'H'), 97512u},
+    {0x300A00E6U, S2F_VR('D', 'S'), 97526u},
+    {0x300A00E7U, S2F_VR('I', 'S'), 97558u},
+    {0x300A00E8U, S2F_VR('I', 'S'), 97574u},
+    {0x300A00E9U, S2F_VR('D', 'S'), 97593u},
+    {0x300A00EAU, S2F_VR('D', 'S'), 97617u},
+    {0x300A00EBU, S2F_VR('D', 'S'), 97637u},
+    {0x300A00ECU, S2F_VR('D', 'S'), 97665u},
+    {0x300A00EDU, S2F_VR('I', 'S'), 97690u},
+    {0x300A00EEU, S2F_VR('C', 'S'), 97703u},
+    {0x300A00EFU, S2F_VR('S', 'H'), 97719u},
+    {0x300A00F0U, S2F_VR('I', 'S'), 97737u},
+    {0x300A00F2U, S2F_VR('D', 'S'), 97752u},
+    {0x300A00F3U, S2F_VR('F', 'L'), 97773u},
+    {0x300A00F4U, S2F_VR('S', 'Q'), 97812u},
+    {0x300A00F5U, S2F_VR('S', 'H'), 97826u},
+    {0x300A00F6U, S2F_VR('D', 'S'), 97838u},
+    {0x300A00F7U, S2F_VR('F', 'L'), 97864u},
+    {0x300A00F8U, S2F_VR('C', 'S'), 97893u},
+    {0x300A00F9U, S2F_VR('L', 'O'), 97903u},
+    {0x300A00FAU, S2F_VR('C', 'S'), 97917u},
+    {0x300A00FBU, S2F_VR('C', 'S'), 97933u},
+    {0x300A00FCU, S2F_VR('I', 'S'), 97955u},
+    {0x300A00FEU, S2F_VR('L', 'O'), 97967u},
+    {0x300A0100U, S2F_VR('D', 'S'), 97977u},
+    {0x300A0102U, S2F_VR('D', 'S'), 97992u},
+    {0x300A0104U, S2F_VR('I', 'S'), 98010u},
+    {0x300A0106U, S2F_VR('D', 'S'), 98030u},
+    {0x300A0107U, S2F_VR('S', 'Q'), 98040u},
+    {0x300A0108U, S2F_VR('S', 'H'), 98059u},
+    {0x300A0109U, S2F_VR('C', 'S'), 98072u},
+    {0x300A010AU, S2F_VR('L', 'O'), 98087u},
+    {0x300A010CU, S2F_VR('D', 'S'), 98109u},
+    {0x300A010EU, S2F_VR('D', 'S'), 98144u},
+    {0x300A0110U, S2F_VR('I', 'S'), 98174u},
+    {0x300A0111U, S2F_VR('S', 'Q'), 98196u},
+    {0x300A0112U, S2F_VR('I', 'S'), 98217u},
+    {0x300A0114U, S2F_VR('D', 'S'), 98235u},
+    {0x300A0115U, S2F_VR('D', 'S'), 98253u},
+    {0x300A0116U, S2F_VR('S', 'Q'), 98265u},
+    {0x300A0118U, S2F_VR('C', 'S'), 98287u},
+    {0x300A011AU, S2F_VR('S', 'Q'), 98301u},
+    {0x300A011CU, S2F_VR('D', 'S'), 98336u},
+    {0x300A011EU, S2F_VR('D', 'S'), 98353u},
+    {0x300A011FU, S2F_VR('C', 'S'), 98365u},
+    {0x300A0120U, S2F_VR('D', 'S'), 98389u},
+    {0x300A0121U, S2F_VR('C', 'S'), 98413u},
+    {0x300A0122U, S2F_VR('D', 'S'), 98449u},
+    {0x300A0123U, S2F_VR('C', 'S'), 98469u},
+    {0x300A0124U, S2F_VR('D', 'S'), 98501u},
+    {0x300A0125U, S2F_VR('D', 'S'), 98531u},
+    {0x300A0126U, S2F_VR('C', 'S'), 98554u},
+    {0x300A0128U, S2F_VR('D', 'S'), 98589u},
+    {0x300A0129U, S2F_VR('D', 'S'), 98614u},
+    {0x300A012AU, S2F_VR('D', 'S'), 98643u},
+    {0x300A012CU, S2F_VR('D', 'S'), 98667u},
+    {0x300A012EU, S2F_VR('D', 'S'), 98685u},
+    {0x300A0130U, S2F_VR('D', 'S'), 98703u},
+    {0x300A0131U, S2F_VR('F', 'L'), 98727u},
+    {0x300A0132U, S2F_VR('F', 'L'), 98779u},
+    {0x300A0133U, S2F_VR('F', 'L'), 98811u},
+    {0x300A0134U, S2F_VR('D', 'S'), 98837u},
+    {0x300A0140U, S2F_VR('F', 'L'), 98862u},
+    {0x300A0142U, S2F_VR('C', 'S'), 98881u},
+    {0x300A0144U, S2F_VR('F', 'L'), 98912u},
+    {0x300A0146U, S2F_VR('C', 'S'), 98930u},
+    {0x300A0148U, S2F_VR('F', 'L'), 98960u},
+    {0x300A014AU, S2F_VR('F', 'L'), 98978u},
+    {0x300A014CU, S2F_VR('C', 'S'), 98995u},
+    {0x300A014EU, S2F_VR('F', 'L'), 99024u},
+    {0x300A0150U, S2F_VR('C', 'S'), 99050u},
+    {0x300A0151U, S2F_VR('D', 'S'), 99062u},
+    {0x300A0152U, S2F_VR('D', 'S'), 99085u},
+    {0x300A0153U, S2F_VR('D', 'S'), 99112u},
+    {0x300A0154U, S2F_VR('D', 'S'), 99144u},
+    {0x300A0155U, S2F_VR('D', 'S'), 99181u},
+    {0x300A0180U, S2F_VR('S', 'Q'), 99214u},
+    {0x300A0182U, S2F_VR('I', 'S'), 99235u},
+    {0x300A0183U, S2F_VR('L', 'O'), 99254u},
+    {0x300A0184U, S2F_VR('L', 'O'), 99272u},
+    {0x300A0190U, S2F_VR('S', 'Q'), 99298u},
+    {0x300A0192U, S2F_VR('C', 'S'), 99321u},
+    {0x300A0194U, S2F_VR('S', 'H'), 99340u},
+    {0x300A0196U, S2F_VR('S', 'T'), 99360u},
+    {0x300A0198U, S2F_VR('S', 'H'), 99386u},
+    {0x300A0199U, S2F_VR('F', 'L'), 99409u},
+    {0x300A019AU, S2F_VR('F', 'L'), 99434u},
+    {0x300A01A0U, S2F_VR('S', 'Q'), 99458u},
+    {0x300A01A2U, S2F_VR('C', 'S'), 99482u},
+    {0x300A01A4U, S2F_VR('S', 'H'), 99502u},
+    {0x300A01A6U, S2F_VR('S', 'T'), 99523u},
+    {0x300A01A8U, S2F_VR('S', 'H'), 99550u},
+    {0x300A01B0U, S2F_VR('C', 'S'), 99574u},
+    {0x300A01B2U, S2F_VR('S', 'T'), 99589u},
+    {0x300A01B4U, S2F_VR('S', 'Q'), 99615u},
+    {0x300A01B6U, S2F_VR('C', 'S'), 99635u},
+    {0x300A01B8U, S2F_VR('S', 'H'), 99651u},
+    {0x300A01BAU, S2F_VR('S', 'T'), 99668u},
+    {0x300A01BCU, S2F_VR('D', 'S'), 99691u},
+    {0x300A01D0U, S2F_VR('S', 'T'), 99712u},
+    {0x300A01D2U, S2F_VR('D', 'S'), 99738u},
+    {0x300A01D4U, S2F_VR('D', 'S'), 99772u},
+    {0x300A01D6U, S2F_VR('D', 'S'), 99810u},
+    {0x300A0200U, S2F_VR('C', 'S'), 99843u},
+    {0x300A0202U, S2F_VR('C', 'S'), 99868u},
+    {0x300A0206U, S2F_VR('S', 'Q'), 99888u},
+    {0x300A0210U, S2F_VR('S', 'Q'), 99913u},
+    {0x300A0212U, S2F_VR('I', 'S'), 99928u},
+    {0x300A0214U, S2F_VR('C', 'S'), 99941u},
+    {0x300A0216U, S2F_VR('L', 'O'), 99952u},
+    {0x300A0218U, S2F_VR('D', 'S'), 99971u},
+    {0x300A021AU, S2F_VR('D', 'S'), 99992u},
+    {0x300A021BU, S2F_VR('S', 'H'), 100011u},
+    {0x300A021CU, S2F_VR('L', 'O'), 100025u},
+    {0x300A0222U, S2F_VR('D', 'S'), 100043u},
+    {0x300A0224U, S2F_VR('D', 'S'), 100079u},
+    {0x300A0226U, S2F_VR('L', 'O'), 100118u},
+    {0x300A0228U, S2F_VR('D', 'S'), 100136u},
+    {0x300A0229U, S2F_VR('C', 'S'), 100158u},
+    {0x300A022AU, S2F_VR('D', 'S'), 100178u},
+    {0x300A022BU, S2F_VR('D', 'S'), 100200u},
+    {0x300A022CU, S2F_VR('D', 'A'), 100215u},
+    {0x300A022EU, S2F_VR('T', 'M'), 100243u},
+    {0x300A0230U, S2F_VR('S', 'Q'), 100271u},
+    {0x300A0232U, S2F_VR('C', 'S'), 100296u},
+    {0x300A0234U, S2F_VR('I', 'S'), 100317u},
+    {0x300A0236U, S2F_VR('L', 'O'), 100340u},
+    {0x300A0238U, S2F_VR('L', 'O'), 100361u},
+    {0x300A0240U, S2F_VR('I', 'S'), 100390u},
+    {0x300A0242U, S2F_VR('S', 'H'), 100405u},
+    {0x300A0244U, S2F_VR('L', 'O'), 100418u},
+    {0x300A0250U, S2F_VR('D', 'S'), 100431u},
+    {0x300A0260U, S2F_VR('S', 'Q'), 100454u},
+    {0x300A0262U, S2F_VR('I', 'S'), 100484u},
+    {0x300A0263U, S2F_VR('S', 'H'), 100512u},
+    {0x300A0264U, S2F_VR('C', 'S'), 100536u},
+    {0x300A0266U, S2F_VR('L', 'O'), 100562u},
+    {0x300A026AU, S2F_VR('D', 'S'), 100588u},
+    {0x300A026CU, S2F_VR('D', 'S'), 100626u},
+    {0x300A0271U, S2F_VR('D', 'S'), 100667u},
+    {0x300A0272U, S2F_VR('D', 'S'), 100690u},
+    {0x300A0273U, S2F_VR('S', 'H'), 100709u},
+    {0x300A0274U, S2F_VR('D', 'S'), 100730u},
+    {0x300A0280U, S2F_VR('S', 'Q'), 100756u},
+    {0x300A0282U, S2F_VR('I', 'S'), 100772u},
+    {0x300A0284U, S2F_VR('D', 'S'), 100786u},
+    {0x300A0286U, S2F_VR('D', 'S'), 100800u},
+    {0x300A0288U, S2F_VR('C', 'S'), 100817u},
+    {0x300A028AU, S2F_VR('I', 'S'), 100836u},
+    {0x300A028CU, S2F_VR('D', 'S'), 100851u},
+    {0x300A0290U, S2F_VR('I', 'S'), 100875u},
+    {0x300A0291U, S2F_VR('S', 'H'), 100898u},
+    {0x300A0292U, S2F_VR('C', 'S'), 100917u},
+    {0x300A0294U, S2F_VR('L', 'O'), 100938u},
+    {0x300A0296U, S2F_VR('D', 'S'), 100959u},
+    {0x300A0298U, S2F_VR('L', 'O'), 100982u},
+    {0x300A029CU, S2F_VR('D', 'S'), 101011u},
+    {0x300A029EU, S2F_VR('D', 'S'), 101048u},
+    {0x300A02A0U, S2F_VR('D', 'S'), 101088u},
+    {0x300A02A1U, S2F_VR('I', 'S'), 101113u},
+    {0x300A02A2U, S2F_VR('I', 'S'), 101148u},
+    {0x300A02A4U, S2F_VR('D', 'S'), 101167u},
+    {0x300A02B0U, S2F_VR('S', 'Q'), 101186u},
+    {0x300A02B2U, S2F_VR('I', 'S'), 101208u},
+    {0x300A02B3U, S2F_VR('S', 'H'), 101228u},
+    {0x300A02B4U, S2F_VR('L', 'O'), 101244u},
+    {0x300A02B8U, S2F_VR('D', 'S'), 101262u},
+    {0x300A02BAU, S2F_VR('D', 'S'), 101292u},
+    {0x300A02C8U, S2F_VR('D', 'S'), 101325u},
+    {0x300A02D0U, S2F_VR('S', 'Q'), 101351u},
+    {0x300A02D2U, S2F_VR('D', 'S'), 101378u},
+    {0x300A02D4U, S2F_VR('D', 'S'), 101407u},
+    {0x300A02D6U, S2F_VR('D', 'S'), 101430u},
+    {0x300A02E0U, S2F_VR('C', 'S'), 101451u},
+    {0x300A02E1U, S2F_VR('C', 'S'), 101473u},
+    {0x300A02E2U, S2F_VR('D', 'S'), 101501u},
+    {0x300A02E3U, S2F_VR('F', 'L'), 101529u},
+    {0x300A02E4U, S2F_VR('F', 'L'), 101574u},
+    {0x300A02E5U, S2F_VR('F', 'L'), 101609u},
+    {0x300A02E6U, S2F_VR('F', 'L'), 101633u},
+    {0x300A02E7U, S2F_VR('F', 'L'), 101665u},
+    {0x300A02E8U, S2F_VR('F', 'L'), 101703u},
+    {0x300A02EAU, S2F_VR('S', 'Q'), 101734u},
+    {0x300A02EBU, S2F_VR('L', 'T'), 101762u},
+    {0x300A0302U, S2F_VR('I', 'S'), 101785u},
+    {0x300A0304U, S2F_VR('I', 'S'), 101805u},
+    {0x300A0306U, S2F_VR('S', 'S'), 101827u},
+    {0x300A0308U, S2F_VR('C', 'S'), 101848u},
+    {0x300A0309U, S2F_VR('C', 'S'), 101857u},
+    {0x300A030AU, S2F_VR('F', 'L'), 101879u},
+    {0x300A030CU, S2F_VR('S', 'Q'), 101906u},
+    {0x300A030DU, S2F_VR('F', 'L'), 101920u},
+    {0x300A030FU, S2F_VR('S', 'H'), 101934u},
+    {0x300A0312U, S2F_VR('I', 'S'), 101942u},
+    {0x300A0314U, S2F_VR('S', 'Q'), 101964u},
+    {0x300A0316U, S2F_VR('I', 'S'), 101985u},
+    {0x300A0318U, S2F_VR('S', 'H'), 102004u},
+    {0x300A0320U, S2F_VR('C', 'S'), 102019u},
+    {0x300A0322U, S2F_VR('L', 'O'), 102036u},
+    {0x300A0330U, S2F_VR('I', 'S'), 102060u},
+    {0x300A0332U, S2F_VR('S', 'Q'), 102092u},
+    {0x300A0334U, S2F_VR('I', 'S'), 102123u},
+    {0x300A0336U, S2F_VR('S', 'H'), 102152u},
+    {0x300A0338U, S2F_VR('C', 'S'), 102177u},
+    {0x300A033AU, S2F_VR('L', 'O'), 102204u},
+    {0x300A033CU, S2F_VR('F', 'L'), 102238u},
+    {0x300A0340U, S2F_VR('I', 'S'), 102285u},
+    {0x300A0342U, S2F_VR('S', 'Q'), 102309u},
+    {0x300A0344U, S2F_VR('I', 'S'), 102332u},
+    {0x300A0346U, S2F_VR('S', 'H'), 102353u},
+    {0x300A0348U, S2F_VR('C', 'S'), 102370u},
+    {0x300A034AU, S2F_VR('L', 'O'), 102389u},
+    {0x300A034CU, S2F_VR('S', 'H'), 102415u},
+    {0x300A0350U, S2F_VR('C', 'S'), 102439u},
+    {0x300A0352U, S2F_VR('S', 'H'), 102458u},
+    {0x300A0354U, S2F_VR('L', 'O'), 102475u},
+    {0x300A0355U, S2F_VR('L', 'O'), 102503u},
+    {0x300A0356U, S2F_VR('F', 'L'), 102521u},
+    {0x300A0358U, S2F_VR('F', 'L'), 102549u},
+    {0x300A035AU, S2F_VR('F', 'L'), 102573u},
+    {0x300A0360U, S2F_VR('S', 'Q'), 102586u},
+    {0x300A0362U, S2F_VR('L', 'O'), 102615u},
+    {0x300A0364U, S2F_VR('F', 'L'), 102635u},
+    {0x300A0366U, S2F_VR('F', 'L'), 102667u},
+    {0x300A0370U, S2F_VR('S', 'Q'), 102704u},
+    {0x300A0372U, S2F_VR('L', 'O'), 102743u},
+    {0x300A0374U, S2F_VR('F', 'L'), 102773u},
+    {0x300A0380U, S2F_VR('S', 'Q'), 102815u},
+    {0x300A0382U, S2F_VR('F', 'L'), 102846u},
+    {0x300A0384U, S2F_VR('F', 'L'), 102877u},
+    {0x300A0386U, S2F_VR('F', 'L'), 102907u},
+    {0x300A0388U, S2F_VR('F', 'L'), 102957u},
+    {0x300A038AU, S2F_VR('F', 'L'), 103006u},
+    {0x300A038FU, S2F_VR('F', 'L'), 103040u},
+    {0x300A0390U, S2F_VR('S', 'H'), 103059u},
+    {0x300A0391U, S2F_VR('I', 'S'), 103074u},
+    {0x300A0392U, S2F_VR('I', 'S'), 103100u},
+    {0x300A0393U, S2F_VR('C', 'S'), 103126u},
+    {0x300A0394U, S2F_VR('F', 'L'), 103144u},
+    {0x300A0395U, S2F_VR('C', 'S'), 103164u},
+    {0x300A0396U, S2F_VR('F', 'L'), 103190u},
+    {0x300A0398U, S2F_VR('F', 'L'), 103214u},
+    {0x300A0399U, S2F_VR('F', 'L'), 103231u},
+    {0x300A039AU, S2F_VR('I', 'S'), 103254u},
+    {0x300A03A0U, S2F_VR('S', 'Q'), 103272u},
+    {0x300A03A2U, S2F_VR('S', 'Q'), 103298u},
+    {0x300A03A4U, S2F_VR('S', 'Q'), 103314u},
+    {0x300A03A6U, S2F_VR('S', 'Q'), 103344u},
+    {0x300A03A8U, S2F_VR('S', 'Q'), 103361u},
+    {0x300A03AAU, S2F_VR('S', 'Q'), 103385u},
+    {0x300A03ACU, S2F_VR('S', 'Q'), 103402u},
+    {0x300A0401U, S2F_VR('S', 'Q'), 103427u},
+    {0x300A0402U, S2F_VR('S', 'T'), 103456u},
+    {0x300A0410U, S2F_VR('S', 'Q'), 103474u},
+    {0x300A0412U, S2F_VR('F', 'L'), 103504u},
+    {0x300A0420U, S2F_VR('S', 'Q'), 103528u},
+    {0x300A0421U, S2F_VR('S', 'H'), 103553u},
+    {0x300A0422U, S2F_VR('S', 'T'), 103572u},
+    {0x300A0423U, S2F_VR('C', 'S'), 103600u},
+    {0x300A0424U, S2F_VR('I', 'S'), 103621u},
+    {0x300A0425U, S2F_VR('F', 'L'), 103644u},
+    {0x300A0426U, S2F_VR('D', 'S'), 103677u},
+    {0x300A0431U, S2F_VR('S', 'Q'), 103713u},
+    {0x300A0432U, S2F_VR('C', 'S'), 103740u},
+    {0x300A0433U, S2F_VR('F', 'L'), 103764u},
+    {0x300A0434U, S2F_VR('F', 'L'), 103782u},
+    {0x300A0435U, S2F_VR('F', 'L'), 103801u},
+    {0x300A0436U, S2F_VR('F', 'L'), 103820u},
+    {0x300A0440U, S2F_VR('I', 'S'), 103863u},
+    {0x300A0441U, S2F_VR('S', 'Q'), 103886u},
+    {0x300A0442U, S2F_VR('D', 'S'), 103904u},
+    {0x300A0443U, S2F_VR('U', 'S'), 103923u},
+    {0x300A0450U, S2F_VR('S', 'Q'), 103939u},
+    {0x300A0451U, S2F_VR('C', 'S'), 103967u},
+    {0x300A0452U, S2F_VR('C', 'S'), 103993u},
+    {0x300A0453U, S2F_VR('S', 'Q'), 104021u},
+    {0x300A0501U, S2F_VR('F', 'L'), 104055u},
+    {0x300A0502U, S2F_VR('F', 'L'), 104075u},
+    {0x300A0503U, S2F_VR('F', 'L'), 104087u},
+    {0x300A0504U, S2F_VR('F', 'L'), 104119u},
+    {0x300A0505U, S2F_VR('S', 'Q'), 104153u},
+    {0x300A0506U, S2F_VR('S', 'Q'), 104181u},
+    {0x300A0507U, S2F_VR('F', 'L'), 104218u},
+    {0x300A0508U, S2F_VR('F', 'L'), 104247u},
+    {0x300A0509U, S2F_VR('F', 'L'), 104268u},
+    {0x300A0510U, S2F_VR('F', 'L'), 104309u},
+    {0x300A0511U, S2F_VR('C', 'S'), 104352u},
+    {0x300A0512U, S2F_VR('C', 'S'), 104385u},
+    {0x300A0600U, S2F_VR('U', 'S'), 104409u},
+    {0x300A0601U, S2F_VR('U', 'S'), 104429u},
+    {0x300A0602U, S2F_VR('U', 'S'), 104458u},
+    {0x300A0603U, S2F_VR('U', 'S'), 104487u},
+    {0x300A0604U, S2F_VR('U', 'S'), 104520u},
+    {0x300A0605U, S2F_VR('U', 'S'), 104544u},
+    {0x300A0606U, S2F_VR('U', 'S'), 104583u},
+    {0x300A0607U, S2F_VR('U', 'S'), 104606u},
+    {0x300A0608U, S2F_VR('L', 'O'), 104628u},
+    {0x300A0609U, S2F_VR('U', 'I'), 104656u},
+    {0x300A060AU, S2F_VR('S', 'Q'), 104682u},
+    {0x300A060BU, S2F_VR('U', 'S'), 104713u},
+    {0x300A060CU, S2F_VR('U', 'S'), 104746u},
+    {0x300A060DU, S2F_VR('F', 'D'), 104789u},
+    {0x300A060EU, S2F_VR('U', 'S'), 104831u},
+    {0x300A060FU, S2F_VR('C', 'S'), 104870u},
+    {0x300A0610U, S2F_VR('S', 'Q'), 104905u},
+    {0x300A0611U, S2F_VR('L', 'O'), 104935u},
+    {0x300A0612U, S2F_VR('F', 'D'), 104959u},
+    {0x300A0613U, S2F_VR('F', 'D'), 104989u},
+    {0x300A0614U, S2F_VR('S', 'Q'), 105013u},
+    {0x300A0615U, S2F_VR('L', 'O'), 105049u},
+    {0x300A0616U, S2F_VR('S', 'Q'), 105073u},
+    {0x300A0617U, S2F_VR('S', 'Q'), 105093u},
+    {0x300A0618U, S2F_VR('S', 'Q'), 105115u},
+    {0x300A0619U, S2F_VR('L', 'O'), 105151u},
+    {0x300A061AU, S2F_VR('C', 'S'), 105184u},
+    {0x300A061BU, S2F_VR('C', 'S'), 105202u},
+    {0x300A061CU, S2F_VR('S', 'Q'), 105228u},
+    {0x300A061DU, S2F_VR('C', 'S'), 105247u},
+    {0x300A061EU, S2F_VR('F', 'D'), 105264u},
+    {0x300A061FU, S2F_VR('S', 'Q'), 105294u},
+    {0x300A0620U, S2F_VR('S', 'Q'), 105332u},
+    {0x300A0621U, S2F_VR('S', 'Q'), 105362u},
+    {0x300A0622U, S2F_VR('U', 'S'), 105402u},
+    {0x300A0623U, S2F_VR('L', 'O'), 105438u},
+    {0x300A0624U, S2F_VR('F', 'D'), 105474u},
+    {0x300A0625U, S2F_VR('F', 'D'), 105511u},
+    {0x300A0626U, S2F_VR('F', 'D'), 105530u},
+    {0x300A0627U, S2F_VR('F', 'D'), 105564u},
+    {0x300A0628U, S2F_VR('F', 'D'), 105605u},
+    {0x300A0629U, S2F_VR('S', 'Q'), 105650u},
+    {0x300A062AU, S2F_VR('L', 'O'), 105673u},
+    {0x300A062BU, S2F_VR('S', 'Q'), 105693u},
+    {0x300A062CU, S2F_VR('F', 'D'), 105726u},
+    {0x300A062DU, S2F_VR('S', 'Q'), 105741u},
+    {0x300A062EU, S2F_VR('F', 'D'), 105781u},
+    {0x300A062FU, S2F_VR('S', 'Q'), 105800u},
+    {0x300A0630U, S2F_VR('S', 'Q'), 105839u},
+    {0x300A0631U, S2F_VR('S', 'Q'), 105869u},
+    {0x300A0632U, S2F_VR('S', 'Q'), 105898u},
+    {0x300A0634U, S2F_VR('F', 'D'), 105931u},
+    {0x300A0635U, S2F_VR('S', 'Q'), 105962u},
+    {0x300A0636U, S2F_VR('U', 'S'), 106002u},
+    {0x300A0637U, S2F_VR('C', 'S'), 106028u},
+    {0x300A0638U, S2F_VR('C', 'S'), 106049u},
+    {0x300A0639U, S2F_VR('C', 'S'), 106098u},
+    {0x300A063AU, S2F_VR('S', 'Q'), 106111u},
+    {0x300A063BU, S2F_VR('S', 'Q'), 106149u},
+    {0x300A063CU, S2F_VR('F', 'D'), 106185u},
+    {0x300A063DU, S2F_VR('F', 'D'), 106204u},
+    {0x300A063EU, S2F_VR('S', 'Q'), 106217u},
+    {0x300A063FU, S2F_VR('S', 'Q'), 106242u},
+    {0x300A0640U, S2F_VR('F', 'D'), 106268u},
+    {0x300A0641U, S2F_VR('U', 'S'), 106296u},
+    {0x300A0642U, S2F_VR('F', 'D'), 106326u},
+    {0x300A0643U, S2F_VR('F', 'D'), 106363u},
+    {0x300A0644U, S2F_VR('S', 'Q'), 106398u},
+    {0x300A0645U, S2F_VR('F', 'D'), 106456u},
+    {0x300A0646U, S2F_VR('S', 'Q'), 106485u},
+    {0x300A0647U, S2F_VR('S', 'Q'), 106520u},
+    {0x300A0648U, S2F_VR('U', 'S'), 106558u},
+    {0x300A0649U, S2F_VR('F', 'D'), 106591u},
+    {0x300A064AU, S2F_VR('F', 'D'), 106625u},
+    {0x300A064BU, S2F_VR('F', 'D'), 106658u},
+    {0x300A064CU, S2F_VR('S', 'Q'), 106685u},
+    {0x300A064DU, S2F_VR('S', 'Q'), 106717u},
+    {0x300A064EU, S2F_VR('C', 'S'), 106756u},
+    {0x300A064FU, S2F_VR('C', 'S'), 106791u},
+    {0x300A0650U, S2F_VR('U', 'I'), 106831u},
+    {0x300A0651U, S2F_VR('S', 'Q'), 106847u},
+    {0x300A0652U, S2F_VR('F', 'D'), 106871u},
+    {0x300A0653U, S2F_VR('F', 'D'), 106895u},
+    {0x300A0654U, S2F_VR('F', 'D'), 106930u},
+    {0x300A0655U, S2F_VR('U', 'S'), 106963u},
+    {0x300A0656U, S2F_VR('S', 'Q'), 106986u},
+    {0x300A0657U, S2F_VR('U', 'S'), 107022u},
+    {0x300A0658U, S2F_VR('S', 'Q'), 107059u},
+    {0x300A0659U, S2F_VR('S', 'Q'), 107090u},
+    {0x300A065AU, S2F_VR('S', 'Q'), 107136u},
+    {0x300A065BU, S2F_VR('S', 'Q'), 107192u},
+    {0x300A065CU, S2F_VR('C', 'S'), 107232u},
+    {0x300A065DU, S2F_VR('S', 'Q'), 107274u},
+    {0x300A065EU, S2F_VR('U', 'S'), 107320u},
+    {0x300A065FU, S2F_VR('U', 'S'), 107337u},
+    {0x300A0660U, S2F_VR('S', 'Q'), 107379u},
+    {0x300A0661U, S2F_VR('U', 'S'), 107425u},
+    {0x300A0662U, S2F_VR('S', 'Q'), 107467u},
+    {0x300A0663U, S2F_VR('C', 'S'), 107497u},
+    {0x300A0664U, S2F_VR('O', 'F'), 107523u},
+    {0x300A0665U, S2F_VR('O', 'F'), 107555u},
+    {0x300A0666U, S2F_VR('F', 'D'), 107585u},
+    {0x300A0667U, S2F_VR('S', 'Q'), 107612u},
+    {0x300A0668U, S2F_VR('S', 'Q'), 107652u},
+    {0x300A0669U, S2F_VR('F', 'D'), 107677u},
+    {0x300A066AU, S2F_VR('S', 'Q'), 107721u},
+    {0x300A066BU, S2F_VR('O', 'F'), 107745u},
+    {0x300A066CU, S2F_VR('C', 'S'), 107759u},
+    {0x300A066DU, S2F_VR('F', 'D'), 107776u},
+    {0x300A066EU, S2F_VR('F', 'D'), 107804u},
+    {0x300A066FU, S2F_VR('S', 'Q'), 107836u},
+    {0x300A0670U, S2F_VR('U', 'S'), 107858u},
+    {0x300A0671U, S2F_VR('S', 'Q'), 107885u},
+    {0x300A0672U, S2F_VR('U', 'S'), 107920u},
+    {0x300A0673U, S2F_VR('S', 'Q'), 107947u},
+    {0x300A0674U, S2F_VR('U', 'S'), 107971u},
+    {0x300A0675U, S2F_VR('U', 'I'), 107987u},
+    {0x300A0676U, S2F_VR('S', 'T'), 108016u},
+    {0x300A0677U, S2F_VR('S', 'Q'), 108053u},
+    {0x300A0678U, S2F_VR('S', 'Q'), 108096u},
+    {0x300A0679U, S2F_VR('F', 'D'), 108132u},
+    {0x300A067AU, S2F_VR('F', 'D'), 108158u},
+    {0x300A067BU, S2F_VR('S', 'Q'), 108174u},
+    {0x300A067CU, S2F_VR('S', 'H'), 108206u},
+    {0x300A067DU, S2F_VR('S', 'T'), 108235u},
+    {0x300A067EU, S2F_VR('S', 'Q'), 108270u},
+    {0x300A067FU, S2F_VR('S', 'Q'), 108313u},
+    {0x300A0680U, S2F_VR('D', 'S'), 108339u},
+    {0x300A0681U, S2F_VR('D', 'S'), 108353u},
+    {0x300A0682U, S2F_VR('D', 'S'), 108374u},
+    {0x300A0683U, S2F_VR('S', 'Q'), 108395u},
+    {0x300A0684U, S2F_VR('S', 'Q'), 108432u},
+    {0x300A0685U, S2F_VR('U', 'S'), 108455u},
+    {0x300A0686U, S2F_VR('S', 'Q'), 108488u},
+    {0x300A0687U, S2F_VR('U', 'S'), 108518u},
+    {0x300A0688U, S2F_VR('F', 'D'), 108548u},
+    {0x300A0689U, S2F_VR('S', 'Q'), 108581u},
+    {0x300A068AU, S2F_VR('S', 'Q'), 108603u},
+    {0x300A0700U, S2F_VR('U', 'I'), 108636u},
+    {0x300A0701U, S2F_VR('C', 'S'), 108656u},
+    {0x300A0702U, S2F_VR('S', 'Q'), 108673u},
+    {0x300A0703U, S2F_VR('S', 'Q'), 108706u},
+    {0x300A0704U, S2F_VR('U', 'S'), 108742u},
+    {0x300A0705U, S2F_VR('U', 'S'), 108771u},
+    {0x300A0706U, S2F_VR('C', 'S'), 108794u},
+    {0x300A0707U, S2F_VR('C', 'S'), 108830u},
+    {0x300A0708U, S2F_VR('C', 'S'), 108850u},
+    {0x300A0709U, S2F_VR('C', 'S'), 108884u},
+    {0x300A0714U, S2F_VR('C', 'S'), 108913u},
+    {0x300A0715U, S2F_VR('S', 'Q'), 108942u},
+    {0x300A0716U, S2F_VR('S', 'Q'), 108983u},
+    {0x300A0722U, S2F_VR('S', 'Q'), 109031u},
+    {0x300A0723U, S2F_VR('C', 'S'), 109076u},
+    {0x300A0730U, S2F_VR('S', 'T'), 109107u},
+    {0x300A0731U, S2F_VR('S', 'Q'), 109139u},
+    {0x300A0732U, S2F_VR('C', 'S'), 109175u},
+    {0x300A0733U, S2F_VR('S', 'Q'), 109211u},
+    {0x300A0734U, S2F_VR('S', 'T'), 109256u},
+    {0x300A0735U, S2F_VR('S', 'T'), 109295u},
+    {0x300A0736U, S2F_VR('D', 'T'), 109337u},
+    {0x300A073AU, S2F_VR('D', 'T'), 109373u},
+    {0x300A073BU, S2F_VR('U', 'S'), 109404u},
+    {0x300A073EU, S2F_VR('S', 'Q'), 109443u},
+    {0x300A073FU, S2F_VR('S', 'Q'), 109466u},
+    {0x300A0740U, S2F_VR('S', 'Q'), 109487u},
+    {0x300A0741U, S2F_VR('D', 'T'), 109505u},
+    {0x300A0742U, S2F_VR('S', 'T'), 109523u},
+    {0x300A0743U, S2F_VR('S', 'Q'), 109544u},
+    {0x300A0744U, S2F_VR('S', 'Q'), 109579u},
+    {0x300A0745U, S2F_VR('S', 'Q'), 109601u},
+    {0x300A0746U, S2F_VR('S', 'Q'), 109633u},
+    {0x300A0760U, S2F_VR('D', 'T'), 109665u},
+    {0x300A0761U, S2F_VR('S', 'Q'), 109682u},
+    {0x300A0762U, S2F_VR('S', 'Q'), 109726u},
+    {0x300A0772U, S2F_VR('S', 'Q'), 109771u},
+    {0x300A0773U, S2F_VR('U', 'S'), 109809u},
+    {0x300A0774U, S2F_VR('S', 'Q'), 109855u},
+    {0x300A0780U, S2F_VR('S', 'Q'), 109889u},
+    {0x300A0782U, S2F_VR('U', 'S'), 109934u},
+    {0x300A0783U, S2F_VR('S', 'T'), 109935u},
+    {0x300A0784U, S2F_VR('S', 'Q'), 109962u},
+    {0x300A0785U, S2F_VR('U', 'I'), 109993u},
+    {0x300A0786U, S2F_VR('U', 'S'), 110029u},
+    {0x300A0787U, S2F_VR('S', 'Q'), 110049u},
+    {0x300A0788U, S2F_VR('S', 'Q'), 110074u},
+    {0x300A0789U, S2F_VR('S', 'Q'), 110104u},
+    {0x300A078AU, S2F_VR('S', 'Q'), 110143u},
+    {0x300A078BU, S2F_VR('S', 'Q'), 110189u},
+    {0x300A078CU, S2F_VR('S', 'Q'), 110230u},
+    {0x300A078DU, S2F_VR('S', 'Q'), 110266u},
+    {0x300A078EU, S2F_VR('L', 'T'), 110312u},
+    {0x300A078FU, S2F_VR('S', 'Q'), 110369u},
+    {0x300A0790U, S2F_VR('S', 'Q'), 110411u},
+    {0x300A0791U, S2F_VR('S', 'Q'), 110456u},
+    {0x300A0792U, S2F_VR('L', 'T'), 110505u},
+    {0x300A0793U, S2F_VR('S', 'Q'), 110550u},
+    {0x300A0794U, S2F_VR('L', 'T'), 110604u},
+    {0x300A0795U, S2F_VR('U', 'S'), 110633u},
+    {0x300A0796U, S2F_VR('U', 'S'), 110675u},
+    {0x300A0797U, S2F_VR('S', 'Q'), 110712u},
+    {0x300A0798U, S2F_VR('S', 'Q'), 110736u},
+    {0x300A0799U, S2F_VR('S', 'Q'), 110774u},
+    {0x300A079AU, S2F_VR('L', 'O'), 110800u},
+    {0x300A079BU, S2F_VR('F', 'D'), 110827u},
+    {0x300A079CU, S2F_VR('S', 'Q'), 110846u},
+    {0x300A079DU, S2F_VR('S', 'Q'), 110881u},
+    {0x300A079EU, S2F_VR('C', 'S'), 110923u},
+    {0x300C0002U, S2F_VR('S', 'Q'), 110951u},
+    {0x300C0004U, S2F_VR('S', 'Q'), 110976u},
+    {0x300C0006U, S2F_VR('I', 'S'), 110999u},
+    {0x300C0007U, S2F_VR('I', 'S'), 111020u},
+    {0x300C0008U, S2F_VR('D', 'S'), 111051u},
+    {0x300C0009U, S2F_VR('D', 'S'), 111081u},
+    {0x300C000AU, S2F_VR('S', 'Q'), 111109u},
+    {0x300C000CU, S2F_VR('I', 'S'), 111150u},
+    {0x300C000EU, S2F_VR('I', 'S'), 111189u},
+    {0x300C0020U, S2F_VR('S', 'Q'), 111212u},
+    {0x300C0022U, S2F_VR('I', 'S'), 111244u},
+    {0x300C0040U, S2F_VR('S', 'Q'), 111274u},
+    {0x300C0042U, S2F_VR('S', 'Q'), 111310u},
+    {0x300C0050U, S2F_VR('S', 'Q'), 111343u},
+    {0x300C0051U, S2F_VR('I', 'S'), 111375u},
+    {0x300C0055U, S2F_VR('S', 'Q'), 111405u},
+    {0x300C0060U, S2F_VR('S', 'Q'), 111443u},
+    {0x300C006AU, S2F_VR('I', 'S'), 111474u},
+    {0x300C0080U, S2F_VR('S', 'Q'), 111503u},
+    {0x300C00A0U, S2F_VR('I', 'S'), 111526u},
+    {0x300C00B0U, S2F_VR('S', 'Q'), 111557u},
+    {0x300C00C0U, S2F_VR('I', 'S'), 111581u},
+    {0x300C00D0U, S2F_VR('I', 'S'), 111603u},
+    {0x300C00E0U, S2F_VR('I', 'S'), 111631u},
+    {0x300C00F0U, S2F_VR('I', 'S'), 111653u},
+    {0x300C00F2U, S2F_VR('S', 'Q'), 111681u},
+    {0x300C00F4U, S2F_VR('I', 'S'), 111712u},
+    {0x300C00F6U, S2F_VR('I', 'S'), 111745u},
+    {0x300C0100U, S2F_VR('I', 'S'), 111777u},
+    {0x300C0102U, S2F_VR('I', 'S'), 111806u},
+    {0x300C0104U, S2F_VR('I', 'S'), 111845u},
+    {0x300C0111U, S2F_VR('S', 'Q'), 111876u},
+    {0x300C0112U, S2F_VR('C', 'S'), 111900u},
+    {0x300C0113U, S2F_VR('L', 'O'), 111918u},
+    {0x300C0114U, S2F_VR('S', 'Q'), 111947u},
+    {0x300C0115U, S2F_VR('F', 'L'), 111976u},
+    {0x300C0116U, S2F_VR('S', 'Q'), 111998u},
+    {0x300C0117U, S2F_VR('U', 'S'), 112019u},
+    {0x300C0118U, S2F_VR('U', 'S'), 112037u},
+    {0x300C0119U, S2F_VR('U', 'S'), 112065u},
+    {0x300C0120U, S2F_VR('S', 'Q'), 112091u},
+    {0x300C0121U, S2F_VR('F', 'D'), 112125u},
+    {0x300C0122U, S2F_VR('F', 'D'), 112153u},
+    {0x300C0123U, S2F_VR('C', 'S'), 112182u},
+    {0x300C0124U, S2F_VR('F', 'D'), 112220u},
+    {0x300C0125U, S2F_VR('S', 'Q'), 112251u},
+    {0x300C0126U, S2F_VR('C', 'S'), 112284u},
+    {0x300C0127U, S2F_VR('D', 'T'), 112303u},
+    {0x300C0128U, S2F_VR('S', 'Q'), 112330u},
+    {0x300E0002U, S2F_VR('C', 'S'), 112364u},
+    {0x300E0004U, S2F_VR('D', 'A'), 112379u},
+    {0x300E0005U, S2F_VR('T', 'M'), 112390u},
+    {0x300E0008U, S2F_VR('P', 'N'), 112401u},
+    {0x30100001U, S2F_VR('S', 'Q'), 112414u},
+    {0x30100002U, S2F_VR('C', 'S'), 112448u},
+    {0x30100003U, S2F_VR('S', 'Q'), 112478u},
+    {0x30100004U, S2F_VR('S', 'Q'), 112529u},
+    {0x30100005U, S2F_VR('L', 'O'), 112572u},
+    {0x30100006U, S2F_VR('U', 'I'), 112614u},
+    {0x30100007U, S2F_VR('S', 'Q'), 112634u},
+    {0x30100008U, S2F_VR('S', 'Q'), 112674u},
+    {0x30100009U, S2F_VR('S', 'Q'), 112710u},
+    {0x3010000AU, S2F_VR('S', 'Q'), 112762u},
+    {0x3010000BU, S2F_VR('U', 'I'), 112798u},
+    {0x3010000CU, S2F_VR('U', 'T'), 112828u},
+    {0x3010000DU, S2F_VR('U', 'S'), 112866u},
+    {0x3010000EU, S2F_VR('C', 'S'), 112899u},
+    {0x3010000FU, S2F_VR('S', 'T'), 112931u},
+    {0x30100010U, S2F_VR('C', 'S'), 112970u},
+    {0x30100011U, S2F_VR('S', 'Q'), 113010u},
+    {0x30100012U, S2F_VR('S', 'Q'), 113056u},
+    {0x30100013U, S2F_VR('U', 'I'), 113113u},
+    {0x30100014U, S2F_VR('S', 'Q'), 113144u},
+    {0x30100015U, S2F_VR('U', 'I'), 113179u},
+    {0x30100016U, S2F_VR('S', 'Q'), 113205u},
+    {0x30100017U, S2F_VR('S', 'T'), 113249u},
+    {0x30100018U, S2F_VR('S', 'Q'), 113277u},
+    {0x30100019U, S2F_VR('S', 'Q'), 113308u},
+    {0x3010001AU, S2F_VR('L', 'O'), 113337u},
+    {0x3010001BU, S2F_VR('U', 'C'), 113362u},
+    {0x3010001CU, S2F_VR('C', 'S'), 113388u},
+    {0x3010001DU, S2F_VR('L', 'T'), 113418u},
+    {0x3010001EU, S2F_VR('L', 'O'), 113450u},
+    {0x3010001FU, S2F_VR('U', 'I'), 113484u},
+    {0x30100020U, S2F_VR('U', 'S'), 113508u},
+    {0x30100021U, S2F_VR('S', 'Q'), 113540u},
+    {0x30100022U, S2F_VR('U', 'S'), 113565u},
+    {0x30100023U, S2F_VR('S', 'Q'), 113587u},
+    {0x30100024U, S2F_VR('S', 'Q'), 113618u},
+    {0x30100025U, S2F_VR('S', 'Q'), 113654u},
+    {0x30100026U, S2F_VR('S', 'Q'), 113679u},
+    {0x30100027U, S2F_VR('S', 'Q'), 113714u},
+    {0x30100028U, S2F_VR('S', 'Q'), 113745u},
+    {0x30100029U, S2F_VR('U', 'S'), 113783u},
+    {0x3010002AU, S2F_VR('S', 'Q'), 113816u},
+    {0x3010002BU, S2F_VR('S', 'Q'), 113844u},
+    {0x3010002CU, S2F_VR('S', 'Q'), 113882u},
+    {0x3010002DU, S2F_VR('L', 'O'), 113916u},
+    {0x3010002EU, S2F_VR('S', 'Q'), 113928u},
+    {0x3010002FU, S2F_VR('S', 'Q'), 113951u},
+    {0x30100030U, S2F_VR('S', 'Q'), 113993u},
+    {0x30100031U, S2F_VR('U', 'I'), 114034u},
+    {0x30100032U, S2F_VR('S', 'Q'), 114057u},
+    {0x30100033U, S2F_VR('S', 'H'), 114093u},
+    {0x30100034U, S2F_VR('L', 'O'), 114110u},
+    {0x30100035U, S2F_VR('S', 'H'), 114131u},
+    {0x30100036U, S2F_VR('L', 'O'), 114143u},
+    {0x30100037U, S2F_VR('S', 'T'), 114154u},
+    {0x30100038U, S2F_VR('L', 'O'), 114172u},
+    {0x30100039U, S2F_VR('U', 'S'), 114188u},
+    {0x3010003AU, S2F_VR('U', 'S'), 114200u},
+    {0x3010003BU, S2F_VR('U', 'I'), 114222u},
+    {0x3010003CU, S2F_VR('U', 'S'), 114242u},
+    {0x3010003DU, S2F_VR('U', 'S'), 114262u},
+    {0x3010003EU, S2F_VR('U', 'S'), 114287u},
+    {0x3010003FU, S2F_VR('U', 'S'), 114314u},
+    {0x30100040U, S2F_VR('U', 'S'), 114343u},
+    {0x30100041U, S2F_VR('U', 'S'), 114375u},
+    {0x30100042U, S2F_VR('U', 'S'), 114405u},
+    {0x30100043U, S2F_VR('S', 'T'), 114441u},
+    {0x30100044U, S2F_VR('S', 'Q'), 114470u},
+    {0x30100045U, S2F_VR('C', 'S'), 114524u},
+    {0x30100046U, S2F_VR('C', 'S'), 114559u},
+    {0x30100047U, S2F_VR('C', 'S'), 114585u},
+    {0x30100048U, S2F_VR('C', 'S'), 114610u},
+    {0x30100049U, S2F_VR('S', 'Q'), 114634u},
+    {0x3010004AU, S2F_VR('S', 'Q'), 114669u},
+    {0x3010004BU, S2F_VR('S', 'Q'), 114709u},
+    {0x3010004CU, S2F_VR('D', 'A'), 114742u},
+    {0x3010004DU, S2F_VR('D', 'A'), 114765u},
+    {0x3010004EU, S2F_VR('S', 'Q'), 114786u},
+    {0x3010004FU, S2F_VR('C', 'S'), 114819u},
+    {0x30100050U, S2F_VR('F', 'D'), 114854u},
+    {0x30100051U, S2F_VR('F', 'D'), 114882u},
+    {0x30100052U, S2F_VR('U', 'I'), 114910u},
+    {0x30100053U, S2F_VR('U', 'I'), 114937u},
+    {0x30100054U, S2F_VR('L', 'O'), 114965u},
+    {0x30100055U, S2F_VR('S', 'Q'), 114985u},
+    {0x30100056U, S2F_VR('L', 'O'), 115022u},
+    {0x30100057U, S2F_VR('S', 'Q'), 115047u},
+    {0x30100058U, S2F_VR('U', 'S'), 115073u},
+    {0x30100059U, S2F_VR('C', 'S'), 115096u},
+    {0x3010005AU, S2F_VR('U', 'T'), 115118u},
+    {0x3010005BU, S2F_VR('S', 'Q'), 115145u},
+    {0x3010005CU, S2F_VR('S', 'T'), 115168u},
+    {0x3010005DU, S2F_VR('S', 'Q'), 115189u},
+    {0x3010005EU, S2F_VR('U', 'S'), 115213u},
+    {0x3010005FU, S2F_VR('S', 'Q'), 115246u},
+    {0x30100060U, S2F_VR('S', 'Q'), 115285u},
+    {0x30100061U, S2F_VR('U', 'T'), 115316u},
+    {0x30100062U, S2F_VR('S', 'Q'), 115346u},
+    {0x30100063U, S2F_VR('C', 'S'), 115378u},
+    {0x30100064U, S2F_VR('S', 'Q'), 115413u},
+    {0x30100065U, S2F_VR('S', 'Q'), 115449u},
+    {0x30100066U, S2F_VR('U', 'S'), 115481u},
+    {0x30100067U, S2F_VR('S', 'Q'), 115520u},
+    {0x30100068U, S2F_VR('C', 'S'), 115557u},
+    {0x30100069U, S2F_VR('S', 'Q'), 115592u},
+    {0x3010006AU, S2F_VR('S', 'Q'), 115625u},
+    {0x3010006BU, S2F_VR('S', 'Q'), 115666u},
+    {0x3010006CU, S2F_VR('S', 'Q'), 115689u},
+    {0x3010006DU, S2F_VR('S', 'Q'), 115717u},
+    {0x3010006EU, S2F_VR('U', 'I'), 115753u},
+    {0x3010006FU, S2F_VR('U', 'I'), 115776u},
+    {0x30100070U, S2F_VR('S', 'Q'), 115809u},
+    {0x30100071U, S2F_VR('S', 'Q'), 115846u},
+    {0x30100073U, S2F_VR('C', 'S'), 115885u},
+    {0x30100074U, S2F_VR('F', 'D'), 115917u},
+    {0x30100075U, S2F_VR('C', 'S'), 115943u},
+    {0x30100076U, S2F_VR('S', 'Q'), 115970u},
+    {0x30100077U, S2F_VR('L', 'O'), 116003u},
+    {0x30100078U, S2F_VR('S', 'Q'), 116017u},
+    {0x30100079U, S2F_VR('S', 'Q'), 116043u},
+    {0x3010007AU, S2F_VR('U', 'T'), 116067u},
+    {0x3010007BU, S2F_VR('U', 'T'), 116091u},
+    {0x3010007CU, S2F_VR('I', 'S'), 116109u},
+    {0x3010007DU, S2F_VR('U', 'S'), 116135u},
+    {0x3010007EU, S2F_VR('U', 'S'), 116153u},
+    {0x3010007FU, S2F_VR('U', 'T'), 116178u},
+    {0x30100080U, S2F_VR('S', 'Q'), 116197u},
+    {0x30100081U, S2F_VR('S', 'Q'), 116230u},
+    {0x30100082U, S2F_VR('S', 'Q'), 116256u},
+    {0x30100083U, S2F_VR('C', 'S'), 116290u},
+    {0x30100084U, S2F_VR('F', 'D'), 116330u},
+    {0x30100085U, S2F_VR('T', 'M'), 116359u},
+    {0x30100086U, S2F_VR('L', 'T'), 116385u},
+    {0x30100087U, S2F_VR('S', 'Q'), 116408u},
+    {0x30100088U, S2F_VR('S', 'Q'), 116439u},
+    {0x30100089U, S2F_VR('S', 'Q'), 116473u},
+    {0x30100090U, S2F_VR('C', 'S'), 116507u},
+    {0x30100091U, S2F_VR('S', 'Q'), 116536u},
+    {0x30100092U, S2F_VR('U', 'L'), 116567u},
+    {0x30100093U, S2F_VR('F', 'D'), 116589u},
+    {0x30100094U, S2F_VR('F', 'D'), 116618u},
+    {0x30100095U, S2F_VR('F', 'D'), 116658u},
+    {0x30100096U, S2F_VR('F', 'D'), 116699u},
+    {0x30100097U, S2F_VR('S', 'Q'), 116741u},
+    {0x30100098U, S2F_VR('S', 'Q'), 116773u},
+    {0x30100099U, S2F_VR('F', 'D'), 116809u},
+    {0x3010009AU, S2F_VR('F', 'D'), 116842u},
+    {0x40000010U, S2F_VR('L', 'T'), 116884u},
+    {0x40004000U, S2F_VR('L', 'T'), 116894u},
+    {0x40080040U, S2F_VR('S', 'H'), 116907u},
+    {0x40080042U, S2F_VR('L', 'O'), 116917u},
+    {0x40080050U, S2F_VR('S', 'Q'), 116933u},
+    {0x400800FFU, S2F_VR('C', 'S'), 116966u},
+    {0x40080100U, S2F_VR('D', 'A'), 116994u},
+    {0x40080101U, S2F_VR('T', 'M'), 117021u},
+    {0x40080102U, S2F_VR('P', 'N'), 117048u},
+    {0x40080103U, S2F_VR('L', 'O'), 117071u},
+    {0x40080108U, S2F_VR('D', 'A'), 117096u},
+    {0x40080109U, S2F_VR('T', 'M'), 117128u},
+    {0x4008010AU, S2F_VR('P', 'N'), 117160u},
+    {0x4008010BU, S2F_VR('S', 'T'), 117186u},
+    {0x4008010CU, S2F_VR('P', 'N'), 117205u},
+    {0x40080111U, S2F_VR('S', 'Q'), 117226u},
+    {0x40080112U, S2F_VR('D', 'A'), 117257u},
+    {0x40080113U, S2F_VR('T', 'M'), 117284u},
+    {0x40080114U, S2F_VR('P', 'N'), 117311u},
+    {0x40080115U, S2F_VR('L', 'T'), 117344u},
+    {0x40080117U, S2F_VR('S', 'Q'), 117379u},
+    {0x40080118U, S2F_VR('S', 'Q'), 117415u},
+    {0x40080119U, S2F_VR('P', 'N'), 117447u},
+    {0x4008011AU, S2F_VR('L', 'O'), 117464u},
+    {0x40080200U, S2F_VR('S', 'H'), 117484u},
+    {0x40080202U, S2F_VR('L', 'O'), 117501u},
+    {0x40080210U, S2F_VR('C', 'S'), 117524u},
+    {0x40080212U, S2F_VR('C', 'S'), 117545u},
+    {0x40080300U, S2F_VR('S', 'T'), 117568u},
+    {0x40084000U, S2F_VR('S', 'T'), 117580u},
+    {0x40100001U, S2F_VR('C', 'S'), 117596u},
+    {0x40100002U, S2F_VR('C', 'S'), 117615u},
+    {0x40100004U, S2F_VR('S', 'Q'), 117635u},
+    {0x40101001U, S2F_VR('S', 'Q'), 117660u},
+    {0x40101004U, S2F_VR('F', 'L'), 117683u},
+    {0x40101005U, S2F_VR('F', 'L'), 117697u},
+    {0x40101006U, S2F_VR('O', 'B'), 117714u},
+    {0x40101007U, S2F_VR('S', 'H'), 117730u},
+    {0x40101008U, S2F_VR('C', 'S'), 117745u},
+    {0x40101009U, S2F_VR('C', 'S'), 117756u},
+    {0x4010100AU, S2F_VR('S', 'Q'), 117769u},
+    {0x40101010U, S2F_VR('U', 'S'), 117790u},
+    {0x40101011U, S2F_VR('S', 'Q'), 117814u},
+    {0x40101012U, S2F_VR('C', 'S'), 117829u},
+    {0x40101013U, S2F_VR('L', 'T'), 117844u},
+    {0x40101014U, S2F_VR('C', 'S'), 117870u},
+    {0x40101015U, S2F_VR('C', 'S'), 117891u},
+    {0x40101016U, S2F_VR('F', 'L'), 117909u},
+    {0x40101017U, S2F_VR('F', 'L'), 117934u},
+    {0x40101018U, S2F_VR('F', 'L'), 117939u},
+    {0x40101019U, S2F_VR('F', 'L'), 117947u},
+    {0x4010101AU, S2F_VR('S', 'H'), 117958u},
+    {0x4010101BU, S2F_VR('F', 'L'), 117973u},
+    {0x4010101CU, S2F_VR('F', 'L'), 117986u},
+    {0x4010101DU, S2F_VR('F', 'L'), 117998u},
+    {0x4010101EU, S2F_VR('S', 'H'), 118014u},
+    {0x4010101FU, S2F_VR('S', 'H'), 118042u},
+    {0x40101020U, S2F_VR('C', 'S'), 118068u},
+    {0x40101021U, S2F_VR('C', 'S'), 118095u},
+    {0x40101023U, S2F_VR('F', 'L'), 118107u},
+    {0x40101024U, S2F_VR('C', 'S'), 118119u},
+    {0x40101025U, S2F_VR('D', 'T'), 118129u},
+    {0x40101026U, S2F_VR('D', 'T'), 118151u},
+    {0x40101027U, S2F_VR('C', 'S'), 118171u},
+    {0x40101028U, S2F_VR('C', 'S'), 118179u},
+    {0x40101029U, S2F_VR('L', 'O'), 118205u},
+    {0x4010102AU, S2F_VR('S', 'H'), 118240u},
+    {0x4010102BU, S2F_VR('D', 'T'), 118257u},
+    {0x40101031U, S2F_VR('C', 'S'), 118275u},
+    {0x40101033U, S2F_VR('U', 'S'), 118289u},
+    {0x40101034U, S2F_VR('U', 'S'), 118310u},
+    {0x40101037U, S2F_VR('S', 'Q'), 118331u},
+    {0x40101038U, S2F_VR('S', 'Q'), 118357u},
+    {0x40101039U, S2F_VR('C', 'S'), 118379u},
+    {0x4010103AU, S2F_VR('C', 'S'), 118387u},
+    {0x40101041U, S2F_VR('D', 'T'), 118400u},
+    {0x40101042U, S2F_VR('C', 'S'), 118421u},
+    {0x40101043U, S2F_VR('F', 'L'), 118429u},
+    {0x40101044U, S2F_VR('C', 'S'), 118437u},
+    {0x40101045U, S2F_VR('S', 'Q'), 118455u},
+    {0x40101046U, S2F_VR('C', 'S'), 118482u},
+    {0x40101047U, S2F_VR('S', 'Q'), 118494u},
+    {0x40101048U, S2F_VR('C', 'S'), 118511u},
+    {0x40101051U, S2F_VR('L', 'O'), 118520u},
+    {0x40101052U, S2F_VR('S', 'H'), 118532u},
+    {0x40101053U, S2F_VR('L', 'O'), 118548u},
+    {0x40101054U, S2F_VR('S', 'H'), 118578u},
+    {0x40101055U, S2F_VR('S', 'H'), 118586u},
+    {0x40101056U, S2F_VR('C', 'S'), 118612u},
+    {0x40101058U, S2F_VR('S', 'H'), 118631u},
+    {0x40101059U, S2F_VR('C', 'S'), 118641u},
+    {0x40101060U, S2F_VR('F', 'L'), 118669u},
+    {0x40101061U, S2F_VR('F', 'L'), 118687u},
+    {0x40101062U, S2F_VR('F', 'L'), 118702u},
+    {0x40101064U, S2F_VR('S', 'Q'), 118713u},
+    {0x40101067U, S2F_VR('C', 'S'), 118742u},
+    {0x40101068U, S2F_VR('L', 'T'), 118766u},
+    {0x40101069U, S2F_VR('F', 'L'), 118784u},
+    {0x4010106CU, S2F_VR('O', 'B'), 118804u},
+    {0x4010106DU, S2F_VR('C', 'S'), 118828u},
+    {0x4010106EU, S2F_VR('C', 'S'), 118857u},
+    {0x4010106FU, S2F_VR('S', 'Q'), 118895u},
+    {0x40101070U, S2F_VR('C', 'S'), 118930u},
+    {0x40101071U, S2F_VR('S', 'Q'), 118944u},
+    {0x40101072U, S2F_VR('S', 'Q'), 118967u},
+    {0x40101073U, S2F_VR('F', 'D'), 118990u},
+    {0x40101075U, S2F_VR('D', 'S'), 119003u},
+    {0x40101076U, S2F_VR('S', 'Q'), 119028u},
+    {0x40101077U, S2F_VR('S', 'Q'), 119050u},
+    {0x40101078U, S2F_VR('S', 'T'), 119080u},
+    {0x40101079U, S2F_VR('S', 'Q'), 119103u},
+    {0x4010107AU, S2F_VR('F', 'L'), 119135u},
+    {0x4010107BU, S2F_VR('S', 'Q'), 119159u},
+    {0x4010107CU, S2F_VR('C', 'S'), 119177u},
+    {0x4010107DU, S2F_VR('S', 'Q'), 119205u},
+    {0x4010107EU, S2F_VR('D', 'S'), 119239u},
+    {0x4FFE0001U, S2F_VR('S', 'Q'), 119260u},
+    {0x52009229U, S2F_VR('S', 'Q'), 119282u},
+    {0x52009230U, S2F_VR('S', 'Q'), 119313u},
+    {0x54000100U, S2F_VR('S', 'Q'), 119346u},
+    {0x54000110U, S2F_VR('O', 'B'), 119363u},
+    {0x54000112U, S2F_VR('O', 'B'), 119383u},
+    {0x54001004U, S2F_VR('U', 'S'), 119403u},
+    {0x54001006U, S2F_VR('C', 'S'), 119425u},
+    {0x5400100AU, S2F_VR('O', 'B'), 119454u},
+    {0x54001010U, S2F_VR('O', 'B'), 119475u},
+    {0x56000010U, S2F_VR('O', 'F'), 119488u},
+    {0x56000020U, S2F_VR('O', 'F'), 119519u},
+    {0x7FE00001U, S2F_VR('O', 'V'), 119536u},
+    {0x7FE00002U, S2F_VR('O', 'V'), 119556u},
+    {0x7FE00008U, S2F_VR('O', 'F'), 119583u},
+    {0x7FE00009U, S2F_VR('O', 'D'), 119598u},
+    {0x7FE00010U, S2F_VR('O', 'B'), 119619u},
+    {0x7FE00020U, S2F_VR('O', 'W'), 119629u},
+    {0x7FE00030U, S2F_VR('O', 'W'), 119646u},
+    {0x7FE00040U, S2F_VR('O', 'W'), 119663u},
+    {0xFFFAFFFAU, S2F_VR('S', 'Q'), 119680u},
+    {0xFFFCFFFCU, S2F_VR('O', 'B'), 119706u},
+    {0xFFFEE000U, 0, 119729u},
+    {0xFFFEE00DU, 0, 119734u},
+    {0xFFFEE0DDU, 0, 119755u},
 };
 
 /* Sorted by strcmp of the UID. */

@@ -12,8 +12,8 @@
 #define S2F_SRT_TABLE_H
 
 typedef struct s2f_srt_pair {
-    const char *srt;
-    const char *sct;
+    char srt[12];   /* arrays, not pointers: no load-time relocation per entry */
+    char sct[20];
 } s2f_srt_pair;
 
 static const s2f_srt_pair s2f_srt_table[] = {
