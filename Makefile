@@ -65,6 +65,8 @@ fixtures:
 
 sample: all fixtures
 	$(BIN) dump $(BUILD)/fixtures/explicit_le.dcm
+	$(BIN) convert --pretty $(BUILD)/fixtures/explicit_le.dcm -o $(BUILD)/sample-bundle.json
+	@echo "sample: FHIR Bundle written to $(BUILD)/sample-bundle.json"
 
 clean:
 	rm -rf build build-san build-fuzz

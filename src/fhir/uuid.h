@@ -21,11 +21,9 @@
  * hard-coded: dcd76a05-1792-5939-8929-0f2573fdfcd9 (Python: uuid.uuid5(uuid.NAMESPACE_OID,
  * "sr2fhir")). Changing it changes every id the project has ever produced: never do.
  *
- * SHA-1 comes from OpenSSL's libcrypto (EVP interface). No global mutable state; every
- * function is thread-safe. The functions that hash return S2F_OK, or S2F_ENOMEM when
- * libcrypto could not make a digest context (the system refused memory); on failure the
- * output is the nil UUID / an empty string, never a partial value. Callers may ignore the
- * result only where a failed allocation is already impossible to handle.
+ * SHA-1 is src/util/sha1.c (no allocation). No global mutable state; every function is
+ * thread-safe. The functions that hash return an s2f_code for the callers' uniformity;
+ * today they cannot fail.
  */
 #ifndef S2F_UUID_H
 #define S2F_UUID_H
