@@ -606,24 +606,16 @@ static void read_root(walker *w, const s2f_item *root)
     }
 }
 
-/* M26: items nobody took, in document order (pre-order walk without recursion). */
+/* M26: items nobody took, in document order. */
 static void list_unmapped(walker *w, const s2f_item *root)
 {
-    const s2f_item *it = root;
-    while (it && !w->oom) {
-        if (!w->consumed[it->seq]) {
-            const s2f_item **slot = append(w, (void **)&w->r->unmapped, &w->r->n_unmapped,
-                                           &w->cap_unmapped, sizeof *slot);
-            if (slot)
-                *slot = it;
-        }
-        if (it->n_children) {
-            it = it->children[0];
+    for (const s2f_item *it = root; it && !w->oom; it = s2f_item_next(it)) {
+        if (w->consumed[it->seq])
             continue;
-        }
-        while (it->parent && it->index >= it->parent->n_children)
-            it = it->parent;
-        it = it->parent ? it->parent->children[it->index] : NULL;
+        const s2f_item **slot = append(w, (void **)&w->r->unmapped, &w->r->n_unmapped,
+                                       &w->cap_unmapped, sizeof *slot);
+        if (slot)
+            *slot = it;
     }
 }
 

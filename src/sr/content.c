@@ -84,6 +84,15 @@ s2f_rel s2f_rel_from(const uint8_t *p, size_t n)
     return S2F_REL_UNKNOWN;
 }
 
+const s2f_item *s2f_item_next(const s2f_item *it)
+{
+    if (it->n_children)
+        return it->children[0];
+    while (it->parent && it->index >= it->parent->n_children)
+        it = it->parent;
+    return it->parent ? it->parent->children[it->index] : NULL;
+}
+
 void s2f_item_position(const s2f_item *it, char *buf, size_t size)
 {
     char tmp[4096];
@@ -202,13 +211,7 @@ static s2f_code number_items(s2f_tree_builder *b, s2f_item *root, s2f_tree *out)
         }
         if (it->depth > out->depth)
             out->depth = it->depth;
-        if (it->n_children) {
-            it = it->children[0];
-            continue;
-        }
-        while (it->parent && it->index >= it->parent->n_children)
-            it = it->parent;
-        it = it->parent ? it->parent->children[it->index] : NULL;
+        it = (s2f_item *)s2f_item_next(it); /* the builder owns the items it numbers */
     }
     return S2F_OK;
 }

@@ -138,6 +138,10 @@ s2f_code s2f_tree_finish(s2f_tree_builder *b, const s2f_ds *top, s2f_tree *out);
 s2f_code s2f_tree_build(const s2f_ds *top, s2f_charset *cs, s2f_arena *a, s2f_warnings *w,
                         unsigned max_depth, s2f_tree *out, s2f_error *err);
 
+/* The item after `it` in document (pre-)order, NULL after the last: a walk of the whole
+ * tree without recursion is `for (it = root; it; it = s2f_item_next(it))`. */
+const s2f_item *s2f_item_next(const s2f_item *it);
+
 /* Writes the "1.4.2" position of an item into buf (always NUL-terminated). */
 void s2f_item_position(const s2f_item *it, char *buf, size_t size);
 

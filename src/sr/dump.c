@@ -242,15 +242,8 @@ static void put_tree(s2f_sink *s, const s2f_item *root, char *pos, size_t *len_a
     len_at[0] = 1;
     for (;;) {
         put_item(s, it, pos, len_at[it->depth]);
-        if (it->n_children) {
-            it = it->children[0];
-        } else {
-            while (it->parent && it->index >= it->parent->n_children)
-                it = it->parent;
-            if (!it->parent)
-                return;
-            it = it->parent->children[it->index];
-        }
+        if (!(it = s2f_item_next(it)))
+            return;
         len_at[it->depth] = extend_position(pos, len_at[it->depth - 1], it->index);
     }
 }

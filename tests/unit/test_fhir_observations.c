@@ -16,13 +16,7 @@
 
 /* ---- DICOM JSON builders (as in test_report.c) ------------------------------------------- */
 
-#define CODE(v, s, m) "{\"00080100\":{\"vr\":\"SH\",\"Value\":[\"" v "\"]},"                \
-                      "\"00080102\":{\"vr\":\"SH\",\"Value\":[\"" s "\"]},"                 \
-                      "\"00080104\":{\"vr\":\"LO\",\"Value\":[\"" m "\"]}}"
-#define CONCEPT(v, s, m) "\"0040A043\":{\"vr\":\"SQ\",\"Value\":[" CODE(v, s, m) "]}"
-#define ITEM(rel, vt) "\"0040A010\":{\"vr\":\"CS\",\"Value\":[\"" rel "\"]},"                \
-                      "\"0040A040\":{\"vr\":\"CS\",\"Value\":[\"" vt "\"]}"
-#define KIDS(...) ",\"0040A730\":{\"vr\":\"SQ\",\"Value\":[" __VA_ARGS__ "]}"
+#include "sr_json.h"
 #define OBSUID(uid) ",\"0040A171\":{\"vr\":\"UI\",\"Value\":[\"" uid "\"]}"
 #define CONTAINER(rel, v, s, m, ...)                                                        \
     "{" ITEM(rel, "CONTAINER") "," CONCEPT(v, s, m) ","                                     \
@@ -31,19 +25,8 @@
     "{" ITEM("CONTAINS", "CONTAINER") "," CONCEPT("125007", "DCM", "Measurement Group") ","  \
     "\"0040A050\":{\"vr\":\"CS\",\"Value\":[\"SEPARATE\"]}" OBSUID(uid) KIDS(__VA_ARGS__) "}"
 #define GROUP(...) CONTAINER("CONTAINS", "125007", "DCM", "Measurement Group", __VA_ARGS__)
-#define CODEITEM(rel, v, s, m, value) \
-    "{" ITEM(rel, "CODE") "," CONCEPT(v, s, m) ",\"0040A168\":{\"vr\":\"SQ\",\"Value\":[" value "]}}"
-#define CODEITEM_KIDS(rel, v, s, m, value, ...)                                              \
-    "{" ITEM(rel, "CODE") "," CONCEPT(v, s, m) ",\"0040A168\":{\"vr\":\"SQ\",\"Value\":[" value \
-    "]}" KIDS(__VA_ARGS__) "}"
-#define TEXTITEM(rel, v, s, m, text) \
-    "{" ITEM(rel, "TEXT") "," CONCEPT(v, s, m) ",\"0040A160\":{\"vr\":\"UT\",\"Value\":[\"" text "\"]}}"
-#define UIDITEM(rel, v, s, m, uid) \
-    "{" ITEM(rel, "UIDREF") "," CONCEPT(v, s, m) ",\"0040A124\":{\"vr\":\"UI\",\"Value\":[\"" uid "\"]}}"
 #define DATEITEM(rel, vt, vr, tag, v, m, value) \
     "{" ITEM(rel, vt) "," CONCEPT(v, "99X", m) ",\"" tag "\":{\"vr\":\"" vr "\",\"Value\":[\"" value "\"]}}"
-#define PNITEM(rel, name) "{" ITEM(rel, "PNAME") "," CONCEPT("121008", "DCM", "Person Observer Name") \
-    ",\"0040A123\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"" name "\"}]}}"
 #define UNITS(v, s, m) "\"004008EA\":{\"vr\":\"SQ\",\"Value\":[" CODE(v, s, m) "]}"
 /* A NUM with a Measured Value Sequence item made of `mv`, then `extra` (more members). */
 #define NUMX(rel, v, s, m, mv, extra)                                                        \

@@ -15,23 +15,13 @@
 #include "fhir/fhir.h"
 #include "report/report.h"
 
-#define CODE(v, s, m) "{\"00080100\":{\"vr\":\"SH\",\"Value\":[\"" v "\"]},"                \
-                      "\"00080102\":{\"vr\":\"SH\",\"Value\":[\"" s "\"]},"                 \
-                      "\"00080104\":{\"vr\":\"LO\",\"Value\":[\"" m "\"]}}"
-#define CONCEPT(v, s, m) "\"0040A043\":{\"vr\":\"SQ\",\"Value\":[" CODE(v, s, m) "]}"
-#define ITEM(rel, vt) "\"0040A010\":{\"vr\":\"CS\",\"Value\":[\"" rel "\"]},"                \
-                      "\"0040A040\":{\"vr\":\"CS\",\"Value\":[\"" vt "\"]}"
-#define KIDS(...) ",\"0040A730\":{\"vr\":\"SQ\",\"Value\":[" __VA_ARGS__ "]}"
+#include "sr_json.h"
 #define OBSUID(uid) "\"0040A171\":{\"vr\":\"UI\",\"Value\":[\"" uid "\"]},"
 #define CONTAINER(rel, v, s, m, extra, ...)                                                 \
     "{" ITEM(rel, "CONTAINER") "," extra CONCEPT(v, s, m) ","                               \
     "\"0040A050\":{\"vr\":\"CS\",\"Value\":[\"SEPARATE\"]}" KIDS(__VA_ARGS__) "}"
 #define GROUP(extra, ...) CONTAINER("CONTAINS", "125007", "DCM", "Measurement Group", extra, __VA_ARGS__)
 #define MEASUREMENTS(...) CONTAINER("CONTAINS", "126010", "DCM", "Imaging Measurements", "", __VA_ARGS__)
-#define UIDITEM(rel, v, s, m, uid) \
-    "{" ITEM(rel, "UIDREF") "," CONCEPT(v, s, m) ",\"0040A124\":{\"vr\":\"UI\",\"Value\":[\"" uid "\"]}}"
-#define TEXTITEM(rel, v, s, m, text) \
-    "{" ITEM(rel, "TEXT") "," CONCEPT(v, s, m) ",\"0040A160\":{\"vr\":\"UT\",\"Value\":[\"" text "\"]}}"
 #define NUM(rel, v, s, m, value, ...)                                                       \
     "{" ITEM(rel, "NUM") "," CONCEPT(v, s, m) ",\"0040A300\":{\"vr\":\"SQ\",\"Value\":[{"    \
     "\"0040A30A\":{\"vr\":\"DS\",\"Value\":[\"" value "\"]},"                                \
@@ -58,7 +48,6 @@
 #define CT "1.2.840.10008.5.1.4.1.1.2"
 #define SEG "1.2.840.10008.5.1.4.1.1.66.4"
 #define RTSS "1.2.840.10008.5.1.4.1.1.481.3"
-#define ENHANCED "1.2.840.10008.5.1.4.1.1.88.22"
 #define SR_UID "1.2.3.4"
 #define STUDY "1.2.3.100"
 #define OTHER_STUDY "1.2.3.200"
