@@ -21,7 +21,7 @@ static void fail_oom(s2f_fhir *f)
 
 const char *s2f_fhir_oid(s2f_fhir *f, const char *uid)
 {
-    char *s = s2f_arena_printf(f->arena, "urn:oid:%s", uid ? uid : "");
+    char *s = s2f_arena_concat(f->arena, "urn:oid:", uid ? uid : "");
     if (!s)
         fail_oom(f);
     return s;
@@ -99,7 +99,7 @@ static const char *issuer_system(s2f_fhir *f, const s2f_issuer *is)
     if (!strcmp(type, "ISO"))
         return s2f_fhir_oid(f, is->universal);
     if (!strcmp(type, "UUID")) {
-        char *s = s2f_arena_printf(f->arena, "urn:uuid:%s", is->universal);
+        char *s = s2f_arena_concat(f->arena, "urn:uuid:", is->universal);
         if (!s)
             fail_oom(f);
         return s;
@@ -159,7 +159,9 @@ static void study_reference(s2f_fhir *f)
     s2f_json_kv_begin_object(j, "identifier");
     s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");
     s2f_json_kv_string(j, "system", "urn:dicom:uid");
-    s2f_json_kv_string(j, "value", s2f_fhir_oid(f, f->h->study_uid));
+    if (!f->study_oid)
+        f->study_oid = s2f_fhir_oid(f, f->h->study_uid);
+    s2f_json_kv_string(j, "value", f->study_oid);
     s2f_json_end_object(j);
     s2f_json_end_object(j);
 }
@@ -250,7 +252,21 @@ static int format_local(const char *dt, char *out, size_t size)
     return 1;
 }
 
+static const char *compute_instant(s2f_fhir *f, const char *observation_dt);
+
+/* Most Observations of a report share one Observation DateTime (often none): the last
+ * answer is kept. */
 const char *s2f_fhir_instant(s2f_fhir *f, const char *observation_dt)
+{
+    if (!f->instant_known || f->instant_of != observation_dt) {
+        f->instant = compute_instant(f, observation_dt);
+        f->instant_of = observation_dt;
+        f->instant_known = 1;
+    }
+    return f->instant;
+}
+
+static const char *compute_instant(s2f_fhir *f, const char *observation_dt)
 {
     const s2f_header *h = f->h;
     char digits[64], local[48], zone[8];

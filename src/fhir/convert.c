@@ -20,24 +20,62 @@ static void fail(s2f_fhir *f, s2f_code code, const char *what)
         f->code = s2f_fail(f->err, code, "%s", what);
 }
 
+/* Identities are asked for again and again (every Observation names the equipment, its
+ * group, its selections): a direct-mapped memo in front of the hashing. */
+#define RID_MEMO 1024
+struct s2f_rid_memo {
+    const char *kind, *key;
+    s2f_rid rid;
+};
+
+static uint64_t hash(const char *s);
+
+static void compute_rid(s2f_fhir *f, const char *type, const char *kind, const char *key,
+                        s2f_rid *rid)
+{
+    s2f_uuid u;
+    rid->type = type;
+    s2f_uuid_scope_id(&f->ids, kind, key, &u);
+    s2f_uuid_format(&u, rid->id);
+    memcpy(rid->urn, "urn:uuid:", 9);
+    memcpy(rid->urn + 9, rid->id, sizeof rid->id);
+}
+
 void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid)
 {
-    rid->type = type;
-    if (s2f_resource_id(f->sop_uid, kind, key, rid->id) != S2F_OK ||
-        s2f_resource_uuid(f->sop_uid, kind, key, rid->urn) != S2F_OK) {
-        fail(f, S2F_ENOMEM, "cannot compute a resource identity (SHA-1 unavailable)");
-        rid->id[0] = rid->urn[0] = '\0';
+    if (!f->rid_memo)
+        f->rid_memo = s2f_arena_calloc(f->arena, RID_MEMO, sizeof *f->rid_memo);
+    if (!f->rid_memo) {
+        compute_rid(f, type, kind, key, rid);
+        return;
     }
+    struct s2f_rid_memo *m = &f->rid_memo[(hash(key) ^ (uintptr_t)kind) & (RID_MEMO - 1)];
+    if (m->kind != kind || !m->key || strcmp(m->key, key)) {
+        /* keys are arena strings or literals: they outlive the conversion */
+        compute_rid(f, type, kind, key, &m->rid);
+        m->kind = kind;
+        m->key = key;
+    }
+    *rid = m->rid;
+    rid->type = type;
 }
 
 const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it)
 {
+    if (!f->item_keys)
+        f->item_keys = s2f_arena_calloc(f->arena, f->doc->tree.n_items, sizeof *f->item_keys);
+    if (f->item_keys && f->item_keys[it->seq])
+        return f->item_keys[it->seq];
     char pos[1024];
     s2f_item_position(it, pos, sizeof pos);
     const char *s = s2f_arena_strdup(f->arena, pos);
-    if (!s)
+    if (!s) {
         fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
-    return s ? s : "";
+        return "";
+    }
+    if (f->item_keys)
+        f->item_keys[it->seq] = s;
+    return s;
 }
 
 /* ---- the set of shared resources written ------------------------------------------------- */
@@ -241,6 +279,7 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
     };
     if (opt)
         f.opt = *opt;
+    s2f_uuid_scope_init(&f.ids, f.sop_uid);
     memset(stats, 0, sizeof *stats);
     stats->unmapped = rep->n_unmapped;
     s2f_json_init(&json, out, f.opt.pretty);

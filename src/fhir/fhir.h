@@ -79,6 +79,12 @@ typedef struct s2f_fhir {
     s2f_error *err;
     s2f_code code;           /* first failure (sticky); writers stop once it is set */
     const char *sop_uid;     /* the SR's SOP Instance UID (header), "" if absent */
+    s2f_uuid_scope ids;      /* hashing state of the identities' shared prefix (M24) */
+    const char *study_oid;   /* "urn:oid:" + Study Instance UID, made once */
+    struct s2f_rid_memo *rid_memo; /* convert.c: identities already computed */
+    const char **item_keys;  /* convert.c: item positions already written, by item seq */
+    const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
+    int instant_known;
     struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
 } s2f_fhir;
 

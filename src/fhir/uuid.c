@@ -20,19 +20,25 @@ typedef struct part {
     size_t n;
 } part;
 
+/* The digest as a version 5, variant 10xx UUID (RFC 9562 5.5). */
+static void finish_v5(s2f_sha1 *sha, s2f_uuid *out)
+{
+    unsigned char md[20];
+    s2f_sha1_final(sha, md);
+    memcpy(out->b, md, sizeof out->b);
+    out->b[6] = (unsigned char)((out->b[6] & 0x0f) | 0x50); /* version 5 */
+    out->b[8] = (unsigned char)((out->b[8] & 0x3f) | 0x80); /* variant 10xx */
+}
+
 /* v5 of the concatenation of `nparts` parts in `ns`. */
 static s2f_code v5_parts(const s2f_uuid *ns, const part *parts, size_t nparts, s2f_uuid *out)
 {
-    unsigned char md[20];
     s2f_sha1 sha;
     s2f_sha1_init(&sha);
     s2f_sha1_update(&sha, ns->b, sizeof ns->b);
     for (size_t i = 0; i < nparts; i++)
         s2f_sha1_update(&sha, parts[i].p, parts[i].n);
-    s2f_sha1_final(&sha, md);
-    memcpy(out->b, md, sizeof out->b);
-    out->b[6] = (unsigned char)((out->b[6] & 0x0f) | 0x50); /* version 5 */
-    out->b[8] = (unsigned char)((out->b[8] & 0x3f) | 0x80); /* variant 10xx */
+    finish_v5(&sha, out);
     return S2F_OK;
 }
 
@@ -127,4 +133,24 @@ s2f_code s2f_resource_uuid(const char *sop_instance_uid, const char *kind, const
     }
     memcpy(urn_buf, prefix, sizeof prefix - 1);
     return S2F_OK;
+}
+
+void s2f_uuid_scope_init(s2f_uuid_scope *sc, const char *sop_instance_uid)
+{
+    const char *s = sop_instance_uid ? sop_instance_uid : "";
+    s2f_sha1_init(&sc->prefix);
+    s2f_sha1_update(&sc->prefix, s2f_uuid_ns_sr2fhir.b, sizeof s2f_uuid_ns_sr2fhir.b);
+    s2f_sha1_update(&sc->prefix, s, strlen(s));
+    s2f_sha1_update(&sc->prefix, "|", 1);
+}
+
+void s2f_uuid_scope_id(const s2f_uuid_scope *sc, const char *kind, const char *key,
+                       s2f_uuid *out)
+{
+    const char *k = kind ? kind : "", *y = key ? key : "";
+    s2f_sha1 sha = sc->prefix;
+    s2f_sha1_update(&sha, k, strlen(k));
+    s2f_sha1_update(&sha, "|", 1);
+    s2f_sha1_update(&sha, y, strlen(y));
+    finish_v5(&sha, out);
 }

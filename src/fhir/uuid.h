@@ -30,6 +30,8 @@
 
 #include <stddef.h>
 
+#include "../util/sha1.h"
+
 #include "sr2fhir.h"
 
 typedef struct s2f_uuid {
@@ -68,5 +70,18 @@ s2f_code s2f_resource_uuid(const char *sop_instance_uid, const char *kind, const
  * of one (UID, kind, key) carry the same UUID. */
 s2f_code s2f_resource_id(const char *sop_instance_uid, const char *kind, const char *key,
                          char *id_buf);
+
+/*
+ * Many identities of one SR: the hash of the shared prefix (namespace, SOP Instance UID,
+ * "|") is computed once, and each identity hashes only "kind|key" on a copy of it. The
+ * result equals s2f_resource_uuid_bytes for the same arguments.
+ */
+typedef struct s2f_uuid_scope {
+    s2f_sha1 prefix;
+} s2f_uuid_scope;
+
+void s2f_uuid_scope_init(s2f_uuid_scope *sc, const char *sop_instance_uid);
+void s2f_uuid_scope_id(const s2f_uuid_scope *sc, const char *kind, const char *key,
+                       s2f_uuid *out);
 
 #endif

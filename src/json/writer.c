@@ -231,15 +231,55 @@ static void write_special(s2f_json *j, const unsigned char *p, int ok)
 
 /* Writes a quoted string; runs of bytes that need no change (ASCII and well-formed
  * multi-byte sequences) go out in one write. */
+static uint64_t load64(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return w;
+}
+
+/* 1 when none of the 8 bytes of w needs attention (all of class 0: printable ASCII other
+ * than '"' and backslash), tested together: FHIR text is mostly such runs. The tests are
+ * the exact "has a byte below n" / "has a zero byte" word tricks. */
+static int plain_word(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t quote = w ^ (ones * '"'), slash = w ^ (ones * '\\');
+    uint64_t control = (w - ones * 0x20) & ~w;
+    uint64_t is_quote = (quote - ones) & ~quote;
+    uint64_t is_slash = (slash - ones) & ~slash;
+    return ((w | control | is_quote | is_slash) & highs) == 0;
+}
+
+/* 1 when all n bytes at p are plain (see plain_word). */
+static int all_plain(const unsigned char *p, size_t n)
+{
+    if (n < 8) {
+        uint64_t w = 0x2020202020202020ull; /* spaces are plain */
+        if (n)
+            memcpy(&w, p, n);
+        return plain_word(w);
+    }
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (!plain_word(load64(p + i)))
+            return 0;
+    return i == n || plain_word(load64(p + n - 8)); /* the tail, overlapping */
+}
+
 static void write_string(s2f_json *j, const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
     size_t run = 0, i = 0;
     s2f_sink_putc(j->out, '"');
+    if (all_plain(p, n)) /* the common case: nothing to escape or check */
+        i = n;
     while (i < n) {
         unsigned char cls = byte_class[p[i]];
         if (cls == 0) {
             i++;
+            while (i + 8 <= n && plain_word(load64(p + i)))
+                i += 8;
             continue;
         }
         if (cls == 2) {

@@ -266,6 +266,17 @@ char *s2f_arena_strndup(s2f_arena *a, const char *s, size_t n)
 
 char *s2f_arena_strdup(s2f_arena *a, const char *s) { return s2f_arena_strndup(a, s, strlen(s)); }
 
+char *s2f_arena_concat(s2f_arena *a, const char *x, const char *y)
+{
+    size_t nx = strlen(x), ny = strlen(y);
+    char *p = s2f_arena_alloc(a, nx + ny + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, x, nx);
+    memcpy(p + nx, y, ny + 1);
+    return p;
+}
+
 char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
 {
     va_list ap;

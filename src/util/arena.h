@@ -32,6 +32,8 @@ void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size);
 void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n);
 char *s2f_arena_strndup(s2f_arena *a, const char *s, size_t n);
 char *s2f_arena_strdup(s2f_arena *a, const char *s);
+/* a then b, as one new string. */
+char *s2f_arena_concat(s2f_arena *a, const char *x, const char *y);
 char *s2f_arena_printf(s2f_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

@@ -20,7 +20,7 @@ static void flush(s2f_sink *s)
     s->len = 0;
 }
 
-void s2f_sink_write(s2f_sink *s, const void *p, size_t n)
+void s2f_sink_write_slow(s2f_sink *s, const void *p, size_t n)
 {
     if (n > sizeof s->buf - s->len) {
         flush(s);
@@ -36,10 +36,9 @@ void s2f_sink_write(s2f_sink *s, const void *p, size_t n)
 
 void s2f_sink_puts(s2f_sink *s, const char *str) { s2f_sink_write(s, str, strlen(str)); }
 
-void s2f_sink_putc(s2f_sink *s, char c)
+void s2f_sink_putc_slow(s2f_sink *s, char c)
 {
-    if (s->len == sizeof s->buf)
-        flush(s);
+    flush(s);
     s->buf[s->len++] = c;
 }
 

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define S2F_SINK_BUFFER 65536
 
@@ -23,9 +24,29 @@ typedef struct s2f_sink {
 } s2f_sink;
 
 void s2f_sink_init(s2f_sink *s, FILE *out);
-void s2f_sink_write(s2f_sink *s, const void *p, size_t n);
+/* The slow paths of the inline functions below: buffer full, or a block bigger than it. */
+void s2f_sink_write_slow(s2f_sink *s, const void *p, size_t n);
+void s2f_sink_putc_slow(s2f_sink *s, char c);
+
+static inline void s2f_sink_write(s2f_sink *s, const void *p, size_t n)
+{
+    if (n <= sizeof s->buf - s->len) {
+        memcpy(s->buf + s->len, p, n);
+        s->len += n;
+    } else {
+        s2f_sink_write_slow(s, p, n);
+    }
+}
+
+static inline void s2f_sink_putc(s2f_sink *s, char c)
+{
+    if (s->len < sizeof s->buf)
+        s->buf[s->len++] = c;
+    else
+        s2f_sink_putc_slow(s, c);
+}
+
 void s2f_sink_puts(s2f_sink *s, const char *str);
-void s2f_sink_putc(s2f_sink *s, char c);
 void s2f_sink_u64(s2f_sink *s, uint64_t v);
 void s2f_sink_i64(s2f_sink *s, int64_t v);
 void s2f_sink_printf(s2f_sink *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -292,8 +292,24 @@ TEST(thread_safe)
     CHECK(bad == 0);
 }
 
+TEST(scope_ids_equal_one_shot_ids)
+{
+    /* the prefix-hashing scope (M24, many ids per SR) gives the same UUIDs */
+    s2f_uuid_scope sc;
+    s2f_uuid_scope_init(&sc, "1.2.840.113619.2.55.3.604688119.969.1268071029.320");
+    const char *keys[] = {"", "1", "1.4.1.9", "a|b", "a long key that spans more than one SHA-1 block of sixty-four bytes"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        s2f_uuid a, b;
+        s2f_uuid_scope_id(&sc, "observation", keys[i], &a);
+        CHECK(s2f_resource_uuid_bytes("1.2.840.113619.2.55.3.604688119.969.1268071029.320",
+                                      "observation", keys[i], &b) == S2F_OK);
+        CHECK(memcmp(a.b, b.b, 16) == 0);
+    }
+}
+
 int main(void)
 {
+    RUN(scope_ids_equal_one_shot_ids);
     RUN(rfc_vector_dns_www_example_com);
     RUN(python_vectors);
     RUN(python_vectors_long_and_binary_names);
