@@ -22,7 +22,8 @@
  *    carries them: no finding site, a site without laterality/modifier/tracking ids, or R4
  *    output (M25: no BodyStructure there, so they would otherwise be lost).
  *  - M20: Numeric Value Qualifiers map to data-absent-reason codes: 114000 not-a-number,
- *    114001 positive-infinity, 114002 negative-infinity, 114010 / 114011 (value unknown /
+ *    114001 (Negative Infinity) negative-infinity, 114002 (Positive Infinity)
+ *    positive-infinity, 114010 / 114011 (value unknown /
  *    indeterminate) unknown, the failure codes 114003-114009 error, any other qualifier
  *    unknown. A Floating Point Value that is NaN or infinite maps the same way. A Numeric
  *    Value that is not a decimal string: error. No value and no qualifier: unknown.
@@ -323,8 +324,8 @@ static const char *qualifier_reason(const s2f_codeval *q)
         return "unknown";
     static const struct { const char *code, *reason; } map[] = {
         {"114000", "not-a-number"},      /* Not a number */
-        {"114001", "positive-infinity"}, /* Plus infinity */
-        {"114002", "negative-infinity"}, /* Minus infinity */
+        {"114001", "negative-infinity"}, /* Negative Infinity */
+        {"114002", "positive-infinity"}, /* Positive Infinity */
         {"114003", "error"},             /* Divide by zero */
         {"114004", "error"},             /* Underflow */
         {"114005", "error"},             /* Overflow */

@@ -12,12 +12,10 @@
  * is written only when it has content.
  *
  * Decisions (see the report to the lead and docs/decisions.md):
- *  - sopClass: system urn:ietf:rfc:3986, code "urn:oid:" + SOP Class UID (M19), display the
- *    PS3.6 name ("CT Image Storage"). The guide's profiles fix sopClass with another system
- *    (its part04 sect_B.5 page, bare UID), so the slices that pick instances by sopClass
- *    (referenced-segment, referenced-segmentation-frame, real-world-value-map,
- *    region-in-space) are reported missing by the validator: M19 is followed over the
- *    profiles' patterns.
+ *  - sopClass (M19 amended, docs/decisions.md): the system the guide's profiles fix
+ *    (S2F_SYSTEM_SOP_CLASS, its part04 sect_B.5 page) with the bare SOP Class UID as code,
+ *    display the PS3.6 name ("CT Image Storage"): the profiles pick instances by this
+ *    pattern, and MAPPING's urn:ietf:rfc:3986 form fails them.
  *  - studyUid / seriesUid of a referenced instance: its evidence entry (0040,A375 /
  *    0040,A385, M19); studyUid falls back to the SR's own Study Instance UID; derivedFrom
  *    names the ImagingStudy of that studyUid (the SR's study unless the evidence says the
@@ -158,7 +156,7 @@ static const char *sop_class_display(s2f_fhir *f, const char *uid)
     return s2f_arena_printf(f->arena, "%s Storage", name);
 }
 
-/* M19: "sopClass": {system urn:ietf:rfc:3986, code urn:oid:<UID>, display}. */
+/* M19 amended: "sopClass": {the profiles' system, the bare UID, display}. */
 static void write_sop_class(s2f_fhir *f, const char *uid)
 {
     s2f_json *j = f->json;

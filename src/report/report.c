@@ -52,6 +52,7 @@ static const concept C_VOLUME_SURFACE = {"121231", "DCM", NULL};
 static const concept C_RWVM = {"126100", "DCM", NULL};
 static const concept C_ILLUSTRATION_OF_ROI = {"121200", "DCM", NULL};
 static const concept C_VISUAL_EXPLANATION = {"130401", "DCM", NULL};
+static const concept C_ROI_NUMBER = {"130489", "DCM", NULL};
 static const concept C_ACTIVITY_SESSION = {"C67447", "NCIt", NULL};
 static const concept C_OBSERVER_TYPE = {"121005", "DCM", NULL};
 static const concept C_DEVICE = {"121007", "DCM", NULL};
@@ -323,6 +324,10 @@ static void add_ref(walker *w, s2f_image_ref **refs, size_t *n, size_t *cap, s2f
     consume(w, it);
     if (it->vt == S2F_VT_SCOORD || it->vt == S2F_VT_SCOORD3D)
         ref->image = selected_image(w, it);
+    if (kind == S2F_REF_REGION_IN_SPACE) /* its ROI Numbers are the selection's subset */
+        for (uint32_t i = 0; i < it->n_children; i++)
+            if (named(it->children[i], &C_ROI_NUMBER))
+                consume_tree(w, it->children[i]);
 }
 
 /* ---- measurements, evaluations, groups --------------------------------------------------- */

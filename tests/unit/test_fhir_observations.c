@@ -420,8 +420,8 @@ TEST(m20_qualifiers_give_data_absent_reasons)
 {
     static const char j[] = DOC(MEASUREMENTS(GROUP(
         NUMQ("a", "A", "114000", "Not a number") ","
-        NUMQ("b", "B", "114001", "Plus infinity") ","
-        NUMQ("c", "C", "114002", "Minus infinity") ","
+        NUMQ("b", "B", "114001", "Negative Infinity") ","
+        NUMQ("c", "C", "114002", "Positive Infinity") ","
         NUMQ("d", "D", "114003", "Divide by zero") ","
         NUMQ("e", "E", "114006", "Measurement failure") ","
         NUMQ("f", "F", "114009", "Value out of range") ","
@@ -431,7 +431,7 @@ TEST(m20_qualifiers_give_data_absent_reasons)
         NUMX("CONTAINS", "j", "99X", "J", DS("abc") "," MM, "") ","
         NUMX("CONTAINS", "k", "99X", "K", MM, ""))));
     static const struct { const char *code, *reason; } cases[] = {
-        {"a", "not-a-number"}, {"b", "positive-infinity"}, {"c", "negative-infinity"},
+        {"a", "not-a-number"}, {"b", "negative-infinity"}, {"c", "positive-infinity"},
         {"d", "error"}, {"e", "error"}, {"f", "error"}, {"g", "unknown"}, {"h", "unknown"},
         {"i", "unknown"}, {"j", "error"}, {"k", "unknown"},
     };
