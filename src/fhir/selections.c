@@ -11,7 +11,7 @@
  * frameOfReferenceUid, focus, instance [{uid, sopClass, subset, imageRegion2D}]. A member
  * is written only when it has content.
  *
- * Decisions (see the report to the lead and docs/decisions.md):
+ * Decisions (docs/decisions.md):
  *  - sopClass (M19 amended, docs/decisions.md): the system the guide's profiles fix
  *    (S2F_SYSTEM_SOP_CLASS, its part04 sect_B.5 page) with the bare SOP Class UID as code,
  *    display the PS3.6 name ("CT Image Storage"): the profiles pick instances by this
