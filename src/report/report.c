@@ -592,6 +592,38 @@ static void read_container(walker *w, const s2f_item *c, const s2f_context *ctx)
         read_evaluations_container(w, c, ctx);
 }
 
+/* M10: the Participant Sequence (0040,A07A) names document-level observers: they join the
+ * root's observer context, so they are written like content-tree observers and inherited
+ * (persons as performers) until a container names its own. A device participant equal to
+ * the equipment of M7 becomes that Device (resources.c). */
+static void add_participants(walker *w, s2f_context *ctx)
+{
+    const s2f_header *h = &w->r->doc->header;
+    if (!h->n_participants)
+        return;
+    size_t n = ctx->n_observers + h->n_participants;
+    s2f_observer *all = s2f_arena_calloc(w->a, n, sizeof *all);
+    if (!all) {
+        w->oom = 1;
+        return;
+    }
+    if (ctx->n_observers)
+        memcpy(all, ctx->observers, ctx->n_observers * sizeof *all);
+    for (size_t i = 0; i < h->n_participants; i++) {
+        const s2f_participant *p = &h->participants[i];
+        s2f_observer *o = &all[ctx->n_observers + i];
+        o->is_device = p->is_device;
+        o->person_name = p->person_name;
+        o->device_uid = p->device_uid;
+        o->device_name = p->station_name;
+        o->device_manufacturer = p->manufacturer;
+        o->device_model = p->model;
+        o->device_serial = p->serial;
+    }
+    ctx->observers = all;
+    ctx->n_observers = n;
+}
+
 /* M16: the root's language, observers, procedure reported and image library are context. */
 static void read_root(walker *w, const s2f_item *root)
 {
@@ -599,6 +631,7 @@ static void read_root(walker *w, const s2f_item *root)
     s2f_context none = {0};
     consume(w, root);
     r->ctx = context_in(w, &none, root);
+    add_participants(w, &r->ctx);
     for (uint32_t i = 0; i < root->n_children && !w->oom; i++) {
         const s2f_item *c = root->children[i];
         if (named(c, &C_LANGUAGE) && !r->language)

@@ -74,6 +74,24 @@ static void read_schemes(s2f_text *t, const s2f_ds *top, s2f_header *h)
     }
 }
 
+static void read_participants(s2f_text *t, const s2f_ds *top, s2f_header *h)
+{
+    const s2f_elem *seq = s2f_ds_find(top, T_ParticipantSequence);
+    for (uint32_t i = 0; seq && i < seq->n_items; i++) {
+        const s2f_ds *it = seq->items[i];
+        s2f_participant *p = &h->participants[h->n_participants++];
+        const char *type = s2f_text_value(t, it, T_ObserverType);
+        p->participation_type = s2f_text_value(t, it, T_ParticipationType);
+        p->is_device = type && !strcmp(type, "DEV");
+        p->person_name = s2f_text_value(t, it, T_PersonName);
+        p->device_uid = s2f_text_value(t, it, T_DeviceUID);
+        p->station_name = s2f_text_value(t, it, T_StationName);
+        p->manufacturer = s2f_text_value(t, it, T_Manufacturer);
+        p->model = s2f_text_value(t, it, T_ManufacturerModelName);
+        p->serial = s2f_text_value(t, it, T_DeviceSerialNumber);
+    }
+}
+
 static void read_udi(s2f_text *t, const s2f_ds *top, s2f_header *h)
 {
     const s2f_elem *seq = s2f_ds_find(top, T_UDISequence);
@@ -122,16 +140,20 @@ s2f_code s2f_header_read(const s2f_ds *top, s2f_text *t, s2f_header *h, s2f_erro
     size_t n_ev = h->current_evidence.instances + h->pertinent_evidence.instances;
     const s2f_elem *schemes = s2f_ds_find(top, T_CodingSchemeIdentificationSequence);
     const s2f_elem *udis = s2f_ds_find(top, T_UDISequence);
+    const s2f_elem *parts = s2f_ds_find(top, T_ParticipantSequence);
     h->evidence = s2f_arena_calloc(t->arena, n_ev + 1, sizeof *h->evidence);
     h->schemes = s2f_arena_calloc(t->arena, (schemes ? schemes->n_items : 0) + 1, sizeof *h->schemes);
     h->udi = s2f_arena_calloc(t->arena, (udis ? udis->n_items : 0) + 1, sizeof *h->udi);
-    if (!h->evidence || !h->schemes || !h->udi)
+    h->participants = s2f_arena_calloc(t->arena, (parts ? parts->n_items : 0) + 1,
+                                       sizeof *h->participants);
+    if (!h->evidence || !h->schemes || !h->udi || !h->participants)
         t->oom = 1;
     else {
         read_evidence(t, top, T_CurrentRequestedProcedureEvidenceSequence, 0, h);
         read_evidence(t, top, T_PertinentOtherEvidenceSequence, 1, h);
         read_schemes(t, top, h);
         read_udi(t, top, h);
+        read_participants(t, top, h);
     }
     if (t->oom)
         return s2f_fail(err, S2F_ELIMIT, "out of memory while reading the document header");

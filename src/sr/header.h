@@ -35,6 +35,18 @@ typedef struct s2f_evidence_count {
     size_t studies, series, instances;
 } s2f_evidence_count;
 
+/* An entry of the Participant Sequence (0040,A07A), document-level participation (M10). */
+typedef struct s2f_participant {
+    const char *participation_type;  /* (0040,A080): SOURCE, ENT, ATTEST */
+    int is_device;                   /* Observer Type (0040,A084) DEV; else PSN */
+    const char *person_name;         /* (0040,A123) */
+    const char *device_uid;          /* (0018,1002) */
+    const char *station_name;        /* (0008,1010) */
+    const char *manufacturer;        /* (0008,0070) */
+    const char *model;               /* (0008,1090) */
+    const char *serial;              /* (0018,1000) */
+} s2f_participant;
+
 typedef struct s2f_header {
     const char *sop_class, *sop_instance, *charset;
     const char *patient_name, *patient_id, *birth_date, *sex;
@@ -50,6 +62,7 @@ typedef struct s2f_header {
     s2f_evidence *evidence; size_t n_evidence;
     s2f_evidence_count current_evidence, pertinent_evidence;
     s2f_scheme_decl *schemes; size_t n_schemes;
+    s2f_participant *participants; size_t n_participants;
 } s2f_header;
 
 /* Fills h from the top-level data set. Fails only when memory runs out. */

@@ -242,6 +242,32 @@ TEST(containers_under_the_root_and_inside_imaging_measurements_agree)
     CHECK(rep.n_groups == 1 && rep.n_derived == 1 && rep.n_unmapped == 0);
 }
 
+TEST(m10_participant_sequence_joins_the_root_observers)
+{
+    /* a person and a device participant (0040,A07A) next to the tree's person observer */
+    static const char doc_json[] =
+        "{\"0040A07A\":{\"vr\":\"SQ\",\"Value\":["
+        "{\"0040A080\":{\"vr\":\"CS\",\"Value\":[\"ATTEST\"]},"
+        "\"0040A084\":{\"vr\":\"CS\",\"Value\":[\"PSN\"]},"
+        "\"0040A123\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"Attending^Ann\"}]}},"
+        "{\"0040A080\":{\"vr\":\"CS\",\"Value\":[\"SOURCE\"]},"
+        "\"0040A084\":{\"vr\":\"CS\",\"Value\":[\"DEV\"]},"
+        "\"00080070\":{\"vr\":\"LO\",\"Value\":[\"ACME\"]},"
+        "\"00181002\":{\"vr\":\"UI\",\"Value\":[\"1.2.77\"]}}]},"
+        "\"00080016\":{\"vr\":\"UI\",\"Value\":[\"" ENHANCED "\"]},"
+        ITEM("x", "CONTAINER") "," CONCEPT("126000", "DCM", "Imaging Measurement Report") ","
+        "\"0040A050\":{\"vr\":\"CS\",\"Value\":[\"SEPARATE\"]}"
+        KIDS(PNITEM("HAS OBS CONTEXT", "Tree^Tom")) "}";
+    CHECK(setup(doc_json));
+    CHECK(rep.ctx.n_observers == 3);
+    CHECK_STR(rep.ctx.observers[0].person_name, "Tree^Tom");
+    CHECK(!rep.ctx.observers[1].is_device);
+    CHECK_STR(rep.ctx.observers[1].person_name, "Attending^Ann");
+    CHECK(rep.ctx.observers[2].is_device);
+    CHECK_STR(rep.ctx.observers[2].device_uid, "1.2.77");
+    CHECK_STR(rep.ctx.observers[2].device_manufacturer, "ACME");
+}
+
 /* Real files: the counts of ../shared/corpus/INVENTORY.tsv (n_meas_groups, qualitative
  * CODE/TEXT), and nothing unmapped except what no rule names. */
 TEST(corpus_reports_read)
@@ -292,6 +318,7 @@ int main(void)
     RUN(m15_document_level_evaluations);
     RUN(m26_unmapped_items_are_listed);
     RUN(containers_under_the_root_and_inside_imaging_measurements_agree);
+    RUN(m10_participant_sequence_joins_the_root_observers);
     RUN(corpus_reports_read);
     s2f_doc_free(doc);
     CHECK_DONE();
