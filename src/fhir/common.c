@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define SYSTEM_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -109,7 +110,7 @@ static const char *issuer_system(s2f_fhir *f, const s2f_issuer *is)
     return NULL; /* DNS, EUI64, X400, X500: not a URI FHIR can take as system */
 }
 
-void s2f_fhir_subject(s2f_fhir *f, const char *key)
+static void write_subject(s2f_fhir *f, const char *key)
 {
     s2f_json *j = f->json;
     const s2f_header *h = f->h;
@@ -132,7 +133,7 @@ void s2f_fhir_subject(s2f_fhir *f, const char *key)
     s2f_json_end_object(j);
 }
 
-void s2f_fhir_based_on(s2f_fhir *f)
+static void write_based_on(s2f_fhir *f)
 {
     s2f_json *j = f->json;
     const s2f_header *h = f->h;
@@ -166,7 +167,7 @@ static void study_reference(s2f_fhir *f)
     s2f_json_end_object(j);
 }
 
-void s2f_fhir_part_of(s2f_fhir *f)
+static void write_part_of(s2f_fhir *f)
 {
     if (!f->h->study_uid)
         return;
@@ -183,6 +184,71 @@ void s2f_fhir_study_derived_from(s2f_fhir *f)
     study_reference(f);
     s2f_json_end_array(f->json);
 }
+
+/* ---- the same members in every Observation --------------------------------------------- */
+
+typedef void (*members_writer)(s2f_fhir *f);
+
+static void subject_member(s2f_fhir *f) { write_subject(f, "subject"); }
+
+/* Renders members once, compact, into *cache (arena); NULL on failure. */
+static const char *render_members(s2f_fhir *f, members_writer write, size_t *replaced)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    s2f_sink *sink = malloc(sizeof *sink);
+    const char *out = NULL;
+    if (mem && sink) {
+        s2f_json tmp, *real = f->json;
+        s2f_sink_init(sink, mem);
+        s2f_json_init(&tmp, sink, 0);
+        s2f_json_begin_object(&tmp);
+        f->json = &tmp;
+        write(f);
+        f->json = real;
+        s2f_json_end_object(&tmp);
+        s2f_json_finish(&tmp);
+        *replaced = s2f_json_replaced(&tmp);
+        int ok = !s2f_json_error(&tmp) && s2f_sink_finish(sink) == 0;
+        if (fclose(mem) == 0 && ok && buf && len >= 2) /* "{...}" -> "..." */
+            out = s2f_arena_strndup(f->arena, buf + 1, len - 2);
+        mem = NULL;
+    }
+    if (mem)
+        fclose(mem);
+    free(sink);
+    free(buf);
+    return out;
+}
+
+/* Members every Observation repeats verbatim (subject, basedOn, partOf) are serialized
+ * once and copied after that; pretty output is written member by member. */
+static void shared_members(s2f_fhir *f, s2f_fhir_fragment *frag, members_writer write)
+{
+    if (f->opt.pretty || frag->failed) {
+        write(f);
+        return;
+    }
+    if (!frag->text && !(frag->text = render_members(f, write, &frag->replaced))) {
+        frag->failed = 1;
+        write(f);
+        return;
+    }
+    s2f_json_members_raw(f->json, frag->text, strlen(frag->text));
+    f->stats->replaced_chars += frag->replaced;
+}
+
+void s2f_fhir_subject(s2f_fhir *f, const char *key)
+{
+    if (key && strcmp(key, "subject"))
+        write_subject(f, key);
+    else
+        shared_members(f, &f->frag_subject, subject_member);
+}
+
+void s2f_fhir_based_on(s2f_fhir *f) { shared_members(f, &f->frag_based_on, write_based_on); }
+void s2f_fhir_part_of(s2f_fhir *f) { shared_members(f, &f->frag_part_of, write_part_of); }
 
 /* ---- status (M8) ------------------------------------------------------------------------ */
 

@@ -295,7 +295,7 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
     s2f_json_end_array(&json);
     s2f_json_end_object(&json);
     s2f_json_finish(&json);
-    stats->replaced_chars = s2f_json_replaced(&json);
+    stats->replaced_chars += s2f_json_replaced(&json);
     if (f.code)
         return f.code;
     if (s2f_json_error(&json))

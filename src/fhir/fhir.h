@@ -67,6 +67,13 @@ typedef struct s2f_rid {
     char urn[S2F_UUID_URN_SIZE];
 } s2f_rid;
 
+/* Members serialized once and repeated (common.c). */
+typedef struct s2f_fhir_fragment {
+    const char *text;
+    size_t replaced;
+    int failed;
+} s2f_fhir_fragment;
+
 /* The conversion context all files of the stage share (one per conversion, one thread). */
 typedef struct s2f_fhir {
     const s2f_report *rep;
@@ -85,6 +92,7 @@ typedef struct s2f_fhir {
     const char **item_keys;  /* convert.c: item positions already written, by item seq */
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
     int instant_known;
+    s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
     struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
 } s2f_fhir;
 

@@ -123,6 +123,21 @@ static int end(s2f_json *j, unsigned kind, char close)
     return after_value(j);
 }
 
+int s2f_json_members_raw(s2f_json *j, const char *members, size_t n)
+{
+    if (j->error)
+        return -1;
+    if (j->pretty)
+        return fail(j, S2F_EINTERNAL, "JSON writer: raw members in pretty mode");
+    if (j->depth == 0 || top_is_array(j) || j->after_key)
+        return fail(j, S2F_EINTERNAL, "JSON writer: raw members outside an object");
+    if (!n)
+        return 0;
+    separate(j);
+    s2f_sink_write(j->out, members, n);
+    return 0;
+}
+
 int s2f_json_begin_object(s2f_json *j) { return begin(j, 0, '{'); }
 int s2f_json_end_object(s2f_json *j) { return end(j, 0, '}'); }
 int s2f_json_begin_array(s2f_json *j) { return begin(j, KIND_ARRAY, '['); }

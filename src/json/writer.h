@@ -83,6 +83,12 @@ int s2f_json_kv_begin_array(s2f_json *j, const char *key);
  * Pretty mode appends a newline. Does not flush the sink (s2f_sink_finish does). */
 int s2f_json_finish(s2f_json *j);
 
+/* Writes members already serialized in compact form ("a":1,"b":[2]) into the object being
+ * written, as if written one by one: for fragments that repeat verbatim (the FHIR stage's
+ * references every Observation shares). Compact mode only; the caller vouches that the
+ * text is valid members. Empty text writes nothing. */
+int s2f_json_members_raw(s2f_json *j, const char *members, size_t n);
+
 /* 0 while all is well, else the first error's s2f_code: S2F_EINTERNAL for misuse,
  * S2F_ELIMIT for nesting too deep, S2F_EFORMAT for an invalid decimal, NaN or infinity. */
 int s2f_json_error(const s2f_json *j);

@@ -817,8 +817,38 @@ TEST(generated_document_round_trips_through_json_c)
     free(e);
 }
 
+TEST(raw_members_join_an_object_as_written_members)
+{
+    mem m;
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    s2f_json_kv_string(&m.j, "a", "1");
+    CHECK(s2f_json_members_raw(&m.j, "\"b\":2,\"c\":[3]", 13) == 0);
+    CHECK(s2f_json_members_raw(&m.j, "", 0) == 0);
+    s2f_json_kv_int(&m.j, "d", 4);
+    s2f_json_end_object(&m.j);
+    CHECK(s2f_json_finish(&m.j) == 0);
+    CHECK_STR(mem_text(&m), "{\"a\":\"1\",\"b\":2,\"c\":[3],\"d\":4}");
+    mem_close(&m);
+    /* misuse: in pretty mode, in an array, after a key */
+    mem_open(&m, 1);
+    s2f_json_begin_object(&m.j);
+    CHECK(s2f_json_members_raw(&m.j, "\"b\":2", 5) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_members_raw(&m.j, "\"b\":2", 5) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    s2f_json_key(&m.j, "x");
+    CHECK(s2f_json_members_raw(&m.j, "\"b\":2", 5) == -1);
+    mem_close(&m);
+}
+
 int main(void)
 {
+    RUN(raw_members_join_an_object_as_written_members);
     RUN(compact_nested);
     RUN(pretty_nested);
     RUN(pretty_empty_and_scalar_documents);
