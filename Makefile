@@ -11,24 +11,31 @@ OPT     ?= -O2
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
 LDLIBS  += -lz -ljson-c -lm
+CURL_LIBS := -lcurl -pthread     # delivery (src/deliver/): sr2fhir-send, tests, fuzz builds
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/json/*.c src/fhir/*.c src/report/*.c))
-CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c src/deliver/*.c))
+# sr2fhir: dump, convert, help. sr2fhir-send: `send`, a program of its own so that only it
+# loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
+CLI_SHARED := src/cli/help.c src/cli/inputs.c src/cli/message.c
+CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c $(CLI_SHARED)
+SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+SEND_OBJ := $(SEND_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIB := $(BUILD)/libsr2fhir.a
 BIN := $(BUILD)/sr2fhir
+SEND_BIN := $(BUILD)/sr2fhir-send
 
 .PHONY: all test unit clean fuzz sample fixtures
-all: $(BIN) $(LIB)
+all: $(BIN) $(SEND_BIN) $(LIB)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -37,13 +44,16 @@ $(LIB): $(LIB_OBJ)
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
+$(SEND_BIN): $(SEND_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(SEND_OBJ) $(LIB) $(CURL_LIBS) $(LDLIBS)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(CURL_LIBS) $(LDLIBS)
 
 unit: $(TEST_BIN)
 
@@ -57,7 +67,7 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC)
 	@mkdir -p build-fuzz
 	clang -std=c11 -O1 -g -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -o $@ $< $(LIB_SRC) $(LDLIBS)
+	    -o $@ $< $(LIB_SRC) $(CURL_LIBS) $(LDLIBS)
 
 # The project's own sample reports (tests/fixtures/generate.py, Debian's python3-pydicom).
 fixtures:
@@ -71,4 +81,4 @@ sample: all fixtures
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d)

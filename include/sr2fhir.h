@@ -34,7 +34,13 @@ typedef enum s2f_code {
     S2F_ENOTTID1500 = 6,   /* an SR, but not a TID 1500 Measurement Report (M2) */
     S2F_ELIMIT = 7,        /* a safety limit was hit: memory budget, nesting depth, inflation */
     S2F_ENOMEM = 8,        /* the system refused memory */
-    S2F_EINTERNAL = 9      /* a bug: please report it */
+    S2F_EINTERNAL = 9,     /* a bug: please report it */
+    S2F_EREJECTED = 10,    /* the FHIR server refused: 4xx (not 429), a failed transaction,
+                              an answer that is not FHIR */
+    S2F_EUNREACHABLE = 11, /* the FHIR server could not be reached or kept failing:
+                              connection, TLS, timeout, 429/5xx after every retry */
+    S2F_ELOOKUP = 12       /* a lookup on the server failed: several matches, or none when
+                              existing resources are required */
 } s2f_code;
 
 #define S2F_ERROR_MAX 512
@@ -95,6 +101,10 @@ typedef struct s2f_convert_options {
     const char *timezone;    /* "+HHMM"/"-HHMM" for times the SR gives without a zone (M9);
                                 NULL: the SR's Timezone Offset From UTC, else +0000 */
     int pretty;              /* 1: indented JSON */
+    /* Literal references to resources that exist on the destination server, "Type/id"
+     * (what `sr2fhir send` found by identifier, M4-M6). NULL: the logical reference by
+     * identifier alone. A literal reference keeps its type and identifier. */
+    const char *patient_ref, *service_request_ref, *imaging_study_ref;
 } s2f_convert_options;
 
 /* What a conversion made (for the summary and the conversion report). */
@@ -115,6 +125,78 @@ typedef struct s2f_convert_result {
  */
 s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *out,
                      s2f_convert_result *result, s2f_error *err);
+
+/* ---- delivery to a FHIR server (`sr2fhir send`, docs/send.md) ----------------------- */
+
+typedef enum s2f_fhir_version {
+    S2F_FHIR_AUTO = 0,       /* ask the server (GET [base]/metadata, once per client) */
+    S2F_FHIR_R4 = 4,
+    S2F_FHIR_R5 = 5
+} s2f_fhir_version;
+
+/* Zero-initialised means the documented defaults. Strings are copied by s2f_client_new. */
+typedef struct s2f_client_options {
+    s2f_fhir_version version;
+    int require_existing;    /* 1: fail (S2F_ELOOKUP) when the Patient, ServiceRequest or
+                                ImagingStudy is not on the server; 0: logical reference */
+    const char *timezone;    /* as s2f_convert_options.timezone */
+    /* credentials: never printed, logged nor put in an error message */
+    const char *bearer_token;
+    const char *user, *password;       /* HTTP basic */
+    const char *cert, *key;            /* client certificate and key, PEM files */
+    const char *cacert;                /* CA bundle to trust instead of the system's */
+    int insecure;            /* 1: no certificate verification (testing only) */
+    int allow_http;          /* 1: plain http:// to a host that is not loopback */
+    long connect_timeout;    /* seconds; 0 = 10 */
+    long timeout;            /* seconds per request; 0 = 120 */
+    int retries;             /* tries after the first; 0 = 4, negative = none */
+    long retry_delay_ms;     /* first backoff; 0 = 500 (doubles up to 30 s, 50-100 % jitter) */
+} s2f_client_options;
+
+/* A connection to one FHIR server. Not shareable between threads: one client per thread
+ * (several clients may run at once). */
+typedef struct s2f_client s2f_client;
+
+/* base: the server's base URL, http(s)://host[:port]/path. NULL and err on refusal. */
+s2f_client *s2f_client_new(const char *base, const s2f_client_options *opt, s2f_error *err);
+void s2f_client_free(s2f_client *c);
+
+/* The FHIR version the client sends: the option, or what the server's CapabilityStatement
+ * says (asked once). */
+s2f_code s2f_client_version(s2f_client *c, s2f_fhir_version *version, s2f_error *err);
+
+/* What one delivery did; owned by the caller, released with s2f_send_result_free. */
+typedef struct s2f_send_result {
+    s2f_fhir_version version;   /* what was sent (0 when it failed before deciding) */
+    long http_status;           /* the server's last answer, 0 when none came */
+    unsigned attempts;          /* tries of the transaction, or of the request that failed */
+    double seconds;             /* wall time of the whole delivery */
+    /* "Patient/123" when the lookup found exactly one, else NULL (logical reference) */
+    char *patient_ref, *service_request_ref, *imaging_study_ref;
+    char **created, **updated;  /* "Type/id" the server answered 201 / 200 for */
+    size_t n_created, n_updated;
+    s2f_convert_result convert; /* what the conversion made (unmapped_items: not kept) */
+} s2f_send_result;
+
+void s2f_send_result_free(s2f_send_result *res);
+
+/*
+ * Delivers one TID 1500 SR: looks up the Patient, ServiceRequest and ImagingStudy by
+ * identifier (M4-M6), converts with literal references to what it found, and POSTs the
+ * Bundle as one transaction of PUTs on deterministic ids (M24: sending again updates, never
+ * duplicates). On failure err holds one line, with the server's OperationOutcome text when
+ * it gave one. `res` is filled in both cases (free it either way).
+ */
+s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err);
+
+/*
+ * The audit record of one delivery: one JSON line ("\n"-terminated) appended to fd with a
+ * single write, so that concurrent writers (threads, processes) never interleave
+ * (docs/send.md). file: the input's name; rc/err: the outcome of s2f_send.
+ */
+s2f_code s2f_audit_append(int fd, const char *file, const s2f_doc *doc, const s2f_client *c,
+                          const s2f_send_result *res, s2f_code rc, const s2f_error *err,
+                          s2f_error *werr);
 
 #ifdef __cplusplus
 }

@@ -1,17 +1,32 @@
 /*
- * cli.h - what the sr2fhir subcommands share: the error line and the help texts.
+ * cli.h - what the sr2fhir subcommands share: the error line, the help texts, the
+ * input list.
  */
 #ifndef S2F_CLI_H
 #define S2F_CLI_H
 
 #include "sr2fhir.h"
 
+#include <stddef.h>
+
 /* Prints "sr2fhir: WHERE: MESSAGE" on stderr (WHERE may be NULL) and returns code. */
 int cli_error(const char *where, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The inputs of a command (inputs.c): files, and folders expanded recursively. */
+typedef struct cli_inputs {
+    char **v;
+    size_t n, cap;
+} cli_inputs;
+
+/* Appends args (folders expanded; *any_folder set when one was); 0 when memory ran out. */
+int cli_inputs_collect(cli_inputs *in, char **args, int n, int *any_folder);
+void cli_inputs_free(cli_inputs *in);
+int cli_is_folder(const char *path);
 
 int cmd_dump(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_send(int argc, char **argv);      /* in the sr2fhir-send program (send.c) */
 
 /* Help text of a command, or NULL when there is no such command. */
 const char *cli_help_text(const char *command);

@@ -4,7 +4,6 @@
  * conversion report of M26. Each output file is written to a temporary name and renamed
  * when complete, so a failure never leaves half a Bundle behind.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,8 +24,7 @@ typedef struct job {
     int ndjson;              /* output is one NDJSON file */
     int to_dir;              /* output is a folder */
     FILE *ndjson_out;
-    char **inputs;           /* files, folders expanded, sorted within each folder */
-    size_t n_inputs, cap_inputs;
+    cli_inputs in;           /* files, folders expanded, sorted within each folder */
     /* totals */
     size_t converted, failed;
     s2f_convert_result sum;
@@ -40,70 +38,6 @@ typedef struct job {
 static int usage(const char *what)
 {
     return cli_error(NULL, S2F_EUSAGE, "convert: %s (try 'sr2fhir help convert')", what);
-}
-
-/* ---- inputs ------------------------------------------------------------------------------ */
-
-static int add_input(job *jb, const char *path)
-{
-    if (jb->n_inputs == jb->cap_inputs) {
-        size_t cap = jb->cap_inputs ? jb->cap_inputs * 2 : 16;
-        char **p = realloc(jb->inputs, cap * sizeof *p);
-        if (!p)
-            return 0;
-        jb->inputs = p;
-        jb->cap_inputs = cap;
-    }
-    if (!(jb->inputs[jb->n_inputs] = strdup(path)))
-        return 0;
-    jb->n_inputs++;
-    return 1;
-}
-
-static int by_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Adds the regular files under dir, recursively, in name order. */
-static int add_folder(job *jb, const char *dir, int depth)
-{
-    if (depth > 64)
-        return 1;
-    DIR *d = opendir(dir);
-    if (!d) {
-        cli_error(dir, S2F_EIO, "cannot open folder: %s", strerror(errno));
-        return 1;
-    }
-    size_t first = jb->n_inputs;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            if (!add_folder(jb, path, depth + 1)) {
-                closedir(d);
-                return 0;
-            }
-        } else if (S_ISREG(st.st_mode) && !add_input(jb, path)) {
-            closedir(d);
-            return 0;
-        }
-    }
-    closedir(d);
-    qsort(jb->inputs + first, jb->n_inputs - first, sizeof *jb->inputs, by_name);
-    return 1;
-}
-
-static int is_folder(const char *path)
-{
-    struct stat st;
-    return strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 /* ---- outputs ------------------------------------------------------------------------------- */
@@ -225,7 +159,7 @@ static int close_report(job *jb)
     s2f_json *j = &jb->report_json;
     s2f_json_end_array(j);
     s2f_json_kv_begin_object(j, "summary");
-    s2f_json_kv_uint(j, "files", jb->n_inputs);
+    s2f_json_kv_uint(j, "files", jb->in.n);
     s2f_json_kv_uint(j, "converted", jb->converted);
     s2f_json_kv_uint(j, "failed", jb->failed);
     s2f_json_kv_uint(j, "Observation", jb->sum.observations);
@@ -300,23 +234,23 @@ static void convert_one(job *jb, const char *input)
 
 static void progress(const job *jb, size_t done)
 {
-    if (jb->n_inputs < 2 || jb->quiet || !isatty(2))
+    if (jb->in.n < 2 || jb->quiet || !isatty(2))
         return;
-    int width = 30, filled = (int)(done * (size_t)width / jb->n_inputs);
+    int width = 30, filled = (int)(done * (size_t)width / jb->in.n);
     fprintf(stderr, "\r[%.*s%*s] %zu/%zu files, %zu failed", filled,
-            "##############################", width - filled, "", done, jb->n_inputs, jb->failed);
-    if (done == jb->n_inputs)
+            "##############################", width - filled, "", done, jb->in.n, jb->failed);
+    if (done == jb->in.n)
         fputc('\n', stderr);
 }
 
 static void summary(const job *jb)
 {
-    if (jb->n_inputs < 2 || jb->quiet)
+    if (jb->in.n < 2 || jb->quiet)
         return;
     const s2f_convert_result *s = &jb->sum;
     fprintf(stderr, "sr2fhir: %zu files: %zu converted, %zu failed; resources: %zu Observation, "
             "%zu ImagingSelection, %zu BodyStructure, %zu Device, %zu Practitioner; "
-            "%zu unmapped content item(s)\n", jb->n_inputs, jb->converted, jb->failed,
+            "%zu unmapped content item(s)\n", jb->in.n, jb->converted, jb->failed,
             s->observations, s->imaging_selections, s->body_structures, s->devices,
             s->practitioners, s->unmapped);
 }
@@ -396,7 +330,7 @@ static int plan_output(job *jb, int single)
             return cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno)), 0;
         return 1;
     }
-    if (single && !(jb->output && is_folder(jb->output)))
+    if (single && !(jb->output && cli_is_folder(jb->output)))
         return 1;
     if (!jb->output || !strcmp(jb->output, "-"))
         return usage("several inputs need -o FOLDER or -o FILE.ndjson"), 0;
@@ -406,33 +340,12 @@ static int plan_output(job *jb, int single)
     return 1;
 }
 
-static void free_inputs(job *jb)
-{
-    for (size_t i = 0; i < jb->n_inputs; i++)
-        free(jb->inputs[i]);
-    free(jb->inputs);
-    jb->inputs = NULL;
-    jb->n_inputs = 0;
-}
-
-/* Expands the command line's inputs (folders recursively); 0 when memory ran out. */
-static int collect_inputs(job *jb, char **args, int n, int *any_folder)
-{
-    for (int i = 0; i < n; i++) {
-        int folder = is_folder(args[i]);
-        *any_folder |= folder;
-        if (!(folder ? add_folder(jb, args[i], 0) : add_input(jb, args[i])))
-            return 0;
-    }
-    return 1;
-}
-
 static int run(job *jb, char **args, int n_args)
 {
     int any_folder = 0;
-    if (!collect_inputs(jb, args, n_args, &any_folder))
+    if (!cli_inputs_collect(&jb->in, args, n_args, &any_folder))
         return cli_error(NULL, S2F_ENOMEM, "out of memory");
-    if (!plan_output(jb, jb->n_inputs == 1 && !any_folder))
+    if (!plan_output(jb, jb->in.n == 1 && !any_folder))
         return S2F_EUSAGE;
     if (!open_report(jb)) {
         int rc = cli_error(jb->report_path, S2F_EIO, "cannot write: %s", strerror(errno));
@@ -440,8 +353,8 @@ static int run(job *jb, char **args, int n_args)
             fclose(jb->ndjson_out);
         return rc;
     }
-    for (size_t i = 0; i < jb->n_inputs; i++) {
-        convert_one(jb, jb->inputs[i]);
+    for (size_t i = 0; i < jb->in.n; i++) {
+        convert_one(jb, jb->in.v[i]);
         progress(jb, i + 1);
     }
     summary(jb);
@@ -449,7 +362,7 @@ static int run(job *jb, char **args, int n_args)
         jb->status = cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno));
     if (!close_report(jb) && !jb->status)
         jb->status = cli_error(jb->report_path, S2F_EIO, "cannot write the report");
-    if (jb->n_inputs == 0 && !jb->status)
+    if (jb->in.n == 0 && !jb->status)
         jb->status = cli_error(NULL, S2F_EIO, "convert: the folder(s) hold no files");
     return jb->status;
 }
@@ -464,6 +377,6 @@ int cmd_convert(int argc, char **argv)
     if (n_args == 0)
         return usage("no input (a file, a folder, or - for standard input)");
     int status = run(&jb, argv, n_args);
-    free_inputs(&jb);
+    cli_inputs_free(&jb.in);
     return status;
 }

@@ -16,11 +16,13 @@ static const char general[] =
     "commands:\n"
     "  convert INPUT... convert TID 1500 reports to FHIR Bundles\n"
     "  dump FILE...     print the header summary and the SR content tree\n"
+    "  send INPUT...    deliver TID 1500 reports to a FHIR server (R5 or R4)\n"
     "  help [COMMAND]   show help for a command\n"
     "  version          print the version\n"
     "\n"
     "exit codes: 0 success, 2 usage, 3 I/O error, 4 malformed input, 5 unsupported input,\n"
-    "6 not a TID 1500 report, 7 safety limit exceeded, 8 out of memory, 9 internal error.\n"
+    "6 not a TID 1500 report, 7 safety limit exceeded, 8 out of memory, 9 internal error,\n"
+    "10 refused by the FHIR server, 11 FHIR server unreachable, 12 lookup failed.\n"
     "Errors are one line on stderr: 'sr2fhir: FILE: what is wrong, where'.\n";
 
 static const char dump_help[] =
@@ -67,6 +69,46 @@ static const char convert_help[] =
     "code is that of the first failure (see 'sr2fhir help'); 6 means the input is an SR but\n"
     "not a TID 1500 Measurement Report.\n";
 
+static const char send_help[] =
+    "usage: sr2fhir send --server URL [options] INPUT...\n"
+    "\n"
+    "Delivers each TID 1500 Measurement Report (file, folder searched recursively, '-' for\n"
+    "standard input) to a FHIR server: looks up its Patient (by identifier), ServiceRequest\n"
+    "(by accession number) and ImagingStudy (by Study Instance UID), links to them when\n"
+    "exactly one matches, and POSTs the Bundle as one transaction of PUTs on deterministic\n"
+    "ids, so sending the same SR again creates nothing new. See docs/send.md.\n"
+    "\n"
+    "options:\n"
+    "  --server URL              the FHIR base URL (or SR2FHIR_SERVER); https, or http to a\n"
+    "                            loopback host\n"
+    "  --fhir-version R5|R4      what to send (default: what the server's /metadata says)\n"
+    "  --require-existing        fail when the Patient, ServiceRequest or ImagingStudy is\n"
+    "                            not on the server (default: keep the logical reference)\n"
+    "  --token-env NAME          bearer token from environment variable NAME (default:\n"
+    "                            SR2FHIR_TOKEN when set)\n"
+    "  --token-file FILE         bearer token from the first line of FILE\n"
+    "  --user NAME               HTTP basic; the password from SR2FHIR_PASSWORD or\n"
+    "  --password-file FILE      the first line of FILE\n"
+    "  --cert FILE, --key FILE   client certificate and key (PEM)\n"
+    "  --cacert FILE             trust these CA certificates instead of the system's\n"
+    "  --insecure                do not verify the server's certificate (testing only)\n"
+    "  --allow-http              allow plain http to a host that is not loopback\n"
+    "  --connect-timeout SECONDS default 10\n"
+    "  --timeout SECONDS         per request, default 120\n"
+    "  --retries N               retries on connection errors, 408, 429 and 5xx (default 4)\n"
+    "  --retry-delay MS          first backoff, doubling up to 30 s, with jitter (default 500);\n"
+    "                            Retry-After is honoured\n"
+    "  --audit-log FILE          append one JSON line per SR (default sr2fhir-audit.log)\n"
+    "  -j, --jobs N              deliver N reports at once (default 1)\n"
+    "  --timezone +HHMM          as for convert\n"
+    "  -q, --quiet               no result lines or summary\n"
+    "\n"
+    "Secrets are never taken on the command line, printed or logged. After the server proves\n"
+    "unreachable no further input is attempted. The exit code is that of the first failure\n"
+    "in input order: 10 the server refused (its OperationOutcome is shown), 11 unreachable or\n"
+    "kept failing after the retries, 12 a lookup found several matches, or none with\n"
+    "--require-existing; 2-9 as for convert.\n";
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
@@ -75,6 +117,8 @@ const char *cli_help_text(const char *command)
         return convert_help;
     if (!strcmp(command, "dump"))
         return dump_help;
+    if (!strcmp(command, "send"))
+        return send_help;
     return NULL;
 }
 

@@ -1,24 +1,15 @@
 /*
- * main.c - the sr2fhir command: dispatches to the subcommands.
+ * main.c - the sr2fhir command: dispatches to the subcommands. `send` is a program of its
+ * own, sr2fhir-send, installed beside this one: it links libcurl, whose start-up (some 30
+ * shared libraries, about 10 ms) `dump` and `convert` should not pay on every file.
  */
-#include <stdarg.h>
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
-
-int cli_error(const char *where, int code, const char *fmt, ...)
-{
-    va_list ap;
-    fputs("sr2fhir: ", stderr);
-    if (where)
-        fprintf(stderr, "%s: ", where);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return code;
-}
 
 static const struct {
     const char *name;
@@ -28,6 +19,27 @@ static const struct {
     {"dump", cmd_dump},
     {"help", cmd_help},
 };
+
+/* Replaces this process with sr2fhir-send (beside this program, else on PATH); argv[0] is
+ * "send", argv[argc] NULL. Returns only on failure. */
+static int exec_send(char **argv)
+{
+    static const char name[] = "sr2fhir-send";
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof name - 1);
+    argv[0] = (char *)name;
+    if (n > 0) {
+        path[n] = '\0';
+        char *slash = strrchr(path, '/');
+        if (slash) {
+            strcpy(slash + 1, name);
+            execv(path, argv);
+        }
+    }
+    execvp(name, argv);
+    return cli_error(NULL, S2F_EIO, "send: cannot run %s (installed beside sr2fhir): %s", name,
+                     strerror(errno));
+}
 
 int main(int argc, char **argv)
 {
@@ -40,6 +52,8 @@ int main(int argc, char **argv)
         printf("sr2fhir %s\n", SR2FHIR_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "send"))
+        return exec_send(argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
             return commands[i].run(argc - 2, argv + 2);

@@ -39,6 +39,9 @@ s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *o
         fo.r4 = opt->r4;
         fo.timezone = opt->timezone;
         fo.pretty = opt->pretty;
+        fo.patient_ref = opt->patient_ref;
+        fo.service_request_ref = opt->service_request_ref;
+        fo.imaging_study_ref = opt->imaging_study_ref;
     }
     s2f_sink *sink = malloc(sizeof *sink);
     if (!sink)

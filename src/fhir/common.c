@@ -91,23 +91,29 @@ void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
 
 /* ---- logical references (M4-M6) --------------------------------------------------------- */
 
-/* M4: the identifier system an issuer's Universal Entity ID names. */
-static const char *issuer_system(s2f_fhir *f, const s2f_issuer *is)
+const char *s2f_fhir_issuer_system(s2f_arena *a, const s2f_issuer *is, int *oom)
 {
     const char *type = is->universal_type ? is->universal_type : "";
-    if (!is->universal)
-        return NULL;
-    if (!strcmp(type, "ISO"))
-        return s2f_fhir_oid(f, is->universal);
-    if (!strcmp(type, "UUID")) {
-        char *s = s2f_arena_concat(f->arena, "urn:uuid:", is->universal);
-        if (!s)
-            fail_oom(f);
-        return s;
-    }
-    if (!strcmp(type, "URI") || !strcmp(type, "URL"))
+    const char *prefix = !strcmp(type, "ISO") ? "urn:oid:"
+                       : !strcmp(type, "UUID") ? "urn:uuid:"
+                       : !strcmp(type, "URI") || !strcmp(type, "URL") ? "" : NULL;
+    *oom = 0;
+    if (!is->universal || !prefix)
+        return NULL; /* DNS, EUI64, X400, X500: not a URI FHIR can take as system */
+    if (!*prefix)
         return is->universal;
-    return NULL; /* DNS, EUI64, X400, X500: not a URI FHIR can take as system */
+    char *s = s2f_arena_concat(a, prefix, is->universal);
+    *oom = !s;
+    return s;
+}
+
+static const char *issuer_system(s2f_fhir *f, const s2f_issuer *is)
+{
+    int oom;
+    const char *s = s2f_fhir_issuer_system(f->arena, is, &oom);
+    if (oom)
+        fail_oom(f);
+    return s;
 }
 
 static void write_subject(s2f_fhir *f, const char *key)
@@ -115,6 +121,7 @@ static void write_subject(s2f_fhir *f, const char *key)
     s2f_json *j = f->json;
     const s2f_header *h = f->h;
     s2f_json_kv_begin_object(j, key ? key : "subject");
+    s2f_json_kv_string(j, "reference", f->opt.patient_ref); /* delivery found it (M4) */
     s2f_json_kv_string(j, "type", "Patient");
     if (h->patient_id) {
         s2f_json_kv_begin_object(j, "identifier");
@@ -141,6 +148,7 @@ static void write_based_on(s2f_fhir *f)
         return; /* M6: omitted without an accession number */
     s2f_json_kv_begin_array(j, "basedOn");
     s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "reference", f->opt.service_request_ref); /* M6 */
     s2f_json_kv_string(j, "type", "ServiceRequest");
     s2f_json_kv_begin_object(j, "identifier");
     s2f_fhir_codeable_fixed(f, "type", SYSTEM_V2_0203, "ACSN", "Accession ID");
@@ -156,6 +164,7 @@ static void study_reference(s2f_fhir *f)
 {
     s2f_json *j = f->json;
     s2f_json_begin_object(j);
+    s2f_json_kv_string(j, "reference", f->opt.imaging_study_ref); /* M5 */
     s2f_json_kv_string(j, "type", "ImagingStudy");
     s2f_json_kv_begin_object(j, "identifier");
     s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");

@@ -40,6 +40,9 @@ typedef struct s2f_fhir_options {
     const char *timezone;    /* "+HHMM"/"-HHMM" for times without Timezone Offset From UTC
                                 (M9); NULL = "+0000" */
     int pretty;              /* indented JSON */
+    /* Literal references ("Patient/123") to resources found on the destination server
+     * (M4-M6, delivery); NULL: the logical reference by identifier alone. */
+    const char *patient_ref, *service_request_ref, *imaging_study_ref;
 } s2f_fhir_options;
 
 /* Resource counts per type and what the conversion report (M26) needs. */
@@ -128,7 +131,11 @@ void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c);
 /* "key": { "coding": [ {system, code, display} ] } for a fixed code. */
 void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
                              const char *code, const char *display);
-/* M4 subject, M6 basedOn, M5 partOf: logical references by identifier. */
+/* M4: the identifier system an issuer's Universal Entity ID names (ISO: urn:oid:, UUID:
+ * urn:uuid:, URI as is), NULL when it names none; *oom = 1 when memory ran out. */
+const char *s2f_fhir_issuer_system(s2f_arena *a, const s2f_issuer *is, int *oom);
+/* M4 subject, M6 basedOn, M5 partOf: logical references by identifier, literal as well
+ * when the options name the resource found on the server. */
 void s2f_fhir_subject(s2f_fhir *f, const char *key);
 void s2f_fhir_based_on(s2f_fhir *f);
 void s2f_fhir_part_of(s2f_fhir *f);

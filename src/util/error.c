@@ -18,6 +18,9 @@ const char *s2f_code_name(s2f_code code)
     case S2F_ELIMIT: return "safety limit exceeded";
     case S2F_ENOMEM: return "out of memory";
     case S2F_EINTERNAL: return "internal error";
+    case S2F_EREJECTED: return "refused by the server";
+    case S2F_EUNREACHABLE: return "server unreachable";
+    case S2F_ELOOKUP: return "lookup failed";
     }
     return "unknown error";
 }

@@ -1,0 +1,428 @@
+/*
+ * send.c - `sr2fhir send`: delivers SRs to a FHIR server (docs/send.md) with s2f_send,
+ * one client per worker thread (-j N), one audit line per SR, one result line per SR, a
+ * summary. Credentials come from the environment or files, never from the command line
+ * (where `ps` would show them), and are never printed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_JOBS 64
+#define MAX_SECRET 65536
+
+typedef struct send_job {
+    const char *server;
+    s2f_client_options opt;
+    const char *token_env, *token_file, *password_file, *audit_path;
+    char *token, *password;     /* secrets read from the environment or files (owned) */
+    int jobs, quiet;
+    cli_inputs in;
+    int audit_fd;
+    /* shared between workers, under lock */
+    pthread_mutex_t lock;
+    size_t next;                /* next input to take */
+    int unreachable;            /* the server could not be reached: take no more inputs */
+    s2f_code *status;           /* per input; -1 = not attempted */
+    size_t delivered, failed, created, updated;
+} send_job;
+
+static int usage(const char *what)
+{
+    return cli_error(NULL, S2F_EUSAGE, "send: %s (try 'sr2fhir help send')", what);
+}
+
+/* ---- secrets -------------------------------------------------------------------------------- */
+
+/* The first line of a file, without trailing white space (malloc'd); NULL after a message. */
+static char *read_secret_file(const char *path, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        cli_error(path, S2F_EIO, "cannot read the %s: %s", what, strerror(errno));
+        return NULL;
+    }
+    char *line = malloc(MAX_SECRET);
+    if (line && !fgets(line, MAX_SECRET, f))
+        line[0] = '\0';
+    fclose(f);
+    if (!line)
+        return cli_error(NULL, S2F_ENOMEM, "out of memory"), NULL;
+    size_t n = strlen(line);
+    while (n > 0 && strchr(" \t\r\n", line[n - 1]))
+        line[--n] = '\0';
+    if (!n) {
+        free(line);
+        cli_error(path, S2F_EUSAGE, "the %s file is empty", what);
+        return NULL;
+    }
+    return line;
+}
+
+static char *secret_from_env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? strdup(v) : NULL;
+}
+
+/* Bearer token (--token-file, --token-env NAME, else SR2FHIR_TOKEN) and basic password
+ * (--password-file, else SR2FHIR_PASSWORD). 0 after a message. */
+static int load_secrets(send_job *jb)
+{
+    if (jb->token_file && jb->token_env)
+        return usage("--token-file and --token-env exclude each other"), 0;
+    if (jb->token_file) {
+        if (!(jb->token = read_secret_file(jb->token_file, "bearer token")))
+            return 0;
+    } else if (jb->token_env) {
+        if (!(jb->token = secret_from_env(jb->token_env)))
+            return cli_error(NULL, S2F_EUSAGE, "send: the environment variable %s (--token-env) "
+                             "is not set", jb->token_env), 0;
+    } else if (!jb->opt.user) {
+        jb->token = secret_from_env("SR2FHIR_TOKEN");
+    }
+    if (jb->opt.user) {
+        if (jb->token)
+            return usage("--user (HTTP basic) and a bearer token exclude each other"), 0;
+        jb->password = jb->password_file ? read_secret_file(jb->password_file, "password")
+                                         : secret_from_env("SR2FHIR_PASSWORD");
+        if (!jb->password)
+            return jb->password_file ? 0 : (usage("--user needs SR2FHIR_PASSWORD or "
+                                                  "--password-file"), 0);
+    } else if (jb->password_file) {
+        return usage("--password-file goes with --user"), 0;
+    }
+    jb->opt.bearer_token = jb->token;
+    jb->opt.password = jb->password;
+    return 1;
+}
+
+static void forget_secrets(send_job *jb)
+{
+    if (jb->token)
+        memset(jb->token, 0, strlen(jb->token));
+    if (jb->password)
+        memset(jb->password, 0, strlen(jb->password));
+    free(jb->token);
+    free(jb->password);
+}
+
+/* ---- options -------------------------------------------------------------------------------- */
+
+static int valid_zone(const char *z)
+{
+    return strlen(z) == 5 && (z[0] == '+' || z[0] == '-') && strspn(z + 1, "0123456789") == 4 &&
+           (z[1] - '0') * 10 + (z[2] - '0') <= 14 && (z[3] - '0') * 10 + (z[4] - '0') < 60;
+}
+
+/* A whole number in [lo, hi]; 0 when v is not one. */
+static int number_in(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi)
+        return 0;
+    *out = n;
+    return 1;
+}
+
+static int takes_value(const char *a)
+{
+    static const char *const names[] = {
+        "--server", "--fhir-version", "--timezone", "--token-env", "--token-file", "--user",
+        "--password-file", "--cert", "--key", "--cacert", "--audit-log", "--connect-timeout",
+        "--timeout", "--retries", "--retry-delay", "-j", "--jobs"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(a, names[i]))
+            return 1;
+    return 0;
+}
+
+/* An option with a value (takes_value); 1, or -1 after a usage message. */
+static int value_option(send_job *jb, const char *a, const char *v)
+{
+    long n;
+    if (!strcmp(a, "--server"))
+        jb->server = v;
+    else if (!strcmp(a, "--fhir-version")) {
+        if (strcasecmp(v, "R5") && strcasecmp(v, "R4"))
+            return usage("--fhir-version takes R5 or R4"), -1;
+        jb->opt.version = !strcasecmp(v, "R4") ? S2F_FHIR_R4 : S2F_FHIR_R5;
+    } else if (!strcmp(a, "--timezone")) {
+        if (!valid_zone(v))
+            return usage("--timezone takes +HHMM or -HHMM, e.g. +0100"), -1;
+        jb->opt.timezone = v;
+    } else if (!strcmp(a, "--token-env"))
+        jb->token_env = v;
+    else if (!strcmp(a, "--token-file"))
+        jb->token_file = v;
+    else if (!strcmp(a, "--user"))
+        jb->opt.user = v;
+    else if (!strcmp(a, "--password-file"))
+        jb->password_file = v;
+    else if (!strcmp(a, "--cert"))
+        jb->opt.cert = v;
+    else if (!strcmp(a, "--key"))
+        jb->opt.key = v;
+    else if (!strcmp(a, "--cacert"))
+        jb->opt.cacert = v;
+    else if (!strcmp(a, "--audit-log"))
+        jb->audit_path = v;
+    else if (!strcmp(a, "--connect-timeout") || !strcmp(a, "--timeout")) {
+        if (!number_in(v, 1, 3600, &n))
+            return usage("timeouts are whole seconds from 1 to 3600"), -1;
+        *(a[2] == 'c' ? &jb->opt.connect_timeout : &jb->opt.timeout) = n;
+    } else if (!strcmp(a, "--retries")) {
+        if (!number_in(v, 0, 20, &n))
+            return usage("--retries takes 0 to 20"), -1;
+        jb->opt.retries = n ? (int)n : -1;
+    } else if (!strcmp(a, "--retry-delay")) {
+        if (!number_in(v, 1, 600000, &n))
+            return usage("--retry-delay takes milliseconds from 1 to 600000"), -1;
+        jb->opt.retry_delay_ms = n;
+    } else { /* -j, --jobs */
+        if (!number_in(v, 1, MAX_JOBS, &n))
+            return usage("-j takes 1 to 64"), -1;
+        jb->jobs = (int)n;
+    }
+    return 1;
+}
+
+static int flag_option(send_job *jb, const char *a)
+{
+    if (!strcmp(a, "--require-existing"))
+        jb->opt.require_existing = 1;
+    else if (!strcmp(a, "--insecure"))
+        jb->opt.insecure = 1;
+    else if (!strcmp(a, "--allow-http"))
+        jb->opt.allow_http = 1;
+    else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+        jb->quiet = 1;
+    else
+        return 0;
+    return 1;
+}
+
+/* Options anywhere (after "--" only inputs); inputs to argv[0..*n). 1 ok, 0 usage error
+ * printed, -1 help printed. */
+static int parse_options(send_job *jb, int argc, char **argv, int *n)
+{
+    int only_inputs = 0;
+    *n = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (only_inputs || a[0] != '-' || !a[1]) {
+            argv[(*n)++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            only_inputs = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            return fputs(cli_help_text("send"), stdout), -1;
+        } else if (!strcmp(a, "--token") || !strcmp(a, "--password")) {
+            return usage("secrets are not taken on the command line (other users see it): use "
+                         "--token-env, --token-file, SR2FHIR_PASSWORD or --password-file"), 0;
+        } else if (!flag_option(jb, a)) {
+            if (!takes_value(a))
+                return cli_error(NULL, S2F_EUSAGE, "send: unknown option '%s' (try 'sr2fhir "
+                                 "help send')", a), 0;
+            if (!v)
+                return cli_error(NULL, S2F_EUSAGE, "send: %s needs a value", a), 0;
+            if (value_option(jb, a, v) < 0)
+                return 0;
+            i++;
+        }
+    }
+    return 1;
+}
+
+/* ---- one SR --------------------------------------------------------------------------------- */
+
+static const char *ref_or_logical(const char *ref, const char *type, char *buf, size_t cap)
+{
+    if (ref)
+        return ref;
+    snprintf(buf, cap, "%s logical", type);
+    return buf;
+}
+
+static void print_delivered(send_job *jb, const char *input, const s2f_send_result *r)
+{
+    char p[64], s[64], i[64];
+    printf("%s: delivered to %s (FHIR %s): %zu resources (%s, %s, %s)\n", input, jb->server,
+           r->version == S2F_FHIR_R4 ? "R4" : "R5", r->n_created + r->n_updated,
+           ref_or_logical(r->patient_ref, "Patient", p, sizeof p),
+           ref_or_logical(r->service_request_ref, "ServiceRequest", s, sizeof s),
+           ref_or_logical(r->imaging_study_ref, "ImagingStudy", i, sizeof i));
+}
+
+static void record(send_job *jb, size_t index, const char *input, s2f_code rc, const s2f_error *err,
+                   const s2f_doc *doc, const s2f_client *c, const s2f_send_result *res)
+{
+    s2f_error werr = {0};
+    pthread_mutex_lock(&jb->lock);
+    jb->status[index] = rc;
+    if (rc) {
+        jb->failed++;
+        cli_error(input, rc, "%s", err->message);
+        if (rc == S2F_EUNREACHABLE)
+            jb->unreachable = 1;
+    } else {
+        jb->delivered++;
+        jb->created += res->n_created;
+        jb->updated += res->n_updated;
+        if (!jb->quiet)
+            print_delivered(jb, input, res);
+    }
+    fflush(stdout);
+    if (s2f_audit_append(jb->audit_fd, input, doc, c, res, rc, err, &werr) != S2F_OK) {
+        cli_error(jb->audit_path, werr.code, "%s", werr.message);
+        if (!jb->status[index])
+            jb->status[index] = werr.code;
+    }
+    pthread_mutex_unlock(&jb->lock);
+}
+
+static void send_one(send_job *jb, s2f_client *c, size_t index)
+{
+    const char *input = jb->in.v[index];
+    s2f_error err = {0};
+    s2f_send_result res = {0};
+    s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
+    s2f_code rc = doc ? s2f_send(c, doc, &res, &err) : err.code;
+    record(jb, index, input, rc, &err, doc, c, &res);
+    s2f_send_result_free(&res);
+    s2f_doc_free(doc);
+}
+
+/* ---- workers -------------------------------------------------------------------------------- */
+
+/* The next input to deliver, or -1: all taken, or the server is unreachable. */
+static long take_input(send_job *jb)
+{
+    pthread_mutex_lock(&jb->lock);
+    long i = jb->unreachable || jb->next >= jb->in.n ? -1 : (long)jb->next++;
+    pthread_mutex_unlock(&jb->lock);
+    return i;
+}
+
+static void *worker(void *arg)
+{
+    send_job *jb = arg;
+    s2f_error err = {0};
+    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    long i;
+    while ((i = take_input(jb)) >= 0) {
+        if (c)
+            send_one(jb, c, (size_t)i);
+        else
+            record(jb, (size_t)i, jb->in.v[i], err.code, &err, NULL, NULL, NULL);
+    }
+    s2f_client_free(c);
+    return NULL;
+}
+
+static void run_workers(send_job *jb)
+{
+    pthread_t threads[MAX_JOBS];
+    int n = jb->jobs < (int)jb->in.n ? jb->jobs : (int)jb->in.n, started = 0;
+    for (; started < n - 1; started++)
+        if (pthread_create(&threads[started], NULL, worker, jb) != 0)
+            break;
+    worker(jb); /* this thread works too */
+    for (int t = 0; t < started; t++)
+        pthread_join(threads[t], NULL);
+}
+
+/* ---- the run -------------------------------------------------------------------------------- */
+
+static void summary(const send_job *jb)
+{
+    size_t skipped = jb->in.n - jb->delivered - jb->failed;
+    if (jb->quiet || (jb->in.n < 2 && !skipped))
+        return;
+    fprintf(stderr, "sr2fhir: %zu files: %zu delivered, %zu failed", jb->in.n, jb->delivered, jb->failed);
+    if (skipped)
+        fprintf(stderr, ", %zu not attempted (the server is unreachable)", skipped);
+    fprintf(stderr, "; resources: %zu created, %zu updated\n", jb->created, jb->updated);
+}
+
+/* The first failure in input order; S2F_EUNREACHABLE for inputs never attempted. */
+static int exit_status(const send_job *jb)
+{
+    for (size_t i = 0; i < jb->in.n; i++)
+        if (jb->status[i])
+            return jb->status[i] < 0 ? S2F_EUNREACHABLE : jb->status[i];
+    return 0;
+}
+
+/* Checks the configuration once (URL policy, credentials) before any file is read. */
+static int check_client(send_job *jb)
+{
+    s2f_error err = {0};
+    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    if (!c)
+        return cli_error(NULL, err.code, "send: %s", err.message);
+    s2f_client_free(c);
+    if (jb->opt.insecure && !jb->quiet)
+        cli_error(NULL, 0, "warning: --insecure: the server's certificate is not verified");
+    return 0;
+}
+
+static int run(send_job *jb, char **args, int n_args)
+{
+    int rc = check_client(jb);
+    if (rc)
+        return rc;
+    if (!cli_inputs_collect(&jb->in, args, n_args, NULL))
+        return cli_error(NULL, S2F_ENOMEM, "out of memory");
+    if (jb->in.n == 0)
+        return cli_error(NULL, S2F_EIO, "send: the folder(s) hold no files");
+    const char *audit = jb->audit_path ? jb->audit_path : (jb->audit_path = "sr2fhir-audit.log");
+    jb->audit_fd = open(audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (jb->audit_fd < 0)
+        return cli_error(audit, S2F_EIO, "cannot open the audit log: %s", strerror(errno));
+    jb->status = malloc(jb->in.n * sizeof *jb->status);
+    if (!jb->status) {
+        close(jb->audit_fd);
+        return cli_error(NULL, S2F_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < jb->in.n; i++)
+        jb->status[i] = (s2f_code)-1;
+    pthread_mutex_init(&jb->lock, NULL);
+    run_workers(jb);
+    pthread_mutex_destroy(&jb->lock);
+    summary(jb);
+    rc = exit_status(jb);
+    if (close(jb->audit_fd) != 0 && !rc)
+        rc = cli_error(audit, S2F_EIO, "cannot write the audit log: %s", strerror(errno));
+    free(jb->status);
+    return rc;
+}
+
+int cmd_send(int argc, char **argv)
+{
+    send_job jb;
+    memset(&jb, 0, sizeof jb);
+    jb.jobs = 1;
+    jb.server = getenv("SR2FHIR_SERVER");
+    int n_args, parsed = parse_options(&jb, argc, argv, &n_args);
+    if (parsed <= 0)
+        return parsed < 0 ? 0 : S2F_EUSAGE;
+    if (!jb.server || !*jb.server)
+        return usage("no server (--server URL or SR2FHIR_SERVER)");
+    if (n_args == 0)
+        return usage("no input (a file, a folder, or - for standard input)");
+    int status = S2F_EUSAGE;
+    if (load_secrets(&jb))
+        status = run(&jb, argv, n_args);
+    forget_secrets(&jb);
+    cli_inputs_free(&jb.in);
+    return status;
+}

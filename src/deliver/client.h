@@ -1,0 +1,33 @@
+/*
+ * client.h - the FHIR REST client of delivery (stage 6): the server's version, searches by
+ * identifier, transactions, and the text of OperationOutcomes. The public half
+ * (s2f_client_new, s2f_client_version) is declared in sr2fhir.h.
+ */
+#ifndef S2F_CLIENT_H
+#define S2F_CLIENT_H
+
+#include "sr2fhir.h"
+
+/* Base URL without a trailing '/', as given (never holds credentials: refused). */
+const char *s2f_client_base(const s2f_client *c);
+int s2f_client_require_existing(const s2f_client *c);
+const char *s2f_client_timezone(const s2f_client *c);
+
+/* s2f_client_version, recording the request's attempts and status in res (may be NULL). */
+s2f_code s2f_client_settle_version(s2f_client *c, s2f_fhir_version *version, s2f_send_result *res,
+                                   s2f_error *err);
+
+/*
+ * Searches `type?identifier=system|value` (system may be NULL). One match: *ref =
+ * "Type/id" (malloc'd). None: *ref = NULL, or S2F_ELOOKUP when existing resources are
+ * required. Several: S2F_ELOOKUP naming them. `what` describes the search for messages.
+ */
+s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, const char *value,
+                         char **ref, s2f_send_result *res, s2f_error *err);
+
+/* POSTs a transaction Bundle and records the server's answer in res (status, attempts,
+ * created and updated references). */
+s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len,
+                                s2f_send_result *res, s2f_error *err);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * http.c - HTTP requests with retries on libcurl (see http.h).
+ *
+ * Transport policy (docs/send.md, the guide's security section): only http and https,
+ * TLS 1.2 or higher, peer and host verification unless `insecure`, no redirects (they
+ * could carry credentials elsewhere), bounded answer size, connect and total timeouts.
+ * Backoff: delay_n = min(30 s, first * 2^n), slept for a random 50-100 % of it, or what
+ * Retry-After asks (at most 300 s).
+ */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/error.h"
+
+#define MAX_ANSWER (256u << 20)     /* bytes kept of one answer */
+#define MAX_BACKOFF_MS 30000L
+#define MAX_RETRY_AFTER_S 300L
+
+struct s2f_http {
+    CURL *curl;
+    struct curl_slist *headers;   /* Accept, Content-Type */
+    char *body;                   /* the last answer */
+    size_t len, cap;
+    int too_big;
+    long retry_after_s;           /* -1: the last answer had none */
+    int retries;
+    long first_delay_ms;
+    uint64_t rng;                 /* jitter; per object, no shared state */
+    char curl_error[CURL_ERROR_SIZE];
+};
+
+int s2f_http_retryable(long status)
+{
+    return status == 408 || status == 429 || (status >= 500 && status <= 599);
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* xorshift64*: enough to spread retries of many clients; seeded per object. */
+static uint64_t next_random(s2f_http *h)
+{
+    h->rng ^= h->rng >> 12;
+    h->rng ^= h->rng << 25;
+    h->rng ^= h->rng >> 27;
+    return h->rng * 2685821657736338717ULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* ---- curl callbacks ------------------------------------------------------------------------ */
+
+static size_t on_body(char *data, size_t size, size_t n, void *userdata)
+{
+    s2f_http *h = userdata;
+    size_t add = size * n;
+    if (h->len + add + 1 > MAX_ANSWER) {
+        h->too_big = 1;
+        return 0; /* makes curl stop with CURLE_WRITE_ERROR */
+    }
+    if (h->len + add + 1 > h->cap) {
+        size_t cap = h->cap ? h->cap : 16384;
+        while (cap < h->len + add + 1)
+            cap *= 2;
+        char *p = realloc(h->body, cap);
+        if (!p)
+            return 0;
+        h->body = p;
+        h->cap = cap;
+    }
+    memcpy(h->body + h->len, data, add);
+    h->len += add;
+    h->body[h->len] = '\0';
+    return add;
+}
+
+/* Retry-After: seconds, or an HTTP date. */
+static long parse_retry_after(const char *v)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (*v >= '0' && *v <= '9') {
+        long s = strtol(v, NULL, 10);
+        return s < 0 ? 0 : s;
+    }
+    time_t when = curl_getdate(v, NULL);
+    if (when == -1)
+        return -1;
+    time_t now = time(NULL);
+    return when > now ? (long)(when - now) : 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *userdata)
+{
+    s2f_http *h = userdata;
+    size_t len = size * n;
+    static const char name[] = "retry-after:";
+    if (len > sizeof name - 1 && len < 256 && !strncasecmp(data, name, sizeof name - 1)) {
+        char v[256];
+        memcpy(v, data + sizeof name - 1, len - (sizeof name - 1));
+        v[len - (sizeof name - 1)] = '\0';
+        h->retry_after_s = parse_retry_after(v);
+    }
+    return len;
+}
+
+/* ---- set-up -------------------------------------------------------------------------------- */
+
+static int set_credentials(s2f_http *h, const s2f_client_options *opt, s2f_error *err)
+{
+    CURL *c = h->curl;
+    if (opt->bearer_token && opt->user)
+        return s2f_fail(err, S2F_EUSAGE, "a bearer token and HTTP basic credentials exclude "
+                        "each other"), 0;
+    if (opt->bearer_token) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+        curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, opt->bearer_token);
+    } else if (opt->user) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, opt->user);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, opt->password ? opt->password : "");
+    }
+    if (opt->cert && curl_easy_setopt(c, CURLOPT_SSLCERT, opt->cert) != CURLE_OK)
+        return s2f_fail(err, S2F_EUSAGE, "client certificates are not supported by this libcurl"), 0;
+    if (opt->key)
+        curl_easy_setopt(c, CURLOPT_SSLKEY, opt->key);
+    if (opt->cacert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, opt->cacert);
+    return 1;
+}
+
+static int set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *err)
+{
+    CURL *c = h->curl;
+    if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK)
+        return s2f_fail(err, S2F_EUNSUPPORTED, "this libcurl cannot enforce TLS 1.2"), 0;
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opt->insecure ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opt->insecure ? 0L : 2L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for DNS timeouts */
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, opt->connect_timeout > 0 ? opt->connect_timeout : 10L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, opt->timeout > 0 ? opt->timeout : 120L);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "sr2fhir/" SR2FHIR_VERSION);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* gzip/deflate answers if offered */
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_error);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+    h->headers = curl_slist_append(NULL, "Accept: application/fhir+json");
+    if (h->headers) {
+        struct curl_slist *more = curl_slist_append(h->headers, "Content-Type: application/fhir+json");
+        if (more)
+            h->headers = more;
+    }
+    if (!h->headers)
+        return s2f_fail(err, S2F_ENOMEM, "out of memory"), 0;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
+    return set_credentials(h, opt, err);
+}
+
+s2f_http *s2f_http_new(const s2f_client_options *opt, s2f_error *err)
+{
+    /* thread-safe since libcurl 7.84 (Debian 12 has 7.88); reference-counted */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return s2f_fail(err, S2F_EINTERNAL, "libcurl failed to initialise"), NULL;
+    s2f_http *h = calloc(1, sizeof *h);
+    if (!h || !(h->curl = curl_easy_init())) {
+        free(h);
+        curl_global_cleanup();
+        return s2f_fail(err, S2F_ENOMEM, "out of memory"), NULL;
+    }
+    h->retries = opt->retries == 0 ? 4 : opt->retries < 0 ? 0 : opt->retries;
+    h->first_delay_ms = opt->retry_delay_ms > 0 ? opt->retry_delay_ms : 500;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    h->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)h ^
+             ((uint64_t)getpid() << 40) ^ 0x9E3779B97F4A7C15ULL;
+    if (!set_transport(h, opt, err)) {
+        s2f_http_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void s2f_http_free(s2f_http *h)
+{
+    if (!h)
+        return;
+    curl_easy_cleanup(h->curl);
+    curl_slist_free_all(h->headers);
+    free(h->body);
+    free(h);
+    curl_global_cleanup();
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+/* One try: 0 and *status on an answer, else the curl code (err text in h->curl_error). */
+static CURLcode attempt(s2f_http *h, const char *method, const char *url, const char *body,
+                        size_t len, long *status)
+{
+    CURL *c = h->curl;
+    h->len = 0;
+    h->too_big = 0;
+    h->retry_after_s = -1;
+    h->curl_error[0] = '\0';
+    if (h->body)
+        h->body[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (!strcmp(method, "POST")) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    *status = 0;
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    return rc;
+}
+
+static long backoff_ms(s2f_http *h, unsigned retry)
+{
+    long ms = h->first_delay_ms;
+    for (unsigned i = 0; i < retry && ms < MAX_BACKOFF_MS; i++)
+        ms *= 2;
+    if (ms > MAX_BACKOFF_MS)
+        ms = MAX_BACKOFF_MS;
+    return ms / 2 + (long)(next_random(h) % (uint64_t)(ms / 2 + 1));
+}
+
+static const char *curl_reason(s2f_http *h, CURLcode rc)
+{
+    if (rc == CURLE_WRITE_ERROR && h->too_big)
+        return "the answer is larger than 256 MiB";
+    return h->curl_error[0] ? h->curl_error : curl_easy_strerror(rc);
+}
+
+s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
+                          size_t len, s2f_http_response *resp, s2f_error *err)
+{
+    double start = now_seconds();
+    memset(resp, 0, sizeof *resp);
+    for (unsigned n = 0;; n++) {
+        long status;
+        CURLcode rc = attempt(h, method, url, body, len, &status);
+        resp->attempts = n + 1;
+        int again = rc != CURLE_OK ? rc != CURLE_WRITE_ERROR && rc != CURLE_UNSUPPORTED_PROTOCOL &&
+                                         rc != CURLE_URL_MALFORMAT
+                                   : s2f_http_retryable(status);
+        if (!again || n >= (unsigned)h->retries) {
+            resp->seconds = now_seconds() - start;
+            if (rc != CURLE_OK)
+                return s2f_fail(err, S2F_EUNREACHABLE, "%s (%u attempt%s over %.2f s)",
+                                curl_reason(h, rc), n + 1, n ? "s" : "", resp->seconds);
+            resp->status = status;
+            resp->body = h->body ? h->body : "";
+            resp->len = h->len;
+            return S2F_OK;
+        }
+        long wait = rc == CURLE_OK && h->retry_after_s >= 0
+                        ? (h->retry_after_s > MAX_RETRY_AFTER_S ? MAX_RETRY_AFTER_S : h->retry_after_s) * 1000
+                        : backoff_ms(h, n);
+        sleep_ms(wait);
+    }
+}

@@ -1,0 +1,42 @@
+/*
+ * http.h - HTTP requests for delivery (stage 6), on libcurl: TLS 1.2+ with verification,
+ * credentials, timeouts, and retries with exponential backoff and jitter.
+ *
+ * One s2f_http per thread (it owns a curl easy handle and its connection cache). Retried:
+ * connection failures and timeouts, HTTP 408, 429 and 5xx (Retry-After honoured); never
+ * other answers. Secrets given in the config are handed to curl and never put in a message.
+ */
+#ifndef S2F_HTTP_H
+#define S2F_HTTP_H
+
+#include <stddef.h>
+
+#include "sr2fhir.h"
+
+typedef struct s2f_http s2f_http;
+
+/* One answer. body is NUL-terminated and owned by the s2f_http until the next request. */
+typedef struct s2f_http_response {
+    long status;             /* HTTP status, 0 when no answer came */
+    const char *body;
+    size_t len;
+    unsigned attempts;       /* tries made for this request */
+    double seconds;          /* wall time including retries and waits */
+} s2f_http_response;
+
+/* Copies what it needs from opt; err gets why the configuration is refused. */
+s2f_http *s2f_http_new(const s2f_client_options *opt, s2f_error *err);
+void s2f_http_free(s2f_http *h);
+
+/*
+ * method "GET" (body NULL) or "POST" (a FHIR JSON body). Returns S2F_OK with any answer the
+ * server finally gave (the caller judges the status: 4xx/5xx are answers too), or
+ * S2F_EUNREACHABLE when no answer came after every retry, with the reason in err.
+ */
+s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
+                          size_t len, s2f_http_response *resp, s2f_error *err);
+
+/* 1 when the answer is worth another try (408, 429, 5xx). */
+int s2f_http_retryable(long status);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * send.c - delivery of one SR to a FHIR server (s2f_send in sr2fhir.h, docs/send.md):
+ * check it is a TID 1500 report (M2), settle the FHIR version (M25), look up the Patient,
+ * ServiceRequest and ImagingStudy by identifier (M4-M6), convert with literal references
+ * to what was found, and POST the Bundle as one transaction of PUTs (M24).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "fhir/fhir.h"
+#include "sr/document.h"
+#include "util/error.h"
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void s2f_send_result_free(s2f_send_result *res)
+{
+    if (!res)
+        return;
+    free(res->patient_ref);
+    free(res->service_request_ref);
+    free(res->imaging_study_ref);
+    for (size_t i = 0; i < res->n_created; i++)
+        free(res->created[i]);
+    for (size_t i = 0; i < res->n_updated; i++)
+        free(res->updated[i]);
+    free(res->created);
+    free(res->updated);
+    memset(res, 0, sizeof *res);
+}
+
+/* M4, M6: the identifier system of an issuer, "" in err when memory ran out. */
+static s2f_code issuer_system(const s2f_doc *doc, const s2f_issuer *is, const char **system,
+                              s2f_error *err)
+{
+    int oom;
+    *system = s2f_fhir_issuer_system(doc->arena, is, &oom);
+    return oom ? s2f_fail(err, S2F_ELIMIT, "memory limit exceeded") : S2F_OK;
+}
+
+/* M4-M6: the three lookups; what is absent from the SR is not searched. */
+static s2f_code look_up(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err)
+{
+    const s2f_header *h = &doc->header;
+    const char *system;
+    s2f_code rc;
+    if (!h->patient_id && s2f_client_require_existing(c))
+        return s2f_fail(err, S2F_ELOOKUP, "the SR has no Patient ID to find the Patient by "
+                        "(--require-existing)");
+    if (h->patient_id &&
+        ((rc = issuer_system(doc, &h->patient_issuer, &system, err)) ||
+         (rc = s2f_client_find(c, "Patient", system, h->patient_id, &res->patient_ref, res, err))))
+        return rc;
+    if (h->accession &&
+        ((rc = issuer_system(doc, &h->accession_issuer, &system, err)) ||
+         (rc = s2f_client_find(c, "ServiceRequest", system, h->accession, &res->service_request_ref,
+                               res, err))))
+        return rc;
+    if (h->study_uid) {
+        char *oid = s2f_arena_concat(doc->arena, "urn:oid:", h->study_uid);
+        if (!oid)
+            return s2f_fail(err, S2F_ELIMIT, "memory limit exceeded");
+        if ((rc = s2f_client_find(c, "ImagingStudy", "urn:dicom:uid", oid, &res->imaging_study_ref,
+                                  res, err)))
+            return rc;
+    }
+    return S2F_OK;
+}
+
+/* The Bundle, in memory (malloc'd *text). */
+static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, char **text,
+                            size_t *len, s2f_error *err)
+{
+    s2f_convert_options opt = {0};
+    opt.r4 = res->version == S2F_FHIR_R4;
+    opt.timezone = s2f_client_timezone(c);
+    opt.patient_ref = res->patient_ref;
+    opt.service_request_ref = res->service_request_ref;
+    opt.imaging_study_ref = res->imaging_study_ref;
+    *text = NULL;
+    *len = 0;
+    FILE *mem = open_memstream(text, len);
+    if (!mem)
+        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+    s2f_code rc = s2f_convert(doc, &opt, mem, &res->convert, err);
+    res->convert.unmapped_items = NULL; /* the document's, not the result's */
+    if (fclose(mem) != 0 && !rc)
+        rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
+    if (rc) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
+s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err)
+{
+    double start = now_seconds();
+    memset(res, 0, sizeof *res);
+    s2f_report rep;
+    s2f_code rc = s2f_report_read(doc, &rep, err); /* M2 before any traffic */
+    s2f_fhir_version v = S2F_FHIR_AUTO;
+    if (!rc && !(rc = s2f_client_settle_version(c, &v, res, err))) {
+        res->version = v;
+        rc = look_up(c, doc, res, err);
+    }
+    char *bundle = NULL;
+    size_t len = 0;
+    if (!rc)
+        rc = bundle_text(c, doc, res, &bundle, &len, err);
+    if (!rc)
+        rc = s2f_client_transaction(c, bundle, len, res, err);
+    free(bundle);
+    res->seconds = now_seconds() - start;
+    return rc;
+}
