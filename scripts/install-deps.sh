@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential clang libclang-rt-14-dev \
-    zlib1g-dev libjson-c-dev \
+    zlib1g-dev libjson-c-dev libcurl4-openssl-dev ca-certificates openssl \
     dcmtk python3 python3-pydicom \
     hyperfine time >/dev/null
 echo "install-deps: all packages present"

@@ -164,14 +164,15 @@ static int set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
-    h->headers = curl_slist_append(NULL, "Accept: application/fhir+json");
-    if (h->headers) {
-        struct curl_slist *more = curl_slist_append(h->headers, "Content-Type: application/fhir+json");
-        if (more)
-            h->headers = more;
+    /* "Expect:" off: some servers never answer 100-continue, costing a second per POST */
+    static const char *const headers[] = {"Accept: application/fhir+json",
+                                          "Content-Type: application/fhir+json", "Expect:"};
+    for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
+        struct curl_slist *more = curl_slist_append(h->headers, headers[i]);
+        if (!more)
+            return s2f_fail(err, S2F_ENOMEM, "out of memory"), 0;
+        h->headers = more;
     }
-    if (!h->headers)
-        return s2f_fail(err, S2F_ENOMEM, "out of memory"), 0;
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
     return set_credentials(h, opt, err);
 }

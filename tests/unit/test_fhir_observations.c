@@ -80,6 +80,7 @@ static json_object *bundle;
 static char *raw;
 static size_t raw_n;
 static s2f_fhir_stats stats;
+static const char *literal_refs[3]; /* Patient, ServiceRequest, ImagingStudy found (delivery) */
 
 static void release(void)
 {
@@ -109,6 +110,9 @@ static int convert(const char *json, int r4)
     s2f_sink_init(&sink, mem);
     s2f_fhir_options opt = {0};
     opt.r4 = r4;
+    opt.patient_ref = literal_refs[0];
+    opt.service_request_ref = literal_refs[1];
+    opt.imaging_study_ref = literal_refs[2];
     s2f_code rc = s2f_fhir_write_bundle(&rep, &opt, &sink, &stats, &err);
     s2f_sink_finish(&sink);
     fclose(mem);
@@ -599,6 +603,32 @@ TEST(m25_r4_form)
     CHECK_STR(str(g, "hasMember.0.reference"), url_of(m));
 }
 
+TEST(m4_m5_m6_literal_references_keep_identifiers)
+{
+    static const char body[] = DOC(MEASUREMENTS(GROUP(NUM("CONTAINS", "5", "99X", "X", "1", ""))));
+    char j[sizeof body + 64];
+    snprintf(j, sizeof j, "{\"00080050\":{\"vr\":\"SH\",\"Value\":[\"ACC9\"]},%s", body + 1);
+    literal_refs[0] = "Patient/p1";
+    literal_refs[1] = "ServiceRequest/s1";
+    literal_refs[2] = "ImagingStudy/i1";
+    int ok = convert(j, 0);
+    literal_refs[0] = literal_refs[1] = literal_refs[2] = NULL;
+    CHECK(ok);
+    json_object *m = observation("5");
+    CHECK(m);
+    CHECK_STR(str(m, "subject.reference"), "Patient/p1");
+    CHECK_STR(str(m, "subject.identifier.value"), "PID1");
+    CHECK_STR(str(m, "basedOn.0.reference"), "ServiceRequest/s1");
+    CHECK_STR(str(m, "basedOn.0.identifier.value"), "ACC9");
+    CHECK_STR(str(m, "partOf.0.reference"), "ImagingStudy/i1");
+    CHECK_STR(str(m, "partOf.0.identifier.value"), "urn:oid:1.2.4");
+    /* without them: the logical references alone */
+    CHECK(convert(j, 0));
+    m = observation("5");
+    CHECK(m && !at(m, "subject.reference") && !at(m, "basedOn.0.reference") && !at(m, "partOf.0.reference"));
+    CHECK_STR(str(m, "basedOn.0.identifier.value"), "ACC9");
+}
+
 TEST(observations_are_counted)
 {
     CHECK(convert(group_doc, 0));
@@ -625,6 +655,7 @@ int main(void)
     RUN(m21_evaluations);
     RUN(m14_derived_measurements);
     RUN(m25_r4_form);
+    RUN(m4_m5_m6_literal_references_keep_identifiers);
     RUN(observations_are_counted);
     release();
     CHECK_DONE();
