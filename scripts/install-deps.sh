@@ -11,4 +11,9 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     zlib1g-dev libjson-c-dev libcurl4-openssl-dev ca-certificates openssl \
     dcmtk python3 python3-pydicom \
     hyperfine time >/dev/null
+# node and npm run ../shared/tools (the guide's validator, the FHIR server of the send
+# tests); machines that already have a Node.js keep theirs
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 echo "install-deps: all packages present"
