@@ -151,6 +151,8 @@ typedef struct s2f_client_options {
     long timeout;            /* seconds per request; 0 = 120 */
     int retries;             /* tries after the first; 0 = 4, negative = none */
     long retry_delay_ms;     /* first backoff; 0 = 500 (doubles up to 30 s, 50-100 % jitter) */
+    long max_entries;        /* entries per transaction; a larger Bundle is delivered as
+                                several (docs/send.md); 0 = 50, negative = no limit */
 } s2f_client_options;
 
 /* A connection to one FHIR server. Not shareable between threads: one client per thread
@@ -170,6 +172,7 @@ typedef struct s2f_send_result {
     s2f_fhir_version version;   /* what was sent (0 when it failed before deciding) */
     long http_status;           /* the server's last answer, 0 when none came */
     unsigned attempts;          /* tries of the transaction, or of the request that failed */
+    unsigned parts, parts_stored; /* transactions the Bundle took, and those the server took */
     double seconds;             /* wall time of the whole delivery */
     /* "Patient/123" when the lookup found exactly one, else NULL (logical reference) */
     char *patient_ref, *service_request_ref, *imaging_study_ref;

@@ -98,6 +98,8 @@ static const char send_help[] =
     "  --retries N               retries on connection errors, 408, 429 and 5xx (default 4)\n"
     "  --retry-delay MS          first backoff, doubling up to 30 s, with jitter (default 500);\n"
     "                            Retry-After is honoured\n"
+    "  --max-entries N           most entries per transaction (default 50, 0: no limit); a\n"
+    "                            larger report goes as several, each atomic (docs/send.md)\n"
     "  --audit-log FILE          append one JSON line per SR (default sr2fhir-audit.log)\n"
     "  -j, --jobs N              deliver N reports at once (default 1)\n"
     "  --timezone +HHMM          as for convert\n"

@@ -64,12 +64,14 @@ static void write_record(s2f_json *j, const char *file, const s2f_doc *doc, cons
     else
         s2f_json_null(j);
     s2f_json_kv_uint(j, "attempts", res->attempts);
+    s2f_json_kv_uint(j, "transactions", res->parts);
+    s2f_json_kv_uint(j, "transactions_stored", res->parts_stored);
     s2f_json_kv_uint(j, "duration_ms", (uint64_t)(res->seconds * 1000.0 + 0.5));
     nullable_string(j, "patient", res->patient_ref);
     nullable_string(j, "service_request", res->service_request_ref);
     nullable_string(j, "imaging_study", res->imaging_study_ref);
-    string_list(j, "created", rc ? NULL : res->created, rc ? 0 : res->n_created);
-    string_list(j, "updated", rc ? NULL : res->updated, rc ? 0 : res->n_updated);
+    string_list(j, "created", res->created, res->n_created);  /* of the parts stored */
+    string_list(j, "updated", res->updated, res->n_updated);
     nullable_string(j, "error", rc && err ? err->message : NULL);
     s2f_json_end_object(j);
     s2f_json_finish(j);

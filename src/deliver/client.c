@@ -24,11 +24,13 @@ struct s2f_client {
     s2f_http *http;
     s2f_fhir_version version;
     int require_existing;
+    size_t max_entries;      /* 0: no limit */
     char *timezone;
 };
 
 const char *s2f_client_base(const s2f_client *c) { return c->base; }
 int s2f_client_require_existing(const s2f_client *c) { return c->require_existing; }
+size_t s2f_client_max_entries(const s2f_client *c) { return c->max_entries; }
 const char *s2f_client_timezone(const s2f_client *c) { return c->timezone; }
 
 /* ---- base URL policy ----------------------------------------------------------------------- */
@@ -87,6 +89,7 @@ s2f_client *s2f_client_new(const char *base, const s2f_client_options *opt, s2f_
         c->base[--n] = '\0';
     c->version = opt->version;
     c->require_existing = opt->require_existing;
+    c->max_entries = opt->max_entries == 0 ? 50 : opt->max_entries < 0 ? 0 : (size_t)opt->max_entries;
     if (!(c->http = s2f_http_new(opt, err))) {
         s2f_client_free(c);
         return NULL;
@@ -414,7 +417,7 @@ static int push_ref(char ***list, size_t *n, char *ref)
 }
 
 /* Records each entry's outcome; the first entry that failed makes the whole a failure. */
-static s2f_code read_transaction_response(json_object *bundle, s2f_send_result *res, s2f_error *err)
+static s2f_code read_entries(json_object *bundle, s2f_send_result *res, s2f_error *err)
 {
     json_object *entries = get_member(bundle, "entry");
     size_t n = entries && json_object_is_type(entries, json_type_array) ? json_object_array_length(entries) : 0;
@@ -447,6 +450,25 @@ static s2f_code read_transaction_response(json_object *bundle, s2f_send_result *
             return s2f_fail(err, S2F_ENOMEM, "out of memory");
     }
     return S2F_OK;
+}
+
+static void drop_refs(char **list, size_t *n, size_t keep)
+{
+    while (*n > keep)
+        free(list[--*n]);
+}
+
+/* An entry that failed fails the whole: what earlier entries recorded is dropped (a
+ * transaction is all or nothing). */
+static s2f_code read_transaction_response(json_object *bundle, s2f_send_result *res, s2f_error *err)
+{
+    size_t created = res->n_created, updated = res->n_updated;
+    s2f_code rc = read_entries(bundle, res, err);
+    if (rc) {
+        drop_refs(res->created, &res->n_created, created);
+        drop_refs(res->updated, &res->n_updated, updated);
+    }
+    return rc;
 }
 
 s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len,

@@ -11,6 +11,8 @@
 /* Base URL without a trailing '/', as given (never holds credentials: refused). */
 const char *s2f_client_base(const s2f_client *c);
 int s2f_client_require_existing(const s2f_client *c);
+/* Most entries per transaction, 0 for no limit. */
+size_t s2f_client_max_entries(const s2f_client *c);
 const char *s2f_client_timezone(const s2f_client *c);
 
 /* s2f_client_version, recording the request's attempts and status in res (may be NULL). */

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "client.h"
+#include "split.h"
 #include "fhir/fhir.h"
 #include "sr/document.h"
 #include "util/error.h"
@@ -101,6 +102,46 @@ static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *
     return rc;
 }
 
+static size_t entry_count(const s2f_convert_result *r)
+{
+    return r->observations + r->imaging_selections + r->body_structures + r->devices + r->practitioners;
+}
+
+/* A Bundle too large for one transaction, in dependency-ordered parts (split.h). */
+static s2f_code deliver_in_parts(s2f_client *c, const char *bundle, size_t len, s2f_send_result *res,
+                                 s2f_error *err)
+{
+    s2f_bundle_parts parts;
+    s2f_code rc = s2f_bundle_split(bundle, len, s2f_client_max_entries(c), &parts, err);
+    if (rc)
+        return rc;
+    res->parts = (unsigned)parts.n;
+    for (size_t i = 0; i < parts.n && !rc; i++) {
+        s2f_error why;
+        if (!(rc = s2f_client_transaction(c, parts.text[i], parts.len[i], res, &why)))
+            res->parts_stored++;
+        else if (i == 0)
+            s2f_fail(err, rc, "%s (part 1 of %zu: nothing stored)", why.message, parts.n);
+        else
+            s2f_fail(err, rc, "%s (part %zu of %zu: parts 1-%zu are stored; sending the SR again "
+                     "completes the delivery)", why.message, i + 1, parts.n, i);
+    }
+    s2f_bundle_parts_free(&parts);
+    return rc;
+}
+
+static s2f_code deliver(s2f_client *c, const char *bundle, size_t len, s2f_send_result *res,
+                        s2f_error *err)
+{
+    size_t max = s2f_client_max_entries(c);
+    if (max && entry_count(&res->convert) > max)
+        return deliver_in_parts(c, bundle, len, res, err);
+    res->parts = 1;
+    s2f_code rc = s2f_client_transaction(c, bundle, len, res, err);
+    res->parts_stored = !rc;
+    return rc;
+}
+
 s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err)
 {
     double start = now_seconds();
@@ -117,7 +158,7 @@ s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_e
     if (!rc)
         rc = bundle_text(c, doc, res, &bundle, &len, err);
     if (!rc)
-        rc = s2f_client_transaction(c, bundle, len, res, err);
+        rc = deliver(c, bundle, len, res, err);
     free(bundle);
     res->seconds = now_seconds() - start;
     return rc;

@@ -387,8 +387,10 @@ TEST(m24_answer_that_is_not_a_transaction_response_fails)
     CHECK(transact(ANSWER("200 OK", "{\"resourceType\":\"Bundle\",\"type\":\"batch-response\"}"), &res,
                    &err, &m) == S2F_EREJECTED);
     s2f_send_result_free(&res);
-    CHECK(transact(TX_ANSWER(ENTRY("400 Bad Request", "")), &res, &err, &m) == S2F_EREJECTED);
-    CHECK(strstr(err.message, "entry 1"));
+    CHECK(transact(TX_ANSWER(ENTRY("200 OK", "Device/d1") "," ENTRY("400 Bad Request", "")), &res, &err,
+                   &m) == S2F_EREJECTED);
+    CHECK(strstr(err.message, "entry 2"));
+    CHECK(res.n_created + res.n_updated == 0); /* all or nothing: Device/d1 is not claimed */
     s2f_send_result_free(&res);
 }
 
@@ -451,11 +453,14 @@ TEST(audit_line_delivered_and_failed)
     CHECK(field(o, "error") == NULL); /* JSON null */
     CHECK(strlen(field(o, "time")) == 24 && field(o, "time")[23] == 'Z');
     json_object_put(o);
-    o = audit_line(&res, S2F_EREJECTED, "refused by the server: HTTP 422");
+    s2f_send_result failed = {.version = S2F_FHIR_R5, .http_status = 422, .attempts = 1, .parts = 1};
+    o = audit_line(&failed, S2F_EREJECTED, "refused by the server: HTTP 422");
     CHECK(o);
     CHECK_STR(field(o, "outcome"), "failed");
     CHECK_STR(field(o, "error"), "refused by the server: HTTP 422");
-    CHECK_STR(field(o, "created"), "[ ]"); /* nothing is claimed for a failure */
+    CHECK_STR(field(o, "created"), "[ ]");
+    CHECK_STR(field(o, "transactions"), "1");
+    CHECK_STR(field(o, "transactions_stored"), "0");
     json_object_put(o);
 }
 
