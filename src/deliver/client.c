@@ -109,12 +109,14 @@ void s2f_client_free(s2f_client *c)
 
 /* ---- answers ------------------------------------------------------------------------------- */
 
-static json_object *parse_answer(const s2f_http_response *r)
+static json_object *parse_json(const char *body, size_t len)
 {
+    if (len > 0x7fffffff)
+        return NULL;
     json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
     if (!tok)
         return NULL;
-    json_object *o = json_tokener_parse_ex(tok, r->body, (int)(r->len > 0x7fffffff ? 0x7fffffff : r->len));
+    json_object *o = json_tokener_parse_ex(tok, body, (int)len);
     if (json_tokener_get_error(tok) != json_tokener_success) {
         json_object_put(o);
         o = NULL;
@@ -188,18 +190,19 @@ static void outcome_text(json_object *oo, char *buf, size_t cap)
     }
 }
 
-/* What the server said with a failed answer: its OperationOutcome, or the start of the body. */
-static void answer_text(const s2f_http_response *r, char *buf, size_t cap)
+void s2f_answer_text(const char *body, size_t len, char *buf, size_t cap)
 {
-    json_object *o = parse_answer(r);
+    json_object *o = parse_json(body, len);
     buf[0] = '\0';
     if (is_resource(o, "OperationOutcome"))
         outcome_text(o, buf, cap);
     else if (is_resource(o, "Bundle"))  /* a failed transaction may wrap it in an entry */
         snprintf(buf, cap, "a Bundle instead of an OperationOutcome");
-    else if (r->len) {
+    else if (len) {
         char head[201];
-        snprintf(head, sizeof head, "%.*s", (int)(r->len < 200 ? r->len : 200), r->body);
+        size_t n = len < 200 ? len : 200;
+        memcpy(head, body, n);
+        head[n] = '\0';
         append_clean(buf, cap, head);
     }
     json_object_put(o);
@@ -210,7 +213,7 @@ static void answer_text(const s2f_http_response *r, char *buf, size_t cap)
 static s2f_code failed_answer(const char *what, const s2f_http_response *r, s2f_error *err)
 {
     char text[OUTCOME_MAX];
-    answer_text(r, text, sizeof text);
+    s2f_answer_text(r->body, r->len, text, sizeof text);
     if (s2f_http_retryable(r->status))
         return s2f_fail(err, S2F_EUNREACHABLE, "%s: the server kept failing: HTTP %ld%s%s "
                         "(%u attempt%s over %.2f s)", what, r->status, text[0] ? ": " : "", text,
@@ -220,29 +223,25 @@ static s2f_code failed_answer(const char *what, const s2f_http_response *r, s2f_
                     text[0] ? ": " : "", text);
 }
 
-/* GETs base/path; on success *root is the parsed JSON answer (caller puts it). */
-static s2f_code get_json(s2f_client *c, const char *path, const char *what, json_object **root,
-                         s2f_send_result *res, s2f_error *err)
+/* GETs base/path; S2F_OK with a 2xx answer in *r (valid until the next request). */
+static s2f_code get_answer(s2f_client *c, const char *path, const char *what, s2f_http_response *r,
+                           s2f_send_result *res, s2f_error *err)
 {
     char *url = malloc(strlen(c->base) + strlen(path) + 2);
     if (!url)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
     sprintf(url, "%s/%s", c->base, path);
-    s2f_http_response r;
     s2f_error why;
-    s2f_code rc = s2f_http_request(c->http, "GET", url, NULL, 0, &r, &why);
+    s2f_code rc = s2f_http_request(c->http, "GET", url, NULL, 0, r, &why);
     free(url);
     if (res) {
-        res->attempts = r.attempts;
-        res->http_status = r.status;
+        res->attempts = r->attempts;
+        res->http_status = r->status;
     }
     if (rc)
         return s2f_fail(err, rc, "%s: cannot reach %s: %s", what, c->base, why.message);
-    if (r.status < 200 || r.status > 299)
-        return failed_answer(what, &r, err);
-    if (!(*root = parse_answer(&r)))
-        return s2f_fail(err, S2F_EREJECTED, "%s: the server's answer is not FHIR JSON (HTTP %ld)",
-                        what, r.status);
+    if (r->status < 200 || r->status > 299)
+        return failed_answer(what, r, err);
     return S2F_OK;
 }
 
@@ -253,28 +252,36 @@ s2f_code s2f_client_version(s2f_client *c, s2f_fhir_version *version, s2f_error 
     return s2f_client_settle_version(c, version, NULL, err);
 }
 
+s2f_code s2f_answer_version(const char *body, size_t len, s2f_fhir_version *version, s2f_error *err)
+{
+    json_object *cap = parse_json(body, len);
+    const char *v = is_resource(cap, "CapabilityStatement") ? get_string(cap, "fhirVersion") : NULL;
+    s2f_code rc = S2F_OK;
+    if (!v)
+        rc = s2f_fail(err, S2F_EREJECTED, "/metadata is not a CapabilityStatement with a "
+                      "fhirVersion (use --fhir-version R5|R4)");
+    else if (v[0] == '5' && v[1] == '.')
+        *version = S2F_FHIR_R5;
+    else if (v[0] == '4' && v[1] == '.')
+        *version = S2F_FHIR_R4; /* 4.0.1 and R4B's 4.3.0 take the R4 form */
+    else
+        rc = s2f_fail(err, S2F_EUNSUPPORTED, "the server speaks FHIR %.20s; sr2fhir sends R5 or R4", v);
+    json_object_put(cap);
+    return rc;
+}
+
 s2f_code s2f_client_settle_version(s2f_client *c, s2f_fhir_version *version, s2f_send_result *res,
                                    s2f_error *err)
 {
     if (c->version == S2F_FHIR_AUTO) {
-        json_object *cap = NULL;
-        s2f_code rc = get_json(c, "metadata", "reading the server's CapabilityStatement", &cap, res, err);
+        s2f_http_response r;
+        s2f_fhir_version v = S2F_FHIR_AUTO;
+        s2f_code rc = get_answer(c, "metadata", "reading the server's CapabilityStatement", &r, res, err);
+        if (!rc)
+            rc = s2f_answer_version(r.body, r.len, &v, err);
         if (rc)
             return rc;
-        const char *v = is_resource(cap, "CapabilityStatement") ? get_string(cap, "fhirVersion") : NULL;
-        if (!v)
-            rc = s2f_fail(err, S2F_EREJECTED, "%s/metadata is not a CapabilityStatement with a "
-                          "fhirVersion (use --fhir-version R5|R4)", c->base);
-        else if (v[0] == '5' && v[1] == '.')
-            c->version = S2F_FHIR_R5;
-        else if (v[0] == '4' && v[1] == '.')
-            c->version = S2F_FHIR_R4; /* 4.0.1 and R4B's 4.3.0 take the R4 form */
-        else
-            rc = s2f_fail(err, S2F_EUNSUPPORTED, "the server speaks FHIR %.20s; sr2fhir sends R5 or R4",
-                          v);
-        json_object_put(cap);
-        if (rc)
-            return rc;
+        c->version = v;
     }
     *version = c->version;
     return S2F_OK;
@@ -350,33 +357,23 @@ static const char *total_text(json_object *bundle, size_t n, char *buf, size_t c
     return buf;
 }
 
-s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, const char *value,
-                         char **ref, s2f_send_result *res, s2f_error *err)
+s2f_code s2f_answer_search(const char *body, size_t len, const char *type, const char *what,
+                           int require_existing, char **ref, s2f_error *err)
 {
-    char what[400];
-    snprintf(what, sizeof what, "%s with identifier %.150s%s%.150s", type, system ? system : "",
-             system ? "|" : "", value);
-    *ref = NULL;
-    char *path = search_path(type, system, value);
-    if (!path)
-        return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    char doing[460];
-    snprintf(doing, sizeof doing, "searching %s", what);
-    json_object *bundle = NULL;
-    s2f_code rc = get_json(c, path, doing, &bundle, res, err);
-    free(path);
-    if (rc)
-        return rc;
+    json_object *bundle = parse_json(body, len);
     char names[300], total[32];
+    s2f_code rc = S2F_OK;
+    *ref = NULL;
     size_t n = is_resource(bundle, "Bundle") ? collect_matches(bundle, type, names, sizeof names, ref) : 0;
     if (!is_resource(bundle, "Bundle"))
-        rc = s2f_fail(err, S2F_EREJECTED, "%s: the answer is not a Bundle", doing);
+        rc = s2f_fail(err, S2F_EREJECTED, "searching %s: the answer is not a Bundle", what);
     else if (n > 1)
         rc = s2f_fail(err, S2F_ELOOKUP, "the search for %s found %s matches on the server (%s): "
-                      "which one the SR means is unclear", what, total_text(bundle, n, total, sizeof total), names);
+                      "which one the SR means is unclear", what,
+                      total_text(bundle, n, total, sizeof total), names);
     else if (n == 1 && !*ref)
         rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
-    else if (n == 0 && c->require_existing)
+    else if (n == 0 && require_existing)
         rc = s2f_fail(err, S2F_ELOOKUP, "no %s on the server (--require-existing)", what);
     json_object_put(bundle);
     if (rc) {
@@ -384,6 +381,23 @@ s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, co
         *ref = NULL;
     }
     return rc;
+}
+
+s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, const char *value,
+                         char **ref, s2f_send_result *res, s2f_error *err)
+{
+    char what[400], doing[460];
+    snprintf(what, sizeof what, "%s with identifier %.150s%s%.150s", type, system ? system : "",
+             system ? "|" : "", value);
+    snprintf(doing, sizeof doing, "searching %s", what);
+    *ref = NULL;
+    char *path = search_path(type, system, value);
+    if (!path)
+        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+    s2f_http_response r;
+    s2f_code rc = get_answer(c, path, doing, &r, res, err);
+    free(path);
+    return rc ? rc : s2f_answer_search(r.body, r.len, type, what, c->require_existing, ref, err);
 }
 
 /* ---- transactions (M24) -------------------------------------------------------------------- */
@@ -471,6 +485,20 @@ static s2f_code read_transaction_response(json_object *bundle, s2f_send_result *
     return rc;
 }
 
+s2f_code s2f_answer_transaction(const char *body, size_t len, s2f_send_result *res, s2f_error *err)
+{
+    json_object *answer = parse_json(body, len);
+    const char *type = get_string(answer, "type");
+    s2f_code rc;
+    if (!is_resource(answer, "Bundle") || !type || strcmp(type, "transaction-response"))
+        rc = s2f_fail(err, S2F_EREJECTED, "the server's answer to the transaction is not a "
+                      "transaction-response Bundle");
+    else
+        rc = read_transaction_response(answer, res, err);
+    json_object_put(answer);
+    return rc;
+}
+
 s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len,
                                 s2f_send_result *res, s2f_error *err)
 {
@@ -483,13 +511,5 @@ s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len,
         return s2f_fail(err, rc, "cannot deliver to %s: %s", c->base, why.message);
     if (r.status < 200 || r.status > 299)
         return failed_answer("the transaction", &r, err);
-    json_object *answer = parse_answer(&r);
-    const char *type = get_string(answer, "type");
-    if (!is_resource(answer, "Bundle") || !type || strcmp(type, "transaction-response"))
-        rc = s2f_fail(err, S2F_EREJECTED, "the server's answer to the transaction is not a "
-                      "transaction-response Bundle (HTTP %ld)", r.status);
-    else
-        rc = read_transaction_response(answer, res, err);
-    json_object_put(answer);
-    return rc;
+    return s2f_answer_transaction(r.body, r.len, res, err);
 }
