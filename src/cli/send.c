@@ -293,7 +293,9 @@ static void record(send_job *jb, size_t index, const char *input, s2f_code rc, c
     pthread_mutex_unlock(&jb->lock);
 }
 
-static void send_one(send_job *jb, s2f_client *c, size_t index)
+/* Delivers input `index`; returns the FHIR version it was sent in (AUTO when it failed
+ * before the server was asked). */
+static s2f_fhir_version send_one(send_job *jb, s2f_client *c, size_t index)
 {
     const char *input = jb->in.v[index];
     s2f_error err = {0};
@@ -301,8 +303,10 @@ static void send_one(send_job *jb, s2f_client *c, size_t index)
     s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
     s2f_code rc = doc ? s2f_send(c, doc, &res, &err) : err.code;
     record(jb, index, input, rc, &err, doc, c, &res);
+    s2f_fhir_version v = res.version;
     s2f_send_result_free(&res);
     s2f_doc_free(doc);
+    return v;
 }
 
 /* ---- workers -------------------------------------------------------------------------------- */
@@ -316,32 +320,47 @@ static long take_input(send_job *jb)
     return i;
 }
 
-static void *worker(void *arg)
+/* Delivers inputs until none is left (or the server is unreachable). */
+static void deliver_all(send_job *jb, s2f_client *c, const s2f_error *why)
 {
-    send_job *jb = arg;
-    s2f_error err = {0};
-    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
     long i;
     while ((i = take_input(jb)) >= 0) {
         if (c)
             send_one(jb, c, (size_t)i);
         else
-            record(jb, (size_t)i, jb->in.v[i], err.code, &err, NULL, NULL, NULL);
+            record(jb, (size_t)i, jb->in.v[i], why->code, why, NULL, NULL, NULL);
     }
+}
+
+static void *worker(void *arg)
+{
+    send_job *jb = arg;
+    s2f_error err = {0};
+    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    deliver_all(jb, c, &err);
     s2f_client_free(c);
     return NULL;
 }
 
+/* The first reports go alone until one settles the server's FHIR version (GET /metadata,
+ * once per run); then -j N workers share it. */
 static void run_workers(send_job *jb)
 {
+    s2f_error err = {0};
+    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    long i;
+    while (c && jb->opt.version == S2F_FHIR_AUTO && (i = take_input(jb)) >= 0)
+        jb->opt.version = send_one(jb, c, (size_t)i);
     pthread_t threads[MAX_JOBS];
-    int n = jb->jobs < (int)jb->in.n ? jb->jobs : (int)jb->in.n, started = 0;
+    size_t left = jb->in.n - jb->next;
+    int n = jb->jobs < (int)left ? jb->jobs : (int)left, started = 0;
     for (; started < n - 1; started++)
         if (pthread_create(&threads[started], NULL, worker, jb) != 0)
             break;
-    worker(jb); /* this thread works too */
+    deliver_all(jb, c, &err); /* this thread works too */
     for (int t = 0; t < started; t++)
         pthread_join(threads[t], NULL);
+    s2f_client_free(c);
 }
 
 /* ---- the run -------------------------------------------------------------------------------- */

@@ -185,15 +185,6 @@ static void write_part_of(s2f_fhir *f)
     s2f_json_end_array(f->json);
 }
 
-void s2f_fhir_study_derived_from(s2f_fhir *f)
-{
-    if (!f->h->study_uid)
-        return;
-    s2f_json_kv_begin_array(f->json, "derivedFrom");
-    study_reference(f);
-    s2f_json_end_array(f->json);
-}
-
 /* ---- the same members in every Observation --------------------------------------------- */
 
 typedef void (*members_writer)(s2f_fhir *f);

@@ -139,8 +139,6 @@ const char *s2f_fhir_issuer_system(s2f_arena *a, const s2f_issuer *is, int *oom)
 void s2f_fhir_subject(s2f_fhir *f, const char *key);
 void s2f_fhir_based_on(s2f_fhir *f);
 void s2f_fhir_part_of(s2f_fhir *f);
-/* M5 for ImagingSelections: "derivedFrom": [ the same ImagingStudy reference ]. */
-void s2f_fhir_study_derived_from(s2f_fhir *f);
 /* M8: "status" of every Observation. */
 const char *s2f_fhir_status(const s2f_fhir *f);
 /* M9: the FHIR instant for an Observation DateTime (NULL: Content Date + Time), with the

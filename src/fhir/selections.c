@@ -134,6 +134,8 @@ static void write_derived_from_study(s2f_fhir *f, const char *study_uid)
         return;
     s2f_json_kv_begin_array(j, "derivedFrom");
     s2f_json_begin_object(j);
+    if (f->h->study_uid && !strcmp(study_uid, f->h->study_uid)) /* the study delivery found */
+        s2f_json_kv_string(j, "reference", f->opt.imaging_study_ref);
     s2f_json_kv_string(j, "type", "ImagingStudy");
     s2f_json_kv_begin_object(j, "identifier");
     s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");
