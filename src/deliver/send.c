@@ -123,8 +123,9 @@ static s2f_code deliver_in_parts(s2f_client *c, const char *bundle, size_t len, 
         else if (i == 0)
             s2f_fail(err, rc, "%s (part 1 of %zu: nothing stored)", why.message, parts.n);
         else
-            s2f_fail(err, rc, "%s (part %zu of %zu: parts 1-%zu are stored; sending the SR again "
-                     "completes the delivery)", why.message, i + 1, parts.n, i);
+            s2f_fail(err, rc, "%s (part %zu of %zu: the first %zu %s stored; sending the SR again "
+                     "completes the delivery)", why.message, i + 1, parts.n, i,
+                     i == 1 ? "is" : "are");
     }
     s2f_bundle_parts_free(&parts);
     return rc;
