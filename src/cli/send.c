@@ -301,6 +301,10 @@ static s2f_fhir_version send_one(send_job *jb, s2f_client *c, size_t index)
     s2f_error err = {0};
     s2f_send_result res = {0};
     s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
+    size_t n = 0;
+    const s2f_warning *w = doc && !jb->quiet ? s2f_doc_warnings(doc, &n) : NULL;
+    for (size_t k = 0; k < n; k++)
+        cli_error(input, 0, "warning: %s", w[k].message);
     s2f_code rc = doc ? s2f_send(c, doc, &res, &err) : err.code;
     record(jb, index, input, rc, &err, doc, c, &res);
     s2f_fhir_version v = res.version;
