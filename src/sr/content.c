@@ -93,6 +93,16 @@ const s2f_item *s2f_item_next(const s2f_item *it)
     return it->parent ? it->parent->children[it->index] : NULL;
 }
 
+/* Writes v in decimal so that it ends just before `end`; returns where it starts. */
+static char *decimal_before(char *end, uint32_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 void s2f_item_position(const s2f_item *it, char *buf, size_t size)
 {
     char tmp[4096];
@@ -100,16 +110,23 @@ void s2f_item_position(const s2f_item *it, char *buf, size_t size)
     tmp[at] = '\0';
     for (const s2f_item *p = it; p; p = p->parent) {
         char num[12];
-        size_t n = (size_t)snprintf(num, sizeof num, "%u", p->index);
+        char *digits = decimal_before(num + sizeof num, p->index);
+        size_t n = (size_t)(num + sizeof num - digits);
         if (n + 1 + 3 > at) { /* deeper than the buffer: keep the innermost part */
             memcpy(tmp + (at -= 3), "...", 3);
             break;
         }
-        memcpy(tmp + (at -= n), num, n);
+        memcpy(tmp + (at -= n), digits, n);
         if (p->parent)
             tmp[--at] = '.';
     }
-    snprintf(buf, size, "%s", tmp + at);
+    if (!size)
+        return;
+    size_t len = sizeof tmp - 1 - at;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, tmp + at, len);
+    buf[len] = '\0';
 }
 
 static s2f_code oom(s2f_tree_builder *b)
