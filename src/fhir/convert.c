@@ -78,6 +78,23 @@ const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it)
     return s;
 }
 
+/* Every Observation's identity is asked for at least twice (its group's hasMember lists it
+ * before it is written), more often than the memo above can hold: kept per item. */
+void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
+{
+    if (!f->observation_rids)
+        f->observation_rids =
+            s2f_arena_calloc(f->arena, f->doc->tree.n_items, sizeof *f->observation_rids);
+    s2f_rid **slot = f->observation_rids ? &f->observation_rids[it->seq] : NULL;
+    if (slot && *slot) {
+        *rid = **slot;
+        return;
+    }
+    compute_rid(f, "Observation", S2F_KIND_OBSERVATION, s2f_fhir_item_key(f, it), rid);
+    if (slot && (*slot = s2f_arena_alloc(f->arena, sizeof **slot)))
+        **slot = *rid;
+}
+
 /* ---- the set of shared resources written ------------------------------------------------- */
 
 /* Open addressing over "kind|key" strings; grows at half full. */

@@ -143,12 +143,7 @@ static void data_absent_unknown(s2f_fhir *f)
 
 static void item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
 {
-    const char *key = s2f_fhir_item_key(f, it);
-    if (!key) {
-        out_of_memory(f);
-        key = "";
-    }
-    s2f_fhir_rid(f, "Observation", S2F_KIND_OBSERVATION, key, rid);
+    s2f_fhir_observation_rid(f, it, rid);
 }
 
 void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid)
