@@ -97,30 +97,43 @@ void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
 
 /* ---- the set of shared resources written ------------------------------------------------- */
 
-/* Open addressing over "kind|key" strings; grows at half full. */
+/* Open addressing over (set, key) pairs; grows at half full. Sets and keys are literals or
+ * arena strings: they outlive the conversion. */
+struct set_entry {
+    uint64_t hash;
+    const char *set, *key; /* set NULL: the slot is free */
+};
+
 struct s2f_fhir_sets {
-    const char **slots;
+    struct set_entry *slots;
     size_t cap, n;
 };
 
-static uint64_t hash(const char *s)
+static uint64_t hash_more(uint64_t h, const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+        h = (h ^ (unsigned char)*s) * 1099511628211ull; /* FNV-1a */
     return h;
+}
+
+static uint64_t hash(const char *s) { return hash_more(1469598103934665603ull, s); }
+
+/* The hash of "set|key", without making the string. */
+static uint64_t hash_pair(const char *set, const char *key)
+{
+    return hash_more(hash_more(hash(set), "|"), key);
 }
 
 static int set_grow(s2f_fhir *f, struct s2f_fhir_sets *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 256;
-    const char **slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
+    struct set_entry *slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
     if (!slots)
         return 0;
     for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i]) {
-            size_t k = hash(s->slots[i]) & (cap - 1);
-            while (slots[k])
+        if (s->slots[i].set) {
+            size_t k = s->slots[i].hash & (cap - 1);
+            while (slots[k].set)
                 k = (k + 1) & (cap - 1);
             slots[k] = s->slots[i];
         }
@@ -132,16 +145,17 @@ static int set_grow(s2f_fhir *f, struct s2f_fhir_sets *s)
 int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
 {
     struct s2f_fhir_sets *s = f->sets;
-    char *name = s2f_arena_printf(f->arena, "%s|%s", set, key);
-    if (!name || (s->n * 2 >= s->cap && !set_grow(f, s))) {
+    if (s->n * 2 >= s->cap && !set_grow(f, s)) {
         fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
         return 0;
     }
-    size_t k = hash(name) & (s->cap - 1);
-    for (; s->slots[k]; k = (k + 1) & (s->cap - 1))
-        if (!strcmp(s->slots[k], name))
+    uint64_t h = hash_pair(set, key);
+    size_t k = h & (s->cap - 1);
+    for (; s->slots[k].set; k = (k + 1) & (s->cap - 1))
+        if (s->slots[k].hash == h && !strcmp(s->slots[k].set, set) &&
+            !strcmp(s->slots[k].key, key))
             return 0;
-    s->slots[k] = name;
+    s->slots[k] = (struct set_entry){h, set, key};
     s->n++;
     return 1;
 }
