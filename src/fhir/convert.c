@@ -208,10 +208,16 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
 
 /* ---- what each observation needs written first ----------------------------------------- */
 
+/* Contexts are inherited: most items share their container's list of observers, whose
+ * resources are written with the first of them. */
 static void write_context(s2f_fhir *f, const s2f_context *ctx)
 {
+    if (ctx->observers == f->observers_written && ctx->n_observers == f->n_observers_written)
+        return;
     for (size_t i = 0; i < ctx->n_observers; i++)
         s2f_fhir_write_observer(f, &ctx->observers[i]);
+    f->observers_written = ctx->observers;
+    f->n_observers_written = ctx->n_observers;
 }
 
 static void write_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)
