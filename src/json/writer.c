@@ -138,6 +138,20 @@ int s2f_json_members_raw(s2f_json *j, const char *members, size_t n)
     return 0;
 }
 
+int s2f_json_raw_value(s2f_json *j, const char *text, size_t n)
+{
+    if (j->error)
+        return -1;
+    if (j->pretty)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a raw value in pretty mode");
+    if (!n)
+        return fail(j, S2F_EINTERNAL, "JSON writer: an empty raw value");
+    if (before_value(j))
+        return -1;
+    s2f_sink_write(j->out, text, n);
+    return after_value(j);
+}
+
 int s2f_json_begin_object(s2f_json *j) { return begin(j, 0, '{'); }
 int s2f_json_end_object(s2f_json *j) { return end(j, 0, '}'); }
 int s2f_json_begin_array(s2f_json *j) { return begin(j, KIND_ARRAY, '['); }

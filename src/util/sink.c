@@ -15,7 +15,7 @@ void s2f_sink_init(s2f_sink *s, FILE *out)
 
 static void flush(s2f_sink *s)
 {
-    if (s->len && !s->failed && fwrite(s->buf, 1, s->len, s->out) != s->len)
+    if (s->len && !s->failed && (!s->out || fwrite(s->buf, 1, s->len, s->out) != s->len))
         s->failed = 1;
     s->len = 0;
 }
@@ -25,7 +25,7 @@ void s2f_sink_write_slow(s2f_sink *s, const void *p, size_t n)
     if (n > sizeof s->buf - s->len) {
         flush(s);
         if (n > sizeof s->buf) {
-            if (!s->failed && fwrite(p, 1, n, s->out) != n)
+            if (!s->failed && (!s->out || fwrite(p, 1, n, s->out) != n))
                 s->failed = 1;
             return;
         }
@@ -78,13 +78,15 @@ void s2f_sink_printf(s2f_sink *s, const char *fmt, ...)
     }
     flush(s);
     va_start(ap, fmt);
-    if (!s->failed && vfprintf(s->out, fmt, ap) < 0)
+    if (!s->failed && (!s->out || vfprintf(s->out, fmt, ap) < 0))
         s->failed = 1;
     va_end(ap);
 }
 
 int s2f_sink_finish(s2f_sink *s)
 {
+    if (!s->out) /* a memory sink keeps its bytes */
+        return s->failed ? -1 : 0;
     flush(s);
     if (!s->failed && fflush(s->out) != 0)
         s->failed = 1;

@@ -5,6 +5,9 @@
  *
  * Ownership: the caller owns the sink (usually on the stack) and the FILE*. Errors are
  * sticky: after a failed write every call is a no-op and s2f_sink_finish reports it.
+ *
+ * A sink without a FILE* (out NULL) keeps what is written in its buffer (buf, len) for
+ * the caller to take: writing more than the buffer holds fails.
  */
 #ifndef S2F_SINK_H
 #define S2F_SINK_H
