@@ -94,6 +94,7 @@ typedef struct s2f_fhir {
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
     int instant_known;
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
+    struct s2f_fhir_concepts *concepts; /* common.c: CodeableConcepts serialized once */
     struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;
