@@ -226,6 +226,72 @@ static const s2f_codeval *read_code_seq(s2f_item_reader *rd, const s2f_ds *ds, u
     return named ? c : NULL;
 }
 
+/* The exponent after 'e' or 'E' ([+-]digits, at most 4 of them); 0 when it is not one. */
+static int plain_exponent(const char *s, int *e)
+{
+    int negative = *s == '-', n = 0, v = 0;
+    if (*s == '-' || *s == '+')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++, n++)
+        if (n < 4)
+            v = v * 10 + (*s - '0');
+    if (*s || !n || n > 4)
+        return 0;
+    *e = negative ? -v : v;
+    return 1;
+}
+
+/* The common Numeric Value, [+-]digits[.digits][E[+-]digits] with at most 15 significant
+ * digits and a scale of at most 10^22 either way, read without strtod: the digits and the
+ * power of ten are exact doubles, so one multiplication or division gives the correctly
+ * rounded result strtod gives. 0 for any other form (strtod reads those). */
+static int plain_decimal(const char *s, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int negative = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    uint64_t m = 0;
+    int digits = 0, significant = 0, frac = -1;
+    for (;; s++) {
+        if (*s == '.' && frac < 0) {
+            frac = 0;
+            continue;
+        }
+        if (*s < '0' || *s > '9')
+            break;
+        digits++;
+        if (m || *s != '0')
+            significant++;
+        m = m * 10 + (uint64_t)(*s - '0');
+        if (frac >= 0)
+            frac++;
+        if (significant > 15)
+            return 0;
+    }
+    int e = 0;
+    if (!digits || (*s && !((*s == 'e' || *s == 'E') && plain_exponent(s + 1, &e))))
+        return 0;
+    int scale = e - (frac > 0 ? frac : 0);
+    if (scale < -22 || scale > 22)
+        return 0;
+    double v = scale < 0 ? (double)m / pow10[-scale] : (double)m * pow10[scale];
+    *out = negative ? -v : v;
+    return 1;
+}
+
+/* The Numeric Value as a double; 0 when the text is not wholly a number. */
+static int parse_numeric(const char *text, double *out)
+{
+    if (plain_decimal(text, out))
+        return 1;
+    char *end;
+    *out = strtod(text, &end);
+    return *end == '\0';
+}
+
 static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 {
     const s2f_ds *mv = s2f_ds_item(ds, T_MeasuredValueSequence, 0);
@@ -237,14 +303,10 @@ static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
     }
     it->v.num.has_value = 1;
     it->v.num.text = s2f_text_value(&rd->text, mv, T_NumericValue);
-    if (it->v.num.text) {
-        char *end;
-        it->v.num.value = strtod(it->v.num.text, &end);
-        if (*end)
-            warn_at(rd, it, "Numeric Value is not a decimal string");
-    } else {
+    if (!it->v.num.text)
         warn_at(rd, it, "Measured Value Sequence item without Numeric Value");
-    }
+    else if (!parse_numeric(it->v.num.text, &it->v.num.value))
+        warn_at(rd, it, "Numeric Value is not a decimal string");
     it->v.num.has_float = s2f_elem_f64(s2f_ds_find(mv, T_FloatingPointValue), 0, &it->v.num.fp);
     int32_t num;
     uint32_t den;
