@@ -187,7 +187,12 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
         /* M24: PUT to the deterministic id, so sending the same SR twice creates nothing
          * twice (docs/decisions.md) */
         char url[96];
-        snprintf(url, sizeof url, "%s/%s", rid->type, rid->id);
+        size_t tn = strlen(rid->type);
+        if (tn > sizeof url - sizeof rid->id - 1)
+            tn = sizeof url - sizeof rid->id - 1;
+        memcpy(url, rid->type, tn); /* Type/id */
+        url[tn] = '/';
+        memcpy(url + tn + 1, rid->id, sizeof rid->id);
         s2f_json_kv_begin_object(j, "request");
         s2f_json_kv_string(j, "method", "PUT");
         s2f_json_kv_string(j, "url", url);
