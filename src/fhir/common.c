@@ -34,6 +34,16 @@ void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid)
     s2f_json *j = f->json;
     if (key)
         s2f_json_key(j, key);
+    if (!f->opt.pretty) { /* compact: one piece, the URN needs no escaping */
+        static const char head[] = "{\"reference\":\"";
+        char text[sizeof head + S2F_UUID_URN_SIZE + 2];
+        size_t n = strnlen(rid->urn, S2F_UUID_URN_SIZE - 1);
+        memcpy(text, head, sizeof head - 1);
+        memcpy(text + sizeof head - 1, rid->urn, n);
+        memcpy(text + sizeof head - 1 + n, "\"}", 2);
+        s2f_json_raw_value(j, text, sizeof head - 1 + n + 2);
+        return;
+    }
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "reference", rid->urn);
     s2f_json_end_object(j);

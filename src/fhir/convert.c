@@ -162,9 +162,62 @@ int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
 
 /* ---- entries ---------------------------------------------------------------------------- */
 
+/* Compact output writes the fixed members of an entry as pieces of raw text: types, ids,
+ * URNs and profiles are the code's own ASCII (letters, digits, ":/.-") and need no
+ * escaping, so they are joined without the writer's checks. */
+typedef struct piece {
+    char text[384];
+    size_t n;            /* text is NUL-terminated */
+} piece;
+
+static void start(piece *p)
+{
+    p->n = 0;
+    p->text[0] = '\0';
+}
+
+static void add(piece *p, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > sizeof p->text - 1 - p->n)
+        n = sizeof p->text - 1 - p->n; /* cannot happen: short literals and ids */
+    memcpy(p->text + p->n, s, n);
+    p->n += n;
+    p->text[p->n] = '\0';
+}
+
+static void begin_entry_compact(s2f_fhir *f, const s2f_rid *rid, const char *profile)
+{
+    s2f_json *j = f->json;
+    piece p;
+    start(&p);
+    add(&p, "\"fullUrl\":\"");
+    add(&p, rid->urn);
+    add(&p, "\"");
+    s2f_json_begin_object(j);
+    s2f_json_members_raw(j, p.text, p.n);
+    s2f_json_kv_begin_object(j, "resource");
+    start(&p);
+    add(&p, "\"resourceType\":\"");
+    add(&p, rid->type);
+    add(&p, "\",\"id\":\"");
+    add(&p, rid->id);
+    add(&p, "\"");
+    if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
+        add(&p, ",\"meta\":{\"profile\":[\"");
+        add(&p, profile);
+        add(&p, "\"]}");
+    }
+    s2f_json_members_raw(j, p.text, p.n);
+}
+
 void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)
 {
     s2f_json *j = f->json;
+    if (!f->opt.pretty) {
+        begin_entry_compact(f, rid, profile);
+        return;
+    }
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "fullUrl", rid->urn);
     s2f_json_kv_begin_object(j, "resource");
@@ -186,17 +239,23 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
     if (f->opt.bundle_type == S2F_BUNDLE_TRANSACTION) {
         /* M24: PUT to the deterministic id, so sending the same SR twice creates nothing
          * twice (docs/decisions.md) */
-        char url[96];
-        size_t tn = strlen(rid->type);
-        if (tn > sizeof url - sizeof rid->id - 1)
-            tn = sizeof url - sizeof rid->id - 1;
-        memcpy(url, rid->type, tn); /* Type/id */
-        url[tn] = '/';
-        memcpy(url + tn + 1, rid->id, sizeof rid->id);
-        s2f_json_kv_begin_object(j, "request");
-        s2f_json_kv_string(j, "method", "PUT");
-        s2f_json_kv_string(j, "url", url);
-        s2f_json_end_object(j);
+        piece p;
+        start(&p);
+        if (!f->opt.pretty)
+            add(&p, "\"request\":{\"method\":\"PUT\",\"url\":\"");
+        size_t url = p.n; /* Type/id */
+        add(&p, rid->type);
+        add(&p, "/");
+        add(&p, rid->id);
+        if (f->opt.pretty) {
+            s2f_json_kv_begin_object(j, "request");
+            s2f_json_kv_string(j, "method", "PUT");
+            s2f_json_kv_string(j, "url", p.text + url);
+            s2f_json_end_object(j);
+        } else {
+            add(&p, "\"}");
+            s2f_json_members_raw(j, p.text, p.n);
+        }
     }
     s2f_json_end_object(j); /* entry */
     if (!strcmp(rid->type, "Observation"))
