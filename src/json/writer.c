@@ -644,9 +644,14 @@ int s2f_json_kv_decimal(s2f_json *j, const char *key, const char *value)
         return j->error ? -1 : 0;
     if (j->error)
         return -1;
-    if (!s2f_json_decimal_valid(value, strlen(value)))
-        return invalid_decimal(j, value, strlen(value));
-    return s2f_json_key(j, key) ? -1 : s2f_json_decimal(j, value);
+    size_t n = strlen(value);
+    decimal_parts d;
+    if (!parse_decimal(value, n, &d))
+        return invalid_decimal(j, value, n);
+    if (s2f_json_key(j, key) || before_value(j))
+        return -1;
+    write_decimal_parts(j->out, &d);
+    return after_value(j);
 }
 
 int s2f_json_kv_double(s2f_json *j, const char *key, double v)
