@@ -95,6 +95,8 @@ typedef struct s2f_fhir {
     int instant_known;
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
     struct s2f_fhir_concepts *concepts; /* common.c: CodeableConcepts serialized once */
+    const s2f_codeval *units_of; /* observations.c: the last Quantity units code, */
+    s2f_coding units;           /* and its coding */
     struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;
