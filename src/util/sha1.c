@@ -51,12 +51,17 @@ static void compress(uint32_t h[5], const unsigned char *block)
     for (int t = 0; t < 16; t++)
         w[t] = be32(block + 4 * t);
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    /* unrolled, the word indexes become constants */
+#pragma GCC unroll 4
     for (int t = 0; t < 20; t += 5)
         FIVE_ROUNDS(CH, K1, t);
+#pragma GCC unroll 4
     for (int t = 20; t < 40; t += 5)
         FIVE_ROUNDS(PARITY, K2, t);
+#pragma GCC unroll 4
     for (int t = 40; t < 60; t += 5)
         FIVE_ROUNDS(MAJ, K3, t);
+#pragma GCC unroll 4
     for (int t = 60; t < 80; t += 5)
         FIVE_ROUNDS(PARITY, K4, t);
     h[0] += a;
