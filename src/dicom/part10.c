@@ -225,6 +225,15 @@ static int in_order(const s2f_elem *e, size_t n)
     return 1;
 }
 
+/* In order and without duplicates: what nearly every data set is (one pass, no checks). */
+static int strictly_ascending(const s2f_elem *e, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (e[i].tag <= e[i - 1].tag)
+            return 0;
+    return 1;
+}
+
 /* Stable bottom-up merge sort by tag. */
 static s2f_code sort_elems(reader *r, s2f_elem *e, size_t n)
 {
@@ -284,19 +293,21 @@ static s2f_code finish_ds(reader *r, s2f_ds *ds, size_t base, size_t n_meta)
     if (n > UINT32_MAX)
         return s2f_fail(r->err, S2F_ELIMIT, "more than %u elements in one data set",
                         (unsigned)UINT32_MAX);
-    if (!in_order(e, n_meta) || !in_order(e + n_meta, n - n_meta)) {
-        if (lenient(r, "elements of the data set at offset %zu are not in ascending tag "
-                       "order; sorted", ds->offset))
+    if (!strictly_ascending(e, n)) {
+        if (!in_order(e, n_meta) || !in_order(e + n_meta, n - n_meta)) {
+            if (lenient(r, "elements of the data set at offset %zu are not in ascending tag "
+                           "order; sorted", ds->offset))
+                return r->err->code;
+        }
+        if (!in_order(e, n)) {
+            s2f_code rc = sort_elems(r, e, n);
+            if (rc)
+                return rc;
+        }
+        n = drop_duplicates(r, e, n);
+        if (n == (size_t)-1)
             return r->err->code;
     }
-    if (!in_order(e, n)) {
-        s2f_code rc = sort_elems(r, e, n);
-        if (rc)
-            return rc;
-    }
-    n = drop_duplicates(r, e, n);
-    if (n == (size_t)-1)
-        return r->err->code;
     if (n) {
         ds->elems = s2f_arena_alloc(ds_arena(r), n * sizeof *e);
         if (!ds->elems)
@@ -309,6 +320,7 @@ static s2f_code finish_ds(reader *r, s2f_ds *ds, size_t base, size_t n_meta)
 
 /* ---- element headers ------------------------------------------------------------------ */
 
+static s2f_code short_header(reader *r, size_t pos, size_t end) __attribute__((noinline, cold));
 static s2f_code short_header(reader *r, size_t pos, size_t end)
 {
     return s2f_fail(r->err, S2F_EFORMAT,
@@ -316,8 +328,18 @@ static s2f_code short_header(reader *r, size_t pos, size_t end)
                     pos, end - pos);
 }
 
-/* Reads the header at pos; the caller has checked that 8 bytes are there. */
-static s2f_code read_header(reader *r, enc e, size_t pos, size_t end, hdr *h)
+static s2f_code unknown_vr(reader *r, const hdr *h, const uint8_t *p) __attribute__((noinline, cold));
+static s2f_code unknown_vr(reader *r, const hdr *h, const uint8_t *p)
+{
+    return s2f_fail(r->err, S2F_EFORMAT,
+                    "element (%04X,%04X) at offset %zu has an unknown VR (bytes 0x%02X 0x%02X)",
+                    S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag), h->pos, p[4], p[5]);
+}
+
+/* Reads the header at pos; the caller has checked that 8 bytes are there. Inlined into
+ * the loops (it runs once per element); the errors are out of line. */
+static inline __attribute__((always_inline)) s2f_code read_header(reader *r, enc e, size_t pos,
+                                                                   size_t end, hdr *h)
 {
     const uint8_t *p = r->data + pos;
     h->pos = pos;
@@ -334,9 +356,7 @@ static s2f_code read_header(reader *r, enc e, size_t pos, size_t end, hdr *h)
         return S2F_OK;
     }
     if (!vr_bytes_known(p + 4))
-        return s2f_fail(r->err, S2F_EFORMAT,
-                        "element (%04X,%04X) at offset %zu has an unknown VR (bytes 0x%02X "
-                        "0x%02X)", S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag), pos, p[4], p[5]);
+        return unknown_vr(r, h, p);
     h->vr = S2F_VR(p[4], p[5]);
     if (!s2f_vr_has_long_length(h->vr)) {
         h->len = rd16(p + 6, e.big_endian);
@@ -591,21 +611,30 @@ static s2f_code read_undefined_value(reader *r, enc e, const hdr *h, const scope
                     (char)(el->vr >> 8), (char)(el->vr & 0xFF), h->pos);
 }
 
-static s2f_code check_length(reader *r, const hdr *h, size_t end)
+static s2f_code bad_length(reader *r, const hdr *h, size_t end) __attribute__((noinline, cold));
+static s2f_code bad_length(reader *r, const hdr *h, size_t end)
 {
     if (h->len > end - h->val)
         return s2f_fail(r->err, S2F_EFORMAT,
                         "element (%04X,%04X) length %u at offset %zu runs past the end of %s "
                         "(%zu bytes left)", S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag),
                         (unsigned)h->len, h->pos, end_name(r, end), end - h->val);
-    if (h->len & 1)
-        return s2f_fail(r->err, S2F_EFORMAT, "odd length %u of element (%04X,%04X) at offset %zu",
-                        (unsigned)h->len, S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag), h->pos);
+    return s2f_fail(r->err, S2F_EFORMAT, "odd length %u of element (%04X,%04X) at offset %zu",
+                    (unsigned)h->len, S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag), h->pos);
+}
+
+static s2f_code check_length(reader *r, const hdr *h, size_t end)
+{
+    if (h->len > end - h->val || (h->len & 1))
+        return bad_length(r, h, end);
     return S2F_OK;
 }
 
-/* Reads the element whose header is h and pushes it; *next = offset after it. */
-static s2f_code read_element(reader *r, enc e, const hdr *h, const scope *sc, size_t *next)
+/* Reads the element whose header is h and pushes it; *next = offset after it. Inlined
+ * into the loop over a data set's elements. */
+static inline __attribute__((always_inline)) s2f_code read_element(reader *r, enc e,
+                                                                    const hdr *h, const scope *sc,
+                                                                    size_t *next)
 {
     s2f_elem el = {.tag = h->tag, .vr = h->vr, .offset = h->pos};
     s2f_code rc;

@@ -5,6 +5,7 @@
  * (M9) and its Observation UID (M11).
  */
 #include "fhir.h"
+#include "../util/hash.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -33,6 +34,16 @@ void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid)
     s2f_json *j = f->json;
     if (key)
         s2f_json_key(j, key);
+    if (!f->opt.pretty) { /* compact: one piece, the URN needs no escaping */
+        static const char head[] = "{\"reference\":\"";
+        char text[sizeof head + S2F_UUID_URN_SIZE + 2];
+        size_t n = strnlen(rid->urn, S2F_UUID_URN_SIZE - 1);
+        memcpy(text, head, sizeof head - 1);
+        memcpy(text + sizeof head - 1, rid->urn, n);
+        memcpy(text + sizeof head - 1 + n, "\"}", 2);
+        s2f_json_raw_value(j, text, sizeof head - 1 + n + 2);
+        return;
+    }
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "reference", rid->urn);
     s2f_json_end_object(j);
@@ -52,28 +63,144 @@ static void write_coding(s2f_fhir *f, const char *system, const char *version, c
     s2f_json_end_object(j);
 }
 
-void s2f_fhir_coding(s2f_fhir *f, const s2f_codeval *c)
+/* Writes the Coding of a DICOM code; returns 1 when its system is a fallback (M23). */
+static int coding_value(s2f_fhir *f, const s2f_codeval *c)
 {
     s2f_coding k;
     if (s2f_coding_from_dicom(c, f->h->schemes, f->h->n_schemes, f->arena, &k) != S2F_OK) {
         fail_oom(f);
-        return;
+        return 0;
     }
-    if (k.fallback)
-        f->stats->fallback_codes++;
     write_coding(f, k.system, k.version, k.code, k.display);
+    return k.fallback;
+}
+
+void s2f_fhir_coding(s2f_fhir *f, const s2f_codeval *c)
+{
+    if (coding_value(f, c))
+        f->stats->fallback_codes++;
+}
+
+/* { "coding": [ Coding ] }; returns 1 when the system is a fallback. */
+static int codeable_value(s2f_fhir *f, const s2f_codeval *c)
+{
+    s2f_json *j = f->json;
+    s2f_json_begin_object(j);
+    s2f_json_kv_begin_array(j, "coding");
+    int fallback = coding_value(f, c);
+    s2f_json_end_array(j);
+    s2f_json_end_object(j);
+    return fallback;
+}
+
+/* A report's CodeableConcepts repeat (every measurement names its concept and its units),
+ * and the reader gives equal codes the same strings: each distinct one is serialized once
+ * (compact output) and copied after that. */
+typedef struct concept_entry {
+    size_t hash;
+    const char *value, *scheme, *version, *meaning; /* value NULL: a free slot */
+    int value_kind;
+    int fallback;           /* its system is a fallback (M23): counted at each use */
+    size_t replaced;        /* ill-formed UTF-8 replaced in it: counted at each use */
+    const char *text;       /* the compact JSON value */
+    size_t len;
+} concept_entry;
+
+struct s2f_fhir_concepts {
+    concept_entry *slots;
+    size_t cap, n;
+    s2f_sink *scratch;      /* where a new one is serialized */
+};
+
+static int same_concept(const concept_entry *e, const s2f_codeval *c)
+{
+    return e->value == c->value && e->scheme == c->scheme && e->version == c->version &&
+           e->meaning == c->meaning && e->value_kind == c->value_kind;
+}
+
+static size_t concept_hash(const s2f_codeval *c)
+{
+    uint64_t h = S2F_HASH_SEED;
+    h = s2f_hash_word(h, (uintptr_t)c->value);
+    h = s2f_hash_word(h, (uintptr_t)c->scheme);
+    h = s2f_hash_word(h, (uintptr_t)c->version);
+    h = s2f_hash_word(h, (uintptr_t)c->meaning ^ (uint64_t)c->value_kind);
+    return (size_t)h;
+}
+
+static int concepts_grow(s2f_fhir *f, struct s2f_fhir_concepts *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    concept_entry *slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
+    if (!slots)
+        return 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].value)
+            continue;
+        size_t k = m->slots[i].hash & (cap - 1);
+        while (slots[k].value)
+            k = (k + 1) & (cap - 1);
+        slots[k] = m->slots[i];
+    }
+    m->slots = slots;
+    m->cap = cap;
+    return 1;
+}
+
+/* Serializes the CodeableConcept of c into e (text in the arena); 0 when it cannot. */
+static int render_concept(s2f_fhir *f, const s2f_codeval *c, concept_entry *e)
+{
+    struct s2f_fhir_concepts *m = f->concepts;
+    if (!m->scratch && !(m->scratch = s2f_arena_alloc(f->arena, sizeof *m->scratch)))
+        return 0;
+    s2f_json tmp, *real = f->json;
+    s2f_sink_init(m->scratch, NULL);
+    s2f_json_init(&tmp, m->scratch, 0);
+    f->json = &tmp;
+    e->fallback = codeable_value(f, c);
+    f->json = real;
+    s2f_json_finish(&tmp);
+    if (s2f_json_error(&tmp) || s2f_sink_finish(m->scratch) != 0 || f->code)
+        return 0;
+    e->text = s2f_arena_strndup(f->arena, m->scratch->buf, m->scratch->len);
+    e->len = m->scratch->len;
+    e->replaced = s2f_json_replaced(&tmp);
+    return e->text != NULL;
+}
+
+/* The serialized CodeableConcept of c, made the first time; NULL when it cannot be. */
+static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
+{
+    struct s2f_fhir_concepts *m = f->concepts;
+    if (!m && !(m = f->concepts = s2f_arena_calloc(f->arena, 1, sizeof *m)))
+        return NULL;
+    if (!c->value || (m->n * 2 >= m->cap && !concepts_grow(f, m)))
+        return NULL;
+    size_t h = concept_hash(c), k = h & (m->cap - 1);
+    for (; m->slots[k].value; k = (k + 1) & (m->cap - 1))
+        if (m->slots[k].hash == h && same_concept(&m->slots[k], c))
+            return &m->slots[k];
+    concept_entry e = {h, c->value, c->scheme, c->version, c->meaning, c->value_kind, 0, 0, NULL, 0};
+    if (!render_concept(f, c, &e))
+        return NULL;
+    m->slots[k] = e;
+    m->n++;
+    return &m->slots[k];
 }
 
 void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c)
 {
     if (!c)
         return;
-    s2f_json *j = f->json;
-    s2f_json_kv_begin_object(j, key);
-    s2f_json_kv_begin_array(j, "coding");
-    s2f_fhir_coding(f, c);
-    s2f_json_end_array(j);
-    s2f_json_end_object(j);
+    s2f_json_key(f->json, key);
+    const concept_entry *e = f->opt.pretty ? NULL : cached_concept(f, c);
+    if (e) {
+        s2f_json_raw_value(f->json, e->text, e->len);
+        f->stats->replaced_chars += e->replaced;
+        f->stats->fallback_codes += (size_t)e->fallback;
+    } else if (codeable_value(f, c)) {
+        f->stats->fallback_codes++;
+    }
 }
 
 void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,

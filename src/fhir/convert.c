@@ -78,32 +78,62 @@ const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it)
     return s;
 }
 
+/* Every Observation's identity is asked for at least twice (its group's hasMember lists it
+ * before it is written), more often than the memo above can hold: kept per item. */
+void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
+{
+    if (!f->observation_rids)
+        f->observation_rids =
+            s2f_arena_calloc(f->arena, f->doc->tree.n_items, sizeof *f->observation_rids);
+    s2f_rid **slot = f->observation_rids ? &f->observation_rids[it->seq] : NULL;
+    if (slot && *slot) {
+        *rid = **slot;
+        return;
+    }
+    compute_rid(f, "Observation", S2F_KIND_OBSERVATION, s2f_fhir_item_key(f, it), rid);
+    if (slot && (*slot = s2f_arena_alloc(f->arena, sizeof **slot)))
+        **slot = *rid;
+}
+
 /* ---- the set of shared resources written ------------------------------------------------- */
 
-/* Open addressing over "kind|key" strings; grows at half full. */
+/* Open addressing over (set, key) pairs; grows at half full. Sets and keys are literals or
+ * arena strings: they outlive the conversion. */
+struct set_entry {
+    uint64_t hash;
+    const char *set, *key; /* set NULL: the slot is free */
+};
+
 struct s2f_fhir_sets {
-    const char **slots;
+    struct set_entry *slots;
     size_t cap, n;
 };
 
-static uint64_t hash(const char *s)
+static uint64_t hash_more(uint64_t h, const char *s)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+        h = (h ^ (unsigned char)*s) * 1099511628211ull; /* FNV-1a */
     return h;
+}
+
+static uint64_t hash(const char *s) { return hash_more(1469598103934665603ull, s); }
+
+/* The hash of "set|key", without making the string. */
+static uint64_t hash_pair(const char *set, const char *key)
+{
+    return hash_more(hash_more(hash(set), "|"), key);
 }
 
 static int set_grow(s2f_fhir *f, struct s2f_fhir_sets *s)
 {
     size_t cap = s->cap ? s->cap * 2 : 256;
-    const char **slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
+    struct set_entry *slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
     if (!slots)
         return 0;
     for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i]) {
-            size_t k = hash(s->slots[i]) & (cap - 1);
-            while (slots[k])
+        if (s->slots[i].set) {
+            size_t k = s->slots[i].hash & (cap - 1);
+            while (slots[k].set)
                 k = (k + 1) & (cap - 1);
             slots[k] = s->slots[i];
         }
@@ -115,25 +145,79 @@ static int set_grow(s2f_fhir *f, struct s2f_fhir_sets *s)
 int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
 {
     struct s2f_fhir_sets *s = f->sets;
-    char *name = s2f_arena_printf(f->arena, "%s|%s", set, key);
-    if (!name || (s->n * 2 >= s->cap && !set_grow(f, s))) {
+    if (s->n * 2 >= s->cap && !set_grow(f, s)) {
         fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
         return 0;
     }
-    size_t k = hash(name) & (s->cap - 1);
-    for (; s->slots[k]; k = (k + 1) & (s->cap - 1))
-        if (!strcmp(s->slots[k], name))
+    uint64_t h = hash_pair(set, key);
+    size_t k = h & (s->cap - 1);
+    for (; s->slots[k].set; k = (k + 1) & (s->cap - 1))
+        if (s->slots[k].hash == h && !strcmp(s->slots[k].set, set) &&
+            !strcmp(s->slots[k].key, key))
             return 0;
-    s->slots[k] = name;
+    s->slots[k] = (struct set_entry){h, set, key};
     s->n++;
     return 1;
 }
 
 /* ---- entries ---------------------------------------------------------------------------- */
 
+/* Compact output writes the fixed members of an entry as pieces of raw text: types, ids,
+ * URNs and profiles are the code's own ASCII (letters, digits, ":/.-") and need no
+ * escaping, so they are joined without the writer's checks. */
+typedef struct piece {
+    char text[384];
+    size_t n;            /* text is NUL-terminated */
+} piece;
+
+static void start(piece *p)
+{
+    p->n = 0;
+    p->text[0] = '\0';
+}
+
+static void add(piece *p, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > sizeof p->text - 1 - p->n)
+        n = sizeof p->text - 1 - p->n; /* cannot happen: short literals and ids */
+    memcpy(p->text + p->n, s, n);
+    p->n += n;
+    p->text[p->n] = '\0';
+}
+
+static void begin_entry_compact(s2f_fhir *f, const s2f_rid *rid, const char *profile)
+{
+    s2f_json *j = f->json;
+    piece p;
+    start(&p);
+    add(&p, "\"fullUrl\":\"");
+    add(&p, rid->urn);
+    add(&p, "\"");
+    s2f_json_begin_object(j);
+    s2f_json_members_raw(j, p.text, p.n);
+    s2f_json_kv_begin_object(j, "resource");
+    start(&p);
+    add(&p, "\"resourceType\":\"");
+    add(&p, rid->type);
+    add(&p, "\",\"id\":\"");
+    add(&p, rid->id);
+    add(&p, "\"");
+    if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
+        add(&p, ",\"meta\":{\"profile\":[\"");
+        add(&p, profile);
+        add(&p, "\"]}");
+    }
+    s2f_json_members_raw(j, p.text, p.n);
+}
+
 void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)
 {
     s2f_json *j = f->json;
+    if (!f->opt.pretty) {
+        begin_entry_compact(f, rid, profile);
+        return;
+    }
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "fullUrl", rid->urn);
     s2f_json_kv_begin_object(j, "resource");
@@ -155,12 +239,23 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
     if (f->opt.bundle_type == S2F_BUNDLE_TRANSACTION) {
         /* M24: PUT to the deterministic id, so sending the same SR twice creates nothing
          * twice (docs/decisions.md) */
-        char url[96];
-        snprintf(url, sizeof url, "%s/%s", rid->type, rid->id);
-        s2f_json_kv_begin_object(j, "request");
-        s2f_json_kv_string(j, "method", "PUT");
-        s2f_json_kv_string(j, "url", url);
-        s2f_json_end_object(j);
+        piece p;
+        start(&p);
+        if (!f->opt.pretty)
+            add(&p, "\"request\":{\"method\":\"PUT\",\"url\":\"");
+        size_t url = p.n; /* Type/id */
+        add(&p, rid->type);
+        add(&p, "/");
+        add(&p, rid->id);
+        if (f->opt.pretty) {
+            s2f_json_kv_begin_object(j, "request");
+            s2f_json_kv_string(j, "method", "PUT");
+            s2f_json_kv_string(j, "url", p.text + url);
+            s2f_json_end_object(j);
+        } else {
+            add(&p, "\"}");
+            s2f_json_members_raw(j, p.text, p.n);
+        }
     }
     s2f_json_end_object(j); /* entry */
     if (!strcmp(rid->type, "Observation"))
@@ -177,10 +272,16 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
 
 /* ---- what each observation needs written first ----------------------------------------- */
 
+/* Contexts are inherited: most items share their container's list of observers, whose
+ * resources are written with the first of them. */
 static void write_context(s2f_fhir *f, const s2f_context *ctx)
 {
+    if (ctx->observers == f->observers_written && ctx->n_observers == f->n_observers_written)
+        return;
     for (size_t i = 0; i < ctx->n_observers; i++)
         s2f_fhir_write_observer(f, &ctx->observers[i]);
+    f->observers_written = ctx->observers;
+    f->n_observers_written = ctx->n_observers;
 }
 
 static void write_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)

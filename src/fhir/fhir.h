@@ -93,10 +93,16 @@ typedef struct s2f_fhir {
     const char *study_oid;   /* "urn:oid:" + Study Instance UID, made once */
     struct s2f_rid_memo *rid_memo; /* convert.c: identities already computed */
     const char **item_keys;  /* convert.c: item positions already written, by item seq */
+    s2f_rid **observation_rids; /* convert.c: Observation identities computed, by item seq */
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
     int instant_known;
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
+    struct s2f_fhir_concepts *concepts; /* common.c: CodeableConcepts serialized once */
+    const s2f_codeval *units_of; /* observations.c: the last Quantity units code, */
+    s2f_coding units;           /* and its coding */
     struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
+    const s2f_observer *observers_written; /* convert.c: the last observer list written */
+    size_t n_observers_written;
 } s2f_fhir;
 
 /* ---- convert.c ------------------------------------------------------------------------ */
@@ -109,6 +115,8 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
 void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid);
 /* The key of a content item: its position "1.4.2" (arena string). */
 const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it);
+/* The identity of the Observation made from `it`: (Observation, observation, its key). */
+void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid);
 
 /* Opens a Bundle entry (fullUrl, "resource": { "resourceType", "id", meta.profile when R5
  * and profile != NULL }); the caller writes the resource's other members, then calls

@@ -143,12 +143,7 @@ static void data_absent_unknown(s2f_fhir *f)
 
 static void item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
 {
-    const char *key = s2f_fhir_item_key(f, it);
-    if (!key) {
-        out_of_memory(f);
-        key = "";
-    }
-    s2f_fhir_rid(f, "Observation", S2F_KIND_OBSERVATION, key, rid);
+    s2f_fhir_observation_rid(f, it, rid);
 }
 
 void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid)
@@ -354,12 +349,18 @@ static void write_units(s2f_fhir *f, const s2f_codeval *u)
         s2f_json_kv_string(j, "unit", u->value);
     if (!nonempty(u->value))
         return;
-    s2f_coding c;
-    if (s2f_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
-                              f->arena, &c) != S2F_OK) {
-        out_of_memory(f);
-        return;
+    /* a report's measurements share a few units (the reader gives equal codes one
+     * pointer): the coding of the last one is kept */
+    if (u != f->units_of) {
+        if (s2f_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
+                                  f->arena, &f->units) != S2F_OK) {
+            f->units_of = NULL;
+            out_of_memory(f);
+            return;
+        }
+        f->units_of = u;
     }
+    const s2f_coding c = f->units;
     if (c.fallback && f->stats)
         f->stats->fallback_codes++;
     /* Quantity qty-3: a code needs a system */

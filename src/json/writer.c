@@ -138,6 +138,20 @@ int s2f_json_members_raw(s2f_json *j, const char *members, size_t n)
     return 0;
 }
 
+int s2f_json_raw_value(s2f_json *j, const char *text, size_t n)
+{
+    if (j->error)
+        return -1;
+    if (j->pretty)
+        return fail(j, S2F_EINTERNAL, "JSON writer: a raw value in pretty mode");
+    if (!n)
+        return fail(j, S2F_EINTERNAL, "JSON writer: an empty raw value");
+    if (before_value(j))
+        return -1;
+    s2f_sink_write(j->out, text, n);
+    return after_value(j);
+}
+
 int s2f_json_begin_object(s2f_json *j) { return begin(j, 0, '{'); }
 int s2f_json_end_object(s2f_json *j) { return end(j, 0, '}'); }
 int s2f_json_begin_array(s2f_json *j) { return begin(j, KIND_ARRAY, '['); }
@@ -266,20 +280,18 @@ static int plain_word(uint64_t w)
     return ((w | control | is_quote | is_slash) & highs) == 0;
 }
 
-/* 1 when all n bytes at p are plain (see plain_word). */
+/* 1 when all n bytes at p are plain (see plain_word): whole words, then the last bytes
+ * one by one (copying a short tail into a word would cost more). */
 static int all_plain(const unsigned char *p, size_t n)
 {
-    if (n < 8) {
-        uint64_t w = 0x2020202020202020ull; /* spaces are plain */
-        if (n)
-            memcpy(&w, p, n);
-        return plain_word(w);
-    }
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
         if (!plain_word(load64(p + i)))
             return 0;
-    return i == n || plain_word(load64(p + n - 8)); /* the tail, overlapping */
+    for (; i < n; i++)
+        if (byte_class[p[i]])
+            return 0;
+    return 1;
 }
 
 static void write_string(s2f_json *j, const char *text, size_t n)
@@ -318,8 +330,51 @@ static void write_string(s2f_json *j, const char *text, size_t n)
     s2f_sink_putc(j->out, '"');
 }
 
+/* ---- compact members in one copy ------------------------------------------------ */
+
+/* 1 when a key may be written now (the general path reports why not). */
+static int key_allowed(const s2f_json *j)
+{
+    return !j->error && j->depth > 0 && !top_is_array(j) && !j->after_key;
+}
+
+/* Compact output of a member whose key and string value (value NULL: a key alone) need
+ * no escaping, the common case, written with one copy into the sink rather than token
+ * by token. 0 when the general path must write it. */
+static int fast_member(s2f_json *j, const char *key, size_t kn, const char *value, size_t vn)
+{
+    if (j->pretty || !key_allowed(j) || !all_plain((const unsigned char *)key, kn) ||
+        (value && !all_plain((const unsigned char *)value, vn)))
+        return 0;
+    char *o = s2f_sink_room(j->out, kn + vn + 6); /* ,"key":"value" */
+    if (!o)
+        return 0;
+    unsigned char *top = &j->stack[j->depth - 1];
+    size_t k = 0;
+    if (*top & HAS_ITEMS)
+        o[k++] = ',';
+    *top |= HAS_ITEMS;
+    o[k++] = '"';
+    memcpy(o + k, key, kn);
+    k += kn;
+    o[k++] = '"';
+    o[k++] = ':';
+    if (value) {
+        o[k++] = '"';
+        memcpy(o + k, value, vn);
+        k += vn;
+        o[k++] = '"';
+    } else {
+        j->after_key = 1;
+    }
+    s2f_sink_commit(j->out, k);
+    return 1;
+}
+
 int s2f_json_key(s2f_json *j, const char *key)
 {
+    if (key && fast_member(j, key, strlen(key), NULL, 0))
+        return 0;
     if (j->error)
         return -1;
     if (j->depth == 0 || top_is_array(j))
@@ -555,13 +610,15 @@ int s2f_json_kv_string(s2f_json *j, const char *key, const char *value)
 {
     if (!value)
         return j->error ? -1 : 0;
-    return s2f_json_key(j, key) ? -1 : s2f_json_string(j, value);
+    return s2f_json_kv_string_n(j, key, value, strlen(value));
 }
 
 int s2f_json_kv_string_n(s2f_json *j, const char *key, const char *p, size_t n)
 {
     if (!p)
         return j->error ? -1 : 0;
+    if (key && fast_member(j, key, strlen(key), p, n))
+        return 0;
     return s2f_json_key(j, key) ? -1 : s2f_json_string_n(j, p, n);
 }
 
@@ -587,9 +644,14 @@ int s2f_json_kv_decimal(s2f_json *j, const char *key, const char *value)
         return j->error ? -1 : 0;
     if (j->error)
         return -1;
-    if (!s2f_json_decimal_valid(value, strlen(value)))
-        return invalid_decimal(j, value, strlen(value));
-    return s2f_json_key(j, key) ? -1 : s2f_json_decimal(j, value);
+    size_t n = strlen(value);
+    decimal_parts d;
+    if (!parse_decimal(value, n, &d))
+        return invalid_decimal(j, value, n);
+    if (s2f_json_key(j, key) || before_value(j))
+        return -1;
+    write_decimal_parts(j->out, &d);
+    return after_value(j);
 }
 
 int s2f_json_kv_double(s2f_json *j, const char *key, double v)

@@ -89,6 +89,11 @@ int s2f_json_finish(s2f_json *j);
  * text is valid members. Empty text writes nothing. */
 int s2f_json_members_raw(s2f_json *j, const char *members, size_t n);
 
+/* Writes a value already serialized in compact form where a value may go: for values
+ * that repeat verbatim (the FHIR stage's CodeableConcepts). Compact mode only; the caller
+ * vouches that the text is one valid JSON value. */
+int s2f_json_raw_value(s2f_json *j, const char *text, size_t n);
+
 /* 0 while all is well, else the first error's s2f_code: S2F_EINTERNAL for misuse,
  * S2F_ELIMIT for nesting too deep, S2F_EFORMAT for an invalid decimal, NaN or infinity. */
 int s2f_json_error(const s2f_json *j);

@@ -30,20 +30,28 @@ struct s2f_tree_builder {
     size_t n_items;
 };
 
-static const struct { const char *name; s2f_vt vt; } vt_names[] = {
-    {"CONTAINER", S2F_VT_CONTAINER}, {"TEXT", S2F_VT_TEXT}, {"CODE", S2F_VT_CODE},
-    {"NUM", S2F_VT_NUM}, {"DATETIME", S2F_VT_DATETIME}, {"DATE", S2F_VT_DATE},
-    {"TIME", S2F_VT_TIME}, {"UIDREF", S2F_VT_UIDREF}, {"PNAME", S2F_VT_PNAME},
-    {"COMPOSITE", S2F_VT_COMPOSITE}, {"IMAGE", S2F_VT_IMAGE}, {"WAVEFORM", S2F_VT_WAVEFORM},
-    {"SCOORD", S2F_VT_SCOORD}, {"SCOORD3D", S2F_VT_SCOORD3D}, {"TCOORD", S2F_VT_TCOORD},
-    {"TABLE", S2F_VT_TABLE},
+/* A name and its length, for the tables below. */
+#define TERM(s) s, sizeof s - 1
+
+static const struct { const char *name; size_t len; s2f_vt vt; } vt_names[] = {
+    {TERM("CONTAINER"), S2F_VT_CONTAINER}, {TERM("TEXT"), S2F_VT_TEXT},
+    {TERM("CODE"), S2F_VT_CODE}, {TERM("NUM"), S2F_VT_NUM},
+    {TERM("DATETIME"), S2F_VT_DATETIME}, {TERM("DATE"), S2F_VT_DATE},
+    {TERM("TIME"), S2F_VT_TIME}, {TERM("UIDREF"), S2F_VT_UIDREF},
+    {TERM("PNAME"), S2F_VT_PNAME}, {TERM("COMPOSITE"), S2F_VT_COMPOSITE},
+    {TERM("IMAGE"), S2F_VT_IMAGE}, {TERM("WAVEFORM"), S2F_VT_WAVEFORM},
+    {TERM("SCOORD"), S2F_VT_SCOORD}, {TERM("SCOORD3D"), S2F_VT_SCOORD3D},
+    {TERM("TCOORD"), S2F_VT_TCOORD}, {TERM("TABLE"), S2F_VT_TABLE},
 };
 
-static const struct { const char *name; s2f_rel rel; } rel_names[] = {
-    {"CONTAINS", S2F_REL_CONTAINS}, {"HAS OBS CONTEXT", S2F_REL_HAS_OBS_CONTEXT},
-    {"HAS ACQ CONTEXT", S2F_REL_HAS_ACQ_CONTEXT}, {"HAS CONCEPT MOD", S2F_REL_HAS_CONCEPT_MOD},
-    {"HAS PROPERTIES", S2F_REL_HAS_PROPERTIES}, {"INFERRED FROM", S2F_REL_INFERRED_FROM},
-    {"SELECTED FROM", S2F_REL_SELECTED_FROM},
+static const struct { const char *name; size_t len; s2f_rel rel; } rel_names[] = {
+    {TERM("CONTAINS"), S2F_REL_CONTAINS},
+    {TERM("HAS OBS CONTEXT"), S2F_REL_HAS_OBS_CONTEXT},
+    {TERM("HAS ACQ CONTEXT"), S2F_REL_HAS_ACQ_CONTEXT},
+    {TERM("HAS CONCEPT MOD"), S2F_REL_HAS_CONCEPT_MOD},
+    {TERM("HAS PROPERTIES"), S2F_REL_HAS_PROPERTIES},
+    {TERM("INFERRED FROM"), S2F_REL_INFERRED_FROM},
+    {TERM("SELECTED FROM"), S2F_REL_SELECTED_FROM},
 };
 
 const char *s2f_vt_name(s2f_vt vt)
@@ -62,16 +70,16 @@ const char *s2f_rel_name(s2f_rel rel)
     return rel == S2F_REL_NONE ? "" : "UNKNOWN";
 }
 
-/* 1 when term[0..n) spells name exactly (term may hold any bytes). */
-static int is_term(const char *name, const uint8_t *term, size_t n)
+/* 1 when term[0..n) spells the len bytes of name exactly (term may hold any bytes). */
+static int is_term(const char *name, size_t len, const uint8_t *term, size_t n)
 {
-    return strlen(name) == n && memcmp(name, term, n) == 0;
+    return len == n && memcmp(name, term, n) == 0;
 }
 
 s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < sizeof vt_names / sizeof vt_names[0]; i++)
-        if (is_term(vt_names[i].name, p, n))
+        if (is_term(vt_names[i].name, vt_names[i].len, p, n))
             return vt_names[i].vt;
     return S2F_VT_UNKNOWN;
 }
@@ -79,7 +87,7 @@ s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
 s2f_rel s2f_rel_from(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < sizeof rel_names / sizeof rel_names[0]; i++)
-        if (is_term(rel_names[i].name, p, n))
+        if (is_term(rel_names[i].name, rel_names[i].len, p, n))
             return rel_names[i].rel;
     return S2F_REL_UNKNOWN;
 }
@@ -93,6 +101,16 @@ const s2f_item *s2f_item_next(const s2f_item *it)
     return it->parent ? it->parent->children[it->index] : NULL;
 }
 
+/* Writes v in decimal so that it ends just before `end`; returns where it starts. */
+static char *decimal_before(char *end, uint32_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
 void s2f_item_position(const s2f_item *it, char *buf, size_t size)
 {
     char tmp[4096];
@@ -100,16 +118,23 @@ void s2f_item_position(const s2f_item *it, char *buf, size_t size)
     tmp[at] = '\0';
     for (const s2f_item *p = it; p; p = p->parent) {
         char num[12];
-        size_t n = (size_t)snprintf(num, sizeof num, "%u", p->index);
+        char *digits = decimal_before(num + sizeof num, p->index);
+        size_t n = (size_t)(num + sizeof num - digits);
         if (n + 1 + 3 > at) { /* deeper than the buffer: keep the innermost part */
             memcpy(tmp + (at -= 3), "...", 3);
             break;
         }
-        memcpy(tmp + (at -= n), num, n);
+        memcpy(tmp + (at -= n), digits, n);
         if (p->parent)
             tmp[--at] = '.';
     }
-    snprintf(buf, size, "%s", tmp + at);
+    if (!size)
+        return;
+    size_t len = sizeof tmp - 1 - at;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, tmp + at, len);
+    buf[len] = '\0';
 }
 
 static s2f_code oom(s2f_tree_builder *b)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tags.h"
+#include "../util/hash.h"
 
 static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
 {
@@ -39,56 +40,256 @@ static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *
     return s2f_elem_string_raw(s2f_ds_find(ds, tag), 0, p, n) && *n > 0;
 }
 
-/* Reads the Code Sequence Macro from one item (ds may be NULL), in one pass over its few
- * elements. Every string of *c is set ("" when absent); returns 0 when the item has
- * neither a code value nor a meaning. */
-static int read_code_into(s2f_item_reader *rd, const s2f_ds *ds, s2f_codeval *c)
+/* ---- codes: each distinct one decoded once ---------------------------------------------- */
+
+/* A report repeats its few hundred distinct codes thousands of times (every measurement
+ * names its concept and its units), so a Code Sequence item is looked up by its bytes
+ * before anything is decoded: an equal item gets the first one's code, which equal codes
+ * therefore share (strings and pointer). */
+enum { C_VALUE, C_LONG_VALUE, C_URN, C_SCHEME, C_VERSION, C_MEANING, N_CODE_ELEMS };
+
+/* What decoding takes from one element: whether it is there and, when it has a text form
+ * (s2f_text_elem), its VR and bytes, which point into the input: it outlives the reading. */
+typedef struct code_elem {
+    const uint8_t *val;
+    uint32_t len;
+    uint16_t vr;
+    uint8_t present, text;
+} code_elem;
+
+typedef struct code_entry {
+    uint64_t hash;
+    code_elem elems[N_CODE_ELEMS];
+    const s2f_codeval *code; /* NULL: a free slot */
+    unsigned replaced;       /* U+FFFD substitutions its decoding made */
+} code_entry;
+
+struct s2f_code_memo {
+    const s2f_charset *cs;   /* the decoder the strings come from */
+    code_entry *slots;
+    size_t cap, n;
+};
+
+static void code_elems_of(const s2f_ds *ds, code_elem out[N_CODE_ELEMS])
 {
-    const s2f_elem *value = NULL, *long_value = NULL, *urn = NULL, *scheme = NULL,
-                   *version = NULL, *meaning = NULL;
+    memset(out, 0, N_CODE_ELEMS * sizeof *out);
     for (uint32_t i = 0; ds && i < ds->n; i++) {
         const s2f_elem *e = &ds->elems[i];
+        int k;
         switch (e->tag) {
-        case T_CodeValue: value = e; break;
-        case T_LongCodeValue: long_value = e; break;
-        case T_URNCodeValue: urn = e; break;
-        case T_CodingSchemeDesignator: scheme = e; break;
-        case T_CodingSchemeVersion: version = e; break;
-        case T_CodeMeaning: meaning = e; break;
-        default: break;
+        case T_CodeValue: k = C_VALUE; break;
+        case T_LongCodeValue: k = C_LONG_VALUE; break;
+        case T_URNCodeValue: k = C_URN; break;
+        case T_CodingSchemeDesignator: k = C_SCHEME; break;
+        case T_CodingSchemeVersion: k = C_VERSION; break;
+        case T_CodeMeaning: k = C_MEANING; break;
+        default: continue;
+        }
+        out[k].present = 1;
+        if (!e->is_seq && e->len && (s2f_vr_is_string(e->vr) || e->vr == S2F_VR('U', 'N'))) {
+            out[k].text = 1;
+            out[k].val = e->val;
+            out[k].len = e->len;
+            out[k].vr = e->vr;
         }
     }
-    memset(c, 0, sizeof *c);
-    c->value = s2f_text_elem(&rd->text, value);
-    if (!c->value && (c->value = s2f_text_elem(&rd->text, long_value)))
+}
+
+static uint64_t code_hash(const code_elem el[N_CODE_ELEMS])
+{
+    uint64_t h = S2F_HASH_SEED;
+    for (int k = 0; k < N_CODE_ELEMS; k++) {
+        h = s2f_hash_word(h, (uint64_t)el[k].present | (uint64_t)el[k].text << 8 |
+                                 (uint64_t)el[k].vr << 16);
+        if (el[k].text)
+            h = s2f_hash_bytes(h, el[k].val, el[k].len);
+    }
+    return h;
+}
+
+static int same_code_elems(const code_elem *a, const code_elem *b)
+{
+    for (int k = 0; k < N_CODE_ELEMS; k++) {
+        if (a[k].present != b[k].present || a[k].text != b[k].text)
+            return 0;
+        if (a[k].text && (a[k].vr != b[k].vr || a[k].len != b[k].len ||
+                          memcmp(a[k].val, b[k].val, a[k].len) != 0))
+            return 0;
+    }
+    return 1;
+}
+
+static const char *code_text(s2f_item_reader *rd, const code_elem *el)
+{
+    if (!el->text)
+        return NULL;
+    s2f_elem e = {.vr = el->vr, .len = el->len, .val = el->val};
+    return s2f_text_elem(&rd->text, &e);
+}
+
+/* Decodes the Code Sequence Macro: every string is set ("" when absent, the version NULL). */
+static s2f_codeval *decode_code(s2f_item_reader *rd, const code_elem el[N_CODE_ELEMS])
+{
+    s2f_codeval *c = s2f_arena_calloc(rd->arena, 1, sizeof *c);
+    if (!c) {
+        rd->text.oom = 1;
+        return NULL;
+    }
+    c->value = code_text(rd, &el[C_VALUE]);
+    if (!c->value && (c->value = code_text(rd, &el[C_LONG_VALUE])))
         c->value_kind = 1;
-    if (!c->value && (c->value = s2f_text_elem(&rd->text, urn)))
+    if (!c->value && (c->value = code_text(rd, &el[C_URN])))
         c->value_kind = 2;
-    c->scheme = s2f_text_elem(&rd->text, scheme);
-    c->version = s2f_text_elem(&rd->text, version);
-    c->meaning = s2f_text_elem(&rd->text, meaning);
+    c->scheme = code_text(rd, &el[C_SCHEME]);
+    c->version = code_text(rd, &el[C_VERSION]);
+    c->meaning = code_text(rd, &el[C_MEANING]);
     if (!c->scheme)
         c->scheme = "";
     if (!c->meaning)
         c->meaning = "";
     if (!c->value)
         c->value = "";
-    return value || long_value || urn || meaning;
+    return c;
+}
+
+static int memo_grow(s2f_item_reader *rd, struct s2f_code_memo *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    code_entry *slots = s2f_arena_calloc(rd->arena, cap, sizeof *slots);
+    if (!slots)
+        return 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].code)
+            continue;
+        size_t k = m->slots[i].hash & (cap - 1);
+        while (slots[k].code)
+            k = (k + 1) & (cap - 1);
+        slots[k] = m->slots[i];
+    }
+    m->slots = slots;
+    m->cap = cap;
+    return 1;
+}
+
+/* The memo's slot for el: its entry, or the free slot where it goes. NULL when memory
+ * ran out (the code is then decoded without the memo). */
+static code_entry *memo_slot(s2f_item_reader *rd, const code_elem el[N_CODE_ELEMS], uint64_t h)
+{
+    struct s2f_code_memo *m = rd->codes;
+    if (!m && !(m = rd->codes = s2f_arena_calloc(rd->arena, 1, sizeof *m)))
+        return NULL;
+    if (m->cs != rd->text.cs) { /* strings of another decoder: start again */
+        m->cs = rd->text.cs;
+        m->slots = NULL;
+        m->cap = m->n = 0;
+    }
+    if (m->n * 2 >= m->cap && !memo_grow(rd, m))
+        return NULL;
+    size_t k = h & (m->cap - 1);
+    for (; m->slots[k].code; k = (k + 1) & (m->cap - 1))
+        if (m->slots[k].hash == h && same_code_elems(m->slots[k].elems, el))
+            return &m->slots[k];
+    return &m->slots[k];
+}
+
+/* The code of one Code Sequence item (ds may be NULL), shared with every equal item;
+ * *named = 0 when it has neither a code value nor a meaning. NULL when memory ran out. */
+static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *named)
+{
+    code_elem el[N_CODE_ELEMS];
+    code_elems_of(ds, el);
+    *named = el[C_VALUE].present || el[C_LONG_VALUE].present || el[C_URN].present ||
+             el[C_MEANING].present;
+    uint64_t h = code_hash(el);
+    code_entry *slot = memo_slot(rd, el, h);
+    if (slot && slot->code) {
+        rd->text.replaced += slot->replaced;
+        return slot->code;
+    }
+    unsigned before = rd->text.replaced;
+    const s2f_codeval *c = decode_code(rd, el);
+    if (slot && c && !rd->text.oom) {
+        *slot = (code_entry){.hash = h, .code = c, .replaced = rd->text.replaced - before};
+        memcpy(slot->elems, el, sizeof slot->elems);
+        rd->codes->n++;
+    }
+    return c;
 }
 
 static const s2f_codeval *read_code_seq(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag)
 {
     const s2f_ds *item = s2f_ds_item(ds, tag, 0);
+    int named;
     if (!item)
         return NULL;
-    s2f_codeval *c = s2f_arena_alloc(rd->arena, sizeof *c);
-    if (!c) {
-        rd->text.oom = 1;
-        return NULL;
+    const s2f_codeval *c = read_code(rd, item, &named);
+    return named ? c : NULL;
+}
+
+/* The exponent after 'e' or 'E' ([+-]digits, at most 4 of them); 0 when it is not one. */
+static int plain_exponent(const char *s, int *e)
+{
+    int negative = *s == '-', n = 0, v = 0;
+    if (*s == '-' || *s == '+')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++, n++)
+        if (n < 4)
+            v = v * 10 + (*s - '0');
+    if (*s || !n || n > 4)
+        return 0;
+    *e = negative ? -v : v;
+    return 1;
+}
+
+/* The common Numeric Value, [+-]digits[.digits][E[+-]digits] with at most 15 significant
+ * digits and a scale of at most 10^22 either way, read without strtod: the digits and the
+ * power of ten are exact doubles, so one multiplication or division gives the correctly
+ * rounded result strtod gives. 0 for any other form (strtod reads those). */
+static int plain_decimal(const char *s, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int negative = *s == '-';
+    if (*s == '-' || *s == '+')
+        s++;
+    uint64_t m = 0;
+    int digits = 0, significant = 0, frac = -1;
+    for (;; s++) {
+        if (*s == '.' && frac < 0) {
+            frac = 0;
+            continue;
+        }
+        if (*s < '0' || *s > '9')
+            break;
+        digits++;
+        if (m || *s != '0')
+            significant++;
+        m = m * 10 + (uint64_t)(*s - '0');
+        if (frac >= 0)
+            frac++;
+        if (significant > 15)
+            return 0;
     }
-    if (!read_code_into(rd, item, c))
-        return NULL;
-    return c;
+    int e = 0;
+    if (!digits || (*s && !((*s == 'e' || *s == 'E') && plain_exponent(s + 1, &e))))
+        return 0;
+    int scale = e - (frac > 0 ? frac : 0);
+    if (scale < -22 || scale > 22)
+        return 0;
+    double v = scale < 0 ? (double)m / pow10[-scale] : (double)m * pow10[scale];
+    *out = negative ? -v : v;
+    return 1;
+}
+
+/* The Numeric Value as a double; 0 when the text is not wholly a number. */
+static int parse_numeric(const char *text, double *out)
+{
+    if (plain_decimal(text, out))
+        return 1;
+    char *end;
+    *out = strtod(text, &end);
+    return *end == '\0';
 }
 
 static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
@@ -102,14 +303,10 @@ static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
     }
     it->v.num.has_value = 1;
     it->v.num.text = s2f_text_value(&rd->text, mv, T_NumericValue);
-    if (it->v.num.text) {
-        char *end;
-        it->v.num.value = strtod(it->v.num.text, &end);
-        if (*end)
-            warn_at(rd, it, "Numeric Value is not a decimal string");
-    } else {
+    if (!it->v.num.text)
         warn_at(rd, it, "Measured Value Sequence item without Numeric Value");
-    }
+    else if (!parse_numeric(it->v.num.text, &it->v.num.value))
+        warn_at(rd, it, "Numeric Value is not a decimal string");
     it->v.num.has_float = s2f_elem_f64(s2f_ds_find(mv, T_FloatingPointValue), 0, &it->v.num.fp);
     int32_t num;
     uint32_t den;
@@ -292,8 +489,11 @@ static void read_value(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
     case S2F_VT_UIDREF: it->v.text = s2f_text_value(&rd->text, ds, T_UID); break;
     case S2F_VT_PNAME: it->v.text = s2f_text_value(&rd->text, ds, T_PersonName); break;
     case S2F_VT_CODE: {
-        const s2f_ds *c = s2f_ds_item(ds, T_ConceptCodeSequence, 0);
-        if (!read_code_into(rd, c, &it->v.code))
+        int named;
+        const s2f_codeval *c = read_code(rd, s2f_ds_item(ds, T_ConceptCodeSequence, 0), &named);
+        if (c)
+            it->v.code = *c;
+        if (!named)
             warn_at(rd, it, "CODE without Concept Code Sequence item");
         break;
     }

@@ -21,6 +21,7 @@ typedef struct s2f_item_reader {
     size_t n_notes, cap_notes, dropped_notes;
     s2f_item **byref;          /* by-reference items, resolved once the tree is whole */
     size_t n_byref, cap_byref;
+    struct s2f_code_memo *codes; /* item.c: the codes read so far, by their bytes */
 } s2f_item_reader;
 
 /* Fills `it` (not parent, children, index or depth) from its data set. The root has no

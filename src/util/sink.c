@@ -13,9 +13,9 @@ void s2f_sink_init(s2f_sink *s, FILE *out)
     s->failed = 0;
 }
 
-static void flush(s2f_sink *s)
+void s2f_sink_flush(s2f_sink *s)
 {
-    if (s->len && !s->failed && fwrite(s->buf, 1, s->len, s->out) != s->len)
+    if (s->len && !s->failed && (!s->out || fwrite(s->buf, 1, s->len, s->out) != s->len))
         s->failed = 1;
     s->len = 0;
 }
@@ -23,9 +23,9 @@ static void flush(s2f_sink *s)
 void s2f_sink_write_slow(s2f_sink *s, const void *p, size_t n)
 {
     if (n > sizeof s->buf - s->len) {
-        flush(s);
+        s2f_sink_flush(s);
         if (n > sizeof s->buf) {
-            if (!s->failed && fwrite(p, 1, n, s->out) != n)
+            if (!s->failed && (!s->out || fwrite(p, 1, n, s->out) != n))
                 s->failed = 1;
             return;
         }
@@ -38,7 +38,7 @@ void s2f_sink_puts(s2f_sink *s, const char *str) { s2f_sink_write(s, str, strlen
 
 void s2f_sink_putc_slow(s2f_sink *s, char c)
 {
-    flush(s);
+    s2f_sink_flush(s);
     s->buf[s->len++] = c;
 }
 
@@ -76,16 +76,18 @@ void s2f_sink_printf(s2f_sink *s, const char *fmt, ...)
         s2f_sink_write(s, tmp, (size_t)n);
         return;
     }
-    flush(s);
+    s2f_sink_flush(s);
     va_start(ap, fmt);
-    if (!s->failed && vfprintf(s->out, fmt, ap) < 0)
+    if (!s->failed && (!s->out || vfprintf(s->out, fmt, ap) < 0))
         s->failed = 1;
     va_end(ap);
 }
 
 int s2f_sink_finish(s2f_sink *s)
 {
-    flush(s);
+    if (!s->out) /* a memory sink keeps its bytes */
+        return s->failed ? -1 : 0;
+    s2f_sink_flush(s);
     if (!s->failed && fflush(s->out) != 0)
         s->failed = 1;
     return s->failed ? -1 : 0;

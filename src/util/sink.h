@@ -5,6 +5,9 @@
  *
  * Ownership: the caller owns the sink (usually on the stack) and the FILE*. Errors are
  * sticky: after a failed write every call is a no-op and s2f_sink_finish reports it.
+ *
+ * A sink without a FILE* (out NULL) keeps what is written in its buffer (buf, len) for
+ * the caller to take: writing more than the buffer holds fails.
  */
 #ifndef S2F_SINK_H
 #define S2F_SINK_H
@@ -45,6 +48,26 @@ static inline void s2f_sink_putc(s2f_sink *s, char c)
     else
         s2f_sink_putc_slow(s, c);
 }
+
+/* Empties the buffer into the FILE* (a memory sink fails when it has anything to empty). */
+void s2f_sink_flush(s2f_sink *s);
+
+/* Where n more bytes can be written directly into the buffer (flushed first when they
+ * would not fit), to be followed by s2f_sink_commit(s, bytes written); NULL when the
+ * buffer cannot hold n bytes or the sink failed: write piece by piece then. */
+static inline char *s2f_sink_room(s2f_sink *s, size_t n)
+{
+    if (n > sizeof s->buf - s->len) {
+        if (n > sizeof s->buf || s->failed || !s->out)
+            return NULL;
+        s2f_sink_flush(s);
+        if (s->failed)
+            return NULL;
+    }
+    return s->buf + s->len;
+}
+
+static inline void s2f_sink_commit(s2f_sink *s, size_t n) { s->len += n; }
 
 void s2f_sink_puts(s2f_sink *s, const char *str);
 void s2f_sink_u64(s2f_sink *s, uint64_t v);

@@ -846,9 +846,56 @@ TEST(raw_members_join_an_object_as_written_members)
     mem_close(&m);
 }
 
+TEST(raw_values_stand_where_values_go)
+{
+    mem m;
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    s2f_json_kv_string(&m.j, "a", "1");
+    s2f_json_key(&m.j, "b");
+    CHECK(s2f_json_raw_value(&m.j, "{\"c\":[3]}", 9) == 0);
+    s2f_json_kv_begin_array(&m.j, "d");
+    CHECK(s2f_json_raw_value(&m.j, "4", 1) == 0);
+    CHECK(s2f_json_raw_value(&m.j, "\"5\"", 3) == 0);
+    s2f_json_end_array(&m.j);
+    s2f_json_end_object(&m.j);
+    CHECK(s2f_json_finish(&m.j) == 0);
+    CHECK_STR(mem_text(&m), "{\"a\":\"1\",\"b\":{\"c\":[3]},\"d\":[4,\"5\"]}");
+    mem_close(&m);
+    /* misuse: in pretty mode, where a key is expected, empty */
+    mem_open(&m, 1);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_raw_value(&m.j, "1", 1) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    CHECK(s2f_json_raw_value(&m.j, "1", 1) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_raw_value(&m.j, "", 0) == -1);
+    mem_close(&m);
+}
+
+TEST(memory_sink_keeps_its_bytes_and_refuses_more)
+{
+    static s2f_sink s; /* 64 KiB: not on the stack */
+    s2f_sink_init(&s, NULL);
+    s2f_sink_puts(&s, "abc");
+    s2f_sink_putc(&s, 'd');
+    CHECK(s2f_sink_finish(&s) == 0);
+    CHECK(s.len == 4 && memcmp(s.buf, "abcd", 4) == 0);
+    static char big[S2F_SINK_BUFFER];
+    memset(big, 'x', sizeof big);
+    s2f_sink_write(&s, big, sizeof big);
+    CHECK(s2f_sink_finish(&s) == -1);
+}
+
 int main(void)
 {
     RUN(raw_members_join_an_object_as_written_members);
+    RUN(raw_values_stand_where_values_go);
+    RUN(memory_sink_keeps_its_bytes_and_refuses_more);
     RUN(compact_nested);
     RUN(pretty_nested);
     RUN(pretty_empty_and_scalar_documents);
