@@ -141,9 +141,10 @@ class Run:
 
     def err_lines(self):
         """stderr lines, without the summary of a run with several inputs
-        ("sr2fhir: 3 files: 2 delivered, 1 failed; ...")."""
+        ("sr2fhir: 3 files: 2 delivered, 1 failed; ...") and the reading warnings
+        ("sr2fhir: FILE: warning: ...", as convert prints them)."""
         return [ln for ln in self.stderr.splitlines()
-                if ln.strip() and not SUMMARY.match(ln)]
+                if ln.strip() and not SUMMARY.match(ln) and ": warning: " not in ln]
 
     def out_lines(self):
         return [ln for ln in self.stdout.splitlines() if ln.strip()]
