@@ -12,6 +12,9 @@
 /* Prints "sr2fhir: WHERE: MESSAGE" on stderr (WHERE may be NULL) and returns code. */
 int cli_error(const char *where, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* 1 when z is a --timezone value: +HHMM or -HHMM, at most +-14:59 (M9). */
+int cli_valid_zone(const char *z);
+
 /* The inputs of a command (inputs.c): files, and folders expanded recursively. */
 typedef struct cli_inputs {
     char **v;

@@ -263,12 +263,6 @@ static int ends_with(const char *s, const char *tail)
     return n >= t && !strcmp(s + n - t, tail);
 }
 
-static int valid_zone(const char *z)
-{
-    return strlen(z) == 5 && (z[0] == '+' || z[0] == '-') && strspn(z + 1, "0123456789") == 4 &&
-           (z[1] - '0') * 10 + (z[2] - '0') <= 14 && (z[3] - '0') * 10 + (z[4] - '0') < 60;
-}
-
 /* Parses options, anywhere on the line (after "--" everything is an input); inputs go to
  * argv[0..*n_inputs). Returns 1, 0 after printing a usage error, -1 after printing help. */
 static int parse_options(job *jb, int argc, char **argv, int *n_inputs)
@@ -296,7 +290,7 @@ static int parse_options(job *jb, int argc, char **argv, int *n_inputs)
                 return usage("--fhir-version takes R5 or R4"), 0;
             jb->opt.r4 = v && !strcasecmp(v, "R4");
         } else if (!strcmp(a, "--timezone")) {
-            if (v && !valid_zone(v))
+            if (v && !cli_valid_zone(v))
                 return usage("--timezone takes +HHMM or -HHMM, e.g. +0100"), 0;
             jb->opt.timezone = v;
         } else if (!strcmp(a, "--report")) {

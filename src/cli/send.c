@@ -116,12 +116,6 @@ static void forget_secrets(send_job *jb)
 
 /* ---- options -------------------------------------------------------------------------------- */
 
-static int valid_zone(const char *z)
-{
-    return strlen(z) == 5 && (z[0] == '+' || z[0] == '-') && strspn(z + 1, "0123456789") == 4 &&
-           (z[1] - '0') * 10 + (z[2] - '0') <= 14 && (z[3] - '0') * 10 + (z[4] - '0') < 60;
-}
-
 /* A whole number in [lo, hi]; 0 when v is not one. */
 static int number_in(const char *v, long lo, long hi, long *out)
 {
@@ -157,7 +151,7 @@ static int value_option(send_job *jb, const char *a, const char *v)
             return usage("--fhir-version takes R5 or R4"), -1;
         jb->opt.version = !strcasecmp(v, "R4") ? S2F_FHIR_R4 : S2F_FHIR_R5;
     } else if (!strcmp(a, "--timezone")) {
-        if (!valid_zone(v))
+        if (!cli_valid_zone(v))
             return usage("--timezone takes +HHMM or -HHMM, e.g. +0100"), -1;
         jb->opt.timezone = v;
     } else if (!strcmp(a, "--token-env"))

@@ -41,7 +41,7 @@ int s2f_http_retryable(long status)
     return status == 408 || status == 429 || (status >= 500 && status <= 599);
 }
 
-static double now_seconds(void)
+double s2f_http_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -260,7 +260,7 @@ static const char *curl_reason(s2f_http *h, CURLcode rc)
 s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
                           size_t len, s2f_http_response *resp, s2f_error *err)
 {
-    double start = now_seconds();
+    double start = s2f_http_now();
     memset(resp, 0, sizeof *resp);
     for (unsigned n = 0;; n++) {
         long status;
@@ -270,7 +270,7 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
                                          rc != CURLE_URL_MALFORMAT
                                    : s2f_http_retryable(status);
         if (!again || n >= (unsigned)h->retries) {
-            resp->seconds = now_seconds() - start;
+            resp->seconds = s2f_http_now() - start;
             if (rc != CURLE_OK)
                 return s2f_fail(err, S2F_EUNREACHABLE, "%s (%u attempt%s over %.2f s)",
                                 curl_reason(h, rc), n + 1, n ? "s" : "", resp->seconds);

@@ -36,6 +36,9 @@ void s2f_http_free(s2f_http *h);
 s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
                           size_t len, s2f_http_response *resp, s2f_error *err);
 
+/* Monotonic clock, seconds (durations of requests and deliveries). */
+double s2f_http_now(void);
+
 /* 1 when the answer is worth another try (408, 429, 5xx). */
 int s2f_http_retryable(long status);
 

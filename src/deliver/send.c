@@ -7,20 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "client.h"
+#include "http.h"
 #include "split.h"
 #include "fhir/fhir.h"
 #include "sr/document.h"
 #include "util/error.h"
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 void s2f_send_result_free(s2f_send_result *res)
 {
@@ -145,7 +138,7 @@ static s2f_code deliver(s2f_client *c, const char *bundle, size_t len, s2f_send_
 
 s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err)
 {
-    double start = now_seconds();
+    double start = s2f_http_now();
     memset(res, 0, sizeof *res);
     s2f_report rep;
     s2f_code rc = s2f_report_read(doc, &rep, err); /* M2 before any traffic */
@@ -161,6 +154,6 @@ s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_e
     if (!rc)
         rc = deliver(c, bundle, len, res, err);
     free(bundle);
-    res->seconds = now_seconds() - start;
+    res->seconds = s2f_http_now() - start;
     return rc;
 }
