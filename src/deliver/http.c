@@ -240,6 +240,26 @@ static CURLcode attempt(s2f_http *h, const char *method, const char *url, const 
     return rc;
 }
 
+/* Failures another try may cure (network, timeouts); not certificate or usage problems,
+ * which would fail the same way after every backoff. */
+static int transient(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_WRITE_ERROR:                /* our own refusal (size, memory) */
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:   /* certificate not trusted or wrong host name */
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:            /* our client certificate */
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_LOGIN_DENIED:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
 static long backoff_ms(s2f_http *h, unsigned retry)
 {
     long ms = h->first_delay_ms;
@@ -266,9 +286,7 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
         long status;
         CURLcode rc = attempt(h, method, url, body, len, &status);
         resp->attempts = n + 1;
-        int again = rc != CURLE_OK ? rc != CURLE_WRITE_ERROR && rc != CURLE_UNSUPPORTED_PROTOCOL &&
-                                         rc != CURLE_URL_MALFORMAT
-                                   : s2f_http_retryable(status);
+        int again = rc != CURLE_OK ? transient(rc) : s2f_http_retryable(status);
         if (!again || n >= (unsigned)h->retries) {
             resp->seconds = s2f_http_now() - start;
             if (rc != CURLE_OK)
