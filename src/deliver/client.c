@@ -5,6 +5,7 @@
  */
 #include "client.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -35,10 +36,13 @@ const char *s2f_client_timezone(const s2f_client *c) { return c->timezone; }
 
 /* ---- base URL policy ----------------------------------------------------------------------- */
 
+/* localhost, 127.0.0.0/8 as an address (not a name like "127.example.com"), ::1. */
 static int is_loopback(const char *host)
 {
-    return !strcasecmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
-           !strcmp(host, "[::1]");
+    struct in_addr v4;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return !strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]");
 }
 
 /* Refuses what the policy forbids: other schemes, credentials in the URL, plain HTTP to

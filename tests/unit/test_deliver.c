@@ -129,6 +129,8 @@ TEST(url_policy_https_default_http_loopback_only)
     CHECK(new_code("http://localhost/fhir", &opt) == S2F_OK);
     CHECK(new_code("http://[::1]:8080/fhir", &opt) == S2F_OK);
     CHECK(new_code("http://fhir.example.org/r5", &opt) == S2F_EUSAGE);
+    CHECK(new_code("http://127.example.org/r5", &opt) == S2F_EUSAGE); /* a name, not 127/8 */
+    CHECK(new_code("http://127.1.2.3:8080/fhir", &opt) == S2F_OK);
     CHECK(new_code("ftp://fhir.example.org/r5", &opt) == S2F_EUSAGE);
     CHECK(new_code("https://user:secret@fhir.example.org/r5", &opt) == S2F_EUSAGE);
     CHECK(new_code("not a url", &opt) == S2F_EUSAGE);
