@@ -187,7 +187,7 @@ void s2f_send_result_free(s2f_send_result *res);
  * Delivers one TID 1500 SR: looks up the Patient, ServiceRequest and ImagingStudy by
  * identifier (M4-M6), converts with literal references to what it found, and POSTs the
  * Bundle as one transaction of PUTs on deterministic ids (M24: sending again updates, never
- * duplicates). On failure err holds one line, with the server's OperationOutcome text when
+ * duplicates); a Bundle larger than max_entries goes as several (docs/send.md). On failure err holds one line, with the server's OperationOutcome text when
  * it gave one. `res` is filled in both cases (free it either way).
  */
 s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err);

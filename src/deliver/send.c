@@ -2,7 +2,8 @@
  * send.c - delivery of one SR to a FHIR server (s2f_send in sr2fhir.h, docs/send.md):
  * check it is a TID 1500 report (M2), settle the FHIR version (M25), look up the Patient,
  * ServiceRequest and ImagingStudy by identifier (M4-M6), convert with literal references
- * to what was found, and POST the Bundle as one transaction of PUTs (M24).
+ * to what was found, and POST the Bundle as one transaction of PUTs (M24), or as several
+ * dependency-ordered ones when it is larger than the client's max_entries (split.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
