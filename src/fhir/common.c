@@ -9,7 +9,6 @@
 
 #include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define SYSTEM_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -98,6 +97,7 @@ static int codeable_value(s2f_fhir *f, const s2f_codeval *c)
  * (compact output) and copied after that. */
 typedef struct concept_entry {
     size_t hash;
+    const s2f_codeval *code; /* the first code seen with this content */
     const char *value, *scheme, *version, *meaning; /* value NULL: a free slot */
     int value_kind;
     int fallback;           /* its system is a fallback (M23): counted at each use */
@@ -109,7 +109,6 @@ typedef struct concept_entry {
 struct s2f_fhir_concepts {
     concept_entry *slots;
     size_t cap, n;
-    s2f_sink *scratch;      /* where a new one is serialized */
 };
 
 static int same_concept(const concept_entry *e, const s2f_codeval *c)
@@ -147,25 +146,33 @@ static int concepts_grow(s2f_fhir *f, struct s2f_fhir_concepts *m)
     return 1;
 }
 
-/* Serializes the CodeableConcept of c into e (text in the arena); 0 when it cannot. */
-static int render_concept(s2f_fhir *f, const s2f_codeval *c, concept_entry *e)
+/* Runs write(f, arg) into a compact JSON writer on the scratch memory sink and copies the
+ * text into the arena: how values that repeat are serialized once. NULL when it cannot be
+ * (the text would not fit the sink's buffer, or memory ran out): the caller then writes
+ * the value itself, which gives the same bytes. */
+static const char *render_compact(s2f_fhir *f, void (*write)(s2f_fhir *, void *), void *arg,
+                                  size_t *len, size_t *replaced)
 {
-    struct s2f_fhir_concepts *m = f->concepts;
-    if (!m->scratch && !(m->scratch = s2f_arena_alloc(f->arena, sizeof *m->scratch)))
-        return 0;
+    if (!f->scratch && !(f->scratch = s2f_arena_alloc(f->arena, sizeof *f->scratch)))
+        return NULL;
     s2f_json tmp, *real = f->json;
-    s2f_sink_init(m->scratch, NULL);
-    s2f_json_init(&tmp, m->scratch, 0);
+    s2f_sink_init(f->scratch, NULL);
+    s2f_json_init(&tmp, f->scratch, 0);
     f->json = &tmp;
-    e->fallback = codeable_value(f, c);
+    write(f, arg);
     f->json = real;
     s2f_json_finish(&tmp);
-    if (s2f_json_error(&tmp) || s2f_sink_finish(m->scratch) != 0 || f->code)
-        return 0;
-    e->text = s2f_arena_strndup(f->arena, m->scratch->buf, m->scratch->len);
-    e->len = m->scratch->len;
-    e->replaced = s2f_json_replaced(&tmp);
-    return e->text != NULL;
+    if (s2f_json_error(&tmp) || s2f_sink_finish(f->scratch) != 0 || f->code)
+        return NULL;
+    *len = f->scratch->len;
+    *replaced = s2f_json_replaced(&tmp);
+    return s2f_arena_strndup(f->arena, f->scratch->buf, f->scratch->len);
+}
+
+static void write_concept(s2f_fhir *f, void *entry)
+{
+    concept_entry *e = entry;
+    e->fallback = codeable_value(f, e->code);
 }
 
 /* The serialized CodeableConcept of c, made the first time; NULL when it cannot be. */
@@ -180,8 +187,8 @@ static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
     for (; m->slots[k].value; k = (k + 1) & (m->cap - 1))
         if (m->slots[k].hash == h && same_concept(&m->slots[k], c))
             return &m->slots[k];
-    concept_entry e = {h, c->value, c->scheme, c->version, c->meaning, c->value_kind, 0, 0, NULL, 0};
-    if (!render_concept(f, c, &e))
+    concept_entry e = {h, c, c->value, c->scheme, c->version, c->meaning, c->value_kind, 0, 0, NULL, 0};
+    if (!(e.text = render_compact(f, write_concept, &e, &e.len, &e.replaced)))
         return NULL;
     m->slots[k] = e;
     m->n++;
@@ -318,35 +325,29 @@ typedef void (*members_writer)(s2f_fhir *f);
 
 static void subject_member(s2f_fhir *f) { write_subject(f, "subject"); }
 
-/* Renders members once, compact, into *cache (arena); NULL on failure. */
-static const char *render_members(s2f_fhir *f, members_writer write, size_t *replaced)
+typedef struct members_job {
+    members_writer write;
+} members_job;
+
+static void write_members_object(s2f_fhir *f, void *job)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *mem = open_memstream(&buf, &len);
-    s2f_sink *sink = malloc(sizeof *sink);
-    const char *out = NULL;
-    if (mem && sink) {
-        s2f_json tmp, *real = f->json;
-        s2f_sink_init(sink, mem);
-        s2f_json_init(&tmp, sink, 0);
-        s2f_json_begin_object(&tmp);
-        f->json = &tmp;
-        write(f);
-        f->json = real;
-        s2f_json_end_object(&tmp);
-        s2f_json_finish(&tmp);
-        *replaced = s2f_json_replaced(&tmp);
-        int ok = !s2f_json_error(&tmp) && s2f_sink_finish(sink) == 0;
-        if (fclose(mem) == 0 && ok && buf && len >= 2) /* "{...}" -> "..." */
-            out = s2f_arena_strndup(f->arena, buf + 1, len - 2);
-        mem = NULL;
-    }
-    if (mem)
-        fclose(mem);
-    free(sink);
-    free(buf);
-    return out;
+    s2f_json_begin_object(f->json);
+    ((members_job *)job)->write(f);
+    s2f_json_end_object(f->json);
+}
+
+/* Renders members once, compact, into frag (arena): the text of "{...}" without its
+ * braces. 0 when it cannot be. */
+static int render_members(s2f_fhir *f, members_writer write, s2f_fhir_fragment *frag)
+{
+    members_job job = {write};
+    size_t len;
+    const char *text = render_compact(f, write_members_object, &job, &len, &frag->replaced);
+    if (!text || len < 2)
+        return 0;
+    frag->text = text + 1;
+    frag->len = len - 2;
+    return 1;
 }
 
 /* Members every Observation repeats verbatim (subject, basedOn, partOf) are serialized
@@ -357,12 +358,12 @@ static void shared_members(s2f_fhir *f, s2f_fhir_fragment *frag, members_writer 
         write(f);
         return;
     }
-    if (!frag->text && !(frag->text = render_members(f, write, &frag->replaced))) {
+    if (!frag->text && !render_members(f, write, frag)) {
         frag->failed = 1;
         write(f);
         return;
     }
-    s2f_json_members_raw(f->json, frag->text, strlen(frag->text));
+    s2f_json_members_raw(f->json, frag->text, frag->len);
     f->stats->replaced_chars += frag->replaced;
 }
 

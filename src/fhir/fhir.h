@@ -72,7 +72,8 @@ typedef struct s2f_rid {
 
 /* Members serialized once and repeated (common.c). */
 typedef struct s2f_fhir_fragment {
-    const char *text;
+    const char *text;        /* not NUL-terminated: len bytes */
+    size_t len;
     size_t replaced;
     int failed;
 } s2f_fhir_fragment;
@@ -98,6 +99,7 @@ typedef struct s2f_fhir {
     int instant_known;
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
     struct s2f_fhir_concepts *concepts; /* common.c: CodeableConcepts serialized once */
+    s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     const s2f_codeval *units_of; /* observations.c: the last Quantity units code, */
     s2f_coding units;           /* and its coding */
     struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
