@@ -7,18 +7,17 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <json-c/json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "fhirjson.h"
 #include "http.h"
 #include "util/error.h"
 
 #define OUTCOME_MAX 400   /* characters of server text kept in a message */
-#define JSON_DEPTH 256    /* nesting accepted in answers (resources nest deeply) */
 
 struct s2f_client {
     char *base;
@@ -113,42 +112,6 @@ void s2f_client_free(s2f_client *c)
 
 /* ---- answers ------------------------------------------------------------------------------- */
 
-static json_object *parse_json(const char *body, size_t len)
-{
-    if (len > 0x7fffffff)
-        return NULL;
-    json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-    if (!tok)
-        return NULL;
-    json_object *o = json_tokener_parse_ex(tok, body, (int)len);
-    if (json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(o);
-        o = NULL;
-    }
-    json_tokener_free(tok);
-    return o;
-}
-
-static const char *get_string(json_object *o, const char *key)
-{
-    json_object *v;
-    if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static json_object *get_member(json_object *o, const char *key)
-{
-    json_object *v;
-    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static int is_resource(json_object *o, const char *type)
-{
-    const char *t = get_string(o, "resourceType");
-    return t && !strcmp(t, type);
-}
-
 /* Appends s to buf (size cap) with control characters as spaces. */
 static void append_clean(char *buf, size_t cap, const char *s)
 {
@@ -161,19 +124,19 @@ static void append_clean(char *buf, size_t cap, const char *s)
 /* The issues of an OperationOutcome as "severity: text [where]; ..." (errors first). */
 static void outcome_text(json_object *oo, char *buf, size_t cap)
 {
-    json_object *issues = get_member(oo, "issue");
+    json_object *issues = s2f_fhirjson_member(oo, "issue");
     size_t n = issues && json_object_is_type(issues, json_type_array) ? json_object_array_length(issues) : 0;
     buf[0] = '\0';
     for (int pass = 0; pass < 2 && !buf[0]; pass++) {
         for (size_t i = 0; i < n; i++) {
             json_object *is = json_object_array_get_idx(issues, i);
-            const char *sev = get_string(is, "severity");
+            const char *sev = s2f_fhirjson_string(is, "severity");
             int serious = sev && (!strcmp(sev, "error") || !strcmp(sev, "fatal"));
             if (pass == 0 && !serious)
                 continue;
-            const char *text = get_string(get_member(is, "details"), "text");
-            const char *diag = get_string(is, "diagnostics");
-            json_object *expr = get_member(is, "expression");
+            const char *text = s2f_fhirjson_string(s2f_fhirjson_member(is, "details"), "text");
+            const char *diag = s2f_fhirjson_string(is, "diagnostics");
+            json_object *expr = s2f_fhirjson_member(is, "expression");
             const char *where = expr && json_object_is_type(expr, json_type_array)
                                     ? json_object_get_string(json_object_array_get_idx(expr, 0)) : NULL;
             if (buf[0])
@@ -196,11 +159,11 @@ static void outcome_text(json_object *oo, char *buf, size_t cap)
 
 void s2f_answer_text(const char *body, size_t len, char *buf, size_t cap)
 {
-    json_object *o = parse_json(body, len);
+    json_object *o = s2f_fhirjson_parse(body, len);
     buf[0] = '\0';
-    if (is_resource(o, "OperationOutcome"))
+    if (s2f_fhirjson_is(o, "OperationOutcome"))
         outcome_text(o, buf, cap);
-    else if (is_resource(o, "Bundle"))  /* a failed transaction may wrap it in an entry */
+    else if (s2f_fhirjson_is(o, "Bundle"))  /* a failed transaction may wrap it in an entry */
         snprintf(buf, cap, "a Bundle instead of an OperationOutcome");
     else if (len) {
         char head[201];
@@ -258,8 +221,8 @@ s2f_code s2f_client_version(s2f_client *c, s2f_fhir_version *version, s2f_error 
 
 s2f_code s2f_answer_version(const char *body, size_t len, s2f_fhir_version *version, s2f_error *err)
 {
-    json_object *cap = parse_json(body, len);
-    const char *v = is_resource(cap, "CapabilityStatement") ? get_string(cap, "fhirVersion") : NULL;
+    json_object *cap = s2f_fhirjson_parse(body, len);
+    const char *v = s2f_fhirjson_is(cap, "CapabilityStatement") ? s2f_fhirjson_string(cap, "fhirVersion") : NULL;
     s2f_code rc = S2F_OK;
     if (!v)
         rc = s2f_fail(err, S2F_EREJECTED, "/metadata is not a CapabilityStatement with a "
@@ -328,16 +291,16 @@ static char *search_path(const char *type, const char *system, const char *value
 static size_t collect_matches(json_object *bundle, const char *type, char *names, size_t cap,
                               char **first)
 {
-    json_object *entries = get_member(bundle, "entry");
+    json_object *entries = s2f_fhirjson_member(bundle, "entry");
     size_t n = entries && json_object_is_type(entries, json_type_array) ? json_object_array_length(entries) : 0;
     size_t found = 0;
     names[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_array_get_idx(entries, i);
-        json_object *r = get_member(e, "resource");
-        const char *mode = get_string(get_member(e, "search"), "mode");
-        const char *id = get_string(r, "id");
-        if (!is_resource(r, type) || !id || (mode && strcmp(mode, "match")))
+        json_object *r = s2f_fhirjson_member(e, "resource");
+        const char *mode = s2f_fhirjson_string(s2f_fhirjson_member(e, "search"), "mode");
+        const char *id = s2f_fhirjson_string(r, "id");
+        if (!s2f_fhirjson_is(r, type) || !id || (mode && strcmp(mode, "match")))
             continue;
         char ref[256];
         snprintf(ref, sizeof ref, "%s/%.200s", type, id);
@@ -353,7 +316,7 @@ static size_t collect_matches(json_object *bundle, const char *type, char *names
 /* "3" from Bundle.total, else "at least 2" (the search asks for two). */
 static const char *total_text(json_object *bundle, size_t n, char *buf, size_t cap)
 {
-    json_object *t = get_member(bundle, "total");
+    json_object *t = s2f_fhirjson_member(bundle, "total");
     if (t && json_object_is_type(t, json_type_int) && json_object_get_int64(t) >= (int64_t)n)
         snprintf(buf, cap, "%lld", (long long)json_object_get_int64(t));
     else
@@ -364,12 +327,12 @@ static const char *total_text(json_object *bundle, size_t n, char *buf, size_t c
 s2f_code s2f_answer_search(const char *body, size_t len, const char *type, const char *what,
                            int require_existing, char **ref, s2f_error *err)
 {
-    json_object *bundle = parse_json(body, len);
+    json_object *bundle = s2f_fhirjson_parse(body, len);
     char names[300], total[32];
     s2f_code rc = S2F_OK;
     *ref = NULL;
-    size_t n = is_resource(bundle, "Bundle") ? collect_matches(bundle, type, names, sizeof names, ref) : 0;
-    if (!is_resource(bundle, "Bundle"))
+    size_t n = s2f_fhirjson_is(bundle, "Bundle") ? collect_matches(bundle, type, names, sizeof names, ref) : 0;
+    if (!s2f_fhirjson_is(bundle, "Bundle"))
         rc = s2f_fail(err, S2F_EREJECTED, "searching %s: the answer is not a Bundle", what);
     else if (n > 1)
         rc = s2f_fail(err, S2F_ELOOKUP, "the search for %s found %s matches on the server (%s): "
@@ -437,29 +400,26 @@ static int push_ref(char ***list, size_t *n, char *ref)
 /* Records each entry's outcome; the first entry that failed makes the whole a failure. */
 static s2f_code read_entries(json_object *bundle, s2f_send_result *res, s2f_error *err)
 {
-    json_object *entries = get_member(bundle, "entry");
+    json_object *entries = s2f_fhirjson_member(bundle, "entry");
     size_t n = entries && json_object_is_type(entries, json_type_array) ? json_object_array_length(entries) : 0;
     for (size_t i = 0; i < n; i++) {
         json_object *e = json_object_array_get_idx(entries, i);
-        json_object *resp = get_member(e, "response");
-        const char *status = get_string(resp, "status");
-        const char *loc = get_string(resp, "location");
-        json_object *r = get_member(e, "resource");
+        json_object *resp = s2f_fhirjson_member(e, "response");
+        const char *status = s2f_fhirjson_string(resp, "status");
+        const char *loc = s2f_fhirjson_string(resp, "location");
+        json_object *r = s2f_fhirjson_member(e, "resource");
         long code = status ? strtol(status, NULL, 10) : 0;
         if (code < 200 || code > 299) {
             char text[OUTCOME_MAX];
-            outcome_text(get_member(resp, "outcome"), text, sizeof text);
+            outcome_text(s2f_fhirjson_member(resp, "outcome"), text, sizeof text);
             return s2f_fail(err, S2F_EREJECTED, "entry %zu of the transaction failed: %s%s%s", i + 1,
                             status ? status : "no status", text[0] ? ": " : "", text);
         }
         char *ref = NULL;
         if (loc)
             ref = reference_of(loc);
-        if (!ref && get_string(r, "resourceType") && get_string(r, "id")) {
-            size_t len = strlen(get_string(r, "resourceType")) + strlen(get_string(r, "id")) + 2;
-            if ((ref = malloc(len)))
-                snprintf(ref, len, "%s/%s", get_string(r, "resourceType"), get_string(r, "id"));
-        }
+        if (!ref)
+            ref = s2f_fhirjson_literal(r);
         if (!ref)
             continue; /* nothing to name it by: counted by neither list */
         int ok = code == 201 ? push_ref(&res->created, &res->n_created, ref)
@@ -491,10 +451,10 @@ static s2f_code read_transaction_response(json_object *bundle, s2f_send_result *
 
 s2f_code s2f_answer_transaction(const char *body, size_t len, s2f_send_result *res, s2f_error *err)
 {
-    json_object *answer = parse_json(body, len);
-    const char *type = get_string(answer, "type");
+    json_object *answer = s2f_fhirjson_parse(body, len);
+    const char *type = s2f_fhirjson_string(answer, "type");
     s2f_code rc;
-    if (!is_resource(answer, "Bundle") || !type || strcmp(type, "transaction-response"))
+    if (!s2f_fhirjson_is(answer, "Bundle") || !type || strcmp(type, "transaction-response"))
         rc = s2f_fail(err, S2F_EREJECTED, "the server's answer to the transaction is not a "
                       "transaction-response Bundle");
     else

@@ -11,13 +11,12 @@
  */
 #include "split.h"
 
-#include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhirjson.h"
 #include "util/error.h"
 
-#define JSON_DEPTH 256
 #define MAX_LEVEL 64   /* reference chains longer than this (or cycles) keep their order */
 
 typedef struct edges {
@@ -32,12 +31,6 @@ typedef struct splitter {
     unsigned *level;                          /* 0: references nothing in the Bundle */
     int oom;
 } splitter;
-
-static json_object *member(json_object *o, const char *key)
-{
-    json_object *v;
-    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
 
 static void add_edge(splitter *s, size_t from, size_t to)
 {
@@ -58,22 +51,13 @@ static void add_edge(splitter *s, size_t from, size_t to)
 /* "Type/id" of entry i (malloc'd), NULL when it lacks either. */
 static char *literal_of(splitter *s, size_t i)
 {
-    json_object *r = member(json_object_array_get_idx(s->entries, i), "resource");
-    const char *type = json_object_get_string(member(r, "resourceType"));
-    const char *id = json_object_get_string(member(r, "id"));
-    if (!type || !id)
-        return NULL;
-    size_t n = strlen(type) + strlen(id) + 2;
-    char *ref = malloc(n);
-    if (ref)
-        snprintf(ref, n, "%s/%s", type, id);
-    return ref;
+    return s2f_fhirjson_literal(s2f_fhirjson_member(json_object_array_get_idx(s->entries, i), "resource"));
 }
 
 /* Rewrites every "reference" inside o that names an entry of the Bundle; records edges. */
 static void rewrite_references(splitter *s, json_object *o, size_t from, int depth)
 {
-    if (depth > JSON_DEPTH || s->oom)
+    if (depth > S2F_FHIRJSON_DEPTH || s->oom)
         return;
     if (json_object_is_type(o, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(o); i++)
@@ -155,12 +139,12 @@ static char *part_text(splitter *s, const size_t *order, size_t first, size_t co
 static s2f_code index_entries(splitter *s, s2f_error *err)
 {
     for (size_t i = 0; i < s->n; i++) {
-        const char *url = json_object_get_string(member(json_object_array_get_idx(s->entries, i), "fullUrl"));
+        const char *url = json_object_get_string(s2f_fhirjson_member(json_object_array_get_idx(s->entries, i), "fullUrl"));
         if (url && json_object_object_add(s->by_url, url, json_object_new_int64((int64_t)i)))
             return s2f_fail(err, S2F_ENOMEM, "out of memory");
     }
     for (size_t i = 0; i < s->n && !s->oom; i++)
-        rewrite_references(s, member(json_object_array_get_idx(s->entries, i), "resource"), i, 0);
+        rewrite_references(s, s2f_fhirjson_member(json_object_array_get_idx(s->entries, i), "resource"), i, 0);
     return s->oom ? s2f_fail(err, S2F_ENOMEM, "out of memory") : S2F_OK;
 }
 
@@ -189,15 +173,10 @@ s2f_code s2f_bundle_split(const char *bundle, size_t len, size_t max_entries,
     memset(parts, 0, sizeof *parts);
     if (max_entries == 0)
         return s2f_fail(err, S2F_EINTERNAL, "a part must hold at least one entry");
-    json_tokener *tok = json_tokener_new_ex(JSON_DEPTH);
-    if (!tok)
-        return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    s.bundle = json_tokener_parse_ex(tok, bundle, (int)len);
-    int parsed = json_tokener_get_error(tok) == json_tokener_success && len < 0x7fffffff;
-    json_tokener_free(tok);
-    s.entries = member(s.bundle, "entry");
+    s.bundle = s2f_fhirjson_parse(bundle, len);
+    s.entries = s2f_fhirjson_member(s.bundle, "entry");
     s2f_code rc = S2F_OK;
-    if (!parsed || !json_object_is_type(s.entries, json_type_array))
+    if (!json_object_is_type(s.entries, json_type_array))
         rc = s2f_fail(err, S2F_EINTERNAL, "the Bundle to split is not a Bundle with entries");
     if (!rc) {
         s.n = json_object_array_length(s.entries);
