@@ -96,54 +96,27 @@ static int codeable_value(s2f_fhir *f, const s2f_codeval *c)
  * and the reader gives equal codes the same strings: each distinct one is serialized once
  * (compact output) and copied after that. */
 typedef struct concept_entry {
-    size_t hash;
     const s2f_codeval *code; /* the first code seen with this content */
-    const char *value, *scheme, *version, *meaning; /* value NULL: a free slot */
-    int value_kind;
     int fallback;           /* its system is a fallback (M23): counted at each use */
     size_t replaced;        /* ill-formed UTF-8 replaced in it: counted at each use */
     const char *text;       /* the compact JSON value */
     size_t len;
 } concept_entry;
 
-struct s2f_fhir_concepts {
-    concept_entry *slots;
-    size_t cap, n;
-};
-
-static int same_concept(const concept_entry *e, const s2f_codeval *c)
+static int same_concept(const void *entry, const void *code)
 {
+    const s2f_codeval *e = ((const concept_entry *)entry)->code, *c = code;
     return e->value == c->value && e->scheme == c->scheme && e->version == c->version &&
            e->meaning == c->meaning && e->value_kind == c->value_kind;
 }
 
-static size_t concept_hash(const s2f_codeval *c)
+static uint64_t concept_hash(const s2f_codeval *c)
 {
     uint64_t h = S2F_HASH_SEED;
     h = s2f_hash_word(h, (uintptr_t)c->value);
     h = s2f_hash_word(h, (uintptr_t)c->scheme);
     h = s2f_hash_word(h, (uintptr_t)c->version);
-    h = s2f_hash_word(h, (uintptr_t)c->meaning ^ (uint64_t)c->value_kind);
-    return (size_t)h;
-}
-
-static int concepts_grow(s2f_fhir *f, struct s2f_fhir_concepts *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    concept_entry *slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
-    if (!slots)
-        return 0;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slots[i].value)
-            continue;
-        size_t k = m->slots[i].hash & (cap - 1);
-        while (slots[k].value)
-            k = (k + 1) & (cap - 1);
-        slots[k] = m->slots[i];
-    }
-    m->slots = slots;
-    m->cap = cap;
-    return 1;
+    return s2f_hash_word(h, (uintptr_t)c->meaning ^ (uint64_t)c->value_kind);
 }
 
 /* Runs write(f, arg) into a compact JSON writer on the scratch memory sink and copies the
@@ -178,21 +151,20 @@ static void write_concept(s2f_fhir *f, void *entry)
 /* The serialized CodeableConcept of c, made the first time; NULL when it cannot be. */
 static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
 {
-    struct s2f_fhir_concepts *m = f->concepts;
-    if (!m && !(m = f->concepts = s2f_arena_calloc(f->arena, 1, sizeof *m)))
+    if (!c->value)
         return NULL;
-    if (!c->value || (m->n * 2 >= m->cap && !concepts_grow(f, m)))
+    uint64_t h = concept_hash(c);
+    s2f_hslot *slot = s2f_hindex_find(&f->concepts, f->arena, h, same_concept, c);
+    if (!slot || slot->entry)
+        return slot ? slot->entry : NULL;
+    concept_entry *e = s2f_arena_calloc(f->arena, 1, sizeof *e);
+    if (!e)
         return NULL;
-    size_t h = concept_hash(c), k = h & (m->cap - 1);
-    for (; m->slots[k].value; k = (k + 1) & (m->cap - 1))
-        if (m->slots[k].hash == h && same_concept(&m->slots[k], c))
-            return &m->slots[k];
-    concept_entry e = {h, c, c->value, c->scheme, c->version, c->meaning, c->value_kind, 0, 0, NULL, 0};
-    if (!(e.text = render_compact(f, write_concept, &e, &e.len, &e.replaced)))
+    e->code = c;
+    if (!(e->text = render_compact(f, write_concept, e, &e->len, &e->replaced)))
         return NULL;
-    m->slots[k] = e;
-    m->n++;
-    return &m->slots[k];
+    s2f_hindex_put(&f->concepts, slot, h, e);
+    return e;
 }
 
 void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c)

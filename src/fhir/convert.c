@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+#include "../util/hash.h"
+
 /* ---- identities ------------------------------------------------------------------------ */
 
 static void fail(s2f_fhir *f, s2f_code code, const char *what)
@@ -27,8 +29,6 @@ struct s2f_rid_memo {
     const char *kind, *key;
     s2f_rid rid;
 };
-
-static uint64_t hash(const char *s);
 
 static void compute_rid(s2f_fhir *f, const char *type, const char *kind, const char *key,
                         s2f_rid *rid)
@@ -49,7 +49,8 @@ void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *k
         compute_rid(f, type, kind, key, rid);
         return;
     }
-    struct s2f_rid_memo *m = &f->rid_memo[(hash(key) ^ (uintptr_t)kind) & (RID_MEMO - 1)];
+    struct s2f_rid_memo *m = &f->rid_memo[(s2f_hash_bytes(S2F_HASH_SEED, key, strlen(key)) ^ (uintptr_t)kind) &
+                                              (RID_MEMO - 1)];
     if (m->kind != kind || !m->key || strcmp(m->key, key)) {
         /* keys are arena strings or literals: they outlive the conversion */
         compute_rid(f, type, kind, key, &m->rid);
@@ -97,66 +98,31 @@ void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
 
 /* ---- the set of shared resources written ------------------------------------------------- */
 
-/* Open addressing over (set, key) pairs; grows at half full. Sets and keys are literals or
- * arena strings: they outlive the conversion. */
+/* (set, key) pairs in a hash index. Sets and keys are literals or arena strings: they
+ * outlive the conversion. */
 struct set_entry {
-    uint64_t hash;
-    const char *set, *key; /* set NULL: the slot is free */
+    const char *set, *key;
 };
 
-struct s2f_fhir_sets {
-    struct set_entry *slots;
-    size_t cap, n;
-};
-
-static uint64_t hash_more(uint64_t h, const char *s)
+static int same_pair(const void *entry, const void *pair)
 {
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull; /* FNV-1a */
-    return h;
-}
-
-static uint64_t hash(const char *s) { return hash_more(1469598103934665603ull, s); }
-
-/* The hash of "set|key", without making the string. */
-static uint64_t hash_pair(const char *set, const char *key)
-{
-    return hash_more(hash_more(hash(set), "|"), key);
-}
-
-static int set_grow(s2f_fhir *f, struct s2f_fhir_sets *s)
-{
-    size_t cap = s->cap ? s->cap * 2 : 256;
-    struct set_entry *slots = s2f_arena_calloc(f->arena, cap, sizeof *slots);
-    if (!slots)
-        return 0;
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->slots[i].set) {
-            size_t k = s->slots[i].hash & (cap - 1);
-            while (slots[k].set)
-                k = (k + 1) & (cap - 1);
-            slots[k] = s->slots[i];
-        }
-    s->slots = slots;
-    s->cap = cap;
-    return 1;
+    const struct set_entry *a = entry, *b = pair;
+    return !strcmp(a->set, b->set) && !strcmp(a->key, b->key);
 }
 
 int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
 {
-    struct s2f_fhir_sets *s = f->sets;
-    if (s->n * 2 >= s->cap && !set_grow(f, s)) {
+    struct set_entry pair = {set, key}, *e;
+    uint64_t h = s2f_hash_bytes(s2f_hash_bytes(S2F_HASH_SEED, set, strlen(set)), key, strlen(key));
+    s2f_hslot *slot = s2f_hindex_find(f->sets, f->arena, h, same_pair, &pair);
+    if (slot && slot->entry)
+        return 0;
+    if (!slot || !(e = s2f_arena_alloc(f->arena, sizeof *e))) {
         fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
         return 0;
     }
-    uint64_t h = hash_pair(set, key);
-    size_t k = h & (s->cap - 1);
-    for (; s->slots[k].set; k = (k + 1) & (s->cap - 1))
-        if (s->slots[k].hash == h && !strcmp(s->slots[k].set, set) &&
-            !strcmp(s->slots[k].key, key))
-            return 0;
-    s->slots[k] = (struct set_entry){h, set, key};
-    s->n++;
+    *e = pair;
+    s2f_hindex_put(f->sets, slot, h, e);
     return 1;
 }
 
@@ -366,7 +332,7 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
                                s2f_sink *out, s2f_fhir_stats *stats, s2f_error *err)
 {
     s2f_json json;
-    struct s2f_fhir_sets sets = {0};
+    s2f_hindex sets = {0};
     s2f_fhir f = {
         .rep = rep,
         .doc = rep->doc,

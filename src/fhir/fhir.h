@@ -24,6 +24,7 @@
 
 #include "../report/report.h"
 #include "../json/writer.h"
+#include "../util/hindex.h"
 #include "codes.h"
 #include "uuid.h"
 
@@ -98,11 +99,11 @@ typedef struct s2f_fhir {
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
     int instant_known;
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
-    struct s2f_fhir_concepts *concepts; /* common.c: CodeableConcepts serialized once */
+    s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     const s2f_codeval *units_of; /* observations.c: the last Quantity units code, */
     s2f_coding units;           /* and its coding */
-    struct s2f_fhir_sets *sets; /* convert.c: shared resources already written */
+    s2f_hindex *sets;        /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;
 } s2f_fhir;

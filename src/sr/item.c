@@ -12,6 +12,7 @@
 
 #include "tags.h"
 #include "../util/hash.h"
+#include "../util/hindex.h"
 
 static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
 {
@@ -58,16 +59,14 @@ typedef struct code_elem {
 } code_elem;
 
 typedef struct code_entry {
-    uint64_t hash;
     code_elem elems[N_CODE_ELEMS];
-    const s2f_codeval *code; /* NULL: a free slot */
+    const s2f_codeval *code;
     unsigned replaced;       /* U+FFFD substitutions its decoding made */
 } code_entry;
 
 struct s2f_code_memo {
     const s2f_charset *cs;   /* the decoder the strings come from */
-    code_entry *slots;
-    size_t cap, n;
+    s2f_hindex index;        /* code_entry by the hash of its elements */
 };
 
 static void code_elems_of(const s2f_ds *ds, code_elem out[N_CODE_ELEMS])
@@ -107,8 +106,9 @@ static uint64_t code_hash(const code_elem el[N_CODE_ELEMS])
     return h;
 }
 
-static int same_code_elems(const code_elem *a, const code_elem *b)
+static int same_code_elems(const void *entry, const void *elems)
 {
+    const code_elem *a = ((const code_entry *)entry)->elems, *b = elems;
     for (int k = 0; k < N_CODE_ELEMS; k++) {
         if (a[k].present != b[k].present || a[k].text != b[k].text)
             return 0;
@@ -152,44 +152,18 @@ static s2f_codeval *decode_code(s2f_item_reader *rd, const code_elem el[N_CODE_E
     return c;
 }
 
-static int memo_grow(s2f_item_reader *rd, struct s2f_code_memo *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    code_entry *slots = s2f_arena_calloc(rd->arena, cap, sizeof *slots);
-    if (!slots)
-        return 0;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slots[i].code)
-            continue;
-        size_t k = m->slots[i].hash & (cap - 1);
-        while (slots[k].code)
-            k = (k + 1) & (cap - 1);
-        slots[k] = m->slots[i];
-    }
-    m->slots = slots;
-    m->cap = cap;
-    return 1;
-}
-
 /* The memo's slot for el: its entry, or the free slot where it goes. NULL when memory
  * ran out (the code is then decoded without the memo). */
-static code_entry *memo_slot(s2f_item_reader *rd, const code_elem el[N_CODE_ELEMS], uint64_t h)
+static s2f_hslot *memo_slot(s2f_item_reader *rd, const code_elem el[N_CODE_ELEMS], uint64_t h)
 {
     struct s2f_code_memo *m = rd->codes;
     if (!m && !(m = rd->codes = s2f_arena_calloc(rd->arena, 1, sizeof *m)))
         return NULL;
     if (m->cs != rd->text.cs) { /* strings of another decoder: start again */
         m->cs = rd->text.cs;
-        m->slots = NULL;
-        m->cap = m->n = 0;
+        m->index = (s2f_hindex){0};
     }
-    if (m->n * 2 >= m->cap && !memo_grow(rd, m))
-        return NULL;
-    size_t k = h & (m->cap - 1);
-    for (; m->slots[k].code; k = (k + 1) & (m->cap - 1))
-        if (m->slots[k].hash == h && same_code_elems(m->slots[k].elems, el))
-            return &m->slots[k];
-    return &m->slots[k];
+    return s2f_hindex_find(&m->index, rd->arena, h, same_code_elems, el);
 }
 
 /* The code of one Code Sequence item (ds may be NULL), shared with every equal item;
@@ -201,17 +175,20 @@ static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *
     *named = el[C_VALUE].present || el[C_LONG_VALUE].present || el[C_URN].present ||
              el[C_MEANING].present;
     uint64_t h = code_hash(el);
-    code_entry *slot = memo_slot(rd, el, h);
-    if (slot && slot->code) {
-        rd->text.replaced += slot->replaced;
-        return slot->code;
+    s2f_hslot *slot = memo_slot(rd, el, h);
+    if (slot && slot->entry) {
+        const code_entry *known = slot->entry;
+        rd->text.replaced += known->replaced;
+        return known->code;
     }
     unsigned before = rd->text.replaced;
     const s2f_codeval *c = decode_code(rd, el);
-    if (slot && c && !rd->text.oom) {
-        *slot = (code_entry){.hash = h, .code = c, .replaced = rd->text.replaced - before};
-        memcpy(slot->elems, el, sizeof slot->elems);
-        rd->codes->n++;
+    code_entry *e = slot && c && !rd->text.oom ? s2f_arena_alloc(rd->arena, sizeof *e) : NULL;
+    if (e) {
+        memcpy(e->elems, el, sizeof e->elems);
+        e->code = c;
+        e->replaced = rd->text.replaced - before;
+        s2f_hindex_put(&rd->codes->index, slot, h, e);
     }
     return c;
 }

@@ -1,0 +1,35 @@
+/*
+ * hindex.c - the open-addressing hash index (see hindex.h).
+ */
+#include "hindex.h"
+
+static int grow(s2f_hindex *x, s2f_arena *a)
+{
+    size_t cap = x->cap ? x->cap * 2 : 256;
+    s2f_hslot *slots = s2f_arena_calloc(a, cap, sizeof *slots);
+    if (!slots)
+        return 0;
+    for (size_t i = 0; i < x->cap; i++) {
+        if (!x->slots[i].entry)
+            continue;
+        size_t k = x->slots[i].hash & (cap - 1);
+        while (slots[k].entry)
+            k = (k + 1) & (cap - 1);
+        slots[k] = x->slots[i];
+    }
+    x->slots = slots;
+    x->cap = cap;
+    return 1;
+}
+
+s2f_hslot *s2f_hindex_find(s2f_hindex *x, s2f_arena *a, uint64_t h,
+                           int (*same)(const void *entry, const void *key), const void *key)
+{
+    if (x->n * 2 >= x->cap && !grow(x, a))
+        return NULL;
+    size_t k = h & (x->cap - 1);
+    for (; x->slots[k].entry; k = (k + 1) & (x->cap - 1))
+        if (x->slots[k].hash == h && same(x->slots[k].entry, key))
+            break;
+    return &x->slots[k];
+}
