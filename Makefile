@@ -7,7 +7,7 @@ CC      := gcc
 endif
 SAN     ?= 0
 BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
-OPT     ?= -O2
+OPT     ?= -O3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
 LDLIBS  += -lz -ljson-c -lm

@@ -31,7 +31,7 @@ typedef struct job {
     int status;
     /* conversion report */
     FILE *report;
-    s2f_sink report_sink;
+    s2f_sink *report_sink;   /* malloc'd with the report: 64 KiB nobody else should fault in */
     s2f_json report_json;
 } job;
 
@@ -142,11 +142,14 @@ static int open_report(job *jb)
 {
     if (!jb->report_path)
         return 1;
-    jb->report = fopen(jb->report_path, "w");
-    if (!jb->report)
+    jb->report_sink = malloc(sizeof *jb->report_sink);
+    jb->report = jb->report_sink ? fopen(jb->report_path, "w") : NULL;
+    if (!jb->report) {
+        free(jb->report_sink);
         return 0;
-    s2f_sink_init(&jb->report_sink, jb->report);
-    s2f_json_init(&jb->report_json, &jb->report_sink, 1);
+    }
+    s2f_sink_init(jb->report_sink, jb->report);
+    s2f_json_init(&jb->report_json, jb->report_sink, 1);
     s2f_json_begin_object(&jb->report_json);
     s2f_json_kv_begin_array(&jb->report_json, "files");
     return 1;
@@ -171,7 +174,8 @@ static int close_report(job *jb)
     s2f_json_end_object(j);
     s2f_json_end_object(j);
     s2f_json_finish(j);
-    int ok = s2f_sink_finish(&jb->report_sink) == 0;
+    int ok = s2f_sink_finish(jb->report_sink) == 0;
+    free(jb->report_sink);
     return fclose(jb->report) == 0 && ok;
 }
 
