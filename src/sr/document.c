@@ -2,14 +2,13 @@
  * document.c - the public entry points that read an SR into an s2f_doc: format
  * detection, reading, character set set-up, header and content tree (stages 1 and 2).
  */
-#define _DEFAULT_SOURCE 1 /* MAP_POPULATE */
 #include "document.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tags.h"
 
@@ -35,8 +34,6 @@ void s2f_doc_free(s2f_doc *doc)
         return;
     s2f_charset_close(doc->cs);
     free(doc->input);
-    if (doc->mapped)
-        munmap(doc->mapped, doc->mapped_len);
     s2f_arena_free(doc->arena);
     free(doc);
 }
@@ -145,30 +142,33 @@ static s2f_code build(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
                                                     : build_from_part10(doc, opt, err);
 }
 
-/* A new document over data; it takes ownership of `owned` (malloc'd) or `mapped`. */
-static s2f_doc *doc_new(const uint8_t *data, size_t len, uint8_t *owned, void *mapped,
-                        const s2f_options *opt, s2f_error *err)
+/* An empty document whose arena is sized for a report from `len` input bytes, plus
+ * `input` bytes for the input itself when it is to be read into the arena: the input
+ * then shares the arena's first (huge-page) chunk and does not count against the
+ * budget. */
+static s2f_doc *doc_alloc(size_t len, size_t input, const s2f_options *opt, s2f_error *err)
 {
     s2f_doc *doc = calloc(1, sizeof *doc);
     if (doc)
-        doc->arena = s2f_arena_new(memory_budget(opt, len));
+        doc->arena = s2f_arena_new(memory_budget(opt, len) + input);
     if (!doc || !doc->arena) {
-        free(owned);
-        if (mapped)
-            munmap(mapped, len);
         free(doc);
         s2f_fail(err, S2F_ENOMEM, "out of memory");
         return NULL;
     }
     /* about what a report needs: the content tree is ~2x a Part 10 file (its data sets
      * are streamed and dropped), a JSON data set read whole about as much */
-    s2f_arena_expect(doc->arena, len * 2);
-    doc->input = owned;
-    doc->mapped = mapped;
-    doc->mapped_len = len;
+    s2f_arena_expect(doc->arena, len * 2 + input);
+    doc->warnings.arena = doc->arena;
+    return doc;
+}
+
+/* Reads the document over data[0..len) into doc; frees doc on failure. */
+static s2f_doc *doc_build(s2f_doc *doc, const uint8_t *data, size_t len, const s2f_options *opt,
+                          s2f_error *err)
+{
     doc->data = data;
     doc->len = len;
-    doc->warnings.arena = doc->arena;
     if (build(doc, opt, err)) {
         s2f_doc_free(doc);
         return NULL;
@@ -176,11 +176,24 @@ static s2f_doc *doc_new(const uint8_t *data, size_t len, uint8_t *owned, void *m
     return doc;
 }
 
+/* A new document over data; it takes ownership of `owned` (malloc'd) when given. */
+static s2f_doc *doc_new(const uint8_t *data, size_t len, uint8_t *owned, const s2f_options *opt,
+                        s2f_error *err)
+{
+    s2f_doc *doc = doc_alloc(len, 0, opt, err);
+    if (!doc) {
+        free(owned);
+        return NULL;
+    }
+    doc->input = owned;
+    return doc_build(doc, data, len, opt, err);
+}
+
 s2f_doc *s2f_doc_read(const void *data, size_t len, const s2f_options *opt, s2f_error *err)
 {
     if (!data && len)
         return s2f_fail(err, S2F_EUSAGE, "no input buffer"), NULL;
-    return doc_new(data, len, NULL, NULL, opt, err);
+    return doc_new(data, len, NULL, opt, err);
 }
 
 /* Reads the whole stream into a malloc'd buffer, refusing more than S2F_MAX_INPUT bytes. */
@@ -216,11 +229,44 @@ static uint8_t *slurp(FILE *f, size_t hint, size_t *len, s2f_error *err)
     return buf;
 }
 
-/* Maps a regular file read-only and pre-faulted: no copy, one system call for all pages. */
-static void *map_file(FILE *f, size_t len)
+/* Reads up to `size` bytes of fd into buf with read(2), through short reads and EINTR;
+ * stops early at end of file. Returns the bytes read, or (size_t)-1 with errno set. */
+static size_t read_fully(int fd, uint8_t *buf, size_t size)
 {
-    void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(f), 0);
-    return p == MAP_FAILED ? NULL : p;
+    size_t n = 0;
+    while (n < size) {
+        size_t want = size - n > ((size_t)1 << 30) ? (size_t)1 << 30 : size - n;
+        ssize_t got = read(fd, buf + n, want);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            return (size_t)-1;
+        if (got == 0)
+            break;
+        n += (size_t)got;
+    }
+    return n;
+}
+
+/* A regular file of `size` bytes, read with read(2) into the new document's arena: fresh
+ * memory there is one huge-page fault per 2 MiB, where a mapping of the file costs a
+ * fault per 4 KiB page on the first touch. */
+static s2f_doc *read_regular(FILE *f, size_t size, const s2f_options *opt, s2f_error *err)
+{
+    s2f_doc *doc = doc_alloc(size, size, opt, err);
+    if (!doc)
+        return NULL;
+    uint8_t *buf = s2f_arena_alloc(doc->arena, size);
+    size_t len = buf ? read_fully(fileno(f), buf, size) : 0;
+    if (!buf || len == (size_t)-1) {
+        if (!buf)
+            s2f_fail(err, S2F_ENOMEM, "out of memory while reading the input");
+        else
+            s2f_fail(err, S2F_EIO, "read error: %s", strerror(errno));
+        s2f_doc_free(doc);
+        return NULL;
+    }
+    return doc_build(doc, buf, len, opt, err);
 }
 
 s2f_doc *s2f_doc_read_file(const char *path, const s2f_options *opt, s2f_error *err)
@@ -241,16 +287,21 @@ s2f_doc *s2f_doc_read_file(const char *path, const s2f_options *opt, s2f_error *
         regular = S_ISREG(st.st_mode);
         size = regular ? (size_t)st.st_size : 0;
     }
-    void *mapped = !rc && regular && size ? map_file(f, size) : NULL;
+    if (!rc && regular && size) {
+        s2f_doc *doc = read_regular(f, size, opt, err);
+        if (!is_stdin)
+            fclose(f);
+        return doc;
+    }
     uint8_t *buf = NULL;
     size_t len = size;
-    if (!rc && !mapped)
+    if (!rc)
         buf = slurp(f, size, &len, err);
     if (!is_stdin)
         fclose(f);
-    if (rc || (!mapped && !buf))
+    if (rc || !buf)
         return NULL;
-    return doc_new(mapped ? mapped : buf, len, buf, mapped, opt, err);
+    return doc_new(buf, len, buf, opt, err);
 }
 
 const s2f_warning *s2f_doc_warnings(const s2f_doc *doc, size_t *count)

@@ -11,9 +11,8 @@
 
 struct s2f_doc {
     s2f_arena *arena;
-    uint8_t *input;            /* malloc'd copy when read from a pipe, else NULL */
-    void *mapped;              /* mmap'd file when read from a regular file, else NULL */
-    size_t mapped_len;
+    uint8_t *input;            /* malloc'd copy when read from a pipe, else NULL (a
+                                * regular file is read into the arena) */
     const uint8_t *data;       /* the bytes that were read */
     size_t len;
     const char *transfer_syntax; /* UID, or "DICOM-JSON" */

@@ -196,7 +196,8 @@ TEST(missing_relationship_and_unknown_value_type_are_warnings)
 }
 
 /* Streaming (content.h): a Part 10 report's content data sets are dropped as soon as
- * each item is built, so the document keeps about twice the file, not four times. */
+ * each item is built, so the document keeps about twice the file, not four times (plus
+ * the file itself, which s2f_doc_read_file reads into the document's arena). */
 TEST(part10_content_is_streamed_in_bounded_memory)
 {
     const char *shared = getenv("SHARED");
@@ -213,7 +214,7 @@ TEST(part10_content_is_streamed_in_bounded_memory)
     s2f_doc *doc = s2f_doc_read_file(path, NULL, &err);
     CHECK(doc);
     CHECK(doc->tree.n_items == 4603);
-    CHECK(s2f_arena_in_use(doc->arena) < 2 * size);
+    CHECK(s2f_arena_in_use(doc->arena) < size + 2 * size);
     const s2f_elem *content = s2f_ds_find(doc->ds, S2F_TAG(0x0040, 0xA730));
     CHECK(content && content->is_seq && content->n_items == 0); /* went to the tree */
     s2f_doc_free(doc);
