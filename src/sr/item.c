@@ -50,13 +50,21 @@ static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *
 enum { C_VALUE, C_LONG_VALUE, C_URN, C_SCHEME, C_VERSION, C_MEANING, N_CODE_ELEMS };
 
 /* What decoding takes from one element: whether it is there and, when it has a text form
- * (s2f_text_elem), its VR and bytes, which point into the input: it outlives the reading. */
+ * (s2f_text_elem), its VR and bytes, which point into the input: it outlives the reading.
+ * Everything but the bytes is packed in one word, so that comparing two items is a word
+ * per element and a comparison of the bytes. */
 typedef struct code_elem {
     const uint8_t *val;
-    uint32_t len;
-    uint16_t vr;
-    uint8_t present, text;
+    uint64_t shape;          /* 0 when absent, else PRESENT | TEXT | VR | length */
 } code_elem;
+
+#define SHAPE_PRESENT ((uint64_t)1 << 48)
+#define SHAPE_TEXT ((uint64_t)1 << 49)
+#define SHAPE_VR(vr) ((uint64_t)(vr) << 32)
+
+static int shape_text(uint64_t shape) { return (shape & SHAPE_TEXT) != 0; }
+static uint32_t shape_len(uint64_t shape) { return (uint32_t)shape; }
+static uint16_t shape_vr(uint64_t shape) { return (uint16_t)(shape >> 32); }
 
 typedef struct code_entry {
     code_elem elems[N_CODE_ELEMS];
@@ -72,7 +80,7 @@ struct s2f_code_memo {
 static void code_elems_of(const s2f_ds *ds, code_elem out[N_CODE_ELEMS])
 {
     memset(out, 0, N_CODE_ELEMS * sizeof *out);
-    for (uint32_t i = 0; ds && i < ds->n; i++) {
+    for (uint32_t i = 0; ds && i < ds->n && ds->elems[i].tag <= T_URNCodeValue; i++) {
         const s2f_elem *e = &ds->elems[i];
         int k;
         switch (e->tag) {
@@ -84,36 +92,88 @@ static void code_elems_of(const s2f_ds *ds, code_elem out[N_CODE_ELEMS])
         case T_CodeMeaning: k = C_MEANING; break;
         default: continue;
         }
-        out[k].present = 1;
+        out[k].shape = SHAPE_PRESENT;
         if (!e->is_seq && e->len && (s2f_vr_is_string(e->vr) || e->vr == S2F_VR('U', 'N'))) {
-            out[k].text = 1;
+            out[k].shape |= SHAPE_TEXT | SHAPE_VR(e->vr) | e->len;
             out[k].val = e->val;
-            out[k].len = e->len;
-            out[k].vr = e->vr;
         }
     }
 }
 
+static uint64_t load64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static uint32_t load32(const uint8_t *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+static uint16_t load16(const uint8_t *p)
+{
+    uint16_t w;
+    memcpy(&w, p, 2);
+    return w;
+}
+
+/* A word from the first and last bytes at p (all of them when n <= 8), reading no byte
+ * outside p[0..n). */
+static uint64_t ends_word(const uint8_t *p, size_t n)
+{
+    if (n >= 8)
+        return load64(p) ^ (load64(p + n - 8) * 0x9E3779B97F4A7C15ull);
+    if (n >= 4)
+        return load32(p) | (uint64_t)load32(p + n - 4) << 32;
+    if (n >= 2)
+        return load16(p) | (uint64_t)load16(p + n - 2) << 16;
+    return n ? p[0] : 0;
+}
+
+/* Hashes the shapes and, of each text, its first and last eight bytes: enough to tell
+ * codes apart (the memo compares the whole bytes of a candidate anyway). */
 static uint64_t code_hash(const code_elem el[N_CODE_ELEMS])
 {
     uint64_t h = S2F_HASH_SEED;
     for (int k = 0; k < N_CODE_ELEMS; k++) {
-        h = s2f_hash_word(h, (uint64_t)el[k].present | (uint64_t)el[k].text << 8 |
-                                 (uint64_t)el[k].vr << 16);
-        if (el[k].text)
-            h = s2f_hash_bytes(h, el[k].val, el[k].len);
+        uint64_t shape = el[k].shape;
+        if (!shape)
+            continue;
+        uint64_t w = shape_text(shape) ? ends_word(el[k].val, shape_len(shape)) : 0;
+        h = s2f_hash_word(s2f_hash_word(h, shape + (uint64_t)k), w);
     }
     return h;
+}
+
+/* Compares words, the last one overlapping the one before when n is not a multiple. */
+static int same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    if (a == b)
+        return 1;
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (load64(a + i) != load64(b + i))
+                return 0;
+        return load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    if (n >= 2)
+        return load16(a) == load16(b) && load16(a + n - 2) == load16(b + n - 2);
+    return n == 0 || a[0] == b[0];
 }
 
 static int same_code_elems(const void *entry, const void *elems)
 {
     const code_elem *a = ((const code_entry *)entry)->elems, *b = elems;
     for (int k = 0; k < N_CODE_ELEMS; k++) {
-        if (a[k].present != b[k].present || a[k].text != b[k].text)
+        if (a[k].shape != b[k].shape)
             return 0;
-        if (a[k].text && (a[k].vr != b[k].vr || a[k].len != b[k].len ||
-                          memcmp(a[k].val, b[k].val, a[k].len) != 0))
+        if (shape_text(a[k].shape) && !same_bytes(a[k].val, b[k].val, shape_len(a[k].shape)))
             return 0;
     }
     return 1;
@@ -121,9 +181,9 @@ static int same_code_elems(const void *entry, const void *elems)
 
 static const char *code_text(s2f_item_reader *rd, const code_elem *el)
 {
-    if (!el->text)
+    if (!shape_text(el->shape))
         return NULL;
-    s2f_elem e = {.vr = el->vr, .len = el->len, .val = el->val};
+    s2f_elem e = {.vr = shape_vr(el->shape), .len = shape_len(el->shape), .val = el->val};
     return s2f_text_elem(&rd->text, &e);
 }
 
@@ -172,8 +232,8 @@ static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *
 {
     code_elem el[N_CODE_ELEMS];
     code_elems_of(ds, el);
-    *named = el[C_VALUE].present || el[C_LONG_VALUE].present || el[C_URN].present ||
-             el[C_MEANING].present;
+    *named = el[C_VALUE].shape || el[C_LONG_VALUE].shape || el[C_URN].shape ||
+             el[C_MEANING].shape;
     uint64_t h = code_hash(el);
     s2f_hslot *slot = memo_slot(rd, el, h);
     if (slot && slot->entry) {
