@@ -175,16 +175,26 @@ static const char *end_name(const reader *r, size_t end)
 
 /* ---- scratch stacks ------------------------------------------------------------------ */
 
-static s2f_code push_elem(reader *r, const s2f_elem *e)
+static s2f_code grow_elems(reader *r) __attribute__((noinline));
+static s2f_code grow_elems(reader *r)
+{
+    size_t cap = r->cap_elems ? r->cap_elems * 2 : 256;
+    s2f_elem *p = s2f_arena_realloc(r->ctx->arena, r->elems, r->cap_elems * sizeof *p,
+                                    cap * sizeof *p);
+    if (!p)
+        return fail_memory(r);
+    r->elems = p;
+    r->cap_elems = cap;
+    return S2F_OK;
+}
+
+/* Runs once per element: inline, with the growing out of line. */
+static inline s2f_code push_elem(reader *r, const s2f_elem *e)
 {
     if (r->n_elems == r->cap_elems) {
-        size_t cap = r->cap_elems ? r->cap_elems * 2 : 256;
-        s2f_elem *p = s2f_arena_realloc(r->ctx->arena, r->elems, r->cap_elems * sizeof *p,
-                                        cap * sizeof *p);
-        if (!p)
-            return fail_memory(r);
-        r->elems = p;
-        r->cap_elems = cap;
+        s2f_code rc = grow_elems(r);
+        if (rc)
+            return rc;
     }
     r->elems[r->n_elems++] = *e;
     return S2F_OK;
@@ -705,8 +715,11 @@ static int trailing_padding(reader *r, size_t pos, size_t end)
     return 1;
 }
 
-/* Reads elements into sc->ds's scratch run until the scope ends. */
-static s2f_code read_elements(reader *r, enc e, size_t *pos, const scope *sc)
+/* Reads elements into sc->ds's scratch run until the scope ends. Inlined into
+ * read_elements once per encoding. */
+static inline __attribute__((always_inline)) s2f_code read_elements_as(reader *r, enc e,
+                                                                        size_t *pos,
+                                                                        const scope *sc)
 {
     while (*pos < sc->end) {
         if (sc->kind == BODY_TOP && trailing_padding(r, *pos, sc->end)) {
@@ -735,6 +748,16 @@ static s2f_code read_elements(reader *r, enc e, size_t *pos, const scope *sc)
             return rc;
     }
     return sc->kind == BODY_UNDEFINED ? item_unclosed(r, sc) : S2F_OK;
+}
+
+/* The loop above compiled once for each encoding, so that the byte order and the VR form
+ * are constants on the path every element takes. */
+static s2f_code read_elements(reader *r, enc e, size_t *pos, const scope *sc)
+{
+    if (!e.explicit_vr)
+        return read_elements_as(r, IMPLICIT_LE, pos, sc);
+    return e.big_endian ? read_elements_as(r, EXPLICIT_BE, pos, sc)
+                        : read_elements_as(r, EXPLICIT_LE, pos, sc);
 }
 
 /* ---- detecting the encoding ------------------------------------------------------------ */
