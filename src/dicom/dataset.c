@@ -33,11 +33,16 @@ const s2f_ds *s2f_ds_item(const s2f_ds *ds, uint32_t tag, uint32_t index)
 
 static int is_pad(uint8_t c) { return c == ' ' || c == '\0'; }
 
+static int is_long_text_vr(uint16_t vr)
+{
+    return vr == S2F_VR('L', 'T') || vr == S2F_VR('S', 'T') || vr == S2F_VR('U', 'T');
+}
+
 uint32_t s2f_elem_string_count(const s2f_elem *e)
 {
     if (!e || e->is_seq || e->len == 0)
         return 0;
-    if (e->vr == S2F_VR('L', 'T') || e->vr == S2F_VR('S', 'T') || e->vr == S2F_VR('U', 'T'))
+    if (is_long_text_vr(e->vr))
         return 1; /* backslash is text in these VRs */
     uint32_t n = 1;
     for (uint32_t i = 0; i < e->len; i++)
@@ -45,24 +50,28 @@ uint32_t s2f_elem_string_count(const s2f_elem *e)
     return n;
 }
 
+/* One pass: skips `index` backslashes (none exist in LT/ST/UT, whose backslash is text),
+ * then ends the value at the next one. */
 int s2f_elem_string_raw(const s2f_elem *e, uint32_t index, const uint8_t **p, size_t *n)
 {
-    uint32_t count = s2f_elem_string_count(e);
-    if (index >= count)
+    if (!e || e->is_seq || e->len == 0)
         return 0;
     const uint8_t *s = e->val, *end = e->val + e->len;
-    if (count > 1) {
+    int long_text = is_long_text_vr(e->vr);
+    if (!long_text) {
         for (uint32_t k = 0; k < index; k++) {
             const uint8_t *bs = memchr(s, '\\', (size_t)(end - s));
+            if (!bs)
+                return 0;
             s = bs + 1;
         }
         const uint8_t *bs = memchr(s, '\\', (size_t)(end - s));
         if (bs)
             end = bs;
+    } else if (index > 0) {
+        return 0;
     }
     /* Leading spaces are significant only in LT/ST/UT, trailing padding never. */
-    int long_text = e->vr == S2F_VR('L', 'T') || e->vr == S2F_VR('S', 'T') ||
-                    e->vr == S2F_VR('U', 'T');
     while (!long_text && s < end && *s == ' ')
         s++;
     while (end > s && is_pad(end[-1]))

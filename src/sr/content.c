@@ -54,8 +54,14 @@ static const struct { const char *name; size_t len; s2f_rel rel; } rel_names[] =
     {TERM("SELECTED FROM"), S2F_REL_SELECTED_FROM},
 };
 
+/* The tables list the terms in the order of their enums, so a name is one look-up. */
+#define N_VT (sizeof vt_names / sizeof vt_names[0])
+#define N_REL (sizeof rel_names / sizeof rel_names[0])
+
 const char *s2f_vt_name(s2f_vt vt)
 {
+    if (vt >= 1 && (size_t)vt <= N_VT && vt_names[vt - 1].vt == vt)
+        return vt_names[vt - 1].name;
     for (size_t i = 0; i < sizeof vt_names / sizeof vt_names[0]; i++)
         if (vt_names[i].vt == vt)
             return vt_names[i].name;
@@ -64,6 +70,8 @@ const char *s2f_vt_name(s2f_vt vt)
 
 const char *s2f_rel_name(s2f_rel rel)
 {
+    if (rel >= 1 && (size_t)rel <= N_REL && rel_names[rel - 1].rel == rel)
+        return rel_names[rel - 1].name;
     for (size_t i = 0; i < sizeof rel_names / sizeof rel_names[0]; i++)
         if (rel_names[i].rel == rel)
             return rel_names[i].name;
@@ -73,7 +81,7 @@ const char *s2f_rel_name(s2f_rel rel)
 /* 1 when term[0..n) spells the len bytes of name exactly (term may hold any bytes). */
 static int is_term(const char *name, size_t len, const uint8_t *term, size_t n)
 {
-    return len == n && memcmp(name, term, n) == 0;
+    return len == n && n && name[0] == (char)term[0] && memcmp(name, term, n) == 0;
 }
 
 s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
