@@ -9,6 +9,12 @@ const s2f_elem *s2f_ds_find(const s2f_ds *ds, uint32_t tag)
 {
     if (!ds)
         return NULL;
+    if (ds->n <= 8) { /* a content item or code: a scan beats the search */
+        for (uint32_t i = 0; i < ds->n && ds->elems[i].tag <= tag; i++)
+            if (ds->elems[i].tag == tag)
+                return &ds->elems[i];
+        return NULL;
+    }
     uint32_t lo = 0, hi = ds->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

@@ -217,11 +217,9 @@ static s2f_code push_item(reader *r, s2f_ds *ds)
 
 static s2f_ds *new_ds(reader *r, const s2f_ds *parent, size_t offset)
 {
-    s2f_ds *ds = s2f_arena_calloc(ds_arena(r), 1, sizeof *ds);
-    if (ds) {
-        ds->parent = parent;
-        ds->offset = offset;
-    }
+    s2f_ds *ds = s2f_arena_alloc(ds_arena(r), sizeof *ds);
+    if (ds)
+        *ds = (s2f_ds){.parent = parent, .offset = offset};
     return ds;
 }
 
@@ -474,9 +472,13 @@ static s2f_code read_content_item(reader *r, enc e, const hdr *h, size_t seq_end
     return rc;
 }
 
-/* Items of the sequence el whose value starts at *pos; defined length when len != UNDEF. */
-static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t len,
-                           const scope *outer, s2f_elem *el)
+/* Items of the sequence el whose value starts at *pos; defined length when len != UNDEF.
+ * Inlined into read_items once per encoding. */
+static inline __attribute__((always_inline)) s2f_code read_items_as(reader *r, enc e,
+                                                                     size_t *pos, size_t end,
+                                                                     uint32_t len,
+                                                                     const scope *outer,
+                                                                     s2f_elem *el)
 {
     int undefined = len == UNDEFINED_LEN;
     size_t seq_end = undefined ? end : *pos + len;
@@ -510,6 +512,15 @@ static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t l
         if (rc)
             return rc;
     }
+}
+
+static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t len,
+                           const scope *outer, s2f_elem *el)
+{
+    if (!e.explicit_vr)
+        return read_items_as(r, IMPLICIT_LE, pos, end, len, outer, el);
+    return e.big_endian ? read_items_as(r, EXPLICIT_BE, pos, end, len, outer, el)
+                        : read_items_as(r, EXPLICIT_LE, pos, end, len, outer, el);
 }
 
 /* Reads the value of el (at h->val) as a sequence; fills items, sets *next. */

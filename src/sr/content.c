@@ -81,7 +81,7 @@ const char *s2f_rel_name(s2f_rel rel)
 /* 1 when term[0..n) spells the len bytes of name exactly (term may hold any bytes). */
 static int is_term(const char *name, size_t len, const uint8_t *term, size_t n)
 {
-    return len == n && n && name[0] == (char)term[0] && memcmp(name, term, n) == 0;
+    return len == n && memcmp(name, term, n) == 0;
 }
 
 s2f_vt s2f_vt_from(const uint8_t *p, size_t n)
