@@ -12,7 +12,6 @@
 
 #include "tags.h"
 #include "../util/hash.h"
-#include "../util/hindex.h"
 
 static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
 {
@@ -49,53 +48,85 @@ static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *
  * therefore share (strings and pointer). */
 enum { C_VALUE, C_LONG_VALUE, C_URN, C_SCHEME, C_VERSION, C_MEANING, N_CODE_ELEMS };
 
-/* What decoding takes from one element: whether it is there and, when it has a text form
- * (s2f_text_elem), its VR and bytes, which point into the input: it outlives the reading.
- * Everything but the bytes is packed in one word, so that comparing two items is a word
- * per element and a comparison of the bytes. */
+/* What decoding takes from one element: which of the six it is and, when it has a text
+ * form (s2f_text_elem), its VR and bytes, which point into the input: it outlives the
+ * reading. Everything but the bytes is packed in one word, so that comparing two items is
+ * a word per element and a comparison of the bytes. */
 typedef struct code_elem {
     const uint8_t *val;
-    uint64_t shape;          /* 0 when absent, else PRESENT | TEXT | VR | length */
+    uint64_t shape;          /* PRESENT | which | TEXT | VR | length */
 } code_elem;
 
 #define SHAPE_PRESENT ((uint64_t)1 << 48)
 #define SHAPE_TEXT ((uint64_t)1 << 49)
+#define SHAPE_WHICH(k) ((uint64_t)(k) << 52)
 #define SHAPE_VR(vr) ((uint64_t)(vr) << 32)
 
 static int shape_text(uint64_t shape) { return (shape & SHAPE_TEXT) != 0; }
 static uint32_t shape_len(uint64_t shape) { return (uint32_t)shape; }
 static uint16_t shape_vr(uint64_t shape) { return (uint16_t)(shape >> 32); }
+static unsigned shape_which(uint64_t shape) { return (unsigned)(shape >> 52); }
+
+/* The elements of a Code Sequence item the code is made of, in tag order: the key the
+ * memo looks codes up by. */
+typedef struct code_key {
+    unsigned n;
+    unsigned present;        /* bit C_* for each element there */
+    code_elem elems[N_CODE_ELEMS];
+} code_key;
 
 typedef struct code_entry {
-    code_elem elems[N_CODE_ELEMS];
+    code_key key;
     const s2f_codeval *code;
     unsigned replaced;       /* U+FFFD substitutions its decoding made */
 } code_entry;
 
+/* The memo: linear probing over a power-of-two table grown at half full, but a lookup
+ * looks at no more than MEMO_PROBES slots. The hash reads only the ends of each text, so
+ * an input can make many codes collide: those then cost one decoding each (they are not
+ * remembered) instead of a scan over all the others. */
+#define MEMO_PROBES 16
+
+typedef struct memo_slot {
+    uint64_t hash;
+    const code_entry *entry; /* NULL: free */
+} memo_slot;
+
 struct s2f_code_memo {
     const s2f_charset *cs;   /* the decoder the strings come from */
-    s2f_hindex index;        /* code_entry by the hash of its elements */
+    memo_slot *slots;
+    size_t cap, n;
 };
 
-static void code_elems_of(const s2f_ds *ds, code_elem out[N_CODE_ELEMS])
+/* Which code element a tag from (0008,0100) on is, by its distance from it; 0 for none,
+ * else C_* + 1. */
+static const uint8_t code_elem_at[T_URNCodeValue - T_CodeValue + 1] = {
+    [T_CodeValue - T_CodeValue] = C_VALUE + 1,
+    [T_LongCodeValue - T_CodeValue] = C_LONG_VALUE + 1,
+    [T_URNCodeValue - T_CodeValue] = C_URN + 1,
+    [T_CodingSchemeDesignator - T_CodeValue] = C_SCHEME + 1,
+    [T_CodingSchemeVersion - T_CodeValue] = C_VERSION + 1,
+    [T_CodeMeaning - T_CodeValue] = C_MEANING + 1,
+};
+
+static void code_key_of(const s2f_ds *ds, code_key *key)
 {
-    memset(out, 0, N_CODE_ELEMS * sizeof *out);
+    key->n = key->present = 0;
     for (uint32_t i = 0; ds && i < ds->n && ds->elems[i].tag <= T_URNCodeValue; i++) {
         const s2f_elem *e = &ds->elems[i];
-        int k;
-        switch (e->tag) {
-        case T_CodeValue: k = C_VALUE; break;
-        case T_LongCodeValue: k = C_LONG_VALUE; break;
-        case T_URNCodeValue: k = C_URN; break;
-        case T_CodingSchemeDesignator: k = C_SCHEME; break;
-        case T_CodingSchemeVersion: k = C_VERSION; break;
-        case T_CodeMeaning: k = C_MEANING; break;
-        default: continue;
-        }
-        out[k].shape = SHAPE_PRESENT;
+        uint32_t d = e->tag - T_CodeValue;
+        if (d >= sizeof code_elem_at || !code_elem_at[d])
+            continue;
+        unsigned k = code_elem_at[d] - 1u;
+        if (key->present & 1u << k) /* a repeated tag (sorted: the last one): it wins */
+            key->n--;
+        key->present |= 1u << k;
+        code_elem *out = &key->elems[key->n++];
+        out->shape = SHAPE_PRESENT | SHAPE_WHICH(k);
+        out->val = NULL;
         if (!e->is_seq && e->len && (s2f_vr_is_string(e->vr) || e->vr == S2F_VR('U', 'N'))) {
-            out[k].shape |= SHAPE_TEXT | SHAPE_VR(e->vr) | e->len;
-            out[k].val = e->val;
+            out->shape |= SHAPE_TEXT | SHAPE_VR(e->vr) | e->len;
+            out->val = e->val;
         }
     }
 }
@@ -136,15 +167,13 @@ static uint64_t ends_word(const uint8_t *p, size_t n)
 
 /* Hashes the shapes and, of each text, its first and last eight bytes: enough to tell
  * codes apart (the memo compares the whole bytes of a candidate anyway). */
-static uint64_t code_hash(const code_elem el[N_CODE_ELEMS])
+static uint64_t code_hash(const code_key *key)
 {
     uint64_t h = S2F_HASH_SEED;
-    for (int k = 0; k < N_CODE_ELEMS; k++) {
-        uint64_t shape = el[k].shape;
-        if (!shape)
-            continue;
-        uint64_t w = shape_text(shape) ? ends_word(el[k].val, shape_len(shape)) : 0;
-        h = s2f_hash_word(s2f_hash_word(h, shape + (uint64_t)k), w);
+    for (unsigned i = 0; i < key->n; i++) {
+        uint64_t shape = key->elems[i].shape;
+        uint64_t w = shape_text(shape) ? ends_word(key->elems[i].val, shape_len(shape)) : 0;
+        h = s2f_hash_word(s2f_hash_word(h, shape), w);
     }
     return h;
 }
@@ -167,13 +196,15 @@ static int same_bytes(const uint8_t *a, const uint8_t *b, size_t n)
     return n == 0 || a[0] == b[0];
 }
 
-static int same_code_elems(const void *entry, const void *elems)
+static int same_code_key(const code_key *a, const code_key *b)
 {
-    const code_elem *a = ((const code_entry *)entry)->elems, *b = elems;
-    for (int k = 0; k < N_CODE_ELEMS; k++) {
-        if (a[k].shape != b[k].shape)
+    if (a->n != b->n)
+        return 0;
+    for (unsigned i = 0; i < a->n; i++) {
+        uint64_t shape = a->elems[i].shape;
+        if (shape != b->elems[i].shape)
             return 0;
-        if (shape_text(a[k].shape) && !same_bytes(a[k].val, b[k].val, shape_len(a[k].shape)))
+        if (shape_text(shape) && !same_bytes(a->elems[i].val, b->elems[i].val, shape_len(shape)))
             return 0;
     }
     return 1;
@@ -181,28 +212,31 @@ static int same_code_elems(const void *entry, const void *elems)
 
 static const char *code_text(s2f_item_reader *rd, const code_elem *el)
 {
-    if (!shape_text(el->shape))
+    if (!el || !shape_text(el->shape))
         return NULL;
     s2f_elem e = {.vr = shape_vr(el->shape), .len = shape_len(el->shape), .val = el->val};
     return s2f_text_elem(&rd->text, &e);
 }
 
 /* Decodes the Code Sequence Macro: every string is set ("" when absent, the version NULL). */
-static s2f_codeval *decode_code(s2f_item_reader *rd, const code_elem el[N_CODE_ELEMS])
+static s2f_codeval *decode_code(s2f_item_reader *rd, const code_key *key)
 {
+    const code_elem *el[N_CODE_ELEMS] = {NULL};
+    for (unsigned i = 0; i < key->n; i++)
+        el[shape_which(key->elems[i].shape)] = &key->elems[i];
     s2f_codeval *c = s2f_arena_calloc(rd->arena, 1, sizeof *c);
     if (!c) {
         rd->text.oom = 1;
         return NULL;
     }
-    c->value = code_text(rd, &el[C_VALUE]);
-    if (!c->value && (c->value = code_text(rd, &el[C_LONG_VALUE])))
+    c->value = code_text(rd, el[C_VALUE]);
+    if (!c->value && (c->value = code_text(rd, el[C_LONG_VALUE])))
         c->value_kind = 1;
-    if (!c->value && (c->value = code_text(rd, &el[C_URN])))
+    if (!c->value && (c->value = code_text(rd, el[C_URN])))
         c->value_kind = 2;
-    c->scheme = code_text(rd, &el[C_SCHEME]);
-    c->version = code_text(rd, &el[C_VERSION]);
-    c->meaning = code_text(rd, &el[C_MEANING]);
+    c->scheme = code_text(rd, el[C_SCHEME]);
+    c->version = code_text(rd, el[C_VERSION]);
+    c->meaning = code_text(rd, el[C_MEANING]);
     if (!c->scheme)
         c->scheme = "";
     if (!c->meaning)
@@ -212,43 +246,81 @@ static s2f_codeval *decode_code(s2f_item_reader *rd, const code_elem el[N_CODE_E
     return c;
 }
 
-/* The memo's slot for el: its entry, or the free slot where it goes. NULL when memory
- * ran out (the code is then decoded without the memo). */
-static s2f_hslot *memo_slot(s2f_item_reader *rd, const code_elem el[N_CODE_ELEMS], uint64_t h)
+/* Doubles the table, moving each entry to its new place; one that finds no free slot
+ * within MEMO_PROBES of it is forgotten. 0 when memory ran out. */
+static int memo_grow(struct s2f_code_memo *m, s2f_arena *a)
+{
+    size_t cap = m->cap ? m->cap * 2 : 256;
+    memo_slot *slots = s2f_arena_calloc(a, cap, sizeof *slots);
+    if (!slots)
+        return 0;
+    size_t n = 0;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].entry)
+            continue;
+        size_t k = m->slots[i].hash & (cap - 1);
+        for (int probe = 0; probe < MEMO_PROBES; probe++, k = (k + 1) & (cap - 1))
+            if (!slots[k].entry) {
+                slots[k] = m->slots[i];
+                n++;
+                break;
+            }
+    }
+    m->slots = slots;
+    m->cap = cap;
+    m->n = n;
+    return 1;
+}
+
+/* The memo's slot for key: its entry, or the free slot where it goes. NULL when memory
+ * ran out or the MEMO_PROBES slots looked at are taken by others (the code is then
+ * decoded without the memo). */
+static memo_slot *memo_find(s2f_item_reader *rd, const code_key *key, uint64_t h)
 {
     struct s2f_code_memo *m = rd->codes;
     if (!m && !(m = rd->codes = s2f_arena_calloc(rd->arena, 1, sizeof *m)))
         return NULL;
     if (m->cs != rd->text.cs) { /* strings of another decoder: start again */
         m->cs = rd->text.cs;
-        m->index = (s2f_hindex){0};
+        m->slots = NULL;
+        m->cap = m->n = 0;
     }
-    return s2f_hindex_find(&m->index, rd->arena, h, same_code_elems, el);
+    if (m->n * 2 >= m->cap && !memo_grow(m, rd->arena))
+        return NULL;
+    size_t k = h & (m->cap - 1);
+    for (int probe = 0; probe < MEMO_PROBES; probe++, k = (k + 1) & (m->cap - 1)) {
+        memo_slot *s = &m->slots[k];
+        if (!s->entry || (s->hash == h && same_code_key(&s->entry->key, key)))
+            return s;
+    }
+    return NULL;
 }
+
+#define NAMING_ELEMS (1u << C_VALUE | 1u << C_LONG_VALUE | 1u << C_URN | 1u << C_MEANING)
 
 /* The code of one Code Sequence item (ds may be NULL), shared with every equal item;
  * *named = 0 when it has neither a code value nor a meaning. NULL when memory ran out. */
 static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *named)
 {
-    code_elem el[N_CODE_ELEMS];
-    code_elems_of(ds, el);
-    *named = el[C_VALUE].shape || el[C_LONG_VALUE].shape || el[C_URN].shape ||
-             el[C_MEANING].shape;
-    uint64_t h = code_hash(el);
-    s2f_hslot *slot = memo_slot(rd, el, h);
+    code_key key;
+    code_key_of(ds, &key);
+    *named = (key.present & NAMING_ELEMS) != 0;
+    uint64_t h = code_hash(&key);
+    memo_slot *slot = memo_find(rd, &key, h);
     if (slot && slot->entry) {
-        const code_entry *known = slot->entry;
-        rd->text.replaced += known->replaced;
-        return known->code;
+        rd->text.replaced += slot->entry->replaced;
+        return slot->entry->code;
     }
     unsigned before = rd->text.replaced;
-    const s2f_codeval *c = decode_code(rd, el);
+    const s2f_codeval *c = decode_code(rd, &key);
     code_entry *e = slot && c && !rd->text.oom ? s2f_arena_alloc(rd->arena, sizeof *e) : NULL;
     if (e) {
-        memcpy(e->elems, el, sizeof e->elems);
+        e->key = key;
         e->code = c;
         e->replaced = rd->text.replaced - before;
-        s2f_hindex_put(&rd->codes->index, slot, h, e);
+        slot->hash = h;
+        slot->entry = e;
+        rd->codes->n++;
     }
     return c;
 }
