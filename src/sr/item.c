@@ -34,10 +34,26 @@ static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
     rd->notes[rd->n_notes++].what = what;
 }
 
-/* The trimmed raw bytes of a string element, or 0 when absent or empty. */
+/* The trimmed raw bytes of the first value of a string element, or 0 when absent or
+ * empty. A short term (a Value or Relationship Type) without a backslash or a leading space
+ * is trimmed here, which is what s2f_elem_string_raw would do with it. */
 static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *n)
 {
-    return s2f_elem_string_raw(s2f_ds_find(ds, tag), 0, p, n) && *n > 0;
+    const s2f_elem *e = s2f_ds_find(ds, tag);
+    if (e && !e->is_seq && e->len && e->len <= 16 && e->val[0] != ' ') {
+        size_t len = e->len;
+        while (len && (e->val[len - 1] == ' ' || e->val[len - 1] == '\0'))
+            len--;
+        size_t i = 0;
+        while (i < len && e->val[i] != '\\')
+            i++;
+        if (i == len) {
+            *p = e->val;
+            *n = len;
+            return len > 0;
+        }
+    }
+    return s2f_elem_string_raw(e, 0, p, n) && *n > 0;
 }
 
 /* ---- codes: each distinct one decoded once ---------------------------------------------- */
