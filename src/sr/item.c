@@ -34,12 +34,62 @@ static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
     rd->notes[rd->n_notes++].what = what;
 }
 
+/* ---- the elements of an item, found in one pass ------------------------------------ */
+
+/* The elements of a content item the decoder reads (all in group 0040), found in one
+ * pass over its data set (sorted, a handful of elements) instead of a search for each. */
+#define ITEM_ELEMS(X)                                                                      \
+    X(E_REL, T_RelationshipType) X(E_OBS_DT, T_ObservationDateTime) X(E_VT, T_ValueType)  \
+    X(E_CONCEPT, T_ConceptNameCodeSequence) X(E_CONTINUITY, T_ContinuityOfContent)        \
+    X(E_DATETIME, T_DateTime) X(E_DATE, T_Date) X(E_TIME, T_Time)                          \
+    X(E_PNAME, T_PersonName) X(E_UID, T_UID) X(E_TEXT, T_TextValue)                        \
+    X(E_CONCEPT_CODE, T_ConceptCodeSequence) X(E_OBS_UID, T_ObservationUID)                \
+    X(E_MEASURED, T_MeasuredValueSequence) X(E_QUALIFIER, T_NumericValueQualifierCodeSequence) \
+    X(E_TEMPLATE, T_ContentTemplateSequence) X(E_REF_ID, T_ReferencedContentItemIdentifier)
+
+#define AS_ENUM(k, tag) k,
+enum { ITEM_ELEMS(AS_ENUM) N_ITEM_ELEMS };
+#define AS_TAG(k, tag) tag,
+static const uint32_t item_tags[N_ITEM_ELEMS] = {ITEM_ELEMS(AS_TAG)};
+#define AS_CASE(k, tag) case tag: return k;
+
+static int item_elem_of(uint32_t tag)
+{
+    switch (tag) {
+    ITEM_ELEMS(AS_CASE)
+    default: return -1;
+    }
+}
+
+/* Fills el[] with the elements of ds that item_tags names (NULL when absent), as
+ * s2f_ds_find would find them. */
+static void item_elems_of(const s2f_ds *ds, const s2f_elem *el[N_ITEM_ELEMS])
+{
+    memset(el, 0, N_ITEM_ELEMS * sizeof *el);
+    for (uint32_t i = 0; i < ds->n; i++) {
+        const s2f_elem *e = &ds->elems[i];
+        if (i && e->tag == e[-1].tag) { /* a repeated tag: leave the choice to the search */
+            for (int k = 0; k < N_ITEM_ELEMS; k++)
+                el[k] = s2f_ds_find(ds, item_tags[k]);
+            return;
+        }
+        int k = S2F_TAG_GROUP(e->tag) == 0x0040 ? item_elem_of(e->tag) : -1;
+        if (k >= 0)
+            el[k] = e;
+    }
+}
+
+/* Item `0` of a sequence element, or NULL. */
+static const s2f_ds *first_item(const s2f_elem *e)
+{
+    return e && e->is_seq && e->n_items ? e->items[0] : NULL;
+}
+
 /* The trimmed raw bytes of the first value of a string element, or 0 when absent or
  * empty. A short term (a Value or Relationship Type) without a backslash or a leading space
  * is trimmed here, which is what s2f_elem_string_raw would do with it. */
-static int raw_value(const s2f_ds *ds, uint32_t tag, const uint8_t **p, size_t *n)
+static int raw_value(const s2f_elem *e, const uint8_t **p, size_t *n)
 {
-    const s2f_elem *e = s2f_ds_find(ds, tag);
     if (e && !e->is_seq && e->len && e->len <= 16 && e->val[0] != ' ') {
         size_t len = e->len;
         while (len && (e->val[len - 1] == ' ' || e->val[len - 1] == '\0'))
@@ -341,14 +391,19 @@ static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *
     return c;
 }
 
-static const s2f_codeval *read_code_seq(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag)
+/* The code of a Code Sequence's first item, NULL when there is none or it names nothing. */
+static const s2f_codeval *read_named_code(s2f_item_reader *rd, const s2f_ds *item)
 {
-    const s2f_ds *item = s2f_ds_item(ds, tag, 0);
     int named;
     if (!item)
         return NULL;
     const s2f_codeval *c = read_code(rd, item, &named);
     return named ? c : NULL;
+}
+
+static const s2f_codeval *read_code_seq(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag)
+{
+    return read_named_code(rd, s2f_ds_item(ds, tag, 0));
 }
 
 /* The exponent after 'e' or 'E' ([+-]digits, at most 4 of them); 0 when it is not one. */
@@ -417,10 +472,10 @@ static int parse_numeric(const char *text, double *out)
     return *end == '\0';
 }
 
-static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
+static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_elem *const el[N_ITEM_ELEMS])
 {
-    const s2f_ds *mv = s2f_ds_item(ds, T_MeasuredValueSequence, 0);
-    it->v.num.qualifier = read_code_seq(rd, ds, T_NumericValueQualifierCodeSequence);
+    const s2f_ds *mv = first_item(el[E_MEASURED]);
+    it->v.num.qualifier = read_named_code(rd, first_item(el[E_QUALIFIER]));
     if (!mv) {
         if (!it->v.num.qualifier)
             warn_at(rd, it, "NUM without Measured Value Sequence item or Numeric Value Qualifier");
@@ -597,32 +652,33 @@ static void read_table(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
     it->v.table.n_cells = cells && cells->is_seq ? cells->n_items : 0;
 }
 
-static void read_value(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
+static void read_value(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds,
+                       const s2f_elem *const el[N_ITEM_ELEMS])
 {
     switch (it->vt) {
     case S2F_VT_CONTAINER: {
-        const char *c = s2f_text_value(&rd->text, ds, T_ContinuityOfContent);
+        const char *c = s2f_text_elem(&rd->text, el[E_CONTINUITY]);
         it->v.container.separate = c && strcmp(c, "SEPARATE") == 0;
         if (!c)
             warn_at(rd, it, "CONTAINER without Continuity Of Content");
         break;
     }
-    case S2F_VT_TEXT: it->v.text = s2f_text_value(&rd->text, ds, T_TextValue); break;
-    case S2F_VT_DATETIME: it->v.text = s2f_text_value(&rd->text, ds, T_DateTime); break;
-    case S2F_VT_DATE: it->v.text = s2f_text_value(&rd->text, ds, T_Date); break;
-    case S2F_VT_TIME: it->v.text = s2f_text_value(&rd->text, ds, T_Time); break;
-    case S2F_VT_UIDREF: it->v.text = s2f_text_value(&rd->text, ds, T_UID); break;
-    case S2F_VT_PNAME: it->v.text = s2f_text_value(&rd->text, ds, T_PersonName); break;
+    case S2F_VT_TEXT: it->v.text = s2f_text_elem(&rd->text, el[E_TEXT]); break;
+    case S2F_VT_DATETIME: it->v.text = s2f_text_elem(&rd->text, el[E_DATETIME]); break;
+    case S2F_VT_DATE: it->v.text = s2f_text_elem(&rd->text, el[E_DATE]); break;
+    case S2F_VT_TIME: it->v.text = s2f_text_elem(&rd->text, el[E_TIME]); break;
+    case S2F_VT_UIDREF: it->v.text = s2f_text_elem(&rd->text, el[E_UID]); break;
+    case S2F_VT_PNAME: it->v.text = s2f_text_elem(&rd->text, el[E_PNAME]); break;
     case S2F_VT_CODE: {
         int named;
-        const s2f_codeval *c = read_code(rd, s2f_ds_item(ds, T_ConceptCodeSequence, 0), &named);
+        const s2f_codeval *c = read_code(rd, first_item(el[E_CONCEPT_CODE]), &named);
         if (c)
             it->v.code = *c;
         if (!named)
             warn_at(rd, it, "CODE without Concept Code Sequence item");
         break;
     }
-    case S2F_VT_NUM: read_num(rd, it, ds); break;
+    case S2F_VT_NUM: read_num(rd, it, el); break;
     case S2F_VT_COMPOSITE: case S2F_VT_IMAGE: case S2F_VT_WAVEFORM:
         read_sopref(rd, it, ds);
         break;
@@ -634,9 +690,9 @@ static void read_value(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
     }
 }
 
-static void read_template(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
+static void read_template(s2f_item_reader *rd, s2f_item *it, const s2f_elem *seq)
 {
-    const s2f_ds *t = s2f_ds_item(ds, T_ContentTemplateSequence, 0);
+    const s2f_ds *t = first_item(seq);
     if (!t)
         return;
     it->template_id = s2f_text_value(&rd->text, t, T_TemplateIdentifier);
@@ -669,29 +725,30 @@ static int read_reference(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
 
 int s2f_item_read(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds, int is_root)
 {
+    const s2f_elem *el[N_ITEM_ELEMS];
     const uint8_t *p;
     size_t n;
+    item_elems_of(ds, el);
     it->offset = ds->offset;
     if (!is_root) {
-        int has_rel = raw_value(ds, T_RelationshipType, &p, &n);
+        int has_rel = raw_value(el[E_REL], &p, &n);
         it->rel = has_rel ? s2f_rel_from(p, n) : S2F_REL_UNKNOWN;
         it->rel_text = it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
-                                                   : s2f_text_value(&rd->text, ds, T_RelationshipType);
+                                                   : s2f_text_elem(&rd->text, el[E_REL]);
         if (!has_rel)
             warn_at(rd, it, "no Relationship Type");
-        if (s2f_ds_find(ds, T_ReferencedContentItemIdentifier) && !s2f_ds_find(ds, T_ValueType))
+        if (el[E_REF_ID] && !el[E_VT])
             return read_reference(rd, it, ds) && !rd->text.oom ? 0 : -1;
     }
-    int has_vt = raw_value(ds, T_ValueType, &p, &n);
+    int has_vt = raw_value(el[E_VT], &p, &n);
     it->vt = has_vt ? s2f_vt_from(p, n) : S2F_VT_UNKNOWN;
-    it->vt_text = it->vt != S2F_VT_UNKNOWN ? s2f_vt_name(it->vt)
-                                           : s2f_text_value(&rd->text, ds, T_ValueType);
+    it->vt_text = it->vt != S2F_VT_UNKNOWN ? s2f_vt_name(it->vt) : s2f_text_elem(&rd->text, el[E_VT]);
     if (it->vt == S2F_VT_UNKNOWN)
         warn_at(rd, it, has_vt ? "unknown Value Type" : "no Value Type");
-    it->concept = read_code_seq(rd, ds, T_ConceptNameCodeSequence);
-    it->observation_uid = s2f_text_value(&rd->text, ds, T_ObservationUID);
-    it->observation_dt = s2f_text_value(&rd->text, ds, T_ObservationDateTime);
-    read_template(rd, it, ds);
-    read_value(rd, it, ds);
+    it->concept = read_named_code(rd, first_item(el[E_CONCEPT]));
+    it->observation_uid = s2f_text_elem(&rd->text, el[E_OBS_UID]);
+    it->observation_dt = s2f_text_elem(&rd->text, el[E_OBS_DT]);
+    read_template(rd, it, el[E_TEMPLATE]);
+    read_value(rd, it, ds, el);
     return rd->text.oom ? -1 : 0;
 }
