@@ -2,9 +2,13 @@
  * convert.c - `sr2fhir convert`: SR files, folders or stdin -> FHIR Bundles (one file,
  * a folder of files, or NDJSON), with a progress bar on a terminal, a summary, and the
  * conversion report of M26. Each output file is written to a temporary name and renamed
- * when complete, so a failure never leaves half a Bundle behind.
+ * when complete, so a failure never leaves half a Bundle behind; an output that exists
+ * and is not a regular file (/dev/null, a FIFO) is written in place, and a symbolic link
+ * keeps pointing where it did.
  */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,23 +66,59 @@ static int make_folder(const char *path)
     return mkdir(path, 0777) == 0 || errno == EEXIST;
 }
 
-/* Converts into `dest` atomically: a temporary file renamed on success. */
-static s2f_code convert_to_file(const s2f_doc *doc, const s2f_convert_options *opt,
-                                const char *dest, s2f_convert_result *res, s2f_error *err)
+static s2f_code cannot_write(s2f_error *err, const char *dest)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", dest, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
+    return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
+}
+
+/* Converts straight into `dest`: a device, a FIFO, or a link to nothing yet. */
+static s2f_code convert_in_place(const s2f_doc *doc, const s2f_convert_options *opt,
+                                 const char *dest, s2f_convert_result *res, s2f_error *err)
+{
+    FILE *f = fopen(dest, "wb");
     if (!f)
-        return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
+        return cannot_write(err, dest);
     s2f_code rc = s2f_convert(doc, opt, f, res, err);
     if (fclose(f) != 0 && !rc)
-        rc = s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
-    if (!rc && rename(tmp, dest) != 0)
-        rc = s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
+        rc = cannot_write(err, dest);
+    return rc;
+}
+
+/* Converts into the regular file `path` atomically: a temporary file renamed on success. */
+static s2f_code convert_atomically(const s2f_doc *doc, const s2f_convert_options *opt,
+                                   const char *path, const char *dest, s2f_convert_result *res,
+                                   s2f_error *err)
+{
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return cannot_write(err, dest);
+    s2f_code rc = s2f_convert(doc, opt, f, res, err);
+    if (fclose(f) != 0 && !rc)
+        rc = cannot_write(err, dest);
+    if (!rc && rename(tmp, path) != 0)
+        rc = cannot_write(err, dest);
     if (rc)
         remove(tmp);
     return rc;
+}
+
+/* Converts into `dest`. A rename would replace what is there, so only a regular file (or
+ * a new one) is written atomically, through the link when dest is a symbolic link; any
+ * other existing file (/dev/null, a FIFO) is written in place. */
+static s2f_code convert_to_file(const s2f_doc *doc, const s2f_convert_options *opt,
+                                const char *dest, s2f_convert_result *res, s2f_error *err)
+{
+    struct stat st;
+    if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
+        return convert_in_place(doc, opt, dest, res, err);
+    if (lstat(dest, &st) != 0 || !S_ISLNK(st.st_mode))
+        return convert_atomically(doc, opt, dest, dest, res, err);
+    char target[PATH_MAX];
+    if (!realpath(dest, target)) /* a link to a file not made yet */
+        return convert_in_place(doc, opt, dest, res, err);
+    return convert_atomically(doc, opt, target, dest, res, err);
 }
 
 /* NDJSON: the Bundle is made in memory, then written as one line. */

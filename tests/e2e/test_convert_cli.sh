@@ -41,6 +41,22 @@ print(re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}",
              lambda m: ids.setdefault(m.group(0), "ID%d" % len(ids)), t))
 PY
 }
+# an output that is not a regular file is written in place, never renamed over: a FIFO
+# stays a FIFO (and /dev/null a device); a symbolic link stays a link and its target gets
+# the Bundle atomically
+mkfifo "$tmp/fifo"
+timeout 20 cat "$tmp/fifo" > "$tmp/from-fifo.json" & reader=$!  # a test, not a hang, if it breaks
+"$SR2FHIR" convert -q "$FIX/explicit_le.dcm" -o "$tmp/fifo"; rc=$?
+wait $reader
+check "output-fifo:exit-0" test $rc -eq 0
+check "output-fifo:still-a-fifo" test -p "$tmp/fifo"
+check "output-fifo:bundle-through-it" cmp -s "$tmp/a.json" "$tmp/from-fifo.json"
+echo '{}' > "$tmp/target.json"; ln -s target.json "$tmp/link.json"
+"$SR2FHIR" convert -q "$FIX/explicit_le.dcm" -o "$tmp/link.json"; rc=$?
+check "output-symlink:exit-0" test $rc -eq 0
+check "output-symlink:still-a-link" test -L "$tmp/link.json"
+check "output-symlink:target-written" cmp -s "$tmp/a.json" "$tmp/target.json"
+check "output-symlink:no-temporary-left" test -z "$(ls "$tmp" | grep '\.tmp')"
 for enc in implicit_le explicit_be deflated bare_implicit undefined_lengths; do
     "$SR2FHIR" convert -q "$FIX/$enc.dcm" -o "$tmp/$enc.json"
     if [ "$(normalized "$tmp/a.json")" = "$(normalized "$tmp/$enc.json")" ]; then
