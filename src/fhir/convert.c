@@ -23,10 +23,14 @@ static void fail(s2f_fhir *f, s2f_code code, const char *what)
 }
 
 /* Identities are asked for again and again (every Observation names the equipment, its
- * group, its selections): a direct-mapped memo in front of the hashing. */
-#define RID_MEMO 1024
+ * group, its selections): a direct-mapped memo in front of the hashing. It starts small (a
+ * short report pays for a few slots, not for a big zeroed table) and grows when keys keep
+ * evicting each other, up to RID_MEMO_MAX slots. */
+#define RID_MEMO_MIN 16
+#define RID_MEMO_MAX 1024
 struct s2f_rid_memo {
     const char *kind, *key;
+    uint64_t hash;
     s2f_rid rid;
 };
 
@@ -41,21 +45,39 @@ static void compute_rid(s2f_fhir *f, const char *type, const char *kind, const c
     memcpy(rid->urn + 9, rid->id, sizeof rid->id);
 }
 
+/* A memo of cap slots holding the entries of the old one that still fit; 0 when memory
+ * ran out (the old one stays). */
+static int rid_memo_resize(s2f_fhir *f, size_t cap)
+{
+    struct s2f_rid_memo *m = s2f_arena_calloc(f->arena, cap, sizeof *m);
+    if (!m)
+        return 0;
+    for (size_t i = 0; i < f->rid_memo_cap; i++)
+        if (f->rid_memo[i].key)
+            m[f->rid_memo[i].hash & (cap - 1)] = f->rid_memo[i];
+    f->rid_memo = m;
+    f->rid_memo_cap = cap;
+    f->rid_memo_evictions = 0;
+    return 1;
+}
+
 void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid)
 {
-    if (!f->rid_memo)
-        f->rid_memo = s2f_arena_calloc(f->arena, RID_MEMO, sizeof *f->rid_memo);
-    if (!f->rid_memo) {
+    if (!f->rid_memo && !rid_memo_resize(f, RID_MEMO_MIN)) {
         compute_rid(f, type, kind, key, rid);
         return;
     }
-    struct s2f_rid_memo *m = &f->rid_memo[(s2f_hash_bytes(S2F_HASH_SEED, key, strlen(key)) ^ (uintptr_t)kind) &
-                                              (RID_MEMO - 1)];
+    uint64_t h = s2f_hash_bytes(S2F_HASH_SEED, key, strlen(key)) ^ (uintptr_t)kind;
+    struct s2f_rid_memo *m = &f->rid_memo[h & (f->rid_memo_cap - 1)];
     if (m->kind != kind || !m->key || strcmp(m->key, key)) {
+        if (m->key && ++f->rid_memo_evictions > f->rid_memo_cap &&
+            f->rid_memo_cap < RID_MEMO_MAX && rid_memo_resize(f, f->rid_memo_cap * 4))
+            m = &f->rid_memo[h & (f->rid_memo_cap - 1)];
         /* keys are arena strings or literals: they outlive the conversion */
         compute_rid(f, type, kind, key, &m->rid);
         m->kind = kind;
         m->key = key;
+        m->hash = h;
     }
     *rid = m->rid;
     rid->type = type;

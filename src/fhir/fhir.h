@@ -93,7 +93,8 @@ typedef struct s2f_fhir {
     const char *sop_uid;     /* the SR's SOP Instance UID (header), "" if absent */
     s2f_uuid_scope ids;      /* hashing state of the identities' shared prefix (M24) */
     const char *study_oid;   /* "urn:oid:" + Study Instance UID, made once */
-    struct s2f_rid_memo *rid_memo; /* convert.c: identities already computed */
+    struct s2f_rid_memo *rid_memo; /* convert.c: identities already computed, */
+    size_t rid_memo_cap, rid_memo_evictions; /* its slots and misses that evicted one */
     const char **item_keys;  /* convert.c: item positions already written, by item seq */
     s2f_rid **observation_rids; /* convert.c: Observation identities computed, by item seq */
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
