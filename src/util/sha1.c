@@ -1,9 +1,18 @@
 /*
- * sha1.c - SHA-1 as FIPS 180-4 section 6.1 specifies it (see sha1.h).
+ * sha1.c - SHA-1 as FIPS 180-4 section 6.1 specifies it (see sha1.h): the portable
+ * compression function, and the same with the x86 SHA extensions where present.
  */
 #include "sha1.h"
 
 #include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_include)
+#if __has_include(<sys/platform/x86.h>)
+#define S2F_SHA_NI 1
+#include <immintrin.h>
+#include <sys/platform/x86.h>
+#endif
+#endif
 
 static uint32_t rol(uint32_t x, unsigned n) { return (x << n) | (x >> (32 - n)); }
 
@@ -71,12 +80,107 @@ static void compress(uint32_t h[5], const unsigned char *block)
     h[4] += e;
 }
 
+#ifdef S2F_SHA_NI
+/* Four rounds (4i .. 4i+3, i >= 3) with the SHA extensions: the state's E for them is
+ * derived from the previous ABCD (ex, saved in ey before), while the schedule makes words
+ * 4(i+1).. final (m1), and advances those of i+2 (m2) and i+3 (m3), all from words 4i.. (m0). */
+#define QUAD(ex, ey, m0, m1, m2, m3, fn)              \
+    do {                                              \
+        ex = _mm_sha1nexte_epu32(ex, m0);             \
+        ey = abcd;                                    \
+        m1 = _mm_sha1msg2_epu32(m1, m0);              \
+        abcd = _mm_sha1rnds4_epu32(abcd, ex, fn);     \
+        m3 = _mm_sha1msg1_epu32(m3, m0);              \
+        m2 = _mm_xor_si128(m2, m0);                   \
+    } while (0)
+
+/* One 512-bit block: ABCD in one register (A in the top lane), E in the top lane of
+ * another; the block's bytes reversed put W0 big-endian in the top lane too. */
+__attribute__((target("sha,sse4.1,ssse3"))) static void compress_ni(uint32_t h[5],
+                                                                   const unsigned char *block)
+{
+    const __m128i reverse = _mm_set_epi64x(0x0001020304050607ll, 0x08090a0b0c0d0e0fll);
+    __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)h), 0x1B);
+    __m128i e0 = _mm_set_epi32((int)h[4], 0, 0, 0), e1;
+    const __m128i abcd_in = abcd, e_in = e0;
+    __m128i m0 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)block), reverse);
+    __m128i m1 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 16)), reverse);
+    __m128i m2 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 32)), reverse);
+    __m128i m3 = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(block + 48)), reverse);
+
+    e0 = _mm_add_epi32(e0, m0); /* rounds 0-3 */
+    e1 = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e0, 0);
+    e1 = _mm_sha1nexte_epu32(e1, m1); /* rounds 4-7 */
+    e0 = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e1, 0);
+    m0 = _mm_sha1msg1_epu32(m0, m1);
+    e0 = _mm_sha1nexte_epu32(e0, m2); /* rounds 8-11 */
+    e1 = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e0, 0);
+    m1 = _mm_sha1msg1_epu32(m1, m2);
+    m0 = _mm_xor_si128(m0, m2);
+    QUAD(e1, e0, m3, m0, m1, m2, 0); /* rounds 12-15 */
+    QUAD(e0, e1, m0, m1, m2, m3, 0);
+    QUAD(e1, e0, m1, m2, m3, m0, 1); /* rounds 20-23 */
+    QUAD(e0, e1, m2, m3, m0, m1, 1);
+    QUAD(e1, e0, m3, m0, m1, m2, 1);
+    QUAD(e0, e1, m0, m1, m2, m3, 1);
+    QUAD(e1, e0, m1, m2, m3, m0, 1);
+    QUAD(e0, e1, m2, m3, m0, m1, 2); /* rounds 40-43 */
+    QUAD(e1, e0, m3, m0, m1, m2, 2);
+    QUAD(e0, e1, m0, m1, m2, m3, 2);
+    QUAD(e1, e0, m1, m2, m3, m0, 2);
+    QUAD(e0, e1, m2, m3, m0, m1, 2);
+    QUAD(e1, e0, m3, m0, m1, m2, 3); /* rounds 60-63 */
+    QUAD(e0, e1, m0, m1, m2, m3, 3);
+    e1 = _mm_sha1nexte_epu32(e1, m1); /* rounds 68-71: the schedule's last words */
+    e0 = abcd;
+    m2 = _mm_sha1msg2_epu32(m2, m1);
+    abcd = _mm_sha1rnds4_epu32(abcd, e1, 3);
+    m3 = _mm_xor_si128(m3, m1);
+    e0 = _mm_sha1nexte_epu32(e0, m2); /* rounds 72-75 */
+    e1 = abcd;
+    m3 = _mm_sha1msg2_epu32(m3, m2);
+    abcd = _mm_sha1rnds4_epu32(abcd, e0, 3);
+    e1 = _mm_sha1nexte_epu32(e1, m3); /* rounds 76-79 */
+    e0 = abcd;
+    abcd = _mm_sha1rnds4_epu32(abcd, e1, 3);
+
+    e0 = _mm_sha1nexte_epu32(e0, e_in);
+    abcd = _mm_add_epi32(abcd, abcd_in);
+    _mm_storeu_si128((__m128i *)h, _mm_shuffle_epi32(abcd, 0x1B));
+    h[4] = (uint32_t)_mm_extract_epi32(e0, 3);
+}
+
+static int have_sha_ni(void)
+{
+    return CPU_FEATURE_ACTIVE(SHA) && CPU_FEATURE_ACTIVE(SSE4_1) && CPU_FEATURE_ACTIVE(SSSE3);
+}
+#endif
+
+static void compress_block(s2f_sha1 *s)
+{
+#ifdef S2F_SHA_NI
+    if (s->sha_ni) {
+        compress_ni(s->h, s->block);
+        return;
+    }
+#endif
+    compress(s->h, s->block);
+}
+
 void s2f_sha1_init(s2f_sha1 *s)
 {
     static const uint32_t iv[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
     memcpy(s->h, iv, sizeof iv);
     s->length = 0;
     s->used = 0;
+#ifdef S2F_SHA_NI
+    s->sha_ni = have_sha_ni();
+#else
+    s->sha_ni = 0;
+#endif
 }
 
 void s2f_sha1_update(s2f_sha1 *s, const void *data, size_t n)
@@ -92,7 +196,7 @@ void s2f_sha1_update(s2f_sha1 *s, const void *data, size_t n)
         p += take;
         n -= take;
         if (s->used == sizeof s->block) {
-            compress(s->h, s->block);
+            compress_block(s);
             s->used = 0;
         }
     }
