@@ -371,6 +371,34 @@ static int fast_member(s2f_json *j, const char *key, size_t kn, const char *valu
     return 1;
 }
 
+/* Compact output of "key": followed by the opening of a container, in one copy; 0 when
+ * the general path must write it (which also reports the errors). */
+static int fast_open(s2f_json *j, const char *key, unsigned kind, char open)
+{
+    if (j->pretty || !key || !key_allowed(j) || j->depth == S2F_JSON_MAX_DEPTH)
+        return 0;
+    size_t kn = strlen(key);
+    if (!all_plain((const unsigned char *)key, kn))
+        return 0;
+    char *o = s2f_sink_room(j->out, kn + 5); /* ,"key":{ */
+    if (!o)
+        return 0;
+    unsigned char *top = &j->stack[j->depth - 1];
+    size_t k = 0;
+    if (*top & HAS_ITEMS)
+        o[k++] = ',';
+    *top |= HAS_ITEMS;
+    o[k++] = '"';
+    memcpy(o + k, key, kn);
+    k += kn;
+    o[k++] = '"';
+    o[k++] = ':';
+    o[k++] = open;
+    s2f_sink_commit(j->out, k);
+    j->stack[j->depth++] = (unsigned char)kind;
+    return 1;
+}
+
 int s2f_json_key(s2f_json *j, const char *key)
 {
     if (key && fast_member(j, key, strlen(key), NULL, 0))
@@ -665,10 +693,14 @@ int s2f_json_kv_double(s2f_json *j, const char *key, double v)
 
 int s2f_json_kv_begin_object(s2f_json *j, const char *key)
 {
+    if (fast_open(j, key, 0, '{'))
+        return 0;
     return s2f_json_key(j, key) ? -1 : s2f_json_begin_object(j);
 }
 
 int s2f_json_kv_begin_array(s2f_json *j, const char *key)
 {
+    if (fast_open(j, key, KIND_ARRAY, '['))
+        return 0;
     return s2f_json_key(j, key) ? -1 : s2f_json_begin_array(j);
 }
