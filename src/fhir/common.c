@@ -297,22 +297,32 @@ typedef void (*members_writer)(s2f_fhir *f);
 
 static void subject_member(s2f_fhir *f) { write_subject(f, "subject"); }
 
+/* M6 basedOn, M5 partOf, M8 status: the same three members follow the identifiers of
+ * every Observation. */
+static void head_members(s2f_fhir *f)
+{
+    write_based_on(f);
+    write_part_of(f);
+    s2f_json_kv_string(f->json, "status", s2f_fhir_status(f));
+}
+
 typedef struct members_job {
-    members_writer write;
+    void (*write)(s2f_fhir *f, void *arg);
+    void *arg;
 } members_job;
 
 static void write_members_object(s2f_fhir *f, void *job)
 {
+    const members_job *m = job;
     s2f_json_begin_object(f->json);
-    ((members_job *)job)->write(f);
+    m->write(f, m->arg);
     s2f_json_end_object(f->json);
 }
 
-/* Renders members once, compact, into frag (arena): the text of "{...}" without its
- * braces. 0 when it cannot be. */
-static int render_members(s2f_fhir *f, members_writer write, s2f_fhir_fragment *frag)
+int s2f_fhir_render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), void *arg,
+                            s2f_fhir_fragment *frag)
 {
-    members_job job = {write};
+    members_job job = {write, arg};
     size_t len;
     const char *text = render_compact(f, write_members_object, &job, &len, &frag->replaced);
     if (!text || len < 2)
@@ -322,15 +332,20 @@ static int render_members(s2f_fhir *f, members_writer write, s2f_fhir_fragment *
     return 1;
 }
 
-/* Members every Observation repeats verbatim (subject, basedOn, partOf) are serialized
- * once and copied after that; pretty output is written member by member. */
+static void call_writer(s2f_fhir *f, void *write)
+{
+    (*(members_writer *)write)(f);
+}
+
+/* Members every Observation repeats verbatim (subject, basedOn, partOf, status) are
+ * serialized once and copied after that; pretty output is written member by member. */
 static void shared_members(s2f_fhir *f, s2f_fhir_fragment *frag, members_writer write)
 {
     if (f->opt.pretty || frag->failed) {
         write(f);
         return;
     }
-    if (!frag->text && !render_members(f, write, frag)) {
+    if (!frag->text && !s2f_fhir_render_members(f, call_writer, &write, frag)) {
         frag->failed = 1;
         write(f);
         return;
@@ -349,6 +364,7 @@ void s2f_fhir_subject(s2f_fhir *f, const char *key)
 
 void s2f_fhir_based_on(s2f_fhir *f) { shared_members(f, &f->frag_based_on, write_based_on); }
 void s2f_fhir_part_of(s2f_fhir *f) { shared_members(f, &f->frag_part_of, write_part_of); }
+void s2f_fhir_observation_head(s2f_fhir *f) { shared_members(f, &f->frag_head, head_members); }
 
 /* ---- status (M8) ------------------------------------------------------------------------ */
 
@@ -430,6 +446,33 @@ const char *s2f_fhir_instant(s2f_fhir *f, const char *observation_dt)
         f->instant_known = 1;
     }
     return f->instant;
+}
+
+/* M9: "effectiveDateTime" and "issued", the same instant; nothing without one. An instant
+ * is digits, '-', ':', 'T', '.' and the zone's sign (compute_instant), nothing to escape:
+ * in compact output both members are joined once per instant and copied. */
+void s2f_fhir_effective_issued(s2f_fhir *f, const char *observation_dt)
+{
+    const char *when = s2f_fhir_instant(f, observation_dt);
+    if (!when || !*when)
+        return;
+    if (f->opt.pretty) {
+        s2f_json_kv_string(f->json, "effectiveDateTime", when);
+        s2f_json_kv_string(f->json, "issued", when);
+        return;
+    }
+    if (f->when_of != when) {
+        char *m = s2f_arena_printf(f->arena, "\"effectiveDateTime\":\"%s\",\"issued\":\"%s\"",
+                                   when, when);
+        if (!m) {
+            fail_oom(f);
+            return;
+        }
+        f->when_members = m;
+        f->when_len = strlen(m);
+        f->when_of = when;
+    }
+    s2f_json_members_raw(f->json, f->when_members, f->when_len);
 }
 
 static const char *compute_instant(s2f_fhir *f, const char *observation_dt)

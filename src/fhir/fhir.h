@@ -99,7 +99,9 @@ typedef struct s2f_fhir {
     s2f_rid **observation_rids; /* convert.c: Observation identities computed, by item seq */
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
     int instant_known;
-    s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of; /* common.c */
+    s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of, frag_head; /* common.c */
+    const char *when_of, *when_members; /* common.c: the instant whose effective/issued */
+    size_t when_len;                    /* members are when_members */
     s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     const s2f_codeval *units_of; /* observations.c: the last Quantity units code, */
@@ -151,6 +153,15 @@ const char *s2f_fhir_issuer_system(s2f_arena *a, const s2f_issuer *is, int *oom)
 void s2f_fhir_subject(s2f_fhir *f, const char *key);
 void s2f_fhir_based_on(s2f_fhir *f);
 void s2f_fhir_part_of(s2f_fhir *f);
+/* basedOn (M6), partOf (M5) and status (M8) of an Observation, in that order. */
+void s2f_fhir_observation_head(s2f_fhir *f);
+/* M9: effectiveDateTime and issued of an Observation (s2f_fhir_instant), when it has one. */
+void s2f_fhir_effective_issued(s2f_fhir *f, const char *observation_dt);
+/* Renders the members write(f, arg) writes into frag, compact, once (arena text): for
+ * members that repeat verbatim, written after that with s2f_json_members_raw. 0 when it
+ * cannot be (the caller then writes them itself, which gives the same bytes). */
+int s2f_fhir_render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), void *arg,
+                            s2f_fhir_fragment *frag);
 /* M8: "status" of every Observation. */
 const char *s2f_fhir_status(const s2f_fhir *f);
 /* M9: the FHIR instant for an Observation DateTime (NULL: Content Date + Time), with the

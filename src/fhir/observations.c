@@ -211,20 +211,14 @@ static void write_identifiers(s2f_fhir *f, const s2f_item *it, const char *tid,
 /* basedOn (M6), partOf (M5), status (M8). */
 static void write_head(s2f_fhir *f)
 {
-    s2f_fhir_based_on(f);
-    s2f_fhir_part_of(f);
-    s2f_json_kv_string(f->json, "status", s2f_fhir_status(f));
+    s2f_fhir_observation_head(f);
 }
 
 /* subject (M4), effectiveDateTime and issued: the same moment (M9), performer (M10). */
 static void write_subject_time_performers(s2f_fhir *f, const s2f_context *ctx)
 {
     s2f_fhir_subject(f, "subject");
-    const char *when = s2f_fhir_instant(f, ctx->observation_dt);
-    if (nonempty(when)) {
-        s2f_json_kv_string(f->json, "effectiveDateTime", when);
-        s2f_json_kv_string(f->json, "issued", when);
-    }
+    s2f_fhir_effective_issued(f, ctx->observation_dt);
     /* M10: Person observers are performers (Practitioner). Device observers are not: R5
      * Observation.performer cannot reference a Device, and Observation.device is M22's
      * (own algorithm, else the M7 equipment; the guide is explicit about that), so a device
