@@ -104,8 +104,7 @@ typedef struct s2f_fhir {
     size_t when_len;                    /* members are when_members */
     s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
-    const s2f_codeval *units_of; /* observations.c: the last Quantity units code, */
-    s2f_coding units;           /* and its coding */
+    s2f_hindex units;        /* observations.c: Quantity units codes serialized once */
     s2f_hindex *sets;        /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;

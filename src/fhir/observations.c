@@ -331,37 +331,76 @@ static const char *qualifier_reason(const s2f_codeval *q)
     return "unknown";
 }
 
-/* unit, system, code of a Quantity from the Measurement Units Code Sequence (M20, M23). */
-static void write_units(s2f_fhir *f, const s2f_codeval *u)
+/* A report's measurements share a few units codes (the reader gives equal codes one
+ * pointer): each one's Coding is made once, and its members serialized once (compact
+ * output) and copied after that. */
+typedef struct units_entry {
+    const s2f_codeval *code;
+    s2f_coding coding;       /* valid when code->value has content */
+    s2f_fhir_fragment frag;  /* unit, system, code (compact) */
+} units_entry;
+
+static int same_units(const void *entry, const void *code)
 {
-    if (!u)
-        return;
+    return ((const units_entry *)entry)->code == code;
+}
+
+/* unit, system, code of a Quantity from the Measurement Units Code Sequence (M20, M23). */
+static void units_members(s2f_fhir *f, void *entry)
+{
+    const units_entry *e = entry;
+    const s2f_codeval *u = e->code;
     s2f_json *j = f->json;
     if (nonempty(u->meaning))
         s2f_json_kv_string(j, "unit", u->meaning);
     else if (nonempty(u->value))
         s2f_json_kv_string(j, "unit", u->value);
-    if (!nonempty(u->value))
-        return;
-    /* a report's measurements share a few units (the reader gives equal codes one
-     * pointer): the coding of the last one is kept */
-    if (u != f->units_of) {
-        if (s2f_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
-                                  f->arena, &f->units) != S2F_OK) {
-            f->units_of = NULL;
-            out_of_memory(f);
-            return;
-        }
-        f->units_of = u;
-    }
-    const s2f_coding c = f->units;
-    if (c.fallback && f->stats)
-        f->stats->fallback_codes++;
     /* Quantity qty-3: a code needs a system */
-    if (nonempty(c.system) && nonempty(c.code)) {
-        s2f_json_kv_string(j, "system", c.system);
-        s2f_json_kv_string(j, "code", c.code);
+    if (nonempty(u->value) && nonempty(e->coding.system) && nonempty(e->coding.code)) {
+        s2f_json_kv_string(j, "system", e->coding.system);
+        s2f_json_kv_string(j, "code", e->coding.code);
     }
+}
+
+/* The entry of units code u, made the first time; NULL when memory ran out. */
+static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
+{
+    uint64_t h = (uint64_t)(uintptr_t)u * 0x9E3779B97F4A7C15ull;
+    h ^= h >> 29;
+    s2f_hslot *slot = s2f_hindex_find(&f->units, f->arena, h, same_units, u);
+    if (!slot || slot->entry)
+        return slot ? slot->entry : NULL;
+    units_entry *e = s2f_arena_calloc(f->arena, 1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->code = u;
+    if (nonempty(u->value) &&
+        s2f_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
+                              f->arena, &e->coding) != S2F_OK)
+        return NULL;
+    if (!f->opt.pretty && !s2f_fhir_render_members(f, units_members, e, &e->frag))
+        e->frag.failed = 1;
+    s2f_hindex_put(&f->units, slot, h, e);
+    return e;
+}
+
+static void write_units(s2f_fhir *f, const s2f_codeval *u)
+{
+    if (!u)
+        return;
+    units_entry *e = units_of(f, u);
+    if (!e) {
+        out_of_memory(f);
+        return;
+    }
+    if (f->opt.pretty || e->frag.failed) {
+        units_members(f, e);
+    } else {
+        s2f_json_members_raw(f->json, e->frag.text, e->frag.len);
+        f->stats->replaced_chars += e->frag.replaced;
+    }
+    if (nonempty(u->value) && e->coding.fallback && f->stats)
+        f->stats->fallback_codes++;
 }
 
 /* "key": Quantity of a NUM item (M20): the Floating Point Value when present, else the
