@@ -31,18 +31,21 @@ const char *s2f_fhir_oid(s2f_fhir *f, const char *uid)
 void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid)
 {
     s2f_json *j = f->json;
-    if (key)
-        s2f_json_key(j, key);
     if (!f->opt.pretty) { /* compact: one piece, the URN needs no escaping */
         static const char head[] = "{\"reference\":\"";
         char text[sizeof head + S2F_UUID_URN_SIZE + 2];
-        size_t n = strnlen(rid->urn, S2F_UUID_URN_SIZE - 1);
+        size_t n = S2F_UUID_URN_SIZE - 1; /* compute_rid fills all of it */
         memcpy(text, head, sizeof head - 1);
         memcpy(text + sizeof head - 1, rid->urn, n);
         memcpy(text + sizeof head - 1 + n, "\"}", 2);
-        s2f_json_raw_value(j, text, sizeof head - 1 + n + 2);
+        if (key)
+            s2f_json_kv_raw(j, key, text, sizeof head - 1 + n + 2);
+        else
+            s2f_json_raw_value(j, text, sizeof head - 1 + n + 2);
         return;
     }
+    if (key)
+        s2f_json_key(j, key);
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "reference", rid->urn);
     s2f_json_end_object(j);
@@ -171,14 +174,15 @@ void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c)
 {
     if (!c)
         return;
-    s2f_json_key(f->json, key);
     const concept_entry *e = f->opt.pretty ? NULL : cached_concept(f, c);
     if (e) {
-        s2f_json_raw_value(f->json, e->text, e->len);
+        s2f_json_kv_raw(f->json, key, e->text, e->len);
         f->stats->replaced_chars += e->replaced;
         f->stats->fallback_codes += (size_t)e->fallback;
-    } else if (codeable_value(f, c)) {
-        f->stats->fallback_codes++;
+    } else {
+        s2f_json_key(f->json, key);
+        if (codeable_value(f, c))
+            f->stats->fallback_codes++;
     }
 }
 

@@ -421,6 +421,31 @@ int s2f_json_key(s2f_json *j, const char *key)
     return 0;
 }
 
+int s2f_json_kv_raw(s2f_json *j, const char *key, const char *text, size_t n)
+{
+    if (!j->pretty && n && key && key_allowed(j)) {
+        size_t kn = strlen(key);
+        char *o = all_plain((const unsigned char *)key, kn) ? s2f_sink_room(j->out, kn + n + 4)
+                                                            : NULL; /* ,"key":value */
+        if (o) {
+            unsigned char *top = &j->stack[j->depth - 1];
+            size_t k = 0;
+            if (*top & HAS_ITEMS)
+                o[k++] = ',';
+            *top |= HAS_ITEMS;
+            o[k++] = '"';
+            memcpy(o + k, key, kn);
+            k += kn;
+            o[k++] = '"';
+            o[k++] = ':';
+            memcpy(o + k, text, n);
+            s2f_sink_commit(j->out, k + n);
+            return 0;
+        }
+    }
+    return s2f_json_key(j, key) ? -1 : s2f_json_raw_value(j, text, n);
+}
+
 int s2f_json_string_n(s2f_json *j, const char *p, size_t n)
 {
     if (!p && n)

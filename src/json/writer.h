@@ -94,6 +94,10 @@ int s2f_json_members_raw(s2f_json *j, const char *members, size_t n);
  * vouches that the text is one valid JSON value. */
 int s2f_json_raw_value(s2f_json *j, const char *text, size_t n);
 
+/* "key": followed by a value already serialized in compact form (s2f_json_raw_value),
+ * written in one copy when it can be. */
+int s2f_json_kv_raw(s2f_json *j, const char *key, const char *text, size_t n);
+
 /* 0 while all is well, else the first error's s2f_code: S2F_EINTERNAL for misuse,
  * S2F_ELIMIT for nesting too deep, S2F_EFORMAT for an invalid decimal, NaN or infinity. */
 int s2f_json_error(const s2f_json *j);
