@@ -164,9 +164,8 @@ static void start(piece *p)
     p->text[0] = '\0';
 }
 
-static void add(piece *p, const char *s)
+static void add_n(piece *p, const char *s, size_t n)
 {
-    size_t n = strlen(s);
     if (n > sizeof p->text - 1 - p->n)
         n = sizeof p->text - 1 - p->n; /* cannot happen: short literals and ids */
     memcpy(p->text + p->n, s, n);
@@ -174,27 +173,32 @@ static void add(piece *p, const char *s)
     p->text[p->n] = '\0';
 }
 
+static void add(piece *p, const char *s) { add_n(p, s, strlen(s)); }
+
+/* A string literal with its length known at compile time. */
+#define ADD_LITERAL(p, lit) add_n((p), (lit), sizeof(lit) - 1)
+
 static void begin_entry_compact(s2f_fhir *f, const s2f_rid *rid, const char *profile)
 {
     s2f_json *j = f->json;
     piece p;
     start(&p);
-    add(&p, "\"fullUrl\":\"");
-    add(&p, rid->urn);
-    add(&p, "\"");
+    ADD_LITERAL(&p, "\"fullUrl\":\"");
+    add_n(&p, rid->urn, S2F_UUID_URN_SIZE - 1); /* compute_rid fills all of it */
+    ADD_LITERAL(&p, "\"");
     s2f_json_begin_object(j);
     s2f_json_members_raw(j, p.text, p.n);
     s2f_json_kv_begin_object(j, "resource");
     start(&p);
-    add(&p, "\"resourceType\":\"");
+    ADD_LITERAL(&p, "\"resourceType\":\"");
     add(&p, rid->type);
-    add(&p, "\",\"id\":\"");
-    add(&p, rid->id);
-    add(&p, "\"");
+    ADD_LITERAL(&p, "\",\"id\":\"");
+    add_n(&p, rid->id, S2F_UUID_STR_SIZE - 1);
+    ADD_LITERAL(&p, "\"");
     if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
-        add(&p, ",\"meta\":{\"profile\":[\"");
+        ADD_LITERAL(&p, ",\"meta\":{\"profile\":[\"");
         add(&p, profile);
-        add(&p, "\"]}");
+        ADD_LITERAL(&p, "\"]}");
     }
     s2f_json_members_raw(j, p.text, p.n);
 }
@@ -220,6 +224,19 @@ void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)
     }
 }
 
+/* The resource counts of the stats, by type (the first letter tells which to compare). */
+static void count_resource(s2f_fhir_stats *stats, const char *type)
+{
+    switch (type[0]) {
+    case 'O': stats->observations += !strcmp(type, "Observation"); break;
+    case 'I': stats->imaging_selections += !strcmp(type, "ImagingSelection"); break;
+    case 'B': stats->body_structures += !strcmp(type, "BodyStructure"); break;
+    case 'D': stats->devices += !strcmp(type, "Device"); break;
+    case 'P': stats->practitioners += !strcmp(type, "Practitioner"); break;
+    default: break;
+    }
+}
+
 void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
 {
     s2f_json *j = f->json;
@@ -230,32 +247,23 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
         piece p;
         start(&p);
         if (!f->opt.pretty)
-            add(&p, "\"request\":{\"method\":\"PUT\",\"url\":\"");
+            ADD_LITERAL(&p, "\"request\":{\"method\":\"PUT\",\"url\":\"");
         size_t url = p.n; /* Type/id */
         add(&p, rid->type);
-        add(&p, "/");
-        add(&p, rid->id);
+        ADD_LITERAL(&p, "/");
+        add_n(&p, rid->id, S2F_UUID_STR_SIZE - 1);
         if (f->opt.pretty) {
             s2f_json_kv_begin_object(j, "request");
             s2f_json_kv_string(j, "method", "PUT");
             s2f_json_kv_string(j, "url", p.text + url);
             s2f_json_end_object(j);
         } else {
-            add(&p, "\"}");
+            ADD_LITERAL(&p, "\"}");
             s2f_json_members_raw(j, p.text, p.n);
         }
     }
     s2f_json_end_object(j); /* entry */
-    if (!strcmp(rid->type, "Observation"))
-        f->stats->observations++;
-    else if (!strcmp(rid->type, "ImagingSelection"))
-        f->stats->imaging_selections++;
-    else if (!strcmp(rid->type, "BodyStructure"))
-        f->stats->body_structures++;
-    else if (!strcmp(rid->type, "Device"))
-        f->stats->devices++;
-    else if (!strcmp(rid->type, "Practitioner"))
-        f->stats->practitioners++;
+    count_resource(f->stats, rid->type);
 }
 
 /* ---- what each observation needs written first ----------------------------------------- */
