@@ -4,8 +4,6 @@
  */
 #include "fhir.h"
 
-#include <stdlib.h>
-
 /* M26: "POSITION RELATIONSHIP VALUE-TYPE (code,scheme,"meaning")" for each unmapped item. */
 static const char *const *unmapped_lines(const s2f_report *rep)
 {
@@ -43,7 +41,9 @@ s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *o
         fo.service_request_ref = opt->service_request_ref;
         fo.imaging_study_ref = opt->imaging_study_ref;
     }
-    s2f_sink *sink = malloc(sizeof *sink);
+    /* The output buffer comes from the document's arena, whose memory the reading has
+     * mostly touched already: 64 KiB of fresh heap would fault page by page. */
+    s2f_sink *sink = s2f_arena_alloc(doc->arena, sizeof *sink);
     if (!sink)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
     s2f_sink_init(sink, out);
@@ -51,7 +51,6 @@ s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *o
     rc = s2f_fhir_write_bundle(&rep, &fo, sink, &stats, err);
     if (s2f_sink_finish(sink) != 0 && !rc)
         rc = s2f_fail(err, S2F_EIO, "cannot write the output");
-    free(sink);
     if (result) {
         result->observations = stats.observations;
         result->imaging_selections = stats.imaging_selections;
