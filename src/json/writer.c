@@ -550,10 +550,39 @@ static int parse_decimal(const char *p, size_t n, decimal_parts *d)
     return i == n;
 }
 
+/* 1 when p[0..n) is already the JSON number its Decimal String gives: no spaces, no '+'
+ * before the digits, no leading zeros, no bare or trailing '.' ("-12.50", "0.5", "7",
+ * "1.5E+00"). Most values are so, and are written as they are. */
+static int canonical_decimal(const char *p, size_t n)
+{
+    size_t i = 0;
+    if (i < n && p[i] == '-')
+        i++;
+    if (i < n && p[i] == '0')
+        i++;
+    else if (i < n && p[i] >= '1' && p[i] <= '9')
+        i += count_digits(p + i, n - i);
+    else
+        return 0;
+    if (i < n && p[i] == '.') {
+        size_t frac = count_digits(p + i + 1, n - i - 1);
+        if (!frac)
+            return 0;
+        i += 1 + frac;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        size_t exp = parse_exponent(p + i, n - i);
+        if (!exp)
+            return 0;
+        i += exp;
+    }
+    return i == n;
+}
+
 int s2f_json_decimal_valid(const char *p, size_t n)
 {
     decimal_parts d;
-    return p && parse_decimal(p, n, &d);
+    return p && (canonical_decimal(p, n) || parse_decimal(p, n, &d));
 }
 
 /* "-007.50e+3" -> "-7.50e+3": no '+', no leading zeros, "0" before a bare '.', no
@@ -698,6 +727,8 @@ int s2f_json_kv_decimal(s2f_json *j, const char *key, const char *value)
     if (j->error)
         return -1;
     size_t n = strlen(value);
+    if (!j->pretty && canonical_decimal(value, n))
+        return s2f_json_kv_raw(j, key, value, n);
     decimal_parts d;
     if (!parse_decimal(value, n, &d))
         return invalid_decimal(j, value, n);
