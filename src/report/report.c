@@ -64,17 +64,29 @@ static const concept C_DEVICE_MANUFACTURER = {"121014", "DCM", NULL};
 static const concept C_DEVICE_MODEL = {"121015", "DCM", NULL};
 static const concept C_DEVICE_SERIAL = {"121016", "DCM", NULL};
 
-static int code_is(const s2f_codeval *c, const concept *k)
+static int code_is_exactly(const s2f_codeval *c, const concept *k)
 {
-    if (!c)
-        return 0;
     if (k->srt && !strcmp(c->value, k->srt) && !strcmp(c->scheme, "SRT"))
         return 1;
     /* designators are case-sensitive in DICOM, but real files write "NCIT", "umls" */
     return !strcmp(c->value, k->value) && !strcasecmp(c->scheme, k->scheme);
 }
 
-static int named(const s2f_item *it, const concept *k) { return code_is(it->concept, k); }
+/* Whether value v may be concept value k (of 2 bytes or more): its first two bytes, which
+ * tell most codes asked about from the concept asked for, compared here. */
+static inline int may_be(const char *v, const char *k)
+{
+    return v[0] == k[0] && v[1] == k[1];
+}
+
+static inline int code_is(const s2f_codeval *c, const concept *k)
+{
+    if (!c || (!may_be(c->value, k->value) && !(k->srt && may_be(c->value, k->srt))))
+        return 0;
+    return code_is_exactly(c, k);
+}
+
+static inline int named(const s2f_item *it, const concept *k) { return code_is(it->concept, k); }
 
 /* Observer context items of TID 1002/1003/1004 (DCM 121005-121017). */
 static int is_observer_item(const s2f_item *it)
