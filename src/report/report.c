@@ -124,6 +124,18 @@ static void consume_tree(walker *w, const s2f_item *it)
         consume_tree(w, it->children[i]);
 }
 
+/* Gives an empty arena array room for n elements at once (when n is known), so that
+ * appending them copies nothing. */
+static void reserve(walker *w, void **array, size_t *cap, size_t n, size_t size)
+{
+    if (*array || !n)
+        return;
+    if (!(*array = s2f_arena_alloc(w->a, n * size)))
+        w->oom = 1;
+    else
+        *cap = n;
+}
+
 /* Appends one zeroed element to an arena array whose capacity *cap tracks. */
 static void *append(walker *w, void **array, size_t *n, size_t *cap, size_t size)
 {
@@ -464,6 +476,17 @@ static void keep_series_only_with_images(walker *w, s2f_group *g)
     g->n_refs = k;
 }
 
+/* How many children of a group may be measurements (NUMs it CONTAINS). */
+static size_t count_measurements(const s2f_item *group)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < group->n_children; i++) {
+        const s2f_item *c = group->children[i];
+        n += !c->by_reference && c->vt == S2F_VT_NUM && c->rel == S2F_REL_CONTAINS;
+    }
+    return n;
+}
+
 static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *outer,
                              int derived)
 {
@@ -478,6 +501,8 @@ static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *o
     consume(w, it);
     g->ctx = context_in(w, outer, it);
     g->algorithm = read_algorithm(w, it);
+    reserve(w, (void **)&g->measurements, &cap_m, count_measurements(it),
+            sizeof *g->measurements);
     for (uint32_t i = 0; i < it->n_children && !w->oom; i++) {
         const s2f_item *c = it->children[i];
         s2f_ref_kind kind;
