@@ -113,7 +113,14 @@ void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
         *rid = **slot;
         return;
     }
-    compute_rid(f, "Observation", S2F_KIND_OBSERVATION, s2f_fhir_item_key(f, it), rid);
+    /* the key is hashed once here: kept only when something else made it already */
+    const char *key = f->item_keys ? f->item_keys[it->seq] : NULL;
+    char pos[1024];
+    if (!key) {
+        s2f_item_position(it, pos, sizeof pos);
+        key = pos;
+    }
+    compute_rid(f, "Observation", S2F_KIND_OBSERVATION, key, rid);
     if (slot && (*slot = s2f_arena_alloc(f->arena, sizeof **slot)))
         **slot = *rid;
 }
