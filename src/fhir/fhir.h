@@ -105,6 +105,8 @@ typedef struct s2f_fhir {
     s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     s2f_hindex units;        /* observations.c: Quantity units codes serialized once */
+    const s2f_group *refs_of; /* observations.c: the group whose derivedFrom member */
+    s2f_fhir_fragment refs;   /* its children copy is this */
     s2f_hindex *sets;        /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;

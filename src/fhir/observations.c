@@ -291,6 +291,33 @@ static void selection_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)
     }
 }
 
+/* "derivedFrom": the group's ImagingSelections (M19), copied to each child that has no
+ * references of its own: the same member for all of them, serialized once per group
+ * (compact output; groups are written one after the other). */
+static void group_refs_members(s2f_fhir *f, void *group)
+{
+    const s2f_group *g = group;
+    s2f_json_kv_begin_array(f->json, "derivedFrom");
+    selection_refs(f, g->refs, g->n_refs);
+    s2f_json_end_array(f->json);
+}
+
+static void group_refs_member(s2f_fhir *f, const s2f_group *g)
+{
+    if (!f->opt.pretty && f->refs_of != g) {
+        f->refs_of = g;
+        f->refs = (s2f_fhir_fragment){0};
+        if (!s2f_fhir_render_members(f, group_refs_members, (void *)g, &f->refs))
+            f->refs.failed = 1;
+    }
+    if (f->opt.pretty || f->refs.failed) {
+        group_refs_members(f, (void *)g);
+        return;
+    }
+    s2f_json_members_raw(f->json, f->refs.text, f->refs.len);
+    f->stats->replaced_chars += f->refs.replaced;
+}
+
 /* M12: the source-sr-content-item selection of an item with an Observation UID (R5 only). */
 static int has_source_item(const s2f_fhir *f, const s2f_item *it)
 {
@@ -769,6 +796,8 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
             selection_refs(f, m->refs, m->n_refs);
             s2f_json_end_array(j);
         }
+    } else if (!f->opt.r4 && !m->n_refs && group && group->n_refs) {
+        group_refs_member(f, group); /* M19: the group's references, copied to each child */
     } else if (!f->opt.r4 && (m->n_refs || (group && group->n_refs))) {
         /* M19: its own references, then the group's, copied to each child */
         s2f_json_kv_begin_array(j, "derivedFrom");
@@ -819,10 +848,7 @@ void s2f_fhir_write_evaluation(s2f_fhir *f, const s2f_evaluation *e, const s2f_g
         data_absent_unknown(f);
     }
     write_device(f, e->algorithm); /* M22 */
-    if (group && group->n_refs && !f->opt.r4) { /* M19: the group's references */
-        s2f_json_kv_begin_array(j, "derivedFrom");
-        selection_refs(f, group->refs, group->n_refs);
-        s2f_json_end_array(j);
-    }
+    if (group && group->n_refs && !f->opt.r4) /* M19: the group's references */
+        group_refs_member(f, group);
     s2f_fhir_end_entry(f, &rid);
 }
