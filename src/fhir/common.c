@@ -152,7 +152,7 @@ static void write_concept(s2f_fhir *f, void *entry)
 }
 
 /* The serialized CodeableConcept of c, made the first time; NULL when it cannot be. */
-static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
+static const concept_entry *find_concept(s2f_fhir *f, const s2f_codeval *c)
 {
     if (!c->value)
         return NULL;
@@ -167,6 +167,22 @@ static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
     if (!(e->text = render_compact(f, write_concept, e, &e->len, &e->replaced)))
         return NULL;
     s2f_hindex_put(&f->concepts, slot, h, e);
+    return e;
+}
+
+/* The same, answered mostly by a direct-mapped memo of code addresses in front of the
+ * hash index: the reader gives equal codes one s2f_codeval. */
+static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
+{
+    uint64_t a = (uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ull;
+    struct s2f_concept_memo *m = &f->concept_memo[a >> (64 - S2F_CONCEPT_MEMO_BITS)];
+    if (m->code == c)
+        return m->entry;
+    const concept_entry *e = find_concept(f, c);
+    if (e) {
+        m->code = c;
+        m->entry = e;
+    }
     return e;
 }
 

@@ -79,6 +79,8 @@ typedef struct s2f_fhir_fragment {
     int failed;
 } s2f_fhir_fragment;
 
+#define S2F_CONCEPT_MEMO_BITS 6
+
 /* The conversion context all files of the stage share (one per conversion, one thread). */
 typedef struct s2f_fhir {
     const s2f_report *rep;
@@ -102,7 +104,11 @@ typedef struct s2f_fhir {
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of, frag_head; /* common.c */
     const char *when_of, *when_members; /* common.c: the instant whose effective/issued */
     size_t when_len;                    /* members are when_members */
-    s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once */
+    s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once, */
+    struct s2f_concept_memo {
+        const s2f_codeval *code;
+        const void *entry;
+    } concept_memo[1 << S2F_CONCEPT_MEMO_BITS]; /* and the last found by code address */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     s2f_hindex units;        /* observations.c: Quantity units codes serialized once */
     const s2f_group *refs_of; /* observations.c: the group whose derivedFrom member */
