@@ -3,9 +3,13 @@
  */
 #include "hindex.h"
 
+/* The first table is small: most indexes of a short report hold a few entries, and a
+ * bigger one would be a fresh page of zeros each. */
+#define FIRST_CAP 16
+
 static int grow(s2f_hindex *x, s2f_arena *a)
 {
-    size_t cap = x->cap ? x->cap * 2 : 256;
+    size_t cap = x->cap ? x->cap * 2 : FIRST_CAP;
     s2f_hslot *slots = s2f_arena_calloc(a, cap, sizeof *slots);
     if (!slots)
         return 0;
