@@ -193,9 +193,7 @@ static void begin_entry_compact(s2f_fhir *f, const s2f_rid *rid, const char *pro
     ADD_LITERAL(&p, "\"fullUrl\":\"");
     add_n(&p, rid->urn, S2F_UUID_URN_SIZE - 1); /* compute_rid fills all of it */
     ADD_LITERAL(&p, "\"");
-    s2f_json_begin_object(j);
-    s2f_json_members_raw(j, p.text, p.n);
-    s2f_json_kv_begin_object(j, "resource");
+    s2f_json_begin_object_raw(j, NULL, p.text, p.n);
     start(&p);
     ADD_LITERAL(&p, "\"resourceType\":\"");
     add(&p, rid->type);
@@ -207,7 +205,7 @@ static void begin_entry_compact(s2f_fhir *f, const s2f_rid *rid, const char *pro
         add(&p, profile);
         ADD_LITERAL(&p, "\"]}");
     }
-    s2f_json_members_raw(j, p.text, p.n);
+    s2f_json_begin_object_raw(j, "resource", p.text, p.n);
 }
 
 void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)

@@ -446,6 +446,44 @@ int s2f_json_kv_raw(s2f_json *j, const char *key, const char *text, size_t n)
     return s2f_json_key(j, key) ? -1 : s2f_json_raw_value(j, text, n);
 }
 
+int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members, size_t n)
+{
+    if (j->error)
+        return -1;
+    if (j->pretty)
+        return fail(j, S2F_EINTERNAL, "JSON writer: raw members in pretty mode");
+    size_t kn = key ? strlen(key) : 0;
+    if (key && (!key_allowed(j) || !all_plain((const unsigned char *)key, kn)))
+        return s2f_json_kv_begin_object(j, key) ? -1 : s2f_json_members_raw(j, members, n);
+    if (j->depth == S2F_JSON_MAX_DEPTH)
+        return fail(j, S2F_ELIMIT, "JSON writer: nesting deeper than %d levels", S2F_JSON_MAX_DEPTH);
+    if (!key && before_value(j))
+        return -1;
+    char *o = s2f_sink_room(j->out, kn + n + 5); /* ,"key":{members */
+    if (!o) {
+        if (key ? s2f_json_kv_begin_object(j, key) : begin(j, 0, '{'))
+            return -1;
+        return s2f_json_members_raw(j, members, n);
+    }
+    size_t k = 0;
+    if (key) {
+        unsigned char *top = &j->stack[j->depth - 1];
+        if (*top & HAS_ITEMS)
+            o[k++] = ',';
+        *top |= HAS_ITEMS;
+        o[k++] = '"';
+        memcpy(o + k, key, kn);
+        k += kn;
+        o[k++] = '"';
+        o[k++] = ':';
+    }
+    o[k++] = '{';
+    memcpy(o + k, members, n);
+    s2f_sink_commit(j->out, k + n);
+    j->stack[j->depth++] = (unsigned char)(n ? HAS_ITEMS : 0);
+    return 0;
+}
+
 int s2f_json_string_n(s2f_json *j, const char *p, size_t n)
 {
     if (!p && n)

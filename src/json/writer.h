@@ -89,6 +89,11 @@ int s2f_json_finish(s2f_json *j);
  * text is valid members. Empty text writes nothing. */
 int s2f_json_members_raw(s2f_json *j, const char *members, size_t n);
 
+/* Opens an object whose first members are already serialized in compact form, as
+ * s2f_json_kv_begin_object (key NULL: s2f_json_begin_object) and s2f_json_members_raw
+ * would, in one copy. Compact mode only; the caller vouches for the members. */
+int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members, size_t n);
+
 /* Writes a value already serialized in compact form where a value may go: for values
  * that repeat verbatim (the FHIR stage's CodeableConcepts). Compact mode only; the caller
  * vouches that the text is one valid JSON value. */

@@ -877,6 +877,72 @@ TEST(raw_values_stand_where_values_go)
     mem_close(&m);
 }
 
+TEST(keyed_raw_values_and_objects_opened_with_members)
+{
+    mem m;
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_begin_object_raw(&m.j, NULL, "\"a\":1", 5) == 0);
+    CHECK(s2f_json_kv_raw(&m.j, "b", "{\"c\":[3]}", 9) == 0);
+    CHECK(s2f_json_begin_object_raw(&m.j, "d", "\"e\":\"f\"", 7) == 0);
+    s2f_json_kv_int(&m.j, "g", 7);
+    s2f_json_end_object(&m.j);
+    CHECK(s2f_json_begin_object_raw(&m.j, "h", "", 0) == 0);
+    s2f_json_kv_int(&m.j, "i", 8);
+    s2f_json_end_object(&m.j);
+    CHECK(s2f_json_kv_raw(&m.j, "quote\"d", "1", 1) == 0); /* a key that needs escaping */
+    s2f_json_end_object(&m.j);
+    CHECK(s2f_json_begin_object_raw(&m.j, NULL, "", 0) == 0);
+    s2f_json_end_object(&m.j);
+    s2f_json_end_array(&m.j);
+    CHECK(s2f_json_finish(&m.j) == 0);
+    CHECK_STR(mem_text(&m), "[{\"a\":1,\"b\":{\"c\":[3]},\"d\":{\"e\":\"f\",\"g\":7},"
+                            "\"h\":{\"i\":8},\"quote\\\"d\":1},{}]");
+    mem_close(&m);
+    /* misuse: pretty mode, a keyed object in an array, a key where a value is due */
+    mem_open(&m, 1);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_begin_object_raw(&m.j, NULL, "\"a\":1", 5) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_begin_object_raw(&m.j, "k", "\"a\":1", 5) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    s2f_json_key(&m.j, "x");
+    CHECK(s2f_json_kv_raw(&m.j, "y", "1", 1) == -1);
+    mem_close(&m);
+}
+
+/* kv_decimal copies a Decimal String that is already its JSON number and rewrites the
+ * others: both give what s2f_json_decimal gives. */
+TEST(keyed_decimals_equal_decimals)
+{
+    static const char *const cases[][2] = {
+        {"1.378756E+00", "1.378756E+00"}, {"-12.50", "-12.50"}, {"0", "0"}, {"-0", "-0"},
+        {"0.5", "0.5"}, {"7", "7"}, {"1e-007", "1e-007"}, {"+1.5", "1.5"}, {"007.50", "7.50"},
+        {"5.", "5"}, {".5", "0.5"}, {" 12 ", "12"}, {"1.5 ", "1.5"}, {"01", "1"},
+        {"-0.000", "-0.000"}, {"1E+", NULL}, {"1.", "1"}, {"-", NULL}, {"1.e5", "1e5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mem m;
+        mem_open(&m, 0);
+        s2f_json_begin_object(&m.j);
+        int rc = s2f_json_kv_decimal(&m.j, "v", cases[i][0]);
+        CHECK(rc == (cases[i][1] ? 0 : -1));
+        CHECK(s2f_json_decimal_valid(cases[i][0], strlen(cases[i][0])) == (cases[i][1] != NULL));
+        if (cases[i][1]) {
+            char want[64];
+            snprintf(want, sizeof want, "{\"v\":%s}", cases[i][1]);
+            s2f_json_end_object(&m.j);
+            CHECK(s2f_json_finish(&m.j) == 0);
+            CHECK_STR(mem_text(&m), want);
+        }
+        mem_close(&m);
+    }
+}
+
 TEST(memory_sink_keeps_its_bytes_and_refuses_more)
 {
     static s2f_sink s; /* 64 KiB: not on the stack */
@@ -895,6 +961,8 @@ int main(void)
 {
     RUN(raw_members_join_an_object_as_written_members);
     RUN(raw_values_stand_where_values_go);
+    RUN(keyed_raw_values_and_objects_opened_with_members);
+    RUN(keyed_decimals_equal_decimals);
     RUN(memory_sink_keeps_its_bytes_and_refuses_more);
     RUN(compact_nested);
     RUN(pretty_nested);
