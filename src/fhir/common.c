@@ -28,7 +28,7 @@ const char *s2f_fhir_oid(s2f_fhir *f, const char *uid)
     return s;
 }
 
-void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid)
+void s2f_fhir_reference(s2f_fhir *f, const s2f_json_lit *key, const s2f_rid *rid)
 {
     s2f_json *j = f->json;
     if (!f->opt.pretty) { /* compact: one piece, the URN needs no escaping */
@@ -39,13 +39,13 @@ void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid)
         memcpy(text + sizeof head - 1, rid->urn, n);
         memcpy(text + sizeof head - 1 + n, "\"}", 2);
         if (key)
-            s2f_json_kv_raw(j, key, text, sizeof head - 1 + n + 2);
+            s2f_json_lit_raw(j, *key, text, sizeof head - 1 + n + 2);
         else
             s2f_json_raw_value(j, text, sizeof head - 1 + n + 2);
         return;
     }
     if (key)
-        s2f_json_key(j, key);
+        s2f_json_key(j, key->name);
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "reference", rid->urn);
     s2f_json_end_object(j);
@@ -88,7 +88,7 @@ static int codeable_value(s2f_fhir *f, const s2f_codeval *c)
 {
     s2f_json *j = f->json;
     s2f_json_begin_object(j);
-    s2f_json_kv_begin_array(j, "coding");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("coding"));
     int fallback = coding_value(f, c);
     s2f_json_end_array(j);
     s2f_json_end_object(j);
@@ -186,17 +186,17 @@ static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
     return e;
 }
 
-void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c)
+void s2f_fhir_codeable_lit(s2f_fhir *f, s2f_json_lit key, const s2f_codeval *c)
 {
     if (!c)
         return;
     const concept_entry *e = f->opt.pretty ? NULL : cached_concept(f, c);
     if (e) {
-        s2f_json_kv_raw(f->json, key, e->text, e->len);
+        s2f_json_lit_raw(f->json, key, e->text, e->len);
         f->stats->replaced_chars += e->replaced;
         f->stats->fallback_codes += (size_t)e->fallback;
     } else {
-        s2f_json_key(f->json, key);
+        s2f_json_key(f->json, key.name);
         if (codeable_value(f, c))
             f->stats->fallback_codes++;
     }
@@ -209,7 +209,7 @@ void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
     if (key)
         s2f_json_key(j, key);
     s2f_json_begin_object(j);
-    s2f_json_kv_begin_array(j, "coding");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("coding"));
     write_coding(f, system, NULL, code, display);
     s2f_json_end_array(j);
     s2f_json_end_object(j);
@@ -250,11 +250,11 @@ static void write_subject(s2f_fhir *f, const char *key)
     s2f_json_kv_string(j, "reference", f->opt.patient_ref); /* delivery found it (M4) */
     s2f_json_kv_string(j, "type", "Patient");
     if (h->patient_id) {
-        s2f_json_kv_begin_object(j, "identifier");
+        s2f_json_lit_begin_object(j, S2F_JSON_LIT("identifier"));
         s2f_json_kv_string(j, "system", issuer_system(f, &h->patient_issuer));
         s2f_json_kv_string(j, "value", h->patient_id);
         if (h->patient_issuer.local) {
-            s2f_json_kv_begin_object(j, "assigner");
+            s2f_json_lit_begin_object(j, S2F_JSON_LIT("assigner"));
             s2f_json_kv_string(j, "display", h->patient_issuer.local);
             s2f_json_end_object(j);
         }
@@ -272,11 +272,11 @@ static void write_based_on(s2f_fhir *f)
     const s2f_header *h = f->h;
     if (!h->accession)
         return; /* M6: omitted without an accession number */
-    s2f_json_kv_begin_array(j, "basedOn");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("basedOn"));
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "reference", f->opt.service_request_ref); /* M6 */
     s2f_json_kv_string(j, "type", "ServiceRequest");
-    s2f_json_kv_begin_object(j, "identifier");
+    s2f_json_lit_begin_object(j, S2F_JSON_LIT("identifier"));
     s2f_fhir_codeable_fixed(f, "type", SYSTEM_V2_0203, "ACSN", "Accession ID");
     s2f_json_kv_string(j, "system", issuer_system(f, &h->accession_issuer));
     s2f_json_kv_string(j, "value", h->accession);
@@ -292,7 +292,7 @@ static void study_reference(s2f_fhir *f)
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "reference", f->opt.imaging_study_ref); /* M5 */
     s2f_json_kv_string(j, "type", "ImagingStudy");
-    s2f_json_kv_begin_object(j, "identifier");
+    s2f_json_lit_begin_object(j, S2F_JSON_LIT("identifier"));
     s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");
     s2f_json_kv_string(j, "system", "urn:dicom:uid");
     if (!f->study_oid)
@@ -306,7 +306,7 @@ static void write_part_of(s2f_fhir *f)
 {
     if (!f->h->study_uid)
         return;
-    s2f_json_kv_begin_array(f->json, "partOf");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("partOf"));
     study_reference(f);
     s2f_json_end_array(f->json);
 }

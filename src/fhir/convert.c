@@ -217,12 +217,12 @@ void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)
     }
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "fullUrl", rid->urn);
-    s2f_json_kv_begin_object(j, "resource");
+    s2f_json_lit_begin_object(j, S2F_JSON_LIT("resource"));
     s2f_json_kv_string(j, "resourceType", rid->type);
     s2f_json_kv_string(j, "id", rid->id);
     if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
-        s2f_json_kv_begin_object(j, "meta");
-        s2f_json_kv_begin_array(j, "profile");
+        s2f_json_lit_begin_object(j, S2F_JSON_LIT("meta"));
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("profile"));
         s2f_json_string(j, profile);
         s2f_json_end_array(j);
         s2f_json_end_object(j);
@@ -258,7 +258,7 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
         ADD_LITERAL(&p, "/");
         add_n(&p, rid->id, S2F_UUID_STR_SIZE - 1);
         if (f->opt.pretty) {
-            s2f_json_kv_begin_object(j, "request");
+            s2f_json_lit_begin_object(j, S2F_JSON_LIT("request"));
             s2f_json_kv_string(j, "method", "PUT");
             s2f_json_kv_string(j, "url", p.text + url);
             s2f_json_end_object(j);
@@ -392,7 +392,7 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
     s2f_json_kv_string(&json, "id", bundle.id);
     s2f_json_kv_string(&json, "type",
                        f.opt.bundle_type == S2F_BUNDLE_COLLECTION ? "collection" : "transaction");
-    s2f_json_kv_begin_array(&json, "entry");
+    s2f_json_lit_begin_array(&json, S2F_JSON_LIT("entry"));
     write_entries(&f);
     s2f_json_end_array(&json);
     s2f_json_end_object(&json);

@@ -144,11 +144,12 @@ int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key);
 /* ---- common.c ------------------------------------------------------------------------- */
 
 /* "key": { "reference": "urn:uuid:..." }; key NULL: the object alone (an array element). */
-void s2f_fhir_reference(s2f_fhir *f, const char *key, const s2f_rid *rid);
+void s2f_fhir_reference(s2f_fhir *f, const s2f_json_lit *key, const s2f_rid *rid);
 /* A Coding object for a DICOM code (M23); counts fallback schemes. */
 void s2f_fhir_coding(s2f_fhir *f, const s2f_codeval *c);
-/* "key": { "coding": [ ... ] } for a DICOM code (M23). */
-void s2f_fhir_codeable(s2f_fhir *f, const char *key, const s2f_codeval *c);
+/* "key": { "coding": [ ... ] } for a DICOM code (M23); key: a string literal. */
+void s2f_fhir_codeable_lit(s2f_fhir *f, s2f_json_lit key, const s2f_codeval *c);
+#define s2f_fhir_codeable(f, key, c) s2f_fhir_codeable_lit((f), S2F_JSON_LIT(key), (c))
 /* "key": { "coding": [ {system, code, display} ] } for a fixed code. */
 void s2f_fhir_codeable_fixed(s2f_fhir *f, const char *key, const char *system,
                              const char *code, const char *display);

@@ -81,9 +81,9 @@ static void reference_value(s2f_fhir *f, const s2f_rid *rid)
 }
 
 /* "key": { "reference": ... } */
-static void reference_member(s2f_fhir *f, const char *key, const s2f_rid *rid)
+static void reference_member(s2f_fhir *f, s2f_json_lit key, const s2f_rid *rid)
 {
-    s2f_fhir_reference(f, key, rid);
+    s2f_fhir_reference(f, &key, rid);
 }
 
 /* A fixed CodeableConcept as an array element: { "coding": [ {system, code, display} ] }. */
@@ -92,7 +92,7 @@ static void concept_fixed_value(s2f_fhir *f, const char *system, const char *cod
 {
     s2f_json *j = f->json;
     s2f_json_begin_object(j);
-    s2f_json_kv_begin_array(j, "coding");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("coding"));
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "system", system);
     s2f_json_kv_string(j, "code", code);
@@ -105,19 +105,19 @@ static void concept_fixed_value(s2f_fhir *f, const char *system, const char *cod
 /* "category": [ fixed concept ] */
 static void category_fixed(s2f_fhir *f, const char *system, const char *code, const char *display)
 {
-    s2f_json_kv_begin_array(f->json, "category");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("category"));
     concept_fixed_value(f, system, code, display);
     s2f_json_end_array(f->json);
 }
 
 /* "code": the concept name of an item (M23); an item without one (malformed, the reader
  * warned) still needs Observation.code 1..1: its value type as text. */
-static void item_code(s2f_fhir *f, const char *key, const s2f_item *it)
+static void item_code(s2f_fhir *f, s2f_json_lit key, const s2f_item *it)
 {
     if (it->concept && has_code(it->concept)) {
-        s2f_fhir_codeable(f, key, it->concept);
+        s2f_fhir_codeable_lit(f, key, it->concept);
     } else {
-        s2f_json_kv_begin_object(f->json, key);
+        s2f_json_kv_begin_object(f->json, key.name);
         s2f_json_kv_string(f->json, "text", it->concept && nonempty(it->concept->meaning)
                                                 ? it->concept->meaning
                                                 : s2f_vt_name(it->vt));
@@ -128,8 +128,8 @@ static void item_code(s2f_fhir *f, const char *key, const s2f_item *it)
 /* Observation.dataAbsentReason = unknown (a value the profile requires is missing). */
 static void data_absent_unknown(s2f_fhir *f)
 {
-    s2f_json_kv_begin_object(f->json, "dataAbsentReason");
-    s2f_json_kv_begin_array(f->json, "coding");
+    s2f_json_lit_begin_object(f->json, S2F_JSON_LIT("dataAbsentReason"));
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("coding"));
     s2f_json_begin_object(f->json);
     s2f_json_kv_string(f->json, "system", SYSTEM_DAR);
     s2f_json_kv_string(f->json, "code", "unknown");
@@ -183,7 +183,7 @@ static void write_identifiers(s2f_fhir *f, const s2f_item *it, const char *tid,
     int uid = nonempty(it->observation_uid);
     if (!uid && !tracking)
         return;
-    s2f_json_kv_begin_array(j, "identifier");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("identifier"));
     if (uid)
         s2f_fhir_observation_uid(f, it->observation_uid);
     if (tracking && nonempty(tid)) {
@@ -242,7 +242,7 @@ static void write_subject_time_performers(s2f_fhir *f, const s2f_context *ctx)
         if (seen)
             continue;
         if (!open) {
-            s2f_json_kv_begin_array(f->json, "performer");
+            s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("performer"));
             open = 1;
         }
         reference_value(f, &rid);
@@ -260,7 +260,7 @@ static void write_site(s2f_fhir *f, const s2f_site *site, const char *tid, const
     if (!f->opt.r4 && s2f_fhir_has_body_structure(site, tid, tuid)) {
         s2f_rid rid;
         s2f_fhir_body_structure_rid(f, site, tid, tuid, &rid);
-        reference_member(f, "bodyStructure", &rid);
+        reference_member(f, S2F_JSON_LIT("bodyStructure"), &rid);
     } else {
         s2f_fhir_codeable(f, "bodySite", site->site);
     }
@@ -274,7 +274,7 @@ static void write_device(s2f_fhir *f, const s2f_algorithm *a)
         s2f_fhir_algorithm_rid(f, a, &rid);
     else
         s2f_fhir_equipment_rid(f, &rid);
-    reference_member(f, "device", &rid);
+    reference_member(f, S2F_JSON_LIT("device"), &rid);
 }
 
 /* ImagingSelection references (M19) as array elements; none in R4 (M25). */
@@ -297,7 +297,7 @@ static void selection_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)
 static void group_refs_members(s2f_fhir *f, void *group)
 {
     const s2f_group *g = group;
-    s2f_json_kv_begin_array(f->json, "derivedFrom");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("derivedFrom"));
     selection_refs(f, g->refs, g->n_refs);
     s2f_json_end_array(f->json);
 }
@@ -458,7 +458,7 @@ static void write_quantity(s2f_fhir *f, const char *key, const s2f_item *num)
     }
     s2f_json_kv_begin_object(j, key);
     if (reason) {
-        s2f_json_kv_begin_array(j, "extension");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("extension"));
         s2f_json_begin_object(j);
         s2f_json_kv_string(j, "url", DAR_EXTENSION);
         s2f_json_kv_string(j, "valueCode", reason);
@@ -468,7 +468,7 @@ static void write_quantity(s2f_fhir *f, const char *key, const s2f_item *num)
     if (use_float)
         s2f_json_kv_double(j, "value", num->v.num.fp);
     else if (use_text)
-        s2f_json_kv_decimal(j, "value", text);
+        s2f_json_lit_decimal(j, S2F_JSON_LIT("value"), text);
     write_units(f, num->v.num.units);
     s2f_json_end_object(j);
 }
@@ -604,7 +604,7 @@ static void write_component(s2f_fhir *f, const s2f_item *c)
     s2f_json *j = f->json;
     char buf[40];
     s2f_json_begin_object(j);
-    item_code(f, "code", c);
+    item_code(f, S2F_JSON_LIT("code"), c);
     switch (c->vt) {
     case S2F_VT_CODE:
         if (has_code(&c->v.code))
@@ -657,7 +657,7 @@ static void write_components(s2f_fhir *f, const s2f_measurement *m)
 {
     if (!m->n_components)
         return;
-    s2f_json_kv_begin_array(f->json, "component");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("component"));
     for (size_t i = 0; i < m->n_components && !stopped(f); i++)
         write_component(f, m->components[i]);
     s2f_json_end_array(f->json);
@@ -702,7 +702,7 @@ void s2f_fhir_write_group(s2f_fhir *f, const s2f_group *g)
     /* M17 hasMember: every measurement and evaluation of the group, in document order
      * (both lists are in document order: merge them by the items' pre-order number). */
     if (g->n_measurements + g->n_evaluations) {
-        s2f_json_kv_begin_array(j, "hasMember");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("hasMember"));
         size_t im = 0, ie = 0;
         while ((im < g->n_measurements || ie < g->n_evaluations) && !stopped(f)) {
             s2f_rid member;
@@ -721,7 +721,7 @@ void s2f_fhir_write_group(s2f_fhir *f, const s2f_group *g)
      * ImagingSelection; the ImagingStudy is referenced from partOf as always). */
     int source = has_source_item(f, g->item);
     if (!f->opt.r4 && (g->n_refs || source)) {
-        s2f_json_kv_begin_array(j, "derivedFrom");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("derivedFrom"));
         selection_refs(f, g->refs, g->n_refs);
         if (source)
             source_item_ref(f, g->item);
@@ -769,7 +769,7 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
     if (derived) /* M14: the profile fixes category DCM 126011 */
         category_fixed(f, S2F_SYSTEM_DCM, "126011", "Derived Imaging Measurements");
     /* imaging-measurement fixes no category: none is written */
-    item_code(f, "code", m->item);
+    item_code(f, S2F_JSON_LIT("code"), m->item);
     write_subject_time_performers(f, &m->ctx);
     if (m->item->vt == S2F_VT_NUM)
         write_quantity(f, "valueQuantity", m->item);
@@ -785,7 +785,7 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
         int source = has_source_item(f, m->item);
         size_t own_refs = f->opt.r4 ? 0 : m->n_refs;
         if (m->n_groups || source || own_refs) {
-            s2f_json_kv_begin_array(j, "derivedFrom");
+            s2f_json_lit_begin_array(j, S2F_JSON_LIT("derivedFrom"));
             for (size_t i = 0; i < m->n_groups && !stopped(f); i++) {
                 s2f_rid gr;
                 s2f_fhir_group_rid(f, m->groups[i], &gr);
@@ -800,7 +800,7 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
         group_refs_member(f, group); /* M19: the group's references, copied to each child */
     } else if (!f->opt.r4 && (m->n_refs || (group && group->n_refs))) {
         /* M19: its own references, then the group's, copied to each child */
-        s2f_json_kv_begin_array(j, "derivedFrom");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("derivedFrom"));
         selection_refs(f, m->refs, m->n_refs);
         if (group)
             selection_refs(f, group->refs, group->n_refs);
@@ -834,14 +834,14 @@ void s2f_fhir_write_evaluation(s2f_fhir *f, const s2f_evaluation *e, const s2f_g
     write_identifiers(f, it, NULL, NULL, 0); /* M11 */
     write_head(f);
     category_fixed(f, SYSTEM_UMLS, "C0034375", "Qualitative Evaluations");
-    item_code(f, "code", it);
+    item_code(f, S2F_JSON_LIT("code"), it);
     write_subject_time_performers(f, &e->ctx);
     /* M21: the CODE value, or {"text": ...} for TEXT (FHIR-47485). The profile requires
      * valueCodeableConcept; an item without a value gets dataAbsentReason instead. */
     if (it->vt == S2F_VT_CODE && has_code(&it->v.code)) {
         s2f_fhir_codeable(f, "valueCodeableConcept", &it->v.code);
     } else if (it->vt == S2F_VT_TEXT && nonempty(it->v.text)) {
-        s2f_json_kv_begin_object(j, "valueCodeableConcept");
+        s2f_json_lit_begin_object(j, S2F_JSON_LIT("valueCodeableConcept"));
         s2f_json_kv_string(j, "text", it->v.text);
         s2f_json_end_object(j);
     } else {

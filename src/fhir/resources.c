@@ -188,7 +188,7 @@ static void write_uid_identifiers(s2f_fhir *f, const char *uid)
 {
     if (!nonempty(uid))
         return;
-    s2f_json_kv_begin_array(f->json, "identifier");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("identifier"));
     write_uid_identifier(f, uid);
     s2f_json_end_array(f->json);
 }
@@ -197,7 +197,7 @@ static void write_uid_identifiers(s2f_fhir *f, const char *uid)
 static void write_codeable_element(s2f_fhir *f, const s2f_codeval *c)
 {
     s2f_json_begin_object(f->json);
-    s2f_json_kv_begin_array(f->json, "coding");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("coding"));
     s2f_fhir_coding(f, c);
     s2f_json_end_array(f->json);
     s2f_json_end_object(f->json);
@@ -212,7 +212,7 @@ static void write_r4_device_names(s2f_fhir *f, const char *const *names, const c
         any |= nonempty(names[i]);
     if (!any)
         return;
-    s2f_json_kv_begin_array(f->json, "deviceName");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("deviceName"));
     for (size_t i = 0; i < n; i++) {
         if (!nonempty(names[i]))
             continue;
@@ -256,7 +256,7 @@ static void write_software_versions(s2f_fhir *f, const char *versions)
         trim(&v, &vn);
         if (vn) {
             if (!open) {
-                s2f_json_kv_begin_array(f->json, "version");
+                s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("version"));
                 open = 1;
             }
             s2f_json_begin_object(f->json);
@@ -316,7 +316,7 @@ static void write_udi(s2f_fhir *f)
         if (!n)
             continue;
         if (!open) {
-            s2f_json_kv_begin_array(f->json, "udiCarrier");
+            s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("udiCarrier"));
             open = 1;
         }
         const char *whole = s2f_arena_strndup(f->arena, udi, n);
@@ -405,13 +405,13 @@ void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
         if (f->opt.r4) {
             s2f_fhir_codeable(f, "type", a->family);
         } else {
-            s2f_json_kv_begin_array(f->json, "type");
+            s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("type"));
             write_codeable_element(f, a->family);
             s2f_json_end_array(f->json);
         }
     }
     if (nonempty(a->version)) {
-        s2f_json_kv_begin_array(f->json, "version");
+        s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("version"));
         s2f_json_begin_object(f->json);
         s2f_json_kv_string(f->json, "value", a->version);
         s2f_json_end_object(f->json);
@@ -424,13 +424,13 @@ void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
         if (!nonempty(a->parameters[i]))
             continue;
         if (!open) {
-            s2f_json_kv_begin_array(f->json, "property");
+            s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("property"));
             open = 1;
         }
         s2f_json_begin_object(f->json);
         s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "111002", "Algorithm Parameters");
         if (f->opt.r4) {
-            s2f_json_kv_begin_array(f->json, "valueCode");
+            s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("valueCode"));
             s2f_json_begin_object(f->json);
             s2f_json_kv_string(f->json, "text", a->parameters[i]);
             s2f_json_end_object(f->json);
@@ -442,7 +442,8 @@ void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
     }
     if (open)
         s2f_json_end_array(f->json);
-    s2f_fhir_reference(f, "parent", &eq); /* M22: parent = the M7 equipment device */
+    s2f_json_lit parent = S2F_JSON_LIT("parent");
+    s2f_fhir_reference(f, &parent, &eq); /* M22: parent = the M7 equipment device */
     s2f_fhir_end_entry(f, &rid);
 }
 
@@ -515,7 +516,7 @@ static void write_person_name(s2f_fhir *f, const char *pn)
             break;
         p = c + 1;
     }
-    s2f_json_kv_begin_array(f->json, "name");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("name"));
     s2f_json_begin_object(f->json);
     if (comp[0]) {
         const char *fam = comp[0];
@@ -621,7 +622,7 @@ void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char
     /* identifier: slices trackingIdentifier (DCM 112039) and trackingUid (DCM 112040,
      * urn:dicom:uid, urn:oid: value), as in the guide's example. */
     if (nonempty(tracking_id) || nonempty(tracking_uid)) {
-        s2f_json_kv_begin_array(f->json, "identifier");
+        s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("identifier"));
         if (nonempty(tracking_id)) {
             s2f_json_begin_object(f->json);
             s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "112039", "Tracking Identifier");
@@ -637,13 +638,13 @@ void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char
         }
         s2f_json_end_array(f->json);
     }
-    s2f_json_kv_begin_array(f->json, "includedStructure");
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("includedStructure"));
     s2f_json_begin_object(f->json);
     s2f_fhir_codeable(f, "structure", site->site);
     if (site->laterality)
         s2f_fhir_codeable(f, "laterality", site->laterality);
     if (site->modifier) {
-        s2f_json_kv_begin_array(f->json, "qualifier");
+        s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("qualifier"));
         write_codeable_element(f, site->modifier);
         s2f_json_end_array(f->json);
     }

@@ -132,12 +132,12 @@ static void write_derived_from_study(s2f_fhir *f, const char *study_uid)
     s2f_json *j = f->json;
     if (!has_text(study_uid))
         return;
-    s2f_json_kv_begin_array(j, "derivedFrom");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("derivedFrom"));
     s2f_json_begin_object(j);
     if (f->h->study_uid && !strcmp(study_uid, f->h->study_uid)) /* the study delivery found */
         s2f_json_kv_string(j, "reference", f->opt.imaging_study_ref);
     s2f_json_kv_string(j, "type", "ImagingStudy");
-    s2f_json_kv_begin_object(j, "identifier");
+    s2f_json_lit_begin_object(j, S2F_JSON_LIT("identifier"));
     s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");
     s2f_json_kv_string(j, "system", "urn:dicom:uid");
     s2f_json_kv_string(j, "value", s2f_fhir_oid(f, study_uid));
@@ -166,7 +166,7 @@ static void write_sop_class(s2f_fhir *f, const char *uid)
     if (!has_text(uid))
         return;
     display = sop_class_display(f, uid);
-    s2f_json_kv_begin_object(j, "sopClass");
+    s2f_json_lit_begin_object(j, S2F_JSON_LIT("sopClass"));
     s2f_json_kv_string(j, "system", S2F_SYSTEM_SOP_CLASS); /* M19 amended: the profiles' */
     s2f_json_kv_string(j, "code", uid);
     s2f_json_kv_string(j, "display", display);
@@ -203,7 +203,7 @@ static void write_region(s2f_fhir *f, const char *type, const float *v, uint32_t
     s2f_json *j = f->json;
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "regionType", type);
-    s2f_json_kv_begin_array(j, "coordinate");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("coordinate"));
     for (uint32_t i = 0; i < n; i++)
         write_float(j, v[i]);
     s2f_json_end_array(j);
@@ -256,7 +256,7 @@ static void write_image_region_3d(s2f_fhir *f, const s2f_item *sc)
         return;
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
         if (graphic_is(sc, types[t].dicom)) {
-            s2f_json_kv_begin_array(j, "imageRegion3D");
+            s2f_json_lit_begin_array(j, S2F_JSON_LIT("imageRegion3D"));
             write_region(f, types[t].fhir, v, n);
             s2f_json_end_array(j);
             return;
@@ -289,7 +289,7 @@ static void write_subset(s2f_fhir *f, const s2f_sopref *r, const s2f_item *regio
     size_t extra = region_in_space ? region_in_space_numbers(f, region_in_space, 0) : 0;
     if (r->n_segments == 0 && r->n_frames == 0 && extra == 0)
         return;
-    s2f_json_kv_begin_array(j, "subset");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("subset"));
     if (r->n_segments > 0) {
         for (uint32_t i = 0; i < r->n_segments; i++) {
             snprintf(buf, sizeof buf, "%u", (unsigned)r->segments[i]);
@@ -441,7 +441,7 @@ static void write_focus(s2f_fhir *f, const s2f_image_ref *ref)
         source = sibling_seg_source(ref->item);
     if (!source && !group)
         return;
-    s2f_json_kv_begin_array(j, "focus");
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("focus"));
     if (source) {
         item_selection_rid(f, source, &rid);
         s2f_fhir_reference(f, NULL, &rid);
@@ -522,14 +522,14 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
         int per_point;
         const char *type = it->vt == S2F_VT_SCOORD ? region_2d_type(it, &per_point) : NULL;
         uint32_t step = type ? (per_point ? 2 : it->v.coord.n) : 0;
-        s2f_json_kv_begin_array(j, "instance");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("instance"));
         for (uint32_t at = 0; at == 0 || (type && at < it->v.coord.n); at += step ? step : 1) {
             s2f_json_begin_object(j);
             s2f_json_kv_string(j, "uid", inst->sop_instance);
             write_sop_class(f, sop_class);
             write_subset(f, inst, ref->kind == S2F_REF_REGION_IN_SPACE ? it : NULL);
             if (type) {
-                s2f_json_kv_begin_array(j, "imageRegion2D");
+                s2f_json_lit_begin_array(j, S2F_JSON_LIT("imageRegion2D"));
                 write_region(f, type, it->v.coord.data + at, step);
                 s2f_json_end_array(j);
             }
@@ -573,11 +573,11 @@ void s2f_fhir_write_source_item(s2f_fhir *f, const s2f_item *it)
     write_derived_from_study(f, h->study_uid);
     s2f_json_kv_string(j, "seriesUid", valid_id(h->series_uid) ? h->series_uid : NULL);
     if (valid_id(h->sop_instance)) {
-        s2f_json_kv_begin_array(j, "instance");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("instance"));
         s2f_json_begin_object(j);
         s2f_json_kv_string(j, "uid", h->sop_instance);
         write_sop_class(f, h->sop_class);
-        s2f_json_kv_begin_array(j, "subset");
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("subset"));
         s2f_json_string(j, it->observation_uid);
         s2f_json_end_array(j);
         s2f_json_end_object(j);

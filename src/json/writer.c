@@ -446,6 +446,53 @@ int s2f_json_kv_raw(s2f_json *j, const char *key, const char *text, size_t n)
     return s2f_json_key(j, key) ? -1 : s2f_json_raw_value(j, text, n);
 }
 
+int s2f_json_lit_raw(s2f_json *j, s2f_json_lit key, const char *text, size_t n)
+{
+    char *o;
+    if (j->pretty || !n || !key_allowed(j) ||
+        !(o = s2f_sink_room(j->out, key.quoted_len + n + 1))) /* ,"key":value */
+        return s2f_json_kv_raw(j, key.name, text, n);
+    unsigned char *top = &j->stack[j->depth - 1];
+    size_t k = 0;
+    if (*top & HAS_ITEMS)
+        o[k++] = ',';
+    *top |= HAS_ITEMS;
+    memcpy(o + k, key.quoted, key.quoted_len);
+    memcpy(o + k + key.quoted_len, text, n);
+    s2f_sink_commit(j->out, k + key.quoted_len + n);
+    return 0;
+}
+
+/* ,"key":{ or ,"key":[ in one copy (compact); the general path otherwise. */
+static int lit_open(s2f_json *j, s2f_json_lit key, unsigned kind, char open)
+{
+    char *o;
+    if (j->pretty || !key_allowed(j) || j->depth == S2F_JSON_MAX_DEPTH ||
+        !(o = s2f_sink_room(j->out, key.quoted_len + 2))) {
+        if (s2f_json_key(j, key.name))
+            return -1;
+        return kind ? s2f_json_begin_array(j) : s2f_json_begin_object(j);
+    }
+    unsigned char *top = &j->stack[j->depth - 1];
+    size_t k = 0;
+    if (*top & HAS_ITEMS)
+        o[k++] = ',';
+    *top |= HAS_ITEMS;
+    memcpy(o + k, key.quoted, key.quoted_len);
+    k += key.quoted_len;
+    o[k++] = open;
+    s2f_sink_commit(j->out, k);
+    j->stack[j->depth++] = (unsigned char)kind;
+    return 0;
+}
+
+int s2f_json_lit_begin_object(s2f_json *j, s2f_json_lit key) { return lit_open(j, key, 0, '{'); }
+
+int s2f_json_lit_begin_array(s2f_json *j, s2f_json_lit key)
+{
+    return lit_open(j, key, KIND_ARRAY, '[');
+}
+
 int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members, size_t n)
 {
     if (j->error)
@@ -456,7 +503,8 @@ int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members,
     if (key && (!key_allowed(j) || !all_plain((const unsigned char *)key, kn)))
         return s2f_json_kv_begin_object(j, key) ? -1 : s2f_json_members_raw(j, members, n);
     if (j->depth == S2F_JSON_MAX_DEPTH)
-        return fail(j, S2F_ELIMIT, "JSON writer: nesting deeper than %d levels", S2F_JSON_MAX_DEPTH);
+        return fail(j, S2F_ELIMIT, "JSON writer: nesting deeper than %d levels",
+                    S2F_JSON_MAX_DEPTH);
     if (!key && before_value(j))
         return -1;
     char *o = s2f_sink_room(j->out, kn + n + 5); /* ,"key":{members */
@@ -774,6 +822,16 @@ int s2f_json_kv_decimal(s2f_json *j, const char *key, const char *value)
         return -1;
     write_decimal_parts(j->out, &d);
     return after_value(j);
+}
+
+int s2f_json_lit_decimal(s2f_json *j, s2f_json_lit key, const char *value)
+{
+    if (value && !j->error && !j->pretty) {
+        size_t n = strlen(value);
+        if (canonical_decimal(value, n))
+            return s2f_json_lit_raw(j, key, value, n);
+    }
+    return s2f_json_kv_decimal(j, key.name, value);
 }
 
 int s2f_json_kv_double(s2f_json *j, const char *key, double v)

@@ -103,6 +103,25 @@ int s2f_json_raw_value(s2f_json *j, const char *text, size_t n);
  * written in one copy when it can be. */
 int s2f_json_kv_raw(s2f_json *j, const char *key, const char *text, size_t n);
 
+/* A key as the program spells it: its name and its compact form ("name":), made at
+ * compile time by S2F_JSON_LIT from a string literal of plain characters (printable ASCII
+ * other than '"' and '\\'), so that it is neither measured nor checked when written. */
+typedef struct s2f_json_lit {
+    const char *name;
+    const char *quoted;
+    size_t quoted_len;
+} s2f_json_lit;
+
+#define S2F_JSON_LIT(lit) \
+    ((s2f_json_lit){(lit), "\"" lit "\":", sizeof("\"" lit "\":") - 1})
+
+/* s2f_json_kv_raw, s2f_json_kv_begin_object, s2f_json_kv_begin_array and
+ * s2f_json_kv_decimal with a literal key. */
+int s2f_json_lit_raw(s2f_json *j, s2f_json_lit key, const char *text, size_t n);
+int s2f_json_lit_begin_object(s2f_json *j, s2f_json_lit key);
+int s2f_json_lit_begin_array(s2f_json *j, s2f_json_lit key);
+int s2f_json_lit_decimal(s2f_json *j, s2f_json_lit key, const char *value);
+
 /* 0 while all is well, else the first error's s2f_code: S2F_EINTERNAL for misuse,
  * S2F_ELIMIT for nesting too deep, S2F_EFORMAT for an invalid decimal, NaN or infinity. */
 int s2f_json_error(const s2f_json *j);

@@ -915,6 +915,49 @@ TEST(keyed_raw_values_and_objects_opened_with_members)
     mem_close(&m);
 }
 
+TEST(literal_keys_write_as_keys)
+{
+    for (int pretty = 0; pretty <= 1; pretty++) {
+        mem a, b;
+        mem_open(&a, pretty);
+        mem_open(&b, pretty);
+        s2f_json_begin_object(&a.j);
+        s2f_json_begin_object(&b.j);
+        CHECK(s2f_json_lit_begin_array(&a.j, S2F_JSON_LIT("list")) == 0);
+        s2f_json_kv_begin_array(&b.j, "list");
+        s2f_json_int(&a.j, 1);
+        s2f_json_int(&b.j, 1);
+        s2f_json_end_array(&a.j);
+        s2f_json_end_array(&b.j);
+        CHECK(s2f_json_lit_begin_object(&a.j, S2F_JSON_LIT("obj")) == 0);
+        s2f_json_kv_begin_object(&b.j, "obj");
+        CHECK(s2f_json_lit_decimal(&a.j, S2F_JSON_LIT("d"), "+1.50") == 0);
+        s2f_json_kv_decimal(&b.j, "d", "+1.50");
+        CHECK(s2f_json_lit_decimal(&a.j, S2F_JSON_LIT("e"), "2.5E+01") == 0);
+        s2f_json_kv_decimal(&b.j, "e", "2.5E+01");
+        if (!pretty) {
+            CHECK(s2f_json_lit_raw(&a.j, S2F_JSON_LIT("r"), "[1]", 3) == 0);
+            s2f_json_kv_raw(&b.j, "r", "[1]", 3);
+        }
+        s2f_json_end_object(&a.j);
+        s2f_json_end_object(&b.j);
+        s2f_json_end_object(&a.j);
+        s2f_json_end_object(&b.j);
+        CHECK(s2f_json_finish(&a.j) == 0);
+        CHECK(s2f_json_finish(&b.j) == 0);
+        CHECK_STR(mem_text(&a), mem_text(&b));
+        mem_close(&a);
+        mem_close(&b);
+    }
+    /* misuse is reported as with other keys: a literal key in an array */
+    mem m;
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_lit_begin_object(&m.j, S2F_JSON_LIT("k")) == -1);
+    CHECK(s2f_json_error(&m.j) == S2F_EINTERNAL);
+    mem_close(&m);
+}
+
 /* kv_decimal copies a Decimal String that is already its JSON number and rewrites the
  * others: both give what s2f_json_decimal gives. */
 TEST(keyed_decimals_equal_decimals)
@@ -963,6 +1006,7 @@ int main(void)
     RUN(raw_values_stand_where_values_go);
     RUN(keyed_raw_values_and_objects_opened_with_members);
     RUN(keyed_decimals_equal_decimals);
+    RUN(literal_keys_write_as_keys);
     RUN(memory_sink_keeps_its_bytes_and_refuses_more);
     RUN(compact_nested);
     RUN(pretty_nested);
