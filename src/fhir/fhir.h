@@ -110,7 +110,8 @@ typedef struct s2f_fhir {
         const void *entry;
     } concept_memo[1 << S2F_CONCEPT_MEMO_BITS]; /* and the last found by code address */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
-    s2f_hindex units;        /* observations.c: Quantity units codes serialized once */
+    s2f_hindex units;        /* observations.c: Quantity units codes serialized once, */
+    struct s2f_units_entry *units_last; /* and the last one written */
     const s2f_group *refs_of; /* observations.c: the group whose derivedFrom member */
     s2f_fhir_fragment refs;   /* its children copy is this */
     s2f_hindex *sets;        /* convert.c: shared resources already written */

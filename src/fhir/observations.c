@@ -361,7 +361,7 @@ static const char *qualifier_reason(const s2f_codeval *q)
 /* A report's measurements share a few units codes (the reader gives equal codes one
  * pointer): each one's Coding is made once, and its members serialized once (compact
  * output) and copied after that. */
-typedef struct units_entry {
+typedef struct s2f_units_entry {
     const s2f_codeval *code;
     s2f_coding coding;       /* valid when code->value has content */
     s2f_fhir_fragment frag;  /* unit, system, code (compact) */
@@ -415,7 +415,8 @@ static void write_units(s2f_fhir *f, const s2f_codeval *u)
 {
     if (!u)
         return;
-    units_entry *e = units_of(f, u);
+    units_entry *e = f->units_last && f->units_last->code == u ? f->units_last : units_of(f, u);
+    f->units_last = e;
     if (!e) {
         out_of_memory(f);
         return;
@@ -430,15 +431,16 @@ static void write_units(s2f_fhir *f, const s2f_codeval *u)
         f->stats->fallback_codes++;
 }
 
-/* "key": Quantity of a NUM item (M20): the Floating Point Value when present, else the
+/* "valueQuantity": Quantity of a NUM item (M20): the Floating Point Value when present, else the
  * Numeric Value text kept exactly; otherwise only the unit and the data-absent-reason
  * extension. Never NaN or Infinity in JSON. */
-static void write_quantity(s2f_fhir *f, const char *key, const s2f_item *num)
+static void write_quantity(s2f_fhir *f, const s2f_item *num)
 {
     s2f_json *j = f->json;
     const char *reason = NULL;
     int use_float = 0, use_text = 0;
     const char *text = num->v.num.text;
+    size_t text_len = text ? strlen(text) : 0;
     if (num->v.num.has_value && num->v.num.has_float) {
         double fp = num->v.num.fp;
         if (isnan(fp))
@@ -447,7 +449,9 @@ static void write_quantity(s2f_fhir *f, const char *key, const s2f_item *num)
             reason = fp > 0 ? "positive-infinity" : "negative-infinity";
         else
             use_float = 1;
-    } else if (num->v.num.has_value && text && s2f_json_decimal_valid(text, strlen(text))) {
+    } else if (num->v.num.has_value && text && s2f_json_decimal_is_number(text, text_len)) {
+        use_text = 2; /* written as it is */
+    } else if (num->v.num.has_value && text && s2f_json_decimal_valid(text, text_len)) {
         use_text = 1;
     } else if (num->v.num.qualifier) {
         reason = qualifier_reason(num->v.num.qualifier);
@@ -456,7 +460,7 @@ static void write_quantity(s2f_fhir *f, const char *key, const s2f_item *num)
     } else {
         reason = "unknown";
     }
-    s2f_json_kv_begin_object(j, key);
+    s2f_json_lit_begin_object(j, S2F_JSON_LIT("valueQuantity"));
     if (reason) {
         s2f_json_lit_begin_array(j, S2F_JSON_LIT("extension"));
         s2f_json_begin_object(j);
@@ -467,6 +471,8 @@ static void write_quantity(s2f_fhir *f, const char *key, const s2f_item *num)
     }
     if (use_float)
         s2f_json_kv_double(j, "value", num->v.num.fp);
+    else if (use_text == 2 && !f->opt.pretty)
+        s2f_json_lit_raw(j, S2F_JSON_LIT("value"), text, text_len);
     else if (use_text)
         s2f_json_lit_decimal(j, S2F_JSON_LIT("value"), text);
     write_units(f, num->v.num.units);
@@ -611,7 +617,7 @@ static void write_component(s2f_fhir *f, const s2f_item *c)
             s2f_fhir_codeable(f, "valueCodeableConcept", &c->v.code);
         break;
     case S2F_VT_NUM:
-        write_quantity(f, "valueQuantity", c);
+        write_quantity(f, c);
         break;
     case S2F_VT_TEXT: case S2F_VT_UIDREF: case S2F_VT_PNAME:
         if (nonempty(c->v.text))
@@ -772,7 +778,7 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
     item_code(f, S2F_JSON_LIT("code"), m->item);
     write_subject_time_performers(f, &m->ctx);
     if (m->item->vt == S2F_VT_NUM)
-        write_quantity(f, "valueQuantity", m->item);
+        write_quantity(f, m->item);
     write_site(f, site, site_tid, site_tuid);
     const s2f_codeval *method = has_code(m->method) ? m->method : group ? group->method : NULL;
     if (has_code(method))

@@ -665,6 +665,8 @@ static int canonical_decimal(const char *p, size_t n)
     return i == n;
 }
 
+int s2f_json_decimal_is_number(const char *p, size_t n) { return p && canonical_decimal(p, n); }
+
 int s2f_json_decimal_valid(const char *p, size_t n)
 {
     decimal_parts d;

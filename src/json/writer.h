@@ -130,6 +130,10 @@ const char *s2f_json_message(const s2f_json *j);
 /* Ill-formed UTF-8 sequences replaced by U+FFFD so far. */
 size_t s2f_json_replaced(const s2f_json *j);
 
+/* True when p[0..n) is a Decimal String that is already the JSON number s2f_json_decimal
+ * writes for it (no spaces, '+', leading zeros or bare '.'), so it can be copied as is. */
+int s2f_json_decimal_is_number(const char *p, size_t n);
+
 /* True when p[0..n) is a DICOM Decimal String s2f_json_decimal accepts: optional
  * surrounding spaces, optional sign, digits with an optional '.', at least one digit,
  * optional exponent e/E with optional sign and at least one digit. */
