@@ -48,17 +48,22 @@ s2f_code s2f_uuid_v5(const s2f_uuid *ns, const void *name, size_t n, s2f_uuid *o
     return v5_parts(ns, &p, 1, out);
 }
 
-void s2f_uuid_format(const s2f_uuid *u, char buf[S2F_UUID_STR_SIZE])
+/* The two lower-case hex digits of b. */
+static void hex_byte(char *out, unsigned char b)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            buf[o++] = '-';
-        buf[o++] = hex[u->b[i] >> 4];
-        buf[o++] = hex[u->b[i] & 0x0f];
-    }
-    buf[o] = '\0';
+    out[0] = hex[b >> 4];
+    out[1] = hex[b & 0x0f];
+}
+
+/* Each byte's digits go to their place in the 8-4-4-4-12 text, between the hyphens. */
+void s2f_uuid_format(const s2f_uuid *u, char buf[S2F_UUID_STR_SIZE])
+{
+    static const unsigned char at[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+    for (size_t i = 0; i < 16; i++)
+        hex_byte(buf + at[i], u->b[i]);
+    buf[8] = buf[13] = buf[18] = buf[23] = '-';
+    buf[36] = '\0';
 }
 
 static int hexval(char c)

@@ -202,16 +202,22 @@ void s2f_sha1_update(s2f_sha1 *s, const void *data, size_t n)
     }
 }
 
+/* The padding (FIPS 180-4 5.1.1) written into the block: 0x80, zeros, and the message
+ * length in bits, big-endian, in the last 8 bytes of the last block. */
 void s2f_sha1_final(s2f_sha1 *s, unsigned char digest[20])
 {
     uint64_t bits = s->length * 8;
-    unsigned char pad[72] = {0x80};
-    size_t padlen = (s->used < 56 ? 56 : 120) - s->used;
-    unsigned char len[8];
+    s->block[s->used++] = 0x80;
+    if (s->used > 56) {
+        memset(s->block + s->used, 0, sizeof s->block - s->used);
+        compress_block(s);
+        s->used = 0;
+    }
+    memset(s->block + s->used, 0, 56 - s->used);
     for (int i = 0; i < 8; i++)
-        len[i] = (unsigned char)(bits >> (56 - 8 * i));
-    s2f_sha1_update(s, pad, padlen);
-    s2f_sha1_update(s, len, sizeof len);
+        s->block[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+    compress_block(s);
+    s->used = 0;
     for (int i = 0; i < 5; i++) {
         digest[4 * i] = (unsigned char)(s->h[i] >> 24);
         digest[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
