@@ -45,7 +45,8 @@ s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *o
      * mostly touched already: 64 KiB of fresh heap would fault page by page. */
     s2f_sink *sink = s2f_arena_alloc(doc->arena, sizeof *sink);
     if (!sink)
-        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+        return s2f_fail(err, s2f_arena_over_limit(doc->arena) ? S2F_ELIMIT : S2F_ENOMEM,
+                        "out of memory while writing FHIR");
     s2f_sink_init(sink, out);
     s2f_fhir_stats stats;
     rc = s2f_fhir_write_bundle(&rep, &fo, sink, &stats, err);
