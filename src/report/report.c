@@ -68,8 +68,10 @@ static int code_is_exactly(const s2f_codeval *c, const concept *k)
 {
     if (k->srt && !strcmp(c->value, k->srt) && !strcmp(c->scheme, "SRT"))
         return 1;
-    /* designators are case-sensitive in DICOM, but real files write "NCIT", "umls" */
-    return !strcmp(c->value, k->value) && !strcasecmp(c->scheme, k->scheme);
+    /* designators are case-sensitive in DICOM, but real files write "NCIT", "umls" (the
+     * exact comparison first: it is the usual answer, and needs no locale's case tables) */
+    return !strcmp(c->value, k->value) &&
+           (!strcmp(c->scheme, k->scheme) || !strcasecmp(c->scheme, k->scheme));
 }
 
 /* Whether value v may be concept value k (of 2 bytes or more): its first two bytes, which
