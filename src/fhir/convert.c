@@ -146,6 +146,10 @@ int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
     s2f_hslot *slot = s2f_hindex_find(f->sets, f->arena, h, same_pair, &pair);
     if (slot && slot->entry)
         return 0;
+    if (!slot && f->sets->crowded) {
+        fail(f, S2F_ELIMIT, "too many distinct resource keys share a hash (a crafted input?)");
+        return 0;
+    }
     if (!slot || !(e = s2f_arena_alloc(f->arena, sizeof *e))) {
         fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
         return 0;

@@ -12,6 +12,7 @@
 
 #include "tags.h"
 #include "../util/hash.h"
+#include "../util/hindex.h"
 
 static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
 {
@@ -147,21 +148,12 @@ typedef struct code_entry {
     unsigned replaced;       /* U+FFFD substitutions its decoding made */
 } code_entry;
 
-/* The memo: linear probing over a power-of-two table grown at half full, but a lookup
- * looks at no more than MEMO_PROBES slots. The hash reads only the ends of each text, so
- * an input can make many codes collide: those then cost one decoding each (they are not
- * remembered) instead of a scan over all the others. */
-#define MEMO_PROBES 16
-
-typedef struct memo_slot {
-    uint64_t hash;
-    const code_entry *entry; /* NULL: free */
-} memo_slot;
-
+/* The memo (util/hindex.h bounds its lookups: the hash reads only the ends of each text,
+ * so an input can make many codes collide; those then cost one decoding each instead of a
+ * scan over all the others). */
 struct s2f_code_memo {
     const s2f_charset *cs;   /* the decoder the strings come from */
-    memo_slot *slots;
-    size_t cap, n;
+    s2f_hindex index;        /* code_entry by code_hash */
 };
 
 /* Which code element a tag from (0008,0100) on is, by its distance from it; 0 for none,
@@ -312,54 +304,23 @@ static s2f_codeval *decode_code(s2f_item_reader *rd, const code_key *key)
     return c;
 }
 
-/* Doubles the table, moving each entry to its new place; one that finds no free slot
- * within MEMO_PROBES of it is forgotten. 0 when memory ran out. */
-static int memo_grow(struct s2f_code_memo *m, s2f_arena *a)
+static int same_code_entry(const void *entry, const void *key)
 {
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    memo_slot *slots = s2f_arena_calloc(a, cap, sizeof *slots);
-    if (!slots)
-        return 0;
-    size_t n = 0;
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slots[i].entry)
-            continue;
-        size_t k = m->slots[i].hash & (cap - 1);
-        for (int probe = 0; probe < MEMO_PROBES; probe++, k = (k + 1) & (cap - 1))
-            if (!slots[k].entry) {
-                slots[k] = m->slots[i];
-                n++;
-                break;
-            }
-    }
-    m->slots = slots;
-    m->cap = cap;
-    m->n = n;
-    return 1;
+    return same_code_key(&((const code_entry *)entry)->key, key);
 }
 
 /* The memo's slot for key: its entry, or the free slot where it goes. NULL when memory
- * ran out or the MEMO_PROBES slots looked at are taken by others (the code is then
- * decoded without the memo). */
-static memo_slot *memo_find(s2f_item_reader *rd, const code_key *key, uint64_t h)
+ * ran out or the index is crowded there (the code is then decoded without the memo). */
+static s2f_hslot *memo_find(s2f_item_reader *rd, const code_key *key, uint64_t h)
 {
     struct s2f_code_memo *m = rd->codes;
     if (!m && !(m = rd->codes = s2f_arena_calloc(rd->arena, 1, sizeof *m)))
         return NULL;
     if (m->cs != rd->text.cs) { /* strings of another decoder: start again */
         m->cs = rd->text.cs;
-        m->slots = NULL;
-        m->cap = m->n = 0;
+        m->index = (s2f_hindex){0};
     }
-    if (m->n * 2 >= m->cap && !memo_grow(m, rd->arena))
-        return NULL;
-    size_t k = h & (m->cap - 1);
-    for (int probe = 0; probe < MEMO_PROBES; probe++, k = (k + 1) & (m->cap - 1)) {
-        memo_slot *s = &m->slots[k];
-        if (!s->entry || (s->hash == h && same_code_key(&s->entry->key, key)))
-            return s;
-    }
-    return NULL;
+    return s2f_hindex_find(&m->index, rd->arena, h, same_code_entry, key);
 }
 
 #define NAMING_ELEMS (1u << C_VALUE | 1u << C_LONG_VALUE | 1u << C_URN | 1u << C_MEANING)
@@ -372,10 +333,11 @@ static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *
     code_key_of(ds, &key);
     *named = (key.present & NAMING_ELEMS) != 0;
     uint64_t h = code_hash(&key);
-    memo_slot *slot = memo_find(rd, &key, h);
+    s2f_hslot *slot = memo_find(rd, &key, h);
     if (slot && slot->entry) {
-        rd->text.replaced += slot->entry->replaced;
-        return slot->entry->code;
+        const code_entry *known = slot->entry;
+        rd->text.replaced += known->replaced;
+        return known->code;
     }
     unsigned before = rd->text.replaced;
     const s2f_codeval *c = decode_code(rd, &key);
@@ -384,9 +346,7 @@ static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *
         e->key = key;
         e->code = c;
         e->replaced = rd->text.replaced - before;
-        slot->hash = h;
-        slot->entry = e;
-        rd->codes->n++;
+        s2f_hindex_put(&rd->codes->index, slot, h, e);
     }
     return c;
 }

@@ -32,8 +32,13 @@ s2f_hslot *s2f_hindex_find(s2f_hindex *x, s2f_arena *a, uint64_t h,
     if (x->n * 2 >= x->cap && !grow(x, a))
         return NULL;
     size_t k = h & (x->cap - 1);
-    for (; x->slots[k].entry; k = (k + 1) & (x->cap - 1))
+    for (unsigned probes = 0; x->slots[k].entry; k = (k + 1) & (x->cap - 1)) {
         if (x->slots[k].hash == h && same(x->slots[k].entry, key))
             break;
+        if (++probes == S2F_HINDEX_PROBES) {
+            x->crowded = 1;
+            return NULL;
+        }
+    }
     return &x->slots[k];
 }

@@ -5,7 +5,8 @@ JSON, JSON of the wrong types, empty and non-DICOM files, and every 97th-byte pr
 corpus file. Each must give exactly one line on stderr, 'sr2fhir: FILE: ...', and a
 documented non-zero exit code (4 malformed, 5 unsupported, 7 limit), never a signal or a
 hang; in the normal (non-sanitizer) build peak memory must stay within a small multiple of
-the input (64 MiB + 16 x input, the process itself included).
+the input (64 MiB + 16 x input, the process itself included). Crafted input too: codes
+made to share a hash in the reader's memo must cost linear time, not quadratic.
 
 The inputs are built here byte by byte, so the test does not depend on any generator.
 Prints PASS/FAIL/SKIP lines for tests/run.sh.
@@ -16,6 +17,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BUILD", "build")
@@ -92,6 +94,18 @@ def deep_json(depth):
         inner = '{"0040A730":{"vr":"SQ","Value":[' + inner + "]}}"
     return ('{"0040A040":{"vr":"CS","Value":["CONTAINER"]},"0040A730":{"vr":"SQ","Value":[' +
             inner + "]}}").encode()
+
+
+def colliding_codes(n):
+    """n TEXT items whose concept codes differ only in the middle of their meanings: the
+    reader's code memo hashes the ends of each text, so every one of them collides."""
+    items = []
+    for i in range(n):
+        code = (text(8, 0x100, b"SH", "126000") + text(8, 0x102, b"SH", "DCM") +
+                text(8, 0x104, b"LO", "Mean AAAAAAAA %08d ZZZZZZZZ" % i))
+        items.append(text(0x40, 0xA010, b"CS", "CONTAINS") + text(0x40, 0xA040, b"CS", "TEXT") +
+                     seq(0x40, 0xA043, code) + text(0x40, 0xA160, b"UT", "x"))
+    return part10(minimal_sr(seq(0x40, 0xA730, *items)))
 
 
 CASES = {
@@ -197,6 +211,25 @@ def main():
                 if rc is None or rc not in DOCUMENTED or len(lines) != 1 or not lines[0].startswith(f"sr2fhir: {path}: "):
                     bad.append(f"cut {cut}: exit {rc}, stderr {err[:200]!r}")
             report(not bad, f"malformed:corpus-prefixes({len(data) // 97 + 1} cuts)", "; ".join(bad[:3]))
+        # keys made to share a hash must not make the reader quadratic: 4x the colliding
+        # codes must take about 4x the time (16x when every code is compared with all the
+        # others before it), not a fixed limit that a slow machine could break
+        times = {}
+        for n in (10000, 40000):
+            path = os.path.join(tmp, f"colliding_codes_{n}.dcm")
+            with open(path, "wb") as f:
+                f.write(colliding_codes(n))
+            start = time.monotonic()
+            rc, err = run(path)
+            times[n] = time.monotonic() - start
+            if rc != 0:
+                report(False, "crafted:colliding-codes", f"{n}: exit {rc}: {err[:200]!r}")
+                break
+        else:
+            ratio = times[40000] / max(times[10000], 1e-3)
+            report(ratio < 8, "crafted:colliding-codes-read-in-linear-time",
+                   f"40,000 codes took {ratio:.1f}x the time of 10,000 "
+                   f"({times[40000]:.2f} s against {times[10000]:.2f} s)")
     return 1 if failures else 0
 
 

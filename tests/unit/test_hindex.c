@@ -1,7 +1,8 @@
 /*
  * test_hindex.c - unit tests of src/util/hindex.c, the hash index behind the memo tables:
  * found again after growing, collisions told apart by the caller's equality, a free slot
- * when absent, a refusal when the arena's budget is spent.
+ * when absent, a refusal when the arena's budget is spent, and lookups bounded when an
+ * input makes its keys share one hash.
  */
 #include "check.h"
 #include "util/hindex.h"
@@ -57,10 +58,48 @@ TEST(refused_when_the_budget_is_spent)
     s2f_arena_free(a);
 }
 
+static long compared;
+
+static int same_int_counted(const void *entry, const void *key)
+{
+    compared++;
+    return same_int(entry, key);
+}
+
+TEST(keys_sharing_one_hash_cost_a_bounded_lookup_each)
+{
+    s2f_arena *a = s2f_arena_new(0);
+    s2f_hindex x = {0};
+    static int values[20000];
+    int stored = 0, refused = 0;
+    CHECK(a);
+    compared = 0;
+    for (int i = 0; i < 20000; i++) {
+        values[i] = i;
+        s2f_hslot *slot = s2f_hindex_find(&x, a, 99, same_int_counted, &values[i]);
+        if (!slot) {
+            refused++;
+            continue;
+        }
+        CHECK(!slot->entry);
+        s2f_hindex_put(&x, slot, 99, &values[i]);
+        stored++;
+    }
+    CHECK(stored == S2F_HINDEX_PROBES && refused == 20000 - S2F_HINDEX_PROBES);
+    CHECK(x.crowded == 1);
+    /* quadratic would be 2e8 comparisons; bounded is at most S2F_HINDEX_PROBES a lookup */
+    CHECK(compared <= 20000L * S2F_HINDEX_PROBES);
+    int key = 5; /* those stored are still found */
+    s2f_hslot *slot = s2f_hindex_find(&x, a, 99, same_int, &key);
+    CHECK(slot && slot->entry == &values[5]);
+    s2f_arena_free(a);
+}
+
 int main(void)
 {
     RUN(finds_every_entry_after_growing);
     RUN(equal_hashes_are_told_apart_by_equality);
     RUN(refused_when_the_budget_is_spent);
+    RUN(keys_sharing_one_hash_cost_a_bounded_lookup_each);
     CHECK_DONE();
 }
