@@ -64,7 +64,9 @@ static const char convert_help[] =
     "  -q, --quiet               no warnings, progress or summary on stderr\n"
     "\n"
     "Output is deterministic: the same input gives the same bytes. A Bundle file is written\n"
-    "under a temporary name and renamed when complete. With several inputs every input is\n"
+    "under a temporary name and renamed when complete (an existing output that is not a\n"
+    "regular file, such as /dev/null or a FIFO, is written in place; a symbolic link keeps\n"
+    "pointing at the file it names). With several inputs every input is\n"
     "attempted, a progress bar shows on a terminal, and a summary ends the run; the exit\n"
     "code is that of the first failure (see 'sr2fhir help'); 6 means the input is an SR but\n"
     "not a TID 1500 Measurement Report.\n";
