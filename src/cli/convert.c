@@ -71,11 +71,13 @@ static s2f_code cannot_write(s2f_error *err, const char *dest)
     return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
 }
 
-/* Converts straight into `dest`: a device, a FIFO, or a link to nothing yet. */
+/* Converts straight into `path` (messages name `dest`): a device, a FIFO, a link to
+ * nothing yet, or the temporary file of an atomic write. */
 static s2f_code convert_in_place(const s2f_doc *doc, const s2f_convert_options *opt,
-                                 const char *dest, s2f_convert_result *res, s2f_error *err)
+                                 const char *path, const char *dest, s2f_convert_result *res,
+                                 s2f_error *err)
 {
-    FILE *f = fopen(dest, "wb");
+    FILE *f = fopen(path, "wb");
     if (!f)
         return cannot_write(err, dest);
     s2f_code rc = s2f_convert(doc, opt, f, res, err);
@@ -91,12 +93,7 @@ static s2f_code convert_atomically(const s2f_doc *doc, const s2f_convert_options
 {
     char tmp[PATH_MAX + 32];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return cannot_write(err, dest);
-    s2f_code rc = s2f_convert(doc, opt, f, res, err);
-    if (fclose(f) != 0 && !rc)
-        rc = cannot_write(err, dest);
+    s2f_code rc = convert_in_place(doc, opt, tmp, dest, res, err);
     if (!rc && rename(tmp, path) != 0)
         rc = cannot_write(err, dest);
     if (rc)
@@ -112,12 +109,12 @@ static s2f_code convert_to_file(const s2f_doc *doc, const s2f_convert_options *o
 {
     struct stat st;
     if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
-        return convert_in_place(doc, opt, dest, res, err);
+        return convert_in_place(doc, opt, dest, dest, res, err);
     if (lstat(dest, &st) != 0 || !S_ISLNK(st.st_mode))
         return convert_atomically(doc, opt, dest, dest, res, err);
     char target[PATH_MAX];
     if (!realpath(dest, target)) /* a link to a file not made yet */
-        return convert_in_place(doc, opt, dest, res, err);
+        return convert_in_place(doc, opt, dest, dest, res, err);
     return convert_atomically(doc, opt, target, dest, res, err);
 }
 
