@@ -27,7 +27,7 @@
 typedef struct chunk {
     struct chunk *next;
     size_t size; /* usable bytes after the header */
-    size_t used;
+    size_t used; /* of the head chunk: as of the last sync (the cursor has the truth) */
     size_t mapped; /* bytes mapped with mmap (huge-page chunks), 0 when from malloc */
     size_t seq;    /* creation number, for s2f_arena_release */
 } chunk;
@@ -38,6 +38,7 @@ typedef struct chunk {
 #define HUGE ((size_t)2 << 20)
 
 struct s2f_arena {
+    s2f_arena_cursor cur; /* first: the head chunk's free space (arena.h's fast path) */
     chunk *head;
     chunk *spare;        /* a chunk s2f_arena_release kept for the next round */
     size_t n_chunks;     /* chunks ever made: the next one gets this number */
@@ -49,6 +50,32 @@ struct s2f_arena {
 
 static size_t header_size(void) { return (sizeof(chunk) + ALIGN - 1) & ~(ALIGN - 1); }
 
+static char *base_of(const chunk *c) { return (char *)c + header_size(); }
+
+/* Bytes used in the head chunk, from the cursor. */
+static size_t head_used(const s2f_arena *a)
+{
+    return a->head ? (size_t)(a->cur.next - base_of(a->head)) : 0;
+}
+
+/* The cursor's word back into the head chunk, before the head changes or is read. */
+static void sync_head(s2f_arena *a)
+{
+    if (a->head)
+        a->head->used = head_used(a);
+}
+
+/* The cursor from the (new) head chunk. */
+static void load_head(s2f_arena *a)
+{
+    if (!a->head) { /* no room; not NULL: C leaves NULL - NULL undefined */
+        a->cur.next = a->cur.end = (char *)a;
+        return;
+    }
+    a->cur.next = base_of(a->head) + a->head->used;
+    a->cur.end = base_of(a->head) + (a->head->size & ~(ALIGN - 1));
+}
+
 s2f_arena *s2f_arena_new(size_t limit)
 {
     s2f_arena *a = calloc(1, sizeof *a);
@@ -56,6 +83,7 @@ s2f_arena *s2f_arena_new(size_t limit)
         return NULL;
     a->next_size = FIRST_CHUNK;
     a->limit = limit;
+    load_head(a);
     return a;
 }
 
@@ -85,7 +113,7 @@ void s2f_arena_free(s2f_arena *a)
 
 s2f_arena_mark s2f_arena_get_mark(const s2f_arena *a)
 {
-    s2f_arena_mark m = {a->n_chunks, a->head ? a->head->used : 0, a->next_size};
+    s2f_arena_mark m = {a->n_chunks, head_used(a), a->next_size};
     return m;
 }
 
@@ -120,6 +148,7 @@ void s2f_arena_release(s2f_arena *a, s2f_arena_mark m)
     }
     if (a->head)
         a->head->used = m.used;
+    load_head(a);
     a->next_size = m.next_size; /* or every round would start with a bigger chunk */
 }
 
@@ -200,22 +229,26 @@ void s2f_arena_expect(s2f_arena *a, size_t bytes)
         a->next_size = bytes;
 }
 
-void *s2f_arena_alloc(s2f_arena *a, size_t n)
+void *s2f_arena_alloc_slow(s2f_arena *a, size_t n)
 {
     if (n == 0)
         n = 1;
     if (n > SIZE_MAX - ALIGN)
         return NULL;
     n = (n + ALIGN - 1) & ~(ALIGN - 1);
-    chunk *c = a->head;
-    if (!c || c->size - c->used < n) {
-        int big = n > a->next_size / 4;
-        c = add_chunk(a, n, !big);
-        if (!c)
-            return NULL;
+    if (n <= (size_t)(a->cur.end - a->cur.next)) { /* n was 0 */
+        void *p = a->cur.next;
+        a->cur.next += n;
+        return p;
     }
-    void *p = (char *)c + header_size() + c->used;
+    int big = n > a->next_size / 4;
+    sync_head(a);
+    chunk *c = add_chunk(a, n, !big);
+    if (!c)
+        return NULL;
+    void *p = base_of(c) + c->used;
     c->used += n;
+    load_head(a); /* c when it went in front, else the same head as before */
     return p;
 }
 
@@ -234,17 +267,12 @@ void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n)
     if (new_n <= old_n && old)
         return old;
     /* Extend in place when old is the last block of the head chunk. */
-    chunk *c = a->head;
-    if (old && c) {
-        char *base = (char *)c + header_size();
+    if (old && a->head) {
         size_t old_al = (old_n + ALIGN - 1) & ~(ALIGN - 1);
-        if ((char *)old + old_al == base + c->used && (char *)old >= base) {
-            size_t new_al = (new_n + ALIGN - 1) & ~(ALIGN - 1);
-            size_t start = (size_t)((char *)old - base);
-            if (new_al <= c->size - start) {
-                c->used = start + new_al;
-                return old;
-            }
+        if ((char *)old + old_al == a->cur.next && (char *)old >= base_of(a->head) &&
+            new_n <= (size_t)(a->cur.end - (char *)old)) {
+            a->cur.next = (char *)old + ((new_n + ALIGN - 1) & ~(ALIGN - 1));
+            return old;
         }
     }
     void *p = s2f_arena_alloc(a, new_n);
@@ -298,8 +326,8 @@ size_t s2f_arena_used(const s2f_arena *a) { return a->total; }
 
 size_t s2f_arena_in_use(const s2f_arena *a)
 {
-    size_t n = 0;
-    for (const chunk *c = a->head; c; c = c->next)
+    size_t n = head_used(a);
+    for (const chunk *c = a->head ? a->head->next : NULL; c; c = c->next)
         n += c->used;
     return n;
 }

@@ -24,9 +24,29 @@ void s2f_arena_free(s2f_arena *a);
  * limit), so that a large document gets one large chunk instead of many doublings. */
 void s2f_arena_expect(s2f_arena *a, size_t bytes);
 
+/* The free space of the current chunk: the first member of struct s2f_arena, so that the
+ * inline fast path below reaches it without knowing the rest. `end` is rounded down to 8
+ * bytes and `next` is always 8-aligned, so a request that fits fits once aligned too. */
+typedef struct s2f_arena_cursor {
+    char *next;
+    char *end;
+} s2f_arena_cursor;
+
+/* The out-of-line path: a new chunk, the budget, odd sizes (n == 0, overflow). */
+void *s2f_arena_alloc_slow(s2f_arena *a, size_t n);
+
 /* Aligned to 8 bytes (pointers, 64-bit integers, doubles; not long double). Returns NULL
- * when the budget or malloc is exhausted. */
-void *s2f_arena_alloc(s2f_arena *a, size_t n);
+ * when the budget or malloc is exhausted. Inline: the readers call it per data set. */
+static inline void *s2f_arena_alloc(s2f_arena *a, size_t n)
+{
+    s2f_arena_cursor *c = (s2f_arena_cursor *)(void *)a;
+    if (n - 1 < (size_t)(c->end - c->next)) { /* 1 <= n <= room */
+        void *p = c->next;
+        c->next += (n + 7) & ~(size_t)7;
+        return p;
+    }
+    return s2f_arena_alloc_slow(a, n);
+}
 void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size);
 /* Grows the most recent or any block by copying; old contents are kept. */
 void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n);
