@@ -361,11 +361,6 @@ static const s2f_codeval *read_named_code(s2f_item_reader *rd, const s2f_ds *ite
     return named ? c : NULL;
 }
 
-static const s2f_codeval *read_code_seq(s2f_item_reader *rd, const s2f_ds *ds, uint32_t tag)
-{
-    return read_named_code(rd, s2f_ds_item(ds, tag, 0));
-}
-
 /* The exponent after 'e' or 'E' ([+-]digits, at most 4 of them); 0 when it is not one. */
 static int plain_exponent(const char *s, int *e)
 {
@@ -432,6 +427,29 @@ static int parse_numeric(const char *text, double *out)
     return *end == '\0';
 }
 
+/* The elements of a Measured Value Sequence item read_num reads, found in one pass as for
+ * the content item (item_elems_of). */
+enum { MV_UNITS, MV_FLOAT, MV_NUMERATOR, MV_DENOMINATOR, MV_NUMERIC, N_MV_ELEMS };
+
+static void measured_elems_of(const s2f_ds *mv, const s2f_elem *el[N_MV_ELEMS])
+{
+    static const uint32_t tags[N_MV_ELEMS] = {
+        T_MeasurementUnitsCodeSequence, T_FloatingPointValue, T_RationalNumeratorValue,
+        T_RationalDenominatorValue, T_NumericValue};
+    memset(el, 0, N_MV_ELEMS * sizeof *el);
+    for (uint32_t i = 0; i < mv->n; i++) {
+        const s2f_elem *e = &mv->elems[i];
+        if (i && e->tag == e[-1].tag) { /* a repeated tag: leave the choice to the search */
+            for (int k = 0; k < N_MV_ELEMS; k++)
+                el[k] = s2f_ds_find(mv, tags[k]);
+            return;
+        }
+        for (int k = 0; k < N_MV_ELEMS; k++)
+            if (e->tag == tags[k])
+                el[k] = e;
+    }
+}
+
 static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_elem *const el[N_ITEM_ELEMS])
 {
     const s2f_ds *mv = first_item(el[E_MEASURED]);
@@ -441,19 +459,20 @@ static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_elem *const el
             warn_at(rd, it, "NUM without Measured Value Sequence item or Numeric Value Qualifier");
         return;
     }
+    const s2f_elem *m[N_MV_ELEMS];
+    measured_elems_of(mv, m);
     it->v.num.has_value = 1;
-    it->v.num.text = s2f_text_value(&rd->text, mv, T_NumericValue);
+    it->v.num.text = s2f_text_elem(&rd->text, m[MV_NUMERIC]);
     if (!it->v.num.text)
         warn_at(rd, it, "Measured Value Sequence item without Numeric Value");
     else if (!parse_numeric(it->v.num.text, &it->v.num.value))
         warn_at(rd, it, "Numeric Value is not a decimal string");
-    it->v.num.has_float = s2f_elem_f64(s2f_ds_find(mv, T_FloatingPointValue), 0, &it->v.num.fp);
+    it->v.num.has_float = s2f_elem_f64(m[MV_FLOAT], 0, &it->v.num.fp);
     int32_t num;
     uint32_t den;
-    if (s2f_elem_i32(s2f_ds_find(mv, T_RationalNumeratorValue), 0, &num) &&
-        s2f_elem_u32(s2f_ds_find(mv, T_RationalDenominatorValue), 0, &den))
+    if (s2f_elem_i32(m[MV_NUMERATOR], 0, &num) && s2f_elem_u32(m[MV_DENOMINATOR], 0, &den))
         it->v.num.rational = s2f_arena_printf(rd->arena, "%d/%u", num, den);
-    it->v.num.units = read_code_seq(rd, mv, T_MeasurementUnitsCodeSequence);
+    it->v.num.units = read_named_code(rd, first_item(m[MV_UNITS]));
     if (!it->v.num.units)
         warn_at(rd, it, "NUM without Measurement Units Code Sequence");
 }
