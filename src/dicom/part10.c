@@ -82,6 +82,7 @@ typedef struct reader {
     s2f_ds **items;      /* scratch stack of items of the open sequences */
     size_t n_items, cap_items;
     unsigned in_content; /* open content items being streamed (ctx->content) */
+    s2f_arena *ds_arena; /* where data sets go: the sink's scratch inside one, else ctx->arena */
 } reader;
 
 /* One element header as read from the data. */
@@ -136,11 +137,9 @@ static size_t end_of_nonzero(const uint8_t *p, size_t n)
     return n;
 }
 
-/* Where data sets go: the scratch arena inside a streamed content item, else the arena. */
-static s2f_arena *ds_arena(const reader *r)
-{
-    return r->in_content ? r->ctx->content->scratch : r->ctx->arena;
-}
+/* Where data sets go: the scratch arena inside a streamed content item, else the arena
+ * (kept in the reader: asked for by every data set and sequence). */
+static s2f_arena *ds_arena(const reader *r) { return r->ds_arena; }
 
 static s2f_code fail_memory(reader *r)
 {
@@ -464,8 +463,10 @@ static s2f_code read_content_item(reader *r, enc e, const hdr *h, size_t seq_end
     if (rc)
         return rc;
     r->in_content++;
+    r->ds_arena = sink->scratch;
     rc = read_item(r, e, h, seq_end, outer, 1, pos);
-    r->in_content--;
+    if (--r->in_content == 0)
+        r->ds_arena = r->ctx->arena;
     if (!rc)
         rc = sink->end(sink->user, r->items[--r->n_items]);
     s2f_arena_release(sink->scratch, mark);
@@ -1108,6 +1109,7 @@ s2f_code s2f_part10_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f
     r.data = data;
     r.len = data ? len : 0;
     r.ctx = ctx;
+    r.ds_arena = ctx->arena;
     r.err = err;
     r.max_depth = ctx->max_depth ? ctx->max_depth : DEFAULT_DEPTH;
     if (r.max_depth > DEPTH_CAP)
