@@ -652,14 +652,47 @@ static s2f_code check_length(reader *r, const hdr *h, size_t end)
     return S2F_OK;
 }
 
+static void note_top_charset(reader *r, const scope *sc, const s2f_elem *el)
+{
+    if (sc->kind == BODY_TOP && el->tag == TAG_CHARSET) {
+        r->ctx->top_charset = *el;
+        r->ctx->has_top_charset = 1;
+    }
+}
+
+/* An element with a defined length that is no sequence (nearly all of them): made in
+ * place on the scratch stack, with no copy to push. */
+static inline __attribute__((always_inline)) s2f_code read_plain_element(reader *r, enc e,
+                                                                          const hdr *h,
+                                                                          const scope *sc,
+                                                                          size_t *next)
+{
+    s2f_code rc = check_length(r, h, sc->end);
+    if (rc)
+        return rc;
+    *next = h->val + h->len;
+    if (r->n_elems == r->cap_elems && (rc = grow_elems(r)) != S2F_OK)
+        return rc;
+    s2f_elem *el = &r->elems[r->n_elems];
+    *el = (s2f_elem){.tag = h->tag, .vr = h->vr, .offset = h->pos};
+    rc = set_plain_value(r, e, h, el);
+    if (rc)
+        return rc;
+    r->n_elems++;
+    note_top_charset(r, sc, el);
+    return S2F_OK;
+}
+
 /* Reads the element whose header is h and pushes it; *next = offset after it. Inlined
  * into the loop over a data set's elements. */
 static inline __attribute__((always_inline)) s2f_code read_element(reader *r, enc e,
                                                                     const hdr *h, const scope *sc,
                                                                     size_t *next)
 {
-    s2f_elem el = {.tag = h->tag, .vr = h->vr, .offset = h->pos};
     s2f_code rc;
+    if (h->len != UNDEFINED_LEN && h->vr != S2F_VR('S', 'Q') && h->vr != S2F_VR('U', 'N'))
+        return read_plain_element(r, e, h, sc, next);
+    s2f_elem el = {.tag = h->tag, .vr = h->vr, .offset = h->pos};
     if (h->len == UNDEFINED_LEN) {
         rc = read_undefined_value(r, e, h, sc, &el, next);
     } else {
@@ -683,10 +716,7 @@ static inline __attribute__((always_inline)) s2f_code read_element(reader *r, en
     }
     if (rc)
         return rc;
-    if (sc->kind == BODY_TOP && h->tag == TAG_CHARSET) {
-        r->ctx->top_charset = el;
-        r->ctx->has_top_charset = 1;
-    }
+    note_top_charset(r, sc, &el);
     return push_elem(r, &el);
 }
 
