@@ -287,6 +287,28 @@ static size_t drop_duplicates(reader *r, s2f_elem *e, size_t n)
     return k;
 }
 
+/* Copies n elements. Fewer than 8 (a content item, a code) are copied inline in blocks of
+ * constant size: a call to memcpy costs more than such a copy. */
+static void copy_elems(s2f_elem *dst, const s2f_elem *src, size_t n)
+{
+    if (n >= 8) {
+        memcpy(dst, src, n * sizeof *dst);
+        return;
+    }
+    if (n & 4) {
+        memcpy(dst, src, 4 * sizeof *dst);
+        dst += 4;
+        src += 4;
+    }
+    if (n & 2) {
+        memcpy(dst, src, 2 * sizeof *dst);
+        dst += 2;
+        src += 2;
+    }
+    if (n & 1)
+        *dst = *src;
+}
+
 /* Moves the elements pushed since `base` into ds, sorted and without duplicates. The
  * first n_meta of them are the file meta group, which may legitimately overlap group
  * 0002 elements of the data set itself (kept, M1), so each part is checked on its own. */
@@ -319,7 +341,7 @@ static s2f_code finish_ds(reader *r, s2f_ds *ds, size_t base, size_t n_meta)
         ds->elems = s2f_arena_alloc(ds_arena(r), n * sizeof *e);
         if (!ds->elems)
             return fail_memory(r);
-        memcpy(ds->elems, e, n * sizeof *e);
+        copy_elems(ds->elems, e, n);
     }
     ds->n = (uint32_t)n;
     return S2F_OK;
@@ -545,7 +567,10 @@ static s2f_code read_sequence(reader *r, enc e, const hdr *h, const scope *sc, s
         el->items = s2f_arena_alloc(ds_arena(r), n * sizeof *el->items);
         if (!el->items)
             return fail_memory(r);
-        memcpy(el->items, r->items + base, n * sizeof *el->items);
+        if (n == 1) /* most sequences: no call to memcpy */
+            el->items[0] = r->items[base];
+        else
+            memcpy(el->items, r->items + base, n * sizeof *el->items);
     }
     *next = pos;
     return S2F_OK;
