@@ -167,26 +167,31 @@ static const uint8_t code_elem_at[T_URNCodeValue - T_CodeValue + 1] = {
     [T_CodeMeaning - T_CodeValue] = C_MEANING + 1,
 };
 
+/* Counts and flags are kept in locals and each element written once: the key escapes to
+ * the memo, so the compiler would otherwise keep them in memory. */
 static void code_key_of(const s2f_ds *ds, code_key *key)
 {
-    key->n = key->present = 0;
-    for (uint32_t i = 0; ds && i < ds->n && ds->elems[i].tag <= T_URNCodeValue; i++) {
-        const s2f_elem *e = &ds->elems[i];
+    unsigned n = 0, present = 0;
+    const s2f_elem *e = ds ? ds->elems : NULL, *end = ds ? ds->elems + ds->n : NULL;
+    for (; e != end && e->tag <= T_URNCodeValue; e++) {
         uint32_t d = e->tag - T_CodeValue;
         if (d >= sizeof code_elem_at || !code_elem_at[d])
             continue;
         unsigned k = code_elem_at[d] - 1u;
-        if (key->present & 1u << k) /* a repeated tag (sorted: the last one): it wins */
-            key->n--;
-        key->present |= 1u << k;
-        code_elem *out = &key->elems[key->n++];
-        out->shape = SHAPE_PRESENT | SHAPE_WHICH(k);
-        out->val = NULL;
+        n -= (present >> k) & 1u; /* a repeated tag (sorted: the last one): it wins */
+        present |= 1u << k;
+        uint64_t shape = SHAPE_PRESENT | SHAPE_WHICH(k);
+        const uint8_t *val = NULL;
         if (!e->is_seq && e->len && (s2f_vr_is_string(e->vr) || e->vr == S2F_VR('U', 'N'))) {
-            out->shape |= SHAPE_TEXT | SHAPE_VR(e->vr) | e->len;
-            out->val = e->val;
+            shape |= SHAPE_TEXT | SHAPE_VR(e->vr) | e->len;
+            val = e->val;
         }
+        key->elems[n].shape = shape;
+        key->elems[n].val = val;
+        n++;
     }
+    key->n = n;
+    key->present = present;
 }
 
 static uint64_t load64(const uint8_t *p)
