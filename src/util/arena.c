@@ -252,16 +252,6 @@ void *s2f_arena_alloc_slow(s2f_arena *a, size_t n)
     return p;
 }
 
-void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size)
-{
-    if (size && count > SIZE_MAX / size)
-        return NULL;
-    void *p = s2f_arena_alloc(a, count * size);
-    if (p)
-        memset(p, 0, count * size);
-    return p;
-}
-
 void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n)
 {
     if (new_n <= old_n && old)

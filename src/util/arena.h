@@ -13,6 +13,8 @@
 #define S2F_ARENA_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef struct s2f_arena s2f_arena;
 
@@ -47,7 +49,16 @@ static inline void *s2f_arena_alloc(s2f_arena *a, size_t n)
     }
     return s2f_arena_alloc_slow(a, n);
 }
-void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size);
+/* Zeroed; inline so that a constant size (one struct) is cleared without a call. */
+static inline void *s2f_arena_calloc(s2f_arena *a, size_t count, size_t size)
+{
+    if (size && count > SIZE_MAX / size)
+        return NULL;
+    void *p = s2f_arena_alloc(a, count * size);
+    if (p)
+        memset(p, 0, count * size);
+    return p;
+}
 /* Grows the most recent or any block by copying; old contents are kept. */
 void *s2f_arena_realloc(s2f_arena *a, void *old, size_t old_n, size_t new_n);
 char *s2f_arena_strndup(s2f_arena *a, const char *s, size_t n);
