@@ -451,8 +451,9 @@ static s2f_code sequence_unclosed(reader *r, size_t seq_off, size_t end)
                     "enclosing item at offset %zu", seq_off, end);
 }
 
-/* Reads one item whose header h was read at *pos; pushes the item data set. */
-static s2f_code read_item(reader *r, enc e, const hdr *h, size_t seq_end, const scope *outer,
+/* Reads one item whose header h was read at *pos; pushes the item data set. Inlined
+ * into the loop over a sequence's items (one call less per level of nesting). */
+static inline __attribute__((always_inline)) s2f_code read_item(reader *r, enc e, const hdr *h, size_t seq_end, const scope *outer,
                           int content, size_t *pos)
 {
     scope sc = {BODY_UNDEFINED, seq_end, outer->depth + 1, NULL, outer->seq_off, content};
