@@ -547,8 +547,9 @@ static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t l
                         : read_items_as(r, EXPLICIT_LE, pos, end, len, outer, el);
 }
 
-/* Reads the value of el (at h->val) as a sequence; fills items, sets *next. */
-static s2f_code read_sequence(reader *r, enc e, const hdr *h, const scope *sc, s2f_elem *el,
+/* Reads the value of el (at h->val) as a sequence; fills items, sets *next. Inlined into
+ * its callers, as is read_undefined_value: a level of nesting is then two calls. */
+static inline __attribute__((always_inline)) s2f_code read_sequence(reader *r, enc e, const hdr *h, const scope *sc, s2f_elem *el,
                               size_t *next)
 {
     if (sc->depth + 1 > r->max_depth)
@@ -639,8 +640,11 @@ static s2f_code skip_fragments(reader *r, enc e, const hdr *h, size_t end, size_
 
 /* ---- elements ------------------------------------------------------------------------- */
 
-static s2f_code read_undefined_value(reader *r, enc e, const hdr *h, const scope *sc,
-                                     s2f_elem *el, size_t *next)
+static inline __attribute__((always_inline)) s2f_code read_undefined_value(reader *r, enc e,
+                                                                            const hdr *h,
+                                                                            const scope *sc,
+                                                                            s2f_elem *el,
+                                                                            size_t *next)
 {
     if (el->vr == S2F_VR('S', 'Q'))
         return read_sequence(r, e, h, sc, el, next);
