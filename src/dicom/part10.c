@@ -538,8 +538,10 @@ static inline __attribute__((always_inline)) s2f_code read_items_as(reader *r, e
     }
 }
 
-static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t len,
-                           const scope *outer, s2f_elem *el)
+/* Dispatches on the encoding; inlined, so that inside read_elements_as it is resolved. */
+static inline __attribute__((always_inline)) s2f_code read_items(reader *r, enc e, size_t *pos,
+                                                                  size_t end, uint32_t len,
+                                                                  const scope *outer, s2f_elem *el)
 {
     if (!e.explicit_vr)
         return read_items_as(r, IMPLICIT_LE, pos, end, len, outer, el);
@@ -548,7 +550,8 @@ static s2f_code read_items(reader *r, enc e, size_t *pos, size_t end, uint32_t l
 }
 
 /* Reads the value of el (at h->val) as a sequence; fills items, sets *next. Inlined into
- * its callers, as is read_undefined_value: a level of nesting is then two calls. */
+ * its callers, as are read_items and read_undefined_value: a level of nesting is then one
+ * call of read_elements. */
 static inline __attribute__((always_inline)) s2f_code read_sequence(reader *r, enc e, const hdr *h, const scope *sc, s2f_elem *el,
                               size_t *next)
 {
