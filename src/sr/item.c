@@ -86,6 +86,31 @@ static const s2f_ds *first_item(const s2f_elem *e)
     return e && e->is_seq && e->n_items ? e->items[0] : NULL;
 }
 
+static uint64_t load64(const uint8_t *p);
+static uint32_t load32(const uint8_t *p);
+
+/* 1 when p[0..n) (n <= 16) holds a backslash: two words compared a byte at a time (the
+ * words overlap when n is not 8 or 16); reads no byte outside p[0..n). */
+static int short_has_backslash(const uint8_t *p, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, bs = ones * '\\';
+    uint64_t a, b;
+    if (n >= 8) {
+        a = load64(p) ^ bs;
+        b = load64(p + n - 8) ^ bs;
+    } else if (n >= 4) {
+        a = (load32(p) | (uint64_t)load32(p + n - 4) << 32) ^ bs;
+        b = ~(uint64_t)0;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (p[i] == '\\')
+                return 1;
+        return 0;
+    }
+    /* a byte of a or b is zero where there was a backslash */
+    return (((a - ones) & ~a) | ((b - ones) & ~b)) & (ones * 0x80) ? 1 : 0;
+}
+
 /* The trimmed raw bytes of the first value of a string element, or 0 when absent or
  * empty. A short term (a Value or Relationship Type) without a backslash or a leading space
  * is trimmed here, which is what s2f_elem_string_raw would do with it. */
@@ -95,10 +120,7 @@ static int raw_value(const s2f_elem *e, const uint8_t **p, size_t *n)
         size_t len = e->len;
         while (len && (e->val[len - 1] == ' ' || e->val[len - 1] == '\0'))
             len--;
-        size_t i = 0;
-        while (i < len && e->val[i] != '\\')
-            i++;
-        if (i == len) {
+        if (!short_has_backslash(e->val, len)) {
             *p = e->val;
             *n = len;
             return len > 0;
