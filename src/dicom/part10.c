@@ -50,7 +50,7 @@
 #define DEFAULT_DEPTH 128u
 /* Recursion bound whatever the caller asks: a level is one frame of read_elements, 0.35
  * KiB of stack at -O3 (gcc and clang), so this stays far from an 8 MiB stack. Under gcc's
- * AddressSanitizer a frame is 4.1 KiB, which the default depth (128) keeps to 0.6 MiB. */
+ * AddressSanitizer a frame is 4.1 KiB, which the default depth (128) keeps near 1 MiB. */
 #define DEPTH_CAP 2560u
 #define PREAMBLE 128u
 
