@@ -212,11 +212,101 @@ static void begin_entry_compact(s2f_fhir *f, const s2f_rid *rid, const char *pro
     s2f_json_begin_object_raw(j, "resource", p.text, p.n);
 }
 
+/* Entry forms: the compact text that opens an entry (fullUrl, resourceType, id, profile)
+ * and closes it (request), the same for all resources of one type and profile but for the
+ * id, made once with room for it and copied with the id put in its places. */
+typedef struct s2f_entry_form entry_form;
+
+#define ID_ROOM "------------------------------------" /* S2F_UUID_STR_SIZE - 1 bytes */
+
+/* 0 when the text does not fit the form (long names): the entry is then written piece by
+ * piece. */
+static int make_form(s2f_fhir *f, entry_form *e, const char *type, const char *profile)
+{
+    piece p;
+    start(&p);
+    ADD_LITERAL(&p, "{\"fullUrl\":\"urn:uuid:");
+    e->open_id[0] = p.n;
+    ADD_LITERAL(&p, ID_ROOM);
+    ADD_LITERAL(&p, "\",\"resource\":{\"resourceType\":\"");
+    add(&p, type);
+    ADD_LITERAL(&p, "\",\"id\":\"");
+    e->open_id[1] = p.n;
+    ADD_LITERAL(&p, ID_ROOM);
+    ADD_LITERAL(&p, "\"");
+    if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
+        ADD_LITERAL(&p, ",\"meta\":{\"profile\":[\"");
+        add(&p, profile);
+        ADD_LITERAL(&p, "\"]}");
+    }
+    if (p.n >= sizeof e->open - 1)
+        return 0;
+    memcpy(e->open, p.text, p.n);
+    e->open_len = p.n;
+    start(&p);
+    ADD_LITERAL(&p, "}"); /* resource */
+    e->close_id = 0;
+    if (f->opt.bundle_type == S2F_BUNDLE_TRANSACTION) { /* M24: PUT, see end_entry */
+        ADD_LITERAL(&p, ",\"request\":{\"method\":\"PUT\",\"url\":\"");
+        add(&p, type);
+        ADD_LITERAL(&p, "/");
+        e->close_id = p.n;
+        ADD_LITERAL(&p, ID_ROOM);
+        ADD_LITERAL(&p, "\"}");
+    }
+    ADD_LITERAL(&p, "}"); /* entry */
+    if (p.n >= sizeof e->close - 1)
+        return 0;
+    memcpy(e->close, p.text, p.n);
+    e->close_len = p.n;
+    e->type = type;
+    e->profile = profile;
+    return 1;
+}
+
+/* The form of (type, profile), made the first time; NULL when it cannot be made. Types
+ * and profiles are the code's literals: their addresses tell them apart (two copies of
+ * one literal only cost a second form). */
+static const entry_form *form_of(s2f_fhir *f, const char *type, const char *profile)
+{
+    entry_form *free_slot = NULL;
+    for (size_t i = 0; i < S2F_ENTRY_FORMS; i++) {
+        entry_form *e = &f->entry_forms[i];
+        if (e->type == type && e->profile == profile)
+            return e;
+        if (!e->type && !free_slot)
+            free_slot = e;
+    }
+    return free_slot && make_form(f, free_slot, type, profile) ? free_slot : NULL;
+}
+
+/* Copies the form's text with the id in its places and writes it. */
+static void write_form(s2f_fhir *f, const char *form, size_t n, const size_t *at, size_t n_at,
+                       const char *id, int open)
+{
+    char text[sizeof f->entry_forms[0].open];
+    memcpy(text, form, n);
+    for (size_t i = 0; i < n_at; i++)
+        memcpy(text + at[i], id, S2F_UUID_STR_SIZE - 1);
+    if (open)
+        s2f_json_open_raw(f->json, text, n, 2);
+    else
+        s2f_json_close_raw(f->json, text, n, 2);
+}
+
 void s2f_fhir_begin_entry(s2f_fhir *f, const s2f_rid *rid, const char *profile)
 {
     s2f_json *j = f->json;
     if (!f->opt.pretty) {
-        begin_entry_compact(f, rid, profile);
+        const entry_form *e = f->entry_form && f->entry_form->type == rid->type &&
+                                      f->entry_form->profile == profile
+                                  ? f->entry_form
+                                  : form_of(f, rid->type, profile);
+        f->entry_form = e;
+        if (e)
+            write_form(f, e->open, e->open_len, e->open_id, 2, rid->id, 1);
+        else
+            begin_entry_compact(f, rid, profile);
         return;
     }
     s2f_json_begin_object(j);
@@ -249,6 +339,12 @@ static void count_resource(s2f_fhir_stats *stats, const char *type)
 void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
 {
     s2f_json *j = f->json;
+    const entry_form *e = f->entry_form; /* the entry's own: entries do not nest */
+    if (!f->opt.pretty && e && e->type == rid->type) {
+        write_form(f, e->close, e->close_len, &e->close_id, e->close_id ? 1 : 0, rid->id, 0);
+        count_resource(f->stats, rid->type);
+        return;
+    }
     s2f_json_end_object(j); /* resource */
     if (f->opt.bundle_type == S2F_BUNDLE_TRANSACTION) {
         /* M24: PUT to the deterministic id, so sending the same SR twice creates nothing

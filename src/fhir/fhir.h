@@ -82,6 +82,8 @@ typedef struct s2f_fhir_fragment {
 #define S2F_CONCEPT_MEMO_BITS 6
 
 /* The conversion context all files of the stage share (one per conversion, one thread). */
+#define S2F_ENTRY_FORMS 8 /* Observation kinds, shared resources */
+
 typedef struct s2f_fhir {
     const s2f_report *rep;
     const s2f_doc *doc;
@@ -117,6 +119,12 @@ typedef struct s2f_fhir {
     s2f_hindex *sets;        /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;
+    struct s2f_entry_form {  /* convert.c: the compact text of entries of one (type, */
+        const char *type, *profile; /* profile) but for the id; the last one used: */
+        size_t open_len, close_len, open_id[2], close_id; /* where the id goes */
+        char open[384], close[96];
+    } entry_forms[S2F_ENTRY_FORMS];
+    const struct s2f_entry_form *entry_form;
 } s2f_fhir;
 
 /* ---- convert.c ------------------------------------------------------------------------ */

@@ -493,6 +493,41 @@ int s2f_json_lit_begin_array(s2f_json *j, s2f_json_lit key)
     return lit_open(j, key, KIND_ARRAY, '[');
 }
 
+int s2f_json_open_raw(s2f_json *j, const char *text, size_t n, int levels)
+{
+    if (j->error)
+        return -1;
+    if (j->pretty)
+        return fail(j, S2F_EINTERNAL, "JSON writer: raw members in pretty mode");
+    if (levels < 1 || levels > S2F_JSON_MAX_DEPTH - j->depth)
+        return fail(j, S2F_ELIMIT, "JSON writer: nesting deeper than %d levels",
+                    S2F_JSON_MAX_DEPTH);
+    if (before_value(j))
+        return -1;
+    s2f_sink_write(j->out, text, n);
+    while (levels--)
+        j->stack[j->depth++] = HAS_ITEMS;
+    return 0;
+}
+
+int s2f_json_close_raw(s2f_json *j, const char *text, size_t n, int levels)
+{
+    if (j->error)
+        return -1;
+    if (j->pretty)
+        return fail(j, S2F_EINTERNAL, "JSON writer: raw members in pretty mode");
+    if (j->after_key)
+        return fail(j, S2F_EINTERNAL, "JSON writer: end_object after a key without its value");
+    if (levels < 1 || levels > j->depth)
+        return fail(j, S2F_EINTERNAL, "JSON writer: unbalanced end_object");
+    for (int i = 1; i <= levels; i++)
+        if (j->stack[j->depth - i] & KIND_ARRAY)
+            return fail(j, S2F_EINTERNAL, "JSON writer: unbalanced end_object");
+    j->depth -= levels;
+    s2f_sink_write(j->out, text, n);
+    return after_value(j);
+}
+
 int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members, size_t n)
 {
     if (j->error)

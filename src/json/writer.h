@@ -94,6 +94,15 @@ int s2f_json_members_raw(s2f_json *j, const char *members, size_t n);
  * would, in one copy. Compact mode only; the caller vouches for the members. */
 int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members, size_t n);
 
+/* Opens `levels` nested objects at once where a value may go: text holds their opening
+ * braces and first members, compact ("{\"a\":1,\"b\":{\"c\":2" opens 2), each object with at
+ * least one member. s2f_json_close_raw ends them the same way: text holds the closing
+ * braces and any members written between them ("},\"d\":3}" closes 2). For text that
+ * repeats but for a few bytes (the FHIR stage's Bundle entries). Compact mode only; the
+ * caller vouches for the text. */
+int s2f_json_open_raw(s2f_json *j, const char *text, size_t n, int levels);
+int s2f_json_close_raw(s2f_json *j, const char *text, size_t n, int levels);
+
 /* Writes a value already serialized in compact form where a value may go: for values
  * that repeat verbatim (the FHIR stage's CodeableConcepts). Compact mode only; the caller
  * vouches that the text is one valid JSON value. */

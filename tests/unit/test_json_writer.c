@@ -915,6 +915,40 @@ TEST(keyed_raw_values_and_objects_opened_with_members)
     mem_close(&m);
 }
 
+TEST(raw_open_and_close_of_nested_objects)
+{
+    mem m;
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_open_raw(&m.j, "{\"a\":1,\"b\":{\"c\":2", 17, 2) == 0);
+    s2f_json_kv_int(&m.j, "d", 3); /* members go into the inner object */
+    CHECK(s2f_json_close_raw(&m.j, "},\"e\":4}", 8, 2) == 0);
+    CHECK(s2f_json_open_raw(&m.j, "{\"f\":5", 6, 1) == 0); /* a second element: comma */
+    CHECK(s2f_json_close_raw(&m.j, "}", 1, 1) == 0);
+    s2f_json_end_array(&m.j);
+    CHECK(s2f_json_finish(&m.j) == 0);
+    CHECK_STR(mem_text(&m), "[{\"a\":1,\"b\":{\"c\":2,\"d\":3},\"e\":4},{\"f\":5}]");
+    mem_close(&m);
+    /* misuse: pretty mode, closing an array, closing more than is open, a value due */
+    mem_open(&m, 1);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_open_raw(&m.j, "{\"a\":1", 6, 1) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_array(&m.j);
+    CHECK(s2f_json_close_raw(&m.j, "]", 1, 1) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    CHECK(s2f_json_close_raw(&m.j, "}}", 2, 2) == -1);
+    mem_close(&m);
+    mem_open(&m, 0);
+    s2f_json_begin_object(&m.j);
+    s2f_json_key(&m.j, "x");
+    CHECK(s2f_json_close_raw(&m.j, "}", 1, 1) == -1);
+    mem_close(&m);
+}
+
 TEST(literal_keys_write_as_keys)
 {
     for (int pretty = 0; pretty <= 1; pretty++) {
@@ -1006,6 +1040,7 @@ int main(void)
     RUN(raw_values_stand_where_values_go);
     RUN(keyed_raw_values_and_objects_opened_with_members);
     RUN(keyed_decimals_equal_decimals);
+    RUN(raw_open_and_close_of_nested_objects);
     RUN(literal_keys_write_as_keys);
     RUN(memory_sink_keeps_its_bytes_and_refuses_more);
     RUN(compact_nested);
