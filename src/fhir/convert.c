@@ -83,14 +83,47 @@ void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *k
     rid->type = type;
 }
 
+/* Digits of v written backwards, ending at `end`; returns where they start. */
+static char *decimal_before(char *end, uint32_t v)
+{
+    do
+        *--end = (char)('0' + v % 10);
+    while (v /= 10);
+    return end;
+}
+
+/* s2f_item_position(it, pos, S2F_POSITION_MAX), from its parent's position kept from the
+ * last call: siblings come one after another, and the walk up the tree is done once per
+ * parent. Positions near the size limit (cut there) are asked of the tree each time. */
+static void item_position(s2f_fhir *f, const s2f_item *it, char pos[S2F_POSITION_MAX])
+{
+    enum { ROOM = S2F_POSITION_MAX - 16 }; /* a parent's, "." and an index fit */
+    if (it->parent && it->parent != f->pos_parent) {
+        s2f_item_position(it->parent, f->pos, sizeof f->pos);
+        f->pos_len = strlen(f->pos);
+        f->pos_parent = it->parent;
+    }
+    if (!it->parent || f->pos_len >= ROOM) {
+        s2f_item_position(it, pos, S2F_POSITION_MAX);
+        return;
+    }
+    char num[12];
+    char *digits = decimal_before(num + sizeof num, it->index);
+    size_t n = (size_t)(num + sizeof num - digits);
+    memcpy(pos, f->pos, f->pos_len);
+    pos[f->pos_len] = '.';
+    memcpy(pos + f->pos_len + 1, digits, n);
+    pos[f->pos_len + 1 + n] = '\0';
+}
+
 const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it)
 {
     if (!f->item_keys)
         f->item_keys = s2f_arena_calloc(f->arena, f->doc->tree.n_items, sizeof *f->item_keys);
     if (f->item_keys && f->item_keys[it->seq])
         return f->item_keys[it->seq];
-    char pos[1024];
-    s2f_item_position(it, pos, sizeof pos);
+    char pos[S2F_POSITION_MAX];
+    item_position(f, it, pos);
     const char *s = s2f_arena_strdup(f->arena, pos);
     if (!s) {
         fail(f, S2F_ELIMIT, "out of memory while writing FHIR");
@@ -115,9 +148,9 @@ void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
     }
     /* the key is hashed once here: kept only when something else made it already */
     const char *key = f->item_keys ? f->item_keys[it->seq] : NULL;
-    char pos[1024];
+    char pos[S2F_POSITION_MAX];
     if (!key) {
-        s2f_item_position(it, pos, sizeof pos);
+        item_position(f, it, pos);
         key = pos;
     }
     compute_rid(f, "Observation", S2F_KIND_OBSERVATION, key, rid);

@@ -82,6 +82,7 @@ typedef struct s2f_fhir_fragment {
 #define S2F_CONCEPT_MEMO_BITS 6
 
 /* The conversion context all files of the stage share (one per conversion, one thread). */
+#define S2F_POSITION_MAX 1024 /* an item key: "1.4.2" (longer ones are cut) */
 #define S2F_ENTRY_FORMS 8 /* Observation kinds, shared resources */
 
 typedef struct s2f_fhir {
@@ -125,6 +126,9 @@ typedef struct s2f_fhir {
         char open[384], close[96];
     } entry_forms[S2F_ENTRY_FORMS];
     const struct s2f_entry_form *entry_form;
+    const s2f_item *pos_parent; /* convert.c: the parent of the last item whose position */
+    size_t pos_len;             /* was asked for, and its own position, pos_len bytes */
+    char pos[S2F_POSITION_MAX];
 } s2f_fhir;
 
 /* ---- convert.c ------------------------------------------------------------------------ */
