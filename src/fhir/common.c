@@ -170,13 +170,14 @@ static const concept_entry *find_concept(s2f_fhir *f, const s2f_codeval *c)
     return e;
 }
 
-/* The same, answered mostly by a direct-mapped memo of code addresses in front of the
- * hash index: the reader gives equal codes one s2f_codeval. */
+/* The same, answered mostly by a direct-mapped memo in front of the hash index, by the
+ * address of the code's value: the reader gives equal strings one address, equal codes
+ * often one s2f_codeval (else the memo's entry is compared as the index would). */
 static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
 {
-    uint64_t a = (uint64_t)(uintptr_t)c * 0x9E3779B97F4A7C15ull;
+    uint64_t a = (uint64_t)(uintptr_t)c->value * 0x9E3779B97F4A7C15ull;
     struct s2f_concept_memo *m = &f->concept_memo[a >> (64 - S2F_CONCEPT_MEMO_BITS)];
-    if (m->code == c)
+    if (m->code == c || (m->code && same_concept(m->entry, c)))
         return m->entry;
     const concept_entry *e = find_concept(f, c);
     if (e) {

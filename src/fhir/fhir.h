@@ -111,7 +111,7 @@ typedef struct s2f_fhir {
     struct s2f_concept_memo {
         const s2f_codeval *code;
         const void *entry;
-    } concept_memo[1 << S2F_CONCEPT_MEMO_BITS]; /* and the last found by code address */
+    } concept_memo[1 << S2F_CONCEPT_MEMO_BITS]; /* and the last found by value address */
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     s2f_hindex units;        /* observations.c: Quantity units codes serialized once, */
     struct s2f_units_entry *units_last; /* and the last one written */
