@@ -98,8 +98,12 @@ static char *decimal_before(char *end, uint32_t v)
 static void item_position(s2f_fhir *f, const s2f_item *it, char pos[S2F_POSITION_MAX])
 {
     enum { ROOM = S2F_POSITION_MAX - 16 }; /* a parent's, "." and an index fit */
+    if (!f->pos && !(f->pos = s2f_arena_alloc(f->arena, S2F_POSITION_MAX))) {
+        s2f_item_position(it, pos, S2F_POSITION_MAX);
+        return;
+    }
     if (it->parent && it->parent != f->pos_parent) {
-        s2f_item_position(it->parent, f->pos, sizeof f->pos);
+        s2f_item_position(it->parent, f->pos, S2F_POSITION_MAX);
         f->pos_len = strlen(f->pos);
         f->pos_parent = it->parent;
     }
@@ -302,22 +306,26 @@ static int make_form(s2f_fhir *f, entry_form *e, const char *type, const char *p
  * one literal only cost a second form). */
 static const entry_form *form_of(s2f_fhir *f, const char *type, const char *profile)
 {
-    entry_form *free_slot = NULL;
-    for (size_t i = 0; i < S2F_ENTRY_FORMS; i++) {
-        entry_form *e = &f->entry_forms[i];
+    size_t i = 0;
+    for (; i < S2F_ENTRY_FORMS && f->entry_forms[i]; i++) {
+        const entry_form *e = f->entry_forms[i];
         if (e->type == type && e->profile == profile)
             return e;
-        if (!e->type && !free_slot)
-            free_slot = e;
     }
-    return free_slot && make_form(f, free_slot, type, profile) ? free_slot : NULL;
+    if (i == S2F_ENTRY_FORMS)
+        return NULL;
+    entry_form *e = s2f_arena_alloc(f->arena, sizeof *e);
+    if (!e || !make_form(f, e, type, profile))
+        return NULL; /* the arena's bytes of a form too long are left unused */
+    f->entry_forms[i] = e;
+    return e;
 }
 
 /* Copies the form's text with the id in its places and writes it. */
 static void write_form(s2f_fhir *f, const char *form, size_t n, const size_t *at, size_t n_at,
                        const char *id, int open)
 {
-    char text[sizeof f->entry_forms[0].open];
+    char text[sizeof ((entry_form *)0)->open];
     memcpy(text, form, n);
     for (size_t i = 0; i < n_at; i++)
         memcpy(text + at[i], id, S2F_UUID_STR_SIZE - 1);

@@ -83,7 +83,15 @@ typedef struct s2f_fhir_fragment {
 
 /* The conversion context all files of the stage share (one per conversion, one thread). */
 #define S2F_POSITION_MAX 1024 /* an item key: "1.4.2" (longer ones are cut) */
-#define S2F_ENTRY_FORMS 8 /* Observation kinds, shared resources */
+#define S2F_ENTRY_FORMS 12 /* Observation kinds, shared resources */
+
+/* The compact text of the entries of one (type, profile), the same for all but for the
+ * id (convert.c). */
+struct s2f_entry_form {
+    const char *type, *profile;
+    size_t open_len, close_len, open_id[2], close_id; /* where the id goes */
+    char open[320], close[96];
+};
 
 typedef struct s2f_fhir {
     const s2f_report *rep;
@@ -120,15 +128,11 @@ typedef struct s2f_fhir {
     s2f_hindex *sets;        /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;
-    struct s2f_entry_form {  /* convert.c: the compact text of entries of one (type, */
-        const char *type, *profile; /* profile) but for the id; the last one used: */
-        size_t open_len, close_len, open_id[2], close_id; /* where the id goes */
-        char open[384], close[96];
-    } entry_forms[S2F_ENTRY_FORMS];
-    const struct s2f_entry_form *entry_form;
+    struct s2f_entry_form *entry_forms[S2F_ENTRY_FORMS]; /* convert.c: (arena) the text */
+    const struct s2f_entry_form *entry_form; /* of entries of one kind; the last one used */
     const s2f_item *pos_parent; /* convert.c: the parent of the last item whose position */
     size_t pos_len;             /* was asked for, and its own position, pos_len bytes */
-    char pos[S2F_POSITION_MAX];
+    char *pos;                  /* (arena, S2F_POSITION_MAX bytes) */
 } s2f_fhir;
 
 /* ---- convert.c ------------------------------------------------------------------------ */
