@@ -269,12 +269,15 @@ static void write_site(s2f_fhir *f, const s2f_site *site, const char *tid, const
 /* M22: device = the Observation's own algorithm, else the M7 equipment (no inheritance). */
 static void write_device(s2f_fhir *f, const s2f_algorithm *a)
 {
-    s2f_rid rid;
-    if (a)
-        s2f_fhir_algorithm_rid(f, a, &rid);
-    else
-        s2f_fhir_equipment_rid(f, &rid);
-    reference_member(f, S2F_JSON_LIT("device"), &rid);
+    if (!f->device_known || f->device_of != a) { /* most share one: kept */
+        if (a)
+            s2f_fhir_algorithm_rid(f, a, &f->device);
+        else
+            s2f_fhir_equipment_rid(f, &f->device);
+        f->device_of = a;
+        f->device_known = !stopped(f);
+    }
+    reference_member(f, S2F_JSON_LIT("device"), &f->device);
 }
 
 /* ImagingSelection references (M19) as array elements; none in R4 (M25). */
