@@ -94,20 +94,19 @@ static char *decimal_before(char *end, uint32_t v)
 
 /* s2f_item_position(it, pos, S2F_POSITION_MAX), from its parent's position kept from the
  * last call: siblings come one after another, and the walk up the tree is done once per
- * parent. Positions near the size limit (cut there) are asked of the tree each time. */
+ * parent. Items whose parent's position is too long to keep are asked of the tree each
+ * time. */
 static void item_position(s2f_fhir *f, const s2f_item *it, char pos[S2F_POSITION_MAX])
 {
-    enum { ROOM = S2F_POSITION_MAX - 16 }; /* a parent's, "." and an index fit */
-    if (!f->pos && !(f->pos = s2f_arena_alloc(f->arena, S2F_POSITION_MAX))) {
-        s2f_item_position(it, pos, S2F_POSITION_MAX);
-        return;
-    }
     if (it->parent && it->parent != f->pos_parent) {
-        s2f_item_position(it->parent, f->pos, S2F_POSITION_MAX);
-        f->pos_len = strlen(f->pos);
+        s2f_item_position(it->parent, pos, S2F_POSITION_MAX); /* pos as scratch */
+        size_t n = strlen(pos);
+        f->pos_len = n < sizeof f->pos ? n : SIZE_MAX; /* SIZE_MAX: not kept */
+        if (n < sizeof f->pos)
+            memcpy(f->pos, pos, n);
         f->pos_parent = it->parent;
     }
-    if (!it->parent || f->pos_len >= ROOM) {
+    if (!it->parent || f->pos_len == SIZE_MAX) {
         s2f_item_position(it, pos, S2F_POSITION_MAX);
         return;
     }
@@ -256,49 +255,56 @@ typedef struct s2f_entry_form entry_form;
 
 #define ID_ROOM "------------------------------------" /* S2F_UUID_STR_SIZE - 1 bytes */
 
-/* 0 when the text does not fit the form (long names): the entry is then written piece by
- * piece. */
-static int make_form(s2f_fhir *f, entry_form *e, const char *type, const char *profile)
+/* The form of (type, profile) in the arena, its texts taking only their length; NULL when
+ * it does not fit the piece (long names: the entry is then written piece by piece) or
+ * memory ran out. */
+static entry_form *make_form(s2f_fhir *f, const char *type, const char *profile)
 {
-    piece p;
-    start(&p);
-    ADD_LITERAL(&p, "{\"fullUrl\":\"urn:uuid:");
-    e->open_id[0] = p.n;
-    ADD_LITERAL(&p, ID_ROOM);
-    ADD_LITERAL(&p, "\",\"resource\":{\"resourceType\":\"");
-    add(&p, type);
-    ADD_LITERAL(&p, "\",\"id\":\"");
-    e->open_id[1] = p.n;
-    ADD_LITERAL(&p, ID_ROOM);
-    ADD_LITERAL(&p, "\"");
+    piece o, c;
+    size_t open_id[2], close_id = 0;
+    start(&o);
+    ADD_LITERAL(&o, "{\"fullUrl\":\"urn:uuid:");
+    open_id[0] = o.n;
+    ADD_LITERAL(&o, ID_ROOM);
+    ADD_LITERAL(&o, "\",\"resource\":{\"resourceType\":\"");
+    add(&o, type);
+    ADD_LITERAL(&o, "\",\"id\":\"");
+    open_id[1] = o.n;
+    ADD_LITERAL(&o, ID_ROOM);
+    ADD_LITERAL(&o, "\"");
     if (profile && !f->opt.r4) { /* M25: no R5 profiles in R4 output */
-        ADD_LITERAL(&p, ",\"meta\":{\"profile\":[\"");
-        add(&p, profile);
-        ADD_LITERAL(&p, "\"]}");
+        ADD_LITERAL(&o, ",\"meta\":{\"profile\":[\"");
+        add(&o, profile);
+        ADD_LITERAL(&o, "\"]}");
     }
-    if (p.n >= sizeof e->open - 1)
-        return 0;
-    memcpy(e->open, p.text, p.n);
-    e->open_len = p.n;
-    start(&p);
-    ADD_LITERAL(&p, "}"); /* resource */
-    e->close_id = 0;
+    start(&c);
+    ADD_LITERAL(&c, "}"); /* resource */
     if (f->opt.bundle_type == S2F_BUNDLE_TRANSACTION) { /* M24: PUT, see end_entry */
-        ADD_LITERAL(&p, ",\"request\":{\"method\":\"PUT\",\"url\":\"");
-        add(&p, type);
-        ADD_LITERAL(&p, "/");
-        e->close_id = p.n;
-        ADD_LITERAL(&p, ID_ROOM);
-        ADD_LITERAL(&p, "\"}");
+        ADD_LITERAL(&c, ",\"request\":{\"method\":\"PUT\",\"url\":\"");
+        add(&c, type);
+        ADD_LITERAL(&c, "/");
+        close_id = c.n;
+        ADD_LITERAL(&c, ID_ROOM);
+        ADD_LITERAL(&c, "\"}");
     }
-    ADD_LITERAL(&p, "}"); /* entry */
-    if (p.n >= sizeof e->close - 1)
-        return 0;
-    memcpy(e->close, p.text, p.n);
-    e->close_len = p.n;
+    ADD_LITERAL(&c, "}"); /* entry */
+    if (o.n >= sizeof o.text - 1 || c.n >= sizeof c.text - 1)
+        return NULL;
+    entry_form *e = s2f_arena_alloc(f->arena, sizeof *e + o.n + c.n);
+    if (!e)
+        return NULL;
     e->type = type;
     e->profile = profile;
-    return 1;
+    e->open_len = o.n;
+    e->close_len = c.n;
+    e->open_id[0] = open_id[0];
+    e->open_id[1] = open_id[1];
+    e->close_id = close_id;
+    e->open = e->text;
+    e->close = e->text + o.n;
+    memcpy(e->text, o.text, o.n);
+    memcpy(e->text + o.n, c.text, c.n);
+    return e;
 }
 
 /* The form of (type, profile), made the first time; NULL when it cannot be made. Types
@@ -314,18 +320,14 @@ static const entry_form *form_of(s2f_fhir *f, const char *type, const char *prof
     }
     if (i == S2F_ENTRY_FORMS)
         return NULL;
-    entry_form *e = s2f_arena_alloc(f->arena, sizeof *e);
-    if (!e || !make_form(f, e, type, profile))
-        return NULL; /* the arena's bytes of a form too long are left unused */
-    f->entry_forms[i] = e;
-    return e;
+    return f->entry_forms[i] = make_form(f, type, profile);
 }
 
 /* Copies the form's text with the id in its places and writes it. */
 static void write_form(s2f_fhir *f, const char *form, size_t n, const size_t *at, size_t n_at,
                        const char *id, int open)
 {
-    char text[sizeof ((entry_form *)0)->open];
+    char text[sizeof ((piece *)0)->text];
     memcpy(text, form, n);
     for (size_t i = 0; i < n_at; i++)
         memcpy(text + at[i], id, S2F_UUID_STR_SIZE - 1);

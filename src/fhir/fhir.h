@@ -83,6 +83,7 @@ typedef struct s2f_fhir_fragment {
 
 /* The conversion context all files of the stage share (one per conversion, one thread). */
 #define S2F_POSITION_MAX 1024 /* an item key: "1.4.2" (longer ones are cut) */
+#define S2F_PARENT_POSITION_MAX 64 /* a parent's position kept (convert.c) */
 #define S2F_ENTRY_FORMS 12 /* Observation kinds, shared resources */
 
 /* The compact text of the entries of one (type, profile), the same for all but for the
@@ -90,7 +91,8 @@ typedef struct s2f_fhir_fragment {
 struct s2f_entry_form {
     const char *type, *profile;
     size_t open_len, close_len, open_id[2], close_id; /* where the id goes */
-    char open[320], close[96];
+    const char *open, *close; /* in text */
+    char text[];
 };
 
 typedef struct s2f_fhir {
@@ -135,7 +137,7 @@ typedef struct s2f_fhir {
     const struct s2f_entry_form *entry_form; /* of entries of one kind; the last one used */
     const s2f_item *pos_parent; /* convert.c: the parent of the last item whose position */
     size_t pos_len;             /* was asked for, and its own position, pos_len bytes */
-    char *pos;                  /* (arena, S2F_POSITION_MAX bytes) */
+    char pos[S2F_PARENT_POSITION_MAX]; /* (not NUL-terminated) */
 } s2f_fhir;
 
 /* ---- convert.c ------------------------------------------------------------------------ */
