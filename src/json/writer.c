@@ -64,6 +64,28 @@ static void separate(s2f_json *j)
         newline(j, j->depth);
 }
 
+/* Compact output written in one copy: the comma a new member or element of the open
+ * container needs (the count of bytes put at o: 0 or 1) ... */
+static size_t put_separator(s2f_json *j, char *o)
+{
+    unsigned char *top = &j->stack[j->depth - 1];
+    size_t k = (*top & HAS_ITEMS) != 0;
+    if (k)
+        o[0] = ',';
+    *top |= HAS_ITEMS;
+    return k;
+}
+
+/* ... and a key that needs no escaping, "key": (kn + 3 bytes). */
+static size_t put_key(char *o, const char *key, size_t kn)
+{
+    o[0] = '"';
+    memcpy(o + 1, key, kn);
+    o[kn + 1] = '"';
+    o[kn + 2] = ':';
+    return kn + 3;
+}
+
 static int top_is_array(const s2f_json *j) { return (j->stack[j->depth - 1] & KIND_ARRAY) != 0; }
 
 /* Checks that a value may come here and writes what precedes it. Writes nothing on error. */
@@ -349,16 +371,8 @@ static int fast_member(s2f_json *j, const char *key, size_t kn, const char *valu
     char *o = s2f_sink_room(j->out, kn + vn + 6); /* ,"key":"value" */
     if (!o)
         return 0;
-    unsigned char *top = &j->stack[j->depth - 1];
-    size_t k = 0;
-    if (*top & HAS_ITEMS)
-        o[k++] = ',';
-    *top |= HAS_ITEMS;
-    o[k++] = '"';
-    memcpy(o + k, key, kn);
-    k += kn;
-    o[k++] = '"';
-    o[k++] = ':';
+    size_t k = put_separator(j, o);
+    k += put_key(o + k, key, kn);
     if (value) {
         o[k++] = '"';
         memcpy(o + k, value, vn);
@@ -383,16 +397,8 @@ static int fast_open(s2f_json *j, const char *key, unsigned kind, char open)
     char *o = s2f_sink_room(j->out, kn + 5); /* ,"key":{ */
     if (!o)
         return 0;
-    unsigned char *top = &j->stack[j->depth - 1];
-    size_t k = 0;
-    if (*top & HAS_ITEMS)
-        o[k++] = ',';
-    *top |= HAS_ITEMS;
-    o[k++] = '"';
-    memcpy(o + k, key, kn);
-    k += kn;
-    o[k++] = '"';
-    o[k++] = ':';
+    size_t k = put_separator(j, o);
+    k += put_key(o + k, key, kn);
     o[k++] = open;
     s2f_sink_commit(j->out, k);
     j->stack[j->depth++] = (unsigned char)kind;
@@ -428,16 +434,8 @@ int s2f_json_kv_raw(s2f_json *j, const char *key, const char *text, size_t n)
         char *o = all_plain((const unsigned char *)key, kn) ? s2f_sink_room(j->out, kn + n + 4)
                                                             : NULL; /* ,"key":value */
         if (o) {
-            unsigned char *top = &j->stack[j->depth - 1];
-            size_t k = 0;
-            if (*top & HAS_ITEMS)
-                o[k++] = ',';
-            *top |= HAS_ITEMS;
-            o[k++] = '"';
-            memcpy(o + k, key, kn);
-            k += kn;
-            o[k++] = '"';
-            o[k++] = ':';
+            size_t k = put_separator(j, o);
+            k += put_key(o + k, key, kn);
             memcpy(o + k, text, n);
             s2f_sink_commit(j->out, k + n);
             return 0;
@@ -452,11 +450,7 @@ int s2f_json_lit_raw(s2f_json *j, s2f_json_lit key, const char *text, size_t n)
     if (j->pretty || !n || !key_allowed(j) ||
         !(o = s2f_sink_room(j->out, key.quoted_len + n + 1))) /* ,"key":value */
         return s2f_json_kv_raw(j, key.name, text, n);
-    unsigned char *top = &j->stack[j->depth - 1];
-    size_t k = 0;
-    if (*top & HAS_ITEMS)
-        o[k++] = ',';
-    *top |= HAS_ITEMS;
+    size_t k = put_separator(j, o);
     memcpy(o + k, key.quoted, key.quoted_len);
     memcpy(o + k + key.quoted_len, text, n);
     s2f_sink_commit(j->out, k + key.quoted_len + n);
@@ -473,11 +467,7 @@ static int lit_open(s2f_json *j, s2f_json_lit key, unsigned kind, char open)
             return -1;
         return kind ? s2f_json_begin_array(j) : s2f_json_begin_object(j);
     }
-    unsigned char *top = &j->stack[j->depth - 1];
-    size_t k = 0;
-    if (*top & HAS_ITEMS)
-        o[k++] = ',';
-    *top |= HAS_ITEMS;
+    size_t k = put_separator(j, o);
     memcpy(o + k, key.quoted, key.quoted_len);
     k += key.quoted_len;
     o[k++] = open;
@@ -550,15 +540,8 @@ int s2f_json_begin_object_raw(s2f_json *j, const char *key, const char *members,
     }
     size_t k = 0;
     if (key) {
-        unsigned char *top = &j->stack[j->depth - 1];
-        if (*top & HAS_ITEMS)
-            o[k++] = ',';
-        *top |= HAS_ITEMS;
-        o[k++] = '"';
-        memcpy(o + k, key, kn);
-        k += kn;
-        o[k++] = '"';
-        o[k++] = ':';
+        k = put_separator(j, o);
+        k += put_key(o + k, key, kn);
     }
     o[k++] = '{';
     memcpy(o + k, members, n);

@@ -62,22 +62,35 @@ static int item_elem_of(uint32_t tag)
     }
 }
 
-/* Fills el[] with the elements of ds that item_tags names (NULL when absent), as
- * s2f_ds_find would find them. */
-static void item_elems_of(const s2f_ds *ds, const s2f_elem *el[N_ITEM_ELEMS])
+/* Fills el[k] with the element of ds whose tag is tags[k] (NULL when absent), as
+ * s2f_ds_find would find them, in one pass over its sorted elements; slot_of(tag) is
+ * that k, or -1 for a tag not asked for. */
+static void elems_by_tag(const s2f_ds *ds, const uint32_t *tags, int n,
+                         int (*slot_of)(uint32_t), const s2f_elem **el)
 {
-    memset(el, 0, N_ITEM_ELEMS * sizeof *el);
+    memset(el, 0, (size_t)n * sizeof *el);
     for (uint32_t i = 0; i < ds->n; i++) {
         const s2f_elem *e = &ds->elems[i];
         if (i && e->tag == e[-1].tag) { /* a repeated tag: leave the choice to the search */
-            for (int k = 0; k < N_ITEM_ELEMS; k++)
-                el[k] = s2f_ds_find(ds, item_tags[k]);
+            for (int k = 0; k < n; k++)
+                el[k] = s2f_ds_find(ds, tags[k]);
             return;
         }
-        int k = S2F_TAG_GROUP(e->tag) == 0x0040 ? item_elem_of(e->tag) : -1;
+        int k = slot_of(e->tag);
         if (k >= 0)
             el[k] = e;
     }
+}
+
+static int content_slot(uint32_t tag)
+{
+    return S2F_TAG_GROUP(tag) == 0x0040 ? item_elem_of(tag) : -1;
+}
+
+/* The elements of a content item the decoders read, found in one pass. */
+static void item_elems_of(const s2f_ds *ds, const s2f_elem *el[N_ITEM_ELEMS])
+{
+    elems_by_tag(ds, item_tags, N_ITEM_ELEMS, content_slot, el);
 }
 
 /* Item `0` of a sequence element, or NULL. */
@@ -458,23 +471,21 @@ static int parse_numeric(const char *text, double *out)
  * the content item (item_elems_of). */
 enum { MV_UNITS, MV_FLOAT, MV_NUMERATOR, MV_DENOMINATOR, MV_NUMERIC, N_MV_ELEMS };
 
+static const uint32_t mv_tags[N_MV_ELEMS] = {
+    T_MeasurementUnitsCodeSequence, T_FloatingPointValue, T_RationalNumeratorValue,
+    T_RationalDenominatorValue, T_NumericValue};
+
+static int mv_slot(uint32_t tag)
+{
+    for (int k = 0; k < N_MV_ELEMS; k++)
+        if (tag == mv_tags[k])
+            return k;
+    return -1;
+}
+
 static void measured_elems_of(const s2f_ds *mv, const s2f_elem *el[N_MV_ELEMS])
 {
-    static const uint32_t tags[N_MV_ELEMS] = {
-        T_MeasurementUnitsCodeSequence, T_FloatingPointValue, T_RationalNumeratorValue,
-        T_RationalDenominatorValue, T_NumericValue};
-    memset(el, 0, N_MV_ELEMS * sizeof *el);
-    for (uint32_t i = 0; i < mv->n; i++) {
-        const s2f_elem *e = &mv->elems[i];
-        if (i && e->tag == e[-1].tag) { /* a repeated tag: leave the choice to the search */
-            for (int k = 0; k < N_MV_ELEMS; k++)
-                el[k] = s2f_ds_find(mv, tags[k]);
-            return;
-        }
-        for (int k = 0; k < N_MV_ELEMS; k++)
-            if (e->tag == tags[k])
-                el[k] = e;
-    }
+    elems_by_tag(mv, mv_tags, N_MV_ELEMS, mv_slot, el);
 }
 
 static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_elem *const el[N_ITEM_ELEMS])
