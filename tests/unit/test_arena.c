@@ -86,8 +86,13 @@ TEST(expected_size_gives_one_large_chunk_within_budget)
     s2f_arena *small = s2f_arena_new(1 << 20);
     s2f_arena_expect(small, (size_t)100 << 20); /* capped at half the budget */
     CHECK(s2f_arena_alloc(small, 10));
-    CHECK(s2f_arena_used(small) <= (1 << 20));
+    CHECK(s2f_arena_used(small) <= (1 << 20)); /* exact size: a huge page would not fit */
     s2f_arena_free(small);
+    s2f_arena *mid = s2f_arena_new(0);
+    s2f_arena_expect(mid, (size_t)600 << 10); /* a 0.6 MB chunk becomes one huge page */
+    CHECK(s2f_arena_alloc(mid, 10));
+    CHECK(s2f_arena_used(mid) == ((size_t)2 << 20));
+    s2f_arena_free(mid);
 }
 
 TEST(release_returns_to_the_mark)
