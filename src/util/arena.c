@@ -123,7 +123,8 @@ s2f_arena_mark s2f_arena_get_mark(const s2f_arena *a)
 /* Keeps the larger of c and the current spare for reuse, frees the other. */
 static void keep_spare(s2f_arena *a, chunk *c)
 {
-    if (c->mapped || c->size > MAX_CHUNK) { /* big ones go back to the system */
+    if (c->size > 2 * MAX_CHUNK) { /* big ones go back to the system; a huge page of a
+                                      * scratch arena stays, not mapped per content item */
         free_chunk(a, c);
         return;
     }
