@@ -340,8 +340,10 @@ static void write_members_object(s2f_fhir *f, void *job)
     s2f_json_end_object(f->json);
 }
 
-int s2f_fhir_render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), void *arg,
-                            s2f_fhir_fragment *frag)
+/* Renders the members write(f, arg) writes into frag, compact, once (arena text). 0 when
+ * it cannot be (the caller then writes them itself, which gives the same bytes). */
+static int render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), void *arg,
+                          s2f_fhir_fragment *frag)
 {
     members_job job = {write, arg};
     size_t len;
@@ -353,26 +355,31 @@ int s2f_fhir_render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), 
     return 1;
 }
 
+void s2f_fhir_cached_members(s2f_fhir *f, s2f_fhir_fragment *frag,
+                             void (*write)(s2f_fhir *f, void *arg), void *arg)
+{
+    if (f->opt.pretty || frag->failed) {
+        write(f, arg);
+        return;
+    }
+    if (!frag->text && !render_members(f, write, arg, frag)) {
+        frag->failed = 1;
+        write(f, arg);
+        return;
+    }
+    s2f_json_members_raw(f->json, frag->text, frag->len);
+    f->stats->replaced_chars += frag->replaced;
+}
+
 static void call_writer(s2f_fhir *f, void *write)
 {
     (*(members_writer *)write)(f);
 }
 
-/* Members every Observation repeats verbatim (subject, basedOn, partOf, status) are
- * serialized once and copied after that; pretty output is written member by member. */
+/* Members every Observation repeats verbatim (subject, basedOn, partOf, status). */
 static void shared_members(s2f_fhir *f, s2f_fhir_fragment *frag, members_writer write)
 {
-    if (f->opt.pretty || frag->failed) {
-        write(f);
-        return;
-    }
-    if (!frag->text && !s2f_fhir_render_members(f, call_writer, &write, frag)) {
-        frag->failed = 1;
-        write(f);
-        return;
-    }
-    s2f_json_members_raw(f->json, frag->text, frag->len);
-    f->stats->replaced_chars += frag->replaced;
+    s2f_fhir_cached_members(f, frag, call_writer, &write);
 }
 
 void s2f_fhir_subject(s2f_fhir *f, const char *key)

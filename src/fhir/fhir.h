@@ -187,11 +187,12 @@ void s2f_fhir_part_of(s2f_fhir *f);
 void s2f_fhir_observation_head(s2f_fhir *f);
 /* M9: effectiveDateTime and issued of an Observation (s2f_fhir_instant), when it has one. */
 void s2f_fhir_effective_issued(s2f_fhir *f, const char *observation_dt);
-/* Renders the members write(f, arg) writes into frag, compact, once (arena text): for
- * members that repeat verbatim, written after that with s2f_json_members_raw. 0 when it
- * cannot be (the caller then writes them itself, which gives the same bytes). */
-int s2f_fhir_render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), void *arg,
-                            s2f_fhir_fragment *frag);
+/* Writes the members write(f, arg) writes, for members that repeat verbatim: in compact
+ * output they are serialized into frag the first time (frag zeroed: not yet) and copied
+ * from it after that; pretty output, or a fragment that could not be made, writes them
+ * member by member (the same bytes). */
+void s2f_fhir_cached_members(s2f_fhir *f, s2f_fhir_fragment *frag,
+                             void (*write)(s2f_fhir *f, void *arg), void *arg);
 /* M8: "status" of every Observation. */
 const char *s2f_fhir_status(const s2f_fhir *f);
 /* M9: the FHIR instant for an Observation DateTime (NULL: Content Date + Time), with the

@@ -307,18 +307,11 @@ static void group_refs_members(s2f_fhir *f, void *group)
 
 static void group_refs_member(s2f_fhir *f, const s2f_group *g)
 {
-    if (!f->opt.pretty && f->refs_of != g) {
+    if (f->refs_of != g) { /* another group: its own fragment */
         f->refs_of = g;
         f->refs = (s2f_fhir_fragment){0};
-        if (!s2f_fhir_render_members(f, group_refs_members, (void *)g, &f->refs))
-            f->refs.failed = 1;
     }
-    if (f->opt.pretty || f->refs.failed) {
-        group_refs_members(f, (void *)g);
-        return;
-    }
-    s2f_json_members_raw(f->json, f->refs.text, f->refs.len);
-    f->stats->replaced_chars += f->refs.replaced;
+    s2f_fhir_cached_members(f, &f->refs, group_refs_members, (void *)g);
 }
 
 /* M12: the source-sr-content-item selection of an item with an Observation UID (R5 only). */
@@ -408,8 +401,6 @@ static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
         s2f_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
                               f->arena, &e->coding) != S2F_OK)
         return NULL;
-    if (!f->opt.pretty && !s2f_fhir_render_members(f, units_members, e, &e->frag))
-        e->frag.failed = 1;
     s2f_hindex_put(&f->units, slot, h, e);
     return e;
 }
@@ -424,12 +415,7 @@ static void write_units(s2f_fhir *f, const s2f_codeval *u)
         out_of_memory(f);
         return;
     }
-    if (f->opt.pretty || e->frag.failed) {
-        units_members(f, e);
-    } else {
-        s2f_json_members_raw(f->json, e->frag.text, e->frag.len);
-        f->stats->replaced_chars += e->frag.replaced;
-    }
+    s2f_fhir_cached_members(f, &e->frag, units_members, e);
     if (nonempty(u->value) && e->coding.fallback && f->stats)
         f->stats->fallback_codes++;
 }
