@@ -53,7 +53,9 @@
  *  - subset: the Referenced Segment Numbers of the IMAGE / COMPOSITE when it lists any,
  *    else its Referenced Frame Numbers (R5: segment numbers of a segmentation, frame
  *    numbers of a multi-frame image). Region In Space: also the TEXT children DCM 130489
- *    (the guide's mapping of the RT structure set's ROI numbers).
+ *    (the guide's mapping of the RT structure set's ROI numbers). The referenced-segment
+ *    and referenced-segmentation-frame profiles allow one subset value per instance (1..1):
+ *    several numbers are one instance element each, as MULTIPOINT (issue 10 defect 8).
  */
 #include <math.h>
 #include <stdio.h>
@@ -306,6 +308,67 @@ static void write_subset(s2f_fhir *f, const s2f_sopref *r, const s2f_item *regio
     s2f_json_end_array(j);
 }
 
+/* Whether the kind's profile allows one subset value per instance element: the
+ * referenced-segment and referenced-segmentation-frame profiles (subset 1..1). */
+static int one_subset_per_instance(const s2f_image_ref *ref)
+{
+    return ref->kind == S2F_REF_SEGMENT || ref->kind == S2F_REF_SEGMENTATION_FRAME;
+}
+
+/* "subset": [the one segment number, else frame number, at `at`] (issue 10 defect 8). */
+static void write_subset_at(s2f_fhir *f, const s2f_sopref *r, uint32_t at)
+{
+    char buf[24];
+    if (r->n_segments > 0)
+        snprintf(buf, sizeof buf, "%u", (unsigned)r->segments[at]);
+    else
+        snprintf(buf, sizeof buf, "%ld", (long)r->frames[at]);
+    s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("subset"));
+    s2f_json_string(f->json, buf);
+    s2f_json_end_array(f->json);
+}
+
+/* "instance" of a referenced instance (M19). The image-region-2d profile allows one
+ * imageRegion2D per instance, so a MULTIPOINT's one point region per point is one instance
+ * element per point; the referenced-segment and referenced-segmentation-frame profiles
+ * allow one subset value per instance, so several segment or frame numbers are one
+ * instance element (same uid and sopClass) per number (issue 10 defect 8). */
+static void write_instances(s2f_fhir *f, const s2f_image_ref *ref, const s2f_sopref *inst,
+                            const char *sop_class)
+{
+    s2f_json *j = f->json;
+    const s2f_item *it = ref->item;
+    int per_point;
+    const char *type = it->vt == S2F_VT_SCOORD ? region_2d_type(it, &per_point) : NULL;
+    uint32_t step = type ? (per_point ? 2 : it->v.coord.n) : 0;
+    uint32_t n_numbers = inst->n_segments > 0 ? inst->n_segments : inst->n_frames;
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("instance"));
+    if (one_subset_per_instance(ref) && n_numbers > 1) {
+        for (uint32_t at = 0; at < n_numbers; at++) {
+            s2f_json_begin_object(j);
+            s2f_json_kv_string(j, "uid", inst->sop_instance);
+            write_sop_class(f, sop_class);
+            write_subset_at(f, inst, at);
+            s2f_json_end_object(j);
+        }
+        s2f_json_end_array(j);
+        return;
+    }
+    for (uint32_t at = 0; at == 0 || (type && at < it->v.coord.n); at += step ? step : 1) {
+        s2f_json_begin_object(j);
+        s2f_json_kv_string(j, "uid", inst->sop_instance);
+        write_sop_class(f, sop_class);
+        write_subset(f, inst, ref->kind == S2F_REF_REGION_IN_SPACE ? it : NULL);
+        if (type) {
+            s2f_json_lit_begin_array(j, S2F_JSON_LIT("imageRegion2D"));
+            write_region(f, type, it->v.coord.data + at, step);
+            s2f_json_end_array(j);
+        }
+        s2f_json_end_object(j);
+    }
+    s2f_json_end_array(j);
+}
+
 /* ---- the selection of one image reference (M19) ----------------------------------------- */
 
 static const char *profile_of(const s2f_image_ref *ref)
@@ -516,27 +579,8 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
     if (is3d && valid_id(it->v.coord.frame_of_reference))
         s2f_json_kv_string(j, "frameOfReferenceUid", it->v.coord.frame_of_reference);
     write_focus(f, ref);
-    if (inst) {
-        /* M19: the image-region-2d profile allows one imageRegion2D per instance, so a
-         * MULTIPOINT's one point region per point is one instance element per point */
-        int per_point;
-        const char *type = it->vt == S2F_VT_SCOORD ? region_2d_type(it, &per_point) : NULL;
-        uint32_t step = type ? (per_point ? 2 : it->v.coord.n) : 0;
-        s2f_json_lit_begin_array(j, S2F_JSON_LIT("instance"));
-        for (uint32_t at = 0; at == 0 || (type && at < it->v.coord.n); at += step ? step : 1) {
-            s2f_json_begin_object(j);
-            s2f_json_kv_string(j, "uid", inst->sop_instance);
-            write_sop_class(f, sop_class);
-            write_subset(f, inst, ref->kind == S2F_REF_REGION_IN_SPACE ? it : NULL);
-            if (type) {
-                s2f_json_lit_begin_array(j, S2F_JSON_LIT("imageRegion2D"));
-                write_region(f, type, it->v.coord.data + at, step);
-                s2f_json_end_array(j);
-            }
-            s2f_json_end_object(j);
-        }
-        s2f_json_end_array(j);
-    }
+    if (inst)
+        write_instances(f, ref, inst, sop_class);
 #if S2F_SELECTION_REGION_3D
     if (is3d)
         write_image_region_3d(f, it);

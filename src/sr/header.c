@@ -58,6 +58,44 @@ static void read_evidence(s2f_text *t, const s2f_ds *top, uint32_t seq_tag, int 
     }
 }
 
+/* The rank of a Coding Scheme URL Type (0008,010A) as a Coding.system (issue 10 defect 1,
+ * docs/decisions.md): FHIR (a CodeSystem canonical, what Coding.system names) first, then
+ * OWL and CSV representations, then DOC (human-readable documentation), then a URL of
+ * another or no type. Lower is better. */
+static int url_type_rank(const char *type)
+{
+    static const char *const order[] = {"FHIR", "OWL", "CSV", "DOC"};
+    for (int i = 0; type && i < 4; i++)
+        if (strcmp(type, order[i]) == 0)
+            return i;
+    return 4;
+}
+
+/* The Coding Scheme URL of one Coding Scheme Identification Sequence item: PS3.3 C.12.1
+ * nests Coding Scheme URL (0008,010E) with its Coding Scheme URL Type (0008,010A) in the
+ * items of Coding Scheme Resources Sequence (0008,0109); with several, the best ranked
+ * type wins (the first of equals). A (0008,010E) directly in the item (not standard, seen
+ * in files) is read as a URL of no type, after the nested ones. NULL when none. */
+static const char *scheme_url(s2f_text *t, const s2f_ds *it)
+{
+    const s2f_elem *res = s2f_ds_find(it, T_CodingSchemeResourcesSequence);
+    const char *best = NULL;
+    int best_rank = 5;
+    for (uint32_t i = 0; res && i < res->n_items; i++) {
+        const char *url = s2f_text_value(t, res->items[i], T_CodingSchemeURL);
+        int rank = url_type_rank(s2f_text_value(t, res->items[i], T_CodingSchemeURLType));
+        if (url && *url && rank < best_rank) {
+            best = url;
+            best_rank = rank;
+        }
+    }
+    if (!best) {
+        const char *flat = s2f_text_value(t, it, T_CodingSchemeURL);
+        best = flat && *flat ? flat : NULL;
+    }
+    return best;
+}
+
 static void read_schemes(s2f_text *t, const s2f_ds *top, s2f_header *h)
 {
     const s2f_elem *seq = s2f_ds_find(top, T_CodingSchemeIdentificationSequence);
@@ -67,7 +105,7 @@ static void read_schemes(s2f_text *t, const s2f_ds *top, s2f_header *h)
         d->designator = s2f_text_value(t, it, T_CodingSchemeDesignator);
         d->registry = s2f_text_value(t, it, T_CodingSchemeRegistry);
         d->uid = s2f_text_value(t, it, T_CodingSchemeUID);
-        d->url = s2f_text_value(t, it, T_CodingSchemeURL);
+        d->url = scheme_url(t, it);
         d->name = s2f_text_value(t, it, T_CodingSchemeName);
         d->version = s2f_text_value(t, it, T_CodingSchemeVersion);
         d->external_id = s2f_text_value(t, it, T_CodingSchemeExternalID);

@@ -21,6 +21,8 @@
 #define T_CodingSchemeName              S2F_TAG(0x0008, 0x0115)
 #define T_CodingSchemeResponsibleOrganization S2F_TAG(0x0008, 0x0116)
 #define T_CodingSchemeURL               S2F_TAG(0x0008, 0x010E)
+#define T_CodingSchemeResourcesSequence S2F_TAG(0x0008, 0x0109)
+#define T_CodingSchemeURLType           S2F_TAG(0x0008, 0x010A)
 
 /* SOP Common, General Study/Series/Equipment, Patient */
 #define T_SpecificCharacterSet          S2F_TAG(0x0008, 0x0005)

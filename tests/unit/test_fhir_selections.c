@@ -35,6 +35,7 @@
 #define IMAGE(rel, v, s, m, cls, inst, extra) REFSOP("IMAGE", rel, v, s, m, cls, inst, extra)
 #define FRAMES_1_3 "\"00081160\":{\"vr\":\"IS\",\"Value\":[\"1\",\"3\"]},"
 #define SEGMENTS(...) "\"0062000B\":{\"vr\":\"US\",\"Value\":[" __VA_ARGS__ "]},"
+#define SEGMENTS_2_5 "\"0062000B\":{\"vr\":\"US\",\"Value\":[2,5]},"
 #define SCOORD(rel, type, data, ...)                                                        \
     "{" ITEM(rel, "SCOORD") "," CONCEPT("111030", "DCM", "Image Region") ","                \
     "\"00700023\":{\"vr\":\"CS\",\"Value\":[\"" type "\"]},"                                 \
@@ -460,6 +461,34 @@ TEST(m19_invalid_uid_left_out)
     CHECK(!get(s, "instance"));
 }
 
+TEST(issue10_8_m19_several_frames_or_segments_one_instance_each)
+{
+    /* issue 10 defect 8: the referenced-segmentation-frame and referenced-segment profiles
+     * allow one subset value per instance: frames 1 and 3, segments 2 and 5 give two
+     * instance elements each (same uid and sopClass), never subset ["1","3"] */
+    static const char d[] = DOC(MEASUREMENTS(GROUP("",
+        IMAGE("CONTAINS", "121214", "DCM", "Referenced Segmentation Frame", SEG, "8.8.1",
+              FRAMES_1_3) ","
+        IMAGE("CONTAINS", "121191", "DCM", "Referenced Segment", SEG, "8.8.1",
+              SEGMENTS_2_5) ","
+        DIAMETER)));
+    json_object *fr, *sg;
+    CHECK(convert(d, 0));
+    fr = selection("referenced-segmentation-frame", "121214", 0, NULL);
+    sg = selection("referenced-segment", "121191", 0, NULL);
+    CHECK(fr && sg);
+    CHECK(len_of(get(fr, "instance")) == 2);
+    CHECK(len_of(get(sg, "instance")) == 2);
+    CHECK_STR(text(get(at(get(fr, "instance"), 0), "subset")), "[\"1\"]");
+    CHECK_STR(text(get(at(get(fr, "instance"), 1), "subset")), "[\"3\"]");
+    CHECK_STR(text(get(at(get(sg, "instance"), 0), "subset")), "[\"2\"]");
+    CHECK_STR(text(get(at(get(sg, "instance"), 1), "subset")), "[\"5\"]");
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_STR(str(get(at(get(fr, "instance"), i), "uid")), "8.8.1");
+        CHECK_STR(str(get(get(at(get(sg, "instance"), i), "sopClass"), "code")), SEG);
+    }
+}
+
 int main(void)
 {
     RUN(m19_region_2d_polyline_with_frames_and_evidence_series);
@@ -475,6 +504,7 @@ int main(void)
     RUN(m19_region_without_image_has_no_instance);
     RUN(m19_source_series_alone_is_no_selection);
     RUN(m19_invalid_uid_left_out);
+    RUN(issue10_8_m19_several_frames_or_segments_one_instance_each);
     reset();
     return check_failed_total ? 1 : 0;
 }
