@@ -125,7 +125,7 @@ typedef struct s2f_fhir {
     s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
     s2f_hindex units;        /* observations.c: Quantity units codes serialized once, */
     struct s2f_units_entry *units_last; /* and the last one written */
-    const s2f_algorithm *device_of; /* observations.c: the algorithm (NULL: equipment) */
+    const void *device_of;    /* observations.c: the algorithm or device observer (NULL: equipment) */
     int device_known;         /* whose Device the last Observation referenced: */
     s2f_rid device;           /* its identity */
     const s2f_group *refs_of; /* observations.c: the group whose derivedFrom member */

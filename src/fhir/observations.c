@@ -16,8 +16,8 @@
  *    Category; with code DCM 125007 the guide's invariant measurement-group-category
  *    ("code = DCM#125007 implies category.not().exists()") forbids it.
  *  - M10/M22: device observers are not performers (R5 Observation.performer cannot
- *    reference a Device); Observation.device follows M22 only (own algorithm, else the M7
- *    equipment), as the guide says explicitly.
+ *    reference a Device); Observation.device follows M22: own algorithm, else the device
+ *    observer of the observer context, else the M7 equipment (issue 10 defect 6).
  *  - M18: tracking ids become identifiers of the Observation whenever no BodyStructure
  *    carries them: no finding site, a site without laterality/modifier/tracking ids, or R4
  *    output (M25: no BodyStructure there, so they would otherwise be lost).
@@ -220,10 +220,9 @@ static void write_subject_time_performers(s2f_fhir *f, const s2f_context *ctx)
     s2f_fhir_subject(f, "subject");
     s2f_fhir_effective_issued(f, ctx->observation_dt);
     /* M10: Person observers are performers (Practitioner). Device observers are not: R5
-     * Observation.performer cannot reference a Device, and Observation.device is M22's
-     * (own algorithm, else the M7 equipment; the guide is explicit about that), so a device
-     * observer is described by its own Device resource only. Observers with the same
-     * identity (same person twice) are referenced once. */
+     * Observation.performer cannot reference a Device; a device observer is the
+     * Observation's device unless the item names its own algorithm (M22, write_device).
+     * Observers with the same identity (same person twice) are referenced once. */
     int open = 0;
     for (size_t i = 0; i < ctx->n_observers && !stopped(f); i++) {
         const s2f_observer *o = &ctx->observers[i];
@@ -266,15 +265,32 @@ static void write_site(s2f_fhir *f, const s2f_site *site, const char *tid, const
     }
 }
 
-/* M22: device = the Observation's own algorithm, else the M7 equipment (no inheritance). */
-static void write_device(s2f_fhir *f, const s2f_algorithm *a)
+/* The first device observer of an observer context (M10), NULL when it names none. */
+static const s2f_observer *device_observer(const s2f_context *ctx)
 {
-    if (!f->device_known || f->device_of != a) { /* most share one: kept */
+    for (size_t i = 0; ctx && i < ctx->n_observers; i++)
+        if (ctx->observers[i].is_device)
+            return &ctx->observers[i];
+    return NULL;
+}
+
+/* M22 (issue 10 defect 6): device = the Observation's own algorithm, else the device
+ * observer of its observer context (M10; the guide's Document IE ConceptMap: a participant
+ * device may override the EquipmentDevice as the Observation's device), else the M7
+ * equipment. No inheritance of the group's algorithm. A device observer equal to the
+ * equipment is the equipment Device (resources.c). */
+static void write_device(s2f_fhir *f, const s2f_algorithm *a, const s2f_context *ctx)
+{
+    const s2f_observer *o = a ? NULL : device_observer(ctx);
+    const void *of = a ? (const void *)a : (const void *)o;
+    if (!f->device_known || f->device_of != of) { /* most share one: kept */
         if (a)
             s2f_fhir_algorithm_rid(f, a, &f->device);
+        else if (o)
+            s2f_fhir_observer_rid(f, o, &f->device);
         else
             s2f_fhir_equipment_rid(f, &f->device);
-        f->device_of = a;
+        f->device_of = of;
         f->device_known = !stopped(f);
     }
     reference_member(f, S2F_JSON_LIT("device"), &f->device);
@@ -692,7 +708,7 @@ void s2f_fhir_write_group(s2f_fhir *f, const s2f_group *g)
     write_site(f, &g->site, g->tracking_id, g->tracking_uid); /* M18 */
     if (has_code(g->method)) /* M17 Measurement Method */
         s2f_fhir_codeable(f, "method", g->method);
-    write_device(f, g->algorithm); /* M22 */
+    write_device(f, g->algorithm, &g->ctx); /* M22 */
 
     /* M17 hasMember: every measurement and evaluation of the group, in document order
      * (both lists are in document order: merge them by the items' pre-order number). */
@@ -772,7 +788,7 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
     const s2f_codeval *method = has_code(m->method) ? m->method : group ? group->method : NULL;
     if (has_code(method))
         s2f_fhir_codeable(f, "method", method);
-    write_device(f, m->algorithm); /* M22: own algorithm, else equipment; never the group's */
+    write_device(f, m->algorithm, &m->ctx); /* M22: never the group's algorithm */
 
     if (derived) {
         /* M14: the groups it is derived from, M12 its source SR content item, its own
@@ -842,7 +858,7 @@ void s2f_fhir_write_evaluation(s2f_fhir *f, const s2f_evaluation *e, const s2f_g
     } else {
         data_absent_unknown(f);
     }
-    write_device(f, e->algorithm); /* M22 */
+    write_device(f, e->algorithm, &e->ctx); /* M22 */
     if (group && group->n_refs && !f->opt.r4) /* M19: the group's references */
         group_refs_member(f, group);
     s2f_fhir_end_entry(f, &rid);

@@ -428,9 +428,10 @@ def t_m22_group():
     eq(props, [([(DCM, "111002")], "threshold=0.5")], "parameters property")
     eq([c[1] for t in d.get("type", []) for c in codings(t)], ["123456"], "family as type")
     eq(profile_of(b.resolve(d["parent"])), "dicom-general-equipment", "parent")
-    # no inheritance from the group (M22): the NUM of that group has the equipment device
+    # no inheritance of the group's algorithm (M22): the NUM of that group has the device
+    # observer of its observer context (issue 10 defect 6)
     eq([profile_of(x) for m in members(b, g) for x in b.refs(m, "device")],
-       ["dicom-general-equipment"], "device of the group's NUM")
+       ["dicom-participant-device"], "device of the group's NUM")
 
 
 def t_m22_shared():
@@ -457,7 +458,7 @@ test("M10 Participant Sequence entry equal to the equipment is not created twice
      t_m10_participant)
 test("M22 algorithm on a group -> AlgorithmIdentification Device (displayName, version, "
      "parameters property, family type, parent = the equipment Device); not inherited by "
-     "the group's NUM", t_m22_group)
+     "the group's NUM, whose device is the device observer (10#6)", t_m22_group)
 test("M22 one algorithm Device for two identical algorithms on two NUMs, parent = the "
      "equipment Device; others keep the equipment Device", t_m22_shared)
 

@@ -311,7 +311,9 @@ TEST(m9_m10_times_and_performers)
     CHECK_STR(str(m, "issued"), "2024-07-24T08:23:42+01:00");
 }
 
-TEST(m10_device_observers_are_not_performers)
+/* M10, M22 (issue 10 defect 6): a device observer is no performer, but the device of the
+ * Observations in its context that name no algorithm of their own. */
+TEST(m10_m22_device_observer_is_the_device_not_a_performer)
 {
     static const char j[] = DOC(MEASUREMENTS(GROUP(
         CODEITEM("HAS OBS CONTEXT", "121005", "DCM", "Observer Type", CODE("121007", "DCM", "Device")) ","
@@ -320,7 +322,10 @@ TEST(m10_device_observers_are_not_performers)
     CHECK(convert(j, 0));
     json_object *g = observation("125007");
     CHECK(g && !at(g, "performer"));
-    CHECK_STR(profile_of(at(g, "device")), "dicom-general-equipment");
+    CHECK_STR(profile_of(at(g, "device")), "dicom-participant-device");
+    json_object *m = observation("5");
+    CHECK(m && !at(m, "performer"));
+    CHECK_STR(profile_of(at(m, "device")), "dicom-participant-device");
 }
 
 TEST(m18_tracking_ids_without_site_are_identifiers)
@@ -641,7 +646,7 @@ int main(void)
     RUN(m17_has_member_in_document_order);
     RUN(m17_no_category_when_code_is_measurement_group);
     RUN(m9_m10_times_and_performers);
-    RUN(m10_device_observers_are_not_performers);
+    RUN(m10_m22_device_observer_is_the_device_not_a_performer);
     RUN(m18_tracking_ids_without_site_are_identifiers);
     RUN(m18_site_alone_is_body_site);
     RUN(m18_site_with_tracking_ids_is_a_body_structure);

