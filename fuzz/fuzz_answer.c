@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(ref);
 
     s2f_send_result res = {0};
-    (void)s2f_answer_transaction(body, size, &res, &err);
+    (void)s2f_answer_transaction(body, size, size % 7, &res, &err);
     s2f_send_result_free(&res);
 
     char text[400];

@@ -153,7 +153,11 @@ typedef struct s2f_client_options {
     long retry_delay_ms;     /* first backoff; 0 = 500 (doubles up to 30 s, 50-100 % jitter) */
     long max_entries;        /* entries per transaction; a larger Bundle is delivered as
                                 several (docs/send.md); 0 = 50, negative = no limit */
+    long deadline;           /* seconds for all the requests of one SR, retries and waits
+                                included; 0 = S2F_DEFAULT_DEADLINE, negative = none */
 } s2f_client_options;
+
+#define S2F_DEFAULT_DEADLINE 300L
 
 /* A connection to one FHIR server. Not shareable between threads: one client per thread
  * (several clients may run at once). */

@@ -133,7 +133,7 @@ static int takes_value(const char *a)
     static const char *const names[] = {
         "--server", "--fhir-version", "--timezone", "--token-env", "--token-file", "--user",
         "--password-file", "--cert", "--key", "--cacert", "--audit-log", "--connect-timeout",
-        "--timeout", "--retries", "--retry-delay", "--max-entries", "-j", "--jobs"};
+        "--timeout", "--retries", "--retry-delay", "--max-entries", "--deadline", "-j", "--jobs"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (!strcmp(a, names[i]))
             return 1;
@@ -182,6 +182,10 @@ static int value_option(send_job *jb, const char *a, const char *v)
         if (!number_in(v, 1, 600000, &n))
             return usage("--retry-delay takes milliseconds from 1 to 600000"), -1;
         jb->opt.retry_delay_ms = n;
+    } else if (!strcmp(a, "--deadline")) { /* issue 9 defect 10 */
+        if (!number_in(v, 0, 86400, &n))
+            return usage("--deadline takes seconds from 1 to 86400, or 0 for none"), -1;
+        jb->opt.deadline = n ? n : -1;
     } else if (!strcmp(a, "--max-entries")) {
         if (!number_in(v, 0, 1000000, &n))
             return usage("--max-entries takes 0 (no limit) to 1000000"), -1;

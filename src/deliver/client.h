@@ -27,10 +27,14 @@ s2f_code s2f_client_settle_version(s2f_client *c, s2f_fhir_version *version, s2f
 s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, const char *value,
                          char **ref, s2f_send_result *res, s2f_error *err);
 
-/* POSTs a transaction Bundle and records the server's answer in res (status, attempts,
- * created and updated references). */
-s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len,
+/* POSTs a transaction Bundle of `entries` entries and records the server's answer in res
+ * (status, attempts, created and updated references). */
+s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len, size_t entries,
                                 s2f_send_result *res, s2f_error *err);
+
+/* Starts the deadline of one SR's delivery (s2f_client_options.deadline): every request
+ * until the next call ends by then, retries and waits included (issue 9 defect 10). */
+void s2f_client_begin(s2f_client *c);
 
 /* Readers of the server's answers (JSON text of any size or shape: they are fuzzed,
  * fuzz/fuzz_answer.c). */
@@ -38,8 +42,10 @@ s2f_code s2f_answer_version(const char *body, size_t len, s2f_fhir_version *vers
 /* A searchset for `type`: see s2f_client_find; `what` names the search in messages. */
 s2f_code s2f_answer_search(const char *body, size_t len, const char *type, const char *what,
                            int require_existing, char **ref, s2f_error *err);
-/* A transaction-response: appends created/updated references to res (none on failure). */
-s2f_code s2f_answer_transaction(const char *body, size_t len, s2f_send_result *res, s2f_error *err);
+/* A transaction-response to `entries` entries: appends created/updated references to res
+ * (none on failure). Another number of entries, or an entry without a 2xx status, fails. */
+s2f_code s2f_answer_transaction(const char *body, size_t len, size_t entries, s2f_send_result *res,
+                                s2f_error *err);
 /* One line from a failed answer: its OperationOutcome's issues, else the body's start. */
 void s2f_answer_text(const char *body, size_t len, char *buf, size_t cap);
 

@@ -41,6 +41,36 @@ int s2f_fhirjson_is(json_object *o, const char *type)
     return t && !strcmp(t, type);
 }
 
+/* What json-c takes per value (measured on Debian 12's json-c 0.16, x86-64, with malloc's
+ * overhead): an object with its hash table, an array with its slots, any other value. */
+#define COST_OBJECT 800u
+#define COST_ARRAY 400u
+#define COST_VALUE 100u
+
+size_t s2f_fhirjson_cost(const char *text, size_t len, size_t stop)
+{
+    size_t cost = COST_VALUE;   /* the value after the last comma */
+    int in_string = 0;
+    for (size_t i = 0; i < len && cost <= stop; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{') {
+            cost += COST_OBJECT;
+        } else if (c == '[') {
+            cost += COST_ARRAY;
+        } else if (c == ',' || c == ':') {
+            cost += COST_VALUE; /* another value, or a key */
+        }
+    }
+    return cost;
+}
+
 char *s2f_fhirjson_literal(json_object *resource)
 {
     const char *type = s2f_fhirjson_string(resource, "resourceType");

@@ -5,7 +5,14 @@
  * TLS 1.2 or higher, peer and host verification unless `insecure`, no redirects (they
  * could carry credentials elsewhere), bounded answer size, connect and total timeouts.
  * Backoff: delay_n = min(30 s, first * 2^n), slept for a random 50-100 % of it, or what
- * Retry-After asks (at most 300 s).
+ * Retry-After asks (at most 300 s). A deadline (s2f_http_set_deadline, issue 9 defect 10)
+ * bounds all the tries of a delivery: each try's timeout is cut to what is left, and a wait
+ * that would end after it fails the request at once instead.
+ *
+ * Failures are classified (issue 9 defect 7): S2F_EUNREACHABLE only for the network and the
+ * server (connection, TLS, timeouts, the deadline); a request that could not even be built
+ * (a malformed URL, memory) is the request's own error, and an answer larger than its kind
+ * may be (the caller's max_answer) is a refused answer, not an unreachable server.
  */
 #include "http.h"
 
@@ -18,6 +25,7 @@
 #include <unistd.h>
 
 #include "util/error.h"
+#include "util/escape.h"
 
 #define MAX_ANSWER (256u << 20)     /* bytes kept of one answer */
 #define MAX_BACKOFF_MS 30000L
@@ -29,6 +37,10 @@ struct s2f_http {
     char *body;                   /* the last answer */
     size_t len, cap;
     int too_big;
+    size_t max_answer;            /* bytes accepted of the current answer */
+    double deadline;              /* monotonic seconds; 0: none */
+    long deadline_s;              /* its length, for messages */
+    long timeout_ms;              /* per try, before the deadline cuts it */
     long retry_after_s;           /* -1: the last answer had none */
     int retries;
     long first_delay_ms;
@@ -70,7 +82,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 {
     s2f_http *h = userdata;
     size_t add = size * n;
-    if (h->len + add + 1 > MAX_ANSWER) {
+    if (h->len + add + 1 > h->max_answer) {
         h->too_big = 1;
         return 0; /* makes curl stop with CURLE_WRITE_ERROR */
     }
@@ -156,7 +168,8 @@ static int set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM for DNS timeouts */
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, opt->connect_timeout > 0 ? opt->connect_timeout : 10L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, opt->timeout > 0 ? opt->timeout : 120L);
+    h->timeout_ms = (opt->timeout > 0 ? opt->timeout : 120L) * 1000L;
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "sr2fhir/" SR2FHIR_VERSION);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, ""); /* gzip/deflate answers if offered */
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_error);
@@ -190,6 +203,7 @@ s2f_http *s2f_http_new(const s2f_client_options *opt, s2f_error *err)
     }
     h->retries = opt->retries == 0 ? 4 : opt->retries < 0 ? 0 : opt->retries;
     h->first_delay_ms = opt->retry_delay_ms > 0 ? opt->retry_delay_ms : 500;
+    h->max_answer = MAX_ANSWER;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     h->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)h ^
@@ -225,6 +239,13 @@ static CURLcode attempt(s2f_http *h, const char *method, const char *url, const 
     h->curl_error[0] = '\0';
     if (h->body)
         h->body[0] = '\0';
+    long timeout = h->timeout_ms;
+    if (h->deadline > 0) {
+        double left_ms = (h->deadline - s2f_http_now()) * 1000.0;
+        if (left_ms < (double)timeout)
+            timeout = left_ms < 1.0 ? 1L : (long)left_ms;
+    }
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_URL, url);
     if (!strcmp(method, "POST")) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -272,27 +293,91 @@ static long backoff_ms(s2f_http *h, unsigned retry)
 
 static const char *curl_reason(s2f_http *h, CURLcode rc)
 {
-    if (rc == CURLE_WRITE_ERROR && h->too_big)
-        return "the answer is larger than 256 MiB";
     return h->curl_error[0] ? h->curl_error : curl_easy_strerror(rc);
 }
 
+/* The code of a failed try: the request's own (it could not be built or its answer was
+ * refused here) or S2F_EUNREACHABLE (network, TLS, timeouts). */
+static s2f_code failure_code(s2f_http *h, CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_WRITE_ERROR:
+        return h->too_big ? S2F_EREJECTED : S2F_ENOMEM;
+    case CURLE_OUT_OF_MEMORY:
+        return S2F_ENOMEM;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return S2F_EINTERNAL; /* identifiers are bounded before (client.c): a bug */
+    default:
+        return S2F_EUNREACHABLE;
+    }
+}
+
+static s2f_code fail_try(s2f_http *h, CURLcode rc, unsigned tries, double seconds, s2f_error *err)
+{
+    char reason[CURL_ERROR_SIZE + 64];
+    s2f_code code = failure_code(h, rc);
+    if (rc == CURLE_WRITE_ERROR && h->too_big)
+        return s2f_fail(err, code, "the answer is larger than the %zu bytes accepted for it",
+                        h->max_answer - 1);
+    s2f_escape_text(curl_reason(h, rc), strlen(curl_reason(h, rc)), reason, sizeof reason);
+    if (code != S2F_EUNREACHABLE)
+        return s2f_fail(err, code, "the request could not be made: %s", reason);
+    return s2f_fail(err, code, "%s (%u attempt%s over %.2f s)", reason, tries, tries > 1 ? "s" : "",
+                    seconds);
+}
+
+void s2f_http_set_deadline(s2f_http *h, long seconds)
+{
+    h->deadline_s = seconds;
+    h->deadline = seconds > 0 ? s2f_http_now() + (double)seconds : 0;
+}
+
+/* 1 when a wait of ms would end after the deadline (or it has passed). */
+static int beyond_deadline(const s2f_http *h, double ms)
+{
+    return h->deadline > 0 && s2f_http_now() + ms / 1000.0 >= h->deadline;
+}
+
+/* Fails the request before a wait that the deadline does not leave time for. */
+static s2f_code fail_deadline(s2f_http *h, CURLcode rc, long status, unsigned tries, double start,
+                              s2f_error *err)
+{
+    char why[CURL_ERROR_SIZE + 64];
+    if (rc != CURLE_OK)
+        s2f_escape_text(curl_reason(h, rc), strlen(curl_reason(h, rc)), why, sizeof why);
+    else
+        snprintf(why, sizeof why, "HTTP %ld", status);
+    if (rc == CURLE_OK && h->retry_after_s >= 0)
+        return s2f_fail(err, S2F_EUNREACHABLE, "the server asks to retry after %ld s (%s), beyond "
+                        "the delivery deadline of %ld s per SR (--deadline); gave up after %u "
+                        "attempt%s over %.2f s", h->retry_after_s, why, h->deadline_s, tries,
+                        tries > 1 ? "s" : "", s2f_http_now() - start);
+    return s2f_fail(err, S2F_EUNREACHABLE, "%s: the delivery deadline of %ld s per SR "
+                    "(--deadline) passed after %u attempt%s over %.2f s", why, h->deadline_s,
+                    tries, tries > 1 ? "s" : "", s2f_http_now() - start);
+}
+
 s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
-                          size_t len, s2f_http_response *resp, s2f_error *err)
+                          size_t len, size_t max_answer, s2f_http_response *resp, s2f_error *err)
 {
     double start = s2f_http_now();
     memset(resp, 0, sizeof *resp);
+    h->max_answer = (max_answer && max_answer < MAX_ANSWER ? max_answer : MAX_ANSWER) + 1;
+    if (beyond_deadline(h, 0))
+        return s2f_fail(err, S2F_EUNREACHABLE, "the delivery deadline of %ld s per SR "
+                        "(--deadline) passed before this request", h->deadline_s);
     for (unsigned n = 0;; n++) {
         long status;
         CURLcode rc = attempt(h, method, url, body, len, &status);
         resp->attempts = n + 1;
+        resp->status = rc == CURLE_OK ? status : 0;
         int again = rc != CURLE_OK ? transient(rc) : s2f_http_retryable(status);
         if (!again || n >= (unsigned)h->retries) {
             resp->seconds = s2f_http_now() - start;
             if (rc != CURLE_OK)
-                return s2f_fail(err, S2F_EUNREACHABLE, "%s (%u attempt%s over %.2f s)",
-                                curl_reason(h, rc), n + 1, n ? "s" : "", resp->seconds);
-            resp->status = status;
+                return fail_try(h, rc, n + 1, resp->seconds, err);
             resp->body = h->body ? h->body : "";
             resp->len = h->len;
             return S2F_OK;
@@ -300,6 +385,11 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
         long wait = rc == CURLE_OK && h->retry_after_s >= 0
                         ? (h->retry_after_s > MAX_RETRY_AFTER_S ? MAX_RETRY_AFTER_S : h->retry_after_s) * 1000
                         : backoff_ms(h, n);
+        double asked = rc == CURLE_OK && h->retry_after_s >= 0 ? (double)h->retry_after_s * 1000.0 : (double)wait;
+        if (beyond_deadline(h, asked)) {
+            resp->seconds = s2f_http_now() - start;
+            return fail_deadline(h, rc, status, n + 1, start, err);
+        }
         sleep_ms(wait);
     }
 }

@@ -31,10 +31,16 @@ void s2f_http_free(s2f_http *h);
 /*
  * method "GET" (body NULL) or "POST" (a FHIR JSON body). Returns S2F_OK with any answer the
  * server finally gave (the caller judges the status: 4xx/5xx are answers too), or
- * S2F_EUNREACHABLE when no answer came after every retry, with the reason in err.
+ * S2F_EUNREACHABLE when no answer came after every retry or within the deadline, with the
+ * reason in err. max_answer: the most bytes accepted of the answer (0: 256 MiB); a longer
+ * one is S2F_EREJECTED. A request that cannot be built is S2F_EINTERNAL or S2F_ENOMEM.
  */
 s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
-                          size_t len, s2f_http_response *resp, s2f_error *err);
+                          size_t len, size_t max_answer, s2f_http_response *resp, s2f_error *err);
+
+/* Every request from now on ends by `seconds` from now, its retries and waits included
+ * (issue 9 defect 10); 0 or less: no deadline. */
+void s2f_http_set_deadline(s2f_http *h, long seconds);
 
 /* Monotonic clock, seconds (durations of requests and deliveries). */
 double s2f_http_now(void);

@@ -112,7 +112,7 @@ static s2f_code deliver_in_parts(s2f_client *c, const char *bundle, size_t len, 
     res->parts = (unsigned)parts.n;
     for (size_t i = 0; i < parts.n && !rc; i++) {
         s2f_error why;
-        if (!(rc = s2f_client_transaction(c, parts.text[i], parts.len[i], res, &why)))
+        if (!(rc = s2f_client_transaction(c, parts.text[i], parts.len[i], parts.entries[i], res, &why)))
             res->parts_stored++;
         else if (i == 0)
             s2f_fail(err, rc, "%s (part 1 of %zu: nothing stored)", why.message, parts.n);
@@ -132,7 +132,7 @@ static s2f_code deliver(s2f_client *c, const char *bundle, size_t len, s2f_send_
     if (max && entry_count(&res->convert) > max)
         return deliver_in_parts(c, bundle, len, res, err);
     res->parts = 1;
-    s2f_code rc = s2f_client_transaction(c, bundle, len, res, err);
+    s2f_code rc = s2f_client_transaction(c, bundle, len, entry_count(&res->convert), res, err);
     res->parts_stored = !rc;
     return rc;
 }
@@ -141,6 +141,7 @@ s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_e
 {
     double start = s2f_http_now();
     memset(res, 0, sizeof *res);
+    s2f_client_begin(c); /* the deadline of this SR (issue 9 defect 10) */
     s2f_report rep;
     s2f_code rc = s2f_report_read(doc, &rep, err); /* M2 before any traffic */
     s2f_fhir_version v = S2F_FHIR_AUTO;

@@ -154,9 +154,11 @@ static s2f_code cut(splitter *s, size_t max_entries, s2f_bundle_parts *parts, s2
     size_t n_parts = (s->n + max_entries - 1) / max_entries;
     parts->text = calloc(n_parts ? n_parts : 1, sizeof *parts->text);
     parts->len = calloc(n_parts ? n_parts : 1, sizeof *parts->len);
-    s2f_code rc = order && parts->text && parts->len ? S2F_OK : s2f_fail(err, S2F_ENOMEM, "out of memory");
+    parts->entries = calloc(n_parts ? n_parts : 1, sizeof *parts->entries);
+    s2f_code rc = order && parts->text && parts->len && parts->entries ? S2F_OK : s2f_fail(err, S2F_ENOMEM, "out of memory");
     for (size_t p = 0; !rc && p < n_parts; p++) {
         size_t first = p * max_entries, count = s->n - first < max_entries ? s->n - first : max_entries;
+        parts->entries[p] = count;
         if (!(parts->text[p] = part_text(s, order, first, count, &parts->len[p])))
             rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
         else
@@ -207,5 +209,6 @@ void s2f_bundle_parts_free(s2f_bundle_parts *parts)
         free(parts->text[i]);
     free(parts->text);
     free(parts->len);
+    free(parts->entries);
     memset(parts, 0, sizeof *parts);
 }

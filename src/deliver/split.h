@@ -14,6 +14,7 @@
 typedef struct s2f_bundle_parts {
     char **text;     /* each a transaction Bundle (malloc'd JSON) */
     size_t *len;
+    size_t *entries; /* entries of each (the transaction-response must have as many) */
     size_t n;
 } s2f_bundle_parts;
 

@@ -9,6 +9,8 @@ tests/integration/test_send.py (Python stdlib only: http.server in a thread, ssl
     stub.stop()
 
 - GET  {base}/metadata   a minimal CapabilityStatement with the given fhirVersion
+- GET  {base}/REL        the answer `stub.get_answers[REL]` when there is one ("metadata",
+                         "Patient", ...: a hostile server's answers, issue 9 defect 6)
 - GET  {base}/Type?...   the searchset in `stub.search_results[Type]` (default: empty)
 - POST {base}            the next answer of `stub.script` (the last one repeats: a script of
                          one 500 answers 500 forever); an empty script, or the answer
@@ -118,6 +120,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         rel = url.path[len(stub.path):].strip("/") if url.path.startswith(stub.path) else None
         if rel is None:
             return self._send(404, outcome("use base " + stub.path, "not-found"))
+        if self.command == "GET" and rel in stub.get_answers:
+            a = stub.get_answers[rel]
+            return self._send(a["status"], a["body"], a["headers"], a["content_type"])
         if self.command == "GET" and rel == "metadata":
             return self._send(200, {"resourceType": "CapabilityStatement", "status": "active",
                                     "date": "2026-01-01", "kind": "instance",
@@ -181,6 +186,7 @@ class StubFhirServer:
         self.path = path
         self.script = []
         self.search_results = {}
+        self.get_answers = {}
         self.requests = []
         self.tls_errors = []
         self.posts = 0
@@ -214,10 +220,11 @@ class StubFhirServer:
             self._server.server_close()
             self._server = None
 
-    def reset(self, script=(), search_results=None):
+    def reset(self, script=(), search_results=None, get_answers=None):
         with self.lock:
             self.script = list(script)
             self.search_results = dict(search_results or {})
+            self.get_answers = dict(get_answers or {})
             self.requests = []
             self.tls_errors = []
             self.posts = 0

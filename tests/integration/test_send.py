@@ -1050,6 +1050,202 @@ def tls_cases(sr_a):
             x.stop()
 
 
+# ---------------------------------------------------------------------------------------
+# Issue 9: a hostile server (defects 6, 8, 10) and a bad SR in a batch (defect 7)
+# ---------------------------------------------------------------------------------------
+def child_peak_mb():
+    """The largest peak RSS of the children waited for so far (MB): the runs before the
+    memory cases are small, so a large value is the case's own."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def make_long_pid_sr(n, length):
+    """An SR whose Patient ID is `length` characters long: Implicit VR Little Endian (4-byte
+    lengths), as a hostile or broken sender could write it."""
+    import pydicom
+    from pydicom.uid import ImplicitVRLittleEndian
+    path = make_sr(n)
+    import warnings
+    ds = pydicom.dcmread(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # "exceeds the maximum length of 64"
+        ds.PatientID = "P" * length
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.is_implicit_VR, ds.is_little_endian = True, True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.save_as(path)
+    return path
+
+
+def no_raw_controls(run, what):
+    """Nothing from outside reaches stderr, stdout or the audit log with a control character
+    (C0 other than the newline ending lines, DEL, C1 U+0080..U+009F) (defect 8)."""
+    for name, text in (("stderr", run.stderr), ("stdout", run.stdout), ("audit", run.audit_text)):
+        bad = [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7f <= ord(c) <= 0x9f]
+        assert not bad, "%s: %s has raw control characters %r: %s" % (
+            what, name, sorted(set(bad)), short(text, 300))
+
+
+def hostile_cases():
+    stub = StubFhirServer()
+    base = stub.start()
+    atexit.register(stub.stop)
+    try:
+        _hostile_cases(stub, base)
+    finally:
+        stub.stop()
+
+
+def _hostile_cases(stub, base):
+    sr = make_sr(41)
+    ok_sr = make_sr(42)
+
+    def t_metadata_dense():
+        body = "[" + "{}," * 700000 + "{}]"          # 2.1 MB: within the bytes of /metadata
+        stub.reset(get_answers={"metadata": answer(200, body)})
+        r = send("--server", base, sr)
+        eq(r.rc, 7, "exit code (%s)" % r.what())
+        one_error_line(r, sr, "CapabilityStatement", "MiB accepted")
+        eq(len(stub.posts_received()), 0, "POSTs")
+        peak = child_peak_mb()
+        assert peak < 150, "peak RSS of a send %.0f MB (a 2 MB answer)" % peak
+
+    def t_metadata_huge():
+        body = "[" + "{}," * 4000000 + "{}]"         # 12 MB
+        stub.reset(get_answers={"metadata": answer(200, body)})
+        r = send("--server", base, sr)
+        eq(r.rc, 10, "exit code (%s)" % r.what())
+        one_error_line(r, sr, "CapabilityStatement", "larger than")
+        peak = child_peak_mb()
+        assert peak < 150, "peak RSS of a send %.0f MB (a 12 MB answer)" % peak
+
+    def t_search_id(bad_id):
+        def run():
+            stub.reset(search_results={"Patient": [{"resourceType": "Patient", "id": bad_id}]})
+            r = send("--server", base, sr)
+            eq(r.rc, 10, "exit code (%s)" % r.what())
+            one_error_line(r, sr, "not a FHIR id")
+            eq(len(stub.posts_received()), 0, "POSTs (the SR must not be sent)")
+            eq(r.audit_for(sr).get("patient"), None, "audit patient")
+            assert "Patient/" + bad_id not in r.everything(), \
+                "the id reached the output as a reference: %s" % short(r.everything())
+            no_raw_controls(r, "bad id")
+        return run
+
+    def tx_answer(entries):
+        return answer(200, {"resourceType": "Bundle", "type": "transaction-response",
+                            "entry": entries})
+
+    def t_tx_fewer(n):
+        def run():
+            created = {"response": {"status": "201 Created", "location": "Observation/x/_history/1"}}
+            stub.reset([tx_answer([created] * n)])
+            r = send("--server", base, "--retry-delay", "10", sr)
+            eq(r.rc, 10, "exit code (%s)" % r.what())
+            one_error_line(r, sr, "transaction-response has %d entr" % n)
+            eq(r.out_lines(), [], "stdout (nothing is 'delivered')")
+            eq(r.audit_for(sr).get("outcome"), "failed", "audit outcome")
+        return run
+
+    def t_tx_entry_status():
+        n = len(resources(convert(sr)))
+        entries = [{"response": {"status": "201 Created", "location": "Observation/x%d" % i}}
+                   for i in range(n - 1)]
+        entries.append({"response": {"status": "409 Conflict\x1b[2J"}})
+        stub.reset([tx_answer(entries)])
+        r = send("--server", base, "--retry-delay", "10", sr)
+        eq(r.rc, 10, "exit code (%s)" % r.what())
+        one_error_line(r, sr, "entry %d of the transaction failed: 409" % n)
+        no_raw_controls(r, "entry status")
+
+    def t_tx_bad_location():
+        n = len(resources(convert(sr)))
+        entries = [{"response": {"status": "201 Created",
+                                 "location": "Observation/x%d/_history/1" % i}}
+                   for i in range(n - 1)]
+        entries.append({"response": {"status": "201", "location": "Patient/1?_method=DELETE"}})
+        stub.reset([tx_answer(entries)])
+        r = send("--server", base, "--retry-delay", "10", sr)
+        eq(r.rc, 10, "exit code (%s)" % r.what())
+        one_error_line(r, sr, "not a Type/id")
+        for a in r.audit:
+            assert not any("DELETE" in x for x in a.get("created", []) + a.get("updated", [])), \
+                "the location is listed in the audit: %r" % a
+
+    def t_long_patient_id():
+        bad = make_long_pid_sr(43, 10 * 1024 * 1024)
+        stub.reset()
+        r = send("--server", base, bad, ok_sr)
+        eq(r.rc, 7, "exit code (%s)" % r.what())
+        one_error_line(r, bad, "Patient", "more than the 64")
+        delivered_line(r, ok_sr)
+        eq(len(stub.posts_received()), 1, "POSTs (the valid SR after the bad one)")
+        searched = [q for q in stub.requests if q.path.endswith("/Patient")]
+        eq(len(searched), 1, "Patient searches (only the valid SR's)")
+        eq(sorted(a.get("outcome") for a in r.audit), ["delivered", "failed"], "audit outcomes")
+
+    def t_retry_after_beyond(args, header, seconds):
+        def run():
+            stub.reset([answer(429, outcome("stub: come back later"), {"Retry-After": header})])
+            r = send("--server", base, *args, sr, timeout=60)
+            eq(r.rc, 11, "exit code (%s)" % r.what())
+            one_error_line(r, sr, "retry after %s s" % header, "deadline of %d s" % seconds)
+            eq(len(stub.posts_received()), 1, "POSTs (no retry can end within the deadline)")
+            eq(r.audit_for(sr).get("attempts"), 1, "audit attempts")
+        return run
+
+    def t_version_escaped():
+        stub.reset()
+        stub.fhir_version = "\x1b[31m9.9\nsr2fhir: forged line\u009b2J"
+        try:
+            r = send("--server", base, sr)
+        finally:
+            stub.fhir_version = "5.0.0"
+        eq(r.rc, 5, "exit code (%s)" % r.what())
+        line = one_error_line(r, sr, "\\x1B[31m9.9")
+        no_raw_controls(r, "fhirVersion")
+        assert "forged" not in line or "\\x0A" in line, line
+
+    def t_outcome_escaped():
+        stub.reset([answer(400, outcome("bad\u009b31m code\x1b]0;title\x07 here"))])
+        r = send("--server", base, "--retry-delay", "10", sr)
+        eq(r.rc, 10, "exit code (%s)" % r.what())
+        one_error_line(r, sr, "bad\\u009B31m code\\x1B]0;title\\x07 here")
+        no_raw_controls(r, "OperationOutcome")
+
+    test("issue9-6-metadata-density: a 2 MB /metadata of {}s is refused before parsing (exit 7, "
+         "the limit named, peak RSS < 150 MB; it was ~0.5 GB)", t_metadata_dense)
+    test("issue9-6-metadata-size: a 12 MB /metadata is larger than a CapabilityStatement may be "
+         "(exit 10, peak RSS < 150 MB; it was 3.1 GB)", t_metadata_huge)
+    for bad_id in ("../../Observation/x", "http://evil.example/Patient/1", "1?_method=DELETE",
+                   "a" * 65, "x\x1b[2Jy"):
+        test("issue9-6-search-id-%s: M4 a search answer's id %r is not a FHIR id: the SR fails "
+             "(exit 10), nothing sent, the id not used nor echoed raw" % (
+                 re.sub(r"[^a-z0-9]+", "-", bad_id.lower())[:20].strip("-"), bad_id[:30]),
+             t_search_id(bad_id))
+    test("issue9-6-tx-no-entries: M24 a transaction-response without entries is a failure (exit "
+         "10), not 'delivered 0 resources'", t_tx_fewer(0))
+    test("issue9-6-tx-fewer-entries: M24 a transaction-response with 1 entry for many is a "
+         "failure (exit 10)", t_tx_fewer(1))
+    test("issue9-6-tx-entry-status: M24 an entry with 409 fails the SR, its status escaped",
+         t_tx_entry_status)
+    test("issue9-6-tx-location: M24 a location that is not Type/id fails the SR and is not "
+         "listed in the audit log", t_tx_bad_location)
+    test("issue9-7-long-patient-id: an SR with a 10 MB Patient ID fails alone (exit 7, not "
+         "searched); the valid SR after it is delivered", t_long_patient_id)
+    test("issue9-10-retry-after-999999: Retry-After 999999 beyond the default deadline (300 s): "
+         "the SR fails at once (1 POST, exit 11, the deadline named)",
+         t_retry_after_beyond([], "999999", 300))
+    test("issue9-10-deadline-option: --deadline 5 with Retry-After 10: 1 POST, exit 11",
+         t_retry_after_beyond(["--deadline", "5"], "10", 5))
+    test("issue9-8-fhirversion-escaped: a fhirVersion with ESC, newline and C1 CSI is escaped "
+         "in the one error line", t_version_escaped)
+    test("issue9-8-outcome-escaped: an OperationOutcome's C1 CSI, ESC and BEL are escaped",
+         t_outcome_escaped)
+
+
 def t_connection_refused():
     sr = make_sr(3)
     port = stub_server.free_port()
@@ -1550,10 +1746,16 @@ def main():
         out("FAIL send-integration: tests/fixtures/generate.py: %s" % short(g.stderr.decode()))
         return 1
 
+    if os.environ.get("SEND_CASES") == "hostile":   # only issue 9's cases (quick)
+        hostile_cases()
+        return 1 if nfail else 0
+    hostile_cases()
     stub_cases()
     test("exit11-connection-refused: nothing listening: --retries 2 gives attempts 3 in the audit "
          "log, one stderr line (with and without version detection)", t_connection_refused)
 
+    if os.environ.get("SEND_CASES") == "stub":      # no real server (quick)
+        return 1 if nfail else 0
     if not os.path.isdir(CORPUS) or not os.path.exists(FHIR_SERVER_SH):
         out("SKIP send-integration: %s is absent (../shared not beside the checkout): no real "
             "FHIR server cases" % SHARED)

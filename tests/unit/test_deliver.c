@@ -15,6 +15,7 @@
 
 #include "check.h"
 #include "deliver/client.h"
+#include "util/escape.h"
 #include "sr2fhir.h"
 
 /* ---- the scripted server --------------------------------------------------------------------- */
@@ -334,7 +335,8 @@ TEST(m4_two_matches_fail_naming_both)
 #define ENTRY(status, loc) "{\"response\":{\"status\":\"" status "\",\"location\":\"" loc "\"}}"
 #define TX_ANSWER(entries) ANSWER("200 OK", "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\",\"entry\":[" entries "]}")
 
-static s2f_code transact(const char *answer, s2f_send_result *res, s2f_error *err, mock *m)
+static s2f_code transact(const char *answer, size_t entries, s2f_send_result *res, s2f_error *err,
+                         mock *m)
 {
     const char *const a[] = {answer};
     if (!mock_start(m, a, 1))
@@ -342,7 +344,7 @@ static s2f_code transact(const char *answer, s2f_send_result *res, s2f_error *er
     s2f_client_options opt = {.retries = -1, .bearer_token = "tok-3f9a"};
     s2f_client *c = client_for(m, &opt, err);
     static const char bundle[] = "{\"resourceType\":\"Bundle\",\"type\":\"transaction\"}";
-    s2f_code rc = c ? s2f_client_transaction(c, bundle, sizeof bundle - 1, res, err) : err->code;
+    s2f_code rc = c ? s2f_client_transaction(c, bundle, sizeof bundle - 1, entries, res, err) : err->code;
     s2f_client_free(c);
     mock_stop(m);
     return rc;
@@ -355,7 +357,7 @@ TEST(m24_transaction_answer_lists_created_and_updated)
     mock m;
     CHECK(transact(TX_ANSWER(ENTRY("201 Created", "Observation/o1/_history/1") ","
                              ENTRY("200 OK", "http://h/fhir/Device/d1/_history/3") ","
-                             ENTRY("200", "BodyStructure/b1")),
+                             ENTRY("200", "BodyStructure/b1")), 3,
                    &res, &err, &m) == S2F_OK);
     CHECK(res.n_created == 1 && res.n_updated == 2);
     CHECK_STR(res.created[0], "Observation/o1");
@@ -373,7 +375,7 @@ TEST(m24_rejected_transaction_shows_outcome)
     s2f_send_result res = {0};
     s2f_error err = {0};
     mock m;
-    CHECK(transact(ANSWER("422 Unprocessable Entity", OUTCOME("Observation.status: missing")), &res,
+    CHECK(transact(ANSWER("422 Unprocessable Entity", OUTCOME("Observation.status: missing")), 1, &res,
                    &err, &m) == S2F_EREJECTED);
     CHECK(res.http_status == 422 && res.attempts == 1 && res.n_created + res.n_updated == 0);
     CHECK(strstr(err.message, "HTTP 422") && strstr(err.message, "Observation.status: missing"));
@@ -386,14 +388,93 @@ TEST(m24_answer_that_is_not_a_transaction_response_fails)
     s2f_send_result res = {0};
     s2f_error err = {0};
     mock m;
-    CHECK(transact(ANSWER("200 OK", "{\"resourceType\":\"Bundle\",\"type\":\"batch-response\"}"), &res,
+    CHECK(transact(ANSWER("200 OK", "{\"resourceType\":\"Bundle\",\"type\":\"batch-response\"}"), 1, &res,
                    &err, &m) == S2F_EREJECTED);
     s2f_send_result_free(&res);
-    CHECK(transact(TX_ANSWER(ENTRY("200 OK", "Device/d1") "," ENTRY("400 Bad Request", "")), &res, &err,
+    CHECK(transact(TX_ANSWER(ENTRY("200 OK", "Device/d1") "," ENTRY("400 Bad Request", "")), 2, &res, &err,
                    &m) == S2F_EREJECTED);
     CHECK(strstr(err.message, "entry 2"));
     CHECK(res.n_created + res.n_updated == 0); /* all or nothing: Device/d1 is not claimed */
     s2f_send_result_free(&res);
+}
+
+/* ---- hostile answers (issue 9 #6, #8): the readers alone, no server --------------------- */
+
+TEST(issue9_6_dense_metadata_refused_before_parsing)
+{
+    size_t n = 600000, len = 3 * n + 1;
+    char *body = malloc(len + 1);
+    CHECK(body);
+    body[0] = '[';
+    for (size_t i = 0; i < n; i++)
+        memcpy(body + 1 + 3 * i, "{},", 3);
+    body[len - 1] = ']';
+    body[len] = '\0';
+    s2f_fhir_version v = S2F_FHIR_AUTO;
+    s2f_error err = {0};
+    s2f_code rc = s2f_answer_version(body, len, &v, &err);
+    free(body);
+    CHECK(rc == S2F_ELIMIT && strstr(err.message, "MiB accepted"));
+}
+
+TEST(issue9_8_fhir_version_escaped)
+{
+    static const char caps[] = "{\"resourceType\":\"CapabilityStatement\",\"fhirVersion\":"
+                               "\"\\u001b[31m9\\n\\u009b\"}";
+    s2f_fhir_version v = S2F_FHIR_AUTO;
+    s2f_error err = {0};
+    CHECK(s2f_answer_version(caps, sizeof caps - 1, &v, &err) == S2F_EUNSUPPORTED);
+    CHECK(strstr(err.message, "\\x1B[31m9\\x0A\\u009B"));
+    for (const char *p = err.message; *p; p++)
+        CHECK((unsigned char)*p >= 0x20 && *p != 0x7f && !((unsigned char)p[0] == 0xC2 && (unsigned char)p[1] < 0xA0));
+}
+
+TEST(issue9_6_search_id_must_be_a_fhir_id)
+{
+    static const char *const ids[] = {"../../Observation/x", "1?_method=DELETE", "http:\\/\\/evil/P/1", ""};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char body[512], *ref = NULL;
+        snprintf(body, sizeof body, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"entry\":"
+                 "[{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"%s\"}}]}", ids[i]);
+        s2f_error err = {0};
+        CHECK(s2f_answer_search(body, strlen(body), "Patient", "Patient x", 0, &ref, &err) == S2F_EREJECTED);
+        CHECK(ref == NULL && strstr(err.message, "not a FHIR id"));
+    }
+    char *ref = NULL;
+    s2f_error err = {0};
+    static const char ok[] = "{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"resourceType\":"
+                             "\"Patient\",\"id\":\"A-z.09\"}}]}";
+    CHECK(s2f_answer_search(ok, sizeof ok - 1, "Patient", "Patient x", 0, &ref, &err) == S2F_OK);
+    CHECK_STR(ref, "Patient/A-z.09");
+    free(ref);
+}
+
+TEST(issue9_6_transaction_response_must_answer_every_entry)
+{
+    static const char one[] = "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\",\"entry\":["
+                              ENTRY("201 Created", "Observation/o1/_history/1") "]}";
+    static const char none[] = "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\"}";
+    static const char bad_loc[] = "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\",\"entry\":["
+                                  ENTRY("201 Created", "Patient/1?_method=DELETE") "]}";
+    s2f_send_result res = {0};
+    s2f_error err = {0};
+    CHECK(s2f_answer_transaction(one, sizeof one - 1, 1, &res, &err) == S2F_OK && res.n_created == 1);
+    s2f_send_result_free(&res);
+    CHECK(s2f_answer_transaction(one, sizeof one - 1, 2, &res, &err) == S2F_EREJECTED);
+    CHECK(strstr(err.message, "1 entry for the 2 sent") && res.n_created == 0);
+    CHECK(s2f_answer_transaction(none, sizeof none - 1, 5, &res, &err) == S2F_EREJECTED);
+    CHECK(s2f_answer_transaction(bad_loc, sizeof bad_loc - 1, 1, &res, &err) == S2F_EREJECTED);
+    CHECK(strstr(err.message, "not a Type/id") && res.n_created == 0);
+    s2f_send_result_free(&res);
+}
+
+TEST(issue9_8_escape_text)
+{
+    char buf[64];
+    CHECK_STR(s2f_escape_text("a\x1b[1m\n\\\xc2\x9b\xc3\xa9", 11, buf, sizeof buf),
+              "a\\x1B[1m\\x0A\\\\\\u009B\xc3\xa9");
+    CHECK_STR(s2f_escape_text("abcdefghij", 10, buf, 8), "abcd...");
+    CHECK_STR(s2f_escape_text("abc\xc3\xa9\xc3\xa9", 7, buf, 7), "abc...");
 }
 
 TEST(basic_credentials_on_the_wire)
@@ -484,6 +565,11 @@ int main(void)
     RUN(m24_transaction_answer_lists_created_and_updated);
     RUN(m24_rejected_transaction_shows_outcome);
     RUN(m24_answer_that_is_not_a_transaction_response_fails);
+    RUN(issue9_6_dense_metadata_refused_before_parsing);
+    RUN(issue9_8_fhir_version_escaped);
+    RUN(issue9_6_search_id_must_be_a_fhir_id);
+    RUN(issue9_6_transaction_response_must_answer_every_entry);
+    RUN(issue9_8_escape_text);
     RUN(basic_credentials_on_the_wire);
     RUN(audit_line_delivered_and_failed);
     CHECK_DONE();
