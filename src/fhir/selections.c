@@ -20,16 +20,18 @@
  *    0040,A385, M19); studyUid falls back to the SR's own Study Instance UID; derivedFrom
  *    names the ImagingStudy of that studyUid (the SR's study unless the evidence says the
  *    instance belongs to another one).
- *  - Source series for segmentation (UIDREF DCM 121232): no ImagingSelection of its own:
- *    the source-image-for-segmentation profile needs instances and code 121233, and
- *    claiming a source image that is not there would be false. With source images it
- *    gives their seriesUid (the profile's TID 1411 mapping); alone, the report model lists
- *    it as unmapped (M26).
+ *  - Source series for segmentation (UIDREF DCM 121232, issue 10 defect 2): with source
+ *    images beside it, it gives their selection its seriesUid (the profile's TID 1411
+ *    mapping). Alone, it is a selection of its own, which the segment's selection refers to
+ *    by focus: source-image-for-segmentation (code 121233) with the series' instances as
+ *    the evidence sequences list them, else a plain ImagingSelection (code 121232,
+ *    seriesUid, no profile: the profile needs instances). A UID that cannot be a seriesUid
+ *    (over 64 characters: the guide's own example) stays unmapped (M26; report.c).
  *  - Source image for segmentation (IMAGE 121233): seriesUid from the evidence, else from a
  *    sibling Source series for segmentation (the guide's TID 1411 mapping).
  *  - focus (linking, M19): the selection of a Referenced Segment, Referenced Segmentation
  *    Frame or Volume Surface refers by focus to the selection of the first Source image for
- *    segmentation of the same parent (one: the profiles' slice
+ *    segmentation of the same parent (else of its Source series for segmentation) (one: the profiles' slice
  *    sourceImageForSegmentation is 0..1; siblings are refs of the same group, so convert.c
  *    writes them, and their identities are computed here from their positions); every
  *    selection made from a measurement group's child also refers by focus to the group's
@@ -479,13 +481,28 @@ static const s2f_item *group_with_source_item(const s2f_item *it)
     return NULL;
 }
 
-/* The first Source image for segmentation among the siblings of `it`, else NULL (a
- * Source series alone is no ImagingSelection: s2f_fhir_ref_is_resource). */
+/* Whether a Source series for segmentation item is an ImagingSelection of its own: when
+ * no Source image for segmentation beside it names the images (then it only gives their
+ * selection its seriesUid) and its UID can be a seriesUid (issue 10 defect 2). */
+static int series_is_own_selection(const s2f_item *series)
+{
+    const s2f_item *p = series->parent;
+    for (uint32_t i = 0; p && i < p->n_children; i++)
+        if (is_seg_source(p->children[i], 0))
+            return 0;
+    return valid_id(series->v.text);
+}
+
+/* The first Source image for segmentation among the siblings of `it`, else the first
+ * Source series for segmentation that is a selection of its own, else NULL. */
 static const s2f_item *sibling_seg_source(const s2f_item *it)
 {
     const s2f_item *p = it->parent;
     for (uint32_t i = 0; p && i < p->n_children; i++)
         if (p->children[i] != it && is_seg_source(p->children[i], 0))
+            return p->children[i];
+    for (uint32_t i = 0; p && i < p->n_children; i++)
+        if (is_seg_source(p->children[i], 1) && series_is_own_selection(p->children[i]))
             return p->children[i];
     return NULL;
 }
@@ -518,10 +535,77 @@ static void write_focus(s2f_fhir *f, const s2f_image_ref *ref)
 
 int s2f_fhir_ref_is_resource(const s2f_image_ref *ref)
 {
-    /* The profile for it needs instances and the 121233 code: a series alone cannot be one
-     * (the report model lists such a series as unmapped, M26); with source images it gives
-     * their seriesUid. */
-    return ref->kind != S2F_REF_SOURCE_SERIES_FOR_SEG;
+    /* issue 10 defect 2: a Source series for segmentation with Source images beside it
+     * gives their selection its seriesUid; alone, it is a selection of its own */
+    return ref->kind != S2F_REF_SOURCE_SERIES_FOR_SEG || series_is_own_selection(ref->item);
+}
+
+/* Whether evidence entry `i` is the first one of its SOP Instance UID. */
+static int first_evidence_of(const s2f_header *h, size_t i)
+{
+    return s2f_header_find_evidence(h, h->evidence[i].sop_instance) == &h->evidence[i];
+}
+
+/* The evidence entries (M19: 0040,A375 / 0040,A385) of series `uid` with a valid instance
+ * UID, each instance once: how many, and the first (NULL when none). */
+static size_t series_evidence(const s2f_header *h, const char *uid, const s2f_evidence **first)
+{
+    size_t n = 0;
+    *first = NULL;
+    for (size_t i = 0; i < h->n_evidence; i++) {
+        const s2f_evidence *ev = &h->evidence[i];
+        if (!ev->series_uid || strcmp(ev->series_uid, uid) != 0 || !valid_id(ev->sop_instance) ||
+            !first_evidence_of(h, i))
+            continue;
+        if (!n++)
+            *first = ev;
+    }
+    return n;
+}
+
+/* The selection of a Source series for segmentation (UIDREF DCM 121232) with no Source
+ * image beside it (issue 10 defect 2, docs/decisions.md). The guide's TID 1411 mapping
+ * sends the series UID to seriesUid of a source-image-for-segmentation selection, whose
+ * profile needs instances and code 121233: with the series' instances listed by the
+ * evidence sequences, it is that selection (those instances, code 121233); without, a
+ * plain ImagingSelection (no profile) with seriesUid and the item's own code 121232. */
+static void write_source_series(s2f_fhir *f, const s2f_image_ref *ref, const s2f_rid *rid)
+{
+    s2f_json *j = f->json;
+    const s2f_header *h = f->h;
+    const char *uid = ref->item->v.text;
+    const s2f_evidence *first;
+    size_t n = series_evidence(h, uid, &first);
+    const char *study = first && has_text(first->study_uid) ? first->study_uid : h->study_uid;
+
+    s2f_fhir_begin_entry(f, rid, n ? S2F_PROFILE_BASE "source-image-for-segmentation" : NULL);
+    write_status(f);
+    s2f_fhir_subject(f, "subject");
+    s2f_fhir_based_on(f);
+    if (n)
+        s2f_fhir_codeable_fixed(f, "code", S2F_SYSTEM_DCM, "121233",
+                                "Source image for segmentation");
+    else
+        write_code(f, ref);
+    s2f_json_kv_string(j, "studyUid", valid_id(study) ? study : NULL);
+    write_derived_from_study(f, study);
+    s2f_json_kv_string(j, "seriesUid", uid);
+    write_focus(f, ref);
+    if (n) {
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("instance"));
+        for (size_t i = 0; i < h->n_evidence; i++) {
+            const s2f_evidence *ev = &h->evidence[i];
+            if (!ev->series_uid || strcmp(ev->series_uid, uid) != 0 ||
+                !valid_id(ev->sop_instance) || !first_evidence_of(h, i))
+                continue;
+            s2f_json_begin_object(j);
+            s2f_json_kv_string(j, "uid", ev->sop_instance);
+            write_sop_class(f, ev->sop_class);
+            s2f_json_end_object(j);
+        }
+        s2f_json_end_array(j);
+    }
+    s2f_fhir_end_entry(f, rid);
 }
 
 void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
@@ -543,6 +627,10 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
     s2f_fhir_selection_rid(f, ref, &rid);
     if (f->code)
         return;
+    if (ref->kind == S2F_REF_SOURCE_SERIES_FOR_SEG) {
+        write_source_series(f, ref, &rid);
+        return;
+    }
     j = f->json;
     is3d = it->vt == S2F_VT_SCOORD3D;
     inst = instance_of(ref);
@@ -553,8 +641,6 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
     study = ev && has_text(ev->study_uid) ? ev->study_uid : f->h->study_uid;
     if (ev && has_text(ev->series_uid))
         series = ev->series_uid;
-    else if (ref->kind == S2F_REF_SOURCE_SERIES_FOR_SEG && it->vt == S2F_VT_UIDREF)
-        series = it->v.text;
     else if (ref->kind == S2F_REF_SOURCE_IMAGE_FOR_SEG)
         series = sibling_source_series(it);   /* the guide's TID 1411 mapping */
     if (inst) {

@@ -339,9 +339,24 @@ static const s2f_item *selected_image(walker *w, const s2f_item *region)
     return NULL;
 }
 
+/* Whether a UID is a valid DICOM UID (PS3.5 9.1: digits and dots, at most 64). */
+static int valid_uid(const char *s)
+{
+    size_t n = 0;
+    for (; s && s[n]; n++)
+        if (n >= 64 || !((s[n] >= '0' && s[n] <= '9') || s[n] == '.'))
+            return 0;
+    return n > 0;
+}
+
 static void add_ref(walker *w, s2f_image_ref **refs, size_t *n, size_t *cap, s2f_ref_kind kind,
                     const s2f_item *it)
 {
+    /* issue 10 defect 2: a Source series for segmentation becomes a selection's seriesUid
+     * (FHIR id, at most 64); one whose UID cannot be that is left unmapped (M26), as the
+     * 66-character one of the guide's own example */
+    if (kind == S2F_REF_SOURCE_SERIES_FOR_SEG && !valid_uid(text_of(it)))
+        return;
     s2f_image_ref *ref = append(w, (void **)refs, n, cap, sizeof **refs);
     if (!ref)
         return;
@@ -458,26 +473,6 @@ static int read_group_attribute(walker *w, s2f_group *g, const s2f_item *c)
     return 1;
 }
 
-/* A Source series for segmentation (DCM 121232) only says which series the source images
- * for segmentation are in; without such images no ImagingSelection can hold it (the
- * profile needs instances), so it is left to the unmapped list (M26) instead. */
-static void keep_series_only_with_images(walker *w, s2f_group *g)
-{
-    int images = 0;
-    for (size_t i = 0; i < g->n_refs; i++)
-        images |= g->refs[i].kind == S2F_REF_SOURCE_IMAGE_FOR_SEG;
-    if (images)
-        return;
-    size_t k = 0;
-    for (size_t i = 0; i < g->n_refs; i++) {
-        if (g->refs[i].kind == S2F_REF_SOURCE_SERIES_FOR_SEG)
-            w->consumed[g->refs[i].item->seq] = 0;
-        else
-            g->refs[k++] = g->refs[i];
-    }
-    g->n_refs = k;
-}
-
 /* How many children of a group may be measurements (NUMs it CONTAINS). */
 static size_t count_measurements(const s2f_item *group)
 {
@@ -524,7 +519,6 @@ static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *o
                 read_evaluation(w, c, &g->ctx, e);
         }
     }
-    keep_series_only_with_images(w, g);
     s2f_group **slot = append(w, (void **)&w->r->groups, &w->r->n_groups, &w->cap_groups,
                               sizeof *slot);
     if (slot)

@@ -222,6 +222,11 @@ def main():
     test("issue10_1_m23_scheme_url_nested_doc_alone", t_scheme_url_nested_doc_alone)
     test("issue10_1_m23_scheme_url_flat_form_still_read", t_scheme_url_flat_form_still_read)
     test("issue10_1_m23_scheme_url_no_fallback_codes", t_scheme_url_no_fallback_codes)
+    test("issue10_2_m19_source_series_with_evidence_instances",
+         t_source_series_with_evidence_instances)
+    test("issue10_2_m19_source_series_without_evidence_instances",
+         t_source_series_without_evidence_instances)
+    test("issue10_2_m26_source_series_not_unmapped", t_source_series_not_unmapped)
     test("issue10_8_m19_segmentation_frames_one_instance_per_frame",
          t_segmentation_frames_one_instance_per_frame)
     test("issue10_8_m19_segments_one_instance_per_segment", t_segments_one_instance_per_segment)

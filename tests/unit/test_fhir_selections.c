@@ -430,20 +430,72 @@ TEST(m19_region_without_image_has_no_instance)
     CHECK(count_type("ImagingSelection") == 1);
 }
 
-TEST(m19_source_series_alone_is_no_selection)
+/* A group with a Referenced Segment and a Source series for segmentation `uid` alone. */
+#define SERIES_ALONE_DOC(uid) DOC(MEASUREMENTS(GROUP("",                                    \
+    IMAGE("CONTAINS", "121191", "DCM", "Referenced Segment", SEG, "8.8.1", SEGMENTS("1")) "," \
+    UIDITEM("CONTAINS", "121232", "DCM", "Source series for segmentation", uid) ","          \
+    DIAMETER)))
+
+TEST(issue10_2_m19_source_series_alone_is_a_plain_selection)
 {
-    /* M19 + profile: a series without source images cannot be a source-image-for-
-     * segmentation selection (instances 1..*); the segment has no source focus and the
-     * series is listed as unmapped (M26) */
-    static const char d[] = DOC(MEASUREMENTS(GROUP("",
-        IMAGE("CONTAINS", "121191", "DCM", "Referenced Segment", SEG, "8.8.1", SEGMENTS("1")) ","
-        UIDITEM("CONTAINS", "121232", "DCM", "Source series for segmentation", "4.4.4") ","
-        DIAMETER)));
+    /* issue 10 defect 2: a series the evidence lists no instance of: a plain
+     * ImagingSelection (no profile: the source-image profile needs instances) with the
+     * item's code 121232 and the seriesUid, which the segment's selection focuses on */
+    static const char d[] = SERIES_ALONE_DOC("4.4.4");
+    json_object *seg, *ser = NULL, *entries;
+    const char *ser_url = NULL;
+    CHECK(convert(d, 0));
+    seg = selection("referenced-segment", "121191", 0, NULL);
+    entries = get(bundle, "entry");
+    for (size_t i = 0; i < len_of(entries); i++) {
+        json_object *r = get(at(entries, i), "resource");
+        if (!strcmp(str(get(r, "resourceType")), "ImagingSelection") && !get(r, "meta")) {
+            ser = r;
+            ser_url = str(get(at(entries, i), "fullUrl"));
+        }
+    }
+    CHECK(seg && ser);
+    CHECK_STR(str(get(at(get(get(ser, "code"), "coding"), 0), "code")), "121232");
+    CHECK_STR(str(get(ser, "seriesUid")), "4.4.4");
+    CHECK_STR(str(get(ser, "studyUid")), STUDY);
+    CHECK(!get(ser, "instance"));
+    CHECK(len_of(get(seg, "focus")) == 1);
+    CHECK(refers_to(get(seg, "focus"), ser_url));
+    CHECK(stats.unmapped == 0);
+    CHECK(count_type("ImagingSelection") == 2);
+}
+
+TEST(issue10_2_m19_source_series_with_evidence_is_source_image_selection)
+{
+    /* the evidence lists CT 9.9.1 in series 9.9: a source-image-for-segmentation selection
+     * (code 121233) with that instance */
+    static const char d[] = SERIES_ALONE_DOC("9.9");
+    json_object *seg, *ser, *inst;
+    const char *ser_url = NULL;
+    CHECK(convert(d, 0));
+    seg = selection("referenced-segment", "121191", 0, NULL);
+    ser = selection("source-image-for-segmentation", "121233", 0, &ser_url);
+    CHECK(seg && ser);
+    CHECK_STR(str(get(ser, "seriesUid")), "9.9");
+    CHECK_STR(str(get(ser, "studyUid")), STUDY);
+    CHECK(len_of(get(ser, "instance")) == 1);
+    inst = at(get(ser, "instance"), 0);
+    CHECK_STR(str(get(inst, "uid")), "9.9.1");
+    CHECK_STR(str(get(get(inst, "sopClass"), "code")), CT);
+    CHECK(refers_to(get(seg, "focus"), ser_url));
+    CHECK(stats.unmapped == 0);
+}
+
+TEST(issue10_2_m26_source_series_invalid_uid_stays_unmapped)
+{
+    /* 65 characters: no seriesUid can hold it (the guide's example has such a UID) */
+    static const char d[] =
+        SERIES_ALONE_DOC("1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20.21.22.23.24.25");
     json_object *seg;
     CHECK(convert(d, 0));
     seg = selection("referenced-segment", "121191", 0, NULL);
-    CHECK(seg && !selection("source-image-for-segmentation", "121232", 0, NULL));
-    CHECK(!get(seg, "focus"));
+    CHECK(seg && !get(seg, "focus"));
+    CHECK(count_type("ImagingSelection") == 1);
     CHECK(stats.unmapped == 1);
 }
 
@@ -502,7 +554,9 @@ int main(void)
     RUN(m19_selection_rid_is_deterministic_and_per_item);
     RUN(m25_no_imaging_selection_in_r4);
     RUN(m19_region_without_image_has_no_instance);
-    RUN(m19_source_series_alone_is_no_selection);
+    RUN(issue10_2_m19_source_series_alone_is_a_plain_selection);
+    RUN(issue10_2_m19_source_series_with_evidence_is_source_image_selection);
+    RUN(issue10_2_m26_source_series_invalid_uid_stays_unmapped);
     RUN(m19_invalid_uid_left_out);
     RUN(issue10_8_m19_several_frames_or_segments_one_instance_each);
     reset();
