@@ -9,8 +9,21 @@
 
 #include <stddef.h>
 
-/* Prints "sr2fhir: WHERE: MESSAGE" on stderr (WHERE may be NULL) and returns code. */
+#include <stdio.h>
+
+/* Prints "sr2fhir: WHERE: MESSAGE" on stderr (WHERE may be NULL) and returns code. WHERE
+ * and the formatted MESSAGE are escaped (cli_put_escaped). */
 int cli_error(const char *where, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Issue 9 defect 8: the one escaping of text from outside (file names, values, a server's
+ * answers) before it reaches a terminal; src/util/escape.h says what is escaped (control
+ * characters, bytes that are not UTF-8, invisible direction marks) and how (\n, \xHH,
+ * \uXXXX). Every message goes through it:
+ * cli_line prints the formatted text escaped plus a newline; cli_put_escaped writes one
+ * string escaped; cli_escaped escapes into buf (cap bytes, cut when longer) for a %s. */
+void cli_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_put_escaped(FILE *f, const char *text);
+const char *cli_escaped(const char *text, char *buf, size_t cap);
 
 /* 1 when z is a --timezone value: +HHMM or -HHMM, at most +-14:59 (M9). */
 int cli_valid_zone(const char *z);

@@ -18,7 +18,7 @@ static int dump_one(const char *path, const s2f_options *opt, int quiet, int fir
         cli_error(path, 0, "warning: %s", w[i].message);
     if (!first)
         putchar('\n');
-    printf("File: %s\n", path);
+    cli_line(stdout, "File: %s", path);
     s2f_code rc = s2f_dump(doc, stdout, &err);
     s2f_doc_free(doc);
     if (rc)

@@ -20,6 +20,7 @@
  * G1 set that (0008,0005) declares (common in Korean and Chinese files).
  */
 #include "charset.h"
+#include "../util/escape.h"
 
 #include <errno.h>
 #include <iconv.h>
@@ -733,15 +734,6 @@ static const term_def *find_term(const char *t, size_t n, int *exact)
     return NULL;
 }
 
-/* A printable copy of a term for warnings (at most 64 characters). */
-static void printable_term(const char *t, size_t n, char *buf, size_t cap)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < cap; i++)
-        buf[k++] = t[i] >= 0x20 && t[i] < 0x7F ? t[i] : '?';
-    buf[k] = 0;
-}
-
 static s2f_charset *new_decoder(s2f_arena *a, s2f_warnings *w, unsigned mode)
 {
     s2f_charset *cs = s2f_arena_calloc(a, 1, sizeof *cs);
@@ -769,7 +761,7 @@ static void add_term(s2f_charset *cs, const char *t, size_t n, size_t index)
     if (n == 0)
         return; /* an empty value 1 means the default repertoire */
     const term_def *d = find_term(t, n, &exact);
-    printable_term(t, n, shown, sizeof shown);
+    s2f_escape_to_buf(t, n, 0, shown, sizeof shown); /* issue 9 #8: the one escaping */
     if (!d) {
         s2f_warn(cs->warn, "unknown Specific Character Set term \"%s\": read as the default "
                            "repertoire", shown);

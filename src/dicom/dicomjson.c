@@ -18,6 +18,7 @@
  * ("0008103e" / "0008103E") are detected: the first is kept, with a warning.
  */
 #include "dataset.h"
+#include "../util/escape.h"
 
 #include <errno.h>
 #include <float.h>
@@ -85,15 +86,11 @@ typedef struct reader {
     int marked_numbers; /* the pre-scan quoted lossy integers (NUM_MARK strings exist) */
 } reader;
 
-/* Input text echoed in a message: at most cap - 1 bytes, anything but printable ASCII as
- * '?', so that messages stay one line of valid UTF-8. */
+/* Input text echoed in a message: at most cap - 1 bytes, escaped the one way every message
+ * is (src/util/escape.h, issue 9 defect 8), so that messages stay one line of valid UTF-8. */
 static const char *printable(const char *s, size_t n, char *buf, size_t cap)
 {
-    size_t k = 0;
-    for (; k < n && k + 1 < cap; k++)
-        buf[k] = s[k] >= 0x20 && s[k] < 0x7F ? s[k] : '?';
-    buf[k] = 0;
-    return buf;
+    return s2f_escape_to_buf(s, n, 0, buf, cap);
 }
 
 static s2f_code fail_at(reader *r, const path *p, s2f_code code, const char *fmt, ...)

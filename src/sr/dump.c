@@ -9,45 +9,33 @@
 
 #include "document.h"
 #include "../dicom/dictionary.h"
+#include "../util/escape.h"
 #include "../util/sink.h"
+
+/* Outside text, escaped (issue 9 defect 8, src/util/escape.h): bare, or quoted. */
+static void put_text(s2f_sink *s, const char *str)
+{
+    if (str)
+        s2f_escape_to_sink(s, str, strlen(str), 0);
+}
 
 static void put_quoted(s2f_sink *s, const char *str)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    const unsigned char *p = (const unsigned char *)(str ? str : ""), *run = p;
     s2f_sink_putc(s, '"');
-    for (;; p++) {
-        unsigned char c = *p;
-        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7F)
-            continue;
-        s2f_sink_write(s, run, (size_t)(p - run));
-        run = p + 1;
-        if (!c)
-            break;
-        switch (c) {
-        case '"': s2f_sink_puts(s, "\\\""); break;
-        case '\\': s2f_sink_puts(s, "\\\\"); break;
-        case '\n': s2f_sink_puts(s, "\\n"); break;
-        case '\r': s2f_sink_puts(s, "\\r"); break;
-        case '\t': s2f_sink_puts(s, "\\t"); break;
-        default: {
-            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            s2f_sink_write(s, esc, 4);
-        }
-        }
-    }
+    if (str)
+        s2f_escape_to_sink(s, str, strlen(str), S2F_ESC_QUOTED);
     s2f_sink_putc(s, '"');
 }
 
 static void put_code(s2f_sink *s, const s2f_codeval *c)
 {
     s2f_sink_putc(s, '(');
-    s2f_sink_puts(s, c->value);
+    put_text(s, c->value);
     s2f_sink_putc(s, ',');
-    s2f_sink_puts(s, c->scheme);
+    put_text(s, c->scheme);
     if (c->version) {
         s2f_sink_putc(s, '[');
-        s2f_sink_puts(s, c->version);
+        put_text(s, c->version);
         s2f_sink_putc(s, ']');
     }
     s2f_sink_putc(s, ',');
@@ -71,7 +59,7 @@ static void put_num(s2f_sink *s, const s2f_item *it)
         s2f_sink_printf(s, " fp=%.17g", it->v.num.fp);
     if (it->v.num.rational) {
         s2f_sink_puts(s, " rational=");
-        s2f_sink_puts(s, it->v.num.rational);
+        put_text(s, it->v.num.rational);
     }
     if (it->v.num.qualifier) {
         s2f_sink_puts(s, " qualifier=");
@@ -82,9 +70,9 @@ static void put_num(s2f_sink *s, const s2f_item *it)
 static void put_sopref(s2f_sink *s, const s2f_sopref *r)
 {
     s2f_sink_putc(s, '(');
-    s2f_sink_puts(s, r->sop_class ? r->sop_class : "");
+    put_text(s, r->sop_class);
     s2f_sink_putc(s, ',');
-    s2f_sink_puts(s, r->sop_instance ? r->sop_instance : "");
+    put_text(s, r->sop_instance);
     s2f_sink_putc(s, ')');
     for (uint32_t i = 0; i < r->n_frames; i++) {
         s2f_sink_puts(s, i ? "," : " frames=");
@@ -101,14 +89,19 @@ static void put_sopref(s2f_sink *s, const s2f_sopref *r)
         s2f_sink_u64(s, r->channels[i + 1]);
     }
     if (r->pstate_instance)
-        s2f_sink_printf(s, " pstate=(%s,%s)", r->pstate_class ? r->pstate_class : "",
-                        r->pstate_instance);
+    {
+        s2f_sink_puts(s, " pstate=(");
+        put_text(s, r->pstate_class);
+        s2f_sink_putc(s, ',');
+        put_text(s, r->pstate_instance);
+        s2f_sink_putc(s, ')');
+    }
 }
 
 static void put_coord(s2f_sink *s, const s2f_item *it, unsigned dims)
 {
     s2f_sink_putc(s, '(');
-    s2f_sink_puts(s, it->v.coord.graphic_type ? it->v.coord.graphic_type : "");
+    put_text(s, it->v.coord.graphic_type);
     if (dims == 3) {
         s2f_sink_putc(s, ',');
         put_quoted(s, it->v.coord.frame_of_reference);
@@ -123,7 +116,7 @@ static void put_coord(s2f_sink *s, const s2f_item *it, unsigned dims)
 static void put_tcoord(s2f_sink *s, const s2f_item *it)
 {
     s2f_sink_putc(s, '(');
-    s2f_sink_puts(s, it->v.tcoord.range_type ? it->v.tcoord.range_type : "");
+    put_text(s, it->v.tcoord.range_type);
     for (uint32_t i = 0; i < it->v.tcoord.n_samples; i++) {
         s2f_sink_puts(s, i ? "/" : ",samples=");
         s2f_sink_u64(s, it->v.tcoord.samples[i]);
@@ -134,7 +127,7 @@ static void put_tcoord(s2f_sink *s, const s2f_item *it)
     }
     for (uint32_t i = 0; i < it->v.tcoord.n_datetimes; i++) {
         s2f_sink_puts(s, i ? "/" : ",datetimes=");
-        s2f_sink_puts(s, it->v.tcoord.datetimes[i] ? it->v.tcoord.datetimes[i] : "");
+        put_text(s, it->v.tcoord.datetimes[i]);
     }
     s2f_sink_putc(s, ')');
 }
@@ -173,19 +166,21 @@ static void put_annotations(s2f_sink *s, const s2f_item *it)
     if (it->observation_uid) {
         s2f_sink_puts(s, sep);
         s2f_sink_puts(s, "uid=");
-        s2f_sink_puts(s, it->observation_uid);
+        put_text(s, it->observation_uid);
         sep = " ";
     }
     if (it->observation_dt) {
         s2f_sink_puts(s, sep);
         s2f_sink_puts(s, "dt=");
-        s2f_sink_puts(s, it->observation_dt);
+        put_text(s, it->observation_dt);
         sep = " ";
     }
     if (it->template_id) {
         s2f_sink_puts(s, sep);
-        s2f_sink_printf(s, "template=%s/%s", it->template_resource ? it->template_resource : "",
-                        it->template_id);
+        s2f_sink_puts(s, "template=");
+        put_text(s, it->template_resource);
+        s2f_sink_putc(s, '/');
+        put_text(s, it->template_id);
     }
     s2f_sink_putc(s, '}');
 }
@@ -195,8 +190,8 @@ static void put_item(s2f_sink *s, const s2f_item *it, const char *pos, size_t po
     s2f_sink_write(s, pos, pos_len);
     s2f_sink_puts(s, "  ");
     if (it->parent) {
-        s2f_sink_puts(s, it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
-                         : it->rel_text ? it->rel_text : "?");
+        put_text(s, it->rel != S2F_REL_UNKNOWN ? s2f_rel_name(it->rel)
+                    : it->rel_text ? it->rel_text : "?");
         s2f_sink_putc(s, ' ');
     }
     if (it->by_reference) {
@@ -208,7 +203,7 @@ static void put_item(s2f_sink *s, const s2f_item *it, const char *pos, size_t po
         s2f_sink_putc(s, '\n');
         return;
     }
-    s2f_sink_puts(s, it->vt == S2F_VT_UNKNOWN && it->vt_text ? it->vt_text : s2f_vt_name(it->vt));
+    put_text(s, it->vt == S2F_VT_UNKNOWN && it->vt_text ? it->vt_text : s2f_vt_name(it->vt));
     if (it->concept) {
         s2f_sink_putc(s, ' ');
         put_code(s, it->concept);
@@ -254,24 +249,30 @@ static void kv(s2f_sink *s, const char *key, const char *value)
         return;
     s2f_sink_puts(s, key);
     s2f_sink_puts(s, ": ");
-    s2f_sink_puts(s, value);
+    put_text(s, value);
     s2f_sink_putc(s, '\n');
 }
 
 static void kv_uid(s2f_sink *s, const char *key, const char *uid)
 {
     const char *name = uid ? s2f_uid_name(uid) : NULL;
-    if (name)
-        s2f_sink_printf(s, "%s: %s (%s)\n", key, uid, name);
-    else
+    if (name) {
+        s2f_sink_printf(s, "%s: ", key);
+        put_text(s, uid);
+        s2f_sink_printf(s, " (%s)\n", name);
+    } else
         kv(s, key, uid);
 }
 
 static void kv_issuer(s2f_sink *s, const char *key, const s2f_issuer *is)
 {
-    if (is->universal)
-        s2f_sink_printf(s, "%s: %s (%s)\n", key, is->universal,
-                        is->universal_type ? is->universal_type : "no type");
+    if (!is->universal)
+        return;
+    s2f_sink_printf(s, "%s: ", key);
+    put_text(s, is->universal);
+    s2f_sink_puts(s, " (");
+    put_text(s, is->universal_type ? is->universal_type : "no type");
+    s2f_sink_puts(s, ")\n");
 }
 
 static void put_header(s2f_sink *s, const s2f_doc *doc)
