@@ -83,6 +83,20 @@ void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *k
     rid->type = type;
 }
 
+/* M24 amended (issue 10 defect 7): the identity of a resource that outlives one report,
+ * from its business identity, not from the SR (uuid.h). */
+void s2f_fhir_identity_rid(s2f_fhir *f, const char *type, const char *kind, const char *key,
+                           s2f_rid *rid)
+{
+    (void)f;
+    s2f_uuid u;
+    rid->type = type;
+    s2f_uuid_identity(kind, key, &u);
+    s2f_uuid_format(&u, rid->id);
+    memcpy(rid->urn, "urn:uuid:", 9);
+    memcpy(rid->urn + 9, rid->id, sizeof rid->id);
+}
+
 /* Digits of v written backwards, ending at `end`; returns where they start. */
 static char *decimal_before(char *end, uint32_t v)
 {
@@ -447,9 +461,10 @@ static void write_measurement_dependencies(s2f_fhir *f, const s2f_measurement *m
     write_context(f, &m->ctx);
     if (m->algorithm)
         s2f_fhir_write_algorithm(f, m->algorithm);
-    if (m->site.site)
-        write_site(f, &m->site, m->tracking_id ? m->tracking_id : g ? g->tracking_id : NULL,
-                   m->tracking_uid ? m->tracking_uid : g ? g->tracking_uid : NULL);
+    const char *tid, *tuid;
+    const s2f_site *site = s2f_fhir_measurement_site(m, g, &tid, &tuid); /* 10#7 */
+    if (site)
+        write_site(f, site, tid, tuid);
     write_refs(f, m->refs, m->n_refs);
 }
 

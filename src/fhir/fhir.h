@@ -12,8 +12,12 @@
  *
  * Identity (M24): every resource's id is the UUID v5 of the SR SOP Instance UID, a kind and
  * a key (uuid.h): the content item position for resources made from one item, a canonical
- * text of the content for shared ones (a BodyStructure, an algorithm, an observer), so the
- * same SR always gives the same ids, and references can be computed without lookup. The
+ * text of the content for shared ones, so the same SR always gives the same ids, and
+ * references can be computed without lookup. Resources that outlive one report take their
+ * id from their business identity instead, not from the SR (issue 10 defect 7,
+ * resources.c): a lesion's BodyStructure (patient + Tracking UID), a Device (Device UID,
+ * else manufacturer + model + serial; an algorithm: name + version + parameters), a
+ * Practitioner (name + identifier within the role), so a follow-up report updates them. The
  * Bundle entry's fullUrl is "urn:uuid:" + id; a transaction entry is a PUT to Type/id
  * (idempotent: sending the same SR twice creates nothing twice).
  */
@@ -148,6 +152,10 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
 
 /* Fills *rid for (type, kind, key) (M24). Sets f->code on failure. */
 void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid);
+/* The same for a resource that outlives one report (M24 amended, issue 10 defect 7): the
+ * UUID v5 of "kind|key" in the business-identity namespace (uuid.h), not of the SR. */
+void s2f_fhir_identity_rid(s2f_fhir *f, const char *type, const char *kind, const char *key,
+                           s2f_rid *rid);
 /* The key of a content item: its position "1.4.2" (arena string). */
 const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it);
 /* The identity of the Observation made from `it`: (Observation, observation, its key). */
@@ -220,6 +228,12 @@ void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *
                                  const char *tracking_uid, s2f_rid *rid);
 void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                    const char *tracking_uid);
+/* M20/M18 (issue 10 defect 7): the site of a measurement and the tracking ids its
+ * BodyStructure carries: its own site with its own tracking ids; its own site equal to the
+ * group's, or none, the group's site with the group's ids; its own other site without the
+ * group's ids (another structure than the tracked lesion). NULL: no site. */
+const s2f_site *s2f_fhir_measurement_site(const s2f_measurement *m, const s2f_group *g,
+                                          const char **tracking_id, const char **tracking_uid);
 
 /* ---- selections.c ---------------------------------------------------------------------- */
 

@@ -754,21 +754,12 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
     s2f_fhir_begin_entry(f, &rid, derived ? PROFILE_DERIVED : PROFILE_MEASUREMENT);
 
     /* M20: the NUM's own finding site, else its group's. The BodyStructure's tracking ids
-     * (M18): for its own site the NUM's own ones, each else the group's (the tracking id of
-     * a group names the lesion all its measurements are about; convert.c writes the
-     * BodyStructure with the same key); for the group's site the group's. Derived
-     * measurements have no group (M14): only their own site and ids. */
-    const s2f_site *site = NULL;
-    const char *site_tid = NULL, *site_tuid = NULL;
-    if (m->site.site) {
-        site = &m->site;
-        site_tid = m->tracking_id ? m->tracking_id : group ? group->tracking_id : NULL;
-        site_tuid = m->tracking_uid ? m->tracking_uid : group ? group->tracking_uid : NULL;
-    } else if (group && group->site.site) {
-        site = &group->site;
-        site_tid = group->tracking_id;
-        site_tuid = group->tracking_uid;
-    }
+     * (M18, issue 10 defect 7): for its own site its own ones; a site of its own that is not
+     * the group's does not carry the group's ids (no two BodyStructures carry one tracking
+     * identifier); the group's site (or the same site) the group's. convert.c writes the
+     * BodyStructure from the same choice. Derived measurements have no group (M14). */
+    const char *site_tid, *site_tuid;
+    const s2f_site *site = s2f_fhir_measurement_site(m, group, &site_tid, &site_tuid);
     /* the NUM's own tracking ids (TID 300) are identifiers unless its own BodyStructure
      * carries them (M18 decision) */
     int own_ids = (nonempty(m->tracking_id) || nonempty(m->tracking_uid)) &&

@@ -9,9 +9,14 @@
  *   M18  finding-site BodyStructures (dicom-sr-finding-site), one per distinct (site,
  *        laterality, modifier, tracking identifier, tracking UID).
  *
- * Identity (M24): every resource's id is s2f_fhir_rid(kind, key) where the key is a
- * canonical text of the resource's content (the equipment: ""), so equal content gives
- * one resource and references are computed without lookup. A canonical key joins its
+ * Identity (M24 amended, issue 10 defect 7): these resources outlive one report, so their
+ * id comes from their business identity (s2f_fhir_identity_rid, not scoped to the SR): a
+ * tracked lesion from patient + Tracking UID, a Device from its Device UID (else
+ * manufacturer + model + serial), an algorithm from name + version + parameters, a
+ * Practitioner from name + identifier within the role. Without such an identity the id is
+ * s2f_fhir_rid(kind, key) within the SR, the key a canonical text of the content (the
+ * equipment: ""). Equal identities give one resource; references are computed without
+ * lookup. A canonical key joins its
  * fields with '|' (and list members with ';') after escaping '\', '|' and ';' in each
  * field with a backslash, so no two different contents give the same key.
  *
@@ -172,6 +177,214 @@ static const char *body_structure_key(s2f_fhir *f, const s2f_site *site, const c
     return kb_done(&k);
 }
 
+/* ---- business identities (M24 amended, issue 10 defect 7) ------------------------------- */
+
+/* The identity of a shared resource: `shared` when it comes from what the resource is
+ * (the same in every report: s2f_fhir_identity_rid), else scoped to the SR (s2f_fhir_rid).
+ * kind is also the set of s2f_fhir_first_time: the shared kinds below differ from the
+ * SR-scoped S2F_KIND_... ones. key NULL: memory ran out (f->code is set). */
+typedef struct identity {
+    const char *kind, *key;
+    int shared;
+} identity;
+
+#define KIND_ID_DEVICE "id-device"       /* equipment and device observers (one namespace) */
+#define KIND_ID_ALGORITHM "id-algorithm"
+#define KIND_ID_PERSON "id-person"
+#define KIND_ID_LESION "id-lesion"
+
+static void identity_rid(s2f_fhir *f, const char *type, const identity *id, s2f_rid *rid)
+{
+    if (id->shared)
+        s2f_fhir_identity_rid(f, type, id->kind, id->key ? id->key : "", rid);
+    else
+        s2f_fhir_rid(f, type, id->kind, id->key ? id->key : "", rid);
+}
+
+/* A PN without trailing component separators and spaces ("Smith^John^^" = "Smith^John"). */
+static void kb_person_name(keybuf *k, const char *pn)
+{
+    size_t n = pn ? strlen(pn) : 0;
+    while (n && (pn[n - 1] == '^' || pn[n - 1] == ' ' || pn[n - 1] == '='))
+        n--;
+    for (size_t i = 0; i < n; i++) {
+        if (pn[i] == '\\' || pn[i] == '|' || pn[i] == ';')
+            kb_putc(k, '\\');
+        kb_putc(k, pn[i]);
+    }
+}
+
+/* The patient (M4): "issuer system|issuer local|Patient ID"; NULL without a Patient ID
+ * (then no lesion has an identity beyond its report). */
+static const char *patient_key(s2f_fhir *f)
+{
+    const s2f_header *h = f->h;
+    if (!h || !nonempty(h->patient_id))
+        return NULL;
+    int oom = 0;
+    const char *system = s2f_fhir_issuer_system(f->arena, &h->patient_issuer, &oom);
+    if (oom) {
+        fail_oom(f);
+        return NULL;
+    }
+    keybuf k = {f, NULL, 0, 0, 0};
+    kb_field(&k, system);
+    kb_putc(&k, '|');
+    kb_field(&k, h->patient_issuer.local);
+    kb_putc(&k, '|');
+    kb_field(&k, h->patient_id);
+    return kb_done(&k);
+}
+
+/* A physical device: "uid|" + Device UID; without one, "mms|manufacturer|model|serial"
+ * when it has a serial number (manufacturer and model alone name a product, not one
+ * device); else NULL: no identity beyond the report. */
+static const char *device_key(s2f_fhir *f, const char *uid, const char *manufacturer,
+                              const char *model, const char *serial)
+{
+    keybuf k = {f, NULL, 0, 0, 0};
+    if (nonempty(uid)) {
+        kb_field(&k, "uid");
+        kb_putc(&k, '|');
+        kb_field(&k, uid);
+    } else if (nonempty(serial)) {
+        kb_field(&k, "mms");
+        kb_putc(&k, '|');
+        kb_field(&k, manufacturer);
+        kb_putc(&k, '|');
+        kb_field(&k, model);
+        kb_putc(&k, '|');
+        kb_field(&k, serial);
+    } else {
+        return NULL;
+    }
+    return kb_done(&k);
+}
+
+/* M7: the equipment's identity (Device UID (0018,1002), else manufacturer, model, serial
+ * (0008,0070), (0008,1090), (0018,1000)); without either, the one equipment of the SR. */
+static identity equipment_identity(s2f_fhir *f)
+{
+    const s2f_header *h = f->h;
+    const char *key = h ? device_key(f, h->device_uid, h->manufacturer, h->model, h->device_serial)
+                        : NULL;
+    if (key)
+        return (identity){KIND_ID_DEVICE, key, 1};
+    return (identity){S2F_KIND_EQUIPMENT, "", 0};
+}
+
+/* M22: an algorithm is its name, version and parameters (the family only describes it);
+ * without a name and a version, its content within the SR. */
+static identity algorithm_identity(s2f_fhir *f, const s2f_algorithm *a)
+{
+    if (!nonempty(a->name) && !nonempty(a->version))
+        return (identity){S2F_KIND_ALGORITHM, algorithm_key(f, a), 0};
+    keybuf k = {f, NULL, 0, 0, 0};
+    kb_field(&k, a->name);
+    kb_putc(&k, '|');
+    kb_field(&k, a->version);
+    kb_putc(&k, '|');
+    for (size_t i = 0; i < a->n_parameters; i++) {
+        if (i)
+            kb_putc(&k, ';');
+        kb_field(&k, a->parameters[i]);
+    }
+    return (identity){KIND_ID_ALGORITHM, kb_done(&k), 1};
+}
+
+/* M10: a person is the name (PN, trailing separators dropped) and the Identifier within
+ * Person Observer's Role (DCM 128775); a device as device_key; without either, the
+ * observer's content within the SR. */
+static identity observer_identity(s2f_fhir *f, const s2f_observer *o)
+{
+    if (!o->is_device && (nonempty(o->person_name) || nonempty(o->person_id))) {
+        keybuf k = {f, NULL, 0, 0, 0};
+        kb_person_name(&k, o->person_name);
+        kb_putc(&k, '|');
+        kb_field(&k, o->person_id);
+        return (identity){KIND_ID_PERSON, kb_done(&k), 1};
+    }
+    if (o->is_device) {
+        const char *key = device_key(f, o->device_uid, o->device_manufacturer, o->device_model,
+                                     o->device_serial);
+        if (key)
+            return (identity){KIND_ID_DEVICE, key, 1};
+    }
+    return (identity){o->is_device ? S2F_KIND_PARTICIPANT_DEVICE : S2F_KIND_PRACTITIONER,
+                      observer_key(f, o), 0};
+}
+
+/* M18: a lesion followed across reports is the patient and its Tracking UID (DCM 112040);
+ * a Tracking Identifier alone (DCM 112039, a label: two lesions of one patient may carry
+ * "Lesion 1" in unrelated reports) identifies it within the SR only; so no two
+ * BodyStructures of a Bundle carry one tracking identifier. An untracked site (with its
+ * laterality or modifier) is that structure of the patient: patient + the site's content.
+ * Without a Patient ID, everything is scoped to the SR. */
+static identity body_structure_identity(s2f_fhir *f, const s2f_site *site,
+                                        const char *tracking_id, const char *tracking_uid)
+{
+    keybuf k = {f, NULL, 0, 0, 0};
+    const char *patient = patient_key(f);
+    if (!running(f))
+        return (identity){S2F_KIND_BODY_STRUCTURE, NULL, 0};
+    if (nonempty(tracking_uid)) {
+        kb_field(&k, "uid");
+        kb_putc(&k, '|');
+        kb_field(&k, patient);
+        kb_putc(&k, '|');
+        kb_field(&k, tracking_uid);
+        return (identity){patient ? KIND_ID_LESION : S2F_KIND_BODY_STRUCTURE, kb_done(&k),
+                          patient != NULL};
+    }
+    if (nonempty(tracking_id)) {
+        kb_field(&k, "id");
+        kb_putc(&k, '|');
+        kb_field(&k, tracking_id);
+        return (identity){S2F_KIND_BODY_STRUCTURE, kb_done(&k), 0};
+    }
+    kb_field(&k, "site");
+    kb_putc(&k, '|');
+    kb_field(&k, patient);
+    kb_putc(&k, '|');
+    kb_field(&k, body_structure_key(f, site, NULL, NULL));
+    return (identity){patient ? KIND_ID_LESION : S2F_KIND_BODY_STRUCTURE, kb_done(&k),
+                      patient != NULL};
+}
+
+static int same_code(const s2f_codeval *a, const s2f_codeval *b)
+{
+    if (!a || !b)
+        return a == b;
+    return !strcmp(a->value ? a->value : "", b->value ? b->value : "") &&
+           !strcmp(a->scheme ? a->scheme : "", b->scheme ? b->scheme : "");
+}
+
+static int same_site(const s2f_site *a, const s2f_site *b)
+{
+    return same_code(a->site, b->site) && same_code(a->laterality, b->laterality) &&
+           same_code(a->modifier, b->modifier);
+}
+
+const s2f_site *s2f_fhir_measurement_site(const s2f_measurement *m, const s2f_group *g,
+                                          const char **tracking_id, const char **tracking_uid)
+{
+    *tracking_id = *tracking_uid = NULL;
+    if (m->site.site) {
+        if (nonempty(m->tracking_id) || nonempty(m->tracking_uid)) {
+            *tracking_id = m->tracking_id;
+            *tracking_uid = m->tracking_uid;
+            return &m->site;
+        }
+        if (!g || !g->site.site || !same_site(&m->site, &g->site))
+            return &m->site; /* another structure than the group's lesion: not its ids */
+    } else if (!g || !g->site.site) {
+        return NULL;
+    }
+    *tracking_id = g->tracking_id;
+    *tracking_uid = g->tracking_uid;
+    return &g->site;
+}
+
 /* ---- small writers ---------------------------------------------------------------------- */
 
 /* An Identifier { system urn:dicom:uid, value urn:oid:UID } as an array element. */
@@ -239,7 +452,8 @@ static void trim(const char **p, size_t *n)
 
 void s2f_fhir_equipment_rid(s2f_fhir *f, s2f_rid *rid)
 {
-    s2f_fhir_rid(f, "Device", S2F_KIND_EQUIPMENT, "", rid);
+    identity id = equipment_identity(f);
+    identity_rid(f, "Device", &id, rid);
 }
 
 /* M7 version = Software Versions (0018,1020): one version entry per value of the
@@ -344,11 +558,14 @@ static void write_udi(s2f_fhir *f)
 
 void s2f_fhir_write_equipment(s2f_fhir *f)
 {
-    if (!running(f) || !s2f_fhir_first_time(f, S2F_KIND_EQUIPMENT, ""))
+    if (!running(f))
+        return;
+    identity id = equipment_identity(f);
+    if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     const s2f_header *h = f->h;
     s2f_rid rid;
-    s2f_fhir_equipment_rid(f, &rid);
+    identity_rid(f, "Device", &id, &rid);
     if (!running(f))
         return;
     s2f_fhir_begin_entry(f, &rid, S2F_PROFILE_BASE "dicom-general-equipment");
@@ -376,19 +593,19 @@ void s2f_fhir_write_equipment(s2f_fhir *f)
 
 void s2f_fhir_algorithm_rid(s2f_fhir *f, const s2f_algorithm *a, s2f_rid *rid)
 {
-    const char *key = algorithm_key(f, a);
-    s2f_fhir_rid(f, "Device", S2F_KIND_ALGORITHM, key ? key : "", rid);
+    identity id = algorithm_identity(f, a);
+    identity_rid(f, "Device", &id, rid);
 }
 
 void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
 {
     if (!running(f) || !a)
         return;
-    const char *key = algorithm_key(f, a);
-    if (!key || !s2f_fhir_first_time(f, S2F_KIND_ALGORITHM, key))
+    identity id = algorithm_identity(f, a);
+    if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     s2f_rid rid, eq;
-    s2f_fhir_rid(f, "Device", S2F_KIND_ALGORITHM, key, &rid);
+    identity_rid(f, "Device", &id, &rid);
     s2f_fhir_equipment_rid(f, &eq);
     if (!running(f))
         return;
@@ -449,12 +666,17 @@ void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
 
 /* ---- M10: observers ------------------------------------------------------------------- */
 
-/* A device observer whose UID is the equipment's Device UID (0018,1002) is the M7 device
- * ("not created twice"): its identity is the equipment's and nothing more is written. */
-static int is_equipment(const s2f_fhir *f, const s2f_observer *o)
+/* A device observer whose UID is the equipment's Device UID (0018,1002), or whose device
+ * identity is the equipment's, is the M7 device ("not created twice"): its identity is the
+ * equipment's and nothing more is written. */
+static int is_equipment(s2f_fhir *f, const s2f_observer *o)
 {
-    return o->is_device && nonempty(o->device_uid) && f->h && nonempty(f->h->device_uid) &&
-           strcmp(o->device_uid, f->h->device_uid) == 0;
+    if (!o->is_device)
+        return 0;
+    if (nonempty(o->device_uid) && f->h && nonempty(f->h->device_uid))
+        return strcmp(o->device_uid, f->h->device_uid) == 0;
+    identity eq = equipment_identity(f), me = observer_identity(f, o);
+    return eq.shared && me.shared && eq.key && me.key && !strcmp(eq.key, me.key);
 }
 
 void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid)
@@ -463,10 +685,8 @@ void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid)
         s2f_fhir_equipment_rid(f, rid);
         return;
     }
-    const char *key = observer_key(f, o);
-    s2f_fhir_rid(f, o->is_device ? "Device" : "Practitioner",
-                 o->is_device ? S2F_KIND_PARTICIPANT_DEVICE : S2F_KIND_PRACTITIONER, key ? key : "",
-                 rid);
+    identity id = observer_identity(f, o);
+    identity_rid(f, o->is_device ? "Device" : "Practitioner", &id, rid);
 }
 
 /* Writes the n bytes at p (trimmed) as a string array element when not empty. */
@@ -550,12 +770,11 @@ void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o)
 {
     if (!running(f) || !o || is_equipment(f, o))
         return;
-    const char *key = observer_key(f, o);
-    const char *kind = o->is_device ? S2F_KIND_PARTICIPANT_DEVICE : S2F_KIND_PRACTITIONER;
-    if (!key || !s2f_fhir_first_time(f, kind, key))
+    identity id = observer_identity(f, o);
+    if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     s2f_rid rid;
-    s2f_fhir_rid(f, o->is_device ? "Device" : "Practitioner", kind, key, &rid);
+    identity_rid(f, o->is_device ? "Device" : "Practitioner", &id, &rid);
     if (!running(f))
         return;
     if (!o->is_device) {
@@ -563,6 +782,16 @@ void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o)
          * Organization Name (121009) has no place on Practitioner (it would need a
          * PractitionerRole) and is not written. */
         s2f_fhir_begin_entry(f, &rid, S2F_PROFILE_BASE "dicom-participant-person");
+        if (nonempty(o->person_id)) {
+            /* Identifier within Person Observer's Role (DCM 128775, TID 1003) */
+            s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("identifier"));
+            s2f_json_begin_object(f->json);
+            s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "128775",
+                                    "Identifier within Person Observer's Role");
+            s2f_json_kv_string(f->json, "value", o->person_id);
+            s2f_json_end_object(f->json);
+            s2f_json_end_array(f->json);
+        }
         if (nonempty(o->person_name))
             write_person_name(f, o->person_name);
         s2f_fhir_end_entry(f, &rid);
@@ -601,8 +830,8 @@ int s2f_fhir_has_body_structure(const s2f_site *site, const char *tracking_id,
 void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                  const char *tracking_uid, s2f_rid *rid)
 {
-    const char *key = body_structure_key(f, site, tracking_id, tracking_uid);
-    s2f_fhir_rid(f, "BodyStructure", S2F_KIND_BODY_STRUCTURE, key ? key : "", rid);
+    identity id = body_structure_identity(f, site, tracking_id, tracking_uid);
+    identity_rid(f, "BodyStructure", &id, rid);
 }
 
 void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
@@ -611,11 +840,11 @@ void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char
     /* M25: R4 Observation has no bodyStructure element, so the resource would be orphaned. */
     if (!running(f) || f->opt.r4 || !s2f_fhir_has_body_structure(site, tracking_id, tracking_uid))
         return;
-    const char *key = body_structure_key(f, site, tracking_id, tracking_uid);
-    if (!key || !s2f_fhir_first_time(f, S2F_KIND_BODY_STRUCTURE, key))
+    identity id = body_structure_identity(f, site, tracking_id, tracking_uid);
+    if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     s2f_rid rid;
-    s2f_fhir_rid(f, "BodyStructure", S2F_KIND_BODY_STRUCTURE, key, &rid);
+    identity_rid(f, "BodyStructure", &id, &rid);
     if (!running(f))
         return;
     s2f_fhir_begin_entry(f, &rid, S2F_PROFILE_BASE "dicom-sr-finding-site");

@@ -15,6 +15,10 @@
 const s2f_uuid s2f_uuid_ns_sr2fhir = {{0xdc, 0xd7, 0x6a, 0x05, 0x17, 0x92, 0x59, 0x39,
                                        0x89, 0x29, 0x0f, 0x25, 0x73, 0xfd, 0xfc, 0xd9}};
 
+/* uuid5(s2f_uuid_ns_sr2fhir, "business-identity") = 13bb7e49-47a9-51cf-9c21-2daf954052bc */
+const s2f_uuid s2f_uuid_ns_identity = {{0x13, 0xbb, 0x7e, 0x49, 0x47, 0xa9, 0x51, 0xcf,
+                                        0x9c, 0x21, 0x2d, 0xaf, 0x95, 0x40, 0x52, 0xbc}};
+
 typedef struct part {
     const void *p;
     size_t n;
@@ -158,4 +162,11 @@ void s2f_uuid_scope_id(const s2f_uuid_scope *sc, const char *kind, const char *k
     s2f_sha1_update(&sha, "|", 1);
     s2f_sha1_update(&sha, y, strlen(y));
     finish_v5(&sha, out);
+}
+
+void s2f_uuid_identity(const char *kind, const char *key, s2f_uuid *out)
+{
+    const char *k = kind ? kind : "", *y = key ? key : "";
+    part parts[3] = {{k, strlen(k)}, {"|", 1}, {y, strlen(y)}};
+    v5_parts(&s2f_uuid_ns_identity, parts, 3, out);
 }

@@ -45,6 +45,18 @@ typedef struct s2f_uuid {
 /* The project's namespace, dcd76a05-1792-5939-8929-0f2573fdfcd9 (see above). */
 extern const s2f_uuid s2f_uuid_ns_sr2fhir;
 
+/*
+ * Business identities (M24 amended, issue 10 defect 7). A resource that outlives one report
+ * (a lesion's BodyStructure, a Device, a Practitioner) takes its id from what it is, not
+ * from the SR: v5 in the namespace s2f_uuid_ns_identity of "<kind>|<key>", the key a
+ * canonical text of the business identity (patient + Tracking UID, Device UID, ...). The
+ * namespace differs from s2f_uuid_ns_sr2fhir, so no such id equals an id scoped to one SR.
+ * s2f_uuid_ns_identity = uuid5(s2f_uuid_ns_sr2fhir, "business-identity")
+ *                      = 13bb7e49-47a9-51cf-9c21-2daf954052bc (hard-coded; never change it).
+ */
+extern const s2f_uuid s2f_uuid_ns_identity;
+void s2f_uuid_identity(const char *kind, const char *key, s2f_uuid *out);
+
 /* UUID v5 of the n bytes at `name` (may be NULL when n is 0) in namespace `ns`. */
 s2f_code s2f_uuid_v5(const s2f_uuid *ns, const void *name, size_t n, s2f_uuid *out);
 

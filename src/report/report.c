@@ -58,6 +58,8 @@ static const concept C_OBSERVER_TYPE = {"121005", "DCM", NULL};
 static const concept C_DEVICE = {"121007", "DCM", NULL};
 static const concept C_PERSON_NAME = {"121008", "DCM", NULL};
 static const concept C_PERSON_ORGANIZATION = {"121009", "DCM", NULL};
+static const concept C_PERSON_ROLE_IN_PROCEDURE = {"121011", "DCM", NULL};
+static const concept C_PERSON_ID_IN_ROLE = {"128775", "DCM", NULL};
 static const concept C_DEVICE_UID = {"121012", "DCM", NULL};
 static const concept C_DEVICE_NAME = {"121013", "DCM", NULL};
 static const concept C_DEVICE_MANUFACTURER = {"121014", "DCM", NULL};
@@ -174,6 +176,18 @@ static const s2f_codeval *code_of(const s2f_item *it)
 
 /* ---- observation context (M9, M10, PS3.3 C.17.5) ------------------------------------- */
 
+/* TID 1003: Identifier within Person Observer's Role (DCM 128775), a HAS CONCEPT MOD child
+ * of Person Observer's Role in this Procedure (DCM 121011); NULL when absent. */
+static const char *person_id_in_role(const s2f_item *role)
+{
+    for (uint32_t i = 0; i < role->n_children; i++) {
+        const s2f_item *c = role->children[i];
+        if (!c->by_reference && named(c, &C_PERSON_ID_IN_ROLE) && text_of(c) && *text_of(c))
+            return text_of(c);
+    }
+    return NULL;
+}
+
 static void set_observer_field(s2f_observer *o, const s2f_item *it)
 {
     const char *t = text_of(it);
@@ -181,6 +195,8 @@ static void set_observer_field(s2f_observer *o, const s2f_item *it)
         o->person_name = t;
     else if (named(it, &C_PERSON_ORGANIZATION))
         o->organization = t;
+    else if (named(it, &C_PERSON_ROLE_IN_PROCEDURE))
+        o->person_id = person_id_in_role(it);
     else if (named(it, &C_DEVICE_UID))
         o->device_uid = t;
     else if (named(it, &C_DEVICE_NAME))

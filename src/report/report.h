@@ -23,6 +23,8 @@ typedef struct s2f_observer {
     int is_device;
     const char *person_name;          /* DCM 121008, PN text */
     const char *organization;         /* DCM 121009 */
+    const char *person_id;            /* DCM 128775 Identifier within Person Observer's
+                                         Role (under 121011), issue 10 defect 7 */
     const char *device_uid;           /* DCM 121012 */
     const char *device_name;          /* DCM 121013 */
     const char *device_manufacturer;  /* DCM 121014 */

@@ -165,6 +165,98 @@ test("10#6 M22/M10 device observer (TID 1004) is the device of the Observations 
 test("10#6 M22/M10 the same in R4 (M25)", t_device_observer("--fhir-version", "R4"))
 
 
+# ---- 10#7 ---------------------------------------------------------------------------
+def ids_by(b, rtype, profile=None):
+    return sorted(r["id"] for r in b.of(rtype, profile))
+
+
+def t_same_ids(*opts):
+    def run():
+        a, c = bundle("identity_a", *opts), bundle("identity_b", *opts)
+        kinds = [("Device", "algorithm-identification"), ("Device", "dicom-participant-device"),
+                 ("Device", "dicom-general-equipment"), ("Practitioner", None)]
+        if not opts:
+            kinds.append(("BodyStructure", None))
+        for rtype, prof in kinds:
+            ia = ids_by(a, rtype, prof if not opts else None)
+            ib = ids_by(c, rtype, prof if not opts else None)
+            assert ia, "no %s %s" % (rtype, prof or "")
+            eq(ib, ia, "%s %s ids of the follow-up" % (rtype, prof or ""))
+        ea = {e["resource"]["id"]: e for e in a.entries}
+        for e in c.entries:
+            r = e["resource"]
+            if r["resourceType"] in ("Device", "Practitioner", "BodyStructure"):
+                eq(e["fullUrl"], ea[r["id"]]["fullUrl"], "fullUrl of %s/%s" % (r["resourceType"], r["id"]))
+                eq(e["request"], ea[r["id"]]["request"], "request of %s/%s" % (r["resourceType"], r["id"]))
+        oa, ob = set(ids_by(a, "Observation")), set(ids_by(c, "Observation"))
+        assert oa and not oa & ob, "the two reports share Observation ids"
+    return run
+
+
+test("10#7 M24 a follow-up SR (other SOP Instance UID) about the same lesion, algorithm and "
+     "observers: the same BodyStructure, Device and Practitioner ids, fullUrls and PUTs; "
+     "its own Observations (R5)", t_same_ids())
+test("10#7 M24 the same Device and Practitioner ids in R4 (M25)",
+     t_same_ids("--fhir-version", "R4"))
+
+
+def business_ids(r):
+    """(type, system, value) of each identifier of r."""
+    out_ = []
+    for i in r.get("identifier", []):
+        t = tuple((c.get("system"), c.get("code")) for c in i.get("type", {}).get("coding", []))
+        out_.append((t, i.get("system"), i.get("value")))
+    return out_
+
+
+def t_num_site():
+    b = bundle("identity_a")
+    g = group_named(b, "Target lesion 1")
+    lesion = b.refs(g, "bodyStructure")
+    eq(len(lesion), 1, "the group's BodyStructure")
+    lesion = lesion[0]
+    tracked = [i.get("value") for i in lesion.get("identifier", [])]
+    eq(tracked, ["Target lesion 1", "urn:oid:" + TRACK_UID], "the lesion's identifiers")
+    vol = [m for m in b.refs(g, "hasMember") if value(m) == 2.5][0]
+    own = b.refs(vol, "bodyStructure")
+    eq(len(own), 1, "the NUM's own BodyStructure (Lung, left)")
+    assert own[0] is not lesion, "the NUM's own site is filed under the lesion's BodyStructure"
+    eq(own[0].get("identifier", []), [], "identifiers of the NUM's own site's BodyStructure")
+    eq([c.get("code") for s in own[0]["includedStructure"] for c in s["structure"]["coding"]],
+       ["39607008"], "the NUM's own site")
+
+
+test("10#7 M18 a NUM-level finding site inside a group with tracking ids is a "
+     "BodyStructure of its own without the group's tracking identifiers", t_num_site)
+
+
+def t_unique_business_ids():
+    for name in ("identity_a", "identity_b", "identity_device"):
+        b = bundle(name)
+        seen = {}
+        for r in b.resources:
+            if r["resourceType"] == "Observation":
+                continue
+            for k in business_ids(r):
+                other = seen.setdefault(k, r)
+                assert other is r, "%s: %s/%s and %s/%s both carry identifier %r" % (
+                    name, other["resourceType"], other["id"], r["resourceType"], r["id"], k)
+
+
+test("10#7 M24 no two resources of a Bundle carry one business identifier", t_unique_business_ids)
+
+
+def t_distinct_reports_distinct_lesions():
+    a, d = bundle("identity_a"), bundle("identity_device")
+    assert not set(ids_by(a, "Practitioner")) & set(ids_by(d, "Practitioner")), \
+        "different persons share a Practitioner id"
+    eq(set(ids_by(a, "Device", "dicom-participant-device")),
+       set(ids_by(d, "Device", "dicom-participant-device")), "one device observer, one id")
+
+
+test("10#7 M24 different observers keep different ids; the same device observer in "
+     "another report has the same id", t_distinct_reports_distinct_lesions)
+
 VALIDATE = os.path.join(SHARED, "tools/fhir-validate/validate.sh")
 if not os.path.exists(VALIDATE):
     out("SKIP identity fhir-validate: %s not found (../shared beside the checkout)" % VALIDATE)

@@ -307,8 +307,25 @@ TEST(scope_ids_equal_one_shot_ids)
     }
 }
 
+/* M24 amended (issue 10 defect 7): the business-identity namespace is
+ * uuid5(s2f_uuid_ns_sr2fhir, "business-identity"), and an identity is v5 of "kind|key" in
+ * it (Python: uuid.uuid5(NS, "device|uid|1.2.3")). */
+TEST(identity_namespace_and_vector)
+{
+    s2f_uuid u;
+    char s[S2F_UUID_STR_SIZE];
+    CHECK(s2f_uuid_v5(&s2f_uuid_ns_sr2fhir, "business-identity", 17, &u) == S2F_OK);
+    CHECK(memcmp(u.b, s2f_uuid_ns_identity.b, 16) == 0);
+    s2f_uuid_format(&s2f_uuid_ns_identity, s);
+    CHECK_STR(s, "13bb7e49-47a9-51cf-9c21-2daf954052bc");
+    s2f_uuid_identity("device", "uid|1.2.3", &u);
+    s2f_uuid_format(&u, s);
+    CHECK_STR(s, "024c7dbb-5677-53f8-8520-39e10fd15f3d");
+}
+
 int main(void)
 {
+    RUN(identity_namespace_and_vector);
     RUN(scope_ids_equal_one_shot_ids);
     RUN(rfc_vector_dns_www_example_com);
     RUN(python_vectors);
