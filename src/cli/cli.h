@@ -28,9 +28,13 @@ const char *cli_escaped(const char *text, char *buf, size_t cap);
 /* 1 when z is a --timezone value: +HHMM or -HHMM, at most +-14:59 (M9). */
 int cli_valid_zone(const char *z);
 
-/* The inputs of a command (inputs.c): files, and folders expanded recursively. */
+/* The inputs of a command (inputs.c): files, and folders expanded recursively, each folder
+ * read once (issue 9 #4). root_len[i] is 0 for a file named on the command line, else the
+ * length of the folder argument's prefix of v[i] up to and with its '/': v[i] + root_len[i]
+ * is the path inside that folder (issue 9 #3: outputs mirror it). */
 typedef struct cli_inputs {
     char **v;
+    size_t *root_len;
     size_t n, cap;
 } cli_inputs;
 

@@ -2,9 +2,16 @@
  * inputs.c - the input list of `convert` and `send`: command-line arguments with folders
  * expanded recursively (regular files, name order within each folder, hidden entries
  * skipped), "-" kept as standard input.
+ *
+ * Issue 9 defect 4: symbolic links are followed, but each folder (device + inode) is read
+ * once: a link back to a folder already read (a loop, or a second way to the same folder)
+ * is skipped with one warning line, so a self-link neither recurses without end nor
+ * converts a file twice. Depth and the number of folders are bounded (CLI_MAX_DEPTH,
+ * CLI_MAX_FOLDERS), with a warning when a bound is reached.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +19,75 @@
 
 #include "cli.h"
 
-static int add_input(cli_inputs *in, const char *path)
+#define CLI_MAX_DEPTH 64
+#define CLI_MAX_FOLDERS 1000000
+
+/* The folders read so far, by device and inode: an open-addressing set. */
+typedef struct folder_id {
+    dev_t dev;
+    ino_t ino;
+    char *path; /* where it was first read (a copy) */
+    int used;
+} folder_id;
+
+typedef struct walk {
+    cli_inputs *in;
+    folder_id *seen;
+    size_t n_seen, cap_seen;
+    int limit_warned;
+} walk;
+
+static size_t id_hash(dev_t dev, ino_t ino)
+{
+    uint64_t h = ((uint64_t)dev * 0x9E3779B97F4A7C15u) ^ ((uint64_t)ino * 0xC2B2AE3D27D4EB4Fu);
+    return (size_t)(h ^ (h >> 29));
+}
+
+static folder_id *find_slot(folder_id *set, size_t cap, dev_t dev, ino_t ino)
+{
+    size_t i = id_hash(dev, ino) & (cap - 1);
+    while (set[i].used && !(set[i].dev == dev && set[i].ino == ino))
+        i = (i + 1) & (cap - 1);
+    return &set[i];
+}
+
+static int grow_seen(walk *w)
+{
+    size_t cap = w->cap_seen ? w->cap_seen * 2 : 64;
+    folder_id *set = calloc(cap, sizeof *set);
+    if (!set)
+        return 0;
+    for (size_t i = 0; i < w->cap_seen; i++)
+        if (w->seen[i].used)
+            *find_slot(set, cap, w->seen[i].dev, w->seen[i].ino) = w->seen[i];
+    free(w->seen);
+    w->seen = set;
+    w->cap_seen = cap;
+    return 1;
+}
+
+/* Marks the folder read; NULL when it is new, else where it was read first. *oom on
+ * memory failure. */
+static const char *visit(walk *w, const struct stat *st, const char *path, int *oom)
+{
+    if ((w->n_seen + 1) * 2 > w->cap_seen && !grow_seen(w)) {
+        *oom = 1;
+        return NULL;
+    }
+    folder_id *slot = find_slot(w->seen, w->cap_seen, st->st_dev, st->st_ino);
+    if (slot->used)
+        return slot->path;
+    char *copy = strdup(path);
+    if (!copy) {
+        *oom = 1;
+        return NULL;
+    }
+    *slot = (folder_id){st->st_dev, st->st_ino, copy, 1};
+    w->n_seen++;
+    return NULL;
+}
+
+static int add_input(cli_inputs *in, const char *path, size_t root_len)
 {
     if (in->n == in->cap) {
         size_t cap = in->cap ? in->cap * 2 : 16;
@@ -20,11 +95,15 @@ static int add_input(cli_inputs *in, const char *path)
         if (!p)
             return 0;
         in->v = p;
+        size_t *r = realloc(in->root_len, cap * sizeof *r);
+        if (!r)
+            return 0;
+        in->root_len = r;
         in->cap = cap;
     }
     if (!(in->v[in->n] = strdup(path)))
         return 0;
-    in->n++;
+    in->root_len[in->n++] = root_len;
     return 1;
 }
 
@@ -33,34 +112,87 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Adds the regular files under dir, recursively, in name order; 0 when memory ran out. */
-static int add_folder(cli_inputs *in, const char *dir, int depth)
+/* The visible entry names of dir, sorted; NULL with *n = 0 when it cannot be read (said). */
+static char **read_names(const char *dir, size_t *n, int *oom)
 {
-    if (depth > 64)
-        return 1;
     DIR *d = opendir(dir);
+    *n = 0;
     if (!d) {
         cli_error(dir, S2F_EIO, "cannot open folder: %s", strerror(errno));
-        return 1;
+        return NULL;
     }
-    size_t first = in->n;
+    char **names = NULL;
+    size_t cap = 0;
     struct dirent *de;
-    int ok = 1;
-    while (ok && (de = readdir(d))) {
+    while ((de = readdir(d))) {
         if (de->d_name[0] == '.')
             continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode))
-            ok = add_folder(in, path, depth + 1);
-        else if (S_ISREG(st.st_mode))
-            ok = add_input(in, path);
+        if (*n == cap) {
+            char **p = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof *p);
+            if (!p)
+                break;
+            names = p;
+        }
+        if (!(names[*n] = strdup(de->d_name)))
+            break;
+        (*n)++;
     }
+    if (de)
+        *oom = 1;
     closedir(d);
-    qsort(in->v + first, in->n - first, sizeof *in->v, by_name);
+    if (*n)
+        qsort(names, *n, sizeof *names, by_name);
+    return names;
+}
+
+static int add_folder(walk *w, const char *dir, size_t root_len, int depth);
+
+/* One entry of a folder: a file is added, a folder read unless it was read already. */
+static int add_entry(walk *w, const char *path, size_t root_len, int depth)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 1; /* a dangling link, or gone since the listing */
+    if (S_ISREG(st.st_mode))
+        return add_input(w->in, path, root_len);
+    if (!S_ISDIR(st.st_mode))
+        return 1;
+    int oom = 0;
+    const char *first = visit(w, &st, path, &oom);
+    if (oom)
+        return 0;
+    if (first) {
+        cli_error(path, 0, "warning: the folder %s was read already (a symbolic link loop, or a "
+                  "second link to it): skipped", first);
+        return 1;
+    }
+    if (depth >= CLI_MAX_DEPTH || w->n_seen > CLI_MAX_FOLDERS) {
+        if (!w->limit_warned++)
+            cli_error(path, 0, "warning: more than %d folders deep or %d folders: not read",
+                      CLI_MAX_DEPTH, CLI_MAX_FOLDERS);
+        return 1;
+    }
+    return add_folder(w, path, root_len, depth + 1);
+}
+
+/* Adds the regular files under dir, recursively, in name order; 0 when memory ran out. */
+static int add_folder(walk *w, const char *dir, size_t root_len, int depth)
+{
+    size_t n;
+    int oom = 0;
+    char **names = read_names(dir, &n, &oom);
+    int ok = !oom;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096];
+        int len = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (ok && len > 0 && (size_t)len < sizeof path)
+            ok = add_entry(w, path, root_len, depth);
+        else if (ok)
+            cli_error(dir, 0, "warning: a name in this folder makes a path of over %zu bytes: "
+                      "skipped", sizeof path - 1);
+        free(names[i]);
+    }
+    free(names);
     return ok;
 }
 
@@ -70,16 +202,38 @@ int cli_is_folder(const char *path)
     return strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* A folder named on the command line: read unless it was read already. */
+static int add_root(walk *w, const char *dir)
+{
+    struct stat st;
+    int oom = 0;
+    const char *first = stat(dir, &st) == 0 ? visit(w, &st, dir, &oom) : NULL;
+    if (oom)
+        return 0;
+    if (first) {
+        cli_error(dir, 0, "warning: the folder %s was read already: skipped", first);
+        return 1;
+    }
+    size_t root_len = strlen(dir);
+    while (root_len > 1 && dir[root_len - 1] == '/')
+        root_len--;
+    return add_folder(w, dir, root_len + 1, 0);
+}
+
 int cli_inputs_collect(cli_inputs *in, char **args, int n, int *any_folder)
 {
-    for (int i = 0; i < n; i++) {
+    walk w = {.in = in};
+    int ok = 1;
+    for (int i = 0; ok && i < n; i++) {
         int folder = cli_is_folder(args[i]);
         if (any_folder)
             *any_folder |= folder;
-        if (!(folder ? add_folder(in, args[i], 0) : add_input(in, args[i])))
-            return 0;
+        ok = folder ? add_root(&w, args[i]) : add_input(in, args[i], 0);
     }
-    return 1;
+    for (size_t i = 0; i < w.cap_seen; i++)
+        free(w.seen[i].path);
+    free(w.seen);
+    return ok;
 }
 
 void cli_inputs_free(cli_inputs *in)
@@ -87,5 +241,6 @@ void cli_inputs_free(cli_inputs *in)
     for (size_t i = 0; i < in->n; i++)
         free(in->v[i]);
     free(in->v);
+    free(in->root_len);
     memset(in, 0, sizeof *in);
 }

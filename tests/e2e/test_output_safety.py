@@ -125,6 +125,48 @@ def t8_dump_file_line():
     assert b"a\\x1B]0;t\\x07b.dcm" in o, "the File: line is not escaped"
 
 
+# --- 9#4: symbolic link loops in input folders ------------------------------------------
+def loop_folder(name, links):
+    d = fresh(name)
+    write(d + "/in/a.dcm", fixture())
+    write(d + "/in/sub/b.dcm", fixture())
+    for link, target in links:
+        os.symlink(target, d + "/in/" + link)
+    return d
+
+
+def t4_two_self_links():
+    d = loop_folder("loop2", [("s1", "."), ("s2", "."), ("sub/up", "..")])
+    try:
+        rc, o, e = run("convert", "-o", d + "/out", d + "/in", timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("convert did not finish: it recursed through the links")
+    assert rc == 0, "exit %d: %r" % (rc, e[-300:])
+    assert b"2 files: 2 converted, 0 failed" in e, "not each file once: %r" % e[-300:]
+    warnings = [l for l in e.split(b"\n") if b"read already" in l]
+    assert len(warnings) == 3, "one warning per looping link expected: %r" % e
+    one_line_messages(e, "convert")
+
+
+def t4_self_link_converts_once():
+    d = loop_folder("loop1", [("self", ".")])
+    rc, o, e = run("convert", "-q", "-o", d + "/out.ndjson", d + "/in", timeout=30)
+    assert rc == 0, "exit %d: %r" % (rc, e[-300:])
+    lines = open(d + "/out.ndjson", "rb").read().count(b"\n")
+    assert lines == 2, "%d Bundles written for 2 files" % lines
+
+
+def t4_send_follows_once():
+    d = loop_folder("loop3", [("s1", "."), ("s2", ".")])
+    try:
+        rc, o, e = run("send", "--server", "http://127.0.0.1:9/", "--retries", "0", d + "/in",
+                       timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("send did not finish: it recursed through the links")
+    assert b"sr2fhir: 2 files:" in e, "send did not list each file once: %r" % e[-300:]
+    assert e.count(b"read already") == 2, "no loop warnings: %r" % e[-300:]
+
+
 def main():
     if not os.path.exists(SR2FHIR):
         out("SKIP output-safety: %s is not built" % SR2FHIR)
@@ -141,6 +183,9 @@ def main():
     test("9#8:relationship-type-newline-escaped-in-dump", t8_relationship_newline)
     test("9#8:folder-file-name-escaped", t8_folder_file_name)
     test("9#8:dump-file-line-escaped", t8_dump_file_line)
+    test("9#4:two-self-links-each-folder-once", t4_two_self_links)
+    test("9#4:self-link-converts-each-file-once", t4_self_link_converts_once)
+    test("9#4:send-reads-each-folder-once", t4_send_follows_once)
     shutil.rmtree(TMP, ignore_errors=True)
     return 1 if nfail else 0
 
