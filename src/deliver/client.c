@@ -337,10 +337,11 @@ static s2f_code check_identifier(const char *type, const char *system, const cha
                                  s2f_error *err)
 {
     size_t n = strlen(value), ns = system ? strlen(system) : 0;
+    size_t own = !strncmp(value, "urn:oid:", 8) ? n - 8 : n; /* a UID's prefix is ours (M5) */
     char head[48];
-    if (n > MAX_IDENTIFIER)
+    if (own > MAX_IDENTIFIER)
         return s2f_fail(err, S2F_ELIMIT, "the identifier to search the %s by is %zu characters "
-                        "long (\"%s\"), more than the %d accepted: not searched", type, n,
+                        "long (\"%s\"), more than the %d accepted: not searched", type, own,
                         s2f_escape_text(value, n, head, 24), MAX_IDENTIFIER);
     if (2 * 3 * (n + ns) + strlen(type) + 32 > MAX_SEARCH_URL)
         return s2f_fail(err, S2F_ELIMIT, "the identifier system to search the %s by is %zu "

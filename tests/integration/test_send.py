@@ -1186,6 +1186,19 @@ def _hostile_cases(stub, base):
         eq(len(searched), 1, "Patient searches (only the valid SR's)")
         eq(sorted(a.get("outcome") for a in r.audit), ["delivered", "failed"], "audit outcomes")
 
+    def t_longest_identifiers():
+        uid = (R + ".1.") + "9" * (64 - len(R) - 3)           # a 64-character UID
+        good = make_sr(44, pid="Q" * 64, study=uid)
+        stub.reset()
+        r = send("--server", base, good)
+        assert r.rc == 0, r.what()
+        got = {q.path.rsplit("/", 1)[-1]: dict(urllib.parse.parse_qsl(q.query))
+               for q in stub.requests if q.method == "GET" and q.query}
+        eq(got.get("Patient", {}).get("identifier"), "urn:oid:%s|%s" % (ISSUER, "Q" * 64),
+           "Patient search")
+        eq(got.get("ImagingStudy", {}).get("identifier"), "urn:dicom:uid|urn:oid:" + uid,
+           "ImagingStudy search")
+
     def t_retry_after_beyond(args, header, seconds):
         def run():
             stub.reset([answer(429, outcome("stub: come back later"), {"Retry-After": header})])
@@ -1235,6 +1248,8 @@ def _hostile_cases(stub, base):
          "listed in the audit log", t_tx_bad_location)
     test("issue9-7-long-patient-id: an SR with a 10 MB Patient ID fails alone (exit 7, not "
          "searched); the valid SR after it is delivered", t_long_patient_id)
+    test("issue9-7-longest-identifiers: a 64-character Patient ID (LO) and Study Instance UID "
+         "(UI) are searched and delivered", t_longest_identifiers)
     test("issue9-10-retry-after-999999: Retry-After 999999 beyond the default deadline (300 s): "
          "the SR fails at once (1 POST, exit 11, the deadline named)",
          t_retry_after_beyond([], "999999", 300))
