@@ -540,27 +540,53 @@ int s2f_fhir_ref_is_resource(const s2f_image_ref *ref)
     return ref->kind != S2F_REF_SOURCE_SERIES_FOR_SEG || series_is_own_selection(ref->item);
 }
 
-/* Whether evidence entry `i` is the first one of its SOP Instance UID. */
-static int first_evidence_of(const s2f_header *h, size_t i)
+/* qsort order of evidence entries: by SOP Instance UID, then by position. */
+static int by_instance_then_position(const void *pa, const void *pb)
 {
-    return s2f_header_find_evidence(h, h->evidence[i].sop_instance) == &h->evidence[i];
+    const s2f_evidence *a = *(const s2f_evidence *const *)pa;
+    const s2f_evidence *b = *(const s2f_evidence *const *)pb;
+    int r = strcmp(a->sop_instance, b->sop_instance);
+    return r ? r : (a > b) - (a < b);
 }
 
 /* The evidence entries (M19: 0040,A375 / 0040,A385) of series `uid` with a valid instance
- * UID, each instance once: how many, and the first (NULL when none). */
-static size_t series_evidence(const s2f_header *h, const char *uid, const s2f_evidence **first)
+ * UID, each instance once (its first entry), in evidence order: how many, into *out (an
+ * arena array). Sorting makes the duplicate check O(n log n) whatever the input; -1 when
+ * the arena refuses. */
+static long series_evidence(s2f_fhir *f, const char *uid, const s2f_evidence ***out)
 {
-    size_t n = 0;
-    *first = NULL;
+    const s2f_header *h = f->h;
+    size_t n = 0, k = 0;
+    const s2f_evidence **list, **sorted;
+    unsigned char *dup;
+    *out = NULL;
+    for (size_t i = 0; i < h->n_evidence; i++)
+        n += h->evidence[i].series_uid && !strcmp(h->evidence[i].series_uid, uid) &&
+             valid_id(h->evidence[i].sop_instance);
+    if (!n)
+        return 0;
+    list = s2f_arena_alloc(f->arena, 2 * n * sizeof *list);
+    dup = s2f_arena_calloc(f->arena, h->n_evidence, 1);
+    if (!list || !dup)
+        return -1;
+    sorted = list + n;
     for (size_t i = 0; i < h->n_evidence; i++) {
-        const s2f_evidence *ev = &h->evidence[i];
-        if (!ev->series_uid || strcmp(ev->series_uid, uid) != 0 || !valid_id(ev->sop_instance) ||
-            !first_evidence_of(h, i))
-            continue;
-        if (!n++)
-            *first = ev;
+        const s2f_evidence *e = &h->evidence[i];
+        if (e->series_uid && !strcmp(e->series_uid, uid) && valid_id(e->sop_instance)) {
+            list[k] = sorted[k] = e;
+            k++;
+        }
     }
-    return n;
+    qsort(sorted, n, sizeof *sorted, by_instance_then_position);
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(sorted[i]->sop_instance, sorted[i - 1]->sop_instance))
+            dup[sorted[i] - h->evidence] = 1;
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!dup[list[i] - h->evidence])
+            list[k++] = list[i];
+    *out = list;
+    return (long)k;
 }
 
 /* The selection of a Source series for segmentation (UIDREF DCM 121232) with no Source
@@ -574,9 +600,14 @@ static void write_source_series(s2f_fhir *f, const s2f_image_ref *ref, const s2f
     s2f_json *j = f->json;
     const s2f_header *h = f->h;
     const char *uid = ref->item->v.text;
-    const s2f_evidence *first;
-    size_t n = series_evidence(h, uid, &first);
-    const char *study = first && has_text(first->study_uid) ? first->study_uid : h->study_uid;
+    const s2f_evidence **ev;
+    long n = series_evidence(f, uid, &ev);
+    const char *study = n > 0 && has_text(ev[0]->study_uid) ? ev[0]->study_uid : h->study_uid;
+
+    if (n < 0) {
+        f->code = s2f_fail(f->err, S2F_ELIMIT, "out of memory while writing FHIR");
+        return;
+    }
 
     s2f_fhir_begin_entry(f, rid, n ? S2F_PROFILE_BASE "source-image-for-segmentation" : NULL);
     write_status(f);
@@ -593,14 +624,10 @@ static void write_source_series(s2f_fhir *f, const s2f_image_ref *ref, const s2f
     write_focus(f, ref);
     if (n) {
         s2f_json_lit_begin_array(j, S2F_JSON_LIT("instance"));
-        for (size_t i = 0; i < h->n_evidence; i++) {
-            const s2f_evidence *ev = &h->evidence[i];
-            if (!ev->series_uid || strcmp(ev->series_uid, uid) != 0 ||
-                !valid_id(ev->sop_instance) || !first_evidence_of(h, i))
-                continue;
+        for (long i = 0; i < n; i++) {
             s2f_json_begin_object(j);
-            s2f_json_kv_string(j, "uid", ev->sop_instance);
-            write_sop_class(f, ev->sop_class);
+            s2f_json_kv_string(j, "uid", ev[i]->sop_instance);
+            write_sop_class(f, ev[i]->sop_class);
             s2f_json_end_object(j);
         }
         s2f_json_end_array(j);
