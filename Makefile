@@ -21,7 +21,7 @@ LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*
 # sr2fhir: dump, convert, help. sr2fhir-send: `send`, a program of its own so that only it
 # loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
 CLI_SHARED := src/cli/help.c src/cli/inputs.c src/cli/message.c
-CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c $(CLI_SHARED)
+CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src/cli/outnames.c $(CLI_SHARED)
 SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 

@@ -43,6 +43,31 @@ int cli_inputs_collect(cli_inputs *in, char **args, int n, int *any_folder);
 void cli_inputs_free(cli_inputs *in);
 int cli_is_folder(const char *path);
 
+/* An output file written safely (output.c, issue 9 #5): to a temporary file beside the
+ * target, renamed over it by cli_output_commit, removed by cli_output_abort. follow: the
+ * user named dest, so a symbolic link there is followed to its target. Errors are S2F_EIO
+ * with a message naming dest. */
+typedef struct cli_output {
+    FILE *f;
+    char *path; /* the target the temporary file replaces; NULL when written in place */
+    char *tmp;
+} cli_output;
+
+s2f_code cli_output_open(cli_output *o, const char *dest, int follow, s2f_error *err);
+s2f_code cli_output_commit(cli_output *o, const char *dest, s2f_error *err);
+void cli_output_abort(cli_output *o);
+
+/* The output names of inputs written into folder `out` (outnames.c, issue 9 #3): path is
+ * the Bundle's file, or NULL when refused; then clash is the index of the input that
+ * already takes that name (or whose own file it is). 0 when memory ran out. */
+typedef struct cli_outname {
+    char *path;
+    size_t clash;
+} cli_outname;
+
+int cli_outnames_plan(const cli_inputs *in, const char *out, cli_outname **names);
+void cli_outnames_free(cli_outname *names, size_t n);
+
 int cmd_dump(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_help(int argc, char **argv);

@@ -1,12 +1,11 @@
 /*
  * convert.c - `sr2fhir convert`: SR files, folders or stdin -> FHIR Bundles (one file,
  * a folder of files, or NDJSON), with a progress bar on a terminal, a summary, and the
- * conversion report of M26. Each output file is written to a temporary name and renamed
- * when complete, so a failure never leaves half a Bundle behind; an output that exists
- * and is not a regular file (/dev/null, a FIFO) is written in place, and a symbolic link
- * keeps pointing where it did.
+ * conversion report of M26. Every output file is written safely (output.c): a temporary
+ * file renamed when complete, so a failure never leaves half a Bundle behind. Into a
+ * folder, outputs mirror the input folders' subfolders and never share a name
+ * (outnames.c, issue 9 #3).
  */
-#define _XOPEN_SOURCE 700 /* realpath */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -27,7 +26,9 @@ typedef struct job {
     int quiet;
     int ndjson;              /* output is one NDJSON file */
     int to_dir;              /* output is a folder */
-    FILE *ndjson_out;
+    cli_outname *names;      /* to_dir: each input's output file (issue 9 #3) */
+    mode_t dir_mode;         /* to_dir: the output folder's mode, given to subfolders */
+    cli_output ndjson_out;   /* the NDJSON file, renamed into place at the end (#5) */
     cli_inputs in;           /* files, folders expanded, sorted within each folder */
     /* totals */
     size_t converted, failed;
@@ -35,6 +36,7 @@ typedef struct job {
     int status;
     /* conversion report */
     FILE *report;
+    cli_output report_out;
     s2f_sink *report_sink;   /* malloc'd with the report: 64 KiB nobody else should fault in */
     s2f_json report_json;
 } job;
@@ -46,76 +48,21 @@ static int usage(const char *what)
 
 /* ---- outputs ------------------------------------------------------------------------------- */
 
-static const char *base_name(const char *path)
-{
-    const char *s = strrchr(path, '/');
-    return s ? s + 1 : path;
-}
-
-/* OUTDIR/<input name without extension>.json */
-static void output_path_for(const job *jb, const char *input, char *out, size_t size)
-{
-    const char *name = base_name(input);
-    const char *dot = strrchr(name, '.');
-    int n = dot && dot != name ? (int)(dot - name) : (int)strlen(name);
-    snprintf(out, size, "%s/%.*s.json", jb->output, n, name);
-}
-
-static int make_folder(const char *path)
-{
-    return mkdir(path, 0777) == 0 || errno == EEXIST;
-}
-
-static s2f_code cannot_write(s2f_error *err, const char *dest)
-{
-    return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(errno));
-}
-
-/* Converts straight into `path` (messages name `dest`): a device, a FIFO, a link to
- * nothing yet, or the temporary file of an atomic write. */
-static s2f_code convert_in_place(const s2f_doc *doc, const s2f_convert_options *opt,
-                                 const char *path, const char *dest, s2f_convert_result *res,
-                                 s2f_error *err)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return cannot_write(err, dest);
-    s2f_code rc = s2f_convert(doc, opt, f, res, err);
-    if (fclose(f) != 0 && !rc)
-        rc = cannot_write(err, dest);
-    return rc;
-}
-
-/* Converts into the regular file `path` atomically: a temporary file renamed on success. */
-static s2f_code convert_atomically(const s2f_doc *doc, const s2f_convert_options *opt,
-                                   const char *path, const char *dest, s2f_convert_result *res,
-                                   s2f_error *err)
-{
-    char tmp[PATH_MAX + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-    s2f_code rc = convert_in_place(doc, opt, tmp, dest, res, err);
-    if (!rc && rename(tmp, path) != 0)
-        rc = cannot_write(err, dest);
-    if (rc)
-        remove(tmp);
-    return rc;
-}
-
-/* Converts into `dest`. A rename would replace what is there, so only a regular file (or
- * a new one) is written atomically, through the link when dest is a symbolic link; any
- * other existing file (/dev/null, a FIFO) is written in place. */
+/* Converts into `dest` through a temporary file (issue 9 #5); follow: the user named dest. */
 static s2f_code convert_to_file(const s2f_doc *doc, const s2f_convert_options *opt,
-                                const char *dest, s2f_convert_result *res, s2f_error *err)
+                                const char *dest, int follow, s2f_convert_result *res,
+                                s2f_error *err)
 {
-    struct stat st;
-    if (stat(dest, &st) == 0 && !S_ISREG(st.st_mode))
-        return convert_in_place(doc, opt, dest, dest, res, err);
-    if (lstat(dest, &st) != 0 || !S_ISLNK(st.st_mode))
-        return convert_atomically(doc, opt, dest, dest, res, err);
-    char target[PATH_MAX];
-    if (!realpath(dest, target)) /* a link to a file not made yet */
-        return convert_in_place(doc, opt, dest, dest, res, err);
-    return convert_atomically(doc, opt, target, dest, res, err);
+    cli_output o;
+    s2f_code rc = cli_output_open(&o, dest, follow, err);
+    if (rc)
+        return rc;
+    rc = s2f_convert(doc, opt, o.f, res, err);
+    if (rc) {
+        cli_output_abort(&o);
+        return rc;
+    }
+    return cli_output_commit(&o, dest, err);
 }
 
 /* NDJSON: the Bundle is made in memory, then written as one line. */
@@ -179,12 +126,17 @@ static int open_report(job *jb)
 {
     if (!jb->report_path)
         return 1;
-    jb->report_sink = malloc(sizeof *jb->report_sink);
-    jb->report = jb->report_sink ? fopen(jb->report_path, "w") : NULL;
-    if (!jb->report) {
+    s2f_error err = {0};
+    if (!(jb->report_sink = malloc(sizeof *jb->report_sink))) {
+        cli_error(NULL, S2F_ENOMEM, "out of memory");
+        return 0;
+    }
+    if (cli_output_open(&jb->report_out, jb->report_path, 1, &err)) {
+        cli_error(NULL, err.code, "%s", err.message);
         free(jb->report_sink);
         return 0;
     }
+    jb->report = jb->report_out.f;
     s2f_sink_init(jb->report_sink, jb->report);
     s2f_json_init(&jb->report_json, jb->report_sink, 1);
     s2f_json_begin_object(&jb->report_json);
@@ -213,7 +165,12 @@ static int close_report(job *jb)
     s2f_json_finish(j);
     int ok = s2f_sink_finish(jb->report_sink) == 0;
     free(jb->report_sink);
-    return fclose(jb->report) == 0 && ok;
+    s2f_error err = {0};
+    if (!ok) {
+        cli_output_abort(&jb->report_out);
+        return 0;
+    }
+    return cli_output_commit(&jb->report_out, jb->report_path, &err) == S2F_OK;
 }
 
 /* ---- one input ---------------------------------------------------------------------------- */
@@ -230,8 +187,51 @@ static void add_result(s2f_convert_result *sum, const s2f_convert_result *r)
     sum->replaced_chars += r->replaced_chars;
 }
 
-static void convert_one(job *jb, const char *input)
+/* The subfolders of dest below the output folder, made when missing (with the output
+ * folder's mode); an existing one must be a folder, not a symbolic link (issue 9 #5: no
+ * link in the output folder is followed). */
+static s2f_code make_subfolders(const job *jb, const char *dest, s2f_error *err)
 {
+    char path[PATH_MAX];
+    size_t n = strlen(dest), start = strlen(jb->output);
+    if (n >= sizeof path)
+        return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(ENAMETOOLONG));
+    memcpy(path, dest, n + 1);
+    for (size_t i = start + 1; i < n; i++) {
+        if (path[i] != '/' || path[i - 1] == '/')
+            continue;
+        path[i] = 0;
+        struct stat st;
+        if (lstat(path, &st) != 0 && mkdir(path, jb->dir_mode) != 0 && errno != EEXIST)
+            return s2f_fail(err, S2F_EIO, "cannot create folder %s: %s", path, strerror(errno));
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return s2f_fail(err, S2F_EIO, "cannot write %s: %s is %s", dest, path,
+                            S_ISLNK(st.st_mode) ? "a symbolic link (not followed)"
+                                                : "not a folder");
+        path[i] = '/';
+    }
+    return S2F_OK;
+}
+
+/* Into the output folder: the planned name, unless it was refused (issue 9 #3). */
+static s2f_code convert_into_folder(const job *jb, size_t index, const s2f_doc *doc,
+                                    s2f_convert_result *res, s2f_error *err)
+{
+    const cli_outname *name = &jb->names[index];
+    if (!name->path) {
+        if (name->clash == index)
+            return s2f_fail(err, S2F_EIO, "not converted: its output would replace the input "
+                            "itself (choose another -o folder)");
+        return s2f_fail(err, S2F_EIO, "not converted: its output name is that of %s "
+                        "(convert them into different folders)", jb->in.v[name->clash]);
+    }
+    s2f_code rc = make_subfolders(jb, name->path, err);
+    return rc ? rc : convert_to_file(doc, &jb->opt, name->path, 0, res, err);
+}
+
+static void convert_one(job *jb, size_t index)
+{
+    const char *input = jb->in.v[index];
     s2f_error err = {0};
     s2f_convert_result res = {0};
     s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
@@ -242,13 +242,11 @@ static void convert_one(job *jb, const char *input)
         for (size_t i = 0; i < n && !jb->quiet; i++)
             cli_error(input, 0, "warning: %s", w[i].message);
         if (jb->ndjson) {
-            rc = convert_to_ndjson(doc, &jb->opt, jb->ndjson_out, &res, &err);
+            rc = convert_to_ndjson(doc, &jb->opt, jb->ndjson_out.f, &res, &err);
         } else if (jb->to_dir) {
-            char dest[4200];
-            output_path_for(jb, input, dest, sizeof dest);
-            rc = convert_to_file(doc, &jb->opt, dest, &res, &err);
+            rc = convert_into_folder(jb, index, doc, &res, &err);
         } else if (jb->output && strcmp(jb->output, "-")) {
-            rc = convert_to_file(doc, &jb->opt, jb->output, &res, &err);
+            rc = convert_to_file(doc, &jb->opt, jb->output, 1, &res, &err);
         } else {
             rc = s2f_convert(doc, &jb->opt, stdout, &res, &err);
             if (!rc && fflush(stdout) != 0)
@@ -355,24 +353,48 @@ static int parse_options(job *jb, int argc, char **argv, int *n_inputs)
     return 1;
 }
 
-/* Decides where Bundles go: one file or stdout, a folder, or NDJSON. */
+/* Decides where Bundles go: one file or stdout, a folder, or NDJSON. Returns 0 or the exit
+ * code after printing why (an output that cannot be written is 3, as the README says). */
 static int plan_output(job *jb, int single)
 {
+    s2f_error err = {0};
     if (jb->output && ends_with(jb->output, ".ndjson")) {
         jb->ndjson = 1;
-        jb->ndjson_out = fopen(jb->output, "w");
-        if (!jb->ndjson_out)
-            return cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno)), 0;
-        return 1;
+        if (cli_output_open(&jb->ndjson_out, jb->output, 1, &err))
+            return cli_error(NULL, err.code, "%s", err.message);
+        return 0;
     }
     if (single && !(jb->output && cli_is_folder(jb->output)))
-        return 1;
+        return 0;
     if (!jb->output || !strcmp(jb->output, "-"))
-        return usage("several inputs need -o FOLDER or -o FILE.ndjson"), 0;
+        return usage("several inputs need -o FOLDER or -o FILE.ndjson");
     jb->to_dir = 1;
-    if (!make_folder(jb->output))
-        return cli_error(jb->output, S2F_EIO, "cannot create folder: %s", strerror(errno)), 0;
-    return 1;
+    struct stat st;
+    if (mkdir(jb->output, 0777) != 0 && errno != EEXIST)
+        return cli_error(jb->output, S2F_EIO, "cannot create folder: %s", strerror(errno));
+    if (stat(jb->output, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_error(jb->output, S2F_EIO, "cannot write: not a folder");
+    if (access(jb->output, W_OK | X_OK) != 0)
+        return cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno));
+    jb->dir_mode = st.st_mode & 07777;
+    if (!cli_outnames_plan(&jb->in, jb->output, &jb->names))
+        return cli_error(NULL, S2F_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The NDJSON file replaces the old one only when a Bundle was written into it (#5). */
+static void finish_ndjson(job *jb)
+{
+    s2f_error err = {0};
+    if (!jb->ndjson)
+        return;
+    if (!jb->converted) {
+        cli_output_abort(&jb->ndjson_out);
+        if (!jb->status)
+            jb->status = cli_error(jb->output, S2F_EIO, "nothing converted: not written");
+    } else if (cli_output_commit(&jb->ndjson_out, jb->output, &err) && !jb->status) {
+        jb->status = cli_error(NULL, err.code, "%s", err.message);
+    }
 }
 
 static int run(job *jb, char **args, int n_args)
@@ -380,25 +402,24 @@ static int run(job *jb, char **args, int n_args)
     int any_folder = 0;
     if (!cli_inputs_collect(&jb->in, args, n_args, &any_folder))
         return cli_error(NULL, S2F_ENOMEM, "out of memory");
-    if (!plan_output(jb, jb->in.n == 1 && !any_folder))
-        return S2F_EUSAGE;
-    if (!open_report(jb)) {
-        int rc = cli_error(jb->report_path, S2F_EIO, "cannot write: %s", strerror(errno));
-        if (jb->ndjson_out)
-            fclose(jb->ndjson_out);
+    int rc = plan_output(jb, jb->in.n == 1 && !any_folder);
+    if (rc)
         return rc;
+    if (!open_report(jb)) {
+        if (jb->ndjson)
+            cli_output_abort(&jb->ndjson_out);
+        return S2F_EIO;
     }
     for (size_t i = 0; i < jb->in.n; i++) {
-        convert_one(jb, jb->in.v[i]);
+        convert_one(jb, i);
         progress(jb, i + 1);
     }
     summary(jb);
-    if (jb->ndjson_out && fclose(jb->ndjson_out) != 0 && !jb->status)
-        jb->status = cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno));
-    if (!close_report(jb) && !jb->status)
-        jb->status = cli_error(jb->report_path, S2F_EIO, "cannot write the report");
     if (jb->in.n == 0 && !jb->status)
         jb->status = cli_error(NULL, S2F_EIO, "convert: the folder(s) hold no files");
+    finish_ndjson(jb);
+    if (!close_report(jb) && !jb->status)
+        jb->status = cli_error(jb->report_path, S2F_EIO, "cannot write the report");
     return jb->status;
 }
 
@@ -412,6 +433,7 @@ int cmd_convert(int argc, char **argv)
     if (n_args == 0)
         return usage("no input (a file, a folder, or - for standard input)");
     int status = run(&jb, argv, n_args);
+    cli_outnames_free(jb.names, jb.in.n);
     cli_inputs_free(&jb.in);
     return status;
 }

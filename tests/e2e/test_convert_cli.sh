@@ -107,7 +107,7 @@ cp "$FIX/explicit_le.dcm" "$tmp/in/one.dcm"; cp "$FIX/num_qualifier.dcm" "$tmp/i
 cp "$tmp/bad.dcm" "$tmp/in/sub/three.dcm"
 "$SR2FHIR" convert -q "$tmp/in" -o "$tmp/outdir" --report "$tmp/report.json" 2>/dev/null; rc=$?
 check "folder:exit-is-first-failure" test $rc -eq 4
-check "folder:bundles-written" test -f "$tmp/outdir/one.json" -a -f "$tmp/outdir/two.json" -a ! -e "$tmp/outdir/three.json"
+check "folder:bundles-written-mirroring-subfolders" test -f "$tmp/outdir/one.json" -a -f "$tmp/outdir/sub/two.json" -a ! -e "$tmp/outdir/sub/three.json" -a ! -e "$tmp/outdir/two.json"  # issue 9 #3
 check "report:summary" test "$(json_get "$tmp/report.json" '"%d/%d/%d" % (d["summary"]["files"], d["summary"]["converted"], d["summary"]["failed"])')" = "3/2/1"
 check "report:failed-file-has-its-error" test "$(json_get "$tmp/report.json" '[f["status"] for f in d["files"] if f["input"].endswith("three.dcm")][0]')" = "failed"
 "$SR2FHIR" convert -q "$FIX/explicit_le.dcm" "$FIX/num_qualifier.dcm" -o "$tmp/all.ndjson"; rc=$?

@@ -167,6 +167,126 @@ def t4_send_follows_once():
     assert e.count(b"read already") == 2, "no loop warnings: %r" % e[-300:]
 
 
+# --- 9#3: folder outputs mirror the input's subfolders, names stay distinct -------------
+def tree(d):
+    return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
+
+
+def t3_mirror_and_distinct():
+    d = fresh("mirror")
+    write(d + "/in/a/report.dcm", fixture())
+    write(d + "/in/b/report.dcm", fixture())
+    write(d + "/in/report.json", fixture("explicit_le.json"))
+    write(d + "/in/report.dcm", fixture())
+    rc, o, e = run("convert", "-o", d + "/out", d + "/in")
+    assert rc == 0, "exit %d: %r" % (rc, e[-300:])
+    got = tree(d + "/out")
+    want = ["a/report.json", "b/report.json", "report.dcm.json", "report.json.json"]
+    assert got == want, "outputs %r, expected %r" % (got, want)
+    assert b"4 files: 4 converted, 0 failed" in e, "summary: %r" % e[-300:]
+
+
+def t3_same_name_refused():
+    d = fresh("clash")
+    write(d + "/x/report.dcm", fixture())
+    write(d + "/y/report.dcm", fixture())
+    rc, o, e = run("convert", "-q", "-o", d + "/out", d + "/x/report.dcm", d + "/y/report.dcm")
+    assert rc == 3, "exit %d, expected 3 (an output refused): %r" % (rc, e)
+    assert tree(d + "/out") == ["report.dcm.json"], "outputs %r" % tree(d + "/out")
+    one_line_messages(e, "convert")
+    assert b"y/report.dcm: not converted" in e, "no message for the refused file: %r" % e
+
+
+def t3_count_equals_files_written():
+    d = fresh("count")
+    for sub in ("p", "q", "r"):
+        write(d + "/in/%s/sr.dcm" % sub, fixture())
+    write(d + "/in/sr.json", fixture("explicit_le.json"))
+    rc, o, e = run("convert", "-o", d + "/out", d + "/in")
+    import re
+    m = re.search(rb"(\d+) converted", e)
+    assert m, "no summary: %r" % e
+    assert int(m.group(1)) == len(tree(d + "/out")), "%s converted, %d files written" % (
+        m.group(1).decode(), len(tree(d + "/out")))
+
+
+# --- 9#5: output file safety ------------------------------------------------------------
+def t5_planted_link_in_folder():
+    d = fresh("planted")
+    write(d + "/victim", b"victim\n")
+    os.makedirs(d + "/out")
+    os.symlink("../victim", d + "/out/report.json")
+    write(d + "/in/report.dcm", fixture())
+    write(d + "/in/other.dcm", fixture())
+    rc, o, e = run("convert", "-q", "-o", d + "/out", d + "/in")
+    assert rc == 0, "exit %d: %r" % (rc, e)
+    assert open(d + "/victim", "rb").read() == b"victim\n", "a planted link was followed"
+    assert not os.path.islink(d + "/out/report.json"), "the link is still there"
+    assert tree(d + "/out") == ["other.json", "report.json"], tree(d + "/out")
+
+
+def t5_mode_kept():
+    d = fresh("mode")
+    write(d + "/out.json", b"old", mode=0o600)
+    os.umask(0o022)
+    rc, o, e = run("convert", "-q", "-o", d + "/out.json", os.path.join(FIX, "explicit_le.dcm"))
+    assert rc == 0, e
+    mode = stat.S_IMODE(os.stat(d + "/out.json").st_mode)
+    assert mode == 0o600, "a 0600 Bundle became %o" % mode
+    os.makedirs(d + "/dir")
+    write(d + "/dir/explicit_le.json", b"old", mode=0o640)
+    rc, o, e = run("convert", "-q", "-o", d + "/dir", os.path.join(FIX, "explicit_le.dcm"),
+                   os.path.join(FIX, "deflated.dcm"))
+    assert rc == 0, e
+    mode = stat.S_IMODE(os.stat(d + "/dir/explicit_le.json").st_mode)
+    assert mode == 0o640, "a 0640 Bundle in a folder became %o" % mode
+    mode = stat.S_IMODE(os.stat(d + "/dir/deflated.json").st_mode)
+    assert mode == 0o644, "a new Bundle is %o, not 0666 less the umask" % mode
+
+
+def t5_unwritable_is_exit_3():
+    d = fresh("unwritable")
+    src = os.path.join(FIX, "explicit_le.dcm")
+    rc, o, e = run("convert", "-q", "-o", d + "/missing/x.ndjson", src)
+    assert rc == 3, "unwritable NDJSON: exit %d, expected 3 (README): %r" % (rc, e)
+    one_line_messages(e, "ndjson")
+    rc, o, e = run("convert", "-q", "-o", d + "/missing/deeper/", src, src)
+    assert rc == 3, "unwritable output folder: exit %d, expected 3 (README): %r" % (rc, e)
+    write(d + "/file", b"x")
+    rc, o, e = run("convert", "-q", "-o", d + "/file/sub/", src, src)
+    assert rc == 3, "output folder under a file: exit %d, expected 3: %r" % (rc, e)
+
+
+def t5_ndjson_kept_until_success():
+    d = fresh("ndjson")
+    write(d + "/out.ndjson", b"OLD\n", mode=0o600)
+    write(d + "/junk.dcm", b"junk")
+    rc, o, e = run("convert", "-q", "-o", d + "/out.ndjson", d + "/junk.dcm",
+                   os.path.join(FIX, "rules_not1500.dcm"))
+    assert rc != 0, "failures not reported"
+    assert open(d + "/out.ndjson", "rb").read() == b"OLD\n", "the old NDJSON was truncated"
+    rc, o, e = run("convert", "-q", "-o", d + "/out.ndjson", d + "/junk.dcm",
+                   os.path.join(FIX, "explicit_le.dcm"))
+    data = open(d + "/out.ndjson", "rb").read()
+    assert data.count(b"\n") == 1 and data.startswith(b'{"resourceType":"Bundle"'), data[:80]
+    mode = stat.S_IMODE(os.stat(d + "/out.ndjson").st_mode)
+    assert mode == 0o600, "the NDJSON's mode became %o" % mode
+    assert tree(d) == ["junk.dcm", "out.ndjson"], "left behind: %r" % tree(d)
+
+
+def t5_dangling_link_failed_conversion():
+    d = fresh("dangling")
+    os.symlink("target.json", d + "/link.json")
+    rc, o, e = run("convert", "-q", "-o", d + "/link.json", os.path.join(FIX, "rules_not1500.dcm"))
+    assert rc == 6, "exit %d, expected 6 (not TID 1500): %r" % (rc, e)
+    assert not os.path.exists(d + "/target.json"), "a failed conversion left a file at the target"
+    assert os.listdir(d) == ["link.json"], "left behind: %r" % os.listdir(d)
+    rc, o, e = run("convert", "-q", "-o", d + "/link.json", os.path.join(FIX, "explicit_le.dcm"))
+    assert rc == 0, e
+    assert os.path.islink(d + "/link.json"), "the named link was replaced"
+    assert open(d + "/target.json", "rb").read().startswith(b"{"), "not written through the link"
+
+
 def main():
     if not os.path.exists(SR2FHIR):
         out("SKIP output-safety: %s is not built" % SR2FHIR)
@@ -186,6 +306,14 @@ def main():
     test("9#4:two-self-links-each-folder-once", t4_two_self_links)
     test("9#4:self-link-converts-each-file-once", t4_self_link_converts_once)
     test("9#4:send-reads-each-folder-once", t4_send_follows_once)
+    test("9#3:folder-output-mirrors-subfolders-names-distinct", t3_mirror_and_distinct)
+    test("9#3:same-output-name-refused-not-overwritten", t3_same_name_refused)
+    test("9#3:converted-count-equals-files-written", t3_count_equals_files_written)
+    test("9#5:planted-link-in-output-folder-not-followed", t5_planted_link_in_folder)
+    test("9#5:replaced-file-keeps-its-mode", t5_mode_kept)
+    test("9#5:unwritable-ndjson-or-folder-exit-3", t5_unwritable_is_exit_3)
+    test("9#5:ndjson-not-truncated-before-success", t5_ndjson_kept_until_success)
+    test("9#5:failed-conversion-nothing-at-dangling-link-target", t5_dangling_link_failed_conversion)
     shutil.rmtree(TMP, ignore_errors=True)
     return 1 if nfail else 0
 
