@@ -93,6 +93,10 @@ s2f_code s2f_part10_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f
 s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f_ds **out,
                             s2f_error *err);
 
+/* The DICOM JSON reader feeding its parser `chunk` bytes at a time (0: the default 1 MiB);
+ * for tests of tokens split across chunks (issue 9 defect 2). */
+s2f_code s2f_dicomjson_read_chunked(const uint8_t *data, size_t len, s2f_read_ctx *ctx,
+                                    s2f_ds **out, s2f_error *err, size_t chunk);
 /* 1 when the buffer looks like DICOM JSON (first non-blank byte is '{' or '['). */
 int s2f_looks_like_json(const uint8_t *data, size_t len);
 

@@ -1,21 +1,25 @@
 /*
  * dicomjson.c - the DICOM JSON reader (PS3.18 Annex F, MAPPING rule M1).
  *
- * The text is parsed with json-c into a DOM, which is then walked to build the same
- * s2f_ds a Part 10 file gives (see dataset.h): elements sorted by tag, strings joined with
- * '\' as UTF-8, PN rebuilt as "Alphabetic=Ideographic=Phonetic", DS/IS numbers kept as the
- * text written in the JSON, binary numbers encoded little-endian, InlineBinary decoded.
- * Everything the data set holds is copied into the arena; the DOM is freed before return.
+ * The text is parsed by yajl 2, an event-driven (SAX-style) parser, fed in bounded chunks
+ * (1 MiB); the data set is built directly from its events, with no document tree in
+ * between (issue 9 defect 2: json-c's DOM took ~32x the file). The result is the same s2f_ds
+ * a Part 10 file gives (see dataset.h): elements sorted by tag, strings joined with '\' as
+ * UTF-8, PN rebuilt as "Alphabetic=Ideographic=Phonetic", DS/IS numbers kept as the text
+ * written in the JSON (yajl hands over a number's text as written), binary numbers encoded
+ * little-endian, InlineBinary decoded. Everything the data set holds is in the arena.
  *
- * json-c keeps the text of numbers with a fraction or exponent, but integers are stored as
- * int64/uint64: one outside that range is clamped and "-0" becomes "0". A pre-scan finds
- * such tokens; only when there are any, the text is copied with each of them turned into a
- * string that starts with the byte NUM_MARK, so the exact digits survive the parse. (In such
- * a document, a string value that is itself NUM_MARK + a lossy integer reads as a number.)
+ * The reader is a stack of frames (top-level array, data set, element, Value array, person
+ * name object), each collecting what it builds in a reusable scratch vector that is copied
+ * into the arena, exactly sized, when the frame closes. An element whose "Value" comes
+ * before its "vr" has that value recorded as a compact event tape and replayed once the VR
+ * is known. Syntax errors and the JSON nesting limit take precedence over the first error
+ * about the content (as when the whole text was parsed first): after a content error the
+ * events are only checked for syntax and depth.
  *
- * Known limit: a JSON object with the same key twice is collapsed by json-c (the last value
- * wins) before this code sees it. Keys that name the same tag in different spellings
- * ("0008103e" / "0008103E") are detected: the first is kept, with a warning.
+ * Decisions (docs/decisions.md, issue 9 defects 2 and 9): a string holding U+0000 is
+ * refused (a DICOM value cannot hold NUL and truncating it would change the value
+ * silently); an object key given twice keeps the first value, with a warning.
  */
 #include "dataset.h"
 #include "../util/escape.h"
@@ -29,41 +33,132 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
+#include <yajl/yajl_parse.h>
 
-/* First byte of a string made from a number token the pre-scan quoted. */
-#define NUM_MARK '\x01'
-#define MAX_CHUNK ((size_t)1 << 30) /* json-c takes an int length */
+#define FEED_CHUNK ((size_t)1 << 20) /* bytes handed to yajl at a time */
+#define PATH_TEXT_MAX 240
+
+/* ---- growable scratch buffers (malloc'd, reused, outside the arena) ----------------------- */
+
+typedef struct sbuf {
+    uint8_t *p;
+    size_t n, cap;
+} sbuf;
+
+/* Room for `more` bytes at the end; 0 when out of memory. */
+static int sbuf_reserve(sbuf *b, size_t more)
+{
+    if (b->cap - b->n >= more)
+        return 1;
+    if (more > SIZE_MAX / 2 - b->n)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap - b->n < more)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (!p)
+        return 0;
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+static int sbuf_put(sbuf *b, const void *src, size_t n)
+{
+    if (!sbuf_reserve(b, n))
+        return 0;
+    if (n)
+        memcpy(b->p + b->n, src, n);
+    b->n += n;
+    return 1;
+}
+
+/* ---- events and frames -------------------------------------------------------------------- */
+
+/* A JSON value as an event: the start of a container, or a scalar with its text. */
+enum kind { K_NULL, K_BOOL, K_NUMBER, K_STRING, K_OBJECT, K_ARRAY, K_KEY, K_END };
+
+static const char *kind_name(int k)
+{
+    switch (k) {
+    case K_NULL: return "null";
+    case K_BOOL: return "true/false";
+    case K_NUMBER: return "a number";
+    case K_STRING: return "a string";
+    case K_OBJECT: return "an object";
+    case K_ARRAY: return "an array";
+    default: return "something else";
+    }
+}
+
+enum frame_kind { F_TOP_ARRAY, F_DATASET, F_ELEMENT, F_VALUES, F_PN };
+
+/* What the next value in an element or person name object is for. */
+enum member { M_NONE, M_VR, M_VALUE, M_INLINE, M_BULK, M_GROUP };
+enum { SEEN_VR = 1, SEEN_VALUE = 2, SEEN_INLINE = 4, SEEN_BULK = 8 };
+
+typedef struct frame {
+    int kind;
+    unsigned depth;    /* F_DATASET: sequence nesting depth */
+    int in_top_array;  /* F_DATASET: the data set is item [0] of a top-level array */
+    s2f_ds *ds;        /* F_DATASET: data set built; F_VALUES of SQ: parent of the items */
+    size_t index;      /* F_VALUES: current entry; F_TOP_ARRAY: entries seen */
+    int single;        /* F_VALUES: a bare value read as a one-element array */
+    int opened;        /* F_ELEMENT: its '{' was seen */
+    int member;        /* F_ELEMENT, F_PN: what the next value is (enum member) */
+    int group;         /* F_PN: which group the next value is */
+    unsigned seen;     /* F_ELEMENT: SEEN_* bits; F_PN: groups seen */
+    int data_kind;     /* F_ELEMENT: kind of the InlineBinary / BulkDataURI value */
+    int taped;         /* F_ELEMENT: vec holds the recorded "Value" */
+    s2f_elem e;        /* F_ELEMENT: the element built */
+    sbuf vec;          /* elements, joined values, item pointers, a tape, or bulk text */
+} frame;
+
+/* Events not processed but only checked (skipped values) or recorded (a "Value" before
+ * its "vr"), until the value they belong to ends. */
+enum divert { D_NONE, D_SKIP, D_RECORD };
+
+typedef struct reader {
+    s2f_read_ctx *ctx;
+    s2f_error *err;
+    frame *frames;
+    size_t top, cap;        /* frames[0..top) are open */
+    int divert;             /* enum divert */
+    size_t divert_depth;    /* containers open inside the diverted value */
+    size_t divert_frame;    /* D_RECORD: the element frame whose tape records */
+    size_t json_depth, json_depth_max;
+    int depth_exceeded;
+    int failed;             /* a content error is in err; only syntax is checked further */
+    s2f_code rc;
+    int root_started, root_done;
+    s2f_ds *result;
+    sbuf pn[3];             /* the groups of the person name being read */
+    sbuf num;               /* a number's text, NUL-terminated */
+} reader;
 
 /* ---- JSON paths for messages: $["0040A730"].Value[2]["0040A043"] ---------------------- */
 
-enum { P_TOP_ITEM, P_MEMBER, P_VALUE, P_FIELD };
+static int frame_piece(const frame *f, char *piece, size_t cap)
+{
+    switch (f->kind) {
+    case F_DATASET: return f->in_top_array ? snprintf(piece, cap, "[0]") : 0;
+    case F_ELEMENT: return snprintf(piece, cap, "[\"%08X\"]", (unsigned)f->e.tag);
+    case F_VALUES: return snprintf(piece, cap, ".Value[%zu]", f->index);
+    default: return 0;
+    }
+}
 
-typedef struct path {
-    const struct path *up;
-    int kind;
-    uint32_t tag;     /* P_MEMBER */
-    size_t index;     /* P_VALUE */
-    const char *name; /* P_FIELD */
-} path;
-
-#define PATH_TEXT_MAX 240
-
-/* Renders the path right to left so that, when it is too long, the leaf end is kept. */
-static void path_render(const path *p, char *out, size_t cap)
+/* The path of frames[0..upto) plus `extra` (a last piece, or NULL), rendered right to left
+ * so that, when it is too long, the leaf end is kept. */
+static void path_render(const reader *r, size_t upto, const char *extra, char *out, size_t cap)
 {
     char buf[PATH_TEXT_MAX + 64];
     size_t start = sizeof buf - 1;
     buf[start] = 0;
-    for (; p; p = p->up) {
+    for (size_t i = upto + 1; i-- > 0;) {
         char piece[48];
-        int n = 0;
-        switch (p->kind) {
-        case P_TOP_ITEM: n = snprintf(piece, sizeof piece, "[0]"); break;
-        case P_MEMBER: n = snprintf(piece, sizeof piece, "[\"%08X\"]", (unsigned)p->tag); break;
-        case P_VALUE: n = snprintf(piece, sizeof piece, ".Value[%zu]", p->index); break;
-        default: n = snprintf(piece, sizeof piece, ".%s", p->name); break;
-        }
+        int n = i == upto ? snprintf(piece, sizeof piece, "%s", extra ? extra : "")
+                          : frame_piece(&r->frames[i], piece, sizeof piece);
         if (n < 0 || (size_t)n >= sizeof piece || (size_t)n + 4 > start ||
             sizeof buf - 1 - start + (size_t)n > PATH_TEXT_MAX) {
             memcpy(buf + start - 4, "$...", 4);
@@ -78,13 +173,7 @@ static void path_render(const path *p, char *out, size_t cap)
     snprintf(out, cap, "%s", buf + start);
 }
 
-/* ---- reader state and message helpers ---------------------------------------------------- */
-
-typedef struct reader {
-    s2f_read_ctx *ctx;
-    s2f_error *err;
-    int marked_numbers; /* the pre-scan quoted lossy integers (NUM_MARK strings exist) */
-} reader;
+/* ---- messages ----------------------------------------------------------------------------- */
 
 /* Input text echoed in a message: at most cap - 1 bytes, escaped the one way every message
  * is (src/util/escape.h, issue 9 defect 8), so that messages stay one line of valid UTF-8. */
@@ -93,60 +182,59 @@ static const char *printable(const char *s, size_t n, char *buf, size_t cap)
     return s2f_escape_to_buf(s, n, 0, buf, cap);
 }
 
-static s2f_code fail_at(reader *r, const path *p, s2f_code code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static s2f_code fail_at(reader *r, const path *p, s2f_code code, const char *fmt, ...)
+/* The first content error: kept, and later events are only checked for syntax. */
+static int fail_path(reader *r, size_t upto, const char *extra, s2f_code code,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail_path(reader *r, size_t upto, const char *extra, s2f_code code,
+                     const char *fmt, ...)
 {
     char where[PATH_TEXT_MAX + 8], what[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    path_render(p, where, sizeof where);
-    return s2f_fail(r->err, code, "at %s: %s", where, what);
+    path_render(r, upto, extra, where, sizeof where);
+    r->rc = s2f_fail(r->err, code, "at %s: %s", where, what);
+    r->failed = 1;
+    return 1;
 }
 
-static void warn_at(reader *r, const path *p, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void warn_at(reader *r, const path *p, const char *fmt, ...)
+/* An error at the innermost open frame. */
+#define FAIL(r, code, ...) fail_path((r), (r)->top, NULL, (code), __VA_ARGS__)
+
+static void warn_path(reader *r, size_t upto, const char *extra, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void warn_path(reader *r, size_t upto, const char *extra, const char *fmt, ...)
 {
     char where[PATH_TEXT_MAX + 8], what[300];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    path_render(p, where, sizeof where);
+    path_render(r, upto, extra, where, sizeof where);
     s2f_warn(r->ctx->warnings, "at %s: %s", where, what);
 }
 
-/* A lenient case (M1): a warning normally, an error with ctx->strict. */
-static s2f_code lenient_at(reader *r, const path *p, const char *what)
+/* A lenient case (M1) at frames[0..upto): a warning normally, an error with ctx->strict.
+ * Returns 1 when reading goes on. */
+static int lenient(reader *r, size_t upto, const char *what)
 {
-    if (r->ctx->strict)
-        return fail_at(r, p, S2F_EFORMAT, "%s (refused in strict mode)", what);
-    warn_at(r, p, "%s (M1)", what);
-    return S2F_OK;
+    if (r->ctx->strict) {
+        fail_path(r, upto, NULL, S2F_EFORMAT, "%s (refused in strict mode)", what);
+        return 0;
+    }
+    warn_path(r, upto, NULL, "%s (M1)", what);
+    return 1;
 }
 
-static s2f_code out_of_memory(reader *r)
+static int out_of_memory(reader *r)
 {
     if (s2f_arena_over_limit(r->ctx->arena))
-        return s2f_fail(r->err, S2F_ELIMIT, "memory limit exceeded while reading DICOM JSON");
-    return s2f_fail(r->err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
-}
-
-static const char *json_kind(const json_object *o)
-{
-    switch (json_object_get_type(o)) {
-    case json_type_null: return "null";
-    case json_type_boolean: return "true/false";
-    case json_type_double:
-    case json_type_int: return "a number";
-    case json_type_object: return "an object";
-    case json_type_array: return "an array";
-    case json_type_string: return "a string";
-    }
-    return "something else";
+        r->rc = s2f_fail(r->err, S2F_ELIMIT, "memory limit exceeded while reading DICOM JSON");
+    else
+        r->rc = s2f_fail(r->err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
+    r->failed = 1;
+    return 1;
 }
 
 static void vr_name(uint16_t vr, char out[3])
@@ -156,7 +244,7 @@ static void vr_name(uint16_t vr, char out[3])
     out[2] = 0;
 }
 
-/* ---- parsing the text ---------------------------------------------------------------------- */
+/* ---- small helpers kept from the DOM reader ------------------------------------------------ */
 
 static int is_blank(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
@@ -175,351 +263,12 @@ int s2f_looks_like_json(const uint8_t *data, size_t len)
     return i < len && (data[i] == '{' || data[i] == '[');
 }
 
-/* 1 when json-c would not keep integer token t[0..n) exactly: "-0", or outside int64 (when
- * negative) / uint64 (otherwise). Only tokens of JSON integer grammar count. */
-static int integer_token_is_lossy(const char *t, size_t n)
-{
-    int neg = n > 0 && t[0] == '-';
-    const char *d = t + neg;
-    size_t nd = n - (size_t)neg;
-    if (nd == 0 || (nd > 1 && d[0] == '0'))
-        return 0;
-    for (size_t i = 0; i < nd; i++)
-        if (d[i] < '0' || d[i] > '9')
-            return 0;
-    if (neg && nd == 1 && d[0] == '0')
-        return 1;
-    const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
-    size_t nl = strlen(lim);
-    return nd > nl || (nd == nl && memcmp(d, lim, nl) > 0);
-}
-
-static int is_number_char(char c)
-{
-    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
-}
-
-/*
- * The pre-scan. Copies in[0..n) to out (when out is not NULL), turning every lossy integer
- * token outside strings into "<NUM_MARK>token". Returns the output length. When orig is not
- * NULL, stops at output offset `stop` and stores the matching input offset in *orig (used
- * to turn json-c's offsets in the copy back into offsets in the input).
- */
-typedef struct scan_stats {
-    size_t objects, arrays, separators; /* '{', '[', and ',' or ':' outside strings */
-} scan_stats;
-
-static void count_structure(char c, scan_stats *st)
-{
-    st->objects += c == '{';
-    st->arrays += c == '[';
-    st->separators += c == ',' || c == ':';
-}
-
-static size_t quote_lossy_integers(const char *in, size_t n, char *out, size_t stop, size_t *orig,
-                                   scan_stats *st)
-{
-    size_t o = 0;
-    char quote = 0;
-    for (size_t i = 0; i < n;) {
-        if (orig && o >= stop) {
-            *orig = i;
-            return o;
-        }
-        char c = in[i];
-        size_t tok = 1;
-        int lossy = 0;
-        if (quote) {
-            if (c == '\\' && i + 1 < n)
-                tok = 2;
-            else if (c == quote)
-                quote = 0;
-        } else if (c == '"' || c == '\'') {
-            quote = c;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            while (i + tok < n && is_number_char(in[i + tok]))
-                tok++;
-            lossy = integer_token_is_lossy(in + i, tok);
-        } else if (st) {
-            count_structure(c, st);
-        }
-        if (lossy && out) {
-            out[o] = '"';
-            out[o + 1] = NUM_MARK;
-            memcpy(out + o + 2, in + i, tok);
-            out[o + 2 + tok] = '"';
-        } else if (out) {
-            memcpy(out + o, in + i, tok);
-        }
-        o += tok + (lossy ? 3 : 0);
-        i += tok;
-    }
-    if (orig)
-        *orig = n;
-    return o;
-}
-
-typedef struct json_text {
-    const char *s;   /* what json-c parses: the input, or the pre-scanned copy */
-    size_t n;
-    const char *in;  /* the input (after a BOM) */
-    size_t in_n;
-    size_t base;     /* bytes skipped before `in` (the BOM) */
-    char *copy;      /* malloc'd pre-scanned copy, or NULL */
-} json_text;
-
-static size_t input_offset(const json_text *t, size_t off)
-{
-    size_t orig = off;
-    if (t->copy)
-        quote_lossy_integers(t->in, t->in_n, NULL, off, &orig, NULL);
-    return t->base + orig;
-}
-
-/*
- * The json-c DOM lives outside the arena and costs far more than the text for some shapes
- * (an empty object "{}" takes about 800 bytes: json-c gives each object a 16-slot hash
- * table). Its size is estimated from the pre-scan counts and held to the library's default
- * budget formula, 64 x input + 64 MiB, so a small hostile file cannot take gigabytes.
- * Real DICOM JSON needs about 30-45 x its size. (The caller's own max_memory is not known
- * here: s2f_read_ctx does not carry it.)
- */
-#define DOM_OBJECT_COST 800
-#define DOM_ARRAY_COST 320
-#define DOM_VALUE_COST 80
-
-static s2f_code check_dom_size(const scan_stats *st, size_t len, s2f_error *err)
-{
-    double need = (double)st->objects * DOM_OBJECT_COST + (double)st->arrays * DOM_ARRAY_COST +
-                  (double)st->separators * DOM_VALUE_COST + (double)len;
-    double allowed = 64.0 * (double)len + 64.0 * 1024 * 1024;
-    if (need <= allowed)
-        return S2F_OK;
-    return s2f_fail(err, S2F_ELIMIT, "JSON too dense to parse within the memory budget: "
-                    "%zu objects and %zu arrays in %zu bytes would need about %.0f MiB",
-                    st->objects, st->arrays, len, need / (1024.0 * 1024.0));
-}
-
-static s2f_code prepare_text(const uint8_t *data, size_t len, json_text *t, s2f_error *err)
-{
-    memset(t, 0, sizeof *t);
-    t->base = bom_length(data, len);
-    t->in = (const char *)data + t->base;
-    t->in_n = len - t->base;
-    t->s = t->in;
-    t->n = t->in_n;
-    scan_stats st = {0, 0, 0};
-    size_t need = quote_lossy_integers(t->in, t->in_n, NULL, 0, NULL, &st);
-    s2f_code rc = check_dom_size(&st, len, err);
-    if (rc != S2F_OK || need == t->in_n)
-        return rc;
-    t->copy = malloc(need);
-    if (!t->copy)
-        return s2f_fail(err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
-    quote_lossy_integers(t->in, t->in_n, t->copy, 0, NULL, NULL);
-    t->s = t->copy;
-    t->n = need;
-    return S2F_OK;
-}
-
-static s2f_code parse_failure(json_tokener *tok, const json_text *t, size_t at, int depth,
-                              s2f_error *err)
-{
-    enum json_tokener_error e = json_tokener_get_error(tok);
-    size_t off = input_offset(t, at);
-    if (e == json_tokener_error_depth)
-        return s2f_fail(err, S2F_ELIMIT, "JSON nested deeper than %d levels at byte %zu", depth,
-                        off);
-    return s2f_fail(err, S2F_EFORMAT, "invalid JSON: %s at byte %zu", json_tokener_error_desc(e),
-                    off);
-}
-
-/* Feeds the text to json-c in chunks, then the final NUL json-c wants at the end of input. */
-static s2f_code parse_text(json_tokener *tok, const json_text *t, int depth, json_object **root,
-                           s2f_error *err)
-{
-    size_t pos = 0;
-    json_object *o = NULL;
-    while (!o) {
-        size_t chunk = t->n - pos < MAX_CHUNK ? t->n - pos : MAX_CHUNK;
-        int at_end = pos == t->n;
-        o = json_tokener_parse_ex(tok, at_end ? "" : t->s + pos, at_end ? 1 : (int)chunk);
-        enum json_tokener_error e = json_tokener_get_error(tok);
-        if (e != json_tokener_success && e != json_tokener_continue)
-            return parse_failure(tok, t, pos + json_tokener_get_parse_end(tok), depth, err);
-        if (!o && at_end)
-            return s2f_fail(err, S2F_EFORMAT, "invalid JSON: unexpected end of data at byte %zu",
-                            input_offset(t, t->n));
-        if (o)
-            pos += at_end ? 0 : json_tokener_get_parse_end(tok);
-        else
-            pos += chunk;
-    }
-    *root = o;
-    while (pos < t->n && is_blank((uint8_t)t->s[pos]))
-        pos++;
-    if (pos < t->n) {
-        json_object_put(o);
-        *root = NULL;
-        return s2f_fail(err, S2F_EFORMAT, "invalid JSON: data after the JSON value at byte %zu",
-                        input_offset(t, pos));
-    }
-    return S2F_OK;
-}
-
 static int json_depth_for(unsigned max_depth)
 {
     /* Each sequence level is 4 JSON levels: data set, element, Value, item. */
     if (max_depth > (unsigned)(INT_MAX - 8) / 4)
         return INT_MAX;
     return (int)(4 * max_depth + 8);
-}
-
-/* ---- values ------------------------------------------------------------------------------- */
-
-/* The entries of "Value": an array, or (lenient) one bare value. */
-typedef struct value_list {
-    json_object *array;
-    json_object *single;
-    size_t n;
-} value_list;
-
-static json_object *value_at(const value_list *v, size_t i)
-{
-    return v->array ? json_object_array_get_idx(v->array, i) : v->single;
-}
-
-static s2f_code value_list_of(reader *r, json_object *value, const path *p, value_list *out)
-{
-    memset(out, 0, sizeof *out);
-    if (json_object_is_type(value, json_type_array)) {
-        out->array = value;
-        out->n = json_object_array_length(value);
-        return S2F_OK;
-    }
-    char what[96];
-    snprintf(what, sizeof what, "\"Value\" is %s, not an array: read as a one-element array",
-             json_kind(value));
-    out->single = value;
-    out->n = 1;
-    return lenient_at(r, p, what);
-}
-
-/* Text of a string, or of a quoted lossy integer (NUM_MARK removed, *was_number set). */
-static const char *string_text(const reader *r, json_object *v, size_t *n, int *was_number)
-{
-    const char *s = json_object_get_string(v);
-    *n = (size_t)json_object_get_string_len(v);
-    *was_number = r->marked_numbers && *n > 0 && s[0] == NUM_MARK &&
-                  integer_token_is_lossy(s + 1, *n - 1);
-    if (*was_number) {
-        s++;
-        (*n)--;
-    }
-    return s;
-}
-
-/* One value of a string VR: its bytes, or an error naming what was wrong. */
-static s2f_code string_value(reader *r, uint16_t vr, json_object *v, const path *p,
-                             const char **s, size_t *n)
-{
-    int numeric_vr = vr == S2F_VR('D', 'S') || vr == S2F_VR('I', 'S'), was_number;
-    char vrs[3];
-    *s = "";
-    *n = 0;
-    switch (json_object_get_type(v)) {
-    case json_type_null:
-        return S2F_OK;
-    case json_type_string:
-        *s = string_text(r, v, n, &was_number);
-        if (was_number && !numeric_vr) {
-            vr_name(vr, vrs);
-            return fail_at(r, p, S2F_EFORMAT, "expected a string for VR %s, got a number", vrs);
-        }
-        return S2F_OK;
-    case json_type_int:
-    case json_type_double:
-        if (numeric_vr) {
-            *s = json_object_get_string(v); /* the number's text as written (checked by tests) */
-            *n = strlen(*s);
-            return S2F_OK;
-        }
-        break;
-    default:
-        break;
-    }
-    vr_name(vr, vrs);
-    return fail_at(r, p, S2F_EFORMAT, "expected a string for VR %s, got %s", vrs, json_kind(v));
-}
-
-static s2f_code check_len(reader *r, const path *p, size_t total)
-{
-    if (total > UINT32_MAX)
-        return fail_at(r, p, S2F_ELIMIT, "value longer than 4 GiB");
-    return S2F_OK;
-}
-
-/* Appends src to the joined value (buf == NULL: only counts). */
-static void put_bytes(uint8_t *buf, size_t *at, const void *src, size_t n)
-{
-    if (buf && n)
-        memcpy(buf + *at, src, n);
-    *at += n;
-}
-
-/* PN value object -> "Alphabetic=Ideographic=Phonetic", trailing empty groups dropped. */
-static s2f_code pn_value(reader *r, json_object *v, const path *p, uint8_t *buf, size_t *at)
-{
-    static const char *const groups[3] = {"Alphabetic", "Ideographic", "Phonetic"};
-    const char *s[3] = {"", "", ""};
-    size_t n[3] = {0, 0, 0};
-    char text[41];
-    json_object_object_foreach(v, key, g) {
-        int k = 0;
-        while (k < 3 && strcmp(key, groups[k]) != 0)
-            k++;
-        if (k == 3) {
-            if (!buf)
-                warn_at(r, p, "unknown person name group \"%s\" ignored",
-                        printable(key, strlen(key), text, sizeof text));
-            continue;
-        }
-        int was_number;
-        if (json_object_is_type(g, json_type_null))
-            continue;
-        if (!json_object_is_type(g, json_type_string))
-            return fail_at(r, p, S2F_EFORMAT, "\"%s\" is %s, expected a string", key,
-                           json_kind(g));
-        s[k] = string_text(r, g, &n[k], &was_number);
-    }
-    int last = 2;
-    while (last >= 0 && n[last] == 0)
-        last--;
-    for (int k = 0; k <= last; k++) {
-        if (k)
-            put_bytes(buf, at, "=", 1);
-        put_bytes(buf, at, s[k], n[k]);
-    }
-    return S2F_OK;
-}
-
-static s2f_code pn_entry(reader *r, json_object *v, const path *p, uint8_t *buf, size_t *at)
-{
-    if (json_object_is_type(v, json_type_object))
-        return pn_value(r, v, p, buf, at);
-    if (json_object_is_type(v, json_type_null))
-        return S2F_OK;
-    if (!json_object_is_type(v, json_type_string))
-        return fail_at(r, p, S2F_EFORMAT, "expected a person name object, got %s",
-                       json_kind(v));
-    s2f_code rc = buf ? S2F_OK
-                      : lenient_at(r, p, "person name is a bare string, not an object: "
-                                         "read as the Alphabetic group");
-    size_t n;
-    int was_number;
-    const char *s = string_text(r, v, &n, &was_number);
-    put_bytes(buf, at, s, n);
-    return rc;
 }
 
 /* LT ST UT UR: one value, a backslash is text. */
@@ -529,57 +278,37 @@ static int single_valued(uint16_t vr)
            vr == S2F_VR('U', 'R');
 }
 
-/*
- * String VRs (M1): values joined with '\'. Two passes over the values: the first checks
- * them and measures the total (and gives the warnings), the second copies into the arena.
- */
-static s2f_code read_strings(reader *r, s2f_elem *e, const value_list *vl, const path *p)
+static int vr_takes_binary(uint16_t vr)
 {
-    int pn = e->vr == S2F_VR('P', 'N');
-    uint8_t *buf = NULL;
-    size_t total = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        size_t at = 0;
-        for (size_t i = 0; i < vl->n; i++) {
-            path vp = {p, P_VALUE, 0, i, NULL};
-            json_object *v = value_at(vl, i);
-            if (i)
-                put_bytes(buf, &at, "\\", 1);
-            s2f_code rc;
-            if (pn) {
-                rc = pn_entry(r, v, &vp, buf, &at);
-            } else {
-                const char *s;
-                size_t n;
-                rc = string_value(r, e->vr, v, &vp, &s, &n);
-                if (!buf && rc == S2F_OK && !single_valued(e->vr) && memchr(s, '\\', n))
-                    warn_at(r, &vp, "value holds a backslash, which DICOM reads as a value "
-                            "separator");
-                put_bytes(buf, &at, s, n);
-            }
-            if (rc != S2F_OK)
-                return rc;
-        }
-        if (pass == 0) {
-            total = at;
-            s2f_code rc = check_len(r, p, total);
-            if (rc != S2F_OK || total == 0)
-                return rc;
-            buf = s2f_arena_alloc(r->ctx->arena, total);
-            if (!buf)
-                return out_of_memory(r);
-        }
+    switch (vr) {
+    case S2F_VR('O', 'B'): case S2F_VR('O', 'D'): case S2F_VR('O', 'F'):
+    case S2F_VR('O', 'L'): case S2F_VR('O', 'V'): case S2F_VR('O', 'W'):
+    case S2F_VR('U', 'N'):
+        return 1;
+    default:
+        return 0;
     }
-    e->val = buf;
-    e->len = (uint32_t)total;
-    return S2F_OK;
 }
 
-/* A JSON number as an integer: sign and magnitude. 0 when it is not an integral number. */
+/* ---- binary numbers (US SS UL SL FL FD SV UV AT) ------------------------------------------- */
+
+/* A JSON number as an integer: sign and magnitude. */
 typedef struct integer {
     int neg;
     uint64_t mag;
 } integer;
+
+/* 1 for JSON integer grammar: -?digits. */
+static int is_integer_token(const char *s, size_t n)
+{
+    size_t i = n > 0 && s[0] == '-';
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
 
 static int integer_from_text(const char *s, size_t n, integer *out)
 {
@@ -595,23 +324,14 @@ static int integer_from_text(const char *s, size_t n, integer *out)
     return errno == 0 && *end == 0 && end != buf + out->neg;
 }
 
-static int integer_of(json_object *v, integer *out)
+/* A number with a fraction or exponent that is integral and in range (1e2 -> 100). */
+static int integer_from_double(double d, integer *out)
 {
-    if (json_object_is_type(v, json_type_int)) {
-        int64_t i = json_object_get_int64(v);
-        out->neg = i < 0;
-        out->mag = i < 0 ? (uint64_t)(-(i + 1)) + 1u : json_object_get_uint64(v);
-        return 1;
-    }
-    if (json_object_is_type(v, json_type_double)) {
-        double d = json_object_get_double(v);
-        if (!isfinite(d) || d < -9223372036854775808.0 || d >= 18446744073709551616.0)
-            return 0;
-        out->neg = d < 0;
-        out->mag = d < 0 ? (uint64_t)(-d) : (uint64_t)d;
-        return (out->neg ? -(double)out->mag : (double)out->mag) == d; /* integral */
-    }
-    return 0;
+    if (!isfinite(d) || d < -9223372036854775808.0 || d >= 18446744073709551616.0)
+        return 0;
+    out->neg = d < 0;
+    out->mag = d < 0 ? (uint64_t)(-d) : (uint64_t)d;
+    return (out->neg ? -(double)out->mag : (double)out->mag) == d;
 }
 
 static void put_le(uint8_t *dst, uint64_t v, unsigned size)
@@ -621,8 +341,7 @@ static void put_le(uint8_t *dst, uint64_t v, unsigned size)
 }
 
 /* Integer VRs: range-checks the value and writes it little-endian. */
-static s2f_code encode_integer(reader *r, uint16_t vr, const integer *x, const path *p,
-                               uint8_t *dst)
+static int encode_integer(reader *r, uint16_t vr, const integer *x, uint8_t *dst)
 {
     unsigned size = s2f_vr_fixed_size(vr);
     int is_signed = vr == S2F_VR('S', 'S') || vr == S2F_VR('S', 'L') || vr == S2F_VR('S', 'V');
@@ -633,46 +352,23 @@ static s2f_code encode_integer(reader *r, uint16_t vr, const integer *x, const p
     if ((x->neg && x->mag > max_neg) || (!x->neg && x->mag > max_pos)) {
         char vrs[3];
         vr_name(vr, vrs);
-        return fail_at(r, p, S2F_EFORMAT, "number %s%llu is out of range for VR %s",
-                       x->neg ? "-" : "", (unsigned long long)x->mag, vrs);
+        return FAIL(r, S2F_EFORMAT, "number %s%llu is out of range for VR %s",
+                    x->neg ? "-" : "", (unsigned long long)x->mag, vrs);
     }
-    uint64_t bitsval = x->neg ? (uint64_t)0 - x->mag : x->mag;
-    put_le(dst, bitsval, size);
-    return S2F_OK;
-}
-
-static int double_of(const reader *r, json_object *v, double *d)
-{
-    if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
-        *d = json_object_get_double(v);
-        return 1;
-    }
-    size_t n;
-    int was_number;
-    char buf[64];
-    if (!json_object_is_type(v, json_type_string))
-        return 0;
-    const char *s = string_text(r, v, &n, &was_number);
-    if (!was_number || n >= sizeof buf)
-        return 0;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    *d = strtod(buf, NULL);
+    put_le(dst, x->neg ? (uint64_t)0 - x->mag : x->mag, size);
     return 1;
 }
 
-static s2f_code encode_float(reader *r, uint16_t vr, json_object *v, const path *p,
-                             uint8_t *dst)
+static int encode_float(reader *r, uint16_t vr, int kind, const char *s, uint8_t *dst)
 {
-    double d;
-    if (!double_of(r, v, &d))
-        return fail_at(r, p, S2F_EFORMAT, "expected a number for VR %s, got %s",
-                       vr == S2F_VR('F', 'L') ? "FL" : "FD", json_kind(v));
+    if (kind != K_NUMBER)
+        return FAIL(r, S2F_EFORMAT, "expected a number for VR %s, got %s",
+                    vr == S2F_VR('F', 'L') ? "FL" : "FD", kind_name(kind));
+    double d = strtod(s, NULL);
     uint64_t bits;
     if (vr == S2F_VR('F', 'L')) {
         if (isfinite(d) && (d > FLT_MAX || d < -FLT_MAX))
-            return fail_at(r, p, S2F_EFORMAT, "number %s is out of range for VR FL",
-                           json_object_get_string(v));
+            return FAIL(r, S2F_EFORMAT, "number %.40s is out of range for VR FL", s);
         float f = (float)d;
         uint32_t b32;
         memcpy(&b32, &f, sizeof b32);
@@ -681,33 +377,7 @@ static s2f_code encode_float(reader *r, uint16_t vr, json_object *v, const path 
         memcpy(&bits, &d, sizeof bits);
     }
     put_le(dst, bits, s2f_vr_fixed_size(vr));
-    return S2F_OK;
-}
-
-static s2f_code encode_number(reader *r, uint16_t vr, json_object *v, const path *p,
-                              uint8_t *dst)
-{
-    if (vr == S2F_VR('F', 'L') || vr == S2F_VR('F', 'D'))
-        return encode_float(r, vr, v, p, dst);
-    integer x;
-    size_t n;
-    int was_number = 0;
-    char vrs[3];
-    vr_name(vr, vrs);
-    int ok = integer_of(v, &x);
-    if (!ok && json_object_is_type(v, json_type_string)) {
-        const char *s = string_text(r, v, &n, &was_number);
-        ok = was_number && integer_from_text(s, n, &x);
-        if (was_number && !ok)
-            return fail_at(r, p, S2F_EFORMAT, "number %.40s is out of range for VR %s", s, vrs);
-    }
-    if (!ok && (json_object_is_type(v, json_type_double)))
-        return fail_at(r, p, S2F_EFORMAT, "number %s is not an integer (VR %s)",
-                       json_object_get_string(v), vrs);
-    if (!ok)
-        return fail_at(r, p, S2F_EFORMAT, "expected a number for VR %s, got %s", vrs,
-                       json_kind(v));
-    return encode_integer(r, vr, &x, p, dst);
+    return 1;
 }
 
 static int hex_value(char c)
@@ -737,44 +407,42 @@ static int parse_tag(const char *s, size_t n, uint32_t *tag)
     return 1;
 }
 
-static s2f_code encode_at(reader *r, json_object *v, const path *p, uint8_t *dst)
+static int encode_at(reader *r, int kind, const char *s, size_t n, uint8_t *dst)
 {
     uint32_t tag;
     char text[21];
-    if (!json_object_is_type(v, json_type_string))
-        return fail_at(r, p, S2F_EFORMAT, "expected a \"GGGGEEEE\" string for VR AT, got %s",
-                       json_kind(v));
-    if (!parse_tag(json_object_get_string(v), (size_t)json_object_get_string_len(v), &tag))
-        return fail_at(r, p, S2F_EFORMAT, "AT value \"%s\" is not 8 hex digits",
-                       printable(json_object_get_string(v),
-                                 (size_t)json_object_get_string_len(v), text, sizeof text));
+    if (kind != K_STRING)
+        return FAIL(r, S2F_EFORMAT, "expected a \"GGGGEEEE\" string for VR AT, got %s",
+                    kind_name(kind));
+    if (!parse_tag(s, n, &tag))
+        return FAIL(r, S2F_EFORMAT, "AT value \"%s\" is not 8 hex digits",
+                    printable(s, n, text, sizeof text));
     put_le(dst, S2F_TAG_GROUP(tag), 2);
     put_le(dst + 2, S2F_TAG_ELEM(tag), 2);
-    return S2F_OK;
+    return 1;
 }
 
-/* US SS UL SL FL FD SV UV AT (M1): each value encoded little-endian with the VR's size. */
-static s2f_code read_binary_numbers(reader *r, s2f_elem *e, const value_list *vl,
-                                    const path *p)
+/* One value of a binary-number VR, s[0..n) NUL-terminated for numbers. */
+static int encode_number(reader *r, uint16_t vr, int kind, const char *s, size_t n,
+                         uint8_t *dst)
 {
-    unsigned size = s2f_vr_fixed_size(e->vr);
-    if (vl->n == 0)
-        return S2F_OK;
-    s2f_code rc = check_len(r, p, vl->n > SIZE_MAX / size ? SIZE_MAX : vl->n * size);
-    if (rc != S2F_OK)
-        return rc;
-    uint8_t *buf = s2f_arena_alloc(r->ctx->arena, vl->n * size);
-    if (!buf)
-        return out_of_memory(r);
-    for (size_t i = 0; i < vl->n && rc == S2F_OK; i++) {
-        path vp = {p, P_VALUE, 0, i, NULL};
-        json_object *v = value_at(vl, i);
-        rc = e->vr == S2F_VR('A', 'T') ? encode_at(r, v, &vp, buf + i * size)
-                                       : encode_number(r, e->vr, v, &vp, buf + i * size);
+    char vrs[3];
+    integer x;
+    vr_name(vr, vrs);
+    if (vr == S2F_VR('A', 'T'))
+        return encode_at(r, kind, s, n, dst);
+    if (vr == S2F_VR('F', 'L') || vr == S2F_VR('F', 'D'))
+        return encode_float(r, vr, kind, s, dst);
+    if (kind != K_NUMBER)
+        return FAIL(r, S2F_EFORMAT, "expected a number for VR %s, got %s", vrs,
+                    kind_name(kind));
+    if (is_integer_token(s, n)) {
+        if (!integer_from_text(s, n, &x))
+            return FAIL(r, S2F_EFORMAT, "number %.40s is out of range for VR %s", s, vrs);
+    } else if (!integer_from_double(strtod(s, NULL), &x)) {
+        return FAIL(r, S2F_EFORMAT, "number %.40s is not an integer (VR %s)", s, vrs);
     }
-    e->val = buf;
-    e->len = (uint32_t)(vl->n * size);
-    return rc;
+    return encode_integer(r, vr, &x, dst);
 }
 
 /* ---- InlineBinary ---------------------------------------------------------------------------- */
@@ -832,164 +500,91 @@ static long long base64_decode(const char *s, size_t n, uint8_t *out)
     return (long long)o;
 }
 
-static int vr_takes_binary(uint16_t vr)
+
+/* ---- frames ------------------------------------------------------------------------------- */
+
+#define TOP(r) (&(r)->frames[(r)->top - 1])
+
+/* A new innermost frame; its scratch vector keeps the capacity of the slot's last use.
+ * NULL when out of memory. Frame pointers taken before a push are invalid after it. */
+static frame *push(reader *r, int kind)
 {
-    switch (vr) {
-    case S2F_VR('O', 'B'): case S2F_VR('O', 'D'): case S2F_VR('O', 'F'):
-    case S2F_VR('O', 'L'): case S2F_VR('O', 'V'): case S2F_VR('O', 'W'):
-    case S2F_VR('U', 'N'):
-        return 1;
-    default:
-        return 0;
+    if (r->top == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        frame *f = realloc(r->frames, cap * sizeof *f);
+        if (!f)
+            return NULL;
+        memset(f + r->cap, 0, (cap - r->cap) * sizeof *f);
+        r->frames = f;
+        r->cap = cap;
     }
+    frame *f = &r->frames[r->top++];
+    sbuf keep = f->vec;
+    memset(f, 0, sizeof *f);
+    f->vec = keep;
+    f->vec.n = 0;
+    f->kind = kind;
+    return f;
 }
 
-static s2f_code read_inline_binary(reader *r, s2f_elem *e, json_object *v, const path *p)
+/* The next value (and everything inside it) is skipped or recorded, not read. */
+static void divert_next(reader *r, int how)
 {
-    path fp = {p, P_FIELD, 0, 0, "InlineBinary"};
-    if (!json_object_is_type(v, json_type_string))
-        return fail_at(r, &fp, S2F_EFORMAT, "expected a base64 string, got %s", json_kind(v));
-    size_t n = (size_t)json_object_get_string_len(v);
-    if (n == 0)
-        return S2F_OK;
-    uint8_t *buf = s2f_arena_alloc(r->ctx->arena, n / 4 * 3 + 3);
-    if (!buf)
-        return out_of_memory(r);
-    long long got = base64_decode(json_object_get_string(v), n, buf);
-    if (got < 0)
-        return fail_at(r, &fp, S2F_EFORMAT, "not valid base64 at character %lld", -got - 1);
-    s2f_code rc = check_len(r, p, (size_t)got);
-    if (rc != S2F_OK)
-        return rc;
-    e->val = got ? buf : NULL;
-    e->len = (uint32_t)got;
-    return S2F_OK;
+    r->divert = how;
+    r->divert_depth = 0;
+    r->divert_frame = r->top - 1;
 }
+
+/* The tape: per event a kind byte, then for keys, strings and numbers a length and bytes. */
+static int tape_put(sbuf *t, int kind, const char *s, size_t n)
+{
+    uint8_t k = (uint8_t)kind;
+    if (!sbuf_put(t, &k, 1))
+        return 0;
+    if (kind != K_KEY && kind != K_STRING && kind != K_NUMBER)
+        return 1;
+    return sbuf_put(t, &n, sizeof n) && sbuf_put(t, s, n);
+}
+
+static int divert_event(reader *r, int kind, const char *s, size_t n)
+{
+    if (r->divert == D_RECORD && !tape_put(&r->frames[r->divert_frame].vec, kind, s, n))
+        return out_of_memory(r);
+    if (kind == K_OBJECT || kind == K_ARRAY)
+        r->divert_depth++;
+    else if (kind == K_END)
+        r->divert_depth--;
+    if (r->divert_depth == 0 && kind != K_KEY)
+        r->divert = D_NONE;
+    return 1;
+}
+
+static int skip_value(reader *r, int kind)
+{
+    divert_next(r, D_SKIP);
+    return divert_event(r, kind, NULL, 0);
+}
+
+static int on_value(reader *r, int kind, const char *s, size_t n);
+static int on_key(reader *r, const char *s, size_t n);
+static int on_end(reader *r);
 
 /* ---- data sets ------------------------------------------------------------------------------- */
 
-static s2f_code read_dataset(reader *r, json_object *obj, const s2f_ds *parent, unsigned depth,
-                             const path *p, s2f_ds **out);
-
-/* SQ (M1): "Value" entries are items, each a data set whose parent is `ds`. */
-static s2f_code read_items(reader *r, s2f_elem *e, const value_list *vl, const s2f_ds *ds,
-                           unsigned depth, const path *p)
+static int push_dataset(reader *r, const s2f_ds *parent, unsigned depth, int in_top_array)
 {
-    e->is_seq = 1;
-    if (vl->n == 0)
-        return S2F_OK;
-    if (vl->n > UINT32_MAX)
-        return fail_at(r, p, S2F_ELIMIT, "more than 2^32 sequence items");
-    e->items = s2f_arena_calloc(r->ctx->arena, vl->n, sizeof *e->items);
-    if (!e->items)
+    if (depth > r->ctx->max_depth)
+        return FAIL(r, S2F_ELIMIT, "sequences nested deeper than %u levels", r->ctx->max_depth);
+    s2f_ds *ds = s2f_arena_calloc(r->ctx->arena, 1, sizeof *ds);
+    frame *f = ds ? push(r, F_DATASET) : NULL;
+    if (!f)
         return out_of_memory(r);
-    for (size_t i = 0; i < vl->n; i++) {
-        path vp = {p, P_VALUE, 0, i, NULL};
-        json_object *item = value_at(vl, i);
-        if (!json_object_is_type(item, json_type_object))
-            return fail_at(r, &vp, S2F_EFORMAT, "expected a sequence item object, got %s",
-                           json_kind(item));
-        s2f_code rc = read_dataset(r, item, ds, depth + 1, &vp, &e->items[i]);
-        if (rc != S2F_OK)
-            return rc;
-        e->n_items = (uint32_t)(i + 1);
-    }
-    return S2F_OK;
-}
-
-static s2f_code read_value(reader *r, s2f_elem *e, json_object *value, const s2f_ds *ds,
-                           unsigned depth, const path *p)
-{
-    value_list vl;
-    char vrs[3];
-    s2f_code rc = value_list_of(r, value, p, &vl);
-    if (rc != S2F_OK)
-        return rc;
-    if (e->vr == S2F_VR('S', 'Q'))
-        return read_items(r, e, &vl, ds, depth, p);
-    if (s2f_vr_is_string(e->vr))
-        return read_strings(r, e, &vl, p);
-    if (!vr_takes_binary(e->vr))
-        return read_binary_numbers(r, e, &vl, p);
-    vr_name(e->vr, vrs);
-    return fail_at(r, p, S2F_EFORMAT, "VR %s takes \"InlineBinary\" or \"BulkDataURI\", not "
-                   "\"Value\"", vrs);
-}
-
-static s2f_code read_vr(reader *r, json_object *el, const path *p, uint16_t *vr)
-{
-    json_object *v;
-    char text[9];
-    if (!json_object_object_get_ex(el, "vr", &v))
-        return fail_at(r, p, S2F_EFORMAT, "\"vr\" missing");
-    if (!json_object_is_type(v, json_type_string))
-        return fail_at(r, p, S2F_EFORMAT, "\"vr\" is %s, expected a string such as \"CS\"",
-                       json_kind(v));
-    const char *s = json_object_get_string(v);
-    size_t n = (size_t)json_object_get_string_len(v);
-    if (n != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' ||
-        !s2f_vr_is_known(S2F_VR(s[0], s[1])))
-        return fail_at(r, p, S2F_EFORMAT, "\"vr\" \"%s\" is not a DICOM VR",
-                       printable(s, n, text, sizeof text));
-    *vr = S2F_VR(s[0], s[1]);
-    return S2F_OK;
-}
-
-/* Which of "Value", "InlineBinary", "BulkDataURI" the element has; warns on other members. */
-static s2f_code element_members(reader *r, json_object *el, const path *p, json_object **value,
-                                json_object **inline_bin, json_object **bulk)
-{
-    int count = 0;
-    char text[41];
-    *value = *inline_bin = *bulk = NULL;
-    json_object_object_foreach(el, key, v) {
-        json_object **slot = strcmp(key, "Value") == 0          ? value
-                             : strcmp(key, "InlineBinary") == 0 ? inline_bin
-                             : strcmp(key, "BulkDataURI") == 0  ? bulk
-                                                                : NULL;
-        if (slot) {
-            *slot = v;
-            count++;
-        } else if (strcmp(key, "vr") != 0) {
-            warn_at(r, p, "unknown member \"%s\" ignored",
-                    printable(key, strlen(key), text, sizeof text));
-        }
-    }
-    if (count > 1)
-        return fail_at(r, p, S2F_EFORMAT,
-                       "more than one of \"Value\", \"InlineBinary\", \"BulkDataURI\"");
-    return S2F_OK;
-}
-
-static s2f_code read_element(reader *r, json_object *el, s2f_elem *e, const s2f_ds *ds,
-                             unsigned depth, const path *p)
-{
-    json_object *value, *inline_bin, *bulk;
-    char vrs[3], text[121];
-    if (!json_object_is_type(el, json_type_object))
-        return fail_at(r, p, S2F_EFORMAT, "expected an object with \"vr\", got %s",
-                       json_kind(el));
-    s2f_code rc = read_vr(r, el, p, &e->vr);
-    if (rc == S2F_OK)
-        rc = element_members(r, el, p, &value, &inline_bin, &bulk);
-    if (rc != S2F_OK)
-        return rc;
-    vr_name(e->vr, vrs);
-    e->is_seq = e->vr == S2F_VR('S', 'Q');
-    if (value)
-        return read_value(r, e, value, ds, depth, p);
-    if (inline_bin && !vr_takes_binary(e->vr))
-        return fail_at(r, p, S2F_EFORMAT, "\"InlineBinary\" is not allowed for VR %s", vrs);
-    if (inline_bin)
-        return read_inline_binary(r, e, inline_bin, p);
-    if (bulk && (e->is_seq || !json_object_is_type(bulk, json_type_string)))
-        return fail_at(r, p, S2F_EFORMAT, "\"BulkDataURI\" must be a string on a non-SQ "
-                       "element");
-    if (bulk)
-        warn_at(r, p, "bulk data at \"%s\" not fetched; the element is read as empty",
-                printable(json_object_get_string(bulk),
-                          (size_t)json_object_get_string_len(bulk), text, sizeof text));
-    return S2F_OK;
+    ds->parent = parent;
+    ds->utf8 = 1;
+    f->ds = ds;
+    f->depth = depth;
+    f->in_top_array = in_top_array;
+    return 1;
 }
 
 static int elem_order(const void *a, const void *b)
@@ -1000,8 +595,9 @@ static int elem_order(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-/* Ascending tag order; of elements with the same tag, the first in the text is kept. */
-static void sort_elements(reader *r, s2f_ds *ds, const path *p)
+/* Ascending tag order; of elements with the same tag (a key given twice, or in two
+ * spellings), the first in the text is kept, with a warning. */
+static void sort_elements(reader *r, s2f_ds *ds)
 {
     int sorted = 1;
     for (uint32_t i = 1; i < ds->n && sorted; i++)
@@ -1015,8 +611,9 @@ static void sort_elements(reader *r, s2f_ds *ds, const path *p)
     for (uint32_t i = 0; i < ds->n; i++) {
         ds->elems[i].offset = 0;
         if (w > 0 && ds->elems[w - 1].tag == ds->elems[i].tag) {
-            path mp = {p, P_MEMBER, ds->elems[i].tag, 0, NULL};
-            warn_at(r, &mp, "tag appears twice in the data set; the first is kept");
+            char piece[16];
+            snprintf(piece, sizeof piece, "[\"%08X\"]", (unsigned)ds->elems[i].tag);
+            warn_path(r, r->top, piece, "tag appears twice in the data set; the first is kept");
             continue;
         }
         ds->elems[w++] = ds->elems[i];
@@ -1024,89 +621,613 @@ static void sort_elements(reader *r, s2f_ds *ds, const path *p)
     ds->n = w;
 }
 
-static s2f_code read_dataset(reader *r, json_object *obj, const s2f_ds *parent, unsigned depth,
-                             const path *p, s2f_ds **out)
+static int dataset_key(reader *r, const char *s, size_t n)
 {
-    if (depth > r->ctx->max_depth)
-        return fail_at(r, p, S2F_ELIMIT, "sequences nested deeper than %u levels",
-                       r->ctx->max_depth);
-    size_t count = (size_t)json_object_object_length(obj);
+    uint32_t tag;
     char text[41];
-    s2f_ds *ds = s2f_arena_calloc(r->ctx->arena, 1, sizeof *ds);
-    s2f_elem *elems = count ? s2f_arena_calloc(r->ctx->arena, count, sizeof *elems) : NULL;
-    if (!ds || (count && !elems))
+    if (!parse_tag(s, n, &tag))
+        return FAIL(r, S2F_EFORMAT, "member key \"%s\" is not a tag (8 hex digits)",
+                    printable(s, n, text, sizeof text));
+    frame *f = push(r, F_ELEMENT);
+    if (!f)
         return out_of_memory(r);
-    ds->parent = parent;
-    ds->utf8 = 1;
-    ds->elems = elems;
-    json_object_object_foreach(obj, key, el) {
-        s2f_elem *e = &ds->elems[ds->n];
-        if (!parse_tag(key, strlen(key), &e->tag))
-            return fail_at(r, p, S2F_EFORMAT, "member key \"%s\" is not a tag "
-                           "(8 hex digits)", printable(key, strlen(key), text, sizeof text));
-        path mp = {p, P_MEMBER, e->tag, 0, NULL};
-        s2f_code rc = read_element(r, el, e, ds, depth, &mp);
-        if (rc != S2F_OK)
-            return rc;
-        ds->n++;
+    f->e.tag = tag;
+    return 1;
+}
+
+static int entry_done(reader *r);
+
+static int dataset_end(reader *r)
+{
+    frame *f = TOP(r);
+    s2f_ds *ds = f->ds;
+    size_t count = f->vec.n / sizeof(s2f_elem);
+    if (count > UINT32_MAX)
+        return FAIL(r, S2F_ELIMIT, "more than 2^32 elements in a data set");
+    if (count) {
+        ds->elems = s2f_arena_alloc(r->ctx->arena, f->vec.n);
+        if (!ds->elems)
+            return out_of_memory(r);
+        memcpy(ds->elems, f->vec.p, f->vec.n);
+        ds->n = (uint32_t)count;
     }
-    sort_elements(r, ds, p);
-    *out = ds;
+    sort_elements(r, ds);
+    r->top--;
+    if (r->top == 0 || TOP(r)->kind == F_TOP_ARRAY) {
+        r->result = ds;
+        return 1;
+    }
+    if (!sbuf_put(&TOP(r)->vec, &ds, sizeof ds))
+        return out_of_memory(r);
+    return entry_done(r);
+}
+
+/* M1: the text is one data set object, or an array holding exactly one. */
+static int root_value(reader *r, int kind)
+{
+    if (kind == K_OBJECT)
+        return push_dataset(r, NULL, 0, 0);
+    if (kind == K_ARRAY)
+        return push(r, F_TOP_ARRAY) ? 1 : out_of_memory(r);
+    r->rc = s2f_fail(r->err, S2F_EFORMAT, "DICOM JSON must be an object (a data set) or an "
+                     "array holding one, not %s", kind_name(kind));
+    r->failed = 1;
+    return 1;
+}
+
+static int top_array_value(reader *r, int kind)
+{
+    if (TOP(r)->index++ > 0)
+        return skip_value(r, kind);
+    if (kind != K_OBJECT)
+        return fail_path(r, r->top, "[0]", S2F_EFORMAT, "expected a data set object, got %s",
+                         kind_name(kind));
+    return push_dataset(r, NULL, 0, 1);
+}
+
+static int top_array_end(reader *r)
+{
+    size_t n = TOP(r)->index;
+    r->top--;
+    if (n == 1)
+        return 1;
+    r->failed = 1;
+    if (n == 0)
+        r->rc = s2f_fail(r->err, S2F_EFORMAT, "JSON array holds no data set");
+    else
+        r->rc = s2f_fail(r->err, S2F_EUNSUPPORTED,
+                         "JSON array holds %zu data sets; one SR per input is read", n);
+    return 1;
+}
+
+/* ---- values ------------------------------------------------------------------------------- */
+
+/* The Value array is complete: its entries go into the element (frame below). */
+static int values_end(reader *r)
+{
+    frame *v = TOP(r);
+    s2f_elem *e = &r->frames[r->top - 2].e;
+    if (v->vec.n > UINT32_MAX && e->vr != S2F_VR('S', 'Q'))
+        return fail_path(r, r->top - 1, NULL, S2F_ELIMIT, "value longer than 4 GiB");
+    if (v->vec.n / sizeof(s2f_ds *) > UINT32_MAX)
+        return fail_path(r, r->top - 1, NULL, S2F_ELIMIT, "more than 2^32 sequence items");
+    if (v->vec.n) {
+        uint8_t *copy = s2f_arena_alloc(r->ctx->arena, v->vec.n);
+        if (!copy)
+            return out_of_memory(r);
+        memcpy(copy, v->vec.p, v->vec.n);
+        if (e->vr == S2F_VR('S', 'Q')) {
+            e->items = (s2f_ds **)(void *)copy;
+            e->n_items = (uint32_t)(v->vec.n / sizeof(s2f_ds *));
+        } else {
+            e->val = copy;
+            e->len = (uint32_t)v->vec.n;
+        }
+    }
+    r->top--;
+    return 1;
+}
+
+static int entry_done(reader *r)
+{
+    frame *v = TOP(r);
+    v->index++;
+    return v->single ? values_end(r) : 1;
+}
+
+/* One value of a string VR other than PN: appended to the joined value. */
+static int string_entry(reader *r, uint16_t vr, int kind, const char *s, size_t n)
+{
+    int numeric_vr = vr == S2F_VR('D', 'S') || vr == S2F_VR('I', 'S');
+    char vrs[3];
+    vr_name(vr, vrs);
+    if (kind == K_NUMBER && !numeric_vr)
+        return FAIL(r, S2F_EFORMAT, "expected a string for VR %s, got a number", vrs);
+    if (kind != K_NULL && kind != K_STRING && kind != K_NUMBER)
+        return FAIL(r, S2F_EFORMAT, "expected a string for VR %s, got %s", vrs,
+                    kind_name(kind));
+    if (kind == K_STRING && !single_valued(vr) && memchr(s, '\\', n))
+        warn_path(r, r->top, NULL, "value holds a backslash, which DICOM reads as a value "
+                  "separator");
+    if (!sbuf_put(&TOP(r)->vec, s, n))
+        return out_of_memory(r);
+    return entry_done(r);
+}
+
+/* One PN value: an object of groups (frame F_PN), null, or (lenient) a bare string. */
+static int pn_entry(reader *r, int kind, const char *s, size_t n)
+{
+    if (kind == K_OBJECT) {
+        for (int k = 0; k < 3; k++)
+            r->pn[k].n = 0;
+        return push(r, F_PN) ? 1 : out_of_memory(r);
+    }
+    if (kind == K_NULL)
+        return entry_done(r);
+    if (kind != K_STRING)
+        return FAIL(r, S2F_EFORMAT, "expected a person name object, got %s", kind_name(kind));
+    if (!lenient(r, r->top, "person name is a bare string, not an object: read as the "
+                 "Alphabetic group"))
+        return 1;
+    if (!sbuf_put(&TOP(r)->vec, s, n))
+        return out_of_memory(r);
+    return entry_done(r);
+}
+
+static const char *const pn_groups[3] = {"Alphabetic", "Ideographic", "Phonetic"};
+
+static int pn_key(reader *r, const char *s, size_t n)
+{
+    frame *p = TOP(r);
+    char text[41];
+    int k = 0;
+    while (k < 3 && !(strlen(pn_groups[k]) == n && memcmp(s, pn_groups[k], n) == 0))
+        k++;
+    if (k == 3) {
+        warn_path(r, r->top, NULL, "unknown person name group \"%s\" ignored",
+                  printable(s, n, text, sizeof text));
+        divert_next(r, D_SKIP);
+        return 1;
+    }
+    if (p->seen & (1u << k)) {
+        warn_path(r, r->top, NULL, "person name group \"%s\" given twice; the first is kept",
+                  pn_groups[k]);
+        divert_next(r, D_SKIP);
+        return 1;
+    }
+    p->seen |= 1u << k;
+    p->group = k;
+    return 1;
+}
+
+static int pn_value(reader *r, int kind, const char *s, size_t n)
+{
+    int k = TOP(r)->group;
+    if (kind == K_NULL)
+        return 1;
+    if (kind != K_STRING)
+        return FAIL(r, S2F_EFORMAT, "\"%s\" is %s, expected a string", pn_groups[k],
+                    kind_name(kind));
+    return sbuf_put(&r->pn[k], s, n) ? 1 : out_of_memory(r);
+}
+
+/* "Alphabetic=Ideographic=Phonetic", trailing empty groups dropped. */
+static int pn_end(reader *r)
+{
+    r->top--;
+    sbuf *out = &TOP(r)->vec;
+    int last = 2;
+    while (last >= 0 && r->pn[last].n == 0)
+        last--;
+    for (int k = 0; k <= last; k++)
+        if ((k && !sbuf_put(out, "=", 1)) || !sbuf_put(out, r->pn[k].p, r->pn[k].n))
+            return out_of_memory(r);
+    return entry_done(r);
+}
+
+/* One entry of "Value" (frame F_VALUES on top, the element below it). */
+static int values_entry(reader *r, int kind, const char *s, size_t n)
+{
+    frame *v = TOP(r);
+    uint16_t vr = r->frames[r->top - 2].e.vr;
+    if (vr == S2F_VR('S', 'Q')) {
+        if (kind != K_OBJECT)
+            return FAIL(r, S2F_EFORMAT, "expected a sequence item object, got %s",
+                        kind_name(kind));
+        return push_dataset(r, v->ds, r->frames[r->top - 3].depth + 1, 0);
+    }
+    if (s2f_vr_is_string(vr)) {
+        if (v->index > 0 && !sbuf_put(&v->vec, "\\", 1))
+            return out_of_memory(r);
+        return vr == S2F_VR('P', 'N') ? pn_entry(r, kind, s, n)
+                                      : string_entry(r, vr, kind, s, n);
+    }
+    unsigned size = s2f_vr_fixed_size(vr);
+    if (!sbuf_reserve(&v->vec, size))
+        return out_of_memory(r);
+    encode_number(r, vr, kind, s, n, v->vec.p + v->vec.n);
+    if (r->failed)
+        return 1;
+    v->vec.n += size;
+    return entry_done(r);
+}
+
+/* ---- elements ------------------------------------------------------------------------------ */
+
+static int element_vr(reader *r, int kind, const char *s, size_t n)
+{
+    char text[9];
+    if (kind != K_STRING)
+        return FAIL(r, S2F_EFORMAT, "\"vr\" is %s, expected a string such as \"CS\"",
+                    kind_name(kind));
+    if (n != 2 || s[0] < 'A' || s[0] > 'Z' || s[1] < 'A' || s[1] > 'Z' ||
+        !s2f_vr_is_known(S2F_VR(s[0], s[1])))
+        return FAIL(r, S2F_EFORMAT, "\"vr\" \"%s\" is not a DICOM VR",
+                    printable(s, n, text, sizeof text));
+    TOP(r)->e.vr = S2F_VR(s[0], s[1]);
+    return 1;
+}
+
+/* "Value" with the VR known: entries are read through an F_VALUES frame. */
+static int element_values(reader *r, int kind, const char *s, size_t n)
+{
+    uint16_t vr = TOP(r)->e.vr;
+    char vrs[3], what[96];
+    vr_name(vr, vrs);
+    if (kind != K_ARRAY) {
+        snprintf(what, sizeof what, "\"Value\" is %s, not an array: read as a one-element "
+                 "array", kind_name(kind));
+        if (!lenient(r, r->top, what))
+            return 1;
+    }
+    if (vr_takes_binary(vr))
+        return FAIL(r, S2F_EFORMAT, "VR %s takes \"InlineBinary\" or \"BulkDataURI\", not "
+                    "\"Value\"", vrs);
+    s2f_ds *parent = r->frames[r->top - 2].ds;
+    frame *v = push(r, F_VALUES);
+    if (!v)
+        return out_of_memory(r);
+    v->ds = parent;
+    v->single = kind != K_ARRAY;
+    return v->single ? values_entry(r, kind, s, n) : 1;
+}
+
+static int element_value(reader *r, int kind, const char *s, size_t n)
+{
+    frame *f = TOP(r);
+    int member = f->member;
+    if (!f->opened) {
+        if (kind != K_OBJECT)
+            return FAIL(r, S2F_EFORMAT, "expected an object with \"vr\", got %s",
+                        kind_name(kind));
+        f->opened = 1;
+        return 1;
+    }
+    f->member = M_NONE;
+    if (member == M_VR)
+        return element_vr(r, kind, s, n);
+    if (member == M_VALUE)
+        return element_values(r, kind, s, n);
+    f->data_kind = kind; /* InlineBinary, BulkDataURI: read when the element ends */
+    if (kind == K_STRING)
+        return sbuf_put(&f->vec, s, n) ? 1 : out_of_memory(r);
+    return kind == K_OBJECT || kind == K_ARRAY ? skip_value(r, kind) : 1;
+}
+
+static int element_key(reader *r, const char *s, size_t n)
+{
+    static const char *const names[4] = {"vr", "Value", "InlineBinary", "BulkDataURI"};
+    static const int members[4] = {M_VR, M_VALUE, M_INLINE, M_BULK};
+    frame *f = TOP(r);
+    char text[41];
+    int k = 0;
+    while (k < 4 && !(strlen(names[k]) == n && memcmp(s, names[k], n) == 0))
+        k++;
+    if (k == 4) {
+        warn_path(r, r->top, NULL, "unknown member \"%s\" ignored",
+                  printable(s, n, text, sizeof text));
+        divert_next(r, D_SKIP);
+        return 1;
+    }
+    unsigned bit = 1u << k; /* SEEN_VR, SEEN_VALUE, SEEN_INLINE, SEEN_BULK */
+    if (f->seen & bit) {
+        warn_path(r, r->top, NULL, "member \"%s\" given twice; the first is kept", names[k]);
+        divert_next(r, D_SKIP);
+        return 1;
+    }
+    if (k > 0 && (f->seen & (SEEN_VALUE | SEEN_INLINE | SEEN_BULK)))
+        return FAIL(r, S2F_EFORMAT,
+                    "more than one of \"Value\", \"InlineBinary\", \"BulkDataURI\"");
+    f->seen |= bit;
+    f->member = members[k];
+    if (f->member == M_VALUE && !(f->seen & SEEN_VR)) { /* recorded, replayed at the end */
+        f->taped = 1;
+        divert_next(r, D_RECORD);
+    }
+    return 1;
+}
+
+/* Feeds the recorded "Value" of frames[fi] through the reader, now that the VR is known. */
+static void replay(reader *r, size_t fi)
+{
+    const uint8_t *t = r->frames[fi].vec.p;
+    size_t len = r->frames[fi].vec.n, pos = 0;
+    r->frames[fi].member = M_VALUE;
+    while (pos < len && !r->failed) {
+        int kind = t[pos++];
+        size_t n = 0;
+        const char *s = NULL;
+        if (kind == K_KEY || kind == K_STRING || kind == K_NUMBER) {
+            memcpy(&n, t + pos, sizeof n);
+            s = (const char *)t + pos + sizeof n;
+            pos += sizeof n + n;
+        }
+        if (kind == K_KEY)
+            on_key(r, s, n);
+        else if (kind == K_END)
+            on_end(r);
+        else
+            on_value(r, kind, s, n);
+    }
+}
+
+static int inline_binary(reader *r, frame *f)
+{
+    if (f->data_kind != K_STRING)
+        return fail_path(r, r->top, ".InlineBinary", S2F_EFORMAT,
+                         "expected a base64 string, got %s", kind_name(f->data_kind));
+    size_t n = f->vec.n;
+    if (n == 0)
+        return 1;
+    uint8_t *buf = s2f_arena_alloc(r->ctx->arena, n / 4 * 3 + 3);
+    if (!buf)
+        return out_of_memory(r);
+    long long got = base64_decode((const char *)f->vec.p, n, buf);
+    if (got < 0)
+        return fail_path(r, r->top, ".InlineBinary", S2F_EFORMAT,
+                         "not valid base64 at character %lld", -got - 1);
+    if ((unsigned long long)got > UINT32_MAX)
+        return FAIL(r, S2F_ELIMIT, "value longer than 4 GiB");
+    f->e.val = got ? buf : NULL;
+    f->e.len = (uint32_t)got;
+    return 1;
+}
+
+static int element_end(reader *r)
+{
+    size_t fi = r->top - 1;
+    char vrs[3], text[121];
+    if (!(TOP(r)->seen & SEEN_VR))
+        return FAIL(r, S2F_EFORMAT, "\"vr\" missing");
+    if (TOP(r)->taped) {
+        TOP(r)->taped = 0;
+        replay(r, fi);
+        if (r->failed)
+            return 1;
+    }
+    frame *f = &r->frames[fi];
+    vr_name(f->e.vr, vrs);
+    f->e.is_seq = f->e.vr == S2F_VR('S', 'Q');
+    if ((f->seen & SEEN_INLINE) && !vr_takes_binary(f->e.vr))
+        return FAIL(r, S2F_EFORMAT, "\"InlineBinary\" is not allowed for VR %s", vrs);
+    if ((f->seen & SEEN_INLINE) && !inline_binary(r, f))
+        return 1;
+    if ((f->seen & SEEN_BULK) && (f->e.is_seq || f->data_kind != K_STRING))
+        return FAIL(r, S2F_EFORMAT, "\"BulkDataURI\" must be a string on a non-SQ element");
+    if (f->seen & SEEN_BULK)
+        warn_path(r, r->top, NULL, "bulk data at \"%s\" not fetched; the element is read as "
+                  "empty", printable((const char *)f->vec.p, f->vec.n, text, sizeof text));
+    if (r->failed)
+        return 1;
+    s2f_elem e = f->e;
+    r->top--;
+    return sbuf_put(&TOP(r)->vec, &e, sizeof e) ? 1 : out_of_memory(r);
+}
+
+/* ---- event dispatch --------------------------------------------------------------------------- */
+
+static int refuse_nul(reader *r, const char *s, size_t n)
+{
+    if (!memchr(s, 0, n))
+        return 0;
+    /* issue 9 defect 9: json-c truncated "abc\u0000def" to "abc" silently */
+    FAIL(r, S2F_EFORMAT, "string holds U+0000 (\\u0000), which a DICOM value cannot hold");
+    return 1;
+}
+
+static int on_value(reader *r, int kind, const char *s, size_t n)
+{
+    if (r->failed || (kind == K_STRING && refuse_nul(r, s, n)))
+        return 1;
+    if (r->divert)
+        return divert_event(r, kind, s, n);
+    if (kind == K_NUMBER) { /* NUL-terminated for strtod and messages */
+        r->num.n = 0;
+        if (!sbuf_put(&r->num, s, n) || !sbuf_put(&r->num, "", 1))
+            return out_of_memory(r);
+        s = (const char *)r->num.p;
+    }
+    if (r->top == 0)
+        return root_value(r, kind);
+    switch (TOP(r)->kind) {
+    case F_TOP_ARRAY: return top_array_value(r, kind);
+    case F_ELEMENT: return element_value(r, kind, s, n);
+    case F_VALUES: return values_entry(r, kind, s, n);
+    case F_PN: return pn_value(r, kind, s, n);
+    default: return FAIL(r, S2F_EINTERNAL, "JSON reader: value without a key");
+    }
+}
+
+static int on_key(reader *r, const char *s, size_t n)
+{
+    if (r->failed || refuse_nul(r, s, n))
+        return 1;
+    if (r->divert)
+        return divert_event(r, K_KEY, s, n);
+    switch (TOP(r)->kind) {
+    case F_DATASET: return dataset_key(r, s, n);
+    case F_ELEMENT: return element_key(r, s, n);
+    case F_PN: return pn_key(r, s, n);
+    default: return FAIL(r, S2F_EINTERNAL, "JSON reader: key outside an object");
+    }
+}
+
+static int on_end(reader *r)
+{
+    if (r->failed)
+        return 1;
+    if (r->divert)
+        return divert_event(r, K_END, NULL, 0);
+    switch (TOP(r)->kind) {
+    case F_TOP_ARRAY: return top_array_end(r);
+    case F_DATASET: return dataset_end(r);
+    case F_ELEMENT: return element_end(r);
+    case F_VALUES: return values_end(r);
+    default: return pn_end(r);
+    }
+}
+
+/* ---- yajl callbacks: a non-zero return goes on; 0 stops the parse (depth, end of root) --- */
+
+static int cb_null(void *c) { return on_value(c, K_NULL, NULL, 0), 1; }
+static int cb_bool(void *c, int b) { return (void)b, on_value(c, K_BOOL, NULL, 0), 1; }
+static int cb_number(void *c, const char *s, size_t n) { return on_value(c, K_NUMBER, s, n), 1; }
+
+static int cb_string(void *c, const unsigned char *s, size_t n)
+{
+    return on_value(c, K_STRING, (const char *)s, n), 1;
+}
+
+static int cb_key(void *c, const unsigned char *s, size_t n)
+{
+    return on_key(c, (const char *)s, n), 1;
+}
+
+static int cb_start(reader *r, int kind)
+{
+    if (++r->json_depth > r->json_depth_max) {
+        r->depth_exceeded = 1;
+        return 0;
+    }
+    on_value(r, kind, NULL, 0);
+    return 1;
+}
+
+static int cb_start_map(void *c) { return cb_start(c, K_OBJECT); }
+static int cb_start_array(void *c) { return cb_start(c, K_ARRAY); }
+
+static int cb_end(void *c)
+{
+    reader *r = c;
+    on_end(r);
+    if (--r->json_depth > 0)
+        return 1;
+    r->root_done = 1; /* stop: what follows the value is checked by finish_text */
+    return 0;
+}
+
+static const yajl_callbacks callbacks = {cb_null,   cb_bool, NULL,         NULL,   cb_number,
+                                         cb_string, cb_start_map, cb_key, cb_end,
+                                         cb_start_array, cb_end};
+
+/* ---- feeding the text ------------------------------------------------------------------------ */
+
+static s2f_code syntax_error(reader *r, yajl_handle h, size_t at)
+{
+    unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+    char text[160];
+    const char *m = msg ? (const char *)msg : "parse error";
+    if (strncmp(m, "parse error: ", 13) == 0)
+        m += 13;
+    else if (strncmp(m, "lexical error: ", 15) == 0)
+        m += 15;
+    size_t n = strcspn(m, "\n");
+    printable(m, n, text, sizeof text);
+    if (msg)
+        yajl_free_error(h, msg);
+    if (strcmp(text, "premature EOF") == 0)
+        return s2f_fail(r->err, S2F_EFORMAT, "invalid JSON: unexpected end of data at byte %zu",
+                        at);
+    return s2f_fail(r->err, S2F_EFORMAT, "invalid JSON: %s at byte %zu", text, at);
+}
+
+/* yajl stopped at `at` (input offset just past its last token): why, and what now. */
+static s2f_code stopped(reader *r, const uint8_t *data, size_t len, size_t at)
+{
+    if (r->depth_exceeded)
+        return s2f_fail(r->err, S2F_ELIMIT, "JSON nested deeper than %zu levels at byte %zu",
+                        r->json_depth_max, at ? at - 1 : 0);
+    while (at < len && is_blank(data[at]))
+        at++;
+    if (at < len)
+        return s2f_fail(r->err, S2F_EFORMAT, "invalid JSON: data after the JSON value at byte "
+                        "%zu", at);
+    return r->failed ? r->rc : S2F_OK;
+}
+
+static s2f_code feed(reader *r, yajl_handle h, const uint8_t *data, size_t len, size_t start,
+                     size_t chunk)
+{
+    for (size_t pos = start; pos < len;) {
+        size_t n = len - pos < chunk ? len - pos : chunk;
+        yajl_status st = yajl_parse(h, data + pos, n);
+        size_t at = pos + yajl_get_bytes_consumed(h);
+        if (st == yajl_status_client_canceled)
+            return stopped(r, data, len, at);
+        if (st != yajl_status_ok)
+            return syntax_error(r, h, at ? at - 1 : 0);
+        pos += n;
+    }
+    yajl_status st = yajl_complete_parse(h);
+    if (st == yajl_status_client_canceled)
+        return stopped(r, data, len, len);
+    if (st != yajl_status_ok)
+        return syntax_error(r, h, len);
+    if (r->failed)
+        return r->rc;
+    if (!r->root_done)
+        return s2f_fail(r->err, S2F_EFORMAT, "invalid JSON: unexpected end of data at byte %zu",
+                        len);
     return S2F_OK;
 }
 
-/* M1: one data set object, or an array holding exactly one. */
-static s2f_code read_top(reader *r, json_object *root, s2f_ds **out)
+static void reader_free(reader *r)
 {
-    if (json_object_is_type(root, json_type_object))
-        return read_dataset(r, root, NULL, 0, NULL, out);
-    if (!json_object_is_type(root, json_type_array))
-        return s2f_fail(r->err, S2F_EFORMAT, "DICOM JSON must be an object (a data set) or an "
-                        "array holding one, not %s", json_kind(root));
-    size_t n = json_object_array_length(root);
-    if (n == 0)
-        return s2f_fail(r->err, S2F_EFORMAT, "JSON array holds no data set");
-    if (n > 1)
-        return s2f_fail(r->err, S2F_EUNSUPPORTED,
-                        "JSON array holds %zu data sets; one SR per input is read", n);
-    path top = {NULL, P_TOP_ITEM, 0, 0, NULL};
-    json_object *obj = json_object_array_get_idx(root, 0);
-    if (!json_object_is_type(obj, json_type_object))
-        return fail_at(r, &top, S2F_EFORMAT, "expected a data set object, got %s",
-                       json_kind(obj));
-    return read_dataset(r, obj, NULL, 0, &top, out);
+    for (size_t i = 0; i < r->cap; i++)
+        free(r->frames[i].vec.p);
+    free(r->frames);
+    for (int k = 0; k < 3; k++)
+        free(r->pn[k].p);
+    free(r->num.p);
 }
 
-s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f_ds **out,
-                            s2f_error *err)
+s2f_code s2f_dicomjson_read_chunked(const uint8_t *data, size_t len, s2f_read_ctx *ctx,
+                                    s2f_ds **out, s2f_error *err, size_t chunk)
 {
-    reader r = {ctx, err, 0};
-    json_text text;
-    json_object *root = NULL;
+    reader r;
+    memset(&r, 0, sizeof r);
+    r.ctx = ctx;
+    r.err = err;
+    r.json_depth_max = (size_t)json_depth_for(ctx->max_depth);
     *out = NULL;
     ctx->transfer_syntax = "DICOM-JSON";
     if (!data) {
         data = (const uint8_t *)"";
         len = 0;
     }
-    s2f_code rc = prepare_text(data, len, &text, err);
-    if (rc != S2F_OK)
-        return rc;
-    int depth = json_depth_for(ctx->max_depth);
-    json_tokener *tok = json_tokener_new_ex(depth);
-    if (!tok) {
-        free(text.copy);
+    yajl_handle h = yajl_alloc(&callbacks, NULL, &r);
+    if (!h)
         return s2f_fail(err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    rc = parse_text(tok, &text, depth, &root, err);
-    json_tokener_free(tok);
-    r.marked_numbers = text.copy != NULL;
-    free(text.copy);
+    s2f_code rc = feed(&r, h, data, len, bom_length(data, len), chunk ? chunk : FEED_CHUNK);
+    yajl_free(h);
+    reader_free(&r);
     if (rc == S2F_OK)
-        rc = read_top(&r, root, out);
-    json_object_put(root);
-    if (rc != S2F_OK)
-        *out = NULL;
+        *out = r.result;
     return rc;
+}
+
+s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, s2f_ds **out,
+                            s2f_error *err)
+{
+    return s2f_dicomjson_read_chunked(data, len, ctx, out, err, FEED_CHUNK);
 }
