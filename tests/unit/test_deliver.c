@@ -477,6 +477,27 @@ TEST(issue9_8_escape_text)
     CHECK_STR(s2f_escape_text("abc\xc3\xa9\xc3\xa9", 7, buf, 7), "abc...");
 }
 
+/* Issue 9 #10: a Retry-After beyond the deadline is not waited for (1 request, the deadline
+ * named); the count of requests is asserted, not the time. */
+TEST(issue9_10_retry_after_beyond_deadline_fails_at_once)
+{
+    const char *const answers[] = {"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 999999\r\n"
+                                   "Content-Type: application/fhir+json\r\nConnection: close\r\n\r\n"
+                                   OUTCOME("busy")};
+    mock m;
+    CHECK(mock_start(&m, answers, 1));
+    s2f_client_options opt = {.retries = 20, .deadline = 30};
+    s2f_error err = {0};
+    s2f_fhir_version v;
+    s2f_client *c = client_for(&m, &opt, &err);
+    s2f_code rc = c ? s2f_client_version(c, &v, &err) : err.code;
+    s2f_client_free(c);
+    mock_stop(&m);
+    CHECK(rc == S2F_EUNREACHABLE);
+    CHECK(m.served == 1);
+    CHECK(strstr(err.message, "retry after 999999 s") && strstr(err.message, "deadline of 30 s"));
+}
+
 TEST(basic_credentials_on_the_wire)
 {
     const char *const a[] = {CAPS("5.0.0")};
@@ -570,6 +591,7 @@ int main(void)
     RUN(issue9_6_search_id_must_be_a_fhir_id);
     RUN(issue9_6_transaction_response_must_answer_every_entry);
     RUN(issue9_8_escape_text);
+    RUN(issue9_10_retry_after_beyond_deadline_fails_at_once);
     RUN(basic_credentials_on_the_wire);
     RUN(audit_line_delivered_and_failed);
     CHECK_DONE();
