@@ -486,6 +486,98 @@ TEST(m24_ids_are_deterministic)
     CHECK(same);
 }
 
+/* ---- issue 10 defect 7: identity across reports (M24 amended) ------------------------------ */
+
+/* `json` with its SOP Instance UID 1.2.3.4 replaced by 1.2.3.5 (malloc'd): a follow-up report. */
+static char *other_report(const char *json)
+{
+    static const char from[] = "[\"1.2.3.4\"]", to[] = "[\"1.2.3.5\"]";
+    char *s = strdup(json);
+    char *p = s ? strstr(s, from) : NULL;
+    if (p)
+        memcpy(p, to, sizeof to - 1);
+    return s;
+}
+
+/* The ids of the resources of type/profile, joined (malloc'd). */
+static char *ids_of(const char *type, const char *profile)
+{
+    size_t cap = 1024, n = 0;
+    char *s = calloc(1, cap);
+    json_object *r;
+    for (size_t i = 0; s && (r = find(type, profile, i, NULL)); i++)
+        n += (size_t)snprintf(s + n, n < cap ? cap - n : 0, "%s;", str(r, "id"));
+    return s;
+}
+
+#define LESION_REPORT(...)                                                                   \
+    DOC(PNITEM("HAS OBS CONTEXT", "Doe^John") ","                                            \
+        MEASUREMENTS(GROUP(TRACKING("Lesion 1") "," TRACKING_UID("1.2.100") "," SITE(LEFT) "," \
+                           ALGO("Seg", "2") "," DIAMETER()) ","                               \
+                     GROUP(TRACKING("Label only") "," SITE(ANTERIOR) "," DIAMETER())))
+
+TEST(m24_issue10_7_same_lesion_algorithm_observer_same_ids_in_a_follow_up)
+{
+    static const char *kinds[][2] = {{"Practitioner", NULL},
+                                     {"Device", PROFILE_ALGORITHM},
+                                     {"Device", PROFILE_EQUIPMENT},
+                                     {"Observation", NULL}};
+    char *follow = other_report(LESION_REPORT());
+    char *a[4], *b[4];
+    CHECK(follow && convert(LESION_REPORT(), 0));
+    for (int i = 0; i < 4; i++)
+        a[i] = ids_of(kinds[i][0], kinds[i][1]);
+    json_object *lesion_a = find("BodyStructure", NULL, 0, NULL);
+    json_object *label_a = find("BodyStructure", NULL, 1, NULL);
+    char *lesion_id = strdup(str(lesion_a, "id")), *label_id = strdup(str(label_a, "id"));
+    CHECK(count("BodyStructure", NULL) == 2);
+    CHECK(convert(follow, 0));
+    for (int i = 0; i < 4; i++)
+        b[i] = ids_of(kinds[i][0], kinds[i][1]);
+    for (int i = 0; i < 3; i++)
+        CHECK_STR(b[i], a[i]); /* Practitioner, algorithm, equipment: the same */
+    CHECK(strcmp(a[3], b[3]) != 0); /* the Observations are the report's own */
+    /* the lesion (patient + Tracking UID) is the same; a tracking label alone is the SR's */
+    CHECK_STR(str(find("BodyStructure", NULL, 0, NULL), "id"), lesion_id);
+    CHECK(strcmp(str(find("BodyStructure", NULL, 1, NULL), "id"), label_id) != 0);
+    for (int i = 0; i < 4; i++) {
+        free(a[i]);
+        free(b[i]);
+    }
+    free(lesion_id);
+    free(label_id);
+    free(follow);
+}
+
+TEST(m24_issue10_7_without_patient_id_a_lesion_is_the_reports_own)
+{
+    static const char j[] = BARE_DOC(MEASUREMENTS(GROUP(TRACKING_UID("1.2.100") "," SITE(LEFT) "," DIAMETER())));
+    char *follow = other_report(j);
+    CHECK(follow && convert(j, 0));
+    char *first = strdup(str(find("BodyStructure", NULL, 0, NULL), "id"));
+    CHECK(convert(follow, 0));
+    CHECK(strcmp(str(find("BodyStructure", NULL, 0, NULL), "id"), first) != 0);
+    free(first);
+    free(follow);
+}
+
+/* A NUM's own finding site other than its group's is not the tracked lesion: its
+ * BodyStructure carries no tracking identifier; one equal to the group's is the group's. */
+TEST(m18_issue10_7_num_site_does_not_copy_the_groups_tracking_ids)
+{
+    static const char j[] = DOC(MEASUREMENTS(GROUP(
+        TRACKING("Lesion 1") "," TRACKING_UID("1.2.100") "," SITE(LEFT) ","
+        DIAMETER(KIDS(CODEITEM_KIDS("HAS CONCEPT MOD", "363698007", "SCT", "Finding Site",
+                                        CODE("10200004", "SCT", "Liver"), ANTERIOR))) ","
+        DIAMETER(KIDS(SITE(LEFT))))));
+    CHECK(convert(j, 0));
+    CHECK(count("BodyStructure", NULL) == 2);
+    size_t with_ids = 0;
+    for (size_t i = 0; i < 2; i++)
+        with_ids += len(get(find("BodyStructure", NULL, i, NULL), "identifier")) != 0;
+    CHECK(with_ids == 1);
+}
+
 int main(void)
 {
     RUN(m7_equipment_device);
@@ -505,6 +597,9 @@ int main(void)
     RUN(m18_has_body_structure_rule);
     RUN(m25_no_body_structure_in_r4);
     RUN(m24_ids_are_deterministic);
+    RUN(m24_issue10_7_same_lesion_algorithm_observer_same_ids_in_a_follow_up);
+    RUN(m24_issue10_7_without_patient_id_a_lesion_is_the_reports_own);
+    RUN(m18_issue10_7_num_site_does_not_copy_the_groups_tracking_ids);
     json_object_put(bundle);
     free(bundle_text);
     CHECK_DONE();
