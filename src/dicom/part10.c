@@ -717,6 +717,22 @@ static inline __attribute__((always_inline)) s2f_code read_plain_element(reader 
     return S2F_OK;
 }
 
+/* Issue 9 defect 9: a standard sequence (Content Sequence (0040,A730) and the like) written
+ * with VR OB is read as if it were UN (PS3.5 6.2.2: Implicit VR LE items), with a warning,
+ * instead of vanishing as opaque bytes. 1 and *out = h as UN when h is one. */
+static int ob_as_un(reader *r, const hdr *h, hdr *out) __attribute__((noinline, cold));
+static int ob_as_un(reader *r, const hdr *h, hdr *out)
+{
+    if (h->tag == TAG_PIXEL_DATA || s2f_dict_vr(h->tag) != S2F_VR('S', 'Q'))
+        return 0;
+    s2f_warn(r->ctx->warnings, "sequence (%04X,%04X) at offset %zu has VR OB: read as UN (an "
+             "Implicit VR Little Endian sequence)", S2F_TAG_GROUP(h->tag), S2F_TAG_ELEM(h->tag),
+             h->pos);
+    *out = *h;
+    out->vr = S2F_VR('U', 'N');
+    return 1;
+}
+
 /* Reads the element whose header is h and pushes it; *next = offset after it. Inlined
  * into the loop over a data set's elements. */
 static inline __attribute__((always_inline)) s2f_code read_element(reader *r, enc e,
@@ -724,7 +740,13 @@ static inline __attribute__((always_inline)) s2f_code read_element(reader *r, en
                                                                     size_t *next)
 {
     s2f_code rc;
-    if (h->len != UNDEFINED_LEN && h->vr != S2F_VR('S', 'Q') && h->vr != S2F_VR('U', 'N'))
+    if (h->len != UNDEFINED_LEN && h->vr != S2F_VR('S', 'Q') && h->vr != S2F_VR('U', 'N') &&
+        h->vr != S2F_VR('O', 'B'))
+        return read_plain_element(r, e, h, sc, next);
+    hdr as_un;
+    if (h->vr == S2F_VR('O', 'B') && ob_as_un(r, h, &as_un))
+        h = &as_un;
+    else if (h->vr == S2F_VR('O', 'B') && h->len != UNDEFINED_LEN)
         return read_plain_element(r, e, h, sc, next);
     s2f_elem el = {.tag = h->tag, .vr = h->vr, .offset = h->pos};
     if (h->len == UNDEFINED_LEN) {

@@ -476,6 +476,23 @@ const char *s2f_fhir_instant(s2f_fhir *f, const char *observation_dt)
     return f->instant;
 }
 
+/* M9, issue 10 defect 9: how much of the instant `when` effectiveDateTime keeps: the
+ * precision the SR gives. A date alone (DT "202001", "20200115", or a Content Date without
+ * a Content Time) is "2020-01" / "2020-01-15", without a zone (FHIR dateTime: a zone only
+ * with a time); a time of any precision is completed to seconds with its zone, as FHIR
+ * dateTime requires. issued, an instant, is always complete. */
+static int effective_length(const s2f_fhir *f, const char *observation_dt, const char *when)
+{
+    const char *digits = observation_dt;
+    if (!digits)
+        digits = f->h->content_time && *f->h->content_time ? NULL : f->h->content_date;
+    size_t n = digits ? strspn(digits, "0123456789") : 14;
+    int full = (int)strlen(when);
+    if (n >= 10)
+        return full;
+    return n >= 8 ? 10 : n >= 6 ? 7 : 4; /* YYYY-MM-DD, YYYY-MM, YYYY */
+}
+
 /* M9: "effectiveDateTime" and "issued", the same instant; nothing without one. An instant
  * is digits, '-', ':', 'T', '.' and the zone's sign (compute_instant), nothing to escape:
  * in compact output both members are joined once per instant and copied. */
@@ -484,14 +501,15 @@ void s2f_fhir_effective_issued(s2f_fhir *f, const char *observation_dt)
     const char *when = s2f_fhir_instant(f, observation_dt);
     if (!when || !*when)
         return;
+    int effective_n = effective_length(f, observation_dt, when);
     if (f->opt.pretty) {
-        s2f_json_kv_string(f->json, "effectiveDateTime", when);
+        s2f_json_kv_string_n(f->json, "effectiveDateTime", when, (size_t)effective_n);
         s2f_json_kv_string(f->json, "issued", when);
         return;
     }
     if (f->when_of != when) {
-        char *m = s2f_arena_printf(f->arena, "\"effectiveDateTime\":\"%s\",\"issued\":\"%s\"",
-                                   when, when);
+        char *m = s2f_arena_printf(f->arena, "\"effectiveDateTime\":\"%.*s\",\"issued\":\"%s\"",
+                                   effective_n, when, when);
         if (!m) {
             fail_oom(f);
             return;

@@ -26,7 +26,10 @@
  *    positive-infinity, 114010 / 114011 (value unknown /
  *    indeterminate) unknown, the failure codes 114003-114009 error, any other qualifier
  *    unknown. A Floating Point Value that is NaN or infinite maps the same way. A Numeric
- *    Value that is not a decimal string: error. No value and no qualifier: unknown.
+ *    Value that is not a decimal string or that no double holds (1e999; issue 9 defect 9):
+ *    error. No value and no qualifier: unknown. A qualifier beside a value ->
+ *    interpretation (issue 10 defect 3). A DS text equal to the Floating Point Value is
+ *    written with its own digits (issue 10 defect 9). docs/decisions.md "Values".
  */
 #include <math.h>
 #include <stdio.h>
@@ -444,24 +447,32 @@ static void write_quantity(s2f_fhir *f, const s2f_item *num)
     s2f_json *j = f->json;
     const char *reason = NULL;
     int use_float = 0, use_text = 0;
-    const char *text = num->v.num.text;
+    /* issue 9 defect 9: a text that is no DS, or one no double holds (1e999), is never
+     * written: data-absent (the reader warned) */
+    const char *text = num->v.num.has_value && num->v.num.text_state == S2F_NUM_TEXT_OK
+                           ? num->v.num.text : NULL;
     size_t text_len = text ? strlen(text) : 0;
+    int text_number = text && s2f_json_decimal_is_number(text, text_len);
+    int text_valid = text && (text_number || s2f_json_decimal_valid(text, text_len));
     if (num->v.num.has_value && num->v.num.has_float) {
         double fp = num->v.num.fp;
         if (isnan(fp))
             reason = "not-a-number";
         else if (isinf(fp))
             reason = fp > 0 ? "positive-infinity" : "negative-infinity";
+        else if (text_valid && num->v.num.value == fp)
+            use_text = text_number ? 2 : 1; /* M20, issue 10 defect 9: the same number, the
+                                               DS text's significant digits ("10.0") */
         else
             use_float = 1;
-    } else if (num->v.num.has_value && text && s2f_json_decimal_is_number(text, text_len)) {
+    } else if (text_number) {
         use_text = 2; /* written as it is */
-    } else if (num->v.num.has_value && text && s2f_json_decimal_valid(text, text_len)) {
+    } else if (text_valid) {
         use_text = 1;
     } else if (num->v.num.qualifier) {
         reason = qualifier_reason(num->v.num.qualifier);
-    } else if (num->v.num.has_value && text) {
-        reason = "error"; /* a Numeric Value that is not a decimal string */
+    } else if (num->v.num.has_value && num->v.num.text) {
+        reason = "error"; /* a Numeric Value that is not a decimal string or out of range */
     } else {
         reason = "unknown";
     }
@@ -482,6 +493,27 @@ static void write_quantity(s2f_fhir *f, const s2f_item *num)
         s2f_json_lit_decimal(j, S2F_JSON_LIT("value"), text);
     write_units(f, num->v.num.units);
     s2f_json_end_object(j);
+}
+
+/* "interpretation": the Numeric Value Qualifier beside a value (M20, issue 10 defect 3;
+ * e.g. 250 with DCM 114009 "Value out of range"). The guide maps no element for it;
+ * Observation.interpretation ("a categorical assessment of an observation value") is the
+ * R5 (and R4) element that qualifies a value, on an Observation and on a component alike,
+ * and its extensible binding admits the DICOM code (docs/decisions.md). A qualifier
+ * without a value stays the data-absent-reason it maps to (write_quantity). */
+static void write_qualifier(s2f_fhir *f, const s2f_item *num)
+{
+    const s2f_codeval *q = num->v.num.qualifier;
+    if (!num->v.num.has_value || !q || !has_code(q))
+        return;
+    s2f_json *j = f->json;
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("interpretation"));
+    s2f_json_begin_object(j);
+    s2f_json_lit_begin_array(j, S2F_JSON_LIT("coding"));
+    s2f_fhir_coding(f, q);
+    s2f_json_end_array(j);
+    s2f_json_end_object(j);
+    s2f_json_end_array(j);
 }
 
 /* ---- DICOM DA / TM / DT -> FHIR date, time, dateTime -------------------------------------- */
@@ -623,6 +655,7 @@ static void write_component(s2f_fhir *f, const s2f_item *c)
         break;
     case S2F_VT_NUM:
         write_quantity(f, c);
+        write_qualifier(f, c);
         break;
     case S2F_VT_TEXT: case S2F_VT_UIDREF: case S2F_VT_PNAME:
         if (nonempty(c->v.text))
@@ -773,8 +806,10 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
     /* imaging-measurement fixes no category: none is written */
     item_code(f, S2F_JSON_LIT("code"), m->item);
     write_subject_time_performers(f, &m->ctx);
-    if (m->item->vt == S2F_VT_NUM)
+    if (m->item->vt == S2F_VT_NUM) {
         write_quantity(f, m->item);
+        write_qualifier(f, m->item);
+    }
     write_site(f, site, site_tid, site_tuid);
     const s2f_codeval *method = has_code(m->method) ? m->method : group ? group->method : NULL;
     if (has_code(method))

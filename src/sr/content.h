@@ -33,6 +33,12 @@ typedef enum s2f_rel {
 } s2f_rel;
 
 /* A coded concept (PS3.3 Table 8.8-1). */
+/* What a NUM's Numeric Value text is (issue 9 defect 9, M20): a number FHIR can carry, not
+ * a Decimal String at all (NaN, inf, 0x10, 1,5), or a DS whose value no IEEE double holds
+ * (1e999, -1e999: beyond +-1.7976931348623157e308, or a non-zero value that underflows to
+ * 0). Only the first is ever written as valueQuantity.value. */
+enum { S2F_NUM_TEXT_OK = 0, S2F_NUM_TEXT_NOT_DS, S2F_NUM_TEXT_OUT_OF_RANGE };
+
 typedef struct s2f_codeval {
     const char *value;       /* from CodeValue, LongCodeValue or URNCodeValue */
     const char *scheme;      /* Coding Scheme Designator ("" when absent) */
@@ -77,6 +83,7 @@ struct s2f_item {
             const s2f_codeval *qualifier; /* Numeric Value Qualifier Code Sequence */
             int has_value;            /* Measured Value Sequence had an item */
             const char *rational;     /* "num/den" when Rational Numerator/Denominator given */
+            int text_state;           /* S2F_NUM_TEXT_*: what the Numeric Value text is */
         } num;
         s2f_sopref ref;                                     /* COMPOSITE IMAGE WAVEFORM */
         struct {

@@ -7,6 +7,7 @@
  */
 #include "item.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -457,15 +458,62 @@ static int plain_decimal(const char *s, double *out)
     return 1;
 }
 
-/* The Numeric Value as a double; 0 when the text is not wholly a number. */
+/* 1 when text is a Decimal String (PS3.5 6.2 DS): [+-]digits[.[digits]] or [+-].digits,
+ * then optionally (e|E)[+-]digits; the reader has trimmed its spaces. "NaN", "inf",
+ * "0x10", "1,5" are not (strtod would read the first three). */
+static int ds_syntax(const char *s)
+{
+    size_t whole = 0, frac = 0, exp = 0;
+    if (*s == '+' || *s == '-')
+        s++;
+    for (; *s >= '0' && *s <= '9'; s++)
+        whole++;
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++)
+            frac++;
+    if (!whole && !frac)
+        return 0;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        for (; *s >= '0' && *s <= '9'; s++)
+            exp++;
+        if (!exp)
+            return 0;
+    }
+    return *s == '\0';
+}
+
+/* 1 when a mantissa digit before the exponent is not 0. */
+static int has_nonzero_digit(const char *s)
+{
+    for (; *s && *s != 'e' && *s != 'E'; s++)
+        if (*s >= '1' && *s <= '9')
+            return 1;
+    return 0;
+}
+
+/* The Numeric Value as a double and what its text is (S2F_NUM_TEXT_*, issue 9 defect 9):
+ * not a Decimal String, or a DS no double holds: it overflows (1e999) or a non-zero value
+ * underflows to 0 (1e-999); a JSON reader would get infinity or 0, so such a value is
+ * never written (M20: data-absent). Subnormal values are kept. */
 static int parse_numeric(const char *text, double *out)
 {
     if (plain_decimal(text, out))
-        return 1;
-    char *end;
-    *out = strtod(text, &end);
-    return *end == '\0';
+        return S2F_NUM_TEXT_OK;
+    *out = 0;
+    if (!ds_syntax(text))
+        return S2F_NUM_TEXT_NOT_DS;
+    double v = strtod(text, NULL);
+    if (isinf(v) || isnan(v) || (v == 0 && has_nonzero_digit(text)))
+        return S2F_NUM_TEXT_OUT_OF_RANGE;
+    *out = v;
+    return S2F_NUM_TEXT_OK;
 }
+
+/* The longest Decimal String PS3.5 allows. */
+#define DS_MAX_CHARS 16
 
 /* The elements of a Measured Value Sequence item read_num reads, found in one pass as for
  * the content item (item_elems_of). */
@@ -488,6 +536,23 @@ static void measured_elems_of(const s2f_ds *mv, const s2f_elem *el[N_MV_ELEMS])
     elems_by_tag(mv, mv_tags, N_MV_ELEMS, mv_slot, el);
 }
 
+/* Issue 9 defect 9: every Numeric Value that is not written as it is gets a warning. A DS
+ * longer than 16 characters is still used when it is a number (decision: the value is
+ * unambiguous, dropping it would lose the measurement; docs/decisions.md). */
+static void check_numeric_text(s2f_item_reader *rd, s2f_item *it)
+{
+    const char *text = it->v.num.text;
+    it->v.num.text_state = parse_numeric(text, &it->v.num.value);
+    if (it->v.num.text_state == S2F_NUM_TEXT_NOT_DS)
+        warn_at(rd, it, "Numeric Value is not a decimal string (written as data-absent)");
+    else if (it->v.num.text_state == S2F_NUM_TEXT_OUT_OF_RANGE)
+        warn_at(rd, it, "Numeric Value is out of the range of a double (written as "
+                        "data-absent)");
+    else if (strlen(text) > DS_MAX_CHARS)
+        warn_at(rd, it, "Numeric Value is longer than the 16 characters of a DS (used as "
+                        "written)");
+}
+
 static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_elem *const el[N_ITEM_ELEMS])
 {
     const s2f_ds *mv = first_item(el[E_MEASURED]);
@@ -503,8 +568,8 @@ static void read_num(s2f_item_reader *rd, s2f_item *it, const s2f_elem *const el
     it->v.num.text = s2f_text_elem(&rd->text, m[MV_NUMERIC]);
     if (!it->v.num.text)
         warn_at(rd, it, "Measured Value Sequence item without Numeric Value");
-    else if (!parse_numeric(it->v.num.text, &it->v.num.value))
-        warn_at(rd, it, "Numeric Value is not a decimal string");
+    else
+        check_numeric_text(rd, it);
     it->v.num.has_float = s2f_elem_f64(m[MV_FLOAT], 0, &it->v.num.fp);
     int32_t num;
     uint32_t den;
@@ -740,6 +805,19 @@ static int read_reference(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds)
     return remember_byref(rd, it);
 }
 
+/* PS3.3 Table C.17-6: Concept Name Code Sequence is required for these Value Types (issue 9
+ * defect 9: a NUM without one passed silently; its Observation.code is then only text). */
+static int needs_concept_name(s2f_vt vt)
+{
+    switch (vt) {
+    case S2F_VT_TEXT: case S2F_VT_NUM: case S2F_VT_CODE: case S2F_VT_DATETIME:
+    case S2F_VT_DATE: case S2F_VT_TIME: case S2F_VT_UIDREF: case S2F_VT_PNAME:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int s2f_item_read(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds, int is_root)
 {
     const s2f_elem *el[N_ITEM_ELEMS];
@@ -767,5 +845,8 @@ int s2f_item_read(s2f_item_reader *rd, s2f_item *it, const s2f_ds *ds, int is_ro
     it->observation_dt = s2f_text_elem(&rd->text, el[E_OBS_DT]);
     read_template(rd, it, el[E_TEMPLATE]);
     read_value(rd, it, ds, el);
+    if (!is_root && needs_concept_name(it->vt) && (!it->concept || !it->concept->value ||
+                                                   !*it->concept->value))
+        warn_at(rd, it, "no Concept Name code (required for this Value Type; M26)");
     return rd->text.oom ? -1 : 0;
 }

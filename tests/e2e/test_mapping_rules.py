@@ -325,7 +325,9 @@ def issued_by_value(b):
 def t_m9_tz():
     b = bundle("rules_tz")
     for o in b.obs():
-        eq(o.get("effectiveDateTime"), o.get("issued"), "effectiveDateTime = issued")
+        # M9, issue 10 defect 9: effective keeps the SR's precision (DT 202402: "2024-02")
+        want = "2024-02" if o.get("issued") == "2024-02-01T00:00:00-05:00" else o.get("issued")
+        eq(o.get("effectiveDateTime"), want, "effectiveDateTime = issued at the SR's precision")
     got = issued_by_value(b)
     eq(got[("410668003", "1")], "2024-01-31T10:30:00.5-05:00", "Content Date/Time, -0500")
     eq(group_by_label(b, "Zone").get("issued"), "2024-01-31T10:30:00.5-05:00", "group")
@@ -363,7 +365,7 @@ def t_tz_option_loses():
 
 
 test("M9 issued = 2024-01-31T10:30:00.5-05:00 from Content Date/Time and Timezone Offset "
-     "From UTC -0500; effectiveDateTime the same moment", t_m9_tz)
+     "From UTC -0500; effectiveDateTime the same moment at the SR's precision", t_m9_tz)
 test("M9 item Observation DateTime wins (-05:00), its own +0200 suffix is kept, 202402 is "
      "completed to 2024-02-01T00:00:00-05:00", t_m9_item_dt)
 test("M9 Observation DateTime of the group is inherited by its measurements", t_m9_inherited)
