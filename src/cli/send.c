@@ -257,7 +257,7 @@ static const char *ref_or_logical(const char *ref, const char *type, char *buf, 
 static void print_delivered(send_job *jb, const char *input, const s2f_send_result *r)
 {
     char p[64], s[64], i[64];
-    printf("%s: delivered to %s (FHIR %s): %zu resources (%s, %s, %s)\n", input, jb->server,
+    cli_line(stdout, "%s: delivered to %s (FHIR %s): %zu resources (%s, %s, %s)", input, jb->server,
            r->version == S2F_FHIR_R4 ? "R4" : "R5", r->n_created + r->n_updated,
            ref_or_logical(r->patient_ref, "Patient", p, sizeof p),
            ref_or_logical(r->service_request_ref, "ServiceRequest", s, sizeof s),

@@ -125,6 +125,24 @@ def t8_dump_file_line():
     assert b"a\\x1B]0;t\\x07b.dcm" in o, "the File: line is not escaped"
 
 
+def t8_send_delivered_line():
+    sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+    from stub_server import SUCCESS, StubFhirServer
+    stub = StubFhirServer()
+    base = stub.start()
+    try:
+        stub.reset([SUCCESS])
+        d = fresh("sendname")
+        name = os.fsdecode(d.encode() + b"/in/x\x1b[2J\nsr2fhir: y.dcm")
+        write(name, fixture())
+        rc, o, e = run("send", "--server", base, "--retries", "0", d + "/in", cwd=d)
+        assert rc == 0, "send failed: %r" % e
+        assert b"\x1b" not in o and o.count(b"\n") == 1, "raw name on stdout: %r" % o
+        assert b"x\\x1B[2J\\x0Asr2fhir: y.dcm: delivered to" in o, "not escaped: %r" % o
+    finally:
+        stub.stop()
+
+
 # --- 9#4: symbolic link loops in input folders ------------------------------------------
 def loop_folder(name, links):
     d = fresh(name)
@@ -160,7 +178,7 @@ def t4_send_follows_once():
     d = loop_folder("loop3", [("s1", "."), ("s2", ".")])
     try:
         rc, o, e = run("send", "--server", "http://127.0.0.1:9/", "--retries", "0", d + "/in",
-                       timeout=30)
+                       cwd=d, timeout=30)  # cwd: the audit log goes there
     except subprocess.TimeoutExpired:
         raise AssertionError("send did not finish: it recursed through the links")
     assert b"sr2fhir: 2 files:" in e, "send did not list each file once: %r" % e[-300:]
@@ -303,6 +321,7 @@ def main():
     test("9#8:relationship-type-newline-escaped-in-dump", t8_relationship_newline)
     test("9#8:folder-file-name-escaped", t8_folder_file_name)
     test("9#8:dump-file-line-escaped", t8_dump_file_line)
+    test("9#8:send-delivered-line-file-name-escaped", t8_send_delivered_line)
     test("9#4:two-self-links-each-folder-once", t4_two_self_links)
     test("9#4:self-link-converts-each-file-once", t4_self_link_converts_once)
     test("9#4:send-reads-each-folder-once", t4_send_follows_once)
