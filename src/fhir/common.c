@@ -113,13 +113,17 @@ static int same_concept(const void *entry, const void *code)
            e->meaning == c->meaning && e->value_kind == c->value_kind;
 }
 
-static uint64_t concept_hash(const s2f_codeval *c)
+/* By the addresses of its strings (the reader gives equal strings one address). */
+static uint64_t concept_hash(const s2f_codeval *c, const s2f_hash_key *key)
 {
-    uint64_t h = S2F_HASH_SEED;
-    h = s2f_hash_word(h, (uintptr_t)c->value);
-    h = s2f_hash_word(h, (uintptr_t)c->scheme);
-    h = s2f_hash_word(h, (uintptr_t)c->version);
-    return s2f_hash_word(h, (uintptr_t)c->meaning ^ (uint64_t)c->value_kind);
+    s2f_sip s;
+    s2f_sip_init(&s, key);
+    s2f_sip_word(&s, (uintptr_t)c->value);
+    s2f_sip_word(&s, (uintptr_t)c->scheme);
+    s2f_sip_word(&s, (uintptr_t)c->version);
+    s2f_sip_word(&s, (uintptr_t)c->meaning);
+    s2f_sip_word(&s, (uint64_t)c->value_kind);
+    return s2f_sip_final(&s);
 }
 
 /* Runs write(f, arg) into a compact JSON writer on the scratch memory sink and copies the
@@ -156,7 +160,7 @@ static const concept_entry *find_concept(s2f_fhir *f, const s2f_codeval *c)
 {
     if (!c->value)
         return NULL;
-    uint64_t h = concept_hash(c);
+    uint64_t h = concept_hash(c, s2f_hindex_key(&f->concepts));
     s2f_hslot *slot = s2f_hindex_find(&f->concepts, f->arena, h, same_concept, c);
     if (!slot || slot->entry)
         return slot ? slot->entry : NULL;

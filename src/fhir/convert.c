@@ -67,7 +67,7 @@ void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *k
         compute_rid(f, type, kind, key, rid);
         return;
     }
-    uint64_t h = s2f_hash_bytes(S2F_HASH_SEED, key, strlen(key)) ^ (uintptr_t)kind;
+    uint64_t h = s2f_hash_text(s2f_hindex_key(f->sets), key, strlen(key)) ^ (uintptr_t)kind;
     struct s2f_rid_memo *m = &f->rid_memo[h & (f->rid_memo_cap - 1)];
     if (m->kind != kind || !m->key || strcmp(m->key, key)) {
         if (m->key && ++f->rid_memo_evictions > f->rid_memo_cap &&
@@ -192,12 +192,16 @@ static int same_pair(const void *entry, const void *pair)
 int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key)
 {
     struct set_entry pair = {set, key}, *e;
-    uint64_t h = s2f_hash_bytes(s2f_hash_bytes(S2F_HASH_SEED, set, strlen(set)), key, strlen(key));
+    s2f_sip sip;
+    s2f_sip_init(&sip, s2f_hindex_key(f->sets));
+    s2f_sip_text(&sip, set, strlen(set));
+    s2f_sip_text(&sip, key, strlen(key));
+    uint64_t h = s2f_sip_final(&sip);
     s2f_hslot *slot = s2f_hindex_find(f->sets, f->arena, h, same_pair, &pair);
     if (slot && slot->entry)
         return 0;
     if (!slot && f->sets->crowded) {
-        fail(f, S2F_ELIMIT, "too many distinct resource keys share a hash (a crafted input?)");
+        fail(f, S2F_EINTERNAL, "distinct resource keys share a 64-bit keyed hash");
         return 0;
     }
     if (!slot || !(e = s2f_arena_alloc(f->arena, sizeof *e))) {

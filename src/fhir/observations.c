@@ -407,8 +407,10 @@ static void units_members(s2f_fhir *f, void *entry)
 /* The entry of units code u, made the first time; NULL when memory ran out. */
 static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
 {
-    uint64_t h = (uint64_t)(uintptr_t)u * 0x9E3779B97F4A7C15ull;
-    h ^= h >> 29;
+    s2f_sip sip;
+    s2f_sip_init(&sip, s2f_hindex_key(&f->units));
+    s2f_sip_word(&sip, (uintptr_t)u);
+    uint64_t h = s2f_sip_final(&sip);
     s2f_hslot *slot = s2f_hindex_find(&f->units, f->arena, h, same_units, u);
     if (!slot || slot->entry)
         return slot ? slot->entry : NULL;

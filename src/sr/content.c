@@ -312,6 +312,7 @@ s2f_code s2f_tree_finish(s2f_tree_builder *b, const s2f_ds *top, s2f_tree *out)
     report_notes(b);
     out->root = root;
     out->n_items = b->n_items + 1;
+    out->code_memo_work = s2f_item_memo_work(&b->reader);
     return S2F_OK;
 }
 

@@ -17,6 +17,7 @@
 
 #include "../dicom/dataset.h"
 #include "../dicom/charset.h"
+#include "../util/hindex.h"
 
 typedef enum s2f_vt {
     S2F_VT_UNKNOWN = 0, S2F_VT_CONTAINER, S2F_VT_TEXT, S2F_VT_CODE, S2F_VT_NUM,
@@ -122,6 +123,8 @@ typedef struct s2f_tree {
     s2f_item *root;
     size_t n_items;
     uint32_t depth;          /* depth of the deepest item (root = 0) */
+    s2f_hindex_work code_memo_work; /* what the reader's code memo lookups cost (a
+                                       statistic for tests, issue 9 defect 11) */
 } s2f_tree;
 
 /*

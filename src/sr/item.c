@@ -184,9 +184,7 @@ typedef struct code_entry {
     unsigned replaced;       /* U+FFFD substitutions its decoding made */
 } code_entry;
 
-/* The memo (util/hindex.h bounds its lookups: the hash reads only the ends of each text,
- * so an input can make many codes collide; those then cost one decoding each instead of a
- * scan over all the others). */
+/* The memo: codes already decoded, by a keyed hash of all their bytes (util/hindex.h). */
 struct s2f_code_memo {
     const s2f_charset *cs;   /* the decoder the strings come from */
     s2f_hindex index;        /* code_entry by code_hash */
@@ -251,30 +249,19 @@ static uint16_t load16(const uint8_t *p)
     return w;
 }
 
-/* A word from the first and last bytes at p (all of them when n <= 8), reading no byte
- * outside p[0..n). */
-static uint64_t ends_word(const uint8_t *p, size_t n)
+/* Hashes the shapes and the whole bytes of each text with the memo's key (util/hash.h):
+ * codes that differ anywhere differ in hash, and an input cannot tell which collide. */
+static uint64_t code_hash(const code_key *key, const s2f_hash_key *hk)
 {
-    if (n >= 8)
-        return load64(p) ^ (load64(p + n - 8) * 0x9E3779B97F4A7C15ull);
-    if (n >= 4)
-        return load32(p) | (uint64_t)load32(p + n - 4) << 32;
-    if (n >= 2)
-        return load16(p) | (uint64_t)load16(p + n - 2) << 16;
-    return n ? p[0] : 0;
-}
-
-/* Hashes the shapes and, of each text, its first and last eight bytes: enough to tell
- * codes apart (the memo compares the whole bytes of a candidate anyway). */
-static uint64_t code_hash(const code_key *key)
-{
-    uint64_t h = S2F_HASH_SEED;
+    s2f_sip s;
+    s2f_sip_init(&s, hk);
     for (unsigned i = 0; i < key->n; i++) {
         uint64_t shape = key->elems[i].shape;
-        uint64_t w = shape_text(shape) ? ends_word(key->elems[i].val, shape_len(shape)) : 0;
-        h = s2f_hash_word(s2f_hash_word(h, shape), w);
+        s2f_sip_word(&s, shape);
+        if (shape_text(shape)) /* the shape holds the length */
+            s2f_sip_text(&s, key->elems[i].val, shape_len(shape));
     }
-    return h;
+    return s2f_sip_final(&s);
 }
 
 /* Compares words, the last one overlapping the one before when n is not a multiple. */
@@ -350,9 +337,10 @@ static int same_code_entry(const void *entry, const void *key)
     return same_code_key(&((const code_entry *)entry)->key, key);
 }
 
-/* The memo's slot for key: its entry, or the free slot where it goes. NULL when memory
- * ran out or the index is crowded there (the code is then decoded without the memo). */
-static s2f_hslot *memo_find(s2f_item_reader *rd, const code_key *key, uint64_t h)
+/* The memo's slot for key, *h its hash: its entry, or the free slot where it goes. NULL
+ * when memory ran out or the index is crowded there (the code is then decoded without
+ * the memo). */
+static s2f_hslot *memo_find(s2f_item_reader *rd, const code_key *key, uint64_t *h)
 {
     struct s2f_code_memo *m = rd->codes;
     if (!m && !(m = rd->codes = s2f_arena_calloc(rd->arena, 1, sizeof *m)))
@@ -361,7 +349,13 @@ static s2f_hslot *memo_find(s2f_item_reader *rd, const code_key *key, uint64_t h
         m->cs = rd->text.cs;
         m->index = (s2f_hindex){0};
     }
-    return s2f_hindex_find(&m->index, rd->arena, h, same_code_entry, key);
+    *h = code_hash(key, s2f_hindex_key(&m->index));
+    return s2f_hindex_find(&m->index, rd->arena, *h, same_code_entry, key);
+}
+
+s2f_hindex_work s2f_item_memo_work(const s2f_item_reader *r)
+{
+    return r->codes ? r->codes->index.work : (s2f_hindex_work){0, 0, 0};
 }
 
 #define NAMING_ELEMS (1u << C_VALUE | 1u << C_LONG_VALUE | 1u << C_URN | 1u << C_MEANING)
@@ -373,8 +367,8 @@ static const s2f_codeval *read_code(s2f_item_reader *rd, const s2f_ds *ds, int *
     code_key key;
     code_key_of(ds, &key);
     *named = (key.present & NAMING_ELEMS) != 0;
-    uint64_t h = code_hash(&key);
-    s2f_hslot *slot = memo_find(rd, &key, h);
+    uint64_t h = 0;
+    s2f_hslot *slot = memo_find(rd, &key, &h);
     if (slot && slot->entry) {
         const code_entry *known = slot->entry;
         rd->text.replaced += known->replaced;

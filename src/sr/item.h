@@ -28,4 +28,7 @@ typedef struct s2f_item_reader {
  * relationship. Returns 0, or -1 when memory ran out. */
 int s2f_item_read(s2f_item_reader *r, s2f_item *it, const s2f_ds *ds, int is_root);
 
+/* The work of the code memo's lookups so far (zero before the first code). */
+s2f_hindex_work s2f_item_memo_work(const s2f_item_reader *r);
+
 #endif

@@ -31,11 +31,16 @@ s2f_hslot *s2f_hindex_find(s2f_hindex *x, s2f_arena *a, uint64_t h,
 {
     if (x->n * 2 >= x->cap && !grow(x, a))
         return NULL;
+    x->work.lookups++;
     size_t k = h & (x->cap - 1);
-    for (unsigned probes = 0; x->slots[k].entry; k = (k + 1) & (x->cap - 1)) {
-        if (x->slots[k].hash == h && same(x->slots[k].entry, key))
+    for (unsigned collisions = 0; x->slots[k].entry; k = (k + 1) & (x->cap - 1)) {
+        x->work.probes++;
+        if (x->slots[k].hash != h)
+            continue;
+        x->work.compares++;
+        if (same(x->slots[k].entry, key))
             break;
-        if (++probes == S2F_HINDEX_PROBES) {
+        if (++collisions > S2F_HINDEX_COLLISIONS) {
             x->crowded = 1;
             return NULL;
         }
