@@ -134,6 +134,11 @@ typedef struct reader {
     s2f_ds *result;
     sbuf pn[3];             /* the groups of the person name being read */
     sbuf num;               /* a number's text, NUL-terminated */
+    yajl_handle h;          /* for the offset of the key being read (look-ahead) */
+    const uint8_t *text;    /* the whole input, and where the current chunk starts */
+    size_t text_len, chunk_base;
+    size_t lookahead_left;  /* bytes the look-ahead for "vr" may still scan */
+    int replaying;          /* events come from a tape: no offsets, no look-ahead */
 } reader;
 
 /* ---- JSON paths for messages: $["0040A730"].Value[2]["0040A043"] ---------------------- */
@@ -914,6 +919,107 @@ static int element_value(reader *r, int kind, const char *s, size_t n)
     return kind == K_OBJECT || kind == K_ARRAY ? skip_value(r, kind) : 1;
 }
 
+/* ---- looking ahead for "vr" in the raw text ------------------------------------------------ */
+
+static size_t skip_blanks(const uint8_t *d, size_t len, size_t i)
+{
+    while (i < len && is_blank(d[i]))
+        i++;
+    return i;
+}
+
+/* d[i] is '"': the offset after the closing quote, 0 when there is none. */
+static size_t skip_string(const uint8_t *d, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        if (d[i] == '"')
+            return i + 1;
+        if (d[i] == '\\')
+            i++;
+    }
+    return 0;
+}
+
+/* The offset after the JSON value at d[i] (syntax checked only roughly: yajl checks it when
+ * it gets there), 0 when it does not end. */
+static size_t skip_raw_value(const uint8_t *d, size_t len, size_t i)
+{
+    size_t depth = 0;
+    do {
+        i = skip_blanks(d, len, i);
+        if (i >= len)
+            return 0;
+        switch (d[i]) {
+        case '"':
+            if (!(i = skip_string(d, len, i)))
+                return 0;
+            break;
+        case '{': case '[':
+            depth++;
+            i++;
+            break;
+        case '}': case ']':
+            if (depth-- == 0)
+                return 0;
+            i++;
+            break;
+        case ',': case ':':
+            if (depth == 0)
+                return 0;
+            i++;
+            break;
+        default: { /* a number or literal */
+            size_t start = i;
+            while (i < len && ((d[i] >= '0' && d[i] <= '9') || (d[i] >= 'a' && d[i] <= 'z') ||
+                               d[i] == '-' || d[i] == '+' || d[i] == '.' || d[i] == 'E'))
+                i++;
+            if (i == start)
+                return 0;
+        }
+        }
+    } while (depth > 0);
+    return i;
+}
+
+/*
+ * "Value" came before "vr" (pydicom writes keys sorted): rather than record the value, the
+ * raw text after it is scanned for the element's "vr" member. Works from yajl's offset just
+ * past the key token (checked to be the plain text "Value"); 0 when anything is unusual (an
+ * escaped key, no "vr", a VR that is not known, the scan budget spent): then the value is
+ * recorded and replayed, which handles every case.
+ */
+static uint16_t vr_ahead(reader *r)
+{
+    const uint8_t *d = r->text;
+    size_t len = r->text_len, at = r->chunk_base + yajl_get_bytes_consumed(r->h), i;
+    if (r->replaying || at < 7 || at > len || memcmp(d + at - 7, "\"Value\"", 7) != 0)
+        return 0;
+    i = skip_blanks(d, len, at);
+    if (i >= len || d[i] != ':' || !(i = skip_raw_value(d, len, i + 1)))
+        return 0;
+    for (;;) {
+        i = skip_blanks(d, len, i);
+        if (i - at > r->lookahead_left || i >= len || d[i] != ',')
+            return 0;
+        size_t key = skip_blanks(d, len, i + 1), end;
+        if (key >= len || d[key] != '"' || !(end = skip_string(d, len, key)))
+            return 0;
+        i = skip_blanks(d, len, end);
+        if (i >= len || d[i] != ':')
+            return 0;
+        i = skip_blanks(d, len, i + 1);
+        if (end - key == 4 && memcmp(d + key, "\"vr\"", 4) == 0)
+            break;
+        if (!(i = skip_raw_value(d, len, i)))
+            return 0;
+    }
+    r->lookahead_left -= i - at;
+    if (i + 4 > len || d[i] != '"' || d[i + 3] != '"' || d[i + 1] < 'A' || d[i + 1] > 'Z' ||
+        d[i + 2] < 'A' || d[i + 2] > 'Z' || !s2f_vr_is_known(S2F_VR(d[i + 1], d[i + 2])))
+        return 0;
+    return S2F_VR(d[i + 1], d[i + 2]);
+}
+
 static int element_key(reader *r, const char *s, size_t n)
 {
     static const char *const names[4] = {"vr", "Value", "InlineBinary", "BulkDataURI"};
@@ -940,9 +1046,12 @@ static int element_key(reader *r, const char *s, size_t n)
                     "more than one of \"Value\", \"InlineBinary\", \"BulkDataURI\"");
     f->seen |= bit;
     f->member = members[k];
-    if (f->member == M_VALUE && !(f->seen & SEEN_VR)) { /* recorded, replayed at the end */
-        f->taped = 1;
-        divert_next(r, D_RECORD);
+    if (f->member == M_VALUE && !(f->seen & SEEN_VR)) {
+        f->e.vr = vr_ahead(r); /* "vr" still comes and is checked as usual */
+        if (!f->e.vr) { /* recorded, replayed at the end */
+            f->taped = 1;
+            divert_next(r, D_RECORD);
+        }
     }
     return 1;
 }
@@ -953,6 +1062,7 @@ static void replay(reader *r, size_t fi)
     const uint8_t *t = r->frames[fi].vec.p;
     size_t len = r->frames[fi].vec.n, pos = 0;
     r->frames[fi].member = M_VALUE;
+    r->replaying++;
     while (pos < len && !r->failed) {
         int kind = t[pos++];
         size_t n = 0;
@@ -969,6 +1079,7 @@ static void replay(reader *r, size_t fi)
         else
             on_value(r, kind, s, n);
     }
+    r->replaying--;
 }
 
 static int inline_binary(reader *r, frame *f)
@@ -1170,6 +1281,7 @@ static s2f_code feed(reader *r, yajl_handle h, const uint8_t *data, size_t len, 
 {
     for (size_t pos = start; pos < len;) {
         size_t n = len - pos < chunk ? len - pos : chunk;
+        r->chunk_base = pos;
         yajl_status st = yajl_parse(h, data + pos, n);
         size_t at = pos + yajl_get_bytes_consumed(h);
         if (st == yajl_status_client_canceled)
@@ -1218,6 +1330,10 @@ s2f_code s2f_dicomjson_read_chunked(const uint8_t *data, size_t len, s2f_read_ct
     yajl_handle h = yajl_alloc(&callbacks, NULL, &r);
     if (!h)
         return s2f_fail(err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
+    r.h = h;
+    r.text = data;
+    r.text_len = len;
+    r.lookahead_left = len > SIZE_MAX / 16 ? SIZE_MAX : 16 * len + 4096;
     s2f_code rc = feed(&r, h, data, len, bom_length(data, len), chunk ? chunk : FEED_CHUNK);
     yajl_free(h);
     reader_free(&r);
