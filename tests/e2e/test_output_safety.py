@@ -185,6 +185,17 @@ def t4_send_follows_once():
     assert e.count(b"read already") == 2, "no loop warnings: %r" % e[-300:]
 
 
+def t4_depth_bound_warns():
+    d = fresh("deep")
+    deep = d + "/in" + "/d" * 70
+    write(deep + "/x.dcm", fixture())
+    write(d + "/in/top.dcm", fixture())
+    rc, o, e = run("convert", "-o", d + "/out", d + "/in", timeout=60)
+    assert rc == 0, "exit %d: %r" % (rc, e[-300:])
+    assert b"folders deep" in e, "no warning at the depth bound: %r" % e
+    one_line_messages(e, "convert")
+
+
 # --- 9#3: folder outputs mirror the input's subfolders, names stay distinct -------------
 def tree(d):
     return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
@@ -325,6 +336,7 @@ def main():
     test("9#4:two-self-links-each-folder-once", t4_two_self_links)
     test("9#4:self-link-converts-each-file-once", t4_self_link_converts_once)
     test("9#4:send-reads-each-folder-once", t4_send_follows_once)
+    test("9#4:depth-bound-warns", t4_depth_bound_warns)
     test("9#3:folder-output-mirrors-subfolders-names-distinct", t3_mirror_and_distinct)
     test("9#3:same-output-name-refused-not-overwritten", t3_same_name_refused)
     test("9#3:converted-count-equals-files-written", t3_count_equals_files_written)
