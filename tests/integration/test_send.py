@@ -769,9 +769,8 @@ def _stub_cases(stub, base, sr_a, sr_b, b_a):
     def t_timeout():
         stub.reset([answer(200, outcome("late"), delay=4)])
         r = send("--server", base, "--timeout", "1", "--retries", "0", sr_a)
-        eq(r.rc, 11, "exit code (%s)" % r.what())
-        one_error_line(r, sr_a)
-        assert r.elapsed < 60, "took %.1f s" % r.elapsed
+        eq(r.rc, 11, "exit code (%s)" % r.what())  # the stub answers 200 after 4 s: only
+        one_error_line(r, sr_a)                    # the 1 s timeout makes this exit 11
 
     def t_redirect():
         other = StubFhirServer()

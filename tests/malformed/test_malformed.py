@@ -6,7 +6,7 @@ corpus file. Each must give exactly one line on stderr, 'sr2fhir: FILE: ...', an
 documented non-zero exit code (4 malformed, 5 unsupported, 7 limit), never a signal or a
 hang; in the normal (non-sanitizer) build peak memory must stay within a small multiple of
 the input (64 MiB + 16 x input, the process itself included). Crafted input too: codes
-made to share a hash in the reader's memo must cost linear time, not quadratic.
+made alike are dumped (their cost is counted by tests/unit/test_code_memo.c, never timed).
 
 The inputs are built here byte by byte, so the test does not depend on any generator.
 Prints PASS/FAIL/SKIP lines for tests/run.sh.
@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD = os.environ.get("BUILD", "build")
@@ -211,25 +210,15 @@ def main():
                 if rc is None or rc not in DOCUMENTED or len(lines) != 1 or not lines[0].startswith(f"sr2fhir: {path}: "):
                     bad.append(f"cut {cut}: exit {rc}, stderr {err[:200]!r}")
             report(not bad, f"malformed:corpus-prefixes({len(data) // 97 + 1} cuts)", "; ".join(bad[:3]))
-        # keys made to share a hash must not make the reader quadratic: 4x the colliding
-        # codes must take about 4x the time (16x when every code is compared with all the
-        # others before it), not a fixed limit that a slow machine could break
-        times = {}
-        for n in (10000, 40000):
-            path = os.path.join(tmp, f"colliding_codes_{n}.dcm")
-            with open(path, "wb") as f:
-                f.write(colliding_codes(n))
-            start = time.monotonic()
-            rc, err = run(path)
-            times[n] = time.monotonic() - start
-            if rc != 0:
-                report(False, "crafted:colliding-codes", f"{n}: exit {rc}: {err[:200]!r}")
-                break
-        else:
-            ratio = times[40000] / max(times[10000], 1e-3)
-            report(ratio < 8, "crafted:colliding-codes-read-in-linear-time",
-                   f"40,000 codes took {ratio:.1f}x the time of 10,000 "
-                   f"({times[40000]:.2f} s against {times[10000]:.2f} s)")
+        # codes made alike (they shared one hash in the old reader's memo) still convert;
+        # that reading them costs linear work is counted, not timed, by
+        # tests/unit/test_code_memo.c (issue 9 defect 11: wall-clock ratios failed on a
+        # busy machine)
+        path = os.path.join(tmp, "colliding_codes_40000.dcm")
+        with open(path, "wb") as f:
+            f.write(colliding_codes(40000))
+        rc, err = run(path)
+        report(rc == 0, "crafted:colliding-codes-read", f"exit {rc}: {err[:200]!r}")
     return 1 if failures else 0
 
 

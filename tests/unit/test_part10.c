@@ -1143,7 +1143,7 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-TEST(m1_large_report_reads_fast)
+TEST(m1_large_report_reads_in_bounded_memory)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/corpus/files/tid1500__dcmqi__rsna2018_ds3_848792.dcm",
@@ -1170,7 +1170,8 @@ TEST(m1_large_report_reads_fast)
     }
     printf("# %zu bytes read in %.2f ms, arena %zu bytes\n", n, best, used);
     free(d);
-    CHECK(best < 200); /* generous: sanitizer builds are slow; a plain -O2 build is ~1-2 ms */
+    /* no bound on the time (issue 9 defect 11: wall-clock assertions fail on a busy
+     * machine; bench/ keeps timings): the memory it takes is what is asserted */
     CHECK(used < 8 * n);
 }
 
@@ -1206,6 +1207,6 @@ int main(void)
     RUN(m1_memory_budget);
     RUN(m1_corpus_files_read);
     RUN(m1_corpus_prefixes_never_crash);
-    RUN(m1_large_report_reads_fast);
+    RUN(m1_large_report_reads_in_bounded_memory);
     CHECK_DONE();
 }
