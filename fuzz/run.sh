@@ -2,7 +2,7 @@
 # fuzz/run.sh - builds the libFuzzer targets and runs each for SECONDS seconds (default 60)
 # on a seed corpus made from ../shared/corpus and the project's generated fixtures.
 #
-#   fuzz/run.sh [SECONDS] [TARGET...]     # targets: fuzz_part10 fuzz_json fuzz_doc fuzz_answer
+#   fuzz/run.sh [SECONDS] [TARGET...]     # targets: fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer
 #
 # Seeds and the grown corpora live in build-fuzz/corpus-TARGET (not committed); crashes are
 # written to build-fuzz/ as crash-*, and the script exits non-zero when a target fails.
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_answer}
+TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 make -s fuzz
 
