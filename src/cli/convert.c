@@ -194,6 +194,8 @@ static s2f_code make_subfolders(const job *jb, const char *dest, s2f_error *err)
 {
     char path[PATH_MAX];
     size_t n = strlen(dest), start = strlen(jb->output);
+    while (start > 1 && jb->output[start - 1] == '/')
+        start--; /* as outnames.c writes it: "OUT//" -> "OUT/..." */
     if (n >= sizeof path)
         return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(ENAMETOOLONG));
     memcpy(path, dest, n + 1);

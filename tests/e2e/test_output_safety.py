@@ -213,6 +213,8 @@ def t3_mirror_and_distinct():
     want = ["a/report.json", "b/report.json", "report.dcm.json", "report.json.json"]
     assert got == want, "outputs %r, expected %r" % (got, want)
     assert b"4 files: 4 converted, 0 failed" in e, "summary: %r" % e[-300:]
+    rc, o, e = run("convert", "-q", "-o", d + "/out2//", d + "/in/")
+    assert rc == 0 and tree(d + "/out2") == want, "with slashes: %d %r" % (rc, tree(d + "/out2"))
 
 
 def t3_same_name_refused():
