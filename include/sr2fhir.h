@@ -105,6 +105,7 @@ typedef struct s2f_convert_options {
      * (what `sr2fhir send` found by identifier, M4-M6). NULL: the logical reference by
      * identifier alone. A literal reference keeps its type and identifier. */
     const char *patient_ref, *service_request_ref, *imaging_study_ref;
+    int trace_consumed;      /* 1: fill s2f_convert_result.consumed_items (tests, M26) */
 } s2f_convert_options;
 
 /* What a conversion made (for the summary and the conversion report). */
@@ -115,7 +116,12 @@ typedef struct s2f_convert_result {
     size_t replaced_chars;   /* undecodable characters replaced by U+FFFD (M3) */
     const char *const *unmapped_items; /* M26: one line per item no rule consumed,
                                           "1.4.2 CONTAINS TEXT (code,scheme,\"meaning\")",
-                                          owned by the document */
+                                          owned by the document; an item a rule maps
+                                          only in part ends ": why" (issue 10 #5) */
+    const char *const *consumed_items; /* with trace_consumed: one line per item a rule
+                                          maps, "1.4.2 M20 measurement", owned by the
+                                          document; with unmapped_items, every content item
+                                          exactly once (M26) */
 } s2f_convert_result;
 
 /*

@@ -110,6 +110,12 @@ static void report_file(job *jb, const char *input, s2f_code rc, const s2f_error
         for (size_t i = 0; res->unmapped_items && res->unmapped_items[i]; i++)
             s2f_json_string(j, res->unmapped_items[i]);
         s2f_json_end_array(j);
+        if (res->consumed_items) { /* --trace-consumed (tests, M26) */
+            s2f_json_kv_begin_array(j, "consumed");
+            for (size_t i = 0; res->consumed_items[i]; i++)
+                s2f_json_string(j, res->consumed_items[i]);
+            s2f_json_end_array(j);
+        }
         s2f_json_kv_uint(j, "fallbackCodes", res->fallback_codes);
         s2f_json_kv_uint(j, "replacedCharacters", res->replaced_chars);
     }
@@ -340,6 +346,8 @@ static int parse_options(job *jb, int argc, char **argv, int *n_inputs)
             takes = 0;
             if (!strcmp(a, "--pretty"))
                 jb->opt.pretty = 1;
+            else if (!strcmp(a, "--trace-consumed")) /* test-only: "consumed" in --report */
+                jb->opt.trace_consumed = 1;
             else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
                 jb->quiet = 1;
             else if (!strcmp(a, "-h") || !strcmp(a, "--help"))

@@ -4,24 +4,63 @@
  */
 #include "fhir.h"
 
-/* M26: "POSITION RELATIONSHIP VALUE-TYPE (code,scheme,"meaning")" for each unmapped item. */
-static const char *const *unmapped_lines(const s2f_report *rep)
+#include <string.h>
+
+/* M26 (issue 10 #5): why an item a rule consumed is still listed in this form, NULL when it
+ * is mapped. R4 (M25) has no ImagingSelection and no BodyStructure; R5 ImagingSelection has
+ * no place for SCOORD3D coordinates outside an instance (selections.c). */
+static const char *partly_mapped(const s2f_item *it, const char *rule, int r4)
+{
+    int image_ref = !strcmp(rule, S2F_RULE_IMAGE_REF);
+    if (r4 && (image_ref || !strcmp(rule, S2F_RULE_SITE_DETAIL)))
+        return "FHIR R4 has no ImagingSelection nor BodyStructure for it (M25)";
+    if (image_ref && it->vt == S2F_VT_SCOORD3D)
+        return "its 3D coordinates have no place in an R5 ImagingSelection (M19)";
+    return NULL;
+}
+
+/* "POSITION RELATIONSHIP VALUE-TYPE (code,scheme,"meaning")[: why]" */
+static const char *item_line(s2f_arena *a, const s2f_item *it, const char *why)
+{
+    char pos[1024];
+    s2f_item_position(it, pos, sizeof pos);
+    const s2f_codeval *c = it->concept;
+    const char *sep = why ? ": " : "", *tail = why ? why : "";
+    return c ? s2f_arena_printf(a, "%s %s %s (%s,%s,\"%s\")%s%s", pos, s2f_rel_name(it->rel),
+                                s2f_vt_name(it->vt), c->value, c->scheme, c->meaning, sep, tail)
+             : s2f_arena_printf(a, "%s %s %s%s%s", pos, s2f_rel_name(it->rel),
+                                s2f_vt_name(it->vt), sep, tail);
+}
+
+/* Every content item once, in document order: the listed ones (none consumed it, or it is
+ * mapped only in part) into *listed, the mapped ones ("POSITION RULE") into *mapped when
+ * mapped is not NULL. Returns the number listed; (size_t)-1 when out of memory. */
+static size_t sort_items(const s2f_report *rep, int r4, const char ***listed,
+                         const char ***mapped)
 {
     s2f_arena *a = rep->doc->arena;
-    const char **lines = s2f_arena_calloc(a, rep->n_unmapped + 1, sizeof *lines);
-    for (size_t i = 0; lines && i < rep->n_unmapped; i++) {
-        const s2f_item *it = rep->unmapped[i];
-        char pos[1024];
-        s2f_item_position(it, pos, sizeof pos);
-        const s2f_codeval *c = it->concept;
-        lines[i] = c ? s2f_arena_printf(a, "%s %s %s (%s,%s,\"%s\")", pos, s2f_rel_name(it->rel),
-                                        s2f_vt_name(it->vt), c->value, c->scheme, c->meaning)
-                     : s2f_arena_printf(a, "%s %s %s", pos, s2f_rel_name(it->rel),
-                                        s2f_vt_name(it->vt));
-        if (!lines[i])
-            return NULL;
+    size_t n = rep->doc->tree.n_items, nl = 0, nm = 0;
+    const char **l = s2f_arena_calloc(a, n + 1, sizeof *l);
+    const char **m = mapped ? s2f_arena_calloc(a, n + 1, sizeof *m) : NULL;
+    if (!l || (mapped && !m))
+        return (size_t)-1;
+    for (const s2f_item *it = rep->root; it; it = s2f_item_next(it)) {
+        const char *rule = rep->rule_of[it->seq];
+        const char *why = rule ? partly_mapped(it, rule, r4) : NULL;
+        if (!rule || why) {
+            if (!(l[nl++] = item_line(a, it, why)))
+                return (size_t)-1;
+        } else if (m) {
+            char pos[1024];
+            s2f_item_position(it, pos, sizeof pos);
+            if (!(m[nm++] = s2f_arena_printf(a, "%s %s", pos, rule)))
+                return (size_t)-1;
+        }
     }
-    return lines;
+    *listed = l;
+    if (mapped)
+        *mapped = m;
+    return nl;
 }
 
 s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *out,
@@ -58,10 +97,14 @@ s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *o
         result->body_structures = stats.body_structures;
         result->devices = stats.devices;
         result->practitioners = stats.practitioners;
-        result->unmapped = stats.unmapped;
+        const char **listed = NULL, **mapped = NULL;
+        size_t n = sort_items(&rep, opt && opt->r4, &listed,
+                              opt && opt->trace_consumed ? &mapped : NULL);
+        result->unmapped = n == (size_t)-1 ? stats.unmapped : n;
         result->fallback_codes = stats.fallback_codes;
         result->replaced_chars = stats.replaced_chars;
-        result->unmapped_items = unmapped_lines(&rep);
+        result->unmapped_items = n == (size_t)-1 ? NULL : listed;
+        result->consumed_items = n == (size_t)-1 ? NULL : mapped;
     }
     return rc;
 }

@@ -28,6 +28,7 @@ static const concept C_DERIVED_MEASUREMENTS_TYPO = {"126001", "DCM", NULL}; /* M
 static const concept C_QUALITATIVE_EVALUATIONS = {"C0034375", "UMLS", NULL};
 static const concept C_MEASUREMENT_GROUP = {"125007", "DCM", NULL};
 static const concept C_LANGUAGE = {"121049", "DCM", NULL};
+static const concept C_COUNTRY_OF_LANGUAGE = {"121046", "DCM", NULL};
 static const concept C_PROCEDURE_REPORTED = {"121058", "DCM", NULL};
 static const concept C_IMAGE_LIBRARY = {"111028", "DCM", NULL};
 static const concept C_TRACKING_ID = {"112039", "DCM", NULL};
@@ -113,19 +114,24 @@ static int is_algorithm_item(const s2f_item *it)
 typedef struct walker {
     s2f_arena *a;
     s2f_report *r;
-    unsigned char *consumed;          /* by item->seq */
+    const char **rule;                /* by item->seq: the rule that consumed it (M26) */
     int oom;
     size_t cap_groups, cap_derived, cap_evaluations, cap_unmapped;
 } walker;
 
-static void consume(walker *w, const s2f_item *it) { w->consumed[it->seq] = 1; }
+/* M26: an item is consumed by naming the rule that maps it; what no rule names is listed.
+ * Consuming an item does not consume its children: each is consumed by its own rule. */
+static void consume(walker *w, const s2f_item *it, const char *rule) { w->rule[it->seq] = rule; }
 
-/* Consumes an item and its subtree (depth is bounded by the tree's limit). */
-static void consume_tree(walker *w, const s2f_item *it)
+static int consumed(const walker *w, const s2f_item *it) { return w->rule[it->seq] != NULL; }
+
+/* Consumes an item and its whole subtree, for the few items whose rule takes the subtree as
+ * one (the image library, a SELECTED FROM image; depth is bounded by the tree's limit). */
+static void consume_tree(walker *w, const s2f_item *it, const char *rule)
 {
-    consume(w, it);
+    consume(w, it, rule);
     for (uint32_t i = 0; i < it->n_children; i++)
-        consume_tree(w, it->children[i]);
+        consume_tree(w, it->children[i], rule);
 }
 
 /* Gives an empty arena array room for n elements at once (when n is known), so that
@@ -178,25 +184,34 @@ static const s2f_codeval *code_of(const s2f_item *it)
 
 /* TID 1003: Identifier within Person Observer's Role (DCM 128775), a HAS CONCEPT MOD child
  * of Person Observer's Role in this Procedure (DCM 121011); NULL when absent. */
-static const char *person_id_in_role(const s2f_item *role)
+static const char *person_id_in_role(walker *w, const s2f_item *role)
 {
     for (uint32_t i = 0; i < role->n_children; i++) {
         const s2f_item *c = role->children[i];
-        if (!c->by_reference && named(c, &C_PERSON_ID_IN_ROLE) && text_of(c) && *text_of(c))
+        if (!c->by_reference && named(c, &C_PERSON_ID_IN_ROLE) && text_of(c) && *text_of(c)) {
+            consume(w, c, S2F_RULE_OBSERVER);
             return text_of(c);
+        }
     }
     return NULL;
 }
 
-static void set_observer_field(s2f_observer *o, const s2f_item *it)
+/* One observer item into `o`; 1 when a rule maps it (M10: the Practitioner's name and
+ * identifier, the Device's identity), 0 for what FHIR has no place for here (Observer
+ * Organization: R5 Practitioner has no organization; Observer Type only sorts; others). */
+static int set_observer_field(walker *w, s2f_observer *o, const s2f_item *it)
 {
     const char *t = text_of(it);
     if (named(it, &C_PERSON_NAME))
         o->person_name = t;
-    else if (named(it, &C_PERSON_ORGANIZATION))
+    else if (named(it, &C_PERSON_ORGANIZATION)) {
         o->organization = t;
-    else if (named(it, &C_PERSON_ROLE_IN_PROCEDURE))
-        o->person_id = person_id_in_role(it);
+        return 0; /* issue 10 #5: listed (M26), see docs/decisions.md */
+    } else if (named(it, &C_PERSON_ROLE_IN_PROCEDURE)) {
+        o->person_id = person_id_in_role(w, it);
+        return o->person_id != NULL;
+    } else if (named(it, &C_OBSERVER_TYPE))
+        return 1;
     else if (named(it, &C_DEVICE_UID))
         o->device_uid = t;
     else if (named(it, &C_DEVICE_NAME))
@@ -207,6 +222,9 @@ static void set_observer_field(s2f_observer *o, const s2f_item *it)
         o->device_model = t;
     else if (named(it, &C_DEVICE_SERIAL))
         o->device_serial = t;
+    else
+        return 0;
+    return 1;
 }
 
 /* An observer starts at each Observer Type, or at the first observer item without one
@@ -242,8 +260,8 @@ static size_t read_observers(walker *w, const s2f_item *container, const s2f_obs
             cur->is_device = is_device;
             cur->item = c;
         }
-        set_observer_field(cur, c);
-        consume_tree(w, c);
+        if (set_observer_field(w, cur, c))
+            consume(w, c, S2F_RULE_OBSERVER);
     }
     *out = list;
     return n;
@@ -293,7 +311,7 @@ static const s2f_algorithm *read_algorithm(walker *w, const s2f_item *it)
             if (p)
                 *p = text_of(c);
         }
-        consume_tree(w, c);
+        consume(w, c, S2F_RULE_ALGORITHM);
     }
     return alg;
 }
@@ -302,7 +320,7 @@ static void read_site(walker *w, const s2f_item *it, s2f_site *site)
 {
     site->site = code_of(it);
     site->item = it;
-    consume(w, it);
+    consume(w, it, S2F_RULE_SITE);
     for (uint32_t i = 0; i < it->n_children; i++) {
         const s2f_item *c = it->children[i];
         if (c->by_reference)
@@ -313,7 +331,7 @@ static void read_site(walker *w, const s2f_item *it, s2f_site *site)
             site->modifier = code_of(c);
         else
             continue;
-        consume_tree(w, c);
+        consume(w, c, S2F_RULE_SITE_DETAIL);
     }
 }
 
@@ -348,7 +366,7 @@ static const s2f_item *selected_image(walker *w, const s2f_item *region)
         const s2f_item *c = region->children[i];
         const s2f_item *img = c->by_reference ? c->ref_target : c;
         if (c->rel == S2F_REL_SELECTED_FROM && img && img->vt == S2F_VT_IMAGE) {
-            consume_tree(w, c);
+            consume_tree(w, c, S2F_RULE_IMAGE_REF);
             return img;
         }
     }
@@ -378,13 +396,13 @@ static void add_ref(walker *w, s2f_image_ref **refs, size_t *n, size_t *cap, s2f
         return;
     ref->kind = kind;
     ref->item = it;
-    consume(w, it);
+    consume(w, it, S2F_RULE_IMAGE_REF);
     if (it->vt == S2F_VT_SCOORD || it->vt == S2F_VT_SCOORD3D)
         ref->image = selected_image(w, it);
     if (kind == S2F_REF_REGION_IN_SPACE) /* its ROI Numbers are the selection's subset */
         for (uint32_t i = 0; i < it->n_children; i++)
             if (named(it->children[i], &C_ROI_NUMBER))
-                consume_tree(w, it->children[i]);
+                consume(w, it->children[i], S2F_RULE_IMAGE_REF);
 }
 
 /* ---- measurements, evaluations, groups --------------------------------------------------- */
@@ -398,11 +416,11 @@ static void read_num_children(walker *w, s2f_measurement *m)
     for (uint32_t i = 0; i < num->n_children; i++) {
         const s2f_item *c = num->children[i];
         s2f_ref_kind kind;
-        if (c->by_reference || w->consumed[c->seq])
+        if (c->by_reference || consumed(w, c))
             continue;
         if (named(c, &C_METHOD) && !m->method) {
             m->method = code_of(c);
-            consume_tree(w, c);
+            consume(w, c, S2F_RULE_MEASUREMENT);
         } else if (named(c, &C_FINDING_SITE) && !m->site.item) {
             read_site(w, c, &m->site);
         } else if (ref_kind_of(c, &kind)) {
@@ -412,10 +430,10 @@ static void read_num_children(walker *w, s2f_measurement *m)
             add_ref(w, &m->refs, &m->n_refs, &cap_refs, S2F_REF_REGION_OF_MEASUREMENT, c);
         } else if (named(c, &C_TRACKING_ID) && !m->tracking_id) {
             m->tracking_id = text_of(c);
-            consume_tree(w, c);
+            consume(w, c, S2F_RULE_TRACKING);
         } else if (named(c, &C_TRACKING_UID) && !m->tracking_uid) {
             m->tracking_uid = text_of(c);
-            consume_tree(w, c);
+            consume(w, c, S2F_RULE_TRACKING);
         } else if (c->rel == S2F_REL_HAS_CONCEPT_MOD || c->rel == S2F_REL_HAS_PROPERTIES ||
                    (c->rel == S2F_REL_INFERRED_FROM && c->vt != S2F_VT_CONTAINER)) {
             /* modifiers, properties and the values it was inferred from (TID 1419
@@ -424,7 +442,7 @@ static void read_num_children(walker *w, s2f_measurement *m)
                                         sizeof *m->components);
             if (p)
                 *p = c;
-            consume_tree(w, c);
+            consume(w, c, S2F_RULE_COMPONENT); /* its own children: listed (M26) */
         }
     }
 }
@@ -433,7 +451,7 @@ static void read_measurement(walker *w, const s2f_item *num, const s2f_context *
                              s2f_measurement *m)
 {
     m->item = num;
-    consume(w, num);
+    consume(w, num, S2F_RULE_MEASUREMENT);
     m->ctx = context_in(w, outer, num);
     m->algorithm = read_algorithm(w, num);
     read_num_children(w, m);
@@ -443,7 +461,7 @@ static void read_evaluation(walker *w, const s2f_item *it, const s2f_context *ou
                             s2f_evaluation *e)
 {
     e->item = it;
-    consume(w, it);
+    consume(w, it, S2F_RULE_EVALUATION);
     e->ctx = context_in(w, outer, it);
     e->algorithm = read_algorithm(w, it);
 }
@@ -467,10 +485,11 @@ static int is_evaluation(const s2f_item *it)
 /* A group's identification and description items (M17, M18). 1 when `c` was one. */
 static int read_group_attribute(walker *w, s2f_group *g, const s2f_item *c)
 {
+    const char *rule = S2F_RULE_GROUP;
     if (named(c, &C_TRACKING_ID) && !g->tracking_id)
-        g->tracking_id = text_of(c);
+        g->tracking_id = text_of(c), rule = S2F_RULE_TRACKING;
     else if (named(c, &C_TRACKING_UID) && !g->tracking_uid)
-        g->tracking_uid = text_of(c);
+        g->tracking_uid = text_of(c), rule = S2F_RULE_TRACKING;
     else if (named(c, &C_FINDING) && !g->finding)
         g->finding = code_of(c);
     else if (named(c, &C_FINDING_CATEGORY) && !g->finding_category)
@@ -481,11 +500,13 @@ static int read_group_attribute(walker *w, s2f_group *g, const s2f_item *c)
         read_site(w, c, &g->site);
         return 1;
     } else if (c->rel == S2F_REL_HAS_OBS_CONTEXT) {
-        /* session, time point and subject context: context, not observations (M21) */
+        /* session, time point, a second tracking id, subject context: context, not
+         * observations (M21); no rule maps them, so they stay listed (M26, issue 10 #5) */
+        return 1;
     } else {
         return 0;
     }
-    consume_tree(w, c);
+    consume(w, c, rule); /* its children (e.g. a severity under the Finding): listed (M26) */
     return 1;
 }
 
@@ -511,7 +532,7 @@ static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *o
     size_t cap_m = 0, cap_e = 0, cap_r = 0;
     g->item = it;
     g->derived = derived;
-    consume(w, it);
+    consume(w, it, S2F_RULE_GROUP);
     g->ctx = context_in(w, outer, it);
     g->algorithm = read_algorithm(w, it);
     reserve(w, (void **)&g->measurements, &cap_m, count_measurements(it),
@@ -519,7 +540,7 @@ static s2f_group *read_group(walker *w, const s2f_item *it, const s2f_context *o
     for (uint32_t i = 0; i < it->n_children && !w->oom; i++) {
         const s2f_item *c = it->children[i];
         s2f_ref_kind kind;
-        if (c->by_reference || w->consumed[c->seq] || read_group_attribute(w, g, c))
+        if (c->by_reference || consumed(w, c) || read_group_attribute(w, g, c))
             continue;
         if (ref_kind_of(c, &kind)) {
             add_ref(w, &g->refs, &g->n_refs, &cap_r, kind, c);
@@ -561,7 +582,7 @@ static int is_derived_container(const s2f_item *it)
  * the groups directly under the container are what it is derived from. */
 static void read_derived_container(walker *w, const s2f_item *dc, const s2f_context *outer)
 {
-    consume(w, dc);
+    consume(w, dc, S2F_RULE_CONTAINER);
     s2f_context ctx = context_in(w, outer, dc);
     s2f_group **shared = NULL;
     size_t n_shared = 0, cap_shared = 0;
@@ -601,7 +622,7 @@ static void read_derived_container(walker *w, const s2f_item *dc, const s2f_cont
 /* M15: CODE and TEXT children are document-level qualitative evaluations. */
 static void read_evaluations_container(walker *w, const s2f_item *qc, const s2f_context *outer)
 {
-    consume(w, qc);
+    consume(w, qc, S2F_RULE_CONTAINER);
     s2f_context ctx = context_in(w, outer, qc);
     for (uint32_t i = 0; i < qc->n_children && !w->oom; i++) {
         const s2f_item *c = qc->children[i];
@@ -620,7 +641,7 @@ static void read_container(walker *w, const s2f_item *c, const s2f_context *ctx)
 
 static void read_measurements_container(walker *w, const s2f_item *mc, const s2f_context *outer)
 {
-    consume(w, mc);
+    consume(w, mc, S2F_RULE_CONTAINER);
     s2f_context ctx = context_in(w, outer, mc);
     for (uint32_t i = 0; i < mc->n_children && !w->oom; i++) {
         const s2f_item *c = mc->children[i];
@@ -678,18 +699,30 @@ static void read_root(walker *w, const s2f_item *root)
 {
     s2f_report *r = w->r;
     s2f_context none = {0};
-    consume(w, root);
+    consume(w, root, S2F_RULE_CONTAINER);
     r->ctx = context_in(w, &none, root);
     add_participants(w, &r->ctx);
     for (uint32_t i = 0; i < root->n_children && !w->oom; i++) {
         const s2f_item *c = root->children[i];
-        if (named(c, &C_LANGUAGE) && !r->language)
+        if (c->by_reference)
+            continue;
+        if (named(c, &C_LANGUAGE) && !r->language) {
             r->language = code_of(c);
-        else if (named(c, &C_PROCEDURE_REPORTED) && !r->procedure_reported)
-            r->procedure_reported = code_of(c);
-        read_container(w, c, &r->ctx);
-        if (c->rel != S2F_REL_CONTAINS || is_container(c, &C_IMAGE_LIBRARY))
-            consume_tree(w, c); /* context, not observations */
+            consume(w, c, S2F_RULE_ROOT_CONTEXT);
+            for (uint32_t k = 0; k < c->n_children; k++) /* TID 1204: part of the language */
+                if (!c->children[k]->by_reference && named(c->children[k], &C_COUNTRY_OF_LANGUAGE))
+                    consume(w, c->children[k], S2F_RULE_ROOT_CONTEXT);
+        } else if (named(c, &C_PROCEDURE_REPORTED)) {
+            if (!r->procedure_reported)
+                r->procedure_reported = code_of(c);
+            consume(w, c, S2F_RULE_ROOT_CONTEXT);
+        } else if (is_container(c, &C_IMAGE_LIBRARY)) {
+            consume_tree(w, c, S2F_RULE_ROOT_CONTEXT); /* M16: references, not observations */
+        } else {
+            /* other root context (Time Point, Observer Organization, subject context...):
+             * no rule maps it, so it stays listed (M26, issue 10 #5) */
+            read_container(w, c, &r->ctx);
+        }
     }
 }
 
@@ -697,7 +730,7 @@ static void read_root(walker *w, const s2f_item *root)
 static void list_unmapped(walker *w, const s2f_item *root)
 {
     for (const s2f_item *it = root; it && !w->oom; it = s2f_item_next(it)) {
-        if (w->consumed[it->seq])
+        if (consumed(w, it))
             continue;
         const s2f_item **slot = append(w, (void **)&w->r->unmapped, &w->r->n_unmapped,
                                        &w->cap_unmapped, sizeof *slot);
@@ -750,14 +783,16 @@ s2f_code s2f_report_read(const s2f_doc *doc, s2f_report *out, s2f_error *err)
     if (rc)
         return rc;
     walker w = {.a = doc->arena, .r = out};
-    w.consumed = s2f_arena_calloc(doc->arena, doc->tree.n_items, 1);
+    w.rule = s2f_arena_calloc(doc->arena, doc->tree.n_items ? doc->tree.n_items : 1,
+                              sizeof *w.rule);
     out->doc = doc;
     out->root = doc->tree.root;
-    if (w.consumed) {
+    out->rule_of = w.rule;
+    if (w.rule) {
         read_root(&w, doc->tree.root);
         list_unmapped(&w, doc->tree.root);
     }
-    if (!w.consumed || w.oom)
+    if (!w.rule || w.oom)
         return s2f_fail(err, s2f_arena_over_limit(doc->arena) ? S2F_ELIMIT : S2F_ENOMEM,
                         "out of memory while reading the measurement report");
     return S2F_OK;

@@ -142,7 +142,23 @@ typedef struct s2f_report {
     size_t n_evaluations;
     const s2f_item **unmapped;             /* consumed by no rule (M26), document order */
     size_t n_unmapped;
+    const char *const *rule_of;            /* by item->seq: the S2F_RULE_* that consumed the
+                                              item, NULL when none did (M26, issue 10 #5) */
 } s2f_report;
+
+/* The rules that consume content items (M26): what s2f_report.rule_of holds. */
+#define S2F_RULE_CONTAINER "M13-M15 container"
+#define S2F_RULE_ROOT_CONTEXT "M16 root context"
+#define S2F_RULE_OBSERVER "M10 observer"
+#define S2F_RULE_GROUP "M17 group"
+#define S2F_RULE_TRACKING "M18 tracking id"
+#define S2F_RULE_SITE "M18 finding site"
+#define S2F_RULE_SITE_DETAIL "M18 site laterality/modifier" /* BodyStructure only (not R4) */
+#define S2F_RULE_IMAGE_REF "M19 image reference"           /* ImagingSelection (not R4) */
+#define S2F_RULE_MEASUREMENT "M20 measurement"
+#define S2F_RULE_COMPONENT "M20 component"
+#define S2F_RULE_EVALUATION "M21 evaluation"
+#define S2F_RULE_ALGORITHM "M22 algorithm"
 
 /*
  * M2: checks that the document is a TID 1500 Measurement Report (an SR SOP class, root

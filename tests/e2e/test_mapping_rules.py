@@ -1075,7 +1075,15 @@ def t_m26_consumed():
     for n in ("rules_selections", "rules_site", "rules_observers", "rules_derived",
               "rules_codes", "rules_nvq", "rules_tz"):
         _, _, _, rep = convert(n, report=True)
-        eq(rep["files"][0]["unmapped"], [], "unmapped items of %s (all are consumed)" % n)
+        # issue 10 #5: a SCOORD3D region makes its ImagingSelection, but R5 has no place for
+        # its coordinates (selections.c), so it is listed as mapped in part
+        partly = [] if n != "rules_selections" else [
+            '1.5.4.2 CONTAINS SCOORD3D (111030,DCM,"Image Region"): ' + SCOORD3D_WHY,
+            '1.5.8.2 CONTAINS SCOORD3D (121231,DCM,"Volume Surface"): ' + SCOORD3D_WHY]
+        eq(rep["files"][0]["unmapped"], partly, "unmapped items of %s (all are consumed)" % n)
+
+
+SCOORD3D_WHY = "its 3D coordinates have no place in an R5 ImagingSelection (M19)"
 
 
 test("M24 every reference resolves to a fullUrl in the Bundle (all rule fixtures)",

@@ -229,6 +229,28 @@ TEST(m26_unmapped_items_are_listed)
     CHECK_STR(rep.unmapped[0]->concept->meaning, "Stray");
 }
 
+/* issue 10 #5 (M26): a severity under the Finding, a second Tracking Identifier and an
+ * Activity Session are consumed by no rule, so listed; the Finding itself is M17's. */
+TEST(m26_children_of_a_finding_and_group_context_are_listed)
+{
+    const char *j = DOC(ENHANCED,
+        CONTAINER("CONTAINS", "126010", "DCM", "Imaging Measurements",
+                  CONTAINER("CONTAINS", "125007", "DCM", "Measurement Group",
+                            TEXTITEM("HAS OBS CONTEXT", "112039", "DCM", "Tracking Identifier", "L1") ","
+                            TEXTITEM("HAS OBS CONTEXT", "112039", "DCM", "Tracking Identifier", "L2") ","
+                            TEXTITEM("HAS OBS CONTEXT", "C67447", "NCIt", "Activity Session", "1") ","
+                            CODEITEM_KIDS("CONTAINS", "121071", "DCM", "Finding", CODE("N", "99X", "N"),
+                                          CODEITEM("HAS CONCEPT MOD", "246112005", "SCT",
+                                                   "Severity", CODE("S", "99X", "S"))))));
+    CHECK(setup(j));
+    CHECK(rep.n_groups == 1 && rep.n_unmapped == 3);
+    CHECK_STR(rep.unmapped[0]->v.text, "L2");
+    CHECK_STR(rep.unmapped[1]->concept->meaning, "Activity Session");
+    CHECK_STR(rep.unmapped[2]->concept->meaning, "Severity");
+    CHECK_STR(rep.groups[0]->tracking_id, "L1");
+    CHECK_STR(rep.rule_of[rep.groups[0]->item->children[3]->seq], S2F_RULE_GROUP);
+}
+
 TEST(containers_under_the_root_and_inside_imaging_measurements_agree)
 {
     /* the derived container under the root instead of inside Imaging Measurements */
@@ -276,10 +298,11 @@ TEST(corpus_reports_read)
         /* dcmqi and Iowa2DICOM name the source series for segmentation without source
          * images: a selection of its own since issue 10 defect 2 (M19), not listed */
         {"tid1500__dcmqi__rsna2018_ds3_848792.dcm", 1, 0, 0},
-        {"tid1500__iowa2dicom__rsna2018_ds2_Measurements_User2_SemiAuto_Trial2.dcm", 11, 0, 0},
+        /* issue 10 #5: each group's Activity Session and Time Point (no rule maps them) */
+        {"tid1500__iowa2dicom__rsna2018_ds2_Measurements_User2_SemiAuto_Trial2.dcm", 11, 0, 22},
         {"tid1500__highdicom__sr_document_with_multiple_groups.dcm", 4, 2, 1}, /* SCT "Source" */
         /* its source series UID has 66 characters: no seriesUid holds it (issue 10 #2) */
-        {"tid1500__hl7-handwritten__Example-MeasurementReport.json", 1, 2, 1},
+        {"tid1500__hl7-handwritten__Example-MeasurementReport.json", 1, 2, 2}, /* + Session */
         {"tid1500__dcmjs__structured_report.dcm", 6, 0, 0},
     };
     const char *shared = getenv("SHARED");
@@ -317,6 +340,7 @@ int main(void)
     RUN(m14_derived_measurements_and_their_groups);
     RUN(m15_document_level_evaluations);
     RUN(m26_unmapped_items_are_listed);
+    RUN(m26_children_of_a_finding_and_group_context_are_listed);
     RUN(containers_under_the_root_and_inside_imaging_measurements_agree);
     RUN(m10_participant_sequence_joins_the_root_observers);
     RUN(corpus_reports_read);
