@@ -24,7 +24,11 @@ ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os
 SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, "build", "sr2fhir"))
 SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
 PY = "/usr/bin/python3"
-FIXTURE_SCRIPTS = ["generate.py", "gen_codesel.py", "gen_identity.py", "gen_context.py"]
+# every fixture script that takes an OUTDIR (gen_large.py makes one file of a given size:
+# a small one is generated below)
+FIXTURE_SCRIPTS = ["generate.py"] + sorted(
+    os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "tests", "fixtures", "gen_*.py"))
+    if not p.endswith("gen_large.py"))
 
 results = []
 
@@ -72,6 +76,9 @@ def inputs(tmp):
                            capture_output=True, text=True)
         if r.returncode:
             report(False, f"m26-invariant:fixtures:{script}", r.stderr.strip()[-300:])
+    large = os.path.join(fx, "large_small.dcm")
+    subprocess.run([PY, os.path.join(ROOT, "tests", "fixtures", "gen_large.py"), large, "200"],
+                   capture_output=True, text=True)
     files += sorted(glob.glob(os.path.join(fx, "*.dcm")) + glob.glob(os.path.join(fx, "*.json")))
     return files
 
