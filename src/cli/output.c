@@ -71,7 +71,9 @@ static int make_temp(cli_output *o, const char *target)
     size_t cap = dir_len + strlen(name) + 16;
     if (!(o->tmp = malloc(cap)))
         return errno = ENOMEM, -1;
-    snprintf(o->tmp, cap, "%.*s.%s.XXXXXX", (int)dir_len, target, name);
+    /* ".NAME.XXXXXX": hidden, so a folder walk never takes it for an input; NAME cut so
+     * that a 255-byte NAME still gives a valid file name */
+    snprintf(o->tmp, cap, "%.*s.%.200s.XXXXXX", (int)dir_len, target, name);
     int fd = mkstemp(o->tmp);
     if (fd < 0) {
         free(o->tmp);

@@ -318,6 +318,14 @@ def t5_dangling_link_failed_conversion():
     assert open(d + "/target.json", "rb").read().startswith(b"{"), "not written through the link"
 
 
+def t5_longest_name():
+    d = fresh("longname")
+    dest = d + "/" + "a" * 250 + ".json"  # 255 bytes: the temporary name must still be valid
+    rc, o, e = run("convert", "-q", "-o", dest, os.path.join(FIX, "explicit_le.dcm"))
+    assert rc == 0, "exit %d: %r" % (rc, e)
+    assert os.listdir(d) == [os.path.basename(dest)], os.listdir(d)
+
+
 def main():
     if not os.path.exists(SR2FHIR):
         out("SKIP output-safety: %s is not built" % SR2FHIR)
@@ -347,6 +355,7 @@ def main():
     test("9#5:unwritable-ndjson-or-folder-exit-3", t5_unwritable_is_exit_3)
     test("9#5:ndjson-not-truncated-before-success", t5_ndjson_kept_until_success)
     test("9#5:failed-conversion-nothing-at-dangling-link-target", t5_dangling_link_failed_conversion)
+    test("9#5:temporary-name-valid-for-a-255-byte-name", t5_longest_name)
     shutil.rmtree(TMP, ignore_errors=True)
     return 1 if nfail else 0
 
