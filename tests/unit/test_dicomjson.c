@@ -511,6 +511,160 @@ TEST(m1_dense_json_read_within_the_memory_budget)
     CHECK(rc == S2F_ELIMIT && err_has("memory limit"));
 }
 
+/* ---- issue 9: the streaming reader (defect 2), NUL and duplicate keys (defect 9) ----------- */
+
+/* 1 when two data sets hold the same elements, values and items. */
+static int ds_equal(const s2f_ds *a, const s2f_ds *b)
+{
+    if (!a || !b || a->n != b->n || a->utf8 != b->utf8)
+        return 0;
+    for (uint32_t i = 0; i < a->n; i++) {
+        const s2f_elem *x = &a->elems[i], *y = &b->elems[i];
+        if (x->tag != y->tag || x->vr != y->vr || x->is_seq != y->is_seq)
+            return 0;
+        if (x->is_seq) {
+            if (x->n_items != y->n_items)
+                return 0;
+            for (uint32_t k = 0; k < x->n_items; k++)
+                if (!ds_equal(x->items[k], y->items[k]) || x->items[k]->parent != a ||
+                    y->items[k]->parent != b)
+                    return 0;
+        } else if (x->len != y->len || (x->len && memcmp(x->val, y->val, x->len) != 0)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Reads `json` into its own arena (the caller frees it) feeding `chunk` bytes at a time. */
+static s2f_code rd_chunked(const char *json, size_t chunk, s2f_arena **arena, s2f_ds **ds,
+                           size_t *warnings)
+{
+    static s2f_warnings w;
+    s2f_error err;
+    *arena = s2f_arena_new(0);
+    memset(&w, 0, sizeof w);
+    w.arena = *arena;
+    s2f_read_ctx ctx = {.arena = *arena, .warnings = &w, .max_depth = 128};
+    s2f_code rc = s2f_dicomjson_read_chunked((const uint8_t *)json, strlen(json), &ctx, ds, &err,
+                                             chunk);
+    *warnings = w.n;
+    return rc;
+}
+
+/* Every token kind split across two chunks, at every position: the same data set. */
+static const char chunk_doc[] =
+    "\xef\xbb\xbf {\"00080005\":{\"vr\":\"CS\",\"Value\":[\"ISO_IR 192\"]},"
+    "\"00081030\":{\"vr\":\"LO\",\"Value\":[\"Caf\\u00e9 \\\"q\\\" \\ud83d\\ude00 \\/ x\"]},"
+    "\"00100010\":{\"Value\":[{\"Alphabetic\":\"Doe^Jane\",\"Ideographic\":\"\xe5\xb1\xb1\"}],"
+    "\"vr\":\"PN\"},"
+    "\"00181050\":{\"vr\":\"DS\",\"Value\":[1.50, -0.0e-10, 12345678901234567890123]},"
+    "\"00280010\":{\"vr\":\"US\",\"Value\":[65535, 1e2]},"
+    "\"00189219\":{\"vr\":\"FD\",\"Value\":[-2.5E+3]},"
+    "\"00420011\":{\"vr\":\"OB\",\"InlineBinary\":\"AAEC/w==\"},"
+    "\"0040A730\":{\"Value\":[{\"0040A010\":{\"Value\":[\"CONTAINS\"],\"vr\":\"CS\"},"
+    "\"0040A730\":{\"vr\":\"SQ\",\"Value\":[{\"0040A040\":{\"vr\":\"CS\",\"Value\":[\"TEXT\"]},"
+    "\"0040A160\":{\"vr\":\"UT\",\"Value\":[null]}}]}},{}],\"vr\":\"SQ\"},"
+    "\"00080060\":{\"vr\":\"CS\",\"Value\":[\"SR\"],\"x-extra\":[1,{\"a\":[true,false,null]}]}"
+    "} \n";
+
+TEST(issue9_d2_tokens_split_across_chunks)
+{
+    s2f_arena *ref_arena, *arena;
+    s2f_ds *ref, *ds;
+    size_t ref_warn, warn;
+    CHECK(rd_chunked(chunk_doc, 0, &ref_arena, &ref, &ref_warn) == S2F_OK);
+    CHECK(ref && ref->n == 9 && ref_warn == 1); /* the unknown member "x-extra" */
+    size_t bad = 0;
+    for (size_t chunk = 1; chunk <= 64 && ref; chunk++) {
+        s2f_code rc = rd_chunked(chunk_doc, chunk, &arena, &ds, &warn);
+        if (rc != S2F_OK || !ds_equal(ref, ds) || warn != ref_warn)
+            bad = bad ? bad : chunk;
+        s2f_arena_free(arena);
+    }
+    CHECK(bad == 0);
+    s2f_arena_free(ref_arena);
+    /* and the reference is right: escapes, numbers as written, PN groups, base64 */
+    CHECK(rd(chunk_doc) == S2F_OK);
+    CHECK_STR(raw(g_ds, S2F_TAG(0x0008, 0x1030)), "Caf\xc3\xa9 \"q\" \xf0\x9f\x98\x80 / x");
+    CHECK_STR(raw(g_ds, S2F_TAG(0x0010, 0x0010)), "Doe^Jane=\xe5\xb1\xb1");
+    CHECK_STR(raw(g_ds, S2F_TAG(0x0018, 0x1050)), "1.50\\-0.0e-10\\12345678901234567890123");
+    const s2f_elem *us = s2f_ds_find(g_ds, S2F_TAG(0x0028, 0x0010));
+    CHECK(us && us->len == 4 && us->val[0] == 0xFF && us->val[1] == 0xFF && us->val[2] == 100);
+    const s2f_elem *ob = s2f_ds_find(g_ds, S2F_TAG(0x0042, 0x0011));
+    CHECK(ob && ob->len == 4 && ob->val[3] == 0xFF);
+    const s2f_ds *item = s2f_ds_item(g_ds, S2F_TAG(0x0040, 0xA730), 0);
+    const s2f_ds *inner = item ? s2f_ds_item(item, S2F_TAG(0x0040, 0xA730), 0) : NULL;
+    CHECK(inner && inner->parent == item && item->parent == g_ds);
+    CHECK(s2f_ds_find(g_ds, S2F_TAG(0x0040, 0xA730))->n_items == 2);
+}
+
+/* pydicom writes keys sorted ("Value" before "vr"): the VR is found ahead in the text, or,
+ * when that text is unusual (escaped key or VR), the value is recorded and replayed. */
+TEST(issue9_d2_value_before_vr)
+{
+    static const char *const docs[] = {
+        "{\"0040A730\":{\"vr\":\"SQ\",\"Value\":[{\"0040A043\":{\"vr\":\"SQ\",\"Value\":[{"
+        "\"00080100\":{\"vr\":\"SH\",\"Value\":[\"121071\"]}}]},\"00100010\":{\"vr\":\"PN\","
+        "\"Value\":[{\"Alphabetic\":\"A^B\"}]},\"00280010\":{\"vr\":\"US\",\"Value\":[7]}}]}}",
+        "{\"0040A730\":{\"Value\":[{\"0040A043\":{\"Value\":[{\"00080100\":{\"Value\":"
+        "[\"121071\"],\"vr\":\"SH\"}}],\"vr\":\"SQ\"},\"00100010\":{\"Value\":[{\"Alphabetic\":"
+        "\"A^B\"}],\"vr\":\"PN\"},\"00280010\":{\"Value\":[7],\"vr\":\"US\"}}],\"vr\":\"SQ\"}}",
+        "{\"0040A730\":{\"V\\u0061lue\":[{\"0040A043\":{\"Value\":[{\"00080100\":{\"Value\":"
+        "[\"121071\"],\"vr\":\"S\\u0048\"}}],\"vr\":\"SQ\"},\"00100010\":{\"Value\":[{"
+        "\"Alphabetic\":\"A^B\"}],\"x\":{\"vr\":\"CS\"},\"vr\":\"PN\"},\"00280010\":{\"Value\":[7],"
+        "\"vr\":\"U\\u0053\"}}],\"vr\":\"SQ\"}}",
+    };
+    s2f_arena *arenas[3];
+    s2f_ds *ds[3];
+    size_t warn[3];
+    for (int i = 0; i < 3; i++)
+        CHECK(rd_chunked(docs[i], 5, &arenas[i], &ds[i], &warn[i]) == S2F_OK);
+    CHECK(ds_equal(ds[0], ds[1]) && ds_equal(ds[0], ds[2]));
+    CHECK(warn[0] == 0 && warn[1] == 0 && warn[2] == 1);
+    for (int i = 0; i < 3; i++)
+        s2f_arena_free(arenas[i]);
+    /* a VR given after its value is still checked */
+    CHECK(rd("{\"00080060\":{\"Value\":[\"SR\"],\"vr\":\"XX\"}}") == S2F_EFORMAT);
+    CHECK(err_has("not a DICOM VR"));
+    CHECK(rd("{\"00080060\":{\"Value\":[1],\"vr\":\"CS\"}}") == S2F_EFORMAT);
+    CHECK(err_has("$[\"00080060\"].Value[0]") && err_has("expected a string for VR CS"));
+}
+
+/* 9#9: json-c read "S\u0000R" as "S"; a NUL cannot be in a DICOM value: refused. */
+TEST(issue9_d9_nul_in_json_string_refused)
+{
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"S\\u0000R\"]}}") == S2F_EFORMAT);
+    CHECK(err_has("at $[\"00080060\"].Value[0]") && err_has("U+0000"));
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"SR\\u0000\"]}}") == S2F_EFORMAT);
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"SR\"],\"a\\u0000\":1}}") == S2F_EFORMAT);
+    CHECK(rd("{\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"A\\u0000B\"}]}}") ==
+          S2F_EFORMAT);
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"S\\u0001R\"]}}") == S2F_OK);
+}
+
+/* 9#9: a key given twice keeps the first value, with a warning (json-c kept the last). */
+TEST(issue9_d9_duplicate_keys_keep_the_first)
+{
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"A\"]},"
+             "\"00080060\":{\"vr\":\"CS\",\"Value\":[\"B\"]}}") == S2F_OK);
+    CHECK(g_ds->n == 1);
+    CHECK_STR(str_at(S2F_TAG(0x0008, 0x0060), 0), "A");
+    CHECK(has_warning("twice"));
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"A\"],\"Value\":[\"B\"]}}") == S2F_OK);
+    CHECK_STR(str_at(S2F_TAG(0x0008, 0x0060), 0), "A");
+    CHECK(has_warning("\"Value\" given twice; the first is kept"));
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"vr\":\"LO\",\"Value\":[\"A\"]}}") == S2F_OK);
+    CHECK(g_ds->elems[0].vr == S2F_VR('C', 'S') && has_warning("\"vr\" given twice"));
+    CHECK(rd("{\"00100010\":{\"vr\":\"PN\",\"Value\":[{\"Alphabetic\":\"A^B\","
+             "\"Alphabetic\":\"C^D\"}]}}") == S2F_OK);
+    CHECK_STR(raw(g_ds, S2F_TAG(0x0010, 0x0010)), "A^B");
+    CHECK(has_warning("group \"Alphabetic\" given twice"));
+    CHECK(rd("{\"00080060\":{\"vr\":\"CS\",\"Value\":[\"A\"],\"BulkDataURI\":\"x\"}}") ==
+          S2F_EFORMAT);
+    CHECK(err_has("more than one of"));
+}
+
 /* ---- the shared corpus -------------------------------------------------------------------- */
 
 static char *shared_dir(void)
@@ -643,6 +797,10 @@ int main(void)
     RUN(m1_sequence_depth_limit);
     RUN(m1_memory_budget);
     RUN(m1_dense_json_read_within_the_memory_budget);
+    RUN(issue9_d2_tokens_split_across_chunks);
+    RUN(issue9_d2_value_before_vr);
+    RUN(issue9_d9_nul_in_json_string_refused);
+    RUN(issue9_d9_duplicate_keys_keep_the_first);
     RUN(m1_shared_corpus_json);
     reset();
     CHECK_DONE();
