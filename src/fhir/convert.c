@@ -438,6 +438,7 @@ void s2f_fhir_end_entry(s2f_fhir *f, const s2f_rid *rid)
  * resources are written with the first of them. */
 static void write_context(s2f_fhir *f, const s2f_context *ctx)
 {
+    s2f_fhir_write_subject(f, ctx->subject); /* issue 10 #4: once per Bundle */
     if (ctx->observers == f->observers_written && ctx->n_observers == f->n_observers_written)
         return;
     for (size_t i = 0; i < ctx->n_observers; i++)

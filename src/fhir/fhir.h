@@ -228,6 +228,11 @@ void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *
                                  const char *tracking_uid, s2f_rid *rid);
 void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                    const char *tracking_uid);
+
+/* ---- subjects.c: Subject Context other than the patient (M16, issue 10 defect 4) ------- */
+void s2f_fhir_subject_rid(s2f_fhir *f, const s2f_subject *s, s2f_rid *rid);
+void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s);
+
 /* M20/M18 (issue 10 defect 7): the site of a measurement and the tracking ids its
  * BodyStructure carries: its own site with its own tracking ids; its own site equal to the
  * group's, or none, the group's site with the group's ids; its own other site without the

@@ -221,6 +221,15 @@ static void write_head(s2f_fhir *f)
 static void write_subject_time_performers(s2f_fhir *f, const s2f_context *ctx)
 {
     s2f_fhir_subject(f, "subject");
+    if (ctx->subject && ctx->subject->cls != S2F_SUBJECT_PATIENT) {
+        /* M16, issue 10 #4: subject stays the patient; the fetus, specimen or device the
+         * observation is about is its focus (FHIR R5 Observation.focus) */
+        s2f_rid rid;
+        s2f_fhir_subject_rid(f, ctx->subject, &rid);
+        s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("focus"));
+        reference_value(f, &rid);
+        s2f_json_end_array(f->json);
+    }
     s2f_fhir_effective_issued(f, ctx->observation_dt);
     /* M10: Person observers are performers (Practitioner). Device observers are not: R5
      * Observation.performer cannot reference a Device; a device observer is the

@@ -66,6 +66,22 @@ static const concept C_DEVICE_NAME = {"121013", "DCM", NULL};
 static const concept C_DEVICE_MANUFACTURER = {"121014", "DCM", NULL};
 static const concept C_DEVICE_MODEL = {"121015", "DCM", NULL};
 static const concept C_DEVICE_SERIAL = {"121016", "DCM", NULL};
+static const concept C_SUBJECT_CLASS = {"121024", "DCM", NULL};        /* TID 1006 */
+static const concept C_SUBJECT_PATIENT = {"121025", "DCM", NULL};
+static const concept C_SUBJECT_FETUS = {"121026", "DCM", NULL};
+static const concept C_SUBJECT_SPECIMEN = {"121027", "DCM", NULL};
+static const concept C_SUBJECT_DEVICE = {"121192", "DCM", NULL};
+static const concept C_SUBJECT_UID = {"121028", "DCM", NULL};          /* TID 1008 */
+static const concept C_SUBJECT_ID = {"121030", "DCM", NULL};
+static const concept C_FETUS_NUMBER = {"121037", "DCM", NULL};
+static const concept C_SPECIMEN_UID = {"121039", "DCM", NULL};         /* TID 1009 */
+static const concept C_SPECIMEN_ID = {"121041", "DCM", NULL};
+static const concept C_SPECIMEN_TYPE = {"371439000", "SCT", NULL};
+static const concept C_DEVICE_SUBJECT_NAME = {"121193", "DCM", NULL};  /* TID 1010 */
+static const concept C_DEVICE_SUBJECT_MANUFACTURER = {"121194", "DCM", NULL};
+static const concept C_DEVICE_SUBJECT_MODEL = {"121195", "DCM", NULL};
+static const concept C_DEVICE_SUBJECT_SERIAL = {"121196", "DCM", NULL};
+static const concept C_DEVICE_SUBJECT_UID = {"121198", "DCM", NULL};
 
 static int code_is_exactly(const s2f_codeval *c, const concept *k)
 {
@@ -116,6 +132,7 @@ typedef struct walker {
     s2f_report *r;
     const char **rule;                /* by item->seq: the rule that consumed it (M26) */
     int oom;
+    const s2f_item *bad_subject;      /* a Subject Class no rule can place (issue 10 #4) */
     size_t cap_groups, cap_derived, cap_evaluations, cap_unmapped;
 } walker;
 
@@ -267,6 +284,89 @@ static size_t read_observers(walker *w, const s2f_item *container, const s2f_obs
     return n;
 }
 
+/* ---- subject context (TID 1006-1010, M16, issue 10 defect 4) ---------------------------- */
+
+/* One TID 1008-1010 item of subject `s`; 1 when a rule maps it. Items of the class it
+ * does not belong to (or others, e.g. Mother of fetus 121036) stay listed (M26). */
+static int set_subject_field(s2f_subject *s, const s2f_item *it)
+{
+    const char *t = text_of(it);
+    switch (s->cls) {
+    case S2F_SUBJECT_FETUS:
+        if (named(it, &C_SUBJECT_UID) && t)
+            return s->uid = t, 1;
+        if (named(it, &C_SUBJECT_ID) && t)
+            return s->id = t, 1;
+        if (named(it, &C_FETUS_NUMBER) && it->vt == S2F_VT_NUM && it->v.num.text)
+            return s->fetus_number = it->v.num.text, 1;
+        return 0;
+    case S2F_SUBJECT_SPECIMEN:
+        if (named(it, &C_SPECIMEN_UID) && t)
+            return s->uid = t, 1;
+        if (named(it, &C_SPECIMEN_ID) && t)
+            return s->id = t, 1;
+        if (named(it, &C_SPECIMEN_TYPE) && code_of(it))
+            return s->specimen_type = code_of(it), 1;
+        return 0;
+    case S2F_SUBJECT_DEVICE:
+        if (named(it, &C_DEVICE_SUBJECT_UID) && t)
+            return s->uid = t, 1;
+        if (named(it, &C_DEVICE_SUBJECT_NAME) && t)
+            return s->id = t, 1;
+        if (named(it, &C_DEVICE_SUBJECT_MANUFACTURER) && t)
+            return s->manufacturer = t, 1;
+        if (named(it, &C_DEVICE_SUBJECT_MODEL) && t)
+            return s->model = t, 1;
+        if (named(it, &C_DEVICE_SUBJECT_SERIAL) && t)
+            return s->serial = t, 1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* The Subject Context among the HAS OBS CONTEXT children of `container`, NULL when it
+ * names none. A class other than patient, fetus, specimen and device is refused. */
+static const s2f_subject *read_subject(walker *w, const s2f_item *container)
+{
+    s2f_subject *s = NULL;
+    for (uint32_t i = 0; i < container->n_children && !s; i++) {
+        const s2f_item *c = container->children[i];
+        if (c->by_reference || c->rel != S2F_REL_HAS_OBS_CONTEXT || !named(c, &C_SUBJECT_CLASS))
+            continue;
+        const s2f_codeval *v = code_of(c);
+        s2f_subject_class cls;
+        if (code_is(v, &C_SUBJECT_PATIENT))
+            cls = S2F_SUBJECT_PATIENT;
+        else if (code_is(v, &C_SUBJECT_FETUS))
+            cls = S2F_SUBJECT_FETUS;
+        else if (code_is(v, &C_SUBJECT_SPECIMEN))
+            cls = S2F_SUBJECT_SPECIMEN;
+        else if (code_is(v, &C_SUBJECT_DEVICE))
+            cls = S2F_SUBJECT_DEVICE;
+        else {
+            if (!w->bad_subject)
+                w->bad_subject = c;
+            return NULL;
+        }
+        if (!(s = s2f_arena_calloc(w->a, 1, sizeof *s))) {
+            w->oom = 1;
+            return NULL;
+        }
+        s->cls = cls;
+        s->item = c;
+        w->r->n_subjects += cls != S2F_SUBJECT_PATIENT;
+        consume(w, c, S2F_RULE_SUBJECT);
+    }
+    for (uint32_t i = 0; s && i < container->n_children; i++) {
+        const s2f_item *c = container->children[i];
+        if (!c->by_reference && c->rel == S2F_REL_HAS_OBS_CONTEXT && !consumed(w, c) &&
+            set_subject_field(s, c))
+            consume(w, c, S2F_RULE_SUBJECT);
+    }
+    return s;
+}
+
 /* The context inside `container`: its own observers replace the inherited ones. */
 static s2f_context context_in(walker *w, const s2f_context *outer, const s2f_item *container)
 {
@@ -279,6 +379,9 @@ static s2f_context context_in(walker *w, const s2f_context *outer, const s2f_ite
     }
     if (container->observation_dt)
         ctx.observation_dt = container->observation_dt;
+    const s2f_subject *subject = read_subject(w, container);
+    if (subject) /* the patient class resets an inherited fetus, specimen or device */
+        ctx.subject = subject->cls == S2F_SUBJECT_PATIENT ? NULL : subject;
     return ctx;
 }
 
@@ -795,5 +898,15 @@ s2f_code s2f_report_read(const s2f_doc *doc, s2f_report *out, s2f_error *err)
     if (!w.rule || w.oom)
         return s2f_fail(err, s2f_arena_over_limit(doc->arena) ? S2F_ELIMIT : S2F_ENOMEM,
                         "out of memory while reading the measurement report");
+    if (w.bad_subject) { /* issue 10 #4: never file another subject's data on the patient */
+        char pos[1024];
+        const s2f_codeval *v = code_of(w.bad_subject);
+        s2f_item_position(w.bad_subject, pos, sizeof pos);
+        return s2f_fail(err, S2F_EUNSUPPORTED,
+                        "subject context at content item %s: Subject Class (%s, %s, \"%s\") is not "
+                        "patient, fetus, specimen or device, so its observations have no subject "
+                        "(M16)", pos, v ? v->value : "?", v ? v->scheme : "?",
+                        v ? v->meaning : "(no code)");
+    }
     return S2F_OK;
 }

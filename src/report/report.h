@@ -33,12 +33,34 @@ typedef struct s2f_observer {
     const s2f_item *item;             /* the first item describing it */
 } s2f_observer;
 
+/* Subject context, TID 1006 (M16, issue 10 defect 4): whom the observations are about
+ * when it is not the patient. Subject Class DCM 121024 and its TID 1008-1010 items. */
+typedef enum s2f_subject_class {
+    S2F_SUBJECT_PATIENT = 0,          /* DCM 121025: the patient, nothing to add */
+    S2F_SUBJECT_FETUS,                /* DCM 121026, TID 1008 */
+    S2F_SUBJECT_SPECIMEN,             /* DCM 121027, TID 1009 */
+    S2F_SUBJECT_DEVICE                /* DCM 121192, TID 1010 */
+} s2f_subject_class;
+
+typedef struct s2f_subject {
+    s2f_subject_class cls;
+    const char *uid;                  /* Subject UID 121028 / Specimen UID 121039 /
+                                         Device Subject UID 121198 */
+    const char *id;                   /* Subject ID 121030 / Specimen Identifier 121041 /
+                                         Device Subject Name 121193 */
+    const char *fetus_number;         /* Fetus Number 121037 (NUM text) */
+    const s2f_codeval *specimen_type; /* Specimen Type SCT 371439000 */
+    const char *manufacturer, *model, *serial; /* Device Subject 121194-121196 */
+    const s2f_item *item;             /* the Subject Class item */
+} s2f_subject;
+
 /* Observation context in force for an item: inherited, or overridden (PS3.3 C.17.5). */
 typedef struct s2f_context {
     const s2f_observer *observers;    /* the observers of the nearest container that names any */
     size_t n_observers;
     const char *observation_dt;       /* Observation DateTime of the item or its nearest
                                          ancestor (M9); NULL: use Content Date/Time */
+    const s2f_subject *subject;       /* the nearest Subject Context; NULL: the patient */
 } s2f_context;
 
 /* Algorithm Identification, TID 4019 (M22). */
@@ -142,6 +164,8 @@ typedef struct s2f_report {
     size_t n_evaluations;
     const s2f_item **unmapped;             /* consumed by no rule (M26), document order */
     size_t n_unmapped;
+    size_t n_subjects;                     /* Subject Contexts other than the patient
+                                              (issue 10 defect 4) */
     const char *const *rule_of;            /* by item->seq: the S2F_RULE_* that consumed the
                                               item, NULL when none did (M26, issue 10 #5) */
 } s2f_report;
@@ -159,6 +183,7 @@ typedef struct s2f_report {
 #define S2F_RULE_COMPONENT "M20 component"
 #define S2F_RULE_EVALUATION "M21 evaluation"
 #define S2F_RULE_ALGORITHM "M22 algorithm"
+#define S2F_RULE_SUBJECT "M16 subject context"
 
 /*
  * M2: checks that the document is a TID 1500 Measurement Report (an SR SOP class, root
@@ -166,5 +191,8 @@ typedef struct s2f_report {
  * Fails with S2F_ENOTTID1500 and "not a TID 1500 Measurement Report: ..." otherwise.
  */
 s2f_code s2f_report_read(const s2f_doc *doc, s2f_report *out, s2f_error *err);
+
+/* Issue 10 defect 4: a Subject Class (DCM 121024) this converter cannot place is refused
+ * with S2F_EUNSUPPORTED ("subject context ...") rather than filed against the patient. */
 
 #endif

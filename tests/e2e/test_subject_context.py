@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Issue 10 #4 (M16): a Subject Context (TID 1006) other than the patient is never filed
+silently against the patient. Fixtures from tests/fixtures/gen_context.py:
+
+  subject_fetus     every Observation keeps subject = the patient (the mother) and has
+                    focus = a BodyStructure "Entire fetus" (SCT 83418008) carrying the
+                    Subject UID and Subject ID, patient = the mother, Fetus Number
+  subject_specimen  the first group's Observations focus on a Specimen (UID, identifier,
+                    type); the second group's (the patient's) have no focus
+  subject_device    focus = a Device with the Device Subject's UID, name, manufacturer,
+                    model and serial
+  subject_other     an unknown Subject Class is refused: exit 5, one line naming it
+  R4                a fetus in the R4 form is refused (exit 5): no focus resource there
+
+Every Bundle is validator-clean (../shared/tools/fhir-validate, SKIP when absent).
+Prints PASS/FAIL/SKIP lines for tests/run.sh.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, "build", "sr2fhir"))
+SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+VALIDATE = os.path.join(SHARED, "tools", "fhir-validate", "validate.sh")
+SUBJECT_UID = "urn:oid:1.2.826.0.1.3680043.10.1500.9.40"
+PATIENT = {"system": "urn:oid:1.2.826.0.1.3680043.10.1500.99.1", "value": "PAT-0001",
+           "assigner": {"display": "HOSP"}}
+
+results = []
+
+
+def report(ok, name, why=""):
+    print(f"PASS {name}" if ok else (f"SKIP {name}: {why}" if ok is None else f"FAIL {name}: {why}"))
+    sys.stdout.flush()
+    results.append(ok)
+
+
+def convert(path, out, *args):
+    return subprocess.run([SR2FHIR, "convert", "-q", path, "-o", out, *args],
+                          capture_output=True, text=True)
+
+
+def resources(bundle):
+    by_url = {e["fullUrl"]: e["resource"] for e in bundle["entry"]}
+    obs = [r for r in by_url.values() if r["resourceType"] == "Observation"]
+    return by_url, obs
+
+
+def focus_of(obs, by_url):
+    f = obs.get("focus") or []
+    return [by_url.get(x.get("reference")) for x in f]
+
+
+def ident(res, code=None):
+    for i in res.get("identifier", []):
+        c = i.get("type", {}).get("coding", [{}])[0].get("code")
+        if c == code:
+            return i.get("value")
+    return None
+
+
+def validate(name, path):
+    if not os.path.exists(VALIDATE):
+        report(None, f"{name}:validator-clean", f"{VALIDATE} is absent")
+        return
+    r = subprocess.run([VALIDATE, path], capture_output=True, text=True)
+    report(r.returncode == 0, f"{name}:validator-clean", (r.stdout + r.stderr).strip()[-400:])
+
+
+def check_all_focus(name, obs, by_url, rtype, check):
+    bad = [o["code"]["coding"][0]["code"] for o in obs
+           if o.get("subject", {}).get("identifier") != PATIENT]
+    report(not bad, f"{name}:subject-stays-the-patient", f"other subject on {bad}")
+    targets = [focus_of(o, by_url) for o in obs]
+    ok = bool(targets) and all(len(t) == 1 and t[0] and t[0]["resourceType"] == rtype for t in targets)
+    report(ok, f"{name}:every-observation-focus-{rtype}", f"focus targets {targets[:2]}")
+    if ok:
+        problem = check(targets[0][0])
+        report(not problem, f"{name}:{rtype}-content", problem or "")
+
+
+def fetus_problem(bs):
+    code = bs.get("includedStructure", [{}])[0].get("structure", {}).get("coding", [{}])[0].get("code")
+    if code != "83418008":
+        return f"includedStructure {code}, not 83418008 Entire fetus"
+    if bs.get("patient", {}).get("identifier") != PATIENT:
+        return f"patient {bs.get('patient')} is not the mother"
+    if ident(bs, "121030") != "Fetus A":
+        return f"Subject ID identifier {bs.get('identifier')}"
+    if not any(i.get("value") == SUBJECT_UID for i in bs.get("identifier", [])):
+        return "no Subject UID identifier"
+    if bs.get("description") != "Fetus Number 1":
+        return f"description {bs.get('description')!r}"
+    return None
+
+
+def specimen_problem(sp):
+    if ident(sp, "121041") != "S-17":
+        return f"Specimen Identifier {sp.get('identifier')}"
+    if sp.get("type", {}).get("coding", [{}])[0].get("code") != "119376003":
+        return f"type {sp.get('type')}"
+    if sp.get("subject", {}).get("identifier") != PATIENT:
+        return "subject is not the patient"
+    return None
+
+
+def device_problem(d):
+    want = {"displayName": "Phantom 7", "manufacturer": "PhantomCo", "modelNumber": "QA-1",
+            "serialNumber": "0042"}
+    got = {k: d.get(k) for k in want}
+    if got != want:
+        return f"{got}"
+    if not any(i.get("value") == SUBJECT_UID + ".2" for i in d.get("identifier", [])):
+        return "no Device Subject UID identifier"
+    return None
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        fx = os.path.join(tmp, "fx")
+        r = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tests", "fixtures", "gen_context.py"), fx],
+                           capture_output=True, text=True)
+        if r.returncode:
+            report(False, "subject:fixtures", r.stderr.strip()[-300:])
+            return 1
+        for name, rtype, check in (("subject_fetus", "BodyStructure", fetus_problem),
+                                   ("subject_device", "Device", device_problem)):
+            out = os.path.join(tmp, name + ".json")
+            r = convert(os.path.join(fx, name + ".dcm"), out)
+            if r.returncode:
+                report(False, f"issue10-4:{name}:converts", r.stderr.strip())
+                continue
+            by_url, obs = resources(json.load(open(out)))
+            check_all_focus(f"issue10-4:{name}", obs, by_url, rtype, check)
+            validate(f"issue10-4:{name}", out)
+
+        name = "subject_specimen"
+        out = os.path.join(tmp, name + ".json")
+        r = convert(os.path.join(fx, name + ".dcm"), out)
+        if r.returncode:
+            report(False, f"issue10-4:{name}:converts", r.stderr.strip())
+        else:
+            by_url, obs = resources(json.load(open(out)))
+            first = [o for o in obs if focus_of(o, by_url)]
+            rest = [o for o in obs if not o.get("focus")]
+            report(len(first) == 2 and len(rest) == 2,
+                   f"issue10-4:{name}:only-the-specimen-group-has-focus",
+                   f"{len(first)} with focus, {len(rest)} without (want 2 and 2)")
+            check_all_focus(f"issue10-4:{name}", first, by_url, "Specimen", specimen_problem)
+            validate(f"issue10-4:{name}", out)
+
+        r = convert(os.path.join(fx, "subject_other.dcm"), os.path.join(tmp, "o.json"))
+        lines = r.stderr.strip().splitlines()
+        report(r.returncode == 5 and len(lines) == 1 and "Subject Class (SUBJ-X, 99X" in r.stderr
+               and "1.5" in r.stderr and not os.path.exists(os.path.join(tmp, "o.json")),
+               "issue10-4:subject_other:refused-exit-5",
+               f"exit {r.returncode}, stderr {r.stderr.strip()!r}")
+
+        r = convert(os.path.join(fx, "subject_fetus.dcm"), os.path.join(tmp, "r4.json"),
+                    "--fhir-version", "R4")
+        report(r.returncode == 5 and "subject context" in r.stderr
+               and not os.path.exists(os.path.join(tmp, "r4.json")),
+               "issue10-4:subject_fetus:R4-refused-exit-5",
+               f"exit {r.returncode}, stderr {r.stderr.strip()!r}")
+    return 0 if all(x is not False for x in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
