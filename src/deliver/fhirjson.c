@@ -41,8 +41,10 @@ int s2f_fhirjson_is(json_object *o, const char *type)
     return t && !strcmp(t, type);
 }
 
-/* What json-c takes per value (measured on Debian 12's json-c 0.16, x86-64, with malloc's
- * overhead): an object with its hash table, an array with its slots, any other value. */
+/* Upper bounds of what json-c takes per value, with malloc's overhead: an object with its
+ * hash table, an array with its slots, any other value (a key with its value counts one).
+ * Measured on Debian 12's json-c 0.16, x86-64, as the RSS growth of json_tokener_parse over
+ * an array of 10^6 items: {} 792 bytes, [] 152, 1 72, "abc" 88, {"a":1} 888. */
 #define COST_OBJECT 800u
 #define COST_ARRAY 400u
 #define COST_VALUE 100u
