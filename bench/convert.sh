@@ -4,9 +4,15 @@
 # (bench/pydicom_walk.py) on the largest corpus file (rsna2018_ds3), and a scaling table
 # over generated reports of 1,000, 10,000 and 100,000 content items. Everything is
 # measured in one run so that ratios compare like with like. Prints two Markdown tables
-# (paste them into bench/README.md). Not a test: timings depend on the machine.
+# (paste them into bench/README.md), then a third: the large report shapes of issue 9
+# defect 1 (tests/fixtures/gen_large.py --shape: 500, 1,000 and 2,000 groups x 10 NUMs as
+# Part 10 and DICOM JSON, the deflated twin, one group of 20,000 NUMs, 5,000 distinct
+# groups), each with CPU time, wall time and peak RSS from `/usr/bin/time -v` (the run of
+# median CPU time of 5: CPU time varies less than wall time on a shared machine).
+# Not a test: timings depend on the machine.
 #
-#   bench/convert.sh [RUNS]    # RUNS per command and input, default 10
+#   bench/convert.sh [RUNS]          # RUNS per command and input, default 10
+#   bench/convert.sh --shapes        # only the table of the large shapes
 #
 # Wall time: median of RUNS runs by hyperfine (-N, no shell, 3 warm-up runs); every
 # command writes to standard output, which hyperfine sends to /dev/null.
@@ -14,6 +20,8 @@
 # Needs: make, hyperfine, time, dcmtk, python3-pydicom (scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SHAPES_ONLY=0
+if [ "${1:-}" = "--shapes" ]; then SHAPES_ONLY=1; shift; fi
 RUNS=${1:-10}
 OUT=bench/out
 mkdir -p "$OUT"
@@ -21,6 +29,50 @@ make -s all
 BIN=$PWD/build/sr2fhir
 PY=/usr/bin/python3
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
+
+# ---- issue 9 defect 1: the large shapes, time and peak RSS per shape -------------------
+shape_file() {  # shape_file NAME GEN-ARGS...: bench/out/shape_NAME, generated once
+    local f=$OUT/shape_$1; shift
+    if [ ! -f "$f" ]; then
+        "$PY" tests/fixtures/gen_large.py "$@" "$f.tmp" >/dev/null
+        mv "$f.tmp" "$f"
+    fi
+    echo "$f"
+}
+time_v() {      # time_v FILE: "cpu_seconds wall_seconds kib" of `convert -q FILE -o -`,
+    for _ in 1 2 3 4 5; do  # the run of median CPU time (user + system) of 5
+        /usr/bin/time -v "$BIN" convert -q "$1" -o - 2>&1 >/dev/null |
+            awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = t[n] + (n > 1 ? 60 * t[n-1] : 0) }
+                        /User time|System time/ { c += $2 }
+                        /Maximum resident set size/ { k = $2 } END { print c, s, k }'
+    done | sort -n | sed -n 3p
+}
+shapes_table() {
+    local rows=() name f
+    for spec in "groups-500x10 groups 500 10 part10" "groups-1000x10 groups 1000 10 part10" \
+                "groups-2000x10 groups 2000 10 part10" "groups-2000x10-deflated groups 2000 10 deflated" \
+                "groups-500x10-json groups 500 10 json" "groups-1000x10-json groups 1000 10 json" \
+                "groups-2000x10-json groups 2000 10 json" "nums-1x20000 nums 1 20000 part10" \
+                "distinct-5000x1 distinct 5000 1 part10"; do
+        set -- $spec
+        name=$1; ext=.dcm; [ "$5" = json ] && ext=.json
+        f=$(shape_file "$name$ext" --shape "$2" --groups "$3" --nums "$4" --format "$5")
+        rows+=("$name $(stat -c %s "$f") $("$BIN" dump -q "$f" | sed -n 's/^Items: //p') $(time_v "$f")")
+    done
+    echo "| shape | file size | items | CPU time (user + sys) | CPU per 1,000 items | wall time | peak RSS | RSS / file size |"
+    echo "|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}" | "$PY" -c '
+import sys
+for line in sys.stdin:
+    name, size, items, c, s, kib = line.split()
+    size, items, c, s, kib = int(size), int(items), float(c), float(s), int(kib)
+    print(f"| {name} | {size / 1e6:.2f} MB | {items} | {c:.2f} s | {c * 1e6 / items:.1f} ms |"
+          f" {s:.2f} s | {kib / 1024:.1f} MiB | {kib * 1024 / size:.1f} |")
+'
+    echo
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $("$BIN" version | head -1); the run of median CPU time of 5 (/usr/bin/time -v)."
+}
+if [ "$SHAPES_ONLY" = 1 ]; then shapes_table; exit 0; fi
 
 ds3="$SHARED/corpus/files/tid1500__dcmqi__rsna2018_ds3_848792.dcm"
 [ -f "$ds3" ] || { echo "bench: $ds3 absent, comparison skipped" >&2; ds3=; }
@@ -105,3 +157,5 @@ echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $("$BIN" version | head -
     "DCMTK $(dsr2xml --version | head -1 | sed 's/^\$//; s/ *\$$//; s/^dcmtk: //'), pydicom" \
     "$("$PY" -c 'import pydicom; print(pydicom.__version__)') (Python $("$PY" -c 'import platform; print(platform.python_version())')),"\
     "$(hyperfine --version); median of $RUNS runs."
+echo
+shapes_table

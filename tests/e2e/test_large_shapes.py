@@ -33,7 +33,7 @@ CASES = [
     ("distinct-3000x1-part10", "distinct", 3000, 1, "part10"),
     ("distinct-1000x1-json", "distinct", 1000, 1, "json"),
 ]
-VALIDATE = "groups-2000x2-part10"
+VALIDATE = "distinct-1000x1-json"
 TYPES = {"Observation": "observations", "BodyStructure": "body_structures",
          "Device": "devices", "ImagingSelection": "imaging_selections"}
 
