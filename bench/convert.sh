@@ -85,6 +85,16 @@ for n in 1000 10000 100000; do
     fi
     generated+=("$f")
 done
+# issue 9 defect 2: the DICOM JSON twin of each generated report (pydicom's to_json, keys
+# sorted so "Value" precedes "vr"), to compare JSON with Part 10 per MB.
+json_twins=()
+for f in "${generated[@]}"; do
+    j="${f%.dcm}.json"
+    [ -f "$j" ] || "$PY" -c 'import sys, pydicom
+open(sys.argv[2] + ".tmp", "w").write(pydicom.dcmread(sys.argv[1]).to_json())' "$f" "$j"
+    [ -f "$j" ] || mv "$j.tmp" "$j"
+    json_twins+=("$j")
+done
 
 median_kib() {  # median peak RSS (KiB) of 5 runs of "$@"
     for _ in 1 2 3 4 5; do /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; done | sort -n | sed -n 3p
@@ -140,6 +150,11 @@ for f in "${generated[@]}"; do
         "$(median_kib "$BIN" convert -q "$f" -o -)"
 done
 [ -z "$ds3" ] || convert_row "$ds3" "$s_ms" "$s_kib"
+for j in "${json_twins[@]}"; do
+    n=$(basename "$j")
+    convert_row "$j" "$(time_ms "${n%.json}_json" "$BIN" convert -q "$j" -o -)" \
+        "$(median_kib "$BIN" convert -q "$j" -o -)"
+done
 
 echo "| input | size | items | sr2fhir convert | time per 1,000 items | peak RSS | RSS / file size | Bundle size |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -151,6 +166,25 @@ for line in sys.stdin:
     print(f"| {os.path.basename(f)} | {size / 1e6:.2f} MB | {items} | {ms:.1f} ms | "
           f"{ms * 1000 / items:.2f} ms | {kib / 1024:.1f} MiB | {kib * 1024 / size:.1f} | "
           f"{bundle / 1e6:.1f} MB |")
+'
+echo
+# JSON twins against Part 10: the goal of issue 9 defect 2 is JSON time per MB within 3x
+# Part 10's and peak RSS within 4 x file + 16 MiB.
+echo "| report | Part 10 MB/s | DICOM JSON MB/s | JSON time per MB vs Part 10 | JSON peak RSS | 4 x JSON + 16 MiB |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}" | "$PY" -c '
+import os, sys
+rows = {}
+for line in sys.stdin:
+    f, size, items, ms, kib, bundle = line.split()
+    rows[os.path.basename(f)] = (int(size), float(ms), int(kib))
+for name, (size, ms, kib) in rows.items():
+    if not name.endswith(".json") or name[:-5] + ".dcm" not in rows:
+        continue
+    psize, pms, _ = rows[name[:-5] + ".dcm"]
+    p_rate, j_rate = psize / 1e3 / pms, size / 1e3 / ms
+    print(f"| {name[:-5]} | {p_rate:.1f} | {j_rate:.1f} | {p_rate / j_rate:.2f}x | "
+          f"{kib / 1024:.1f} MiB | {(4 * size + 16 * 2**20) / 2**20:.1f} MiB |")
 '
 echo
 echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, $("$BIN" version | head -1)," \
