@@ -230,6 +230,10 @@ void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char
                                    const char *tracking_uid);
 
 /* ---- subjects.c: Subject Context other than the patient (M16, issue 10 defect 4) ------- */
+/* resources.c: a subject's business identity (issue 10 #4/#7): 1 and *kind, *key (key NULL
+ * when memory ran out), or 0 when it is scoped to the SR. */
+int s2f_fhir_subject_identity(s2f_fhir *f, const s2f_subject *s, const char **kind,
+                              const char **key);
 void s2f_fhir_subject_rid(s2f_fhir *f, const s2f_subject *s, s2f_rid *rid);
 void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s);
 

@@ -192,6 +192,8 @@ typedef struct identity {
 #define KIND_ID_ALGORITHM "id-algorithm"
 #define KIND_ID_PERSON "id-person"
 #define KIND_ID_LESION "id-lesion"
+#define KIND_ID_FETUS "id-fetus"       /* issue 10 #4: subjects (subjects.c) */
+#define KIND_ID_SPECIMEN "id-specimen"
 
 static void identity_rid(s2f_fhir *f, const char *type, const identity *id, s2f_rid *rid)
 {
@@ -349,6 +351,47 @@ static identity body_structure_identity(s2f_fhir *f, const s2f_site *site,
     kb_field(&k, body_structure_key(f, site, NULL, NULL));
     return (identity){patient ? KIND_ID_LESION : S2F_KIND_BODY_STRUCTURE, kb_done(&k),
                       patient != NULL};
+}
+
+/* Issue 10 #4 follow-up of #7 (M16, M24 amended): a fetus, specimen or device subject
+ * (Observation.focus) outlives its report like a lesion. A fetus is the patient + its
+ * Subject UID, else + its Subject ID (a Fetus Number alone is a label within one
+ * pregnancy); a specimen its Specimen UID, else the patient + Specimen Identifier; a device
+ * as device_key, in the equipment's and device observers' kind, so a device subject that
+ * is the equipment or an observer is the same Device. Returns 1 and sets *kind, *key (key
+ * NULL when memory ran out) for such an identity; 0: scoped to the SR (no Patient ID, or
+ * nothing identifying). */
+int s2f_fhir_subject_identity(s2f_fhir *f, const s2f_subject *s, const char **kind,
+                              const char **key)
+{
+    if (s->cls == S2F_SUBJECT_DEVICE) {
+        *kind = KIND_ID_DEVICE;
+        *key = device_key(f, s->uid, s->manufacturer, s->model, s->serial);
+        return *key != NULL;
+    }
+    int fetus = s->cls == S2F_SUBJECT_FETUS;
+    if (!fetus && s->cls != S2F_SUBJECT_SPECIMEN)
+        return 0;
+    keybuf k = {f, NULL, 0, 0, 0};
+    *kind = fetus ? KIND_ID_FETUS : KIND_ID_SPECIMEN;
+    if (!fetus && nonempty(s->uid)) {
+        kb_field(&k, "uid");
+        kb_putc(&k, '|');
+        kb_field(&k, s->uid);
+        *key = kb_done(&k);
+        return 1;
+    }
+    const char *patient = patient_key(f);
+    const char *which = fetus && nonempty(s->uid) ? "uid" : nonempty(s->id) ? "id" : NULL;
+    if (!patient || !which)
+        return 0;
+    kb_field(&k, which);
+    kb_putc(&k, '|');
+    kb_field(&k, patient);
+    kb_putc(&k, '|');
+    kb_field(&k, which[0] == 'u' ? s->uid : s->id);
+    *key = kb_done(&k);
+    return 1;
 }
 
 static int same_code(const s2f_codeval *a, const s2f_codeval *b)

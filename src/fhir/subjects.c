@@ -11,8 +11,12 @@
  *    type = Specimen Type, subject = the patient.
  *  - Device (TID 1010) -> Device: identifier = Device Subject UID, displayName = its name,
  *    manufacturer, modelNumber, serialNumber.
- * The guide has no profile for these: no meta.profile. The id is scoped to the SR and the
- * Subject Class item's position (M24). R4 is refused before writing (api.c).
+ * The guide has no profile for these: no meta.profile. Identity (M24 amended, issue 10 #7
+ * follow-up): they outlive one report, so the id comes from the business identity
+ * (s2f_fhir_subject_identity in resources.c); a device subject equal to the equipment or a
+ * device observer is that same Device (one set of s2f_fhir_first_time, the first writer
+ * wins). Without such an identity the id is scoped to the SR and the Subject Class item's
+ * position. R4 is refused before writing (api.c).
  */
 #include <string.h>
 
@@ -31,10 +35,28 @@ static const char *resource_type(const s2f_subject *s)
     }
 }
 
+/* The identity: the business identity of s2f_fhir_subject_identity (resources.c: patient +
+ * Subject UID / ID, Specimen UID, Device UID or manufacturer + model + serial), else the
+ * Subject Class item's position within the SR. *set and *key are those of
+ * s2f_fhir_first_time; *key NULL when memory ran out. */
+static void subject_identity(s2f_fhir *f, const s2f_subject *s, const char **set,
+                             const char **key, s2f_rid *rid)
+{
+    if (s2f_fhir_subject_identity(f, s, set, key)) {
+        if (*key)
+            s2f_fhir_identity_rid(f, resource_type(s), *set, *key, rid);
+        return;
+    }
+    *set = KIND_SUBJECT;
+    *key = f->code ? NULL : s2f_fhir_item_key(f, s->item);
+    if (*key)
+        s2f_fhir_rid(f, resource_type(s), KIND_SUBJECT, *key, rid);
+}
+
 void s2f_fhir_subject_rid(s2f_fhir *f, const s2f_subject *s, s2f_rid *rid)
 {
-    const char *key = s2f_fhir_item_key(f, s->item);
-    s2f_fhir_rid(f, resource_type(s), KIND_SUBJECT, key ? key : "", rid);
+    const char *set, *key;
+    subject_identity(f, s, &set, &key, rid);
 }
 
 /* "identifier": the UID (urn:dicom:uid) and the identifier text with its DICOM concept. */
@@ -99,12 +121,10 @@ void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s)
 {
     if (f->code || !s || s->cls == S2F_SUBJECT_PATIENT)
         return;
-    const char *key = s2f_fhir_item_key(f, s->item);
-    if (!key || !s2f_fhir_first_time(f, KIND_SUBJECT, key))
-        return;
+    const char *set, *key;
     s2f_rid rid;
-    s2f_fhir_subject_rid(f, s, &rid);
-    if (f->code)
+    subject_identity(f, s, &set, &key, &rid);
+    if (f->code || !key || !s2f_fhir_first_time(f, set, key))
         return;
     s2f_fhir_begin_entry(f, &rid, NULL);
     if (s->cls == S2F_SUBJECT_FETUS)

@@ -11,6 +11,11 @@ silently against the patient. Fixtures from tests/fixtures/gen_context.py:
                     model and serial
   subject_other     an unknown Subject Class is refused: exit 5, one line naming it
   R4                a fetus in the R4 form is refused (exit 5): no focus resource there
+  subject_fetus_followup  10#4 follow-up of 10#7 (M24 amended): another SR (another SOP
+                    Instance UID) about the same fetus of the same patient references the
+                    same BodyStructure id as subject_fetus (a follow-up updates it)
+  subject_device_equipment  the Device Subject UID is the equipment's Device UID: one Device
+                    in the Bundle, referenced by focus (not two with one identifier)
 
 Every Bundle is validator-clean (../shared/tools/fhir-validate, SKIP when absent).
 Prints PASS/FAIL/SKIP lines for tests/run.sh.
@@ -118,6 +123,43 @@ def device_problem(d):
     return None
 
 
+def focus_ids(fx, tmp, name, *args):
+    """The focus references of every Observation of `name` converted, or None (FAIL reported)."""
+    out = os.path.join(tmp, name + "".join(args) + ".json")
+    r = convert(os.path.join(fx, name + ".dcm"), out, *args)
+    if r.returncode:
+        report(False, f"issue10-4:{name}:converts", r.stderr.strip())
+        return None, None
+    bundle = json.load(open(out))
+    by_url, obs = resources(bundle)
+    return {x["reference"] for o in obs for x in o.get("focus", [])}, bundle
+
+
+def check_followup(fx, tmp):
+    first, b1 = focus_ids(fx, tmp, "subject_fetus")
+    second, b2 = focus_ids(fx, tmp, "subject_fetus_followup")
+    if first is None or second is None:
+        return
+    ids1 = {e["fullUrl"] for e in b1["entry"] if e["resource"]["resourceType"] == "Observation"}
+    ids2 = {e["fullUrl"] for e in b2["entry"] if e["resource"]["resourceType"] == "Observation"}
+    report(len(first) == 1 and first == second and not ids1 & ids2,
+           "issue10-4-7:subject_fetus_followup:same-fetus-same-focus-id",
+           f"focus {sorted(first)} vs {sorted(second)} (Observations shared: {len(ids1 & ids2)})")
+
+
+def check_device_equipment(fx, tmp):
+    name = "subject_device_equipment"
+    focus, bundle = focus_ids(fx, tmp, name)
+    if focus is None:
+        return
+    devices = [e for e in bundle["entry"] if e["resource"]["resourceType"] == "Device"]
+    urls = {e["fullUrl"] for e in devices}
+    report(len(devices) == 1 and focus == urls,
+           f"issue10-4-7:{name}:one-device-is-equipment-and-focus",
+           f"{len(devices)} Devices {sorted(urls)}, focus {sorted(focus)}")
+    validate(f"issue10-4-7:{name}", os.path.join(tmp, name + ".json"))
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         fx = os.path.join(tmp, "fx")
@@ -151,6 +193,9 @@ def main():
                    f"{len(first)} with focus, {len(rest)} without (want 2 and 2)")
             check_all_focus(f"issue10-4:{name}", first, by_url, "Specimen", specimen_problem)
             validate(f"issue10-4:{name}", out)
+
+        check_followup(fx, tmp)
+        check_device_equipment(fx, tmp)
 
         r = convert(os.path.join(fx, "subject_other.dcm"), os.path.join(tmp, "o.json"))
         lines = r.stderr.strip().splitlines()
