@@ -101,6 +101,9 @@ typedef struct frame {
     int kind;
     unsigned depth;    /* F_DATASET: sequence nesting depth */
     int in_top_array;  /* F_DATASET: the data set is item [0] of a top-level array */
+    int content;       /* F_DATASET: the top level or a content item of its tree */
+    int streamed;      /* F_DATASET: a content item handed to ctx->content when complete */
+    s2f_arena_mark mark; /* F_DATASET, streamed: the scratch arena before the item */
     s2f_ds *ds;        /* F_DATASET: data set built; F_VALUES of SQ: parent of the items */
     size_t index;      /* F_VALUES: current entry; F_TOP_ARRAY: entries seen */
     int single;        /* F_VALUES: a bare value read as a one-element array */
@@ -139,6 +142,9 @@ typedef struct reader {
     size_t text_len, chunk_base;
     size_t lookahead_left;  /* bytes the look-ahead for "vr" may still scan */
     int replaying;          /* events come from a tape: no offsets, no look-ahead */
+    s2f_arena *arena;       /* where data sets go: ctx->arena, or the sink's scratch arena
+                               inside a streamed content item */
+    unsigned in_content;    /* streamed content items open */
 } reader;
 
 /* ---- JSON paths for messages: $["0040A730"].Value[2]["0040A043"] ---------------------- */
@@ -234,7 +240,7 @@ static int lenient(reader *r, size_t upto, const char *what)
 
 static int out_of_memory(reader *r)
 {
-    if (s2f_arena_over_limit(r->ctx->arena))
+    if (s2f_arena_over_limit(r->ctx->arena) || s2f_arena_over_limit(r->arena))
         r->rc = s2f_fail(r->err, S2F_ELIMIT, "memory limit exceeded while reading DICOM JSON");
     else
         r->rc = s2f_fail(r->err, S2F_ENOMEM, "out of memory while reading DICOM JSON");
@@ -576,11 +582,48 @@ static int on_end(reader *r);
 
 /* ---- data sets ------------------------------------------------------------------------------- */
 
-static int push_dataset(reader *r, const s2f_ds *parent, unsigned depth, int in_top_array)
+/* With a content sink (ctx->content, as for Part 10) each item of a Content Sequence of the
+ * top level or of such an item is read into the sink's scratch arena, handed to the sink
+ * when complete and released; its sequence is left empty (dataset.h). */
+static int begin_content_item(reader *r, s2f_arena_mark *mark)
 {
+    const s2f_content_sink *sink = r->ctx->content;
+    *mark = s2f_arena_get_mark(sink->scratch);
+    s2f_code rc = sink->begin(sink->user);
+    if (rc) {
+        r->rc = rc;
+        r->failed = 1;
+        return 0;
+    }
+    r->in_content++;
+    r->arena = sink->scratch;
+    return 1;
+}
+
+static int end_content_item(reader *r, const s2f_ds *ds, s2f_arena_mark mark)
+{
+    const s2f_content_sink *sink = r->ctx->content;
+    s2f_code rc = sink->end(sink->user, ds);
+    s2f_arena_release(sink->scratch, mark);
+    if (--r->in_content == 0)
+        r->arena = r->ctx->arena;
+    if (rc) {
+        r->rc = rc;
+        r->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int push_dataset(reader *r, const s2f_ds *parent, unsigned depth, int in_top_array,
+                        int stream)
+{
+    s2f_arena_mark mark = {0};
     if (depth > r->ctx->max_depth)
         return FAIL(r, S2F_ELIMIT, "sequences nested deeper than %u levels", r->ctx->max_depth);
-    s2f_ds *ds = s2f_arena_calloc(r->ctx->arena, 1, sizeof *ds);
+    if (stream && !begin_content_item(r, &mark))
+        return 1;
+    s2f_ds *ds = s2f_arena_calloc(r->arena, 1, sizeof *ds);
     frame *f = ds ? push(r, F_DATASET) : NULL;
     if (!f)
         return out_of_memory(r);
@@ -589,6 +632,9 @@ static int push_dataset(reader *r, const s2f_ds *parent, unsigned depth, int in_
     f->ds = ds;
     f->depth = depth;
     f->in_top_array = in_top_array;
+    f->content = !parent || stream;
+    f->streamed = stream;
+    f->mark = mark;
     return 1;
 }
 
@@ -650,14 +696,18 @@ static int dataset_end(reader *r)
     if (count > UINT32_MAX)
         return FAIL(r, S2F_ELIMIT, "more than 2^32 elements in a data set");
     if (count) {
-        ds->elems = s2f_arena_alloc(r->ctx->arena, f->vec.n);
+        ds->elems = s2f_arena_alloc(r->arena, f->vec.n);
         if (!ds->elems)
             return out_of_memory(r);
         memcpy(ds->elems, f->vec.p, f->vec.n);
         ds->n = (uint32_t)count;
     }
     sort_elements(r, ds);
+    int streamed = f->streamed;
+    s2f_arena_mark mark = f->mark;
     r->top--;
+    if (streamed)
+        return end_content_item(r, ds, mark) ? entry_done(r) : 1;
     if (r->top == 0 || TOP(r)->kind == F_TOP_ARRAY) {
         r->result = ds;
         return 1;
@@ -671,7 +721,7 @@ static int dataset_end(reader *r)
 static int root_value(reader *r, int kind)
 {
     if (kind == K_OBJECT)
-        return push_dataset(r, NULL, 0, 0);
+        return push_dataset(r, NULL, 0, 0, 0);
     if (kind == K_ARRAY)
         return push(r, F_TOP_ARRAY) ? 1 : out_of_memory(r);
     r->rc = s2f_fail(r->err, S2F_EFORMAT, "DICOM JSON must be an object (a data set) or an "
@@ -687,7 +737,7 @@ static int top_array_value(reader *r, int kind)
     if (kind != K_OBJECT)
         return fail_path(r, r->top, "[0]", S2F_EFORMAT, "expected a data set object, got %s",
                          kind_name(kind));
-    return push_dataset(r, NULL, 0, 1);
+    return push_dataset(r, NULL, 0, 1, 0);
 }
 
 static int top_array_end(reader *r)
@@ -717,7 +767,7 @@ static int values_end(reader *r)
     if (v->vec.n / sizeof(s2f_ds *) > UINT32_MAX)
         return fail_path(r, r->top - 1, NULL, S2F_ELIMIT, "more than 2^32 sequence items");
     if (v->vec.n) {
-        uint8_t *copy = s2f_arena_alloc(r->ctx->arena, v->vec.n);
+        uint8_t *copy = s2f_arena_alloc(r->arena, v->vec.n);
         if (!copy)
             return out_of_memory(r);
         memcpy(copy, v->vec.p, v->vec.n);
@@ -839,7 +889,10 @@ static int values_entry(reader *r, int kind, const char *s, size_t n)
         if (kind != K_OBJECT)
             return FAIL(r, S2F_EFORMAT, "expected a sequence item object, got %s",
                         kind_name(kind));
-        return push_dataset(r, v->ds, r->frames[r->top - 3].depth + 1, 0);
+        const frame *holder = &r->frames[r->top - 3];
+        int stream = r->ctx->content && holder->content &&
+                     r->frames[r->top - 2].e.tag == S2F_TAG(0x0040, 0xA730);
+        return push_dataset(r, v->ds, holder->depth + 1, 0, stream);
     }
     if (s2f_vr_is_string(vr)) {
         if (v->index > 0 && !sbuf_put(&v->vec, "\\", 1))
@@ -1090,7 +1143,7 @@ static int inline_binary(reader *r, frame *f)
     size_t n = f->vec.n;
     if (n == 0)
         return 1;
-    uint8_t *buf = s2f_arena_alloc(r->ctx->arena, n / 4 * 3 + 3);
+    uint8_t *buf = s2f_arena_alloc(r->arena, n / 4 * 3 + 3);
     if (!buf)
         return out_of_memory(r);
     long long got = base64_decode((const char *)f->vec.p, n, buf);
@@ -1320,6 +1373,7 @@ s2f_code s2f_dicomjson_read_chunked(const uint8_t *data, size_t len, s2f_read_ct
     memset(&r, 0, sizeof r);
     r.ctx = ctx;
     r.err = err;
+    r.arena = ctx->arena;
     r.json_depth_max = (size_t)json_depth_for(ctx->max_depth);
     *out = NULL;
     ctx->transfer_syntax = "DICOM-JSON";

@@ -68,23 +68,7 @@ static s2f_code read_header(s2f_doc *doc, s2f_error *err)
     return s2f_header_read(doc->ds, &t, &doc->header, err);
 }
 
-/* DICOM JSON: the data set is read whole, then the tree is built from it. */
-static s2f_code build_from_json(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
-{
-    s2f_read_ctx ctx = read_ctx(doc, opt);
-    s2f_code rc = s2f_dicomjson_read(doc->data, doc->len, &ctx, &doc->ds, err);
-    doc->transfer_syntax = ctx.transfer_syntax;
-    if (!rc)
-        rc = open_charset(doc, NULL, err);
-    if (!rc)
-        rc = read_header(doc, err);
-    if (!rc)
-        rc = s2f_tree_build(doc->ds, doc->cs, doc->arena, &doc->warnings, depth_limit(opt),
-                            &doc->tree, err);
-    return rc;
-}
-
-/* Part 10: content items go to the tree builder while the file is read (streaming). */
+/* Content items go to the tree builder while the input is read (streaming). */
 typedef struct streaming {
     s2f_doc *doc;
     s2f_tree_builder *tree;
@@ -110,7 +94,8 @@ static s2f_code stream_end(void *user, const s2f_ds *item)
     return s2f_tree_end(s->tree, item);
 }
 
-static s2f_code build_from_part10(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
+/* Part 10 and (issue 9 defect 2) DICOM JSON: both readers stream the content items. */
+static s2f_code build_streamed(s2f_doc *doc, int json, const s2f_options *opt, s2f_error *err)
 {
     s2f_read_ctx ctx = read_ctx(doc, opt);
     streaming st = {doc, s2f_tree_builder_new(doc->arena, &doc->warnings, depth_limit(opt), err),
@@ -122,11 +107,12 @@ static s2f_code build_from_part10(s2f_doc *doc, const s2f_options *opt, s2f_erro
         rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
     ctx.content = &sink;
     if (!rc)
-        rc = s2f_part10_read(doc->data, doc->len, &ctx, &doc->ds, err);
+        rc = (json ? s2f_dicomjson_read : s2f_part10_read)(doc->data, doc->len, &ctx,
+                                                           &doc->ds, err);
     s2f_arena_free(scratch);
     doc->transfer_syntax = ctx.transfer_syntax;
-    if (!rc && !doc->cs)
-        rc = open_charset(doc, s2f_ds_find(doc->ds, T_SpecificCharacterSet), err);
+    if (!rc && !doc->cs) /* JSON is UTF-8 whatever (0008,0005) says (as before) */
+        rc = open_charset(doc, json ? NULL : s2f_ds_find(doc->ds, T_SpecificCharacterSet), err);
     if (!rc)
         rc = read_header(doc, err);
     if (!rc) {
@@ -138,8 +124,7 @@ static s2f_code build_from_part10(s2f_doc *doc, const s2f_options *opt, s2f_erro
 
 static s2f_code build(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
 {
-    return s2f_looks_like_json(doc->data, doc->len) ? build_from_json(doc, opt, err)
-                                                    : build_from_part10(doc, opt, err);
+    return build_streamed(doc, s2f_looks_like_json(doc->data, doc->len), opt, err);
 }
 
 /* An empty document whose arena is sized for a report from `len` input bytes, plus
