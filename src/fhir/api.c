@@ -70,11 +70,6 @@ s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *o
     s2f_code rc = s2f_report_read(doc, &rep, err);
     if (rc)
         return rc;
-    if (opt && opt->r4 && rep.n_subjects) /* issue 10 #4: refuse rather than misfile */
-        return s2f_fail(err, S2F_EUNSUPPORTED,
-                        "subject context: the observations are about a fetus, specimen or "
-                        "device (TID 1006), which sr2fhir places in Observation.focus of the "
-                        "R5 form only; convert with --fhir-version R5 (M16, M25)");
     s2f_fhir_options fo = {0};
     if (opt) {
         fo.bundle_type = opt->collection ? S2F_BUNDLE_COLLECTION : S2F_BUNDLE_TRANSACTION;

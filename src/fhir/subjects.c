@@ -16,7 +16,11 @@
  * (s2f_fhir_subject_identity in resources.c); a device subject equal to the equipment or a
  * device observer is that same Device (one set of s2f_fhir_first_time, the first writer
  * wins). Without such an identity the id is scoped to the SR and the Subject Class item's
- * position. R4 is refused before writing (api.c).
+ * position.
+ * R4 (M25, issue 10 #4 follow-up): Observation.focus exists there too (0..*, Reference(Any)),
+ * and so do BodyStructure, Specimen and Device; the fetus's structure is BodyStructure.location
+ * (R4 has no includedStructure) and the device's name a deviceName of type
+ * user-friendly-name (R4 has no displayName); the rest is written alike.
  */
 #include <string.h>
 
@@ -90,12 +94,17 @@ static void write_fetus(s2f_fhir *f, const s2f_subject *s)
         const char *d = s2f_arena_printf(f->arena, "Fetus Number %s", s->fetus_number);
         s2f_json_kv_string(j, "description", d);
     }
-    s2f_json_lit_begin_array(j, S2F_JSON_LIT("includedStructure"));
-    s2f_json_begin_object(j);
-    s2f_fhir_codeable_fixed(f, "structure", "http://snomed.info/sct", "83418008",
-                            "Entire fetus (body structure)");
-    s2f_json_end_object(j);
-    s2f_json_end_array(j);
+    if (f->opt.r4) { /* R4 BodyStructure: location (0..1 CodeableConcept), no includedStructure */
+        s2f_fhir_codeable_fixed(f, "location", "http://snomed.info/sct", "83418008",
+                                "Entire fetus (body structure)");
+    } else {
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("includedStructure"));
+        s2f_json_begin_object(j);
+        s2f_fhir_codeable_fixed(f, "structure", "http://snomed.info/sct", "83418008",
+                                "Entire fetus (body structure)");
+        s2f_json_end_object(j);
+        s2f_json_end_array(j);
+    }
     s2f_fhir_subject(f, "patient"); /* M4: the mother */
 }
 
@@ -111,7 +120,16 @@ static void write_device(s2f_fhir *f, const s2f_subject *s)
 {
     s2f_json *j = f->json;
     write_identifiers(f, s->uid, NULL, NULL, NULL);
-    s2f_json_kv_string(j, "displayName", nonempty(s->id) ? s->id : NULL);
+    if (f->opt.r4 && nonempty(s->id)) { /* R4 has no displayName: deviceName {name, type} */
+        s2f_json_lit_begin_array(j, S2F_JSON_LIT("deviceName"));
+        s2f_json_begin_object(j);
+        s2f_json_kv_string(j, "name", s->id);
+        s2f_json_kv_string(j, "type", "user-friendly-name");
+        s2f_json_end_object(j);
+        s2f_json_end_array(j);
+    } else if (!f->opt.r4) {
+        s2f_json_kv_string(j, "displayName", nonempty(s->id) ? s->id : NULL);
+    }
     s2f_json_kv_string(j, "manufacturer", nonempty(s->manufacturer) ? s->manufacturer : NULL);
     s2f_json_kv_string(j, "modelNumber", nonempty(s->model) ? s->model : NULL);
     s2f_json_kv_string(j, "serialNumber", nonempty(s->serial) ? s->serial : NULL);

@@ -10,7 +10,11 @@ silently against the patient. Fixtures from tests/fixtures/gen_context.py:
   subject_device    focus = a Device with the Device Subject's UID, name, manufacturer,
                     model and serial
   subject_other     an unknown Subject Class is refused: exit 5, one line naming it
-  R4                a fetus in the R4 form is refused (exit 5): no focus resource there
+  R4                fetus, specimen and device in the R4 form (no longer refused): focus
+                    as in R5 to a resource holding only R4 elements (BodyStructure.location
+                    for the fetus, Device.deviceName of type user-friendly-name), same ids
+                    as the R5 form; the validator has no R4 mode, so the element names
+                    are checked against R4's (hl7.org/fhir/R4)
   subject_fetus_followup  10#4 follow-up of 10#7 (M24 amended): another SR (another SOP
                     Instance UID) about the same fetus of the same patient references the
                     same BodyStructure id as subject_fetus (a follow-up updates it)
@@ -160,6 +164,58 @@ def check_device_equipment(fx, tmp):
     validate(f"issue10-4-7:{name}", os.path.join(tmp, name + ".json"))
 
 
+# The elements of FHIR R4 (4.0.1) BodyStructure, Specimen and Device.
+R4_ELEMENTS = {
+    "BodyStructure": {"identifier", "active", "morphology", "location", "locationQualifier",
+                      "description", "image", "patient"},
+    "Specimen": {"identifier", "accessionIdentifier", "status", "type", "subject", "receivedTime",
+                 "parent", "request", "collection", "processing", "container", "condition", "note"},
+    "Device": {"identifier", "definition", "udiCarrier", "status", "statusReason",
+               "distinctIdentifier", "manufacturer", "manufactureDate", "expirationDate",
+               "lotNumber", "serialNumber", "deviceName", "modelNumber", "partNumber", "type",
+               "specialization", "version", "property", "patient", "owner", "contact",
+               "location", "url", "note", "safety", "parent"},
+}
+R4_COMMON = {"resourceType", "id", "meta", "implicitRules", "language", "text", "contained",
+             "extension", "modifierExtension"}
+R4_DEVICE_NAME_TYPES = {"udi-label-name", "user-friendly-name", "patient-reported-name",
+                        "manufacturer-name", "model-name", "other"}
+
+
+def r4_problem(res, rtype):
+    extra = sorted(set(res) - R4_ELEMENTS[rtype] - R4_COMMON)
+    if extra:
+        return f"not R4 elements of {rtype}: {extra}"
+    if rtype == "BodyStructure":
+        code = res.get("location", {}).get("coding", [{}])[0].get("code")
+        if code != "83418008" or res.get("patient", {}).get("identifier") != PATIENT:
+            return f"location {code}, patient {res.get('patient')}"
+    if rtype == "Device":
+        names = res.get("deviceName", [])
+        if names != [{"name": "Phantom 7", "type": "user-friendly-name"}] or \
+                any(n.get("type") not in R4_DEVICE_NAME_TYPES for n in names):
+            return f"deviceName {names}"
+    if rtype == "Specimen" and ident(res, "121041") != "S-17":
+        return f"Specimen Identifier {res.get('identifier')}"
+    return None
+
+
+def check_r4(fx, tmp, name, rtype):
+    """Issue 10 #4 follow-up (M25): the subject in the R4 form, same focus id as R5."""
+    r4, b4 = focus_ids(fx, tmp, name, "--fhir-version", "R4")
+    r5, _ = focus_ids(fx, tmp, name)
+    if r4 is None or r5 is None:
+        return
+    by_url, obs = resources(b4)
+    targets = [by_url.get(u) for u in r4]
+    ok = len(targets) == 1 and targets[0] and targets[0]["resourceType"] == rtype and r4 == r5
+    report(ok, f"issue10-4:{name}:R4-focus-{rtype}-same-id-as-R5",
+           f"R4 focus {sorted(r4)}, R5 {sorted(r5)}")
+    if ok:
+        problem = r4_problem(targets[0], rtype)
+        report(not problem, f"issue10-4:{name}:R4-{rtype}-R4-elements", problem or "")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         fx = os.path.join(tmp, "fx")
@@ -204,12 +260,9 @@ def main():
                "issue10-4:subject_other:refused-exit-5",
                f"exit {r.returncode}, stderr {r.stderr.strip()!r}")
 
-        r = convert(os.path.join(fx, "subject_fetus.dcm"), os.path.join(tmp, "r4.json"),
-                    "--fhir-version", "R4")
-        report(r.returncode == 5 and "subject context" in r.stderr
-               and not os.path.exists(os.path.join(tmp, "r4.json")),
-               "issue10-4:subject_fetus:R4-refused-exit-5",
-               f"exit {r.returncode}, stderr {r.stderr.strip()!r}")
+        for name, rtype in (("subject_fetus", "BodyStructure"), ("subject_specimen", "Specimen"),
+                            ("subject_device", "Device")):
+            check_r4(fx, tmp, name, rtype)
     return 0 if all(x is not False for x in results) else 1
 
 
