@@ -206,7 +206,8 @@ static const uint8_t code_elem_at[T_URNCodeValue - T_CodeValue + 1] = {
 static void code_key_of(const s2f_ds *ds, code_key *key)
 {
     unsigned n = 0, present = 0;
-    const s2f_elem *e = ds ? ds->elems : NULL, *end = ds ? ds->elems + ds->n : NULL;
+    /* an empty data set may have elems == NULL (both readers): no arithmetic on it */
+    const s2f_elem *e = ds && ds->n ? ds->elems : NULL, *end = e ? e + ds->n : NULL;
     for (; e != end && e->tag <= T_URNCodeValue; e++) {
         uint32_t d = e->tag - T_CodeValue;
         if (d >= sizeof code_elem_at || !code_elem_at[d])
