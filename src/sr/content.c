@@ -3,9 +3,10 @@
  *
  * Content items arrive bottom-up, each as soon as its data set is complete (post-order):
  * s2f_tree_begin when an item of a Content Sequence starts, s2f_tree_end with its data set
- * when it is complete. The Part 10 reader calls these while it reads, so an item's data
- * set can be thrown away right after (streaming, bounded memory); a data set read whole
- * (DICOM JSON) is replayed through the same calls by s2f_tree_build. Finished items wait
+ * when it is complete. Both readers (Part 10 and, since issue 9 defect 2, DICOM JSON) call
+ * these while they read, so an item's data set can be thrown away right after (streaming,
+ * bounded memory); a data set read whole is replayed through the same calls by
+ * s2f_tree_build. Finished items wait
  * on a stack until their parent ends and adopts them. s2f_tree_finish makes the root,
  * numbers and checks the tree, resolves by-reference relationships and reports the
  * problems found in items with their positions.
