@@ -355,7 +355,6 @@ static const s2f_subject *read_subject(walker *w, const s2f_item *container)
         }
         s->cls = cls;
         s->item = c;
-        w->r->n_subjects += cls != S2F_SUBJECT_PATIENT;
         consume(w, c, S2F_RULE_SUBJECT);
     }
     for (uint32_t i = 0; s && i < container->n_children; i++) {

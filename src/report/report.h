@@ -164,8 +164,6 @@ typedef struct s2f_report {
     size_t n_evaluations;
     const s2f_item **unmapped;             /* consumed by no rule (M26), document order */
     size_t n_unmapped;
-    size_t n_subjects;                     /* Subject Contexts other than the patient
-                                              (issue 10 defect 4) */
     const char *const *rule_of;            /* by item->seq: the S2F_RULE_* that consumed the
                                               item, NULL when none did (M26, issue 10 #5) */
 } s2f_report;

@@ -5,9 +5,7 @@
  * s2f_tree_begin when an item of a Content Sequence starts, s2f_tree_end with its data set
  * when it is complete. Both readers (Part 10 and, since issue 9 defect 2, DICOM JSON) call
  * these while they read, so an item's data set can be thrown away right after (streaming,
- * bounded memory); a data set read whole is replayed through the same calls by
- * s2f_tree_build. Finished items wait
- * on a stack until their parent ends and adopts them. s2f_tree_finish makes the root,
+ * bounded memory). Finished items wait on a stack until their parent ends and adopts them. s2f_tree_finish makes the root,
  * numbers and checks the tree, resolves by-reference relationships and reports the
  * problems found in items with their positions.
  */
@@ -315,31 +313,4 @@ s2f_code s2f_tree_finish(s2f_tree_builder *b, const s2f_ds *top, s2f_tree *out)
     out->n_items = b->n_items + 1;
     out->code_memo_work = s2f_item_memo_work(&b->reader);
     return S2F_OK;
-}
-
-/* Replays a data set read whole as the begin/end calls the streaming reader makes. */
-static s2f_code replay(s2f_tree_builder *b, const s2f_ds *ds)
-{
-    const s2f_elem *seq = s2f_ds_find(ds, T_ContentSequence);
-    for (uint32_t i = 0; seq && seq->is_seq && i < seq->n_items; i++) {
-        s2f_code rc = s2f_tree_begin(b);
-        if (!rc)
-            rc = replay(b, seq->items[i]);
-        if (!rc)
-            rc = s2f_tree_end(b, seq->items[i]);
-        if (rc)
-            return rc;
-    }
-    return S2F_OK;
-}
-
-s2f_code s2f_tree_build(const s2f_ds *top, s2f_charset *cs, s2f_arena *a, s2f_warnings *w,
-                        unsigned max_depth, s2f_tree *out, s2f_error *err)
-{
-    s2f_tree_builder *b = s2f_tree_builder_new(a, w, max_depth, err);
-    if (!b)
-        return err->code;
-    s2f_tree_set_charset(b, cs);
-    s2f_code rc = replay(b, top);
-    return rc ? rc : s2f_tree_finish(b, top, out);
 }

@@ -144,10 +144,6 @@ s2f_code s2f_tree_begin(s2f_tree_builder *b);
 s2f_code s2f_tree_end(s2f_tree_builder *b, const s2f_ds *item);
 s2f_code s2f_tree_finish(s2f_tree_builder *b, const s2f_ds *top, s2f_tree *out);
 
-/* The same for a data set read whole (DICOM JSON): replays its Content Sequences. */
-s2f_code s2f_tree_build(const s2f_ds *top, s2f_charset *cs, s2f_arena *a, s2f_warnings *w,
-                        unsigned max_depth, s2f_tree *out, s2f_error *err);
-
 /* The item after `it` in document (pre-)order, NULL after the last: a walk of the whole
  * tree without recursion is `for (it = root; it; it = s2f_item_next(it))`. */
 const s2f_item *s2f_item_next(const s2f_item *it);
