@@ -18,12 +18,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-VALIDATE = os.path.join(SHARED, "tools", "fhir-validate", "validate.sh")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import SR2FHIR, VALIDATE, eq, out, test  # noqa: E402
 
 R = "1.2.826.0.1.3680043.10.1500"            # tests/fixtures/generate.py identifiers
 CT_SERIES, CT1, CT2, SEG = R + ".2.1", R + ".3.1", R + ".3.2", R + ".3.3"
@@ -31,29 +28,7 @@ OTHER_SOURCE_SERIES = R + ".2.301"
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
-nfail = 0
 TMP = tempfile.mkdtemp(prefix="sr2fhir-codesel-")
-
-
-def out(line):
-    print(line, flush=True)
-
-
-def test(name, fn):
-    global nfail
-    try:
-        fn()
-        out("PASS " + name)
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
-
-
-def eq(got, want, what=""):
-    assert got == want, "%s: got %r, expected %r" % (what, got, want)
-
-
 _cache = {}
 
 
@@ -205,15 +180,13 @@ def t_segments_one_instance_per_segment():
 def validator_case(name):
     def run():
         _, _, path = convert(name)
-        p = subprocess.run(["bash", VALIDATE, "--external-refs-ok", path],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
-        assert p.returncode == 0, p.stdout.decode()[-600:]
+        p = harness.validator(path, "--external-refs-ok")
+        assert p.returncode == 0, (p.stdout + p.stderr).decode()[-600:]
     return run
 
 
 def main():
-    gen = os.path.join(ROOT, "tests", "fixtures", "gen_codesel.py")
-    p = subprocess.run([PYTHON, gen, TMP], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = harness.run_fixture_script("gen_codesel.py", TMP)
     if p.returncode != 0:
         out("FAIL codesel_fixtures: gen_codesel.py exit %d: %s" % (p.returncode,
                                                                   p.stderr.decode()[-300:]))
@@ -235,7 +208,7 @@ def main():
             out("SKIP issue10_validator_clean_%s: %s absent" % (name, VALIDATE))
         else:
             test("issue10_validator_clean_%s" % name, validator_case(name))
-    return 1 if nfail else 0
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

@@ -21,49 +21,20 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import SR2FHIR, VALIDATE, eq, out, test  # noqa: E402
+
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 R = "1.2.826.0.1.3680043.10.1500"
 TRACK_UID = R + ".9.30"
 DEVICE_OBSERVER_UID = R + ".6.30"
 EQUIPMENT_UID = R + ".6.1"
 
-nfail = 0
-
-
-def out(line):
-    print(line, flush=True)
-
-
-def test(name, fn):
-    global nfail
-    try:
-        fn()
-        out("PASS " + name)
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
-
-
-def eq(got, want, what=""):
-    assert got == want, "%s: got %r, expected %r" % (what, got, want)
-
-
 TMP = tempfile.mkdtemp(prefix="sr2fhir-identity-")
-if subprocess.run([PYTHON, "-c", "import pydicom"], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).returncode != 0:
-    out("SKIP identity: %s has no pydicom (apt-get install python3-pydicom)" % PYTHON)
-    sys.exit(0)
-if not os.access(SR2FHIR, os.X_OK):
-    out("FAIL identity: no executable %s (run make)" % SR2FHIR)
-    sys.exit(1)
-gen = subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/gen_identity.py"), TMP],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+harness.require_pydicom("identity")
+harness.require_sr2fhir("identity")
+gen = harness.run_fixture_script("gen_identity.py", TMP)
 if gen.returncode != 0:
     out("FAIL identity-fixtures: %s" % gen.stderr.decode()[-300:].replace("\n", " "))
     sys.exit(1)
@@ -257,18 +228,16 @@ def t_distinct_reports_distinct_lesions():
 test("10#7 M24 different observers keep different ids; the same device observer in "
      "another report has the same id", t_distinct_reports_distinct_lesions)
 
-VALIDATE = os.path.join(SHARED, "tools/fhir-validate/validate.sh")
 if not os.path.exists(VALIDATE):
     out("SKIP identity fhir-validate: %s not found (../shared beside the checkout)" % VALIDATE)
 else:
     for n in ("identity_device", "identity_a", "identity_b"):
         def run(n=n):
-            p = subprocess.run(["bash", VALIDATE, bundle(n).path], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=300)
+            p = harness.validator(bundle(n).path)
             if p.returncode == 2:
                 raise AssertionError("validator failed: %s" % p.stderr.decode()[-300:])
             errors = [ln for ln in p.stdout.decode().splitlines() if ln.startswith("ERROR")]
             eq(errors, [], "validator errors")
         test("fhir-validate %s: no ERROR" % n, run)
 
-sys.exit(1 if nfail else 0)
+sys.exit(harness.exit_code())
