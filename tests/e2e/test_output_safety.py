@@ -14,27 +14,11 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-FIX = os.path.join(ROOT, BUILD, "fixtures")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import FIX, ROOT, SR2FHIR, out, test  # noqa: E402
+
 TMP = tempfile.mkdtemp(prefix="sr2fhir-safety-")
-nfail = 0
-
-
-def out(line):
-    print(line, flush=True)
-
-
-def test(name, fn):
-    global nfail
-    try:
-        fn()
-        out("PASS " + name)
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
 
 
 def run(*args, cwd=None, timeout=60):
@@ -330,11 +314,7 @@ def main():
     if not os.path.exists(SR2FHIR):
         out("SKIP output-safety: %s is not built" % SR2FHIR)
         return 0
-    try:
-        import pydicom  # noqa: F401 - the fixtures need it
-    except ImportError:
-        out("SKIP output-safety: %s has no pydicom (apt-get install python3-pydicom)" % sys.executable)
-        return 0
+    harness.require_pydicom("output-safety", python=sys.executable)  # the fixtures need it
     if not os.path.exists(os.path.join(FIX, "explicit_le.dcm")):
         subprocess.run([sys.executable, os.path.join(ROOT, "tests/fixtures/generate.py"), FIX],
                        check=True, capture_output=True)
@@ -357,7 +337,7 @@ def main():
     test("9#5:failed-conversion-nothing-at-dangling-link-target", t5_dangling_link_failed_conversion)
     test("9#5:temporary-name-valid-for-a-255-byte-name", t5_longest_name)
     shutil.rmtree(TMP, ignore_errors=True)
-    return 1 if nfail else 0
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

@@ -17,36 +17,14 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-VALIDATE = os.path.join(SHARED, "tools", "fhir-validate", "validate.sh")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import SR2FHIR, VALIDATE, SkipTest, eq, out, test  # noqa: E402
+
 DAR = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 
 TMP = tempfile.mkdtemp(prefix="sr2fhir-values-")
-nfail = 0
-
-
-def out(line):
-    print(line, flush=True)
-
-
-def test(name, fn):
-    global nfail
-    try:
-        fn()
-        out("PASS " + name)
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
-
-
-def eq(got, want, what=""):
-    assert got == want, "%s: got %r, expected %r" % (what, got, want)
 
 
 class Result:
@@ -213,34 +191,15 @@ def t_validator(name):
         if not os.path.exists(VALIDATE):
             raise SkipTest("no %s" % VALIDATE)
         r = conv(name)
-        p = subprocess.run(["bash", VALIDATE, "--external-refs-ok", r.json_path],
-                           capture_output=True, text=True)
-        assert p.returncode == 0, "validator: %s" % (p.stdout + p.stderr)[-600:]
+        p = harness.validator(r.json_path, "--external-refs-ok")
+        assert p.returncode == 0, "validator: %s" % (p.stdout + p.stderr).decode()[-600:]
     return run
 
 
-class SkipTest(Exception):
-    pass
-
-
-def test_or_skip(name, fn):
-    try:
-        fn()
-        out("PASS " + name)
-    except SkipTest as e:
-        out("SKIP %s: %s" % (name, e))
-    except Exception as e:  # noqa: BLE001
-        global nfail
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
-
-
 def main():
-    gen = os.path.join(ROOT, "tests", "fixtures", "gen_values.py")
-    p = subprocess.run([PYTHON, gen, TMP], capture_output=True, text=True)
+    p = harness.run_fixture_script("gen_values.py", TMP)
     if p.returncode != 0:
-        out("FAIL gen_values.py: %s" % p.stderr[-400:])
+        out("FAIL gen_values.py: %s" % p.stderr.decode()[-400:])
         return 1
     for code, pos, text in [("V0", "1.5.1.2", "1e999"), ("V1", "1.5.1.3", "-1e999"),
                             ("V2", "1.5.1.4", "1e-999")]:
@@ -267,8 +226,8 @@ def main():
          t_content_date_only)
     for name in ("values_numbers", "values_qualifier", "values_precision", "values_date_only",
                  "values_ob"):
-        test_or_skip("issue 9/10 validator-clean Bundle of %s" % name, t_validator(name))
-    return 1 if nfail else 0
+        test("issue 9/10 validator-clean Bundle of %s" % name, t_validator(name))
+    return harness.exit_code()
 
 
 if __name__ == "__main__":
