@@ -18,12 +18,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
-FIX = os.path.join(ROOT, BUILD, "fixtures")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import FIX, SR2FHIR, VALIDATE, eq, out, test  # noqa: E402
 
 # Identifiers of tests/fixtures/generate.py
 R = "1.2.826.0.1.3680043.10.1500"
@@ -47,29 +44,6 @@ PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 SOP_SYSTEM = "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
 DAR = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 OBS_UID_TYPE = "http://hl7.org/fhir/uv/dicom-sr/CodeSystem/dicom-identifier-type"
-
-nfail = 0
-
-
-def out(line):
-    print(line, flush=True)
-
-
-def test(name, fn):
-    """Run fn(); PASS unless it raises (AssertionError message or exception)."""
-    global nfail
-    try:
-        fn()
-        out("PASS " + name)
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:600]))
-
-
-def eq(got, want, what=""):
-    assert got == want, "%s: got %r, expected %r" % (what, got, want)
-
 
 # ---------------------------------------------------------------------------------------
 # Conversion and Bundle helpers
@@ -197,21 +171,15 @@ def sop_class(inst):
 # ---------------------------------------------------------------------------------------
 # Setup
 # ---------------------------------------------------------------------------------------
-if subprocess.run([PYTHON, "-c", "import pydicom"], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).returncode != 0:
-    out("SKIP mapping-rules: %s has no pydicom (apt-get install python3-pydicom)" % PYTHON)
-    sys.exit(0)
+harness.require_pydicom("mapping-rules")
 ALL = list(NUMBERS) + ["rules_not1500"] + [
     "rules_flags_%s_%s_%s" % (p or "absent", c, v) for p, c, v in FLAGS]
 if not all(os.path.exists(os.path.join(FIX, n + ".dcm")) for n in ALL):
-    g = subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/generate.py"), FIX],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    g = harness.run_fixture_script("generate.py", FIX)
     if g.returncode != 0:
         out("FAIL generate-fixtures: %s" % g.stderr.decode()[-300:].replace("\n", " "))
         sys.exit(1)
-if not os.access(SR2FHIR, os.X_OK):
-    out("FAIL mapping-rules: no executable %s (run make)" % SR2FHIR)
-    sys.exit(1)
+harness.require_sr2fhir("mapping-rules")
 
 
 # ---------------------------------------------------------------------------------------
@@ -1101,15 +1069,13 @@ test("M26 items consumed by a rule (Region In Space ROI number, observer context
 # ---------------------------------------------------------------------------------------
 # The guide's validator over every R5 Bundle
 # ---------------------------------------------------------------------------------------
-VALIDATE = os.path.join(SHARED, "tools/fhir-validate/validate.sh")
 KNOWN = re.compile(r"481\.3|11\.2\.840")   # M19: the guide's region-in-space UID typo
 if not os.path.exists(VALIDATE):
     out("SKIP M19-M24 fhir-validate: %s not found (../shared beside the checkout)" % VALIDATE)
 else:
     for n in r5_names():
         def run(n=n):
-            p = subprocess.run(["bash", VALIDATE, bundle(n).path], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, timeout=300)
+            p = harness.validator(bundle(n).path)
             lines = p.stdout.decode("utf-8", "replace").splitlines()
             if p.returncode == 2:
                 raise AssertionError("validator failed: %s" %
@@ -1122,4 +1088,4 @@ else:
         test("fhir-validate %s: no ERROR (except the known region-in-space UID typo, M19)" % n,
              run)
 
-sys.exit(1 if nfail else 0)
+sys.exit(harness.exit_code())

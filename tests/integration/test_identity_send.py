@@ -24,43 +24,17 @@ import tempfile
 import urllib.error
 import urllib.request
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import SHARED, SR2FHIR, clean_env, eq, out  # noqa: E402
+
 FHIR_SERVER_SH = os.path.join(SHARED, "tools", "fhir-server", "fhir-server.sh")
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 TRACK_UID = "1.2.826.0.1.3680043.10.1500.9.30"
-DEL_ENV = ("SR2FHIR_TOKEN", "SR2FHIR_PASSWORD", "http_proxy", "https_proxy", "HTTP_PROXY",
-           "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
-
-nfail = 0
-
-
-def out(line):
-    print(line, flush=True)
 
 
 def test(name, fn, *args):
-    global nfail
-    try:
-        fn(*args)
-        out("PASS " + name)
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:700]))
-
-
-def eq(got, want, what=""):
-    assert got == want, "%s: got %r, expected %r" % (what, got, want)
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in DEL_ENV}
-    env.update(extra)
-    return env
+    harness.test(name, fn, *args, width=700)
 
 
 if not os.path.exists(FHIR_SERVER_SH):
@@ -69,17 +43,11 @@ if not os.path.exists(FHIR_SERVER_SH):
 if not shutil.which("node") or not shutil.which("npm"):
     out("SKIP identity-send: the FHIR server tool needs node and npm")
     sys.exit(0)
-if subprocess.run([PYTHON, "-c", "import pydicom"], stdout=subprocess.DEVNULL,
-                  stderr=subprocess.DEVNULL).returncode != 0:
-    out("SKIP identity-send: %s has no pydicom" % PYTHON)
-    sys.exit(0)
-if not os.access(SR2FHIR, os.X_OK):
-    out("FAIL identity-send: no executable %s (run make)" % SR2FHIR)
-    sys.exit(1)
+harness.require_pydicom("identity-send", hint="")
+harness.require_sr2fhir("identity-send")
 
 TMP = tempfile.mkdtemp(prefix="sr2fhir-identity-send-")
-gen = subprocess.run([PYTHON, os.path.join(ROOT, "tests/fixtures/gen_identity.py"), TMP],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+gen = harness.run_fixture_script("gen_identity.py", TMP)
 if gen.returncode != 0:
     out("FAIL identity-send-fixtures: %s" % gen.stderr.decode()[-300:].replace("\n", " "))
     sys.exit(1)
@@ -216,4 +184,4 @@ test("10#7 M24 two SRs about one lesion (same patient + Tracking UID, algorithm,
      "Observations referencing them (R5)", with_server, "R5", r5_case)
 test("10#7 M24 the same two SRs in R4 (M25): one of each Device, one Practitioner",
      with_server, "R4", r4_case)
-sys.exit(1 if nfail else 0)
+sys.exit(harness.exit_code())

@@ -86,3 +86,15 @@ def validator(path, *opts, timeout=300):
     """The guide's validator over one Bundle: the CompletedProcess (bytes stdout, stderr)."""
     return subprocess.run(["bash", VALIDATE, *opts, path], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, timeout=timeout)
+
+
+# Variables that would lend `sr2fhir send` or the FHIR server tool a secret or a proxy.
+SEND_ENV_REMOVED = ("SR2FHIR_TOKEN", "SR2FHIR_PASSWORD", "http_proxy", "https_proxy",
+                    "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
+
+
+def clean_env(**extra):
+    """This environment without SEND_ENV_REMOVED, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in SEND_ENV_REMOVED}
+    env.update(extra)
+    return env
