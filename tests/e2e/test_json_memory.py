@@ -19,17 +19,13 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from harness import ROOT, SR2FHIR, out  # noqa: E402
+
 GROUPS = 500
 ITEMS = 12 + 20 * GROUPS   # gen_large.py: frame items + 20 per measurement group
 MIB = 1024 * 1024
 TIME = "/usr/bin/time"   # GNU time (Debian package time)
-
-
-def out(line):
-    print(line, flush=True)
 
 
 def run_measured(args):

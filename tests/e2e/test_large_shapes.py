@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, os.environ.get("BUILD", "build"), "sr2fhir"))
-SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import PYTHON, ROOT, SR2FHIR, report  # noqa: E402
+
 GEN = os.path.join(ROOT, "tests", "fixtures", "gen_large.py")
 
 # (case name, shape, groups, NUMs per group, format); sizes keep the test to seconds while
@@ -36,18 +36,6 @@ CASES = [
 VALIDATE = "distinct-1000x1-json"
 TYPES = {"Observation": "observations", "BodyStructure": "body_structures",
          "Device": "devices", "ImagingSelection": "imaging_selections"}
-
-failures = 0
-
-
-def report(ok, name, why=""):
-    global failures
-    if ok:
-        print(f"PASS {name}")
-    else:
-        failures += 1
-        print(f"FAIL {name}: {why}")
-
 
 def counts(bundle_path):
     with open(bundle_path, encoding="utf-8") as f:
@@ -80,10 +68,8 @@ def main():
     if not os.access(SR2FHIR, os.X_OK):
         report(False, "large:binary", f"{SR2FHIR} is not built")
         return 1
-    if subprocess.run([PYTHON, "-c", "import pydicom"], capture_output=True).returncode != 0:
-        print(f"SKIP large: {PYTHON} has no pydicom (apt-get install python3-pydicom)")
-        return 0
-    validator = os.path.join(SHARED, "tools", "fhir-validate", "validate.sh")
+    harness.require_pydicom("large")
+    validator = harness.VALIDATE
     with tempfile.TemporaryDirectory() as tmp:
         outs = {}
         for name, shape, groups, nums, fmt in CASES:
@@ -107,7 +93,7 @@ def main():
             errors = [l for l in proc.stdout.splitlines() if l.startswith("ERROR")]
             report(proc.returncode == 0, f"large:{VALIDATE}-validates",
                    f"exit {proc.returncode}: {errors[:3] or proc.stderr.strip()[-200:]}")
-    return 1 if failures else 0
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

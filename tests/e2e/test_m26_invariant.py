@@ -20,23 +20,16 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, "build", "sr2fhir"))
-SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import ROOT, SHARED, SR2FHIR, report  # noqa: E402
+
 PY = "/usr/bin/python3"
 # every fixture script that takes an OUTDIR (gen_large.py makes one file of a given size:
 # a small one is generated below)
 FIXTURE_SCRIPTS = ["generate.py"] + sorted(
     os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "tests", "fixtures", "gen_*.py"))
     if not p.endswith("gen_large.py"))
-
-results = []
-
-
-def report(ok, name, why=""):
-    print(f"PASS {name}" if ok else (f"SKIP {name}: {why}" if ok is None else f"FAIL {name}: {why}"))
-    sys.stdout.flush()
-    results.append(ok)
 
 
 def positions(path):
@@ -159,7 +152,7 @@ def main():
         files = inputs(tmp)
         check_context_fixture(tmp)
         check_invariant(files, tmp)
-    return 0 if all(x is not False for x in results) else 1
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

@@ -30,21 +30,13 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, "build", "sr2fhir"))
-SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
-VALIDATE = os.path.join(SHARED, "tools", "fhir-validate", "validate.sh")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import ROOT, SR2FHIR, VALIDATE, report  # noqa: E402
+
 SUBJECT_UID = "urn:oid:1.2.826.0.1.3680043.10.1500.9.40"
 PATIENT = {"system": "urn:oid:1.2.826.0.1.3680043.10.1500.99.1", "value": "PAT-0001",
            "assigner": {"display": "HOSP"}}
-
-results = []
-
-
-def report(ok, name, why=""):
-    print(f"PASS {name}" if ok else (f"SKIP {name}: {why}" if ok is None else f"FAIL {name}: {why}"))
-    sys.stdout.flush()
-    results.append(ok)
 
 
 def convert(path, out, *args):
@@ -263,7 +255,7 @@ def main():
         for name, rtype in (("subject_fetus", "BodyStructure"), ("subject_specimen", "Specimen"),
                             ("subject_device", "Device")):
             check_r4(fx, tmp, name, rtype)
-    return 0 if all(x is not False for x in results) else 1
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

@@ -48,6 +48,18 @@ def test(name, fn, *args, width=600):
         out("FAIL %s: %s" % (name, " ".join(msg.split())[:width]))
 
 
+def report(ok, name, why=""):
+    """One case decided by the caller: ok True -> PASS, None -> SKIP, False -> FAIL (why)."""
+    global nfail
+    if ok:
+        out("PASS %s" % name)
+    elif ok is None:
+        out("SKIP %s: %s" % (name, why))
+    else:
+        nfail += 1
+        out("FAIL %s: %s" % (name, why))
+
+
 def eq(got, want, what=""):
     assert got == want, "%s: got %r, expected %r" % (what, got, want)
 
