@@ -114,19 +114,26 @@ static int running(const s2f_fhir *f)
     return f->code == S2F_OK;
 }
 
+/* M22: "name|version|param;param;..." of an algorithm, the part of its key that is also
+ * its identity (algorithm_identity). */
+static void kb_algorithm(keybuf *k, const s2f_algorithm *a)
+{
+    kb_field(k, a->name);
+    kb_putc(k, '|');
+    kb_field(k, a->version);
+    kb_putc(k, '|');
+    for (size_t i = 0; i < a->n_parameters; i++) {
+        if (i)
+            kb_putc(k, ';');
+        kb_field(k, a->parameters[i]);
+    }
+}
+
 /* M22: name|version|param;param;...|family system;code */
 static const char *algorithm_key(s2f_fhir *f, const s2f_algorithm *a)
 {
     keybuf k = {f, NULL, 0, 0, 0};
-    kb_field(&k, a->name);
-    kb_putc(&k, '|');
-    kb_field(&k, a->version);
-    kb_putc(&k, '|');
-    for (size_t i = 0; i < a->n_parameters; i++) {
-        if (i)
-            kb_putc(&k, ';');
-        kb_field(&k, a->parameters[i]);
-    }
+    kb_algorithm(&k, a);
     kb_putc(&k, '|');
     kb_code(&k, a->family);
     return kb_done(&k);
@@ -282,15 +289,7 @@ static identity algorithm_identity(s2f_fhir *f, const s2f_algorithm *a)
     if (!nonempty(a->name) && !nonempty(a->version))
         return (identity){S2F_KIND_ALGORITHM, algorithm_key(f, a), 0};
     keybuf k = {f, NULL, 0, 0, 0};
-    kb_field(&k, a->name);
-    kb_putc(&k, '|');
-    kb_field(&k, a->version);
-    kb_putc(&k, '|');
-    for (size_t i = 0; i < a->n_parameters; i++) {
-        if (i)
-            kb_putc(&k, ';');
-        kb_field(&k, a->parameters[i]);
-    }
+    kb_algorithm(&k, a);
     return (identity){KIND_ID_ALGORITHM, kb_done(&k), 1};
 }
 
