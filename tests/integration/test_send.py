@@ -49,11 +49,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stub_server  # noqa: E402
 from stub_server import SUCCESS, StubFhirServer, answer, outcome  # noqa: E402
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-PYTHON = os.environ.get("PYTHON", "/usr/bin/python3")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import PYTHON, ROOT, SHARED, SR2FHIR, clean_env, eq, out  # noqa: E402
+from harness import SkipTest as Skip  # noqa: E402
+
 CORPUS = os.path.join(SHARED, "corpus", "files")
 FHIR_SERVER_SH = os.path.join(SHARED, "tools", "fhir-server", "fhir-server.sh")
 
@@ -66,8 +66,6 @@ PASSWORD = "pw-5ecret-a71e3d55"
 PASSWORD2 = "pw-5ecret-file-0c9f"
 SECRETS = [TOKEN, TOKEN2, TOKEN3, PASSWORD, PASSWORD2] + [
     base64.b64encode(("%s:%s" % (USER, p)).encode()).decode() for p in (PASSWORD, PASSWORD2)]
-DEL_ENV = ("SR2FHIR_TOKEN", "SR2FHIR_PASSWORD", "http_proxy", "https_proxy", "HTTP_PROXY",
-           "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY")
 AUDIT_FIELDS = ("time", "file", "sop_instance_uid", "server", "fhir_version", "outcome",
                 "http_status", "attempts", "transactions", "transactions_stored", "duration_ms",
                 "patient", "service_request", "imaging_study", "created", "updated", "error")
@@ -77,34 +75,10 @@ R5_TYPES = ("Observation", "ImagingSelection", "Device", "Practitioner", "BodySt
 R4_TYPES = tuple(t for t in R5_TYPES if t != "ImagingSelection")
 MADE_TYPES = ("Observation", "ImagingSelection", "Device", "Practitioner", "BodyStructure")
 
-nfail = 0
-
-
-def out(line):
-    print(line, flush=True)
-
 
 def test(name, fn, *args):
-    """Run fn(*args); PASS unless it raises (AssertionError message or exception); a
-    Skip exception prints SKIP."""
-    global nfail
-    try:
-        fn(*args)
-        out("PASS " + name)
-    except Skip as e:
-        out("SKIP %s: %s" % (name, e))
-    except Exception as e:  # noqa: BLE001 - every failure is a FAIL line
-        nfail += 1
-        msg = str(e) if isinstance(e, AssertionError) else "%s: %s" % (type(e).__name__, e)
-        out("FAIL %s: %s" % (name, " ".join(msg.split())[:700]))
-
-
-class Skip(Exception):
-    pass
-
-
-def eq(got, want, what=""):
-    assert got == want, "%s: got %r, expected %r" % (what, got, want)
+    """harness.test with FAIL reasons up to 700 characters; a Skip exception prints SKIP."""
+    harness.test(name, fn, *args, width=700)
 
 
 def short(text, n=300):
@@ -116,12 +90,6 @@ def short(text, n=300):
 # ---------------------------------------------------------------------------------------
 TMP = tempfile.mkdtemp(prefix="sr2fhir-send-")
 _counter = [0]
-
-
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in DEL_ENV}
-    env.update(extra)
-    return env
 
 
 class Run:
@@ -1287,8 +1255,7 @@ def server_cases():
         if "npm install failed" in str(e):
             out("SKIP send-integration-server: %s" % short(e))
             return
-        nfail_add()
-        out("FAIL send-integration-server: %s" % short(e, 600))
+        harness.report(False, "send-integration-server", short(e, 600))
         return
     try:
         r5_cases(r5)
@@ -1298,18 +1265,12 @@ def server_cases():
     try:
         r4.start()
     except RuntimeError as e:
-        nfail_add()
-        out("FAIL send-integration-server-r4: %s" % short(e, 600))
+        harness.report(False, "send-integration-server-r4", short(e, 600))
         return
     try:
         r4_cases(r4)
     finally:
         r4.stop()
-
-
-def nfail_add():
-    global nfail
-    nfail += 1
 
 
 def r5_cases(srv):
@@ -1456,8 +1417,7 @@ def r5_cases(srv):
         ctx = create_context(srv, bundles.values())
         r = send("--server", base, *files, timeout=170)
     except Exception as e:  # noqa: BLE001
-        nfail_add()
-        out("FAIL send-corpus: %s" % short(e, 600))
+        harness.report(False, "send-corpus", short(e, 600))
         return
     out("# send-corpus: %d files sent sequentially to the R5 server in %.1f s" % (len(files),
                                                                                  r.elapsed))
@@ -1666,8 +1626,7 @@ def r4_cases(srv):
         r = send("--server", base, *files, timeout=170)
         index = {t: srv.all(t) for t in ("Observation", "Device", "Practitioner")}
     except Exception as e:  # noqa: BLE001
-        nfail_add()
-        out("FAIL m25-r4-corpus: %s" % short(e, 600))
+        harness.report(False, "m25-r4-corpus", short(e, 600))
         return
 
     def t_corpus():
@@ -1762,14 +1721,14 @@ def main():
 
     if os.environ.get("SEND_CASES") == "hostile":   # only issue 9's cases (quick)
         hostile_cases()
-        return 1 if nfail else 0
+        return harness.exit_code()
     hostile_cases()
     stub_cases()
     test("exit11-connection-refused: nothing listening: --retries 2 gives attempts 3 in the audit "
          "log, one stderr line (with and without version detection)", t_connection_refused)
 
     if os.environ.get("SEND_CASES") == "stub":      # no real server (quick)
-        return 1 if nfail else 0
+        return harness.exit_code()
     if not os.path.isdir(CORPUS) or not os.path.exists(FHIR_SERVER_SH):
         out("SKIP send-integration: %s is absent (../shared not beside the checkout): no real "
             "FHIR server cases" % SHARED)
@@ -1778,7 +1737,7 @@ def main():
             "(../shared/tools/fhir-server): no real FHIR server cases")
     else:
         server_cases()
-    return 1 if nfail else 0
+    return harness.exit_code()
 
 
 if __name__ == "__main__":
