@@ -14,7 +14,6 @@ Prints PASS/FAIL/SKIP lines for tests/run.sh.
 
 Environment: ROOT, BUILD, SR2FHIR, PYTHON (the python with pydicom), SHARED.
 """
-import atexit
 import json
 import os
 import shutil
@@ -26,9 +25,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
-from harness import SHARED, SR2FHIR, clean_env, eq, out  # noqa: E402
+from harness import FHIR_SERVER_SH, SR2FHIR, clean_env, eq, out  # noqa: E402
 
-FHIR_SERVER_SH = os.path.join(SHARED, "tools", "fhir-server", "fhir-server.sh")
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 TRACK_UID = "1.2.826.0.1.3680043.10.1500.9.30"
 
@@ -64,27 +62,9 @@ def http(method, url):
         return e.code, None
 
 
-class Server:
+class Server(harness.FhirServerTool):
     def __init__(self, version):
-        d = os.path.join(TMP, "fhir-" + version)
-        os.makedirs(d, exist_ok=True)
-        self.env = clean_env(FHIR_PORT="0", FHIR_VERSION=version,
-                             FHIR_PIDFILE=os.path.join(d, "pid"),
-                             FHIR_LOGFILE=os.path.join(d, "log"))
-        self.base = None
-
-    def start(self):
-        atexit.register(self.stop)
-        p = subprocess.run([FHIR_SERVER_SH, "start"], env=self.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=300)
-        if p.returncode != 0 or not p.stdout.strip():
-            raise RuntimeError("fhir-server.sh start: exit %d: %s" % (
-                p.returncode, p.stderr.decode("utf-8", "replace")[-400:]))
-        self.base = p.stdout.decode().strip().splitlines()[-1]
-
-    def stop(self):
-        subprocess.run([FHIR_SERVER_SH, "stop"], env=self.env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
+        super().__init__(version, os.path.join(TMP, "fhir-" + version))
 
     def all(self, rtype):
         url, found = "%s/%s?_count=1000" % (self.base, rtype), []

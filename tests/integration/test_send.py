@@ -51,11 +51,11 @@ from stub_server import SUCCESS, StubFhirServer, answer, outcome  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
-from harness import PYTHON, ROOT, SHARED, SR2FHIR, clean_env, eq, out  # noqa: E402
+from harness import (FHIR_SERVER_SH, PYTHON, ROOT, SHARED, SR2FHIR, clean_env, eq,  # noqa: E402
+                     out)
 from harness import SkipTest as Skip  # noqa: E402
 
 CORPUS = os.path.join(SHARED, "corpus", "files")
-FHIR_SERVER_SH = os.path.join(SHARED, "tools", "fhir-server", "fhir-server.sh")
 
 R = "1.2.826.0.1.3680043.10.1500.77"        # UIDs of the SRs made here
 TOKEN = "tok-5ecret-9f2b7c1d0e"              # secrets that must never be printed or logged
@@ -326,32 +326,13 @@ def http(method, url, body=None, timeout=60):
         return status, raw
 
 
-class FhirServer:
-    """../shared/tools/fhir-server, started on a free port with its own pid and log file."""
+class FhirServer(harness.FhirServerTool):
+    """../shared/tools/fhir-server, started on a free port with its own pid and log file
+    (harness.FhirServerTool), logging the requests it sees."""
 
     def __init__(self, version):
-        self.version = version
-        self.dir = os.path.join(TMP, "fhir-" + version)
-        os.makedirs(self.dir, exist_ok=True)
-        self.env = clean_env(FHIR_PORT="0", FHIR_VERSION=version, FHIR_LOG="1",
-                             FHIR_PIDFILE=os.path.join(self.dir, "pid"),
-                             FHIR_LOGFILE=os.path.join(self.dir, "log"))
-        self.base = None
+        super().__init__(version, os.path.join(TMP, "fhir-" + version), FHIR_LOG="1")
         self._get_cache = {}
-
-    def start(self):
-        atexit.register(self.stop)
-        p = subprocess.run([FHIR_SERVER_SH, "start"], env=self.env, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=300)
-        if p.returncode != 0 or not p.stdout.strip():
-            raise RuntimeError("fhir-server.sh start (%s): exit %d: %s" % (
-                self.version, p.returncode, short(p.stderr.decode("utf-8", "replace"), 500)))
-        self.base = p.stdout.decode().strip().splitlines()[-1]
-        return self.base
-
-    def stop(self):
-        subprocess.run([FHIR_SERVER_SH, "stop"], env=self.env, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=60)
 
     def log(self):
         try:

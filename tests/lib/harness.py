@@ -110,3 +110,38 @@ def clean_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in SEND_ENV_REMOVED}
     env.update(extra)
     return env
+
+
+FHIR_SERVER_SH = os.path.join(SHARED, "tools", "fhir-server", "fhir-server.sh")
+
+
+class FhirServerTool:
+    """../shared/tools/fhir-server (FHIR_SERVER_SH), FHIR `version`, on a free port, its pid
+    and log file in `workdir`; `extra_env` adds to its environment (clean_env)."""
+
+    def __init__(self, version, workdir, **extra_env):
+        self.version = version
+        self.dir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.env = clean_env(FHIR_PORT="0", FHIR_VERSION=version,
+                             FHIR_PIDFILE=os.path.join(workdir, "pid"),
+                             FHIR_LOGFILE=os.path.join(workdir, "log"), **extra_env)
+        self.base = None
+
+    def start(self):
+        """Start it (stopped at exit); its base URL. RuntimeError with the tool's stderr when
+        it does not start ("npm install failed" in it when npm could not install it)."""
+        import atexit
+        atexit.register(self.stop)
+        p = subprocess.run([FHIR_SERVER_SH, "start"], env=self.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+        if p.returncode != 0 or not p.stdout.strip():
+            err = " ".join(p.stderr.decode("utf-8", "replace").split())
+            raise RuntimeError("fhir-server.sh start (%s): exit %d: %s" % (
+                self.version, p.returncode, err[-500:]))
+        self.base = p.stdout.decode().strip().splitlines()[-1]
+        return self.base
+
+    def stop(self):
+        subprocess.run([FHIR_SERVER_SH, "stop"], env=self.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
