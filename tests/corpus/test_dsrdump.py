@@ -17,9 +17,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, "build", "sr2fhir"))
-SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import ROOT, SHARED, SR2FHIR, report  # noqa: E402
+
 FILES = os.path.join(SHARED, "corpus", "files")
 DSRDUMP_ARGS = ["dsrdump", "-Ph", "+Pn", "+Pl", "+Pu", "+Psu", "+Pc", "+U8",
                 "-Er", "-Ev", "-Ec", "-Ee"]
@@ -39,20 +40,6 @@ DELIBERATE = [
     "for dsrdump, so for that file only NUM values are compared as numbers",
     "text escapes: dsrdump leaves '\"' unescaped inside values, sr2fhir writes '\\\"'",
 ]
-
-results = []
-
-
-def report(ok, name, why=""):
-    if ok is None:
-        print(f"SKIP {name}: {why}")
-    elif ok:
-        print(f"PASS {name}")
-    else:
-        print(f"FAIL {name}: {why}")
-    sys.stdout.flush()
-    results.append(ok)
-
 
 def split_quoted(s, i):
     """Reads a "..." string at s[i] honouring backslash escapes; returns (text, next index)."""
@@ -262,7 +249,7 @@ def main():
                 r = run([SR2FHIR, "dump", "-q", example])
                 compare("same-tree:hl7-example-json", r.stdout, run(DSRDUMP_ARGS + [out]).stdout,
                         numeric_num=True)
-    return 0 if all(x is not False for x in results) else 1
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, "build", "sr2fhir"))
-SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import SHARED, SR2FHIR, report  # noqa: E402
+
 IG = os.path.join(SHARED, "ig")
 
 # Every deliberate difference is named exactly (issue 10 #10): which resources, the exact leaf
@@ -131,15 +132,6 @@ DELIBERATE = (
          "M19: the report's evidence does not give the SEG instance's series"),
         (SEG, "studyUid", STUDY_UID, ABSENT, "M19: the SEG instance's study from the report's evidence"),
     ])
-
-results = []
-
-
-def report(ok, name, why=""):
-    print(f"PASS {name}" if ok else (f"SKIP {name}: {why}" if ok is None else f"FAIL {name}: {why}"))
-    sys.stdout.flush()
-    results.append(ok)
-
 
 def flatten(node, path="", out=None):
     out = {} if out is None else out
@@ -307,7 +299,7 @@ def main():
         caught = [g for g, u in compare(mutate(bundle), guide).items() if u]
         report(bool(caught), f"guide-example:issue10-10-mutation-caught:{name}",
                "the comparison still passes: a deliberate difference hides this change")
-    return 0 if all(x is not False for x in results) else 1
+    return harness.exit_code()
 
 
 if __name__ == "__main__":

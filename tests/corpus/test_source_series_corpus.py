@@ -16,12 +16,11 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "../.."))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR") or os.path.join(ROOT, BUILD, "sr2fhir")
-SHARED = os.environ.get("SHARED") or os.path.join(os.path.dirname(ROOT), "shared")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import SHARED, SR2FHIR, VALIDATE  # noqa: E402
+
 FILES = os.path.join(SHARED, "corpus", "files")
-VALIDATE = os.path.join(SHARED, "tools", "fhir-validate", "validate.sh")
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 
 # "1.4.1.7  CONTAINS UIDREF (121232,DCM,"Source series for segmentation") = "1.2.3""
@@ -65,9 +64,8 @@ def check_file(name, tmp):
                    url in focused]
         assert holders, "%s: no ImagingSelection with seriesUid %s in a segment's focus" % (pos, uid)
     if os.path.exists(VALIDATE):
-        v = subprocess.run(["bash", VALIDATE, "--external-refs-ok", dst],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        assert v.returncode == 0, "validator: " + v.stdout.decode()[-500:]
+        v = harness.validator(dst, "--external-refs-ok")
+        assert v.returncode == 0, "validator: " + (v.stdout + v.stderr).decode()[-500:]
     return len(items)
 
 

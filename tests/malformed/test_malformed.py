@@ -18,21 +18,12 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.environ.get("ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-BUILD = os.environ.get("BUILD", "build")
-SR2FHIR = os.environ.get("SR2FHIR", os.path.join(ROOT, BUILD, "sr2fhir"))
-SHARED = os.environ.get("SHARED", os.path.join(os.path.dirname(ROOT), "shared"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import harness  # noqa: E402
+from harness import BUILD, SHARED, SR2FHIR, report  # noqa: E402
+
 SANITIZED = "san" in BUILD
 DOCUMENTED = {4: "malformed", 5: "unsupported", 7: "limit"}
-failures = 0
-
-
-def report(ok, name, why=""):
-    global failures
-    print(f"PASS {name}" if ok else f"FAIL {name}: {why}")
-    sys.stdout.flush()
-    failures += not ok
-
 
 # --- byte builders (Explicit VR Little Endian unless said otherwise) ---------------------
 LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -219,7 +210,7 @@ def main():
             f.write(colliding_codes(40000))
         rc, err = run(path)
         report(rc == 0, "crafted:colliding-codes-read", f"exit {rc}: {err[:200]!r}")
-    return 1 if failures else 0
+    return harness.exit_code()
 
 
 if __name__ == "__main__":
