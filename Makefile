@@ -10,14 +10,14 @@ BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
 OPT     ?= -O3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
-LDLIBS  += -lz -lyajl -ljson-c -lm
+LDLIBS  += -lz -lyajl -ljson-c -lsqlite3 -lm
 CURL_LIBS := -lcurl -pthread     # delivery (src/deliver/): sr2fhir-send, tests, fuzz builds
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c src/deliver/*.c))
+LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c src/deliver/*.c src/gateway/*.c))
 # sr2fhir: dump, convert, help. sr2fhir-send: `send`, a program of its own so that only it
 # loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
 CLI_SHARED := src/cli/help.c src/cli/inputs.c src/cli/message.c

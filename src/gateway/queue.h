@@ -1,0 +1,121 @@
+/*
+ * queue.h - the gateway's durable job queue (issue 11, Build #3): one job per received SR,
+ * claimed by delivery workers under a lease, finished as done, dead or not applicable.
+ *
+ * The interface hides the store: queue_sqlite.c is the SQLite backend (one database file
+ * in the gateway's data folder, WAL, synchronous=FULL); a PostgreSQL backend (several
+ * gateways sharing one queue) can implement the same functions. Time is always passed in
+ * (`now`, seconds since the epoch) so callers and tests decide the clock.
+ *
+ * A handle is used by one thread at a time; each thread (receiver, worker) opens its own.
+ * Every function returns S2F_OK or an error code with a one-line message in `err`:
+ * S2F_EIO when the database cannot be opened, read or written (or stays locked past the
+ * busy timeout), S2F_EUSAGE for bad arguments (a field too long, an unknown state),
+ * S2F_EUNSUPPORTED for a database of another schema version, S2F_ELOOKUP when the caller
+ * no longer holds the job's lease (see s2f_queue_done) or the job does not exist.
+ */
+#ifndef S2F_GATEWAY_QUEUE_H
+#define S2F_GATEWAY_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sr2fhir.h"
+
+/* Job states. pending: waiting for a worker (possibly not before a time); leased: a worker
+ * holds it until its lease ends; done: delivered; dead: a permanent failure, kept with its
+ * failure class and reason until retried or purged; not_applicable: not a TID 1500 report,
+ * accepted and never retried. */
+typedef enum s2f_job_state {
+    S2F_JOB_PENDING,
+    S2F_JOB_LEASED,
+    S2F_JOB_DONE,
+    S2F_JOB_DEAD,
+    S2F_JOB_NOT_APPLICABLE,
+    S2F_JOB_NSTATES
+} s2f_job_state;
+
+/* The state's name as stored and printed: "pending", "leased", "done", "dead",
+ * "not_applicable". */
+const char *s2f_job_state_name(s2f_job_state state);
+
+/* Limits of the stored text fields (bytes, without the NUL); longer ones are refused. */
+#define S2F_QUEUE_UID_MAX 64      /* a DICOM UID is at most 64 characters */
+#define S2F_QUEUE_PATH_MAX 1023
+#define S2F_QUEUE_SOURCE_MAX 255
+#define S2F_QUEUE_WORKER_MAX 63
+
+typedef struct s2f_queue s2f_queue;
+
+typedef struct s2f_queue_options {
+    int busy_timeout_ms; /* how long to wait for another writer's lock; 0 = 5000 */
+} s2f_queue_options;
+
+/* A claimed job. (id, attempts, worker) identify the lease: a later claim of the same job
+ * increments attempts, so the earlier holder's done/retry/dead are refused. */
+typedef struct s2f_job {
+    int64_t id;
+    int attempts;            /* claims so far, this one included */
+    int64_t enqueued_at;
+    int64_t lease_until;     /* the lease ends at this time; then the job is claimable again */
+    char sop_instance_uid[S2F_QUEUE_UID_MAX + 1];
+    char path[S2F_QUEUE_PATH_MAX + 1];     /* the received SR's bytes, a file in the data folder */
+    char source[S2F_QUEUE_SOURCE_MAX + 1]; /* who sent it: remote address, token name */
+    char worker[S2F_QUEUE_WORKER_MAX + 1]; /* who holds the lease */
+} s2f_job;
+
+typedef struct s2f_queue_stats {
+    int64_t count[S2F_JOB_NSTATES];
+} s2f_queue_stats;
+
+/* Opens (creating when absent) the queue database at `path`. `opt` may be NULL. */
+s2f_code s2f_queue_open(const char *path, const s2f_queue_options *opt, s2f_queue **out,
+                        s2f_error *err);
+void s2f_queue_close(s2f_queue *q);
+
+/* Adds a pending job for the SR stored at `path`, ready at `now`. Returns only after the
+ * row is committed (WAL, synchronous=FULL: it survives a crash or power loss); the caller
+ * must have made the file durable (fsync) before. Idempotent receive: when a job for the
+ * same SOP Instance UID is still pending or leased, no job is added and that job's id is
+ * returned with *created = false (the caller may then remove its new copy of the bytes).
+ * A SOP Instance UID whose job is finished (done, dead, not applicable) gets a new job. */
+s2f_code s2f_queue_enqueue(s2f_queue *q, const char *sop_instance_uid, const char *path,
+                           const char *source, int64_t now, int64_t *job_id, bool *created,
+                           s2f_error *err);
+
+/* Atomically takes the oldest ready job: a pending one whose not-before time has come, or
+ * a leased one whose lease has ended (its worker crashed or hung), oldest not-before time
+ * first, then enqueue order. It becomes leased by `worker` until now + lease_seconds, and
+ * its attempts grow by one. *found = false (and S2F_OK) when no job is ready. */
+s2f_code s2f_queue_claim(s2f_queue *q, const char *worker, int lease_seconds, int64_t now,
+                         s2f_job *job, bool *found, s2f_error *err);
+
+/* Finish a claimed job. Each checks the caller still holds the lease (the job is leased by
+ * job->worker with job->attempts attempts); otherwise S2F_ELOOKUP and nothing changes, so a
+ * worker whose lease ended and was claimed again cannot overwrite the new holder's
+ * result. A lease that ended but was not yet claimed again may still finish.
+ * retry_later: back to pending, not claimable before `not_before`, reason kept.
+ * dead: dead letter with a failure class ("permanent", "auth", "conversion", ...) and a
+ * reason. */
+s2f_code s2f_queue_done(s2f_queue *q, const s2f_job *job, int64_t now, s2f_error *err);
+s2f_code s2f_queue_retry_later(s2f_queue *q, const s2f_job *job, int64_t not_before,
+                               const char *reason, s2f_error *err);
+s2f_code s2f_queue_dead(s2f_queue *q, const s2f_job *job, const char *failure_class,
+                        const char *reason, int64_t now, s2f_error *err);
+s2f_code s2f_queue_not_applicable(s2f_queue *q, const s2f_job *job, const char *reason,
+                                  int64_t now, s2f_error *err);
+
+/* The job's state, failure class and last reason (for `queue show` and tests). `cls` and
+ * `reason` may be NULL; they are set to "" when none. S2F_ELOOKUP when there is no such job. */
+s2f_code s2f_queue_job_state(s2f_queue *q, int64_t job_id, s2f_job_state *state, char *cls,
+                             size_t cls_size, char *reason, size_t reason_size, s2f_error *err);
+
+/* Number of jobs in each state (a leased job whose lease ended still counts as leased). */
+s2f_code s2f_queue_stats_get(s2f_queue *q, s2f_queue_stats *stats, s2f_error *err);
+
+/* Removes done and not-applicable jobs finished before `older_than` (kept that long for
+ * audit); dead letters stay. *removed (may be NULL) is how many went. */
+s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed,
+                              s2f_error *err);
+
+#endif

@@ -1,0 +1,461 @@
+/*
+ * queue_sqlite.c - the SQLite backend of the gateway's durable queue (queue.h; issue 11).
+ *
+ * One database file, journal_mode=WAL and synchronous=FULL so a COMMIT that returned is on
+ * disk (the WAL is fsynced at each commit), busy_timeout so receivers and workers with
+ * their own connections wait for each other's short write transactions. Every change is
+ * one BEGIN IMMEDIATE transaction (the write lock is taken first, so no deferred
+ * transaction is refused half-way with SQLITE_BUSY). The schema version is a table of its
+ * own; docs/decisions.md "Durable queue (issue 11, first part)" describes schema and lease.
+ */
+#include "gateway/queue.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+#define QUEUE_SCHEMA_VERSION 1
+#define QUEUE_BUSY_DEFAULT_MS 5000
+
+struct s2f_queue {
+    sqlite3 *db;
+};
+
+static const char *const state_names[S2F_JOB_NSTATES] = {
+    "pending", "leased", "done", "dead", "not_applicable",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " sop_instance_uid TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " source TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN"
+    "  ('pending','leased','done','dead','not_applicable')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " not_before INTEGER NOT NULL,"
+    " lease_owner TEXT,"
+    " lease_until INTEGER,"
+    " enqueued_at INTEGER NOT NULL,"
+    " finished_at INTEGER,"
+    " failure_class TEXT,"
+    " reason TEXT);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_open_sop ON jobs(sop_instance_uid)"
+    " WHERE state IN ('pending','leased');"
+    "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, not_before, id);"
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, finished_at);";
+
+const char *s2f_job_state_name(s2f_job_state state)
+{
+    return (unsigned)state < S2F_JOB_NSTATES ? state_names[state] : "unknown";
+}
+
+static int state_from_name(const char *name)
+{
+    for (int i = 0; name && i < S2F_JOB_NSTATES; i++)
+        if (strcmp(name, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static s2f_code db_fail(s2f_queue *q, s2f_error *err, const char *what)
+{
+    return s2f_fail(err, S2F_EIO, "queue database: %s: %s", what, sqlite3_errmsg(q->db));
+}
+
+static s2f_code exec(s2f_queue *q, const char *sql, const char *what, s2f_error *err)
+{
+    return sqlite3_exec(q->db, sql, NULL, NULL, NULL) == SQLITE_OK ? S2F_OK
+                                                                  : db_fail(q, err, what);
+}
+
+static s2f_code prepare(s2f_queue *q, const char *sql, sqlite3_stmt **st, s2f_error *err)
+{
+    return sqlite3_prepare_v2(q->db, sql, -1, st, NULL) == SQLITE_OK
+               ? S2F_OK
+               : db_fail(q, err, "preparing a statement");
+}
+
+static s2f_code begin(s2f_queue *q, s2f_error *err)
+{
+    return exec(q, "BEGIN IMMEDIATE", "starting a transaction", err);
+}
+
+/* COMMIT on success; ROLLBACK (keeping the first error) otherwise. */
+static s2f_code finish(s2f_queue *q, s2f_code rc, s2f_error *err)
+{
+    if (rc == S2F_OK)
+        return exec(q, "COMMIT", "committing", err);
+    sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static s2f_code check_text(const char *value, size_t max, const char *field, s2f_error *err)
+{
+    if (!value)
+        return s2f_fail(err, S2F_EUSAGE, "queue: %s missing", field);
+    if (strlen(value) > max)
+        return s2f_fail(err, S2F_EUSAGE, "queue: %s longer than %zu bytes", field, max);
+    return S2F_OK;
+}
+
+static void copy_column(char *dst, size_t size, sqlite3_stmt *st, int col)
+{
+    const unsigned char *text = sqlite3_column_text(st, col);
+    snprintf(dst, size, "%s", text ? (const char *)text : "");
+}
+
+/* ---- opening ------------------------------------------------------------------------ */
+
+static s2f_code set_pragmas(s2f_queue *q, const s2f_queue_options *opt, s2f_error *err)
+{
+    int busy = opt && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : QUEUE_BUSY_DEFAULT_MS;
+    sqlite3_busy_timeout(q->db, busy);
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q, "PRAGMA journal_mode=WAL", &st, err);
+    if (rc)
+        return rc;
+    int ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+             strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (!ok)
+        return s2f_fail(err, S2F_EIO, "queue database: WAL journal mode refused (%s)",
+                        sqlite3_errmsg(q->db));
+    return exec(q, "PRAGMA synchronous=FULL", "setting synchronous=FULL", err);
+}
+
+/* The schema version stored, or 0 when the table is empty (a new database). */
+static s2f_code read_version(s2f_queue *q, int *version, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q, "SELECT version FROM schema_version", &st, err);
+    if (rc)
+        return rc;
+    int step = sqlite3_step(st);
+    *version = step == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
+                                                     : db_fail(q, err, "reading the schema version");
+}
+
+static s2f_code create_schema(s2f_queue *q, s2f_error *err)
+{
+    s2f_code rc = begin(q, err);
+    if (rc)
+        return rc;
+    int version = 0;
+    rc = exec(q, schema_sql, "creating the schema", err);
+    if (!rc)
+        rc = read_version(q, &version, err);
+    if (!rc && version == 0)
+        rc = exec(q, "INSERT INTO schema_version(version) VALUES (1)",
+                  "recording the schema version", err);
+    if (!rc && version != 0 && version != QUEUE_SCHEMA_VERSION)
+        rc = s2f_fail(err, S2F_EUNSUPPORTED,
+                      "queue database: schema version %d, this build knows version %d",
+                      version, QUEUE_SCHEMA_VERSION);
+    return finish(q, rc, err);
+}
+
+s2f_code s2f_queue_open(const char *path, const s2f_queue_options *opt, s2f_queue **out,
+                        s2f_error *err)
+{
+    *out = NULL;
+    if (!path || !*path)
+        return s2f_fail(err, S2F_EUSAGE, "queue: no database path");
+    s2f_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return s2f_fail(err, S2F_ENOMEM, "queue: out of memory");
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    s2f_code rc = S2F_OK;
+    if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK)
+        rc = s2f_fail(err, S2F_EIO, "queue database %s: cannot open: %s", path,
+                      q->db ? sqlite3_errmsg(q->db) : "out of memory");
+    if (!rc)
+        rc = set_pragmas(q, opt, err);
+    if (!rc)
+        rc = create_schema(q, err);
+    if (rc) {
+        s2f_queue_close(q);
+        return rc;
+    }
+    *out = q;
+    return S2F_OK;
+}
+
+void s2f_queue_close(s2f_queue *q)
+{
+    if (!q)
+        return;
+    sqlite3_close(q->db);
+    free(q);
+}
+
+/* ---- enqueue ------------------------------------------------------------------------ */
+
+/* The id of the open (pending or leased) job of this SOP Instance UID, 0 when none. */
+static s2f_code find_open_job(s2f_queue *q, const char *uid, int64_t *id, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q,
+                          "SELECT id FROM jobs WHERE sop_instance_uid = ?1"
+                          " AND state IN ('pending','leased')",
+                          &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    *id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
+                                                     : db_fail(q, err, "looking up the SOP Instance UID");
+}
+
+static s2f_code insert_job(s2f_queue *q, const char *uid, const char *path, const char *source,
+                           int64_t now, int64_t *id, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q,
+                          "INSERT INTO jobs(sop_instance_uid, path, source, state, not_before,"
+                          " enqueued_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+                          &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, now);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        return db_fail(q, err, "adding a job");
+    *id = sqlite3_last_insert_rowid(q->db);
+    return S2F_OK;
+}
+
+s2f_code s2f_queue_enqueue(s2f_queue *q, const char *sop_instance_uid, const char *path,
+                           const char *source, int64_t now, int64_t *job_id, bool *created,
+                           s2f_error *err)
+{
+    s2f_code rc = check_text(sop_instance_uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
+    if (!rc)
+        rc = check_text(path, S2F_QUEUE_PATH_MAX, "file path", err);
+    if (!rc)
+        rc = check_text(source, S2F_QUEUE_SOURCE_MAX, "source", err);
+    if (!rc && !*sop_instance_uid)
+        rc = s2f_fail(err, S2F_EUSAGE, "queue: empty SOP Instance UID");
+    if (!rc)
+        rc = begin(q, err);
+    if (rc)
+        return rc;
+    int64_t id = 0;
+    rc = find_open_job(q, sop_instance_uid, &id, err);
+    bool added = !rc && id == 0;
+    if (added)
+        rc = insert_job(q, sop_instance_uid, path, source, now, &id, err);
+    rc = finish(q, rc, err);
+    if (rc)
+        return rc;
+    *job_id = id;
+    if (created)
+        *created = added;
+    return S2F_OK;
+}
+
+/* ---- claim -------------------------------------------------------------------------- */
+
+static const char claim_sql[] =
+    "UPDATE jobs SET state = 'leased', lease_owner = ?1, lease_until = ?2 + ?3,"
+    " attempts = attempts + 1"
+    " WHERE id = (SELECT id FROM jobs"
+    "  WHERE (state = 'pending' AND not_before <= ?2)"
+    "     OR (state = 'leased' AND lease_until <= ?2)"
+    "  ORDER BY CASE state WHEN 'pending' THEN not_before ELSE lease_until END, id LIMIT 1)"
+    " RETURNING id, attempts, enqueued_at, lease_until, sop_instance_uid, path, source,"
+    " lease_owner";
+
+static void read_job(sqlite3_stmt *st, s2f_job *job)
+{
+    memset(job, 0, sizeof *job);
+    job->id = sqlite3_column_int64(st, 0);
+    job->attempts = sqlite3_column_int(st, 1);
+    job->enqueued_at = sqlite3_column_int64(st, 2);
+    job->lease_until = sqlite3_column_int64(st, 3);
+    copy_column(job->sop_instance_uid, sizeof job->sop_instance_uid, st, 4);
+    copy_column(job->path, sizeof job->path, st, 5);
+    copy_column(job->source, sizeof job->source, st, 6);
+    copy_column(job->worker, sizeof job->worker, st, 7);
+}
+
+static s2f_code claim_one(s2f_queue *q, const char *worker, int lease_seconds, int64_t now,
+                          s2f_job *job, bool *found, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q, claim_sql, &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, worker, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int(st, 3, lease_seconds);
+    int step = sqlite3_step(st);
+    *found = step == SQLITE_ROW;
+    if (*found) {
+        read_job(st, job);
+        step = sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "claiming a job");
+}
+
+s2f_code s2f_queue_claim(s2f_queue *q, const char *worker, int lease_seconds, int64_t now,
+                         s2f_job *job, bool *found, s2f_error *err)
+{
+    *found = false;
+    s2f_code rc = check_text(worker, S2F_QUEUE_WORKER_MAX, "worker id", err);
+    if (!rc && lease_seconds <= 0)
+        rc = s2f_fail(err, S2F_EUSAGE, "queue: lease of %d seconds (must be positive)",
+                      lease_seconds);
+    if (!rc)
+        rc = begin(q, err);
+    if (rc)
+        return rc;
+    bool got = false;
+    rc = finish(q, claim_one(q, worker, lease_seconds, now, job, &got, err), err);
+    *found = !rc && got;
+    return rc;
+}
+
+/* ---- finishing a claimed job -------------------------------------------------------- */
+
+/* Moves the job to `state` when the caller still holds its lease, in one UPDATE. */
+static s2f_code settle(s2f_queue *q, const s2f_job *job, s2f_job_state state, int64_t not_before,
+                       int64_t finished_at, const char *cls, const char *reason, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = begin(q, err);
+    if (!rc)
+        rc = prepare(q,
+                     "UPDATE jobs SET state = ?1, not_before = ?2, finished_at = ?3,"
+                     " failure_class = ?4, reason = ?5, lease_owner = NULL, lease_until = NULL"
+                     " WHERE id = ?6 AND state = 'leased' AND attempts = ?7 AND lease_owner = ?8",
+                     &st, err);
+    if (rc)
+        return finish(q, rc, err);
+    sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, not_before);
+    if (finished_at >= 0)
+        sqlite3_bind_int64(st, 3, finished_at);
+    sqlite3_bind_text(st, 4, cls, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, job->id);
+    sqlite3_bind_int(st, 7, job->attempts);
+    sqlite3_bind_text(st, 8, job->worker, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        rc = db_fail(q, err, "updating a job");
+    else if (sqlite3_changes(q->db) != 1)
+        rc = s2f_fail(err, S2F_ELOOKUP,
+                      "queue: job %lld: lease of attempt %d by %s no longer held (it ended and"
+                      " the job was claimed again, or the job is finished)",
+                      (long long)job->id, job->attempts, job->worker);
+    return finish(q, rc, err);
+}
+
+s2f_code s2f_queue_done(s2f_queue *q, const s2f_job *job, int64_t now, s2f_error *err)
+{
+    return settle(q, job, S2F_JOB_DONE, now, now, NULL, NULL, err);
+}
+
+s2f_code s2f_queue_retry_later(s2f_queue *q, const s2f_job *job, int64_t not_before,
+                               const char *reason, s2f_error *err)
+{
+    return settle(q, job, S2F_JOB_PENDING, not_before, -1, "transient", reason, err);
+}
+
+s2f_code s2f_queue_dead(s2f_queue *q, const s2f_job *job, const char *failure_class,
+                        const char *reason, int64_t now, s2f_error *err)
+{
+    return settle(q, job, S2F_JOB_DEAD, now, now, failure_class ? failure_class : "permanent",
+                  reason, err);
+}
+
+s2f_code s2f_queue_not_applicable(s2f_queue *q, const s2f_job *job, const char *reason,
+                                  int64_t now, s2f_error *err)
+{
+    return settle(q, job, S2F_JOB_NOT_APPLICABLE, now, now, "not_applicable", reason, err);
+}
+
+/* ---- reading and housekeeping ------------------------------------------------------- */
+
+s2f_code s2f_queue_job_state(s2f_queue *q, int64_t job_id, s2f_job_state *state, char *cls,
+                             size_t cls_size, char *reason, size_t reason_size, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q, "SELECT state, failure_class, reason FROM jobs WHERE id = ?1",
+                          &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int s = state_from_name((const char *)sqlite3_column_text(st, 0));
+        *state = s < 0 ? S2F_JOB_NSTATES : (s2f_job_state)s;
+        if (cls)
+            copy_column(cls, cls_size, st, 1);
+        if (reason)
+            copy_column(reason, reason_size, st, 2);
+    }
+    sqlite3_finalize(st);
+    if (step == SQLITE_DONE)
+        return s2f_fail(err, S2F_ELOOKUP, "queue: no job %lld", (long long)job_id);
+    if (step != SQLITE_ROW)
+        return db_fail(q, err, "reading a job");
+    return (unsigned)*state < S2F_JOB_NSTATES
+               ? S2F_OK
+               : s2f_fail(err, S2F_EIO, "queue: job %lld has an unknown state", (long long)job_id);
+}
+
+s2f_code s2f_queue_stats_get(s2f_queue *q, s2f_queue_stats *stats, s2f_error *err)
+{
+    memset(stats, 0, sizeof *stats);
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q, "SELECT state, count(*) FROM jobs GROUP BY state", &st, err);
+    if (rc)
+        return rc;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        int s = state_from_name((const char *)sqlite3_column_text(st, 0));
+        if (s >= 0)
+            stats->count[s] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "counting jobs");
+}
+
+s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed,
+                              s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = begin(q, err);
+    if (!rc)
+        rc = prepare(q,
+                     "DELETE FROM jobs WHERE state IN ('done','not_applicable')"
+                     " AND finished_at < ?1",
+                     &st, err);
+    if (rc)
+        return finish(q, rc, err);
+    sqlite3_bind_int64(st, 1, older_than);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        rc = db_fail(q, err, "purging finished jobs");
+    else if (removed)
+        *removed = sqlite3_changes(q->db);
+    return finish(q, rc, err);
+}

@@ -1,0 +1,343 @@
+/*
+ * test_queue.c - unit tests of the gateway's durable queue (src/gateway/queue_sqlite.c,
+ * issue 11 Build #3): enqueue/claim/done, leases (expiry, stale holders), attempts,
+ * retry_later's not-before time, dead letters, idempotent enqueue, stats, purge, and
+ * durability across close/reopen and a SIGKILLed writer. Time is passed in; nothing sleeps.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "gateway/queue.h"
+
+static char dir[64];
+static char db_path[128];
+
+/* A fresh database file in a new temporary folder for each test. */
+static s2f_queue *fresh(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/s2f-queue-XXXXXX");
+    if (!mkdtemp(dir))
+        return NULL;
+    snprintf(db_path, sizeof db_path, "%s/queue.db", dir);
+    s2f_queue *q = NULL;
+    s2f_error err = {0};
+    if (s2f_queue_open(db_path, NULL, &q, &err) != S2F_OK) {
+        fprintf(stderr, "open: %s\n", err.message);
+        return NULL;
+    }
+    return q;
+}
+
+static void cleanup(s2f_queue *q)
+{
+    char p[192];
+    s2f_queue_close(q);
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", db_path, suffix[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static int64_t add(s2f_queue *q, const char *uid, int64_t now)
+{
+    int64_t id = 0;
+    bool created = false;
+    s2f_error err = {0};
+    if (s2f_queue_enqueue(q, uid, "/data/x.dcm", "127.0.0.1 token:ai", now, &id, &created,
+                          &err) != S2F_OK || !created)
+        return -1;
+    return id;
+}
+
+static bool claim(s2f_queue *q, const char *worker, int lease, int64_t now, s2f_job *job)
+{
+    bool found = false;
+    s2f_error err = {0};
+    return s2f_queue_claim(q, worker, lease, now, job, &found, &err) == S2F_OK && found;
+}
+
+static s2f_job_state state_of(s2f_queue *q, int64_t id, char *reason, size_t size)
+{
+    s2f_job_state st = S2F_JOB_NSTATES;
+    s2f_error err = {0};
+    s2f_queue_job_state(q, id, &st, NULL, 0, reason, size, &err);
+    return st;
+}
+
+TEST(queue_enqueue_claim_done)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.4", 100);
+    s2f_job job;
+    bool ok = id > 0 && claim(q, "w1", 60, 100, &job);
+    s2f_error err = {0};
+    bool done = ok && s2f_queue_done(q, &job, 110, &err) == S2F_OK;
+    bool again = claim(q, "w1", 60, 1000, &job);
+    s2f_job_state st = state_of(q, id, NULL, 0);
+    cleanup(q);
+    CHECK(ok && done);
+    CHECK(job.id == id);
+    CHECK_STR(job.sop_instance_uid, "1.2.3.4");
+    CHECK_STR(job.path, "/data/x.dcm");
+    CHECK_STR(job.source, "127.0.0.1 token:ai");
+    CHECK(!again);
+    CHECK(st == S2F_JOB_DONE);
+}
+
+/* A crashed worker's job comes back once its lease ends, with attempts counted. */
+TEST(queue_lease_expiry_returns_job_and_counts_attempts)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.5", 100);
+    s2f_job a, b, c;
+    bool first = claim(q, "w1", 30, 100, &a);
+    bool during = claim(q, "w2", 30, 129, &b);   /* lease runs until 130 */
+    bool after = claim(q, "w2", 30, 130, &b);
+    bool third = claim(q, "w3", 30, 200, &c);
+    cleanup(q);
+    CHECK(first && !during && after && third);
+    CHECK(a.id == id && b.id == id && c.id == id);
+    CHECK(a.attempts == 1 && b.attempts == 2 && c.attempts == 3);
+    CHECK(a.lease_until == 130 && b.lease_until == 160);
+    CHECK_STR(b.worker, "w2");
+}
+
+/* A worker whose lease ended and was claimed again cannot overwrite the new holder. */
+TEST(queue_stale_lease_holder_cannot_complete)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.6", 100);
+    s2f_job a, b;
+    bool claimed = claim(q, "w1", 10, 100, &a) && claim(q, "w2", 10, 111, &b);
+    s2f_error err = {0};
+    s2f_code stale_done = s2f_queue_done(q, &a, 112, &err);
+    s2f_code stale_dead = s2f_queue_dead(q, &a, "permanent", "old", 112, &err);
+    s2f_code stale_retry = s2f_queue_retry_later(q, &a, 500, "old", &err);
+    s2f_job_state mid = state_of(q, id, NULL, 0);
+    s2f_code fresh_done = s2f_queue_done(q, &b, 113, &err);
+    s2f_code twice = s2f_queue_done(q, &b, 114, &err);
+    s2f_job_state end = state_of(q, id, NULL, 0);
+    cleanup(q);
+    CHECK(claimed);
+    CHECK(stale_done == S2F_ELOOKUP && stale_dead == S2F_ELOOKUP && stale_retry == S2F_ELOOKUP);
+    CHECK(mid == S2F_JOB_LEASED);
+    CHECK(fresh_done == S2F_OK && end == S2F_JOB_DONE);
+    CHECK(twice == S2F_ELOOKUP);
+}
+
+TEST(queue_retry_later_respects_not_before)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.7", 100);
+    add(q, "1.2.3.8", 101);
+    s2f_job a, other, b;
+    s2f_error err = {0};
+    bool ok = claim(q, "w1", 60, 102, &a) && a.id == id &&
+              s2f_queue_retry_later(q, &a, 300, "HTTP 503", &err) == S2F_OK;
+    char reason[64] = "";
+    s2f_job_state st = state_of(q, id, reason, sizeof reason);
+    /* the other job is ready; the retried one is not before 300 */
+    bool got_other = claim(q, "w1", 1000, 103, &other);
+    bool early = claim(q, "w1", 60, 299, &b);
+    bool on_time = claim(q, "w1", 60, 300, &b);
+    cleanup(q);
+    CHECK(ok && st == S2F_JOB_PENDING);
+    CHECK_STR(reason, "HTTP 503");
+    CHECK(got_other && other.id != id);
+    CHECK(!early && on_time && b.id == id && b.attempts == 2);
+}
+
+TEST(queue_dead_letter_keeps_class_and_reason)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.9", 100);
+    int64_t na = add(q, "1.2.3.10", 100);
+    s2f_job a, b;
+    s2f_error err = {0};
+    bool ok = claim(q, "w1", 60, 100, &a) && claim(q, "w1", 60, 100, &b) &&
+              s2f_queue_dead(q, a.id == id ? &a : &b, "permanent",
+                             "HTTP 422: Observation.code missing", 101, &err) == S2F_OK &&
+              s2f_queue_not_applicable(q, a.id == id ? &b : &a, "not TID 1500 (M2)", 101,
+                                       &err) == S2F_OK;
+    s2f_job_state st = S2F_JOB_NSTATES, st_na = state_of(q, na, NULL, 0);
+    char cls[32] = "", reason[128] = "";
+    s2f_queue_job_state(q, id, &st, cls, sizeof cls, reason, sizeof reason, &err);
+    bool again = claim(q, "w1", 60, 100000, &a);
+    cleanup(q);
+    CHECK(ok && st == S2F_JOB_DEAD && st_na == S2F_JOB_NOT_APPLICABLE);
+    CHECK_STR(cls, "permanent");
+    CHECK_STR(reason, "HTTP 422: Observation.code missing");
+    CHECK(!again);
+}
+
+/* Idempotent receive: the same SOP Instance UID while pending or leased is one job; once
+ * finished, a resend is a new job. */
+TEST(queue_idempotent_enqueue)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id1 = 0, id2 = 0, id3 = 0, id4 = 0;
+    bool c1 = false, c2 = true, c3 = true, c4 = false;
+    s2f_error err = {0};
+    s2f_job job;
+    bool ok = s2f_queue_enqueue(q, "1.2.3.11", "/d/a", "s", 100, &id1, &c1, &err) == S2F_OK &&
+              s2f_queue_enqueue(q, "1.2.3.11", "/d/b", "s", 101, &id2, &c2, &err) == S2F_OK &&
+              claim(q, "w1", 60, 102, &job) &&
+              s2f_queue_enqueue(q, "1.2.3.11", "/d/c", "s", 103, &id3, &c3, &err) == S2F_OK &&
+              s2f_queue_done(q, &job, 104, &err) == S2F_OK &&
+              s2f_queue_enqueue(q, "1.2.3.11", "/d/d", "s", 105, &id4, &c4, &err) == S2F_OK;
+    s2f_queue_stats stats;
+    s2f_queue_stats_get(q, &stats, &err);
+    cleanup(q);
+    CHECK(ok);
+    CHECK(c1 && !c2 && !c3 && c4);
+    CHECK(id2 == id1 && id3 == id1 && id4 != id1);
+    CHECK_STR(job.path, "/d/a");
+    CHECK(stats.count[S2F_JOB_PENDING] == 1 && stats.count[S2F_JOB_DONE] == 1);
+}
+
+TEST(queue_stats_and_purge)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    const char *uids[] = {"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"};
+    for (int i = 0; i < 6; i++)
+        add(q, uids[i], 100 + i);
+    s2f_job j[4];
+    s2f_error err = {0};
+    bool ok = true;
+    for (int i = 0; i < 4; i++)
+        ok = ok && claim(q, "w", 60, 200, &j[i]);
+    ok = ok && s2f_queue_done(q, &j[0], 210, &err) == S2F_OK &&
+         s2f_queue_done(q, &j[1], 300, &err) == S2F_OK &&
+         s2f_queue_dead(q, &j[2], "auth", "HTTP 401", 210, &err) == S2F_OK;
+    s2f_queue_stats before, after;
+    int64_t removed = -1;
+    ok = ok && s2f_queue_stats_get(q, &before, &err) == S2F_OK &&
+         s2f_queue_purge_done(q, 250, &removed, &err) == S2F_OK &&
+         s2f_queue_stats_get(q, &after, &err) == S2F_OK;
+    cleanup(q);
+    CHECK(ok);
+    CHECK(before.count[S2F_JOB_PENDING] == 2 && before.count[S2F_JOB_LEASED] == 1);
+    CHECK(before.count[S2F_JOB_DONE] == 2 && before.count[S2F_JOB_DEAD] == 1);
+    CHECK(before.count[S2F_JOB_NOT_APPLICABLE] == 0);
+    CHECK(removed == 1 && after.count[S2F_JOB_DONE] == 1 && after.count[S2F_JOB_DEAD] == 1);
+    CHECK_STR(s2f_job_state_name(S2F_JOB_NOT_APPLICABLE), "not_applicable");
+}
+
+TEST(queue_durable_across_reopen)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.12", 100);
+    int64_t id2 = add(q, "1.2.3.13", 100);
+    s2f_job a;
+    s2f_error err = {0};
+    bool ok = claim(q, "w1", 60, 100, &a) && s2f_queue_dead(q, &a, "conversion", "bad", 101,
+                                                           &err) == S2F_OK;
+    s2f_queue_close(q);
+    q = NULL;
+    s2f_code rc = s2f_queue_open(db_path, NULL, &q, &err);
+    s2f_job b;
+    bool got = rc == S2F_OK && claim(q, "w2", 60, 102, &b);
+    s2f_job_state st = rc == S2F_OK ? state_of(q, a.id, NULL, 0) : S2F_JOB_NSTATES;
+    cleanup(q);
+    CHECK(ok && rc == S2F_OK && got);
+    CHECK(a.id == id && b.id == id2 && st == S2F_JOB_DEAD);
+    CHECK_STR(b.sop_instance_uid, "1.2.3.13");
+}
+
+/* The writer is SIGKILLed right after enqueue returned: the committed job is there. */
+static void child_enqueue_then_wait(int fd)
+{
+    s2f_queue *q = NULL;
+    s2f_error err = {0};
+    int64_t id = -1;
+    bool created = false;
+    if (s2f_queue_open(db_path, NULL, &q, &err) != S2F_OK ||
+        s2f_queue_enqueue(q, "1.2.3.99", "/d/k.dcm", "child", 100, &id, &created, &err) != S2F_OK)
+        id = -1;
+    if (write(fd, &id, sizeof id) != (ssize_t)sizeof id)
+        _exit(2);
+    for (;;)
+        pause();
+}
+
+TEST(queue_survives_sigkill_after_enqueue)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    s2f_queue_close(q);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        child_enqueue_then_wait(fds[1]);
+    }
+    close(fds[1]);
+    int64_t id = -1;
+    ssize_t n = pid > 0 ? read(fds[0], &id, sizeof id) : -1;
+    close(fds[0]);
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    s2f_error err = {0};
+    q = NULL;
+    s2f_code rc = s2f_queue_open(db_path, NULL, &q, &err);
+    s2f_job job;
+    bool got = rc == S2F_OK && claim(q, "w", 60, 100, &job);
+    cleanup(q);
+    CHECK(pid > 0 && n == (ssize_t)sizeof id && id > 0);
+    CHECK(got && job.id == id);
+    CHECK_STR(job.sop_instance_uid, "1.2.3.99");
+}
+
+TEST(queue_refuses_bad_arguments)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    char uid[80];
+    memset(uid, '1', sizeof uid - 1);
+    uid[sizeof uid - 1] = 0;
+    int64_t id = 0;
+    s2f_error err = {0};
+    s2f_code long_uid = s2f_queue_enqueue(q, uid, "/p", "s", 1, &id, NULL, &err);
+    s2f_code empty = s2f_queue_enqueue(q, "", "/p", "s", 1, &id, NULL, &err);
+    s2f_job job;
+    bool found = true;
+    s2f_code lease = s2f_queue_claim(q, "w", 0, 1, &job, &found, &err);
+    s2f_queue *none = NULL;
+    s2f_code bad_open = s2f_queue_open("/nonexistent-dir/q.db", NULL, &none, &err);
+    cleanup(q);
+    CHECK(long_uid == S2F_EUSAGE && empty == S2F_EUSAGE && lease == S2F_EUSAGE && !found);
+    CHECK(bad_open == S2F_EIO && none == NULL);
+    CHECK(strstr(err.message, "/nonexistent-dir/q.db") != NULL);
+}
+
+int main(void)
+{
+    RUN(queue_enqueue_claim_done);
+    RUN(queue_lease_expiry_returns_job_and_counts_attempts);
+    RUN(queue_stale_lease_holder_cannot_complete);
+    RUN(queue_retry_later_respects_not_before);
+    RUN(queue_dead_letter_keeps_class_and_reason);
+    RUN(queue_idempotent_enqueue);
+    RUN(queue_stats_and_purge);
+    RUN(queue_durable_across_reopen);
+    RUN(queue_survives_sigkill_after_enqueue);
+    RUN(queue_refuses_bad_arguments);
+    CHECK_DONE();
+}
