@@ -105,6 +105,12 @@ s2f_code s2f_queue_dead(s2f_queue *q, const s2f_job *job, const char *failure_cl
 s2f_code s2f_queue_not_applicable(s2f_queue *q, const s2f_job *job, const char *reason,
                                   int64_t now, s2f_error *err);
 
+/* Operator's retry of a dead letter (`queue retry`, after the cause is fixed): the dead job
+ * becomes pending, ready at `now`, with its attempts kept. S2F_ELOOKUP when the job is not
+ * dead (or does not exist); S2F_EUSAGE when a job of the same SOP Instance UID is pending or
+ * leased already (it will deliver the SR). */
+s2f_code s2f_queue_retry_dead(s2f_queue *q, int64_t job_id, int64_t now, s2f_error *err);
+
 /* The job's state, failure class and last reason (for `queue show` and tests). `cls` and
  * `reason` may be NULL; they are set to "" when none. S2F_ELOOKUP when there is no such job. */
 s2f_code s2f_queue_job_state(s2f_queue *q, int64_t job_id, s2f_job_state *state, char *cls,

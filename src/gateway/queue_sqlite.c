@@ -391,6 +391,36 @@ s2f_code s2f_queue_not_applicable(s2f_queue *q, const s2f_job *job, const char *
     return settle(q, job, S2F_JOB_NOT_APPLICABLE, now, now, "not_applicable", reason, err);
 }
 
+static s2f_code revive(s2f_queue *q, int64_t job_id, int64_t now, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q,
+                          "UPDATE jobs SET state = 'pending', not_before = ?2, finished_at = NULL"
+                          " WHERE id = ?1 AND state = 'dead'",
+                          &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, now);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (step == SQLITE_CONSTRAINT)
+        return s2f_fail(err, S2F_EUSAGE,
+                        "queue: job %lld: another job of its SOP Instance UID is waiting already",
+                        (long long)job_id);
+    if (step != SQLITE_DONE)
+        return db_fail(q, err, "retrying a dead job");
+    return sqlite3_changes(q->db) == 1
+               ? S2F_OK
+               : s2f_fail(err, S2F_ELOOKUP, "queue: no dead job %lld", (long long)job_id);
+}
+
+s2f_code s2f_queue_retry_dead(s2f_queue *q, int64_t job_id, int64_t now, s2f_error *err)
+{
+    s2f_code rc = begin(q, err);
+    return rc ? rc : finish(q, revive(q, job_id, now, err), err);
+}
+
 /* ---- reading and housekeeping ------------------------------------------------------- */
 
 s2f_code s2f_queue_job_state(s2f_queue *q, int64_t job_id, s2f_job_state *state, char *cls,

@@ -305,6 +305,106 @@ TEST(queue_survives_sigkill_after_enqueue)
     CHECK_STR(job.sop_instance_uid, "1.2.3.99");
 }
 
+/* `queue retry` of a dead letter: pending again, claimable, attempts kept; refused while
+ * another job of the same SOP Instance UID waits, and for a job that is not dead. */
+TEST(queue_retry_dead_letter)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id = add(q, "1.2.3.20", 100);
+    s2f_job a, b;
+    s2f_error err = {0};
+    bool ok = claim(q, "w1", 60, 100, &a) &&
+              s2f_queue_dead(q, &a, "permanent", "HTTP 400", 101, &err) == S2F_OK;
+    int64_t dup = add(q, "1.2.3.20", 102);
+    s2f_code blocked = s2f_queue_retry_dead(q, id, 103, &err);
+    s2f_job d;
+    bool dup_done = claim(q, "w1", 60, 104, &d) && s2f_queue_done(q, &d, 105, &err) == S2F_OK;
+    s2f_code retried = s2f_queue_retry_dead(q, id, 106, &err);
+    s2f_code not_dead = s2f_queue_retry_dead(q, id, 106, &err);
+    bool got = claim(q, "w2", 60, 106, &b);
+    cleanup(q);
+    CHECK(ok && dup > 0 && dup != id && dup_done);
+    CHECK(blocked == S2F_EUSAGE && retried == S2F_OK && not_dead == S2F_ELOOKUP);
+    CHECK(got && b.id == id && b.attempts == 2);
+}
+
+/* Claims from several processes, each with its own connection, at the same time: every
+ * job is claimed exactly once (the claim is one write transaction). */
+#define RACE_JOBS 60
+#define RACE_WORKERS 4
+
+static void child_claim_all(int fd, int worker)
+{
+    s2f_queue *q = NULL;
+    s2f_error err = {0};
+    char name[16];
+    snprintf(name, sizeof name, "w%d", worker);
+    int64_t id = 0;
+    if (s2f_queue_open(db_path, NULL, &q, &err) == S2F_OK) {
+        s2f_job job;
+        bool found = true;
+        while (s2f_queue_claim(q, name, 600, 100, &job, &found, &err) == S2F_OK && found)
+            if (write(fd, &job.id, sizeof job.id) != (ssize_t)sizeof job.id)
+                break;
+        if (found)
+            id = -1; /* an error: tell the parent */
+        s2f_queue_close(q);
+    } else
+        id = -1;
+    if (id < 0 && write(fd, &id, sizeof id) != (ssize_t)sizeof id)
+        _exit(3);
+    _exit(0);
+}
+
+TEST(queue_concurrent_claims_take_each_job_once)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    char uid[32];
+    for (int i = 0; i < RACE_JOBS; i++) {
+        snprintf(uid, sizeof uid, "1.2.9.%d", i);
+        add(q, uid, 100);
+    }
+    s2f_queue_close(q);
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    for (int w = 0; w < RACE_WORKERS; w++)
+        if (fork() == 0) {
+            close(fds[0]);
+            child_claim_all(fds[1], w);
+        }
+    close(fds[1]);
+    int seen[RACE_JOBS + 1] = {0}, errors = 0, total = 0;
+    int64_t id;
+    while (read(fds[0], &id, sizeof id) == (ssize_t)sizeof id) {
+        if (id < 1 || id > RACE_JOBS)
+            errors++;
+        else
+            seen[id]++;
+        total++;
+    }
+    close(fds[0]);
+    int status, bad_exit = 0;
+    for (int w = 0; w < RACE_WORKERS; w++)
+        if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            bad_exit++;
+    int twice = 0, missing = 0;
+    for (int i = 1; i <= RACE_JOBS; i++) {
+        twice += seen[i] > 1;
+        missing += seen[i] == 0;
+    }
+    s2f_error err = {0};
+    q = NULL;
+    s2f_queue_stats stats = {{0}};
+    if (s2f_queue_open(db_path, NULL, &q, &err) == S2F_OK)
+        s2f_queue_stats_get(q, &stats, &err);
+    cleanup(q);
+    CHECK(errors == 0 && bad_exit == 0);
+    CHECK(total == RACE_JOBS && twice == 0 && missing == 0);
+    CHECK(stats.count[S2F_JOB_LEASED] == RACE_JOBS && stats.count[S2F_JOB_PENDING] == 0);
+}
+
 TEST(queue_refuses_bad_arguments)
 {
     s2f_queue *q = fresh();
@@ -338,6 +438,8 @@ int main(void)
     RUN(queue_stats_and_purge);
     RUN(queue_durable_across_reopen);
     RUN(queue_survives_sigkill_after_enqueue);
+    RUN(queue_retry_dead_letter);
+    RUN(queue_concurrent_claims_take_each_job_once);
     RUN(queue_refuses_bad_arguments);
     CHECK_DONE();
 }
