@@ -6,7 +6,9 @@
  * Issue 9 defect 4: symbolic links are followed, but each folder (device + inode) is read
  * once: a link back to a folder already read (a loop, or a second way to the same folder)
  * is skipped with one warning line, so a self-link neither recurses without end nor
- * converts a file twice. Depth and the number of folders are bounded (CLI_MAX_DEPTH,
+ * converts a file twice. Files found in folders are taken once by device + inode too: a
+ * second link to a file already listed is skipped with a warning (files named on the
+ * command line are taken as named). Depth and the number of folders are bounded (CLI_MAX_DEPTH,
  * CLI_MAX_FOLDERS), with a warning when a bound is reached.
  */
 #include <dirent.h>
@@ -22,7 +24,8 @@
 #define CLI_MAX_DEPTH 64
 #define CLI_MAX_FOLDERS 1000000
 
-/* The folders read so far, by device and inode: an open-addressing set. */
+/* The folders read and the files found so far, by device and inode: an open-addressing
+ * set (a folder and a file never share an inode on one device). */
 typedef struct folder_id {
     dev_t dev;
     ino_t ino;
@@ -66,8 +69,8 @@ static int grow_seen(walk *w)
     return 1;
 }
 
-/* Marks the folder read; NULL when it is new, else where it was read first. *oom on
- * memory failure. */
+/* Marks the folder read or the file listed; NULL when it is new, else where it was met
+ * first. *oom on memory failure. */
 static const char *visit(walk *w, const struct stat *st, const char *path, int *oom)
 {
     if ((w->n_seen + 1) * 2 > w->cap_seen && !grow_seen(w)) {
@@ -147,14 +150,28 @@ static char **read_names(const char *dir, size_t *n, int *oom)
 
 static int add_folder(walk *w, const char *dir, size_t root_len, int depth);
 
-/* One entry of a folder: a file is added, a folder read unless it was read already. */
+/* A file found in a folder: added unless a link to it was listed already. */
+static int add_file(walk *w, const struct stat *st, const char *path, size_t root_len)
+{
+    int oom = 0;
+    const char *first = visit(w, st, path, &oom);
+    if (oom)
+        return 0;
+    if (first) {
+        cli_error(path, 0, "warning: the same file as %s (a second link to it): skipped", first);
+        return 1;
+    }
+    return add_input(w->in, path, root_len);
+}
+
+/* One entry of a folder: a file is added, a folder read, unless met already. */
 static int add_entry(walk *w, const char *path, size_t root_len, int depth)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return 1; /* a dangling link, or gone since the listing */
     if (S_ISREG(st.st_mode))
-        return add_input(w->in, path, root_len);
+        return add_file(w, &st, path, root_len);
     if (!S_ISDIR(st.st_mode))
         return 1;
     int oom = 0;

@@ -169,6 +169,16 @@ def t4_send_follows_once():
     assert e.count(b"read already") == 2, "no loop warnings: %r" % e[-300:]
 
 
+def t4_file_link_converts_once():
+    d = loop_folder("filelink", [("again.dcm", "a.dcm"), ("sub/c.dcm", "../a.dcm")])
+    rc, o, e = run("convert", "-q", "-o", d + "/out.ndjson", d + "/in", timeout=30)
+    assert rc == 0, "exit %d: %r" % (rc, e[-300:])
+    lines = open(d + "/out.ndjson", "rb").read().count(b"\n")
+    assert lines == 2, "%d Bundles written for 2 files (2 more links to a.dcm)" % lines
+    assert e.count(b"a second link to it") == 2, "no warning per second link: %r" % e[-300:]
+    one_line_messages(e, "convert")
+
+
 def t4_depth_bound_warns():
     d = fresh("deep")
     deep = d + "/in" + "/d" * 70
@@ -326,6 +336,7 @@ def main():
     test("9#4:two-self-links-each-folder-once", t4_two_self_links)
     test("9#4:self-link-converts-each-file-once", t4_self_link_converts_once)
     test("9#4:send-reads-each-folder-once", t4_send_follows_once)
+    test("9#4:second-link-to-a-file-converts-it-once", t4_file_link_converts_once)
     test("9#4:depth-bound-warns", t4_depth_bound_warns)
     test("9#3:folder-output-mirrors-subfolders-names-distinct", t3_mirror_and_distinct)
     test("9#3:same-output-name-refused-not-overwritten", t3_same_name_refused)
