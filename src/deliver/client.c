@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "fhir/id.h"
 #include "fhirjson.h"
 #include "http.h"
 #include "util/error.h"
@@ -30,7 +31,6 @@
 #define SMALL_ANSWER_BYTES (8u << 20)       /* /metadata, searches */
 #define SMALL_ANSWER_MEMORY (64u << 20)
 #define ENTRY_ANSWER_MEMORY (16u << 10)     /* per entry of a transaction */
-#define MAX_ID 64                           /* FHIR id: [A-Za-z0-9\-\.]{1,64} */
 #define MAX_IDENTIFIER 64                   /* LO: Patient ID; SH Accession Number is 16 */
 #define MAX_SEARCH_URL 8192                 /* the path and query of a search */
 
@@ -137,18 +137,6 @@ static void append_clean(char *buf, size_t cap, const char *s)
         s2f_escape_text(s, strlen(s), buf + n, cap - n);
 }
 
-/* 1 when s is a FHIR id: [A-Za-z0-9\-\.]{1,64}. */
-static int valid_id(const char *s, size_t n)
-{
-    if (n == 0 || n > MAX_ID)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '.'))
-            return 0;
-    return 1;
-}
-
 /* 1 when ref is "Type/id" with a resource type's name and a valid id. */
 static int valid_reference(const char *ref)
 {
@@ -158,7 +146,7 @@ static int valid_reference(const char *ref)
     for (const char *p = ref; p < slash; p++)
         if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
             return 0;
-    return valid_id(slash + 1, strlen(slash + 1));
+    return s2f_fhir_id_valid(slash + 1, strlen(slash + 1));
 }
 
 /* The JSON of an answer when the memory its parse takes stays within max_memory; else
@@ -387,7 +375,7 @@ static size_t collect_matches(json_object *bundle, const char *type, char *names
         const char *id = s2f_fhirjson_string(r, "id");
         if (!s2f_fhirjson_is(r, type) || !id || (mode && strcmp(mode, "match")))
             continue;
-        if (!valid_id(id, strlen(id))) {
+        if (!s2f_fhir_id_valid(id, strlen(id))) {
             if (!*bad)
                 *bad = id;
             continue;

@@ -65,6 +65,7 @@
 #include <string.h>
 
 #include "fhir.h"
+#include "id.h"
 #include "../dicom/dictionary.h"
 #include "../sr/header.h"
 
@@ -83,22 +84,13 @@ static int named_dcm(const s2f_item *it, const char *code)
            strcmp(it->concept->value, code) == 0 && strcmp(it->concept->scheme, "DCM") == 0;
 }
 
-/* A FHIR `id` value ([A-Za-z0-9.-]{1,64}): the type of studyUid, seriesUid,
+/* A DICOM UID as a FHIR `id` (fhir/id.h): the type of studyUid, seriesUid,
  * frameOfReferenceUid and instance.uid. A DICOM UID is at most 64 characters of digits and
  * dots, so every valid UID is one; an invalid one (the guide's own example input has a
  * 66-character series UID) is left out rather than make the whole Bundle invalid. */
 static int valid_id(const char *s)
 {
-    size_t n = 0;
-    if (!s)
-        return 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (n >= 64 || !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
-                         (c >= 'a' && c <= 'z') || c == '.' || c == '-'))
-            return 0;
-    }
-    return n > 0;
+    return s && s2f_fhir_id_valid(s, strlen(s));
 }
 
 /* ---- identities ------------------------------------------------------------------------- */
