@@ -6,54 +6,77 @@ ifeq ($(origin CC),default)
 CC      := gcc
 endif
 SAN     ?= 0
-BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
+TSAN    ?= 0
+BUILD   ?= $(if $(filter 1,$(SAN)),build-san,$(if $(filter 1,$(TSAN)),build-tsan,build))
 OPT     ?= -O3
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
 LDLIBS  += -lz -lyajl -ljson-c -lsqlite3 -lm
 CURL_LIBS := -lcurl -pthread     # delivery (src/deliver/): sr2fhir-send, tests, fuzz builds
+MHD_LIBS  := -lmicrohttpd        # the gateway's HTTP server (src/gateway/): sr2fhir-serve, tests
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
+# ThreadSanitizer (issue 11): `make TSAN=1 test` (objects in build-tsan/)
+ifeq ($(TSAN),1)
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
 
-LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c src/deliver/*.c src/gateway/*.c))
+LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c src/deliver/*.c))
+# The gateway (issue 11): the service on top of the library, its own archive so that the
+# library needs neither SQLite nor libmicrohttpd; `sr2fhir queue` takes only the queue from it.
+GW_SRC   := $(sort $(wildcard src/gateway/*.c))
 # sr2fhir: dump, convert, help. sr2fhir-send: `send`, a program of its own so that only it
 # loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
 CLI_SHARED := src/cli/help.c src/cli/inputs.c src/cli/message.c
-CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src/cli/outnames.c $(CLI_SHARED)
+CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src/cli/outnames.c $(wildcard src/cli/queue.c) $(CLI_SHARED)
 SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLI_SHARED)
+# sr2fhir-serve: `sr2fhir serve`, the gateway service (links libmicrohttpd and libcurl)
+SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SEND_OBJ := $(SEND_SRC:%.c=$(BUILD)/%.o)
+GW_OBJ   := $(GW_SRC:%.c=$(BUILD)/%.o)
+SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 LIB := $(BUILD)/libsr2fhir.a
 BIN := $(BUILD)/sr2fhir
 SEND_BIN := $(BUILD)/sr2fhir-send
+GW_LIB := $(BUILD)/libsr2fhir-gateway.a
+SERVE_BIN := $(if $(wildcard src/cli/serve_main.c),$(BUILD)/sr2fhir-serve)
 
 .PHONY: all test unit clean fuzz sample fixtures
-all: $(BIN) $(SEND_BIN) $(LIB)
+all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(LIB) $(GW_LIB)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+$(GW_LIB): $(GW_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB) $(GW_LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(GW_LIB) $(LIB) $(LDLIBS)
 
 $(SEND_BIN): $(SEND_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(SEND_OBJ) $(LIB) $(CURL_LIBS) $(LDLIBS)
+
+$(BUILD)/sr2fhir-serve: $(SERVE_OBJ) $(GW_LIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(SERVE_OBJ) $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h $(LIB)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h $(LIB) $(GW_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(CURL_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 unit: $(TEST_BIN)
 
@@ -63,11 +86,11 @@ test: all unit
 # libFuzzer targets (clang only): build/fuzz/fuzz_part10, build/fuzz/fuzz_json, ...
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 fuzz: $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
-build-fuzz/%: fuzz/%.c $(LIB_SRC)
+build-fuzz/%: fuzz/%.c $(LIB_SRC) $(GW_SRC)
 	@mkdir -p build-fuzz
 	clang -std=c11 -O1 -g -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    -o $@ $< $(LIB_SRC) $(CURL_LIBS) $(LDLIBS)
+	    -o $@ $< $(LIB_SRC) $(GW_SRC) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 # The project's own sample reports (tests/fixtures/generate.py, Debian's python3-pydicom).
 fixtures:
@@ -79,6 +102,6 @@ sample: all fixtures
 	@echo "sample: FHIR Bundle written to $(BUILD)/sample-bundle.json"
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(SERVE_OBJ:.o=.d)

@@ -1,0 +1,52 @@
+/*
+ * worker.h - the gateway's delivery workers (issue 11 Build #4): a pool of threads, each
+ * with its own queue handle and FHIR client, that claim jobs, read and convert the stored
+ * SR and deliver it with s2f_send (lookups, transactions, splitting, idempotent PUTs).
+ *
+ * Failure classes (metrics.h): transient ones are retried with exponential backoff, jitter
+ * and the server's Retry-After, until retry_total seconds since the job was enqueued have
+ * passed (then dead-lettered as "transient"); an auth failure (401, 403) pauses the whole
+ * pool, logged loudly, re-probed every auth_probe seconds with the paused job; permanent
+ * failures and conversion failures are dead letters with the reason; a report that is
+ * not TID 1500 is finished as not applicable.
+ */
+#ifndef S2F_GATEWAY_WORKER_H
+#define S2F_GATEWAY_WORKER_H
+
+#include "sr2fhir.h"
+#include "gateway/log.h"
+#include "gateway/metrics.h"
+
+typedef struct s2f_workers_options {
+    const char *queue_path;       /* the queue database */
+    const char *server;           /* FHIR base URL */
+    s2f_client_options client;    /* as for `send` */
+    s2f_options read;             /* reading limits for the stored SRs */
+    int threads;                  /* 0 = 4 */
+    int lease_seconds;            /* 0 = 600 (above client.deadline) */
+    long retry_total;             /* seconds a transient failure is retried; 0 = 86400 */
+    long backoff_min_ms;          /* 0 = 1000 */
+    long backoff_max_ms;          /* 0 = 300000 */
+    long auth_probe;              /* seconds between tries while paused; 0 = 60 */
+    long idle_poll_ms;            /* claim again after this long without a wake; 0 = 1000 */
+    int audit_fd;                 /* -1: no audit log, else s2f_audit_append lines */
+    s2f_gw_metrics *metrics;      /* may be NULL */
+    s2f_gw_log *log;              /* may be NULL */
+} s2f_workers_options;
+
+typedef struct s2f_workers s2f_workers;
+
+/* Starts the threads. Strings in opt must outlive the pool. */
+s2f_code s2f_workers_start(const s2f_workers_options *opt, s2f_workers **out, s2f_error *err);
+
+/* A job was enqueued: wake an idle worker now instead of at its next poll. */
+void s2f_workers_wake(s2f_workers *w);
+
+/* 1 while delivery is paused by an authentication failure. */
+int s2f_workers_paused(const s2f_workers *w);
+
+/* Stops claiming, lets each worker finish or abandon (lease kept, the job comes back) its
+ * current job within `grace_seconds`, joins the threads and frees the pool. */
+void s2f_workers_stop(s2f_workers *w, int grace_seconds);
+
+#endif
