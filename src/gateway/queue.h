@@ -49,6 +49,8 @@ typedef struct s2f_queue s2f_queue;
 
 typedef struct s2f_queue_options {
     int busy_timeout_ms; /* how long to wait for another writer's lock; 0 = 5000 */
+    bool existing_only;  /* open an existing queue database only: never create the file
+                            or the schema (`sr2fhir queue`); S2F_EIO otherwise */
 } s2f_queue_options;
 
 /* A claimed job. (id, attempts, worker) identify the lease: a later claim of the same job
@@ -123,5 +125,58 @@ s2f_code s2f_queue_stats_get(s2f_queue *q, s2f_queue_stats *stats, s2f_error *er
  * audit); dead letters stay. *removed (may be NULL) is how many went. */
 s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed,
                               s2f_error *err);
+
+/* ---- operating the queue (`sr2fhir queue list|show|retry|purge`) ------------------ */
+
+#define S2F_QUEUE_CLASS_MAX 31
+#define S2F_QUEUE_REASON_MAX 1023 /* a longer stored reason is read cut to this */
+
+/* Everything stored about one job. A time that is not set is -1: lease_until and worker
+ * ("") outside the leased state, finished_at before the job finished. */
+typedef struct s2f_job_info {
+    int64_t id;
+    s2f_job_state state;
+    int attempts;
+    int64_t enqueued_at;
+    int64_t not_before;      /* pending: not claimed before this time */
+    int64_t lease_until;
+    int64_t finished_at;     /* done, dead, not applicable: when */
+    char sop_instance_uid[S2F_QUEUE_UID_MAX + 1];
+    char path[S2F_QUEUE_PATH_MAX + 1];
+    char source[S2F_QUEUE_SOURCE_MAX + 1];
+    char worker[S2F_QUEUE_WORKER_MAX + 1];
+    char failure_class[S2F_QUEUE_CLASS_MAX + 1]; /* "" when none */
+    char reason[S2F_QUEUE_REASON_MAX + 1];       /* the last failure's reason, "" when none */
+} s2f_job_info;
+
+/* Which jobs s2f_queue_list reads: those of `state` (S2F_JOB_NSTATES: every state) with
+ * an id above `after_id`, in id order, at most `limit` (1 .. S2F_QUEUE_LIST_MAX). */
+#define S2F_QUEUE_LIST_MAX 1000000
+typedef struct s2f_queue_filter {
+    s2f_job_state state;
+    int64_t after_id;
+    int64_t limit;
+} s2f_queue_filter;
+
+/* Calls `each` with every job the filter selects, in id order; `each` returns non-zero to
+ * stop early (S2F_OK is still returned). `info` is valid during the call only. */
+s2f_code s2f_queue_list(s2f_queue *q, const s2f_queue_filter *filter,
+                        int (*each)(void *ctx, const s2f_job_info *info), void *ctx,
+                        s2f_error *err);
+
+/* The job `job_id`; S2F_ELOOKUP when there is none. */
+s2f_code s2f_queue_get(s2f_queue *q, int64_t job_id, s2f_job_info *info, s2f_error *err);
+
+/* Bit of a state for s2f_queue_purge's `states`. */
+#define S2F_JOB_BIT(state) (1u << (state))
+
+/* Removes the finished jobs of `states` (bits of done, dead, not_applicable; other bits are
+ * refused with S2F_EUSAGE) finished before `older_than`. Works in batches of a few hundred
+ * jobs, each its own transaction; after a batch is committed, `removed_job` (may be NULL)
+ * is called with each removed job's id and file path, so the caller can delete the file.
+ * *removed (may be NULL) is how many jobs went (also when an error stopped it part-way). */
+s2f_code s2f_queue_purge(s2f_queue *q, unsigned states, int64_t older_than,
+                         void (*removed_job)(void *ctx, int64_t id, const char *path), void *ctx,
+                         int64_t *removed, s2f_error *err);
 
 #endif

@@ -162,6 +162,27 @@ static s2f_code create_schema(s2f_queue *q, s2f_error *err)
     return finish(q, rc, err);
 }
 
+/* An existing database (existing_only): its schema version must be this build's. */
+static s2f_code check_schema(s2f_queue *q, const char *path, s2f_error *err)
+{
+    int version = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(q->db, "SELECT version FROM schema_version", -1, &st, NULL) !=
+        SQLITE_OK)
+        return s2f_fail(err, S2F_EIO, "queue database %s: not a queue database (%s)", path,
+                        sqlite3_errmsg(q->db));
+    sqlite3_finalize(st);
+    s2f_code rc = read_version(q, &version, err);
+    if (!rc && version == 0)
+        rc = s2f_fail(err, S2F_EIO, "queue database %s: not a queue database (no schema version)",
+                      path);
+    if (!rc && version != QUEUE_SCHEMA_VERSION)
+        rc = s2f_fail(err, S2F_EUNSUPPORTED,
+                      "queue database %s: schema version %d, this build knows version %d", path,
+                      version, QUEUE_SCHEMA_VERSION);
+    return rc;
+}
+
 s2f_code s2f_queue_open(const char *path, const s2f_queue_options *opt, s2f_queue **out,
                         s2f_error *err)
 {
@@ -171,7 +192,9 @@ s2f_code s2f_queue_open(const char *path, const s2f_queue_options *opt, s2f_queu
     s2f_queue *q = calloc(1, sizeof *q);
     if (!q)
         return s2f_fail(err, S2F_ENOMEM, "queue: out of memory");
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
+    bool existing = opt && opt->existing_only;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX |
+                (existing ? 0 : SQLITE_OPEN_CREATE);
     s2f_code rc = S2F_OK;
     if (sqlite3_open_v2(path, &q->db, flags, NULL) != SQLITE_OK)
         rc = s2f_fail(err, S2F_EIO, "queue database %s: cannot open: %s", path,
@@ -179,7 +202,7 @@ s2f_code s2f_queue_open(const char *path, const s2f_queue_options *opt, s2f_queu
     if (!rc)
         rc = set_pragmas(q, opt, err);
     if (!rc)
-        rc = create_schema(q, err);
+        rc = existing ? check_schema(q, path, err) : create_schema(q, err);
     if (rc) {
         s2f_queue_close(q);
         return rc;
@@ -488,4 +511,156 @@ s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed
     else if (removed)
         *removed = sqlite3_changes(q->db);
     return finish(q, rc, err);
+}
+
+/* ---- operating the queue: list, get, purge ------------------------------------------ */
+
+#define INFO_COLUMNS                                                                        \
+    "id, state, attempts, enqueued_at, not_before, lease_until, finished_at,"               \
+    " sop_instance_uid, path, source, lease_owner, failure_class, reason"
+
+static int64_t column_time(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, col);
+}
+
+static void read_info(sqlite3_stmt *st, s2f_job_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->id = sqlite3_column_int64(st, 0);
+    int s = state_from_name((const char *)sqlite3_column_text(st, 1));
+    info->state = s < 0 ? S2F_JOB_NSTATES : (s2f_job_state)s;
+    info->attempts = sqlite3_column_int(st, 2);
+    info->enqueued_at = column_time(st, 3);
+    info->not_before = column_time(st, 4);
+    info->lease_until = column_time(st, 5);
+    info->finished_at = column_time(st, 6);
+    copy_column(info->sop_instance_uid, sizeof info->sop_instance_uid, st, 7);
+    copy_column(info->path, sizeof info->path, st, 8);
+    copy_column(info->source, sizeof info->source, st, 9);
+    copy_column(info->worker, sizeof info->worker, st, 10);
+    copy_column(info->failure_class, sizeof info->failure_class, st, 11);
+    copy_column(info->reason, sizeof info->reason, st, 12);
+}
+
+s2f_code s2f_queue_list(s2f_queue *q, const s2f_queue_filter *filter,
+                        int (*each)(void *ctx, const s2f_job_info *info), void *ctx,
+                        s2f_error *err)
+{
+    if ((unsigned)filter->state > S2F_JOB_NSTATES)
+        return s2f_fail(err, S2F_EUSAGE, "queue: unknown job state %d", (int)filter->state);
+    if (filter->limit < 1 || filter->limit > S2F_QUEUE_LIST_MAX)
+        return s2f_fail(err, S2F_EUSAGE, "queue: list limit %lld outside 1..%d",
+                        (long long)filter->limit, S2F_QUEUE_LIST_MAX);
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q,
+                          "SELECT " INFO_COLUMNS " FROM jobs WHERE id > ?1"
+                          " AND (?2 IS NULL OR state = ?2) ORDER BY id LIMIT ?3",
+                          &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, filter->after_id);
+    if (filter->state != S2F_JOB_NSTATES)
+        sqlite3_bind_text(st, 2, state_names[filter->state], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, filter->limit);
+    s2f_job_info *info = malloc(sizeof *info);
+    if (!info) {
+        sqlite3_finalize(st);
+        return s2f_fail(err, S2F_ENOMEM, "queue: out of memory");
+    }
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        read_info(st, info);
+        if (each(ctx, info))
+            break;
+    }
+    free(info);
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "listing jobs");
+}
+
+s2f_code s2f_queue_get(s2f_queue *q, int64_t job_id, s2f_job_info *info, s2f_error *err)
+{
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q, "SELECT " INFO_COLUMNS " FROM jobs WHERE id = ?1", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        read_info(st, info);
+    sqlite3_finalize(st);
+    if (step == SQLITE_DONE)
+        return s2f_fail(err, S2F_ELOOKUP, "queue: no job %lld", (long long)job_id);
+    return step == SQLITE_ROW ? S2F_OK : db_fail(q, err, "reading a job");
+}
+
+#define PURGE_BATCH 256
+
+struct purged {
+    int64_t id;
+    char path[S2F_QUEUE_PATH_MAX + 1];
+};
+
+/* Deletes one batch of at most PURGE_BATCH jobs in one transaction; *n how many. */
+static s2f_code purge_batch(s2f_queue *q, unsigned states, int64_t older_than,
+                            struct purged *batch, size_t *n, s2f_error *err)
+{
+    *n = 0;
+    sqlite3_stmt *st;
+    s2f_code rc = begin(q, err);
+    if (!rc)
+        rc = prepare(q,
+                     "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+                     " WHERE ((state = 'done' AND ?1) OR (state = 'dead' AND ?2)"
+                     "  OR (state = 'not_applicable' AND ?3)) AND finished_at < ?4"
+                     " ORDER BY id LIMIT ?5) RETURNING id, path",
+                     &st, err);
+    if (rc)
+        return finish(q, rc, err);
+    sqlite3_bind_int(st, 1, (states & S2F_JOB_BIT(S2F_JOB_DONE)) != 0);
+    sqlite3_bind_int(st, 2, (states & S2F_JOB_BIT(S2F_JOB_DEAD)) != 0);
+    sqlite3_bind_int(st, 3, (states & S2F_JOB_BIT(S2F_JOB_NOT_APPLICABLE)) != 0);
+    sqlite3_bind_int64(st, 4, older_than);
+    sqlite3_bind_int(st, 5, PURGE_BATCH);
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < PURGE_BATCH) {
+        batch[*n].id = sqlite3_column_int64(st, 0);
+        copy_column(batch[*n].path, sizeof batch[*n].path, st, 1);
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    if (step != SQLITE_DONE)
+        rc = db_fail(q, err, "purging finished jobs");
+    rc = finish(q, rc, err);
+    if (rc)
+        *n = 0;
+    return rc;
+}
+
+s2f_code s2f_queue_purge(s2f_queue *q, unsigned states, int64_t older_than,
+                         void (*removed_job)(void *ctx, int64_t id, const char *path), void *ctx,
+                         int64_t *removed, s2f_error *err)
+{
+    unsigned finished = S2F_JOB_BIT(S2F_JOB_DONE) | S2F_JOB_BIT(S2F_JOB_DEAD) |
+                        S2F_JOB_BIT(S2F_JOB_NOT_APPLICABLE);
+    if (removed)
+        *removed = 0;
+    if (states & ~finished)
+        return s2f_fail(err, S2F_EUSAGE, "queue: only finished jobs can be purged");
+    struct purged *batch = malloc(PURGE_BATCH * sizeof *batch);
+    if (!batch)
+        return s2f_fail(err, S2F_ENOMEM, "queue: out of memory");
+    s2f_code rc = S2F_OK;
+    size_t n = PURGE_BATCH;
+    while (!rc && n == PURGE_BATCH) {
+        rc = purge_batch(q, states, older_than, batch, &n, err);
+        for (size_t i = 0; i < n; i++)
+            if (removed_job)
+                removed_job(ctx, batch[i].id, batch[i].path);
+        if (removed)
+            *removed += (int64_t)n;
+    }
+    free(batch);
+    return rc;
 }

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "gateway/queue.h"
 
@@ -427,6 +429,207 @@ TEST(queue_refuses_bad_arguments)
     CHECK(strstr(err.message, "/nonexistent-dir/q.db") != NULL);
 }
 
+/* ---- operating the queue: list, get, purge, existing-only open (issue 11 Build #5) ---- */
+
+/* One job in each state: ids 1 pending, 2 leased (w7), 3 done, 4 dead, 5 not applicable. */
+static bool five_states(s2f_queue *q)
+{
+    const char *uids[] = {"2.1", "2.2", "2.3", "2.4"};
+    for (int i = 0; i < 4; i++)
+        if (add(q, uids[i], 100 + i) != i + 1)
+            return false;
+    s2f_job j[4];
+    s2f_error err = {0};
+    bool ok = true;
+    for (int i = 0; i < 4; i++)
+        ok = ok && claim(q, i == 0 ? "w7" : "w", i == 0 ? 60 : 10000, 200, &j[i]);
+    /* claims take ids 1..4 in order; put job 1 back as pending, retry at 500 */
+    return ok && s2f_queue_retry_later(q, &j[0], 500, "HTTP 503", &err) == S2F_OK &&
+           claim(q, "w7", 60, 501, &j[0]) && j[0].id == 1 &&
+           s2f_queue_retry_later(q, &j[0], 900, "HTTP 503 again", &err) == S2F_OK &&
+           s2f_queue_done(q, &j[2], 210, &err) == S2F_OK &&
+           s2f_queue_dead(q, &j[3], "permanent", "HTTP 422: no", 220, &err) == S2F_OK &&
+           add(q, "2.5", 300) == 5 && claim(q, "w", 60, 301, &j[0]) && j[0].id == 5 &&
+           s2f_queue_not_applicable(q, &j[0], "not TID 1500", 230, &err) == S2F_OK;
+}
+
+struct seen {
+    int n;
+    int64_t ids[16];
+    s2f_job_info last;
+    int stop_after;
+};
+
+static int collect(void *ctx, const s2f_job_info *info)
+{
+    struct seen *s = ctx;
+    if (s->n < 16)
+        s->ids[s->n] = info->id;
+    s->n++;
+    s->last = *info;
+    return s->stop_after && s->n >= s->stop_after;
+}
+
+TEST(queue_list_filters_and_pages)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    bool ok = five_states(q);
+    s2f_error err = {0};
+    struct seen all = {0}, dead = {0}, page = {0}, stopped = {.stop_after = 2}, none = {0};
+    s2f_queue_filter f_all = {S2F_JOB_NSTATES, 0, 100};
+    s2f_queue_filter f_dead = {S2F_JOB_DEAD, 0, 100};
+    s2f_queue_filter f_page = {S2F_JOB_NSTATES, 2, 2};
+    s2f_queue_filter f_bad = {S2F_JOB_NSTATES, 0, 0};
+    s2f_queue_filter f_after = {S2F_JOB_NSTATES, 5, 10};
+    s2f_code rc_all = s2f_queue_list(q, &f_all, collect, &all, &err);
+    s2f_code rc_dead = s2f_queue_list(q, &f_dead, collect, &dead, &err);
+    s2f_code rc_page = s2f_queue_list(q, &f_page, collect, &page, &err);
+    s2f_code rc_stop = s2f_queue_list(q, &f_all, collect, &stopped, &err);
+    s2f_code rc_after = s2f_queue_list(q, &f_after, collect, &none, &err);
+    s2f_code rc_bad = s2f_queue_list(q, &f_bad, collect, &none, &err);
+    cleanup(q);
+    CHECK(ok);
+    CHECK(rc_all == S2F_OK && all.n == 5);
+    CHECK(all.ids[0] == 1 && all.ids[1] == 2 && all.ids[2] == 3 && all.ids[3] == 4 &&
+          all.ids[4] == 5);
+    CHECK(rc_dead == S2F_OK && dead.n == 1 && dead.ids[0] == 4);
+    CHECK(dead.last.state == S2F_JOB_DEAD && dead.last.finished_at == 220);
+    CHECK_STR(dead.last.failure_class, "permanent");
+    CHECK_STR(dead.last.reason, "HTTP 422: no");
+    CHECK_STR(dead.last.sop_instance_uid, "2.4");
+    CHECK(rc_page == S2F_OK && page.n == 2 && page.ids[0] == 3 && page.ids[1] == 4);
+    CHECK(rc_stop == S2F_OK && stopped.n == 2);
+    CHECK(rc_after == S2F_OK && none.n == 0);
+    CHECK(rc_bad == S2F_EUSAGE);
+}
+
+TEST(queue_get_reads_every_field)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    bool ok = five_states(q);
+    s2f_error err = {0};
+    s2f_job_info p, l, d, missing;
+    s2f_code rc_p = s2f_queue_get(q, 1, &p, &err);
+    s2f_code rc_l = s2f_queue_get(q, 2, &l, &err);
+    s2f_code rc_d = s2f_queue_get(q, 3, &d, &err);
+    s2f_code rc_m = s2f_queue_get(q, 6, &missing, &err);
+    cleanup(q);
+    CHECK(ok && rc_p == S2F_OK && rc_l == S2F_OK && rc_d == S2F_OK);
+    CHECK(p.state == S2F_JOB_PENDING && p.attempts == 2 && p.enqueued_at == 100);
+    CHECK(p.not_before == 900 && p.lease_until == -1 && p.finished_at == -1);
+    CHECK_STR(p.failure_class, "transient");
+    CHECK_STR(p.reason, "HTTP 503 again");
+    CHECK_STR(p.worker, "");
+    CHECK_STR(p.path, "/data/x.dcm");
+    CHECK_STR(p.source, "127.0.0.1 token:ai");
+    CHECK(l.state == S2F_JOB_LEASED && l.attempts == 1 && l.lease_until == 10200);
+    CHECK_STR(l.worker, "w");
+    CHECK(d.state == S2F_JOB_DONE && d.finished_at == 210);
+    CHECK(rc_m == S2F_ELOOKUP);
+}
+
+struct purge_log {
+    int n;
+    int64_t id_sum;
+    int bad_path;
+};
+
+static void on_purged(void *ctx, int64_t id, const char *path)
+{
+    struct purge_log *log = ctx;
+    log->n++;
+    log->id_sum += id;
+    log->bad_path += strcmp(path, "/data/x.dcm") != 0;
+}
+
+/* More jobs than one purge batch (256): all old done / not-applicable ones go, each path
+ * reported once; dead letters, recent and unfinished jobs stay; dead ones go when asked. */
+#define PURGE_JOBS 300
+TEST(queue_purge_by_state_and_age_in_batches)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    char uid[32];
+    s2f_error err = {0};
+    bool ok = true;
+    int64_t expect_sum = 0;
+    for (int i = 0; i < PURGE_JOBS && ok; i++) {
+        snprintf(uid, sizeof uid, "3.%d", i);
+        s2f_job job;
+        int64_t id = add(q, uid, 100);
+        ok = id > 0 && claim(q, "w", 60, 100, &job) && job.id == id;
+        if (ok && i % 3 == 0)
+            ok = s2f_queue_not_applicable(q, &job, "no", 150, &err) == S2F_OK;
+        else if (ok)
+            ok = s2f_queue_done(q, &job, 150, &err) == S2F_OK;
+        expect_sum += id;
+    }
+    s2f_job job;
+    int64_t recent = add(q, "3.recent", 100), dead = add(q, "3.dead", 100);
+    int64_t open = add(q, "3.open", 100);
+    ok = ok && recent > 0 && dead > 0 && open > 0 && claim(q, "w", 60, 100, &job) &&
+         s2f_queue_done(q, &job, 500, &err) == S2F_OK && claim(q, "w", 60, 100, &job) &&
+         s2f_queue_dead(q, &job, "permanent", "x", 150, &err) == S2F_OK;
+    struct purge_log log = {0}, log_dead = {0};
+    int64_t removed = -1, removed_dead = -1;
+    s2f_code bad = s2f_queue_purge(q, S2F_JOB_BIT(S2F_JOB_PENDING), 1000, NULL, NULL, NULL, &err);
+    s2f_code rc = s2f_queue_purge(q, S2F_JOB_BIT(S2F_JOB_DONE) |
+                                        S2F_JOB_BIT(S2F_JOB_NOT_APPLICABLE),
+                                  200, on_purged, &log, &removed, &err);
+    s2f_queue_stats mid;
+    s2f_queue_stats_get(q, &mid, &err);
+    s2f_code rc_dead = s2f_queue_purge(q, S2F_JOB_BIT(S2F_JOB_DEAD), 200, on_purged, &log_dead,
+                                       &removed_dead, &err);
+    s2f_queue_stats end;
+    s2f_queue_stats_get(q, &end, &err);
+    cleanup(q);
+    CHECK(ok);
+    CHECK(bad == S2F_EUSAGE);
+    CHECK(rc == S2F_OK && removed == PURGE_JOBS && log.n == PURGE_JOBS);
+    CHECK(log.id_sum == expect_sum && log.bad_path == 0);
+    CHECK(mid.count[S2F_JOB_DONE] == 1 && mid.count[S2F_JOB_NOT_APPLICABLE] == 0);
+    CHECK(mid.count[S2F_JOB_DEAD] == 1 && mid.count[S2F_JOB_PENDING] == 1);
+    CHECK(rc_dead == S2F_OK && removed_dead == 1 && log_dead.id_sum == dead);
+    CHECK(end.count[S2F_JOB_DEAD] == 0 && end.count[S2F_JOB_DONE] == 1);
+}
+
+/* `sr2fhir queue` opens an existing queue only: a missing file is not created, another
+ * SQLite database is refused and left as it was. */
+TEST(queue_open_existing_only)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    add(q, "4.1", 100);
+    s2f_queue_close(q);
+    s2f_queue_options opt = {.existing_only = true};
+    s2f_error err = {0};
+    char missing[192], other[192];
+    snprintf(missing, sizeof missing, "%s/missing.db", dir);
+    snprintf(other, sizeof other, "%s/other.db", dir);
+    s2f_queue *m = NULL, *o = NULL, *e = NULL;
+    s2f_code rc_missing = s2f_queue_open(missing, &opt, &m, &err);
+    bool created = access(missing, F_OK) == 0;
+    sqlite3 *db = NULL;
+    bool other_made = sqlite3_open(other, &db) == SQLITE_OK &&
+                      sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    s2f_code rc_other = s2f_queue_open(other, &opt, &o, &err);
+    bool other_msg = strstr(err.message, "not a queue database") != NULL;
+    s2f_code rc_existing = s2f_queue_open(db_path, &opt, &e, &err);
+    s2f_queue_stats stats = {{0}};
+    if (e)
+        s2f_queue_stats_get(e, &stats, &err);
+    s2f_queue_close(e);
+    unlink(missing);
+    unlink(other);
+    cleanup(NULL);
+    CHECK(rc_missing == S2F_EIO && !m && !created);
+    CHECK(other_made && rc_other == S2F_EIO && !o && other_msg);
+    CHECK(rc_existing == S2F_OK && stats.count[S2F_JOB_PENDING] == 1);
+}
+
 int main(void)
 {
     RUN(queue_enqueue_claim_done);
@@ -441,5 +644,9 @@ int main(void)
     RUN(queue_retry_dead_letter);
     RUN(queue_concurrent_claims_take_each_job_once);
     RUN(queue_refuses_bad_arguments);
+    RUN(queue_list_filters_and_pages);
+    RUN(queue_get_reads_every_field);
+    RUN(queue_purge_by_state_and_age_in_batches);
+    RUN(queue_open_existing_only);
     CHECK_DONE();
 }
