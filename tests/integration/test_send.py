@@ -54,6 +54,10 @@ import harness  # noqa: E402
 from harness import (FHIR_SERVER_SH, PYTHON, ROOT, SHARED, SR2FHIR, clean_env, eq,  # noqa: E402
                      out)
 from harness import SkipTest as Skip  # noqa: E402
+from harness import short  # noqa: E402
+import fhirserver  # noqa: E402
+from fhirserver import (MADE_TYPES, R4_TYPES, R5_TYPES, convert, http, ids_of,  # noqa: E402
+                        refs_of, resources, stored)
 
 CORPUS = os.path.join(SHARED, "corpus", "files")
 
@@ -70,19 +74,11 @@ AUDIT_FIELDS = ("time", "file", "sop_instance_uid", "server", "fhir_version", "o
                 "http_status", "attempts", "transactions", "transactions_stored", "duration_ms",
                 "patient", "service_request", "imaging_study", "created", "updated", "error")
 MAX_ENTRIES = 50        # --max-entries default (docs/send.md, Large reports)
-R5_TYPES = ("Observation", "ImagingSelection", "Device", "Practitioner", "BodyStructure",
-            "Patient", "ServiceRequest", "ImagingStudy")
-R4_TYPES = tuple(t for t in R5_TYPES if t != "ImagingSelection")
-MADE_TYPES = ("Observation", "ImagingSelection", "Device", "Practitioner", "BodyStructure")
 
 
 def test(name, fn, *args):
     """harness.test with FAIL reasons up to 700 characters; a Skip exception prints SKIP."""
     harness.test(name, fn, *args, width=700)
-
-
-def short(text, n=300):
-    return " ".join(str(text).split())[:n]
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,39 +142,6 @@ def send(*args, env=None, cwd=None, audit=True, timeout=150):
         raise AssertionError("%s did not finish within %d s" % (" ".join(cmd[:4]), timeout))
     return Run(cmd, p.returncode, p.stdout.decode("utf-8", "replace"),
                p.stderr.decode("utf-8", "replace"), audit_path, time.monotonic() - t0)
-
-
-_converted = {}
-
-
-def convert(path, version="R5", *opts):
-    """The Bundle `sr2fhir convert` makes of path (what send must deliver), cached."""
-    key = (path, version) + opts
-    if key not in _converted:
-        _counter[0] += 1
-        dst = os.path.join(TMP, "convert-%d.json" % _counter[0])
-        p = subprocess.run([SR2FHIR, "convert", "-q", "--fhir-version", version, *opts, path,
-                            "-o", dst],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
-        assert p.returncode == 0, "convert %s: exit %d: %s" % (path, p.returncode,
-                                                               short(p.stderr.decode()))
-        _converted[key] = json.load(open(dst, encoding="utf-8"))
-        os.unlink(dst)
-    return _converted[key]
-
-
-def resources(bundle, rtype=None):
-    return [e["resource"] for e in bundle.get("entry", [])
-            if rtype is None or e["resource"]["resourceType"] == rtype]
-
-
-def refs_of(bundle):
-    """Type/id of every resource of the Bundle."""
-    return {"%s/%s" % (r["resourceType"], r["id"]) for r in resources(bundle)}
-
-
-def ids_of(bundle, rtype):
-    return {r["id"] for r in resources(bundle, rtype)}
 
 
 def doc_identifiers(bundle):
@@ -304,91 +267,12 @@ def sop_uid_of(path):
     return str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
 
 
-# ---------------------------------------------------------------------------------------
-# HTTP to the real server (stdlib; proxies ignored)
-# ---------------------------------------------------------------------------------------
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(method, url, body=None, timeout=60):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/fhir+json",
-                                          "Accept": "application/fhir+json"})
-    try:
-        with _opener.open(req, timeout=timeout) as r:
-            status, raw = r.status, r.read()
-    except urllib.error.HTTPError as e:
-        status, raw = e.code, e.read()
-    try:
-        return status, json.loads(raw.decode("utf-8")) if raw else None
-    except ValueError:
-        return status, raw
-
-
-class FhirServer(harness.FhirServerTool):
+class FhirServer(fhirserver.FhirServer):
     """../shared/tools/fhir-server, started on a free port with its own pid and log file
-    (harness.FhirServerTool), logging the requests it sees."""
+    (tests/lib/fhirserver.py), logging the requests it sees."""
 
     def __init__(self, version):
         super().__init__(version, os.path.join(TMP, "fhir-" + version), FHIR_LOG="1")
-        self._get_cache = {}
-
-    def log(self):
-        try:
-            return open(os.path.join(self.dir, "log"), encoding="utf-8", errors="replace").read()
-        except OSError:
-            return ""
-
-    def reset(self):
-        status, _ = http("POST", self.base + "/$reset")
-        assert status == 200, "$reset: HTTP %d" % status
-        self._get_cache = {}
-
-    def create(self, resource):
-        status, body = http("POST", "%s/%s" % (self.base, resource["resourceType"]), resource)
-        assert status == 201 and isinstance(body, dict), "create %s: HTTP %d %s" % (
-            resource["resourceType"], status, short(body))
-        return body["id"]
-
-    def count(self, rtype):
-        status, body = http("GET", "%s/%s?_summary=count" % (self.base, rtype))
-        assert status == 200 and "total" in body, "count %s: HTTP %d %s" % (rtype, status,
-                                                                             short(body))
-        return body["total"]
-
-    def counts(self, types):
-        return {t: self.count(t) for t in types}
-
-    def search(self, query):
-        """Every resource a search finds (following next links)."""
-        url = "%s/%s%s_count=1000" % (self.base, query, "&" if "?" in query else "?")
-        found = []
-        while url:
-            status, body = http("GET", url)
-            assert status == 200 and isinstance(body, dict), "GET %s: HTTP %d %s" % (
-                url, status, short(body))
-            found += [e["resource"] for e in body.get("entry", [])]
-            url = ([ln["url"] for ln in body.get("link", []) if ln.get("relation") == "next"]
-                   or [None])[0]
-        return found
-
-    def all(self, rtype):
-        return {r["id"]: r for r in self.search(rtype)}
-
-    def get_status(self, ref):
-        if ref not in self._get_cache:
-            self._get_cache[ref] = http("GET", "%s/%s" % (self.base, ref))[0]
-        return self._get_cache[ref]
-
-    def lookups_logged(self, since):
-        """The searches the server saw after log offset `since`: [(type, {param: value})]."""
-        found = []
-        for line in self.log()[since:].splitlines():
-            m = re.match(r"^GET /fhir/([A-Za-z]+)\?(\S*) -> ", line)
-            if m:
-                found.append((m.group(1), dict(urllib.parse.parse_qsl(m.group(2)))))
-        return found
 
 
 def patient_resource(ident):
@@ -430,11 +314,6 @@ def create_context(server, bundles):
         if study and ("I", token(study)) not in made:
             made[("I", token(study))] = server.create(imaging_study(study, pid))
     return made
-
-
-def stored(server, types):
-    """{Type: set of ids} of the converter-made types on the server."""
-    return {t: set(server.all(t)) for t in types}
 
 
 # ---------------------------------------------------------------------------------------

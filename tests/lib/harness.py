@@ -60,6 +60,11 @@ def report(ok, name, why=""):
         out("FAIL %s: %s" % (name, why))
 
 
+def short(text, n=300):
+    """text on one line (runs of white space as one blank), at most n characters."""
+    return " ".join(str(text).split())[:n]
+
+
 def eq(got, want, what=""):
     assert got == want, "%s: got %r, expected %r" % (what, got, want)
 
