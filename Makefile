@@ -36,6 +36,8 @@ SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLI_SHARED)
 # sr2fhir-serve: `sr2fhir serve`, the gateway service (links libmicrohttpd and libcurl)
 SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
+# Tools script tests run (tests/tools/*.c, e.g. queue_fill: a queue database in any state)
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -43,6 +45,7 @@ SEND_OBJ := $(SEND_SRC:%.c=$(BUILD)/%.o)
 GW_OBJ   := $(GW_SRC:%.c=$(BUILD)/%.o)
 SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 
 LIB := $(BUILD)/libsr2fhir.a
 BIN := $(BUILD)/sr2fhir
@@ -78,7 +81,11 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h $(LIB) 
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
-unit: $(TEST_BIN)
+$(BUILD)/tests/tools/%: tests/tools/%.c $(LIB) $(GW_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(LDLIBS)
+
+unit: $(TEST_BIN) $(TOOL_BIN)
 
 test: all unit
 	BUILD=$(BUILD) tests/run.sh

@@ -71,6 +71,7 @@ void cli_outnames_free(cli_outname *names, size_t n);
 int cmd_dump(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_queue(int argc, char **argv);     /* queue.c: stats, list, show, retry, purge */
 int cmd_send(int argc, char **argv);      /* in the sr2fhir-send program (send.c) */
 
 /* Help text of a command, or NULL when there is no such command. */

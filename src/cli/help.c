@@ -17,6 +17,8 @@ static const char general[] =
     "  convert INPUT... convert TID 1500 reports to FHIR Bundles\n"
     "  dump FILE...     print the header summary and the SR content tree\n"
     "  send INPUT...    deliver TID 1500 reports to a FHIR server (R5 or R4)\n"
+    "  queue SUBCOMMAND inspect and operate the gateway's queue: stats, list, show,\n"
+    "                   retry, purge (see 'sr2fhir help queue')\n"
     "  help [COMMAND]   show help for a command\n"
     "  version          print the version\n"
     "\n"
@@ -128,6 +130,38 @@ static const char send_help[] =
     "kept failing after the retries, 12 a lookup found several matches, or none with\n"
     "--require-existing; 2-9 as for convert.\n";
 
+static const char queue_help[] =
+    "usage: sr2fhir queue stats --data DIR\n"
+    "       sr2fhir queue list  --data DIR [--state STATE] [--limit N] [--after ID]\n"
+    "       sr2fhir queue show  --data DIR ID\n"
+    "       sr2fhir queue retry --data DIR ID... | --all-dead\n"
+    "       sr2fhir queue purge --data DIR --older-than SECONDS [--dead]\n"
+    "\n"
+    "Operates the durable queue of 'sr2fhir serve' in DIR/queue.sqlite, also while the\n"
+    "service runs. The database must exist: these commands never create one. Job states:\n"
+    "pending, leased, done, dead (a permanent failure, kept until retried or purged),\n"
+    "not_applicable (an SR that is not a TID 1500 report). Times are UTC.\n"
+    "\n"
+    "  stats   one 'STATE COUNT' line per state, all five in this order: pending, leased,\n"
+    "          done, dead, not_applicable\n"
+    "  list    a header line, then one tab-separated line per job in id order: ID STATE\n"
+    "          ATTEMPTS ENQUEUED TIME SOP_INSTANCE_UID SOURCE CLASS REASON ('-' when\n"
+    "          empty); TIME is when a pending job may run, when a leased job's lease ends,\n"
+    "          when a finished job finished. --state picks one state; --limit N (default\n"
+    "          100, at most 100000) jobs after id --after ID (default 0); when more follow,\n"
+    "          a line on stderr says which --after shows them\n"
+    "  show    every field of job ID, one 'key: value' line each\n"
+    "  retry   makes the dead jobs ID... (or every dead job: --all-dead) pending again, to be\n"
+    "          delivered after the cause is fixed; a job that is not dead is refused\n"
+    "  purge   removes done and not_applicable jobs (with --dead: dead ones too) finished\n"
+    "          more than SECONDS ago, and their received files in DIR/incoming\n"
+    "\n"
+    "Text from the database is printed escaped. Exit codes: 0 success, 2 usage (also: a\n"
+    "job of the same SOP Instance UID is waiting, so a dead one is not retried), 3 the\n"
+    "database is missing or cannot be read or written, 5 a queue of another schema\n"
+    "version, 12 no such job, or the job is not dead (retry). With several IDs every one\n"
+    "is attempted; the exit code is that of the first failure.\n";
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
@@ -138,6 +172,8 @@ const char *cli_help_text(const char *command)
         return dump_help;
     if (!strcmp(command, "send"))
         return send_help;
+    if (!strcmp(command, "queue"))
+        return queue_help;
     return NULL;
 }
 

@@ -1,7 +1,9 @@
 /*
  * main.c - the sr2fhir command: dispatches to the subcommands. `send` is a program of its
  * own, sr2fhir-send, installed beside this one: it links libcurl, whose start-up (some 30
- * shared libraries, about 10 ms) `dump` and `convert` should not pay on every file.
+ * shared libraries, about 10 ms) `dump` and `convert` should not pay on every file. `serve`,
+ * the gateway service, is sr2fhir-serve for the same reason (libmicrohttpd and libcurl).
+ * `queue` (the gateway's queue, SQLite only) is a command of this program.
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,16 +20,18 @@ static const struct {
     {"convert", cmd_convert},
     {"dump", cmd_dump},
     {"help", cmd_help},
+    {"queue", cmd_queue},
 };
 
-/* Replaces this process with sr2fhir-send (beside this program, else on PATH); argv[0] is
- * "send", argv[argc] NULL. Returns only on failure. */
-static int exec_send(char **argv)
+/* Replaces this process with the program sr2fhir-COMMAND (beside this program, else on
+ * PATH): `send` and `serve`. argv[0] is the command's name, argv[argc] NULL. Returns only
+ * on failure. */
+static int exec_program(const char *command, char **argv)
 {
-    static const char name[] = "sr2fhir-send";
-    char path[PATH_MAX];
+    char name[32], path[PATH_MAX];
+    snprintf(name, sizeof name, "sr2fhir-%s", command);
     ssize_t n = readlink("/proc/self/exe", path, sizeof path - sizeof name - 1);
-    argv[0] = (char *)name;
+    argv[0] = name;
     if (n > 0) {
         path[n] = '\0';
         char *slash = strrchr(path, '/');
@@ -37,8 +41,8 @@ static int exec_send(char **argv)
         }
     }
     execvp(name, argv);
-    return cli_error(NULL, S2F_EIO, "send: cannot run %s (installed beside sr2fhir): %s", name,
-                     strerror(errno));
+    return cli_error(NULL, S2F_EIO, "%s: cannot run %s (installed beside sr2fhir): %s", command,
+                     name, strerror(errno));
 }
 
 int main(int argc, char **argv)
@@ -52,8 +56,8 @@ int main(int argc, char **argv)
         printf("sr2fhir %s\n", SR2FHIR_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "send"))
-        return exec_send(argv + 1);
+    if (!strcmp(cmd, "send") || !strcmp(cmd, "serve"))
+        return exec_program(cmd, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
             return commands[i].run(argc - 2, argv + 2);
