@@ -189,6 +189,9 @@ typedef struct s2f_send_result {
     char **created, **updated;  /* "Type/id" the server answered 201 / 200 for */
     size_t n_created, n_updated;
     s2f_convert_result convert; /* what the conversion made (unmapped_items: not kept) */
+    long retry_after;           /* seconds the server's last answer asked to wait before
+                                   trying again (its Retry-After header), -1 when it gave
+                                   none (the gateway's workers honour it) */
 } s2f_send_result;
 
 void s2f_send_result_free(s2f_send_result *res);

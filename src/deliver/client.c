@@ -249,6 +249,7 @@ static s2f_code get_answer(s2f_client *c, const char *path, const char *what, s2
     if (res) {
         res->attempts = r->attempts;
         res->http_status = r->status;
+        res->retry_after = r->retry_after;
     }
     if (rc == S2F_EUNREACHABLE)
         return s2f_fail(err, rc, "%s: cannot reach %s: %s", what, c->base, why.message);
@@ -581,6 +582,7 @@ s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len, s
     s2f_code rc = s2f_http_request(c->http, "POST", c->base, bundle, len, max, &r, &why);
     res->attempts = r.attempts;
     res->http_status = r.status;
+    res->retry_after = r.retry_after;
     if (rc == S2F_EUNREACHABLE)
         return s2f_fail(err, rc, "cannot deliver to %s: %s", c->base, why.message);
     if (rc)

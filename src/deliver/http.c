@@ -364,6 +364,7 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
 {
     double start = s2f_http_now();
     memset(resp, 0, sizeof *resp);
+    resp->retry_after = -1;
     h->max_answer = (max_answer && max_answer < MAX_ANSWER ? max_answer : MAX_ANSWER) + 1;
     if (beyond_deadline(h, 0))
         return s2f_fail(err, S2F_EUNREACHABLE, "the delivery deadline of %ld s per SR "
@@ -373,6 +374,7 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
         CURLcode rc = attempt(h, method, url, body, len, &status);
         resp->attempts = n + 1;
         resp->status = rc == CURLE_OK ? status : 0;
+        resp->retry_after = rc == CURLE_OK ? h->retry_after_s : -1;
         int again = rc != CURLE_OK ? transient(rc) : s2f_http_retryable(status);
         if (!again || n >= (unsigned)h->retries) {
             resp->seconds = s2f_http_now() - start;

@@ -22,6 +22,7 @@ typedef struct s2f_http_response {
     size_t len;
     unsigned attempts;       /* tries made for this request */
     double seconds;          /* wall time including retries and waits */
+    long retry_after;        /* the last answer's Retry-After in seconds, -1 when none */
 } s2f_http_response;
 
 /* Copies what it needs from opt; err gets why the configuration is refused. */

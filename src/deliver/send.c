@@ -141,6 +141,7 @@ s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_e
 {
     double start = s2f_http_now();
     memset(res, 0, sizeof *res);
+    res->retry_after = -1;
     s2f_client_begin(c); /* the deadline of this SR (issue 9 defect 10) */
     s2f_report rep;
     s2f_code rc = s2f_report_read(doc, &rep, err); /* M2 before any traffic */

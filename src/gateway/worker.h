@@ -13,6 +13,8 @@
 #ifndef S2F_GATEWAY_WORKER_H
 #define S2F_GATEWAY_WORKER_H
 
+#include <stdint.h>
+
 #include "sr2fhir.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -35,6 +37,28 @@ typedef struct s2f_workers_options {
 } s2f_workers_options;
 
 typedef struct s2f_workers s2f_workers;
+
+/* What a worker does with a job after one attempt (s2f_worker_classify). */
+typedef enum s2f_worker_outcome {
+    S2F_WORKER_DONE,            /* delivered: done */
+    S2F_WORKER_NOT_APPLICABLE,  /* not a TID 1500 report: finished, never retried */
+    S2F_WORKER_TRANSIENT,       /* retried later with backoff, until retry_total */
+    S2F_WORKER_AUTH,            /* 401/403: the job goes back, the pool pauses */
+    S2F_WORKER_PERMANENT,       /* dead letter, class "permanent" */
+    S2F_WORKER_CONVERSION       /* dead letter, class "conversion" */
+} s2f_worker_outcome;
+
+/* The class of an attempt's result: `rc` from reading the stored SR or from s2f_send,
+ * `http_status` the server's last answer (s2f_send_result.http_status, 0 when none).
+ * Pure (docs/decisions.md "Issue 11: delivery workers" has the table). */
+s2f_worker_outcome s2f_worker_classify(s2f_code rc, long http_status);
+
+/* The wait before a transient failure's next attempt, in milliseconds: with the server's
+ * Retry-After (retry_after_s >= 0) that many seconds (at most a day); else exponential,
+ * base = min(max_ms, min_ms * 2^(attempts-1)), and a random 50-100 % of it taken from
+ * `rnd` (any 64-bit value): base/2 + rnd % (base/2 + 1). attempts < 1 counts as 1. Pure. */
+long s2f_worker_backoff_ms(int attempts, long retry_after_s, uint64_t rnd, long min_ms,
+                           long max_ms);
 
 /* Starts the threads. Strings in opt must outlive the pool. */
 s2f_code s2f_workers_start(const s2f_workers_options *opt, s2f_workers **out, s2f_error *err);
