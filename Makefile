@@ -13,7 +13,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
 LDLIBS  += -lz -lyajl -ljson-c -lsqlite3 -lm
 CURL_LIBS := -lcurl -pthread     # delivery (src/deliver/): sr2fhir-send, tests, fuzz builds
-MHD_LIBS  := -lmicrohttpd        # the gateway's HTTP server (src/gateway/): sr2fhir-serve, tests
+MHD_LIBS  := -lmicrohttpd -lgnutls      # the gateway's HTTP server (src/gateway/): sr2fhir-serve, tests
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
@@ -31,10 +31,11 @@ GW_SRC   := $(sort $(wildcard src/gateway/*.c))
 # sr2fhir: dump, convert, help. sr2fhir-send: `send`, a program of its own so that only it
 # loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
 CLI_SHARED := src/cli/help.c src/cli/inputs.c src/cli/message.c
+CLIENT_OPTS := src/cli/client_opts.c   # the FHIR client options of send and serve
 CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src/cli/outnames.c $(wildcard src/cli/queue.c) $(CLI_SHARED)
-SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLI_SHARED)
+SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLIENT_OPTS) $(CLI_SHARED)
 # sr2fhir-serve: `sr2fhir serve`, the gateway service (links libmicrohttpd and libcurl)
-SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLI_SHARED)
+SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLIENT_OPTS) $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # Tools script tests run (tests/tools/*.c, e.g. queue_fill: a queue database in any state)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))

@@ -68,11 +68,39 @@ typedef struct cli_outname {
 int cli_outnames_plan(const cli_inputs *in, const char *out, cli_outname **names);
 void cli_outnames_free(cli_outname *names, size_t n);
 
+/* The FHIR client options `send` and `serve` share (client_opts.c): the server, the
+ * s2f_client_options, and where the secrets come from. Strings point into argv (or the
+ * caller's config values); token and password are owned (cli_client_forget_secrets). */
+typedef struct cli_client_opts {
+    const char *server;
+    s2f_client_options opt;
+    const char *token_env, *token_file, *password_file;
+    char *token, *password;
+} cli_client_opts;
+
+/* A whole number in [lo, hi] into *out: 1, else 0 (*out untouched). */
+int cli_number_in(const char *v, long lo, long hi, long *out);
+/* 1 when `name` (e.g. "--timeout") is a client option taking a value. */
+int cli_client_takes_value(const char *name);
+/* A client option with its value: 1 taken, 0 not a client option, -1 after a usage
+ * message "CMD: ... (try 'sr2fhir help CMD')". */
+int cli_client_value_option(cli_client_opts *c, const char *cmd, const char *name,
+                            const char *value);
+/* --require-existing, --insecure, --allow-http: 1 taken, 0 not one of them. */
+int cli_client_flag_option(cli_client_opts *c, const char *name);
+/* --token and --password: refused everywhere (secrets never on the command line). */
+int cli_client_is_secret_option(const char *name);
+/* Bearer token (--token-file, --token-env NAME, else SR2FHIR_TOKEN) and basic password
+ * (--password-file, else SR2FHIR_PASSWORD) into c->opt. 1, or 0 after a message. */
+int cli_client_load_secrets(cli_client_opts *c, const char *cmd);
+void cli_client_forget_secrets(cli_client_opts *c);
+
 int cmd_dump(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_queue(int argc, char **argv);     /* queue.c: stats, list, show, retry, purge */
 int cmd_send(int argc, char **argv);      /* in the sr2fhir-send program (send.c) */
+int cmd_serve(int argc, char **argv);     /* in the sr2fhir-serve program (serve.c) */
 
 /* Help text of a command, or NULL when there is no such command. */
 const char *cli_help_text(const char *command);

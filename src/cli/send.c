@@ -1,8 +1,7 @@
 /*
  * send.c - `sr2fhir send`: delivers SRs to a FHIR server (docs/send.md) with s2f_send,
  * one client per worker thread (-j N), one audit line per SR, one result line per SR, a
- * summary. Credentials come from the environment or files, never from the command line
- * (where `ps` would show them), and are never printed.
+ * summary. The client options and credentials are client_opts.c's (shared with `serve`).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,19 +9,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "cli.h"
 
 #define MAX_JOBS 64
-#define MAX_SECRET 65536
 
 typedef struct send_job {
-    const char *server;
-    s2f_client_options opt;
-    const char *token_env, *token_file, *password_file, *audit_path;
-    char *token, *password;     /* secrets read from the environment or files (owned) */
+    cli_client_opts client;     /* --server, the client options, the secrets (client_opts.c) */
+    const char *audit_path;
     int jobs, quiet;
     cli_inputs in;
     int audit_fd;
@@ -39,174 +34,41 @@ static int usage(const char *what)
     return cli_error(NULL, S2F_EUSAGE, "send: %s (try 'sr2fhir help send')", what);
 }
 
-/* ---- secrets -------------------------------------------------------------------------------- */
-
-/* The first line of a file, without trailing white space (malloc'd); NULL after a message. */
-static char *read_secret_file(const char *path, const char *what)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        cli_error(path, S2F_EIO, "cannot read the %s: %s", what, strerror(errno));
-        return NULL;
-    }
-    char *line = malloc(MAX_SECRET);
-    if (line && !fgets(line, MAX_SECRET, f))
-        line[0] = '\0';
-    fclose(f);
-    if (!line)
-        return cli_error(NULL, S2F_ENOMEM, "out of memory"), NULL;
-    size_t n = strlen(line);
-    while (n > 0 && strchr(" \t\r\n", line[n - 1]))
-        line[--n] = '\0';
-    if (!n) {
-        free(line);
-        cli_error(path, S2F_EUSAGE, "the %s file is empty", what);
-        return NULL;
-    }
-    return line;
-}
-
-static char *secret_from_env(const char *name)
-{
-    const char *v = getenv(name);
-    return v && *v ? strdup(v) : NULL;
-}
-
-/* Bearer token (--token-file, --token-env NAME, else SR2FHIR_TOKEN) and basic password
- * (--password-file, else SR2FHIR_PASSWORD). 0 after a message. */
-static int load_secrets(send_job *jb)
-{
-    if (jb->token_file && jb->token_env)
-        return usage("--token-file and --token-env exclude each other"), 0;
-    if (jb->token_file) {
-        if (!(jb->token = read_secret_file(jb->token_file, "bearer token")))
-            return 0;
-    } else if (jb->token_env) {
-        if (!(jb->token = secret_from_env(jb->token_env)))
-            return cli_error(NULL, S2F_EUSAGE, "send: the environment variable %s (--token-env) "
-                             "is not set", jb->token_env), 0;
-    } else if (!jb->opt.user) {
-        jb->token = secret_from_env("SR2FHIR_TOKEN");
-    }
-    if (jb->opt.user) {
-        if (jb->token)
-            return usage("--user (HTTP basic) and a bearer token exclude each other"), 0;
-        jb->password = jb->password_file ? read_secret_file(jb->password_file, "password")
-                                         : secret_from_env("SR2FHIR_PASSWORD");
-        if (!jb->password)
-            return jb->password_file ? 0 : (usage("--user needs SR2FHIR_PASSWORD or "
-                                                  "--password-file"), 0);
-    } else if (jb->password_file) {
-        return usage("--password-file goes with --user"), 0;
-    }
-    jb->opt.bearer_token = jb->token;
-    jb->opt.password = jb->password;
-    return 1;
-}
-
-static void forget_secrets(send_job *jb)
-{
-    if (jb->token)
-        memset(jb->token, 0, strlen(jb->token));
-    if (jb->password)
-        memset(jb->password, 0, strlen(jb->password));
-    free(jb->token);
-    free(jb->password);
-}
-
 /* ---- options -------------------------------------------------------------------------------- */
 
-/* A whole number in [lo, hi]; 0 when v is not one. */
-static int number_in(const char *v, long lo, long hi, long *out)
+/* An option of send's own with a value; 1 taken, 0 not one, -1 after a usage message. */
+static int own_value_option(send_job *jb, const char *a, const char *v)
 {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi)
+    long n;
+    if (!strcmp(a, "--audit-log")) {
+        jb->audit_path = v;
+    } else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
+        if (!cli_number_in(v, 1, MAX_JOBS, &n))
+            return usage("-j takes 1 to 64"), -1;
+        jb->jobs = (int)n;
+    } else {
         return 0;
-    *out = n;
+    }
     return 1;
 }
 
 static int takes_value(const char *a)
 {
-    static const char *const names[] = {
-        "--server", "--fhir-version", "--timezone", "--token-env", "--token-file", "--user",
-        "--password-file", "--cert", "--key", "--cacert", "--audit-log", "--connect-timeout",
-        "--timeout", "--retries", "--retry-delay", "--max-entries", "--deadline", "-j", "--jobs"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(a, names[i]))
-            return 1;
-    return 0;
+    return cli_client_takes_value(a) || !strcmp(a, "--audit-log") || !strcmp(a, "-j") ||
+           !strcmp(a, "--jobs");
 }
 
-/* An option with a value (takes_value); 1, or -1 after a usage message. */
 static int value_option(send_job *jb, const char *a, const char *v)
 {
-    long n;
-    if (!strcmp(a, "--server"))
-        jb->server = v;
-    else if (!strcmp(a, "--fhir-version")) {
-        if (strcasecmp(v, "R5") && strcasecmp(v, "R4"))
-            return usage("--fhir-version takes R5 or R4"), -1;
-        jb->opt.version = !strcasecmp(v, "R4") ? S2F_FHIR_R4 : S2F_FHIR_R5;
-    } else if (!strcmp(a, "--timezone")) {
-        if (!cli_valid_zone(v))
-            return usage("--timezone takes +HHMM or -HHMM, e.g. +0100"), -1;
-        jb->opt.timezone = v;
-    } else if (!strcmp(a, "--token-env"))
-        jb->token_env = v;
-    else if (!strcmp(a, "--token-file"))
-        jb->token_file = v;
-    else if (!strcmp(a, "--user"))
-        jb->opt.user = v;
-    else if (!strcmp(a, "--password-file"))
-        jb->password_file = v;
-    else if (!strcmp(a, "--cert"))
-        jb->opt.cert = v;
-    else if (!strcmp(a, "--key"))
-        jb->opt.key = v;
-    else if (!strcmp(a, "--cacert"))
-        jb->opt.cacert = v;
-    else if (!strcmp(a, "--audit-log"))
-        jb->audit_path = v;
-    else if (!strcmp(a, "--connect-timeout") || !strcmp(a, "--timeout")) {
-        if (!number_in(v, 1, 3600, &n))
-            return usage("timeouts are whole seconds from 1 to 3600"), -1;
-        *(a[2] == 'c' ? &jb->opt.connect_timeout : &jb->opt.timeout) = n;
-    } else if (!strcmp(a, "--retries")) {
-        if (!number_in(v, 0, 20, &n))
-            return usage("--retries takes 0 to 20"), -1;
-        jb->opt.retries = n ? (int)n : -1;
-    } else if (!strcmp(a, "--retry-delay")) {
-        if (!number_in(v, 1, 600000, &n))
-            return usage("--retry-delay takes milliseconds from 1 to 600000"), -1;
-        jb->opt.retry_delay_ms = n;
-    } else if (!strcmp(a, "--deadline")) { /* issue 9 defect 10 */
-        if (!number_in(v, 0, 86400, &n))
-            return usage("--deadline takes seconds from 1 to 86400, or 0 for none"), -1;
-        jb->opt.deadline = n ? n : -1;
-    } else if (!strcmp(a, "--max-entries")) {
-        if (!number_in(v, 0, 1000000, &n))
-            return usage("--max-entries takes 0 (no limit) to 1000000"), -1;
-        jb->opt.max_entries = n ? n : -1;
-    } else { /* -j, --jobs */
-        if (!number_in(v, 1, MAX_JOBS, &n))
-            return usage("-j takes 1 to 64"), -1;
-        jb->jobs = (int)n;
-    }
-    return 1;
+    int r = cli_client_value_option(&jb->client, "send", a, v);
+    return r ? r : own_value_option(jb, a, v);
 }
 
 static int flag_option(send_job *jb, const char *a)
 {
-    if (!strcmp(a, "--require-existing"))
-        jb->opt.require_existing = 1;
-    else if (!strcmp(a, "--insecure"))
-        jb->opt.insecure = 1;
-    else if (!strcmp(a, "--allow-http"))
-        jb->opt.allow_http = 1;
-    else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+    if (cli_client_flag_option(&jb->client, a))
+        return 1;
+    if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
         jb->quiet = 1;
     else
         return 0;
@@ -227,7 +89,7 @@ static int parse_options(send_job *jb, int argc, char **argv, int *n)
             only_inputs = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             return fputs(cli_help_text("send"), stdout), -1;
-        } else if (!strcmp(a, "--token") || !strcmp(a, "--password")) {
+        } else if (cli_client_is_secret_option(a)) {
             return usage("secrets are not taken on the command line (other users see it): use "
                          "--token-env, --token-file, SR2FHIR_PASSWORD or --password-file"), 0;
         } else if (!flag_option(jb, a)) {
@@ -257,7 +119,7 @@ static const char *ref_or_logical(const char *ref, const char *type, char *buf, 
 static void print_delivered(send_job *jb, const char *input, const s2f_send_result *r)
 {
     char p[64], s[64], i[64];
-    cli_line(stdout, "%s: delivered to %s (FHIR %s): %zu resources (%s, %s, %s)", input, jb->server,
+    cli_line(stdout, "%s: delivered to %s (FHIR %s): %zu resources (%s, %s, %s)", input, jb->client.server,
            r->version == S2F_FHIR_R4 ? "R4" : "R5", r->n_created + r->n_updated,
            ref_or_logical(r->patient_ref, "Patient", p, sizeof p),
            ref_or_logical(r->service_request_ref, "ServiceRequest", s, sizeof s),
@@ -338,7 +200,7 @@ static void *worker(void *arg)
 {
     send_job *jb = arg;
     s2f_error err = {0};
-    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    s2f_client *c = s2f_client_new(jb->client.server, &jb->client.opt, &err);
     deliver_all(jb, c, &err);
     s2f_client_free(c);
     return NULL;
@@ -349,10 +211,10 @@ static void *worker(void *arg)
 static void run_workers(send_job *jb)
 {
     s2f_error err = {0};
-    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    s2f_client *c = s2f_client_new(jb->client.server, &jb->client.opt, &err);
     long i;
-    while (c && jb->opt.version == S2F_FHIR_AUTO && (i = take_input(jb)) >= 0)
-        jb->opt.version = send_one(jb, c, (size_t)i);
+    while (c && jb->client.opt.version == S2F_FHIR_AUTO && (i = take_input(jb)) >= 0)
+        jb->client.opt.version = send_one(jb, c, (size_t)i);
     pthread_t threads[MAX_JOBS];
     size_t left = jb->in.n - jb->next;
     int n = jb->jobs < (int)left ? jb->jobs : (int)left, started = 0;
@@ -391,11 +253,11 @@ static int exit_status(const send_job *jb)
 static int check_client(send_job *jb)
 {
     s2f_error err = {0};
-    s2f_client *c = s2f_client_new(jb->server, &jb->opt, &err);
+    s2f_client *c = s2f_client_new(jb->client.server, &jb->client.opt, &err);
     if (!c)
         return cli_error(NULL, err.code, "send: %s", err.message);
     s2f_client_free(c);
-    if (jb->opt.insecure && !jb->quiet)
+    if (jb->client.opt.insecure && !jb->quiet)
         cli_error(NULL, 0, "warning: --insecure: the server's certificate is not verified");
     return 0;
 }
@@ -436,18 +298,18 @@ int cmd_send(int argc, char **argv)
     send_job jb;
     memset(&jb, 0, sizeof jb);
     jb.jobs = 1;
-    jb.server = getenv("SR2FHIR_SERVER");
+    jb.client.server = getenv("SR2FHIR_SERVER");
     int n_args, parsed = parse_options(&jb, argc, argv, &n_args);
     if (parsed <= 0)
         return parsed < 0 ? 0 : S2F_EUSAGE;
-    if (!jb.server || !*jb.server)
+    if (!jb.client.server || !*jb.client.server)
         return usage("no server (--server URL or SR2FHIR_SERVER)");
     if (n_args == 0)
         return usage("no input (a file, a folder, or - for standard input)");
     int status = S2F_EUSAGE;
-    if (load_secrets(&jb))
+    if (cli_client_load_secrets(&jb.client, "send"))
         status = run(&jb, argv, n_args);
-    forget_secrets(&jb);
+    cli_client_forget_secrets(&jb.client);
     cli_inputs_free(&jb.in);
     return status;
 }

@@ -121,6 +121,10 @@ s2f_code s2f_queue_job_state(s2f_queue *q, int64_t job_id, s2f_job_state *state,
 /* Number of jobs in each state (a leased job whose lease ended still counts as leased). */
 s2f_code s2f_queue_stats_get(s2f_queue *q, s2f_queue_stats *stats, s2f_error *err);
 
+/* When the oldest job still waiting for delivery (pending or leased) was enqueued, for the
+ * age of the oldest job in /metrics; 0 when none waits. */
+s2f_code s2f_queue_oldest_pending(s2f_queue *q, int64_t *enqueued_at, s2f_error *err);
+
 /* Removes done and not-applicable jobs finished before `older_than` (kept that long for
  * audit); dead letters stay. *removed (may be NULL) is how many went. */
 s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed,

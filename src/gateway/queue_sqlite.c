@@ -491,6 +491,23 @@ s2f_code s2f_queue_stats_get(s2f_queue *q, s2f_queue_stats *stats, s2f_error *er
     return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "counting jobs");
 }
 
+s2f_code s2f_queue_oldest_pending(s2f_queue *q, int64_t *enqueued_at, s2f_error *err)
+{
+    *enqueued_at = 0;
+    sqlite3_stmt *st;
+    s2f_code rc = prepare(q,
+                          "SELECT min(enqueued_at) FROM jobs"
+                          " WHERE state IN ('pending','leased')",
+                          &st, err);
+    if (rc)
+        return rc;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        *enqueued_at = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW ? S2F_OK : db_fail(q, err, "reading the oldest job");
+}
+
 s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed,
                               s2f_error *err)
 {

@@ -630,6 +630,29 @@ TEST(queue_open_existing_only)
     CHECK(rc_existing == S2F_OK && stats.count[S2F_JOB_PENDING] == 1);
 }
 
+/* /metrics' age of the oldest job: the earliest enqueue time among pending and leased jobs,
+ * 0 when none waits; finished jobs do not count. */
+TEST(queue_oldest_pending)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    s2f_error err = {0};
+    int64_t t = -1;
+    CHECK(s2f_queue_oldest_pending(q, &t, &err) == S2F_OK && t == 0);
+    int64_t a = add(q, "1.2.3.10", 100), b = add(q, "1.2.3.11", 200);
+    CHECK(a > 0 && b > 0);
+    CHECK(s2f_queue_oldest_pending(q, &t, &err) == S2F_OK && t == 100);
+    s2f_job job;
+    CHECK(claim(q, "w1", 60, 300, &job) && job.id == a);
+    CHECK(s2f_queue_oldest_pending(q, &t, &err) == S2F_OK && t == 100); /* leased counts */
+    CHECK(s2f_queue_done(q, &job, 301, &err) == S2F_OK);
+    CHECK(s2f_queue_oldest_pending(q, &t, &err) == S2F_OK && t == 200);
+    CHECK(claim(q, "w1", 60, 302, &job) && job.id == b);
+    CHECK(s2f_queue_done(q, &job, 303, &err) == S2F_OK);
+    CHECK(s2f_queue_oldest_pending(q, &t, &err) == S2F_OK && t == 0);
+    cleanup(q);
+}
+
 int main(void)
 {
     RUN(queue_enqueue_claim_done);
@@ -648,5 +671,6 @@ int main(void)
     RUN(queue_get_reads_every_field);
     RUN(queue_purge_by_state_and_age_in_batches);
     RUN(queue_open_existing_only);
+    RUN(queue_oldest_pending);
     CHECK_DONE();
 }
