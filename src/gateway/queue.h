@@ -85,6 +85,23 @@ s2f_code s2f_queue_enqueue(s2f_queue *q, const char *sop_instance_uid, const cha
                            const char *source, int64_t now, int64_t *job_id, bool *created,
                            s2f_error *err);
 
+/* One job of a batch enqueue: the inputs, then what s2f_queue_enqueue_batch found. */
+typedef struct s2f_queue_item {
+    const char *sop_instance_uid;
+    const char *path;
+    const char *source;
+    int64_t job_id;          /* out: the new job, or the open job of the same UID */
+    bool created;            /* out: false when an open job of the UID existed */
+} s2f_queue_item;
+
+/* s2f_queue_enqueue of `n` items in ONE transaction (the receiver's group commit: one
+ * fsync of the WAL for every SR that arrived meanwhile): all are committed, or none (an
+ * error). Items are enqueued in order, so a later item of the same SOP Instance UID finds
+ * the earlier one's job (created = false). Every item is checked before anything is
+ * written: a bad one (S2F_EUSAGE) refuses the whole batch. */
+s2f_code s2f_queue_enqueue_batch(s2f_queue *q, s2f_queue_item *items, size_t n, int64_t now,
+                                 s2f_error *err);
+
 /* Atomically takes the oldest ready job: a pending one whose not-before time has come, or
  * a leased one whose lease has ended (its worker crashed or hung), oldest not-before time
  * first, then enqueue order. It becomes leased by `worker` until now + lease_seconds, and

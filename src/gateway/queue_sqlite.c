@@ -290,6 +290,41 @@ s2f_code s2f_queue_enqueue(s2f_queue *q, const char *sop_instance_uid, const cha
     return S2F_OK;
 }
 
+static s2f_code check_item(const char *uid, const char *path, const char *source,
+                           s2f_error *err)
+{
+    s2f_code rc = check_text(uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
+    if (!rc)
+        rc = check_text(path, S2F_QUEUE_PATH_MAX, "file path", err);
+    if (!rc)
+        rc = check_text(source, S2F_QUEUE_SOURCE_MAX, "source", err);
+    if (!rc && !*uid)
+        rc = s2f_fail(err, S2F_EUSAGE, "queue: empty SOP Instance UID");
+    return rc;
+}
+
+s2f_code s2f_queue_enqueue_batch(s2f_queue *q, s2f_queue_item *items, size_t n, int64_t now,
+                                 s2f_error *err)
+{
+    s2f_code rc = S2F_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = check_item(items[i].sop_instance_uid, items[i].path, items[i].source, err);
+    if (!rc && n > 0)
+        rc = begin(q, err);
+    if (rc || n == 0)
+        return rc;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int64_t id = 0;
+        rc = find_open_job(q, items[i].sop_instance_uid, &id, err);
+        items[i].created = !rc && id == 0;
+        if (items[i].created)
+            rc = insert_job(q, items[i].sop_instance_uid, items[i].path, items[i].source, now,
+                            &id, err);
+        items[i].job_id = id;
+    }
+    return finish(q, rc, err);
+}
+
 /* ---- claim -------------------------------------------------------------------------- */
 
 static const char claim_sql[] =
