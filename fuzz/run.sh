@@ -3,6 +3,7 @@
 # on a seed corpus made from ../shared/corpus and the project's generated fixtures.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]     # targets: fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer
+#                                          #          fuzz_multipart
 #
 # Seeds and the grown corpora live in build-fuzz/corpus-TARGET (not committed); crashes are
 # written to build-fuzz/ as crash-*, and the script exits non-zero when a target fails.
@@ -10,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer}
+TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 make -s fuzz
 
@@ -26,6 +27,17 @@ seed_answers() {
     printf '%s' '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid","details":{"text":"bad"},"diagnostics":"worse"}]}' >"$1/outcome.json"
     printf '%s' '{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"processing","diagnostics":"late"},{"severity":"fatal","code":"exception","details":{"coding":[{"system":"http://hl7.org/fhir/issue-type","code":"exception"}],"text":"Transaction failed \u001b[31m"},"expression":["Bundle.entry[3].resource"]}]}' >"$1/outcome-real.json"
 }
+# Seeds for fuzz_multipart: STOW-RS-like bodies behind the target's 14-byte header
+# ([boundary length - 1] "XyZ" [parts][header][part hi][part lo][preamble][4 chunk sizes]:
+# 16 parts, 528-byte headers, 4097-byte parts, 257-byte preamble, chunks 1, 7, 13, 0).
+seed_multipart() {
+    local h='\x02XyZ\x0f\x40\x10\x00\x20\x01\x07\x0d\x00'
+    printf "$h"'--XyZ\r\nContent-Type: application/dicom\r\n\r\nDICM\x02\x00\x10\x00UI\x04\x001.2\x00\r\n--XyZ\r\nContent-Type: application/dicom\r\nContent-Location: b.dcm\r\n\r\n\r\n--XyZ\r\n--XyY\r\n--XyZ--\r\n' >"$1/stow-two.bin"
+    printf "$h"'multipart/related; type="application/dicom+json"; boundary=XyZ\r\n--XyZ \t\r\ncontent-type: application/dicom+json;\r\n transfer-syntax=1.2.840.10008.1.2.1\r\n\r\n[{"00080016":{"vr":"UI","Value":["1.2.840.10008.5.1.4.1.1.88.22"]}}]\r\n--XyZ--epilogue' >"$1/stow-json.bin"
+    printf "$h"'--XyZ\r\nContent-Type: application/dicom\r\n\r\nDICM\r\n--Xy' >"$1/truncated.bin"
+    printf "$h"'--XyZ\r\n\r\n--XyZ\r\nX: 1\r\n\r\n\r\n\r\n--XyZ\r\nBad header\r\n\r\n--XyZ--' >"$1/empty-and-garbage.bin"
+    printf '\x01ab\x01\x02\x00\x04\x01\x03\x05\x00\x02--ab\r\n\r\n0123456789\r\n--ab\r\n\r\nx\r\n--ab--' >"$1/limits.bin"
+}
 make -s fixtures >/dev/null 2>&1 || echo "fuzz: no generated fixtures (python3-pydicom missing)" >&2
 for t in $TARGETS; do
     dir=build-fuzz/corpus-$t
@@ -34,6 +46,7 @@ for t in $TARGETS; do
         fuzz_json) pattern='*.json' ;;
         fuzz_part10) pattern='*.dcm' ;;
         fuzz_answer) pattern='none'; seed_answers "$dir" ;;
+        fuzz_multipart) pattern='none'; seed_multipart "$dir" ;;
         *) pattern='*' ;;
     esac
     find "$SHARED/corpus/files" "$SHARED/ig/dicom" build/fixtures -maxdepth 1 -type f \

@@ -21,8 +21,12 @@
 #define S2F_MP_BOUNDARY_MAX 70 /* RFC 2046 5.1.1 */
 
 /* The media type of a Content-Type header value, lower-cased, without parameters, and its
- * boundary and type parameters (quotes removed). Returns S2F_EFORMAT when the value cannot
- * be parsed, S2F_OK otherwise (absent parameters are ""). */
+ * boundary, type and transfer-syntax parameters (quoted or not, quotes and backslash
+ * escapes removed; parameter names case-insensitive; others checked and ignored). Returns
+ * S2F_EFORMAT when the value cannot be parsed (no type/subtype, a character outside a
+ * token, an unterminated quote, a parameter without '=', a parameter given twice, a value
+ * too long for its field, a boundary RFC 2046 refuses, control characters), S2F_OK
+ * otherwise (absent parameters are ""). */
 typedef struct s2f_media_type {
     char type[128];                          /* "multipart/related" */
     char boundary[S2F_MP_BOUNDARY_MAX + 1];  /* boundary="..." */
@@ -36,6 +40,9 @@ typedef struct s2f_mp_limits {
     size_t max_parts;        /* 0 = 10000 */
     size_t max_header_bytes; /* all header lines of one part; 0 = 16 KiB */
     uint64_t max_part_bytes; /* 0 = 256 MiB */
+    size_t max_preamble_bytes; /* before the first delimiter, and transport padding after
+                                  any delimiter; 0 = 16 KiB (a boundary that never appears is
+                                  refused early, not after the whole body) */
 } s2f_mp_limits;
 
 /* Callbacks. Each returns 0 to go on, non-zero to stop the reader (s2f_mp_feed then
@@ -54,7 +61,9 @@ typedef struct s2f_mp_callbacks {
 
 typedef struct s2f_mp_reader s2f_mp_reader;
 
-/* NULL when memory runs out. `limits` may be NULL (defaults). */
+/* NULL when memory runs out. `limits` may be NULL (defaults). `boundary` is copied; one
+ * that breaks RFC 2046 (1-70 characters of bchars, not ending in a space) gives a reader
+ * whose first feed/finish fails with S2F_EFORMAT (s2f_media_type_parse refuses it too). */
 s2f_mp_reader *s2f_mp_new(const char *boundary, const s2f_mp_limits *limits,
                           const s2f_mp_callbacks *cb);
 void s2f_mp_free(s2f_mp_reader *r);
@@ -69,5 +78,9 @@ s2f_code s2f_mp_finish(s2f_mp_reader *r, s2f_error *err);
 
 /* Parts whose part_end was called so far. */
 size_t s2f_mp_parts(const s2f_mp_reader *r);
+
+/* Steps the reader has taken so far (each byte looked at, each fallback of the delimiter
+ * match): tests check that it stays linear in the bytes fed, whatever the chunking. */
+uint64_t s2f_mp_work(const s2f_mp_reader *r);
 
 #endif
