@@ -17,6 +17,7 @@ static const char general[] =
     "  convert INPUT... convert TID 1500 reports to FHIR Bundles\n"
     "  dump FILE...     print the header summary and the SR content tree\n"
     "  send INPUT...    deliver TID 1500 reports to a FHIR server (R5 or R4)\n"
+    "  serve            the gateway: receive SRs by DICOMweb STOW-RS, deliver them\n"
     "  queue SUBCOMMAND inspect and operate the gateway's queue: stats, list, show,\n"
     "                   retry, purge (see 'sr2fhir help queue')\n"
     "  help [COMMAND]   show help for a command\n"
@@ -162,6 +163,53 @@ static const char queue_help[] =
     "version, 12 no such job, or the job is not dead (retry). With several IDs every one\n"
     "is attempted; the exit code is that of the first failure.\n";
 
+static const char serve_help[] =
+    "usage: sr2fhir serve --data DIR --server URL --http HOST:PORT | --https HOST:PORT\n"
+    "                     [options]\n"
+    "\n"
+    "The gateway service (docs/gateway.md): receives SRs by DICOMweb STOW-RS at\n"
+    "/dicom-web/studies, acknowledges each only after it is durably queued in DIR, and\n"
+    "delivers them to the FHIR server as 'send' does, retrying until the server takes them.\n"
+    "It prints one line per listener when it listens, e.g.\n"
+    "  sr2fhir: serving STOW-RS at http://127.0.0.1:8080/dicom-web/studies\n"
+    "and stops cleanly on SIGTERM or SIGINT (exit 0). GET /healthz, /readyz, /metrics.\n"
+    "\n"
+    "listening:\n"
+    "  --http HOST:PORT          plain HTTP (PORT 0: any free port); only on a loopback\n"
+    "                            address unless --allow-http\n"
+    "  --https HOST:PORT         TLS; needs --tls-cert FILE and --tls-key FILE (PEM)\n"
+    "  --tls-client-ca FILE      require client certificates signed by these CAs\n"
+    "  --tokens FILE             senders' bearer tokens, lines 'NAME TOKEN' ('#' comments);\n"
+    "                            STOW-RS without a listed token gets 401\n"
+    "  --max-body BYTES          largest STOW-RS request (default 536870912 = 512 MiB)\n"
+    "  --max-part BYTES          largest part (default 268435456 = 256 MiB)\n"
+    "  --max-connections N       per listener (default 64)\n"
+    "  --connection-timeout S    idle connections are closed after S seconds (default 30)\n"
+    "  --http-threads N          HTTP threads per listener (default 8)\n"
+    "queue and delivery:\n"
+    "  --data DIR                (required) the queue (DIR/queue.sqlite) and received files\n"
+    "  --server URL              (required) the FHIR base URL (or SR2FHIR_SERVER)\n"
+    "  --workers N               delivery threads (default 4)\n"
+    "  --retry-total SECONDS     how long transient failures are retried (default 86400)\n"
+    "  --auth-probe SECONDS      while paused by 401/403, try again this often (default 60)\n"
+    "  --high-water N            pending jobs above which STOW-RS gets 503 (default 100000)\n"
+    "  --min-free-mb N           free disk in DIR below which STOW-RS gets 503 (default 256)\n"
+    "  --keep-done SECONDS       delivered jobs kept for audit (default 604800 = 7 days)\n"
+    "  and send's FHIR client options: --fhir-version, --timezone, --token-env,\n"
+    "  --token-file, --user, --password-file, --cert, --key, --cacert, --insecure,\n"
+    "  --allow-http, --require-existing, --connect-timeout, --timeout, --retries,\n"
+    "  --retry-delay, --max-entries, --deadline (see 'sr2fhir help send')\n"
+    "operating:\n"
+    "  --audit-log FILE          default DIR/audit.jsonl\n"
+    "  --log FILE                default standard error; SIGHUP reopens it\n"
+    "  --log-level LEVEL         error, warn, info (default) or debug\n"
+    "  --stop-grace SECONDS      on SIGTERM, wait this long for requests in flight and\n"
+    "                            for workers (default 10)\n"
+    "  --config FILE             'key = value' lines with the options' names without '--'\n"
+    "                            ('#' comments; flags take yes or no); the command line wins\n"
+    "\n"
+    "Exit codes: 0 stopped by a signal, 2 usage, 3 I/O (data folder, files, cannot listen).\n";
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
@@ -172,6 +220,8 @@ const char *cli_help_text(const char *command)
         return dump_help;
     if (!strcmp(command, "send"))
         return send_help;
+    if (!strcmp(command, "serve"))
+        return serve_help;
     if (!strcmp(command, "queue"))
         return queue_help;
     return NULL;
