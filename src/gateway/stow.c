@@ -555,7 +555,7 @@ static int get_uid(const s2f_ds *ds, uint32_t tag, char out[UID_MAX + 1])
     const uint8_t *p;
     size_t n;
     out[0] = 0;
-    if (!e || e->is_seq || s2f_elem_string_raw(e, 0, &p, &n) != 0 || !uid_valid((const char *)p, n))
+    if (!e || e->is_seq || !s2f_elem_string_raw(e, 0, &p, &n) || !uid_valid((const char *)p, n))
         return 0;
     memcpy(out, p, n);
     out[n] = 0;
@@ -958,9 +958,13 @@ enum MHD_Result s2f_stow_handle(s2f_stow *s, struct MHD_Connection *c, const cha
         *upload_data_size = 0;
         rq->body_bytes += n;
         if (rq->body_bytes > s->opt.max_body) {
-            char msg[96];
-            snprintf(msg, sizeof msg, "body larger than %llu bytes", s->opt.max_body);
-            return answer_error(s, c, MHD_HTTP_CONTENT_TOO_LARGE, msg, rq->remote);
+            /* a body without Content-Length (chunked) ran past the limit: libmicrohttpd
+             * takes no answer in the middle of a body, so the connection is closed */
+            s2f_gw_logf(s->opt.log, S2F_LOG_WARN,
+                        "stow: %s: body larger than %llu bytes, connection closed", rq->remote,
+                        s->opt.max_body);
+            count(METRIC(s, requests), 1);
+            return MHD_NO;
         }
         if (!rq->mp_rc) /* after an error the rest is read and dropped */
             rq->mp_rc = s2f_mp_feed(rq->mp, (const uint8_t *)upload_data, n, &rq->mp_err);

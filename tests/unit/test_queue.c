@@ -653,6 +653,44 @@ TEST(queue_oldest_pending)
     cleanup(q);
 }
 
+/* Batch enqueue (the receiver's group commit): one transaction; a later item of the same
+ * UID finds the earlier one's job; an open job outside the batch is found too; one bad
+ * item refuses the whole batch and nothing of it is stored. */
+TEST(queue_enqueue_batch)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    s2f_error err = {0};
+    int64_t old = add(q, "1.2.3.90", 100);
+    s2f_queue_item items[4] = {
+        {"1.2.3.91", "/d/a", "s", 0, false},
+        {"1.2.3.92", "/d/b", "s", 0, false},
+        {"1.2.3.91", "/d/c", "s", 0, true},
+        {"1.2.3.90", "/d/d", "s", 0, true},
+    };
+    s2f_code rc = s2f_queue_enqueue_batch(q, items, 4, 101, &err);
+    char long_uid[S2F_QUEUE_UID_MAX + 2];
+    memset(long_uid, '1', sizeof long_uid - 1);
+    long_uid[sizeof long_uid - 1] = 0;
+    s2f_queue_item bad[2] = {{"1.2.3.93", "/d/e", "s", 0, false}, {long_uid, "/d/f", "s", 0, false}};
+    s2f_error err2 = {0};
+    s2f_code rc2 = s2f_queue_enqueue_batch(q, bad, 2, 102, &err2);
+    s2f_queue_stats stats;
+    s2f_queue_stats_get(q, &stats, &err);
+    s2f_job_info info;
+    s2f_code rc3 = s2f_queue_get(q, items[1].job_id, &info, &err);
+    cleanup(q);
+    CHECK(old > 0 && rc == S2F_OK);
+    CHECK(items[0].created && items[1].created && !items[2].created && !items[3].created);
+    CHECK(items[2].job_id == items[0].job_id && items[3].job_id == old);
+    CHECK(items[0].job_id != items[1].job_id && items[0].job_id > old);
+    CHECK(rc2 == S2F_EUSAGE);
+    CHECK(stats.count[S2F_JOB_PENDING] == 3); /* 90, 91, 92: nothing of the bad batch */
+    CHECK(rc3 == S2F_OK);
+    CHECK_STR(info.path, "/d/b");
+    CHECK_STR(info.sop_instance_uid, "1.2.3.92");
+}
+
 int main(void)
 {
     RUN(queue_enqueue_claim_done);
@@ -672,5 +710,6 @@ int main(void)
     RUN(queue_purge_by_state_and_age_in_batches);
     RUN(queue_open_existing_only);
     RUN(queue_oldest_pending);
+    RUN(queue_enqueue_batch);
     CHECK_DONE();
 }
