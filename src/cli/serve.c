@@ -412,7 +412,22 @@ static int paths(service *sv)
     return 0;
 }
 
-/* Log, data folder, audit log, TLS files, tokens; 0 or an exit code. */
+/* The FHIR client configuration is checked once (URL policy, credentials). */
+static int check_client(service *sv)
+{
+    s2f_error err = {0};
+    s2f_client *c = s2f_client_new(sv->cfg->client.server, &sv->cfg->client.opt, &err);
+    if (!c)
+        return cli_error(NULL, err.code, "serve: %s", err.message);
+    s2f_client_free(c);
+    if (sv->cfg->client.opt.insecure)
+        s2f_gw_logf(&sv->log, S2F_LOG_WARN,
+                    "--insecure: the FHIR server's certificate is not verified");
+    return 0;
+}
+
+/* Log, TLS files, tokens, the client check, then the data folder and the audit log;
+ * 0 or an exit code. */
 static int open_files(service *sv)
 {
     serve_cfg *cfg = sv->cfg;
@@ -430,12 +445,6 @@ static int open_files(service *sv)
         }
     }
     s2f_gw_log_init(&sv->log, sv->log_file, cfg->level);
-    if ((code = make_folder(cfg->data)) || (code = make_folder(sv->incoming)))
-        return code;
-    const char *audit = cfg->audit_log ? cfg->audit_log : sv->audit_path;
-    sv->audit_fd = open(audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (sv->audit_fd < 0)
-        return cli_error(audit, S2F_EIO, "cannot open the audit log: %s", strerror(errno));
     if (cfg->https && (!(sv->cert = read_pem(cfg->tls_cert, "TLS certificate", &code)) ||
                        !(sv->key = read_pem(cfg->tls_key, "TLS key", &code)) ||
                        (cfg->tls_client_ca &&
@@ -444,20 +453,14 @@ static int open_files(service *sv)
     s2f_error err = {0};
     if (cfg->tokens && s2f_tokens_load(cfg->tokens, &sv->tokens, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
-    return 0;
-}
-
-/* The FHIR client configuration is checked once (URL policy, credentials). */
-static int check_client(service *sv)
-{
-    s2f_error err = {0};
-    s2f_client *c = s2f_client_new(sv->cfg->client.server, &sv->cfg->client.opt, &err);
-    if (!c)
-        return cli_error(NULL, err.code, "serve: %s", err.message);
-    s2f_client_free(c);
-    if (sv->cfg->client.opt.insecure)
-        s2f_gw_logf(&sv->log, S2F_LOG_WARN,
-                    "--insecure: the FHIR server's certificate is not verified");
+    if ((code = check_client(sv))) /* before anything is created */
+        return code;
+    if ((code = make_folder(cfg->data)) || (code = make_folder(sv->incoming)))
+        return code;
+    const char *audit = cfg->audit_log ? cfg->audit_log : sv->audit_path;
+    sv->audit_fd = open(audit, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (sv->audit_fd < 0)
+        return cli_error(audit, S2F_EIO, "cannot open the audit log: %s", strerror(errno));
     return 0;
 }
 
@@ -625,8 +628,6 @@ static int serve(serve_cfg *cfg)
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int code = open_files(&sv);
-    if (!code)
-        code = check_client(&sv);
     if (!code)
         code = start_parts(&sv);
     if (!code) {

@@ -207,6 +207,10 @@ def t_usage_errors():
                   "HOST:PORT")
     one_line_exit(run_serve("--http", "0.0.0.0:0", "--data", d, "--server", CLOSED_FHIR), 2,
                   "loopback", "--allow-http")
+    one_line_exit(run_serve("--http", "127.0.0.1:0", "--data", d, "--server",
+                            "http://fhir.example.org/r5"), 2, "plain http")
+    one_line_exit(run_serve("--http", "127.0.0.1:0", "--data", d, "--server", CLOSED_FHIR,
+                            "--tokens", os.path.join(TMP, "no-tokens")), 3, "no-tokens")
     assert not os.path.exists(d), "a refused start created the data folder"
     p = run_serve("--help")
     eq(p.returncode, 0, "--help exit code")
@@ -344,6 +348,9 @@ def t_metrics(s):
     eq(values['sr2fhir_queue_jobs{state="pending"}'], 0.0, "pending jobs of a new queue")
 
 
+GARBAGE_PART = b"--b\r\nContent-Type: application/dicom\r\n\r\nnot dicom\r\n--b--\r\n"
+
+
 def t_tokens():
     d = tmpdir("tokens")
     tok = os.path.join(d, "tokens")
@@ -364,9 +371,12 @@ def t_tokens():
            "STOW-RS with basic credentials")
         for good in ("abcdefghijklmnop0123456789", "QRSTUVWXYZ-._~+/=0123"):
             code, _, body = curl(url, *ct, "-H", "Authorization: Bearer " + good,
-                                 data=b"--b--\r\n")
+                                 data=GARBAGE_PART)
             assert code not in (0, 401, 403), "STOW-RS with the right token got %d %r" % (
                 code, body[:200])
+        audit = open(os.path.join(TMP, "tokens", "data", "audit.jsonl"), "rb").read()
+        assert b'"ai-box"' in audit and b'"pacs"' in audit, \
+            "the token names are not the senders in the audit log: %r" % audit[:400]
         eq(curl(s.base() + "/healthz")[0], 200, "/healthz needs no token")
         eq(curl(s.base() + "/metrics")[0], 200, "/metrics needs no token")
     finally:
@@ -465,6 +475,13 @@ def t_tls_client_certificates():
         code, _, body = curl(url, "--cacert", ca, "--cert", os.path.join(d, "client.pem"),
                              "--key", os.path.join(d, "client.key"))
         eq((code, body), (200, b"ok\n"), "a client certificate of the trusted CA")
+        curl(s.base() + "/dicom-web/studies", "--cacert", ca, "--cert",
+             os.path.join(d, "client.pem"), "--key", os.path.join(d, "client.key"), "-H",
+             "Content-Type: multipart/related; type=\"application/dicom\"; boundary=b",
+             data=GARBAGE_PART)
+        audit = open(os.path.join(TMP, "mtls", "data", "audit.jsonl"), "rb").read()
+        assert b"CN=client" in audit, "the client certificate's subject is not the sender " \
+            "in the audit log: %r" % audit[:400]
     finally:
         eq(s.stop(), 0, "exit code")
     one_line_exit(run_serve("--https", "127.0.0.1:0", "--tls-cert", os.path.join(d, "absent.pem"),
