@@ -83,6 +83,7 @@ struct s2f_stow {
     pthread_cond_t wake, done;
     commit_batch *head, *tail;
     int stop;
+    long long commits, batches;  /* group commits and the requests they took (committer) */
     /* back-pressure figures and /readyz: a second handle, behind its own lock */
     pthread_mutex_t stats_lock;
     s2f_queue *stats_q;
@@ -400,14 +401,22 @@ static void settle_batches(s2f_stow *s, commit_batch *list, s2f_code rc, const s
     pthread_mutex_unlock(&s->lock);
 }
 
-/* Commits the rows of every batch in `list` in one transaction; when that fails, each
- * batch alone, so one request's bad row cannot fail another's. */
+/* Makes the renames of every batch in `list` durable (one fsync of DIR/incoming), then
+ * commits their rows in one transaction; when that fails, each batch alone, so one
+ * request's bad row cannot fail another's. */
 static void commit_list(s2f_stow *s, commit_batch *list)
 {
     size_t total = 0;
     for (commit_batch *b = list; b; b = b->next)
         total += b->n;
     s2f_error err = {0};
+    if (s2f_store_sync(s->store, &err) != S2F_OK) {
+        settle_batches(s, list, err.code, &err);
+        return;
+    }
+    s->commits++; /* committer thread only; read after it is joined */
+    for (commit_batch *b = list; b; b = b->next)
+        s->batches++;
     int64_t now = (int64_t)time(NULL);
     s2f_queue_item *all = total ? malloc(total * sizeof *all) : NULL;
     s2f_code rc = total && !all ? S2F_ENOMEM : S2F_OK;
@@ -832,7 +841,8 @@ static enum MHD_Result start_request(s2f_stow *s, struct MHD_Connection *c, cons
     return MHD_YES;
 }
 
-/* The rows of the accepted parts: rename, folder fsync, group commit. On failure every
+/* The rows of the accepted parts: rename, then the committer's folder fsync and group
+ * commit. On failure every
  * accepted part becomes refused with "out of resources". */
 static void store_accepted(s2f_stow *s, stow_req *rq)
 {
@@ -853,8 +863,7 @@ static void store_accepted(s2f_stow *s, stow_req *rq)
     snprintf(source, sizeof source, "%s %s", rq->who, rq->remote);
     char (*paths)[S2F_QUEUE_PATH_MAX + 1] = malloc(n * sizeof *paths);
     s2f_queue_item *items = calloc(n, sizeof *items);
-    s2f_code rc = !paths || !items ? s2f_fail(&err, S2F_ENOMEM, "out of memory")
-                                   : s2f_store_sync(s->store, &err);
+    s2f_code rc = !paths || !items ? s2f_fail(&err, S2F_ENOMEM, "out of memory") : S2F_OK;
     size_t k = 0;
     for (size_t i = 0; i < rq->n_parts && !rc; i++) {
         part_rec *p = &rq->parts[i];
@@ -1052,6 +1061,10 @@ void s2f_stow_free(s2f_stow *s)
         pthread_cond_broadcast(&s->wake);
         pthread_mutex_unlock(&s->lock);
         pthread_join(s->committer, NULL);
+        if (s->commits)
+            s2f_gw_logf(s->opt.log, S2F_LOG_INFO,
+                        "stow: %lld requests' jobs committed in %lld transactions", s->batches,
+                        s->commits);
     }
     s2f_queue_close(s->commit_q);
     s2f_queue_close(s->stats_q);
