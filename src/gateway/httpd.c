@@ -664,17 +664,21 @@ static s2f_code start_listener(s2f_httpd *h, listener *l, const char *spec, s2f_
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_OptionItem none[] = {{MHD_OPTION_END, 0, NULL}};
+    unsigned limit = o->max_connections ? o->max_connections : 64u;
+    unsigned threads = o->threads ? o->threads : 8u;
+    if (threads > limit) /* the limit is shared out among the pool's threads */
+        threads = limit;
     l->d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, l,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so every message comes here */
         MHD_OPTION_LISTEN_SOCKET, l->fd,
-        MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 8u,
-        MHD_OPTION_CONNECTION_LIMIT, o->max_connections ? o->max_connections : 64u,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, o->connection_timeout ? o->connection_timeout : 30u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->memory_limit ? o->memory_limit : 256u * 1024),
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_ARRAY, l->tls ? tls_opts : none,
         MHD_OPTION_END);
     if (!l->d) {
