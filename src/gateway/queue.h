@@ -102,6 +102,11 @@ typedef struct s2f_queue_item {
 s2f_code s2f_queue_enqueue_batch(s2f_queue *q, s2f_queue_item *items, size_t n, int64_t now,
                                  s2f_error *err);
 
+/* For a readiness probe: takes the write lock (BEGIN IMMEDIATE) and gives it back
+ * (ROLLBACK), changing nothing. S2F_EIO when the database cannot be written now (opened
+ * read-only, locked past the busy timeout, I/O error). */
+s2f_code s2f_queue_check_writable(s2f_queue *q, s2f_error *err);
+
 /* Atomically takes the oldest ready job: a pending one whose not-before time has come, or
  * a leased one whose lease has ended (its worker crashed or hung), oldest not-before time
  * first, then enqueue order. It becomes leased by `worker` until now + lease_seconds, and

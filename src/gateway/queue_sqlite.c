@@ -325,6 +325,14 @@ s2f_code s2f_queue_enqueue_batch(s2f_queue *q, s2f_queue_item *items, size_t n, 
     return finish(q, rc, err);
 }
 
+s2f_code s2f_queue_check_writable(s2f_queue *q, s2f_error *err)
+{
+    s2f_code rc = begin(q, err);
+    if (!rc)
+        sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 /* ---- claim -------------------------------------------------------------------------- */
 
 static const char claim_sql[] =

@@ -990,12 +990,18 @@ void s2f_stow_completed(s2f_stow *s, void **req_cls)
     *req_cls = NULL;
 }
 
+/* Ready when the queue takes writes and the data folder has its minimum free space. */
 s2f_code s2f_stow_check(s2f_stow *s, s2f_error *err)
 {
-    s2f_queue_stats st;
     pthread_mutex_lock(&s->stats_lock);
-    s2f_code rc = s2f_queue_stats_get(s->stats_q, &st, err);
+    s2f_code rc = s2f_queue_check_writable(s->stats_q, err);
     pthread_mutex_unlock(&s->stats_lock);
+    unsigned long long free_bytes = 0;
+    if (!rc)
+        rc = s2f_store_free_bytes(s->store, &free_bytes, err);
+    if (!rc && free_bytes < s->opt.min_free_bytes)
+        rc = s2f_fail(err, S2F_EIO, "free disk of %s below the minimum (%llu MiB left)",
+                      s2f_store_dir(s->store), free_bytes >> 20);
     return rc;
 }
 

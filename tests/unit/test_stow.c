@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 #include <json-c/json.h>
+#include <sqlite3.h>
 
 #include "check.h"
 #include "gateway/queue.h"
@@ -845,15 +846,33 @@ TEST(stow_concurrent_senders)
     CHECK(requests == 80);
 }
 
-/* s2f_stow_check answers for /readyz. */
+/* s2f_stow_check answers for /readyz: ready; not ready while another connection holds
+ * the queue's write lock past the busy timeout, nor with too little free disk. */
 TEST(stow_check_ready)
 {
     service *sv = start(NULL);
     CHECK(sv);
     s2f_error err = {0};
     s2f_code rc = s2f_stow_check(sv->stow, &err);
+    sqlite3 *db = NULL;
+    s2f_code locked = S2F_OK;
+    if (sqlite3_open(sv->queue, &db) == SQLITE_OK &&
+        sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+        locked = s2f_stow_check(sv->stow, &err); /* waits the 5 s busy timeout */
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    sqlite3_close(db);
+    s2f_code after = s2f_stow_check(sv->stow, &err);
     stop(sv);
+    limits lim = {.min_free = ~0ull};
+    service *sv2 = start(&lim);
+    CHECK(sv2);
+    s2f_code full = s2f_stow_check(sv2->stow, &err);
+    stop(sv2);
     CHECK(rc == S2F_OK);
+    CHECK(locked == S2F_EIO);
+    CHECK(after == S2F_OK);
+    CHECK(full == S2F_EIO);
 }
 
 /* Every SR file of the corpus (../shared/corpus/files: TID 1500 reports and other SRs,
