@@ -1033,12 +1033,14 @@ s2f_code s2f_stow_new(const s2f_stow_options *opt, s2f_stow **out, s2f_error *er
     if (!rc)
         rc = s2f_store_open(s->data_dir, &s->store, err);
     int swept = 0;
+    /* reads never wait in WAL mode; only the readiness probe's write lock does, briefly */
+    s2f_queue_options stats_opt = {.busy_timeout_ms = 1000};
     if (!rc)
         rc = s2f_store_sweep(s->store, &swept, err);
     if (!rc)
         rc = s2f_queue_open(s->queue_path, NULL, &s->commit_q, err);
     if (!rc)
-        rc = s2f_queue_open(s->queue_path, NULL, &s->stats_q, err);
+        rc = s2f_queue_open(s->queue_path, &stats_opt, &s->stats_q, err);
     if (!rc) {
         int e = pthread_create(&s->committer, NULL, committer_main, s);
         if (e)

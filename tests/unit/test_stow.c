@@ -858,7 +858,7 @@ TEST(stow_check_ready)
     s2f_code locked = S2F_OK;
     if (sqlite3_open(sv->queue, &db) == SQLITE_OK &&
         sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
-        locked = s2f_stow_check(sv->stow, &err); /* waits the 5 s busy timeout */
+        locked = s2f_stow_check(sv->stow, &err); /* waits its 1 s busy timeout */
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     }
     sqlite3_close(db);
