@@ -54,7 +54,6 @@ typedef struct part_rec {
     unsigned failure;            /* Failure Reason when refused */
     part_outcome outcome;
     int json;                    /* application/dicom+json */
-    int write_failed;
     int64_t job_id;
     s2f_store_file file;
 } part_rec;
@@ -99,7 +98,7 @@ struct stow_req {
     s2f_mp_reader *mp;
     part_rec *parts;
     size_t n_parts, cap_parts;
-    int in_part;
+    int out_of_memory;            /* a part record could not be allocated */
     s2f_code mp_rc;
     s2f_error mp_err;
     unsigned long long body_bytes;
@@ -657,8 +656,10 @@ static int on_part_begin(void *ctx, size_t index, const char *content_type,
     if (rq->n_parts == rq->cap_parts) {
         size_t cap = rq->cap_parts ? 2 * rq->cap_parts : 8;
         part_rec *np = realloc(rq->parts, cap * sizeof *np);
-        if (!np)
-            return 1;
+        if (!np) {
+            rq->out_of_memory = 1;
+            return 1; /* stops the reader; answered 503 */
+        }
         rq->parts = np;
         rq->cap_parts = cap;
     }
@@ -666,7 +667,6 @@ static int on_part_begin(void *ctx, size_t index, const char *content_type,
     memset(p, 0, sizeof *p);
     p->file.fd = -1;
     p->outcome = PART_OPEN;
-    rq->in_part = 1;
     /* the part's own type, else the request's type parameter */
     s2f_media_type mt;
     s2f_error err;
@@ -704,7 +704,6 @@ static int on_part_end(void *ctx, size_t index)
     (void)index;
     stow_req *rq = ctx;
     part_rec *p = &rq->parts[rq->n_parts - 1];
-    rq->in_part = 0;
     count(METRIC(rq->s, received), 1);
     if (p->outcome != PART_OPEN)
         return 0;
@@ -926,6 +925,8 @@ static enum MHD_Result finish_request(s2f_stow *s, struct MHD_Connection *c, sto
         for (size_t i = 0; i < rq->n_parts; i++)
             s2f_store_abort(s->store, &rq->parts[i].file);
         count(METRIC(s, receive_us_sum), (mono_ns() - rq->start_ns) / 1000);
+        if (rq->out_of_memory)
+            return answer_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", rq->remote);
         return answer_error(s, c, rc == S2F_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
                                                    : MHD_HTTP_BAD_REQUEST,
                             msg, rq->remote);

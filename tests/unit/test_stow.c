@@ -176,7 +176,7 @@ static void woke(void *ctx)
 
 typedef struct limits {
     long long high_water;
-    unsigned long long min_free, max_body;
+    unsigned long long min_free, max_body, max_part;
 } limits;
 
 static service *start(const limits *lim)
@@ -196,7 +196,7 @@ static service *start(const limits *lim)
         .high_water = lim && lim->high_water ? lim->high_water : 100000,
         .min_free_bytes = lim ? lim->min_free : 0,
         .max_body = lim && lim->max_body ? lim->max_body : 64 << 20,
-        .max_part = 32 << 20,
+        .max_part = lim && lim->max_part ? lim->max_part : 32 << 20,
         .audit_fd = sv->audit_fd,
         .metrics = &sv->metrics,
         .log = &sv->log,
@@ -929,6 +929,42 @@ TEST(stow_corpus_files)
     CHECK(st.count[S2F_JOB_PENDING] >= 1 && st.count[S2F_JOB_PENDING] <= n);
 }
 
+/* Limits found in the body: a part above max_part, more than 2,000 parts: 413, and the
+ * valid SR before them is not stored either (no row before the end of the body). */
+TEST(stow_part_limits_413)
+{
+    limits lim = {.max_part = 4096};
+    service *sv = start(&lim);
+    CHECK(sv && sv->port);
+    buf body = {0}, fat = {0};
+    add_part(&body, "application/dicom", part10(SR_CLASS, "1.2.3.13.1", STUDY));
+    for (int i = 0; i < 5000; i++)
+        put(&fat, "x", 1);
+    add_part(&body, "application/dicom", fat);
+    close_body(&body);
+    reply r1 = send_req(sv, "POST", "/dicom-web/studies", mp_dicom, &body, 0);
+    buf many = {0};
+    add_part(&many, "application/dicom", part10(SR_CLASS, "1.2.3.13.2", STUDY));
+    for (int i = 0; i < 2001; i++) {
+        buf tiny = {0};
+        put(&tiny, "y", 1);
+        add_part(&many, "application/dicom", tiny);
+    }
+    close_body(&many);
+    reply r2 = send_req(sv, "POST", "/dicom-web/studies", mp_dicom, &many, 0);
+    int tmp = 0, files = incoming_files(sv, &tmp);
+    s2f_queue_stats st = job_stats(sv);
+    stop(sv);
+    free(body.p);
+    free(many.p);
+    free(r1.body.p);
+    free(r2.body.p);
+    CHECK(r1.status == 413);
+    CHECK(r2.status == 413);
+    CHECK(files == 0 && tmp == 0);
+    CHECK(st.count[S2F_JOB_PENDING] == 0);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -938,6 +974,7 @@ int main(void)
     RUN(stow_dicom_json_parts);
     RUN(stow_request_refusals);
     RUN(stow_chunked);
+    RUN(stow_part_limits_413);
     RUN(stow_duplicate_resend);
     RUN(stow_busy_503);
     RUN(stow_concurrent_senders);
