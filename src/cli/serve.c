@@ -40,7 +40,7 @@ typedef struct serve_cfg {
     cli_client_opts client;       /* --server, send's options, the secrets */
     const char *http, *https, *tls_cert, *tls_key, *tls_client_ca, *tokens, *data;
     const char *audit_log, *log_path, *config;
-    long workers, retry_total, auth_probe, high_water, min_free_mb, keep_done, max_body,
+    long workers, retry_total, auth_probe, lease, backoff_min, backoff_max, high_water, min_free_mb, keep_done, max_body,
         max_part, max_connections, connection_timeout, http_threads, stop_grace;
     s2f_log_level level;
     char **owned;                 /* the config file's values (the options point into them) */
@@ -74,6 +74,9 @@ static const opt_def own_options[] = {
     NUM("--workers", workers, 1, 256),
     NUM("--retry-total", retry_total, 1, 366L * 86400),
     NUM("--auth-probe", auth_probe, 1, 86400),
+    NUM("--lease", lease, 10, 86400),
+    NUM("--backoff-min", backoff_min, 1, 3600000L),
+    NUM("--backoff-max", backoff_max, 1, 86400000L),
     NUM("--high-water", high_water, 1, 1000000000L),
     NUM("--min-free-mb", min_free_mb, 0, 1L << 30),
     NUM("--keep-done", keep_done, 0, 3660L * 86400),
@@ -491,6 +494,9 @@ static int start_parts(service *sv)
     wo.threads = (int)cfg->workers;
     wo.retry_total = cfg->retry_total;
     wo.auth_probe = cfg->auth_probe;
+    wo.lease_seconds = (int)cfg->lease;       /* 0: the worker's defaults (worker.h) */
+    wo.backoff_min_ms = cfg->backoff_min;
+    wo.backoff_max_ms = cfg->backoff_max;
     wo.audit_fd = sv->audit_fd;
     wo.metrics = &sv->metrics;
     wo.log = &sv->log;
