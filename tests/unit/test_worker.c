@@ -7,10 +7,21 @@
  * a non-TID-1500 report not applicable, and a prompt stop while idle. Nothing asserts on
  * wall-clock time: the tests count requests and wait (bounded) for queue states.
  */
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check.h"
+#include "sr_json.h"
+#include "gateway/queue.h"
 #include "gateway/worker.h"
 
 /* ---- classification ----------------------------------------------------------------- */
@@ -121,10 +132,656 @@ TEST(backoff_honours_retry_after)
     CHECK(s2f_worker_backoff_ms(3, -1, 0, 1000, 300000) == 2000);
 }
 
+/* ---- a scripted FHIR server stub --------------------------------------------------------- */
+
+#define STUB_SCRIPT_MAX 8
+#define STUB_BODY_MAX (4u << 20)
+#define STUB_POSTS_MAX 256
+
+typedef struct stub {
+    struct MHD_Daemon *d;
+    int port;
+    char base[64];
+    pthread_mutex_t lock;
+    /* under lock */
+    int auth_fail;                    /* 1: every request is answered 401 */
+    int script[STUB_SCRIPT_MAX];      /* statuses of the transaction POSTs; 0 = success; the
+                                         last one repeats */
+    int nscript;
+    const char *retry_after;          /* with a failing status: the Retry-After header */
+    int requests, posts, posts_ok;
+    int auth_delay_ms;                /* 401 answers wait this long (requests overlap) */
+    int inflight, max_inflight;       /* requests being answered; the most at once */
+    char *post_body[STUB_POSTS_MAX];  /* bodies of the successful POSTs */
+} stub;
+
+typedef struct upload {
+    char *data;
+    size_t len;
+} upload;
+
+static struct MHD_Response *json_response(const char *text)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "application/fhir+json");
+    return r;
+}
+
+/* 201 for every entry of the posted transaction. */
+static char *transaction_response(const char *body)
+{
+    json_object *b = json_tokener_parse(body);
+    json_object *entries = NULL;
+    size_t n = 0;
+    if (b && json_object_object_get_ex(b, "entry", &entries))
+        n = json_object_array_length(entries);
+    json_object_put(b);
+    size_t cap = 128 + n * 64, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    len += (size_t)snprintf(out + len, cap - len,
+                            "{\"resourceType\":\"Bundle\",\"type\":\"transaction-response\","
+                            "\"entry\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s{\"response\":{\"status\":\"201 Created\"}}",
+                                i ? "," : "");
+    snprintf(out + len, cap - len, "]}");
+    return out;
+}
+
+static enum MHD_Result stub_answer(stub *s, struct MHD_Connection *c, const char *url,
+                                   const char *method, upload *u)
+{
+    static const char caps[] = "{\"resourceType\":\"CapabilityStatement\",\"status\":\"active\","
+                               "\"kind\":\"instance\",\"fhirVersion\":\"5.0.0\"}";
+    static const char empty[] = "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":0}";
+    char outcome[256];
+    int status = 200;
+    char *own = NULL;
+    const char *text;
+    const char *retry_after = NULL;
+    pthread_mutex_lock(&s->lock);
+    s->requests++;
+    if (++s->inflight > s->max_inflight)
+        s->max_inflight = s->inflight;
+    int is_post = !strcmp(method, "POST");
+    if (s->auth_fail && s->auth_delay_ms) {
+        struct timespec ts = {0, s->auth_delay_ms * 1000000L};
+        pthread_mutex_unlock(&s->lock);
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&s->lock);
+    }
+    if (s->auth_fail) {
+        status = 401;
+        text = "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\","
+               "\"code\":\"login\",\"diagnostics\":\"stub: bad token\"}]}";
+        if (is_post)
+            s->posts++;
+    } else if (!is_post) {
+        text = strstr(url, "/metadata") ? caps : empty;
+    } else {
+        int st = s->nscript ? s->script[s->posts < s->nscript ? s->posts : s->nscript - 1] : 0;
+        s->posts++;
+        if (st) {
+            status = st;
+            snprintf(outcome, sizeof outcome, "{\"resourceType\":\"OperationOutcome\",\"issue\":"
+                     "[{\"severity\":\"error\",\"code\":\"invalid\",\"diagnostics\":\"stub says "
+                     "%d\"}]}", st);
+            text = outcome;
+            retry_after = s->retry_after;
+        } else {
+            text = own = transaction_response(u->data ? u->data : "");
+            if (s->posts_ok < STUB_POSTS_MAX && u->data)
+                s->post_body[s->posts_ok] = strdup(u->data);
+            s->posts_ok++;
+        }
+    }
+    s->inflight--;
+    pthread_mutex_unlock(&s->lock);
+    struct MHD_Response *r = json_response(text ? text : "{}");
+    if (retry_after)
+        MHD_add_response_header(r, "Retry-After", retry_after);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    free(own);
+    return ret;
+}
+
+static enum MHD_Result stub_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *upload_data, size_t *upload_data_size,
+                                    void **req_cls)
+{
+    (void)version;
+    stub *s = cls;
+    upload *u = *req_cls;
+    if (!u) {
+        if (!(u = calloc(1, sizeof *u)))
+            return MHD_NO;
+        *req_cls = u;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t add = *upload_data_size;
+        if (u->len + add > STUB_BODY_MAX)
+            return MHD_NO;
+        char *p = realloc(u->data, u->len + add + 1);
+        if (!p)
+            return MHD_NO;
+        memcpy(p + u->len, upload_data, add);
+        u->data = p;
+        u->len += add;
+        u->data[u->len] = '\0';
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return stub_answer(s, c, url, method, u);
+}
+
+static void stub_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                           enum MHD_RequestTerminationCode toe)
+{
+    (void)cls, (void)c, (void)toe;
+    upload *u = *req_cls;
+    if (u) {
+        free(u->data);
+        free(u);
+        *req_cls = NULL;
+    }
+}
+
+static int stub_start(stub *s)
+{
+    memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->lock, NULL);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0; /* any free port */
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+                            NULL, NULL, stub_handler, s, MHD_OPTION_SOCK_ADDR, &a,
+                            MHD_OPTION_NOTIFY_COMPLETED, stub_completed, s, MHD_OPTION_END);
+    if (!s->d)
+        return 0;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d/fhir", s->port);
+    return s->port != 0;
+}
+
+static void stub_stop(stub *s)
+{
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    for (int i = 0; i < s->posts_ok && i < STUB_POSTS_MAX; i++)
+        free(s->post_body[i]);
+    pthread_mutex_destroy(&s->lock);
+}
+
+static void stub_set(stub *s, int auth_fail, const int *script, int n, const char *retry_after)
+{
+    pthread_mutex_lock(&s->lock);
+    s->auth_fail = auth_fail;
+    s->nscript = n;
+    for (int i = 0; i < n && i < STUB_SCRIPT_MAX; i++)
+        s->script[i] = script[i];
+    s->retry_after = retry_after;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int stub_get(stub *s, const int *field)
+{
+    pthread_mutex_lock(&s->lock);
+    int v = *field;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+/* How many successful POSTs carried the report with tracking identifier "job-<i>-end". */
+static int stub_deliveries_of(stub *s, int i)
+{
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"job-%d-end\"", i);
+    int n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int k = 0; k < s->posts_ok && k < STUB_POSTS_MAX; k++)
+        if (s->post_body[k] && strstr(s->post_body[k], needle))
+            n++;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+/* ---- reports, the queue, the pool -------------------------------------------------------- */
+
+#define NUMITEM(rel, v, s, m, value)                                                        \
+    "{" ITEM(rel, "NUM") "," CONCEPT(v, s, m) ",\"0040A300\":{\"vr\":\"SQ\",\"Value\":[{"    \
+    "\"0040A30A\":{\"vr\":\"DS\",\"Value\":[\"" value "\"]},"                                \
+    "\"004008EA\":{\"vr\":\"SQ\",\"Value\":[" CODE("mm", "UCUM", "millimeter") "]}}]}}"
+#define CONTAINERITEM(rel, v, s, m, ...)                                                    \
+    "{" ITEM(rel, "CONTAINER") "," CONCEPT(v, s, m) ","                                     \
+    "\"0040A050\":{\"vr\":\"CS\",\"Value\":[\"SEPARATE\"]}" KIDS(__VA_ARGS__) "}"
+
+/* A TID 1500 report (root 126000) or another SR (root 18748-4), with SOP Instance UID
+ * 2.25.777.<i> and the tracking identifier "job-<i>-end" the stub can find. */
+static const char report_format[] =
+    "{\"00080016\":{\"vr\":\"UI\",\"Value\":[\"" ENHANCED "\"]},"
+    "\"00080018\":{\"vr\":\"UI\",\"Value\":[\"2.25.777.%d\"]},"
+    "\"0020000D\":{\"vr\":\"UI\",\"Value\":[\"2.25.777.1\"]},"
+    "\"00100020\":{\"vr\":\"LO\",\"Value\":[\"PAT-1\"]},"
+    ITEM("x", "CONTAINER") ",\"0040A043\":{\"vr\":\"SQ\",\"Value\":[%s]},"
+    "\"0040A050\":{\"vr\":\"CS\",\"Value\":[\"SEPARATE\"]}"
+    KIDS(CONTAINERITEM("CONTAINS", "126010", "DCM", "Imaging Measurements",
+                       CONTAINERITEM("CONTAINS", "125007", "DCM", "Measurement Group",
+                                     "{" ITEM("HAS OBS CONTEXT", "TEXT") ","
+                                     CONCEPT("112039", "DCM", "Tracking Identifier") ","
+                                     "\"0040A160\":{\"vr\":\"UT\",\"Value\":[\"job-%d-end\"]}},"
+                                     NUMITEM("CONTAINS", "81827009", "SCT", "Diameter", "10.5"))))
+    "}";
+
+typedef struct fixture {
+    char dir[64];
+    char db[128];
+    s2f_queue *q;
+    stub srv;
+    s2f_gw_metrics m;
+    s2f_gw_log log;
+    char log_path[128];
+    FILE *log_file;
+    s2f_workers *pool;
+    int64_t ids[64];
+} fixture;
+
+static int fixture_open(fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/s2f-worker-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return 0;
+    snprintf(f->db, sizeof f->db, "%s/queue.sqlite", f->dir);
+    snprintf(f->log_path, sizeof f->log_path, "%s/log", f->dir);
+    s2f_error err = {0};
+    if (s2f_queue_open(f->db, NULL, &f->q, &err)) {
+        printf("    queue: %s\n", err.message);
+        return 0;
+    }
+    if (!(f->log_file = fopen(f->log_path, "w")))
+        return 0;
+    s2f_gw_log_init(&f->log, f->log_file, S2F_LOG_DEBUG);
+    if (!stub_start(&f->srv)) {
+        printf("    the stub server did not start\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* Writes the report of job i (kind 0: TID 1500, 1: another SR, 2: garbage bytes) and
+ * enqueues it; f->ids[i] is its job. */
+static int add_job(fixture *f, int i, int kind)
+{
+    char path[160], body[8192];
+    snprintf(path, sizeof path, "%s/sr-%d.json", f->dir, i);
+    if (kind == 2)
+        snprintf(body, sizeof body, "\x01\x02 this is not DICOM %d", i);
+    else
+        snprintf(body, sizeof body, report_format, i,
+                 kind == 0 ? CODE("126000", "DCM", "Imaging Measurement Report")
+                           : CODE("18748-4", "LN", "Diagnostic imaging report"),
+                 i);
+    FILE *out = fopen(path, "w");
+    if (!out)
+        return 0;
+    fputs(body, out);
+    fclose(out);
+    char uid[64];
+    snprintf(uid, sizeof uid, "2.25.777.%d", i);
+    bool created;
+    s2f_error err = {0};
+    if (s2f_queue_enqueue(f->q, uid, path, "test", (int64_t)time(NULL), &f->ids[i], &created,
+                          &err)) {
+        printf("    enqueue: %s\n", err.message);
+        return 0;
+    }
+    return created;
+}
+
+static int pool_start(fixture *f, int threads, long idle_poll_ms)
+{
+    s2f_workers_options o = {0};
+    o.queue_path = f->db;
+    o.server = f->srv.base;
+    o.client.retries = -1;        /* each attempt of a worker is one request */
+    o.threads = threads;
+    o.lease_seconds = 60;
+    o.backoff_min_ms = 10;
+    o.backoff_max_ms = 20;
+    o.auth_probe = 1;
+    o.idle_poll_ms = idle_poll_ms;
+    o.audit_fd = -1;
+    o.metrics = &f->m;
+    o.log = &f->log;
+    s2f_error err = {0};
+    if (s2f_workers_start(&o, &f->pool, &err)) {
+        printf("    start: %s\n", err.message);
+        return 0;
+    }
+    return 1;
+}
+
+static void fixture_close(fixture *f)
+{
+    if (f->pool)
+        s2f_workers_stop(f->pool, 5);
+    f->pool = NULL;
+    stub_stop(&f->srv);
+    s2f_queue_close(f->q);
+    if (f->log_file) {
+        s2f_gw_log_destroy(&f->log);
+        fclose(f->log_file);
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    if (system(cmd) != 0)
+        printf("    could not remove %s\n", f->dir);
+}
+
+static s2f_job_state job_state(fixture *f, int i, char *cls, char *reason)
+{
+    s2f_job_state st = S2F_JOB_NSTATES;
+    char c[64], r[1100];
+    s2f_error err = {0};
+    if (s2f_queue_job_state(f->q, f->ids[i], &st, cls ? cls : c, 64, reason ? reason : r, 1100,
+                            &err))
+        return S2F_JOB_NSTATES;
+    return st;
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Waits (at most about 60 s, a bound against hangs, not a measure) until the jobs
+ * 0..n-1 are all finished (done, dead or not applicable). */
+static int wait_finished(fixture *f, int n)
+{
+    for (int round = 0; round < 3000; round++) {
+        int finished = 0;
+        for (int i = 0; i < n; i++) {
+            s2f_job_state st = job_state(f, i, NULL, NULL);
+            finished += st == S2F_JOB_DONE || st == S2F_JOB_DEAD || st == S2F_JOB_NOT_APPLICABLE;
+        }
+        if (finished == n)
+            return 1;
+        nap();
+    }
+    return 0;
+}
+
+static int wait_counter(atomic_llong *c, long long at_least)
+{
+    for (int round = 0; round < 3000 && atomic_load(c) < at_least; round++)
+        nap();
+    return atomic_load(c) >= at_least;
+}
+
+/* Lines of the log holding `needle`. */
+static int log_lines(fixture *f, const char *needle)
+{
+    fflush(f->log_file);
+    FILE *in = fopen(f->log_path, "r");
+    char line[4200];
+    int n = 0;
+    while (in && fgets(line, sizeof line, in))
+        n += strstr(line, needle) != NULL;
+    if (in)
+        fclose(in);
+    return n;
+}
+
+/* ---- the pool's cases ------------------------------------------------------------------- */
+
+TEST(pool_delivers_each_job_once)
+{
+    enum { N = 24 };
+    fixture f;
+    int ok = fixture_open(&f);
+    for (int i = 0; ok && i < N; i++)
+        ok = add_job(&f, i, 0);
+    ok = ok && pool_start(&f, 4, 50);
+    ok = ok && wait_finished(&f, N);
+    int each_once = 1, all_done = 1;
+    for (int i = 0; ok && i < N; i++) {
+        all_done &= job_state(&f, i, NULL, NULL) == S2F_JOB_DONE;
+        each_once &= stub_deliveries_of(&f.srv, i) == 1;
+    }
+    int posts = stub_get(&f.srv, &f.srv.posts);
+    long long delivered = atomic_load(&f.m.delivered);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(all_done);
+    CHECK(each_once);
+    CHECK(posts == N);
+    CHECK(delivered == N);
+}
+
+TEST(pool_retries_503_then_delivers)
+{
+    static const int script[] = {503, 503, 0};
+    fixture f;
+    int ok = fixture_open(&f);
+    stub_set(&f.srv, 0, script, 3, NULL);
+    ok = ok && add_job(&f, 0, 0) && pool_start(&f, 2, 50) && wait_finished(&f, 1);
+    s2f_job_info info = {0};
+    s2f_error err = {0};
+    int got = ok && !s2f_queue_get(f.q, f.ids[0], &info, &err);
+    int posts = stub_get(&f.srv, &f.srv.posts);
+    long long transient = atomic_load(&f.m.failed[S2F_FAIL_TRANSIENT]);
+    int retry_lines = log_lines(&f, "attempt 1 failed, next in");
+    fixture_close(&f);
+    CHECK(ok && got);
+    CHECK(info.state == S2F_JOB_DONE);
+    CHECK(info.attempts == 3);
+    CHECK(posts == 3);
+    CHECK(transient == 2);
+    CHECK(retry_lines == 1);
+}
+
+TEST(pool_honours_retry_after)
+{
+    static const int script[] = {503};
+    fixture f;
+    int ok = fixture_open(&f);
+    stub_set(&f.srv, 0, script, 1, "3600");
+    ok = ok && add_job(&f, 0, 0) && pool_start(&f, 2, 50) &&
+         wait_counter(&f.m.failed[S2F_FAIL_TRANSIENT], 1);
+    s2f_workers_stop(f.pool, 5); /* the job is back to pending by now */
+    f.pool = NULL;
+    s2f_job_info info = {0};
+    s2f_error err = {0};
+    int got = ok && !s2f_queue_get(f.q, f.ids[0], &info, &err);
+    int64_t now = (int64_t)time(NULL);
+    int posts = stub_get(&f.srv, &f.srv.posts);
+    fixture_close(&f);
+    CHECK(ok && got);
+    CHECK(info.state == S2F_JOB_PENDING);
+    /* the backoff alone would be 1 s (20 ms rounded up); the server asked for an hour */
+    CHECK(info.not_before >= now + 3500);
+    CHECK(posts == 1);
+}
+
+TEST(pool_pauses_on_401_and_resumes)
+{
+    enum { N = 6 };
+    fixture f;
+    int ok = fixture_open(&f);
+    stub_set(&f.srv, 1, NULL, 0, NULL);
+    pthread_mutex_lock(&f.srv.lock);
+    f.srv.auth_delay_ms = 100;
+    pthread_mutex_unlock(&f.srv.lock);
+    for (int i = 0; ok && i < N; i++)
+        ok = add_job(&f, i, 0);
+    /* at least three auth failures: the first pauses, the later ones are probes */
+    ok = ok && pool_start(&f, 4, 50) && wait_counter(&f.m.failed[S2F_FAIL_AUTH], 3);
+    int paused = ok && s2f_workers_paused(f.pool) == 1 && atomic_load(&f.m.paused) == 1;
+    int none_dead = 1, none_done = 1;
+    for (int i = 0; ok && i < N; i++) {
+        s2f_job_state st = job_state(&f, i, NULL, NULL);
+        none_dead &= st != S2F_JOB_DEAD;
+        none_done &= st != S2F_JOB_DONE;
+    }
+    /* paused: one probe at a time, while before the pause the four workers overlapped */
+    pthread_mutex_lock(&f.srv.lock);
+    f.srv.max_inflight = 0;
+    pthread_mutex_unlock(&f.srv.lock);
+    long long auth = atomic_load(&f.m.failed[S2F_FAIL_AUTH]);
+    ok = ok && wait_counter(&f.m.failed[S2F_FAIL_AUTH], auth + 2);
+    int probes_alone = stub_get(&f.srv, &f.srv.max_inflight) == 1;
+    auth = atomic_load(&f.m.failed[S2F_FAIL_AUTH]);
+    int pause_lines = log_lines(&f, "delivery PAUSED");
+    stub_set(&f.srv, 0, NULL, 0, NULL); /* the credentials are fixed */
+    ok = ok && wait_finished(&f, N);
+    int all_done = 1;
+    for (int i = 0; ok && i < N; i++)
+        all_done &= job_state(&f, i, NULL, NULL) == S2F_JOB_DONE;
+    int resumed = ok && s2f_workers_paused(f.pool) == 0 && atomic_load(&f.m.paused) == 0;
+    int resume_lines = log_lines(&f, "delivery resumed");
+    pause_lines = log_lines(&f, "delivery PAUSED");
+    long long dead = atomic_load(&f.m.dead);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(paused);
+    CHECK(none_dead && none_done);
+    CHECK(auth >= 5);
+    CHECK(probes_alone);
+    CHECK(pause_lines == 1);
+    CHECK(all_done);
+    CHECK(resumed);
+    CHECK(resume_lines == 1);
+    CHECK(dead == 0);
+}
+
+TEST(pool_dead_letters_400_as_permanent)
+{
+    static const int script[] = {400};
+    fixture f;
+    char cls[64] = "", reason[1100] = "";
+    int ok = fixture_open(&f);
+    stub_set(&f.srv, 0, script, 1, NULL);
+    ok = ok && add_job(&f, 0, 0) && pool_start(&f, 2, 50) && wait_finished(&f, 1);
+    s2f_job_state st = job_state(&f, 0, cls, reason);
+    int posts = stub_get(&f.srv, &f.srv.posts);
+    long long dead = atomic_load(&f.m.dead), perm = atomic_load(&f.m.failed[S2F_FAIL_PERMANENT]);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(st == S2F_JOB_DEAD);
+    CHECK_STR(cls, "permanent");
+    CHECK(strstr(reason, "HTTP 400") && strstr(reason, "stub says 400"));
+    CHECK(posts == 1);
+    CHECK(dead == 1 && perm == 1);
+}
+
+TEST(pool_dead_letters_garbage_as_conversion)
+{
+    fixture f;
+    char cls[64] = "", reason[1100] = "", cls2[64] = "", reason2[1100] = "";
+    int ok = fixture_open(&f);
+    ok = ok && add_job(&f, 0, 2) && add_job(&f, 1, 0);
+    char path[160];
+    snprintf(path, sizeof path, "%s/sr-1.json", f.dir);
+    ok = ok && unlink(path) == 0; /* job 1's file is gone */
+    ok = ok && pool_start(&f, 2, 50) && wait_finished(&f, 2);
+    s2f_job_state st = job_state(&f, 0, cls, reason);
+    s2f_job_state st2 = job_state(&f, 1, cls2, reason2);
+    int requests = stub_get(&f.srv, &f.srv.requests);
+    long long conv = atomic_load(&f.m.failed[S2F_FAIL_CONVERSION]);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(st == S2F_JOB_DEAD && st2 == S2F_JOB_DEAD);
+    CHECK_STR(cls, "conversion");
+    CHECK_STR(cls2, "conversion");
+    CHECK(reason[0] && reason2[0]);
+    CHECK(requests == 0);
+    CHECK(conv == 2);
+}
+
+TEST(pool_finishes_other_sr_as_not_applicable)
+{
+    fixture f;
+    char reason[1100] = "";
+    int ok = fixture_open(&f);
+    ok = ok && add_job(&f, 0, 1) && pool_start(&f, 2, 50) && wait_finished(&f, 1);
+    s2f_job_state st = job_state(&f, 0, NULL, reason);
+    int requests = stub_get(&f.srv, &f.srv.requests);
+    long long na = atomic_load(&f.m.not_applicable), dead = atomic_load(&f.m.dead);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(st == S2F_JOB_NOT_APPLICABLE);
+    CHECK(strstr(reason, "TID 1500") || strstr(reason, "Measurement Report"));
+    CHECK(requests == 0);
+    CHECK(na == 1 && dead == 0);
+}
+
+/* With an hour between polls, only the wake can make the idle workers claim the job. */
+TEST(pool_wake_claims_at_once)
+{
+    fixture f;
+    int ok = fixture_open(&f);
+    ok = ok && pool_start(&f, 2, 3600L * 1000L);
+    /* let both workers find the queue empty and go idle */
+    for (int round = 0; round < 10; round++)
+        nap();
+    ok = ok && add_job(&f, 0, 0);
+    if (ok)
+        s2f_workers_wake(f.pool);
+    ok = ok && wait_finished(&f, 1);
+    s2f_job_state st = job_state(&f, 0, NULL, NULL);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(st == S2F_JOB_DONE);
+}
+
+/* Idle workers polling once an hour: stop must wake them. Run in a child with an alarm,
+ * so that a stop that does not return fails the test instead of hanging it. */
+TEST(pool_stop_while_idle_returns)
+{
+    fixture f;
+    int ok = fixture_open(&f);
+    fflush(stdout);
+    pid_t pid = ok ? fork() : -1;
+    if (pid == 0) {
+        alarm(30);
+        if (!pool_start(&f, 4, 3600L * 1000L))
+            _exit(2);
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL); /* all idle */
+        s2f_workers_stop(f.pool, 5);
+        _exit(0);
+    }
+    int status = -1;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    fixture_close(&f);
+    CHECK(ok && pid > 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);
     RUN(classify_every_code_and_status);
     RUN(backoff_is_exponential_capped_and_jittered);
     RUN(backoff_honours_retry_after);
+    RUN(pool_delivers_each_job_once);
+    RUN(pool_retries_503_then_delivers);
+    RUN(pool_honours_retry_after);
+    RUN(pool_pauses_on_401_and_resumes);
+    RUN(pool_dead_letters_400_as_permanent);
+    RUN(pool_dead_letters_garbage_as_conversion);
+    RUN(pool_finishes_other_sr_as_not_applicable);
+    RUN(pool_stop_while_idle_returns);
+    RUN(pool_wake_claims_at_once);
     CHECK_DONE();
 }
