@@ -168,13 +168,13 @@ def minimal(name, *extra, server=None):
 # ---- start, stop, usage ------------------------------------------------------------------
 
 def t_startup_line_and_port_0():
-    s = Service(*minimal("start")).start()
+    data = os.path.join(TMP, "start", "a", "b", "data")  # missing parents are made too
+    s = Service("--http", "127.0.0.1:0", "--data", data, "--server", CLOSED_FHIR).start()
     scheme, port = s.urls[0]
     eq(scheme, "http", "scheme")
     assert port > 0, "port 0 must be replaced by the bound port"
     code, _, body = curl(s.base() + "/healthz")
     eq((code, body), (200, b"ok\n"), "GET /healthz on the announced port")
-    data = os.path.join(TMP, "start", "data")
     for p in ("queue.sqlite", "incoming", "audit.jsonl"):
         assert os.path.exists(os.path.join(data, p)), "DIR/%s not created" % p
     eq(oct(os.stat(data).st_mode & 0o777), "0o700", "data folder mode")
@@ -306,6 +306,41 @@ def t_readyz_503_closed_port(s):
     assert body.startswith(b"not ready: FHIR server not reachable"), "reason: %r" % body
 
 
+def fixture_sr():
+    path = os.path.join(harness.FIX, "explicit_le.dcm")
+    if not os.path.exists(path):
+        raise SkipTest("no %s (make fixtures)" % path)
+    return open(path, "rb").read()
+
+
+def stow_one(s, sr):
+    body = (b"--XyZb\r\nContent-Type: application/dicom\r\n\r\n" + sr + b"\r\n--XyZb--\r\n")
+    return curl(s.base() + "/dicom-web/studies", "-H", "Content-Type: multipart/related; "
+                "type=\"application/dicom\"; boundary=XyZb", data=body)
+
+
+def metric_values(s):
+    code, _, body = curl(s.base() + "/metrics")
+    eq(code, 200, "/metrics")
+    values = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def t_stow_queued_while_fhir_down(s):
+    """A STOW-RS with the FHIR server unreachable is acknowledged and waits in the queue."""
+    code, _, body = stow_one(s, fixture_sr())
+    eq(code, 200, "STOW-RS of one SR (%r)" % body[:200])
+    v = metric_values(s)
+    eq(v["sr2fhir_stored_total"], 1.0, "stored_total")
+    eq(v['sr2fhir_queue_jobs{state="pending"}'] + v['sr2fhir_queue_jobs{state="leased"}'], 1.0,
+       "jobs waiting for the unreachable FHIR server")
+    eq(v['sr2fhir_queue_jobs{state="done"}'], 0.0, "jobs done")
+
+
 def t_readyz_200_reachable():
     if not os.path.exists(harness.FHIR_SERVER_SH):
         raise SkipTest("no FHIR server tool at %s" % harness.FHIR_SERVER_SH)
@@ -318,6 +353,15 @@ def t_readyz_200_reachable():
         s = Service(*minimal("ready", server=base)).start()
         code, _, body = curl(s.base() + "/readyz")
         eq((code, body), (200, b"ok\n"), "/readyz with a reachable FHIR server")
+        if os.path.exists(os.path.join(harness.FIX, "explicit_le.dcm")):
+            eq(stow_one(s, fixture_sr())[0], 200, "STOW-RS of one SR")
+            for _ in range(600):  # polls, 0.1 s apart: the worker delivers it
+                v = metric_values(s)
+                if v["sr2fhir_delivered_total"] >= 1:
+                    break
+                threading.Event().wait(0.1)
+            eq(v["sr2fhir_delivered_total"], 1.0, "delivered_total after one STOW-RS")
+            eq(v['sr2fhir_queue_jobs{state="done"}'], 1.0, "done jobs")
         eq(s.stop(), 0, "exit code")
     finally:
         tool.stop()
@@ -510,8 +554,9 @@ def main():
         test("serve:routes-404-405-healthz", t_routes, s)
         test("serve:readyz-503-closed-port", t_readyz_503_closed_port, s)
         test("serve:metrics-names", t_metrics, s)
+        test("serve:stow-queued-while-fhir-down", t_stow_queued_while_fhir_down, s)
         test("serve:stop", lambda: eq(s.stop(), 0, "exit code"))
-    test("serve:readyz-200-reachable", t_readyz_200_reachable)
+    test("serve:readyz-200-reachable-and-delivered", t_readyz_200_reachable)
     test("serve:bearer-tokens", t_tokens)
     test("serve:tls-cacert", t_tls)
     test("serve:tls-and-http-listeners", t_tls_both_listeners)
