@@ -433,6 +433,51 @@ def t_tokens():
         one_line_exit(run_serve(*minimal("tokens", "--tokens", tok)), 2, needle)
 
 
+def closed_by_server(sock):
+    """1 when the server has closed `sock` (EOF waiting), 0 when it is still open."""
+    sock.setblocking(False)
+    try:
+        return 1 if sock.recv(1) == b"" else 0
+    except BlockingIOError:
+        return 0
+    finally:
+        sock.setblocking(True)
+
+
+def t_connection_limit_and_idle_timeout():
+    """--max-connections: at the limit no further connection is served (it waits in the
+    listen backlog) until one closes; --connection-timeout: idle connections are closed by
+    the server. Ordering, not time: when the third connection gets its answer, the idle
+    ones that held the limit must already be closed."""
+    s = Service(*minimal("limits", "--max-connections", "2", "--http-threads", "1",
+                         "--connection-timeout", "2")).start()
+    port = s.urls[0][1]
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    try:
+        eq([closed_by_server(c) for c in held], [0, 0], "idle connections just opened")
+        code, _, _ = curl(s.base() + "/healthz")
+        eq(code, 200, "the third connection, once a slot is free")
+        assert sum(closed_by_server(c) for c in held) >= 1, \
+            "the third connection was served while 2 connections held the limit of 2"
+        for c in held:  # both are closed by the server in the end (bounded wait)
+            c.settimeout(60)
+            eq(c.recv(1), b"", "an idle connection past --connection-timeout")
+    finally:
+        for c in held:
+            c.close()
+        eq(s.stop(), 0, "exit code")
+    # the control: without the limit the third connection is served while both are open
+    s = Service(*minimal("limits2", "--connection-timeout", "30")).start()
+    held = [socket.create_connection(("127.0.0.1", s.urls[0][1])) for _ in range(2)]
+    try:
+        eq(curl(s.base() + "/healthz")[0], 200, "a third connection, limit 64")
+        eq([closed_by_server(c) for c in held], [0, 0], "idle connections under the limit")
+    finally:
+        for c in held:
+            c.close()
+        eq(s.stop(), 0, "exit code")
+
+
 # ---- TLS -------------------------------------------------------------------------------------
 
 def openssl(*args):
@@ -557,6 +602,7 @@ def main():
         test("serve:stow-queued-while-fhir-down", t_stow_queued_while_fhir_down, s)
         test("serve:stop", lambda: eq(s.stop(), 0, "exit code"))
     test("serve:readyz-200-reachable-and-delivered", t_readyz_200_reachable)
+    test("serve:connection-limit-idle-timeout", t_connection_limit_and_idle_timeout)
     test("serve:bearer-tokens", t_tokens)
     test("serve:tls-cacert", t_tls)
     test("serve:tls-and-http-listeners", t_tls_both_listeners)
