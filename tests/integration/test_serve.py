@@ -193,6 +193,54 @@ def t_sigterm_sigint_exit_0():
             assert c.connect_ex(("127.0.0.1", port)) != 0, "still listening after exit"
 
 
+def wait_for(cond, what, polls=600):
+    for _ in range(polls):  # 0.1 s apart: a bound, not a measurement
+        if cond():
+            return
+        threading.Event().wait(0.1)
+    raise AssertionError("never happened: %s" % what)
+
+
+def t_sigterm_with_request_in_flight():
+    """A STOW-RS whose body never completes does not hold the stop past --stop-grace: exit 0,
+    and nothing of it was acknowledged or queued."""
+    d = tmpdir("inflight")
+    s = Service(*minimal("inflight", "--stop-grace", "1", "--connection-timeout", "600")).start()
+    c = socket.create_connection(("127.0.0.1", s.urls[0][1]))
+    try:
+        c.sendall(b"POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/"
+                  b"related; type=\"application/dicom\"; boundary=b\r\nContent-Length: 100000"
+                  b"\r\n\r\n--b\r\nContent-Type: application/dicom\r\n\r\n" + b"x" * 1000)
+        eq(curl(s.base() + "/healthz")[0], 200, "healthz while the upload hangs")
+        eq(s.stop(), 0, "exit code with a request in flight")
+        c.settimeout(60)
+        answer = c.recv(65536)
+        assert b"200 OK" not in answer and b"202" not in answer, \
+            "the cut request was acknowledged: %r" % answer[:200]
+    finally:
+        c.close()
+    jobs = subprocess.run([SR2FHIR, "queue", "stats", "--data", os.path.join(d, "data")],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if jobs.returncode == 0:
+        assert b"pending 0" in jobs.stdout, "a job from a cut request: %r" % jobs.stdout
+
+
+def t_sighup_reopens_log():
+    d = tmpdir("hup")
+    log = os.path.join(d, "serve.log")
+    s = Service(*minimal("hup", "--log", log)).start()
+    try:
+        os.rename(log, log + ".1")
+        s.p.send_signal(signal.SIGHUP)
+        wait_for(lambda: os.path.exists(log) and b"log file reopened" in open(log, "rb").read(),
+                 "a new log file after SIGHUP")
+        assert s.p.poll() is None, "SIGHUP stopped the service"
+    finally:
+        eq(s.stop(), 0, "exit code")
+    assert b"stopped" in open(log, "rb").read(), "later lines go to the new file"
+    assert b"serving STOW-RS" in open(log + ".1", "rb").read(), "earlier lines in the old one"
+
+
 def t_usage_errors():
     d = os.path.join(tmpdir("usage"), "data")
     one_line_exit(run_serve("--http", "127.0.0.1:0", "--server", CLOSED_FHIR), 2, "--data")
@@ -586,6 +634,8 @@ def main():
     CLOSED_FHIR = "http://127.0.0.1:%d/fhir" % free_port()
     test("serve:startup-line-port-0", t_startup_line_and_port_0)
     test("serve:sigterm-sigint-exit-0", t_sigterm_sigint_exit_0)
+    test("serve:sigterm-request-in-flight", t_sigterm_with_request_in_flight)
+    test("serve:sighup-reopens-log", t_sighup_reopens_log)
     test("serve:usage-errors-one-line-exit-2", t_usage_errors)
     test("serve:allow-http-any-address", t_allow_http_binds_any_address)
     test("serve:port-in-use-exit-3", t_port_in_use_exit_3)
