@@ -592,6 +592,11 @@ s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len, s
     return s2f_answer_transaction(r.body, r.len, entries, res, err);
 }
 
+void s2f_client_set_cancel(s2f_client *c, const atomic_int *flag)
+{
+    s2f_http_set_cancel(c->http, flag);
+}
+
 void s2f_client_begin(s2f_client *c)
 {
     s2f_http_set_deadline(c->http, c->deadline);

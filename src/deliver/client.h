@@ -6,6 +6,8 @@
 #ifndef S2F_CLIENT_H
 #define S2F_CLIENT_H
 
+#include <stdatomic.h>
+
 #include "sr2fhir.h"
 
 /* Base URL without a trailing '/', as given (never holds credentials: refused). */
@@ -31,6 +33,9 @@ s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, co
  * (status, attempts, created and updated references). */
 s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len, size_t entries,
                                 s2f_send_result *res, s2f_error *err);
+
+/* Cancels the client's requests while *flag is non-zero (s2f_http_set_cancel). */
+void s2f_client_set_cancel(s2f_client *c, const atomic_int *flag);
 
 /* Starts the deadline of one SR's delivery (s2f_client_options.deadline): every request
  * until the next call ends by then, retries and waits included (issue 9 defect 10). */

@@ -45,6 +45,7 @@ struct s2f_http {
     int retries;
     long first_delay_ms;
     uint64_t rng;                 /* jitter; per object, no shared state */
+    const atomic_int *cancel;     /* non-zero: stop at once (s2f_http_set_cancel); may be NULL */
     char curl_error[CURL_ERROR_SIZE];
 };
 
@@ -69,11 +70,34 @@ static uint64_t next_random(s2f_http *h)
     return h->rng * 2685821657736338717ULL;
 }
 
-static void sleep_ms(long ms)
+static int cancelled(const s2f_http *h)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    return h->cancel && atomic_load(h->cancel);
+}
+
+/* Sleeps ms, in slices of at most 100 ms so that a cancel ends the wait. */
+static void sleep_ms(const s2f_http *h, long ms)
+{
+    while (ms > 0 && !cancelled(h)) {
+        long slice = ms > 100 ? 100 : ms;
+        struct timespec ts = {0, slice * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+        ms -= slice;
+    }
+}
+
+/* curl's progress callback: non-zero aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    return cancelled(userdata);
+}
+
+void s2f_http_set_cancel(s2f_http *h, const atomic_int *flag)
+{
+    h->cancel = flag;
 }
 
 /* ---- curl callbacks ------------------------------------------------------------------------ */
@@ -177,6 +201,9 @@ static int set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *
     curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     /* "Expect:" off: some servers never answer 100-continue, costing a second per POST */
     static const char *const headers[] = {"Accept: application/fhir+json",
                                           "Content-Type: application/fhir+json", "Expect:"};
@@ -366,6 +393,8 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
     memset(resp, 0, sizeof *resp);
     resp->retry_after = -1;
     h->max_answer = (max_answer && max_answer < MAX_ANSWER ? max_answer : MAX_ANSWER) + 1;
+    if (cancelled(h))
+        return s2f_fail(err, S2F_EUNREACHABLE, "cancelled: the service is stopping");
     if (beyond_deadline(h, 0))
         return s2f_fail(err, S2F_EUNREACHABLE, "the delivery deadline of %ld s per SR "
                         "(--deadline) passed before this request", h->deadline_s);
@@ -376,6 +405,11 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
         resp->status = rc == CURLE_OK ? status : 0;
         resp->retry_after = rc == CURLE_OK ? h->retry_after_s : -1;
         int again = rc != CURLE_OK ? transient(rc) : s2f_http_retryable(status);
+        if (cancelled(h) && (rc != CURLE_OK || again)) {
+            resp->seconds = s2f_http_now() - start;
+            return s2f_fail(err, S2F_EUNREACHABLE, "cancelled: the service is stopping "
+                            "(%u attempt%s over %.2f s)", n + 1, n ? "s" : "", resp->seconds);
+        }
         if (!again || n >= (unsigned)h->retries) {
             resp->seconds = s2f_http_now() - start;
             if (rc != CURLE_OK)
@@ -392,6 +426,6 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
             resp->seconds = s2f_http_now() - start;
             return fail_deadline(h, rc, status, n + 1, start, err);
         }
-        sleep_ms(wait);
+        sleep_ms(h, wait);
     }
 }

@@ -9,6 +9,7 @@
 #ifndef S2F_HTTP_H
 #define S2F_HTTP_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "sr2fhir.h"
@@ -42,6 +43,11 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
 /* Every request from now on ends by `seconds` from now, its retries and waits included
  * (issue 9 defect 10); 0 or less: no deadline. */
 void s2f_http_set_deadline(s2f_http *h, long seconds);
+
+/* While *flag (may be NULL: never) is non-zero, requests stop at once: a transfer is cut
+ * off, no retry is made, no backoff slept; the request fails with S2F_EUNREACHABLE. The
+ * gateway's workers set it when their stop grace ends. The flag must outlive the object. */
+void s2f_http_set_cancel(s2f_http *h, const atomic_int *flag);
 
 /* Monotonic clock, seconds (durations of requests and deliveries). */
 double s2f_http_now(void);

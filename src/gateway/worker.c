@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deliver/client.h"
 #include "gateway/queue.h"
 #include "gateway/worker.h"
 #include "util/error.h"
@@ -52,12 +53,14 @@ struct s2f_workers {
     pthread_cond_t cond;
     /* under lock */
     int stopping;
+    int running;             /* threads not yet at their end */
     unsigned long wakes;     /* s2f_workers_wake calls so far */
     int probing;             /* a worker is delivering the probe job */
     int64_t next_probe;      /* while paused: when the next probe may start */
     char pause_reason[S2F_ERROR_MAX];
     /* read without the lock */
     atomic_int paused;
+    atomic_int cancel;       /* the stop's grace ended: the clients' requests stop at once */
     int n;
     worker *w;
 };
@@ -317,7 +320,19 @@ static s2f_worker_outcome deliver(worker *w, const s2f_job *job, int *reached)
     }
     s2f_worker_outcome oc = s2f_worker_classify(rc, res.http_status);
     *reached = res.http_status != 0;
-    finish(w, job, oc, &err, res.retry_after, seconds);
+    if (rc && atomic_load(&p->cancel)) {
+        /* cut off by the stop: not the job's failure; it is claimable again at once */
+        s2f_error qerr = {0};
+        s2f_code qrc = s2f_queue_retry_later(w->q, job, wall_now(), "delivery cut off by the "
+                                             "service's stop", &qerr);
+        queue_result(w, job, qrc, &qerr);
+        s2f_gw_logf(p->opt.log, S2F_LOG_WARN, "job %lld (SOP Instance %s): delivery cut off by "
+                    "the stop; it is delivered again after the restart", (long long)job->id,
+                    job->sop_instance_uid);
+        oc = S2F_WORKER_TRANSIENT;
+    } else {
+        finish(w, job, oc, &err, res.retry_after, seconds);
+    }
     s2f_send_result_free(&res);
     s2f_doc_free(doc);
     return oc;
@@ -388,6 +403,10 @@ static void *run(void *arg)
         if (probe)
             probe_done(p, oc, reached);
     }
+    pthread_mutex_lock(&p->lock);
+    p->running--;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
@@ -449,12 +468,18 @@ static void free_pool(s2f_workers *p)
     free(p);
 }
 
-static void join_all(s2f_workers *p)
+/* Stops the threads: idle ones at once; those delivering get grace_seconds to finish,
+ * then their requests are cancelled (the job goes back to pending). */
+static void join_all(s2f_workers *p, int grace_seconds)
 {
     pthread_mutex_lock(&p->lock);
     p->stopping = 1;
     pthread_cond_broadcast(&p->cond);
+    double end = mono_now() + (grace_seconds > 0 ? grace_seconds : 0);
+    while (p->running > 0 && mono_now() < end)
+        timed_wait(p, 100);
     pthread_mutex_unlock(&p->lock);
+    atomic_store(&p->cancel, 1);
     for (int i = 0; i < p->n; i++)
         if (p->w[i].started)
             pthread_join(p->w[i].thread, NULL);
@@ -491,6 +516,7 @@ static s2f_code open_worker(s2f_workers *p, int i, s2f_error *err)
         return rc;
     if (!(w->client = s2f_client_new(p->opt.server, &p->opt.client, err)))
         return err->code ? err->code : S2F_EINTERNAL;
+    s2f_client_set_cancel(w->client, &p->cancel);
     return S2F_OK;
 }
 
@@ -506,6 +532,7 @@ s2f_code s2f_workers_start(const s2f_workers_options *opt, s2f_workers **out, s2
         return rc;
     }
     atomic_init(&p->paused, 0);
+    atomic_init(&p->cancel, 0);
     if (!(p->w = calloc((size_t)p->opt.threads, sizeof *p->w))) {
         free_pool(p);
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
@@ -514,13 +541,20 @@ s2f_code s2f_workers_start(const s2f_workers_options *opt, s2f_workers **out, s2
     for (int i = 0; i < p->n && !rc; i++)
         rc = open_worker(p, i, err);
     for (int i = 0; i < p->n && !rc; i++) {
-        if (pthread_create(&p->w[i].thread, NULL, run, &p->w[i]))
+        pthread_mutex_lock(&p->lock);
+        p->running++;
+        pthread_mutex_unlock(&p->lock);
+        if (pthread_create(&p->w[i].thread, NULL, run, &p->w[i])) {
             rc = s2f_fail(err, S2F_ENOMEM, "workers: cannot start thread %d", i + 1);
-        else
+            pthread_mutex_lock(&p->lock);
+            p->running--;
+            pthread_mutex_unlock(&p->lock);
+        } else {
             p->w[i].started = 1;
+        }
     }
     if (rc) {
-        join_all(p);
+        join_all(p, 0);
         free_pool(p);
         return rc;
     }
@@ -545,9 +579,8 @@ int s2f_workers_paused(const s2f_workers *p)
 
 void s2f_workers_stop(s2f_workers *p, int grace_seconds)
 {
-    (void)grace_seconds; /* each delivery ends within the client's deadline */
     if (!p)
         return;
-    join_all(p);
+    join_all(p, grace_seconds);
     free_pool(p);
 }

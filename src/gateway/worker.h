@@ -69,8 +69,10 @@ void s2f_workers_wake(s2f_workers *w);
 /* 1 while delivery is paused by an authentication failure. */
 int s2f_workers_paused(const s2f_workers *w);
 
-/* Stops claiming, lets each worker finish or abandon (lease kept, the job comes back) its
- * current job within `grace_seconds`, joins the threads and frees the pool. */
+/* Stops claiming (idle workers at once), lets each worker finish its current delivery
+ * within `grace_seconds`, then cancels the requests still running (their jobs go back to
+ * pending, claimable at once: delivered again after a restart, idempotent PUTs), joins
+ * the threads and frees the pool. */
 void s2f_workers_stop(s2f_workers *w, int grace_seconds);
 
 #endif

@@ -15,7 +15,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -152,6 +151,9 @@ typedef struct stub {
     int requests, posts, posts_ok;
     int auth_delay_ms;                /* 401 answers wait this long (requests overlap) */
     int inflight, max_inflight;       /* requests being answered; the most at once */
+    int post_delay_ms;                /* transaction POSTs wait this long before the answer */
+    int closing;                      /* stub_stop: delays end */
+    int posts_arrived;                /* transaction POSTs received (answered or not yet) */
     char *post_body[STUB_POSTS_MAX];  /* bodies of the successful POSTs */
 } stub;
 
@@ -222,6 +224,13 @@ static enum MHD_Result stub_answer(stub *s, struct MHD_Connection *c, const char
     } else if (!is_post) {
         text = strstr(url, "/metadata") ? caps : empty;
     } else {
+        s->posts_arrived++;
+        for (int waited = 0; waited < s->post_delay_ms && !s->closing; waited += 10) {
+            struct timespec ts = {0, 10 * 1000000L};
+            pthread_mutex_unlock(&s->lock);
+            nanosleep(&ts, NULL);
+            pthread_mutex_lock(&s->lock);
+        }
         int st = s->nscript ? s->script[s->posts < s->nscript ? s->posts : s->nscript - 1] : 0;
         s->posts++;
         if (st) {
@@ -313,6 +322,9 @@ static int stub_start(stub *s)
 
 static void stub_stop(stub *s)
 {
+    pthread_mutex_lock(&s->lock);
+    s->closing = 1;
+    pthread_mutex_unlock(&s->lock);
     if (s->d)
         MHD_stop_daemon(s->d);
     for (int i = 0; i < s->posts_ok && i < STUB_POSTS_MAX; i++)
@@ -724,6 +736,81 @@ TEST(pool_finishes_other_sr_as_not_applicable)
     CHECK(na == 1 && dead == 0);
 }
 
+/* Stops the pool on another thread and waits (bounded, about 30 s: a guard against a
+ * hang, not a measure) for it to return; 0 when it did not (the pool is then left alone). */
+typedef struct stopper {
+    s2f_workers *pool;
+    int grace;
+    atomic_int done;
+} stopper;
+
+static void *stop_thread(void *arg)
+{
+    stopper *st = arg;
+    s2f_workers_stop(st->pool, st->grace);
+    atomic_store(&st->done, 1);
+    return NULL;
+}
+
+static int stop_bounded(fixture *f, int grace)
+{
+    static stopper st; /* outlives a stop that hangs */
+    st.pool = f->pool;
+    st.grace = grace;
+    atomic_store(&st.done, 0);
+    pthread_t t;
+    if (pthread_create(&t, NULL, stop_thread, &st))
+        return 0;
+    for (int round = 0; round < 1500 && !atomic_load(&st.done); round++)
+        nap();
+    if (!atomic_load(&st.done)) {
+        pthread_detach(t);
+        return 0;
+    }
+    pthread_join(t, NULL);
+    f->pool = NULL;
+    return 1;
+}
+
+/* A delivery in flight when the stop's grace (0 here) ends is cut off and its job goes
+ * back to pending; without the cancel the stop would wait 30 s and end it as done. */
+TEST(pool_stop_cuts_off_delivery_after_grace)
+{
+    fixture f;
+    int ok = fixture_open(&f);
+    pthread_mutex_lock(&f.srv.lock);
+    f.srv.post_delay_ms = 30000;
+    pthread_mutex_unlock(&f.srv.lock);
+    ok = ok && add_job(&f, 0, 0) && pool_start(&f, 1, 50);
+    for (int round = 0; ok && round < 1500 && !stub_get(&f.srv, &f.srv.posts_arrived); round++)
+        nap(); /* until the transaction waits for its answer */
+    int stopped = ok && stop_bounded(&f, 0);
+    if (ok && !stopped) {
+        CHECK(stopped); /* the pool still runs: leave the fixture */
+    }
+    s2f_job_state st = job_state(&f, 0, NULL, NULL);
+    int posts = stub_get(&f.srv, &f.srv.posts_arrived);
+    fixture_close(&f);
+    CHECK(ok && stopped);
+    CHECK(st == S2F_JOB_PENDING);
+    CHECK(posts == 1); /* it was the transaction that was cut off */
+}
+
+/* Idle workers polling once an hour: stop must wake them. */
+TEST(pool_stop_while_idle_returns)
+{
+    fixture f;
+    int ok = fixture_open(&f) && pool_start(&f, 4, 3600L * 1000L);
+    for (int round = 0; round < 10; round++)
+        nap(); /* all idle */
+    int stopped = ok && stop_bounded(&f, 5);
+    if (ok && !stopped) {
+        CHECK(stopped);
+    }
+    fixture_close(&f);
+    CHECK(ok && stopped);
+}
+
 /* With an hour between polls, only the wake can make the idle workers claim the job. */
 TEST(pool_wake_claims_at_once)
 {
@@ -743,31 +830,6 @@ TEST(pool_wake_claims_at_once)
     CHECK(st == S2F_JOB_DONE);
 }
 
-/* Idle workers polling once an hour: stop must wake them. Run in a child with an alarm,
- * so that a stop that does not return fails the test instead of hanging it. */
-TEST(pool_stop_while_idle_returns)
-{
-    fixture f;
-    int ok = fixture_open(&f);
-    fflush(stdout);
-    pid_t pid = ok ? fork() : -1;
-    if (pid == 0) {
-        alarm(30);
-        if (!pool_start(&f, 4, 3600L * 1000L))
-            _exit(2);
-        struct timespec ts = {0, 200 * 1000000L};
-        nanosleep(&ts, NULL); /* all idle */
-        s2f_workers_stop(f.pool, 5);
-        _exit(0);
-    }
-    int status = -1;
-    if (pid > 0)
-        waitpid(pid, &status, 0);
-    fixture_close(&f);
-    CHECK(ok && pid > 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-}
-
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -782,6 +844,7 @@ int main(void)
     RUN(pool_dead_letters_garbage_as_conversion);
     RUN(pool_finishes_other_sr_as_not_applicable);
     RUN(pool_stop_while_idle_returns);
+    RUN(pool_stop_cuts_off_delivery_after_grace);
     RUN(pool_wake_claims_at_once);
     CHECK_DONE();
 }
