@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -403,6 +404,8 @@ typedef struct fixture {
     FILE *log_file;
     s2f_workers *pool;
     int64_t ids[64];
+    int audit_fd;                 /* -1, or the audit log a test asked for */
+    char audit_path[128];
 } fixture;
 
 static int fixture_open(fixture *f)
@@ -413,6 +416,8 @@ static int fixture_open(fixture *f)
         return 0;
     snprintf(f->db, sizeof f->db, "%s/queue.sqlite", f->dir);
     snprintf(f->log_path, sizeof f->log_path, "%s/log", f->dir);
+    snprintf(f->audit_path, sizeof f->audit_path, "%s/audit.jsonl", f->dir);
+    f->audit_fd = -1;
     s2f_error err = {0};
     if (s2f_queue_open(f->db, NULL, &f->q, &err)) {
         printf("    queue: %s\n", err.message);
@@ -470,7 +475,7 @@ static int pool_start(fixture *f, int threads, long idle_poll_ms)
     o.backoff_max_ms = 20;
     o.auth_probe = 1;
     o.idle_poll_ms = idle_poll_ms;
-    o.audit_fd = -1;
+    o.audit_fd = f->audit_fd;
     o.metrics = &f->m;
     o.log = &f->log;
     s2f_error err = {0};
@@ -488,6 +493,8 @@ static void fixture_close(fixture *f)
     f->pool = NULL;
     stub_stop(&f->srv);
     s2f_queue_close(f->q);
+    if (f->audit_fd >= 0)
+        close(f->audit_fd);
     if (f->log_file) {
         s2f_gw_log_destroy(&f->log);
         fclose(f->log_file);
@@ -579,11 +586,25 @@ TEST(pool_delivers_each_job_once)
     CHECK(delivered == N);
 }
 
+/* The audit lines holding `needle`. */
+static int audit_lines(fixture *f, const char *needle)
+{
+    FILE *in = fopen(f->audit_path, "r");
+    char line[8192];
+    int n = 0;
+    while (in && fgets(line, sizeof line, in))
+        n += strstr(line, needle) != NULL;
+    if (in)
+        fclose(in);
+    return n;
+}
+
 TEST(pool_retries_503_then_delivers)
 {
     static const int script[] = {503, 503, 0};
     fixture f;
     int ok = fixture_open(&f);
+    ok = ok && (f.audit_fd = open(f.audit_path, O_WRONLY | O_CREAT | O_APPEND, 0600)) >= 0;
     stub_set(&f.srv, 0, script, 3, NULL);
     ok = ok && add_job(&f, 0, 0) && pool_start(&f, 2, 50) && wait_finished(&f, 1);
     s2f_job_info info = {0};
@@ -592,6 +613,10 @@ TEST(pool_retries_503_then_delivers)
     int posts = stub_get(&f.srv, &f.srv.posts);
     long long transient = atomic_load(&f.m.failed[S2F_FAIL_TRANSIENT]);
     int retry_lines = log_lines(&f, "attempt 1 failed, next in");
+    /* one audit line per attempt: two failed with 503, then delivered */
+    int audit_all = audit_lines(&f, "\"sop_instance_uid\":\"2.25.777.0\"");
+    int audit_503 = audit_lines(&f, "\"outcome\":\"failed\",\"http_status\":503");
+    int audit_ok = audit_lines(&f, "\"outcome\":\"delivered\"");
     fixture_close(&f);
     CHECK(ok && got);
     CHECK(info.state == S2F_JOB_DONE);
@@ -599,6 +624,7 @@ TEST(pool_retries_503_then_delivers)
     CHECK(posts == 3);
     CHECK(transient == 2);
     CHECK(retry_lines == 1);
+    CHECK(audit_all == 3 && audit_503 == 2 && audit_ok == 1);
 }
 
 TEST(pool_honours_retry_after)
