@@ -562,6 +562,37 @@ static int log_lines(fixture *f, const char *needle)
 
 /* ---- the pool's cases ------------------------------------------------------------------- */
 
+/* A deadline that would outlast the lease, thread counts out of range, a missing server
+ * or queue: refused at start with S2F_EUSAGE, no thread started. */
+TEST(start_refuses_bad_options)
+{
+    s2f_workers_options o = {0};
+    s2f_workers *pool = NULL;
+    s2f_error err = {0};
+    o.queue_path = "/nonexistent-dir/queue.sqlite";
+    o.server = "http://127.0.0.1:9/fhir";
+    o.audit_fd = -1;
+    o.lease_seconds = 600;
+    o.client.deadline = 541; /* the limit is 600 - 60 */
+    CHECK(s2f_workers_start(&o, &pool, &err) == S2F_EUSAGE && !pool);
+    CHECK(strstr(err.message, "--deadline 541 s") && strstr(err.message, "at most 540 s"));
+    o.client.deadline = 0;
+    o.threads = 257;
+    CHECK(s2f_workers_start(&o, &pool, &err) == S2F_EUSAGE && !pool);
+    o.threads = -1;
+    CHECK(s2f_workers_start(&o, &pool, &err) == S2F_EUSAGE && !pool);
+    o.threads = 1;
+    o.lease_seconds = 9;
+    CHECK(s2f_workers_start(&o, &pool, &err) == S2F_EUSAGE && !pool);
+    o.lease_seconds = 600;
+    o.server = NULL;
+    CHECK(s2f_workers_start(&o, &pool, &err) == S2F_EUSAGE && !pool);
+    /* within the limits, the queue that cannot be opened is the error */
+    o.server = "http://127.0.0.1:9/fhir";
+    o.client.deadline = 540;
+    CHECK(s2f_workers_start(&o, &pool, &err) == S2F_EIO && !pool);
+}
+
 TEST(pool_delivers_each_job_once)
 {
     enum { N = 24 };
@@ -862,6 +893,7 @@ int main(void)
     RUN(classify_every_code_and_status);
     RUN(backoff_is_exponential_capped_and_jittered);
     RUN(backoff_honours_retry_after);
+    RUN(start_refuses_bad_options);
     RUN(pool_delivers_each_job_once);
     RUN(pool_retries_503_then_delivers);
     RUN(pool_honours_retry_after);
