@@ -67,12 +67,12 @@ cleanup() {
 }
 trap cleanup EXIT
 forget() { local p keep=(); for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
-stop_pid() {   # stop_pid PID: SIGTERM, then SIGKILL after 20 s
+stop_pid() {   # stop_pid PID [SIGNAL]: SIGTERM (or SIGNAL), then SIGKILL after 20 s
     local i
-    kill -TERM "$1" 2>/dev/null || true
+    kill -"${2:-TERM}" "$1" 2>/dev/null || true
     for i in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
+    { wait "$1"; } 2>/dev/null || true
     forget "$1"
 }
 now() { date +%s.%N; }
@@ -107,10 +107,11 @@ bytes=$(cat "${files[@]}" | wc -c)
 
 # ---- the service -----------------------------------------------------------------------
 GW_PID= GW_PORT=
+GW_EXTRA=()
 gw_start() {   # gw_start DATA SERVER-URL WORKERS: sets GW_PID, GW_PORT; 1 when it did not start
     local data=$1 i line
     mkdir -p "$data"
-    "$BIN" serve --http 127.0.0.1:0 --data "$data" --server "$2" --workers "$3" \
+    "$BIN" serve --http 127.0.0.1:0 --data "$data" --server "$2" --workers "$3" "${GW_EXTRA[@]}" \
         --log "$data.log" > "$data.stdout" 2> "$data.stderr" < /dev/null &
     GW_PID=$!
     pids+=("$GW_PID")
@@ -129,17 +130,30 @@ qcount() {     # qcount DATA STATE: jobs in STATE (`sr2fhir queue stats`)
 vm() { awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { print "rss=" r " hwm=" h }' "/proc/$1/status"; }
 free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# --workers 0 if the service takes it, else a FHIR URL at a closed port
+# --workers 0 if the service takes it; else one worker whose FHIR server accepts the
+# connection and never answers (a socket listening without accepting), so that worker
+# waits on its first job for --timeout (3600 s) and the others stay idle: no delivery
+# competes with receiving. (A closed port would not do: every job would be read,
+# converted, refused and rescheduled, a queue write each.)
+GW_EXTRA=()
 NODELIVERY="--workers 0"
 if gw_start "$tmp/probe" "http://127.0.0.1:9/fhir" 0; then
     stop_pid "$GW_PID"
 else
-    NODELIVERY="--server at a closed port, --workers 1"
-    note "--workers 0 refused ($(head -c 300 "$tmp/probe.stderr")); delivery to a closed port instead"
+    note "--workers 0 refused ($(head -c 300 "$tmp/probe.stderr")); one worker on a silent server instead"
+    "$PY" -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
+print(s.getsockname()[1], flush=True); time.sleep(86400)' > "$tmp/hole.port" &
+    pids+=($!)
+    disown $!
+    for _ in $(seq 50); do [ -s "$tmp/hole.port" ] && break; sleep 0.1; done
+    HOLE=http://127.0.0.1:$(cat "$tmp/hole.port")/fhir
+    GW_EXTRA=(--connect-timeout 3600 --timeout 3600 --stop-grace 0)
+    NODELIVERY="--workers 1 on a FHIR server that never answers"
 fi
 gw_nodelivery() {   # gw_nodelivery DATA
     if [ "$NODELIVERY" = "--workers 0" ]; then gw_start "$1" "http://127.0.0.1:9/fhir" 0
-    else gw_start "$1" "http://127.0.0.1:$(free_port)/fhir" 1; fi
+    else gw_start "$1" "$HOLE" 1; fi
 }
 
 # ---- part 1: STOW into the queue, and the client's ceiling ------------------------------
@@ -150,9 +164,10 @@ stow_run() {   # stow_run RUN CLIENTS: R = wall seconds of N acknowledged STOWs
     "$LOAD" send 127.0.0.1 "$GW_PORT" "$2" "$tmp/list" > "$d.load" ||
         { echo "bench: STOW with $2 clients: $(tail -1 "$d.load")" >&2; exit 1; }
     t1=$(now)
-    stop_pid "$GW_PID"
-    pending=$(qcount "$d" pending)
-    [ "$pending" = "$N" ] || { echo "bench: $pending jobs pending after $N STOWs" >&2; exit 1; }
+    # SIGKILL: its worker waits on the silent server; the queue is read afterwards
+    stop_pid "$GW_PID" KILL
+    pending=$(( $(qcount "$d" pending) + $(qcount "$d" leased) ))
+    [ "$pending" = "$N" ] || { echo "bench: $pending jobs pending or leased after $N STOWs" >&2; exit 1; }
     rm -rf "$d"
     R=$(elapsed "$t0" "$t1")
 }
@@ -223,6 +238,7 @@ for r in $(seq "$RUNS"); do
     done
 done
 for c in 1 8; do sink_run "$c"; t[sink_$c]=$R; done
+GW_EXTRA=()
 
 # ---- FHIR server tool instances ----------------------------------------------------------
 FHIR_BASE=
@@ -341,13 +357,16 @@ if int(e["MEM_N"]) > 0:
     print()
     print("| after | VmRSS | VmHWM |")
     print("|---|---|---|")
+    def row(what, d):
+        print(f"| {what} | {int(d['rss']) / 1024:.1f} MiB | {int(d['hwm']) / 1024:.1f} MiB |")
+    delivered = e["mem_delivered"].splitlines()
+    row("start (idle)", kv(delivered[0])[1])
     for line in e["mem_received"].splitlines():
         at, d = kv(line)
-        print(f"| {int(at):,} acknowledged | {int(d['rss']) / 1024:.1f} MiB | {int(d['hwm']) / 1024:.1f} MiB |")
-    for line in e["mem_delivered"].splitlines():
+        row(f"{int(at):,} acknowledged", d)
+    for line in delivered[1:]:
         at, d = kv(line)
-        what = {"end": "the end (before SIGTERM)", "0": "start (idle)"}.get(at, f"{int(at):,} delivered")
-        print(f"| {what} | {int(d['rss']) / 1024:.1f} MiB | {int(d['hwm']) / 1024:.1f} MiB |")
+        row("the end (before SIGTERM)" if at == "end" else f"{int(at):,} delivered", d)
 PY
 echo
 echo "Measured $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores, $("$BIN" version | head -1)," \
