@@ -263,16 +263,18 @@ static void finish(worker *w, const s2f_job *job, s2f_worker_outcome oc, const s
             atomic_fetch_add(&m->delivered, 1);
             atomic_fetch_add(&m->deliver_us_sum, (long long)(seconds * 1e6));
         }
-        s2f_gw_logf(p->opt.log, S2F_LOG_DEBUG, "job %lld (SOP Instance %s) delivered",
-                    (long long)job->id, job->sop_instance_uid);
+        if (!rc)
+            s2f_gw_logf(p->opt.log, S2F_LOG_DEBUG, "job %lld (SOP Instance %s) delivered",
+                        (long long)job->id, job->sop_instance_uid);
         break;
     case S2F_WORKER_NOT_APPLICABLE:
         rc = s2f_queue_not_applicable(w->q, job, err->message, wall_now(), &qerr);
         queue_result(w, job, rc, &qerr);
         if (!rc && m)
             atomic_fetch_add(&m->not_applicable, 1);
-        s2f_gw_logf(p->opt.log, S2F_LOG_INFO, "job %lld (SOP Instance %s) not applicable: %s",
-                    (long long)job->id, job->sop_instance_uid, err->message);
+        if (!rc)
+            s2f_gw_logf(p->opt.log, S2F_LOG_INFO, "job %lld (SOP Instance %s) not applicable: "
+                        "%s", (long long)job->id, job->sop_instance_uid, err->message);
         break;
     case S2F_WORKER_CONVERSION:
     case S2F_WORKER_PERMANENT: {

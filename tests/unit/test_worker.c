@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "check.h"
 #include "sr_json.h"
 #include "gateway/queue.h"
@@ -853,6 +855,40 @@ TEST(pool_stop_cuts_off_delivery_after_grace)
     CHECK(posts == 1); /* it was the transaction that was cut off */
 }
 
+/* A worker whose lease was taken over while it delivered (another claim: attempts grew)
+ * cannot record its result: it logs the lost lease, counts nothing and goes on with the
+ * next job. The takeover is made in the database directly, as another gateway would. */
+TEST(pool_lost_lease_is_logged_and_skipped)
+{
+    fixture f;
+    int ok = fixture_open(&f);
+    pthread_mutex_lock(&f.srv.lock);
+    f.srv.post_delay_ms = 1000;
+    pthread_mutex_unlock(&f.srv.lock);
+    ok = ok && add_job(&f, 0, 0) && pool_start(&f, 1, 50);
+    for (int round = 0; ok && round < 1500 && !stub_get(&f.srv, &f.srv.posts_arrived); round++)
+        nap(); /* the transaction waits for its answer: take the lease over now */
+    sqlite3 *db = NULL;
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE jobs SET attempts = attempts + 1, lease_owner = 'other' "
+             "WHERE id = %lld", (long long)f.ids[0]);
+    ok = ok && sqlite3_open(f.db, &db) == SQLITE_OK && sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+         sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_close(db);
+    ok = ok && add_job(&f, 1, 0); /* the worker goes on with the next job */
+    for (int round = 0; ok && round < 1500 && job_state(&f, 1, NULL, NULL) != S2F_JOB_DONE; round++)
+        nap();
+    s2f_job_state st0 = job_state(&f, 0, NULL, NULL), st1 = job_state(&f, 1, NULL, NULL);
+    int lost_lines = log_lines(&f, "the lease was lost");
+    long long delivered = atomic_load(&f.m.delivered);
+    fixture_close(&f);
+    CHECK(ok);
+    CHECK(st0 == S2F_JOB_LEASED); /* the other holder's, untouched */
+    CHECK(st1 == S2F_JOB_DONE);
+    CHECK(lost_lines == 1);
+    CHECK(delivered == 1);
+}
+
 /* Idle workers polling once an hour: stop must wake them. */
 TEST(pool_stop_while_idle_returns)
 {
@@ -901,6 +937,7 @@ int main(void)
     RUN(pool_dead_letters_400_as_permanent);
     RUN(pool_dead_letters_garbage_as_conversion);
     RUN(pool_finishes_other_sr_as_not_applicable);
+    RUN(pool_lost_lease_is_logged_and_skipped);
     RUN(pool_stop_while_idle_returns);
     RUN(pool_stop_cuts_off_delivery_after_grace);
     RUN(pool_wake_claims_at_once);
