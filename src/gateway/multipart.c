@@ -209,7 +209,7 @@ s2f_code s2f_media_type_parse(const char *value, s2f_media_type *mt, s2f_error *
                 return mt_fail(err, value, i, "boundary given twice");
             if (!boundary_ok(val, n))
                 return mt_fail(err, value, i,
-                               "boundary is not 1-70 characters allowed by RFC 2046");
+                               "boundary is not 1-200 characters allowed by RFC 2046");
             memcpy(mt->boundary, val, n + 1);
         } else if (!strcmp(name, "type")) {
             if (seen_t++)
@@ -249,7 +249,7 @@ s2f_mp_reader *s2f_mp_new(const char *boundary, const s2f_mp_limits *limits,
     size_t bl = boundary ? strnlen(boundary, S2F_MP_BOUNDARY_MAX + 1) : 0;
     if (!boundary || !boundary_ok(boundary, bl)) {
         r->st = ST_FAILED;
-        s2f_fail(&r->error, S2F_EFORMAT, "multipart: the boundary is missing or not 1-70 "
+        s2f_fail(&r->error, S2F_EFORMAT, "multipart: the boundary is missing or not 1-200 "
                                          "characters allowed by RFC 2046");
         return r;
     }

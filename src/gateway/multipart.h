@@ -18,7 +18,9 @@
 
 #include "sr2fhir.h"
 
-#define S2F_MP_BOUNDARY_MAX 70 /* RFC 2046 5.1.1 */
+/* RFC 2046 5.1.1 allows 70 characters; Orthanc's DICOMweb plugin (1.7) sends 73 (two UUIDs
+ * joined by '-'), so longer ones are taken, up to this bound. */
+#define S2F_MP_BOUNDARY_MAX 200
 
 /* The media type of a Content-Type header value, lower-cased, without parameters, and its
  * boundary, type and transfer-syntax parameters (quoted or not, quotes and backslash
@@ -62,8 +64,9 @@ typedef struct s2f_mp_callbacks {
 typedef struct s2f_mp_reader s2f_mp_reader;
 
 /* NULL when memory runs out. `limits` may be NULL (defaults). `boundary` is copied; one
- * that breaks RFC 2046 (1-70 characters of bchars, not ending in a space) gives a reader
- * whose first feed/finish fails with S2F_EFORMAT (s2f_media_type_parse refuses it too). */
+ * that breaks RFC 2046 (1-S2F_MP_BOUNDARY_MAX characters of bchars, not ending in a space)
+ * gives a reader whose first feed/finish fails with S2F_EFORMAT (s2f_media_type_parse
+ * refuses it too). */
 s2f_mp_reader *s2f_mp_new(const char *boundary, const s2f_mp_limits *limits,
                           const s2f_mp_callbacks *cb);
 void s2f_mp_free(s2f_mp_reader *r);

@@ -343,13 +343,13 @@ TEST(missing_or_invalid_boundary)
     free(r.log);
     CHECK(read1("trailing ", "--trailing \r\n\r\nx\r\n--trailing --", &r, &e) == S2F_EFORMAT);
     free(r.log);
-    char longb[72];
-    memset(longb, 'a', 71);
-    longb[71] = 0;
+    char longb[S2F_MP_BOUNDARY_MAX + 2];
+    memset(longb, 'a', S2F_MP_BOUNDARY_MAX + 1);
+    longb[S2F_MP_BOUNDARY_MAX + 1] = 0;
     CHECK(read1(longb, "x", &r, &e) == S2F_EFORMAT);
     free(r.log);
-    longb[70] = 0; /* 70 is allowed */
-    char body[200];
+    longb[S2F_MP_BOUNDARY_MAX] = 0; /* the longest allowed (RFC 2046: 70; Orthanc sends 73) */
+    char body[2 * S2F_MP_BOUNDARY_MAX + 32];
     snprintf(body, sizeof body, "--%s\r\n\r\nx\r\n--%s--", longb, longb);
     CHECK(read1(longb, body, &r, &e) == S2F_OK);
     CHECK_STR(r.log, "<0 |>x</0>");
@@ -612,7 +612,11 @@ TEST(media_type_parse_refuses_garbage)
         "multipart/related; type=a; type=b",
         "multipart/related; boundary=\"a@b\"",
         "multipart/related; boundary=\"ends \"",
-        "multipart/related; boundary=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "multipart/related; boundary="
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaa", /* 201 > S2F_MP_BOUNDARY_MAX */
         "multipart/related; boundary=\"a\rb\"",
         "multipart/related; =x",
         "multipart/related; boundary=x y",
