@@ -14,18 +14,8 @@
 #include "client.h"
 #include "json/writer.h"
 #include "sr/document.h"
+#include "util/clock.h"
 #include "util/error.h"
-
-/* "2026-12-01T21:34:02.258Z" */
-static void utc_now(char *buf, size_t cap)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
 
 static void string_list(s2f_json *j, const char *key, char *const *list, size_t n)
 {
@@ -49,7 +39,7 @@ static void write_record(s2f_json *j, const char *file, const s2f_doc *doc, cons
                          const s2f_send_result *res, s2f_code rc, const s2f_error *err)
 {
     char now[40];
-    utc_now(now, sizeof now);
+    s2f_utc_now(now, sizeof now);
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "time", now);
     nullable_string(j, "file", file);

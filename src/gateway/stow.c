@@ -31,6 +31,7 @@
 #include "gateway/stow.h"
 #include "json/writer.h"
 #include "util/arena.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/sink.h"
 
@@ -107,23 +108,6 @@ struct stow_req {
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
-
-static long long mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void utc_now(char *buf, size_t cap)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
 
 static void count(atomic_llong *counter, long long n)
 {
@@ -339,7 +323,7 @@ static void audit_body(s2f_json *j, const void *ctx)
     const audit_ctx *a = ctx;
     const part_rec *p = a->p;
     char now[40], reason[8];
-    utc_now(now, sizeof now);
+    s2f_utc_now(now, sizeof now);
     int ok = p->outcome == PART_STORED || p->outcome == PART_DUPLICATE;
     s2f_json_begin_object(j);
     s2f_json_kv_string(j, "time", now);
@@ -499,7 +483,7 @@ static s2f_code commit_rows(s2f_stow *s, commit_batch *b, s2f_error *err)
 static s2f_code queue_depth(s2f_stow *s, long long *depth, s2f_error *err)
 {
     s2f_code rc = S2F_OK;
-    long long now = mono_ns();
+    long long now = s2f_mono_ns();
     pthread_mutex_lock(&s->stats_lock);
     if (!s->stats_read_ns || now - s->stats_read_ns >= STATS_REFRESH_NS) {
         s2f_queue_stats st;
@@ -824,7 +808,7 @@ static enum MHD_Result start_request(s2f_stow *s, struct MHD_Connection *c, cons
     if (!rq)
         return answer_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", rem);
     rq->s = s;
-    rq->start_ns = mono_ns();
+    rq->start_ns = s2f_mono_ns();
     memcpy(rq->study_url, study, sizeof study);
     rq->default_json = json;
     copy_clean(rq->who, sizeof rq->who, who && *who ? who : "-");
@@ -924,7 +908,7 @@ static enum MHD_Result finish_request(s2f_stow *s, struct MHD_Connection *c, sto
         snprintf(msg, sizeof msg, "malformed multipart body: %s", err.message);
         for (size_t i = 0; i < rq->n_parts; i++)
             s2f_store_abort(s->store, &rq->parts[i].file);
-        count(METRIC(s, receive_us_sum), (mono_ns() - rq->start_ns) / 1000);
+        count(METRIC(s, receive_us_sum), (s2f_mono_ns() - rq->start_ns) / 1000);
         if (rq->out_of_memory)
             return answer_error(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory", rq->remote);
         return answer_error(s, c, rc == S2F_ELIMIT ? MHD_HTTP_CONTENT_TOO_LARGE
@@ -944,7 +928,7 @@ static enum MHD_Result finish_request(s2f_stow *s, struct MHD_Connection *c, sto
     count(METRIC(s, stored), (long long)stored);
     count(METRIC(s, refused), (long long)refused);
     count(METRIC(s, requests), 1);
-    count(METRIC(s, receive_us_sum), (mono_ns() - rq->start_ns) / 1000);
+    count(METRIC(s, receive_us_sum), (s2f_mono_ns() - rq->start_ns) / 1000);
     unsigned status = refused == 0 ? MHD_HTTP_OK : stored ? MHD_HTTP_ACCEPTED : MHD_HTTP_CONFLICT;
     s2f_gw_logf(s->opt.log, S2F_LOG_INFO, "stow: %s (%s): %u, %zu stored, %zu refused",
                 rq->remote, rq->who, status, stored, refused);

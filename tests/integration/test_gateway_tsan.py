@@ -31,8 +31,7 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
-from harness import BUILD, FHIR_SERVER_SH, ROOT, SR2FHIR, clean_env, eq, out, short  # noqa: E402
-import fhirserver  # noqa: E402
+from harness import BUILD, ROOT, clean_env, eq, out, short  # noqa: E402
 from fhirserver import MADE_TYPES, R5_TYPES, expected_ids  # noqa: E402
 import gwservice  # noqa: E402
 
@@ -172,30 +171,9 @@ def main():
     binary, why = tsan_binary()
     if not binary:
         return skip(why)
-    if not harness.has_pydicom():
-        return skip("%s has no pydicom (apt-get install python3-pydicom)" % harness.PYTHON)
-    if not os.access(SR2FHIR, os.X_OK):
-        out("FAIL %s: no executable %s (run make)" % (NAME, SR2FHIR))
-        return 1
-    if not os.path.exists(FHIR_SERVER_SH):
-        return skip("%s is absent (../shared not beside the checkout)" % FHIR_SERVER_SH)
-    if not shutil.which("node") or not shutil.which("npm"):
-        return skip("node and npm are needed by the FHIR server (../shared/tools/fhir-server)")
-    try:
-        srs = gwservice.make_srs(N_SRS, TMP)
-        bundles = gwservice.convert_all([p for _, p, _ in srs], TMP)
-        gwservice.per_sr_ids(bundles)
-    except Exception as e:  # noqa: BLE001
-        harness.report(False, NAME + "-setup", short(e, 600))
-        return 1
-    srv = fhirserver.FhirServer("R5", os.path.join(TMP, "fhir"))
-    try:
-        srv.start()
-    except RuntimeError as e:
-        if "npm install failed" in str(e):
-            return skip(short(e))
-        harness.report(False, NAME + "-fhir-server", short(e, 600))
-        return 1
+    rc, srs, bundles, srv = gwservice.prepare(NAME, N_SRS, TMP, serve=binary)
+    if rc is not None:
+        return rc
     try:
         harness.test("%s: %s with %d workers, %d concurrent senders of %d SRs, /metrics, "
                      "/readyz and /healthz read meanwhile, then SIGTERM: no ThreadSanitizer "

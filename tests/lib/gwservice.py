@@ -308,6 +308,49 @@ def per_sr_ids(bundles, rtype="Observation"):
     return out
 
 
+def prepare(name, n_srs, workdir, serve=None):
+    """The common start of the crash, outage and TSan tests: their prerequisites, n_srs
+    distinct SRs with what `sr2fhir convert` makes of each (each SR's Observations its own)
+    and a started FHIR server tool (R5). Returns (None, srs, bundles, server), or (exit code,
+    None, None, None) after printing the SKIP line (a tool absent) or the FAIL line.
+    serve: the sr2fhir-serve to check for (default SERVE; the TSan test checks its own)."""
+    import shutil
+    import fhirserver
+
+    def stop(rc, line):
+        harness.out(line)
+        return rc, None, None, None
+
+    if not harness.has_pydicom():
+        return stop(0, "SKIP %s: %s has no pydicom (apt-get install python3-pydicom)"
+                    % (name, harness.PYTHON))
+    if not os.access(SR2FHIR, os.X_OK):
+        return stop(1, "FAIL %s: no executable %s (run make)" % (name, SR2FHIR))
+    if serve is None and not os.access(SERVE, os.X_OK):
+        return stop(0, "SKIP %s: no executable %s: the gateway service is not built"
+                    % (name, SERVE))
+    if not os.path.exists(harness.FHIR_SERVER_SH):
+        return stop(0, "SKIP %s: %s is absent (../shared not beside the checkout)"
+                    % (name, harness.FHIR_SERVER_SH))
+    if not shutil.which("node") or not shutil.which("npm"):
+        return stop(0, "SKIP %s: node and npm are needed by the FHIR server "
+                    "(../shared/tools/fhir-server)" % name)
+    try:
+        srs = make_srs(n_srs, workdir)
+        bundles = convert_all([p for _, p, _ in srs], workdir)
+        per_sr_ids(bundles)
+    except Exception as e:  # noqa: BLE001 - any failure of the set-up is one FAIL line
+        return stop(1, "FAIL %s-setup: %s" % (name, " ".join(short(e, 600).split())))
+    srv = fhirserver.FhirServer("R5", os.path.join(workdir, "fhir"))
+    try:
+        srv.start()
+    except RuntimeError as e:
+        if "npm install failed" in str(e):
+            return stop(0, "SKIP %s: %s" % (name, short(e)))
+        return stop(1, "FAIL %s-fhir-server: %s" % (name, " ".join(short(e, 600).split())))
+    return None, srs, bundles, srv
+
+
 # ---- a FHIR server that fails on demand -----------------------------------------------
 class FhirProxy:
     """An HTTP proxy on a free loopback port in front of the FHIR server tool, which the test
