@@ -612,18 +612,18 @@ TEST(media_type_parse_refuses_garbage)
         "multipart/related; type=a; type=b",
         "multipart/related; boundary=\"a@b\"",
         "multipart/related; boundary=\"ends \"",
-        "multipart/related; boundary="
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaa", /* 201 > S2F_MP_BOUNDARY_MAX */
+        ("multipart/related; boundary="
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaa"), /* 201 > S2F_MP_BOUNDARY_MAX */
         "multipart/related; boundary=\"a\rb\"",
         "multipart/related; =x",
         "multipart/related; boundary=x y",
         "multipart/related;; boundary=x",
         "multi\x01part/related",
-        "multipart/related; transfer-syntax="
-        "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20.21.22.23.24.25.26.27",
+        ("multipart/related; transfer-syntax="
+         "1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17.18.19.20.21.22.23.24.25.26.27"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         s2f_media_type mt;
