@@ -34,7 +34,6 @@ import atexit
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -49,6 +48,7 @@ import harness  # noqa: E402
 from harness import FHIR_SERVER_SH, SHARED, SR2FHIR, clean_env, eq, out, short  # noqa: E402
 import fhirserver  # noqa: E402
 from fhirserver import MADE_TYPES, R5_TYPES, convert, expected_ids  # noqa: E402
+import gwservice  # noqa: E402
 
 SERVE = os.path.join(os.path.dirname(SR2FHIR), "sr2fhir-serve")
 CORPUS = os.path.join(SHARED, "corpus", "files")
@@ -282,20 +282,7 @@ class Gateway:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=log,
                                      env=clean_env(), cwd=TMP)
         log.close()
-        line, buf = None, b""
-        deadline = time.monotonic() + START_TIMEOUT
-        fd = self.proc.stdout.fileno()
-        while line is None and time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                if b"\n" in buf:
-                    line = buf.split(b"\n")[0].decode("utf-8", "replace")
-            elif self.proc.poll() is not None:
-                break
+        line = gwservice.first_line(self.proc, START_TIMEOUT)
         if line is None:
             self.stop()
             raise AssertionError("no start-up line on stdout within %d s (exit %r); log: %s" % (

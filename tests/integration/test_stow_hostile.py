@@ -44,6 +44,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import harness  # noqa: E402
 from harness import SR2FHIR, clean_env, eq, out, short  # noqa: E402
+import gwservice  # noqa: E402
 
 SERVE = os.path.join(os.path.dirname(SR2FHIR), "sr2fhir-serve")
 START_LINE = re.compile(r"^sr2fhir: serving STOW-RS at http://127\.0\.0\.1:(\d+)/dicom-web/studies$")
@@ -80,19 +81,7 @@ class Service:
         with open(self.logpath, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=log,
                                          env=clean_env(), cwd=TMP)
-        buf = b""
-        deadline = time.monotonic() + IO_TIMEOUT
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in buf and time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-            elif self.proc.poll() is not None:
-                break
-        line = buf.split(b"\n")[0].decode("utf-8", "replace")
+        line = gwservice.first_line(self.proc, IO_TIMEOUT) or ""
         m = START_LINE.match(line)
         if not m:
             self.stop()

@@ -32,6 +32,26 @@ UID_ROOT = "1.2.826.0.1.3680043.10.1500.79."   # UIDs made by these tests
 START_TIMEOUT = 120                             # s: the start-up line (TSan builds are slow)
 
 
+def first_line(proc, timeout):
+    """The first line `proc` writes to its stdout (a pipe), decoded, without the newline;
+    None when it exits, closes stdout or stays silent for `timeout` seconds first."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.5)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            buf += chunk
+            if b"\n" in buf:
+                return buf.split(b"\n")[0].decode("utf-8", "replace")
+        elif proc.poll() is not None:
+            return None
+    return None
+
+
 class Service:
     """`sr2fhir serve --http 127.0.0.1:0 --data DATA --server URL OPTS` (or `binary` with the
     same options, e.g. a ThreadSanitizer build of sr2fhir-serve); its stderr appended to LOG.
@@ -58,20 +78,7 @@ class Service:
             log.flush()
             proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=log,
                                     env=self.env, cwd=self.cwd)
-        line, buf = None, b""
-        deadline = time.monotonic() + START_TIMEOUT
-        fd = proc.stdout.fileno()
-        while line is None and time.monotonic() < deadline:
-            r, _, _ = select.select([fd], [], [], 0.5)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    break
-                buf += chunk
-                if b"\n" in buf:
-                    line = buf.split(b"\n")[0].decode("utf-8", "replace")
-            elif proc.poll() is not None:
-                break
+        line = first_line(proc, START_TIMEOUT)
         m = START_LINE.match(line or "")
         if not m:
             _end(proc)
