@@ -205,4 +205,32 @@ s2f_code s2f_queue_purge(s2f_queue *q, unsigned states, int64_t older_than,
                          void (*removed_job)(void *ctx, int64_t id, const char *path), void *ctx,
                          int64_t *removed, s2f_error *err);
 
+/* ---- pulled instances and poll cursors (issue 13: pull.c, serve's polling source) -- */
+
+/* The record of instances `pull` retrieved (SOP Instance UID, SHA-256 of the bytes, the
+ * job that delivers them; 0 when refused) and named cursors of the pollers, in tables of
+ * their own (docs/decisions.md "Issue 13: pull"). Each put is its own transaction. */
+#define S2F_QUEUE_SHA256_HEX 64
+
+typedef struct s2f_pulled {
+    char sha256[S2F_QUEUE_SHA256_HEX + 1];  /* lower-case hex */
+    int64_t job_id;                         /* 0: none (the instance was refused) */
+    int64_t pulled_at;
+    s2f_job_state job_state;                /* S2F_JOB_NSTATES: no such job (none, or purged) */
+} s2f_pulled;
+
+/* The record of `sop_instance_uid`; *found = false when there is none. */
+s2f_code s2f_queue_pulled_get(s2f_queue *q, const char *sop_instance_uid, s2f_pulled *rec,
+                              bool *found, s2f_error *err);
+/* Adds or replaces the record of `sop_instance_uid` (sha256: 64 lower-case hex digits). */
+s2f_code s2f_queue_pulled_put(s2f_queue *q, const char *sop_instance_uid, const char *sha256,
+                              int64_t job_id, const char *source, int64_t now, s2f_error *err);
+
+/* A poller's cursor `name` (at most S2F_QUEUE_SOURCE_MAX bytes): *found = false when never
+ * set. */
+s2f_code s2f_queue_cursor_get(s2f_queue *q, const char *name, int64_t *value, bool *found,
+                              s2f_error *err);
+s2f_code s2f_queue_cursor_set(s2f_queue *q, const char *name, int64_t value, int64_t now,
+                              s2f_error *err);
+
 #endif

@@ -48,7 +48,19 @@ static const char schema_sql[] =
     "CREATE UNIQUE INDEX IF NOT EXISTS jobs_open_sop ON jobs(sop_instance_uid)"
     " WHERE state IN ('pending','leased');"
     "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs(state, not_before, id);"
-    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, finished_at);";
+    "CREATE INDEX IF NOT EXISTS jobs_finished ON jobs(state, finished_at);"
+    /* issue 13 (pull.c): the record of pulled instances and the poll cursors; additive
+     * tables, so schema version 1 stays (a database of an earlier build gets them) */
+    "CREATE TABLE IF NOT EXISTS pulled ("
+    " sop_instance_uid TEXT PRIMARY KEY,"
+    " sha256 TEXT NOT NULL,"
+    " job_id INTEGER NOT NULL,"
+    " source TEXT NOT NULL,"
+    " pulled_at INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS poll_cursors ("
+    " name TEXT PRIMARY KEY,"
+    " value INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);";
 
 const char *s2f_job_state_name(s2f_job_state state)
 {
@@ -723,4 +735,114 @@ s2f_code s2f_queue_purge(s2f_queue *q, unsigned states, int64_t older_than,
     }
     free(batch);
     return rc;
+}
+
+/* ---- pulled instances and poll cursors (issue 13) ----------------------------------- */
+
+s2f_code s2f_queue_pulled_get(s2f_queue *q, const char *sop_instance_uid, s2f_pulled *rec,
+                              bool *found, s2f_error *err)
+{
+    *found = false;
+    memset(rec, 0, sizeof *rec);
+    s2f_code rc = check_text(sop_instance_uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
+    sqlite3_stmt *st;
+    if (!rc)
+        rc = prepare(q,
+                     "SELECT p.sha256, p.job_id, p.pulled_at, j.state FROM pulled p"
+                     " LEFT JOIN jobs j ON j.id = p.job_id WHERE p.sop_instance_uid = ?1",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sop_instance_uid, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *found = true;
+        copy_column(rec->sha256, sizeof rec->sha256, st, 0);
+        rec->job_id = sqlite3_column_int64(st, 1);
+        rec->pulled_at = sqlite3_column_int64(st, 2);
+        int state = state_from_name((const char *)sqlite3_column_text(st, 3));
+        rec->job_state = state < 0 ? S2F_JOB_NSTATES : (s2f_job_state)state;
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
+                                                     : db_fail(q, err, "reading a pulled instance");
+}
+
+static s2f_code check_sha256(const char *hex, s2f_error *err)
+{
+    size_t n = hex ? strlen(hex) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strchr("0123456789abcdef", hex[i]))
+            n = 0;
+    return n == S2F_QUEUE_SHA256_HEX ? S2F_OK
+                                     : s2f_fail(err, S2F_EUSAGE, "queue: not a SHA-256 in hex");
+}
+
+s2f_code s2f_queue_pulled_put(s2f_queue *q, const char *sop_instance_uid, const char *sha256,
+                              int64_t job_id, const char *source, int64_t now, s2f_error *err)
+{
+    s2f_code rc = check_item(sop_instance_uid, "-", source, err);
+    if (!rc)
+        rc = check_sha256(sha256, err);
+    sqlite3_stmt *st;
+    if (!rc)
+        rc = prepare(q,
+                     "INSERT INTO pulled(sop_instance_uid, sha256, job_id, source, pulled_at)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(sop_instance_uid) DO UPDATE SET"
+                     " sha256 = excluded.sha256, job_id = excluded.job_id,"
+                     " source = excluded.source, pulled_at = excluded.pulled_at",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sop_instance_uid, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, job_id);
+    sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, now);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "recording a pulled instance");
+}
+
+s2f_code s2f_queue_cursor_get(s2f_queue *q, const char *name, int64_t *value, bool *found,
+                              s2f_error *err)
+{
+    *found = false;
+    *value = 0;
+    s2f_code rc = check_text(name, S2F_QUEUE_SOURCE_MAX, "cursor name", err);
+    sqlite3_stmt *st;
+    if (!rc)
+        rc = prepare(q, "SELECT value FROM poll_cursors WHERE name = ?1", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        *found = true;
+        *value = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
+                                                     : db_fail(q, err, "reading a poll cursor");
+}
+
+s2f_code s2f_queue_cursor_set(s2f_queue *q, const char *name, int64_t value, int64_t now,
+                              s2f_error *err)
+{
+    s2f_code rc = check_text(name, S2F_QUEUE_SOURCE_MAX, "cursor name", err);
+    sqlite3_stmt *st;
+    if (!rc)
+        rc = prepare(q,
+                     "INSERT INTO poll_cursors(name, value, updated_at) VALUES (?1, ?2, ?3)"
+                     " ON CONFLICT(name) DO UPDATE SET value = excluded.value,"
+                     " updated_at = excluded.updated_at",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, value);
+    sqlite3_bind_int64(st, 3, now);
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "writing a poll cursor");
 }
