@@ -78,7 +78,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h $(LIB) $(GW_LIB)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h tests/unit/part10_build.h $(LIB) $(GW_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 

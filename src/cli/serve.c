@@ -28,6 +28,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/queue.h"
+#include "gateway/intake.h"
 #include "gateway/stow.h"
 #include "gateway/worker.h"
 
@@ -402,6 +403,7 @@ typedef struct service {
     int audit_fd;
     s2f_tokens *tokens;
     char *cert, *key, *client_ca;
+    s2f_intake *intake;           /* the receivers' way into the queue */
     s2f_stow *stow;
     s2f_workers *workers;
     s2f_httpd *httpd;
@@ -484,18 +486,24 @@ static int start_parts(service *sv)
 {
     serve_cfg *cfg = sv->cfg;
     s2f_error err = {0};
+    s2f_intake_options io = {0};
+    io.data_dir = cfg->data;
+    io.queue_path = sv->queue_path;
+    io.high_water = cfg->high_water;
+    io.min_free_bytes = (unsigned long long)cfg->min_free_mb << 20;
+    io.audit_fd = sv->audit_fd;
+    io.metrics = &sv->metrics;
+    io.log = &sv->log;
+    io.on_enqueued = wake_workers;
+    io.on_enqueued_ctx = sv;
+    if (s2f_intake_new(&io, &sv->intake, &err) != S2F_OK)
+        return cli_error(NULL, err.code, "serve: %s", err.message);
     s2f_stow_options so = {0};
-    so.data_dir = cfg->data;
-    so.queue_path = sv->queue_path;
-    so.high_water = cfg->high_water;
-    so.min_free_bytes = (unsigned long long)cfg->min_free_mb << 20;
+    so.intake = sv->intake;
     so.max_body = (unsigned long long)cfg->max_body;
     so.max_part = (unsigned long long)cfg->max_part;
-    so.audit_fd = sv->audit_fd;
     so.metrics = &sv->metrics;
     so.log = &sv->log;
-    so.on_enqueued = wake_workers;
-    so.on_enqueued_ctx = sv;
     if (s2f_stow_new(&so, &sv->stow, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
     if (s2f_queue_open(sv->queue_path, NULL, &sv->queue, &err) != S2F_OK)
@@ -625,6 +633,8 @@ static void stop_service(service *sv)
     sv->workers = NULL;
     s2f_stow_free(sv->stow);
     sv->stow = NULL;
+    s2f_intake_free(sv->intake); /* after every receiver stopped */
+    sv->intake = NULL;
     if (sv->queue)
         s2f_queue_close(sv->queue);
     sv->queue = NULL;

@@ -2,16 +2,15 @@
  * stow.h - the gateway's STOW-RS receiver (issue 11 Build #2; PS3.18 10.5): one request
  * to POST /dicom-web/studies[/{StudyInstanceUID}] handled through libmicrohttpd's access
  * handler calls, the body streamed part by part (multipart.h) into files of the data
- * folder (store.h), each SR's header read for its UIDs, and every stored part durably
- * committed (file fsync, rename, folder fsync, job row committed in the queue, queue.h)
- * before the answer: 200 all stored, 202 some refused, 409 none stored, 400 malformed,
+ * folder, each SR's header read for its UIDs, and every stored part durably committed
+ * through intake.h (file fsync, rename, folder fsync, job row committed) before the answer: 200 all stored, 202 some refused, 409 none stored, 400 malformed,
  * 413 too large, 415 unsupported media type, 503 busy (back-pressure), each with an
  * application/dicom+json body (PS3.18 Annex I). docs/gateway.md "STOW-RS" says what a
  * sender sees; docs/decisions.md "Issue 11: STOW-RS receiver" why.
  *
  * One s2f_stow serves every request of the service and may be called from several MHD
- * threads at once: it has its own locking and a committer thread that commits the job
- * rows of concurrent requests in one transaction (group commit).
+ * threads at once; it holds no state of its own between requests (intake.h commits the
+ * job rows of concurrent requests in one transaction).
  */
 #ifndef S2F_GATEWAY_STOW_H
 #define S2F_GATEWAY_STOW_H
@@ -25,27 +24,22 @@
 #include <microhttpd.h>
 
 #include "sr2fhir.h"
+#include "gateway/intake.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 
 typedef struct s2f_stow s2f_stow;
 
 typedef struct s2f_stow_options {
-    const char *data_dir;           /* DIR; files go to DIR/incoming */
-    const char *queue_path;         /* DIR/queue.sqlite */
-    long long high_water;           /* pending+leased jobs -> 503 */
-    unsigned long long min_free_bytes;
+    s2f_intake *intake;             /* store, back-pressure, commits, audit (intake.h) */
     unsigned long long max_body, max_part;
-    int audit_fd;                   /* -1 none */
     s2f_gw_metrics *metrics; s2f_gw_log *log;
-    void (*on_enqueued)(void *ctx); void *on_enqueued_ctx;   /* wakes the workers */
 } s2f_stow_options;
 
-/* Opens the queue and DIR/incoming (created 0700 when absent) and starts the committer
- * thread. Strings are copied; metrics, log and the audit descriptor must outlive it. */
+/* The receiver over `opt->intake`, which must outlive it (as metrics and log). */
 s2f_code s2f_stow_new(const s2f_stow_options *opt, s2f_stow **out, s2f_error *err);
 
-/* Stops the committer thread and closes everything. Call after the HTTP daemon stopped. */
+/* Frees the receiver. Call after the HTTP daemon stopped. */
 void s2f_stow_free(s2f_stow *s);
 
 /* Called by httpd's access handler for every call of a request under /dicom-web/studies

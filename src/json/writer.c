@@ -876,3 +876,33 @@ int s2f_json_kv_begin_array(s2f_json *j, const char *key)
         return 0;
     return s2f_json_key(j, key) ? -1 : s2f_json_begin_array(j);
 }
+
+int s2f_json_to_buffer(void (*fn)(s2f_json *j, const void *ctx), const void *ctx, int newline,
+                       char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *mem = open_memstream(out, len);
+    s2f_sink *sink = malloc(sizeof *sink);
+    int bad = !mem || !sink;
+    if (!bad) {
+        s2f_json j;
+        s2f_sink_init(sink, mem);
+        s2f_json_init(&j, sink, 0);
+        fn(&j, ctx);
+        s2f_json_finish(&j);
+        if (newline)
+            s2f_sink_putc(sink, '\n');
+        bad = s2f_json_error(&j) || s2f_sink_finish(sink) != 0;
+    }
+    if (mem && fclose(mem) != 0)
+        bad = 1;
+    free(sink);
+    if (bad) {
+        free(*out);
+        *out = NULL;
+        *len = 0;
+        return -1;
+    }
+    return 0;
+}

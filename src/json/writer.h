@@ -148,4 +148,11 @@ int s2f_json_decimal_is_number(const char *p, size_t n);
  * optional exponent e/E with optional sign and at least one digit. */
 int s2f_json_decimal_valid(const char *p, size_t n);
 
+/* Runs fn(j, ctx) into a new compact document in a malloc'ed buffer (*out, *len; the caller
+ * frees it), a final '\n' added when newline is 1 (a JSON Lines record). 0 on success; -1
+ * (nothing to free) when memory ran out or fn misused the writer. For small documents:
+ * answers and audit lines of the gateway. */
+int s2f_json_to_buffer(void (*fn)(s2f_json *j, const void *ctx), const void *ctx, int newline,
+                       char **out, size_t *len);
+
 #endif

@@ -26,6 +26,7 @@
 #include "check.h"
 #include "gateway/queue.h"
 #include "gateway/stow.h"
+#include "part10_build.h"
 
 #define SR_CLASS "1.2.840.10008.5.1.4.1.1.88.33"
 #define CT_CLASS "1.2.840.10008.5.1.4.1.1.2"
@@ -33,80 +34,6 @@
 #define BOUNDARY "XbOuNdArY42"
 
 /* ---- building bodies ------------------------------------------------------------------ */
-
-typedef struct buf {
-    char *p;
-    size_t n, cap;
-} buf;
-
-static void put(buf *b, const void *p, size_t n)
-{
-    if (b->n + n > b->cap) {
-        b->cap = (b->n + n) * 2 + 64;
-        b->p = realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, p, n);
-    b->n += n;
-}
-
-static void puts_(buf *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
-
-static void put16(buf *b, unsigned v)
-{
-    unsigned char x[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
-    put(b, x, 2);
-}
-
-static void put32(buf *b, unsigned long v)
-{
-    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
-    put(b, x, 4);
-}
-
-/* An Explicit VR LE UI element, padded to even length with NUL. */
-static void put_ui(buf *b, unsigned g, unsigned e, const char *uid)
-{
-    size_t n = strlen(uid), padded = n + (n & 1);
-    put16(b, g);
-    put16(b, e);
-    put(b, "UI", 2);
-    put16(b, (unsigned)padded);
-    put(b, uid, n);
-    if (n & 1)
-        put(b, "", 1);
-}
-
-/* A minimal Part 10 file: meta group, SOP Class, SOP Instance, Study Instance UIDs. */
-static buf part10(const char *sop_class, const char *sop_instance, const char *study)
-{
-    buf meta = {0}, b = {0};
-    put16(&meta, 0x0002);
-    put16(&meta, 0x0001);
-    put(&meta, "OB\0\0", 4);
-    put32(&meta, 2);
-    put(&meta, "\0\1", 2);
-    put_ui(&meta, 0x0002, 0x0002, sop_class);
-    put_ui(&meta, 0x0002, 0x0003, sop_instance);
-    put_ui(&meta, 0x0002, 0x0010, "1.2.840.10008.1.2.1");
-    char pre[128] = {0};
-    put(&b, pre, sizeof pre);
-    put(&b, "DICM", 4);
-    put16(&b, 0x0002);
-    put16(&b, 0x0000);
-    put(&b, "UL", 2);
-    put16(&b, 4);
-    put32(&b, (unsigned long)meta.n);
-    put(&b, meta.p, meta.n);
-    free(meta.p);
-    put_ui(&b, 0x0008, 0x0016, sop_class);
-    put_ui(&b, 0x0008, 0x0018, sop_instance);
-    put_ui(&b, 0x0020, 0x000D, study);
-    return b;
-}
 
 static buf dicom_json(const char *sop_instance, const char *study, int array)
 {
@@ -144,6 +71,7 @@ typedef struct service {
     int audit_fd;
     s2f_gw_metrics metrics;
     s2f_gw_log log;
+    s2f_intake *intake;
     s2f_stow *stow;
     struct MHD_Daemon *d;
     unsigned port;
@@ -190,13 +118,11 @@ static service *start(const limits *lim)
     /* S2F_TEST_LOG=1 shows the receiver's log lines on stderr */
     s2f_gw_log_init(&sv->log, getenv("S2F_TEST_LOG") ? stderr : NULL, S2F_LOG_DEBUG);
     sv->audit_fd = open(sv->audit, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    s2f_stow_options opt = {
+    s2f_intake_options iopt = {
         .data_dir = sv->dir,
         .queue_path = sv->queue,
         .high_water = lim && lim->high_water ? lim->high_water : 100000,
         .min_free_bytes = lim ? lim->min_free : 0,
-        .max_body = lim && lim->max_body ? lim->max_body : 64 << 20,
-        .max_part = lim && lim->max_part ? lim->max_part : 32 << 20,
         .audit_fd = sv->audit_fd,
         .metrics = &sv->metrics,
         .log = &sv->log,
@@ -204,8 +130,19 @@ static service *start(const limits *lim)
         .on_enqueued_ctx = sv,
     };
     if (lim && lim->high_water < 0)
-        opt.high_water = 0;
+        iopt.high_water = 0;
     s2f_error err = {0};
+    if (s2f_intake_new(&iopt, &sv->intake, &err) != S2F_OK) {
+        fprintf(stderr, "intake: %s\n", err.message);
+        return NULL;
+    }
+    s2f_stow_options opt = {
+        .intake = sv->intake,
+        .max_body = lim && lim->max_body ? lim->max_body : 64 << 20,
+        .max_part = lim && lim->max_part ? lim->max_part : 32 << 20,
+        .metrics = &sv->metrics,
+        .log = &sv->log,
+    };
     if (s2f_stow_new(&opt, &sv->stow, &err) != S2F_OK) {
         fprintf(stderr, "stow: %s\n", err.message);
         return NULL;
@@ -251,6 +188,7 @@ static void stop(service *sv)
     if (sv->d)
         MHD_stop_daemon(sv->d);
     s2f_stow_free(sv->stow);
+    s2f_intake_free(sv->intake);
     if (sv->audit_fd >= 0)
         close(sv->audit_fd);
     s2f_gw_log_destroy(&sv->log);
