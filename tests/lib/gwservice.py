@@ -26,6 +26,9 @@ from harness import SR2FHIR, clean_env, short
 
 SERVE = os.path.join(os.path.dirname(SR2FHIR), "sr2fhir-serve")
 START_LINE = re.compile(r"^sr2fhir: serving STOW-RS at http://(127\.0\.0\.1):(\d+)(/dicom-web)/studies$")
+# issue 12: printed when --dicom is given (spec: with port 0 the real port)
+DICOM_LINE = re.compile(r"^sr2fhir: serving DICOM \(C-STORE, C-ECHO\) as (\S+) at "
+                        r"(127\.0\.0\.1):(\d+)$")
 QUEUE_STATES = ("pending", "leased", "done", "dead", "not_applicable")
 FINISHED = ("done", "dead", "not_applicable")
 UID_ROOT = "1.2.826.0.1.3680043.10.1500.79."   # UIDs made by these tests
@@ -52,16 +55,63 @@ def first_line(proc, timeout):
     return None
 
 
+def lines_until(proc, patterns, timeout, logpath=None):
+    """The lines `proc` writes to its stdout (a pipe) until each regex of `patterns` matched
+    one of them (those lines also looked for in the file `logpath`, where a line may go to
+    standard error: after its last '---- start ' line, which Service.start writes): [match or None per pattern]; the ones still None when it exits, closes
+    stdout or `timeout` s pass first."""
+    found = [None] * len(patterns)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    fd = proc.stdout.fileno()
+
+    def look(line):
+        for k, pat in enumerate(patterns):
+            if found[k] is None:
+                m = pat.match(line)
+                if m:
+                    found[k] = m
+
+    while time.monotonic() < deadline and None in found:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                look(line.decode("utf-8", "replace").rstrip("\r"))
+        elif proc.poll() is not None:
+            break
+        if logpath and None in found:
+            try:
+                with open(logpath, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                for line in text.split("---- start ")[-1].splitlines():   # this start's
+                    look(line)
+            except OSError:
+                pass
+    return found
+
+
 class Service:
     """`sr2fhir serve --http 127.0.0.1:0 --data DATA --server URL OPTS` (or `binary` with the
     same options, e.g. a ThreadSanitizer build of sr2fhir-serve); its stderr appended to LOG.
-    start() may be called again after kill() or stop(): the same data folder, a new port."""
+    start() may be called again after kill() or stop(): the same data folder, a new port.
+    dicom_aet: also `--dicom 127.0.0.1:0 --aet AET` (issue 12); start() then waits for the
+    DICOM start-up line too and dicom_address() tells where it listens."""
 
-    def __init__(self, data, server_url, logpath, *opts, binary=None, env=None, cwd=None):
+    def __init__(self, data, server_url, logpath, *opts, binary=None, env=None, cwd=None,
+                 dicom_aet=None):
         self.data, self.logpath = data, logpath
         head = [binary] if binary else [SR2FHIR, "serve"]
         self.cmd = head + ["--http", "127.0.0.1:0", "--data", data, "--server", server_url,
                            *opts]
+        self.dicom_aet = dicom_aet
+        self.dicom_port = None
+        if dicom_aet:
+            self.cmd += ["--dicom", "127.0.0.1:0", "--aet", dicom_aet]
         self.env = env or clean_env()
         self.cwd = cwd or os.path.dirname(data)
         self.proc = None
@@ -78,6 +128,8 @@ class Service:
             log.flush()
             proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=log,
                                     env=self.env, cwd=self.cwd)
+        if self.dicom_aet:
+            return self._start_dicom(proc)
         line = first_line(proc, START_TIMEOUT)
         m = START_LINE.match(line or "")
         if not m:
@@ -90,6 +142,30 @@ class Service:
             self.proc, self.host, self.port = proc, m.group(1), int(m.group(2))
             self.starts += 1
         return line
+
+    def _start_dicom(self, proc):
+        """start() with --dicom: both start-up lines, in either order."""
+        m, d = lines_until(proc, [START_LINE, DICOM_LINE], START_TIMEOUT, self.logpath)
+        if not m or not d or d.group(1) != self.dicom_aet:
+            _end(proc)
+            raise AssertionError(
+                "start-up lines: STOW-RS %s, DICOM %s (exit %r); expected 'sr2fhir: serving "
+                "STOW-RS at http://127.0.0.1:PORT/dicom-web/studies' and 'sr2fhir: serving "
+                "DICOM (C-STORE, C-ECHO) as %s at 127.0.0.1:PORT'; log: %s" % (
+                    m and m.group(0), d and d.group(0), proc.returncode, self.dicom_aet,
+                    self.log_tail()))
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        with self.lock:
+            self.proc, self.host, self.port = proc, m.group(1), int(m.group(2))
+            self.dicom_port = int(d.group(3))
+            self.starts += 1
+        return d.group(0)
+
+    def dicom_address(self):
+        """(host, port) of the DICOM listener of the running service, or None while down."""
+        with self.lock:
+            return (self.host, self.dicom_port) if self.proc and self.proc.poll() is None \
+                and self.dicom_port else None
 
     def address(self):
         """(host, port) of the running service, or None while it is down."""
