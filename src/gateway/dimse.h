@@ -23,6 +23,11 @@
 
 #include "sr2fhir.h"
 
+/* What sr2fhir announces in A-ASSOCIATE-AC (PS3.7 D.3.3.2) and may write as the Part 10
+ * meta header's ImplementationClassUID / ImplementationVersionName (PS3.10 7.1). */
+#define S2F_DIMSE_IMPL_CLASS_UID "2.25.62991984592239206257125289712698180439"
+#define S2F_DIMSE_IMPL_VERSION "SR2FHIR_" SR2FHIR_VERSION
+
 /* ---- transport -------------------------------------------------------------------- */
 
 /* Bytes in and out. read: up to n bytes within timeout_ms, returns the count (> 0),
