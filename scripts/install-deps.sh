@@ -16,4 +16,10 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+# the DICOM peers of the gateway tests (Orthanc with DICOMweb, DCMTK), when ../shared is
+# beside the checkout: its own installer, idempotent
+peers="$(cd "$(dirname "$0")/.." && pwd)/../shared/tools/dicom-peers/dicom-peers.sh"
+if [ -x "$peers" ]; then
+    $SUDO "$peers" install >/dev/null
+fi
 echo "install-deps: all packages present"
