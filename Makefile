@@ -84,7 +84,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h tests/u
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB) $(GW_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(CURL_LIBS) $(LDLIBS)
 
 unit: $(TEST_BIN) $(TOOL_BIN)
 

@@ -13,6 +13,12 @@
  * server (connection, TLS, timeouts, the deadline); a request that could not even be built
  * (a malformed URL, memory) is the request's own error, and an answer larger than its kind
  * may be (the caller's max_answer) is a refused answer, not an unreachable server.
+ *
+ * Streamed GETs (s2f_http_get_stream, issue 13) share all of this; their answer goes to a
+ * sink instead of memory. The bound is checked twice: against Content-Length when the
+ * headers are in (a 10 GB declaration is refused before one byte of the body is read) and
+ * against the bytes received. An error answer's body is kept for the message up to 4 KiB
+ * and not read past 64 KiB.
  */
 #include "http.h"
 
@@ -30,6 +36,8 @@
 #define MAX_ANSWER (256u << 20)     /* bytes kept of one answer */
 #define MAX_BACKOFF_MS 30000L
 #define MAX_RETRY_AFTER_S 300L
+#define ERROR_BODY_KEPT 4096u       /* bytes of a streamed GET's error answer kept */
+#define ERROR_BODY_READ 65536u      /* ... and read before the transfer is cut off */
 
 struct s2f_http {
     CURL *curl;
@@ -46,6 +54,15 @@ struct s2f_http {
     long first_delay_ms;
     uint64_t rng;                 /* jitter; per object, no shared state */
     const atomic_int *cancel;     /* non-zero: stop at once (s2f_http_set_cancel); may be NULL */
+    /* the streamed GET in progress (s2f_http_get_stream); sink NULL otherwise */
+    const s2f_http_sink *sink;
+    unsigned long long sink_max;  /* body bytes accepted of a 2xx answer */
+    s2f_code sink_rc;             /* S2F_OK until the sink or the bound stopped the try */
+    s2f_error sink_err;
+    long stream_status;           /* the final answer's status once its headers are in, else 0 */
+    unsigned long long stream_len; /* body bytes of this try */
+    long long declared;           /* its Content-Length: -1 none, -2 beyond any bound */
+    int error_cut;                /* an error answer's body was cut off (ERROR_BODY_READ) */
     char curl_error[CURL_ERROR_SIZE];
 };
 
@@ -102,10 +119,14 @@ void s2f_http_set_cancel(s2f_http *h, const atomic_int *flag)
 
 /* ---- curl callbacks ------------------------------------------------------------------------ */
 
+static size_t on_stream_body(s2f_http *h, char *data, size_t add);
+
 static size_t on_body(char *data, size_t size, size_t n, void *userdata)
 {
     s2f_http *h = userdata;
     size_t add = size * n;
+    if (h->sink)
+        return on_stream_body(h, data, add);
     if (h->len + add + 1 > h->max_answer) {
         h->too_big = 1;
         return 0; /* makes curl stop with CURLE_WRITE_ERROR */
@@ -142,10 +163,14 @@ static long parse_retry_after(const char *v)
     return when > now ? (long)(when - now) : 0;
 }
 
+static size_t on_stream_header(s2f_http *h, const char *data, size_t len);
+
 static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 {
     s2f_http *h = userdata;
     size_t len = size * n;
+    if (h->sink && on_stream_header(h, data, len) != len)
+        return 0; /* refused: curl stops with CURLE_WRITE_ERROR */
     static const char name[] = "retry-after:";
     if (len > sizeof name - 1 && len < 256 && !strncasecmp(data, name, sizeof name - 1)) {
         char v[256];
@@ -274,6 +299,11 @@ static CURLcode attempt(s2f_http *h, const char *method, const char *url, const 
     }
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    h->sink_rc = S2F_OK;
+    h->stream_status = 0;
+    h->stream_len = 0;
+    h->declared = -1;
+    h->error_cut = 0;
     if (!strcmp(method, "POST")) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -283,6 +313,8 @@ static CURLcode attempt(s2f_http *h, const char *method, const char *url, const 
     }
     CURLcode rc = curl_easy_perform(c);
     *status = 0;
+    if (rc == CURLE_WRITE_ERROR && h->error_cut)
+        rc = CURLE_OK; /* a streamed GET's error answer, cut off after ERROR_BODY_READ bytes */
     if (rc == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     return rc;
@@ -386,13 +418,13 @@ static s2f_code fail_deadline(s2f_http *h, CURLcode rc, long status, unsigned tr
                     tries, tries > 1 ? "s" : "", s2f_http_now() - start);
 }
 
-s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
-                          size_t len, size_t max_answer, s2f_http_response *resp, s2f_error *err)
+/* The tries of one request (s2f_http_request, s2f_http_get_stream). */
+static s2f_code perform(s2f_http *h, const char *method, const char *url, const char *body,
+                        size_t len, s2f_http_response *resp, s2f_error *err)
 {
     double start = s2f_http_now();
     memset(resp, 0, sizeof *resp);
     resp->retry_after = -1;
-    h->max_answer = (max_answer && max_answer < MAX_ANSWER ? max_answer : MAX_ANSWER) + 1;
     if (cancelled(h))
         return s2f_fail(err, S2F_EUNREACHABLE, "cancelled: the service is stopping");
     if (beyond_deadline(h, 0))
@@ -402,6 +434,12 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
         long status;
         CURLcode rc = attempt(h, method, url, body, len, &status);
         resp->attempts = n + 1;
+        if (rc != CURLE_OK && h->sink && h->sink_rc != S2F_OK) {
+            resp->seconds = s2f_http_now() - start;
+            if (err)
+                *err = h->sink_err; /* the sink's or the bound's refusal: never retried */
+            return h->sink_rc;
+        }
         resp->status = rc == CURLE_OK ? status : 0;
         resp->retry_after = rc == CURLE_OK ? h->retry_after_s : -1;
         int again = rc != CURLE_OK ? transient(rc) : s2f_http_retryable(status);
@@ -428,4 +466,136 @@ s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, cons
         }
         sleep_ms(h, wait);
     }
+}
+
+s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
+                          size_t len, size_t max_answer, s2f_http_response *resp, s2f_error *err)
+{
+    h->max_answer = (max_answer && max_answer < MAX_ANSWER ? max_answer : MAX_ANSWER) + 1;
+    return perform(h, method, url, body, len, resp, err);
+}
+
+/* ---- streamed GET (issue 13) --------------------------------------------------------------- */
+
+/* Content-Length's value: -1 when it is not a plain number, -2 when beyond 2^62. */
+static long long parse_content_length(const char *v, size_t n)
+{
+    size_t i = 0;
+    long long x = 0;
+    while (i < n && (v[i] == ' ' || v[i] == '\t'))
+        i++;
+    if (i == n || v[i] < '0' || v[i] > '9')
+        return -1;
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++) {
+        if (x > (1LL << 62) / 10)
+            return -2;
+        x = x * 10 + (v[i] - '0');
+    }
+    return x;
+}
+
+/* The end of the final answer's headers: its status known, the bound checked against
+ * Content-Length before any of the body is read, the sink told. */
+static size_t stream_headers_done(s2f_http *h, size_t len)
+{
+    long status = 0;
+    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200)
+        return len; /* 1xx: an interim answer, the final one follows */
+    h->stream_status = status;
+    if (status > 299)
+        return len;
+    if (h->declared == -2 || (h->declared >= 0 && (unsigned long long)h->declared > h->sink_max)) {
+        char n[32];
+        snprintf(n, sizeof n, h->declared == -2 ? "more than 2^62" : "%lld", h->declared);
+        h->sink_rc = s2f_fail(&h->sink_err, S2F_ELIMIT, "the answer declares %s bytes "
+                              "(Content-Length), more than the %llu accepted: refused before "
+                              "reading it", n, h->sink_max);
+        return 0;
+    }
+    const char *ct = NULL;
+    curl_easy_getinfo(h->curl, CURLINFO_CONTENT_TYPE, &ct);
+    h->sink_rc = h->sink->begin(h->sink->ctx, status, ct ? ct : "", &h->sink_err);
+    return h->sink_rc == S2F_OK ? len : 0;
+}
+
+static size_t on_stream_header(s2f_http *h, const char *data, size_t len)
+{
+    static const char cl[] = "content-length:";
+    if (len >= 5 && !strncmp(data, "HTTP/", 5)) { /* a status line: a new answer begins */
+        h->declared = -1;
+        h->stream_status = 0;
+    } else if (len > sizeof cl - 1 && !strncasecmp(data, cl, sizeof cl - 1)) {
+        h->declared = parse_content_length(data + sizeof cl - 1, len - (sizeof cl - 1));
+    } else if ((len == 2 && data[0] == '\r' && data[1] == '\n') || (len == 1 && data[0] == '\n')) {
+        return stream_headers_done(h, len);
+    }
+    return len;
+}
+
+/* An error answer's body: its first ERROR_BODY_KEPT bytes kept for the message. */
+static size_t keep_error_body(s2f_http *h, const char *data, size_t add)
+{
+    h->stream_len += add;
+    if (h->stream_len > ERROR_BODY_READ) {
+        h->error_cut = 1;
+        return 0;
+    }
+    size_t room = h->len < ERROR_BODY_KEPT ? ERROR_BODY_KEPT - h->len : 0;
+    size_t take = add < room ? add : room;
+    if (take && h->len + take + 1 > h->cap) {
+        char *p = realloc(h->body, ERROR_BODY_KEPT + 1);
+        if (!p)
+            return 0;
+        h->body = p;
+        h->cap = ERROR_BODY_KEPT + 1;
+    }
+    if (take) {
+        memcpy(h->body + h->len, data, take);
+        h->len += take;
+        h->body[h->len] = '\0';
+    }
+    return add;
+}
+
+static size_t on_stream_body(s2f_http *h, char *data, size_t add)
+{
+    if (h->stream_status < 200 || h->stream_status > 299)
+        return keep_error_body(h, data, add);
+    if (h->sink_rc != S2F_OK)
+        return 0;
+    if (add > h->sink_max - h->stream_len) {
+        h->sink_rc = s2f_fail(&h->sink_err, S2F_ELIMIT, "the answer is longer than the %llu "
+                              "bytes accepted for it: cut off", h->sink_max);
+        return 0;
+    }
+    h->stream_len += add;
+    h->sink_rc = h->sink->data(h->sink->ctx, data, add, &h->sink_err);
+    return h->sink_rc == S2F_OK ? add : 0;
+}
+
+s2f_code s2f_http_get_stream(s2f_http *h, const char *url, const s2f_http_sink *sink,
+                             s2f_http_response *resp, s2f_error *err)
+{
+    char accept[256];
+    if (!sink || !sink->accept || !sink->begin || !sink->data ||
+        snprintf(accept, sizeof accept, "Accept: %s", sink->accept) >= (int)sizeof accept ||
+        strpbrk(sink->accept, "\r\n"))
+        return s2f_fail(err, S2F_EINTERNAL, "a streamed GET without a valid sink");
+    struct curl_slist *headers = curl_slist_append(NULL, accept);
+    if (!headers)
+        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+    h->sink = sink;
+    h->sink_max = sink->max_bytes ? sink->max_bytes : MAX_ANSWER;
+    h->len = 0;
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, headers);
+    s2f_code rc = perform(h, "GET", url, NULL, 0, resp, err);
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+    curl_slist_free_all(headers);
+    h->sink = NULL;
+    if (rc == S2F_OK && resp->status >= 200 && resp->status <= 299) {
+        resp->body = "";
+        resp->len = 0;
+    }
+    return rc;
 }

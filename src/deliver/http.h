@@ -55,4 +55,33 @@ double s2f_http_now(void);
 /* 1 when the answer is worth another try (408, 429, 5xx). */
 int s2f_http_retryable(long status);
 
+/* ---- streamed GET (issue 13: the DICOMweb client's QIDO-RS and WADO-RS answers) ---------- */
+
+/* Where a streamed answer goes. begin and data return S2F_OK to go on; any other code stops
+ * the transfer at once, is never retried, and is what s2f_http_get_stream returns, with the
+ * sink's message in err. */
+typedef struct s2f_http_sink {
+    const char *accept;              /* the Accept header's value */
+    unsigned long long max_bytes;    /* body bytes taken of a 2xx answer (0: 256 MiB): a
+                                        larger Content-Length is refused as soon as the
+                                        headers are in, before any of the body is read; a
+                                        body growing past it is cut off; both S2F_ELIMIT */
+    /* A 2xx answer's headers are in: its status and Content-Type ("" when absent). Called
+     * again on each try after a failed one: the sink starts over. */
+    s2f_code (*begin)(void *ctx, long status, const char *content_type, s2f_error *err);
+    s2f_code (*data)(void *ctx, const char *bytes, size_t len, s2f_error *err);
+    void *ctx;
+} s2f_http_sink;
+
+/*
+ * GET url with the sink's Accept header; TLS, credentials, timeouts, the deadline, cancel
+ * and retries as s2f_http_request (a try that failed part-way, e.g. a connection cut or a
+ * timeout, is retried from the start). S2F_OK: resp->status is the final answer's status;
+ * a 2xx body went to the sink whole (resp->body is ""), any other answer's first 4 KiB are
+ * in resp->body (the rest is not read beyond 64 KiB). Errors as s2f_http_request, plus
+ * S2F_ELIMIT for a 2xx answer over sink->max_bytes and the sink's own codes.
+ */
+s2f_code s2f_http_get_stream(s2f_http *h, const char *url, const s2f_http_sink *sink,
+                             s2f_http_response *resp, s2f_error *err);
+
 #endif
