@@ -37,7 +37,7 @@ mkdir -p "$OUT"
 make -s all
 BIN=$PWD/build/sr2fhir
 [ -x build/sr2fhir-serve ] || { echo "bench: build/sr2fhir-serve not built" >&2; exit 1; }
-"$BIN" serve --help | grep -q -- '--dicom' ||
+grep -q "serving DICOM" build/sr2fhir-serve ||
     { echo "bench: sr2fhir serve has no --dicom (issue 12 not landed)" >&2; exit 1; }
 PY=/usr/bin/python3
 SHARED=${SHARED:-$(cd .. && pwd)/shared}

@@ -483,9 +483,9 @@ def main():
         return 1
     if not os.access(gwservice.SERVE, os.X_OK):
         return skip("no executable %s: the gateway service is not built" % gwservice.SERVE)
-    p = subprocess.run([SR2FHIR, "serve", "--help"], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT)
-    if b"--dicom" not in p.stdout:
+    with open(gwservice.SERVE, "rb") as f:
+        has_dicom = b"serving DICOM" in f.read()
+    if not has_dicom:
         return skip("`sr2fhir serve` has no --dicom option yet (issue 12 not landed)")
     if not os.path.isdir(CORPUS) or not os.path.exists(FHIR_SERVER_SH) or \
             not os.path.exists(PEERS):
