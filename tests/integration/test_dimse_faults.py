@@ -71,7 +71,7 @@ ECHO_SCU = "FAULT_ECHO"    # the C-ECHO after each case (its audit line told apa
 ARTIM = 2          # s (--dicom-artim)
 IDLE = 3           # s (--dicom-timeout)
 MAX_PDU = 16384    # --dicom-max-pdu
-N_KILL = 1000      # SRs of the SIGKILL case
+N_KILL = int(os.environ.get("DIMSE_FAULTS_N", "1000"))   # SRs of the SIGKILL case
 N_EXTRA = 4        # further distinct SRs for the status cases
 N_ASSOC = 4        # parallel associations in the SIGKILL case
 N_KILLS = 3
@@ -142,6 +142,10 @@ class Env:
                                                                    self.gw.log_tail()))
             time.sleep(0.05)
 
+    def njobs(self):
+        """Jobs in the queue, whatever their state (workers move them on meanwhile)."""
+        return sum(self.gw.stats().values())
+
     def files(self):
         try:
             return sorted(os.listdir(self.incoming))
@@ -162,7 +166,7 @@ def fault_case(env, name, what, run, outcome=None):
     DATA/incoming, the association's audit line says `outcome` (when given), and a C-ECHO on
     a new association succeeds."""
     def body():
-        st0, files0, n0 = env.gw.stats(), env.files(), len(env.audit_lines())
+        st0, files0, n0 = env.njobs(), env.files(), len(env.audit_lines())
         run(env)
         if outcome:
             line = env.wait_assoc_line(n0)
@@ -170,7 +174,7 @@ def fault_case(env, name, what, run, outcome=None):
         else:
             time.sleep(0.2)
         env.echo_ok()
-        eq(env.gw.stats(), st0, "queue stats (nothing queued)")
+        eq(env.njobs(), st0, "jobs in the queue (none added)")
         eq(env.files(), files0, "files in DATA/incoming (the partial data set removed)")
     test(name + ": " + what, body)
 
@@ -252,7 +256,7 @@ def status_cases(env):
     sr = env.extra[0]
 
     def t_implicit_meta():
-        st0 = env.gw.stats()
+        st0 = env.njobs()
         implicit = os.path.join(TMP, "implicit.dcm")
         ds = pydicom.dcmread(sr[1])
         ds.file_meta.TransferSyntaxUID = d.IMPLICIT_LE
@@ -266,8 +270,7 @@ def status_cases(env):
             eq(a.store(1, c, sop, data, max_pdv=1000), 0x0000, "C-STORE status")
         finally:
             a.release()
-        st = env.gw.stats()
-        eq(sum(st.values()) - sum(st0.values()), 1, "jobs added")
+        eq(env.njobs() - st0, 1, "jobs added")
         job = [j for j in env.gw.jobs() if j["SOP_INSTANCE_UID"] == sop]
         assert len(job) == 1, "jobs of %s: %s" % (sop, job)
         _, show, _ = env.gw.queue("show", job[0]["ID"])
@@ -295,26 +298,35 @@ def status_cases(env):
          "SourceApplicationEntityTitle %s, sr2fhir's ImplementationClassUID and version "
          "name) followed by the data set as sent" % SCU, t_implicit_meta)
 
-    def t_mismatch():
-        st0, files0 = env.gw.stats(), env.files()
-        c, sop, _, data = d.dataset_of(env.extra[1][1])
-        a = env.assoc()
-        try:
-            eq(a.store(3, c, sop + ".9", data), 0xA900, "C-STORE status when the data set's "
-               "SOP Instance UID is not the command's")
-            eq(a.store(3, d.COMPREHENSIVE_SR if c != d.COMPREHENSIVE_SR else d.ENHANCED_SR,
-                       sop, data), 0xA900, "C-STORE status when the data set's SOP Class UID "
-               "is not the command's")
-        finally:
-            a.release()
-        eq(env.gw.stats(), st0, "queue stats (nothing queued)")
-        eq(env.files(), files0, "files in DATA/incoming")
+    def mismatch(which):
+        def t():
+            st0, files0 = env.njobs(), env.files()
+            c, sop, _, data = d.dataset_of(env.extra[1][1])
+            other = d.COMPREHENSIVE_SR if c != d.COMPREHENSIVE_SR else d.ENHANCED_SR
+            if which == "instance":        # the command names another instance
+                a = env.assoc([(c, [d.EXPLICIT_LE])])
+                args = (c, sop + ".9")
+            else:                          # the command (and context) name another SR class
+                a = env.assoc([(other, [d.EXPLICIT_LE])])
+                args = (other, sop)
+            try:
+                eq(a.accepted, {1: d.EXPLICIT_LE}, "accepted contexts")
+                eq("%04X" % a.store(1, args[0], args[1], data), "A900", "C-STORE status when "
+                   "the data set's SOP %s UID is not the command's" % which.title())
+            finally:
+                a.release()
+            eq(env.njobs(), st0, "jobs in the queue (none added)")
+            eq(env.files(), files0, "files in DATA/incoming")
+        return t
 
-    test("store-mismatch-a900: the command's SOP Instance (or Class) UID not the data set's "
-         "-> A900, nothing queued, no file left", t_mismatch)
+    test("store-mismatch-a900-instance: the command's SOP Instance UID is not the data set's "
+         "-> A900, nothing queued, no file left", mismatch("instance"))
+    test("store-mismatch-a900-class: the command's SOP Class UID (and its context's abstract "
+         "syntax) another SR class than the data set's -> A900, nothing queued, no file left",
+         mismatch("class"))
 
     def t_garbage():
-        st0, files0 = env.gw.stats(), env.files()
+        st0, files0 = env.njobs(), env.files()
         c, sop, _, _ = d.dataset_of(env.extra[2][1])
         a = env.assoc()
         try:
@@ -324,7 +336,7 @@ def status_cases(env):
             eq(a.echo(1), 0x0000, "C-ECHO on the same association afterwards")
         finally:
             a.release()
-        eq(env.gw.stats(), st0, "queue stats (nothing queued)")
+        eq(env.njobs(), st0, "jobs in the queue (none added)")
         eq(env.files(), files0, "files in DATA/incoming")
 
     test("store-garbage-c000: bytes that are not a data set -> C000, the association goes "
