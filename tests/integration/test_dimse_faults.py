@@ -305,7 +305,7 @@ def status_cases(env):
             other = d.COMPREHENSIVE_SR if c != d.COMPREHENSIVE_SR else d.ENHANCED_SR
             if which == "instance":        # the command names another instance
                 a = env.assoc([(c, [d.EXPLICIT_LE])])
-                args = (c, sop + ".9")
+                args = (c, sop[:-1] + ("1" if sop[-1] != "1" else "2"))
             else:                          # the command (and context) name another SR class
                 a = env.assoc([(other, [d.EXPLICIT_LE])])
                 args = (other, sop)
