@@ -34,7 +34,7 @@ RUNS=${2:-3}
 PAR=4
 OUT=bench/out
 mkdir -p "$OUT"
-make -s all
+[ -n "${BENCH_NO_MAKE:-}" ] || make -s all
 BIN=$PWD/build/sr2fhir
 [ -x build/sr2fhir-serve ] || { echo "bench: build/sr2fhir-serve not built" >&2; exit 1; }
 grep -q "serving DICOM" build/sr2fhir-serve ||
@@ -90,20 +90,22 @@ fi
 find "$PWD/$SRS" -name 'sr_*.dcm' | awk -F/ '{ print $NF "\t" $0 }' | sort | cut -f2 | head -n "$N" > "$tmp/list"
 [ "$(wc -l < "$tmp/list")" = "$N" ] || { echo "bench: fewer than $N SRs in $SRS" >&2; exit 1; }
 bytes=$(xargs -a "$tmp/list" -d '\n' cat | wc -c)
-split -n "r/$PAR" -d "$tmp/list" "$tmp/share."
+mkdir -p "$tmp/shares" "$tmp/logs"
+split -n "r/$PAR" -d "$tmp/list" "$tmp/shares/share."
 
 send_all() {   # send_all PORT AET ASSOCIATIONS: storescu of the N files; R = wall seconds
     local port=$1 aet=$2 k t0 t1 p ok=1 senders=() lists
-    if [ "$3" = 1 ]; then lists=("$tmp/list"); else lists=("$tmp"/share.*); fi
+    if [ "$3" = 1 ]; then lists=("$tmp/list"); else lists=("$tmp"/shares/share.*); fi
+    rm -f "$tmp"/logs/*
     t0=$(now)
     for k in "${lists[@]}"; do
         mapfile -t f < "$k"
-        storescu -R -aet BENCH -aec "$aet" 127.0.0.1 "$port" "${f[@]}" > "$k.log" 2>&1 &
+        storescu -R -aet BENCH -aec "$aet" 127.0.0.1 "$port" "${f[@]}" > "$tmp/logs/${k##*/}" 2>&1 &
         senders+=($!)
     done
     for p in "${senders[@]}"; do wait "$p" || ok=0; done
     t1=$(now)
-    [ "$ok" = 1 ] || { echo "bench: storescu failed: $(cat "${lists[@]/%/.log}" | head -c 600)" >&2; exit 1; }
+    [ "$ok" = 1 ] || { echo "bench: storescu failed: $(cat "$tmp"/logs/* | head -c 600)" >&2; exit 1; }
     R=$(elapsed "$t0" "$t1")
 }
 
