@@ -340,6 +340,33 @@ static s2f_worker_outcome deliver(worker *w, const s2f_job *job, int *reached)
     return oc;
 }
 
+/* Issue 11 gap 2: paused and no job to probe with (the queue is empty): a search that
+ * changes nothing, with this worker's client and credentials, so delivery resumes on its
+ * own schedule and not only when a job arrives. 2xx: the server takes the credentials
+ * (DONE); 401/403: still refused (AUTH); anything else: not known yet (TRANSIENT). */
+static s2f_worker_outcome probe_without_job(worker *w, int *reached)
+{
+    s2f_send_result res;
+    memset(&res, 0, sizeof res);
+    res.retry_after = -1;
+    s2f_error err = {0};
+    char *ref = NULL;
+    s2f_client_begin(w->client);
+    s2f_code rc = s2f_client_find(w->client, "Patient", "urn:ietf:rfc:3986",
+                                  "urn:sr2fhir:auth-probe", &ref, &res, &err);
+    free(ref);
+    long status = res.http_status;
+    s2f_send_result_free(&res);
+    *reached = status != 0;
+    if (status == 401 || status == 403)
+        return S2F_WORKER_AUTH;
+    if (status >= 200 && status <= 299)
+        return S2F_WORKER_DONE; /* also when the search's result was refused (rc) */
+    s2f_gw_logf(w->pool->opt.log, S2F_LOG_INFO, "auth probe: %s",
+                rc ? err.message : "no answer");
+    return S2F_WORKER_TRANSIENT;
+}
+
 /* ---- the loop -------------------------------------------------------------------------- */
 
 /* Under the lock: 1 when this worker may claim now (as the probe when paused), 0 after
@@ -389,11 +416,16 @@ static void *run(void *arg)
         if (rc)
             s2f_gw_logf(p->opt.log, S2F_LOG_ERROR, "worker %s: cannot claim a job: %s", w->name,
                         err.message);
+        if (!rc && !found && probe) {
+            int reached = 0;
+            probe_done(p, probe_without_job(w, &reached), reached);
+            continue;
+        }
         if (rc || !found) {
             pthread_mutex_lock(&p->lock);
             if (probe) {
                 p->probing = 0;
-                p->next_probe = wall_now() + p->opt.auth_probe; /* nothing to probe with */
+                p->next_probe = wall_now() + p->opt.auth_probe; /* the queue failed */
             }
             if (!p->stopping && p->wakes == wakes)
                 timed_wait(p, p->opt.idle_poll_ms);

@@ -734,6 +734,54 @@ TEST(pool_pauses_on_401_and_resumes)
     CHECK(dead == 0);
 }
 
+/* Waits (bounded, about 60 s) until the pool's pause is `want`. */
+static int wait_paused(fixture *f, int want)
+{
+    for (int round = 0; round < 3000 && s2f_workers_paused(f->pool) != want; round++)
+        nap();
+    return s2f_workers_paused(f->pool) == want;
+}
+
+/* Issue 11 gap 2: paused while no job is left to probe with: the probe runs on its own
+ * schedule (a search that changes nothing), stays paused on 401 and resumes on 200, without
+ * a job arriving. */
+TEST(pool_probe_resumes_with_empty_queue)
+{
+    fixture f;
+    int ok = fixture_open(&f);
+    stub_set(&f.srv, 1, NULL, 0, NULL);
+    ok = ok && add_job(&f, 0, 0) && pool_start(&f, 2, 50) && wait_paused(&f, 1);
+    /* the test holds the job itself (a long lease): the queue has nothing to claim */
+    s2f_job held;
+    bool found = false;
+    s2f_error err = {0};
+    for (int round = 0; ok && !found && round < 3000; round++) {
+        if (s2f_queue_claim(f.q, "test", 600, (int64_t)time(NULL), &held, &found, &err))
+            ok = 0;
+        if (!found)
+            nap();
+    }
+    int posts = stub_get(&f.srv, &f.srv.posts);
+    int requests = stub_get(&f.srv, &f.srv.requests);
+    /* a jobless probe refused: still paused */
+    for (int round = 0; round < 3000 && stub_get(&f.srv, &f.srv.requests) < requests + 1; round++)
+        nap();
+    int refused_probe = stub_get(&f.srv, &f.srv.requests) >= requests + 1;
+    int still_paused = s2f_workers_paused(f.pool) == 1;
+    stub_set(&f.srv, 0, NULL, 0, NULL); /* the credentials are fixed */
+    int resumed = ok && found && wait_paused(&f, 0);
+    int resume_lines = log_lines(&f, "delivery resumed");
+    int posts_after = stub_get(&f.srv, &f.srv.posts);
+    if (found)
+        s2f_queue_done(f.q, &held, (int64_t)time(NULL), &err);
+    fixture_close(&f);
+    CHECK(ok && found);
+    CHECK(refused_probe && still_paused);
+    CHECK(resumed);
+    CHECK(resume_lines == 1);
+    CHECK(posts_after == posts); /* the probes posted nothing */
+}
+
 TEST(pool_dead_letters_400_as_permanent)
 {
     static const int script[] = {400};
@@ -934,6 +982,7 @@ int main(void)
     RUN(pool_retries_503_then_delivers);
     RUN(pool_honours_retry_after);
     RUN(pool_pauses_on_401_and_resumes);
+    RUN(pool_probe_resumes_with_empty_queue);
     RUN(pool_dead_letters_400_as_permanent);
     RUN(pool_dead_letters_garbage_as_conversion);
     RUN(pool_finishes_other_sr_as_not_applicable);
