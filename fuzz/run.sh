@@ -3,7 +3,7 @@
 # on a seed corpus made from ../shared/corpus and the project's generated fixtures.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]     # targets: fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer
-#                                          #          fuzz_multipart
+#                                          #          fuzz_multipart fuzz_dimse
 #
 # Seeds and the grown corpora live in build-fuzz/corpus-TARGET (not committed); crashes are
 # written to build-fuzz/ as crash-*, and the script exits non-zero when a target fails.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart}
+TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart fuzz_dimse}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 make -s fuzz
 
@@ -47,6 +47,7 @@ for t in $TARGETS; do
         fuzz_part10) pattern='*.dcm' ;;
         fuzz_answer) pattern='none'; seed_answers "$dir" ;;
         fuzz_multipart) pattern='none'; seed_multipart "$dir" ;;
+        fuzz_dimse) pattern='none'; /usr/bin/python3 fuzz/seed_dimse.py "$dir" || echo "fuzz: no fuzz_dimse seeds" >&2 ;;
         *) pattern='*' ;;
     esac
     find "$SHARED/corpus/files" "$SHARED/ig/dicom" build/fixtures -maxdepth 1 -type f \
