@@ -18,7 +18,9 @@ case.
   sr2fhir's ImplementationClassUID) followed by the data set bytes as sent; a data set
   whose SOP Instance UID is not the command's -> A900, nothing queued; bytes that are not
   a data set -> C000 (or A900), nothing queued; the same SR again -> 0000, its job merged
-  or a second one (both allowed: idempotent per SOP Instance UID downstream).
+  or a second one (both allowed: idempotent per SOP Instance UID downstream); a second
+  service with --high-water 1 whose jobs cannot be delivered: 0000 until its queue is
+  full, then A700 only, nothing queued for those, the association goes on.
 - Faults, each followed by a C-ECHO on a new association (the service keeps serving), each
   leaving no job and no file in DATA/incoming, each with its association audit line:
   A-ABORT in the middle of a data set (aborted_by_peer); the connection dropped in the
@@ -230,13 +232,14 @@ def negotiation_cases(env):
                             11: d.EXPLICIT_BE, 13: d.IMPLICIT_LE},
                "transfer syntax chosen per context (preference Explicit LE, Implicit LE, "
                "Deflated, BE)")
+            eq(a.peer_max_pdu, MAX_PDU, "Maximum Length in the A-ASSOCIATE-AC (--dicom-max-pdu)")
             eq(a.echo(13), 0x0000, "C-ECHO status")
         finally:
             a.release()
 
     test("negotiation: CT Image -> 3, an SR with only an unknown transfer syntax -> 4, SRs "
-         "accepted with the preferred syntax offered, Verification accepted, C-ECHO 0000, "
-         "A-RELEASE-RP", t_contexts)
+         "accepted with the preferred syntax offered, Verification accepted, the maximum PDU "
+         "length announced is --dicom-max-pdu, C-ECHO 0000, A-RELEASE-RP", t_contexts)
 
     def t_only_refused():
         a = env.assoc([(d.CT_IMAGE, [d.EXPLICIT_LE]), (d.SC_IMAGE, [d.IMPLICIT_LE])])
@@ -363,6 +366,54 @@ def status_cases(env):
     test("store-twice: the same SR twice in one association -> 0000 both times, one or two "
          "jobs, two 'received' audit lines (via dimse, the calling AE title, status 0000)",
          t_again)
+
+
+def busy_case(env):
+    """A second service whose queue is full: --high-water 1, its FHIR server unreachable and
+    a long backoff, so every job it takes stays waiting."""
+    def t_busy():
+        data = os.path.join(TMP, "busy-data")
+        gw2 = gwservice.Service(data, "http://127.0.0.1:9/fhir", os.path.join(TMP, "busy.log"),
+                                "--workers", "1", "--high-water", "1", "--backoff-min", "600000",
+                                "--backoff-max", "600000", "--dicom-peer", SCU, dicom_aet=AET)
+        gw2.start()
+        try:
+            srs = env.kill_srs[:6]
+            a = d.Assoc.connect(gw2.dicom_address(), SCU, AET, [
+                (d.VERIFICATION, [d.IMPLICIT_LE]), (env.sop_class, [d.EXPLICIT_LE])],
+                timeout=BOUND)
+            try:
+                got = []
+                for sop, path, _ in srs:
+                    c, s_, _, data_ = d.dataset_of(path)
+                    got.append("%04X" % a.store(3, c, s_, data_))
+                eq(a.echo(1), 0x0000, "C-ECHO after the refusals (the association goes on)")
+            finally:
+                a.release()
+            ok = got.count("0000")
+            assert got[0] == "0000" and "A700" in got, "statuses %s: expected 0000 first, " \
+                "then A700 (out of resources) once the queue is above --high-water 1" % got
+            eq(got, ["0000"] * ok + ["A700"] * (len(got) - ok), "statuses (0000 until the "
+               "queue is full, then A700 only)")
+            eq(sum(gw2.stats().values()), ok, "jobs queued (one per 0000)")
+            lines = [x for x in _audit(data) if x.get("event") == "received"]
+            eq(sorted((x.get("status"), x.get("outcome")) for x in lines),
+               sorted([("0000", "stored")] * ok + [("A700", "refused")] * (len(got) - ok)),
+               "'received' audit lines (status, outcome)")
+        finally:
+            gw2.stop()
+
+    test("busy-a700: a service with --high-water 1 and jobs that cannot be delivered: "
+         "C-STORE answers 0000 until the queue is full, then A700 (out of resources), nothing "
+         "queued for those; the association goes on", t_busy)
+
+
+def _audit(data):
+    try:
+        with open(os.path.join(data, "audit.jsonl"), encoding="utf-8") as f:
+            return [json.loads(ln) for ln in f if ln.strip()]
+    except (OSError, ValueError):
+        return []
 
 
 # ---------------------------------------------------------------------------------------
@@ -699,6 +750,7 @@ def main():
         env = Env(gw, srv, srs, bundles)
         negotiation_cases(env)
         status_cases(env)
+        busy_case(env)
         fault_cases(env)
         malformed_cases(env)
         if "san" in os.path.basename(BUILD.rstrip("/")):
