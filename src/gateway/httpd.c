@@ -213,12 +213,28 @@ struct s2f_httpd {
     /* /metrics: a queue handle of its own */
     pthread_mutex_t queue_lock;
     s2f_queue *queue;
+    /* --max-connections over both listeners (issue 11 gap 3): the accept policy reserves a
+     * slot in the accepting thread, MHD_CONNECTION_NOTIFY_STARTED (same thread, same
+     * accept) turns it into an open connection, NOTIFY_CLOSED frees it. A reservation that
+     * never started (MHD failed in between) is found and freed at that thread's next
+     * accept, so none is lost for good. */
+    pthread_mutex_t conn_lock;
+    unsigned conn_limit;
+    unsigned conn_open;            /* started, not yet closed */
+    unsigned conn_reserved;        /* admitted by the policy, not yet started */
+    size_t nslots;
+    struct conn_slot {
+        pthread_t thread;
+        int used;                  /* the slot names a thread */
+        int reserved;              /* that thread holds a reservation */
+    } *slots;
 };
 
 /* Per connection (MHD_OPTION_NOTIFY_CONNECTION): its peer, and on TLS with client
  * certificates whether the certificate was verified and its subject. Touched only by the
  * thread that serves the connection. */
 typedef struct conn_ctx {
+    int counted;                   /* holds one of --max-connections' slots */
     char remote[64];
     int checked;                   /* the certificate was looked at */
     int cert_ok;
@@ -509,18 +525,85 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
     atomic_fetch_sub(&l->h->in_flight, 1);
 }
 
+/* The calling thread's slot (a free one is taken); NULL when all are taken. Under
+ * conn_lock. */
+static struct conn_slot *thread_slot(s2f_httpd *h)
+{
+    pthread_t self = pthread_self();
+    struct conn_slot *free_slot = NULL;
+    for (size_t i = 0; i < h->nslots; i++) {
+        if (h->slots[i].used && pthread_equal(h->slots[i].thread, self))
+            return &h->slots[i];
+        if (!h->slots[i].used && !free_slot)
+            free_slot = &h->slots[i];
+    }
+    if (free_slot) {
+        free_slot->used = 1;
+        free_slot->thread = self;
+        free_slot->reserved = 0;
+    }
+    return free_slot;
+}
+
+/* MHD's accept policy: admits a connection while fewer than --max-connections are open
+ * or admitted on both listeners together; beyond, MHD closes the socket at once. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addr, (void)addrlen;
+    listener *l = cls;
+    s2f_httpd *h = l->h;
+    pthread_mutex_lock(&h->conn_lock);
+    struct conn_slot *slot = thread_slot(h);
+    if (slot && slot->reserved) { /* this thread's last admission never started */
+        slot->reserved = 0;
+        h->conn_reserved--;
+    }
+    int admit = h->conn_open + h->conn_reserved < h->conn_limit;
+    if (admit && slot) {
+        slot->reserved = 1;
+        h->conn_reserved++;
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+    if (!admit)
+        s2f_gw_logf(h->opt.log, S2F_LOG_DEBUG, "http: connection refused: %u open "
+                    "(--max-connections, both listeners)", h->conn_limit);
+    return admit ? MHD_YES : MHD_NO;
+}
+
+/* A connection started (counted = 1: it holds a slot) or ended. */
+static void count_connection(s2f_httpd *h, int started, int counted)
+{
+    pthread_mutex_lock(&h->conn_lock);
+    if (started) {
+        struct conn_slot *slot = thread_slot(h);
+        if (slot && slot->reserved) {
+            slot->reserved = 0;
+            h->conn_reserved--;
+        }
+        if (counted)
+            h->conn_open++;
+    } else if (counted && h->conn_open > 0) {
+        h->conn_open--;
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
+    listener *l = cls;
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        free(*socket_context);
+        conn_ctx *old = *socket_context;
+        count_connection(l->h, 0, old && old->counted);
+        free(old);
         *socket_context = NULL;
         return;
     }
     conn_ctx *cc = calloc(1, sizeof *cc);
+    count_connection(l->h, 1, cc != NULL);
     if (!cc)
         return; /* on_request refuses the connection's requests */
+    cc->counted = 1;
     snprintf(cc->remote, sizeof cc->remote, "-");
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -669,7 +752,7 @@ static s2f_code start_listener(s2f_httpd *h, listener *l, const char *spec, s2f_
     if (threads > limit) /* the limit is shared out among the pool's threads */
         threads = limit;
     l->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, l,
+        flags, 0, on_accept, l, on_request, l,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, /* first, so every message comes here */
         MHD_OPTION_LISTEN_SOCKET, l->fd,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
@@ -713,6 +796,8 @@ static void free_httpd(s2f_httpd *h)
         s2f_queue_close(h->queue);
     pthread_mutex_destroy(&h->ready_lock);
     pthread_mutex_destroy(&h->queue_lock);
+    pthread_mutex_destroy(&h->conn_lock);
+    free(h->slots);
     free(h);
 }
 
@@ -753,7 +838,14 @@ s2f_code s2f_httpd_start(const s2f_httpd_options *opt, s2f_httpd **out, s2f_erro
     h->l[1].tls = 1;
     pthread_mutex_init(&h->ready_lock, NULL);
     pthread_mutex_init(&h->queue_lock, NULL);
-    s2f_code rc = ready_client(h, err);
+    pthread_mutex_init(&h->conn_lock, NULL);
+    h->conn_limit = opt->max_connections ? opt->max_connections : 64u;
+    h->nslots = 2u * (opt->threads ? opt->threads : 8u); /* every pool thread, both listeners */
+    s2f_code rc = S2F_OK;
+    if (!(h->slots = calloc(h->nslots, sizeof *h->slots)))
+        rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
+    if (!rc)
+        rc = ready_client(h, err);
     if (!rc && opt->http)
         rc = start_listener(h, &h->l[0], opt->http, err);
     if (!rc && opt->https)

@@ -43,7 +43,7 @@ typedef struct s2f_httpd_options {
                                       against these CAs */
     int allow_http;              /* 1: the plain listener may be on a non-loopback address */
     const s2f_tokens *tokens;    /* NULL: STOW needs no token */
-    unsigned max_connections;    /* per listener; 0 = 64 */
+    unsigned max_connections;    /* both listeners together; beyond, refused; 0 = 64 */
     unsigned connection_timeout; /* idle seconds; 0 = 30 */
     unsigned threads;            /* thread pool per listener; 0 = 8 */
     size_t memory_limit;         /* bytes per connection (headers, upload buffer); 0 = 256 KiB */
