@@ -39,8 +39,9 @@ typedef struct s2f_httpd_options {
     const char *https;           /* "HOST:PORT" of the TLS listener, or NULL */
     const char *tls_cert_pem;    /* contents of the certificate (chain) and key files */
     const char *tls_key_pem;
-    const char *tls_client_ca_pem; /* non-NULL: client certificates required, verified
-                                      against these CAs */
+    const char *tls_client_ca_pem; /* non-NULL: client certificates verified against these
+                                      CAs, required for STOW-RS and /metrics (/healthz and
+                                      /readyz answer without one) */
     int allow_http;              /* 1: the plain listener may be on a non-loopback address */
     const s2f_tokens *tokens;    /* NULL: STOW needs no token */
     unsigned max_connections;    /* both listeners together; beyond, refused; 0 = 64 */

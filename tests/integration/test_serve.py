@@ -656,7 +656,7 @@ def t_tls_client_certificates():
                 "--tls-key", os.path.join(d, "server.key"), "--tls-client-ca", ca, "--data",
                 os.path.join(tmpdir("mtls"), "data"), "--server", CLOSED_FHIR).start()
     try:
-        url = s.base() + "/healthz"
+        url = s.base() + "/metrics"
         code, _, _ = curl(url, "--cacert", ca)
         assert code in (0, 403), "a client without a certificate got %d" % code
         code, _, _ = curl(url, "--cacert", ca, "--cert", os.path.join(d, "stranger.pem"),
@@ -664,7 +664,18 @@ def t_tls_client_certificates():
         assert code in (0, 403), "a client certificate of another CA got %d" % code
         code, _, body = curl(url, "--cacert", ca, "--cert", os.path.join(d, "client.pem"),
                              "--key", os.path.join(d, "client.key"))
-        eq((code, body), (200, b"ok\n"), "a client certificate of the trusted CA")
+        eq(code, 200, "/metrics with a client certificate of the trusted CA")
+        assert b"sr2fhir_" in body, "/metrics body: %r" % body[:200]
+        # issue 11 gap 5: liveness and readiness need no client certificate
+        code, _, body = curl(s.base() + "/healthz", "--cacert", ca)
+        eq((code, body), (200, b"ok\n"), "/healthz without a client certificate")
+        code, _, body = curl(s.base() + "/healthz", "--cacert", ca, "--cert",
+                             os.path.join(d, "stranger.pem"), "--key",
+                             os.path.join(d, "stranger.key"))
+        eq((code, body), (200, b"ok\n"), "/healthz with a certificate of another CA")
+        code, _, body = curl(s.base() + "/readyz", "--cacert", ca)
+        eq(code, 503, "/readyz without a client certificate (the FHIR server is closed)")
+        assert body.startswith(b"not ready: "), "/readyz body: %r" % body[:200]
         curl(s.base() + "/dicom-web/studies", "--cacert", ca, "--cert",
              os.path.join(d, "client.pem"), "--key", os.path.join(d, "client.key"), "-H",
              "Content-Type: multipart/related; type=\"application/dicom\"; boundary=b",
