@@ -28,6 +28,7 @@
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/queue.h"
+#include "gateway/orphans.h"
 #include "gateway/intake.h"
 #include "gateway/stow.h"
 #include "gateway/worker.h"
@@ -508,6 +509,13 @@ static int start_parts(service *sv)
         return cli_error(NULL, err.code, "serve: %s", err.message);
     if (s2f_queue_open(sv->queue_path, NULL, &sv->queue, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
+    int64_t orphans = 0; /* before any receiver starts (issue 11 gap 4) */
+    if (s2f_orphans_sweep(cfg->data, sv->queue, &orphans, &err) != S2F_OK)
+        return cli_error(NULL, err.code, "serve: %s", err.message);
+    if (orphans)
+        s2f_gw_logf(&sv->log, S2F_LOG_INFO, "removed %lld orphan file(s) of %s: no job names "
+                    "them (a crash between a file's rename and its job's commit)",
+                    (long long)orphans, sv->incoming);
     s2f_workers_options wo = {0};
     wo.queue_path = sv->queue_path;
     wo.server = cfg->client.server;

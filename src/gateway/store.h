@@ -8,7 +8,8 @@
  *
  * A crash can leave temporary files ("tmp-*", never named by a job) and committed files
  * whose job row was never committed: s2f_store_sweep removes the former at start; the
- * latter are only orphans, never acknowledged to anyone (docs/gateway.md).
+ * latter, never acknowledged to anyone, are removed at start by s2f_orphans_sweep
+ * (orphans.h).
  *
  * One s2f_store is shared by every thread (it holds only the folder); an s2f_store_file
  * belongs to one request.
