@@ -2,7 +2,8 @@
  * serve.c - `sr2fhir serve`: the gateway service (issue 11; docs/gateway.md "Running the
  * service"). Reads the options (command line over an optional --config file with the same
  * keys), checks them all before anything is created, then starts the STOW-RS receiver
- * (stow.h), the delivery workers (worker.h) and the HTTP daemons (httpd.h), prints one
+ * (stow.h), the DICOM C-STORE receiver when --dicom is given (scp.h, issue 12), the
+ * delivery workers (worker.h) and the HTTP daemons (httpd.h), prints one
  * start-up line per listener, and waits for signals in the main thread (sigtimedwait: no
  * work in signal handlers), purging old finished jobs on the way. SIGTERM / SIGINT stop it
  * cleanly (exit 0); SIGHUP reopens the --log file.
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +32,7 @@
 #include "gateway/queue.h"
 #include "gateway/orphans.h"
 #include "gateway/intake.h"
+#include "gateway/scp.h"
 #include "gateway/stow.h"
 #include "gateway/worker.h"
 
@@ -37,11 +40,20 @@
 #define CONFIG_LINE_MAX 4096
 #define PEM_MAX_BYTES (1L << 20)
 #define HOUSEKEEPING_SECONDS 60
+#define DICOM_PEERS_MAX 1024
 
 typedef struct serve_cfg {
     cli_client_opts client;       /* --server, send's options, the secrets */
     const char *http, *https, *tls_cert, *tls_key, *tls_client_ca, *tokens, *data;
     const char *audit_log, *log_path, *config;
+    /* the DICOM receiver (issue 12) */
+    const char *dicom, *aet, *dicom_tls_cert, *dicom_tls_key, *dicom_tls_client_ca;
+    long dicom_max_associations, dicom_max_pdu, dicom_timeout, dicom_artim;
+    s2f_scp_peer *peers;          /* --dicom-peer, repeatable */
+    size_t n_peers;
+    int peers_from_file;          /* the peers are the config file's (the command line
+                                     replaces them) */
+    int in_argv;                  /* parsing the command line now */
     long workers, retry_total, auth_probe, lease, backoff_min, backoff_max, high_water, min_free_mb, keep_done, max_body,
         max_part, max_connections, connection_timeout, http_threads, stop_grace;
     s2f_log_level level;
@@ -56,7 +68,7 @@ static int usage(const char *what)
 
 /* ---- options -------------------------------------------------------------------------------- */
 
-typedef enum { OPT_STR, OPT_NUM, OPT_LEVEL } opt_kind;
+typedef enum { OPT_STR, OPT_NUM, OPT_LEVEL, OPT_PEER } opt_kind;
 
 typedef struct opt_def {
     const char *name;
@@ -88,6 +100,13 @@ static const opt_def own_options[] = {
     NUM("--connection-timeout", connection_timeout, 1, 3600),
     NUM("--http-threads", http_threads, 1, 256),
     NUM("--stop-grace", stop_grace, 0, 3600),
+    STR("--dicom", dicom), STR("--aet", aet), {"--dicom-peer", OPT_PEER, 0, 0, 0},
+    NUM("--dicom-max-associations", dicom_max_associations, 1, 4096),
+    NUM("--dicom-max-pdu", dicom_max_pdu, 4096, 16L << 20),
+    NUM("--dicom-timeout", dicom_timeout, 1, 86400),
+    NUM("--dicom-artim", dicom_artim, 1, 3600),
+    STR("--dicom-tls-cert", dicom_tls_cert), STR("--dicom-tls-key", dicom_tls_key),
+    STR("--dicom-tls-client-ca", dicom_tls_client_ca),
 };
 
 static const opt_def *own_option(const char *name)
@@ -112,6 +131,47 @@ static int set_level(serve_cfg *cfg, const char *v)
     return usage("--log-level takes error, warn, info or debug"), 0;
 }
 
+/* --dicom-peer AET[@ADDRESS] (repeatable; the command line's replace the config file's);
+ * 1, or 0 after a usage message. */
+static int add_peer(serve_cfg *cfg, const char *v)
+{
+    if (cfg->in_argv && cfg->peers_from_file)
+        cfg->n_peers = cfg->peers_from_file = 0;
+    if (!cfg->in_argv)
+        cfg->peers_from_file = 1;
+    const char *at = strchr(v, '@');
+    size_t n = at ? (size_t)(at - v) : strlen(v);
+    unsigned char probe[sizeof(struct in6_addr)];
+    if (!n || n > S2F_DIMSE_AET_MAX || strspn(v, " ") >= n || memchr(v, '\\', n))
+        return cli_error(NULL, S2F_EUSAGE, "serve: --dicom-peer '%s': the AE title takes 1 to "
+                         "16 characters (not only spaces, no backslash)", v), 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+            return cli_error(NULL, S2F_EUSAGE, "serve: --dicom-peer '%s': the AE title takes "
+                             "printable ASCII only", v), 0;
+    if (at && (strlen(at + 1) >= sizeof cfg->peers[0].address ||
+               (inet_pton(AF_INET, at + 1, probe) != 1 && inet_pton(AF_INET6, at + 1, probe) != 1)))
+        return cli_error(NULL, S2F_EUSAGE, "serve: --dicom-peer '%s': the address after '@' "
+                         "must be a numeric IPv4 or IPv6 address", v), 0;
+    if (cfg->n_peers >= DICOM_PEERS_MAX)
+        return usage("more than 1024 --dicom-peer"), 0;
+    s2f_scp_peer *more = realloc(cfg->peers, (cfg->n_peers + 1) * sizeof *more);
+    if (!more)
+        return cli_error(NULL, S2F_ENOMEM, "out of memory"), 0;
+    cfg->peers = more;
+    s2f_scp_peer *p = &cfg->peers[cfg->n_peers++];
+    memset(p, 0, sizeof *p);
+    while (n && v[n - 1] == ' ')   /* the DIMSE layer compares AE titles trimmed */
+        n--;
+    size_t lead = strspn(v, " ");
+    memcpy(p->aet, v + lead, n - lead);
+    if (at && inet_pton(AF_INET, at + 1, probe) == 1)   /* one spelling: the receiver's */
+        inet_ntop(AF_INET, probe, p->address, sizeof p->address);
+    else if (at && inet_pton(AF_INET6, at + 1, probe) == 1)
+        inet_ntop(AF_INET6, probe, p->address, sizeof p->address);
+    return 1;
+}
+
 /* An option with its value; 1, or 0 after a usage message. */
 static int set_value(serve_cfg *cfg, const char *name, const char *v)
 {
@@ -122,6 +182,8 @@ static int set_value(serve_cfg *cfg, const char *name, const char *v)
     }
     if (d->kind == OPT_LEVEL)
         return set_level(cfg, v);
+    if (d->kind == OPT_PEER)
+        return add_peer(cfg, v);
     if (d->kind == OPT_STR) {
         if (!*v)
             return cli_error(NULL, S2F_EUSAGE, "serve: %s needs a value", name), 0;
@@ -270,6 +332,7 @@ static int find_config(int argc, char **argv, const char **config)
 /* 1 ok, 0 usage error printed, -1 help printed. */
 static int parse_argv(serve_cfg *cfg, int argc, char **argv)
 {
+    cfg->in_argv = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help"))
@@ -310,7 +373,36 @@ static void defaults(serve_cfg *cfg)
     cfg->connection_timeout = 30;
     cfg->http_threads = 8;
     cfg->stop_grace = 10;
+    cfg->dicom_max_associations = 16;
+    cfg->dicom_max_pdu = 262144;
+    cfg->dicom_timeout = 60;
+    cfg->dicom_artim = 30;
     cfg->level = S2F_LOG_INFO;
+}
+
+/* The DICOM receiver's options (issue 12); 0 or an exit code. */
+static int check_dicom(const serve_cfg *cfg)
+{
+    if (cfg->dicom_tls_cert || cfg->dicom_tls_key || cfg->dicom_tls_client_ca)
+        return usage("DICOM TLS (--dicom-tls-cert, --dicom-tls-key, --dicom-tls-client-ca) is "
+                     "not built yet: put a TLS proxy (e.g. stunnel) in front of --dicom");
+    if (!cfg->dicom)
+        return cfg->aet || cfg->n_peers ? usage("--aet and --dicom-peer go with --dicom") : 0;
+    if (!cfg->aet)
+        return usage("--dicom needs --aet AET (the AE title senders call)");
+    size_t n = strlen(cfg->aet);
+    if (n > S2F_DIMSE_AET_MAX || strspn(cfg->aet, " ") == n || strchr(cfg->aet, '\\'))
+        return usage("--aet takes 1 to 16 characters (not only spaces, no backslash)");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)cfg->aet[i] < 0x20 || (unsigned char)cfg->aet[i] > 0x7e ||
+            (cfg->aet[i] == ' ' && (i == 0 || i == n - 1)))
+            return usage("--aet takes printable ASCII without leading or trailing spaces");
+    const char *colon = strrchr(cfg->dicom, ':');
+    if (!colon || colon == cfg->dicom || !colon[1] || strspn(colon + 1, "0123456789") !=
+        strlen(colon + 1) || strlen(colon + 1) > 5 || atol(colon + 1) > 65535)
+        return cli_error(NULL, S2F_EUSAGE, "serve: --dicom '%s': not HOST:PORT (PORT 0: any "
+                         "free port)", cfg->dicom);
+    return 0;
 }
 
 /* Everything that can be checked before anything is created; 0 or an exit code. */
@@ -329,6 +421,9 @@ static int check_cfg(serve_cfg *cfg)
         return usage("--tls-cert, --tls-key and --tls-client-ca go with --https");
     if (cfg->max_part > cfg->max_body)
         return usage("--max-part is larger than --max-body");
+    int code = check_dicom(cfg);
+    if (code)
+        return code;
     if (cfg->http &&
         s2f_httpd_check_listen(cfg->http, 0, cfg->client.opt.allow_http, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
@@ -406,6 +501,7 @@ typedef struct service {
     char *cert, *key, *client_ca;
     s2f_intake *intake;           /* the receivers' way into the queue */
     s2f_stow *stow;
+    s2f_scp *scp;                 /* the DICOM receiver (--dicom), or NULL */
     s2f_workers *workers;
     s2f_httpd *httpd;
     s2f_queue *queue;             /* the main thread's, for housekeeping */
@@ -483,6 +579,31 @@ static int open_files(service *sv)
     return 0;
 }
 
+/* The DICOM receiver (issue 12) when --dicom is given; 0 or an exit code. */
+static int start_dicom(service *sv)
+{
+    serve_cfg *cfg = sv->cfg;
+    if (!cfg->dicom)
+        return 0;
+    s2f_error err = {0};
+    s2f_scp_options o = {0};
+    o.bind = cfg->dicom;
+    o.aet = cfg->aet;
+    o.peers = cfg->peers;
+    o.n_peers = cfg->n_peers;
+    o.max_associations = (int)cfg->dicom_max_associations;
+    o.limits.max_pdu = (uint32_t)cfg->dicom_max_pdu;
+    o.limits.idle_ms = (int)cfg->dicom_timeout * 1000;
+    o.limits.artim_ms = (int)cfg->dicom_artim * 1000;
+    o.limits.max_dataset = (uint64_t)cfg->max_part; /* one SR, as a STOW-RS part */
+    o.intake = sv->intake;
+    o.log = &sv->log;
+    o.metrics = &sv->metrics;
+    if (s2f_scp_start(&o, &sv->scp, &err) != S2F_OK)
+        return cli_error(NULL, err.code, "serve: --dicom %s: %s", cfg->dicom, err.message);
+    return 0;
+}
+
 static int start_parts(service *sv)
 {
     serve_cfg *cfg = sv->cfg;
@@ -550,7 +671,7 @@ static int start_parts(service *sv)
     ho.log = &sv->log;
     if (s2f_httpd_start(&ho, &sv->httpd, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
-    return 0;
+    return start_dicom(sv); /* after the workers: a stored SR wakes them */
 }
 
 static void announce(service *sv)
@@ -563,6 +684,15 @@ static void announce(service *sv)
         s2f_gw_logf(&sv->log, S2F_LOG_INFO, "serving STOW-RS at %s (data %s, FHIR server %s, "
                     "%ld workers)", url, sv->cfg->data, sv->cfg->client.server,
                     sv->cfg->workers);
+    }
+    if (sv->scp) {
+        const char *bind = sv->cfg->dicom, *colon = strrchr(bind, ':');
+        int host_len = (int)(colon - bind), port = s2f_scp_port(sv->scp);
+        cli_line(stdout, "sr2fhir: serving DICOM (C-STORE, C-ECHO) as %s at %.*s:%d",
+                 sv->cfg->aet, host_len, bind, port);
+        s2f_gw_logf(&sv->log, S2F_LOG_INFO, "serving DICOM (C-STORE, C-ECHO) as %s at %.*s:%d "
+                    "(%zu allowed peers, at most %ld associations)", sv->cfg->aet, host_len,
+                    bind, port, sv->cfg->n_peers, sv->cfg->dicom_max_associations);
     }
     fflush(stdout);
 }
@@ -636,6 +766,8 @@ static void stop_service(service *sv)
     int grace = (int)sv->cfg->stop_grace;
     s2f_httpd_stop(sv->httpd, grace);
     sv->httpd = NULL;
+    s2f_scp_stop(sv->scp, grace); /* before intake is freed */
+    sv->scp = NULL;
     if (sv->workers)
         s2f_workers_stop(sv->workers, grace);
     sv->workers = NULL;
@@ -710,5 +842,6 @@ int cmd_serve(int argc, char **argv)
     for (size_t i = 0; i < cfg.n_owned; i++)
         free(cfg.owned[i]);
     free(cfg.owned);
+    free(cfg.peers);
     return code;
 }

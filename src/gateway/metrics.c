@@ -68,6 +68,15 @@ size_t s2f_gw_metrics_render(const s2f_gw_metrics *m, const s2f_gw_queue_figures
             atomic_load(&m->busy));
     summary(&o, "sr2fhir_receive_seconds", "STOW-RS request handling time",
             atomic_load(&m->receive_us_sum), atomic_load(&m->requests));
+    counter(&o, "sr2fhir_dimse_associations_total", "DICOM associations accepted and ended",
+            atomic_load(&m->dimse_associations));
+    counter(&o, "sr2fhir_dimse_rejected_total",
+            "DICOM associations rejected (AE title, association limit)",
+            atomic_load(&m->dimse_rejected));
+    counter(&o, "sr2fhir_dimse_stored_total", "C-STOREs answered success (durably committed)",
+            atomic_load(&m->dimse_stored));
+    counter(&o, "sr2fhir_dimse_refused_total", "C-STOREs answered with a failure status",
+            atomic_load(&m->dimse_refused));
     counter(&o, "sr2fhir_delivered_total", "jobs delivered to the FHIR server",
             atomic_load(&m->delivered));
     counter(&o, "sr2fhir_not_applicable_total", "jobs that were not TID 1500 reports",

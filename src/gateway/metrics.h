@@ -31,6 +31,11 @@ typedef struct s2f_gw_metrics {
     atomic_llong refused;           /* parts refused (not an SR, wrong study, malformed...) */
     atomic_llong busy;              /* requests answered 503 (back-pressure) */
     atomic_llong receive_us_sum;    /* request handling time, microseconds, summed */
+    /* DICOM receiver (issue 12, scp.c) */
+    atomic_llong dimse_associations;/* associations accepted and ended */
+    atomic_llong dimse_rejected;    /* connections rejected (AE title, limit) */
+    atomic_llong dimse_stored;      /* C-STOREs answered 0000 (durably committed) */
+    atomic_llong dimse_refused;     /* C-STOREs answered with a failure status */
     /* delivery side */
     atomic_llong delivered;         /* jobs done */
     atomic_llong not_applicable;    /* jobs that were not TID 1500 */
