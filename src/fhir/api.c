@@ -2,7 +2,7 @@
  * api.c - the public conversion entry point (s2f_convert in sr2fhir.h): reads the report
  * model (stage 3) and writes the Bundle (stage 4).
  */
-#include "fhir.h"
+#include "fhir/fhir.h"
 
 #include <string.h>
 

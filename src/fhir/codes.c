@@ -4,11 +4,11 @@
  * designators below and the generated SRT -> SCT table (srt_table.h, from DICOM PS3.16 via
  * pydicom; tools/gen_srt_table.py regenerates it).
  */
-#include "codes.h"
+#include "fhir/codes.h"
 
 #include <string.h>
 
-#include "srt_table.h"
+#include "fhir/srt_table.h"
 
 typedef struct scheme_entry {
     const char *designator; /* as DICOM PS3.16 Table 8-1 / HL7 Table 0396 spell it */
@@ -83,13 +83,13 @@ static const scheme_entry *find_scheme(const char *designator)
     return NULL;
 }
 
-const char *s2f_scheme_system(const char *designator)
+const char *s2f_codes_system(const char *designator)
 {
     const scheme_entry *e = find_scheme(designator);
     return e ? e->system : NULL;
 }
 
-const char *s2f_scheme_system_by_oid(const char *oid)
+const char *s2f_codes_system_by_oid(const char *oid)
 {
     if (!oid || !*oid)
         return NULL;
@@ -99,7 +99,7 @@ const char *s2f_scheme_system_by_oid(const char *oid)
     return NULL;
 }
 
-const char *s2f_srt_to_sct(const char *srt_code)
+const char *s2f_codes_srt_to_sct(const char *srt_code)
 {
     if (!srt_code)
         return NULL;
@@ -117,7 +117,7 @@ const char *s2f_srt_to_sct(const char *srt_code)
     return NULL;
 }
 
-size_t s2f_srt_table_size(void)
+size_t s2f_codes_srt_table_size(void)
 {
     return S2F_SRT_TABLE_LEN;
 }
@@ -185,7 +185,7 @@ static char *fallback_system(s2f_arena *a, const char *designator)
     return out;
 }
 
-s2f_code s2f_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *schemes,
+s2f_code s2f_codes_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *schemes,
                                size_t n_schemes, s2f_arena *a, s2f_coding *out)
 {
     if (out) {
@@ -209,7 +209,7 @@ s2f_code s2f_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *sche
         out->system = e->system;
         if (strcmp(d, "SRT") == 0 || strcmp(d, "SNM3") == 0 ||
             (strcmp(d, "SCT") == 0 && *value && !is_all_digits(value))) {
-            const char *sct = s2f_srt_to_sct(value);
+            const char *sct = s2f_codes_srt_to_sct(value);
             if (sct) {
                 out->system = S2F_SYSTEM_SCT;
                 out->code = sct;
@@ -242,7 +242,7 @@ s2f_code s2f_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *sche
         return S2F_OK;
     }
     if (decl && nonempty(decl->uid)) {
-        const char *known = s2f_scheme_system_by_oid(decl->uid);
+        const char *known = s2f_codes_system_by_oid(decl->uid);
         if (known) {
             out->system = known;
         } else {

@@ -43,9 +43,9 @@
 #include <stddef.h>
 
 #include "sr2fhir.h"
-#include "../util/arena.h"
-#include "../sr/content.h"
-#include "../sr/header.h"
+#include "util/arena.h"
+#include "sr/content.h"
+#include "sr/header.h"
 
 /* The documented fallback system for undeclared unknown schemes: this prefix + the
  * designator, percent-encoded. A URN in the project's own namespace: it claims nothing
@@ -75,23 +75,23 @@ typedef struct s2f_coding {
  * Identification Sequence entries (may be NULL when n_schemes is 0). Returns S2F_OK;
  * S2F_ELIMIT when the arena refuses memory; S2F_EUSAGE when c or out is NULL. On failure
  * *out (when not NULL) is zeroed with code "". */
-s2f_code s2f_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *schemes,
+s2f_code s2f_codes_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *schemes,
                                size_t n_schemes, s2f_arena *a, s2f_coding *out);
 
 /* The system URI of a designator of the table (aliases included), NULL when not in the
  * table or NULL. SRT gives http://snomed.info/srt (untranslated codes). */
-const char *s2f_scheme_system(const char *designator);
+const char *s2f_codes_system(const char *designator);
 
 /* The SNOMED CT concept id of a legacy SNOMED-RT id ("T-28000" -> "39607008"), NULL when
  * the table has no mapping or srt_code is NULL. */
-const char *s2f_srt_to_sct(const char *srt_code);
+const char *s2f_codes_srt_to_sct(const char *srt_code);
 
 /* The system URI of a scheme of the table given by its OID ("2.16.840.1.113883.6.96" ->
  * http://snomed.info/sct), NULL when unknown. */
-const char *s2f_scheme_system_by_oid(const char *oid);
+const char *s2f_codes_system_by_oid(const char *oid);
 
 /* Number of SRT->SCT pairs in the generated table (tests, reports). */
-size_t s2f_srt_table_size(void);
+size_t s2f_codes_srt_table_size(void);
 
 /* 0 when the static tables are strictly sorted (binary search is valid); else the 1-based
  * index of the first entry out of order (designators: positive, SRT table: negative). */

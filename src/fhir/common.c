@@ -4,8 +4,8 @@
  * that live on the destination server (M4-M6), status (M8), the instant of an observation
  * (M9) and its Observation UID (M11).
  */
-#include "fhir.h"
-#include "../util/hash.h"
+#include "fhir/fhir.h"
+#include "util/hash.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -69,7 +69,7 @@ static void write_coding(s2f_fhir *f, const char *system, const char *version, c
 static int coding_value(s2f_fhir *f, const s2f_codeval *c)
 {
     s2f_coding k;
-    if (s2f_coding_from_dicom(c, f->h->schemes, f->h->n_schemes, f->arena, &k) != S2F_OK) {
+    if (s2f_codes_coding_from_dicom(c, f->h->schemes, f->h->n_schemes, f->arena, &k) != S2F_OK) {
         fail_oom(f);
         return 0;
     }

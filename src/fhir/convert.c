@@ -8,11 +8,11 @@
  * document-level evaluations. Shared resources are written the first time they are met
  * and referenced by their computed identity everywhere else.
  */
-#include "fhir.h"
+#include "fhir/fhir.h"
 
 #include <string.h>
 
-#include "../util/hash.h"
+#include "util/hash.h"
 
 /* ---- identities ------------------------------------------------------------------------ */
 

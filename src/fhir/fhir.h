@@ -26,11 +26,11 @@
 
 #include <stddef.h>
 
-#include "../report/report.h"
-#include "../json/writer.h"
-#include "../util/hindex.h"
-#include "codes.h"
-#include "uuid.h"
+#include "report/report.h"
+#include "json/writer.h"
+#include "util/hindex.h"
+#include "fhir/codes.h"
+#include "fhir/uuid.h"
 
 #define S2F_PROFILE_BASE "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 /* The system the guide's ImagingSelection profiles fix for instance.sopClass (the code is

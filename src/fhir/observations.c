@@ -35,8 +35,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fhir.h"
-#include "../util/error.h"
+#include "fhir/fhir.h"
+#include "util/error.h"
 
 #define PROFILE_GROUP S2F_PROFILE_BASE "imaging-measurement-group"
 #define PROFILE_MEASUREMENT S2F_PROFILE_BASE "imaging-measurement"
@@ -428,7 +428,7 @@ static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
         return NULL;
     e->code = u;
     if (nonempty(u->value) &&
-        s2f_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
+        s2f_codes_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
                               f->arena, &e->coding) != S2F_OK)
         return NULL;
     s2f_hindex_put(&f->units, slot, h, e);

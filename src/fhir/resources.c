@@ -29,7 +29,7 @@
  */
 #include <string.h>
 
-#include "fhir.h"
+#include "fhir/fhir.h"
 
 /* ---- canonical keys (M24) --------------------------------------------------------------- */
 
@@ -82,7 +82,7 @@ static void kb_code(keybuf *k, const s2f_codeval *c)
     if (!c)
         return;
     s2f_coding cd;
-    if (s2f_coding_from_dicom(c, k->f->h ? k->f->h->schemes : NULL, k->f->h ? k->f->h->n_schemes : 0,
+    if (s2f_codes_coding_from_dicom(c, k->f->h ? k->f->h->schemes : NULL, k->f->h ? k->f->h->n_schemes : 0,
                               k->f->arena, &cd) == S2F_OK && cd.system) {
         kb_field(k, cd.system);
         kb_putc(k, ';');

@@ -48,7 +48,8 @@
  *  - 3D: R5 (5.0.0) has imageRegion3D only inside an instance (uid 1..1), which a SCOORD3D
  *    does not name; the resource-level imageRegion3D of M19 is the R6 draft (FHIR-41429)
  *    and the R5 validator rejects it. So frameOfReferenceUid only, like the guide's own
- *    example; the writer is kept behind S2F_SELECTION_REGION_3D for the R6 form.
+ *    example (the resource-level writer, never compiled, was removed in issue 14: git history
+ *    has it for the R6 form).
  *  - UIDs go to elements of type id (studyUid, seriesUid, frameOfReferenceUid,
  *    instance.uid): one that is not a valid id (over 64 characters, other characters) is
  *    left out, an instance without a valid uid too, rather than invalidate the Bundle.
@@ -64,10 +65,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fhir.h"
-#include "id.h"
-#include "../dicom/dictionary.h"
-#include "../sr/header.h"
+#include "fhir/fhir.h"
+#include "fhir/id.h"
+#include "dicom/dictionary.h"
+#include "sr/header.h"
 
 #define SOP_CLASS_SEGMENTATION "1.2.840.10008.5.1.4.1.1.66.4"
 #define SOP_CLASS_RT_STRUCTURE_SET "1.2.840.10008.5.1.4.1.1.481.3" /* M19: correct UID */
@@ -233,32 +234,6 @@ static const char *region_2d_type(const s2f_item *sc, int *per_point)
         }
     return NULL;
 }
-
-#if S2F_SELECTION_REGION_3D
-/* The R6 draft's resource-level "imageRegion3D" of a SCOORD3D (x,y,z triples). Not written
- * in R5 output: R5 has imageRegion3D only inside an instance (uid 1..1), which a SCOORD3D
- * does not name; the guide leaves it out "until FHIR-41429 is resolved" and the R5
- * validator rejects it at the resource level. Kept for the R6 form (FHIR-41429). */
-static void write_image_region_3d(s2f_fhir *f, const s2f_item *sc)
-{
-    static const struct { const char *dicom, *fhir; } types[] = {
-        {"POINT", "point"}, {"MULTIPOINT", "multipoint"}, {"POLYLINE", "polyline"},
-        {"POLYGON", "polygon"}, {"ELLIPSE", "ellipse"}, {"ELLIPSOID", "ellipsoid"},
-    };
-    s2f_json *j = f->json;
-    const float *v = sc->v.coord.data;
-    uint32_t n = sc->v.coord.n;
-    if (!v || n == 0 || n % 3 != 0 || !all_finite(v, n))
-        return;
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
-        if (graphic_is(sc, types[t].dicom)) {
-            s2f_json_lit_begin_array(j, S2F_JSON_LIT("imageRegion3D"));
-            write_region(f, types[t].fhir, v, n);
-            s2f_json_end_array(j);
-            return;
-        }
-}
-#endif
 
 /* Region In Space: the TEXT children DCM 130489 of the COMPOSITE (the guide's mapping of
  * instance.subset), counted or written. */
@@ -686,10 +661,6 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
     write_focus(f, ref);
     if (inst)
         write_instances(f, ref, inst, sop_class);
-#if S2F_SELECTION_REGION_3D
-    if (is3d)
-        write_image_region_3d(f, it);
-#endif
     s2f_fhir_end_entry(f, &rid);
 }
 

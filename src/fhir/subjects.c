@@ -24,7 +24,7 @@
  */
 #include <string.h>
 
-#include "fhir.h"
+#include "fhir/fhir.h"
 
 #define KIND_SUBJECT "subject"
 

@@ -30,7 +30,7 @@
 
 #include <stddef.h>
 
-#include "../util/sha1.h"
+#include "util/sha1.h"
 
 #include "sr2fhir.h"
 

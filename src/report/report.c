@@ -8,7 +8,7 @@
  * evaluations (M15). Observation context is carried down as the walk descends. Every item
  * below a mapped container that no rule takes is listed (M26).
  */
-#include "report.h"
+#include "report/report.h"
 
 #include <string.h>
 #include <strings.h>

@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "../sr/document.h"
+#include "sr/document.h"
 
 /* One observer of TID 1002 (M10): a person or a device. */
 typedef struct s2f_observer {
