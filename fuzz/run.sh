@@ -3,7 +3,7 @@
 # on a seed corpus made from ../shared/corpus and the project's generated fixtures.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]     # targets: fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer
-#                                          #          fuzz_multipart fuzz_dimse
+#                                          #          fuzz_multipart fuzz_dimse fuzz_qido
 #
 # Seeds and the grown corpora live in build-fuzz/corpus-TARGET (not committed); crashes are
 # written to build-fuzz/ as crash-*, and the script exits non-zero when a target fails.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart fuzz_dimse}
+TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart fuzz_dimse fuzz_qido}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 make -s fuzz
 
@@ -38,6 +38,15 @@ seed_multipart() {
     printf "$h"'--XyZ\r\n\r\n--XyZ\r\nX: 1\r\n\r\n\r\n\r\n--XyZ\r\nBad header\r\n\r\n--XyZ--' >"$1/empty-and-garbage.bin"
     printf '\x01ab\x01\x02\x00\x04\x01\x03\x05\x00\x02--ab\r\n\r\n0123456789\r\n--ab\r\n\r\nx\r\n--ab--' >"$1/limits.bin"
 }
+# Seeds for fuzz_qido: QIDO-RS answers as Orthanc's DICOMweb plugin writes them, and
+# wrong shapes (issue 13).
+seed_qido() {
+    printf '%s' '[{"00080005":{"vr":"CS","Value":["ISO_IR 100"]},"00080016":{"vr":"UI","Value":["1.2.840.10008.5.1.4.1.1.88.22"]},"00080018":{"vr":"UI","Value":["1.2.3.4.5.6"]},"00080020":{"vr":"DA","Value":["20240105"]},"00080030":{"vr":"TM","Value":["101500.123"]},"00100010":{"vr":"PN","Value":[{"Alphabetic":"Doe^J"}]},"00081190":{"vr":"UR","Value":["http://h/dicom-web/studies/1.2.3"]},"00200013":{"vr":"IS","Value":[1]},"0020000D":{"vr":"UI","Value":["1.2.3"]},"0020000E":{"vr":"UI","Value":["1.2.3.4"]}},{"0020000d":{"Value":[null],"vr":"UI"}}]' >"$1/orthanc.json"
+    printf '%s' '[{"00400275":{"vr":"SQ","Value":[{"00400009":{"vr":"SH","Value":["x"]}}]},"0020000E":{"vr":"UI"}},{}]' >"$1/sequence.json"
+    printf '%s' '{"0020000D":{"vr":"UI","Value":"1.2"}}' >"$1/object.json"
+    printf '%s' '[{"0020000D":{"vr":"UI","Value":[1.2]},"00080018":{"Value":["1.2","1.3"]}}]' >"$1/wrong.json"
+    printf '%s' '[]' >"$1/empty.json"
+}
 make -s fixtures >/dev/null 2>&1 || echo "fuzz: no generated fixtures (python3-pydicom missing)" >&2
 for t in $TARGETS; do
     dir=build-fuzz/corpus-$t
@@ -48,6 +57,7 @@ for t in $TARGETS; do
         fuzz_answer) pattern='none'; seed_answers "$dir" ;;
         fuzz_multipart) pattern='none'; seed_multipart "$dir" ;;
         fuzz_dimse) pattern='none'; /usr/bin/python3 fuzz/seed_dimse.py "$dir" || echo "fuzz: no fuzz_dimse seeds" >&2 ;;
+        fuzz_qido) pattern='none'; seed_qido "$dir" ;;
         *) pattern='*' ;;
     esac
     find "$SHARED/corpus/files" "$SHARED/ig/dicom" build/fixtures -maxdepth 1 -type f \
