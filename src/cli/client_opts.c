@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 #define MAX_SECRET 65536
 

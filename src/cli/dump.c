@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 static int dump_one(const char *path, const s2f_options *opt, int quiet, int first)
 {

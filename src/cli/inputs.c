@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 #define CLI_MAX_DEPTH 64
 #define CLI_MAX_FOLDERS 1000000

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "util/escape.h"
 
 void cli_put_escaped(FILE *f, const char *text)

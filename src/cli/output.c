@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "util/error.h"
 
 static s2f_code cannot(s2f_error *err, const char *what, const char *dest)

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "gateway/queue.h"
 
 #define QUEUE_FILE "queue.sqlite"

@@ -2,7 +2,7 @@
  * send_main.c - the sr2fhir-send program: `sr2fhir send` runs it (main.c says why it is a
  * program of its own). The same arguments work when it is run directly.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 int main(int argc, char **argv)
 {

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "deliver/client.h"
 #include "json/writer.h"
 #include "sr/document.h"
 #include "util/clock.h"

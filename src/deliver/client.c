@@ -8,7 +8,7 @@
  * estimated before parsing (s2f_fhirjson_cost) and bounded; ids and locations are used
  * only when they are valid FHIR ids; server text in messages is escaped (defect 8).
  */
-#include "client.h"
+#include "deliver/client.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -19,8 +19,8 @@
 #include <strings.h>
 
 #include "fhir/id.h"
-#include "fhirjson.h"
-#include "http.h"
+#include "deliver/fhirjson.h"
+#include "deliver/http.h"
 #include "util/error.h"
 #include "util/escape.h"
 

@@ -1,5 +1,5 @@
 /*
- * client.h - the FHIR REST client of delivery (stage 6): the server's version, searches by
+ * client.h - the FHIR REST client of delivery (stage 5): the server's version, searches by
  * identifier, transactions, and the text of OperationOutcomes. The public half
  * (s2f_client_new, s2f_client_version) is declared in sr2fhir.h.
  */

@@ -1,7 +1,7 @@
 /*
  * fhirjson.c - reading FHIR JSON with json-c (see fhirjson.h).
  */
-#include "fhirjson.h"
+#include "deliver/fhirjson.h"
 
 #include <stdio.h>
 #include <stdlib.h>

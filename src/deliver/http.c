@@ -20,7 +20,7 @@
  * against the bytes received. An error answer's body is kept for the message up to 4 KiB
  * and not read past 64 KiB.
  */
-#include "http.h"
+#include "deliver/http.h"
 
 #include <curl/curl.h>
 #include <stdint.h>

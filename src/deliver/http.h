@@ -1,5 +1,5 @@
 /*
- * http.h - HTTP requests for delivery (stage 6), on libcurl: TLS 1.2+ with verification,
+ * http.h - HTTP requests for delivery (stage 5), on libcurl: TLS 1.2+ with verification,
  * credentials, timeouts, and retries with exponential backoff and jitter.
  *
  * One s2f_http per thread (it owns a curl easy handle and its connection cache). Retried:

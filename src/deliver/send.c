@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
-#include "http.h"
-#include "split.h"
+#include "deliver/client.h"
+#include "deliver/http.h"
+#include "deliver/split.h"
 #include "fhir/fhir.h"
 #include "sr/document.h"
 #include "util/error.h"

@@ -9,12 +9,12 @@
  * accepts every part), then cut into parts of at most max_entries. The JSON is parsed with
  * json-c, which keeps the text of numbers, so values stay exactly as converted (M20).
  */
-#include "split.h"
+#include "deliver/split.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "fhirjson.h"
+#include "deliver/fhirjson.h"
 #include "util/error.h"
 
 #define MAX_LEVEL 64   /* reference chains longer than this (or cycles) keep their order */

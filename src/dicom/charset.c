@@ -19,8 +19,8 @@
  * undecodable until the next reset. GR bytes with no G1 designated are read with the first
  * G1 set that (0008,0005) declares (common in Korean and Chinese files).
  */
-#include "charset.h"
-#include "../util/escape.h"
+#include "dicom/charset.h"
+#include "util/escape.h"
 
 #include <errno.h>
 #include <iconv.h>

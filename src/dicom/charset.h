@@ -20,8 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../util/arena.h"
-#include "../util/error.h"
+#include "util/arena.h"
+#include "util/error.h"
 
 typedef struct s2f_charset s2f_charset;
 

@@ -1,7 +1,7 @@
 /*
  * dataset.c - lookups and value access on a read data set (see dataset.h).
  */
-#include "dataset.h"
+#include "dicom/dataset.h"
 
 #include <string.h>
 

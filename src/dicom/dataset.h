@@ -25,8 +25,8 @@
 #include <stddef.h>
 
 #include "sr2fhir.h"
-#include "../util/arena.h"
-#include "../util/error.h"
+#include "util/arena.h"
+#include "util/error.h"
 
 #define S2F_TAG(g, e) ((uint32_t)(((uint32_t)(g) << 16) | (uint32_t)(e)))
 #define S2F_TAG_GROUP(t) ((uint16_t)((t) >> 16))

@@ -21,8 +21,8 @@
  * refused (a DICOM value cannot hold NUL and truncating it would change the value
  * silently); an object key given twice keeps the first value, with a warning.
  */
-#include "dataset.h"
-#include "../util/escape.h"
+#include "dicom/dataset.h"
+#include "util/escape.h"
 
 #include <errno.h>
 #include <float.h>

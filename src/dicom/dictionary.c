@@ -2,12 +2,12 @@
  * dictionary.c - lookups in the generated data dictionary and UID tables (see
  * dictionary.h; the tables come from tools/gen_dictionary.py).
  */
-#include "dictionary.h"
+#include "dicom/dictionary.h"
 
 #include <stddef.h>
 #include <string.h>
 
-#include "dataset.h"
+#include "dicom/dataset.h"
 
 /* No pointers in the tables: each would be a load-time relocation (thousands of them). */
 typedef struct s2f_dict_entry {
@@ -21,7 +21,7 @@ typedef struct s2f_uid_entry {
     char name[96];
 } s2f_uid_entry;
 
-#include "dictionary_table.h"
+#include "dicom/dictionary_table.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -32,8 +32,8 @@
  *   - offsets in messages are byte offsets in the file, or in the inflated data set for a
  *     deflated one (the message then says so).
  */
-#include "dataset.h"
-#include "dictionary.h"
+#include "dicom/dataset.h"
+#include "dicom/dictionary.h"
 
 #include <stdarg.h>
 #include <stdio.h>

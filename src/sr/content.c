@@ -9,13 +9,13 @@
  * numbers and checks the tree, resolves by-reference relationships and reports the
  * problems found in items with their positions.
  */
-#include "content.h"
+#include "sr/content.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#include "item.h"
-#include "tags.h"
+#include "sr/item.h"
+#include "sr/tags.h"
 
 struct s2f_tree_builder {
     s2f_item_reader reader;

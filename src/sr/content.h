@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../dicom/dataset.h"
-#include "../dicom/charset.h"
-#include "../util/hindex.h"
+#include "dicom/dataset.h"
+#include "dicom/charset.h"
+#include "util/hindex.h"
 
 typedef enum s2f_vt {
     S2F_VT_UNKNOWN = 0, S2F_VT_CONTAINER, S2F_VT_TEXT, S2F_VT_CODE, S2F_VT_NUM,

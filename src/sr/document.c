@@ -2,7 +2,7 @@
  * document.c - the public entry points that read an SR into an s2f_doc: format
  * detection, reading, character set set-up, header and content tree (stages 1 and 2).
  */
-#include "document.h"
+#include "sr/document.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tags.h"
+#include "sr/tags.h"
 
 #define DEFAULT_DEPTH 128u
 #define DEPTH_CEILING 1024u

@@ -6,8 +6,8 @@
 #define S2F_DOCUMENT_H
 
 #include "sr2fhir.h"
-#include "content.h"
-#include "header.h"
+#include "sr/content.h"
+#include "sr/header.h"
 
 struct s2f_doc {
     s2f_arena *arena;

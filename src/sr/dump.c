@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "document.h"
-#include "../dicom/dictionary.h"
-#include "../util/escape.h"
-#include "../util/sink.h"
+#include "sr/document.h"
+#include "dicom/dictionary.h"
+#include "util/escape.h"
+#include "util/sink.h"
 
 /* Outside text, escaped (issue 9 defect 8, src/util/escape.h): bare, or quoted. */
 static void put_text(s2f_sink *s, const char *str)

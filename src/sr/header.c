@@ -1,11 +1,11 @@
 /*
  * header.c - reads the document-level attributes (see header.h).
  */
-#include "header.h"
+#include "sr/header.h"
 
 #include <string.h>
 
-#include "tags.h"
+#include "sr/tags.h"
 
 static void read_issuer(s2f_text *t, const s2f_ds *item, s2f_issuer *is)
 {

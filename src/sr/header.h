@@ -9,8 +9,8 @@
 
 #include <stddef.h>
 
-#include "../dicom/dataset.h"
-#include "text.h"
+#include "dicom/dataset.h"
+#include "sr/text.h"
 
 /* An issuer: (0010,0021)-style local name plus Universal Entity ID and its type. */
 typedef struct s2f_issuer {

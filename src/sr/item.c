@@ -5,15 +5,15 @@
  * Problems are noted against the item and reported with its position once the tree is
  * whole, since a streamed item does not know its position yet.
  */
-#include "item.h"
+#include "sr/item.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tags.h"
-#include "../util/hash.h"
-#include "../util/hindex.h"
+#include "sr/tags.h"
+#include "util/hash.h"
+#include "util/hindex.h"
 
 static void warn_at(s2f_item_reader *rd, const s2f_item *it, const char *what)
 {

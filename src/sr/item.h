@@ -5,8 +5,8 @@
 #ifndef S2F_ITEM_H
 #define S2F_ITEM_H
 
-#include "content.h"
-#include "text.h"
+#include "sr/content.h"
+#include "sr/text.h"
 
 /* A problem found in an item, reported as "content item POSITION: what" later. */
 typedef struct s2f_item_note {

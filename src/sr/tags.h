@@ -4,7 +4,7 @@
 #ifndef S2F_TAGS_H
 #define S2F_TAGS_H
 
-#include "../dicom/dataset.h"
+#include "dicom/dataset.h"
 
 /* Code Sequence Macro (PS3.3 Table 8.8-1) */
 #define T_CodeValue                     S2F_TAG(0x0008, 0x0100)

@@ -1,7 +1,7 @@
 /*
  * text.c - attribute values as trimmed UTF-8 strings (see text.h).
  */
-#include "text.h"
+#include "sr/text.h"
 
 #include <string.h>
 

@@ -9,8 +9,8 @@
 #ifndef S2F_TEXT_H
 #define S2F_TEXT_H
 
-#include "../dicom/dataset.h"
-#include "../dicom/charset.h"
+#include "dicom/dataset.h"
+#include "dicom/charset.h"
 
 typedef struct s2f_text {
     s2f_charset *cs;

@@ -8,7 +8,7 @@
  * made after a mark.
  */
 #define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS, MADV_HUGEPAGE */
-#include "arena.h"
+#include "util/arena.h"
 
 #include <sys/mman.h>
 

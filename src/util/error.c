@@ -1,7 +1,7 @@
 /*
  * error.c - error formatting and warning lists (see error.h).
  */
-#include "error.h"
+#include "util/error.h"
 
 #include <stdarg.h>
 #include <stdio.h>

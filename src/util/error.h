@@ -9,7 +9,7 @@
 #define S2F_ERROR_H
 
 #include "sr2fhir.h"
-#include "arena.h"
+#include "util/arena.h"
 
 s2f_code s2f_fail(s2f_error *err, s2f_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

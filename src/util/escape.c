@@ -1,7 +1,7 @@
 /*
  * escape.c - escaping outside text for a terminal (see escape.h; issue 9 defect 8).
  */
-#include "escape.h"
+#include "util/escape.h"
 
 #include <stdint.h>
 

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "sink.h"
+#include "util/sink.h"
 
 #define S2F_ESC_QUOTED 1u
 #define S2F_ESC_BACKSLASH 2u

@@ -2,7 +2,7 @@
  * hash.c - the random keys of the memo tables and the byte-string form of SipHash
  * (see hash.h).
  */
-#include "hash.h"
+#include "util/hash.h"
 
 #include <errno.h>
 #include <sys/random.h>

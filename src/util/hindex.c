@@ -1,7 +1,7 @@
 /*
  * hindex.c - the open-addressing hash index (see hindex.h).
  */
-#include "hindex.h"
+#include "util/hindex.h"
 
 /* The first table is small: most indexes of a short report hold a few entries, and a
  * bigger one would be a fresh page of zeros each. */

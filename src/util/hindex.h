@@ -26,8 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arena.h"
-#include "hash.h"
+#include "util/arena.h"
+#include "util/hash.h"
 
 typedef struct s2f_hslot {
     uint64_t hash;

@@ -2,7 +2,7 @@
  * sha1.c - SHA-1 as FIPS 180-4 section 6.1 specifies it (see sha1.h): the portable
  * compression function, and the same with the x86 SHA extensions where present.
  */
-#include "sha1.h"
+#include "util/sha1.h"
 
 #include <string.h>
 

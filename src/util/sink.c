@@ -1,7 +1,7 @@
 /*
  * sink.c - buffered output stream (see sink.h).
  */
-#include "sink.h"
+#include "util/sink.h"
 
 #include <stdarg.h>
 #include <string.h>
