@@ -13,7 +13,7 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
 LDLIBS  += -lz -lyajl -ljson-c -lsqlite3 -lm
 CURL_LIBS := -lcurl -pthread     # delivery (src/deliver/): sr2fhir-send, tests, fuzz builds
-MHD_LIBS  := -lmicrohttpd -lgnutls      # the gateway's HTTP server (src/gateway/): sr2fhir-serve, tests
+MHD_LIBS  := -lmicrohttpd -lgnutls -lssl -lcrypto # the gateway's HTTP server and DICOM TLS (src/gateway/, OpenSSL: issue 12): sr2fhir-serve, tests
 ifeq ($(SAN),1)
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined

@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential clang libclang-rt-14-dev \
-    zlib1g-dev libyajl-dev libjson-c-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev ca-certificates openssl curl \
+    zlib1g-dev libyajl-dev libjson-c-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libssl-dev ca-certificates openssl curl \
     dcmtk python3 python3-pydicom \
     hyperfine time >/dev/null
 # node and npm run ../shared/tools (the guide's validator, the FHIR server of the send

@@ -383,11 +383,13 @@ static void defaults(serve_cfg *cfg)
 /* The DICOM receiver's options (issue 12); 0 or an exit code. */
 static int check_dicom(const serve_cfg *cfg)
 {
-    if (cfg->dicom_tls_cert || cfg->dicom_tls_key || cfg->dicom_tls_client_ca)
-        return usage("DICOM TLS (--dicom-tls-cert, --dicom-tls-key, --dicom-tls-client-ca) is "
-                     "not built yet: put a TLS proxy (e.g. stunnel) in front of --dicom");
+    int tls = cfg->dicom_tls_cert || cfg->dicom_tls_key || cfg->dicom_tls_client_ca;
     if (!cfg->dicom)
-        return cfg->aet || cfg->n_peers ? usage("--aet and --dicom-peer go with --dicom") : 0;
+        return cfg->aet || cfg->n_peers || tls
+                   ? usage("--aet, --dicom-peer and --dicom-tls-* go with --dicom")
+                   : 0;
+    if (tls && (!cfg->dicom_tls_cert || !cfg->dicom_tls_key))
+        return usage("DICOM TLS needs --dicom-tls-cert FILE and --dicom-tls-key FILE (PEM)");
     if (!cfg->aet)
         return usage("--dicom needs --aet AET (the AE title senders call)");
     size_t n = strlen(cfg->aet);
@@ -596,6 +598,9 @@ static int start_dicom(service *sv)
     o.limits.idle_ms = (int)cfg->dicom_timeout * 1000;
     o.limits.artim_ms = (int)cfg->dicom_artim * 1000;
     o.limits.max_dataset = (uint64_t)cfg->max_part; /* one SR, as a STOW-RS part */
+    o.tls_cert = cfg->dicom_tls_cert;   /* PS3.15 Annex B (NULL: plain TCP) */
+    o.tls_key = cfg->dicom_tls_key;
+    o.tls_client_ca = cfg->dicom_tls_client_ca;
     o.intake = sv->intake;
     o.log = &sv->log;
     o.metrics = &sv->metrics;
@@ -691,8 +696,12 @@ static void announce(service *sv)
         cli_line(stdout, "sr2fhir: serving DICOM (C-STORE, C-ECHO) as %s at %.*s:%d",
                  sv->cfg->aet, host_len, bind, port);
         s2f_gw_logf(&sv->log, S2F_LOG_INFO, "serving DICOM (C-STORE, C-ECHO) as %s at %.*s:%d "
-                    "(%zu allowed peers, at most %ld associations)", sv->cfg->aet, host_len,
-                    bind, port, sv->cfg->n_peers, sv->cfg->dicom_max_associations);
+                    "(%s, %zu allowed peers, at most %ld associations)", sv->cfg->aet,
+                    host_len, bind, port,
+                    !sv->cfg->dicom_tls_cert        ? "plain TCP"
+                    : sv->cfg->dicom_tls_client_ca ? "TLS, client certificates required"
+                                                   : "TLS",
+                    sv->cfg->n_peers, sv->cfg->dicom_max_associations);
     }
     fflush(stdout);
 }

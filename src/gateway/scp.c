@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/dicomtls.h"
 #include "json/writer.h"
 #include "util/clock.h"
 #include "util/error.h"
@@ -95,6 +96,7 @@ struct s2f_scp {
     int max_associations;
     int listen_fd, port;
     int wake[2];                       /* the acceptor's wake-up pipe (non-blocking) */
+    s2f_dtls *tls;                     /* DICOM TLS, or NULL: plain TCP */
     pthread_t acceptor;
     int acceptor_started;
     pthread_mutex_t lock;
@@ -113,6 +115,7 @@ struct conn {
     int done;                          /* the thread ended (under scp->lock): join it */
     char remote[REMOTE_MAX];
     char calling[S2F_DIMSE_AET_MAX + 1], called[S2F_DIMSE_AET_MAX + 1];
+    char tls_subject[256];             /* the TLS client certificate's subject, "" none */
     unsigned stored, refused;
 };
 
@@ -264,6 +267,10 @@ static void association_body(s2f_json *j, const void *ctx)
     s2f_json_kv_uint(j, "stores", a->sum->stores);
     s2f_json_kv_uint(j, "stored", a->c->stored);
     s2f_json_kv_uint(j, "echoes", a->sum->echoes);
+    if (a->c->scp->tls) {
+        s2f_json_kv_bool(j, "tls", 1);
+        kv_nullable(j, "tls_subject", a->c->tls_subject);
+    }
     kv_nullable(j, "detail", a->sum->detail);
     s2f_json_end_object(j);
 }
@@ -532,6 +539,23 @@ static void log_association(s2f_scp *s, const conn *c, const s2f_dimse_summary *
                 sum->detail[0] ? ": " : "", sum->detail);
 }
 
+/* The TLS handshake (within ARTIM; a rejected connection's shorter deadline); 0 with *io
+ * and *tls set, or -1 with why in sum. */
+static int start_tls(conn *c, s2f_dimse_io *io, s2f_dtls_conn **tls, s2f_dimse_summary *sum)
+{
+    s2f_scp *s = c->scp;
+    int ms = s->opt.limits.artim_ms ? s->opt.limits.artim_ms : 30000;
+    if (c->reject && ms > REJECT_ARTIM_MS)
+        ms = REJECT_ARTIM_MS;
+    s2f_error err = {0};
+    if (s2f_dtls_accept(s->tls, c->fd, ms, tls, io, c->tls_subject, sizeof c->tls_subject,
+                        &err) == S2F_OK)
+        return 0;
+    sum->outcome = S2F_DIMSE_DROPPED;
+    snprintf(sum->detail, sizeof sum->detail, "%s", err.message);
+    return -1;
+}
+
 static void run_association(conn *c)
 {
     s2f_scp *s = c->scp;
@@ -540,7 +564,10 @@ static void run_association(conn *c)
     s2f_dimse_io_fd(&io, &io_ctx, c->fd);
     s2f_dimse_summary sum;
     memset(&sum, 0, sizeof sum);
-    if (c->reject) {
+    s2f_dtls_conn *tls = NULL;
+    if (s->tls && start_tls(c, &io, &tls, &sum) != 0) {
+        COUNT_METRIC(s, dimse_rejected);
+    } else if (c->reject) {
         s2f_dimse_limits lim = s->opt.limits;
         if (!lim.artim_ms || lim.artim_ms > REJECT_ARTIM_MS)
             lim.artim_ms = REJECT_ARTIM_MS;
@@ -560,6 +587,7 @@ static void run_association(conn *c)
         else
             COUNT_METRIC(s, dimse_associations);
     }
+    s2f_dtls_close(tls);
     log_association(s, c, &sum);
     assoc_rec a = {c, &sum};
     audit_write(s, association_body, &a);
@@ -775,8 +803,10 @@ static s2f_code check_options(const s2f_scp_options *opt, s2f_error *err)
     if (opt->max_associations < 0)
         return s2f_fail(err, S2F_EUSAGE, "max_associations %d is negative",
                         opt->max_associations);
-    if (opt->tls_cert || opt->tls_key || opt->tls_client_ca)
-        return s2f_fail(err, S2F_EUNSUPPORTED, "DICOM TLS is not built yet");
+    if ((opt->tls_cert != NULL) != (opt->tls_key != NULL) ||
+        (opt->tls_client_ca && !opt->tls_cert))
+        return s2f_fail(err, S2F_EUSAGE, "DICOM TLS needs a certificate and its key (and a "
+                        "client CA only with them)");
     if (strlen(opt->bind) >= 256)
         return s2f_fail(err, S2F_EUSAGE, "--dicom address too long");
     return S2F_OK;
@@ -791,6 +821,7 @@ static void free_scp(s2f_scp *s)
             close(s->wake[i]);
     pthread_cond_destroy(&s->changed);
     pthread_mutex_destroy(&s->lock);
+    s2f_dtls_free(s->tls);
     free(s->peers);
     free(s);
 }
@@ -839,11 +870,19 @@ s2f_code s2f_scp_start(const s2f_scp_options *opt, s2f_scp **out, s2f_error *err
     if (opt->n_peers)
         memcpy(s->peers, opt->peers, opt->n_peers * sizeof *s->peers);
     s->opt.peers = s->peers;
+    s2f_code rc = opt->tls_cert ? s2f_dtls_new(opt->tls_cert, opt->tls_key, opt->tls_client_ca,
+                                               &s->tls, err)
+                                : S2F_OK;
+    s->opt.tls_cert = s->opt.tls_key = s->opt.tls_client_ca = NULL; /* loaded; not kept */
+    if (rc != S2F_OK) {
+        free_scp(s);
+        return rc;
+    }
     if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         free_scp(s);
         return s2f_fail(err, S2F_EIO, "cannot create a pipe: %s", strerror(errno));
     }
-    s2f_code rc = open_listener(s, err);
+    rc = open_listener(s, err);
     if (rc == S2F_OK && pthread_create(&s->acceptor, NULL, accept_main, s) != 0)
         rc = s2f_fail(err, S2F_ENOMEM, "cannot start the DICOM accepting thread");
     if (rc != S2F_OK) {

@@ -17,7 +17,10 @@ src/gateway/scp.c) against DCMTK's echoscu, storescu and dcmdump:
   address) are rejected: what echoscu prints;
 - --dicom-max-associations 1: while one association is held open (a hand-made SCU), a
   second is rejected transient, local limit exceeded (what echoscu prints); after the first
-  is released, a new one is accepted.
+  is released, a new one is accepted;
+- usage errors of the DICOM options, the options as config file keys;
+- DICOM TLS with required client certificates (openssl-made CA): echoscu/storescu +tls
+  succeed, anonymous TLS, another CA's certificate and plain TCP are refused.
 Needs DCMTK (echoscu, storescu, dcmdump), python3-pydicom, ../shared/corpus and the FHIR
 server tool; SKIPs with the reason when one is absent.
 """
@@ -401,7 +404,7 @@ def case_options(workdir):
             "http://127.0.0.1:9/fhir", "--allow-http"]
     bad = [
         (["--dicom", "127.0.0.1:0"], "--dicom needs --aet"),
-        (["--aet", "X"], "--aet and --dicom-peer go with --dicom"),
+        (["--aet", "X"], "--aet, --dicom-peer and --dicom-tls-* go with --dicom"),
         (["--dicom", "127.0.0.1", "--aet", "X"], "not HOST:PORT"),
         (["--dicom", "127.0.0.1:0", "--aet", "X" * 17], "--aet takes 1 to 16"),
         (["--dicom", "127.0.0.1:0", "--aet", "X", "--dicom-peer", "P@host.example"],
@@ -409,7 +412,8 @@ def case_options(workdir):
         (["--dicom", "127.0.0.1:0", "--aet", "X", "--dicom-max-associations", "0"],
          "from 1 to 4096"),
         (["--dicom", "127.0.0.1:0", "--aet", "X", "--dicom-tls-cert", "c.pem"],
-         "not built yet"),
+         "needs --dicom-tls-cert FILE and --dicom-tls-key FILE"),
+        (["--dicom-tls-cert", "c.pem", "--dicom-tls-key", "k.pem"], "go with --dicom"),
     ]
     for args, want in bad:
         rc, err = run_serve(*(base + args))
@@ -444,6 +448,85 @@ def case_config(workdir):
             "echoscu as SENDER (not in the config's peers): exit %d: %s" % (rc, short(out)))
     finally:
         gw.stop()
+
+
+def make_certs(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate (CN modality1)
+    signed by it, with the openssl command: {name: path}."""
+    os.makedirs(d)
+    p = {n: os.path.join(d, n) for n in ("ca.key", "ca.crt", "srv.key", "srv.csr", "srv.crt",
+                                         "cli.key", "cli.csr", "cli.crt", "other.key",
+                                         "other.crt", "ext")}
+    with open(p["ext"], "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    cmds = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p["ca.key"], "-out",
+         p["ca.crt"], "-days", "2", "-subj", "/CN=sr2fhir test CA"],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", p["srv.key"], "-out", p["srv.csr"],
+         "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", p["srv.csr"], "-CA", p["ca.crt"], "-CAkey", p["ca.key"],
+         "-CAcreateserial", "-out", p["srv.crt"], "-days", "2", "-extfile", p["ext"]],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", p["cli.key"], "-out", p["cli.csr"],
+         "-subj", "/CN=modality1"],
+        ["x509", "-req", "-in", p["cli.csr"], "-CA", p["ca.crt"], "-CAkey", p["ca.key"],
+         "-CAcreateserial", "-out", p["cli.crt"], "-days", "2"],
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p["other.key"], "-out",
+         p["other.crt"], "-days", "2", "-subj", "/CN=self-signed stranger"],
+    ]
+    for c in cmds:
+        r = subprocess.run(["openssl", *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=60, cwd=d)
+        assert r.returncode == 0, "openssl %s: %s" % (c[0], short(r.stderr))
+    return p
+
+
+def case_tls(workdir):
+    """DICOM TLS (PS3.15 Annex B) with required client certificates: echoscu/storescu +tls
+    with a certificate of the CA succeed (the SR queued, the subject in the audit line);
+    without a certificate, with one of another CA, or without TLS they are refused at the
+    handshake; an unreadable certificate file: exit 3 naming it."""
+    if not shutil.which("openssl"):
+        raise harness.SkipTest("no openssl command")
+    d = os.path.join(workdir, "tls")
+    p = make_certs(os.path.join(d, "pki"))
+    gw = Gateway(d, "http://127.0.0.1:9/fhir", "--allow-http", "--dicom-tls-cert", p["srv.crt"],
+                 "--dicom-tls-key", p["srv.key"], "--dicom-tls-client-ca", p["ca.crt"])
+    gw.start()
+    try:
+        tls = ["+tls", p["cli.key"], p["cli.crt"], "+cf", p["ca.crt"]]
+        rc, out = dcmtk("echoscu", "-v", *tls, "-aet", SENDER, "-aec", AET, "127.0.0.1",
+                        str(gw.port))
+        assert rc == 0 and "Received Echo Response (Success)" in out, "echoscu +tls: exit "             "%d: %s" % (rc, short(out, 800))
+        rc, out = dcmtk("storescu", "-v", "-R", *tls, "-aet", SENDER, "-aec", AET,
+                        "127.0.0.1", str(gw.port), CORPUS_SR, timeout=120)
+        assert rc == 0 and "Received Store Response (Success)" in out, "storescu +tls: exit "             "%d: %s" % (rc, short(out, 800))
+        st = gw.stats()
+        harness.eq(st["pending"] + st["leased"], 1, "jobs queued by the C-STORE over TLS")
+        refused = [
+            ("no client certificate", ["+tla", "+cf", p["ca.crt"]]),
+            ("another CA's certificate", ["+tls", p["other.key"], p["other.crt"], "+cf",
+                                          p["ca.crt"]]),
+            ("no TLS", []),
+        ]
+        for what, opts in refused:
+            rc, out = dcmtk("echoscu", "-to", "20", *opts, "-aet", SENDER, "-aec", AET,
+                            "127.0.0.1", str(gw.port))
+            assert rc != 0 and "Echo Response (Success)" not in out, "%s: echoscu exit %d: "                 "%s" % (what, rc, short(out, 600))
+        lines = [a for a in gw.audit() if a.get("event") == "association"]
+        ok = [(a["outcome"], a.get("tls"), a.get("tls_subject")) for a in lines
+              if a["outcome"] == "released"]
+        harness.eq(ok, [("released", True, "/CN=modality1")] * 2, "released associations")
+        failed = [a["detail"] for a in lines if a["outcome"] == "dropped"]
+        harness.eq(len(failed), 3, "dropped handshakes in the audit log")
+        assert all(f.startswith("TLS handshake failed") for f in failed), failed
+        assert "did not return a certificate" in failed[0], failed
+    finally:
+        gw.stop()
+    rc, err = run_serve("--http", "127.0.0.1:0", "--data", os.path.join(d, "data2"), "--server",
+                        "http://127.0.0.1:9/fhir", "--allow-http", "--dicom", "127.0.0.1:0",
+                        "--aet", AET, "--dicom-tls-cert", os.path.join(d, "absent.pem"),
+                        "--dicom-tls-key", p["srv.key"])
+    assert rc == 3 and "absent.pem" in err, "absent certificate: exit %d: %s" % (rc, short(err))
 
 
 def main():
@@ -497,6 +580,7 @@ def main():
         test(NAME + "-max-associations", case_limit, workdir)
         test(NAME + "-usage-errors", case_options, workdir)
         test(NAME + "-config-keys", case_config, workdir)
+        test(NAME + "-tls", case_tls, workdir)
     finally:
         if srv:
             srv.stop()
