@@ -20,7 +20,6 @@ BUILD=${1:-${BUILD:-build}}
 STAGES="util dicom sr report json fhir deliver gateway cli"
 # Circles still present, one per line: "stage: file file ..." (sorted base names).
 KNOWN='
-fhir: convert observations resources selections subjects
 sr: content item
 '
 [ -d "$BUILD/src" ] || { echo "check-calls: FAIL: no objects in $BUILD/src (run make)"; exit 2; }

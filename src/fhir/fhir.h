@@ -2,13 +2,17 @@
  * fhir.h - the FHIR stage (stage 4): a TID 1500 report model -> one FHIR Bundle, written
  * as it goes through the streaming JSON writer (MAPPING rules M4-M26).
  *
- * The stage is split by resource kind, all sharing the conversion context below:
- *   convert.c       the Bundle: entries, identities (M24), which resources exist and once
- *   common.c        elements every Observation shares: subject, basedOn, partOf, status,
- *                   issued/effective, performer, codings (M4-M9, M11, M23)
+ * Calls run one way (issue 14, scripts/check-calls.sh): the driver calls the resource
+ * writers, which call the shared pieces, which call the JSON writer:
+ *   convert.c       the driver: which resources a report makes, in which order, each once
  *   observations.c  the Observations: groups, measurements, evaluations, derived (M13-M22)
  *   selections.c    the ImagingSelections (M12, M19)
  *   resources.c     Devices, Practitioners, BodyStructures (M7, M10, M18, M22)
+ *   subjects.c      subjects other than the patient (M16)
+ *   ids.c           every identity (M24), with its caches
+ *   entries.c       the Bundle entries and the set of resources written, with its caches
+ *   common.c        elements every Observation shares: subject, basedOn, partOf, status,
+ *                   issued/effective, performer, codings (M4-M9, M11, M23)
  *
  * Identity (M24): every resource's id is the UUID v5 of the SR SOP Instance UID, a kind and
  * a key (uuid.h): the content item position for resources made from one item, a canonical
@@ -85,19 +89,13 @@ typedef struct s2f_fhir_fragment {
 
 #define S2F_CONCEPT_MEMO_BITS 6
 
-/* The conversion context all files of the stage share (one per conversion, one thread). */
 #define S2F_POSITION_MAX 1024 /* an item key: "1.4.2" (longer ones are cut) */
-#define S2F_PARENT_POSITION_MAX 64 /* a parent's position kept (convert.c) */
-#define S2F_ENTRY_FORMS 12 /* Observation kinds, shared resources */
 
-/* The compact text of the entries of one (type, profile), the same for all but for the
- * id (convert.c). */
-struct s2f_entry_form {
-    const char *type, *profile;
-    size_t open_len, close_len, open_id[2], close_id; /* where the id goes */
-    const char *open, *close; /* in text */
-    char text[];
-};
+/* The caches of ids.c and entries.c, each defined in the file that uses it. */
+typedef struct s2f_fhir_ids s2f_fhir_ids;
+typedef struct s2f_fhir_entries s2f_fhir_entries;
+
+/* The conversion context all files of the stage share (one per conversion, one thread). */
 
 typedef struct s2f_fhir {
     const s2f_report *rep;
@@ -110,12 +108,9 @@ typedef struct s2f_fhir {
     s2f_error *err;
     s2f_code code;           /* first failure (sticky); writers stop once it is set */
     const char *sop_uid;     /* the SR's SOP Instance UID (header), "" if absent */
-    s2f_uuid_scope ids;      /* hashing state of the identities' shared prefix (M24) */
+    s2f_fhir_ids *ids;       /* ids.c: the identities' scope and caches */
+    s2f_fhir_entries *entries; /* entries.c: resources written, entry texts */
     const char *study_oid;   /* "urn:oid:" + Study Instance UID, made once */
-    struct s2f_rid_memo *rid_memo; /* convert.c: identities already computed, */
-    size_t rid_memo_cap, rid_memo_evictions; /* its slots and misses that evicted one */
-    const char **item_keys;  /* convert.c: item positions already written, by item seq */
-    s2f_rid **observation_rids; /* convert.c: Observation identities computed, by item seq */
     const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
     int instant_known;
     s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of, frag_head; /* common.c */
@@ -134,22 +129,20 @@ typedef struct s2f_fhir {
     s2f_rid device;           /* its identity */
     const s2f_group *refs_of; /* observations.c: the group whose derivedFrom member */
     s2f_fhir_fragment refs;   /* its children copy is this */
-    s2f_hindex *sets;        /* convert.c: shared resources already written */
     const s2f_observer *observers_written; /* convert.c: the last observer list written */
     size_t n_observers_written;
-    struct s2f_entry_form *entry_forms[S2F_ENTRY_FORMS]; /* convert.c: (arena) the text */
-    const struct s2f_entry_form *entry_form; /* of entries of one kind; the last one used */
-    const s2f_item *pos_parent; /* convert.c: the parent of the last item whose position */
-    size_t pos_len;             /* was asked for, and its own position, pos_len bytes */
-    char pos[S2F_PARENT_POSITION_MAX]; /* (not NUL-terminated) */
 } s2f_fhir;
 
-/* ---- convert.c ------------------------------------------------------------------------ */
+/* ---- convert.c: the driver ------------------------------------------------------------ */
 
 /* Writes the whole Bundle for `rep` to `out`. */
 s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *opt,
                                s2f_sink *out, s2f_fhir_stats *stats, s2f_error *err);
 
+/* ---- ids.c: identities (M24) ----------------------------------------------------------- */
+
+/* The identities' state for the SR `sop_uid` (arena); NULL when memory ran out. */
+s2f_fhir_ids *s2f_fhir_ids_new(s2f_arena *a, const char *sop_uid);
 /* Fills *rid for (type, kind, key) (M24). Sets f->code on failure. */
 void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid);
 /* The same for a resource that outlives one report (M24 amended, issue 10 defect 7): the
@@ -161,6 +154,51 @@ const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it);
 /* The identity of the Observation made from `it`: (Observation, observation, its key). */
 void s2f_fhir_observation_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid);
 
+/* The identity of a shared resource: `shared` when it comes from what the resource is
+ * (the same in every report: s2f_fhir_identity_rid), else scoped to the SR (s2f_fhir_rid).
+ * kind is also the set of s2f_fhir_first_time: the shared kinds differ from the SR-scoped
+ * S2F_KIND_... ones. key NULL: memory ran out (f->code is set). */
+typedef struct s2f_fhir_identity {
+    const char *kind, *key;
+    int shared;
+} s2f_fhir_identity;
+s2f_fhir_identity s2f_fhir_equipment_identity(s2f_fhir *f);                          /* M7 */
+s2f_fhir_identity s2f_fhir_algorithm_identity(s2f_fhir *f, const s2f_algorithm *a);  /* M22 */
+s2f_fhir_identity s2f_fhir_observer_identity(s2f_fhir *f, const s2f_observer *o);    /* M10 */
+s2f_fhir_identity s2f_fhir_body_structure_identity(s2f_fhir *f, const s2f_site *site, /* M18 */
+                                                   const char *tracking_id,
+                                                   const char *tracking_uid);
+/* The resource identity of an identity above. */
+void s2f_fhir_rid_of_identity(s2f_fhir *f, const char *type, const s2f_fhir_identity *id,
+                              s2f_rid *rid);
+/* M10/M7: 1 when a device observer is the equipment Device (then nothing more is written). */
+int s2f_fhir_observer_is_equipment(s2f_fhir *f, const s2f_observer *o);
+
+void s2f_fhir_equipment_rid(s2f_fhir *f, s2f_rid *rid);                             /* M7 */
+void s2f_fhir_algorithm_rid(s2f_fhir *f, const s2f_algorithm *a, s2f_rid *rid);      /* M22 */
+void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid);        /* M10 */
+void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
+                                 const char *tracking_uid, s2f_rid *rid);          /* M18 */
+void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid);
+void s2f_fhir_measurement_rid(s2f_fhir *f, const s2f_measurement *m, s2f_rid *rid);
+void s2f_fhir_evaluation_rid(s2f_fhir *f, const s2f_evaluation *e, s2f_rid *rid);
+void s2f_fhir_selection_rid(s2f_fhir *f, const s2f_image_ref *ref, s2f_rid *rid);   /* M19 */
+/* The selection identity of a reference item that is not at hand as an s2f_image_ref. */
+void s2f_fhir_item_selection_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid);
+/* M12: the source-sr-content-item selection of a group or derived measurement item. */
+void s2f_fhir_source_item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid);
+/* M16 (issue 10 #4/#7): a subject's identity: its business identity (patient + Subject
+ * UID / ID, Specimen UID, Device UID or manufacturer + model + serial), else the Subject
+ * Class item's position within the SR. *set and *key are those of s2f_fhir_first_time;
+ * *key NULL when memory ran out. */
+void s2f_fhir_subject_identity(s2f_fhir *f, const s2f_subject *s, const char **set,
+                               const char **key, s2f_rid *rid);
+void s2f_fhir_subject_rid(s2f_fhir *f, const s2f_subject *s, s2f_rid *rid);
+
+/* ---- entries.c: the Bundle's entries ----------------------------------------------------- */
+
+/* The entries' state (arena); NULL when memory ran out. */
+s2f_fhir_entries *s2f_fhir_entries_new(s2f_arena *a);
 /* Opens a Bundle entry (fullUrl, "resource": { "resourceType", "id", meta.profile when R5
  * and profile != NULL }); the caller writes the resource's other members, then calls
  * s2f_fhir_end_entry, which closes the resource and writes "request" for transactions. */
@@ -214,52 +252,29 @@ const char *s2f_fhir_oid(s2f_fhir *f, const char *uid);
 
 /* ---- resources.c ----------------------------------------------------------------------- */
 
-/* Identities, and the writers that put the resource in the Bundle (once each). */
-void s2f_fhir_equipment_rid(s2f_fhir *f, s2f_rid *rid);                 /* M7 */
-void s2f_fhir_write_equipment(s2f_fhir *f);
-void s2f_fhir_algorithm_rid(s2f_fhir *f, const s2f_algorithm *a, s2f_rid *rid);  /* M22 */
-void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a);
-void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid);     /* M10 */
-void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o);
-/* M18: whether the site + tracking ids make a BodyStructure, its identity, its writer. */
-int s2f_fhir_has_body_structure(const s2f_site *site, const char *tracking_id,
-                                const char *tracking_uid);
-void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
-                                 const char *tracking_uid, s2f_rid *rid);
+/* The writers that put the resource in the Bundle (once each; identities: ids.c). */
+void s2f_fhir_write_equipment(s2f_fhir *f);                                /* M7 */
+void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a);        /* M22 */
+void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o);          /* M10 */
+/* M18 (s2f_report_has_body_structure says whether the site makes one) */
 void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                    const char *tracking_uid);
 
 /* ---- subjects.c: Subject Context other than the patient (M16, issue 10 defect 4) ------- */
-/* resources.c: a subject's business identity (issue 10 #4/#7): 1 and *kind, *key (key NULL
- * when memory ran out), or 0 when it is scoped to the SR. */
-int s2f_fhir_subject_identity(s2f_fhir *f, const s2f_subject *s, const char **kind,
-                              const char **key);
-void s2f_fhir_subject_rid(s2f_fhir *f, const s2f_subject *s, s2f_rid *rid);
-void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s);
 
-/* M20/M18 (issue 10 defect 7): the site of a measurement and the tracking ids its
- * BodyStructure carries: its own site with its own tracking ids; its own site equal to the
- * group's, or none, the group's site with the group's ids; its own other site without the
- * group's ids (another structure than the tracked lesion). NULL: no site. */
-const s2f_site *s2f_fhir_measurement_site(const s2f_measurement *m, const s2f_group *g,
-                                          const char **tracking_id, const char **tracking_uid);
+void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s);
 
 /* ---- selections.c ---------------------------------------------------------------------- */
 
 /* 1 when the reference becomes an ImagingSelection of its own: all but a Source series for
  * segmentation, which only gives the series of the source images (M19). */
 int s2f_fhir_ref_is_resource(const s2f_image_ref *ref);
-void s2f_fhir_selection_rid(s2f_fhir *f, const s2f_image_ref *ref, s2f_rid *rid);   /* M19 */
 void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref);
 /* M12: the source-sr-content-item selection of a group or derived measurement item. */
-void s2f_fhir_source_item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid);
 void s2f_fhir_write_source_item(s2f_fhir *f, const s2f_item *it);
 
 /* ---- observations.c -------------------------------------------------------------------- */
 
-void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid);
-void s2f_fhir_measurement_rid(s2f_fhir *f, const s2f_measurement *m, s2f_rid *rid);
-void s2f_fhir_evaluation_rid(s2f_fhir *f, const s2f_evaluation *e, s2f_rid *rid);
 /* Each writes one Observation entry (and nothing else: convert.c writes what it refers
  * to). `group` is the group a measurement or evaluation belongs to (NULL: document level
  * or derived). */

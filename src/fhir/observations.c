@@ -142,28 +142,6 @@ static void data_absent_unknown(s2f_fhir *f)
     s2f_json_end_object(f->json);
 }
 
-/* ---- identities --------------------------------------------------------------------------- */
-
-static void item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
-{
-    s2f_fhir_observation_rid(f, it, rid);
-}
-
-void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid)
-{
-    item_rid(f, g->item, rid);
-}
-
-void s2f_fhir_measurement_rid(s2f_fhir *f, const s2f_measurement *m, s2f_rid *rid)
-{
-    item_rid(f, m->item, rid);
-}
-
-void s2f_fhir_evaluation_rid(s2f_fhir *f, const s2f_evaluation *e, s2f_rid *rid)
-{
-    item_rid(f, e->item, rid);
-}
-
 /* ---- elements shared by the four kinds ---------------------------------------------------- */
 
 /* M18 (decision): whether the tracking ids become identifiers of the Observation, i.e. no
@@ -175,7 +153,7 @@ static int tracking_as_identifiers(const s2f_fhir *f, const s2f_site *site, cons
         return 0;
     if (f->opt.r4 || !site || !site->site)
         return 1;
-    return !s2f_fhir_has_body_structure(site, tid, tuid);
+    return !s2f_report_has_body_structure(site, tid, tuid);
 }
 
 /* identifier: M11 Observation UID, then the M18 tracking ids when `tracking` is set. */
@@ -268,7 +246,7 @@ static void write_site(s2f_fhir *f, const s2f_site *site, const char *tid, const
 {
     if (!site || !site->site)
         return;
-    if (!f->opt.r4 && s2f_fhir_has_body_structure(site, tid, tuid)) {
+    if (!f->opt.r4 && s2f_report_has_body_structure(site, tid, tuid)) {
         s2f_rid rid;
         s2f_fhir_body_structure_rid(f, site, tid, tuid, &rid);
         reference_member(f, S2F_JSON_LIT("bodyStructure"), &rid);
@@ -800,10 +778,11 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
     /* M20: the NUM's own finding site, else its group's. The BodyStructure's tracking ids
      * (M18, issue 10 defect 7): for its own site its own ones; a site of its own that is not
      * the group's does not carry the group's ids (no two BodyStructures carry one tracking
-     * identifier); the group's site (or the same site) the group's. convert.c writes the
-     * BodyStructure from the same choice. Derived measurements have no group (M14). */
-    const char *site_tid, *site_tuid;
-    const s2f_site *site = s2f_fhir_measurement_site(m, group, &site_tid, &site_tuid);
+     * identifier); the group's site (or the same site) the group's. The report model makes
+     * that choice once (s2f_measurement.applied_site); convert.c writes the BodyStructure
+     * from it. Derived measurements have no group (M14). */
+    const char *site_tid = m->applied_tracking_id, *site_tuid = m->applied_tracking_uid;
+    const s2f_site *site = m->applied_site;
     /* the NUM's own tracking ids (TID 300) are identifiers unless its own BodyStructure
      * carries them (M18 decision) */
     int own_ids = (nonempty(m->tracking_id) || nonempty(m->tracking_uid)) &&

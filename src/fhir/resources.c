@@ -31,77 +31,10 @@
 
 #include "fhir/fhir.h"
 
-/* ---- canonical keys (M24) --------------------------------------------------------------- */
-
 static void fail_oom(s2f_fhir *f)
 {
     if (f->code == S2F_OK)
         f->code = s2f_fail(f->err, S2F_ELIMIT, "out of memory while writing FHIR");
-}
-
-/* A growing string in the arena (scratch for keys). */
-typedef struct keybuf {
-    s2f_fhir *f;
-    char *p;
-    size_t len, cap;
-    int failed;
-} keybuf;
-
-static void kb_putc(keybuf *k, char c)
-{
-    if (k->failed)
-        return;
-    if (k->len + 2 > k->cap) {
-        size_t ncap = k->cap ? 2 * k->cap : 64;
-        char *np = s2f_arena_realloc(k->f->arena, k->p, k->cap, ncap);
-        if (!np) {
-            k->failed = 1;
-            return;
-        }
-        k->p = np;
-        k->cap = ncap;
-    }
-    k->p[k->len++] = c;
-    k->p[k->len] = '\0';
-}
-
-/* One field, escaped: '\', '|' and ';' are preceded by '\'. NULL is the empty field. */
-static void kb_field(keybuf *k, const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '\\' || *s == '|' || *s == ';')
-            kb_putc(k, '\\');
-        kb_putc(k, *s);
-    }
-}
-
-/* A code as its M23 system and code (so that, for example, SRT T-28000 and SCT 39607008
- * give the same key), else as designator and value. */
-static void kb_code(keybuf *k, const s2f_codeval *c)
-{
-    if (!c)
-        return;
-    s2f_coding cd;
-    if (s2f_codes_coding_from_dicom(c, k->f->h ? k->f->h->schemes : NULL, k->f->h ? k->f->h->n_schemes : 0,
-                              k->f->arena, &cd) == S2F_OK && cd.system) {
-        kb_field(k, cd.system);
-        kb_putc(k, ';');
-        kb_field(k, cd.code);
-    } else {
-        kb_field(k, c->scheme);
-        kb_putc(k, ';');
-        kb_field(k, c->value);
-    }
-}
-
-/* The finished key ("" when nothing was added); NULL (and f->code set) when memory ran out. */
-static const char *kb_done(keybuf *k)
-{
-    if (k->failed) {
-        fail_oom(k->f);
-        return NULL;
-    }
-    return k->p ? k->p : "";
 }
 
 static int nonempty(const char *s)
@@ -112,319 +45,6 @@ static int nonempty(const char *s)
 static int running(const s2f_fhir *f)
 {
     return f->code == S2F_OK;
-}
-
-/* M22: "name|version|param;param;..." of an algorithm, the part of its key that is also
- * its identity (algorithm_identity). */
-static void kb_algorithm(keybuf *k, const s2f_algorithm *a)
-{
-    kb_field(k, a->name);
-    kb_putc(k, '|');
-    kb_field(k, a->version);
-    kb_putc(k, '|');
-    for (size_t i = 0; i < a->n_parameters; i++) {
-        if (i)
-            kb_putc(k, ';');
-        kb_field(k, a->parameters[i]);
-    }
-}
-
-/* M22: name|version|param;param;...|family system;code */
-static const char *algorithm_key(s2f_fhir *f, const s2f_algorithm *a)
-{
-    keybuf k = {f, NULL, 0, 0, 0};
-    kb_algorithm(&k, a);
-    kb_putc(&k, '|');
-    kb_code(&k, a->family);
-    return kb_done(&k);
-}
-
-/* M10: "person|" + PN text; "device|uid|" + UID; without a UID
- * "device||name|manufacturer|model|serial". */
-static const char *observer_key(s2f_fhir *f, const s2f_observer *o)
-{
-    keybuf k = {f, NULL, 0, 0, 0};
-    if (!o->is_device) {
-        kb_field(&k, "person");
-        kb_putc(&k, '|');
-        kb_field(&k, o->person_name);
-    } else if (nonempty(o->device_uid)) {
-        kb_field(&k, "device|uid"); /* escaped: cannot collide with the form below */
-        kb_putc(&k, '|');
-        kb_field(&k, o->device_uid);
-    } else {
-        kb_field(&k, "device");
-        kb_putc(&k, '|');
-        kb_putc(&k, '|');
-        kb_field(&k, o->device_name);
-        kb_putc(&k, '|');
-        kb_field(&k, o->device_manufacturer);
-        kb_putc(&k, '|');
-        kb_field(&k, o->device_model);
-        kb_putc(&k, '|');
-        kb_field(&k, o->device_serial);
-    }
-    return kb_done(&k);
-}
-
-/* M18: site|laterality|modifier|tracking id|tracking uid */
-static const char *body_structure_key(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
-                                      const char *tracking_uid)
-{
-    keybuf k = {f, NULL, 0, 0, 0};
-    kb_code(&k, site ? site->site : NULL);
-    kb_putc(&k, '|');
-    kb_code(&k, site ? site->laterality : NULL);
-    kb_putc(&k, '|');
-    kb_code(&k, site ? site->modifier : NULL);
-    kb_putc(&k, '|');
-    kb_field(&k, tracking_id);
-    kb_putc(&k, '|');
-    kb_field(&k, tracking_uid);
-    return kb_done(&k);
-}
-
-/* ---- business identities (M24 amended, issue 10 defect 7) ------------------------------- */
-
-/* The identity of a shared resource: `shared` when it comes from what the resource is
- * (the same in every report: s2f_fhir_identity_rid), else scoped to the SR (s2f_fhir_rid).
- * kind is also the set of s2f_fhir_first_time: the shared kinds below differ from the
- * SR-scoped S2F_KIND_... ones. key NULL: memory ran out (f->code is set). */
-typedef struct identity {
-    const char *kind, *key;
-    int shared;
-} identity;
-
-#define KIND_ID_DEVICE "id-device"       /* equipment and device observers (one namespace) */
-#define KIND_ID_ALGORITHM "id-algorithm"
-#define KIND_ID_PERSON "id-person"
-#define KIND_ID_LESION "id-lesion"
-#define KIND_ID_FETUS "id-fetus"       /* issue 10 #4: subjects (subjects.c) */
-#define KIND_ID_SPECIMEN "id-specimen"
-
-static void identity_rid(s2f_fhir *f, const char *type, const identity *id, s2f_rid *rid)
-{
-    if (id->shared)
-        s2f_fhir_identity_rid(f, type, id->kind, id->key ? id->key : "", rid);
-    else
-        s2f_fhir_rid(f, type, id->kind, id->key ? id->key : "", rid);
-}
-
-/* A PN without trailing component separators and spaces ("Smith^John^^" = "Smith^John"). */
-static void kb_person_name(keybuf *k, const char *pn)
-{
-    size_t n = pn ? strlen(pn) : 0;
-    while (n && (pn[n - 1] == '^' || pn[n - 1] == ' ' || pn[n - 1] == '='))
-        n--;
-    for (size_t i = 0; i < n; i++) {
-        if (pn[i] == '\\' || pn[i] == '|' || pn[i] == ';')
-            kb_putc(k, '\\');
-        kb_putc(k, pn[i]);
-    }
-}
-
-/* The patient (M4): "issuer system|issuer local|Patient ID"; NULL without a Patient ID
- * (then no lesion has an identity beyond its report). */
-static const char *patient_key(s2f_fhir *f)
-{
-    const s2f_header *h = f->h;
-    if (!h || !nonempty(h->patient_id))
-        return NULL;
-    int oom = 0;
-    const char *system = s2f_fhir_issuer_system(f->arena, &h->patient_issuer, &oom);
-    if (oom) {
-        fail_oom(f);
-        return NULL;
-    }
-    keybuf k = {f, NULL, 0, 0, 0};
-    kb_field(&k, system);
-    kb_putc(&k, '|');
-    kb_field(&k, h->patient_issuer.local);
-    kb_putc(&k, '|');
-    kb_field(&k, h->patient_id);
-    return kb_done(&k);
-}
-
-/* A physical device: "uid|" + Device UID; without one, "mms|manufacturer|model|serial"
- * when it has a serial number (manufacturer and model alone name a product, not one
- * device); else NULL: no identity beyond the report. */
-static const char *device_key(s2f_fhir *f, const char *uid, const char *manufacturer,
-                              const char *model, const char *serial)
-{
-    keybuf k = {f, NULL, 0, 0, 0};
-    if (nonempty(uid)) {
-        kb_field(&k, "uid");
-        kb_putc(&k, '|');
-        kb_field(&k, uid);
-    } else if (nonempty(serial)) {
-        kb_field(&k, "mms");
-        kb_putc(&k, '|');
-        kb_field(&k, manufacturer);
-        kb_putc(&k, '|');
-        kb_field(&k, model);
-        kb_putc(&k, '|');
-        kb_field(&k, serial);
-    } else {
-        return NULL;
-    }
-    return kb_done(&k);
-}
-
-/* M7: the equipment's identity (Device UID (0018,1002), else manufacturer, model, serial
- * (0008,0070), (0008,1090), (0018,1000)); without either, the one equipment of the SR. */
-static identity equipment_identity(s2f_fhir *f)
-{
-    const s2f_header *h = f->h;
-    const char *key = h ? device_key(f, h->device_uid, h->manufacturer, h->model, h->device_serial)
-                        : NULL;
-    if (key)
-        return (identity){KIND_ID_DEVICE, key, 1};
-    return (identity){S2F_KIND_EQUIPMENT, "", 0};
-}
-
-/* M22: an algorithm is its name, version and parameters (the family only describes it);
- * without a name and a version, its content within the SR. */
-static identity algorithm_identity(s2f_fhir *f, const s2f_algorithm *a)
-{
-    if (!nonempty(a->name) && !nonempty(a->version))
-        return (identity){S2F_KIND_ALGORITHM, algorithm_key(f, a), 0};
-    keybuf k = {f, NULL, 0, 0, 0};
-    kb_algorithm(&k, a);
-    return (identity){KIND_ID_ALGORITHM, kb_done(&k), 1};
-}
-
-/* M10: a person is the name (PN, trailing separators dropped) and the Identifier within
- * Person Observer's Role (DCM 128775); a device as device_key; without either, the
- * observer's content within the SR. */
-static identity observer_identity(s2f_fhir *f, const s2f_observer *o)
-{
-    if (!o->is_device && (nonempty(o->person_name) || nonempty(o->person_id))) {
-        keybuf k = {f, NULL, 0, 0, 0};
-        kb_person_name(&k, o->person_name);
-        kb_putc(&k, '|');
-        kb_field(&k, o->person_id);
-        return (identity){KIND_ID_PERSON, kb_done(&k), 1};
-    }
-    if (o->is_device) {
-        const char *key = device_key(f, o->device_uid, o->device_manufacturer, o->device_model,
-                                     o->device_serial);
-        if (key)
-            return (identity){KIND_ID_DEVICE, key, 1};
-    }
-    return (identity){o->is_device ? S2F_KIND_PARTICIPANT_DEVICE : S2F_KIND_PRACTITIONER,
-                      observer_key(f, o), 0};
-}
-
-/* M18: a lesion followed across reports is the patient and its Tracking UID (DCM 112040);
- * a Tracking Identifier alone (DCM 112039, a label: two lesions of one patient may carry
- * "Lesion 1" in unrelated reports) identifies it within the SR only; so no two
- * BodyStructures of a Bundle carry one tracking identifier. An untracked site (with its
- * laterality or modifier) is that structure of the patient: patient + the site's content.
- * Without a Patient ID, everything is scoped to the SR. */
-static identity body_structure_identity(s2f_fhir *f, const s2f_site *site,
-                                        const char *tracking_id, const char *tracking_uid)
-{
-    keybuf k = {f, NULL, 0, 0, 0};
-    const char *patient = patient_key(f);
-    if (!running(f))
-        return (identity){S2F_KIND_BODY_STRUCTURE, NULL, 0};
-    if (nonempty(tracking_uid)) {
-        kb_field(&k, "uid");
-        kb_putc(&k, '|');
-        kb_field(&k, patient);
-        kb_putc(&k, '|');
-        kb_field(&k, tracking_uid);
-        return (identity){patient ? KIND_ID_LESION : S2F_KIND_BODY_STRUCTURE, kb_done(&k),
-                          patient != NULL};
-    }
-    if (nonempty(tracking_id)) {
-        kb_field(&k, "id");
-        kb_putc(&k, '|');
-        kb_field(&k, tracking_id);
-        return (identity){S2F_KIND_BODY_STRUCTURE, kb_done(&k), 0};
-    }
-    kb_field(&k, "site");
-    kb_putc(&k, '|');
-    kb_field(&k, patient);
-    kb_putc(&k, '|');
-    kb_field(&k, body_structure_key(f, site, NULL, NULL));
-    return (identity){patient ? KIND_ID_LESION : S2F_KIND_BODY_STRUCTURE, kb_done(&k),
-                      patient != NULL};
-}
-
-/* Issue 10 #4 follow-up of #7 (M16, M24 amended): a fetus, specimen or device subject
- * (Observation.focus) outlives its report like a lesion. A fetus is the patient + its
- * Subject UID, else + its Subject ID (a Fetus Number alone is a label within one
- * pregnancy); a specimen its Specimen UID, else the patient + Specimen Identifier; a device
- * as device_key, in the equipment's and device observers' kind, so a device subject that
- * is the equipment or an observer is the same Device. Returns 1 and sets *kind, *key (key
- * NULL when memory ran out) for such an identity; 0: scoped to the SR (no Patient ID, or
- * nothing identifying). */
-int s2f_fhir_subject_identity(s2f_fhir *f, const s2f_subject *s, const char **kind,
-                              const char **key)
-{
-    if (s->cls == S2F_SUBJECT_DEVICE) {
-        *kind = KIND_ID_DEVICE;
-        *key = device_key(f, s->uid, s->manufacturer, s->model, s->serial);
-        return *key != NULL;
-    }
-    int fetus = s->cls == S2F_SUBJECT_FETUS;
-    if (!fetus && s->cls != S2F_SUBJECT_SPECIMEN)
-        return 0;
-    keybuf k = {f, NULL, 0, 0, 0};
-    *kind = fetus ? KIND_ID_FETUS : KIND_ID_SPECIMEN;
-    if (!fetus && nonempty(s->uid)) {
-        kb_field(&k, "uid");
-        kb_putc(&k, '|');
-        kb_field(&k, s->uid);
-        *key = kb_done(&k);
-        return 1;
-    }
-    const char *patient = patient_key(f);
-    const char *which = fetus && nonempty(s->uid) ? "uid" : nonempty(s->id) ? "id" : NULL;
-    if (!patient || !which)
-        return 0;
-    kb_field(&k, which);
-    kb_putc(&k, '|');
-    kb_field(&k, patient);
-    kb_putc(&k, '|');
-    kb_field(&k, which[0] == 'u' ? s->uid : s->id);
-    *key = kb_done(&k);
-    return 1;
-}
-
-static int same_code(const s2f_codeval *a, const s2f_codeval *b)
-{
-    if (!a || !b)
-        return a == b;
-    return !strcmp(a->value ? a->value : "", b->value ? b->value : "") &&
-           !strcmp(a->scheme ? a->scheme : "", b->scheme ? b->scheme : "");
-}
-
-static int same_site(const s2f_site *a, const s2f_site *b)
-{
-    return same_code(a->site, b->site) && same_code(a->laterality, b->laterality) &&
-           same_code(a->modifier, b->modifier);
-}
-
-const s2f_site *s2f_fhir_measurement_site(const s2f_measurement *m, const s2f_group *g,
-                                          const char **tracking_id, const char **tracking_uid)
-{
-    *tracking_id = *tracking_uid = NULL;
-    if (m->site.site) {
-        if (nonempty(m->tracking_id) || nonempty(m->tracking_uid)) {
-            *tracking_id = m->tracking_id;
-            *tracking_uid = m->tracking_uid;
-            return &m->site;
-        }
-        if (!g || !g->site.site || !same_site(&m->site, &g->site))
-            return &m->site; /* another structure than the group's lesion: not its ids */
-    } else if (!g || !g->site.site) {
-        return NULL;
-    }
-    *tracking_id = g->tracking_id;
-    *tracking_uid = g->tracking_uid;
-    return &g->site;
 }
 
 /* ---- small writers ---------------------------------------------------------------------- */
@@ -491,12 +111,6 @@ static void trim(const char **p, size_t *n)
 }
 
 /* ---- M7: General Equipment ------------------------------------------------------------ */
-
-void s2f_fhir_equipment_rid(s2f_fhir *f, s2f_rid *rid)
-{
-    identity id = equipment_identity(f);
-    identity_rid(f, "Device", &id, rid);
-}
 
 /* M7 version = Software Versions (0018,1020): one version entry per value of the
  * backslash-separated list (both R5 and R4 have Device.version {value}). */
@@ -602,12 +216,12 @@ void s2f_fhir_write_equipment(s2f_fhir *f)
 {
     if (!running(f))
         return;
-    identity id = equipment_identity(f);
+    s2f_fhir_identity id = s2f_fhir_equipment_identity(f);
     if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     const s2f_header *h = f->h;
     s2f_rid rid;
-    identity_rid(f, "Device", &id, &rid);
+    s2f_fhir_rid_of_identity(f, "Device", &id, &rid);
     if (!running(f))
         return;
     s2f_fhir_begin_entry(f, &rid, S2F_PROFILE_BASE "dicom-general-equipment");
@@ -633,21 +247,15 @@ void s2f_fhir_write_equipment(s2f_fhir *f)
 
 /* ---- M22: Algorithm Identification ---------------------------------------------------- */
 
-void s2f_fhir_algorithm_rid(s2f_fhir *f, const s2f_algorithm *a, s2f_rid *rid)
-{
-    identity id = algorithm_identity(f, a);
-    identity_rid(f, "Device", &id, rid);
-}
-
 void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
 {
     if (!running(f) || !a)
         return;
-    identity id = algorithm_identity(f, a);
+    s2f_fhir_identity id = s2f_fhir_algorithm_identity(f, a);
     if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     s2f_rid rid, eq;
-    identity_rid(f, "Device", &id, &rid);
+    s2f_fhir_rid_of_identity(f, "Device", &id, &rid);
     s2f_fhir_equipment_rid(f, &eq);
     if (!running(f))
         return;
@@ -707,29 +315,6 @@ void s2f_fhir_write_algorithm(s2f_fhir *f, const s2f_algorithm *a)
 }
 
 /* ---- M10: observers ------------------------------------------------------------------- */
-
-/* A device observer whose UID is the equipment's Device UID (0018,1002), or whose device
- * identity is the equipment's, is the M7 device ("not created twice"): its identity is the
- * equipment's and nothing more is written. */
-static int is_equipment(s2f_fhir *f, const s2f_observer *o)
-{
-    if (!o->is_device)
-        return 0;
-    if (nonempty(o->device_uid) && f->h && nonempty(f->h->device_uid))
-        return strcmp(o->device_uid, f->h->device_uid) == 0;
-    identity eq = equipment_identity(f), me = observer_identity(f, o);
-    return eq.shared && me.shared && eq.key && me.key && !strcmp(eq.key, me.key);
-}
-
-void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid)
-{
-    if (is_equipment(f, o)) {
-        s2f_fhir_equipment_rid(f, rid);
-        return;
-    }
-    identity id = observer_identity(f, o);
-    identity_rid(f, o->is_device ? "Device" : "Practitioner", &id, rid);
-}
 
 /* Writes the n bytes at p (trimmed) as a string array element when not empty. */
 static void name_part(s2f_fhir *f, const char *p, size_t n, const char *key, int *open)
@@ -810,13 +395,13 @@ static void write_person_name(s2f_fhir *f, const char *pn)
 
 void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o)
 {
-    if (!running(f) || !o || is_equipment(f, o))
+    if (!running(f) || !o || s2f_fhir_observer_is_equipment(f, o))
         return;
-    identity id = observer_identity(f, o);
+    s2f_fhir_identity id = s2f_fhir_observer_identity(f, o);
     if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     s2f_rid rid;
-    identity_rid(f, o->is_device ? "Device" : "Practitioner", &id, &rid);
+    s2f_fhir_rid_of_identity(f, o->is_device ? "Device" : "Practitioner", &id, &rid);
     if (!running(f))
         return;
     if (!o->is_device) {
@@ -862,31 +447,17 @@ void s2f_fhir_write_observer(s2f_fhir *f, const s2f_observer *o)
 
 /* ---- M18: finding-site BodyStructure -------------------------------------------------- */
 
-int s2f_fhir_has_body_structure(const s2f_site *site, const char *tracking_id,
-                                const char *tracking_uid)
-{
-    return site && site->site &&
-           (site->laterality || site->modifier || nonempty(tracking_id) || nonempty(tracking_uid));
-}
-
-void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
-                                 const char *tracking_uid, s2f_rid *rid)
-{
-    identity id = body_structure_identity(f, site, tracking_id, tracking_uid);
-    identity_rid(f, "BodyStructure", &id, rid);
-}
-
 void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                    const char *tracking_uid)
 {
     /* M25: R4 Observation has no bodyStructure element, so the resource would be orphaned. */
-    if (!running(f) || f->opt.r4 || !s2f_fhir_has_body_structure(site, tracking_id, tracking_uid))
+    if (!running(f) || f->opt.r4 || !s2f_report_has_body_structure(site, tracking_id, tracking_uid))
         return;
-    identity id = body_structure_identity(f, site, tracking_id, tracking_uid);
+    s2f_fhir_identity id = s2f_fhir_body_structure_identity(f, site, tracking_id, tracking_uid);
     if (!id.key || !s2f_fhir_first_time(f, id.kind, id.key))
         return;
     s2f_rid rid;
-    identity_rid(f, "BodyStructure", &id, &rid);
+    s2f_fhir_rid_of_identity(f, "BodyStructure", &id, &rid);
     if (!running(f))
         return;
     s2f_fhir_begin_entry(f, &rid, S2F_PROFILE_BASE "dicom-sr-finding-site");

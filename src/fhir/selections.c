@@ -94,26 +94,6 @@ static int valid_id(const char *s)
     return s && s2f_fhir_id_valid(s, strlen(s));
 }
 
-/* ---- identities ------------------------------------------------------------------------- */
-
-void s2f_fhir_selection_rid(s2f_fhir *f, const s2f_image_ref *ref, s2f_rid *rid)
-{
-    /* M19, M24: one selection per reference item, keyed by its position */
-    s2f_fhir_rid(f, "ImagingSelection", S2F_KIND_SELECTION, s2f_fhir_item_key(f, ref->item), rid);
-}
-
-void s2f_fhir_source_item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
-{
-    /* M12, M24 */
-    s2f_fhir_rid(f, "ImagingSelection", S2F_KIND_SOURCE_ITEM, s2f_fhir_item_key(f, it), rid);
-}
-
-/* The selection rid of a reference item that is not at hand as an s2f_image_ref. */
-static void item_selection_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
-{
-    s2f_fhir_rid(f, "ImagingSelection", S2F_KIND_SELECTION, s2f_fhir_item_key(f, it), rid);
-}
-
 /* ---- small writers ---------------------------------------------------------------------- */
 
 /* "status": "available" (every selection of the guide's examples). */
@@ -490,7 +470,7 @@ static void write_focus(s2f_fhir *f, const s2f_image_ref *ref)
         return;
     s2f_json_lit_begin_array(j, S2F_JSON_LIT("focus"));
     if (source) {
-        item_selection_rid(f, source, &rid);
+        s2f_fhir_item_selection_rid(f, source, &rid);
         s2f_fhir_reference(f, NULL, &rid);
     }
     if (group) {

@@ -26,42 +26,7 @@
 
 #include "fhir/fhir.h"
 
-#define KIND_SUBJECT "subject"
-
 static int nonempty(const char *s) { return s && *s; }
-
-static const char *resource_type(const s2f_subject *s)
-{
-    switch (s->cls) {
-    case S2F_SUBJECT_FETUS: return "BodyStructure";
-    case S2F_SUBJECT_SPECIMEN: return "Specimen";
-    default: return "Device";
-    }
-}
-
-/* The identity: the business identity of s2f_fhir_subject_identity (resources.c: patient +
- * Subject UID / ID, Specimen UID, Device UID or manufacturer + model + serial), else the
- * Subject Class item's position within the SR. *set and *key are those of
- * s2f_fhir_first_time; *key NULL when memory ran out. */
-static void subject_identity(s2f_fhir *f, const s2f_subject *s, const char **set,
-                             const char **key, s2f_rid *rid)
-{
-    if (s2f_fhir_subject_identity(f, s, set, key)) {
-        if (*key)
-            s2f_fhir_identity_rid(f, resource_type(s), *set, *key, rid);
-        return;
-    }
-    *set = KIND_SUBJECT;
-    *key = f->code ? NULL : s2f_fhir_item_key(f, s->item);
-    if (*key)
-        s2f_fhir_rid(f, resource_type(s), KIND_SUBJECT, *key, rid);
-}
-
-void s2f_fhir_subject_rid(s2f_fhir *f, const s2f_subject *s, s2f_rid *rid)
-{
-    const char *set, *key;
-    subject_identity(f, s, &set, &key, rid);
-}
 
 /* "identifier": the UID (urn:dicom:uid) and the identifier text with its DICOM concept. */
 static void write_identifiers(s2f_fhir *f, const char *uid, const char *id, const char *code,
@@ -141,7 +106,7 @@ void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s)
         return;
     const char *set, *key;
     s2f_rid rid;
-    subject_identity(f, s, &set, &key, &rid);
+    s2f_fhir_subject_identity(f, s, &set, &key, &rid);
     if (f->code || !key || !s2f_fhir_first_time(f, set, key))
         return;
     s2f_fhir_begin_entry(f, &rid, NULL);

@@ -878,6 +878,71 @@ static s2f_code check_tid1500(const s2f_doc *doc, s2f_error *err)
                     root->concept->value, root->concept->scheme, root->concept->meaning);
 }
 
+/* ---- derived facts (issue 14) ------------------------------------------------------------ */
+
+static int nonempty(const char *s)
+{
+    return s && *s;
+}
+
+static int same_code(const s2f_codeval *a, const s2f_codeval *b)
+{
+    if (!a || !b)
+        return a == b;
+    return !strcmp(a->value ? a->value : "", b->value ? b->value : "") &&
+           !strcmp(a->scheme ? a->scheme : "", b->scheme ? b->scheme : "");
+}
+
+static int same_site(const s2f_site *a, const s2f_site *b)
+{
+    return same_code(a->site, b->site) && same_code(a->laterality, b->laterality) &&
+           same_code(a->modifier, b->modifier);
+}
+
+/* s2f_measurement.applied_site and its tracking ids (report.h), of a measurement of group
+ * g (NULL: derived, M14). */
+static void apply_site(s2f_measurement *m, const s2f_group *g)
+{
+    m->applied_site = NULL;
+    m->applied_tracking_id = m->applied_tracking_uid = NULL;
+    if (m->site.site) {
+        if (nonempty(m->tracking_id) || nonempty(m->tracking_uid)) {
+            m->applied_tracking_id = m->tracking_id;
+            m->applied_tracking_uid = m->tracking_uid;
+            m->applied_site = &m->site;
+            return;
+        }
+        if (!g || !g->site.site || !same_site(&m->site, &g->site)) {
+            m->applied_site = &m->site; /* another structure than the group's lesion: not its ids */
+            return;
+        }
+    } else if (!g || !g->site.site) {
+        return;
+    }
+    m->applied_tracking_id = g->tracking_id;
+    m->applied_tracking_uid = g->tracking_uid;
+    m->applied_site = &g->site;
+}
+
+/* The facts both passes of the FHIR stage read, worked out once the model is complete
+ * (issue 14): the site of each measurement. */
+static void derive_facts(s2f_report *r)
+{
+    for (size_t i = 0; i < r->n_groups; i++)
+        for (size_t k = 0; k < r->groups[i]->n_measurements; k++)
+            apply_site(&r->groups[i]->measurements[k], r->groups[i]);
+    for (size_t i = 0; i < r->n_derived; i++)
+        apply_site(&r->derived[i], NULL);
+}
+
+int s2f_report_has_body_structure(const s2f_site *site, const char *tracking_id,
+                                  const char *tracking_uid)
+{
+    return site && site->site &&
+           (site->laterality || site->modifier || nonempty(tracking_id) || nonempty(tracking_uid));
+}
+
+
 s2f_code s2f_report_read(const s2f_doc *doc, s2f_report *out, s2f_error *err)
 {
     memset(out, 0, sizeof *out);
@@ -893,6 +958,7 @@ s2f_code s2f_report_read(const s2f_doc *doc, s2f_report *out, s2f_error *err)
     if (w.rule) {
         read_root(&w, doc->tree.root);
         list_unmapped(&w, doc->tree.root);
+        derive_facts(out);
     }
     if (!w.rule || w.oom)
         return s2f_fail(err, s2f_arena_over_limit(doc->arena) ? S2F_ELIMIT : S2F_ENOMEM,

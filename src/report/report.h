@@ -121,6 +121,13 @@ typedef struct s2f_measurement {
     s2f_context ctx;
     s2f_group **groups;               /* derived only: the groups it is derived from (M14) */
     size_t n_groups;
+    /* Derived once, when the model is read (M20/M18, issue 10 defect 7), for both passes of
+     * the FHIR stage: the site that applies to the measurement and the tracking ids its
+     * BodyStructure carries. Its own site with its own tracking ids; its own site equal to
+     * the group's, or none, the group's site with the group's ids; its own other site
+     * without the group's ids (another structure than the tracked lesion). NULL: no site. */
+    const s2f_site *applied_site;
+    const char *applied_tracking_id, *applied_tracking_uid;
 } s2f_measurement;
 
 /* A CODE or TEXT qualitative evaluation (M21, M15). */
@@ -192,5 +199,11 @@ s2f_code s2f_report_read(const s2f_doc *doc, s2f_report *out, s2f_error *err);
 
 /* Issue 10 defect 4: a Subject Class (DCM 121024) this converter cannot place is refused
  * with S2F_EUNSUPPORTED ("subject context ...") rather than filed against the patient. */
+
+/* M18: whether a site with these tracking ids makes a BodyStructure: a site with a
+ * laterality, a modifier or a tracking id (else the site is a plain code of the
+ * Observation). */
+int s2f_report_has_body_structure(const s2f_site *site, const char *tracking_id,
+                                  const char *tracking_uid);
 
 #endif

@@ -454,15 +454,15 @@ TEST(m18_has_body_structure_rule)
     s2f_codeval site = {"39607008", "SCT", NULL, "Lung", 0};
     s2f_codeval left = {"7771000", "SCT", NULL, "Left", 0};
     s2f_site s = {&site, NULL, NULL, NULL};
-    CHECK(!s2f_fhir_has_body_structure(&s, NULL, NULL));
-    CHECK(!s2f_fhir_has_body_structure(&s, "", ""));
-    CHECK(s2f_fhir_has_body_structure(&s, "T1", NULL));
-    CHECK(s2f_fhir_has_body_structure(&s, NULL, "1.2"));
+    CHECK(!s2f_report_has_body_structure(&s, NULL, NULL));
+    CHECK(!s2f_report_has_body_structure(&s, "", ""));
+    CHECK(s2f_report_has_body_structure(&s, "T1", NULL));
+    CHECK(s2f_report_has_body_structure(&s, NULL, "1.2"));
     s.laterality = &left;
-    CHECK(s2f_fhir_has_body_structure(&s, NULL, NULL));
+    CHECK(s2f_report_has_body_structure(&s, NULL, NULL));
     s2f_site none = {NULL, &left, NULL, NULL};
-    CHECK(!s2f_fhir_has_body_structure(&none, "T1", "1.2"));
-    CHECK(!s2f_fhir_has_body_structure(NULL, "T1", NULL));
+    CHECK(!s2f_report_has_body_structure(&none, "T1", "1.2"));
+    CHECK(!s2f_report_has_body_structure(NULL, "T1", NULL));
 }
 
 TEST(m25_no_body_structure_in_r4)
