@@ -42,7 +42,7 @@ s2f_fhir_ids *s2f_fhir_ids_new(s2f_arena *a, const char *sop_uid)
     return x;
 }
 
-/* ---- identities within the SR and by business identity ------------------------------------------------------------------------ */
+/* ---- identities within the SR: the memo, item positions, Observations ----------------- */
 
 /* Identities are asked for again and again (every Observation names the equipment, its
  * group, its selections): a direct-mapped memo in front of the hashing. It starts small (a
@@ -597,7 +597,7 @@ void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *
     s2f_fhir_rid_of_identity(f, "BodyStructure", &id, rid);
 }
 
-/* ---- identities --------------------------------------------------------------------------- */
+/* ---- Observations (M13-M22) ------------------------------------------------------------ */
 
 static void item_rid(s2f_fhir *f, const s2f_item *it, s2f_rid *rid)
 {
@@ -619,7 +619,7 @@ void s2f_fhir_evaluation_rid(s2f_fhir *f, const s2f_evaluation *e, s2f_rid *rid)
     item_rid(f, e->item, rid);
 }
 
-/* ---- identities ------------------------------------------------------------------------- */
+/* ---- ImagingSelections (M12, M19) and subjects (M16) --------------------------------- */
 
 void s2f_fhir_selection_rid(s2f_fhir *f, const s2f_image_ref *ref, s2f_rid *rid)
 {
@@ -650,12 +650,12 @@ static const char *resource_type(const s2f_subject *s)
     }
 }
 
-/* The identity: the business identity of s2f_fhir_subject_identity (resources.c: patient +
+/* The identity: the business identity of business_subject_identity (above: patient +
  * Subject UID / ID, Specimen UID, Device UID or manufacturer + model + serial), else the
  * Subject Class item's position within the SR. *set and *key are those of
  * s2f_fhir_first_time; *key NULL when memory ran out. */
 void s2f_fhir_subject_identity(s2f_fhir *f, const s2f_subject *s, const char **set,
-                             const char **key, s2f_rid *rid)
+                               const char **key, s2f_rid *rid)
 {
     if (business_subject_identity(f, s, set, key)) {
         if (*key)

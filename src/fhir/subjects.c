@@ -13,7 +13,7 @@
  *    manufacturer, modelNumber, serialNumber.
  * The guide has no profile for these: no meta.profile. Identity (M24 amended, issue 10 #7
  * follow-up): they outlive one report, so the id comes from the business identity
- * (s2f_fhir_subject_identity in resources.c); a device subject equal to the equipment or a
+ * (s2f_fhir_subject_identity in ids.c); a device subject equal to the equipment or a
  * device observer is that same Device (one set of s2f_fhir_first_time, the first writer
  * wins). Without such an identity the id is scoped to the SR and the Subject Class item's
  * position.
