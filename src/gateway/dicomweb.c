@@ -514,6 +514,11 @@ void s2f_dw_free(s2f_dw *dw)
     free(dw);
 }
 
+void s2f_dw_set_cancel(s2f_dw *dw, const atomic_int *flag)
+{
+    s2f_http_set_cancel(dw->http, flag);
+}
+
 /* ---- HTTP answers --------------------------------------------------------------------------- */
 
 /* Why a non-2xx answer is refused: "HTTP 404 from GET URL: body". */

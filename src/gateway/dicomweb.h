@@ -13,6 +13,7 @@
 #ifndef S2F_GATEWAY_DICOMWEB_H
 #define S2F_GATEWAY_DICOMWEB_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,6 +51,11 @@ typedef struct s2f_dw_instance {
 s2f_code s2f_dw_new(const char *base, const s2f_dw_options *opt, s2f_dw **out,
                     s2f_error *err);
 void s2f_dw_free(s2f_dw *dw);
+
+/* While *flag (may be NULL: never) is non-zero, requests stop at once (no retry, no wait)
+ * and fail with S2F_EUNREACHABLE: the serve's polling source sets it when stopping. The
+ * flag must outlive dw. (Additive, issue 13.) */
+void s2f_dw_set_cancel(s2f_dw *dw, const atomic_int *flag);
 
 /* Every SR instance the query selects (series of Modality SR, then their instances; SOP
  * Class UID filters where the server takes them), page after page, each passed to `each`

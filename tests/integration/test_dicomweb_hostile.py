@@ -300,7 +300,7 @@ def incoming_files(d):
     return sorted(os.listdir(p)) if os.path.isdir(p) else []
 
 
-FAST = ["--retries", "0", "--timeout", "60"]
+FAST = ["--retries", "-1", "--timeout", "60"]
 
 
 def main():
@@ -422,7 +422,7 @@ def run_stub_cases(stub):
     T("wado-endless-body-cut-off", endless)
 
     def drip_timeout():
-        rc, _, errs, _ = probe("search", stub.url("drip"), "--retries", "0", "--timeout", "2")
+        rc, _, errs, _ = probe("search", stub.url("drip"), "--retries", "-1", "--timeout", "2")
         one_error(rc, errs, 11, "imed out")
     T("qido-slow-drip-timeout", drip_timeout)
 

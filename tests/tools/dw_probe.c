@@ -11,6 +11,7 @@
  * OPTION: --study UID --since D --until D --page N --max-results N --max-qido BYTES
  *   --max-instance BYTES --timeout S --connect-timeout S --retries N --retry-delay MS
  *   --deadline S --token T --user U --password P --stop-after N (search: stop after N)
+ * --retries follows s2f_client_options: 0 means the default 4, -1 none.
  * A failure prints one line "ERROR <code> <name>: message" on stderr and exits with the
  * s2f_code (2 for usage). At exit "VMHWM <kB>" (the peak resident set) goes to stderr.
  */

@@ -6,6 +6,7 @@
  * the search's argument checks (which need no server). Talking to servers is
  * tests/integration/test_dicomweb_hostile.py's job.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,18 @@ TEST(search_refuses_bad_arguments_before_any_request)
     s2f_dw_free(dw);
 }
 
+TEST(a_cancelled_client_makes_no_request)
+{
+    s2f_dw *dw = NULL;
+    s2f_error err = {0};
+    atomic_int stop = 1;
+    CHECK(s2f_dw_new("http://127.0.0.1:9/dicom-web", NULL, &dw, &err) == S2F_OK);
+    s2f_dw_set_cancel(dw, &stop);
+    s2f_code rc = s2f_dw_search(dw, NULL, never, NULL, &err);
+    s2f_dw_free(dw);
+    CHECK(rc == S2F_EUNREACHABLE && strstr(err.message, "cancelled"));
+}
+
 int main(void)
 {
     RUN(good_answer_gives_every_uid);
@@ -351,5 +364,6 @@ int main(void)
     RUN(a_huge_answer_is_read_in_bounded_steps);
     RUN(new_refuses_bad_urls);
     RUN(search_refuses_bad_arguments_before_any_request);
+    RUN(a_cancelled_client_makes_no_request);
     CHECK_DONE();
 }
