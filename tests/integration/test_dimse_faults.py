@@ -74,7 +74,7 @@ ARTIM = 2          # s (--dicom-artim)
 IDLE = 3           # s (--dicom-timeout)
 MAX_PDU = 16384    # --dicom-max-pdu
 N_KILL = int(os.environ.get("DIMSE_FAULTS_N", "1000"))   # SRs of the SIGKILL case
-N_EXTRA = 4        # further distinct SRs for the status cases
+N_EXTRA = 6        # further distinct SRs for the status cases
 N_ASSOC = 4        # parallel associations in the SIGKILL case
 N_KILLS = 3
 BOUND = 20         # s: a bound on an answer the service owes within ARTIM/IDLE (not a timing)
@@ -327,6 +327,37 @@ def status_cases(env):
     test("store-mismatch-a900-class: the command's SOP Class UID (and its context's abstract "
          "syntax) another SR class than the data set's -> A900, nothing queued, no file left",
          mismatch("class"))
+
+    def t_packing():
+        sr1, sr2 = env.extra[4], env.extra[5]
+        c, sop, _, data = d.dataset_of(sr1[1])
+        a = env.assoc(max_pdu=128)
+        try:
+            # the command in two PDVs of two PDUs, then the data set as 7 PDVs in ONE PDU
+            cmd = d.store_rq(a.next_id(), c, sop)
+            a.send(d.p_data(3, cmd[:30], True, False) + d.p_data(3, cmd[30:], True, True))
+            parts = [data[i * len(data) // 7:(i + 1) * len(data) // 7] for i in range(7)]
+            a.send(d.pdu(d.P_DATA_TF, b"".join(d.pdv(3, x, False, k == 6)
+                                              for k, x in enumerate(parts))))
+            rsp = a.read_response()
+            eq("%04X" % struct.unpack("<H", rsp[0x0900])[0], "0000", "C-STORE status")
+            # the command and the whole data set in one PDU
+            c2, sop2, _, data2 = d.dataset_of(sr2[1])
+            a.send(d.pdu(d.P_DATA_TF, d.pdv(3, d.store_rq(a.next_id(), c2, sop2), True, True) +
+                         d.pdv(3, data2, False, True)))
+            rsp = a.read_response()
+            eq("%04X" % struct.unpack("<H", rsp[0x0900])[0], "0000", "C-STORE status")
+            sizes = [n for t, n in a.pdu_sizes if t == d.P_DATA_TF]
+            eq([n for n in sizes if n > 128], [], "lengths of the P-DATA-TF PDUs the service "
+               "sent over our maximum of 128")
+            assert len(sizes) > 2, "the 2 responses came in P-DATA-TF PDUs of %s bytes: " \
+                "expected fragments of at most 128 bytes" % sizes
+        finally:
+            a.release()
+
+    test("store-packing: a command split over two PDVs, a data set as 7 PDVs in one PDU, a "
+         "command and its data set in one PDU -> 0000 each; with our maximum PDU length 128 "
+         "the service's responses come in PDUs of at most 128 bytes", t_packing)
 
     def t_garbage():
         st0, files0 = env.njobs(), env.files()

@@ -191,6 +191,7 @@ class Assoc:
         self.peer_max_pdu = 0
         self.msg_id = 0
         self.ac_raw = b""
+        self.pdu_sizes = []      # (type, length) of every PDU read
 
     @classmethod
     def open(cls, address, timeout=30):
@@ -229,6 +230,7 @@ class Assoc:
         """(type, body) of the next PDU."""
         head = self.recv_exact(6)
         ptype, _, n = struct.unpack(">BBL", head)
+        self.pdu_sizes.append((ptype, n))
         if n > 64 * 1024 * 1024:
             raise ValueError("PDU type %d of %d bytes" % (ptype, n))
         return ptype, self.recv_exact(n)
