@@ -11,6 +11,29 @@
 #include <stdio.h>
 #include <string.h>
 
+#define CONCEPT_MEMO_BITS 6
+
+/* common.c's caches (one per conversion). */
+struct s2f_fhir_common {
+    const char *study_oid;   /* "urn:oid:" + Study Instance UID, made once */
+    const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
+    int instant_known;
+    s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of, frag_head;
+    const char *when_of, *when_members; /* the instant whose effective/issued members */
+    size_t when_len;                    /* are when_members */
+    s2f_hindex concepts;     /* CodeableConcepts serialized once, */
+    struct s2f_concept_memo {
+        const s2f_codeval *code;
+        const void *entry;
+    } concept_memo[1 << CONCEPT_MEMO_BITS]; /* and the last found by value address */
+    s2f_sink *scratch;       /* memory sink where repeated values are serialized */
+};
+
+s2f_fhir_common *s2f_fhir_common_new(s2f_arena *a)
+{
+    return s2f_arena_calloc(a, 1, sizeof(s2f_fhir_common));
+}
+
 #define SYSTEM_V2_0203 "http://terminology.hl7.org/CodeSystem/v2-0203"
 #define SYSTEM_ID_TYPE "http://hl7.org/fhir/uv/dicom-sr/CodeSystem/dicom-identifier-type"
 
@@ -133,20 +156,20 @@ static uint64_t concept_hash(const s2f_codeval *c, const s2f_hash_key *key)
 static const char *render_compact(s2f_fhir *f, void (*write)(s2f_fhir *, void *), void *arg,
                                   size_t *len, size_t *replaced)
 {
-    if (!f->scratch && !(f->scratch = s2f_arena_alloc(f->arena, sizeof *f->scratch)))
+    if (!f->common->scratch && !(f->common->scratch = s2f_arena_alloc(f->arena, sizeof *f->common->scratch)))
         return NULL;
     s2f_json tmp, *real = f->json;
-    s2f_sink_init(f->scratch, NULL);
-    s2f_json_init(&tmp, f->scratch, 0);
+    s2f_sink_init(f->common->scratch, NULL);
+    s2f_json_init(&tmp, f->common->scratch, 0);
     f->json = &tmp;
     write(f, arg);
     f->json = real;
     s2f_json_finish(&tmp);
-    if (s2f_json_error(&tmp) || s2f_sink_finish(f->scratch) != 0 || f->code)
+    if (s2f_json_error(&tmp) || s2f_sink_finish(f->common->scratch) != 0 || f->code)
         return NULL;
-    *len = f->scratch->len;
+    *len = f->common->scratch->len;
     *replaced = s2f_json_replaced(&tmp);
-    return s2f_arena_strndup(f->arena, f->scratch->buf, f->scratch->len);
+    return s2f_arena_strndup(f->arena, f->common->scratch->buf, f->common->scratch->len);
 }
 
 static void write_concept(s2f_fhir *f, void *entry)
@@ -160,8 +183,8 @@ static const concept_entry *find_concept(s2f_fhir *f, const s2f_codeval *c)
 {
     if (!c->value)
         return NULL;
-    uint64_t h = concept_hash(c, s2f_hindex_key(&f->concepts));
-    s2f_hslot *slot = s2f_hindex_find(&f->concepts, f->arena, h, same_concept, c);
+    uint64_t h = concept_hash(c, s2f_hindex_key(&f->common->concepts));
+    s2f_hslot *slot = s2f_hindex_find(&f->common->concepts, f->arena, h, same_concept, c);
     if (!slot || slot->entry)
         return slot ? slot->entry : NULL;
     concept_entry *e = s2f_arena_calloc(f->arena, 1, sizeof *e);
@@ -170,7 +193,7 @@ static const concept_entry *find_concept(s2f_fhir *f, const s2f_codeval *c)
     e->code = c;
     if (!(e->text = render_compact(f, write_concept, e, &e->len, &e->replaced)))
         return NULL;
-    s2f_hindex_put(&f->concepts, slot, h, e);
+    s2f_hindex_put(&f->common->concepts, slot, h, e);
     return e;
 }
 
@@ -180,7 +203,7 @@ static const concept_entry *find_concept(s2f_fhir *f, const s2f_codeval *c)
 static const concept_entry *cached_concept(s2f_fhir *f, const s2f_codeval *c)
 {
     uint64_t a = (uint64_t)(uintptr_t)c->value * 0x9E3779B97F4A7C15ull;
-    struct s2f_concept_memo *m = &f->concept_memo[a >> (64 - S2F_CONCEPT_MEMO_BITS)];
+    struct s2f_concept_memo *m = &f->common->concept_memo[a >> (64 - CONCEPT_MEMO_BITS)];
     if (m->code == c || (m->code && same_concept(m->entry, c)))
         return m->entry;
     const concept_entry *e = find_concept(f, c);
@@ -300,9 +323,9 @@ static void study_reference(s2f_fhir *f)
     s2f_json_lit_begin_object(j, S2F_JSON_LIT("identifier"));
     s2f_fhir_codeable_fixed(f, "type", S2F_SYSTEM_DCM, "110180", "Study Instance UID");
     s2f_json_kv_string(j, "system", "urn:dicom:uid");
-    if (!f->study_oid)
-        f->study_oid = s2f_fhir_oid(f, f->h->study_uid);
-    s2f_json_kv_string(j, "value", f->study_oid);
+    if (!f->common->study_oid)
+        f->common->study_oid = s2f_fhir_oid(f, f->h->study_uid);
+    s2f_json_kv_string(j, "value", f->common->study_oid);
     s2f_json_end_object(j);
     s2f_json_end_object(j);
 }
@@ -391,12 +414,12 @@ void s2f_fhir_subject(s2f_fhir *f, const char *key)
     if (key && strcmp(key, "subject"))
         write_subject(f, key);
     else
-        shared_members(f, &f->frag_subject, subject_member);
+        shared_members(f, &f->common->frag_subject, subject_member);
 }
 
-void s2f_fhir_based_on(s2f_fhir *f) { shared_members(f, &f->frag_based_on, write_based_on); }
-void s2f_fhir_part_of(s2f_fhir *f) { shared_members(f, &f->frag_part_of, write_part_of); }
-void s2f_fhir_observation_head(s2f_fhir *f) { shared_members(f, &f->frag_head, head_members); }
+void s2f_fhir_based_on(s2f_fhir *f) { shared_members(f, &f->common->frag_based_on, write_based_on); }
+void s2f_fhir_part_of(s2f_fhir *f) { shared_members(f, &f->common->frag_part_of, write_part_of); }
+void s2f_fhir_observation_head(s2f_fhir *f) { shared_members(f, &f->common->frag_head, head_members); }
 
 /* ---- status (M8) ------------------------------------------------------------------------ */
 
@@ -472,12 +495,12 @@ static const char *compute_instant(s2f_fhir *f, const char *observation_dt);
  * answer is kept. */
 const char *s2f_fhir_instant(s2f_fhir *f, const char *observation_dt)
 {
-    if (!f->instant_known || f->instant_of != observation_dt) {
-        f->instant = compute_instant(f, observation_dt);
-        f->instant_of = observation_dt;
-        f->instant_known = 1;
+    if (!f->common->instant_known || f->common->instant_of != observation_dt) {
+        f->common->instant = compute_instant(f, observation_dt);
+        f->common->instant_of = observation_dt;
+        f->common->instant_known = 1;
     }
-    return f->instant;
+    return f->common->instant;
 }
 
 /* M9, issue 10 defect 9: how much of the instant `when` effectiveDateTime keeps: the
@@ -511,18 +534,18 @@ void s2f_fhir_effective_issued(s2f_fhir *f, const char *observation_dt)
         s2f_json_kv_string(f->json, "issued", when);
         return;
     }
-    if (f->when_of != when) {
+    if (f->common->when_of != when) {
         char *m = s2f_arena_printf(f->arena, "\"effectiveDateTime\":\"%.*s\",\"issued\":\"%s\"",
                                    effective_n, when, when);
         if (!m) {
             fail_oom(f);
             return;
         }
-        f->when_members = m;
-        f->when_len = strlen(m);
-        f->when_of = when;
+        f->common->when_members = m;
+        f->common->when_len = strlen(m);
+        f->common->when_of = when;
     }
-    s2f_json_members_raw(f->json, f->when_members, f->when_len);
+    s2f_json_members_raw(f->json, f->common->when_members, f->common->when_len);
 }
 
 static const char *compute_instant(s2f_fhir *f, const char *observation_dt)

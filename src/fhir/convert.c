@@ -13,6 +13,12 @@
 
 #include "fhir/fhir.h"
 
+/* What the driver wrote last (one per conversion). */
+struct s2f_fhir_driver {
+    const s2f_observer *observers_written; /* the last observer list written */
+    size_t n_observers_written;
+};
+
 /* ---- what each observation needs written first ----------------------------------------- */
 
 /* Contexts are inherited: most items share their container's list of observers, whose
@@ -20,12 +26,12 @@
 static void write_context(s2f_fhir *f, const s2f_context *ctx)
 {
     s2f_fhir_write_subject(f, ctx->subject); /* issue 10 #4: once per Bundle */
-    if (ctx->observers == f->observers_written && ctx->n_observers == f->n_observers_written)
+    if (ctx->observers == f->driver->observers_written && ctx->n_observers == f->driver->n_observers_written)
         return;
     for (size_t i = 0; i < ctx->n_observers; i++)
         s2f_fhir_write_observer(f, &ctx->observers[i]);
-    f->observers_written = ctx->observers;
-    f->n_observers_written = ctx->n_observers;
+    f->driver->observers_written = ctx->observers;
+    f->driver->n_observers_written = ctx->n_observers;
 }
 
 static void write_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)
@@ -108,6 +114,7 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
                                s2f_sink *out, s2f_fhir_stats *stats, s2f_error *err)
 {
     s2f_json json;
+    s2f_fhir_driver driver = {0};
     s2f_fhir f = {
         .rep = rep,
         .doc = rep->doc,
@@ -117,6 +124,7 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
         .stats = stats,
         .err = err,
         .sop_uid = rep->doc->header.sop_instance ? rep->doc->header.sop_instance : "",
+        .driver = &driver,
     };
     if (opt)
         f.opt = *opt;
@@ -124,7 +132,9 @@ s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *op
     stats->unmapped = rep->n_unmapped;
     f.ids = s2f_fhir_ids_new(f.arena, f.sop_uid);
     f.entries = s2f_fhir_entries_new(f.arena);
-    if (!f.ids || !f.entries)
+    f.common = s2f_fhir_common_new(f.arena);
+    f.observations = s2f_fhir_observations_new(f.arena);
+    if (!f.ids || !f.entries || !f.common || !f.observations)
         return s2f_fail(err, S2F_ELIMIT, "out of memory while writing FHIR");
     s2f_json_init(&json, out, f.opt.pretty);
     s2f_rid bundle;

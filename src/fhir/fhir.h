@@ -87,13 +87,15 @@ typedef struct s2f_fhir_fragment {
     int failed;
 } s2f_fhir_fragment;
 
-#define S2F_CONCEPT_MEMO_BITS 6
-
 #define S2F_POSITION_MAX 1024 /* an item key: "1.4.2" (longer ones are cut) */
 
-/* The caches of ids.c and entries.c, each defined in the file that uses it. */
+/* The state and caches of each file of the stage, each an opaque type defined in the file
+ * that uses it (issue 14): s2f_fhir holds the conversion's inputs and outputs. */
 typedef struct s2f_fhir_ids s2f_fhir_ids;
 typedef struct s2f_fhir_entries s2f_fhir_entries;
+typedef struct s2f_fhir_common s2f_fhir_common;
+typedef struct s2f_fhir_observations s2f_fhir_observations;
+typedef struct s2f_fhir_driver s2f_fhir_driver;
 
 /* The conversion context all files of the stage share (one per conversion, one thread). */
 
@@ -110,27 +112,9 @@ typedef struct s2f_fhir {
     const char *sop_uid;     /* the SR's SOP Instance UID (header), "" if absent */
     s2f_fhir_ids *ids;       /* ids.c: the identities' scope and caches */
     s2f_fhir_entries *entries; /* entries.c: resources written, entry texts */
-    const char *study_oid;   /* "urn:oid:" + Study Instance UID, made once */
-    const char *instant_of, *instant; /* the last s2f_fhir_instant question and answer */
-    int instant_known;
-    s2f_fhir_fragment frag_subject, frag_based_on, frag_part_of, frag_head; /* common.c */
-    const char *when_of, *when_members; /* common.c: the instant whose effective/issued */
-    size_t when_len;                    /* members are when_members */
-    s2f_hindex concepts;     /* common.c: CodeableConcepts serialized once, */
-    struct s2f_concept_memo {
-        const s2f_codeval *code;
-        const void *entry;
-    } concept_memo[1 << S2F_CONCEPT_MEMO_BITS]; /* and the last found by value address */
-    s2f_sink *scratch;       /* common.c: memory sink where repeated values are serialized */
-    s2f_hindex units;        /* observations.c: Quantity units codes serialized once, */
-    struct s2f_units_entry *units_last; /* and the last one written */
-    const void *device_of;    /* observations.c: the algorithm or device observer (NULL: equipment) */
-    int device_known;         /* whose Device the last Observation referenced: */
-    s2f_rid device;           /* its identity */
-    const s2f_group *refs_of; /* observations.c: the group whose derivedFrom member */
-    s2f_fhir_fragment refs;   /* its children copy is this */
-    const s2f_observer *observers_written; /* convert.c: the last observer list written */
-    size_t n_observers_written;
+    s2f_fhir_common *common; /* common.c: values serialized once, the last instant */
+    s2f_fhir_observations *observations; /* observations.c: units, the last device, refs */
+    s2f_fhir_driver *driver; /* convert.c: what the driver wrote last */
 } s2f_fhir;
 
 /* ---- convert.c: the driver ------------------------------------------------------------ */
@@ -211,6 +195,9 @@ int s2f_fhir_first_time(s2f_fhir *f, const char *set, const char *key);
 
 /* ---- common.c ------------------------------------------------------------------------- */
 
+/* common.c's caches (arena); NULL when memory ran out. */
+s2f_fhir_common *s2f_fhir_common_new(s2f_arena *a);
+
 /* "key": { "reference": "urn:uuid:..." }; key NULL: the object alone (an array element). */
 void s2f_fhir_reference(s2f_fhir *f, const s2f_json_lit *key, const s2f_rid *rid);
 /* A Coding object for a DICOM code (M23); counts fallback schemes. */
@@ -274,6 +261,9 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref);
 void s2f_fhir_write_source_item(s2f_fhir *f, const s2f_item *it);
 
 /* ---- observations.c -------------------------------------------------------------------- */
+
+/* observations.c's caches (arena); NULL when memory ran out. */
+s2f_fhir_observations *s2f_fhir_observations_new(s2f_arena *a);
 
 /* Each writes one Observation entry (and nothing else: convert.c writes what it refers
  * to). `group` is the group a measurement or evaluation belongs to (NULL: document level

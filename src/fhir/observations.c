@@ -38,6 +38,28 @@
 #include "fhir/fhir.h"
 #include "util/error.h"
 
+typedef struct s2f_units_entry {
+    const s2f_codeval *code;
+    s2f_coding coding;       /* valid when code->value has content */
+    s2f_fhir_fragment frag;  /* unit, system, code (compact) */
+} units_entry;
+
+/* observations.c's caches (one per conversion). */
+struct s2f_fhir_observations {
+    s2f_hindex units;          /* Quantity units codes serialized once, */
+    units_entry *units_last;   /* and the last one written */
+    const void *device_of;     /* the algorithm or device observer (NULL: equipment) */
+    int device_known;          /* whose Device the last Observation referenced: */
+    s2f_rid device;            /* its identity */
+    const s2f_group *refs_of;  /* the group whose derivedFrom member */
+    s2f_fhir_fragment refs;    /* its children copy is this */
+};
+
+s2f_fhir_observations *s2f_fhir_observations_new(s2f_arena *a)
+{
+    return s2f_arena_calloc(a, 1, sizeof(s2f_fhir_observations));
+}
+
 #define PROFILE_GROUP S2F_PROFILE_BASE "imaging-measurement-group"
 #define PROFILE_MEASUREMENT S2F_PROFILE_BASE "imaging-measurement"
 #define PROFILE_EVALUATION S2F_PROFILE_BASE "imaging-qualitative-evaluation"
@@ -273,17 +295,17 @@ static void write_device(s2f_fhir *f, const s2f_algorithm *a, const s2f_context 
 {
     const s2f_observer *o = a ? NULL : device_observer(ctx);
     const void *of = a ? (const void *)a : (const void *)o;
-    if (!f->device_known || f->device_of != of) { /* most share one: kept */
+    if (!f->observations->device_known || f->observations->device_of != of) { /* most share one: kept */
         if (a)
-            s2f_fhir_algorithm_rid(f, a, &f->device);
+            s2f_fhir_algorithm_rid(f, a, &f->observations->device);
         else if (o)
-            s2f_fhir_observer_rid(f, o, &f->device);
+            s2f_fhir_observer_rid(f, o, &f->observations->device);
         else
-            s2f_fhir_equipment_rid(f, &f->device);
-        f->device_of = of;
-        f->device_known = !stopped(f);
+            s2f_fhir_equipment_rid(f, &f->observations->device);
+        f->observations->device_of = of;
+        f->observations->device_known = !stopped(f);
     }
-    reference_member(f, S2F_JSON_LIT("device"), &f->device);
+    reference_member(f, S2F_JSON_LIT("device"), &f->observations->device);
 }
 
 /* ImagingSelection references (M19) as array elements; none in R4 (M25). */
@@ -313,11 +335,11 @@ static void group_refs_members(s2f_fhir *f, void *group)
 
 static void group_refs_member(s2f_fhir *f, const s2f_group *g)
 {
-    if (f->refs_of != g) { /* another group: its own fragment */
-        f->refs_of = g;
-        f->refs = (s2f_fhir_fragment){0};
+    if (f->observations->refs_of != g) { /* another group: its own fragment */
+        f->observations->refs_of = g;
+        f->observations->refs = (s2f_fhir_fragment){0};
     }
-    s2f_fhir_cached_members(f, &f->refs, group_refs_members, (void *)g);
+    s2f_fhir_cached_members(f, &f->observations->refs, group_refs_members, (void *)g);
 }
 
 /* M12: the source-sr-content-item selection of an item with an Observation UID (R5 only). */
@@ -361,14 +383,8 @@ static const char *qualifier_reason(const s2f_codeval *q)
 }
 
 /* A report's measurements share a few units codes (the reader gives equal codes one
- * pointer): each one's Coding is made once, and its members serialized once (compact
- * output) and copied after that. */
-typedef struct s2f_units_entry {
-    const s2f_codeval *code;
-    s2f_coding coding;       /* valid when code->value has content */
-    s2f_fhir_fragment frag;  /* unit, system, code (compact) */
-} units_entry;
-
+ * pointer): each one's Coding is made once (units_entry, in the caches above), and its
+ * members serialized once (compact output) and copied after that. */
 static int same_units(const void *entry, const void *code)
 {
     return ((const units_entry *)entry)->code == code;
@@ -395,10 +411,10 @@ static void units_members(s2f_fhir *f, void *entry)
 static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
 {
     s2f_sip sip;
-    s2f_sip_init(&sip, s2f_hindex_key(&f->units));
+    s2f_sip_init(&sip, s2f_hindex_key(&f->observations->units));
     s2f_sip_word(&sip, (uintptr_t)u);
     uint64_t h = s2f_sip_final(&sip);
-    s2f_hslot *slot = s2f_hindex_find(&f->units, f->arena, h, same_units, u);
+    s2f_hslot *slot = s2f_hindex_find(&f->observations->units, f->arena, h, same_units, u);
     if (!slot || slot->entry)
         return slot ? slot->entry : NULL;
     units_entry *e = s2f_arena_calloc(f->arena, 1, sizeof *e);
@@ -409,7 +425,7 @@ static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
         s2f_codes_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
                               f->arena, &e->coding) != S2F_OK)
         return NULL;
-    s2f_hindex_put(&f->units, slot, h, e);
+    s2f_hindex_put(&f->observations->units, slot, h, e);
     return e;
 }
 
@@ -417,8 +433,8 @@ static void write_units(s2f_fhir *f, const s2f_codeval *u)
 {
     if (!u)
         return;
-    units_entry *e = f->units_last && f->units_last->code == u ? f->units_last : units_of(f, u);
-    f->units_last = e;
+    units_entry *e = f->observations->units_last && f->observations->units_last->code == u ? f->observations->units_last : units_of(f, u);
+    f->observations->units_last = e;
     if (!e) {
         out_of_memory(f);
         return;
