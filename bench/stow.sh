@@ -4,6 +4,8 @@
 # tables (paste them into bench/README.md). Not a test: timings depend on the machine.
 #
 #   bench/stow.sh [N] [MEM_N] [RUNS]   # defaults 2000 10000 3; MEM_N 0 skips part 4
+#   PARTS="3" bench/stow.sh ...        # only the parts listed (default "1 2 3 4")
+#   BIN=DIR/sr2fhir bench/stow.sh ...  # another build's binaries (A/B runs; no make then)
 #
 # 1. Acknowledged STOW-RS: N small SRs, one SR per request (multipart/related, one
 #    application/dicom part, Content-Length), by 1 and by 8 concurrent clients on keep-alive
@@ -41,9 +43,10 @@ RUNS=${3:-3}
 MEM_DRAIN_MAX=${MEM_DRAIN_MAX:-1800}
 OUT=bench/out
 mkdir -p "$OUT"
-make -s all
-BIN=$PWD/build/sr2fhir
-[ -x build/sr2fhir-serve ] || { echo "bench: build/sr2fhir-serve not built (the gateway has not landed)" >&2; exit 1; }
+PARTS=" ${PARTS:-1 2 3 4} "
+part() { [[ "$PARTS" == *" $1 "* ]]; }
+if [ -z "${BIN:-}" ]; then make -s all; BIN=$PWD/build/sr2fhir; fi
+[ -x "$(dirname "$BIN")/sr2fhir-serve" ] || { echo "bench: $(dirname "$BIN")/sr2fhir-serve not built (the gateway has not landed)" >&2; exit 1; }
 PY=/usr/bin/python3
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 SERVER=$SHARED/tools/fhir-server/fhir-server.sh
@@ -229,15 +232,17 @@ machine() {
 }
 machine_before=$(machine)
 
-note "parts 1-2: $N SRs ($bytes bytes), $RUNS runs"
 declare -A t
-for r in $(seq "$RUNS"); do
-    for c in 1 8; do
-        stow_run "$r" "$c"; t[gw_$c]+="$R "
-        scp_run "$r" "$c"; t[scp_$c]+="$R "
+if part 1 || part 2; then
+    note "parts 1-2: $N SRs ($bytes bytes), $RUNS runs"
+    for r in $(seq "$RUNS"); do
+        for c in 1 8; do
+            stow_run "$r" "$c"; t[gw_$c]+="$R "
+            scp_run "$r" "$c"; t[scp_$c]+="$R "
+        done
     done
-done
-for c in 1 8; do sink_run "$c"; t[sink_$c]=$R; done
+    for c in 1 8; do sink_run "$c"; t[sink_$c]=$R; done
+fi
 GW_EXTRA=()
 
 # ---- FHIR server tool instances ----------------------------------------------------------
@@ -270,31 +275,34 @@ drain_wait() {   # drain_wait DATA TOTAL LIMIT_S [SAMPLES-FILE]: until TOTAL job
 }
 
 # ---- part 3: end to end ----------------------------------------------------------------
-note "part 3: end to end, $N SRs"
-fhir_start e2e_send
-t0=$(now)
-"$BIN" send -q --server "$FHIR_BASE" --audit-log "$tmp/send_audit.log" -j 4 "${files[@]}" ||
-    { echo "bench: sr2fhir send -j 4 failed" >&2; exit 1; }
-t1=$(now)
-t[send]=$(elapsed "$t0" "$t1")
-fhir_stop e2e_send
+t_ack=
+if part 3; then
+    note "part 3: end to end, $N SRs"
+    fhir_start e2e_send
+    t0=$(now)
+    "$BIN" send -q --server "$FHIR_BASE" --audit-log "$tmp/send_audit.log" -j 4 "${files[@]}" ||
+        { echo "bench: sr2fhir send -j 4 failed" >&2; exit 1; }
+    t1=$(now)
+    t[send]=$(elapsed "$t0" "$t1")
+    fhir_stop e2e_send
 
-fhir_start e2e_gw
-gw_start "$tmp/e2e" "$FHIR_BASE" 4 || { echo "bench: the service did not start: $(head -c 500 "$tmp/e2e.stderr")" >&2; exit 1; }
-t0=$(now)
-"$LOAD" send 127.0.0.1 "$GW_PORT" 8 "$tmp/list" > "$tmp/e2e.load" ||
-    { echo "bench: STOW (end to end): $(tail -1 "$tmp/e2e.load")" >&2; exit 1; }
-t_ack=$(since "$t0")
-delivered=$(drain_wait "$tmp/e2e" "$N" 1800)
-t1=$(now)
-[ "$delivered" = "$N" ] || { echo "bench: $delivered of $N delivered after 1800 s" >&2; exit 1; }
-t[e2e]=$(elapsed "$t0" "$t1")
-stop_pid "$GW_PID"
-fhir_stop e2e_gw
+    fhir_start e2e_gw
+    gw_start "$tmp/e2e" "$FHIR_BASE" 4 || { echo "bench: the service did not start: $(head -c 500 "$tmp/e2e.stderr")" >&2; exit 1; }
+    t0=$(now)
+    "$LOAD" send 127.0.0.1 "$GW_PORT" 8 "$tmp/list" > "$tmp/e2e.load" ||
+        { echo "bench: STOW (end to end): $(tail -1 "$tmp/e2e.load")" >&2; exit 1; }
+    t_ack=$(since "$t0")
+    delivered=$(drain_wait "$tmp/e2e" "$N" 1800)
+    t1=$(now)
+    [ "$delivered" = "$N" ] || { echo "bench: $delivered of $N delivered after 1800 s" >&2; exit 1; }
+    t[e2e]=$(elapsed "$t0" "$t1")
+    stop_pid "$GW_PID"
+    fhir_stop e2e_gw
+fi
 
 # ---- part 4: memory over MEM_N SRs -------------------------------------------------------
 mem_received= mem_delivered= mem_done=0 mem_secs=
-if [ "$MEM_N" -gt 0 ]; then
+if [ "$MEM_N" -gt 0 ] && part 4; then
     note "part 4: memory over $MEM_N SRs"
     fhir_start mem
     gw_start "$tmp/mem" "$FHIR_BASE" 4 || { echo "bench: the service did not start" >&2; exit 1; }
@@ -317,8 +325,8 @@ machine_after=$(machine)
 
 # ---- tables ----------------------------------------------------------------------------
 export N MEM_N RUNS NODELIVERY bytes t_ack mem_done mem_secs mem_received mem_delivered
-export T_GW1="${t[gw_1]}" T_GW8="${t[gw_8]}" T_SCP1="${t[scp_1]}" T_SCP8="${t[scp_8]}"
-export T_SINK1="${t[sink_1]}" T_SINK8="${t[sink_8]}" T_SEND="${t[send]}" T_E2E="${t[e2e]}"
+export T_GW1="${t[gw_1]:-}" T_GW8="${t[gw_8]:-}" T_SCP1="${t[scp_1]:-}" T_SCP8="${t[scp_8]:-}"
+export T_SINK1="${t[sink_1]:-}" T_SINK8="${t[sink_8]:-}" T_SEND="${t[send]:-}" T_E2E="${t[e2e]:-}"
 "$PY" - <<'PY'
 import os, statistics
 e = os.environ
@@ -327,24 +335,26 @@ med = lambda k: statistics.median(float(x) for x in e[k].split())
 print(f"Inputs: {n} small TID 1500 SRs ({int(e['bytes']) / n / 1000:.1f} KB on average), copies of "
       "8 corpus files with new SOP Instance UIDs; one SR per STOW request.")
 print()
-print(f"| receiver | clients | SRs | wall time (median of {e['RUNS']}) | SRs/s | vs storescp, same clients |")
-print("|---|---|---|---|---|---|")
-for c in (1, 8):
-    gw, scp = med(f"T_GW{c}"), med(f"T_SCP{c}")
-    print(f"| `sr2fhir serve` STOW-RS, acknowledged (200, committed), {e['NODELIVERY']} | {c} | {n} | "
-          f"{gw:.2f} s | {n / gw:.0f} | {scp / gw:.2f}x |")
-    print(f"| DCMTK storescu -> storescp (no fsync) | {c} | {n} | {scp:.2f} s | {n / scp:.0f} | 1.00x |")
-for c in (1, 8):
-    s = float(e[f"T_SINK{c}"])
-    print(f"| bench/stow_load against its own sink (the client's ceiling) | {c} | {n} | {s:.2f} s | {n / s:.0f} | |")
-print()
-send, e2e, ack = float(e["T_SEND"]), float(e["T_E2E"]), float(e["t_ack"])
-print("| path into a fresh FHIR server tool (R5) | SRs | wall time | SRs/s | vs send -j 4 |")
-print("|---|---|---|---|---|")
-print(f"| `sr2fhir send -j 4 FILES` | {n} | {send:.2f} s | {n / send:.1f} | 1.00x |")
-print(f"| STOW (8 clients) -> `sr2fhir serve --workers 4`, first STOW to queue drained "
-      f"(all acknowledged after {ack:.2f} s) | {n} | {e2e:.2f} s | {n / e2e:.1f} | {send / e2e:.2f}x |")
-if int(e["MEM_N"]) > 0:
+if e["T_GW1"]:
+    print(f"| receiver | clients | SRs | wall time (median of {e['RUNS']}) | SRs/s | vs storescp, same clients |")
+    print("|---|---|---|---|---|---|")
+    for c in (1, 8):
+        gw, scp = med(f"T_GW{c}"), med(f"T_SCP{c}")
+        print(f"| `sr2fhir serve` STOW-RS, acknowledged (200, committed), {e['NODELIVERY']} | {c} | {n} | "
+              f"{gw:.2f} s | {n / gw:.0f} | {scp / gw:.2f}x |")
+        print(f"| DCMTK storescu -> storescp (no fsync) | {c} | {n} | {scp:.2f} s | {n / scp:.0f} | 1.00x |")
+    for c in (1, 8):
+        s = float(e[f"T_SINK{c}"])
+        print(f"| bench/stow_load against its own sink (the client's ceiling) | {c} | {n} | {s:.2f} s | {n / s:.0f} | |")
+    print()
+if e["T_E2E"]:
+    send, e2e, ack = float(e["T_SEND"]), float(e["T_E2E"]), float(e["t_ack"])
+    print("| path into a fresh FHIR server tool (R5) | SRs | wall time | SRs/s | vs send -j 4 |")
+    print("|---|---|---|---|---|")
+    print(f"| `sr2fhir send -j 4 FILES` | {n} | {send:.2f} s | {n / send:.1f} | 1.00x |")
+    print(f"| STOW (8 clients) -> `sr2fhir serve --workers 4`, first STOW to queue drained "
+          f"(all acknowledged after {ack:.2f} s) | {n} | {e2e:.2f} s | {n / e2e:.1f} | {send / e2e:.2f}x |")
+if int(e["MEM_N"]) > 0 and e["mem_secs"]:
     print()
     def kv(line):
         d = {}

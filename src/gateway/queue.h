@@ -129,6 +129,14 @@ s2f_code s2f_queue_dead(s2f_queue *q, const s2f_job *job, const char *failure_cl
 s2f_code s2f_queue_not_applicable(s2f_queue *q, const s2f_job *job, const char *reason,
                                   int64_t now, s2f_error *err);
 
+/* s2f_queue_done of `done` and s2f_queue_claim of the next ready job for `worker` in ONE
+ * transaction (one commit, one WAL fsync per delivered job in a busy queue). All or
+ * nothing: when `done`'s lease is no longer held, S2F_ELOOKUP and nothing changes (no job
+ * claimed either); on success *found says whether `next` was claimed. */
+s2f_code s2f_queue_done_claim(s2f_queue *q, const s2f_job *done, int64_t now,
+                              const char *worker, int lease_seconds, s2f_job *next, bool *found,
+                              s2f_error *err);
+
 /* Operator's retry of a dead letter (`queue retry`, after the cause is fixed): the dead job
  * becomes pending, ready at `now`, with its attempts kept. S2F_ELOOKUP when the job is not
  * dead (or does not exist); S2F_EUSAGE when a job of the same SOP Instance UID is pending or

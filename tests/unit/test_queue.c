@@ -136,6 +136,56 @@ TEST(queue_stale_lease_holder_cannot_complete)
     CHECK(twice == S2F_ELOOKUP);
 }
 
+/* Issue 11 (throughput): done and the next claim in one transaction; a lost lease
+ * changes nothing (no claim either); an empty queue claims nothing. */
+TEST(queue_done_claim_is_one_step)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t id1 = add(q, "1.2.3.60", 100), id2 = add(q, "1.2.3.61", 101);
+    s2f_job a, next, stale, none;
+    bool found = false, found2 = true, found3 = true;
+    s2f_error err = {0};
+    bool claimed = claim(q, "w1", 60, 102, &a);
+    s2f_code rc = s2f_queue_done_claim(q, &a, 103, "w1", 60, &next, &found, &err);
+    s2f_job_state st1 = state_of(q, id1, NULL, 0), st2 = state_of(q, id2, NULL, 0);
+    /* `a` is done now: finishing it again is a lost lease; job 2 stays with w1 */
+    s2f_code lost = s2f_queue_done_claim(q, &a, 104, "w2", 60, &stale, &found2, &err);
+    s2f_job_state st2b = state_of(q, id2, NULL, 0);
+    s2f_code last = s2f_queue_done_claim(q, &next, 105, "w1", 60, &none, &found3, &err);
+    s2f_job_state st2c = state_of(q, id2, NULL, 0);
+    cleanup(q);
+    CHECK(claimed && a.id == id1);
+    CHECK(rc == S2F_OK && found);
+    CHECK(next.id == id2 && next.attempts == 1 && next.lease_until == 163);
+    CHECK_STR(next.worker, "w1");
+    CHECK(st1 == S2F_JOB_DONE && st2 == S2F_JOB_LEASED);
+    CHECK(lost == S2F_ELOOKUP && !found2 && st2b == S2F_JOB_LEASED);
+    CHECK(last == S2F_OK && !found3 && st2c == S2F_JOB_DONE);
+}
+
+/* The claim order over pending jobs and ended leases: the earlier of not_before and
+ * lease_until first, then the id (the claim reads two indexes, issue 11 throughput). */
+TEST(queue_claim_order_mixes_pending_and_ended_leases)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    int64_t a = add(q, "1.2.3.70", 100), b = add(q, "1.2.3.71", 100), c = add(q, "1.2.3.72", 100);
+    s2f_job ja, jb, x, y, z, none;
+    s2f_error err = {0};
+    /* a: pending again, not before 150; b: leased until 120 (ended at 200); c: pending at 100 */
+    bool ok = claim(q, "w1", 60, 100, &ja) && claim(q, "w1", 20, 100, &jb) &&
+              s2f_queue_retry_later(q, &ja, 150, "later", &err) == S2F_OK;
+    bool first = claim(q, "w2", 60, 200, &x), second = claim(q, "w2", 60, 200, &y),
+         third = claim(q, "w2", 60, 200, &z), fourth = claim(q, "w2", 60, 200, &none);
+    cleanup(q);
+    CHECK(ok && ja.id == a && jb.id == b);
+    CHECK(first && x.id == c);
+    CHECK(second && y.id == b && y.attempts == 2);
+    CHECK(third && z.id == a && z.attempts == 2);
+    CHECK(!fourth);
+}
+
 TEST(queue_retry_later_respects_not_before)
 {
     s2f_queue *q = fresh();
@@ -694,6 +744,8 @@ TEST(queue_enqueue_batch)
 int main(void)
 {
     RUN(queue_enqueue_claim_done);
+    RUN(queue_done_claim_is_one_step);
+    RUN(queue_claim_order_mixes_pending_and_ended_leases);
     RUN(queue_lease_expiry_returns_job_and_counts_attempts);
     RUN(queue_stale_lease_holder_cannot_complete);
     RUN(queue_retry_later_respects_not_before);
