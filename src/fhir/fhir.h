@@ -10,6 +10,7 @@
  *   resources.c     Devices, Practitioners, BodyStructures (M7, M10, M18, M22)
  *   subjects.c      subjects other than the patient (M16)
  *   ids.c           every identity (M24), with its caches
+ *   refs.c          which image references become ImagingSelections (M19)
  *   entries.c       the Bundle entries and the set of resources written, with its caches
  *   common.c        elements every Observation shares: subject, basedOn, partOf, status,
  *                   issued/effective, performer, codings (M4-M9, M11, M23)
@@ -251,11 +252,20 @@ void s2f_fhir_write_body_structure(s2f_fhir *f, const s2f_site *site, const char
 
 void s2f_fhir_write_subject(s2f_fhir *f, const s2f_subject *s);
 
-/* ---- selections.c ---------------------------------------------------------------------- */
+/* ---- refs.c: which image references become ImagingSelections (M19) ------------------ */
 
 /* 1 when the reference becomes an ImagingSelection of its own: all but a Source series for
  * segmentation, which only gives the series of the source images (M19). */
-int s2f_fhir_ref_is_resource(const s2f_image_ref *ref);
+int s2f_fhir_refs_is_resource(const s2f_image_ref *ref);
+/* A sibling (same parent, by value) that is a Source image (IMAGE DCM 121233) or, series
+ * set, a Source series (UIDREF DCM 121232) for segmentation. */
+int s2f_fhir_refs_is_seg_source(const s2f_item *c, int series);
+/* Whether a Source series for segmentation item is an ImagingSelection of its own (no
+ * Source image for segmentation beside it, and its UID can be a seriesUid). */
+int s2f_fhir_refs_series_is_own_selection(const s2f_item *series);
+
+/* ---- selections.c ---------------------------------------------------------------------- */
+
 void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref);
 /* M12: the source-sr-content-item selection of a group or derived measurement item. */
 void s2f_fhir_write_source_item(s2f_fhir *f, const s2f_item *it);

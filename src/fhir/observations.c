@@ -315,7 +315,7 @@ static void selection_refs(s2f_fhir *f, const s2f_image_ref *refs, size_t n)
         return;
     for (size_t i = 0; i < n && !stopped(f); i++) {
         s2f_rid rid;
-        if (!s2f_fhir_ref_is_resource(&refs[i]))
+        if (!s2f_fhir_refs_is_resource(&refs[i]))
             continue;
         s2f_fhir_selection_rid(f, &refs[i], &rid);
         reference_value(f, &rid);

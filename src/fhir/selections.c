@@ -394,17 +394,6 @@ static const s2f_sopref *instance_of(const s2f_image_ref *ref)
     return NULL;
 }
 
-/* A sibling (same parent, by value) that is a Source image (IMAGE DCM 121233) or Source
- * series (UIDREF DCM 121232) for segmentation; `series` chooses which. */
-static int is_seg_source(const s2f_item *c, int series)
-{
-    if (c->by_reference)
-        return 0;
-    if (series)
-        return c->vt == S2F_VT_UIDREF && named_dcm(c, "121232") && has_text(c->v.text);
-    return c->vt == S2F_VT_IMAGE && named_dcm(c, "121233");
-}
-
 /* The Source series for segmentation UID among the siblings of `it`, or NULL. */
 static const char *sibling_source_series(const s2f_item *it)
 {
@@ -412,7 +401,7 @@ static const char *sibling_source_series(const s2f_item *it)
     if (!p)
         return NULL;
     for (uint32_t i = 0; i < p->n_children; i++)
-        if (is_seg_source(p->children[i], 1))
+        if (s2f_fhir_refs_is_seg_source(p->children[i], 1))
             return p->children[i]->v.text;
     return NULL;
 }
@@ -428,28 +417,16 @@ static const s2f_item *group_with_source_item(const s2f_item *it)
     return NULL;
 }
 
-/* Whether a Source series for segmentation item is an ImagingSelection of its own: when
- * no Source image for segmentation beside it names the images (then it only gives their
- * selection its seriesUid) and its UID can be a seriesUid (issue 10 defect 2). */
-static int series_is_own_selection(const s2f_item *series)
-{
-    const s2f_item *p = series->parent;
-    for (uint32_t i = 0; p && i < p->n_children; i++)
-        if (is_seg_source(p->children[i], 0))
-            return 0;
-    return valid_id(series->v.text);
-}
-
 /* The first Source image for segmentation among the siblings of `it`, else the first
  * Source series for segmentation that is a selection of its own, else NULL. */
 static const s2f_item *sibling_seg_source(const s2f_item *it)
 {
     const s2f_item *p = it->parent;
     for (uint32_t i = 0; p && i < p->n_children; i++)
-        if (p->children[i] != it && is_seg_source(p->children[i], 0))
+        if (p->children[i] != it && s2f_fhir_refs_is_seg_source(p->children[i], 0))
             return p->children[i];
     for (uint32_t i = 0; p && i < p->n_children; i++)
-        if (is_seg_source(p->children[i], 1) && series_is_own_selection(p->children[i]))
+        if (s2f_fhir_refs_is_seg_source(p->children[i], 1) && s2f_fhir_refs_series_is_own_selection(p->children[i]))
             return p->children[i];
     return NULL;
 }
@@ -478,13 +455,6 @@ static void write_focus(s2f_fhir *f, const s2f_image_ref *ref)
         s2f_fhir_reference(f, NULL, &rid);
     }
     s2f_json_end_array(j);
-}
-
-int s2f_fhir_ref_is_resource(const s2f_image_ref *ref)
-{
-    /* issue 10 defect 2: a Source series for segmentation with Source images beside it
-     * gives their selection its seriesUid; alone, it is a selection of its own */
-    return ref->kind != S2F_REF_SOURCE_SERIES_FOR_SEG || series_is_own_selection(ref->item);
 }
 
 /* qsort order of evidence entries: by SOP Instance UID, then by position. */
@@ -592,7 +562,7 @@ void s2f_fhir_write_selection(s2f_fhir *f, const s2f_image_ref *ref)
     int is3d;
     s2f_rid rid;
 
-    if (f->code || !ref || !ref->item || f->opt.r4 || !s2f_fhir_ref_is_resource(ref))
+    if (f->code || !ref || !ref->item || f->opt.r4 || !s2f_fhir_refs_is_resource(ref))
         return; /* M25: no ImagingSelection in R4 */
     it = ref->item;
     key = s2f_fhir_item_key(f, it);
