@@ -121,6 +121,7 @@ gw_start() {   # gw_start DATA: sets GW_PID, GW_PORT (the DICOM port); 1 when it
         > "$data.stdout" 2> "$data.stderr" < /dev/null &
     GW_PID=$!
     pids+=("$GW_PID")
+    disown "$GW_PID"    # no "Killed" job notice for the SIGKILL at the end of a run
     for i in $(seq 150); do
         line=$(cat "$data.stdout" "$data.stderr" "$data.log" 2>/dev/null |
             sed -n 's|^sr2fhir: serving DICOM (C-STORE, C-ECHO) as BENCHGW at 127\.0\.0\.1:\([0-9]*\)$|\1|p' | head -1)
