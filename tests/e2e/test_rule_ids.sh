@@ -65,6 +65,28 @@ else
     echo "FAIL rule-ids:names-in-mapping-exist: not in src/ or tests/:$stale"
 fi
 
+# Each "`src/x.c` (`name`, ...)" of docs/mapping.md: every name is in that file (a function
+# moved to another file takes its pointer along).
+PY=${PYTHON:-python3}
+moved=$("$PY" - docs/mapping.md <<'PYEOF'
+import os, re, sys
+text = re.sub(r"\s+", " ", open(sys.argv[1]).read())
+for m in re.finditer(r"`((?:src|tests)/[\w./-]+\.(?:c|h|py|sh))` \(([^()]*)\)", text):
+    path, inner = m.group(1), m.group(2)
+    if not os.path.exists(path):
+        continue  # reported by files-named-in-mapping-exist
+    src = open(path, errors="replace").read()
+    for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", inner):
+        if not re.search(r"\b%s\b" % re.escape(name), src):
+            print("%s:%s" % (path, name))
+PYEOF
+)
+if [ -z "$moved" ]; then
+    echo "PASS rule-ids:names-in-the-file-named"
+else
+    echo "FAIL rule-ids:names-in-the-file-named: not found there: $(echo $moved)"
+fi
+
 # The check fails when a section is missing: drop the section of a cited id.
 victim=$(echo "$cited" | tail -1)
 grep -vE "^### $victim( |$)" docs/mapping.md >"$tmp/mapping.md"
