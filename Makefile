@@ -30,7 +30,7 @@ LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*
 GW_SRC   := $(sort $(wildcard src/gateway/*.c))
 # sr2fhir: dump, convert, help. sr2fhir-send: `send`, a program of its own so that only it
 # loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
-CLI_SHARED := src/cli/help.c src/cli/inputs.c src/cli/message.c
+CLI_SHARED := src/cli/help.c src/cli/options.c src/cli/inputs.c src/cli/message.c
 CLIENT_OPTS := src/cli/client_opts.c   # the FHIR client options of send and serve
 CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src/cli/outnames.c $(wildcard src/cli/queue.c) $(CLI_SHARED)
 SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLIENT_OPTS) $(CLI_SHARED)

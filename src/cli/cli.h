@@ -105,4 +105,53 @@ int cmd_serve(int argc, char **argv);     /* in the sr2fhir-serve program (serve
 /* Help text of a command, or NULL when there is no such command. */
 const char *cli_help_text(const char *command);
 
+/* One option of a command's table (options.c, issue 14): the table parses the command
+ * line and prints the help. name is the long spelling ("--output"), alias the short one
+ * ("-o") or NULL; value names the value in the help ("PATH"), NULL for a flag; help is its
+ * text ('\n' between lines), NULL for an option not shown (test-only, refused secrets);
+ * id tells the command which option it is. A table ends with an entry whose name is NULL. */
+typedef struct cli_option {
+    const char *name, *alias, *value, *help;
+    int id;
+} cli_option;
+
+/* A command: its usage text (up to "options:"), its option tables (NULL-terminated),
+ * the column where option texts start, the text after the options; options_first: an
+ * input ends the options (dump). */
+typedef struct cli_command {
+    const char *name;
+    const char *usage;
+    const cli_option *const *tables;
+    int column;
+    const char *after;
+    int options_first;
+} cli_command;
+
+/* What a command does with one option found (value NULL for a flag): 0, or the exit code
+ * after its own message. */
+typedef int (*cli_take_fn)(void *ctx, const cli_option *o, const char *value);
+
+#define CLI_HELP_SHOWN (-1)
+/* Parses argv against cmd's tables, calling take per option; inputs are moved to
+ * argv[0..*n). Messages begin "WHO: " (WHO NULL: the command's name). Returns 0,
+ * CLI_HELP_SHOWN after printing the help (-h, --help), or the exit code after a message. */
+int cli_parse(const cli_command *cmd, const char *who, int argc, char **argv, int *n,
+              cli_take_fn take, void *ctx);
+void cli_command_help(const cli_command *cmd, FILE *f);
+const cli_option *cli_option_find(const cli_command *cmd, const char *arg);
+
+/* The option ids of the tables in help.c. */
+enum {
+    OPT_OUTPUT = 1, OPT_BUNDLE_TYPE, OPT_FHIR_VERSION, OPT_TIMEZONE, OPT_REPORT, OPT_PRETTY,
+    OPT_TRACE_CONSUMED, OPT_QUIET, OPT_STRICT,                         /* convert, dump */
+    OPT_CLIENT_VALUE, OPT_CLIENT_FLAG, OPT_SECRET, OPT_AUDIT_LOG, OPT_JOBS, /* send */
+    OPT_DATA, OPT_STATE, OPT_LIMIT, OPT_AFTER, OPT_OLDER_THAN, OPT_ALL_DEAD, OPT_DEAD /* queue */
+};
+
+/* The commands' tables (help.c); cli_client_options: the FHIR client options of send and
+ * serve (client_opts.c takes them). */
+extern const cli_option cli_client_options[];
+extern const cli_command cli_convert_command, cli_dump_command, cli_send_command,
+    cli_queue_command;
+
 #endif

@@ -32,12 +32,8 @@ int cli_number_in(const char *v, long lo, long hi, long *out)
 
 int cli_client_takes_value(const char *a)
 {
-    static const char *const names[] = {
-        "--server", "--fhir-version", "--timezone", "--token-env", "--token-file", "--user",
-        "--password-file", "--cert", "--key", "--cacert", "--connect-timeout", "--timeout",
-        "--retries", "--retry-delay", "--max-entries", "--deadline"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(a, names[i]))
+    for (const cli_option *o = cli_client_options; o->name; o++)
+        if (o->value && !strcmp(a, o->name))
             return 1;
     return 0;
 }

@@ -310,57 +310,45 @@ static int ends_with(const char *s, const char *tail)
     return n >= t && !strcmp(s + n - t, tail);
 }
 
-/* Parses options, anywhere on the line (after "--" everything is an input); inputs go to
- * argv[0..*n_inputs). Returns 1, 0 after printing a usage error, -1 after printing help. */
-static int parse_options(job *jb, int argc, char **argv, int *n_inputs)
+/* One option of the table (help.c's cli_convert_command); 0, or 2 after a usage message. */
+static int take_option(void *ctx, const cli_option *o, const char *v)
 {
-    int only_inputs = 0;
-    *n_inputs = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (only_inputs || a[0] != '-' || !a[1]) {
-            argv[(*n_inputs)++] = argv[i];
-            continue;
-        }
-        int takes = 1;
-        if (!strcmp(a, "--")) {
-            only_inputs = 1;
-            takes = 0;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            jb->output = v;
-        } else if (!strcmp(a, "--bundle-type")) {
-            if (v && strcmp(v, "transaction") && strcmp(v, "collection"))
-                return usage("--bundle-type takes transaction or collection"), 0;
-            jb->opt.collection = v && !strcmp(v, "collection");
-        } else if (!strcmp(a, "--fhir-version")) {
-            if (v && strcasecmp(v, "R5") && strcasecmp(v, "R4"))
-                return usage("--fhir-version takes R5 or R4"), 0;
-            jb->opt.r4 = v && !strcasecmp(v, "R4");
-        } else if (!strcmp(a, "--timezone")) {
-            if (v && !cli_valid_zone(v))
-                return usage("--timezone takes +HHMM or -HHMM, e.g. +0100"), 0;
-            jb->opt.timezone = v;
-        } else if (!strcmp(a, "--report")) {
-            jb->report_path = v;
-        } else {
-            takes = 0;
-            if (!strcmp(a, "--pretty"))
-                jb->opt.pretty = 1;
-            else if (!strcmp(a, "--trace-consumed")) /* test-only: "consumed" in --report */
-                jb->opt.trace_consumed = 1;
-            else if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
-                jb->quiet = 1;
-            else if (!strcmp(a, "-h") || !strcmp(a, "--help"))
-                return fputs(cli_help_text("convert"), stdout), -1;
-            else
-                return cli_error(NULL, S2F_EUSAGE, "convert: unknown option '%s' (try 'sr2fhir "
-                                 "help convert')", a), 0;
-        }
-        if (takes && !v)
-            return cli_error(NULL, S2F_EUSAGE, "convert: %s needs a value", a), 0;
-        i += takes;
+    job *jb = ctx;
+    switch (o->id) {
+    case OPT_OUTPUT:
+        jb->output = v;
+        break;
+    case OPT_BUNDLE_TYPE:
+        if (strcmp(v, "transaction") && strcmp(v, "collection"))
+            return usage("--bundle-type takes transaction or collection");
+        jb->opt.collection = !strcmp(v, "collection");
+        break;
+    case OPT_FHIR_VERSION:
+        if (strcasecmp(v, "R5") && strcasecmp(v, "R4"))
+            return usage("--fhir-version takes R5 or R4");
+        jb->opt.r4 = !strcasecmp(v, "R4");
+        break;
+    case OPT_TIMEZONE:
+        if (!cli_valid_zone(v))
+            return usage("--timezone takes +HHMM or -HHMM, e.g. +0100");
+        jb->opt.timezone = v;
+        break;
+    case OPT_REPORT:
+        jb->report_path = v;
+        break;
+    case OPT_PRETTY:
+        jb->opt.pretty = 1;
+        break;
+    case OPT_TRACE_CONSUMED: /* test-only: "consumed" in --report */
+        jb->opt.trace_consumed = 1;
+        break;
+    case OPT_QUIET:
+        jb->quiet = 1;
+        break;
+    default:
+        return cli_error(NULL, S2F_EINTERNAL, "convert: option %s has no handler", o->name);
     }
-    return 1;
+    return 0;
 }
 
 /* Decides where Bundles go: one file or stdout, a folder, or NDJSON. Returns 0 or the exit
@@ -437,9 +425,9 @@ int cmd_convert(int argc, char **argv)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
-    int n_args, parsed = parse_options(&jb, argc, argv, &n_args);
-    if (parsed <= 0)
-        return parsed < 0 ? 0 : S2F_EUSAGE;
+    int n_args, parsed = cli_parse(&cli_convert_command, NULL, argc, argv, &n_args, take_option, &jb);
+    if (parsed)
+        return parsed == CLI_HELP_SHOWN ? 0 : parsed;
     if (n_args == 0)
         return usage("no input (a file, a folder, or - for standard input)");
     int status = run(&jb, argv, n_args);

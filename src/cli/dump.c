@@ -28,27 +28,36 @@ static int dump_one(const char *path, const s2f_options *opt, int quiet, int fir
     return 0;
 }
 
+typedef struct dump_job {
+    s2f_options opt;
+    int quiet;
+} dump_job;
+
+/* One option of the table (help.c's cli_dump_command). */
+static int take_option(void *ctx, const cli_option *o, const char *v)
+{
+    dump_job *jb = ctx;
+    (void)v;
+    if (o->id == OPT_QUIET)
+        jb->quiet = 1;
+    else if (o->id == OPT_STRICT)
+        jb->opt.strict = 1;
+    else
+        return cli_error(NULL, S2F_EINTERNAL, "dump: option %s has no handler", o->name);
+    return 0;
+}
+
 int cmd_dump(int argc, char **argv)
 {
-    s2f_options opt = {0};
-    int quiet = 0, status = 0, n_files = 0, i = 0;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-        if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet"))
-            quiet = 1;
-        else if (!strcmp(argv[i], "--strict"))
-            opt.strict = 1;
-        else if (!strcmp(argv[i], "--"))  {
-            i++;
-            break;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
-            return fputs(cli_help_text("dump"), stdout), 0;
-        else
-            return cli_error(NULL, S2F_EUSAGE, "dump: unknown option '%s'", argv[i]);
-    }
-    if (i == argc)
+    dump_job jb = {{0}, 0};
+    int status = 0, n_files = 0;
+    int parsed = cli_parse(&cli_dump_command, NULL, argc, argv, &n_files, take_option, &jb);
+    if (parsed)
+        return parsed == CLI_HELP_SHOWN ? 0 : parsed;
+    if (n_files == 0)
         return cli_error(NULL, S2F_EUSAGE, "dump: no input file (try 'sr2fhir help dump')");
-    for (; i < argc; i++, n_files++) {
-        int rc = dump_one(argv[i], &opt, quiet, n_files == 0);
+    for (int i = 0; i < n_files; i++) {
+        int rc = dump_one(argv[i], &jb.opt, jb.quiet, i == 0);
         if (rc && !status)
             status = rc;
     }

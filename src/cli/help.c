@@ -1,6 +1,8 @@
 /*
- * help.c - `sr2fhir help [COMMAND]`: the usage texts, kept in one place so that the
- * README and `--help` say the same thing.
+ * help.c - `sr2fhir help [COMMAND]`: the usage texts and every command's option table
+ * (issue 14: the table that parses a command's options also prints its help, options.c),
+ * kept in one place, linked into all three programs, so that `sr2fhir help send` and
+ * `sr2fhir send --help` say the same thing. serve keeps its own table in serve.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +31,16 @@ static const char general[] =
     "10 refused by the FHIR server, 11 FHIR server unreachable, 12 lookup failed.\n"
     "Errors are one line on stderr: 'sr2fhir: FILE: what is wrong, where'.\n";
 
-static const char dump_help[] =
+static const cli_option dump_options[] = {
+    {"--quiet", "-q", NULL, "do not print warnings (lenient input, replaced characters) on stderr",
+     OPT_QUIET},
+    {"--strict", NULL, NULL, "refuse input that is only readable leniently (M1)", OPT_STRICT},
+    {0}};
+
+static const cli_option *const dump_tables[] = {dump_options, NULL};
+
+const cli_command cli_dump_command = {
+    "dump",
     "usage: sr2fhir dump [-q] [--strict] FILE...\n"
     "\n"
     "Reads each FILE ('-' for standard input) and prints a header summary (one 'Key: value'\n"
@@ -39,35 +50,42 @@ static const char dump_help[] =
     "  POSITION  RELATIONSHIP VALUE-TYPE (code,scheme,\"meaning\") = VALUE {annotations}\n"
     "  1.7.2.6  CONTAINS NUM (81827009,SCT,\"Diameter\") = \"10.0\" (mm,UCUM,\"mm\")\n"
     "\n"
-    "The format is specified in docs/dump-format.md. Files are separated by a blank line.\n"
-    "\n"
-    "options:\n"
-    "  -q, --quiet   do not print warnings (lenient input, replaced characters) on stderr\n"
-    "  --strict      refuse input that is only readable leniently (M1)\n"
-    "\n"
-    "Every file is attempted; the exit code is that of the first failure (see 'sr2fhir help').\n";
+    "The format is specified in docs/dump-format.md. Files are separated by a blank line.\n",
+    dump_tables, 16,
+    "Every file is attempted; the exit code is that of the first failure (see 'sr2fhir help').\n",
+    1};
 
-static const char convert_help[] =
+static const cli_option convert_options[] = {
+    {"--output", "-o", "PATH",
+     "one input: the Bundle file ('-' or absent: standard output);\n"
+     "several inputs or a folder: a folder (one NAME.json per\n"
+     "input, subfolders of an input folder mirrored) or\n"
+     "FILE.ndjson (one Bundle per line)", OPT_OUTPUT},
+    {"--bundle-type", NULL, "TYPE",
+     "transaction (default: PUT to deterministic ids, so sending\n"
+     "twice creates nothing twice) or collection", OPT_BUNDLE_TYPE},
+    {"--fhir-version", NULL, "VERSION",
+     "R5 (default) or R4 (the same Observations in R4 form)", OPT_FHIR_VERSION},
+    {"--timezone", NULL, "+HHMM",
+     "zone for times the SR gives without Timezone Offset From UTC\n"
+     "(default +0000)", OPT_TIMEZONE},
+    {"--report", NULL, "FILE",
+     "write the conversion report (JSON): per input its status,\n"
+     "resources, content items no rule consumed, warnings", OPT_REPORT},
+    {"--pretty", NULL, NULL, "indent the JSON", OPT_PRETTY},
+    {"--quiet", "-q", NULL, "no warnings, progress or summary on stderr", OPT_QUIET},
+    {"--trace-consumed", NULL, NULL, NULL, OPT_TRACE_CONSUMED}, /* tests: "consumed" in --report */
+    {0}};
+
+static const cli_option *const convert_tables[] = {convert_options, NULL};
+
+const cli_command cli_convert_command = {
+    "convert",
     "usage: sr2fhir convert [options] INPUT...\n"
     "\n"
     "Converts each TID 1500 Measurement Report (Part 10 file, bare data set or DICOM JSON; a\n"
-    "folder is searched recursively; '-' reads standard input) into one FHIR Bundle.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output PATH         one input: the Bundle file ('-' or absent: standard output);\n"
-    "                            several inputs or a folder: a folder (one NAME.json per\n"
-    "                            input, subfolders of an input folder mirrored) or\n"
-    "                            FILE.ndjson (one Bundle per line)\n"
-    "  --bundle-type TYPE        transaction (default: PUT to deterministic ids, so sending\n"
-    "                            twice creates nothing twice) or collection\n"
-    "  --fhir-version VERSION    R5 (default) or R4 (the same Observations in R4 form)\n"
-    "  --timezone +HHMM          zone for times the SR gives without Timezone Offset From UTC\n"
-    "                            (default +0000)\n"
-    "  --report FILE             write the conversion report (JSON): per input its status,\n"
-    "                            resources, content items no rule consumed, warnings\n"
-    "  --pretty                  indent the JSON\n"
-    "  -q, --quiet               no warnings, progress or summary on stderr\n"
-    "\n"
+    "folder is searched recursively; '-' reads standard input) into one FHIR Bundle.\n",
+    convert_tables, 28,
     "Output is deterministic: the same input gives the same bytes. Every output file\n"
     "(Bundle, NDJSON, report) is written to a new temporary file beside it and renamed when\n"
     "complete, keeping the mode of the file it replaces; a failure leaves the old file as it\n"
@@ -78,13 +96,68 @@ static const char convert_help[] =
     "a name keep their whole names (x.dcm.json, x.json.json), and a name still shared, or an\n"
     "input's own file, is refused (exit 3): nothing is overwritten. In input folders each\n"
     "folder and each file is read once (a symbolic link loop or a second link to a file is\n"
-    "skipped with a warning).\n"
-    "With several inputs every input is\n"
-    "attempted, a progress bar shows on a terminal, and a summary ends the run; the exit\n"
-    "code is that of the first failure (see 'sr2fhir help'); 6 means the input is an SR but\n"
-    "not a TID 1500 Measurement Report.\n";
+    "skipped with a warning). With several inputs every input is attempted, a progress bar\n"
+    "shows on a terminal, and a summary ends the run; the exit code is that of the first\n"
+    "failure (see 'sr2fhir help'); 6 means the input is an SR but not a TID 1500\n"
+    "Measurement Report.\n",
+    0};
 
-static const char send_help[] =
+const cli_option cli_client_options[] = {
+    {"--server", NULL, "URL",
+     "the FHIR base URL (or SR2FHIR_SERVER); https, or http to a\n"
+     "loopback host", OPT_CLIENT_VALUE},
+    {"--fhir-version", NULL, "R5|R4",
+     "what to send (default: what the server's /metadata says)", OPT_CLIENT_VALUE},
+    {"--require-existing", NULL, NULL,
+     "fail when the Patient, ServiceRequest or ImagingStudy is\n"
+     "not on the server (default: keep the logical reference)", OPT_CLIENT_FLAG},
+    {"--token-env", NULL, "NAME",
+     "bearer token from environment variable NAME (default:\n"
+     "SR2FHIR_TOKEN when set)", OPT_CLIENT_VALUE},
+    {"--token-file", NULL, "FILE", "bearer token from the first line of FILE", OPT_CLIENT_VALUE},
+    {"--user", NULL, "NAME",
+     "HTTP basic; the password from SR2FHIR_PASSWORD or\n"
+     "--password-file", OPT_CLIENT_VALUE},
+    {"--password-file", NULL, "FILE", "the HTTP basic password: the first line of FILE",
+     OPT_CLIENT_VALUE},
+    {"--cert", NULL, "FILE", "client certificate (PEM)", OPT_CLIENT_VALUE},
+    {"--key", NULL, "FILE", "the client certificate's key (PEM)", OPT_CLIENT_VALUE},
+    {"--cacert", NULL, "FILE", "trust these CA certificates instead of the system's",
+     OPT_CLIENT_VALUE},
+    {"--insecure", NULL, NULL, "do not verify the server's certificate (testing only)",
+     OPT_CLIENT_FLAG},
+    {"--allow-http", NULL, NULL, "allow plain http to a host that is not loopback",
+     OPT_CLIENT_FLAG},
+    {"--connect-timeout", NULL, "SECONDS", "default 10", OPT_CLIENT_VALUE},
+    {"--timeout", NULL, "SECONDS", "per request, default 120", OPT_CLIENT_VALUE},
+    {"--retries", NULL, "N", "retries on connection errors, 408, 429 and 5xx (default 4)",
+     OPT_CLIENT_VALUE},
+    {"--retry-delay", NULL, "MS",
+     "first backoff, doubling up to 30 s, with jitter (default 500);\n"
+     "Retry-After is honoured", OPT_CLIENT_VALUE},
+    {"--deadline", NULL, "SECONDS",
+     "all requests of one SR, retries and waits included, end\n"
+     "within this (default 300, 0: none); a Retry-After beyond it\n"
+     "fails the SR at once", OPT_CLIENT_VALUE},
+    {"--max-entries", NULL, "N",
+     "most entries per transaction (default 50, 0: no limit); a\n"
+     "larger report goes as several, each atomic (docs/send.md)", OPT_CLIENT_VALUE},
+    {"--timezone", NULL, "+HHMM", "as for convert", OPT_CLIENT_VALUE},
+    {"--token", NULL, NULL, NULL, OPT_SECRET},    /* refused: secrets never on the command */
+    {"--password", NULL, NULL, NULL, OPT_SECRET}, /* line (other users see it) */
+    {0}};
+
+static const cli_option send_options[] = {
+    {"--audit-log", NULL, "FILE", "append one JSON line per SR (default sr2fhir-audit.log)",
+     OPT_AUDIT_LOG},
+    {"--jobs", "-j", "N", "deliver N reports at once (default 1)", OPT_JOBS},
+    {"--quiet", "-q", NULL, "no result lines or summary", OPT_QUIET},
+    {0}};
+
+static const cli_option *const send_tables[] = {cli_client_options, send_options, NULL};
+
+const cli_command cli_send_command = {
+    "send",
     "usage: sr2fhir send --server URL [options] INPUT...\n"
     "\n"
     "Delivers each TID 1500 Measurement Report (file, folder searched recursively, '-' for\n"
@@ -94,45 +167,30 @@ static const char send_help[] =
     "ids, so sending the same SR again creates nothing new. BodyStructures, Devices,\n"
     "Practitioners and Specimens take their ids from what they are (patient + Tracking\n"
     "UID, Device UID, algorithm, observer, fetus Subject UID/ID, Specimen UID), so a\n"
-    "follow-up SR updates them. See docs/send.md.\n"
-    "\n"
-    "options:\n"
-    "  --server URL              the FHIR base URL (or SR2FHIR_SERVER); https, or http to a\n"
-    "                            loopback host\n"
-    "  --fhir-version R5|R4      what to send (default: what the server's /metadata says)\n"
-    "  --require-existing        fail when the Patient, ServiceRequest or ImagingStudy is\n"
-    "                            not on the server (default: keep the logical reference)\n"
-    "  --token-env NAME          bearer token from environment variable NAME (default:\n"
-    "                            SR2FHIR_TOKEN when set)\n"
-    "  --token-file FILE         bearer token from the first line of FILE\n"
-    "  --user NAME               HTTP basic; the password from SR2FHIR_PASSWORD or\n"
-    "  --password-file FILE      the first line of FILE\n"
-    "  --cert FILE, --key FILE   client certificate and key (PEM)\n"
-    "  --cacert FILE             trust these CA certificates instead of the system's\n"
-    "  --insecure                do not verify the server's certificate (testing only)\n"
-    "  --allow-http              allow plain http to a host that is not loopback\n"
-    "  --connect-timeout SECONDS default 10\n"
-    "  --timeout SECONDS         per request, default 120\n"
-    "  --retries N               retries on connection errors, 408, 429 and 5xx (default 4)\n"
-    "  --retry-delay MS          first backoff, doubling up to 30 s, with jitter (default 500);\n"
-    "                            Retry-After is honoured\n"
-    "  --deadline SECONDS        all requests of one SR, retries and waits included, end\n"
-    "                            within this (default 300, 0: none); a Retry-After beyond it\n"
-    "                            fails the SR at once\n"
-    "  --max-entries N           most entries per transaction (default 50, 0: no limit); a\n"
-    "                            larger report goes as several, each atomic (docs/send.md)\n"
-    "  --audit-log FILE          append one JSON line per SR (default sr2fhir-audit.log)\n"
-    "  -j, --jobs N              deliver N reports at once (default 1)\n"
-    "  --timezone +HHMM          as for convert\n"
-    "  -q, --quiet               no result lines or summary\n"
-    "\n"
+    "follow-up SR updates them. See docs/send.md.\n",
+    send_tables, 28,
     "Secrets are never taken on the command line, printed or logged. After the server proves\n"
     "unreachable no further input is attempted. The exit code is that of the first failure\n"
     "in input order: 10 the server refused (its OperationOutcome is shown), 11 unreachable or\n"
     "kept failing after the retries, 12 a lookup found several matches, or none with\n"
-    "--require-existing; 2-9 as for convert.\n";
+    "--require-existing; 2-9 as for convert.\n",
+    0};
 
-static const char queue_help[] =
+static const cli_option queue_options[] = {
+    {"--data", NULL, "DIR", "(every subcommand) the data folder of 'sr2fhir serve'", OPT_DATA},
+    {"--state", NULL, "STATE", "list: jobs in this state only", OPT_STATE},
+    {"--limit", NULL, "N", "list: at most N jobs (default 100, at most 100000)", OPT_LIMIT},
+    {"--after", NULL, "ID", "list: jobs after this id (default 0)", OPT_AFTER},
+    {"--all-dead", NULL, NULL, "retry: every dead job", OPT_ALL_DEAD},
+    {"--older-than", NULL, "SECONDS", "purge: jobs finished more than SECONDS ago",
+     OPT_OLDER_THAN},
+    {"--dead", NULL, NULL, "purge: dead jobs too", OPT_DEAD},
+    {0}};
+
+static const cli_option *const queue_tables[] = {queue_options, NULL};
+
+const cli_command cli_queue_command = {
+    "queue",
     "usage: sr2fhir queue stats --data DIR\n"
     "       sr2fhir queue list  --data DIR [--state STATE] [--limit N] [--after ID]\n"
     "       sr2fhir queue show  --data DIR ID\n"
@@ -157,12 +215,14 @@ static const char queue_help[] =
     "          delivered after the cause is fixed; a job that is not dead is refused\n"
     "  purge   removes done and not_applicable jobs (with --dead: dead ones too) finished\n"
     "          more than SECONDS ago, and their received files in DIR/incoming\n"
-    "\n"
+,
+    queue_tables, 28,
     "Text from the database is printed escaped. Exit codes: 0 success, 2 usage (also: a\n"
     "job of the same SOP Instance UID is waiting, so a dead one is not retried), 3 the\n"
     "database is missing or cannot be read or written, 5 a queue of another schema\n"
     "version, 12 no such job, or the job is not dead (retry). With several IDs every one\n"
-    "is attempted; the exit code is that of the first failure.\n";
+    "is attempted; the exit code is that of the first failure.\n",
+    0};
 
 static const char serve_help[] =
     "usage: sr2fhir serve --data DIR --server URL --http HOST:PORT | --https HOST:PORT\n"
@@ -236,26 +296,26 @@ static const char serve_help[] =
     "\n"
     "Exit codes: 0 stopped by a signal, 2 usage, 3 I/O (data folder, files, cannot listen).\n";
 
+static const cli_command *const commands[] = {
+    &cli_convert_command, &cli_dump_command, &cli_send_command, &cli_queue_command,
+};
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
         return general;
-    if (!strcmp(command, "convert"))
-        return convert_help;
-    if (!strcmp(command, "dump"))
-        return dump_help;
-    if (!strcmp(command, "send"))
-        return send_help;
     if (!strcmp(command, "serve"))
         return serve_help;
-    if (!strcmp(command, "queue"))
-        return queue_help;
     return NULL;
 }
 
 int cmd_help(int argc, char **argv)
 {
-    const char *text = cli_help_text(argc > 0 ? argv[0] : NULL);
+    const char *name = argc > 0 ? argv[0] : NULL;
+    for (size_t i = 0; name && i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i]->name))
+            return cli_command_help(commands[i], stdout), 0;
+    const char *text = cli_help_text(name);
     if (!text)
         return cli_error(NULL, S2F_EUSAGE, "no help for '%s' (try 'sr2fhir help')", argv[0]);
     fputs(text, stdout);

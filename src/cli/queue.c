@@ -47,34 +47,38 @@ static int usage(const char *sub, const char *fmt, ...)
     return cli_error(NULL, S2F_EUSAGE, "queue %s: %s (try 'sr2fhir help queue')", sub, buf);
 }
 
-/* Options of every subcommand; which ones a subcommand accepts is checked by the caller. */
+/* One option of the table (help.c's cli_queue_command). */
+static int take_option(void *ctx, const cli_option *o, const char *v)
+{
+    queue_args *a = ctx;
+    switch (o->id) {
+    case OPT_DATA: a->data = v; break;
+    case OPT_STATE: a->state = v; break;
+    case OPT_LIMIT: a->limit = v; break;
+    case OPT_AFTER: a->after = v; break;
+    case OPT_OLDER_THAN: a->older_than = v; break;
+    case OPT_ALL_DEAD: a->all_dead = 1; break;
+    case OPT_DEAD: a->dead = 1; break;
+    default: return cli_error(NULL, S2F_EINTERNAL, "queue: option %s has no handler", o->name);
+    }
+    return 0;
+}
+
+/* Options of every subcommand (which ones a subcommand accepts is checked by the caller);
+ * the other arguments are the ids. 0, or the exit code after a message. */
 static int parse_args(const char *sub, int argc, char **argv, queue_args *a)
 {
+    char who[64];
     memset(a, 0, sizeof *a);
     a->ids = calloc((size_t)argc + 1, sizeof *a->ids);
     if (!a->ids)
         return cli_error(NULL, S2F_ENOMEM, "queue: out of memory");
-    for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        const char **value = !strcmp(o, "--data")         ? &a->data
-                             : !strcmp(o, "--state")      ? &a->state
-                             : !strcmp(o, "--limit")      ? &a->limit
-                             : !strcmp(o, "--after")      ? &a->after
-                             : !strcmp(o, "--older-than") ? &a->older_than
-                                                          : NULL;
-        if (value) {
-            if (i + 1 == argc)
-                return usage(sub, "option '%s' needs a value", o);
-            *value = argv[++i];
-        } else if (!strcmp(o, "--all-dead"))
-            a->all_dead = 1;
-        else if (!strcmp(o, "--dead"))
-            a->dead = 1;
-        else if (o[0] == '-' && o[1])
-            return usage(sub, "unknown option '%s'", o);
-        else
-            a->ids[a->n_ids++] = argv[i];
-    }
+    snprintf(who, sizeof who, "queue %s", sub);
+    int rc = cli_parse(&cli_queue_command, who, argc, argv, &a->n_ids, take_option, a);
+    if (rc)
+        return rc == CLI_HELP_SHOWN ? CLI_HELP_SHOWN : rc;
+    for (int i = 0; i < a->n_ids; i++)
+        a->ids[i] = argv[i];
     if (!a->data)
         return usage(sub, "--data DIR is required");
     return 0;
@@ -457,12 +461,16 @@ int cmd_queue(int argc, char **argv)
         return cli_error(NULL, S2F_EUSAGE, "queue: which? stats, list, show, retry or purge"
                                            " (try 'sr2fhir help queue')");
     if (!strcmp(argv[0], "-h") || !strcmp(argv[0], "--help"))
-        return fputs(cli_help_text("queue"), stdout), 0;
+        return cli_command_help(&cli_queue_command, stdout), 0;
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
         if (strcmp(argv[0], subs[i].name))
             continue;
         queue_args a;
         int rc = parse_args(subs[i].name, argc - 1, argv + 1, &a);
+        if (rc == CLI_HELP_SHOWN) {
+            free(a.ids);
+            return 0;
+        }
         char path[PATH_MAX];
         s2f_queue *q = NULL;
         if (!rc)

@@ -36,74 +36,34 @@ static int usage(const char *what)
 
 /* ---- options -------------------------------------------------------------------------------- */
 
-/* An option of send's own with a value; 1 taken, 0 not one, -1 after a usage message. */
-static int own_value_option(send_job *jb, const char *a, const char *v)
+/* One option of the table (help.c's cli_send_command); 0, or 2 after a usage message. */
+static int take_option(void *ctx, const cli_option *o, const char *v)
 {
+    send_job *jb = ctx;
     long n;
-    if (!strcmp(a, "--audit-log")) {
+    switch (o->id) {
+    case OPT_CLIENT_VALUE:
+        return cli_client_value_option(&jb->client, "send", o->name, v) < 0 ? S2F_EUSAGE : 0;
+    case OPT_CLIENT_FLAG:
+        cli_client_flag_option(&jb->client, o->name);
+        return 0;
+    case OPT_SECRET:
+        return usage("secrets are not taken on the command line (other users see it): use "
+                     "--token-env, --token-file, SR2FHIR_PASSWORD or --password-file");
+    case OPT_AUDIT_LOG:
         jb->audit_path = v;
-    } else if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
+        return 0;
+    case OPT_JOBS:
         if (!cli_number_in(v, 1, MAX_JOBS, &n))
-            return usage("-j takes 1 to 64"), -1;
+            return usage("-j takes 1 to 64");
         jb->jobs = (int)n;
-    } else {
         return 0;
-    }
-    return 1;
-}
-
-static int takes_value(const char *a)
-{
-    return cli_client_takes_value(a) || !strcmp(a, "--audit-log") || !strcmp(a, "-j") ||
-           !strcmp(a, "--jobs");
-}
-
-static int value_option(send_job *jb, const char *a, const char *v)
-{
-    int r = cli_client_value_option(&jb->client, "send", a, v);
-    return r ? r : own_value_option(jb, a, v);
-}
-
-static int flag_option(send_job *jb, const char *a)
-{
-    if (cli_client_flag_option(&jb->client, a))
-        return 1;
-    if (!strcmp(a, "-q") || !strcmp(a, "--quiet"))
+    case OPT_QUIET:
         jb->quiet = 1;
-    else
         return 0;
-    return 1;
-}
-
-/* Options anywhere (after "--" only inputs); inputs to argv[0..*n). 1 ok, 0 usage error
- * printed, -1 help printed. */
-static int parse_options(send_job *jb, int argc, char **argv, int *n)
-{
-    int only_inputs = 0;
-    *n = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (only_inputs || a[0] != '-' || !a[1]) {
-            argv[(*n)++] = argv[i];
-        } else if (!strcmp(a, "--")) {
-            only_inputs = 1;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            return fputs(cli_help_text("send"), stdout), -1;
-        } else if (cli_client_is_secret_option(a)) {
-            return usage("secrets are not taken on the command line (other users see it): use "
-                         "--token-env, --token-file, SR2FHIR_PASSWORD or --password-file"), 0;
-        } else if (!flag_option(jb, a)) {
-            if (!takes_value(a))
-                return cli_error(NULL, S2F_EUSAGE, "send: unknown option '%s' (try 'sr2fhir "
-                                 "help send')", a), 0;
-            if (!v)
-                return cli_error(NULL, S2F_EUSAGE, "send: %s needs a value", a), 0;
-            if (value_option(jb, a, v) < 0)
-                return 0;
-            i++;
-        }
+    default:
+        return cli_error(NULL, S2F_EINTERNAL, "send: option %s has no handler", o->name);
     }
-    return 1;
 }
 
 /* ---- one SR --------------------------------------------------------------------------------- */
@@ -299,9 +259,9 @@ int cmd_send(int argc, char **argv)
     memset(&jb, 0, sizeof jb);
     jb.jobs = 1;
     jb.client.server = getenv("SR2FHIR_SERVER");
-    int n_args, parsed = parse_options(&jb, argc, argv, &n_args);
-    if (parsed <= 0)
-        return parsed < 0 ? 0 : S2F_EUSAGE;
+    int n_args, parsed = cli_parse(&cli_send_command, NULL, argc, argv, &n_args, take_option, &jb);
+    if (parsed)
+        return parsed == CLI_HELP_SHOWN ? 0 : parsed;
     if (!jb.client.server || !*jb.client.server)
         return usage("no server (--server URL or SR2FHIR_SERVER)");
     if (n_args == 0)
