@@ -5,7 +5,10 @@
 #   - a file uses a file of a later stage (a call up the pipeline), or
 #   - files of one stage use each other in a circle (a strongly connected set of files),
 #     unless that circle is listed in KNOWN below, which may only shrink: a listed circle
-#     that no longer exists fails too, so that the list stays true.
+#     that no longer exists fails too, so that the list stays true;
+#   - within a stage given LAYERS below, a file uses a file of its own or a higher layer
+#     (the FHIR stage: the driver calls the resource writers, which call the shared
+#     pieces, which call the JSON writer; no writer calls another; issue 14).
 # Prints one line per finding, "check-calls: OK ..." or "check-calls: FAIL ...".
 #
 #   scripts/check-calls.sh [BUILD]        # objects of BUILD (default build), after `make`
@@ -22,6 +25,11 @@ STAGES="util dicom sr report json fhir deliver gateway cli"
 KNOWN='
 sr: content item
 '
+# Layers of the files of a stage, highest first, separated by '>': a file may use files of
+# lower layers only. Every file of such a stage must be listed.
+LAYERS='
+fhir: api > convert > observations resources selections subjects > ids entries refs > common > codes uuid
+'
 [ -d "$BUILD/src" ] || { echo "check-calls: FAIL: no objects in $BUILD/src (run make)"; exit 2; }
 command -v nm >/dev/null || { echo "check-calls: FAIL: nm not installed (binutils)"; exit 2; }
 
@@ -35,7 +43,7 @@ done >"$tab"
 
 PY=${PYTHON:-python3}
 command -v "$PY" >/dev/null || PY=/usr/bin/python3
-STAGES=$STAGES KNOWN=$KNOWN "$PY" - "$tab" <<'PY'
+STAGES=$STAGES KNOWN=$KNOWN LAYERS=$LAYERS "$PY" - "$tab" <<'PY'
 import os, sys
 from collections import defaultdict
 
@@ -71,6 +79,27 @@ for src in sorted(edges):
         if src[0] in rank and dst[0] in rank and rank[dst[0]] > rank[src[0]]:
             print(f"check-calls: FAIL: up the pipeline: {src[0]}/{src[1]}.c uses "
                   f"{dst[0]}/{dst[1]}.c ({why[(src, dst)]})")
+            bad += 1
+
+# layers within a stage
+layer = {}
+for line in os.environ["LAYERS"].strip().splitlines():
+    stage, spec = line.split(":", 1)
+    for depth, names in enumerate(spec.split(">")):
+        for name in names.split():
+            layer[(stage.strip(), name)] = depth
+layered = {s for s, _ in layer}
+all_files = set(edges) | {d for v in edges.values() for d in v}
+for st, f in sorted(all_files):
+    if st in layered and (st, f) not in layer:
+        print(f"check-calls: FAIL: {st}/{f}.c is in no layer of LAYERS in scripts/check-calls.sh")
+        bad += 1
+for src in sorted(edges):
+    for dst in sorted(edges[src]):
+        if src[0] == dst[0] and src in layer and dst in layer and layer[dst] <= layer[src]:
+            how = "a file of its own layer" if layer[dst] == layer[src] else "a higher layer"
+            print(f"check-calls: FAIL: {src[0]}/{src[1]}.c uses {how}: {dst[1]}.c "
+                  f"({why[(src, dst)]})")
             bad += 1
 
 # strongly connected sets of files within one stage (Tarjan, iterative)
@@ -129,5 +158,6 @@ if bad:
     print(f"check-calls: FAIL: {bad} findings over {len(nodes)} files, {n_edges} uses")
     sys.exit(1)
 print(f"check-calls: OK: {len(nodes)} files, {n_edges} uses between files, "
-      f"calls down the pipeline only ({' < '.join(order)}), {len(found)} known circles")
+      f"calls down the pipeline only ({' < '.join(order)}), {len(found)} known circles, "
+      f"layers kept in {', '.join(sorted(layered))}")
 PY
