@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -398,6 +399,11 @@ def run_stub_cases(stub):
             rc, _, errs, hwm = probe(*([args[0], stub.url(scenario)] + args[1:] + FAST))
             one_error(rc, errs, 7, "declares 10737418240 bytes (Content-Length)")
             assert hwm is not None and hwm < 64 * 1024, "VmHWM %s kB" % hwm
+            # the stub's thread records the hang-up after recv() returns: the probe may
+            # have exited a moment before that record is made
+            deadline = time.monotonic() + 10
+            while stub.closed.get(scenario) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
             eq(stub.closed.get(scenario), True, "the client hung up without reading")
             eq(incoming_files(d), [], "files left in DIR/incoming")
         return case
