@@ -23,7 +23,6 @@ BUILD=${1:-${BUILD:-build}}
 STAGES="util dicom sr report json fhir deliver gateway cli"
 # Circles still present, one per line: "stage: file file ..." (sorted base names).
 KNOWN='
-sr: content item
 '
 # Layers of the files of a stage, highest first, separated by '>': a file may use files of
 # lower layers only. Every file of such a stage must be listed.
