@@ -13,6 +13,10 @@
 #
 #   bench/convert.sh [RUNS]          # RUNS per command and input, default 10
 #   bench/convert.sh --shapes        # only the table of the large shapes
+#   bench/convert.sh --compare OLD NEW [RUNS]   # two builds of sr2fhir on rsna2018_ds3:
+#       instructions (callgrind, median of 3: stable on a busy machine) and wall time
+#       (one hyperfine run of both, RUNS runs each, default 30: noisy on a busy machine)
+#       (issue 14: a refactoring must stay within 3% of the build before it)
 #
 # Wall time: median of RUNS runs by hyperfine (-N, no shell, 3 warm-up runs); every
 # command writes to standard output, which hyperfine sends to /dev/null.
@@ -22,6 +26,36 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHAPES_ONLY=0
 if [ "${1:-}" = "--shapes" ]; then SHAPES_ONLY=1; shift; fi
+if [ "${1:-}" = "--compare" ]; then
+    [ $# -ge 3 ] || { echo "usage: bench/convert.sh --compare OLD NEW [RUNS]" >&2; exit 2; }
+    old=$(realpath "$2") new=$(realpath "$3") runs=${4:-30}
+    SHARED=${SHARED:-$(cd .. && pwd)/shared}
+    ds3="$SHARED/corpus/files/tid1500__dcmqi__rsna2018_ds3_848792.dcm"
+    [ -f "$ds3" ] || { echo "bench: $ds3 absent" >&2; exit 1; }
+    instr() {   # median instructions of 3 callgrind runs of `BIN convert -q ds3 -o /dev/null`
+        for _ in 1 2 3; do
+            valgrind --tool=callgrind --callgrind-out-file=/dev/null "$1" convert -q "$ds3" \
+                -o /dev/null 2>&1 | sed -n 's/.*I *refs: *//p' | tr -d ,
+        done | sort -n | sed -n 2p
+    }
+    i_old=$(instr "$old") i_new=$(instr "$new")
+    mkdir -p bench/out
+    hyperfine -N -w 5 -r "$runs" --export-json bench/out/compare.json \
+        "$old convert -q $ds3 -o -" "$new convert -q $ds3 -o -" >/dev/null 2>&1
+    /usr/bin/python3 - "$i_old" "$i_new" bench/out/compare.json <<'PY'
+import json, sys
+i_old, i_new = int(sys.argv[1]), int(sys.argv[2])
+r = json.load(open(sys.argv[3]))["results"]
+m_old, m_new = r[0]["median"] * 1000, r[1]["median"] * 1000
+print("| build | instructions (callgrind) | wall time (median) |")
+print("|---|---|---|")
+print(f"| before | {i_old / 1e6:.2f} M | {m_old:.2f} ms |")
+print(f"| after | {i_new / 1e6:.2f} M ({(i_new / i_old - 1) * 100:+.2f}%) | {m_new:.2f} ms ({(m_new / m_old - 1) * 100:+.1f}%) |")
+PY
+    echo
+    echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); rsna2018_ds3, $runs runs each."
+    exit 0
+fi
 RUNS=${1:-10}
 OUT=bench/out
 mkdir -p "$OUT"
