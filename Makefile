@@ -36,6 +36,8 @@ CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src
 SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLIENT_OPTS) $(CLI_SHARED)
 # sr2fhir-serve: `sr2fhir serve`, the gateway service (links libmicrohttpd and libcurl)
 SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLIENT_OPTS) $(CLI_SHARED)
+# sr2fhir-pull: `sr2fhir pull` (issue 13: DICOMweb pull; libcurl, GnuTLS)
+PULL_SRC := $(wildcard src/cli/pull_main.c src/cli/pull.c) $(CLIENT_OPTS) $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # Tools script tests run (tests/tools/*.c, e.g. queue_fill: a queue database in any state)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
@@ -45,6 +47,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SEND_OBJ := $(SEND_SRC:%.c=$(BUILD)/%.o)
 GW_OBJ   := $(GW_SRC:%.c=$(BUILD)/%.o)
 SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
+PULL_OBJ := $(PULL_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 
@@ -53,9 +56,10 @@ BIN := $(BUILD)/sr2fhir
 SEND_BIN := $(BUILD)/sr2fhir-send
 GW_LIB := $(BUILD)/libsr2fhir-gateway.a
 SERVE_BIN := $(if $(wildcard src/cli/serve_main.c),$(BUILD)/sr2fhir-serve)
+PULL_BIN := $(if $(wildcard src/cli/pull_main.c),$(BUILD)/sr2fhir-pull)
 
 .PHONY: all test unit clean fuzz sample fixtures
-all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(LIB) $(GW_LIB)
+all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(LIB) $(GW_LIB)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -73,6 +77,9 @@ $(SEND_BIN): $(SEND_OBJ) $(LIB)
 
 $(BUILD)/sr2fhir-serve: $(SERVE_OBJ) $(GW_LIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(SERVE_OBJ) $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
+
+$(BUILD)/sr2fhir-pull: $(PULL_OBJ) $(GW_LIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(PULL_OBJ) $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -112,4 +119,4 @@ sample: all fixtures
 clean:
 	rm -rf build build-san build-tsan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(SERVE_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(PULL_OBJ:.o=.d)

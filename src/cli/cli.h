@@ -101,6 +101,7 @@ int cmd_help(int argc, char **argv);
 int cmd_queue(int argc, char **argv);     /* queue.c: stats, list, show, retry, purge */
 int cmd_send(int argc, char **argv);      /* in the sr2fhir-send program (send.c) */
 int cmd_serve(int argc, char **argv);     /* in the sr2fhir-serve program (serve.c) */
+int cmd_pull(int argc, char **argv);      /* in the sr2fhir-pull program (pull.c) */
 
 /* Help text of a command, or NULL when there is no such command. */
 const char *cli_help_text(const char *command);

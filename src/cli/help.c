@@ -21,6 +21,7 @@ static const char general[] =
     "  send INPUT...    deliver TID 1500 reports to a FHIR server (R5 or R4)\n"
     "  serve            the gateway: receive SRs by DICOMweb STOW-RS or DICOM C-STORE,\n"
     "                   deliver them\n"
+    "  pull             fetch SRs from a DICOMweb server (QIDO-RS, WADO-RS), deliver them\n"
     "  queue SUBCOMMAND inspect and operate the gateway's queue: stats, list, show,\n"
     "                   retry, purge (see 'sr2fhir help queue')\n"
     "  help [COMMAND]   show help for a command\n"
@@ -285,6 +286,13 @@ static const char serve_help[] =
     "  --token-file, --user, --password-file, --cert, --key, --cacert, --insecure,\n"
     "  --allow-http, --require-existing, --connect-timeout, --timeout, --retries,\n"
     "  --retry-delay, --max-entries, --deadline (see 'sr2fhir help send')\n"
+    "pulling (docs/pull.md):\n"
+    "  --pull URL                also poll this DICOMweb server for new SRs\n"
+    "  --pull-interval SECONDS   between polls (default 60)\n"
+    "  --pull-lookback SECONDS   only studies of StudyDate within this before the last\n"
+    "                            completed poll (default 0: every SR, each poll)\n"
+    "  --pull-jobs N             parallel retrievals (default 2)\n"
+    "  --pull-token-file FILE, --pull-cacert FILE  the DICOMweb server's token and CA\n"
     "operating:\n"
     "  --audit-log FILE          default DIR/audit.jsonl\n"
     "  --log FILE                default standard error; SIGHUP reopens it\n"
@@ -300,12 +308,50 @@ static const cli_command *const commands[] = {
     &cli_convert_command, &cli_dump_command, &cli_send_command, &cli_queue_command,
 };
 
+static const char pull_help[] =
+    "usage: sr2fhir pull --dicomweb URL [--server URL] [--data DIR]\n"
+    "                    [--study UID | --since DATE [--until DATE]] [OPTIONS]\n"
+    "\n"
+    "Finds the SR instances of a DICOMweb server (QIDO-RS at URL, e.g.\n"
+    "http://pacs:8042/dicom-web), retrieves the new ones (WADO-RS) into the queue of a\n"
+    "gateway data folder and, with --server, delivers them as 'send' does, until every\n"
+    "one is finished. Without --data a private temporary folder is used (and removed).\n"
+    "Instances recorded as pulled before (same SOP Instance UID) whose job is not a dead\n"
+    "letter are skipped without retrieving them. Prints one line:\n"
+    "  pull: found N, new N, skipped N, queued N, delivered N, not_applicable N, failed N\n"
+    "\n"
+    "  --dicomweb URL            the DICOMweb root (required)\n"
+    "  --server URL              FHIR base URL: deliver in-process (or SR2FHIR_SERVER)\n"
+    "  --data DIR                the gateway's data folder (may be in use by 'serve')\n"
+    "  --study UID               only this study\n"
+    "  --since DATE, --until DATE  StudyDate range: YYYYMMDD or YYYYMMDDHH[MM[SS]]\n"
+    "  --recheck                 retrieve known instances too; queue those whose bytes\n"
+    "                            (SHA-256) changed\n"
+    "  -j, --jobs N              parallel retrievals (default 4, at most 32)\n"
+    "  --page-size N             QIDO-RS results per request (default 200)\n"
+    "  --workers N               delivery threads (default 4)\n"
+    "  --retry-total SECONDS     transient delivery failures retried this long (300)\n"
+    "  --audit-log FILE          default DIR/audit.jsonl with --data, else none\n"
+    "  -v, --verbose             log what happens on stderr\n"
+    "  DICOMweb server: --dicomweb-token-file F, --dicomweb-token-env NAME (default\n"
+    "  SR2FHIR_DICOMWEB_TOKEN), --dicomweb-user U (SR2FHIR_DICOMWEB_PASSWORD or\n"
+    "  --dicomweb-password-file F), --dicomweb-cacert, --dicomweb-cert, --dicomweb-key,\n"
+    "  --dicomweb-insecure, --dicomweb-connect-timeout, --dicomweb-timeout,\n"
+    "  --dicomweb-retries, --dicomweb-retry-delay\n"
+    "  FHIR server: send's client options (see 'sr2fhir help send'); --allow-http is\n"
+    "  for both servers\n"
+    "\n"
+    "Exit codes: 0 all fine, 2 usage, 3 I/O, 4 malformed answers, 10 refused (DICOMweb or\n"
+    "FHIR server), 11 unreachable or deadline. docs/pull.md has the details.\n";
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
         return general;
     if (!strcmp(command, "serve"))
         return serve_help;
+    if (!strcmp(command, "pull"))
+        return pull_help;
     return NULL;
 }
 

@@ -2,7 +2,8 @@
  * main.c - the sr2fhir command: dispatches to the subcommands. `send` is a program of its
  * own, sr2fhir-send, installed beside this one: it links libcurl, whose start-up (some 30
  * shared libraries, about 10 ms) `dump` and `convert` should not pay on every file. `serve`,
- * the gateway service, is sr2fhir-serve for the same reason (libmicrohttpd and libcurl).
+ * the gateway service, is sr2fhir-serve for the same reason (libmicrohttpd and libcurl),
+ * and `pull` (issue 13) is sr2fhir-pull (libcurl, GnuTLS).
  * `queue` (the gateway's queue, SQLite only) is a command of this program.
  */
 #include <errno.h>
@@ -24,7 +25,7 @@ static const struct {
 };
 
 /* Replaces this process with the program sr2fhir-COMMAND (beside this program, else on
- * PATH): `send` and `serve`. argv[0] is the command's name, argv[argc] NULL. Returns only
+ * PATH): `send`, `serve` and `pull`. argv[0] is the command's name, argv[argc] NULL. Returns only
  * on failure. */
 static int exec_program(const char *command, char **argv)
 {
@@ -56,7 +57,7 @@ int main(int argc, char **argv)
         printf("sr2fhir %s\n", SR2FHIR_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "send") || !strcmp(cmd, "serve"))
+    if (!strcmp(cmd, "send") || !strcmp(cmd, "serve") || !strcmp(cmd, "pull"))
         return exec_program(cmd, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

@@ -29,6 +29,7 @@
 #include "gateway/httpd.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/pull.h"
 #include "gateway/queue.h"
 #include "gateway/orphans.h"
 #include "gateway/intake.h"
@@ -56,6 +57,8 @@ typedef struct serve_cfg {
     int in_argv;                  /* parsing the command line now */
     long workers, retry_total, auth_probe, lease, backoff_min, backoff_max, high_water, min_free_mb, keep_done, max_body,
         max_part, max_connections, connection_timeout, http_threads, stop_grace;
+    const char *pull_url, *pull_token_file, *pull_cacert; /* issue 13: the polling source */
+    long pull_interval, pull_lookback, pull_jobs;
     s2f_log_level level;
     char **owned;                 /* the config file's values (the options point into them) */
     size_t n_owned;
@@ -107,6 +110,9 @@ static const opt_def own_options[] = {
     NUM("--dicom-artim", dicom_artim, 1, 3600),
     STR("--dicom-tls-cert", dicom_tls_cert), STR("--dicom-tls-key", dicom_tls_key),
     STR("--dicom-tls-client-ca", dicom_tls_client_ca),
+    STR("--pull", pull_url), STR("--pull-token-file", pull_token_file),
+    STR("--pull-cacert", pull_cacert), NUM("--pull-interval", pull_interval, 1, 86400),
+    NUM("--pull-lookback", pull_lookback, 0, 3660L * 86400), NUM("--pull-jobs", pull_jobs, 1, 32),
 };
 
 static const opt_def *own_option(const char *name)
@@ -377,6 +383,8 @@ static void defaults(serve_cfg *cfg)
     cfg->dicom_max_pdu = 262144;
     cfg->dicom_timeout = 60;
     cfg->dicom_artim = 30;
+    cfg->pull_interval = 60;
+    cfg->pull_jobs = 2;
     cfg->level = S2F_LOG_INFO;
 }
 
@@ -507,6 +515,8 @@ typedef struct service {
     s2f_workers *workers;
     s2f_httpd *httpd;
     s2f_queue *queue;             /* the main thread's, for housekeeping */
+    s2f_poller *poller;           /* --pull (issue 13) */
+    cli_client_opts pull_secret;  /* --pull-token-file's token */
 } service;
 
 static void wake_workers(void *ctx)
@@ -609,6 +619,35 @@ static int start_dicom(service *sv)
     return 0;
 }
 
+/* --pull URL: the DICOMweb polling source (gateway/pull.h), into the same intake. */
+static int start_poller(service *sv)
+{
+    serve_cfg *cfg = sv->cfg;
+    s2f_error err = {0};
+    if (!cfg->pull_url)
+        return 0;
+    sv->pull_secret.token_file = cfg->pull_token_file;
+    if (cfg->pull_token_file && !cli_client_load_secrets(&sv->pull_secret, "serve"))
+        return S2F_EUSAGE;
+    s2f_poller_options po = {0};
+    po.base = cfg->pull_url;
+    po.dw.client.bearer_token = sv->pull_secret.opt.bearer_token;
+    po.dw.client.cacert = cfg->pull_cacert;
+    po.dw.client.allow_http = cfg->client.opt.allow_http;
+    po.dw.client.timeout = 60;
+    po.intake = sv->intake;
+    po.queue_path = sv->queue_path;
+    po.interval = cfg->pull_interval;
+    po.lookback = cfg->pull_lookback;
+    po.jobs = (int)cfg->pull_jobs;
+    po.log = &sv->log;
+    if (s2f_poller_start(&po, &sv->poller, &err) != S2F_OK)
+        return cli_error(cfg->pull_url, err.code, "serve: --pull: %s", err.message);
+    s2f_gw_logf(&sv->log, S2F_LOG_INFO, "pulling from %s every %ld s", cfg->pull_url,
+                cfg->pull_interval);
+    return 0;
+}
+
 static int start_parts(service *sv)
 {
     serve_cfg *cfg = sv->cfg;
@@ -676,7 +715,8 @@ static int start_parts(service *sv)
     ho.log = &sv->log;
     if (s2f_httpd_start(&ho, &sv->httpd, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
-    return start_dicom(sv); /* after the workers: a stored SR wakes them */
+    int code = start_dicom(sv); /* after the workers: a stored SR wakes them */
+    return code ? code : start_poller(sv);
 }
 
 static void announce(service *sv)
@@ -773,6 +813,9 @@ static int run_until_signal(service *sv, const sigset_t *set)
 static void stop_service(service *sv)
 {
     int grace = (int)sv->cfg->stop_grace;
+    s2f_poller_stop(sv->poller); /* between two instances; before intake goes */
+    sv->poller = NULL;
+    cli_client_forget_secrets(&sv->pull_secret);
     s2f_httpd_stop(sv->httpd, grace);
     sv->httpd = NULL;
     s2f_scp_stop(sv->scp, grace); /* before intake is freed */

@@ -234,6 +234,12 @@ s2f_code s2f_queue_pulled_get(s2f_queue *q, const char *sop_instance_uid, s2f_pu
 s2f_code s2f_queue_pulled_put(s2f_queue *q, const char *sop_instance_uid, const char *sha256,
                               int64_t job_id, const char *source, int64_t now, s2f_error *err);
 
+/* The newest job of `sop_instance_uid` (any state, any source): its id, state and file
+ * path (path may be NULL); *found = false when there is none. An index makes it cheap. */
+s2f_code s2f_queue_latest_job(s2f_queue *q, const char *sop_instance_uid, int64_t *job_id,
+                              s2f_job_state *state, char *path, size_t path_size, bool *found,
+                              s2f_error *err);
+
 /* A poller's cursor `name` (at most S2F_QUEUE_SOURCE_MAX bytes): *found = false when never
  * set. */
 s2f_code s2f_queue_cursor_get(s2f_queue *q, const char *name, int64_t *value, bool *found,

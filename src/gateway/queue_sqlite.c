@@ -57,6 +57,7 @@ static const char schema_sql[] =
     " job_id INTEGER NOT NULL,"
     " source TEXT NOT NULL,"
     " pulled_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS jobs_sop ON jobs(sop_instance_uid, id);"
     "CREATE TABLE IF NOT EXISTS poll_cursors ("
     " name TEXT PRIMARY KEY,"
     " value INTEGER NOT NULL,"
@@ -886,4 +887,33 @@ s2f_code s2f_queue_cursor_set(s2f_queue *q, const char *name, int64_t value, int
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "writing a poll cursor");
+}
+
+s2f_code s2f_queue_latest_job(s2f_queue *q, const char *sop_instance_uid, int64_t *job_id,
+                              s2f_job_state *state, char *path, size_t path_size, bool *found,
+                              s2f_error *err)
+{
+    *found = false;
+    s2f_code rc = check_text(sop_instance_uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
+    sqlite3_stmt *st;
+    if (!rc)
+        rc = prepare(q,
+                     "SELECT id, state, path FROM jobs WHERE sop_instance_uid = ?1"
+                     " ORDER BY id DESC LIMIT 1",
+                     &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, sop_instance_uid, -1, SQLITE_STATIC);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int s = state_from_name((const char *)sqlite3_column_text(st, 1));
+        *found = s >= 0;
+        *job_id = sqlite3_column_int64(st, 0);
+        *state = s >= 0 ? (s2f_job_state)s : S2F_JOB_NSTATES;
+        if (path)
+            copy_column(path, path_size, st, 2);
+    }
+    sqlite3_finalize(st);
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
+                                                     : db_fail(q, err, "looking up a job");
 }

@@ -2,7 +2,7 @@
  * test_pulled.c - unit tests of the queue's record of pulled instances and the pollers'
  * cursors (src/gateway/queue_sqlite.c, issue 13): absent, put, replaced, the job's state
  * joined (pending, dead, purged), refused input, cursors per name, and both surviving a
- * close and reopen of the database.
+ * close and reopen of the database; the newest job of a SOP Instance UID.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -172,6 +172,30 @@ TEST(cursor_per_name_survives_reopen)
     cleanup(q);
 }
 
+TEST(latest_job_of_uid)
+{
+    s2f_queue *q = fresh();
+    CHECK(q);
+    s2f_error err = {0};
+    int64_t j1 = 0, j2 = 0, id = -1;
+    bool created = false, found = true;
+    s2f_job_state st;
+    char path[64];
+    CHECK(s2f_queue_latest_job(q, "1.2.3", &id, &st, path, sizeof path, &found, &err) == S2F_OK);
+    CHECK(!found);
+    CHECK(s2f_queue_enqueue(q, "1.2.3", "/d/a.dcm", "s", 100, &j1, &created, &err) == S2F_OK);
+    s2f_job j;
+    CHECK(s2f_queue_claim(q, "w", 60, 100, &j, &found, &err) == S2F_OK && found);
+    CHECK(s2f_queue_done(q, &j, 101, &err) == S2F_OK);
+    CHECK(s2f_queue_enqueue(q, "1.2.3", "/d/b.dcm", "s", 102, &j2, &created, &err) == S2F_OK);
+    CHECK(s2f_queue_enqueue(q, "1.2.4", "/d/c.dcm", "s", 103, &id, &created, &err) == S2F_OK);
+    CHECK(s2f_queue_latest_job(q, "1.2.3", &id, &st, path, sizeof path, &found, &err) == S2F_OK);
+    CHECK(found && id == j2 && j2 > j1 && st == S2F_JOB_PENDING);
+    CHECK_STR(path, "/d/b.dcm");
+    CHECK(s2f_queue_latest_job(q, "1.2.5", &id, &st, NULL, 0, &found, &err) == S2F_OK && !found);
+    cleanup(q);
+}
+
 int main(void)
 {
     RUN(pulled_absent_then_put);
@@ -179,5 +203,6 @@ int main(void)
     RUN(pulled_job_purged_reads_as_none);
     RUN(pulled_refuses_bad_input);
     RUN(cursor_per_name_survives_reopen);
+    RUN(latest_job_of_uid);
     return check_failed_total != 0;
 }
