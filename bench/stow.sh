@@ -176,10 +176,10 @@ stow_run() {   # stow_run RUN CLIENTS: R = wall seconds of N acknowledged STOWs
 }
 sink_run() {   # sink_run CLIENTS: R = wall seconds of N requests into stow_load's sink
     local t0 t1 port
-    "$LOAD" sink 0 > "$tmp/sink.out" &
+    "$LOAD" sink 0 > "$tmp/sink_$1.out" &   # a file per run: never the last sink's port
     local sp=$!
     pids+=("$sp")
-    for _ in $(seq 50); do port=$(awk '{ print $2 }' "$tmp/sink.out"); [ -n "$port" ] && break; sleep 0.1; done
+    for _ in $(seq 50); do port=$(awk '{ print $2 }' "$tmp/sink_$1.out"); [ -n "$port" ] && break; sleep 0.1; done
     t0=$(now)
     "$LOAD" send 127.0.0.1 "$port" "$1" "$tmp/list" > /dev/null
     t1=$(now)
