@@ -38,7 +38,8 @@ typedef struct cli_inputs {
     size_t n, cap;
 } cli_inputs;
 
-/* Appends args (folders expanded; *any_folder set when one was); 0 when memory ran out. */
+/* Appends args (folders expanded; *any_folder set when one was); 0, or -1 when memory ran
+ * out. */
 int cli_inputs_collect(cli_inputs *in, char **args, int n, int *any_folder);
 void cli_inputs_free(cli_inputs *in);
 int cli_is_folder(const char *path);
@@ -59,7 +60,7 @@ void cli_output_abort(cli_output *o);
 
 /* The output names of inputs written into folder `out` (outnames.c, issue 9 #3): path is
  * the Bundle's file, or NULL when refused; then clash is the index of the input that
- * already takes that name (or whose own file it is). 0 when memory ran out. */
+ * already takes that name (or whose own file it is). 0, or -1 when memory ran out. */
 typedef struct cli_outname {
     char *path;
     size_t clash;

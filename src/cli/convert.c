@@ -375,7 +375,7 @@ static int plan_output(job *jb, int single)
     if (access(jb->output, W_OK | X_OK) != 0)
         return cli_error(jb->output, S2F_EIO, "cannot write: %s", strerror(errno));
     jb->dir_mode = st.st_mode & 07777;
-    if (!cli_outnames_plan(&jb->in, jb->output, &jb->names))
+    if (cli_outnames_plan(&jb->in, jb->output, &jb->names))
         return cli_error(NULL, S2F_ENOMEM, "out of memory");
     return 0;
 }
@@ -398,7 +398,7 @@ static void finish_ndjson(job *jb)
 static int run(job *jb, char **args, int n_args)
 {
     int any_folder = 0;
-    if (!cli_inputs_collect(&jb->in, args, n_args, &any_folder))
+    if (cli_inputs_collect(&jb->in, args, n_args, &any_folder))
         return cli_error(NULL, S2F_ENOMEM, "out of memory");
     int rc = plan_output(jb, jb->in.n == 1 && !any_folder);
     if (rc)

@@ -59,21 +59,21 @@ static int grow_seen(walk *w)
     size_t cap = w->cap_seen ? w->cap_seen * 2 : 64;
     folder_id *set = calloc(cap, sizeof *set);
     if (!set)
-        return 0;
+        return -1;
     for (size_t i = 0; i < w->cap_seen; i++)
         if (w->seen[i].used)
             *find_slot(set, cap, w->seen[i].dev, w->seen[i].ino) = w->seen[i];
     free(w->seen);
     w->seen = set;
     w->cap_seen = cap;
-    return 1;
+    return 0;
 }
 
 /* Marks the folder read or the file listed; NULL when it is new, else where it was met
  * first. *oom on memory failure. */
 static const char *visit(walk *w, const struct stat *st, const char *path, int *oom)
 {
-    if ((w->n_seen + 1) * 2 > w->cap_seen && !grow_seen(w)) {
+    if ((w->n_seen + 1) * 2 > w->cap_seen && grow_seen(w)) {
         *oom = 1;
         return NULL;
     }
@@ -96,18 +96,18 @@ static int add_input(cli_inputs *in, const char *path, size_t root_len)
         size_t cap = in->cap ? in->cap * 2 : 16;
         char **p = realloc(in->v, cap * sizeof *p);
         if (!p)
-            return 0;
+            return -1;
         in->v = p;
         size_t *r = realloc(in->root_len, cap * sizeof *r);
         if (!r)
-            return 0;
+            return -1;
         in->root_len = r;
         in->cap = cap;
     }
     if (!(in->v[in->n] = strdup(path)))
-        return 0;
+        return -1;
     in->root_len[in->n++] = root_len;
-    return 1;
+    return 0;
 }
 
 static int by_name(const void *a, const void *b)
@@ -156,10 +156,10 @@ static int add_file(walk *w, const struct stat *st, const char *path, size_t roo
     int oom = 0;
     const char *first = visit(w, st, path, &oom);
     if (oom)
-        return 0;
+        return -1;
     if (first) {
         cli_error(path, 0, "warning: the same file as %s (a second link to it): skipped", first);
-        return 1;
+        return 0;
     }
     return add_input(w->in, path, root_len);
 }
@@ -169,48 +169,49 @@ static int add_entry(walk *w, const char *path, size_t root_len, int depth)
 {
     struct stat st;
     if (stat(path, &st) != 0)
-        return 1; /* a dangling link, or gone since the listing */
+        return 0; /* a dangling link, or gone since the listing */
     if (S_ISREG(st.st_mode))
         return add_file(w, &st, path, root_len);
     if (!S_ISDIR(st.st_mode))
-        return 1;
+        return 0;
     int oom = 0;
     const char *first = visit(w, &st, path, &oom);
     if (oom)
-        return 0;
+        return -1;
     if (first) {
         cli_error(path, 0, "warning: the folder %s was read already (a symbolic link loop, or a "
                   "second link to it): skipped", first);
-        return 1;
+        return 0;
     }
     if (depth >= CLI_MAX_DEPTH || w->n_seen > CLI_MAX_FOLDERS) {
         if (!w->limit_warned++)
             cli_error(path, 0, "warning: more than %d folders deep or %d folders: not read",
                       CLI_MAX_DEPTH, CLI_MAX_FOLDERS);
-        return 1;
+        return 0;
     }
     return add_folder(w, path, root_len, depth + 1);
 }
 
-/* Adds the regular files under dir, recursively, in name order; 0 when memory ran out. */
+/* Adds the regular files under dir, recursively, in name order; 0, or -1 when memory ran
+ * out. */
 static int add_folder(walk *w, const char *dir, size_t root_len, int depth)
 {
     size_t n;
     int oom = 0;
     char **names = read_names(dir, &n, &oom);
-    int ok = !oom;
+    int rc = oom ? -1 : 0;
     for (size_t i = 0; i < n; i++) {
         char path[4096];
         int len = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (ok && len > 0 && (size_t)len < sizeof path)
-            ok = add_entry(w, path, root_len, depth);
-        else if (ok)
+        if (!rc && len > 0 && (size_t)len < sizeof path)
+            rc = add_entry(w, path, root_len, depth);
+        else if (!rc)
             cli_error(dir, 0, "warning: a name in this folder makes a path of over %zu bytes: "
                       "skipped", sizeof path - 1);
         free(names[i]);
     }
     free(names);
-    return ok;
+    return rc;
 }
 
 int cli_is_folder(const char *path)
@@ -226,10 +227,10 @@ static int add_root(walk *w, const char *dir)
     int oom = 0;
     const char *first = stat(dir, &st) == 0 ? visit(w, &st, dir, &oom) : NULL;
     if (oom)
-        return 0;
+        return -1;
     if (first) {
         cli_error(dir, 0, "warning: the folder %s was read already: skipped", first);
-        return 1;
+        return 0;
     }
     size_t root_len = strlen(dir);
     while (root_len > 1 && dir[root_len - 1] == '/')
@@ -240,17 +241,17 @@ static int add_root(walk *w, const char *dir)
 int cli_inputs_collect(cli_inputs *in, char **args, int n, int *any_folder)
 {
     walk w = {.in = in};
-    int ok = 1;
-    for (int i = 0; ok && i < n; i++) {
+    int rc = 0;
+    for (int i = 0; !rc && i < n; i++) {
         int folder = cli_is_folder(args[i]);
         if (any_folder)
             *any_folder |= folder;
-        ok = folder ? add_root(&w, args[i]) : add_input(in, args[i], 0);
+        rc = folder ? add_root(&w, args[i]) : add_input(in, args[i], 0);
     }
     for (size_t i = 0; i < w.cap_seen; i++)
         free(w.seen[i].path);
     free(w.seen);
-    return ok;
+    return rc;
 }
 
 void cli_inputs_free(cli_inputs *in)

@@ -95,7 +95,7 @@ static int refuse_inputs(const cli_inputs *in, cli_outname *names)
     size_t n = 0;
     struct stat st;
     if (!ids)
-        return 0;
+        return -1;
     for (size_t i = 0; i < in->n; i++)
         if (strcmp(in->v[i], "-") && stat(in->v[i], &st) == 0)
             ids[n++] = (file_id){st.st_dev, st.st_ino, i};
@@ -112,7 +112,7 @@ static int refuse_inputs(const cli_inputs *in, cli_outname *names)
         }
     }
     free(ids);
-    return 1;
+    return 0;
 }
 
 int cli_outnames_plan(const cli_inputs *in, const char *out, cli_outname **result)
@@ -147,14 +147,14 @@ int cli_outnames_plan(const cli_inputs *in, const char *out, cli_outname **resul
             names[i].clash -= 2;
         }
     }
-    ok = ok && refuse_inputs(in, names);
+    ok = ok && refuse_inputs(in, names) == 0;
     free(e);
     if (!ok) {
         cli_outnames_free(names, n);
-        return 0;
+        return -1;
     }
     *result = names;
-    return 1;
+    return 0;
 }
 
 void cli_outnames_free(cli_outname *names, size_t n)

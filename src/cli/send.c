@@ -227,7 +227,7 @@ static int run(send_job *jb, char **args, int n_args)
     int rc = check_client(jb);
     if (rc)
         return rc;
-    if (!cli_inputs_collect(&jb->in, args, n_args, NULL))
+    if (cli_inputs_collect(&jb->in, args, n_args, NULL))
         return cli_error(NULL, S2F_ENOMEM, "out of memory");
     if (jb->in.n == 0)
         return cli_error(NULL, S2F_EIO, "send: the folder(s) hold no files");

@@ -183,12 +183,12 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
 
 /* ---- set-up -------------------------------------------------------------------------------- */
 
-static int set_credentials(s2f_http *h, const s2f_client_options *opt, s2f_error *err)
+static s2f_code set_credentials(s2f_http *h, const s2f_client_options *opt, s2f_error *err)
 {
     CURL *c = h->curl;
     if (opt->bearer_token && opt->user)
         return s2f_fail(err, S2F_EUSAGE, "a bearer token and HTTP basic credentials exclude "
-                        "each other"), 0;
+                        "each other");
     if (opt->bearer_token) {
         curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
         curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, opt->bearer_token);
@@ -198,20 +198,20 @@ static int set_credentials(s2f_http *h, const s2f_client_options *opt, s2f_error
         curl_easy_setopt(c, CURLOPT_PASSWORD, opt->password ? opt->password : "");
     }
     if (opt->cert && curl_easy_setopt(c, CURLOPT_SSLCERT, opt->cert) != CURLE_OK)
-        return s2f_fail(err, S2F_EUSAGE, "client certificates are not supported by this libcurl"), 0;
+        return s2f_fail(err, S2F_EUSAGE, "client certificates are not supported by this libcurl");
     if (opt->key)
         curl_easy_setopt(c, CURLOPT_SSLKEY, opt->key);
     if (opt->cacert)
         curl_easy_setopt(c, CURLOPT_CAINFO, opt->cacert);
-    return 1;
+    return S2F_OK;
 }
 
-static int set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *err)
+static s2f_code set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *err)
 {
     CURL *c = h->curl;
     if (curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
         curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK)
-        return s2f_fail(err, S2F_EUNSUPPORTED, "this libcurl cannot enforce TLS 1.2"), 0;
+        return s2f_fail(err, S2F_EUNSUPPORTED, "this libcurl cannot enforce TLS 1.2");
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, opt->insecure ? 0L : 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, opt->insecure ? 0L : 2L);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -235,7 +235,7 @@ static int set_transport(s2f_http *h, const s2f_client_options *opt, s2f_error *
     for (size_t i = 0; i < sizeof headers / sizeof headers[0]; i++) {
         struct curl_slist *more = curl_slist_append(h->headers, headers[i]);
         if (!more)
-            return s2f_fail(err, S2F_ENOMEM, "out of memory"), 0;
+            return s2f_fail(err, S2F_ENOMEM, "out of memory");
         h->headers = more;
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers);
@@ -260,7 +260,7 @@ s2f_http *s2f_http_new(const s2f_client_options *opt, s2f_error *err)
     clock_gettime(CLOCK_REALTIME, &ts);
     h->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)h ^
              ((uint64_t)getpid() << 40) ^ 0x9E3779B97F4A7C15ULL;
-    if (!set_transport(h, opt, err)) {
+    if (set_transport(h, opt, err)) {
         s2f_http_free(h);
         return NULL;
     }
