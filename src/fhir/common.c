@@ -367,8 +367,8 @@ static void write_members_object(s2f_fhir *f, void *job)
     s2f_json_end_object(f->json);
 }
 
-/* Renders the members write(f, arg) writes into frag, compact, once (arena text). 0 when
- * it cannot be (the caller then writes them itself, which gives the same bytes). */
+/* Renders the members write(f, arg) writes into frag, compact, once (arena text): 0, or
+ * -1 when it cannot be (the caller then writes them itself, which gives the same bytes). */
 static int render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), void *arg,
                           s2f_fhir_fragment *frag)
 {
@@ -376,10 +376,10 @@ static int render_members(s2f_fhir *f, void (*write)(s2f_fhir *f, void *arg), vo
     size_t len;
     const char *text = render_compact(f, write_members_object, &job, &len, &frag->replaced);
     if (!text || len < 2)
-        return 0;
+        return -1;
     frag->text = text + 1;
     frag->len = len - 2;
-    return 1;
+    return 0;
 }
 
 void s2f_fhir_cached_members(s2f_fhir *f, s2f_fhir_fragment *frag,
@@ -389,7 +389,7 @@ void s2f_fhir_cached_members(s2f_fhir *f, s2f_fhir_fragment *frag,
         write(f, arg);
         return;
     }
-    if (!frag->text && !render_members(f, write, arg, frag)) {
+    if (!frag->text && render_members(f, write, arg, frag) != 0) {
         frag->failed = 1;
         write(f, arg);
         return;
@@ -445,13 +445,13 @@ static int all_digits(const char *s, size_t n)
     return 1;
 }
 
-/* "+HHMM" / "-HHMM" -> "+HH:MM"; 0 when it is not one. */
+/* "+HHMM" / "-HHMM" -> "+HH:MM"; 0, or -1 when it is not one. */
 static int zone_of(const char *z, char out[8])
 {
     if (!z || strlen(z) != 5 || (z[0] != '+' && z[0] != '-') || !all_digits(z + 1, 4))
-        return 0;
+        return -1;
     snprintf(out, 8, "%c%.2s:%.2s", z[0], z + 1, z + 3);
-    return 1;
+    return 0;
 }
 
 /* Splits DICOM DT "YYYYMMDDHHMMSS.FFFFFF&ZZXX" into date-time digits and zone. */
@@ -467,26 +467,26 @@ static void split_zone(const char *dt, char *digits, size_t size, const char **z
 }
 
 /* "YYYY-MM-DDThh:mm:ss[.f]" from DICOM digits (date and time run together); missing
- * month/day become 01, missing time parts 00. 0 when the text is not a DICOM date. */
+ * month/day become 01, missing time parts 00. 0, or -1 when the text is not a DICOM date. */
 static int format_local(const char *dt, char *out, size_t size)
 {
     size_t n = strlen(dt);
     const char *dot = strchr(dt, '.');
     size_t whole = dot ? (size_t)(dot - dt) : n;
     if (whole < 4 || whole > 14 || (whole % 2) || !all_digits(dt, whole))
-        return 0;
+        return -1;
     char d[15] = "00000101000000";
     memcpy(d, dt, whole);
     char frac[12] = "";
     if (dot && whole == 14) {
         size_t fn = strlen(dot + 1);
         if (fn == 0 || fn > 9 || !all_digits(dot + 1, fn))
-            return 0;
+            return -1;
         snprintf(frac, sizeof frac, ".%s", dot + 1);
     }
     snprintf(out, size, "%.4s-%.2s-%.2sT%.2s:%.2s:%.2s%s", d, d + 4, d + 6, d + 8, d + 10, d + 12,
              frac);
-    return 1;
+    return 0;
 }
 
 static const char *compute_instant(s2f_fhir *f, const char *observation_dt);
@@ -561,11 +561,11 @@ static const char *compute_instant(s2f_fhir *f, const char *observation_dt)
     } else {
         return NULL;
     }
-    if (!format_local(digits, local, sizeof local))
+    if (format_local(digits, local, sizeof local) != 0)
         return NULL;
     /* the value's own offset, else Timezone Offset From UTC, else the user's zone (M9) */
-    if (!zone_of(dt_zone, zone) && !zone_of(h->timezone, zone) &&
-        !zone_of(f->opt.timezone, zone))
+    if (zone_of(dt_zone, zone) != 0 && zone_of(h->timezone, zone) != 0 &&
+        zone_of(f->opt.timezone, zone) != 0)
         strcpy(zone, "+00:00");
     char *s = s2f_arena_printf(f->arena, "%s%s", local, zone);
     if (!s)

@@ -67,25 +67,25 @@ static void compute_rid(s2f_fhir *f, const char *type, const char *kind, const c
     memcpy(rid->urn + 9, rid->id, sizeof rid->id);
 }
 
-/* A memo of cap slots holding the entries of the old one that still fit; 0 when memory
- * ran out (the old one stays). */
+/* A memo of cap slots holding the entries of the old one that still fit: 0, or -1 when
+ * memory ran out (the old one stays). */
 static int rid_memo_resize(s2f_fhir *f, size_t cap)
 {
     struct s2f_rid_memo *m = s2f_arena_calloc(f->arena, cap, sizeof *m);
     if (!m)
-        return 0;
+        return -1;
     for (size_t i = 0; i < f->ids->rid_memo_cap; i++)
         if (f->ids->rid_memo[i].key)
             m[f->ids->rid_memo[i].hash & (cap - 1)] = f->ids->rid_memo[i];
     f->ids->rid_memo = m;
     f->ids->rid_memo_cap = cap;
     f->ids->rid_memo_evictions = 0;
-    return 1;
+    return 0;
 }
 
 void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *key, s2f_rid *rid)
 {
-    if (!f->ids->rid_memo && !rid_memo_resize(f, RID_MEMO_MIN)) {
+    if (!f->ids->rid_memo && rid_memo_resize(f, RID_MEMO_MIN) != 0) {
         compute_rid(f, type, kind, key, rid);
         return;
     }
@@ -93,7 +93,8 @@ void s2f_fhir_rid(s2f_fhir *f, const char *type, const char *kind, const char *k
     struct s2f_rid_memo *m = &f->ids->rid_memo[h & (f->ids->rid_memo_cap - 1)];
     if (m->kind != kind || !m->key || strcmp(m->key, key)) {
         if (m->key && ++f->ids->rid_memo_evictions > f->ids->rid_memo_cap &&
-            f->ids->rid_memo_cap < RID_MEMO_MAX && rid_memo_resize(f, f->ids->rid_memo_cap * 4))
+            f->ids->rid_memo_cap < RID_MEMO_MAX &&
+            rid_memo_resize(f, f->ids->rid_memo_cap * 4) == 0)
             m = &f->ids->rid_memo[h & (f->ids->rid_memo_cap - 1)];
         /* keys are arena strings or literals: they outlive the conversion */
         compute_rid(f, type, kind, key, &m->rid);

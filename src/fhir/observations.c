@@ -536,25 +536,27 @@ static int two(const char *p)
     return (p[0] - '0') * 10 + (p[1] - '0');
 }
 
-/* "YYYY[MM[DD]]" (4, 6 or 8 digits) -> "YYYY[-MM[-DD]]" into out (>= 11 bytes). */
+/* "YYYY[MM[DD]]" (4, 6 or 8 digits) -> "YYYY[-MM[-DD]]" into out (>= 11 bytes): 0, or -1
+ * when the text is not one. */
 static int fhir_date(const char *p, size_t n, char *out, size_t size)
 {
     if ((n != 4 && n != 6 && n != 8) || !digits(p, n))
-        return 0;
+        return -1;
     if (n >= 6 && (two(p + 4) < 1 || two(p + 4) > 12))
-        return 0;
+        return -1;
     if (n == 8 && (two(p + 6) < 1 || two(p + 6) > 31))
-        return 0;
+        return -1;
     if (n == 4)
         snprintf(out, size, "%.4s", p);
     else if (n == 6)
         snprintf(out, size, "%.4s-%.2s", p, p + 4);
     else
         snprintf(out, size, "%.4s-%.2s-%.2s", p, p + 4, p + 6);
-    return 1;
+    return 0;
 }
 
-/* "HH[MM[SS[.F{1,6}]]]" -> "hh:mm:ss[.f]" (missing minutes and seconds are 00). */
+/* "HH[MM[SS[.F{1,6}]]]" -> "hh:mm:ss[.f]" (missing minutes and seconds are 00): 0, or -1
+ * when the text is not one. */
 static int fhir_time(const char *p, size_t n, char *out, size_t size)
 {
     size_t main_n = n;
@@ -562,26 +564,26 @@ static int fhir_time(const char *p, size_t n, char *out, size_t size)
     if (dot)
         main_n = (size_t)(dot - p);
     if ((main_n != 2 && main_n != 4 && main_n != 6) || !digits(p, main_n))
-        return 0;
+        return -1;
     if (dot && (main_n != 6 || n - main_n < 2 || n - main_n > 7 ||
                 !digits(dot + 1, n - main_n - 1)))
-        return 0;
+        return -1;
     const char *mm = main_n >= 4 ? p + 2 : "00", *ss = main_n >= 6 ? p + 4 : "00";
     if (two(p) > 23 || two(mm) > 59 || two(ss) > 60)
-        return 0;
+        return -1;
     snprintf(out, size, "%.2s:%.2s:%.2s%.*s", p, mm, ss, (int)(n - main_n),
              dot ? dot : "");
-    return 1;
+    return 0;
 }
 
-/* "+HHMM" / "-HHMM" -> "+HH:MM" into out (7 bytes). */
+/* "+HHMM" / "-HHMM" -> "+HH:MM" into out (7 bytes): 0, or -1 when the text is not one. */
 static int fhir_zone(const char *z, size_t n, char *out)
 {
     if (n != 5 || (z[0] != '+' && z[0] != '-') || !digits(z + 1, 4) || two(z + 1) > 14 ||
         two(z + 3) > 59)
-        return 0;
+        return -1;
     snprintf(out, 7, "%c%.2s:%.2s", z[0], z + 1, z + 3);
-    return 1;
+    return 0;
 }
 
 /* DICOM DT -> FHIR dateTime: a date alone keeps its precision; with a time, seconds and a
@@ -603,17 +605,17 @@ static const char *fhir_datetime(s2f_fhir *f, const char *dt)
         }
     char date[16], time[32], z[8];
     size_t dn = n < 8 ? n : 8;
-    if (!fhir_date(dt, dn, date, sizeof date))
+    if (fhir_date(dt, dn, date, sizeof date) != 0)
         return NULL;
-    if (zone && !fhir_zone(zone, zn, z))
+    if (zone && fhir_zone(zone, zn, z) != 0)
         return NULL;
     if (n == dn)
         return s2f_arena_strdup(f->arena, date);
-    if (dn != 8 || !fhir_time(dt + 8, n - 8, time, sizeof time))
+    if (dn != 8 || fhir_time(dt + 8, n - 8, time, sizeof time) != 0)
         return NULL;
     if (!zone) {
         const char *dz = f->h && nonempty(f->h->timezone) ? f->h->timezone : f->opt.timezone;
-        if (!dz || !fhir_zone(dz, strlen(dz), z))
+        if (!dz || fhir_zone(dz, strlen(dz), z) != 0)
             snprintf(z, sizeof z, "+00:00");
     }
     return s2f_arena_printf(f->arena, "%sT%s%s", date, time, z);
@@ -679,7 +681,8 @@ static void write_component(s2f_fhir *f, const s2f_item *c)
     case S2F_VT_DATE:
         if (!nonempty(c->v.text))
             break;
-        if (fhir_date(c->v.text, strlen(c->v.text), buf, sizeof buf) && strlen(c->v.text) == 8)
+        if (fhir_date(c->v.text, strlen(c->v.text), buf, sizeof buf) == 0 &&
+            strlen(c->v.text) == 8)
             s2f_json_kv_string(j, "valueDateTime", buf);
         else
             s2f_json_kv_string(j, "valueString", c->v.text);
@@ -687,7 +690,7 @@ static void write_component(s2f_fhir *f, const s2f_item *c)
     case S2F_VT_TIME:
         if (!nonempty(c->v.text))
             break;
-        if (fhir_time(c->v.text, strlen(c->v.text), buf, sizeof buf))
+        if (fhir_time(c->v.text, strlen(c->v.text), buf, sizeof buf) == 0)
             s2f_json_kv_string(j, "valueTime", buf);
         else
             s2f_json_kv_string(j, "valueString", c->v.text);
