@@ -39,12 +39,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *body = (const char *)data;
     s2f_error err = {S2F_OK, ""};
     s2f_fhir_version v = S2F_FHIR_AUTO;
-    if (s2f_answer_version(body, size, &v, &err))
+    if (s2f_client_answer_version(body, size, &v, &err))
         check_message(err.message);
 
     static const char *const types[] = {"Patient", "ServiceRequest", "ImagingStudy"};
     char *ref = NULL;
-    if (s2f_answer_search(body, size, types[size % 3], "Patient with identifier x", (int)(size & 1),
+    if (s2f_client_answer_search(body, size, types[size % 3], "Patient with identifier x", (int)(size & 1),
                           &ref, &err))
         check_message(err.message);
     free(ref);
@@ -52,13 +52,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t counts[2] = {responses_in(body, size), size % 7};
     for (int i = 0; i < 2; i++) {
         s2f_send_result res = {0};
-        if (s2f_answer_transaction(body, size, counts[i], &res, &err))
+        if (s2f_client_answer_transaction(body, size, counts[i], &res, &err))
             check_message(err.message);
         s2f_send_result_free(&res);
     }
 
     char text[400];
-    s2f_answer_text(body, size, text, sizeof text);
+    s2f_client_answer_text(body, size, text, sizeof text);
     check_message(text);
     return 0;
 }

@@ -21,8 +21,8 @@ static void split(const char *bundle, size_t len, size_t max_entries)
 {
     s2f_bundle_parts parts = {0};
     s2f_error err;
-    if (s2f_bundle_split(bundle, len, max_entries, &parts, &err) == S2F_OK)
-        s2f_bundle_parts_free(&parts);
+    if (s2f_split_bundle(bundle, len, max_entries, &parts, &err) == S2F_OK)
+        s2f_split_parts_free(&parts);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

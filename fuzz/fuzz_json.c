@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     s2f_code rc = s2f_dicomjson_read(data, size, &ctx, &ds, &err);
     if (rc == S2F_OK && ds)
         (void)s2f_ds_find(ds, S2F_TAG(0x0008, 0x0018));
-    (void)s2f_looks_like_json(data, size);
+    (void)s2f_dicomjson_looks_like(data, size);
     s2f_arena_free(arena);
     return 0;
 }

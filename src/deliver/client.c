@@ -200,7 +200,7 @@ static void outcome_text(json_object *oo, char *buf, size_t cap)
     }
 }
 
-void s2f_answer_text(const char *body, size_t len, char *buf, size_t cap)
+void s2f_client_answer_text(const char *body, size_t len, char *buf, size_t cap)
 {
     json_object *o = NULL;
     s2f_error ignored;
@@ -225,7 +225,7 @@ void s2f_answer_text(const char *body, size_t len, char *buf, size_t cap)
 static s2f_code failed_answer(const char *what, const s2f_http_response *r, s2f_error *err)
 {
     char text[OUTCOME_MAX];
-    s2f_answer_text(r->body, r->len, text, sizeof text);
+    s2f_client_answer_text(r->body, r->len, text, sizeof text);
     if (s2f_http_retryable(r->status))
         return s2f_fail(err, S2F_EUNREACHABLE, "%s: the server kept failing: HTTP %ld%s%s "
                         "(%u attempt%s over %.2f s)", what, r->status, text[0] ? ": " : "", text,
@@ -268,7 +268,7 @@ s2f_code s2f_client_version(s2f_client *c, s2f_fhir_version *version, s2f_error 
     return s2f_client_settle_version(c, version, NULL, err);
 }
 
-s2f_code s2f_answer_version(const char *body, size_t len, s2f_fhir_version *version, s2f_error *err)
+s2f_code s2f_client_answer_version(const char *body, size_t len, s2f_fhir_version *version, s2f_error *err)
 {
     json_object *cap;
     s2f_code rc = parse_answer(body, len, SMALL_ANSWER_MEMORY, "reading the server's "
@@ -299,7 +299,7 @@ s2f_code s2f_client_settle_version(s2f_client *c, s2f_fhir_version *version, s2f
         s2f_fhir_version v = S2F_FHIR_AUTO;
         s2f_code rc = get_answer(c, "metadata", "reading the server's CapabilityStatement", &r, res, err);
         if (!rc)
-            rc = s2f_answer_version(r.body, r.len, &v, err);
+            rc = s2f_client_answer_version(r.body, r.len, &v, err);
         if (rc)
             return rc;
         c->version = v;
@@ -403,7 +403,7 @@ static const char *total_text(json_object *bundle, size_t n, char *buf, size_t c
     return buf;
 }
 
-s2f_code s2f_answer_search(const char *body, size_t len, const char *type, const char *what,
+s2f_code s2f_client_answer_search(const char *body, size_t len, const char *type, const char *what,
                            int require_existing, char **ref, s2f_error *err)
 {
     json_object *bundle;
@@ -456,7 +456,7 @@ s2f_code s2f_client_find(s2f_client *c, const char *type, const char *system, co
     s2f_http_response r;
     rc = get_answer(c, path, doing, &r, res, err);
     free(path);
-    return rc ? rc : s2f_answer_search(r.body, r.len, type, what, c->require_existing, ref, err);
+    return rc ? rc : s2f_client_answer_search(r.body, r.len, type, what, c->require_existing, ref, err);
 }
 
 /* ---- transactions (M24) -------------------------------------------------------------------- */
@@ -555,7 +555,7 @@ static s2f_code read_transaction_response(json_object *bundle, size_t expected,
     return rc;
 }
 
-s2f_code s2f_answer_transaction(const char *body, size_t len, size_t entries, s2f_send_result *res,
+s2f_code s2f_client_answer_transaction(const char *body, size_t len, size_t entries, s2f_send_result *res,
                                 s2f_error *err)
 {
     json_object *answer;
@@ -589,7 +589,7 @@ s2f_code s2f_client_transaction(s2f_client *c, const char *bundle, size_t len, s
         return s2f_fail(err, rc, "the transaction: %s", why.message);
     if (r.status < 200 || r.status > 299)
         return failed_answer("the transaction", &r, err);
-    return s2f_answer_transaction(r.body, r.len, entries, res, err);
+    return s2f_client_answer_transaction(r.body, r.len, entries, res, err);
 }
 
 void s2f_client_set_cancel(s2f_client *c, const atomic_int *flag)

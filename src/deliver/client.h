@@ -43,15 +43,15 @@ void s2f_client_begin(s2f_client *c);
 
 /* Readers of the server's answers (JSON text of any size or shape: they are fuzzed,
  * fuzz/fuzz_answer.c). */
-s2f_code s2f_answer_version(const char *body, size_t len, s2f_fhir_version *version, s2f_error *err);
+s2f_code s2f_client_answer_version(const char *body, size_t len, s2f_fhir_version *version, s2f_error *err);
 /* A searchset for `type`: see s2f_client_find; `what` names the search in messages. */
-s2f_code s2f_answer_search(const char *body, size_t len, const char *type, const char *what,
+s2f_code s2f_client_answer_search(const char *body, size_t len, const char *type, const char *what,
                            int require_existing, char **ref, s2f_error *err);
 /* A transaction-response to `entries` entries: appends created/updated references to res
  * (none on failure). Another number of entries, or an entry without a 2xx status, fails. */
-s2f_code s2f_answer_transaction(const char *body, size_t len, size_t entries, s2f_send_result *res,
+s2f_code s2f_client_answer_transaction(const char *body, size_t len, size_t entries, s2f_send_result *res,
                                 s2f_error *err);
 /* One line from a failed answer: its OperationOutcome's issues, else the body's start. */
-void s2f_answer_text(const char *body, size_t len, char *buf, size_t cap);
+void s2f_client_answer_text(const char *body, size_t len, char *buf, size_t cap);
 
 #endif

@@ -106,7 +106,7 @@ static s2f_code deliver_in_parts(s2f_client *c, const char *bundle, size_t len, 
                                  s2f_error *err)
 {
     s2f_bundle_parts parts;
-    s2f_code rc = s2f_bundle_split(bundle, len, s2f_client_max_entries(c), &parts, err);
+    s2f_code rc = s2f_split_bundle(bundle, len, s2f_client_max_entries(c), &parts, err);
     if (rc)
         return rc;
     res->parts = (unsigned)parts.n;
@@ -121,7 +121,7 @@ static s2f_code deliver_in_parts(s2f_client *c, const char *bundle, size_t len, 
                      "completes the delivery)", why.message, i + 1, parts.n, i,
                      i == 1 ? "is" : "are");
     }
-    s2f_bundle_parts_free(&parts);
+    s2f_split_parts_free(&parts);
     return rc;
 }
 

@@ -168,7 +168,7 @@ static s2f_code cut(splitter *s, size_t max_entries, s2f_bundle_parts *parts, s2
     return rc;
 }
 
-s2f_code s2f_bundle_split(const char *bundle, size_t len, size_t max_entries,
+s2f_code s2f_split_bundle(const char *bundle, size_t len, size_t max_entries,
                           s2f_bundle_parts *parts, s2f_error *err)
 {
     splitter s = {0};
@@ -199,11 +199,11 @@ s2f_code s2f_bundle_split(const char *bundle, size_t len, size_t max_entries,
     json_object_put(s.by_url);
     json_object_put(s.bundle);
     if (rc)
-        s2f_bundle_parts_free(parts);
+        s2f_split_parts_free(parts);
     return rc;
 }
 
-void s2f_bundle_parts_free(s2f_bundle_parts *parts)
+void s2f_split_parts_free(s2f_bundle_parts *parts)
 {
     for (size_t i = 0; parts->text && i < parts->n; i++)
         free(parts->text[i]);

@@ -19,8 +19,8 @@ typedef struct s2f_bundle_parts {
 } s2f_bundle_parts;
 
 /* Splits bundle (JSON text) into parts of at most max_entries (>= 1) entries. */
-s2f_code s2f_bundle_split(const char *bundle, size_t len, size_t max_entries,
+s2f_code s2f_split_bundle(const char *bundle, size_t len, size_t max_entries,
                           s2f_bundle_parts *parts, s2f_error *err);
-void s2f_bundle_parts_free(s2f_bundle_parts *parts);
+void s2f_split_parts_free(s2f_bundle_parts *parts);
 
 #endif

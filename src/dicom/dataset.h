@@ -97,8 +97,8 @@ s2f_code s2f_dicomjson_read(const uint8_t *data, size_t len, s2f_read_ctx *ctx, 
  * for tests of tokens split across chunks (issue 9 defect 2). */
 s2f_code s2f_dicomjson_read_chunked(const uint8_t *data, size_t len, s2f_read_ctx *ctx,
                                     s2f_ds **out, s2f_error *err, size_t chunk);
-/* 1 when the buffer looks like DICOM JSON (first non-blank byte is '{' or '['). */
-int s2f_looks_like_json(const uint8_t *data, size_t len);
+/* 1 when the buffer looks like DICOM JSON (first non-blank byte is '{' or '['; dicomjson.c). */
+int s2f_dicomjson_looks_like(const uint8_t *data, size_t len);
 
 /* Lookups (dataset.c). */
 const s2f_elem *s2f_ds_find(const s2f_ds *ds, uint32_t tag);

@@ -264,7 +264,7 @@ static size_t bom_length(const uint8_t *d, size_t n)
     return n >= 3 && d[0] == 0xEF && d[1] == 0xBB && d[2] == 0xBF ? 3 : 0;
 }
 
-int s2f_looks_like_json(const uint8_t *data, size_t len)
+int s2f_dicomjson_looks_like(const uint8_t *data, size_t len)
 {
     if (!data)
         return 0;

@@ -124,7 +124,7 @@ static s2f_code build_streamed(s2f_doc *doc, int json, const s2f_options *opt, s
 
 static s2f_code build(s2f_doc *doc, const s2f_options *opt, s2f_error *err)
 {
-    return build_streamed(doc, s2f_looks_like_json(doc->data, doc->len), opt, err);
+    return build_streamed(doc, s2f_dicomjson_looks_like(doc->data, doc->len), opt, err);
 }
 
 /* An empty document whose arena is sized for a report from `len` input bytes, plus

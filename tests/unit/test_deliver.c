@@ -412,7 +412,7 @@ TEST(issue9_6_dense_metadata_refused_before_parsing)
     body[len] = '\0';
     s2f_fhir_version v = S2F_FHIR_AUTO;
     s2f_error err = {0};
-    s2f_code rc = s2f_answer_version(body, len, &v, &err);
+    s2f_code rc = s2f_client_answer_version(body, len, &v, &err);
     free(body);
     CHECK(rc == S2F_ELIMIT && strstr(err.message, "MiB accepted"));
 }
@@ -423,7 +423,7 @@ TEST(issue9_8_fhir_version_escaped)
                                "\"\\u001b[31m9\\n\\u009b\"}";
     s2f_fhir_version v = S2F_FHIR_AUTO;
     s2f_error err = {0};
-    CHECK(s2f_answer_version(caps, sizeof caps - 1, &v, &err) == S2F_EUNSUPPORTED);
+    CHECK(s2f_client_answer_version(caps, sizeof caps - 1, &v, &err) == S2F_EUNSUPPORTED);
     CHECK(strstr(err.message, "\\x1B[31m9\\x0A\\u009B"));
     for (const char *p = err.message; *p; p++)
         CHECK((unsigned char)*p >= 0x20 && *p != 0x7f && !((unsigned char)p[0] == 0xC2 && (unsigned char)p[1] < 0xA0));
@@ -437,14 +437,14 @@ TEST(issue9_6_search_id_must_be_a_fhir_id)
         snprintf(body, sizeof body, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"entry\":"
                  "[{\"resource\":{\"resourceType\":\"Patient\",\"id\":\"%s\"}}]}", ids[i]);
         s2f_error err = {0};
-        CHECK(s2f_answer_search(body, strlen(body), "Patient", "Patient x", 0, &ref, &err) == S2F_EREJECTED);
+        CHECK(s2f_client_answer_search(body, strlen(body), "Patient", "Patient x", 0, &ref, &err) == S2F_EREJECTED);
         CHECK(ref == NULL && strstr(err.message, "not a FHIR id"));
     }
     char *ref = NULL;
     s2f_error err = {0};
     static const char ok[] = "{\"resourceType\":\"Bundle\",\"entry\":[{\"resource\":{\"resourceType\":"
                              "\"Patient\",\"id\":\"A-z.09\"}}]}";
-    CHECK(s2f_answer_search(ok, sizeof ok - 1, "Patient", "Patient x", 0, &ref, &err) == S2F_OK);
+    CHECK(s2f_client_answer_search(ok, sizeof ok - 1, "Patient", "Patient x", 0, &ref, &err) == S2F_OK);
     CHECK_STR(ref, "Patient/A-z.09");
     free(ref);
 }
@@ -458,12 +458,12 @@ TEST(issue9_6_transaction_response_must_answer_every_entry)
                                   ENTRY("201 Created", "Patient/1?_method=DELETE") "]}";
     s2f_send_result res = {0};
     s2f_error err = {0};
-    CHECK(s2f_answer_transaction(one, sizeof one - 1, 1, &res, &err) == S2F_OK && res.n_created == 1);
+    CHECK(s2f_client_answer_transaction(one, sizeof one - 1, 1, &res, &err) == S2F_OK && res.n_created == 1);
     s2f_send_result_free(&res);
-    CHECK(s2f_answer_transaction(one, sizeof one - 1, 2, &res, &err) == S2F_EREJECTED);
+    CHECK(s2f_client_answer_transaction(one, sizeof one - 1, 2, &res, &err) == S2F_EREJECTED);
     CHECK(strstr(err.message, "1 entry for the 2 sent") && res.n_created == 0);
-    CHECK(s2f_answer_transaction(none, sizeof none - 1, 5, &res, &err) == S2F_EREJECTED);
-    CHECK(s2f_answer_transaction(bad_loc, sizeof bad_loc - 1, 1, &res, &err) == S2F_EREJECTED);
+    CHECK(s2f_client_answer_transaction(none, sizeof none - 1, 5, &res, &err) == S2F_EREJECTED);
+    CHECK(s2f_client_answer_transaction(bad_loc, sizeof bad_loc - 1, 1, &res, &err) == S2F_EREJECTED);
     CHECK(strstr(err.message, "not a Type/id") && res.n_created == 0);
     s2f_send_result_free(&res);
 }

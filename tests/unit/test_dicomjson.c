@@ -304,12 +304,12 @@ TEST(m1_bom_and_looks_like_json)
 {
     static const char bom[] = "\xEF\xBB\xBF  {\"00080060\":{\"vr\":\"CS\",\"Value\":[\"SR\"]}}";
     CHECK(rd(bom) == S2F_OK);
-    CHECK(s2f_looks_like_json((const uint8_t *)bom, sizeof bom - 1));
-    CHECK(s2f_looks_like_json((const uint8_t *)" \r\n\t[", 5));
-    CHECK(!s2f_looks_like_json((const uint8_t *)"DICM", 4));
-    CHECK(!s2f_looks_like_json((const uint8_t *)"  ", 2));
-    CHECK(!s2f_looks_like_json((const uint8_t *)"\xEF\xBB\xBF", 3));
-    CHECK(!s2f_looks_like_json(NULL, 0));
+    CHECK(s2f_dicomjson_looks_like((const uint8_t *)bom, sizeof bom - 1));
+    CHECK(s2f_dicomjson_looks_like((const uint8_t *)" \r\n\t[", 5));
+    CHECK(!s2f_dicomjson_looks_like((const uint8_t *)"DICM", 4));
+    CHECK(!s2f_dicomjson_looks_like((const uint8_t *)"  ", 2));
+    CHECK(!s2f_dicomjson_looks_like((const uint8_t *)"\xEF\xBB\xBF", 3));
+    CHECK(!s2f_dicomjson_looks_like(NULL, 0));
 }
 
 /* ---- lenient cases (warning) and strict mode (refusal) ------------------------------------ */

@@ -34,14 +34,14 @@ static int split(size_t max)
     for (size_t i = 0; i < n_parsed; i++)
         json_object_put(parsed[i]);
     n_parsed = 0;
-    if (s2f_bundle_split(bundle, sizeof bundle - 1, max, &parts, &err) != S2F_OK) {
+    if (s2f_split_bundle(bundle, sizeof bundle - 1, max, &parts, &err) != S2F_OK) {
         printf("    split failed: %s\n", err.message);
         return 0;
     }
     for (size_t i = 0; i < parts.n && i < 8; i++)
         parsed[n_parsed++] = json_tokener_parse(parts.text[i]);
     int ok = strstr(parts.text[0], "10.50") || (parts.n > 1 && strstr(parts.text[1], "10.50"));
-    s2f_bundle_parts_free(&parts);
+    s2f_split_parts_free(&parts);
     return ok;
 }
 
@@ -121,9 +121,9 @@ TEST(not_a_bundle_is_refused)
 {
     s2f_bundle_parts parts;
     s2f_error err = {0};
-    CHECK(s2f_bundle_split("{\"resourceType\":\"Bundle\"}", 25, 2, &parts, &err) == S2F_EINTERNAL);
-    CHECK(s2f_bundle_split("{\"entry\":[", 10, 2, &parts, &err) == S2F_EINTERNAL);
-    CHECK(s2f_bundle_split(bundle, sizeof bundle - 1, 0, &parts, &err) == S2F_EINTERNAL);
+    CHECK(s2f_split_bundle("{\"resourceType\":\"Bundle\"}", 25, 2, &parts, &err) == S2F_EINTERNAL);
+    CHECK(s2f_split_bundle("{\"entry\":[", 10, 2, &parts, &err) == S2F_EINTERNAL);
+    CHECK(s2f_split_bundle(bundle, sizeof bundle - 1, 0, &parts, &err) == S2F_EINTERNAL);
 }
 
 int main(void)
