@@ -186,7 +186,7 @@ static char *fallback_system(s2f_arena *a, const char *designator)
 }
 
 s2f_code s2f_codes_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *schemes,
-                               size_t n_schemes, s2f_arena *a, s2f_coding *out)
+                                     size_t n_schemes, s2f_arena *a, s2f_coding *out)
 {
     if (out) {
         memset(out, 0, sizeof *out);

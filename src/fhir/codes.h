@@ -76,7 +76,7 @@ typedef struct s2f_coding {
  * S2F_ELIMIT when the arena refuses memory; S2F_EUSAGE when c or out is NULL. On failure
  * *out (when not NULL) is zeroed with code "". */
 s2f_code s2f_codes_coding_from_dicom(const s2f_codeval *c, const s2f_scheme_decl *schemes,
-                               size_t n_schemes, s2f_arena *a, s2f_coding *out);
+                                     size_t n_schemes, s2f_arena *a, s2f_coding *out);
 
 /* The system URI of a designator of the table (aliases included), NULL when not in the
  * table or NULL. SRT gives http://snomed.info/srt (untranslated codes). */

@@ -156,20 +156,21 @@ static uint64_t concept_hash(const s2f_codeval *c, const s2f_hash_key *key)
 static const char *render_compact(s2f_fhir *f, void (*write)(s2f_fhir *, void *), void *arg,
                                   size_t *len, size_t *replaced)
 {
-    if (!f->common->scratch && !(f->common->scratch = s2f_arena_alloc(f->arena, sizeof *f->common->scratch)))
+    s2f_fhir_common *c = f->common;
+    if (!c->scratch && !(c->scratch = s2f_arena_alloc(f->arena, sizeof *c->scratch)))
         return NULL;
     s2f_json tmp, *real = f->json;
-    s2f_sink_init(f->common->scratch, NULL);
-    s2f_json_init(&tmp, f->common->scratch, 0);
+    s2f_sink_init(c->scratch, NULL);
+    s2f_json_init(&tmp, c->scratch, 0);
     f->json = &tmp;
     write(f, arg);
     f->json = real;
     s2f_json_finish(&tmp);
-    if (s2f_json_error(&tmp) || s2f_sink_finish(f->common->scratch) != 0 || f->code)
+    if (s2f_json_error(&tmp) || s2f_sink_finish(c->scratch) != 0 || f->code)
         return NULL;
-    *len = f->common->scratch->len;
+    *len = c->scratch->len;
     *replaced = s2f_json_replaced(&tmp);
-    return s2f_arena_strndup(f->arena, f->common->scratch->buf, f->common->scratch->len);
+    return s2f_arena_strndup(f->arena, c->scratch->buf, c->scratch->len);
 }
 
 static void write_concept(s2f_fhir *f, void *entry)
@@ -417,9 +418,15 @@ void s2f_fhir_subject(s2f_fhir *f, const char *key)
         shared_members(f, &f->common->frag_subject, subject_member);
 }
 
-void s2f_fhir_based_on(s2f_fhir *f) { shared_members(f, &f->common->frag_based_on, write_based_on); }
+void s2f_fhir_based_on(s2f_fhir *f)
+{
+    shared_members(f, &f->common->frag_based_on, write_based_on);
+}
 void s2f_fhir_part_of(s2f_fhir *f) { shared_members(f, &f->common->frag_part_of, write_part_of); }
-void s2f_fhir_observation_head(s2f_fhir *f) { shared_members(f, &f->common->frag_head, head_members); }
+void s2f_fhir_observation_head(s2f_fhir *f)
+{
+    shared_members(f, &f->common->frag_head, head_members);
+}
 
 /* ---- status (M8) ------------------------------------------------------------------------ */
 

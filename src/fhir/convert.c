@@ -26,7 +26,8 @@ struct s2f_fhir_driver {
 static void write_context(s2f_fhir *f, const s2f_context *ctx)
 {
     s2f_fhir_write_subject(f, ctx->subject); /* issue 10 #4: once per Bundle */
-    if (ctx->observers == f->driver->observers_written && ctx->n_observers == f->driver->n_observers_written)
+    if (ctx->observers == f->driver->observers_written &&
+        ctx->n_observers == f->driver->n_observers_written)
         return;
     for (size_t i = 0; i < ctx->n_observers; i++)
         s2f_fhir_write_observer(f, &ctx->observers[i]);

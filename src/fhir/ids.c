@@ -159,7 +159,8 @@ static void item_position(s2f_fhir *f, const s2f_item *it, char pos[S2F_POSITION
 const char *s2f_fhir_item_key(s2f_fhir *f, const s2f_item *it)
 {
     if (!f->ids->item_keys)
-        f->ids->item_keys = s2f_arena_calloc(f->arena, f->doc->tree.n_items, sizeof *f->ids->item_keys);
+        f->ids->item_keys =
+            s2f_arena_calloc(f->arena, f->doc->tree.n_items, sizeof *f->ids->item_keys);
     if (f->ids->item_keys && f->ids->item_keys[it->seq])
         return f->ids->item_keys[it->seq];
     char pos[S2F_POSITION_MAX];
@@ -249,8 +250,9 @@ static void kb_code(keybuf *k, const s2f_codeval *c)
     if (!c)
         return;
     s2f_coding cd;
-    if (s2f_codes_coding_from_dicom(c, k->f->h ? k->f->h->schemes : NULL, k->f->h ? k->f->h->n_schemes : 0,
-                              k->f->arena, &cd) == S2F_OK && cd.system) {
+    if (s2f_codes_coding_from_dicom(c, k->f->h ? k->f->h->schemes : NULL,
+                                    k->f->h ? k->f->h->n_schemes : 0, k->f->arena,
+                                    &cd) == S2F_OK && cd.system) {
         kb_field(k, cd.system);
         kb_putc(k, ';');
         kb_field(k, cd.code);
@@ -365,7 +367,8 @@ static const char *body_structure_key(s2f_fhir *f, const s2f_site *site, const c
 #define KIND_ID_FETUS "id-fetus"       /* issue 10 #4: subjects (subjects.c) */
 #define KIND_ID_SPECIMEN "id-specimen"
 
-void s2f_fhir_rid_of_identity(s2f_fhir *f, const char *type, const s2f_fhir_identity *id, s2f_rid *rid)
+void s2f_fhir_rid_of_identity(s2f_fhir *f, const char *type, const s2f_fhir_identity *id,
+                              s2f_rid *rid)
 {
     if (id->shared)
         s2f_fhir_identity_rid(f, type, id->kind, id->key ? id->key : "", rid);

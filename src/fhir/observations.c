@@ -295,17 +295,18 @@ static void write_device(s2f_fhir *f, const s2f_algorithm *a, const s2f_context 
 {
     const s2f_observer *o = a ? NULL : device_observer(ctx);
     const void *of = a ? (const void *)a : (const void *)o;
-    if (!f->observations->device_known || f->observations->device_of != of) { /* most share one: kept */
+    s2f_fhir_observations *c = f->observations;
+    if (!c->device_known || c->device_of != of) { /* most share one: kept */
         if (a)
-            s2f_fhir_algorithm_rid(f, a, &f->observations->device);
+            s2f_fhir_algorithm_rid(f, a, &c->device);
         else if (o)
-            s2f_fhir_observer_rid(f, o, &f->observations->device);
+            s2f_fhir_observer_rid(f, o, &c->device);
         else
-            s2f_fhir_equipment_rid(f, &f->observations->device);
-        f->observations->device_of = of;
-        f->observations->device_known = !stopped(f);
+            s2f_fhir_equipment_rid(f, &c->device);
+        c->device_of = of;
+        c->device_known = !stopped(f);
     }
-    reference_member(f, S2F_JSON_LIT("device"), &f->observations->device);
+    reference_member(f, S2F_JSON_LIT("device"), &c->device);
 }
 
 /* ImagingSelection references (M19) as array elements; none in R4 (M25). */
@@ -423,7 +424,7 @@ static units_entry *units_of(s2f_fhir *f, const s2f_codeval *u)
     e->code = u;
     if (nonempty(u->value) &&
         s2f_codes_coding_from_dicom(u, f->h ? f->h->schemes : NULL, f->h ? f->h->n_schemes : 0,
-                              f->arena, &e->coding) != S2F_OK)
+                                    f->arena, &e->coding) != S2F_OK)
         return NULL;
     s2f_hindex_put(&f->observations->units, slot, h, e);
     return e;
@@ -433,8 +434,9 @@ static void write_units(s2f_fhir *f, const s2f_codeval *u)
 {
     if (!u)
         return;
-    units_entry *e = f->observations->units_last && f->observations->units_last->code == u ? f->observations->units_last : units_of(f, u);
-    f->observations->units_last = e;
+    s2f_fhir_observations *c = f->observations;
+    units_entry *e = c->units_last && c->units_last->code == u ? c->units_last : units_of(f, u);
+    c->units_last = e;
     if (!e) {
         out_of_memory(f);
         return;
