@@ -38,7 +38,8 @@ PAR0..PAR3, ORTH_SRC and FARAWAY@192.0.2.7 (an address we never come from),
   (CT)"; nothing of the CT is queued.
 - Orthanc (its Lua auto-forwarding by C-STORE to the service, --forward): the TID 1500 files
   loaded into it arrive, each once on the FHIR server, no Orthanc job fails;
-  `orthanc-send --to dicom --all` (one association) again changes nothing.
+  `orthanc-send --to dicom --all` (one association) again changes nothing; sent to the
+  called AE title NOT_US, Orthanc reports "DUL Association Rejected", nothing queued.
 
 SKIP with the reason when the service is not built or has no --dicom, or pydicom,
 ../shared, node/npm, DCMTK or Orthanc (its cases) are absent. Every process started here is
@@ -479,6 +480,22 @@ def orthanc_cases(gw, srv, tid):
 
         test("orthanc-send-all: orthanc-send --to dicom --all (one association): failed=0, no "
              "count or id on the FHIR server changes", t_send_all)
+
+        def t_wrong_aet():
+            rc, o = peers("orthanc-target", name, "--name", "wrongaet", "--dicom",
+                          "NOT_US@%s:%d" % (host, port))
+            assert rc == 0, "orthanc-target: exit %d: %s" % (rc, short(o))
+            st0 = gw.stats()
+            rc, o = peers("orthanc-send", name, "--to", "dicom", "--target", "wrongaet",
+                          "--instance", tid[0].sop, timeout=120)
+            eq(rc, 1, "orthanc-send exit status (%s)" % short(o))
+            has_lines(o, ["DUL Association Rejected"], "orthanc-send to a called AE title not "
+                      "the service's")
+            eq(gw.stats(), st0, "queue stats (nothing queued)")
+
+        test("orthanc-wrong-called-aet: Orthanc sending to the service under the called AE "
+             "title NOT_US: orthanc-send exits 1 and reports 'DUL Association Rejected', "
+             "nothing queued", t_wrong_aet)
     finally:
         peers("orthanc-stop", name, "--kill", timeout=60)
 
