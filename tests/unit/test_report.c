@@ -290,6 +290,47 @@ TEST(m10_participant_sequence_joins_the_root_observers)
     CHECK_STR(rep.ctx.observers[2].device_manufacturer, "ACME");
 }
 
+/* Issue 14 (M20/M18, issue 10 #7): the site and tracking ids that apply to a measurement,
+ * worked out once when the model is read: none of its own -> the group's with the group's
+ * ids; its own equal to the group's -> the group's with the group's ids; its own other
+ * site -> its own without ids; its own site with its own tracking id -> both its own; a
+ * derived measurement without a site -> none. */
+#define LEFT CODEITEM("HAS CONCEPT MOD", "272741003", "SCT", "Laterality", CODE("7771000", "SCT", "Left"))
+#define LIVER CODEITEM("HAS CONCEPT MOD", "G-C0E3", "SRT", "Finding Site", CODE("10200004", "SCT", "Liver"))
+TEST(issue14_site_that_applies_to_a_measurement)
+{
+    const char *j = DOC(ENHANCED,
+        CONTAINER("CONTAINS", "126010", "DCM", "Imaging Measurements",
+            CONTAINER("CONTAINS", "125007", "DCM", "Measurement Group",
+                TEXTITEM("HAS OBS CONTEXT", "112039", "DCM", "Tracking Identifier", "G1") ","
+                SITE(LEFT) ","
+                NUM("CONTAINS", "1", "99X", "A", "1") ","
+                NUM("CONTAINS", "2", "99X", "B", "2", KIDS(SITE(LEFT))) ","
+                NUM("CONTAINS", "3", "99X", "C", "3", KIDS(LIVER)) ","
+                NUM("CONTAINS", "4", "99X", "D", "4",
+                    KIDS(LIVER "," TEXTITEM("HAS OBS CONTEXT", "112039", "DCM", "Tracking Identifier", "N4"))))) ","
+        CONTAINER("CONTAINS", "126011", "DCM", "Derived Imaging Measurements",
+                  NUM("CONTAINS", "5", "99X", "E", "5")));
+    CHECK(setup(j));
+    const s2f_group *g = group(0);
+    CHECK(g && g->n_measurements == 4 && rep.n_derived == 1);
+    if (!g || g->n_measurements != 4 || rep.n_derived != 1)
+        return;
+    const s2f_measurement *m = g->measurements;
+    CHECK(m[0].applied_site == &g->site);
+    CHECK_STR(m[0].applied_tracking_id, "G1");
+    CHECK(m[1].applied_site == &g->site);
+    CHECK_STR(m[1].applied_tracking_id, "G1");
+    CHECK(m[2].applied_site == &m[2].site && !m[2].applied_tracking_id);
+    CHECK_STR(m[2].applied_site->site->value, "10200004");
+    CHECK(m[3].applied_site == &m[3].site);
+    CHECK_STR(m[3].applied_tracking_id, "N4");
+    CHECK(!rep.derived[0].applied_site && !rep.derived[0].applied_tracking_id);
+    CHECK(s2f_report_has_body_structure(&g->site, NULL, NULL));          /* laterality */
+    CHECK(!s2f_report_has_body_structure(&m[2].site, NULL, NULL));       /* a plain code */
+    CHECK(s2f_report_has_body_structure(&m[2].site, "N4", NULL));        /* tracked */
+}
+
 /* Real files: the counts of ../shared/corpus/INVENTORY.tsv (n_meas_groups, qualitative
  * CODE/TEXT), and nothing unmapped except what no rule names. */
 TEST(corpus_reports_read)
@@ -329,6 +370,7 @@ TEST(corpus_reports_read)
 int main(void)
 {
     RUN(m2_refuses_other_reports);
+    RUN(issue14_site_that_applies_to_a_measurement);
     RUN(m2_accepts_the_template_id);
     RUN(m16_root_context);
     RUN(m17_m18_group_attributes);
