@@ -662,6 +662,7 @@ static int start_parts(service *sv)
     io.log = &sv->log;
     io.on_enqueued = wake_workers;
     io.on_enqueued_ctx = sv;
+    io.keep_exclusive = true; /* until the orphan sweep below is done */
     if (s2f_intake_new(&io, &sv->intake, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
     s2f_stow_options so = {0};
@@ -674,8 +675,12 @@ static int start_parts(service *sv)
         return cli_error(NULL, err.code, "serve: %s", err.message);
     if (s2f_queue_open(sv->queue_path, NULL, &sv->queue, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
-    int64_t orphans = 0; /* before any receiver starts (issue 11 gap 4) */
-    if (s2f_orphans_sweep(cfg->data, sv->queue, &orphans, &err) != S2F_OK)
+    int64_t orphans = 0; /* before any receiver starts (issue 11 gap 4), and only when no
+                            other process (`sr2fhir pull --data`) uses the data folder */
+    if (s2f_intake_sole(sv->intake) &&
+        s2f_orphans_sweep(cfg->data, sv->queue, &orphans, &err) != S2F_OK)
+        return cli_error(NULL, err.code, "serve: %s", err.message);
+    if (s2f_intake_share(sv->intake, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
     if (orphans)
         s2f_gw_logf(&sv->log, S2F_LOG_INFO, "removed %lld orphan file(s) of %s: no job names "

@@ -10,11 +10,14 @@
  * then to the job (the worker reads them, `queue purge` removes them).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,6 +30,7 @@
 
 #define HEADER_ARENA (64u << 20)      /* reading one object's header: at most this much */
 #define STATS_REFRESH_NS 1000000000LL /* queue depth re-read at most once a second */
+#define LOCK_WAIT_MS 30000            /* for a shared lock while another process starts */
 
 /* One caller's rows, handed to the committer. */
 typedef struct commit_batch {
@@ -42,6 +46,8 @@ struct s2f_intake {
     char *data_dir, *queue_path;
     s2f_intake_options opt;
     s2f_store *store;
+    int lock_fd;                 /* DIR/intake.lock, flock()ed; -1 none */
+    int sole, exclusive;         /* no other user at start; the lock is still exclusive */
     /* committer thread: its own queue handle */
     s2f_queue *commit_q;
     pthread_t committer;
@@ -436,6 +442,49 @@ s2f_gw_log *s2f_intake_log(s2f_intake *in)
     return in->opt.log;
 }
 
+/* ---- the data folder's lock ---------------------------------------------------------- */
+
+/* DIR/intake.lock: exclusive when no other process holds it (this intake is the sole user),
+ * else shared, waited for at most LOCK_WAIT_MS. */
+static s2f_code lock_folder(s2f_intake *in, s2f_error *err)
+{
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/intake.lock", in->data_dir) >= sizeof path)
+        return s2f_fail(err, S2F_EUSAGE, "data folder path too long: %s", in->data_dir);
+    in->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (in->lock_fd < 0)
+        return s2f_fail(err, S2F_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(in->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+        in->sole = in->exclusive = 1;
+        return S2F_OK;
+    }
+    for (long long waited = 0; waited < LOCK_WAIT_MS; waited += 50) {
+        if (flock(in->lock_fd, LOCK_SH | LOCK_NB) == 0)
+            return S2F_OK;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+    }
+    return s2f_fail(err, S2F_EIO, "cannot lock %s: another process keeps it exclusive (%s)",
+                    path, strerror(errno));
+}
+
+int s2f_intake_sole(const s2f_intake *in)
+{
+    return in->sole;
+}
+
+s2f_code s2f_intake_share(s2f_intake *in, s2f_error *err)
+{
+    if (!in->exclusive)
+        return S2F_OK;
+    if (flock(in->lock_fd, LOCK_SH) != 0)
+        return s2f_fail(err, S2F_EIO, "cannot share the lock of %s: %s", in->data_dir,
+                        strerror(errno));
+    in->exclusive = 0;
+    return S2F_OK;
+}
+
 /* ---- life cycle ----------------------------------------------------------------------- */
 
 static s2f_code start_committer(s2f_intake *in, s2f_error *err)
@@ -460,6 +509,7 @@ s2f_code s2f_intake_new(const s2f_intake_options *opt, s2f_intake **out, s2f_err
     in->queue_path = strdup(opt->queue_path);
     in->opt.data_dir = in->data_dir;
     in->opt.queue_path = in->queue_path;
+    in->lock_fd = -1;
     pthread_mutex_init(&in->lock, NULL);
     pthread_mutex_init(&in->stats_lock, NULL);
     pthread_cond_init(&in->wake, NULL);
@@ -470,9 +520,13 @@ s2f_code s2f_intake_new(const s2f_intake_options *opt, s2f_intake **out, s2f_err
     /* reads never wait in WAL mode; only the readiness probe's write lock does, briefly */
     s2f_queue_options stats_opt = {.busy_timeout_ms = 1000};
     if (!rc)
-        rc = s2f_store_open(in->data_dir, &in->store, err);
+        rc = s2f_store_open(in->data_dir, &in->store, err); /* creates DIR when absent */
     if (!rc)
+        rc = lock_folder(in, err);
+    if (!rc && in->sole) /* another process's temporary files are files it is writing */
         rc = s2f_store_sweep(in->store, &swept, err);
+    if (!rc && !opt->keep_exclusive)
+        rc = s2f_intake_share(in, err);
     if (!rc)
         rc = s2f_queue_open(in->queue_path, NULL, &in->commit_q, err);
     if (!rc)
@@ -508,6 +562,8 @@ void s2f_intake_free(s2f_intake *in)
     s2f_queue_close(in->commit_q);
     s2f_queue_close(in->stats_q);
     s2f_store_close(in->store);
+    if (in->lock_fd >= 0)
+        close(in->lock_fd); /* releases the lock */
     pthread_cond_destroy(&in->wake);
     pthread_cond_destroy(&in->done);
     pthread_mutex_destroy(&in->lock);

@@ -36,15 +36,32 @@ typedef struct s2f_intake_options {
     s2f_gw_metrics *metrics;        /* may be NULL */
     s2f_gw_log *log;                /* may be NULL */
     void (*on_enqueued)(void *ctx); void *on_enqueued_ctx;   /* wakes the workers */
+    bool keep_exclusive;            /* sole user: keep the data folder's lock exclusive
+                                       until s2f_intake_share (start-up sweeps) */
 } s2f_intake_options;
 
-/* Opens DIR/incoming (created 0700 when absent; temporary files a crash left are removed)
- * and the queue, and starts the committer thread. Strings are copied; metrics, log and the
- * audit descriptor must outlive it. */
+/* Opens DIR/incoming (created 0700 when absent) and the queue, and starts the committer
+ * thread. Strings are copied; metrics, log and the audit descriptor must outlive it.
+ *
+ * Several processes may use one data folder at once (`sr2fhir serve` and `sr2fhir pull
+ * --data DIR`): each intake holds a lock on DIR/intake.lock, shared while it runs. Only an
+ * intake that finds no other holder (an exclusive lock granted) removes the temporary
+ * files a crash left; then it is the "sole" user (s2f_intake_sole) and, with
+ * opt->keep_exclusive, keeps the lock exclusive until s2f_intake_share, so that its other
+ * start-up sweeps (orphans.h) race with no other process. An intake that finds another
+ * holder waits at most 30 s for a shared lock (another's start-up), else S2F_EIO. */
 s2f_code s2f_intake_new(const s2f_intake_options *opt, s2f_intake **out, s2f_error *err);
 
 /* Stops the committer thread and closes everything. Call after every receiver stopped. */
 void s2f_intake_free(s2f_intake *in);
+
+/* 1 when no other process had the data folder open as this intake started: the start-up
+ * sweeps may run (under the exclusive lock when opt->keep_exclusive). */
+int s2f_intake_sole(const s2f_intake *in);
+
+/* Turns an exclusive lock (keep_exclusive) into the shared one: other processes may open
+ * the data folder from now on. Nothing when already shared. */
+s2f_code s2f_intake_share(s2f_intake *in, s2f_error *err);
 
 /* The data folder's store, for s2f_store_begin/write/seal/abort of received files. */
 s2f_store *s2f_intake_store(s2f_intake *in);

@@ -252,6 +252,45 @@ TEST(intake_audit_appends_whole_lines)
     CHECK_STR(text, "{\"a\":1}\n{\"b\":2}\n");
 }
 
+static s2f_intake *second_intake(const fixture *f)
+{
+    s2f_intake_options o = {.data_dir = f->dir, .queue_path = f->queue, .high_water = 1000,
+                            .audit_fd = -1};
+    s2f_intake *in = NULL;
+    s2f_error err = {0};
+    if (s2f_intake_new(&o, &in, &err) != S2F_OK)
+        fprintf(stderr, "intake: %s\n", err.message);
+    return in;
+}
+
+/* Two intakes on one data folder (`serve` and `pull --data`): the second is not the sole
+ * user and leaves the first's file being written alone; once both closed, the next one is
+ * sole again and removes what is left of it (a crash's leftover). */
+TEST(intake_shared_folder_spares_others_files)
+{
+    fixture *f = open_fixture(1000, 0);
+    CHECK(f);
+    s2f_store_file writing;
+    s2f_error err = {0};
+    s2f_code begun = s2f_store_begin(s2f_intake_store(f->in), ".dcm", &writing, &err);
+    int first_sole = s2f_intake_sole(f->in);
+    s2f_intake *second = second_intake(f);
+    int second_sole = second ? s2f_intake_sole(second) : -1;
+    int files_while_shared = count_files(f->dir);
+    s2f_intake_free(second);
+    if (writing.fd >= 0)
+        close(writing.fd); /* the file stays as a crash would leave it */
+    s2f_intake_free(f->in);
+    f->in = second_intake(f);
+    int third_sole = f->in ? s2f_intake_sole(f->in) : -1;
+    int files_after = count_files(f->dir);
+    close_fixture(f);
+    CHECK(begun == S2F_OK);
+    CHECK(first_sole == 1 && second_sole == 0 && third_sole == 1);
+    CHECK(files_while_shared == 1);
+    CHECK(files_after == 0);
+}
+
 int main(void)
 {
     RUN(intake_classify_sr_and_others);
@@ -260,5 +299,6 @@ int main(void)
     RUN(intake_commit_failure_removes_files);
     RUN(intake_busy_and_check);
     RUN(intake_audit_appends_whole_lines);
+    RUN(intake_shared_folder_spares_others_files);
     return check_failed_total != 0;
 }
