@@ -43,6 +43,9 @@ typedef struct cli_inputs {
 int cli_inputs_collect(cli_inputs *in, char **args, int n, int *any_folder);
 void cli_inputs_free(cli_inputs *in);
 int cli_is_folder(const char *path);
+/* Creates the data folder `path` of serve and pull (0700, with its missing parents) when
+ * absent: 0, or the exit code after one error line. */
+int cli_make_folder(const char *path);
 
 /* An output file written safely (output.c, issue 9 #5): to a temporary file beside the
  * target, renamed over it by cli_output_commit, removed by cli_output_abort. follow: the

@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,26 @@ int cli_is_folder(const char *path)
 {
     struct stat st;
     return strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cli_make_folder(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+    if (n >= sizeof buf)
+        return cli_error(path, S2F_EIO, "cannot create the data folder: path too long");
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return cli_error(path, S2F_EIO, "cannot create the data folder: %s",
+                             strerror(errno));
+        buf[i] = c;
+    }
+    return 0;
 }
 
 /* A folder named on the command line: read unless it was read already. */

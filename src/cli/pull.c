@@ -233,25 +233,6 @@ static int dw_secrets(pull_cfg *cfg)
 
 /* ---- the data folder ------------------------------------------------------------------------ */
 
-static int make_dir(const char *path)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-    if (n >= sizeof buf)
-        return cli_error(path, S2F_EIO, "cannot create the data folder: path too long");
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return cli_error(path, S2F_EIO, "cannot create the data folder: %s", strerror(errno));
-        buf[i] = c;
-    }
-    return 0;
-}
-
 /* Removes the regular files of `dir` and the folder (a private data folder: one level). */
 static void remove_flat(const char *dir)
 {
@@ -322,7 +303,7 @@ static int open_data(pull_run *pr)
 {
     pull_cfg *cfg = pr->cfg;
     if (cfg->data) {
-        int code = make_dir(cfg->data);
+        int code = cli_make_folder(cfg->data);
         if (code)
             return code;
         snprintf(pr->dir, sizeof pr->dir, "%s", cfg->data);

@@ -476,25 +476,14 @@ static void free_pem(char *p)
     }
 }
 
-/* Creates DIR (0700, with its missing parents) when absent; 0 or an exit code. */
+/* Creates DIR (0700, with its missing parents) when absent and checks it is a folder; 0
+ * or an exit code. */
 static int make_folder(const char *path)
 {
-    char buf[PATH_MAX];
     struct stat st;
-    size_t n = strlen(path);
-    if (n >= sizeof buf)
-        return cli_error(path, S2F_EIO, "cannot create the data folder: path too long");
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != '\0')
-            continue;
-        char c = buf[i];
-        buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return cli_error(path, S2F_EIO, "cannot create the data folder: %s",
-                             strerror(errno));
-        buf[i] = c;
-    }
+    int code = cli_make_folder(path);
+    if (code)
+        return code;
     if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_error(path, S2F_EIO, "the data folder is not a folder");
     return 0;
