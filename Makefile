@@ -111,6 +111,13 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC) $(GW_SRC)
 fixtures:
 	/usr/bin/python3 tests/fixtures/generate.py $(BUILD)/fixtures
 
+# The committed generated tables (issue 16, docs/generated.md): rewritten from Debian's
+# python3-pydicom; scripts/check-generated.sh (CI) checks they equal what this makes.
+.PHONY: regen
+regen:
+	/usr/bin/python3 -B tools/gen_dictionary.py src/dicom/dictionary_table.h
+	/usr/bin/python3 -B tools/gen_srt_table.py src/fhir/srt_table.h
+
 sample: all fixtures
 	$(BIN) dump $(BUILD)/fixtures/explicit_le.dcm
 	$(BIN) convert --pretty $(BUILD)/fixtures/explicit_le.dcm -o $(BUILD)/sample-bundle.json

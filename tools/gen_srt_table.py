@@ -8,15 +8,23 @@ The script checks that the two directions of pydicom's table agree, that every k
 like an SRT code and every value like an SCT concept id, and writes the pairs sorted by
 SRT code (strcmp order) so the C code can binary-search them.
 
-Regenerate (from the checkout; the build itself never needs Python):
+Regenerate (from the checkout; the build itself never needs Python): `make regen`, or
 
-    /usr/bin/python3 tools/gen_srt_table.py > src/fhir/srt_table.h
+    /usr/bin/python3 tools/gen_srt_table.py [OUTPUT.h]
+
+(default: the committed src/fhir/srt_table.h). scripts/check-generated.sh writes to a
+temporary folder and compares; docs/generated.md.
 """
+import os
 import re
 import sys
 
-import pydicom
 from pydicom.sr._snomed_dict import mapping
+
+from gen_record import output_path, record_block, write_text
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "fhir",
+                   "srt_table.h")
 
 SRT_RE = re.compile(r"^[A-Z0-9]{1,3}-[A-Z0-9]{1,6}$")
 SCT_RE = re.compile(r"^[1-9][0-9]{5,17}$")
@@ -36,14 +44,15 @@ def main() -> int:
     # strcmp order = byte order; the keys are ASCII.
     pairs = sorted(srt.items(), key=lambda kv: kv[0].encode("ascii"))
 
-    out = sys.stdout
-    out.write(f"""/*
+    record = record_block("tools/gen_srt_table.py", ["pydicom.sr._snomed_dict"])
+    out = [f"""/*
  * srt_table.h - GENERATED, do not edit: legacy SNOMED-RT (DICOM Coding Scheme Designator
  * "SRT") codes -> SNOMED CT concept ids, for MAPPING rule M23.
  *
- * Source: the SRT/SCT mapping of DICOM PS3.16 as distributed in pydicom {pydicom.__version__}
- * (module pydicom.sr._snomed_dict, Debian package python3-pydicom), {len(pairs)} pairs.
- * Regenerate with:  /usr/bin/python3 tools/gen_srt_table.py > src/fhir/srt_table.h
+ * Source: the SRT/SCT mapping of DICOM PS3.16 as distributed in pydicom
+ * (dict mapping['SRT'] of the module below), {len(pairs)} pairs.
+ *
+{record}
  *
  * Sorted by SRT code in strcmp (byte) order; looked up by binary search in codes.c.
  */
@@ -56,15 +65,16 @@ typedef struct s2f_srt_pair {{
 }} s2f_srt_pair;
 
 static const s2f_srt_pair s2f_srt_table[] = {{
-""")
+"""]
     for k, v in pairs:
-        out.write(f'    {{"{k}", "{v}"}},\n')
-    out.write("""};
+        out.append(f'    {{"{k}", "{v}"}},\n')
+    out.append("""};
 
 #define S2F_SRT_TABLE_LEN (sizeof s2f_srt_table / sizeof s2f_srt_table[0])
 
 #endif
 """)
+    write_text(output_path(OUT), "".join(out))
     return 0
 
 
