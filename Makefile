@@ -1,6 +1,9 @@
 # sr2fhir build. `make` builds the library and the command; `make test` runs every test;
 # `make SAN=1 test` does the same under AddressSanitizer + UndefinedBehaviorSanitizer
 # (objects go to build-san/ so both builds can coexist). CC=clang works as well as gcc.
+# `make install DESTDIR=D PREFIX=/usr` installs programs, libraries, headers, pkg-config
+# files, man pages and docs (docs/packaging.md). WERROR=0 builds without -Werror (the
+# Debian package does: a newer compiler's new warning must not break a user's build).
 
 ifeq ($(origin CC),default)
 CC      := gcc
@@ -9,7 +12,8 @@ SAN     ?= 0
 TSAN    ?= 0
 BUILD   ?= $(if $(filter 1,$(SAN)),build-san,$(if $(filter 1,$(TSAN)),build-tsan,build))
 OPT     ?= -O3
-WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+WERROR  ?= 1
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla $(if $(filter 1,$(WERROR)),-Werror)
 CFLAGS  += -std=c11 $(OPT) -g $(WARN) -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc
 LDLIBS  += -lz -lyajl -ljson-c -lsqlite3 -lm
 CURL_LIBS := -lcurl -pthread     # delivery (src/deliver/): sr2fhir-send, tests, fuzz builds
@@ -24,7 +28,13 @@ CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=thread
 endif
 
-LIB_SRC  := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c src/deliver/*.c))
+# The library in two (issue 16): libsr2fhir (read, dump, convert: zlib, yajl) and
+# libsr2fhir-send (delivery, src/deliver/: libcurl, json-c), each an archive and a shared
+# library with a soname exporting only the public functions (src/libsr2fhir.map,
+# src/libsr2fhir-send.map). The programs link the archives (docs/packaging.md says why).
+CORE_SRC := $(sort $(wildcard src/util/*.c src/dicom/*.c src/sr/*.c src/report/*.c src/fhir/*.c src/json/*.c))
+SENDLIB_SRC := $(sort $(wildcard src/deliver/*.c))
+LIB_SRC  := $(CORE_SRC) $(SENDLIB_SRC)
 # The gateway (issue 11): the service on top of the library, its own archive so that the
 # library needs neither SQLite nor libmicrohttpd; `sr2fhir queue` takes only the queue from it.
 GW_SRC   := $(sort $(wildcard src/gateway/*.c))
@@ -43,6 +53,8 @@ TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+SENDLIB_OBJ := $(SENDLIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 SEND_OBJ := $(SEND_SRC:%.c=$(BUILD)/%.o)
 GW_OBJ   := $(GW_SRC:%.c=$(BUILD)/%.o)
@@ -52,6 +64,15 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 
 LIB := $(BUILD)/libsr2fhir.a
+SENDLIB := $(BUILD)/libsr2fhir-send.a
+# VERSION from the header; SOVERSION changes only with an incompatible ABI (docs/abi.md)
+VERSION   := $(shell sed -n 's/^[#]define SR2FHIR_VERSION "\([0-9.]*\)".*/\1/p' include/sr2fhir.h)
+$(if $(VERSION),,$(error cannot read SR2FHIR_VERSION "N.N.N" from include/sr2fhir.h))
+SOVERSION := 0
+SO      := $(BUILD)/libsr2fhir.so.$(VERSION)
+SEND_SO := $(BUILD)/libsr2fhir-send.so.$(VERSION)
+CORE_LIBS := -lz -lyajl -lm
+SEND_LIBS := -lcurl -ljson-c -pthread
 BIN := $(BUILD)/sr2fhir
 SEND_BIN := $(BUILD)/sr2fhir-send
 GW_LIB := $(BUILD)/libsr2fhir-gateway.a
@@ -59,11 +80,45 @@ SERVE_BIN := $(if $(wildcard src/cli/serve_main.c),$(BUILD)/sr2fhir-serve)
 PULL_BIN := $(if $(wildcard src/cli/pull_main.c),$(BUILD)/sr2fhir-pull)
 
 .PHONY: all test unit clean fuzz sample fixtures
-all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(LIB) $(GW_LIB)
+all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(LIB) $(SENDLIB) $(GW_LIB) shared
 
-$(LIB): $(LIB_OBJ)
+$(LIB): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(SENDLIB): $(SENDLIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Library objects are position-independent (they go into the shared libraries too);
+# -fno-semantic-interposition keeps calls inside the library direct.
+# (The stamp makes objects built before the flag existed rebuild once.)
+$(LIB_OBJ): CFLAGS += -fPIC -fno-semantic-interposition
+$(LIB_OBJ): $(BUILD)/.pic
+$(BUILD)/.pic:
+	@mkdir -p $(BUILD) && touch $@
+
+# Shared libraries: libsr2fhir.so.VERSION with soname libsr2fhir.so.0, and the links
+# libsr2fhir.so.0 and libsr2fhir.so beside it. libsr2fhir-send.so carries its own hidden
+# copy of the core's private parts it uses (the report model, the JSON writer), taken from
+# the archive, so that libsr2fhir.so exports nothing private; the two come from one
+# source and are installed at the same version (debian/control).
+SO_LDFLAGS = -shared -Wl,--as-needed $(if $(filter 1,$(SAN) $(TSAN)),,-Wl,-z,defs)
+.PHONY: shared
+shared: $(BUILD)/libsr2fhir.so $(BUILD)/libsr2fhir-send.so
+
+$(SO): $(CORE_OBJ) src/libsr2fhir.map
+	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -Wl,-soname,libsr2fhir.so.$(SOVERSION) \
+	    -Wl,--version-script=src/libsr2fhir.map -o $@ $(CORE_OBJ) $(CORE_LIBS)
+
+$(SEND_SO): $(SENDLIB_OBJ) $(LIB) src/libsr2fhir-send.map
+	$(CC) $(LDFLAGS) $(SO_LDFLAGS) -Wl,-soname,libsr2fhir-send.so.$(SOVERSION) \
+	    -Wl,--version-script=src/libsr2fhir-send.map -o $@ $(SENDLIB_OBJ) $(LIB) \
+	    $(SEND_LIBS) $(CORE_LIBS)
+
+$(BUILD)/%.so: $(BUILD)/%.so.$(VERSION)
+	ln -sf $(notdir $<) $@.$(SOVERSION)
+	ln -sf $(notdir $@).$(SOVERSION) $@
 
 $(GW_LIB): $(GW_OBJ)
 	@rm -f $@
@@ -72,26 +127,26 @@ $(GW_LIB): $(GW_OBJ)
 $(BIN): $(CLI_OBJ) $(LIB) $(GW_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(GW_LIB) $(LIB) $(LDLIBS)
 
-$(SEND_BIN): $(SEND_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(SEND_OBJ) $(LIB) $(CURL_LIBS) $(LDLIBS)
+$(SEND_BIN): $(SEND_OBJ) $(SENDLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(SEND_OBJ) $(SENDLIB) $(LIB) $(CURL_LIBS) $(LDLIBS)
 
-$(BUILD)/sr2fhir-serve: $(SERVE_OBJ) $(GW_LIB) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(SERVE_OBJ) $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
+$(BUILD)/sr2fhir-serve: $(SERVE_OBJ) $(GW_LIB) $(SENDLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(SERVE_OBJ) $(GW_LIB) $(SENDLIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
-$(BUILD)/sr2fhir-pull: $(PULL_OBJ) $(GW_LIB) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(PULL_OBJ) $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
+$(BUILD)/sr2fhir-pull: $(PULL_OBJ) $(GW_LIB) $(SENDLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(PULL_OBJ) $(GW_LIB) $(SENDLIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h tests/unit/part10_build.h $(LIB) $(GW_LIB)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h tests/unit/part10_build.h $(LIB) $(SENDLIB) $(GW_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(SENDLIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/tools/%: tests/tools/%.c $(LIB) $(GW_LIB)
+$(BUILD)/tests/tools/%: tests/tools/%.c $(LIB) $(SENDLIB) $(GW_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(LIB) $(CURL_LIBS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(SENDLIB) $(LIB) $(CURL_LIBS) $(LDLIBS)
 
 unit: $(TEST_BIN) $(TOOL_BIN)
 
