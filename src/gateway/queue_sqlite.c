@@ -123,6 +123,49 @@ static void copy_column(char *dst, size_t size, sqlite3_stmt *st, int col)
     snprintf(dst, size, "%s", text ? (const char *)text : "");
 }
 
+/* The job state named in a column; S2F_JOB_NSTATES for a name this build does not know. */
+static s2f_job_state column_state(sqlite3_stmt *st, int col)
+{
+    int s = state_from_name((const char *)sqlite3_column_text(st, col));
+    return s < 0 ? S2F_JOB_NSTATES : (s2f_job_state)s;
+}
+
+/* Text the caller keeps alive until the statement is finalized. */
+static void bind_text(sqlite3_stmt *st, int index, const char *text)
+{
+    sqlite3_bind_text(st, index, text, -1, SQLITE_STATIC);
+}
+
+/* Prepares sql and binds `key` to ?1 (the lookups by UID or name). */
+static s2f_code prepare_keyed(s2f_queue *q, const char *sql, const char *key, sqlite3_stmt **st,
+                              s2f_error *err)
+{
+    s2f_code rc = prepare(q, sql, st, err);
+    if (!rc)
+        bind_text(*st, 1, key);
+    return rc;
+}
+
+/* Steps a statement that returns no row once and finalizes it; the step's result. */
+static int step_once(sqlite3_stmt *st)
+{
+    int step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return step;
+}
+
+/* step_once of a write: S2F_OK when it ran to the end, else what failed. */
+static s2f_code run(s2f_queue *q, sqlite3_stmt *st, const char *what, s2f_error *err)
+{
+    return step_once(st) == SQLITE_DONE ? S2F_OK : db_fail(q, err, what);
+}
+
+/* The result of a lookup's step: a row or none are both fine. */
+static s2f_code looked_up(s2f_queue *q, int step, const char *what, s2f_error *err)
+{
+    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK : db_fail(q, err, what);
+}
+
 /* ---- opening ------------------------------------------------------------------------ */
 
 static s2f_code set_pragmas(s2f_queue *q, const s2f_queue_options *opt, s2f_error *err)
@@ -152,8 +195,7 @@ static s2f_code read_version(s2f_queue *q, int *version, s2f_error *err)
     int step = sqlite3_step(st);
     *version = step == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
-                                                     : db_fail(q, err, "reading the schema version");
+    return looked_up(q, step, "reading the schema version", err);
 }
 
 static s2f_code create_schema(s2f_queue *q, s2f_error *err)
@@ -238,18 +280,16 @@ void s2f_queue_close(s2f_queue *q)
 static s2f_code find_open_job(s2f_queue *q, const char *uid, int64_t *id, s2f_error *err)
 {
     sqlite3_stmt *st;
-    s2f_code rc = prepare(q,
-                          "SELECT id FROM jobs WHERE sop_instance_uid = ?1"
-                          " AND state IN ('pending','leased')",
-                          &st, err);
+    s2f_code rc = prepare_keyed(q,
+                                "SELECT id FROM jobs WHERE sop_instance_uid = ?1"
+                                " AND state IN ('pending','leased')",
+                                uid, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     *id = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
-                                                     : db_fail(q, err, "looking up the SOP Instance UID");
+    return looked_up(q, step, "looking up the SOP Instance UID", err);
 }
 
 static s2f_code insert_job(s2f_queue *q, const char *uid, const char *path, const char *source,
@@ -262,29 +302,35 @@ static s2f_code insert_job(s2f_queue *q, const char *uid, const char *path, cons
                           &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, source, -1, SQLITE_STATIC);
+    bind_text(st, 1, uid);
+    bind_text(st, 2, path);
+    bind_text(st, 3, source);
     sqlite3_bind_int64(st, 4, now);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return db_fail(q, err, "adding a job");
+    rc = run(q, st, "adding a job", err);
+    if (rc)
+        return rc;
     *id = sqlite3_last_insert_rowid(q->db);
     return S2F_OK;
+}
+
+static s2f_code check_item(const char *uid, const char *path, const char *source,
+                           s2f_error *err)
+{
+    s2f_code rc = check_text(uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
+    if (!rc)
+        rc = check_text(path, S2F_QUEUE_PATH_MAX, "file path", err);
+    if (!rc)
+        rc = check_text(source, S2F_QUEUE_SOURCE_MAX, "source", err);
+    if (!rc && !*uid)
+        rc = s2f_fail(err, S2F_EUSAGE, "queue: empty SOP Instance UID");
+    return rc;
 }
 
 s2f_code s2f_queue_enqueue(s2f_queue *q, const char *sop_instance_uid, const char *path,
                            const char *source, int64_t now, int64_t *job_id, bool *created,
                            s2f_error *err)
 {
-    s2f_code rc = check_text(sop_instance_uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
-    if (!rc)
-        rc = check_text(path, S2F_QUEUE_PATH_MAX, "file path", err);
-    if (!rc)
-        rc = check_text(source, S2F_QUEUE_SOURCE_MAX, "source", err);
-    if (!rc && !*sop_instance_uid)
-        rc = s2f_fail(err, S2F_EUSAGE, "queue: empty SOP Instance UID");
+    s2f_code rc = check_item(sop_instance_uid, path, source, err);
     if (!rc)
         rc = begin(q, err);
     if (rc)
@@ -301,19 +347,6 @@ s2f_code s2f_queue_enqueue(s2f_queue *q, const char *sop_instance_uid, const cha
     if (created)
         *created = added;
     return S2F_OK;
-}
-
-static s2f_code check_item(const char *uid, const char *path, const char *source,
-                           s2f_error *err)
-{
-    s2f_code rc = check_text(uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
-    if (!rc)
-        rc = check_text(path, S2F_QUEUE_PATH_MAX, "file path", err);
-    if (!rc)
-        rc = check_text(source, S2F_QUEUE_SOURCE_MAX, "source", err);
-    if (!rc && !*uid)
-        rc = s2f_fail(err, S2F_EUSAGE, "queue: empty SOP Instance UID");
-    return rc;
 }
 
 s2f_code s2f_queue_enqueue_batch(s2f_queue *q, s2f_queue_item *items, size_t n, int64_t now,
@@ -385,7 +418,7 @@ static s2f_code claim_one(s2f_queue *q, const char *worker, int lease_seconds, i
     s2f_code rc = prepare(q, claim_sql, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, worker, -1, SQLITE_STATIC);
+    bind_text(st, 1, worker);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int(st, 3, lease_seconds);
     int step = sqlite3_step(st);
@@ -398,16 +431,21 @@ static s2f_code claim_one(s2f_queue *q, const char *worker, int lease_seconds, i
     return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "claiming a job");
 }
 
-s2f_code s2f_queue_claim(s2f_queue *q, const char *worker, int lease_seconds, int64_t now,
-                         s2f_job *job, bool *found, s2f_error *err)
+/* The worker and lease of a claim; then BEGIN IMMEDIATE. */
+static s2f_code begin_claim(s2f_queue *q, const char *worker, int lease_seconds, s2f_error *err)
 {
-    *found = false;
     s2f_code rc = check_text(worker, S2F_QUEUE_WORKER_MAX, "worker id", err);
     if (!rc && lease_seconds <= 0)
         rc = s2f_fail(err, S2F_EUSAGE, "queue: lease of %d seconds (must be positive)",
                       lease_seconds);
-    if (!rc)
-        rc = begin(q, err);
+    return rc ? rc : begin(q, err);
+}
+
+s2f_code s2f_queue_claim(s2f_queue *q, const char *worker, int lease_seconds, int64_t now,
+                         s2f_job *job, bool *found, s2f_error *err)
+{
+    *found = false;
+    s2f_code rc = begin_claim(q, worker, lease_seconds, err);
     if (rc)
         return rc;
     bool got = false;
@@ -432,19 +470,18 @@ static s2f_code settle_in(s2f_queue *q, const s2f_job *job, s2f_job_state state,
                           &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, state_names[state], -1, SQLITE_STATIC);
+    bind_text(st, 1, state_names[state]);
     sqlite3_bind_int64(st, 2, not_before);
     if (finished_at >= 0)
         sqlite3_bind_int64(st, 3, finished_at);
-    sqlite3_bind_text(st, 4, cls, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, reason, -1, SQLITE_STATIC);
+    bind_text(st, 4, cls);
+    bind_text(st, 5, reason);
     sqlite3_bind_int64(st, 6, job->id);
     sqlite3_bind_int(st, 7, job->attempts);
-    sqlite3_bind_text(st, 8, job->worker, -1, SQLITE_STATIC);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        return db_fail(q, err, "updating a job");
+    bind_text(st, 8, job->worker);
+    rc = run(q, st, "updating a job", err);
+    if (rc)
+        return rc;
     if (sqlite3_changes(q->db) != 1)
         return s2f_fail(err, S2F_ELOOKUP,
                         "queue: job %lld: lease of attempt %d by %s no longer held (it ended and"
@@ -470,12 +507,7 @@ s2f_code s2f_queue_done_claim(s2f_queue *q, const s2f_job *done, int64_t now,
                               s2f_error *err)
 {
     *found = false;
-    s2f_code rc = check_text(worker, S2F_QUEUE_WORKER_MAX, "worker id", err);
-    if (!rc && lease_seconds <= 0)
-        rc = s2f_fail(err, S2F_EUSAGE, "queue: lease of %d seconds (must be positive)",
-                      lease_seconds);
-    if (!rc)
-        rc = begin(q, err);
+    s2f_code rc = begin_claim(q, worker, lease_seconds, err);
     if (rc)
         return rc;
     bool got = false;
@@ -522,8 +554,7 @@ static s2f_code revive(s2f_queue *q, int64_t job_id, int64_t now, s2f_error *err
         return rc;
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, now);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
+    int step = step_once(st);
     if (step == SQLITE_CONSTRAINT)
         return s2f_fail(err, S2F_EUSAGE,
                         "queue: job %lld: another job of its SOP Instance UID is waiting already",
@@ -554,8 +585,7 @@ s2f_code s2f_queue_job_state(s2f_queue *q, int64_t job_id, s2f_job_state *state,
     sqlite3_bind_int64(st, 1, job_id);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
-        int s = state_from_name((const char *)sqlite3_column_text(st, 0));
-        *state = s < 0 ? S2F_JOB_NSTATES : (s2f_job_state)s;
+        *state = column_state(st, 0);
         if (cls)
             copy_column(cls, cls_size, st, 1);
         if (reason)
@@ -580,8 +610,8 @@ s2f_code s2f_queue_stats_get(s2f_queue *q, s2f_queue_stats *stats, s2f_error *er
         return rc;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        int s = state_from_name((const char *)sqlite3_column_text(st, 0));
-        if (s >= 0)
+        s2f_job_state s = column_state(st, 0);
+        if (s != S2F_JOB_NSTATES)
             stats->count[s] = sqlite3_column_int64(st, 1);
     }
     sqlite3_finalize(st);
@@ -618,11 +648,8 @@ s2f_code s2f_queue_purge_done(s2f_queue *q, int64_t older_than, int64_t *removed
     if (rc)
         return finish(q, rc, err);
     sqlite3_bind_int64(st, 1, older_than);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (step != SQLITE_DONE)
-        rc = db_fail(q, err, "purging finished jobs");
-    else if (removed)
+    rc = run(q, st, "purging finished jobs", err);
+    if (!rc && removed)
         *removed = sqlite3_changes(q->db);
     return finish(q, rc, err);
 }
@@ -642,8 +669,7 @@ static void read_info(sqlite3_stmt *st, s2f_job_info *info)
 {
     memset(info, 0, sizeof *info);
     info->id = sqlite3_column_int64(st, 0);
-    int s = state_from_name((const char *)sqlite3_column_text(st, 1));
-    info->state = s < 0 ? S2F_JOB_NSTATES : (s2f_job_state)s;
+    info->state = column_state(st, 1);
     info->attempts = sqlite3_column_int(st, 2);
     info->enqueued_at = column_time(st, 3);
     info->not_before = column_time(st, 4);
@@ -675,7 +701,7 @@ s2f_code s2f_queue_list(s2f_queue *q, const s2f_queue_filter *filter,
         return rc;
     sqlite3_bind_int64(st, 1, filter->after_id);
     if (filter->state != S2F_JOB_NSTATES)
-        sqlite3_bind_text(st, 2, state_names[filter->state], -1, SQLITE_STATIC);
+        bind_text(st, 2, state_names[filter->state]);
     sqlite3_bind_int64(st, 3, filter->limit);
     s2f_job_info *info = malloc(sizeof *info);
     if (!info) {
@@ -690,7 +716,7 @@ s2f_code s2f_queue_list(s2f_queue *q, const s2f_queue_filter *filter,
     }
     free(info);
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "listing jobs");
+    return looked_up(q, step, "listing jobs", err);
 }
 
 s2f_code s2f_queue_get(s2f_queue *q, int64_t job_id, s2f_job_info *info, s2f_error *err)
@@ -789,25 +815,22 @@ s2f_code s2f_queue_pulled_get(s2f_queue *q, const char *sop_instance_uid, s2f_pu
     s2f_code rc = check_text(sop_instance_uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
     sqlite3_stmt *st;
     if (!rc)
-        rc = prepare(q,
-                     "SELECT p.sha256, p.job_id, p.pulled_at, j.state FROM pulled p"
-                     " LEFT JOIN jobs j ON j.id = p.job_id WHERE p.sop_instance_uid = ?1",
-                     &st, err);
+        rc = prepare_keyed(q,
+                           "SELECT p.sha256, p.job_id, p.pulled_at, j.state FROM pulled p"
+                           " LEFT JOIN jobs j ON j.id = p.job_id WHERE p.sop_instance_uid = ?1",
+                           sop_instance_uid, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, sop_instance_uid, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         *found = true;
         copy_column(rec->sha256, sizeof rec->sha256, st, 0);
         rec->job_id = sqlite3_column_int64(st, 1);
         rec->pulled_at = sqlite3_column_int64(st, 2);
-        int state = state_from_name((const char *)sqlite3_column_text(st, 3));
-        rec->job_state = state < 0 ? S2F_JOB_NSTATES : (s2f_job_state)state;
+        rec->job_state = column_state(st, 3);
     }
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
-                                                     : db_fail(q, err, "reading a pulled instance");
+    return looked_up(q, step, "reading a pulled instance", err);
 }
 
 static s2f_code check_sha256(const char *hex, s2f_error *err)
@@ -836,16 +859,15 @@ s2f_code s2f_queue_pulled_put(s2f_queue *q, const char *sop_instance_uid, const 
                      &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, sop_instance_uid, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, sha256, -1, SQLITE_STATIC);
+    bind_text(st, 1, sop_instance_uid);
+    bind_text(st, 2, sha256);
     sqlite3_bind_int64(st, 3, job_id);
-    sqlite3_bind_text(st, 4, source, -1, SQLITE_STATIC);
+    bind_text(st, 4, source);
     sqlite3_bind_int64(st, 5, now);
     /* no fsync of its own: a record lost in a crash costs one retrieval, which finds the
      * same bytes in its job's file and queues nothing (pull.c); the job row was FULL */
     sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
+    int step = step_once(st);
     sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
     return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "recording a pulled instance");
 }
@@ -858,18 +880,16 @@ s2f_code s2f_queue_cursor_get(s2f_queue *q, const char *name, int64_t *value, bo
     s2f_code rc = check_text(name, S2F_QUEUE_SOURCE_MAX, "cursor name", err);
     sqlite3_stmt *st;
     if (!rc)
-        rc = prepare(q, "SELECT value FROM poll_cursors WHERE name = ?1", &st, err);
+        rc = prepare_keyed(q, "SELECT value FROM poll_cursors WHERE name = ?1", name, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         *found = true;
         *value = sqlite3_column_int64(st, 0);
     }
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
-                                                     : db_fail(q, err, "reading a poll cursor");
+    return looked_up(q, step, "reading a poll cursor", err);
 }
 
 s2f_code s2f_queue_cursor_set(s2f_queue *q, const char *name, int64_t value, int64_t now,
@@ -878,19 +898,16 @@ s2f_code s2f_queue_cursor_set(s2f_queue *q, const char *name, int64_t value, int
     s2f_code rc = check_text(name, S2F_QUEUE_SOURCE_MAX, "cursor name", err);
     sqlite3_stmt *st;
     if (!rc)
-        rc = prepare(q,
-                     "INSERT INTO poll_cursors(name, value, updated_at) VALUES (?1, ?2, ?3)"
-                     " ON CONFLICT(name) DO UPDATE SET value = excluded.value,"
-                     " updated_at = excluded.updated_at",
-                     &st, err);
+        rc = prepare_keyed(q,
+                           "INSERT INTO poll_cursors(name, value, updated_at) VALUES (?1, ?2, ?3)"
+                           " ON CONFLICT(name) DO UPDATE SET value = excluded.value,"
+                           " updated_at = excluded.updated_at",
+                           name, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, value);
     sqlite3_bind_int64(st, 3, now);
-    int step = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return step == SQLITE_DONE ? S2F_OK : db_fail(q, err, "writing a poll cursor");
+    return run(q, st, "writing a poll cursor", err);
 }
 
 s2f_code s2f_queue_latest_job(s2f_queue *q, const char *sop_instance_uid, int64_t *job_id,
@@ -901,23 +918,20 @@ s2f_code s2f_queue_latest_job(s2f_queue *q, const char *sop_instance_uid, int64_
     s2f_code rc = check_text(sop_instance_uid, S2F_QUEUE_UID_MAX, "SOP Instance UID", err);
     sqlite3_stmt *st;
     if (!rc)
-        rc = prepare(q,
-                     "SELECT id, state, path FROM jobs WHERE sop_instance_uid = ?1"
-                     " ORDER BY id DESC LIMIT 1",
-                     &st, err);
+        rc = prepare_keyed(q,
+                           "SELECT id, state, path FROM jobs WHERE sop_instance_uid = ?1"
+                           " ORDER BY id DESC LIMIT 1",
+                           sop_instance_uid, &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, sop_instance_uid, -1, SQLITE_STATIC);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
-        int s = state_from_name((const char *)sqlite3_column_text(st, 1));
-        *found = s >= 0;
         *job_id = sqlite3_column_int64(st, 0);
-        *state = s >= 0 ? (s2f_job_state)s : S2F_JOB_NSTATES;
+        *state = column_state(st, 1);
+        *found = *state != S2F_JOB_NSTATES;
         if (path)
             copy_column(path, path_size, st, 2);
     }
     sqlite3_finalize(st);
-    return step == SQLITE_ROW || step == SQLITE_DONE ? S2F_OK
-                                                     : db_fail(q, err, "looking up a job");
+    return looked_up(q, step, "looking up a job", err);
 }
