@@ -44,15 +44,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = 0;
     FILE *out = open_memstream(&buf, &len);
     if (out) {
-        s2f_convert_options copt = {
-            .r4 = mode & 1,
-            .pretty = (mode >> 1) & 1,
-            .collection = (mode >> 2) & 1 && (mode & 8),
-            .timezone = (mode & 8) ? "-0530" : NULL,
-        };
+        s2f_convert_options copt;
+        s2f_convert_options_init(&copt);
+        copt.fhir_version = mode & 1 ? S2F_FHIR_R4 : S2F_FHIR_AUTO;
+        copt.pretty = (mode >> 1) & 1;
+        copt.bundle_type = (mode >> 2) & 1 && (mode & 8) ? S2F_BUNDLE_COLLECTION
+                                                         : S2F_BUNDLE_TRANSACTION;
+        copt.timezone = (mode & 8) ? "-0530" : NULL;
         s2f_convert_result res;
+        s2f_convert_result_init(&res);
         s2f_code rc = s2f_convert(doc, &copt, out, &res, &err);
-        if (fclose(out) == 0 && rc == S2F_OK && !copt.collection)
+        if (fclose(out) == 0 && rc == S2F_OK && copt.bundle_type == S2F_BUNDLE_TRANSACTION)
             split(buf, len, 1 + (mode >> 2));
         free(buf);
     }

@@ -1,9 +1,10 @@
 /*
- * sr2fhir.h - public interface of libsr2fhir.
+ * sr2fhir.h - public interface of libsr2fhir (reading, dump, conversion).
  *
  * libsr2fhir reads DICOM Structured Reports (Part 10 files, bare data sets, DICOM JSON)
- * and turns TID 1500 Measurement Reports into FHIR resources. This header is the whole
- * public surface; everything under src/ is private.
+ * and turns TID 1500 Measurement Reports into FHIR resources. This header and
+ * sr2fhir_send.h (delivery to a FHIR server, libsr2fhir-send) are the whole public
+ * surface; everything under src/ is private.
  *
  * Threading: the library has no global mutable state. Every call works on objects the
  * caller passes in, so different threads may convert different inputs at the same time.
@@ -11,6 +12,16 @@
  * message ("what is wrong, where"); the library never prints and never exits.
  * Memory: each document owns one arena with a byte budget (s2f_options.max_memory);
  * s2f_doc_free releases everything in one call.
+ *
+ * Growing without breaking (docs/abi.md, issue 16): every option and result struct the
+ * caller allocates begins with `size_t struct_size`, which its init function
+ * (s2f_options_init, ...; static inline, so sizeof is the caller's) sets to the size the
+ * caller was compiled with. The library reads (options) or writes (results) only that
+ * many bytes and takes the members the caller does not know as zero, i.e. their
+ * defaults; new members are only ever appended. struct_size == 0 (a struct zeroed by
+ * hand, as before 0.1.0's init functions) means the 0.1.0 layout: members added later
+ * are then ignored, so set struct_size (call the init function) to use them. A program
+ * built against an older header keeps working with a newer library of the same soname.
  */
 #ifndef SR2FHIR_H
 #define SR2FHIR_H
@@ -22,7 +33,17 @@
 extern "C" {
 #endif
 
+/* The version this header belongs to: 0xMMmmpp (major, minor, patch), as curl's
+ * LIBCURL_VERSION_NUM; compare with s2f_version_num() for the library met at run time. */
+#define SR2FHIR_VERSION_MAJOR 0
+#define SR2FHIR_VERSION_MINOR 1
+#define SR2FHIR_VERSION_PATCH 0
 #define SR2FHIR_VERSION "0.1.0"
+#define SR2FHIR_VERSION_NUM 0x000100
+
+/* The library's own version at run time: "0.1.0" and 0x000100. */
+const char *s2f_version(void);
+unsigned long s2f_version_num(void);
 
 /* Result codes. The command-line tool uses the same numbers as exit codes. */
 typedef enum s2f_code {
@@ -54,12 +75,21 @@ typedef struct s2f_error {
 /* A short fixed name for a code ("malformed input", ...). Never NULL. */
 const char *s2f_code_name(s2f_code code);
 
-/* Reading options. Zero-initialised means the documented defaults. */
+/* Reading options: s2f_options_init, then set what differs from the defaults. */
 typedef struct s2f_options {
+    size_t struct_size;  /* sizeof(s2f_options) as the caller knows it (see the top) */
     size_t max_memory;   /* arena budget per document; 0 = 64 x input size + 64 MiB */
     unsigned max_depth;  /* maximum sequence nesting; 0 = 128 */
     int strict;          /* 1: refuse the lenient cases instead of warning (M1) */
 } s2f_options;
+
+/* Zeroes *opt (every member its default) and sets struct_size. */
+static inline void s2f_options_init(s2f_options *opt)
+{
+    static const s2f_options zero;
+    *opt = zero;
+    opt->struct_size = sizeof *opt;
+}
 
 /* A warning collected while reading (lenient input, undecodable bytes, ...). */
 typedef struct s2f_warning {
@@ -95,9 +125,25 @@ s2f_code s2f_dump(const s2f_doc *doc, FILE *out, s2f_error *err);
 
 /* ---- conversion to FHIR (MAPPING M2, M4-M26) ------------------------------------------ */
 
+/* Bundle.type of the conversion (M24). */
+typedef enum s2f_bundle_type {
+    S2F_BUNDLE_TRANSACTION = 0,  /* PUTs on deterministic ids: what a server takes */
+    S2F_BUNDLE_COLLECTION = 1
+} s2f_bundle_type;
+
+/* The FHIR version written (M25), by s2f_convert and by delivery (sr2fhir_send.h). */
+typedef enum s2f_fhir_version {
+    S2F_FHIR_AUTO = 0,  /* convert: R5; delivery: ask the server (GET [base]/metadata,
+                           once per client) */
+    S2F_FHIR_R4 = 4,
+    S2F_FHIR_R5 = 5
+} s2f_fhir_version;
+
+/* Conversion options: s2f_convert_options_init, then set what differs. */
 typedef struct s2f_convert_options {
-    int collection;          /* 1: Bundle.type "collection"; 0: "transaction" (M24) */
-    int r4;                  /* 1: FHIR R4 form (M25); 0: R5 */
+    size_t struct_size;      /* sizeof(s2f_convert_options) as the caller knows it */
+    s2f_bundle_type bundle_type;      /* default transaction (M24) */
+    s2f_fhir_version fhir_version;    /* R4 form (M25), or R5 (the default, AUTO) */
     const char *timezone;    /* "+HHMM"/"-HHMM" for times the SR gives without a zone (M9);
                                 NULL: the SR's Timezone Offset From UTC, else +0000 */
     int pretty;              /* 1: indented JSON */
@@ -108,8 +154,17 @@ typedef struct s2f_convert_options {
     int trace_consumed;      /* 1: fill s2f_convert_result.consumed_items (tests, M26) */
 } s2f_convert_options;
 
-/* What a conversion made (for the summary and the conversion report). */
+static inline void s2f_convert_options_init(s2f_convert_options *opt)
+{
+    static const s2f_convert_options zero;
+    *opt = zero;
+    opt->struct_size = sizeof *opt;
+}
+
+/* What a conversion made (for the summary and the conversion report). The library reads
+ * its struct_size: call s2f_convert_result_init before passing one. */
 typedef struct s2f_convert_result {
+    size_t struct_size;      /* sizeof(s2f_convert_result) as the caller knows it */
     size_t observations, imaging_selections, body_structures, devices, practitioners;
     size_t unmapped;         /* content items no rule consumed (M26) */
     size_t fallback_codes;   /* codes of unknown, undeclared coding schemes (M23) */
@@ -124,95 +179,31 @@ typedef struct s2f_convert_result {
                                           exactly once (M26) */
 } s2f_convert_result;
 
+static inline void s2f_convert_result_init(s2f_convert_result *res)
+{
+    static const s2f_convert_result zero;
+    *res = zero;
+    res->struct_size = sizeof *res;
+}
+
+/* Where s2f_convert_write puts the output: called with the next len > 0 bytes; returns 0,
+ * or non-zero to stop the conversion (which then fails with S2F_EIO). */
+typedef int (*s2f_write_fn)(void *ctx, const void *data, size_t len);
+
 /*
- * Converts a read SR into one FHIR Bundle written to `out` (M24). Fails with
- * S2F_ENOTTID1500 when the document is not a TID 1500 Measurement Report (M2). `result`
- * may be NULL. Output is deterministic: the same input gives the same bytes.
+ * Converts a read SR into one FHIR Bundle (M24), handed to write_fn(ctx, ...) in pieces of up
+ * to 64 KiB. Fails with S2F_ENOTTID1500 when the document is not a TID 1500 Measurement
+ * Report (M2). opt NULL: the defaults. `result` may be NULL; it is filled once the report
+ * is read, also when writing fails (struct_size kept). Output is deterministic: the same
+ * input gives the same bytes. A failed conversion may have written part of a Bundle.
  */
+s2f_code s2f_convert_write(const s2f_doc *doc, const s2f_convert_options *opt,
+                           s2f_write_fn write_fn, void *ctx, s2f_convert_result *result,
+                           s2f_error *err);
+
+/* s2f_convert_write to a stdio stream. */
 s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *out,
                      s2f_convert_result *result, s2f_error *err);
-
-/* ---- delivery to a FHIR server (`sr2fhir send`, docs/send.md) ----------------------- */
-
-typedef enum s2f_fhir_version {
-    S2F_FHIR_AUTO = 0,       /* ask the server (GET [base]/metadata, once per client) */
-    S2F_FHIR_R4 = 4,
-    S2F_FHIR_R5 = 5
-} s2f_fhir_version;
-
-/* Zero-initialised means the documented defaults. Strings are copied by s2f_client_new. */
-typedef struct s2f_client_options {
-    s2f_fhir_version version;
-    int require_existing;    /* 1: fail (S2F_ELOOKUP) when the Patient, ServiceRequest or
-                                ImagingStudy is not on the server; 0: logical reference */
-    const char *timezone;    /* as s2f_convert_options.timezone */
-    /* credentials: never printed, logged nor put in an error message */
-    const char *bearer_token;
-    const char *user, *password;       /* HTTP basic */
-    const char *cert, *key;            /* client certificate and key, PEM files */
-    const char *cacert;                /* CA bundle to trust instead of the system's */
-    int insecure;            /* 1: no certificate verification (testing only) */
-    int allow_http;          /* 1: plain http:// to a host that is not loopback */
-    long connect_timeout;    /* seconds; 0 = 10 */
-    long timeout;            /* seconds per request; 0 = 120 */
-    int retries;             /* tries after the first; 0 = 4, negative = none */
-    long retry_delay_ms;     /* first backoff; 0 = 500 (doubles up to 30 s, 50-100 % jitter) */
-    long max_entries;        /* entries per transaction; a larger Bundle is delivered as
-                                several (docs/send.md); 0 = 50, negative = no limit */
-    long deadline;           /* seconds for all the requests of one SR, retries and waits
-                                included; 0 = S2F_DEFAULT_DEADLINE, negative = none */
-} s2f_client_options;
-
-#define S2F_DEFAULT_DEADLINE 300L
-
-/* A connection to one FHIR server. Not shareable between threads: one client per thread
- * (several clients may run at once). */
-typedef struct s2f_client s2f_client;
-
-/* base: the server's base URL, http(s)://host[:port]/path. NULL and err on refusal. */
-s2f_client *s2f_client_new(const char *base, const s2f_client_options *opt, s2f_error *err);
-void s2f_client_free(s2f_client *c);
-
-/* The FHIR version the client sends: the option, or what the server's CapabilityStatement
- * says (asked once). */
-s2f_code s2f_client_version(s2f_client *c, s2f_fhir_version *version, s2f_error *err);
-
-/* What one delivery did; owned by the caller, released with s2f_send_result_free. */
-typedef struct s2f_send_result {
-    s2f_fhir_version version;   /* what was sent (0 when it failed before deciding) */
-    long http_status;           /* the server's last answer, 0 when none came */
-    unsigned attempts;          /* tries of the transaction, or of the request that failed */
-    unsigned parts, parts_stored; /* transactions the Bundle took, and those the server took */
-    double seconds;             /* wall time of the whole delivery */
-    /* "Patient/123" when the lookup found exactly one, else NULL (logical reference) */
-    char *patient_ref, *service_request_ref, *imaging_study_ref;
-    char **created, **updated;  /* "Type/id" the server answered 201 / 200 for */
-    size_t n_created, n_updated;
-    s2f_convert_result convert; /* what the conversion made (unmapped_items: not kept) */
-    long retry_after;           /* seconds the server's last answer asked to wait before
-                                   trying again (its Retry-After header), -1 when it gave
-                                   none (the gateway's workers honour it) */
-} s2f_send_result;
-
-void s2f_send_result_free(s2f_send_result *res);
-
-/*
- * Delivers one TID 1500 SR: looks up the Patient, ServiceRequest and ImagingStudy by
- * identifier (M4-M6), converts with literal references to what it found, and POSTs the
- * Bundle as one transaction of PUTs on deterministic ids (M24: sending again updates, never
- * duplicates); a Bundle larger than max_entries goes as several (docs/send.md). On failure err holds one line, with the server's OperationOutcome text when
- * it gave one. `res` is filled in both cases (free it either way).
- */
-s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err);
-
-/*
- * The audit record of one delivery: one JSON line ("\n"-terminated) appended to fd with a
- * single write, so that concurrent writers (threads, processes) never interleave
- * (docs/send.md). file: the input's name; rc/err: the outcome of s2f_send.
- */
-s2f_code s2f_audit_append(int fd, const char *file, const s2f_doc *doc, const s2f_client *c,
-                          const s2f_send_result *res, s2f_code rc, const s2f_error *err,
-                          s2f_error *werr);
 
 #ifdef __cplusplus
 }

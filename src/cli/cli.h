@@ -5,7 +5,7 @@
 #ifndef S2F_CLI_H
 #define S2F_CLI_H
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 
 #include <stddef.h>
 

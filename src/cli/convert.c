@@ -321,12 +321,13 @@ static int take_option(void *ctx, const cli_option *o, const char *v)
     case OPT_BUNDLE_TYPE:
         if (strcmp(v, "transaction") && strcmp(v, "collection"))
             return usage("--bundle-type takes transaction or collection");
-        jb->opt.collection = !strcmp(v, "collection");
+        jb->opt.bundle_type = !strcmp(v, "collection") ? S2F_BUNDLE_COLLECTION
+                                                        : S2F_BUNDLE_TRANSACTION;
         break;
     case OPT_FHIR_VERSION:
         if (strcasecmp(v, "R5") && strcasecmp(v, "R4"))
             return usage("--fhir-version takes R5 or R4");
-        jb->opt.r4 = !strcasecmp(v, "R4");
+        jb->opt.fhir_version = !strcasecmp(v, "R4") ? S2F_FHIR_R4 : S2F_FHIR_R5;
         break;
     case OPT_TIMEZONE:
         if (!cli_valid_zone(v))
@@ -425,6 +426,7 @@ int cmd_convert(int argc, char **argv)
 {
     job jb;
     memset(&jb, 0, sizeof jb);
+    s2f_convert_options_init(&jb.opt);
     int n_args, parsed = cli_parse(&cli_convert_command, NULL, argc, argv, &n_args, take_option, &jb);
     if (parsed)
         return parsed == CLI_HELP_SHOWN ? 0 : parsed;

@@ -119,7 +119,8 @@ static s2f_fhir_version send_one(send_job *jb, s2f_client *c, size_t index)
 {
     const char *input = jb->in.v[index];
     s2f_error err = {0};
-    s2f_send_result res = {0};
+    s2f_send_result res;
+    s2f_send_result_init(&res);
     s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
     size_t n = 0;
     const s2f_warning *w = doc && !jb->quiet ? s2f_doc_warnings(doc, &n) : NULL;

@@ -23,6 +23,7 @@
 #include "deliver/http.h"
 #include "util/error.h"
 #include "util/escape.h"
+#include "util/sized.h"
 
 #define OUTCOME_MAX 400   /* characters of server text kept in a message */
 
@@ -88,11 +89,11 @@ static s2f_code check_base(const char *base, const s2f_client_options *opt, s2f_
     return rc;
 }
 
-s2f_client *s2f_client_new(const char *base, const s2f_client_options *opt, s2f_error *err)
+s2f_client *s2f_client_new(const char *base, const s2f_client_options *options, s2f_error *err)
 {
-    static const s2f_client_options defaults;
-    if (!opt)
-        opt = &defaults;
+    s2f_client_options full; /* as far as the caller's struct reaches (issue 16) */
+    s2f_sized_read(&full, sizeof full, options, S2F_V01_CLIENT_OPTIONS_SIZE);
+    const s2f_client_options *opt = &full;
     if (!base || !*base)
         return s2f_fail(err, S2F_EUSAGE, "no server URL"), NULL;
     if (check_base(base, opt, err))

@@ -8,7 +8,7 @@
 
 #include <stdatomic.h>
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 
 /* Base URL without a trailing '/', as given (never holds credentials: refused). */
 const char *s2f_client_base(const s2f_client *c);

@@ -12,7 +12,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 
 typedef struct s2f_http s2f_http;
 

@@ -15,6 +15,7 @@
 #include "fhir/fhir.h"
 #include "sr/document.h"
 #include "util/error.h"
+#include "util/sized.h"
 
 void s2f_send_result_free(s2f_send_result *res)
 {
@@ -29,7 +30,11 @@ void s2f_send_result_free(s2f_send_result *res)
         free(res->updated[i]);
     free(res->created);
     free(res->updated);
-    memset(res, 0, sizeof *res);
+    free((s2f_convert_result *)res->convert);
+    size_t size = res->struct_size; /* the caller's part only (issue 16) */
+    size_t n = s2f_sized_len(size, S2F_V01_SEND_RESULT_SIZE, sizeof *res);
+    if (n > sizeof size)
+        memset((char *)res + sizeof size, 0, n - sizeof size);
 }
 
 /* M4, M6: the identifier system of an issuer, "" in err when memory ran out. */
@@ -74,8 +79,9 @@ static s2f_code look_up(s2f_client *c, const s2f_doc *doc, s2f_send_result *res,
 static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, char **text,
                             size_t *len, s2f_error *err)
 {
-    s2f_convert_options opt = {0};
-    opt.r4 = res->version == S2F_FHIR_R4;
+    s2f_convert_options opt;
+    s2f_convert_options_init(&opt);
+    opt.fhir_version = res->version == S2F_FHIR_R4 ? S2F_FHIR_R4 : S2F_FHIR_R5;
     opt.timezone = s2f_client_timezone(c);
     opt.patient_ref = res->patient_ref;
     opt.service_request_ref = res->service_request_ref;
@@ -85,8 +91,18 @@ static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *
     FILE *mem = open_memstream(text, len);
     if (!mem)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    s2f_code rc = s2f_convert(doc, &opt, mem, &res->convert, err);
-    res->convert.unmapped_items = NULL; /* the document's, not the result's */
+    s2f_convert_result *made = calloc(1, sizeof *made);
+    if (!made) {
+        fclose(mem);
+        free(*text);
+        *text = NULL;
+        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+    }
+    made->struct_size = sizeof *made;
+    s2f_code rc = s2f_convert(doc, &opt, mem, made, err);
+    made->unmapped_items = NULL; /* the document's, not the result's */
+    made->consumed_items = NULL;
+    res->convert = made;
     if (fclose(mem) != 0 && !rc)
         rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
     if (rc) {
@@ -129,18 +145,33 @@ static s2f_code deliver(s2f_client *c, const char *bundle, size_t len, s2f_send_
                         s2f_error *err)
 {
     size_t max = s2f_client_max_entries(c);
-    if (max && entry_count(&res->convert) > max)
+    if (max && entry_count(res->convert) > max)
         return deliver_in_parts(c, bundle, len, res, err);
     res->parts = 1;
-    s2f_code rc = s2f_client_transaction(c, bundle, len, entry_count(&res->convert), res, err);
+    s2f_code rc = s2f_client_transaction(c, bundle, len, entry_count(res->convert), res, err);
     res->parts_stored = !rc;
     return rc;
 }
 
-s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *res, s2f_error *err)
+static s2f_code send_full(s2f_client *c, const s2f_doc *doc, s2f_send_result *res,
+                          s2f_error *err);
+
+s2f_code s2f_send(s2f_client *c, const s2f_doc *doc, s2f_send_result *out, s2f_error *err)
+{
+    /* Filled in the library's full layout, handed back as far as the caller's struct
+     * reaches (issue 16). A member appended later that owns memory must be released here
+     * when the caller's struct does not reach it. */
+    s2f_send_result full = {.struct_size = sizeof full};
+    s2f_code rc = send_full(c, doc, &full, err);
+    s2f_sized_write(out, &full, sizeof full, S2F_V01_SEND_RESULT_SIZE);
+    return rc;
+}
+
+/* s2f_send into the library's full result. */
+static s2f_code send_full(s2f_client *c, const s2f_doc *doc, s2f_send_result *res,
+                          s2f_error *err)
 {
     double start = s2f_http_now();
-    memset(res, 0, sizeof *res);
     res->retry_after = -1;
     s2f_client_begin(c); /* the deadline of this SR (issue 9 defect 10) */
     s2f_report rep;

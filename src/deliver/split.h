@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 
 typedef struct s2f_bundle_parts {
     char **text;     /* each a transaction Bundle (malloc'd JSON) */

@@ -42,10 +42,8 @@
  * the bare SOP Class UID): M19 amended, see docs/decisions.md. */
 #define S2F_SYSTEM_SOP_CLASS "https://dicom.nema.org/medical/dicom/current/output/chtml/part04/sect_B.5"
 
-typedef enum s2f_bundle_type { S2F_BUNDLE_TRANSACTION = 0, S2F_BUNDLE_COLLECTION = 1 } s2f_bundle_type;
-
 typedef struct s2f_fhir_options {
-    s2f_bundle_type bundle_type;
+    s2f_bundle_type bundle_type; /* sr2fhir.h */
     int r4;                  /* M25: FHIR R4 form, no R5-only resources or profiles */
     const char *timezone;    /* "+HHMM"/"-HHMM" for times without Timezone Offset From UTC
                                 (M9); NULL = "+0000" */

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 #include "gateway/store.h"
 
 #define S2F_DW_UID_MAX 64

@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 #include "gateway/stow.h"

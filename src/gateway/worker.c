@@ -338,7 +338,7 @@ static s2f_worker_outcome deliver(worker *w, const s2f_job *job, int *reached)
     s2f_workers *p = w->pool;
     s2f_error err = {0};
     s2f_send_result res;
-    memset(&res, 0, sizeof res);
+    s2f_send_result_init(&res);
     res.retry_after = -1;
     double start = mono_now();
     s2f_doc *doc = NULL;
@@ -383,7 +383,7 @@ static s2f_worker_outcome deliver(worker *w, const s2f_job *job, int *reached)
 static s2f_worker_outcome probe_without_job(worker *w, int *reached)
 {
     s2f_send_result res;
-    memset(&res, 0, sizeof res);
+    s2f_send_result_init(&res);
     res.retry_after = -1;
     s2f_error err = {0};
     char *ref = NULL;

@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sr/tags.h"
+#include "util/sized.h"
 
 #define DEFAULT_DEPTH 128u
 #define DEPTH_CEILING 1024u
@@ -174,11 +175,13 @@ static s2f_doc *doc_new(const uint8_t *data, size_t len, uint8_t *owned, const s
     return doc_build(doc, data, len, opt, err);
 }
 
-s2f_doc *s2f_doc_read(const void *data, size_t len, const s2f_options *opt, s2f_error *err)
+s2f_doc *s2f_doc_read(const void *data, size_t len, const s2f_options *options, s2f_error *err)
 {
+    s2f_options opt; /* as far as the caller's struct reaches (issue 16) */
+    s2f_sized_read(&opt, sizeof opt, options, S2F_V01_OPTIONS_SIZE);
     if (!data && len)
         return s2f_fail(err, S2F_EUSAGE, "no input buffer"), NULL;
-    return doc_new(data, len, NULL, opt, err);
+    return doc_new(data, len, NULL, &opt, err);
 }
 
 /* Reads the whole stream into a malloc'd buffer, refusing more than S2F_MAX_INPUT bytes. */
@@ -254,8 +257,13 @@ static s2f_doc *read_regular(FILE *f, size_t size, const s2f_options *opt, s2f_e
     return doc_build(doc, buf, len, opt, err);
 }
 
-s2f_doc *s2f_doc_read_file(const char *path, const s2f_options *opt, s2f_error *err)
+s2f_doc *s2f_doc_read_file(const char *path, const s2f_options *options, s2f_error *err)
 {
+    s2f_options full; /* as far as the caller's struct reaches (issue 16) */
+    s2f_sized_read(&full, sizeof full, options, S2F_V01_OPTIONS_SIZE);
+    const s2f_options *opt = &full;
+    if (!path)
+        return s2f_fail(err, S2F_EUSAGE, "no input path"), NULL;
     int is_stdin = strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f)

@@ -4,18 +4,36 @@
 #include "util/sink.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 void s2f_sink_init(s2f_sink *s, FILE *out)
 {
     s->out = out;
+    s->write_fn = NULL;
+    s->ctx = NULL;
     s->len = 0;
     s->failed = 0;
 }
 
+void s2f_sink_init_fn(s2f_sink *s, int (*write_fn)(void *ctx, const void *p, size_t n), void *ctx)
+{
+    s2f_sink_init(s, NULL);
+    s->write_fn = write_fn;
+    s->ctx = ctx;
+}
+
+/* Hands n > 0 bytes to the function or the FILE*; 1 when taken. */
+static int emit(s2f_sink *s, const void *p, size_t n)
+{
+    if (s->write_fn)
+        return s->write_fn(s->ctx, p, n) == 0;
+    return s->out && fwrite(p, 1, n, s->out) == n;
+}
+
 void s2f_sink_flush(s2f_sink *s)
 {
-    if (s->len && !s->failed && (!s->out || fwrite(s->buf, 1, s->len, s->out) != s->len))
+    if (s->len && !s->failed && !emit(s, s->buf, s->len))
         s->failed = 1;
     s->len = 0;
 }
@@ -25,7 +43,7 @@ void s2f_sink_write_slow(s2f_sink *s, const void *p, size_t n)
     if (n > sizeof s->buf - s->len) {
         s2f_sink_flush(s);
         if (n > sizeof s->buf) {
-            if (!s->failed && (!s->out || fwrite(p, 1, n, s->out) != n))
+            if (!s->failed && !emit(s, p, n))
                 s->failed = 1;
             return;
         }
@@ -77,6 +95,15 @@ void s2f_sink_printf(s2f_sink *s, const char *fmt, ...)
         return;
     }
     s2f_sink_flush(s);
+    if (s->write_fn) { /* formatted again into a buffer of its size */
+        char *big = s->failed ? NULL : malloc((size_t)n + 1);
+        va_start(ap, fmt);
+        if (!big || vsnprintf(big, (size_t)n + 1, fmt, ap) != n || !emit(s, big, (size_t)n))
+            s->failed = 1;
+        va_end(ap);
+        free(big);
+        return;
+    }
     va_start(ap, fmt);
     if (!s->failed && (!s->out || vfprintf(s->out, fmt, ap) < 0))
         s->failed = 1;
@@ -85,10 +112,10 @@ void s2f_sink_printf(s2f_sink *s, const char *fmt, ...)
 
 int s2f_sink_finish(s2f_sink *s)
 {
-    if (!s->out) /* a memory sink keeps its bytes */
+    if (!s->out && !s->write_fn) /* a memory sink keeps its bytes */
         return s->failed ? -1 : 0;
     s2f_sink_flush(s);
-    if (!s->failed && fflush(s->out) != 0)
+    if (!s->failed && s->out && fflush(s->out) != 0)
         s->failed = 1;
     return s->failed ? -1 : 0;
 }

@@ -6,7 +6,10 @@
  * Ownership: the caller owns the sink (usually on the stack) and the FILE*. Errors are
  * sticky: after a failed write every call is a no-op and s2f_sink_finish reports it.
  *
- * A sink without a FILE* (out NULL) keeps what is written in its buffer (buf, len) for
+ * A sink may write through a function instead (s2f_sink_init_fn: s2f_convert_write's
+ * callback, issue 16), called with each full buffer.
+ *
+ * A sink without a FILE* nor a function (out NULL) keeps what is written in its buffer (buf, len) for
  * the caller to take: writing more than the buffer holds fails.
  */
 #ifndef S2F_SINK_H
@@ -21,12 +24,15 @@
 
 typedef struct s2f_sink {
     FILE *out;
+    int (*write_fn)(void *ctx, const void *p, size_t n); /* 0 ok; set: used, not out */
+    void *ctx;
     size_t len;
     int failed;
     char buf[S2F_SINK_BUFFER];
 } s2f_sink;
 
 void s2f_sink_init(s2f_sink *s, FILE *out);
+void s2f_sink_init_fn(s2f_sink *s, int (*write_fn)(void *ctx, const void *p, size_t n), void *ctx);
 /* The slow paths of the inline functions below: buffer full, or a block bigger than it. */
 void s2f_sink_write_slow(s2f_sink *s, const void *p, size_t n);
 void s2f_sink_putc_slow(s2f_sink *s, char c);
@@ -58,7 +64,7 @@ void s2f_sink_flush(s2f_sink *s);
 static inline char *s2f_sink_room(s2f_sink *s, size_t n)
 {
     if (n > sizeof s->buf - s->len) {
-        if (n > sizeof s->buf || s->failed || !s->out)
+        if (n > sizeof s->buf || s->failed || (!s->out && !s->write_fn))
             return NULL;
         s2f_sink_flush(s);
         if (s->failed)
