@@ -25,7 +25,7 @@
 #
 # The SRs: copies (../shared/tools/dicom-peers/make_copies.py: new SOP Instance UIDs) of the
 # 8 tid1500 corpus files whose Bundle has at most 50 entries (bench/stow.sh's set, 4.4 to 77
-# KB), interleaved; cached in bench/out/dimse_srs_K.
+# KB), interleaved; cached in bench/out/dimse_srs_K (bench/lib.sh small_srs).
 # Needs: make, dcmtk, python3-pydicom, ss, ../shared (corpus, dicom-peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,46 +49,12 @@ command -v storescu > /dev/null && command -v storescp > /dev/null ||
     { echo "bench: DCMTK storescu/storescp absent (apt-get install dcmtk)" >&2; exit 1; }
 export TCP_NODELAY=1 no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 
-tmp=$(mktemp -d)
-pids=()        # processes this script started and has not stopped yet
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-forget() { local p keep=(); for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
-stop_pid() {   # stop_pid PID [SIGNAL]: SIGTERM (or SIGNAL), then SIGKILL after 20 s
-    local i
-    kill -"${2:-TERM}" "$1" 2>/dev/null || true
-    for i in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    { wait "$1"; } 2>/dev/null || true
-    forget "$1"
-}
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f\n", b - a }'; }
-note() { echo "bench: $*" >&2; }
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+. bench/lib.sh   # tmp, pids, stop_pid, now/elapsed/note, qcount, machine, small_srs, scp_start
 
 # ---- the SRs ---------------------------------------------------------------------------
-small=(tid1500__dcmjs__sample-sr tid1500__dcmjs__structured_report
-       tid1500__dcmqi-inferred__rsna2018_ds1_sr-tid1500-ct-liver-example
-       tid1500__dcmqi__tid1500fhir_dcmqi_result tid1500__highdicom__sr_document
-       tid1500__highdicom__sr_document_with_multiple_groups
-       tid1500__iowa2dicom__dcmqi-repo_sr-example_sr tid1500__pixelmed__rsna2018_ds4_1)
-per=$(( (N + ${#small[@]} - 1) / ${#small[@]} ))
-SRS=$OUT/dimse_srs_$per
-if [ ! -f "$SRS/.complete" ]; then
-    note "making $per copies of each of ${#small[@]} SRs in $SRS (once)"
-    rm -rf "$SRS"
-    for k in "${!small[@]}"; do
-        "$PY" "$PEERS/make_copies.py" "$CORPUS/${small[$k]}.dcm" "$SRS/$k" "$per" >/dev/null
-    done
-    touch "$SRS/.complete"
-fi
-find "$PWD/$SRS" -name 'sr_*.dcm' | awk -F/ '{ print $NF "\t" $0 }' | sort | cut -f2 | head -n "$N" > "$tmp/list"
-[ "$(wc -l < "$tmp/list")" = "$N" ] || { echo "bench: fewer than $N SRs in $SRS" >&2; exit 1; }
+small_srs dimse_srs "$N" "$tmp/all"
+head -n "$N" "$tmp/all" > "$tmp/list"
+[ "$(wc -l < "$tmp/list")" = "$N" ] || { echo "bench: fewer than $N SRs in $OUT/dimse_srs_*" >&2; exit 1; }
 bytes=$(xargs -a "$tmp/list" -d '\n' cat | wc -c)
 mkdir -p "$tmp/shares" "$tmp/logs"
 split -n "r/$PAR" -d "$tmp/list" "$tmp/shares/share."
@@ -132,21 +98,13 @@ gw_start() {   # gw_start DATA: sets GW_PID, GW_PORT (the DICOM port); 1 when it
     stop_pid "$GW_PID"
     return 1
 }
-qcount() {     # qcount DATA STATE: jobs in STATE
-    "$BIN" queue stats --data "$1" | awk -v s="$2" '$1 == s { print $2; f = 1 } END { if (!f) print 0 }'
-}
 NODELIVERY="--workers 0"
 if gw_start "$tmp/probe"; then
     stop_pid "$GW_PID"
 else
     note "--workers 0 refused ($(head -c 300 "$tmp/probe.stderr")); one worker on a silent server instead"
-    "$PY" -c 'import socket, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
-print(s.getsockname()[1], flush=True); time.sleep(86400)' > "$tmp/hole.port" &
-    pids+=($!)
-    disown $!
-    for _ in $(seq 50); do [ -s "$tmp/hole.port" ] && break; sleep 0.1; done
-    GW_SERVER=http://127.0.0.1:$(cat "$tmp/hole.port")/fhir
+    silent_server
+    GW_SERVER=$HOLE
     GW_WORKERS=(--workers 1 --connect-timeout 3600 --timeout 3600 --stop-grace 0)
     NODELIVERY="--workers 1 on a FHIR server that never answers"
     gw_start "$tmp/probe2" || { echo "bench: the service did not start: $(head -c 500 "$tmp/probe2.stderr")" >&2; exit 1; }
@@ -164,45 +122,22 @@ gw_run() {     # gw_run RUN ASSOCIATIONS: R = wall seconds of N acknowledged C-S
 }
 
 # ---- storescp ----------------------------------------------------------------------------
-SHIM=$("$PEERS/dicom-peers.sh" shim)
 scp_run() {    # scp_run RUN ASSOCIATIONS: R = wall seconds of N files stored by storescp
-    local d=$tmp/scp_$1_$2 port sp i got
-    mkdir -p "$d/in"
-    for _ in 1 2 3; do
-        port=$(free_port)
-        ( cd "$d" && LD_PRELOAD=$SHIM exec storescp --fork -aet BENCHSCP +xa -pm -dhl \
-            -od "$d/in" -fe .dcm "$port" ) > "$d/log" 2>&1 < /dev/null &
-        sp=$!
-        pids+=("$sp")
-        for i in $(seq 100); do
-            ss -ltn "sport = :$port" | grep -q "127.0.0.1:$port" && break
-            kill -0 "$sp" 2>/dev/null || break
-            sleep 0.05
-        done
-        if ss -ltn "sport = :$port" | grep -q "127.0.0.1:$port"; then break; fi
-        stop_pid "$sp"; sp=
-    done
-    [ -n "$sp" ] || { echo "bench: storescp did not start: $(head -c 300 "$d/log")" >&2; exit 1; }
-    if ss -ltn "sport = :$port" | grep -v "127.0.0.1:$port" | grep -q ":$port"; then
-        echo "bench: storescp listens beyond 127.0.0.1" >&2; exit 1
-    fi
-    send_all "$port" BENCHSCP "$2"
+    local d=$tmp/scp_$1_$2 i got
+    scp_start "$d"
+    send_all "$SCP_PORT" BENCHSCP "$2"
     local r=$R
     for i in $(seq 100); do    # --fork: the last child may still be writing
         got=$(find "$d/in" -name '*.dcm' | wc -l)
         [ "$got" = "$N" ] && break
         sleep 0.05
     done
-    stop_pid "$sp"
+    stop_pid "$SCP_PID"
     [ "$got" = "$N" ] || { echo "bench: storescp wrote $got of $N files" >&2; exit 1; }
     rm -rf "$d"
     R=$r
 }
 
-machine() {
-    echo "load average $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes (%CPU since start):" \
-        "$(ps -eo pcpu,comm --sort=-pcpu --no-headers | head -4 | awk '{ printf "%s %s%%, ", $2, $1 }' | sed 's/, $//')"
-}
 machine_before=$(machine)
 
 note "$N SRs ($bytes bytes), $RUNS runs, 1 and $PAR associations"

@@ -33,7 +33,8 @@
 #
 # The SRs: copies (../shared/tools/dicom-peers/make_copies.py: new SOP Instance UIDs, same
 # study) of the 8 tid1500 corpus files whose Bundle has at most 50 entries (as
-# bench/send.sh's "small" set; 4.4 to 77 KB), interleaved; cached in bench/out/stow_srs_K.
+# bench/send.sh's "small" set; 4.4 to 77 KB), interleaved; cached in bench/out/stow_srs_K
+# (bench/lib.sh small_srs).
 # Needs: make, cc, dcmtk, python3-pydicom, node and npm (the FHIR server tool), ss.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,53 +59,19 @@ export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost TCP_NODELAY=1
 LOAD=$OUT/stow_load
 cc -std=c11 -O2 -Wall -Wextra -Werror -pthread -o "$LOAD" bench/stow_load.c
 
-tmp=$(mktemp -d)
-pids=()        # processes this script started and has not stopped yet
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
+. bench/lib.sh   # tmp, pids, stop_pid, now/elapsed/note, qcount, machine, small_srs, scp_start
+bench_cleanup_more() {   # the FHIR server tool instances still running
+    local f
     for f in "$tmp"/fhir*/pid; do
         [ -f "$f" ] && FHIR_PIDFILE=$f "$SERVER" stop >/dev/null 2>&1 || true
     done
-    rm -rf "$tmp"
 }
-trap cleanup EXIT
-forget() { local p keep=(); for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done; pids=("${keep[@]}"); }
-stop_pid() {   # stop_pid PID [SIGNAL]: SIGTERM (or SIGNAL), then SIGKILL after 20 s
-    local i
-    kill -"${2:-TERM}" "$1" 2>/dev/null || true
-    for i in $(seq 200); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
-    { wait "$1"; } 2>/dev/null || true
-    forget "$1"
-}
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f\n", b - a }'; }   # seconds from $1 to $2
-since() { elapsed "$1" "$(now)"; }
-note() { echo "bench: $*" >&2; }
 
 # ---- the SRs -------------------------------------------------------------------------
-small=(tid1500__dcmjs__sample-sr tid1500__dcmjs__structured_report
-       tid1500__dcmqi-inferred__rsna2018_ds1_sr-tid1500-ct-liver-example
-       tid1500__dcmqi__tid1500fhir_dcmqi_result tid1500__highdicom__sr_document
-       tid1500__highdicom__sr_document_with_multiple_groups
-       tid1500__iowa2dicom__dcmqi-repo_sr-example_sr tid1500__pixelmed__rsna2018_ds4_1)
-max=$(( N > MEM_N ? N : MEM_N ))
-per=$(( (max + ${#small[@]} - 1) / ${#small[@]} ))
-SRS=$OUT/stow_srs_$per
-if [ ! -f "$SRS/.complete" ]; then
-    note "making $per copies of each of ${#small[@]} SRs in $SRS (once)"
-    rm -rf "$SRS"
-    for k in "${!small[@]}"; do
-        "$PY" "$PEERS/make_copies.py" "$CORPUS/${small[$k]}.dcm" "$SRS/$k" "$per" >/dev/null
-    done
-    touch "$SRS/.complete"
-fi
-# interleaved: sr_0000 of every source, then sr_0001 ...
-find "$SRS" -name 'sr_*.dcm' | awk -F/ '{ print $NF "\t" $0 }' | sort | cut -f2 > "$tmp/all"
+small_srs stow_srs "$(( N > MEM_N ? N : MEM_N ))" "$tmp/all"
 head -n "$N" "$tmp/all" > "$tmp/list"
 head -n "$MEM_N" "$tmp/all" > "$tmp/memlist"
-[ "$(wc -l < "$tmp/list")" = "$N" ] || { echo "bench: fewer than $N SRs in $SRS" >&2; exit 1; }
+[ "$(wc -l < "$tmp/list")" = "$N" ] || { echo "bench: fewer than $N SRs in $OUT/stow_srs_*" >&2; exit 1; }
 mapfile -t files < "$tmp/list"
 bytes=$(cat "${files[@]}" | wc -c)
 
@@ -127,11 +94,7 @@ gw_start() {   # gw_start DATA SERVER-URL WORKERS: sets GW_PID, GW_PORT; 1 when 
     stop_pid "$GW_PID"
     return 1
 }
-qcount() {     # qcount DATA STATE: jobs in STATE (`sr2fhir queue stats`)
-    "$BIN" queue stats --data "$1" | awk -v s="$2" '$1 == s { print $2; f = 1 } END { if (!f) print 0 }'
-}
 vm() { awk '/^VmRSS/ { r = $2 } /^VmHWM/ { h = $2 } END { print "rss=" r " hwm=" h }' "/proc/$1/status"; }
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # --workers 0 if the service takes it; else one worker whose FHIR server accepts the
 # connection and never answers (a socket listening without accepting), so that worker
@@ -144,13 +107,7 @@ if gw_start "$tmp/probe" "http://127.0.0.1:9/fhir" 0; then
     stop_pid "$GW_PID"
 else
     note "--workers 0 refused ($(head -c 300 "$tmp/probe.stderr")); one worker on a silent server instead"
-    "$PY" -c 'import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64)
-print(s.getsockname()[1], flush=True); time.sleep(86400)' > "$tmp/hole.port" &
-    pids+=($!)
-    disown $!
-    for _ in $(seq 50); do [ -s "$tmp/hole.port" ] && break; sleep 0.1; done
-    HOLE=http://127.0.0.1:$(cat "$tmp/hole.port")/fhir
+    silent_server
     GW_EXTRA=(--connect-timeout 3600 --timeout 3600 --stop-grace 0)
     NODELIVERY="--workers 1 on a FHIR server that never answers"
 fi
@@ -188,48 +145,25 @@ sink_run() {   # sink_run CLIENTS: R = wall seconds of N requests into stow_load
 }
 
 # ---- part 2: storescu -> storescp ------------------------------------------------------
-SHIM=$("$PEERS/dicom-peers.sh" shim)
 scp_run() {    # scp_run RUN CLIENTS: R = wall seconds of N files sent by CLIENTS storescu
-    local d=$tmp/scp_$1_$2 port sp i t0 t1 got
-    mkdir -p "$d/in"
-    for _ in 1 2 3; do
-        port=$(free_port)
-        ( cd "$d" && LD_PRELOAD=$SHIM exec storescp --fork -aet BENCHSCP +xa -pm -dhl \
-            -od "$d/in" -fe .dcm "$port" ) > "$d/log" 2>&1 < /dev/null &
-        sp=$!
-        pids+=("$sp")
-        for i in $(seq 100); do
-            ss -ltn "sport = :$port" | grep -q "127.0.0.1:$port" && break
-            kill -0 "$sp" 2>/dev/null || break
-            sleep 0.05
-        done
-        if ss -ltn "sport = :$port" | grep -q "127.0.0.1:$port"; then break; fi
-        stop_pid "$sp"; sp=
-    done
-    [ -n "$sp" ] || { echo "bench: storescp did not start: $(head -c 300 "$d/log")" >&2; exit 1; }
-    if ss -ltn "sport = :$port" | grep -v "127.0.0.1:$port" | grep -q ":$port"; then
-        echo "bench: storescp listens beyond 127.0.0.1" >&2; exit 1
-    fi
+    local d=$tmp/scp_$1_$2 t0 t1 got
+    scp_start "$d"
     split -n "r/$2" -d "$tmp/list" "$d/share."
     local senders=()
     t0=$(now)
     for share in "$d"/share.*; do
-        xargs -a "$share" -d '\n' storescu -R -aet BENCH -aec BENCHSCP 127.0.0.1 "$port" &
+        xargs -a "$share" -d '\n' storescu -R -aet BENCH -aec BENCHSCP 127.0.0.1 "$SCP_PORT" &
         senders+=($!)
     done
     for p in "${senders[@]}"; do wait "$p" || { echo "bench: storescu failed" >&2; exit 1; }; done
     t1=$(now)
-    stop_pid "$sp"
+    stop_pid "$SCP_PID"
     got=$(find "$d/in" -name '*.dcm' | wc -l)
     [ "$got" = "$N" ] || { echo "bench: storescp wrote $got of $N files" >&2; exit 1; }
     rm -rf "$d"
     R=$(elapsed "$t0" "$t1")
 }
 
-machine() {
-    echo "load average $(cut -d' ' -f1-3 /proc/loadavg); busiest other processes (%CPU since start):" \
-        "$(ps -eo pcpu,comm --sort=-pcpu --no-headers | head -4 | awk '{ printf "%s %s%%, ", $2, $1 }' | sed 's/, $//')"
-}
 machine_before=$(machine)
 
 declare -A t
