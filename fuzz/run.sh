@@ -3,7 +3,7 @@
 # on a seed corpus made from ../shared/corpus and the project's generated fixtures.
 #
 #   fuzz/run.sh [SECONDS] [TARGET...]     # targets: fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer
-#                                          #          fuzz_multipart fuzz_dimse fuzz_qido
+#                                          #          fuzz_multipart fuzz_dimse fuzz_qido fuzz_websocket
 #
 # Seeds and the grown corpora live in build-fuzz/corpus-TARGET (not committed); crashes are
 # written to build-fuzz/ as crash-*, and the script exits non-zero when a target fails.
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 shift || true
-TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart fuzz_dimse fuzz_qido}
+TARGETS=${*:-fuzz_part10 fuzz_json fuzz_doc fuzz_convert fuzz_answer fuzz_multipart fuzz_dimse fuzz_qido fuzz_websocket}
 SHARED=${SHARED:-$(cd .. && pwd)/shared}
 make -s fuzz
 
@@ -47,6 +47,13 @@ seed_qido() {
     printf '%s' '[{"0020000D":{"vr":"UI","Value":[1.2]},"00080018":{"Value":["1.2","1.3"]}}]' >"$1/wrong.json"
     printf '%s' '[]' >"$1/empty.json"
 }
+# Seeds for fuzz_websocket (issue 15): [bound exponent] then server frames: a text message in
+# two fragments with a ping between them, a close, 16- and 64-bit lengths, protocol errors.
+seed_websocket() {
+    printf '\x10\x01\x03{"a\x89\x02p1\x80\x04":1}\x88\x02\x03\xe8' >"$1/fragments.bin"
+    printf '\x10\x81\x7e\x00\x7e%0126d\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00' 0 >"$1/lengths.bin"
+    printf '\x04\x81\x85\x01\x02\x03\x04abcde\xc1\x00\x81\x02\xc3\x28' >"$1/errors.bin"
+}
 make -s fixtures >/dev/null 2>&1 || echo "fuzz: no generated fixtures (python3-pydicom missing)" >&2
 for t in $TARGETS; do
     dir=build-fuzz/corpus-$t
@@ -58,6 +65,7 @@ for t in $TARGETS; do
         fuzz_multipart) pattern='none'; seed_multipart "$dir" ;;
         fuzz_dimse) pattern='none'; /usr/bin/python3 fuzz/seed_dimse.py "$dir" || echo "fuzz: no fuzz_dimse seeds" >&2 ;;
         fuzz_qido) pattern='none'; seed_qido "$dir" ;;
+        fuzz_websocket) pattern='none'; seed_websocket "$dir" ;;
         *) pattern='*' ;;
     esac
     find "$SHARED/corpus/files" "$SHARED/ig/dicom" build/fixtures -maxdepth 1 -type f \
