@@ -48,6 +48,8 @@ SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLIENT_OPTS) $(CLI_SHARED)
 SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLIENT_OPTS) $(CLI_SHARED)
 # sr2fhir-pull: `sr2fhir pull` (issue 13: DICOMweb pull; libcurl, GnuTLS)
 PULL_SRC := $(wildcard src/cli/pull_main.c src/cli/pull.c) $(CLIENT_OPTS) $(CLI_SHARED)
+# sr2fhir-cast: `sr2fhir cast` (issue 15: FHIRcast; libcurl, OpenSSL)
+CAST_SRC := $(wildcard src/cli/cast_main.c src/cli/cast.c) $(CLIENT_OPTS) $(CLI_SHARED)
 TEST_SRC := $(sort $(wildcard tests/unit/test_*.c))
 # Tools script tests run (tests/tools/*.c, e.g. queue_fill: a queue database in any state)
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
@@ -60,6 +62,7 @@ SEND_OBJ := $(SEND_SRC:%.c=$(BUILD)/%.o)
 GW_OBJ   := $(GW_SRC:%.c=$(BUILD)/%.o)
 SERVE_OBJ := $(SERVE_SRC:%.c=$(BUILD)/%.o)
 PULL_OBJ := $(PULL_SRC:%.c=$(BUILD)/%.o)
+CAST_OBJ := $(CAST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%)
 
@@ -72,15 +75,16 @@ SOVERSION := 0
 SO      := $(BUILD)/libsr2fhir.so.$(VERSION)
 SEND_SO := $(BUILD)/libsr2fhir-send.so.$(VERSION)
 CORE_LIBS := -lz -lyajl -lm
-SEND_LIBS := -lcurl -ljson-c -pthread
+SEND_LIBS := -lcurl -ljson-c -lssl -lcrypto -pthread # OpenSSL: the FHIRcast websocket (issue 15)
 BIN := $(BUILD)/sr2fhir
 SEND_BIN := $(BUILD)/sr2fhir-send
 GW_LIB := $(BUILD)/libsr2fhir-gateway.a
 SERVE_BIN := $(if $(wildcard src/cli/serve_main.c),$(BUILD)/sr2fhir-serve)
 PULL_BIN := $(if $(wildcard src/cli/pull_main.c),$(BUILD)/sr2fhir-pull)
+CAST_BIN := $(if $(wildcard src/cli/cast_main.c),$(BUILD)/sr2fhir-cast)
 
 .PHONY: all test unit clean fuzz sample fixtures
-all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(LIB) $(SENDLIB) $(GW_LIB) shared
+all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(CAST_BIN) $(LIB) $(SENDLIB) $(GW_LIB) shared
 
 $(LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -136,6 +140,9 @@ $(BUILD)/sr2fhir-serve: $(SERVE_OBJ) $(GW_LIB) $(SENDLIB) $(LIB)
 $(BUILD)/sr2fhir-pull: $(PULL_OBJ) $(GW_LIB) $(SENDLIB) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(PULL_OBJ) $(GW_LIB) $(SENDLIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 
+$(BUILD)/sr2fhir-cast: $(CAST_OBJ) $(SENDLIB) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(CAST_OBJ) $(SENDLIB) $(LIB) $(CURL_LIBS) -lssl -lcrypto $(LDLIBS)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
@@ -181,4 +188,4 @@ sample: all fixtures
 clean:
 	rm -rf build build-san build-tsan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(PULL_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SEND_OBJ:.o=.d) $(GW_OBJ:.o=.d) $(SERVE_OBJ:.o=.d) $(PULL_OBJ:.o=.d) $(CAST_OBJ:.o=.d)

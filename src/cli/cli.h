@@ -106,6 +106,7 @@ int cmd_queue(int argc, char **argv);     /* queue.c: stats, list, show, retry, 
 int cmd_send(int argc, char **argv);      /* in the sr2fhir-send program (send.c) */
 int cmd_serve(int argc, char **argv);     /* in the sr2fhir-serve program (serve.c) */
 int cmd_pull(int argc, char **argv);      /* in the sr2fhir-pull program (pull.c) */
+int cmd_cast(int argc, char **argv);      /* in the sr2fhir-cast program (cast.c) */
 
 /* Help text of a command, or NULL when there is no such command. */
 const char *cli_help_text(const char *command);

@@ -344,6 +344,33 @@ static const char pull_help[] =
     "Exit codes: 0 all fine, 2 usage, 3 I/O, 4 malformed answers, 10 refused (DICOMweb or\n"
     "FHIR server), 11 unreachable or deadline. docs/pull.md has the details.\n";
 
+static const char cast_help[] =
+    "usage: sr2fhir cast --hub URL --topic TOPIC [--token-file F] [--wait SECONDS]\n"
+    "                    [OPTIONS] INPUT...\n"
+    "\n"
+    "Shares the measurements of each TID 1500 SR with the report a reporting application\n"
+    "has open on a FHIRcast STU3 hub: subscribes to TOPIC over a websocket, reads the\n"
+    "current context, and when it is a DiagnosticReport context whose Patient (an\n"
+    "identifier equal to the SR's Patient ID) and ImagingStudy (the SR's Study Instance\n"
+    "UID) match, publishes a DiagnosticReport-update whose Bundle PUTs the converted\n"
+    "Observations and the ImagingSelections, BodyStructures and Devices they reference.\n"
+    "A stale version (409 or SyncError) is retried once per new version. One line per SR:\n"
+    "  FILE: shared N resources with DiagnosticReport/ID (Patient/ID) on topic T: version A -> B\n"
+    "\n"
+    "  --hub URL                 the hub (hub.url); https, or http to a loopback host\n"
+    "  --topic TOPIC             hub.topic\n"
+    "  --wait SECONDS            wait this long for a matching context to open (default 0)\n"
+    "  --subscriber-name NAME    subscriber.name (default sr2fhir)\n"
+    "  --token-file F, --token-env NAME  bearer token (default SR2FHIR_TOKEN); never printed\n"
+    "  --fhir-version R5|R4      the form of the shared resources (default R5)\n"
+    "  --cacert, --cert, --key, --insecure, --allow-http, --connect-timeout, --timeout,\n"
+    "  --retries, --retry-delay, --deadline, --timezone: as for send\n"
+    "  -q, --quiet               no result lines\n"
+    "\n"
+    "Exit codes: 0 all shared, 2 usage, 3-9 as for convert, 10 the hub refused, 11 the hub\n"
+    "is unreachable or kept failing, 12 no matching DiagnosticReport context is open.\n"
+    "docs/fhircast.md has the details.\n";
+
 const char *cli_help_text(const char *command)
 {
     if (!command)
@@ -352,6 +379,8 @@ const char *cli_help_text(const char *command)
         return serve_help;
     if (!strcmp(command, "pull"))
         return pull_help;
+    if (!strcmp(command, "cast"))
+        return cast_help;
     return NULL;
 }
 

@@ -3,7 +3,8 @@
  * own, sr2fhir-send, installed beside this one: it links libcurl, whose start-up (some 30
  * shared libraries, about 10 ms) `dump` and `convert` should not pay on every file. `serve`,
  * the gateway service, is sr2fhir-serve for the same reason (libmicrohttpd and libcurl),
- * and `pull` (issue 13) is sr2fhir-pull (libcurl, GnuTLS).
+ * and `pull` (issue 13) is sr2fhir-pull (libcurl, GnuTLS), `cast` (issue 15, FHIRcast) is
+ * sr2fhir-cast (libcurl, OpenSSL).
  * `queue` (the gateway's queue, SQLite only) is a command of this program.
  */
 #include <errno.h>
@@ -25,7 +26,7 @@ static const struct {
 };
 
 /* Replaces this process with the program sr2fhir-COMMAND (beside this program, else on
- * PATH): `send`, `serve` and `pull`. argv[0] is the command's name, argv[argc] NULL. Returns only
+ * PATH): `send`, `serve`, `pull` and `cast`. argv[0] is the command's name, argv[argc] NULL. Returns only
  * on failure. */
 static int exec_program(const char *command, char **argv)
 {
@@ -57,7 +58,8 @@ int main(int argc, char **argv)
         printf("sr2fhir %s\n", SR2FHIR_VERSION);
         return 0;
     }
-    if (!strcmp(cmd, "send") || !strcmp(cmd, "serve") || !strcmp(cmd, "pull"))
+    if (!strcmp(cmd, "send") || !strcmp(cmd, "serve") || !strcmp(cmd, "pull") ||
+        !strcmp(cmd, "cast"))
         return exec_program(cmd, argv + 1);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

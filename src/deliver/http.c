@@ -242,6 +242,27 @@ static s2f_code set_transport(s2f_http *h, const s2f_client_options *opt, s2f_er
     return set_credentials(h, opt, err);
 }
 
+s2f_code s2f_http_set_content_type(s2f_http *h, const char *type, s2f_error *err)
+{
+    char line[128];
+    if (snprintf(line, sizeof line, "Content-Type: %s", type) >= (int)sizeof line)
+        return s2f_fail(err, S2F_EINTERNAL, "a Content-Type over %zu bytes", sizeof line);
+    struct curl_slist *list = NULL;
+    for (struct curl_slist *p = h->headers; p; p = p->next) {
+        struct curl_slist *more = curl_slist_append(
+            list, strncasecmp(p->data, "Content-Type:", 13) ? p->data : line);
+        if (!more) {
+            curl_slist_free_all(list);
+            return s2f_fail(err, S2F_ENOMEM, "out of memory");
+        }
+        list = more;
+    }
+    curl_slist_free_all(h->headers);
+    h->headers = list;
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+    return S2F_OK;
+}
+
 s2f_http *s2f_http_new(const s2f_client_options *opt, s2f_error *err)
 {
     /* thread-safe since libcurl 7.84 (Debian 12 has 7.88); reference-counted */

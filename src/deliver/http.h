@@ -40,6 +40,10 @@ void s2f_http_free(s2f_http *h);
 s2f_code s2f_http_request(s2f_http *h, const char *method, const char *url, const char *body,
                           size_t len, size_t max_answer, s2f_http_response *resp, s2f_error *err);
 
+/* The Content-Type of POST bodies from now on (default application/fhir+json); the FHIRcast
+ * client (issue 15) posts forms and JSON. */
+s2f_code s2f_http_set_content_type(s2f_http *h, const char *type, s2f_error *err);
+
 /* Every request from now on ends by `seconds` from now, its retries and waits included
  * (issue 9 defect 10); 0 or less: no deadline. */
 void s2f_http_set_deadline(s2f_http *h, long seconds);

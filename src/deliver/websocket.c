@@ -548,6 +548,15 @@ static s2f_code check_answer(const char *head, const char *key, s2f_error *err)
     return S2F_OK;
 }
 
+/* The length of the answer's head up to and with its blank line, 0 when not all in. */
+static size_t header_end(const char *b, size_t n)
+{
+    for (size_t i = 0; i + 4 <= n; i++)
+        if (!memcmp(b + i, "\r\n\r\n", 4))
+            return i + 4;
+    return 0;
+}
+
 /* Reads the handshake answer up to its blank line; the bytes after it stay in ws->in. */
 static s2f_code read_answer(s2f_ws *ws, const char *key, double deadline, s2f_error *err)
 {
@@ -561,14 +570,13 @@ static s2f_code read_answer(s2f_ws *ws, const char *key, double deadline, s2f_er
             return s2f_fail(err, S2F_EUNREACHABLE, "websocket: the connection closed during the handshake");
         n += (size_t)r;
         head[n] = '\0';
-        if (memchr(head, '\0', n))
-            return s2f_fail(err, S2F_EFORMAT, "websocket: a NUL byte in the handshake answer");
-        char *end = strstr(head, "\r\n\r\n");
+        size_t end = header_end(head, n);
         if (end) {
-            size_t used = (size_t)(end - head) + 4;
-            end[2] = '\0';
-            memcpy(ws->in, head + used, n - used);
-            ws->in_len = n - used;
+            if (memchr(head, '\0', end))
+                return s2f_fail(err, S2F_EFORMAT, "websocket: a NUL byte in the handshake answer");
+            memcpy(ws->in, head + end, n - end); /* frames sent with the answer */
+            ws->in_len = n - end;
+            head[end - 2] = '\0';
             return check_answer(head, key, err);
         }
         if (n == MAX_HANDSHAKE)

@@ -178,10 +178,15 @@ static void answer_handshake(server *s, int fd)
     if (k)
         sscanf(k + 19, "%63[^\r]", key);
     s2f_ws_accept_key(s->bad_accept ? "wrong" : key, accept);
-    /* the first frame comes in the same write as the answer: it must not be lost */
+    /* the first frames come in the same write as the answer: they must not be lost (an
+     * empty ping: a NUL byte after the head is no NUL in the head) */
     int len = snprintf(resp, sizeof resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                       "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n%s", accept,
-                       s->silent ? "" : "\x01\x03{\"a");
+                       "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+    static const unsigned char first[] = {0x89, 0x00, 0x01, 0x03, '{', '"', 'a'};
+    if (!s->silent) {
+        memcpy(resp + len, first, sizeof first);
+        len += (int)sizeof first;
+    }
     send(fd, resp, (size_t)len, 0);
 }
 
