@@ -16,27 +16,39 @@
 #ifndef SR2FHIR_CAST_H
 #define SR2FHIR_CAST_H
 
-#include "sr2fhir.h"
+#include "sr2fhir_send.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Zero-initialised means the documented defaults. Strings are copied. */
+/* Options: s2f_cast_options_init, then set what differs from the defaults. Strings are
+ * copied by s2f_cast_open. */
 typedef struct s2f_cast_options {
+    size_t struct_size;      /* sizeof(s2f_cast_options) as the caller knows it */
     const char *hub;         /* hub.url, http(s)://... (http only to loopback unless
                                 client.allow_http) */
     const char *topic;       /* hub.topic */
     /* bearer_token (never printed), cacert, cert, key, insecure, allow_http,
      * connect_timeout, timeout, retries, retry_delay_ms, deadline (seconds per SR, 0 =
-     * S2F_DEFAULT_DEADLINE), timezone; version R4 converts in R4 form */
+     * S2F_DEFAULT_DEADLINE), timezone; version R4 converts in R4 form (its own
+     * struct_size: s2f_cast_options_init initialises it) */
     s2f_client_options client;
     long wait;               /* seconds to wait for a matching context to open; 0: none */
     const char *subscriber_name; /* subscriber.name; NULL = "sr2fhir" */
 } s2f_cast_options;
 
-/* What sharing one SR did. */
+static inline void s2f_cast_options_init(s2f_cast_options *opt)
+{
+    static const s2f_cast_options zero;
+    *opt = zero;
+    opt->struct_size = sizeof *opt;
+    s2f_client_options_init(&opt->client);
+}
+
+/* What sharing one SR did: s2f_cast_result_init before s2f_cast_share. */
 typedef struct s2f_cast_result {
+    size_t struct_size;      /* sizeof(s2f_cast_result) as the caller knows it */
     char report[128];        /* "DiagnosticReport/id" of the context, "" when none */
     char patient[128];       /* "Patient/id" of the context, "" when none */
     char version[128];       /* the context's versionId after the update */
@@ -46,6 +58,13 @@ typedef struct s2f_cast_result {
     unsigned stale;          /* updates refused for a stale version, then retried */
     long http_status;        /* the hub's last answer to the update, 0 when none */
 } s2f_cast_result;
+
+static inline void s2f_cast_result_init(s2f_cast_result *res)
+{
+    static const s2f_cast_result zero;
+    *res = zero;
+    res->struct_size = sizeof *res;
+}
 
 typedef struct s2f_cast s2f_cast;
 

@@ -11,7 +11,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     zlib1g-dev libyajl-dev libjson-c-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libssl-dev ca-certificates openssl curl \
     dcmtk python3 python3-pydicom \
     hyperfine time >/dev/null
-# node and npm run ../shared/tools (the guide's validator, the FHIR server of the send
+# node and npm run ../shared/tools (the guide's validator, the FHIRcast hub of test_cast, the FHIR server of the send
 # tests); machines that already have a Node.js keep theirs
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null

@@ -109,6 +109,7 @@ static int share_all(cast_cfg *c, s2f_cast *session)
     for (size_t i = 0; i < in.n; i++) {
         s2f_error err = {0};
         s2f_cast_result res;
+        s2f_cast_result_init(&res);
         s2f_doc *doc = s2f_doc_read_file(in.v[i], NULL, &err);
         s2f_code rc = doc ? s2f_cast_share(session, doc, &res, &err) : err.code;
         s2f_doc_free(doc);
@@ -129,6 +130,8 @@ static int share_all(cast_cfg *c, s2f_cast *session)
 int cmd_cast(int argc, char **argv)
 {
     cast_cfg c = {0};
+    s2f_cast_options_init(&c.opt);
+    s2f_client_options_init(&c.client.opt);
     int rc = parse(&c, argc, argv);
     if (rc)
         return rc < 0 ? 0 : rc;

@@ -25,6 +25,7 @@
 #include "sr2fhir_cast.h"
 #include "util/error.h"
 #include "util/escape.h"
+#include "util/sized.h"
 
 #define MAX_ANSWER (64u << 20)          /* bytes of one hub answer or message */
 #define MAX_JSON_COST (512u << 20)      /* json-c memory a message may cost */
@@ -589,9 +590,12 @@ static s2f_code open_channel(s2f_cast *c, const s2f_client_options *o, s2f_error
     }
 }
 
-s2f_cast *s2f_cast_open(const s2f_cast_options *opt, s2f_error *err)
+s2f_cast *s2f_cast_open(const s2f_cast_options *given, s2f_error *err)
 {
-    if (!opt || !opt->hub || !opt->topic || !opt->topic[0] || strlen(opt->topic) > MAX_TOPIC)
+    s2f_cast_options full;
+    const s2f_cast_options *opt = &full;
+    s2f_sized_read(&full, sizeof full, given, sizeof full); /* new in 0.2: no 0.1.0 layout */
+    if (!given || !opt->hub || !opt->topic || !opt->topic[0] || strlen(opt->topic) > MAX_TOPIC)
         return s2f_fail(err, S2F_EUSAGE, "a hub URL and a topic (at most %d bytes) are needed",
                         MAX_TOPIC), NULL;
     if (check_hub_url(opt->hub, &opt->client, err))
@@ -648,8 +652,12 @@ static s2f_code convert_doc(s2f_cast *c, const s2f_doc *doc, const char *patient
     FILE *f = open_memstream(&buf, &len);
     if (!f)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    s2f_convert_options o = {.r4 = c->r4, .timezone = c->timezone, .patient_ref = patient_ref,
-                             .imaging_study_ref = study_ref};
+    s2f_convert_options o;
+    s2f_convert_options_init(&o);
+    o.fhir_version = c->r4 ? S2F_FHIR_R4 : S2F_FHIR_R5;
+    o.timezone = c->timezone;
+    o.patient_ref = patient_ref;
+    o.imaging_study_ref = study_ref;
     s2f_code rc = s2f_convert(doc, &o, f, NULL, err);
     if (fclose(f) != 0 && !rc)
         rc = s2f_fail(err, S2F_ENOMEM, "out of memory");
@@ -836,9 +844,8 @@ static s2f_code share_matched(s2f_cast *c, const s2f_doc *doc, const s2f_cast_su
     return rc;
 }
 
-s2f_code s2f_cast_share(s2f_cast *c, const s2f_doc *doc, s2f_cast_result *res, s2f_error *err)
+static s2f_code share(s2f_cast *c, const s2f_doc *doc, s2f_cast_result *res, s2f_error *err)
 {
-    memset(res, 0, sizeof *res);
     json_object *bundle = NULL;
     s2f_cast_subject sub;
     s2f_cast_context *ctx = malloc(sizeof *ctx);
@@ -854,5 +861,15 @@ s2f_code s2f_cast_share(s2f_cast *c, const s2f_doc *doc, s2f_cast_result *res, s
     if (!rc)
         rc = share_matched(c, doc, &sub, ctx, res, err);
     free(ctx);
+    return rc;
+}
+
+s2f_code s2f_cast_share(s2f_cast *c, const s2f_doc *doc, s2f_cast_result *res, s2f_error *err)
+{
+    s2f_cast_result full;
+    s2f_cast_result_init(&full);
+    s2f_code rc = share(c, doc, &full, err);
+    if (res)
+        s2f_sized_write(res, &full, sizeof full, sizeof full);
     return rc;
 }
