@@ -42,7 +42,7 @@ GW_SRC   := $(sort $(wildcard src/gateway/*.c))
 # loads libcurl (src/cli/main.c says why); `sr2fhir send` runs it.
 CLI_SHARED := src/cli/help.c src/cli/options.c src/cli/inputs.c src/cli/message.c
 CLIENT_OPTS := src/cli/client_opts.c   # the FHIR client options of send and serve
-CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/output.c src/cli/outnames.c $(wildcard src/cli/queue.c) $(CLI_SHARED)
+CLI_SRC  := src/cli/main.c src/cli/dump.c src/cli/convert.c src/cli/jsonout.c src/cli/output.c src/cli/outnames.c $(wildcard src/cli/queue.c) $(CLI_SHARED)
 SEND_SRC := src/cli/send_main.c src/cli/send.c $(CLIENT_OPTS) $(CLI_SHARED)
 # sr2fhir-serve: `sr2fhir serve`, the gateway service (links libmicrohttpd and libcurl)
 SERVE_SRC := $(wildcard src/cli/serve_main.c src/cli/serve.c) $(CLIENT_OPTS) $(CLI_SHARED)

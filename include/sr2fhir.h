@@ -205,6 +205,15 @@ s2f_code s2f_convert_write(const s2f_doc *doc, const s2f_convert_options *opt,
 s2f_code s2f_convert(const s2f_doc *doc, const s2f_convert_options *opt, FILE *out,
                      s2f_convert_result *result, s2f_error *err);
 
+/*
+ * Writes text[0..len) as one JSON string, quotes included, exactly as the library's own
+ * JSON does (the Bundle, the conversion report of `sr2fhir convert --report`): '"', '\\',
+ * U+0000..U+001F, U+2028 and U+2029 escaped, every ill-formed UTF-8 sequence replaced by
+ * U+FFFD (M3). For JSON made around the library's results (file names, unmapped_items,
+ * warnings). Returns S2F_OK, S2F_EIO when write_fn failed, S2F_ENOMEM.
+ */
+s2f_code s2f_json_quote(const char *text, size_t len, s2f_write_fn write_fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

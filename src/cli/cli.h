@@ -25,6 +25,28 @@ void cli_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void cli_put_escaped(FILE *f, const char *text);
 const char *cli_escaped(const char *text, char *buf, size_t cap);
 
+/* Fills err (one line, formatted) and returns code: s2f_fail's counterpart for the
+ * program's own failures (message.c). */
+s2f_code cli_fail(s2f_error *err, s2f_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Pretty JSON written by the program (jsonout.c, the conversion report of M26): open
+ * and close a container ('{' '}' or '[' ']'); key NULL for an element of an array or the
+ * top value. The closing of the top value ends the line. failed: a string could not be
+ * written or the nesting was wrong (stdio errors show in ferror(f)). */
+#define CLI_JSON_MAX_DEPTH 8
+typedef struct cli_json {
+    FILE *f;
+    int depth, failed;
+    unsigned char has_items[CLI_JSON_MAX_DEPTH];
+} cli_json;
+
+void cli_json_open(cli_json *j, const char *key, char open);
+void cli_json_close(cli_json *j, char close);
+void cli_json_string(cli_json *j, const char *key, const char *value);
+void cli_json_uint(cli_json *j, const char *key, unsigned long long value);
+void cli_json_int(cli_json *j, const char *key, long long value);
+
 /* 1 when z is a --timezone value: +HHMM or -HHMM, at most +-14:59 (M9). */
 int cli_valid_zone(const char *z);
 

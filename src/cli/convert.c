@@ -16,8 +16,6 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "json/writer.h"
-#include "util/error.h"
 
 typedef struct job {
     s2f_convert_options opt;
@@ -37,8 +35,7 @@ typedef struct job {
     /* conversion report */
     FILE *report;
     cli_output report_out;
-    s2f_sink *report_sink;   /* malloc'd with the report: 64 KiB nobody else should fault in */
-    s2f_json report_json;
+    cli_json report_json;
 } job;
 
 static int usage(const char *what)
@@ -73,59 +70,65 @@ static s2f_code convert_to_ndjson(const s2f_doc *doc, const s2f_convert_options 
     size_t len = 0;
     FILE *mem = open_memstream(&buf, &len);
     if (!mem)
-        return s2f_fail(err, S2F_ENOMEM, "out of memory");
+        return cli_fail(err, S2F_ENOMEM, "out of memory");
     s2f_convert_options compact = *opt;
     compact.pretty = 0;
     s2f_code rc = s2f_convert(doc, &compact, mem, res, err);
     fclose(mem);
     if (!rc && (fwrite(buf, 1, len, out) != len || fputc('\n', out) == EOF))
-        rc = s2f_fail(err, S2F_EIO, "cannot write the NDJSON output: %s", strerror(errno));
+        rc = cli_fail(err, S2F_EIO, "cannot write the NDJSON output: %s", strerror(errno));
     free(buf);
     return rc;
 }
 
 /* ---- the conversion report (M26) ------------------------------------------------------- */
 
+static void report_resources(cli_json *j, const s2f_convert_result *res)
+{
+    cli_json_open(j, "resources", '{');
+    cli_json_uint(j, "Observation", res->observations);
+    cli_json_uint(j, "ImagingSelection", res->imaging_selections);
+    cli_json_uint(j, "BodyStructure", res->body_structures);
+    cli_json_uint(j, "Device", res->devices);
+    cli_json_uint(j, "Practitioner", res->practitioners);
+    cli_json_close(j, '}');
+}
+
+static void report_lines(cli_json *j, const char *key, const char *const *lines)
+{
+    cli_json_open(j, key, '[');
+    for (size_t i = 0; lines && lines[i]; i++)
+        cli_json_string(j, NULL, lines[i]);
+    cli_json_close(j, ']');
+}
+
 static void report_file(job *jb, const char *input, s2f_code rc, const s2f_error *err,
                         const s2f_doc *doc, const s2f_convert_result *res)
 {
-    s2f_json *j = &jb->report_json;
+    cli_json *j = &jb->report_json;
     if (!jb->report)
         return;
-    s2f_json_begin_object(j);
-    s2f_json_kv_string(j, "input", input);
-    s2f_json_kv_string(j, "status", rc ? "failed" : "converted");
+    cli_json_open(j, NULL, '{');
+    cli_json_string(j, "input", input);
+    cli_json_string(j, "status", rc ? "failed" : "converted");
     if (rc) {
-        s2f_json_kv_int(j, "exitCode", rc);
-        s2f_json_kv_string(j, "error", err->message);
+        cli_json_int(j, "exitCode", rc);
+        cli_json_string(j, "error", err->message);
     } else {
-        s2f_json_kv_begin_object(j, "resources");
-        s2f_json_kv_uint(j, "Observation", res->observations);
-        s2f_json_kv_uint(j, "ImagingSelection", res->imaging_selections);
-        s2f_json_kv_uint(j, "BodyStructure", res->body_structures);
-        s2f_json_kv_uint(j, "Device", res->devices);
-        s2f_json_kv_uint(j, "Practitioner", res->practitioners);
-        s2f_json_end_object(j);
-        s2f_json_kv_begin_array(j, "unmapped");
-        for (size_t i = 0; res->unmapped_items && res->unmapped_items[i]; i++)
-            s2f_json_string(j, res->unmapped_items[i]);
-        s2f_json_end_array(j);
-        if (res->consumed_items) { /* --trace-consumed (tests, M26) */
-            s2f_json_kv_begin_array(j, "consumed");
-            for (size_t i = 0; res->consumed_items[i]; i++)
-                s2f_json_string(j, res->consumed_items[i]);
-            s2f_json_end_array(j);
-        }
-        s2f_json_kv_uint(j, "fallbackCodes", res->fallback_codes);
-        s2f_json_kv_uint(j, "replacedCharacters", res->replaced_chars);
+        report_resources(j, res);
+        report_lines(j, "unmapped", res->unmapped_items);
+        if (res->consumed_items) /* --trace-consumed (tests, M26) */
+            report_lines(j, "consumed", res->consumed_items);
+        cli_json_uint(j, "fallbackCodes", res->fallback_codes);
+        cli_json_uint(j, "replacedCharacters", res->replaced_chars);
     }
     size_t n = 0;
     const s2f_warning *w = doc ? s2f_doc_warnings(doc, &n) : NULL;
-    s2f_json_kv_begin_array(j, "warnings");
+    cli_json_open(j, "warnings", '[');
     for (size_t i = 0; i < n; i++)
-        s2f_json_string(j, w[i].message);
-    s2f_json_end_array(j);
-    s2f_json_end_object(j);
+        cli_json_string(j, NULL, w[i].message);
+    cli_json_close(j, ']');
+    cli_json_close(j, '}');
 }
 
 static int open_report(job *jb)
@@ -133,20 +136,15 @@ static int open_report(job *jb)
     if (!jb->report_path)
         return 1;
     s2f_error err = {0};
-    if (!(jb->report_sink = malloc(sizeof *jb->report_sink))) {
-        cli_error(NULL, S2F_ENOMEM, "out of memory");
-        return 0;
-    }
     if (cli_output_open(&jb->report_out, jb->report_path, 1, &err)) {
         cli_error(NULL, err.code, "%s", err.message);
-        free(jb->report_sink);
         return 0;
     }
     jb->report = jb->report_out.f;
-    s2f_sink_init(jb->report_sink, jb->report);
-    s2f_json_init(&jb->report_json, jb->report_sink, 1);
-    s2f_json_begin_object(&jb->report_json);
-    s2f_json_kv_begin_array(&jb->report_json, "files");
+    memset(&jb->report_json, 0, sizeof jb->report_json);
+    jb->report_json.f = jb->report;
+    cli_json_open(&jb->report_json, NULL, '{');
+    cli_json_open(&jb->report_json, "files", '[');
     return 1;
 }
 
@@ -154,25 +152,22 @@ static int close_report(job *jb)
 {
     if (!jb->report)
         return 1;
-    s2f_json *j = &jb->report_json;
-    s2f_json_end_array(j);
-    s2f_json_kv_begin_object(j, "summary");
-    s2f_json_kv_uint(j, "files", jb->in.n);
-    s2f_json_kv_uint(j, "converted", jb->converted);
-    s2f_json_kv_uint(j, "failed", jb->failed);
-    s2f_json_kv_uint(j, "Observation", jb->sum.observations);
-    s2f_json_kv_uint(j, "ImagingSelection", jb->sum.imaging_selections);
-    s2f_json_kv_uint(j, "BodyStructure", jb->sum.body_structures);
-    s2f_json_kv_uint(j, "Device", jb->sum.devices);
-    s2f_json_kv_uint(j, "Practitioner", jb->sum.practitioners);
-    s2f_json_kv_uint(j, "unmapped", jb->sum.unmapped);
-    s2f_json_end_object(j);
-    s2f_json_end_object(j);
-    s2f_json_finish(j);
-    int ok = s2f_sink_finish(jb->report_sink) == 0;
-    free(jb->report_sink);
+    cli_json *j = &jb->report_json;
+    cli_json_close(j, ']');
+    cli_json_open(j, "summary", '{');
+    cli_json_uint(j, "files", jb->in.n);
+    cli_json_uint(j, "converted", jb->converted);
+    cli_json_uint(j, "failed", jb->failed);
+    cli_json_uint(j, "Observation", jb->sum.observations);
+    cli_json_uint(j, "ImagingSelection", jb->sum.imaging_selections);
+    cli_json_uint(j, "BodyStructure", jb->sum.body_structures);
+    cli_json_uint(j, "Device", jb->sum.devices);
+    cli_json_uint(j, "Practitioner", jb->sum.practitioners);
+    cli_json_uint(j, "unmapped", jb->sum.unmapped);
+    cli_json_close(j, '}');
+    cli_json_close(j, '}');
     s2f_error err = {0};
-    if (!ok) {
+    if (j->failed || j->depth) {
         cli_output_abort(&jb->report_out);
         return 0;
     }
@@ -203,7 +198,7 @@ static s2f_code make_subfolders(const job *jb, const char *dest, s2f_error *err)
     while (start > 1 && jb->output[start - 1] == '/')
         start--; /* as outnames.c writes it: "OUT//" -> "OUT/..." */
     if (n >= sizeof path)
-        return s2f_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(ENAMETOOLONG));
+        return cli_fail(err, S2F_EIO, "cannot write %s: %s", dest, strerror(ENAMETOOLONG));
     memcpy(path, dest, n + 1);
     for (size_t i = start + 1; i < n; i++) {
         if (path[i] != '/' || path[i - 1] == '/')
@@ -211,9 +206,9 @@ static s2f_code make_subfolders(const job *jb, const char *dest, s2f_error *err)
         path[i] = 0;
         struct stat st;
         if (lstat(path, &st) != 0 && mkdir(path, jb->dir_mode) != 0 && errno != EEXIST)
-            return s2f_fail(err, S2F_EIO, "cannot create folder %s: %s", path, strerror(errno));
+            return cli_fail(err, S2F_EIO, "cannot create folder %s: %s", path, strerror(errno));
         if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
-            return s2f_fail(err, S2F_EIO, "cannot write %s: %s is %s", dest, path,
+            return cli_fail(err, S2F_EIO, "cannot write %s: %s is %s", dest, path,
                             S_ISLNK(st.st_mode) ? "a symbolic link (not followed)"
                                                 : "not a folder");
         path[i] = '/';
@@ -228,9 +223,9 @@ static s2f_code convert_into_folder(const job *jb, size_t index, const s2f_doc *
     const cli_outname *name = &jb->names[index];
     if (!name->path) {
         if (name->clash == index)
-            return s2f_fail(err, S2F_EIO, "not converted: its output would replace the input "
+            return cli_fail(err, S2F_EIO, "not converted: its output would replace the input "
                             "itself (choose another -o folder)");
-        return s2f_fail(err, S2F_EIO, "not converted: its output name is that of %s "
+        return cli_fail(err, S2F_EIO, "not converted: its output name is that of %s "
                         "(convert them into different folders)", jb->in.v[name->clash]);
     }
     s2f_code rc = make_subfolders(jb, name->path, err);
@@ -241,7 +236,8 @@ static void convert_one(job *jb, size_t index)
 {
     const char *input = jb->in.v[index];
     s2f_error err = {0};
-    s2f_convert_result res = {0};
+    s2f_convert_result res;
+    s2f_convert_result_init(&res);
     s2f_doc *doc = s2f_doc_read_file(input, NULL, &err);
     s2f_code rc = doc ? S2F_OK : err.code;
     if (doc) {
@@ -258,7 +254,7 @@ static void convert_one(job *jb, size_t index)
         } else {
             rc = s2f_convert(doc, &jb->opt, stdout, &res, &err);
             if (!rc && fflush(stdout) != 0)
-                rc = s2f_fail(&err, S2F_EIO, "cannot write to standard output");
+                rc = cli_fail(&err, S2F_EIO, "cannot write to standard output");
         }
     }
     if (rc) {

@@ -50,6 +50,7 @@ static int take_option(void *ctx, const cli_option *o, const char *v)
 int cmd_dump(int argc, char **argv)
 {
     dump_job jb = {{0}, 0};
+    s2f_options_init(&jb.opt);
     int status = 0, n_files = 0;
     int parsed = cli_parse(&cli_dump_command, NULL, argc, argv, &n_files, take_option, &jb);
     if (parsed)

@@ -74,6 +74,18 @@ int cli_error(const char *where, int code, const char *fmt, ...)
     return code;
 }
 
+s2f_code cli_fail(s2f_error *err, s2f_code code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->message, sizeof err->message, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}
+
 int cli_valid_zone(const char *z)
 {
     return strlen(z) == 5 && (z[0] == '+' || z[0] == '-') && strspn(z + 1, "0123456789") == 4 &&

@@ -20,11 +20,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "util/error.h"
 
 static s2f_code cannot(s2f_error *err, const char *what, const char *dest)
 {
-    return s2f_fail(err, S2F_EIO, "cannot %s %s: %s", what, dest, strerror(errno));
+    return cli_fail(err, S2F_EIO, "cannot %s %s: %s", what, dest, strerror(errno));
 }
 
 /* The final target of dest, following symbolic links (at most 32) even to a name that does

@@ -560,6 +560,22 @@ int s2f_json_string_n(s2f_json *j, const char *p, size_t n)
     return after_value(j);
 }
 
+s2f_code s2f_json_quote(const char *text, size_t len, s2f_write_fn write_fn, void *ctx)
+{
+    if (!write_fn || (!text && len))
+        return S2F_EUSAGE;
+    s2f_sink *sink = malloc(sizeof *sink); /* 64 KiB: not on a thread's stack */
+    if (!sink)
+        return S2F_ENOMEM;
+    s2f_sink_init_fn(sink, write_fn, ctx);
+    s2f_json j;
+    s2f_json_init(&j, sink, 0);
+    s2f_json_string_n(&j, text, len);
+    int failed = s2f_sink_finish(sink);
+    free(sink);
+    return failed ? S2F_EIO : S2F_OK;
+}
+
 int s2f_json_string(s2f_json *j, const char *utf8)
 {
     if (!utf8)
