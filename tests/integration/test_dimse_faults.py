@@ -49,7 +49,6 @@ configured timeouts). Environment: ROOT, BUILD, SR2FHIR, PYTHON, SHARED (tests/r
 import json
 import os
 import random
-import shutil
 import signal
 import socket
 import struct
@@ -801,12 +800,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, NAME, "%s: %s" % (type(e).__name__, short(e, 900)))
     finally:
-        gw.stop()
-        srv.stop()
-        if harness.nfail and os.environ.get("SR2FHIR_KEEP_TMP"):
-            out("# kept %s" % TMP)
-        else:
-            shutil.rmtree(TMP, True)
+        gwservice.finish(TMP, gw, srv)
     return harness.exit_code()
 
 

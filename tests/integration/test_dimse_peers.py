@@ -539,14 +539,9 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, NAME + "-setup", short(e, 600))
         return 1
-    srv = fhirserver.FhirServer("R5", os.path.join(TMP, "fhir-R5"))
-    try:
-        srv.start()
-    except RuntimeError as e:
-        if "npm install failed" in str(e):
-            return skip(short(e))
-        harness.report(False, NAME + "-fhir-server", short(e, 600))
-        return 1
+    srv, rc = gwservice.start_fhir_server(NAME, os.path.join(TMP, "fhir-R5"))
+    if srv is None:
+        return rc
     gw = gwservice.Service(os.path.join(TMP, "data"), srv.base, os.path.join(TMP, "serve.log"),
                            *SERVE_OPTS, dicom_aet=AET, env=clean_env(TCP_NODELAY="1"))
     try:
@@ -574,8 +569,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, NAME, "%s: %s" % (type(e).__name__, short(e, 900)))
     finally:
-        gw.stop()
-        srv.stop()
+        gwservice.finish(None, gw, srv)  # TMP: removed at exit (atexit)
     return harness.exit_code()
 
 

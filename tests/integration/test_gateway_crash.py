@@ -29,7 +29,6 @@ end, on failure too. Environment: ROOT, BUILD, SR2FHIR, PYTHON, SHARED (tests/ru
 """
 import os
 import random
-import shutil
 import signal
 import sys
 import tempfile
@@ -258,12 +257,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, NAME, "%s: %s" % (type(e).__name__, short(e, 900)))
     finally:
-        gw.stop()
-        srv.stop()
-        if harness.nfail and os.environ.get("SR2FHIR_KEEP_TMP"):
-            out("# kept %s" % TMP)
-        else:
-            shutil.rmtree(TMP, True)
+        gwservice.finish(TMP, gw, srv)
     return harness.exit_code()
 
 

@@ -28,7 +28,6 @@ Environment: ROOT, BUILD, SR2FHIR, PYTHON, SHARED (tests/run.sh).
 """
 import os
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -248,14 +247,7 @@ def main():
 
         harness.test("%s-sigterm: SIGTERM stops the service with exit 0" % NAME, t_sigterm)
     finally:
-        if gw:
-            gw.stop()
-        proxy.close()
-        srv.stop()
-        if harness.nfail and os.environ.get("SR2FHIR_KEEP_TMP"):
-            out("# kept %s" % TMP)
-        else:
-            shutil.rmtree(TMP, True)
+        gwservice.finish(TMP, gw, proxy, srv)
     return harness.exit_code()
 
 

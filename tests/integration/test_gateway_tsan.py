@@ -23,7 +23,6 @@ stopped at the end, on failure too.
 """
 import glob
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -182,11 +181,7 @@ def main():
                      % (NAME, os.path.relpath(binary, ROOT), WORKERS, N_SENDERS, N_SRS),
                      run, srv, binary, srs, bundles, width=1500)
     finally:
-        srv.stop()
-        if harness.nfail and os.environ.get("SR2FHIR_KEEP_TMP"):
-            out("# kept %s" % TMP)
-        else:
-            shutil.rmtree(TMP, True)
+        gwservice.finish(TMP, srv)
     return harness.exit_code()
 
 

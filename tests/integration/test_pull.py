@@ -38,6 +38,7 @@ import harness  # noqa: E402
 from harness import FHIR_SERVER_SH, SHARED, SR2FHIR, clean_env, eq, out, short  # noqa: E402
 import fhirserver  # noqa: E402
 from fhirserver import MADE_TYPES, R5_TYPES, convert, expected_ids  # noqa: E402
+import gwservice  # noqa: E402
 
 PULL = os.path.join(os.path.dirname(SR2FHIR), "sr2fhir-pull")
 CORPUS = os.path.join(SHARED, "corpus", "files")
@@ -354,22 +355,15 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, "pull-setup", short(e, 600))
         return 1
-    srv = fhirserver.FhirServer("R5", os.path.join(TMP, "fhir-R5"))
-    try:
-        srv.start()
-    except RuntimeError as e:
-        if "npm install failed" in str(e):
-            out("SKIP pull: %s" % short(e))
-            return harness.exit_code()
-        harness.report(False, "pull-fhir-server", short(e, 600))
-        return 1
+    srv, rc = gwservice.start_fhir_server("pull", os.path.join(TMP, "fhir-R5"))
+    if srv is None:
+        return rc
     try:
         main_cases(srv, url, tid, neg, images)
         test("pull-outage: Orthanc killed mid-run: exit 11 and one error line; a rerun after "
              "its restart completes, every SR queued exactly once", outage_case, TMP)
-    finally:
-        srv.stop()
-        peers("stop-all", "--kill")
+    finally:  # TMP: removed at exit (atexit above), the SKIP paths' returns included
+        gwservice.finish(None, srv, lambda: peers("stop-all", "--kill"))
     return harness.exit_code()
 
 

@@ -3,7 +3,10 @@
 (started on a free port, its start-up line parsed, SIGKILLed, restarted on the same --data,
 stopped with SIGTERM), `sr2fhir queue stats|list|show|retry` on its data folder, its
 /metrics, STOW-RS requests with http.client (one SR per request), and many small distinct
-TID 1500 reports made with pydicom from one fixture of tests/fixtures/generate.py.
+TID 1500 reports made with pydicom from one fixture of tests/fixtures/generate.py; and
+what the other gateway tests (test_gateway, test_dimse_*, test_pull) use too: the FHIR
+server tool started or the test skipped (start_fhir_server), and the end of a test
+program on every path (finish: stop what runs, remove or keep its temporary folder).
 
 A test program imports it as it imports harness:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -294,6 +297,31 @@ def _end(proc, grace=60):
     return proc.returncode
 
 
+def finish(tmp, *parts):
+    """The end of a test program, on every path (its `finally`): stops each of `parts` in
+    order (a Service or FHIR server: stop(); a FhirProxy: close(); a function: called;
+    None: skipped; one that raises is reported as a FAIL line and the others still stop),
+    then removes the folder `tmp`, or keeps it, printing '# kept TMP', when a case failed
+    and SR2FHIR_KEEP_TMP is set (tmp None: the caller removes its own). Not a `return`
+    in `finally` (that would swallow the SIGTERM handler's SystemExit): call it there and
+    return harness.exit_code() after."""
+    import shutil
+
+    for part in parts:
+        if part is None:
+            continue
+        end = getattr(part, "stop", None) or getattr(part, "close", None) or part
+        try:
+            end()
+        except Exception as e:  # noqa: BLE001 - the other parts must still stop
+            harness.report(False, "cleanup", "%s: %s" % (type(e).__name__, short(e, 300)))
+    if tmp is not None:
+        if harness.nfail and os.environ.get("SR2FHIR_KEEP_TMP"):
+            harness.out("# kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, True)
+
+
 # ---- STOW-RS ----------------------------------------------------------------------------
 def multipart(parts):
     """(Content-Type, body) of multipart/related; type="application/dicom" of `parts`."""
@@ -398,7 +426,6 @@ def prepare(name, n_srs, workdir, serve=None):
     None, None, None) after printing the SKIP line (a tool absent) or the FAIL line.
     serve: the sr2fhir-serve to check for (default SERVE; the TSan test checks its own)."""
     import shutil
-    import fhirserver
 
     def stop(rc, line):
         harness.out(line)
@@ -424,14 +451,26 @@ def prepare(name, n_srs, workdir, serve=None):
         per_sr_ids(bundles)
     except Exception as e:  # noqa: BLE001 - any failure of the set-up is one FAIL line
         return stop(1, "FAIL %s-setup: %s" % (name, " ".join(short(e, 600).split())))
-    srv = fhirserver.FhirServer("R5", os.path.join(workdir, "fhir"))
+    srv, rc = start_fhir_server(name, os.path.join(workdir, "fhir"))
+    return (rc, None, None, None) if srv is None else (None, srs, bundles, srv)
+
+
+def start_fhir_server(name, workdir):
+    """The FHIR server tool (R5, fhirserver.FhirServer) started in `workdir`: (server, None);
+    or (None, exit code) after printing 'SKIP NAME: ...' (npm could not install it: exit
+    code as harness says so far) or 'FAIL NAME-fhir-server: ...' (exit code 1)."""
+    import fhirserver
+
+    srv = fhirserver.FhirServer("R5", workdir)
     try:
         srv.start()
     except RuntimeError as e:
         if "npm install failed" in str(e):
-            return stop(0, "SKIP %s: %s" % (name, short(e)))
-        return stop(1, "FAIL %s-fhir-server: %s" % (name, " ".join(short(e, 600).split())))
-    return None, srs, bundles, srv
+            harness.report(None, name, short(e))
+            return None, harness.exit_code()
+        harness.report(False, name + "-fhir-server", short(e, 600))
+        return None, 1
+    return srv, None
 
 
 # ---- a FHIR server that fails on demand -----------------------------------------------
