@@ -152,6 +152,9 @@ typedef struct s2f_convert_options {
      * identifier alone. A literal reference keeps its type and identifier. */
     const char *patient_ref, *service_request_ref, *imaging_study_ref;
     int trace_consumed;      /* 1: fill s2f_convert_result.consumed_items (tests, M26) */
+    int diagnostic_report;   /* 1: the Bundle also carries a DiagnosticReport for the SR
+                                (issue 15, docs/mapping.md "DiagnosticReport"; after
+                                0.1.0: read only with struct_size set) */
 } s2f_convert_options;
 
 static inline void s2f_convert_options_init(s2f_convert_options *opt)
@@ -177,6 +180,8 @@ typedef struct s2f_convert_result {
                                           maps, "1.4.2 M20 measurement", owned by the
                                           document; with unmapped_items, every content item
                                           exactly once (M26) */
+    size_t diagnostic_reports; /* 1 with s2f_convert_options.diagnostic_report, else 0
+                                  (after 0.1.0: written only with struct_size set) */
 } s2f_convert_result;
 
 static inline void s2f_convert_result_init(s2f_convert_result *res)

@@ -38,6 +38,9 @@ typedef struct s2f_client_options {
                                 several (docs/send.md); 0 = 50, negative = no limit */
     long deadline;           /* seconds for all the requests of one SR, retries and waits
                                 included; 0 = S2F_DEFAULT_DEADLINE, negative = none */
+    int diagnostic_report;   /* 1: each SR's Bundle also carries its DiagnosticReport
+                                (issue 15, as s2f_convert_options.diagnostic_report; after
+                                0.1.0: read only with struct_size set) */
 } s2f_client_options;
 
 static inline void s2f_client_options_init(s2f_client_options *opt)

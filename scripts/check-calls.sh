@@ -27,7 +27,7 @@ KNOWN='
 # Layers of the files of a stage, highest first, separated by '>': a file may use files of
 # lower layers only. Every file of such a stage must be listed.
 LAYERS='
-fhir: api > convert > observations resources selections subjects > ids entries refs > common > codes uuid
+fhir: api > convert > observations resources selections subjects diagnostic_report > ids entries refs > common > codes uuid
 '
 [ -d "$BUILD/src" ] || { echo "check-calls: FAIL: no objects in $BUILD/src (run make)"; exit 2; }
 command -v nm >/dev/null || { echo "check-calls: FAIL: nm not installed (binutils)"; exit 2; }

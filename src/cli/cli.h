@@ -171,7 +171,7 @@ const cli_option *cli_option_find(const cli_command *cmd, const char *arg);
 /* The option ids of the tables in help.c. */
 enum {
     OPT_OUTPUT = 1, OPT_BUNDLE_TYPE, OPT_FHIR_VERSION, OPT_TIMEZONE, OPT_REPORT, OPT_PRETTY,
-    OPT_TRACE_CONSUMED, OPT_QUIET, OPT_STRICT,                         /* convert, dump */
+    OPT_TRACE_CONSUMED, OPT_QUIET, OPT_STRICT, OPT_DIAGNOSTIC_REPORT,  /* convert, dump */
     OPT_CLIENT_VALUE, OPT_CLIENT_FLAG, OPT_SECRET, OPT_AUDIT_LOG, OPT_JOBS, /* send */
     OPT_DATA, OPT_STATE, OPT_LIMIT, OPT_AFTER, OPT_OLDER_THAN, OPT_ALL_DEAD, OPT_DEAD /* queue */
 };

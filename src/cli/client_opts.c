@@ -43,6 +43,7 @@ int cli_client_value_option(cli_client_opts *c, const char *cmd, const char *a, 
     long n;
     if (!cli_client_takes_value(a))
         return 0;
+    c->opt.struct_size = sizeof c->opt; /* issue 16: members after 0.1.0 are read */
     if (!strcmp(a, "--server"))
         c->server = v;
     else if (!strcmp(a, "--fhir-version")) {
@@ -93,12 +94,15 @@ int cli_client_value_option(cli_client_opts *c, const char *cmd, const char *a, 
 
 int cli_client_flag_option(cli_client_opts *c, const char *a)
 {
+    c->opt.struct_size = sizeof c->opt; /* issue 16: members after 0.1.0 are read */
     if (!strcmp(a, "--require-existing"))
         c->opt.require_existing = 1;
     else if (!strcmp(a, "--insecure"))
         c->opt.insecure = 1;
     else if (!strcmp(a, "--allow-http"))
         c->opt.allow_http = 1;
+    else if (!strcmp(a, "--diagnostic-report")) /* issue 15 */
+        c->opt.diagnostic_report = 1;
     else
         return 0;
     return 1;

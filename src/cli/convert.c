@@ -83,7 +83,7 @@ static s2f_code convert_to_ndjson(const s2f_doc *doc, const s2f_convert_options 
 
 /* ---- the conversion report (M26) ------------------------------------------------------- */
 
-static void report_resources(cli_json *j, const s2f_convert_result *res)
+static void report_resources(cli_json *j, const s2f_convert_result *res, int diagnostic_report)
 {
     cli_json_open(j, "resources", '{');
     cli_json_uint(j, "Observation", res->observations);
@@ -91,6 +91,8 @@ static void report_resources(cli_json *j, const s2f_convert_result *res)
     cli_json_uint(j, "BodyStructure", res->body_structures);
     cli_json_uint(j, "Device", res->devices);
     cli_json_uint(j, "Practitioner", res->practitioners);
+    if (diagnostic_report) /* issue 15: only then, the report unchanged else */
+        cli_json_uint(j, "DiagnosticReport", res->diagnostic_reports);
     cli_json_close(j, '}');
 }
 
@@ -115,7 +117,7 @@ static void report_file(job *jb, const char *input, s2f_code rc, const s2f_error
         cli_json_int(j, "exitCode", rc);
         cli_json_string(j, "error", err->message);
     } else {
-        report_resources(j, res);
+        report_resources(j, res, jb->opt.diagnostic_report);
         report_lines(j, "unmapped", res->unmapped_items);
         if (res->consumed_items) /* --trace-consumed (tests, M26) */
             report_lines(j, "consumed", res->consumed_items);
@@ -163,6 +165,8 @@ static int close_report(job *jb)
     cli_json_uint(j, "BodyStructure", jb->sum.body_structures);
     cli_json_uint(j, "Device", jb->sum.devices);
     cli_json_uint(j, "Practitioner", jb->sum.practitioners);
+    if (jb->opt.diagnostic_report)
+        cli_json_uint(j, "DiagnosticReport", jb->sum.diagnostic_reports);
     cli_json_uint(j, "unmapped", jb->sum.unmapped);
     cli_json_close(j, '}');
     cli_json_close(j, '}');
@@ -183,6 +187,7 @@ static void add_result(s2f_convert_result *sum, const s2f_convert_result *r)
     sum->body_structures += r->body_structures;
     sum->devices += r->devices;
     sum->practitioners += r->practitioners;
+    sum->diagnostic_reports += r->diagnostic_reports;
     sum->unmapped += r->unmapped;
     sum->fallback_codes += r->fallback_codes;
     sum->replaced_chars += r->replaced_chars;
@@ -286,16 +291,26 @@ static void progress(const job *jb, size_t done)
         fputc('\n', stderr);
 }
 
+/* ", N DiagnosticReport" with --diagnostic-report (issue 15), else "". */
+static const char *dr_count(const job *jb, char text[48])
+{
+    text[0] = '\0';
+    if (jb->opt.diagnostic_report)
+        snprintf(text, 48, ", %zu DiagnosticReport", jb->sum.diagnostic_reports);
+    return text;
+}
+
 static void summary(const job *jb)
 {
     if (jb->in.n < 2 || jb->quiet)
         return;
     const s2f_convert_result *s = &jb->sum;
+    char dr[48];
     fprintf(stderr, "sr2fhir: %zu files: %zu converted, %zu failed; resources: %zu Observation, "
-            "%zu ImagingSelection, %zu BodyStructure, %zu Device, %zu Practitioner; "
+            "%zu ImagingSelection, %zu BodyStructure, %zu Device, %zu Practitioner%s; "
             "%zu unmapped content item(s)\n", jb->in.n, jb->converted, jb->failed,
             s->observations, s->imaging_selections, s->body_structures, s->devices,
-            s->practitioners, s->unmapped);
+            s->practitioners, dr_count(jb, dr), s->unmapped);
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -335,6 +350,9 @@ static int take_option(void *ctx, const cli_option *o, const char *v)
         break;
     case OPT_PRETTY:
         jb->opt.pretty = 1;
+        break;
+    case OPT_DIAGNOSTIC_REPORT: /* issue 15 */
+        jb->opt.diagnostic_report = 1;
         break;
     case OPT_TRACE_CONSUMED: /* test-only: "consumed" in --report */
         jb->opt.trace_consumed = 1;

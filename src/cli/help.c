@@ -73,6 +73,10 @@ static const cli_option convert_options[] = {
     {"--report", NULL, "FILE",
      "write the conversion report (JSON): per input its status,\n"
      "resources, content items no rule consumed, warnings", OPT_REPORT},
+    {"--diagnostic-report", NULL, NULL,
+     "the Bundle also carries a DiagnosticReport for the SR\n"
+     "(code DCM 126000, result: the group and document-level\n"
+     "Observations; docs/mapping.md)", OPT_DIAGNOSTIC_REPORT},
     {"--pretty", NULL, NULL, "indent the JSON", OPT_PRETTY},
     {"--quiet", "-q", NULL, "no warnings, progress or summary on stderr", OPT_QUIET},
     {"--trace-consumed", NULL, NULL, NULL, OPT_TRACE_CONSUMED}, /* tests: "consumed" in --report */
@@ -144,6 +148,9 @@ const cli_option cli_client_options[] = {
      "most entries per transaction (default 50, 0: no limit); a\n"
      "larger report goes as several, each atomic (docs/send.md)", OPT_CLIENT_VALUE},
     {"--timezone", NULL, "+HHMM", "as for convert", OPT_CLIENT_VALUE},
+    {"--diagnostic-report", NULL, NULL,
+     "deliver a DiagnosticReport for each SR too (as convert\n"
+     "--diagnostic-report)", OPT_CLIENT_FLAG},
     {"--token", NULL, NULL, NULL, OPT_SECRET},    /* refused: secrets never on the command */
     {"--password", NULL, NULL, NULL, OPT_SECRET}, /* line (other users see it) */
     {0}};
@@ -285,7 +292,8 @@ static const char serve_help[] =
     "  and send's FHIR client options: --fhir-version, --timezone, --token-env,\n"
     "  --token-file, --user, --password-file, --cert, --key, --cacert, --insecure,\n"
     "  --allow-http, --require-existing, --connect-timeout, --timeout, --retries,\n"
-    "  --retry-delay, --max-entries, --deadline (see 'sr2fhir help send')\n"
+    "  --retry-delay, --max-entries, --deadline, --diagnostic-report (see 'sr2fhir\n"
+    "  help send')\n"
     "pulling (docs/pull.md):\n"
     "  --pull URL                also poll this DICOMweb server for new SRs\n"
     "  --pull-interval SECONDS   between polls (default 60)\n"

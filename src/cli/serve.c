@@ -214,16 +214,17 @@ static int set_flag_from_file(serve_cfg *cfg, const char *name, const char *v)
     if (on)
         return cli_client_flag_option(&cfg->client, name);
     s2f_client_options *o = &cfg->client.opt;
-    *(!strcmp(name, "--insecure") ? &o->insecure
-      : !strcmp(name, "--allow-http") ? &o->allow_http
-                                      : &o->require_existing) = 0;
+    *(!strcmp(name, "--insecure")            ? &o->insecure
+      : !strcmp(name, "--allow-http")        ? &o->allow_http
+      : !strcmp(name, "--diagnostic-report") ? &o->diagnostic_report
+                                             : &o->require_existing) = 0;
     return 1;
 }
 
 static int is_flag(const char *name)
 {
     return !strcmp(name, "--require-existing") || !strcmp(name, "--insecure") ||
-           !strcmp(name, "--allow-http");
+           !strcmp(name, "--allow-http") || !strcmp(name, "--diagnostic-report");
 }
 
 /* ---- the config file ------------------------------------------------------------------------ */

@@ -43,12 +43,14 @@ struct s2f_client {
     size_t max_entries;      /* 0: no limit */
     long deadline;           /* seconds per SR (issue 9 defect 10); 0: none */
     char *timezone;
+    int diagnostic_report;   /* issue 15: a DiagnosticReport per SR */
 };
 
 const char *s2f_client_base(const s2f_client *c) { return c->base; }
 int s2f_client_require_existing(const s2f_client *c) { return c->require_existing; }
 size_t s2f_client_max_entries(const s2f_client *c) { return c->max_entries; }
 const char *s2f_client_timezone(const s2f_client *c) { return c->timezone; }
+int s2f_client_diagnostic_report(const s2f_client *c) { return c->diagnostic_report; }
 
 /* ---- base URL policy ----------------------------------------------------------------------- */
 
@@ -109,6 +111,7 @@ s2f_client *s2f_client_new(const char *base, const s2f_client_options *options, 
         c->base[--n] = '\0';
     c->version = opt->version;
     c->require_existing = opt->require_existing;
+    c->diagnostic_report = opt->diagnostic_report;
     c->deadline = opt->deadline == 0 ? S2F_DEFAULT_DEADLINE : opt->deadline < 0 ? 0 : opt->deadline;
     c->max_entries = opt->max_entries == 0 ? 50 : opt->max_entries < 0 ? 0 : (size_t)opt->max_entries;
     if (!(c->http = s2f_http_new(opt, err))) {

@@ -16,6 +16,8 @@ int s2f_client_require_existing(const s2f_client *c);
 /* Most entries per transaction, 0 for no limit. */
 size_t s2f_client_max_entries(const s2f_client *c);
 const char *s2f_client_timezone(const s2f_client *c);
+/* 1: each SR's Bundle carries its DiagnosticReport (issue 15). */
+int s2f_client_diagnostic_report(const s2f_client *c);
 
 /* s2f_client_version, recording the request's attempts and status in res (may be NULL). */
 s2f_code s2f_client_settle_version(s2f_client *c, s2f_fhir_version *version, s2f_send_result *res,

@@ -83,6 +83,7 @@ static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *
     s2f_convert_options_init(&opt);
     opt.fhir_version = res->version == S2F_FHIR_R4 ? S2F_FHIR_R4 : S2F_FHIR_R5;
     opt.timezone = s2f_client_timezone(c);
+    opt.diagnostic_report = s2f_client_diagnostic_report(c);
     opt.patient_ref = res->patient_ref;
     opt.service_request_ref = res->service_request_ref;
     opt.imaging_study_ref = res->imaging_study_ref;
@@ -92,6 +93,8 @@ static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *
     if (!mem)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
     s2f_convert_result *made = calloc(1, sizeof *made);
+    if (made)
+        made->struct_size = sizeof *made; /* every member filled (issue 15: DiagnosticReport) */
     if (!made) {
         fclose(mem);
         free(*text);
@@ -114,7 +117,8 @@ static s2f_code bundle_text(s2f_client *c, const s2f_doc *doc, s2f_send_result *
 
 static size_t entry_count(const s2f_convert_result *r)
 {
-    return r->observations + r->imaging_selections + r->body_structures + r->devices + r->practitioners;
+    return r->observations + r->imaging_selections + r->body_structures + r->devices +
+           r->practitioners + r->diagnostic_reports;
 }
 
 /* A Bundle too large for one transaction, in dependency-ordered parts (split.h). */

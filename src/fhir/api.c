@@ -80,6 +80,7 @@ static s2f_fhir_options fhir_options(const s2f_convert_options *opt)
     fo.patient_ref = opt->patient_ref;
     fo.service_request_ref = opt->service_request_ref;
     fo.imaging_study_ref = opt->imaging_study_ref;
+    fo.diagnostic_report = opt->diagnostic_report; /* issue 15 */
     return fo;
 }
 
@@ -98,6 +99,7 @@ static void fill_result(const s2f_report *rep, const s2f_convert_options *opt,
     r->unmapped = n == (size_t)-1 ? stats->unmapped : n;
     r->fallback_codes = stats->fallback_codes;
     r->replaced_chars = stats->replaced_chars;
+    r->diagnostic_reports = stats->diagnostic_reports; /* issue 15 */
     r->unmapped_items = n == (size_t)-1 ? NULL : listed;
     r->consumed_items = n == (size_t)-1 ? NULL : mapped;
 }

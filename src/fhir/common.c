@@ -331,6 +331,11 @@ static void study_reference(s2f_fhir *f)
     s2f_json_end_object(j);
 }
 
+void s2f_fhir_study_reference(s2f_fhir *f)
+{
+    study_reference(f);
+}
+
 static void write_part_of(s2f_fhir *f)
 {
     if (!f->h->study_uid)

@@ -6,7 +6,7 @@
  * Order: the equipment Device (M7), the observers (M10), the algorithms (M22), the
  * BodyStructures (M18), the ImagingSelections (M12, M19), then the Observations: each group
  * followed by its measurements and evaluations, the derived measurements, the
- * document-level evaluations. Shared resources are written the first time they are met
+ * document-level evaluations; with --diagnostic-report, the DiagnosticReport (issue 15). Shared resources are written the first time they are met
  * and referenced by their computed identity everywhere else.
  */
 #include <string.h>
@@ -109,6 +109,8 @@ static void write_entries(s2f_fhir *f)
         s2f_fhir_write_derived(f, &r->derived[i]);
     for (size_t i = 0; i < r->n_evaluations; i++)
         s2f_fhir_write_evaluation(f, &r->evaluations[i], NULL);
+    if (f->opt.diagnostic_report) /* issue 15: last, after all it references */
+        s2f_fhir_write_diagnostic_report(f);
 }
 
 s2f_code s2f_fhir_write_bundle(const s2f_report *rep, const s2f_fhir_options *opt,

@@ -253,7 +253,10 @@ static void count_resource(s2f_fhir_stats *stats, const char *type)
     case 'O': stats->observations += !strcmp(type, "Observation"); break;
     case 'I': stats->imaging_selections += !strcmp(type, "ImagingSelection"); break;
     case 'B': stats->body_structures += !strcmp(type, "BodyStructure"); break;
-    case 'D': stats->devices += !strcmp(type, "Device"); break;
+    case 'D':
+        stats->devices += !strcmp(type, "Device");
+        stats->diagnostic_reports += !strcmp(type, "DiagnosticReport"); /* issue 15 */
+        break;
     case 'P': stats->practitioners += !strcmp(type, "Practitioner"); break;
     default: break;
     }

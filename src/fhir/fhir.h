@@ -12,6 +12,7 @@
  *   ids.c           every identity (M24), with its caches
  *   refs.c          which image references become ImagingSelections (M19)
  *   entries.c       the Bundle entries and the set of resources written, with its caches
+ *   diagnostic_report.c  the SR's DiagnosticReport (issue 15, --diagnostic-report)
  *   common.c        elements every Observation shares: subject, basedOn, partOf, status,
  *                   issued/effective, performer, codings (M4-M9, M11, M23)
  *
@@ -51,6 +52,7 @@ typedef struct s2f_fhir_options {
     /* Literal references ("Patient/123") to resources found on the destination server
      * (M4-M6, delivery); NULL: the logical reference by identifier alone. */
     const char *patient_ref, *service_request_ref, *imaging_study_ref;
+    int diagnostic_report;   /* issue 15: a DiagnosticReport for the SR, last in the Bundle */
 } s2f_fhir_options;
 
 /* Resource counts per type and what the conversion report (M26) needs. */
@@ -59,6 +61,7 @@ typedef struct s2f_fhir_stats {
     size_t unmapped;         /* content items no rule consumed (M26) */
     size_t fallback_codes;   /* codes of undeclared unknown schemes (M23) */
     size_t replaced_chars;   /* invalid UTF-8 replaced in the output (M3) */
+    size_t diagnostic_reports; /* issue 15 */
 } s2f_fhir_stats;
 
 /* Kinds of resource identity: the "kind" of s2f_resource_uuid. Never contain '|'. */
@@ -70,6 +73,7 @@ typedef struct s2f_fhir_stats {
 #define S2F_KIND_ALGORITHM "device-algorithm"
 #define S2F_KIND_PARTICIPANT_DEVICE "device-participant"
 #define S2F_KIND_PRACTITIONER "practitioner"
+#define S2F_KIND_DIAGNOSTIC_REPORT "diagnostic-report" /* issue 15: one per SR, key "" */
 
 /* A resource's identity: Type/id and "urn:uuid:" + id. */
 typedef struct s2f_rid {
@@ -215,6 +219,8 @@ const char *s2f_fhir_issuer_system(s2f_arena *a, const s2f_issuer *is, int *oom)
 void s2f_fhir_subject(s2f_fhir *f, const char *key);
 void s2f_fhir_based_on(s2f_fhir *f);
 void s2f_fhir_part_of(s2f_fhir *f);
+/* M5: the logical (or literal) reference to the ImagingStudy, as a value (array element). */
+void s2f_fhir_study_reference(s2f_fhir *f);
 /* basedOn (M6), partOf (M5) and status (M8) of an Observation, in that order. */
 void s2f_fhir_observation_head(s2f_fhir *f);
 /* M9: effectiveDateTime and issued of an Observation (s2f_fhir_instant), when it has one. */
@@ -280,5 +286,11 @@ void s2f_fhir_write_group(s2f_fhir *f, const s2f_group *g);
 void s2f_fhir_write_measurement(s2f_fhir *f, const s2f_measurement *m, const s2f_group *group);
 void s2f_fhir_write_evaluation(s2f_fhir *f, const s2f_evaluation *e, const s2f_group *group);
 void s2f_fhir_write_derived(s2f_fhir *f, const s2f_measurement *m);
+
+/* ---- diagnostic_report.c (issue 15) ---------------------------------------------------- */
+
+/* The SR's DiagnosticReport entry: result = the group, derived and document-level
+ * Observations (written before it). */
+void s2f_fhir_write_diagnostic_report(s2f_fhir *f);
 
 #endif

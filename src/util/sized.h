@@ -46,9 +46,9 @@ static inline void s2f_sized_write(void *dst, const void *src, size_t full, size
 /* The 0.1.0 sizes (struct_size == 0): the offset of the first member appended after
  * 0.1.0, or sizeof while there is none. */
 #define S2F_V01_OPTIONS_SIZE sizeof(s2f_options)
-#define S2F_V01_CONVERT_OPTIONS_SIZE sizeof(s2f_convert_options)
-#define S2F_V01_CONVERT_RESULT_SIZE sizeof(s2f_convert_result)
-#define S2F_V01_CLIENT_OPTIONS_SIZE sizeof(s2f_client_options)
+#define S2F_V01_CONVERT_OPTIONS_SIZE offsetof(s2f_convert_options, diagnostic_report)
+#define S2F_V01_CONVERT_RESULT_SIZE offsetof(s2f_convert_result, diagnostic_reports)
+#define S2F_V01_CLIENT_OPTIONS_SIZE offsetof(s2f_client_options, diagnostic_report)
 #define S2F_V01_SEND_RESULT_SIZE sizeof(s2f_send_result)
 
 #endif
