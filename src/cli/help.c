@@ -22,6 +22,7 @@ static const char general[] =
     "  serve            the gateway: receive SRs by DICOMweb STOW-RS or DICOM C-STORE,\n"
     "                   deliver them\n"
     "  pull             fetch SRs from a DICOMweb server (QIDO-RS, WADO-RS), deliver them\n"
+    "  cast INPUT...    share the measurements with the report open on a FHIRcast hub\n"
     "  queue SUBCOMMAND inspect and operate the gateway's queue: stats, list, show,\n"
     "                   retry, purge (see 'sr2fhir help queue')\n"
     "  help [COMMAND]   show help for a command\n"
