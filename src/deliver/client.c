@@ -10,13 +10,11 @@
  */
 #include "deliver/client.h"
 
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "fhir/id.h"
 #include "deliver/fhirjson.h"
@@ -54,41 +52,28 @@ int s2f_client_diagnostic_report(const s2f_client *c) { return c->diagnostic_rep
 
 /* ---- base URL policy ----------------------------------------------------------------------- */
 
-/* localhost, 127.0.0.0/8 as an address (not a name like "127.example.com"), ::1. */
-static int is_loopback(const char *host)
-{
-    struct in_addr v4;
-    if (inet_pton(AF_INET, host, &v4) == 1)
-        return (ntohl(v4.s_addr) >> 24) == 127;
-    return !strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]");
-}
-
-/* Refuses what the policy forbids: other schemes, credentials in the URL, plain HTTP to
- * a host that is not loopback (unless allowed). */
+/* Refuses what the policy forbids (deliver/http.c s2f_http_judge_url): other schemes,
+ * credentials in the URL, plain HTTP to a host that is not loopback (unless allowed). */
 static s2f_code check_base(const char *base, const s2f_client_options *opt, s2f_error *err)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *user = NULL;
-    s2f_code rc = S2F_OK;
-    if (!u)
+    char host[256];
+    switch (s2f_http_judge_url(base, opt->allow_http, host, sizeof host)) {
+    case S2F_URL_OK:
+        return S2F_OK;
+    case S2F_URL_NOMEM:
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-        rc = s2f_fail(err, S2F_EUSAGE, "--server: not a URL: %s", base);
-    else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
-        rc = s2f_fail(err, S2F_EUSAGE, "--server: credentials in the URL are refused (use "
-                      "--user, --token-env or --token-file)");
-    else if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
-        rc = s2f_fail(err, S2F_EUSAGE, "--server: only http and https URLs are supported");
-    else if (!strcasecmp(scheme, "http") && !is_loopback(host) && !opt->allow_http)
-        rc = s2f_fail(err, S2F_EUSAGE, "--server: plain http to %s would send the reports and "
-                      "any credentials unencrypted; use https, or --allow-http", host);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(user);
-    curl_url_cleanup(u);
-    return rc;
+    case S2F_URL_MALFORMED:
+        return s2f_fail(err, S2F_EUSAGE, "--server: not a URL: %s", base);
+    case S2F_URL_CREDENTIALS:
+        return s2f_fail(err, S2F_EUSAGE, "--server: credentials in the URL are refused (use "
+                        "--user, --token-env or --token-file)");
+    case S2F_URL_SCHEME:
+        return s2f_fail(err, S2F_EUSAGE, "--server: only http and https URLs are supported");
+    case S2F_URL_PLAIN_REMOTE:
+        break;
+    }
+    return s2f_fail(err, S2F_EUSAGE, "--server: plain http to %s would send the reports and "
+                    "any credentials unencrypted; use https, or --allow-http", host);
 }
 
 s2f_client *s2f_client_new(const char *base, const s2f_client_options *options, s2f_error *err)

@@ -22,8 +22,10 @@
  */
 #include "deliver/http.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -619,4 +621,43 @@ s2f_code s2f_http_get_stream(s2f_http *h, const char *url, const s2f_http_sink *
         resp->len = 0;
     }
     return rc;
+}
+
+/* ---- the base URL policy ------------------------------------------------------------------- */
+
+/* localhost, 127.0.0.0/8 as an address (not a name like "127.example.com"), ::1. */
+static int is_loopback(const char *host)
+{
+    struct in_addr v4;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return !strcasecmp(host, "localhost") || !strcmp(host, "::1") || !strcmp(host, "[::1]");
+}
+
+s2f_url_verdict s2f_http_judge_url(const char *url, int allow_http, char *host, size_t host_cap)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *name = NULL, *user = NULL;
+    s2f_url_verdict v = S2F_URL_OK;
+    if (host_cap)
+        host[0] = '\0';
+    if (!u)
+        return S2F_URL_NOMEM;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &name, 0) != CURLUE_OK)
+        v = S2F_URL_MALFORMED;
+    else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
+        v = S2F_URL_CREDENTIALS;
+    else if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
+        v = S2F_URL_SCHEME;
+    else if (!strcasecmp(scheme, "http") && !is_loopback(name) && !allow_http)
+        v = S2F_URL_PLAIN_REMOTE;
+    if (name && host_cap)
+        snprintf(host, host_cap, "%s", name);
+    curl_free(scheme);
+    curl_free(name);
+    curl_free(user);
+    curl_url_cleanup(u);
+    return v;
 }

@@ -59,6 +59,24 @@ double s2f_http_now(void);
 /* 1 when the answer is worth another try (408, 429, 5xx). */
 int s2f_http_retryable(long status);
 
+/* ---- the base URL policy (send's --server, pull's --dicomweb) ----------------------------- */
+
+typedef enum s2f_url_verdict {
+    S2F_URL_OK,
+    S2F_URL_NOMEM,          /* curl could not allocate its URL handle */
+    S2F_URL_MALFORMED,      /* not a URL curl takes apart into a scheme and a host */
+    S2F_URL_CREDENTIALS,    /* a user (and password) in the URL: logs and `ps` would show it */
+    S2F_URL_SCHEME,         /* neither http nor https */
+    S2F_URL_PLAIN_REMOTE,   /* plain http to a host that is not loopback, allow_http not set */
+} s2f_url_verdict;
+
+/* Judges a server's base URL by the policy of every client here, in the order above;
+ * loopback is localhost, ::1, or 127.0.0.0/8 written as an address (not a name such as
+ * "127.example.org"). host gets the URL's host for the caller's message ("" when none,
+ * cut at host_cap); each caller words its own messages (its option's name, what plain
+ * http would expose). */
+s2f_url_verdict s2f_http_judge_url(const char *url, int allow_http, char *host, size_t host_cap);
+
 /* ---- streamed GET (issue 13: the DICOMweb client's QIDO-RS and WADO-RS answers) ---------- */
 
 /* Where a streamed answer goes. begin and data return S2F_OK to go on; any other code stops

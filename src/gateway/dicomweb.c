@@ -22,10 +22,8 @@
  */
 #include "gateway/dicomweb.h"
 
-#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <yajl/yajl_parse.h>
 
 #include "deliver/http.h"
@@ -430,14 +428,8 @@ s2f_code s2f_dw_parse_qido(const char *json, size_t len,
 
 /* ---- set-up --------------------------------------------------------------------------------- */
 
-static int is_loopback(const char *host)
-{
-    return !strncmp(host, "127.", 4) || !strcasecmp(host, "localhost") ||
-           !strcmp(host, "::1") || !strcmp(host, "[::1]");
-}
-
-/* The base URL policy of `send` (deliver/client.c): http or https, no credentials, no
- * query or fragment, plain http only to loopback unless allowed. */
+/* The base URL policy of `send` (deliver/http.c s2f_http_judge_url): http or https, no
+ * credentials, plain http only to loopback unless allowed; and here no query or fragment. */
 static s2f_code check_base(const char *base, const s2f_client_options *opt, s2f_error *err)
 {
     if (strlen(base) > MAX_BASE)
@@ -446,29 +438,24 @@ static s2f_code check_base(const char *base, const s2f_client_options *opt, s2f_
         if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#')
             return s2f_fail(err, S2F_EUSAGE, "--dicomweb: the URL may hold no blanks, control "
                             "characters, query nor fragment");
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *user = NULL;
-    s2f_code rc = S2F_OK;
-    if (!u)
+    char host[256];
+    switch (s2f_http_judge_url(base, opt->allow_http, host, sizeof host)) {
+    case S2F_URL_OK:
+        return S2F_OK;
+    case S2F_URL_NOMEM:
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    if (curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-        rc = s2f_fail(err, S2F_EUSAGE, "--dicomweb: not a URL");
-    else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
-        rc = s2f_fail(err, S2F_EUSAGE, "--dicomweb: credentials in the URL are refused (use "
-                      "--dicomweb-user or --dicomweb-token)");
-    else if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
-        rc = s2f_fail(err, S2F_EUSAGE, "--dicomweb: only http and https URLs are supported");
-    else if (!strcasecmp(scheme, "http") && !is_loopback(host) && !opt->allow_http)
-        rc = s2f_fail(err, S2F_EUSAGE, "--dicomweb: plain http to %s would send any "
-                      "credentials and receive the reports unencrypted; use https, or "
-                      "--allow-http", host);
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(user);
-    curl_url_cleanup(u);
-    return rc;
+    case S2F_URL_MALFORMED:
+        return s2f_fail(err, S2F_EUSAGE, "--dicomweb: not a URL");
+    case S2F_URL_CREDENTIALS:
+        return s2f_fail(err, S2F_EUSAGE, "--dicomweb: credentials in the URL are refused (use "
+                        "--dicomweb-user or --dicomweb-token)");
+    case S2F_URL_SCHEME:
+        return s2f_fail(err, S2F_EUSAGE, "--dicomweb: only http and https URLs are supported");
+    case S2F_URL_PLAIN_REMOTE:
+        break;
+    }
+    return s2f_fail(err, S2F_EUSAGE, "--dicomweb: plain http to %s would send any credentials "
+                    "and receive the reports unencrypted; use https, or --allow-http", host);
 }
 
 s2f_code s2f_dw_new(const char *base, const s2f_dw_options *opt, s2f_dw **out, s2f_error *err)

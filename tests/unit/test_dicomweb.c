@@ -300,6 +300,15 @@ TEST(new_refuses_bad_urls)
     CHECK(strstr(err.message, "credentials in the URL"));
     CHECK(s2f_dw_new("http://pacs.example.org/dicom-web", &opt, &dw, &err) == S2F_EUSAGE);
     CHECK(strstr(err.message, "plain http to pacs.example.org"));
+    /* send's policy (http.c s2f_http_judge_url): 127/8 as an address, not a name */
+    CHECK(s2f_dw_new("http://127.example.org/dicom-web", &opt, &dw, &err) == S2F_EUSAGE);
+    CHECK(strstr(err.message, "plain http to 127.example.org"));
+    CHECK(s2f_dw_new("http://127.1.2.3:8042/dicom-web", &opt, &dw, &err) == S2F_OK && dw);
+    s2f_dw_free(dw);
+    dw = NULL;
+    CHECK(s2f_dw_new("http://[::1]:8042/dicom-web", &opt, &dw, &err) == S2F_OK && dw);
+    s2f_dw_free(dw);
+    dw = NULL;
     CHECK(s2f_dw_new("http://127.0.0.1/dicom-web?x=1", &opt, &dw, &err) == S2F_EUSAGE);
     CHECK(s2f_dw_new("http://127.0.0.1/dicom web", &opt, &dw, &err) == S2F_EUSAGE);
     CHECK(s2f_dw_new("", &opt, &dw, &err) == S2F_EUSAGE);
