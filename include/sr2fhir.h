@@ -36,12 +36,14 @@ extern "C" {
 /* The version this header belongs to: 0xMMmmpp (major, minor, patch), as curl's
  * LIBCURL_VERSION_NUM; compare with s2f_version_num() for the library met at run time. */
 #define SR2FHIR_VERSION_MAJOR 0
-#define SR2FHIR_VERSION_MINOR 1
+#define SR2FHIR_VERSION_MINOR 2
 #define SR2FHIR_VERSION_PATCH 0
-#define SR2FHIR_VERSION "0.1.0"
-#define SR2FHIR_VERSION_NUM 0x000100
+#define SR2FHIR_VERSION "0.2.0"
+#define SR2FHIR_VERSION_NUM 0x000200
 
-/* The library's own version at run time: "0.1.0" and 0x000100. */
+/* The library's own version at run time, e.g. "0.2.0" and 0x000200. 0.2.0 appended
+ * diagnostic_report to s2f_convert_options and s2f_client_options and diagnostic_reports
+ * to s2f_convert_result, and added sr2fhir_cast.h. */
 const char *s2f_version(void);
 unsigned long s2f_version_num(void);
 

@@ -31,9 +31,11 @@ typedef struct s2f_cast_options {
     const char *topic;       /* hub.topic */
     /* bearer_token (never printed), cacert, cert, key, insecure, allow_http,
      * connect_timeout, timeout, retries, retry_delay_ms, deadline (seconds per SR, 0 =
-     * S2F_DEFAULT_DEADLINE), timezone; version R4 converts in R4 form (its own
-     * struct_size: s2f_cast_options_init initialises it) */
-    s2f_client_options client;
+     * S2F_DEFAULT_DEADLINE), timezone; version R4 converts in R4 form. NULL: the
+     * defaults. A pointer, not an embedded struct, so that s2f_client_options can grow
+     * without moving the members after it (issue 16, docs/abi.md); set up with
+     * s2f_client_options_init, read by s2f_cast_open only. */
+    const s2f_client_options *client;
     long wait;               /* seconds to wait for a matching context to open; 0: none */
     const char *subscriber_name; /* subscriber.name; NULL = "sr2fhir" */
 } s2f_cast_options;
@@ -43,7 +45,6 @@ static inline void s2f_cast_options_init(s2f_cast_options *opt)
     static const s2f_cast_options zero;
     *opt = zero;
     opt->struct_size = sizeof *opt;
-    s2f_client_options_init(&opt->client);
 }
 
 /* What sharing one SR did: s2f_cast_result_init before s2f_cast_share. */

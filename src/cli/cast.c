@@ -137,7 +137,7 @@ int cmd_cast(int argc, char **argv)
         return rc < 0 ? 0 : rc;
     if (!cli_client_load_secrets(&c.client, "cast"))
         return S2F_EUSAGE;
-    c.opt.client = c.client.opt;
+    c.opt.client = &c.client.opt;
     s2f_error err = {0};
     s2f_cast *session = s2f_cast_open(&c.opt, &err);
     if (!session) {

@@ -590,11 +590,31 @@ static s2f_code open_channel(s2f_cast *c, const s2f_client_options *o, s2f_error
     }
 }
 
-s2f_cast *s2f_cast_open(const s2f_cast_options *given, s2f_error *err)
+/* s2f_cast_options as s2f_cast_open uses them: the client options copied in, each struct
+ * read as far as the caller's reaches (issue 16: the public struct points to the client's,
+ * so both can grow). */
+typedef struct cast_opts {
+    const char *hub, *topic, *subscriber_name;
+    long wait;
+    s2f_client_options client;
+} cast_opts;
+
+static void read_cast_options(const s2f_cast_options *given, cast_opts *o)
 {
     s2f_cast_options full;
-    const s2f_cast_options *opt = &full;
     s2f_sized_read(&full, sizeof full, given, sizeof full); /* new in 0.2: no 0.1.0 layout */
+    o->hub = full.hub;
+    o->topic = full.topic;
+    o->subscriber_name = full.subscriber_name;
+    o->wait = full.wait;
+    s2f_sized_read(&o->client, sizeof o->client, full.client, S2F_V01_CLIENT_OPTIONS_SIZE);
+}
+
+s2f_cast *s2f_cast_open(const s2f_cast_options *given, s2f_error *err)
+{
+    cast_opts full;
+    const cast_opts *opt = &full;
+    read_cast_options(given, &full);
     if (!given || !opt->hub || !opt->topic || !opt->topic[0] || strlen(opt->topic) > MAX_TOPIC)
         return s2f_fail(err, S2F_EUSAGE, "a hub URL and a topic (at most %d bytes) are needed",
                         MAX_TOPIC), NULL;
