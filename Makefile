@@ -83,7 +83,7 @@ SERVE_BIN := $(if $(wildcard src/cli/serve_main.c),$(BUILD)/sr2fhir-serve)
 PULL_BIN := $(if $(wildcard src/cli/pull_main.c),$(BUILD)/sr2fhir-pull)
 CAST_BIN := $(if $(wildcard src/cli/cast_main.c),$(BUILD)/sr2fhir-cast)
 
-.PHONY: all test unit clean fuzz sample fixtures
+.PHONY: all test unit clean fuzz sample fixtures man install
 all: $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(CAST_BIN) $(LIB) $(SENDLIB) $(GW_LIB) shared
 
 $(LIB): $(CORE_OBJ)
@@ -168,6 +168,47 @@ build-fuzz/%: fuzz/%.c $(LIB_SRC) $(GW_SRC)
 	clang -std=c11 -O1 -g -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    -o $@ $< $(LIB_SRC) $(GW_SRC) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
+
+# Man pages (issue 16): $(BUILD)/man/sr2fhir.1 and sr2fhir-COMMAND.1, made from the
+# program's own `help` texts by scripts/gen-man.sh, so they cannot drift from `help`.
+man: $(BUILD)/man/sr2fhir.1
+$(BUILD)/man/sr2fhir.1: $(BIN) scripts/gen-man.sh
+	scripts/gen-man.sh $(BIN) $(BUILD)/man
+
+# Install (issue 16): `make install DESTDIR=D PREFIX=/usr`. LIBDIR defaults to Debian's
+# multiarch folder (PREFIX/lib/x86_64-linux-gnu), else PREFIX/lib. The programs are
+# statically linked with the archives; the shared libraries are for other programs.
+PREFIX     ?= /usr/local
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib$(if $(MULTIARCH),/$(MULTIARCH))
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/sr2fhir
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+PROGRAMS   := $(BIN) $(SEND_BIN) $(SERVE_BIN) $(PULL_BIN) $(CAST_BIN)
+PC_FILES   := $(BUILD)/pkgconfig/sr2fhir.pc $(BUILD)/pkgconfig/sr2fhir-send.pc
+
+$(BUILD)/pkgconfig/%.pc: src/%.pc.in FORCE   # the paths come from the command line
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+	    -e 's|@VERSION@|$(VERSION)|g' $< > $@
+.PHONY: FORCE
+FORCE:
+
+install: all man $(PC_FILES)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DOCDIR)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 644 $(SO) $(SEND_SO) $(LIB) $(SENDLIB) $(DESTDIR)$(LIBDIR)/
+	for l in libsr2fhir libsr2fhir-send; do \
+	    ln -sf $$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(SOVERSION) && \
+	    ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; done
+	install -m 644 $(PC_FILES) $(DESTDIR)$(PKGCONFIGDIR)/
+	install -m 644 include/*.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # The project's own sample reports (tests/fixtures/generate.py, Debian's python3-pydicom).
 fixtures:

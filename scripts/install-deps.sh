@@ -10,7 +10,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential clang libclang-rt-14-dev \
     zlib1g-dev libyajl-dev libjson-c-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libgnutls28-dev libssl-dev ca-certificates openssl curl \
     dcmtk python3 python3-pydicom \
-    hyperfine time \
+    hyperfine time pkg-config man-db debhelper lintian \
     abigail-tools >/dev/null
 # node and npm run ../shared/tools (the guide's validator, the FHIRcast hub of test_cast, the FHIR server of the send
 # tests); machines that already have a Node.js keep theirs
