@@ -16,11 +16,17 @@ if [ ! -f "$core" ] || [ ! -f "$send" ]; then
     echo "FAIL exports:built: $core or $send missing (run make)"; exit 0
 fi
 
-# Function names a header declares (comments removed by the preprocessor; static inline
-# functions, compiled into the caller, are not the library's): s2f_NAME( outside a function-pointer typedef "(*s2f_x)(".
+# The text outside braces (declarations, not struct members or inline functions' bodies).
+depth0() {
+    awk '{ out = ""; for (i = 1; i <= length($0); i++) { c = substr($0, i, 1)
+             if (c == "{") d++; else if (c == "}") d--; else if (d == 0) out = out c }
+           print out }'
+}
+# Function names a header declares (after the preprocessor, outside braces; static
+# inline functions, compiled into the caller, are not the library's): s2f_NAME( outside a function-pointer typedef "(*s2f_x)(".
 declared() {
     local h
-    for h in "$@"; do gcc -fpreprocessed -dD -E -P "$h"; done | grep -v '^static ' | grep -oE '(\(\*[[:space:]]*)?\bs2f_[a-z0-9_]+[[:space:]]*\(' |
+    for h in "$@"; do gcc -E -P -Iinclude -x c "$h"; done | depth0 | grep -v '^static ' | grep -oE '(\(\*[[:space:]]*)?\bs2f_[a-z0-9_]+[[:space:]]*\(' |
         grep -v '^(' | grep -oE 's2f_[a-z0-9_]+' | sort -u
 }
 # What a shared library exports: name@@NODE per defined dynamic symbol (no node symbols).

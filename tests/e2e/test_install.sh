@@ -113,6 +113,9 @@ for c in $commands; do
     grep -qE -- "sr2fhir-$c +- " <<<"$text" || bad="$bad $c(no NAME line)"
     grep -qF -- "$usage" <<<"$text" || bad="$bad $c(usage '$usage' not shown)"
 done
+for p in "$D"/usr/bin/*; do   # and every installed program has its page
+    [ -f "$D/usr/share/man/man1/$(basename "$p").1" ] || bad="$bad $(basename "$p")(program without a page)"
+done
 if ! command -v man >/dev/null; then
     echo "SKIP install:man-pages: no man (scripts/install-deps.sh installs man-db)"
 elif [ -z "$bad" ] && [ -n "$commands" ]; then
