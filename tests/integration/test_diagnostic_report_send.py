@@ -12,7 +12,9 @@ nothing refused), R5 and R4:
     DiagnosticReport travels after what it references (the server checks references);
   - sending again updates, creates nothing; without the option no DiagnosticReport is sent;
   - R4 server (detected from /metadata): the R4 form (imagingStudy) is accepted, and the
-    server does refuse the R5 form (the validation can fail).
+    server does refuse the R5 form (the validation can fail);
+  - `sr2fhir serve --diagnostic-report` (and `diagnostic-report = yes` in its --config
+    file): an SR received by STOW-RS is delivered with its DiagnosticReport; `= no` sends none.
 SKIP when ../shared or npm (the server's first start) is absent.
 Prints PASS/FAIL/SKIP lines for tests/run.sh.
 """
@@ -27,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import harness  # noqa: E402
 from harness import SHARED, SR2FHIR, clean_env, eq, out, short  # noqa: E402
 import fhirserver  # noqa: E402
+import gwservice  # noqa: E402
 from fhirserver import FhirServer, http  # noqa: E402
 
 CORPUS = os.path.join(SHARED, "corpus", "files")
@@ -165,6 +168,50 @@ def r5_cases(srv):
     test("issue15_send_r5_without_option: no DiagnosticReport", t_without)
 
 
+def serve_cases(srv):
+    files = corpus_files()
+    sr = [x for x in files if "highdicom__sr_document_with_multiple_groups" in x][0]
+    want, results = converted_report(sr, "R5")
+    data = open(sr, "rb").read()
+    if not os.access(gwservice.SERVE, os.X_OK):
+        out("SKIP issue15_serve: no %s" % gwservice.SERVE)
+        return
+
+    def run_serve(name, *opts):
+        srv.reset()
+        svc = gwservice.Service(os.path.join(TMP, name), srv.base,
+                                os.path.join(TMP, name + ".log"), *opts)
+        try:
+            svc.start()
+            status, body = gwservice.stow(svc.address(), data)
+            assert status == 200, "STOW-RS: HTTP %d %s" % (status, short(body))
+            st = svc.wait_idle(finished_at_least=1, timeout=120)
+            eq(st["done"], 1, "jobs done (log: %s)" % svc.log_tail())
+        finally:
+            svc.stop()
+        assert srv.count("Observation") > 0, "nothing delivered"
+
+    def t_flag():
+        run_serve("serve-flag", "--diagnostic-report")
+        got = on_server(srv, "DiagnosticReport", want["id"])
+        eq([r.get("reference") for r in got.get("result", [])], results, "result")
+        eq(srv.count("DiagnosticReport"), 1, "DiagnosticReports")
+
+    def t_config():
+        conf = os.path.join(TMP, "serve.conf")
+        for value, n in (("yes", 1), ("no", 0)):
+            with open(conf, "w") as f:
+                f.write("# issue 15\ndiagnostic-report = %s\n" % value)
+            run_serve("serve-conf-" + value, "--config", conf)
+            eq(srv.count("DiagnosticReport"), n, "DiagnosticReports with diagnostic-report = "
+               + value)
+
+    test("issue15_serve_flag: serve --diagnostic-report delivers an SR received by STOW-RS "
+         "with its DiagnosticReport", t_flag)
+    test("issue15_serve_config: 'diagnostic-report = yes' in the config file sends it, "
+         "'= no' does not", t_config)
+
+
 def r4_cases(srv):
     files = corpus_files()
 
@@ -198,12 +245,13 @@ def main():
         return 0
     harness.require_sr2fhir("issue15_send")
     try:
-        for version, cases in (("R5", r5_cases), ("R4", r4_cases)):
+        for version, cases in (("R5", (r5_cases, serve_cases)), ("R4", (r4_cases,))):
             srv = start(version)
             if not srv:
                 continue
             try:
-                cases(srv)
+                for case in cases:
+                    case(srv)
             finally:
                 srv.stop()
     finally:
