@@ -46,6 +46,7 @@ SKIP with the reason when the service is not built, or pydicom, ../shared, node/
 absent. Nothing asserts on wall-clock time except bounds (deadlines far above the
 configured timeouts). Environment: ROOT, BUILD, SR2FHIR, PYTHON, SHARED (tests/run.sh).
 """
+import atexit
 import json
 import os
 import random
@@ -757,6 +758,7 @@ def kill_case(env):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    atexit.register(gwservice.finish, TMP)  # removed (or kept) on every path, early returns too
     if not os.access(gwservice.SERVE, os.X_OK):
         out("SKIP %s: no executable %s: the gateway service is not built" % (NAME,
                                                                             gwservice.SERVE))
@@ -800,7 +802,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, NAME, "%s: %s" % (type(e).__name__, short(e, 900)))
     finally:
-        gwservice.finish(TMP, gw, srv)
+        gwservice.finish(None, gw, srv)
     return harness.exit_code()
 
 

@@ -507,7 +507,7 @@ def skip(why):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    atexit.register(shutil.rmtree, TMP, True)
+    atexit.register(gwservice.finish, TMP)  # removed, or kept on a failure with SR2FHIR_KEEP_TMP
     if not harness.has_pydicom():
         return skip("%s has no pydicom (apt-get install python3-pydicom)" % harness.PYTHON)
     if not os.access(SR2FHIR, os.X_OK):

@@ -649,7 +649,7 @@ def wait_forwarded(gw, st0, url, n, timeout=DRAIN_TIMEOUT):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    atexit.register(shutil.rmtree, TMP, True)
+    atexit.register(gwservice.finish, TMP)  # removed, or kept on a failure with SR2FHIR_KEEP_TMP
     if not harness.has_pydicom():
         out("SKIP gateway-integration: %s has no pydicom (apt-get install python3-pydicom)"
             % harness.PYTHON)

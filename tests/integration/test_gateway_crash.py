@@ -27,6 +27,7 @@ Long (minutes): runs in the plain build only; SKIP with the reason under a sanit
 or pydicom, ../shared or node/npm are absent. Every process started here is stopped at the
 end, on failure too. Environment: ROOT, BUILD, SR2FHIR, PYTHON, SHARED (tests/run.sh).
 """
+import atexit
 import os
 import random
 import signal
@@ -244,6 +245,7 @@ def skip(why):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    atexit.register(gwservice.finish, TMP)  # removed (or kept) on every path, early returns too
     if "san" in os.path.basename(BUILD.rstrip("/")):
         return skip("long crash soak: runs once, in the plain build (BUILD=build), not under "
                     "the sanitizer build %s" % BUILD)
@@ -257,7 +259,7 @@ def main():
     except Exception as e:  # noqa: BLE001
         harness.report(False, NAME, "%s: %s" % (type(e).__name__, short(e, 900)))
     finally:
-        gwservice.finish(TMP, gw, srv)
+        gwservice.finish(None, gw, srv)
     return harness.exit_code()
 
 

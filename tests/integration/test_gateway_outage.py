@@ -26,6 +26,7 @@ SKIP with the reason when the service is not built (BUILD/sr2fhir-serve), or pyd
 failure too. Waits are bounded; the only fixed duration is the issue's 30 s outage.
 Environment: ROOT, BUILD, SR2FHIR, PYTHON, SHARED (tests/run.sh).
 """
+import atexit
 import os
 import re
 import signal
@@ -203,6 +204,7 @@ def skip(why):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    atexit.register(gwservice.finish, TMP)  # removed (or kept) on every path, early returns too
     rc, srs, bundles, srv = gwservice.prepare(NAME, N_BEFORE + N_DURING + N_AUTH + N_PERM, TMP)
     if rc is not None:
         return rc
@@ -247,7 +249,7 @@ def main():
 
         harness.test("%s-sigterm: SIGTERM stops the service with exit 0" % NAME, t_sigterm)
     finally:
-        gwservice.finish(TMP, gw, proxy, srv)
+        gwservice.finish(None, gw, proxy, srv)
     return harness.exit_code()
 
 

@@ -21,6 +21,7 @@ otherwise, and when pydicom, ../shared or node/npm are absent. .ci/run builds it
 build's sr2fhir (BUILD) runs `convert` and `queue stats`. Every process started here is
 stopped at the end, on failure too.
 """
+import atexit
 import glob
 import os
 import signal
@@ -167,6 +168,7 @@ def skip(why):
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    atexit.register(gwservice.finish, TMP)  # removed (or kept) on every path, early returns too
     binary, why = tsan_binary()
     if not binary:
         return skip(why)
@@ -181,7 +183,7 @@ def main():
                      % (NAME, os.path.relpath(binary, ROOT), WORKERS, N_SENDERS, N_SRS),
                      run, srv, binary, srs, bundles, width=1500)
     finally:
-        gwservice.finish(TMP, srv)
+        gwservice.finish(None, srv)
     return harness.exit_code()
 
 

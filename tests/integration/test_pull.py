@@ -320,7 +320,7 @@ def usage_cases():
 
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    atexit.register(shutil.rmtree, TMP, True)
+    atexit.register(gwservice.finish, TMP)  # removed, or kept on a failure with SR2FHIR_KEEP_TMP
     atexit.register(peers, "stop-all", "--kill")
     if not harness.has_pydicom():
         out("SKIP pull: %s has no pydicom (apt-get install python3-pydicom)" % harness.PYTHON)

@@ -302,9 +302,10 @@ def finish(tmp, *parts):
     order (a Service or FHIR server: stop(); a FhirProxy: close(); a function: called;
     None: skipped; one that raises is reported as a FAIL line and the others still stop),
     then removes the folder `tmp`, or keeps it, printing '# kept TMP', when a case failed
-    and SR2FHIR_KEEP_TMP is set (tmp None: the caller removes its own). Not a `return`
-    in `finally` (that would swallow the SIGTERM handler's SystemExit): call it there and
-    return harness.exit_code() after."""
+    and SR2FHIR_KEEP_TMP is set (tmp None: none). The tests register
+    `atexit.register(finish, TMP)` first thing in main, so that every path (a SKIP's early
+    return, SIGTERM's SystemExit) removes it, and call finish(None, what runs...) in their
+    `finally` (not `return`ed there: that would swallow the SystemExit)."""
     import shutil
 
     for part in parts:
