@@ -13,7 +13,8 @@ set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
-SR2FHIR=${SR2FHIR:-$ROOT/$BUILD/sr2fhir}
+case $BUILD in /*) libdir=$BUILD ;; *) libdir=$ROOT/$BUILD ;; esac
+SR2FHIR=${SR2FHIR:-$libdir/sr2fhir}
 CC=${CC:-cc}
 case "$(basename "$BUILD")" in
     *san*) echo "SKIP abi-compat: $BUILD is a sanitizer build (the ABI test runs in the plain build)"; exit 0 ;;
@@ -27,7 +28,7 @@ if ! $CC -std=c11 -Wall -Wextra -Werror -Itests/abi/v0_1 -o "$tmp/compat" tests/
         -L"$BUILD" -lsr2fhir 2>"$tmp/cc.log"; then
     echo "FAIL abi-compat:build: $(head -1 "$tmp/cc.log")"; exit 1
 fi
-export LD_LIBRARY_PATH="$ROOT/$BUILD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 lib=$(ldd "$tmp/compat" | awk '/libsr2fhir\.so\.0/ {print $3}')
 if [ "$(realpath "$lib" 2>/dev/null)" = "$(realpath "$BUILD/libsr2fhir.so.0")" ]; then
     echo "PASS abi-compat:runs-with-the-current-shared-library"
