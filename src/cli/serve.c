@@ -59,6 +59,7 @@ typedef struct serve_cfg {
         max_part, max_connections, connection_timeout, http_threads, stop_grace;
     const char *pull_url, *pull_token_file, *pull_cacert; /* issue 13: the polling source */
     long pull_interval, pull_lookback, pull_jobs;
+    const char *fhircast_hub, *fhircast_topic, *fhircast_token_file; /* issue 15 */
     s2f_log_level level;
     char **owned;                 /* the config file's values (the options point into them) */
     size_t n_owned;
@@ -113,6 +114,8 @@ static const opt_def own_options[] = {
     STR("--pull", pull_url), STR("--pull-token-file", pull_token_file),
     STR("--pull-cacert", pull_cacert), NUM("--pull-interval", pull_interval, 1, 86400),
     NUM("--pull-lookback", pull_lookback, 0, 3660L * 86400), NUM("--pull-jobs", pull_jobs, 1, 32),
+    STR("--fhircast-hub", fhircast_hub), STR("--fhircast-topic", fhircast_topic),
+    STR("--fhircast-token-file", fhircast_token_file),
 };
 
 static const opt_def *own_option(const char *name)
@@ -507,6 +510,8 @@ typedef struct service {
     s2f_queue *queue;             /* the main thread's, for housekeeping */
     s2f_poller *poller;           /* --pull (issue 13) */
     cli_client_opts pull_secret;  /* --pull-token-file's token */
+    cli_client_opts cast_secret;  /* --fhircast-token-file's token (issue 15) */
+    s2f_cast_options cast;        /* --fhircast-hub: the workers' FHIRcast destination */
 } service;
 
 static void wake_workers(void *ctx)
@@ -638,6 +643,31 @@ static int start_poller(service *sv)
     return 0;
 }
 
+/* --fhircast-hub URL --fhircast-topic T (issue 15): the workers share each delivered SR
+ * with the report open there (docs/fhircast.md). 0, or the exit code after a message. */
+static int settle_fhircast(service *sv)
+{
+    serve_cfg *cfg = sv->cfg;
+    if (!cfg->fhircast_hub && !cfg->fhircast_topic && !cfg->fhircast_token_file)
+        return 0;
+    if (!cfg->fhircast_hub || !cfg->fhircast_topic)
+        return usage("--fhircast-hub and --fhircast-topic go together");
+    sv->cast_secret.token_file = cfg->fhircast_token_file;
+    if (cfg->fhircast_token_file && !cli_client_load_secrets(&sv->cast_secret, "serve"))
+        return S2F_EUSAGE;
+    s2f_cast_options_init(&sv->cast);
+    sv->cast.hub = cfg->fhircast_hub;
+    sv->cast.topic = cfg->fhircast_topic;
+    sv->cast.subscriber_name = "sr2fhir-serve";
+    sv->cast.client.bearer_token = sv->cast_secret.opt.bearer_token;
+    sv->cast.client.allow_http = cfg->client.opt.allow_http;
+    sv->cast.client.version = cfg->client.opt.version;
+    sv->cast.client.timezone = cfg->client.opt.timezone;
+    sv->cast.client.timeout = 30;
+    sv->cast.client.deadline = 30; /* a worker's stop grace is not held up long */
+    return 0;
+}
+
 static int start_parts(service *sv)
 {
     serve_cfg *cfg = sv->cfg;
@@ -689,6 +719,10 @@ static int start_parts(service *sv)
     wo.audit_fd = sv->audit_fd;
     wo.metrics = &sv->metrics;
     wo.log = &sv->log;
+    int cast_rc = settle_fhircast(sv);
+    if (cast_rc)
+        return cast_rc;
+    wo.fhircast = sv->cast.hub ? &sv->cast : NULL;
     if (s2f_workers_start(&wo, &sv->workers, &err) != S2F_OK)
         return cli_error(NULL, err.code, "serve: %s", err.message);
     s2f_httpd_options ho = {0};
@@ -818,6 +852,7 @@ static void stop_service(service *sv)
     if (sv->workers)
         s2f_workers_stop(sv->workers, grace);
     sv->workers = NULL;
+    cli_client_forget_secrets(&sv->cast_secret); /* the workers open FHIRcast sessions */
     s2f_stow_free(sv->stow);
     sv->stow = NULL;
     s2f_intake_free(sv->intake); /* after every receiver stopped */

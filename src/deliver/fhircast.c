@@ -37,6 +37,9 @@
 
 struct s2f_cast {
     char *hub, *topic, *name, *timezone, *endpoint;
+    char *cacert, *cert, *key;   /* the websocket's TLS files (copies) */
+    s2f_client_options ws_opt;   /* what the channel is opened with again (its strings the
+                                    copies above; no secrets) */
     s2f_http *http;
     s2f_ws *ws;
     long wait, deadline_s;
@@ -627,6 +630,18 @@ s2f_cast *s2f_cast_open(const s2f_cast_options *given, s2f_error *err)
         s2f_cast_close(c);
         return s2f_fail(err, S2F_ENOMEM, "out of memory"), NULL;
     }
+    if ((opt->client.cacert && !(c->cacert = strdup(opt->client.cacert))) ||
+        (opt->client.cert && !(c->cert = strdup(opt->client.cert))) ||
+        (opt->client.key && !(c->key = strdup(opt->client.key)))) {
+        s2f_cast_close(c);
+        return s2f_fail(err, S2F_ENOMEM, "out of memory"), NULL;
+    }
+    c->ws_opt.connect_timeout = opt->client.connect_timeout;
+    c->ws_opt.timeout = opt->client.timeout;
+    c->ws_opt.insecure = opt->client.insecure;
+    c->ws_opt.cacert = c->cacert;
+    c->ws_opt.cert = c->cert;
+    c->ws_opt.key = c->key;
     c->wait = opt->wait > 0 ? opt->wait : 0;
     c->deadline_s = opt->client.deadline == 0 ? S2F_DEFAULT_DEADLINE : opt->client.deadline;
     c->r4 = opt->client.version == S2F_FHIR_R4;
@@ -635,7 +650,7 @@ s2f_cast *s2f_cast_open(const s2f_cast_options *given, s2f_error *err)
         return NULL;
     }
     s2f_http_set_deadline(c->http, c->deadline_s);
-    if (subscribe(c, "subscribe", err) || open_channel(c, &opt->client, err)) {
+    if (subscribe(c, "subscribe", err) || open_channel(c, &c->ws_opt, err)) {
         s2f_cast_close(c);
         return NULL;
     }
@@ -658,7 +673,39 @@ void s2f_cast_close(s2f_cast *c)
     free(c->name);
     free(c->timezone);
     free(c->endpoint);
+    free(c->cacert);
+    free(c->cert);
+    free(c->key);
     free(c);
+}
+
+/* Answers what the hub sent since the last SR: S2F_OK when the channel is still open. */
+static s2f_code drain(s2f_cast *c, s2f_error *err)
+{
+    if (!c->ws)
+        return s2f_fail(err, S2F_EUNREACHABLE, "no channel");
+    for (;;) {
+        hub_message m;
+        int timed_out = 0;
+        s2f_code rc = next_message(c, s2f_http_now(), &m, &timed_out, err);
+        if (rc)
+            return timed_out ? S2F_OK : rc;
+    }
+}
+
+/* A subscription the hub ended meanwhile (lease over, a notification not answered in time
+ * while no SR was being shared, the hub restarted) is made again. */
+static s2f_code keep_channel(s2f_cast *c, s2f_error *err)
+{
+    s2f_error why = {0};
+    if (drain(c, &why) == S2F_OK)
+        return S2F_OK;
+    s2f_ws_close(c->ws, 1000, 1000);
+    c->ws = NULL;
+    free(c->endpoint);
+    c->endpoint = NULL;
+    s2f_code rc = subscribe(c, "subscribe", err);
+    return rc ? rc : open_channel(c, &c->ws_opt, err);
 }
 
 /* ---- sharing one SR ------------------------------------------------------------------------ */
@@ -872,7 +919,9 @@ static s2f_code share(s2f_cast *c, const s2f_doc *doc, s2f_cast_result *res, s2f
     if (!ctx)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
     s2f_http_set_deadline(c->http, c->deadline_s + c->wait);
-    s2f_code rc = convert_doc(c, doc, NULL, NULL, &bundle, err);
+    s2f_code rc = keep_channel(c, err);
+    if (!rc)
+        rc = convert_doc(c, doc, NULL, NULL, &bundle, err);
     if (!rc)
         rc = s2f_cast_subject_read(bundle, &sub, err);
     json_object_put(bundle);

@@ -43,6 +43,7 @@ typedef struct worker {
     pthread_t thread;
     s2f_queue *q;
     s2f_client *client;
+    s2f_cast *cast;          /* the FHIRcast session (issue 15), opened at the first use */
     uint64_t rng;            /* jitter; this worker's own */
     char name[S2F_QUEUE_WORKER_MAX + 1];
     s2f_job next;            /* claimed together with the last done (s2f_queue_done_claim) */
@@ -332,6 +333,37 @@ static void finish(worker *w, const s2f_job *job, s2f_worker_outcome oc, const s
     }
 }
 
+/* Issue 15: after a delivery is recorded, the SR goes to the report open on the FHIRcast hub
+ * for its patient and study, best effort: no such report is the usual case (logged at
+ * debug); a failure is logged and the session opened again for the next SR; nothing is
+ * retried (the hub's context is transient, docs/fhircast.md). */
+static void share_on_hub(worker *w, const s2f_job *job, const s2f_doc *doc)
+{
+    s2f_workers *p = w->pool;
+    s2f_error err = {0};
+    if (!w->cast && !(w->cast = s2f_cast_open(p->opt.fhircast, &err))) {
+        s2f_gw_logf(p->opt.log, S2F_LOG_WARN, "job %lld: FHIRcast hub: %s", (long long)job->id,
+                    err.message);
+        return;
+    }
+    s2f_cast_result res;
+    s2f_cast_result_init(&res);
+    s2f_code rc = s2f_cast_share(w->cast, doc, &res, &err);
+    if (rc == S2F_OK)
+        s2f_gw_logf(p->opt.log, S2F_LOG_INFO, "job %lld: shared %zu resources with %s on the "
+                    "FHIRcast hub (version %s)", (long long)job->id, res.resources, res.report,
+                    res.version);
+    else if (rc == S2F_ELOOKUP)
+        s2f_gw_logf(p->opt.log, S2F_LOG_DEBUG, "job %lld: FHIRcast: not shared: %s",
+                    (long long)job->id, err.message);
+    else {
+        s2f_gw_logf(p->opt.log, S2F_LOG_WARN, "job %lld: FHIRcast: not shared: %s",
+                    (long long)job->id, err.message);
+        s2f_cast_close(w->cast);
+        w->cast = NULL;
+    }
+}
+
 /* Reads and delivers one claimed job; returns its outcome. *reached: the server answered. */
 static s2f_worker_outcome deliver(worker *w, const s2f_job *job, int *reached)
 {
@@ -370,6 +402,8 @@ static s2f_worker_outcome deliver(worker *w, const s2f_job *job, int *reached)
         oc = S2F_WORKER_TRANSIENT;
     } else {
         finish(w, job, oc, &err, res.retry_after, seconds);
+        if (oc == S2F_WORKER_DONE && p->opt.fhircast)
+            share_on_hub(w, job, doc);
     }
     s2f_send_result_free(&res);
     s2f_doc_free(doc);
@@ -540,6 +574,7 @@ static void free_pool(s2f_workers *p)
     for (int i = 0; i < p->n; i++) {
         s2f_queue_close(p->w[i].q);
         s2f_client_free(p->w[i].client);
+        s2f_cast_close(p->w[i].cast);
     }
     free(p->w);
     pthread_cond_destroy(&p->cond);

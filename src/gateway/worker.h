@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "sr2fhir_cast.h"
 #include "sr2fhir_send.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
@@ -34,6 +35,10 @@ typedef struct s2f_workers_options {
     int audit_fd;                 /* -1: no audit log, else s2f_audit_append lines */
     s2f_gw_metrics *metrics;      /* may be NULL */
     s2f_gw_log *log;              /* may be NULL */
+    /* issue 15: after each delivery, share the SR with the DiagnosticReport open on this
+     * FHIRcast hub (sr2fhir_cast.h; one session per worker), best effort; NULL: none.
+     * Must outlive the pool. */
+    const s2f_cast_options *fhircast;
 } s2f_workers_options;
 
 typedef struct s2f_workers s2f_workers;

@@ -20,6 +20,11 @@ folder, always stopped) and one topic per case, so the cases do not see each oth
 - wrong_patient / wrong_study: exit 12, no update sent.
 - waits_for_context: --wait; the context opens after cast subscribed.
 - hub_500_twice_retried: two 500s, then 202; the retries repeat the same event id.
+- serve_shares_delivered_sr: `sr2fhir serve --fhircast-hub --fhircast-topic
+  --fhircast-token-file` with a stub FHIR server (tests/integration/stub_server.py): an SR
+  stored by STOW-RS is delivered, then shared into the open report (the stored content is
+  exactly the converted resources); when the hub dropped the idle subscription (a
+  notification not answered within its response timeout), the next SR subscribes again.
 - token_required_and_never_printed: without a token: exit 10 (401); the token is in no output
   of any run, nor in the hub's log file.
 
@@ -382,6 +387,55 @@ def hub_500_forever_fails(hub, sr, tmp):
         hub.http("DELETE", "/_test/fault", token=False)
 
 
+def serve_shares_delivered_sr(hub, sr, tmp):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import gwservice  # noqa: E402
+    from stub_server import StubFhirServer  # noqa: E402
+    topic = "t-serve"
+    stub = StubFhirServer(fhir_version="5.0.0")
+    base = stub.start()
+    data = os.path.join(tmp, "serve-data")
+    svc = gwservice.Service(data, base, os.path.join(tmp, "serve.log"), "--fhircast-hub", hub.url,
+                            "--fhircast-topic", topic, "--fhircast-token-file", hub.token_file,
+                            "--log-level", "debug", "--workers", "1")  # one session
+    try:
+        svc.start()
+        v1 = open_report(hub, topic, sr)
+        with open(sr.path, "rb") as f:
+            status, body = gwservice.stow(svc.address(), f.read())
+        eq(status, 200, "STOW-RS %s" % body[:200])
+        wait_for(lambda: hub.requests(topic, "DiagnosticReport-update"), "serve's update", seconds=60)
+        ups = hub.requests(topic, "DiagnosticReport-update")
+        eq([u["status"] for u in ups], [202], "the hub's answers")
+        eq(ups[0]["requestVersionId"], v1, "the update's version")
+        eq(len(stub.posts_received()), 1, "transactions delivered to the FHIR server")
+        eq(content_ids(hub, topic), sr.expected, "the stored content")
+        wait_for(lambda: "on the FHIRcast hub" in svc.log_text(), "the log line")
+        # the hub drops serve's idle subscription (a notification not answered in time);
+        # the next SR subscribes again and is shared
+        hub.http("POST", "/_test/config", {"responseTimeoutMs": 300}, token=False)
+        v2 = open_report(hub, topic, sr)
+        wait_for(lambda: any(e.get("to", {}).get("name") == "sr2fhir-serve" for e in
+                             hub.http("GET", "/_test/log?kind=denial", token=False)[1]["entries"]),
+                 "the hub to drop serve's subscription")
+        hub.http("POST", "/_test/config", {"responseTimeoutMs": 10000}, token=False)
+        with open(sr.path, "rb") as f:
+            status, body = gwservice.stow(svc.address(), f.read())
+        eq(status, 200, "second STOW-RS %s" % body[:200])
+        wait_for(lambda: len(hub.requests(topic, "DiagnosticReport-update")) == 2, "the second update",
+                 seconds=60)
+        ups = hub.requests(topic, "DiagnosticReport-update")
+        eq([u["status"] for u in ups], [202, 202], "the hub's answers")
+        eq(ups[1]["requestVersionId"], v2, "the second update's version")
+        wait_for(lambda: svc.log_text().count("on the FHIRcast hub") == 2, "serve's second 'shared' line")
+        assert "FHIRcast: not shared" not in svc.log_text(), svc.log_tail()
+        assert TOKEN not in svc.log_text(), "the token in serve's log"
+    finally:
+        svc.stop()
+        stub.stop()
+        Run.outputs.append(svc.log_text())
+
+
 def token_required_and_never_printed(hub, sr, tmp):
     topic = "t-token"
     open_report(hub, topic, sr)
@@ -425,7 +479,8 @@ def main():
         sr = Sr(sample, tmp)
         for case in (shares_into_open_report, stale_409_retried, stale_syncerror_retried, wrong_patient,
                      wrong_study, no_context, waits_for_context, hub_500_twice_retried,
-                     hub_500_forever_fails, token_required_and_never_printed):
+                     hub_500_forever_fails, serve_shares_delivered_sr,
+                     token_required_and_never_printed):
             harness.test("cast_" + case.__name__, case, hub, sr, tmp)
     finally:
         hub.stop()
