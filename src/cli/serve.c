@@ -512,6 +512,7 @@ typedef struct service {
     cli_client_opts pull_secret;  /* --pull-token-file's token */
     cli_client_opts cast_secret;  /* --fhircast-token-file's token (issue 15) */
     s2f_cast_options cast;        /* --fhircast-hub: the workers' FHIRcast destination */
+    s2f_client_options cast_client; /* its client options (cast.client points here) */
 } service;
 
 static void wake_workers(void *ctx)
@@ -659,12 +660,14 @@ static int settle_fhircast(service *sv)
     sv->cast.hub = cfg->fhircast_hub;
     sv->cast.topic = cfg->fhircast_topic;
     sv->cast.subscriber_name = "sr2fhir-serve";
-    sv->cast.client.bearer_token = sv->cast_secret.opt.bearer_token;
-    sv->cast.client.allow_http = cfg->client.opt.allow_http;
-    sv->cast.client.version = cfg->client.opt.version;
-    sv->cast.client.timezone = cfg->client.opt.timezone;
-    sv->cast.client.timeout = 30;
-    sv->cast.client.deadline = 30; /* a worker's stop grace is not held up long */
+    s2f_client_options_init(&sv->cast_client);
+    sv->cast_client.bearer_token = sv->cast_secret.opt.bearer_token;
+    sv->cast_client.allow_http = cfg->client.opt.allow_http;
+    sv->cast_client.version = cfg->client.opt.version;
+    sv->cast_client.timezone = cfg->client.opt.timezone;
+    sv->cast_client.timeout = 30;
+    sv->cast_client.deadline = 30; /* a worker's stop grace is not held up long */
+    sv->cast.client = &sv->cast_client;
     return 0;
 }
 

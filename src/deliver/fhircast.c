@@ -918,7 +918,7 @@ static s2f_code share(s2f_cast *c, const s2f_doc *doc, s2f_cast_result *res, s2f
     s2f_cast_context *ctx = malloc(sizeof *ctx);
     if (!ctx)
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    s2f_http_set_deadline(c->http, c->deadline_s + c->wait);
+    s2f_http_set_deadline(c->http, c->deadline_s > 0 ? c->deadline_s + c->wait : 0);
     s2f_code rc = keep_channel(c, err);
     if (!rc)
         rc = convert_doc(c, doc, NULL, NULL, &bundle, err);
