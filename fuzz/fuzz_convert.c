@@ -3,7 +3,8 @@
  * `sr2fhir send --max-entries` run it (issue 9 defect 12): read (Part 10 or DICOM JSON,
  * told apart by the reader), convert to a transaction Bundle, then split that Bundle
  * into transactions of a few entries (src/deliver/split.h). The first input byte picks
- * the options (R4/R5, pretty, collection, split size) so that one corpus reaches them all;
+ * the options (R4/R5, pretty, collection, split size, the DiagnosticReport of issue 15 with
+ * bit 2) so that one corpus reaches them all;
  * the rest is the file. Build with `make fuzz`; fuzz/run.sh runs it on the fixtures.
  */
 #include <stdint.h>
@@ -51,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         copt.bundle_type = (mode >> 2) & 1 && (mode & 8) ? S2F_BUNDLE_COLLECTION
                                                          : S2F_BUNDLE_TRANSACTION;
         copt.timezone = (mode & 8) ? "-0530" : NULL;
+        copt.diagnostic_report = (mode >> 2) & 1; /* issue 15 */
         s2f_convert_result res;
         s2f_convert_result_init(&res);
         s2f_code rc = s2f_convert(doc, &copt, out, &res, &err);

@@ -10,7 +10,9 @@ R5 and R4:
     imagingStudy (R4) the Observations' partOf ImagingStudy;
   - R5: ../shared/tools/fhir-validate reports no error (and does report one for a broken
     DiagnosticReport: the check can fail); R4: only elements FHIR R4 DiagnosticReport has;
-  - the conversion report and summary count the DiagnosticReports.
+  - the conversion report and summary count the DiagnosticReports;
+  - the guide's own example SR gives the guide's example DiagnosticReport's code and status
+    (../shared/ig/generated/DiagnosticReport-dicom-sr-measurement-report.json).
 SKIP when ../shared is absent (the validator cases when the validator is).
 Prints PASS/FAIL/SKIP lines for tests/run.sh.
 """
@@ -26,6 +28,8 @@ import harness  # noqa: E402
 from harness import SHARED, SR2FHIR, VALIDATE, eq, test  # noqa: E402
 
 FILES = os.path.join(SHARED, "corpus", "files")
+GUIDE_SR = "tid1500__hl7-handwritten__Example-MeasurementReport.json"
+GUIDE_DR = os.path.join(SHARED, "ig", "generated", "DiagnosticReport-dicom-sr-measurement-report.json")
 PROFILE = "http://hl7.org/fhir/uv/dicom-sr/StructureDefinition/"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 # The elements of FHIR R4 (4.0.1) DiagnosticReport.
@@ -192,6 +196,20 @@ def main():
             assert "DiagnosticReport" not in r["summary"] and "DiagnosticReport" not in \
                 r["files"][0]["resources"], "without the option the report names none"
             assert "DiagnosticReport" not in p.stderr.decode(), "summary without the option"
+
+        def t_guide_example():
+            if not os.path.exists(GUIDE_DR) or GUIDE_SR not in r5_bundles:
+                raise harness.SkipTest("no %s or no Bundle of %s" % (GUIDE_DR, GUIDE_SR))
+            guide = json.load(open(GUIDE_DR))
+            ours = r5_bundles[GUIDE_SR]["entry"][-1]["resource"]
+            eq(ours["code"], guide["code"], "code")
+            eq(ours["status"], guide["status"], "status (COMPLETE + VERIFIED: final)")
+            eq(ours["subject"].get("type"), "Patient", "subject type (the guide: a Patient)")
+            assert not set(guide) - set(ours) - {"id", "text"}, \
+                "elements of the guide's example we lack: %s" % sorted(set(guide) - set(ours))
+
+        test("issue15_corpus_guide_example: the guide's example SR gives the code, status and "
+             "elements of the guide's example DiagnosticReport", t_guide_example)
 
         test("issue15_corpus_report_counts: --report and the summary count one "
              "DiagnosticReport per SR (none named without the option)", t_report_counts)
