@@ -6,6 +6,7 @@
  */
 #include "deliver/websocket.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -20,6 +21,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "deliver/http.h"
 #include "util/error.h"
@@ -470,8 +472,14 @@ static s2f_code start_tls(s2f_ws *ws, const ws_url *u, const s2f_ws_options *opt
         return err->code;
     if (!(ws->ssl = SSL_new(ws->ctx)) || SSL_set_fd(ws->ssl, ws->fd) != 1)
         return tls_fail(err, "no session");
-    SSL_set_tlsext_host_name(ws->ssl, u->host);
-    if (!opt->insecure && SSL_set1_host(ws->ssl, u->host) != 1)
+    /* an address is checked against the certificate's IP addresses and gets no SNI (RFC
+     * 6066 3); a name against its DNS names */
+    unsigned char addr[16];
+    int ip = inet_pton(AF_INET, u->host, addr) == 1 || inet_pton(AF_INET6, u->host, addr) == 1;
+    if (!ip)
+        SSL_set_tlsext_host_name(ws->ssl, u->host);
+    if (!opt->insecure && (ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ws->ssl), u->host)
+                              : SSL_set1_host(ws->ssl, u->host)) != 1)
         return tls_fail(err, "cannot set the host name to verify");
     for (;;) {
         int r = SSL_connect(ws->ssl);
