@@ -132,3 +132,10 @@ else
     grep -q "help bogus' failed" "$tmp/gen.err" && pass "gen-man-refuses-missing-help ($(cat "$tmp/gen.err"))" ||
         fail gen-man-refuses-missing-help "$(cat "$tmp/gen.err")"
 fi
+
+# -Werror: on by default (the checkout's and CI's builds), off with WERROR=0 (the Debian build)
+on=$(make -n -B BUILD="$tmp/w" "$tmp/w/src/util/arena.o" 2>/dev/null | grep -c -- ' -Werror ')
+off=$(make -n -B WERROR=0 BUILD="$tmp/w" "$tmp/w/src/util/arena.o" 2>/dev/null | grep -c -- ' -Werror ')
+rules=$(grep -c 'WERROR=0' debian/rules 2>/dev/null)
+[ "$on" = 1 ] && [ "$off" = 0 ] && [ "${rules:-0}" -ge 1 ] && pass "werror-switch (default -Werror, WERROR=0 without, debian/rules passes WERROR=0)" ||
+    fail werror-switch "default: $on compile lines with -Werror, WERROR=0: $off, debian/rules: ${rules:-0}"
