@@ -436,6 +436,30 @@ def serve_shares_delivered_sr(hub, sr, tmp):
         Run.outputs.append(svc.log_text())
 
 
+def usage_errors(hub, sr, tmp):
+    for args, needle in ((["--hub", hub.url, sr.path], "--topic"),
+                         (["--hub", hub.url, "--topic", "t", "--token", "x", sr.path], "secrets"),
+                         (["--hub", hub.url, "--topic", "t", "--server", "http://127.0.0.1:1/", sr.path],
+                          "not an option of cast"),
+                         (["--hub", hub.url, "--topic", "t", "--wait", "-1", sr.path], "--wait"),
+                         (["--hub", "http://hub.example/api/hub", "--topic", "t", sr.path], "plain http")):
+        p = subprocess.run([SR2FHIR, "cast"] + args, capture_output=True, text=True, timeout=60)
+        eq(p.returncode, 2, "exit status of %s (stderr %s)" % (args, harness.short(p.stderr)))
+        assert needle in p.stderr, p.stderr
+
+
+def r4_form_shared(hub, sr, tmp):
+    topic = "t-r4"
+    open_report(hub, topic, sr)
+    p = cast(hub, topic, sr, "--fhir-version", "R4")
+    eq(p.returncode, 0, "exit status (stderr %s)" % harness.short(p.stderr))
+    stored = hub.stored(topic)["anchors"][0]["resources"]
+    obs = [v["resource"] for k, v in stored.items() if k.startswith("Observation/")]
+    assert obs, "no Observation shared"
+    # R4 (M25): Observation.bodySite, no R5-only bodyStructure member
+    assert all("bodyStructure" not in o for o in obs), "an R5 member in the R4 form"
+
+
 def token_required_and_never_printed(hub, sr, tmp):
     topic = "t-token"
     open_report(hub, topic, sr)
@@ -479,7 +503,7 @@ def main():
         sr = Sr(sample, tmp)
         for case in (shares_into_open_report, stale_409_retried, stale_syncerror_retried, wrong_patient,
                      wrong_study, no_context, waits_for_context, hub_500_twice_retried,
-                     hub_500_forever_fails, serve_shares_delivered_sr,
+                     hub_500_forever_fails, serve_shares_delivered_sr, usage_errors, r4_form_shared,
                      token_required_and_never_printed):
             harness.test("cast_" + case.__name__, case, hub, sr, tmp)
     finally:
