@@ -377,28 +377,24 @@ json_object *s2f_cast_updates(json_object *bundle, const char *bundle_id, size_t
 
 static s2f_code check_hub_url(const char *hub, const s2f_client_options *opt, s2f_error *err)
 {
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *user = NULL;
-    s2f_code rc = S2F_OK;
-    if (!u)
+    char host[256];
+    switch (s2f_http_judge_url(hub, opt->allow_http, host, sizeof host)) {
+    case S2F_URL_OK:
+        return S2F_OK;
+    case S2F_URL_NOMEM:
         return s2f_fail(err, S2F_ENOMEM, "out of memory");
-    if (curl_url_set(u, CURLUPART_URL, hub, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
-        rc = s2f_fail(err, S2F_EUSAGE, "--hub: not a URL");
-    else if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK)
-        rc = s2f_fail(err, S2F_EUSAGE, "--hub: credentials in the URL are refused (use --token-file)");
-    else if (strcasecmp(scheme, "https") && strcasecmp(scheme, "http"))
-        rc = s2f_fail(err, S2F_EUSAGE, "--hub: only http and https URLs are supported");
-    else if (!strcasecmp(scheme, "http") && !opt->allow_http && strcmp(host, "localhost") &&
-             strncmp(host, "127.", 4) && strcmp(host, "[::1]"))
-        rc = s2f_fail(err, S2F_EUSAGE, "--hub: plain http to a host that is not loopback would "
-                      "send the token unencrypted; use https, or --allow-http");
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(user);
-    curl_url_cleanup(u);
-    return rc;
+    case S2F_URL_MALFORMED:
+        return s2f_fail(err, S2F_EUSAGE, "--hub: not a URL");
+    case S2F_URL_CREDENTIALS:
+        return s2f_fail(err, S2F_EUSAGE, "--hub: credentials in the URL are refused (use "
+                        "--token-file)");
+    case S2F_URL_SCHEME:
+        return s2f_fail(err, S2F_EUSAGE, "--hub: only http and https URLs are supported");
+    case S2F_URL_PLAIN_REMOTE:
+        break;
+    }
+    return s2f_fail(err, S2F_EUSAGE, "--hub: plain http to %s, which is not loopback, would "
+                    "send the token unencrypted; use https, or --allow-http", host);
 }
 
 /* One line of a refusal: the hub's OperationOutcome text, or its body's start. */

@@ -442,7 +442,10 @@ def usage_errors(hub, sr, tmp):
                          (["--hub", hub.url, "--topic", "t", "--server", "http://127.0.0.1:1/", sr.path],
                           "not an option of cast"),
                          (["--hub", hub.url, "--topic", "t", "--wait", "-1", sr.path], "--wait"),
-                         (["--hub", "http://hub.example/api/hub", "--topic", "t", sr.path], "plain http")):
+                         (["--hub", "http://hub.example/api/hub", "--topic", "t", sr.path], "plain http"),
+                         # send's loopback rule (deliver/http.c): a name starting "127." is not loopback
+                         (["--hub", "http://127.example.org/api/hub", "--topic", "t", sr.path],
+                          "127.example.org, which is not loopback")):
         p = subprocess.run([SR2FHIR, "cast"] + args, capture_output=True, text=True, timeout=60)
         eq(p.returncode, 2, "exit status of %s (stderr %s)" % (args, harness.short(p.stderr)))
         assert needle in p.stderr, p.stderr
