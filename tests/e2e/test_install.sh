@@ -16,9 +16,14 @@ export LC_ALL=C
 pass() { echo "PASS install:$1"; }
 fail() { echo "FAIL install:$1: $2"; }
 case $(basename "$BUILD") in *san*) san=1 ;; *) san=0 ;; esac
+# make with the flags $BUILD was made with (tests/run.sh passes only BUILD), so that
+# `install`'s `all` finds everything up to date instead of relinking with other flags
+flags=(BUILD="$BUILD")
+[ "$san" = 1 ] && flags+=(SAN=1)
+case $(basename "$BUILD") in *clang*) flags+=(CC=clang) ;; esac
 
 D=$tmp/D
-if ! make -s install BUILD="$BUILD" DESTDIR="$D" PREFIX=/usr >"$tmp/make.log" 2>&1; then
+if ! make -s install "${flags[@]}" DESTDIR="$D" PREFIX=/usr >"$tmp/make.log" 2>&1; then
     fail make "make install failed: $(tail -3 "$tmp/make.log" | tr '\n' ' ')"; exit 0
 fi
 pass make
@@ -53,7 +58,7 @@ grep -qx 'prefix=/usr' "$pc" && grep -qxF 'libdir=${prefix}'"${lib#$D/usr}" "$pc
     || fail pkgconfig-paths "$(tr '\n' ' ' <"$pc")"
 
 # PREFIX and LIBDIR elsewhere: everything follows them.
-if make -s install BUILD="$BUILD" DESTDIR="$tmp/E" PREFIX=/opt/s2f LIBDIR=/opt/s2f/lib64 >"$tmp/make2.log" 2>&1 &&
+if make -s install "${flags[@]}" DESTDIR="$tmp/E" PREFIX=/opt/s2f LIBDIR=/opt/s2f/lib64 >"$tmp/make2.log" 2>&1 &&
    [ -f "$tmp/E/opt/s2f/bin/sr2fhir" ] && [ -f "$tmp/E/opt/s2f/lib64/libsr2fhir.so.0" ] &&
    [ -f "$tmp/E/opt/s2f/share/man/man1/sr2fhir.1" ] && grep -qxF 'libdir=${prefix}/lib64' "$tmp/E/opt/s2f/lib64/pkgconfig/sr2fhir.pc" &&
    [ -z "$(find "$tmp/E" -path "$tmp/E/opt" -prune -o -type f -print)" ]; then
