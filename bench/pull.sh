@@ -9,6 +9,8 @@
 #
 #   bench/pull.sh [N] [RUNS]        # defaults 1000 3
 #   JOBS="1 4 8" bench/pull.sh      # the --jobs values measured (default "1 4")
+#   OLD=DIR/sr2fhir bench/pull.sh   # another build's binary measured too, in the same runs
+#                                   # (before/after figures from one run)
 #
 # Counts are checked: every curl output file is a multipart answer, every pull run's
 # summary says found N, new N, queued N, and its queue holds N jobs.
@@ -52,20 +54,23 @@ run_curl() {
     local got; got=$(grep -l -a 'application/dicom' "$W"/curl-out/* | wc -l)
     [ "$got" -eq "$N" ] || { echo "curl: $got of $N answers are multipart" >&2; exit 1; }
 }
-run_pull() {
-    local j=$1 d=$W/data-$1 t0 out
+run_pull() {  # run_pull JOBS BINARY KEY
+    local j=$1 bin=$2 d=$W/data-$1 t0 out
     rm -rf "$d"
     t0=$(now)
-    out=$(build/sr2fhir pull --dicomweb "$DW" --data "$d" --jobs "$j")
-    T[pull$j]+="$(echo "$(now) - $t0" | bc) "
+    out=$("$bin" pull --dicomweb "$DW" --data "$d" --jobs "$j")
+    T[$3$j]+="$(echo "$(now) - $t0" | bc) "
     [ "$out" = "pull: found $N, new $N, skipped 0, queued $N, delivered 0, not_applicable 0, failed 0" ] ||
-        { echo "pull --jobs $j: $out" >&2; exit 1; }
-    [ "$(build/sr2fhir queue stats --data "$d" | sed -n 's/^pending //p')" -eq "$N" ] ||
-        { echo "pull --jobs $j: queue does not hold $N pending jobs" >&2; exit 1; }
+        { echo "$bin pull --jobs $j: $out" >&2; exit 1; }
+    [ "$("$bin" queue stats --data "$d" | sed -n 's/^pending //p')" -eq "$N" ] ||
+        { echo "$bin pull --jobs $j: queue does not hold $N pending jobs" >&2; exit 1; }
 }
 for _ in $(seq "$RUNS"); do
     run_curl
-    for j in $JOBS; do run_pull "$j"; done
+    for j in $JOBS; do
+        run_pull "$j" build/sr2fhir pull
+        [ -z "${OLD:-}" ] || run_pull "$j" "$OLD" old
+    done
 done
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 mc=$(echo "${T[curl]}" | median)
@@ -74,8 +79,12 @@ echo
 echo "| what | median s | instances/s | vs curl |"
 echo "| --- | --- | --- | --- |"
 printf '| curl, one connection, one URL after another | %.2f | %.0f | 1.00x |\n' "$mc" "$(echo "$N / $mc" | bc -l)"
+row() {  # row KEY JOBS LABEL
+    local m; m=$(echo "${T[$1$2]}" | median)
+    printf '| %s --jobs %s (search + retrieve + SHA-256 + classify + durable commit) | %.2f | %.0f | %.2fx |\n' \
+        "$3" "$2" "$m" "$(echo "$N / $m" | bc -l)" "$(echo "$mc / $m" | bc -l)"
+}
 for j in $JOBS; do
-    m=$(echo "${T[pull$j]}" | median)
-    printf '| sr2fhir pull --jobs %s (search + retrieve + SHA-256 + classify + durable commit) | %.2f | %.0f | %.2fx |\n' \
-        "$j" "$m" "$(echo "$N / $m" | bc -l)" "$(echo "$mc / $m" | bc -l)"
+    [ -z "${OLD:-}" ] || row old "$j" "$OLD pull"
+    row pull "$j" "sr2fhir pull"
 done

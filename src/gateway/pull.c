@@ -30,6 +30,26 @@
 
 #define RING_CAP 64
 #define BUSY_WAIT_MS 500
+#define BATCH_MAX 32              /* instances committed together (decisions "Issue 13: batched
+                                     commits") */
+#define BATCH_NS 200000000LL      /* ... or those retrieved within 200 ms, whichever first */
+
+typedef struct fetched {
+    char sha[S2F_QUEUE_SHA256_HEX + 1];
+    unsigned reason;              /* s2f_intake_classify: 0 or a failure reason */
+    char why[200];
+    s2f_intake_header h;
+} fetched;
+
+/* Retrieved, inspected instances of one retrieval thread not yet committed: their sealed
+ * files belong to the batch until s2f_intake_commit took them (or they are aborted). */
+typedef struct batch {
+    size_t n;
+    long long first_ns;           /* s2f_mono_ns() when the first one was added */
+    s2f_store_file f[BATCH_MAX];
+    fetched fx[BATCH_MAX];
+    char uid[BATCH_MAX][S2F_DW_UID_MAX + 1];
+} batch;
 
 typedef struct run {
     s2f_dw *const *fetch;
@@ -47,6 +67,7 @@ typedef struct run {
     s2f_error fatal_err;
     s2f_error first;              /* the first instance that failed */
     const char *halted;           /* why the search was stopped early (stop, deadline) */
+    batch solo;                   /* the batch of the caller's thread (nfetch == 1) */
 } run;
 
 /* ---- small pieces ------------------------------------------------------------------------ */
@@ -155,13 +176,6 @@ static s2f_code wait_not_busy(run *r, s2f_error *err)
 
 /* ---- one instance ------------------------------------------------------------------------- */
 
-typedef struct fetched {
-    char sha[S2F_QUEUE_SHA256_HEX + 1];
-    unsigned reason;              /* s2f_intake_classify: 0 or a failure reason */
-    char why[200];
-    s2f_intake_header h;
-} fetched;
-
 /* Reads the sealed temporary file once: its SHA-256 and intake's classification. */
 static s2f_code inspect(s2f_store *st, const s2f_store_file *f, fetched *out, s2f_error *err)
 {
@@ -216,19 +230,53 @@ static s2f_code unchanged(run *r, const char *uid, const char *sha, bool *same, 
     return rc;
 }
 
-static s2f_code commit(run *r, s2f_store_file *f, const fetched *fx, const s2f_dw_instance *inst,
-                       s2f_error *err)
+/* Commits the batch's files with ONE s2f_intake_commit (all or nothing: on failure every
+ * file is removed and nothing of the batch is queued or recorded), then records them. */
+static s2f_code flush(run *r, batch *b, s2f_error *err)
 {
-    s2f_intake_item item = {f, fx->h.sop_instance, 0, false};
-    s2f_code rc = s2f_intake_commit(r->in, &item, 1, r->opt->source, err);
+    size_t n = b->n;
+    if (!n)
+        return S2F_OK;
+    s2f_intake_item items[BATCH_MAX];
+    for (size_t i = 0; i < n; i++)
+        items[i] = (s2f_intake_item){&b->f[i], b->fx[i].h.sop_instance, 0, false};
+    b->n = 0;
+    s2f_code rc = s2f_intake_commit(r->in, items, n, r->opt->source, err);
     if (rc)
         return rc;
     pthread_mutex_lock(&r->lock);
-    r->c->queued++;
+    r->c->queued += (long long)n;
+    r->c->commits++;
     pthread_mutex_unlock(&r->lock);
-    if (r->opt->on_queued)
-        r->opt->on_queued(r->opt->ctx, item.job_id, item.created);
-    return record(r, inst->sop_instance, fx->sha, item.job_id, err);
+    for (size_t i = 0; i < n && r->opt->on_queued; i++)
+        r->opt->on_queued(r->opt->ctx, items[i].job_id, items[i].created);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = record(r, b->uid[i], b->fx[i].sha, items[i].job_id, err);
+    return rc;
+}
+
+/* The run failed: the batch's files go, nothing of it was queued. */
+static void abandon(run *r, batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        s2f_store_abort(s2f_intake_store(r->in), &b->f[i]);
+    b->n = 0;
+}
+
+/* Adds a sealed, accepted file to the batch (the batch owns it now); commits the batch when
+ * it is full or its first instance waited BATCH_NS. */
+static s2f_code commit(run *r, batch *b, const s2f_store_file *f, const fetched *fx,
+                       const s2f_dw_instance *inst, s2f_error *err)
+{
+    if (!b->n)
+        b->first_ns = s2f_mono_ns();
+    b->f[b->n] = *f;
+    b->fx[b->n] = *fx;
+    snprintf(b->uid[b->n], sizeof b->uid[b->n], "%s", inst->sop_instance);
+    b->n++;
+    if (b->n < BATCH_MAX && s2f_mono_ns() - b->first_ns < BATCH_NS)
+        return S2F_OK;
+    return flush(r, b, err);
 }
 
 /* SHA-256 of a file (a job's stored SR) into hex; 0 when it cannot be read. */
@@ -279,7 +327,8 @@ static s2f_code queued_before(run *r, const s2f_dw_instance *inst, s2f_store_fil
 
 /* Retrieve, inspect, commit, record. S2F_OK also when only this instance failed (counted);
  * otherwise the error ends the run. */
-static s2f_code process(run *r, s2f_dw *dw, const s2f_dw_instance *inst, s2f_error *err)
+static s2f_code process(run *r, batch *b, s2f_dw *dw, const s2f_dw_instance *inst,
+                        s2f_error *err)
 {
     s2f_code rc = wait_not_busy(r, err);
     if (rc)
@@ -321,7 +370,7 @@ static s2f_code process(run *r, s2f_dw *dw, const s2f_dw_instance *inst, s2f_err
     }
     if ((rc = queued_before(r, inst, &f, &fx, &same, err)) || same)
         return rc;
-    return commit(r, &f, &fx, inst, err); /* commit removes the file when it fails */
+    return commit(r, b, &f, &fx, inst, err); /* the batch owns the file now */
 }
 
 /* ---- the run ------------------------------------------------------------------------------ */
@@ -332,7 +381,24 @@ typedef struct fetcher {
     run *r;
     s2f_dw *dw;
     pthread_t t;
+    batch b;
 } fetcher;
+
+/* A retrieval thread's end: its batch committed, or dropped when the run failed. */
+static void finish_batch(run *r, batch *b)
+{
+    pthread_mutex_lock(&r->lock);
+    bool failed = r->fatal != S2F_OK;
+    pthread_mutex_unlock(&r->lock);
+    if (failed) {
+        abandon(r, b);
+        return;
+    }
+    s2f_error e = {0};
+    s2f_code rc = flush(r, b, &e);
+    if (rc)
+        set_fatal(r, rc, &e);
+}
 
 static void *fetch_thread(void *arg)
 {
@@ -340,10 +406,20 @@ static void *fetch_thread(void *arg)
     run *r = fe->r;
     for (;;) {
         pthread_mutex_lock(&r->lock);
+        bool idle = !r->n && !r->closed && !r->fatal;
+        pthread_mutex_unlock(&r->lock);
+        if (idle && fe->b.n) { /* nothing to retrieve now: commit what is waiting */
+            s2f_error e = {0};
+            s2f_code rc = flush(r, &fe->b, &e);
+            if (rc)
+                set_fatal(r, rc, &e);
+        }
+        pthread_mutex_lock(&r->lock);
         while (!r->n && !r->closed && !r->fatal)
             pthread_cond_wait(&r->changed, &r->lock);
         if (r->fatal || !r->n) {
             pthread_mutex_unlock(&r->lock);
+            finish_batch(r, &fe->b);
             return NULL;
         }
         s2f_dw_instance inst = r->ring[r->head];
@@ -352,7 +428,7 @@ static void *fetch_thread(void *arg)
         pthread_cond_broadcast(&r->changed);
         pthread_mutex_unlock(&r->lock);
         s2f_error e = {0};
-        s2f_code rc = process(r, fe->dw, &inst, &e);
+        s2f_code rc = process(r, &fe->b, fe->dw, &inst, &e);
         if (rc)
             set_fatal(r, rc, &e);
     }
@@ -387,7 +463,7 @@ static int on_found(void *ctx, const s2f_dw_instance *inst)
         r->c->skipped++;
     pthread_mutex_unlock(&r->lock);
     if (!rc && !skip && r->nfetch == 1)
-        rc = process(r, r->fetch[0], inst, &e);
+        rc = process(r, &r->solo, r->fetch[0], inst, &e);
     if (rc)
         return set_fatal(r, rc, &e), 1;
     if (skip || r->nfetch == 1)
@@ -442,13 +518,21 @@ s2f_code s2f_pull_run(s2f_dw *search, s2f_dw *const *fetch, int nfetch, s2f_inta
     *r = (run){.fetch = fetch, .nfetch = nfetch, .in = in, .q = q, .opt = opt, .c = counts};
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->changed, NULL);
-    fetcher fe[S2F_PULL_JOBS_MAX];
+    fetcher *fe = calloc(S2F_PULL_JOBS_MAX, sizeof *fe); /* batches: not on the stack */
     int started = 0;
     s2f_error e = {0};
-    s2f_code rc = start_fetchers(r, fe, &started, &e);
+    s2f_code rc = fe ? start_fetchers(r, fe, &started, &e)
+                     : s2f_fail(&e, S2F_ENOMEM, "pull: out of memory");
     if (!rc)
         rc = s2f_dw_search(search, query, on_found, r, &e);
+    if (rc) /* the run failed: the retrieval threads drop their batches */
+        set_fatal(r, rc, &e);
     join_fetchers(r, fe, started);
+    finish_batch(r, &r->solo);
+    char nq[32], nc[32];
+    snprintf(nq, sizeof nq, "%lld", counts->queued);
+    snprintf(nc, sizeof nc, "%lld", counts->commits);
+    logf_(r, S2F_LOG_INFO, "pull: %s instances committed in %s commits", nq, nc);
     const char *why = r->halted;
     if (r->fatal)
         rc = r->fatal, e = r->fatal_err;
@@ -463,6 +547,7 @@ s2f_code s2f_pull_run(s2f_dw *search, s2f_dw *const *fetch, int nfetch, s2f_inta
     }
     pthread_cond_destroy(&r->changed);
     pthread_mutex_destroy(&r->lock);
+    free(fe);
     free(r);
     return rc;
 }

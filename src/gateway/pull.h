@@ -31,6 +31,7 @@ typedef struct s2f_pull_counts {
     long long queued;     /* committed to the queue: a job created, or an open one joined */
     long long refused;    /* retrieved, but not an SR object the queue takes (never queued) */
     long long failed;     /* retrieval failed (an error answer, a malformed one, a bound) */
+    long long commits;    /* s2f_intake_commit calls: batches of up to 32 instances */
 } s2f_pull_counts;
 
 typedef struct s2f_pull_options {
