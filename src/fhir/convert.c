@@ -48,11 +48,19 @@ static void write_site(s2f_fhir *f, const s2f_site *site, const char *tracking_i
         s2f_fhir_write_body_structure(f, site, tracking_id, tracking_uid);
 }
 
+/* M22: the algorithm Device an Observation references (the report model's choice, read
+ * by observations.c too); a device observer is written with its context, the equipment
+ * first of all. */
+static void write_algorithm(s2f_fhir *f, const s2f_applied_device *d)
+{
+    if (d->kind == S2F_DEVICE_ALGORITHM)
+        s2f_fhir_write_algorithm(f, d->algorithm);
+}
+
 static void write_measurement_dependencies(s2f_fhir *f, const s2f_measurement *m)
 {
-    write_context(f, &m->ctx);
-    if (m->algorithm)
-        s2f_fhir_write_algorithm(f, m->algorithm);
+    write_context(f, &m->ctx); /* the observers, a device observer among them (M10) */
+    write_algorithm(f, &m->applied_device);
     if (m->applied_site) /* 10#7: the report model's choice, read by observations.c too */
         write_site(f, m->applied_site, m->applied_tracking_id, m->applied_tracking_uid);
     write_refs(f, m->refs, m->n_refs);
@@ -61,15 +69,13 @@ static void write_measurement_dependencies(s2f_fhir *f, const s2f_measurement *m
 static void write_evaluation_dependencies(s2f_fhir *f, const s2f_evaluation *e)
 {
     write_context(f, &e->ctx);
-    if (e->algorithm)
-        s2f_fhir_write_algorithm(f, e->algorithm);
+    write_algorithm(f, &e->applied_device);
 }
 
 static void write_group_dependencies(s2f_fhir *f, const s2f_group *g)
 {
     write_context(f, &g->ctx);
-    if (g->algorithm)
-        s2f_fhir_write_algorithm(f, g->algorithm);
+    write_algorithm(f, &g->applied_device);
     write_site(f, &g->site, g->tracking_id, g->tracking_uid);
     write_refs(f, g->refs, g->n_refs);
     if (g->item->observation_uid)

@@ -17,7 +17,8 @@
  *    ("code = DCM#125007 implies category.not().exists()") forbids it.
  *  - M10/M22: device observers are not performers (R5 Observation.performer cannot
  *    reference a Device); Observation.device follows M22: own algorithm, else the device
- *    observer of the observer context, else the M7 equipment (issue 10 defect 6).
+ *    observer of the observer context, else the M7 equipment (issue 10 defect 6; chosen
+ *    once by the report model, s2f_applied_device, issue 14).
  *  - M18: tracking ids become identifiers of the Observation whenever no BodyStructure
  *    carries them: no finding site, a site without laterality/modifier/tracking ids, or R4
  *    output (M25: no BodyStructure there, so they would otherwise be lost).
@@ -277,30 +278,21 @@ static void write_site(s2f_fhir *f, const s2f_site *site, const char *tid, const
     }
 }
 
-/* The first device observer of an observer context (M10), NULL when it names none. */
-static const s2f_observer *device_observer(const s2f_context *ctx)
+/* M22 (issue 10 defect 6): the Device the report model chose (s2f_applied_device,
+ * report.h: own algorithm, else the device observer of the observer context, else the M7
+ * equipment; never the group's algorithm). A device observer equal to the equipment is
+ * the equipment Device (ids.c). */
+static void write_device(s2f_fhir *f, const s2f_applied_device *d)
 {
-    for (size_t i = 0; ctx && i < ctx->n_observers; i++)
-        if (ctx->observers[i].is_device)
-            return &ctx->observers[i];
-    return NULL;
-}
-
-/* M22 (issue 10 defect 6): device = the Observation's own algorithm, else the device
- * observer of its observer context (M10; the guide's Document IE ConceptMap: a participant
- * device may override the EquipmentDevice as the Observation's device), else the M7
- * equipment. No inheritance of the group's algorithm. A device observer equal to the
- * equipment is the equipment Device (resources.c). */
-static void write_device(s2f_fhir *f, const s2f_algorithm *a, const s2f_context *ctx)
-{
-    const s2f_observer *o = a ? NULL : device_observer(ctx);
-    const void *of = a ? (const void *)a : (const void *)o;
+    const void *of = d->kind == S2F_DEVICE_ALGORITHM  ? (const void *)d->algorithm
+                     : d->kind == S2F_DEVICE_OBSERVER ? (const void *)d->observer
+                                                      : NULL;
     s2f_fhir_observations *c = f->observations;
     if (!c->device_known || c->device_of != of) { /* most share one: kept */
-        if (a)
-            s2f_fhir_algorithm_rid(f, a, &c->device);
-        else if (o)
-            s2f_fhir_observer_rid(f, o, &c->device);
+        if (d->kind == S2F_DEVICE_ALGORITHM)
+            s2f_fhir_algorithm_rid(f, d->algorithm, &c->device);
+        else if (d->kind == S2F_DEVICE_OBSERVER)
+            s2f_fhir_observer_rid(f, d->observer, &c->device);
         else
             s2f_fhir_equipment_rid(f, &c->device);
         c->device_of = of;
@@ -749,9 +741,9 @@ void s2f_fhir_write_group(s2f_fhir *f, const s2f_group *g)
     if (has_code(g->finding)) /* M17 Finding */
         s2f_fhir_codeable(f, "valueCodeableConcept", g->finding);
     write_site(f, &g->site, g->tracking_id, g->tracking_uid); /* M18 */
-    if (has_code(g->method)) /* M17 Measurement Method */
-        s2f_fhir_codeable(f, "method", g->method);
-    write_device(f, g->algorithm, &g->ctx); /* M22 */
+    if (g->applied_method) /* M17 Measurement Method */
+        s2f_fhir_codeable(f, "method", g->applied_method);
+    write_device(f, &g->applied_device); /* M22 */
 
     /* M17 hasMember: every measurement and evaluation of the group, in document order
      * (both lists are in document order: merge them by the items' pre-order number). */
@@ -822,10 +814,9 @@ static void write_num_observation(s2f_fhir *f, const s2f_measurement *m, const s
         write_qualifier(f, m->item);
     }
     write_site(f, site, site_tid, site_tuid);
-    const s2f_codeval *method = has_code(m->method) ? m->method : group ? group->method : NULL;
-    if (has_code(method))
-        s2f_fhir_codeable(f, "method", method);
-    write_device(f, m->algorithm, &m->ctx); /* M22: never the group's algorithm */
+    if (m->applied_method) /* M20: its own method, else its group's (report model) */
+        s2f_fhir_codeable(f, "method", m->applied_method);
+    write_device(f, &m->applied_device); /* M22: never the group's algorithm */
 
     if (derived) {
         /* M14: the groups it is derived from, M12 its source SR content item, its own
@@ -895,7 +886,7 @@ void s2f_fhir_write_evaluation(s2f_fhir *f, const s2f_evaluation *e, const s2f_g
     } else {
         data_absent_unknown(f);
     }
-    write_device(f, e->algorithm, &e->ctx); /* M22 */
+    write_device(f, &e->applied_device); /* M22 */
     if (group && group->n_refs && !f->opt.r4) /* M19: the group's references */
         group_refs_member(f, group);
     s2f_fhir_end_entry(f, &rid);

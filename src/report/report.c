@@ -924,15 +924,55 @@ static void apply_site(s2f_measurement *m, const s2f_group *g)
     m->applied_site = &g->site;
 }
 
+/* A method code that says something (a value); NULL otherwise. */
+static const s2f_codeval *method_or_null(const s2f_codeval *c)
+{
+    return c && nonempty(c->value) ? c : NULL;
+}
+
+/* M22 (s2f_applied_device, report.h): own algorithm, else the first device observer of
+ * the context, else the equipment. */
+static s2f_applied_device apply_device(const s2f_algorithm *a, const s2f_context *ctx)
+{
+    if (a)
+        return (s2f_applied_device){S2F_DEVICE_ALGORITHM, a, NULL};
+    for (size_t i = 0; i < ctx->n_observers; i++)
+        if (ctx->observers[i].is_device)
+            return (s2f_applied_device){S2F_DEVICE_OBSERVER, NULL, &ctx->observers[i]};
+    return (s2f_applied_device){S2F_DEVICE_EQUIPMENT, NULL, NULL};
+}
+
+/* The facts of a measurement of group g (NULL: derived, M14). */
+static void derive_measurement(s2f_measurement *m, const s2f_group *g)
+{
+    apply_site(m, g);
+    m->applied_method = method_or_null(m->method);
+    if (!m->applied_method && g)
+        m->applied_method = method_or_null(g->method); /* M17: the group's method */
+    m->applied_device = apply_device(m->algorithm, &m->ctx);
+}
+
+static void derive_evaluations(s2f_evaluation *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        e[i].applied_device = apply_device(e[i].algorithm, &e[i].ctx);
+}
+
 /* The facts both passes of the FHIR stage read, worked out once the model is complete
- * (issue 14): the site of each measurement. */
+ * (issue 14): the site, method and device of each item. */
 static void derive_facts(s2f_report *r)
 {
-    for (size_t i = 0; i < r->n_groups; i++)
-        for (size_t k = 0; k < r->groups[i]->n_measurements; k++)
-            apply_site(&r->groups[i]->measurements[k], r->groups[i]);
+    for (size_t i = 0; i < r->n_groups; i++) {
+        s2f_group *g = r->groups[i];
+        g->applied_method = method_or_null(g->method);
+        g->applied_device = apply_device(g->algorithm, &g->ctx);
+        for (size_t k = 0; k < g->n_measurements; k++)
+            derive_measurement(&g->measurements[k], g);
+        derive_evaluations(g->evaluations, g->n_evaluations);
+    }
     for (size_t i = 0; i < r->n_derived; i++)
-        apply_site(&r->derived[i], NULL);
+        derive_measurement(&r->derived[i], NULL);
+    derive_evaluations(r->evaluations, r->n_evaluations);
 }
 
 int s2f_report_has_body_structure(const s2f_site *site, const char *tracking_id,

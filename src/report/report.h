@@ -73,6 +73,23 @@ typedef struct s2f_algorithm {
     const s2f_item *item;             /* the first of its items */
 } s2f_algorithm;
 
+/* The Device an Observation references (M22, issue 10 defect 6): the item's own
+ * algorithm, else the first device observer of its observer context (M10; the guide's
+ * Document IE ConceptMap: a participant device may override the EquipmentDevice), else the
+ * M7 equipment. Never the group's algorithm. Derived once (issue 14), read by both passes
+ * of the FHIR stage. */
+typedef enum s2f_device_kind {
+    S2F_DEVICE_EQUIPMENT = 0,         /* the M7 equipment Device */
+    S2F_DEVICE_ALGORITHM,             /* .algorithm */
+    S2F_DEVICE_OBSERVER               /* .observer, a device observer (is_device) */
+} s2f_device_kind;
+
+typedef struct s2f_applied_device {
+    s2f_device_kind kind;
+    const s2f_algorithm *algorithm;   /* S2F_DEVICE_ALGORITHM only, else NULL */
+    const s2f_observer *observer;     /* S2F_DEVICE_OBSERVER only, else NULL */
+} s2f_applied_device;
+
 /* Finding site with its modifiers (M18). */
 typedef struct s2f_site {
     const s2f_codeval *site;          /* SCT 363698007 value */
@@ -128,6 +145,11 @@ typedef struct s2f_measurement {
      * without the group's ids (another structure than the tracked lesion). NULL: no site. */
     const s2f_site *applied_site;
     const char *applied_tracking_id, *applied_tracking_uid;
+    /* Derived once (issue 14): the method that applies (M17/M20: its own Measurement
+     * Method, else its group's; derived measurements have no group; NULL: none, or a code
+     * with an empty value) and the Device its Observation references (M22). */
+    const s2f_codeval *applied_method;
+    s2f_applied_device applied_device;
 } s2f_measurement;
 
 /* A CODE or TEXT qualitative evaluation (M21, M15). */
@@ -135,6 +157,7 @@ typedef struct s2f_evaluation {
     const s2f_item *item;
     const s2f_algorithm *algorithm;
     s2f_context ctx;
+    s2f_applied_device applied_device; /* derived once (issue 14): M22 */
 } s2f_evaluation;
 
 /* A Measurement Group container DCM 125007 (M17). */
@@ -155,6 +178,10 @@ struct s2f_group {
     size_t n_refs;
     s2f_context ctx;
     int derived;                         /* 1: under Derived Imaging Measurements (M14) */
+    /* Derived once (issue 14): its method (NULL: none, or an empty code value; M17) and
+     * the Device its Observation references (M22). */
+    const s2f_codeval *applied_method;
+    s2f_applied_device applied_device;
 };
 
 typedef struct s2f_report {

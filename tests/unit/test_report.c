@@ -331,6 +331,73 @@ TEST(issue14_site_that_applies_to_a_measurement)
     CHECK(s2f_report_has_body_structure(&m[2].site, "N4", NULL));        /* tracked */
 }
 
+/* Issue 14 (M17/M20, M22): the method and the Device that apply to an item, worked out
+ * once when the model is read. Method: its own, else its group's, else none (a derived
+ * measurement has no group). Device: its own algorithm (never the group's), else the first
+ * device observer of its observer context, else the equipment. */
+#define METHOD(v) CODEITEM("HAS CONCEPT MOD", "G-C036", "SRT", "Measurement Method", CODE(v, "99X", v))
+#define DEVICE_OBSERVER(uid)                                                                 \
+    CODEITEM("HAS OBS CONTEXT", "121005", "DCM", "Observer Type", CODE("121007", "DCM", "Device")) "," \
+    UIDITEM("HAS OBS CONTEXT", "121012", "DCM", "Device Observer UID", uid)
+TEST(issue14_method_and_device_that_apply)
+{
+    const char *j = DOC(ENHANCED,
+        CONTAINER("CONTAINS", "126010", "DCM", "Imaging Measurements",
+            CONTAINER("CONTAINS", "125007", "DCM", "Measurement Group",
+                PNITEM("HAS OBS CONTEXT", "Person^One") ","
+                DEVICE_OBSERVER("1.2.7") ","
+                METHOD("GM") "," ALGO("GroupAlgo") ","
+                NUM("CONTAINS", "1", "99X", "A", "1", KIDS(METHOD("AM") "," ALGO("NumAlgo"))) ","
+                NUM("CONTAINS", "2", "99X", "B", "2") ","
+                TEXTITEM("CONTAINS", "3", "99X", "Comment", "c")) ","
+            CONTAINER("CONTAINS", "125007", "DCM", "Measurement Group",
+                NUM("CONTAINS", "4", "99X", "C", "4"))) ","
+        CONTAINER("CONTAINS", "126011", "DCM", "Derived Imaging Measurements",
+                  NUM("CONTAINS", "5", "99X", "D", "5", KIDS(METHOD("DM"))) ","
+                  NUM("CONTAINS", "6", "99X", "E", "6")) ","
+        CONTAINER("CONTAINS", "C0034375", "UMLS", "Qualitative Evaluations",
+                  TEXTITEM("CONTAINS", "7", "99X", "Impression", "stable")));
+    CHECK(setup(j));
+    const s2f_group *g = group(0), *h = group(1);
+    CHECK(g && h && g->n_measurements == 2 && g->n_evaluations == 1 && h->n_measurements == 1);
+    CHECK(rep.n_derived == 2 && rep.n_evaluations == 1);
+    if (!g || !h || g->n_measurements != 2 || g->n_evaluations != 1 || h->n_measurements != 1 ||
+        rep.n_derived != 2 || rep.n_evaluations != 1)
+        return;
+    const s2f_measurement *a = &g->measurements[0], *b = &g->measurements[1];
+    const s2f_measurement *c = &h->measurements[0], *d = &rep.derived[0], *e = &rep.derived[1];
+    /* methods: own, the group's, none */
+    CHECK(g->applied_method == g->method && g->method);
+    CHECK_STR(g->applied_method->value, "GM");
+    CHECK(a->applied_method == a->method && a->method);
+    CHECK_STR(a->applied_method->value, "AM");
+    CHECK(b->applied_method == g->method);
+    CHECK(!h->applied_method && !c->applied_method);
+    CHECK(d->applied_method == d->method && d->method);
+    CHECK_STR(d->applied_method->value, "DM");
+    CHECK(!e->applied_method);
+    /* devices: own algorithm, the context's device observer (not the group's algorithm),
+     * the equipment */
+    CHECK(g->applied_device.kind == S2F_DEVICE_ALGORITHM && g->applied_device.algorithm &&
+          g->applied_device.algorithm == g->algorithm && !g->applied_device.observer);
+    CHECK(a->applied_device.kind == S2F_DEVICE_ALGORITHM && a->algorithm &&
+          a->applied_device.algorithm == a->algorithm);
+    CHECK_STR(a->applied_device.algorithm->name, "NumAlgo");
+    CHECK(!b->algorithm && b->applied_device.kind == S2F_DEVICE_OBSERVER &&
+          !b->applied_device.algorithm);
+    CHECK(b->applied_device.observer == &b->ctx.observers[1] &&
+          b->applied_device.observer->is_device);
+    CHECK_STR(b->applied_device.observer->device_uid, "1.2.7");
+    const s2f_evaluation *ev = &g->evaluations[0];
+    CHECK(ev->applied_device.kind == S2F_DEVICE_OBSERVER);
+    CHECK(ev->applied_device.observer && ev->applied_device.observer == b->applied_device.observer);
+    CHECK(h->applied_device.kind == S2F_DEVICE_EQUIPMENT && !h->applied_device.algorithm &&
+          !h->applied_device.observer);
+    CHECK(c->applied_device.kind == S2F_DEVICE_EQUIPMENT);
+    CHECK(e->applied_device.kind == S2F_DEVICE_EQUIPMENT);
+    CHECK(rep.evaluations[0].applied_device.kind == S2F_DEVICE_EQUIPMENT);
+}
+
 /* Real files: the counts of ../shared/corpus/INVENTORY.tsv (n_meas_groups, qualitative
  * CODE/TEXT), and nothing unmapped except what no rule names. */
 TEST(corpus_reports_read)
@@ -371,6 +438,7 @@ int main(void)
 {
     RUN(m2_refuses_other_reports);
     RUN(issue14_site_that_applies_to_a_measurement);
+    RUN(issue14_method_and_device_that_apply);
     RUN(m2_accepts_the_template_id);
     RUN(m16_root_context);
     RUN(m17_m18_group_attributes);
