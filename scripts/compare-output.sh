@@ -18,7 +18,8 @@
 # (gen_codesel, gen_context, gen_identity, gen_values) and small generated reports of
 # gen_large.py (the benchmark form and each --shape, Part 10, DICOM JSON and deflated).
 # Option combinations: --bundle-type transaction|collection x --fhir-version R5|R4 x
-# --timezone default|-0530 x --pretty or not (16), each written as a folder of Bundles
+# --timezone default|-0530 x --pretty or not x --diagnostic-report or not (32; 16 when the
+# previous commit has no --diagnostic-report), each written as a folder of Bundles
 # with --report --trace-consumed, and as NDJSON; and each input alone to standard output
 # with default options (stdout, stderr and exit code per input).
 # Needs: make, git, cmp, /usr/bin/python3 with pydicom (Debian python3-pydicom).
@@ -135,21 +136,27 @@ compare() {
     if [ $bad -eq 0 ]; then echo "same $name"; else ndiff=$((ndiff + 1)); fi
 }
 
+# --diagnostic-report (issue 15) doubles the combinations when both sides know it
+reports=(plain)
+"$OLD_BIN" help convert 2>&1 | grep -q -- --diagnostic-report && reports+=(dr)
 combos=()
 for bt in transaction collection; do
     for fv in R5 R4; do
         for tz in default -0530; do
             for pr in compact pretty; do
-                combos+=("$bt.$fv.$tz.$pr")
+                for dr in "${reports[@]}"; do
+                    combos+=("$bt.$fv.$tz.$pr.$dr")
+                done
             done
         done
     done
 done
 for c in "${combos[@]}"; do
-    IFS=. read -r bt fv tz pr <<<"$c"
+    IFS=. read -r bt fv tz pr dr <<<"$c"
     opts=(--bundle-type "$bt" --fhir-version "$fv")
     [ "$tz" = default ] || opts+=(--timezone "$tz")
     [ "$pr" = pretty ] && opts+=(--pretty)
+    [ "$dr" = dr ] && opts+=(--diagnostic-report)
     run old "$c" "${opts[@]}"
     run new "$c" "${opts[@]}"
     compare "$c"

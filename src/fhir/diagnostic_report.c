@@ -44,21 +44,6 @@ static void write_identifier(s2f_fhir *f)
     s2f_json_end_array(j);
 }
 
-/* 1 when the person observer i of ctx has the identity of an earlier one (the same person
- * named twice is one performer). */
-static int seen_before(s2f_fhir *f, const s2f_context *ctx, size_t i, const s2f_rid *rid)
-{
-    for (size_t k = 0; k < i; k++) {
-        if (ctx->observers[k].is_device)
-            continue;
-        s2f_rid other;
-        s2f_fhir_observer_rid(f, &ctx->observers[k], &other);
-        if (!strcmp(other.id, rid->id))
-            return 1;
-    }
-    return 0;
-}
-
 /* M10: the Person observers of the document's observer context (device observers are not
  * performers of a DiagnosticReport: FHIR allows no Device there). */
 static void write_performers(s2f_fhir *f)
@@ -66,12 +51,8 @@ static void write_performers(s2f_fhir *f)
     const s2f_context *ctx = &f->rep->ctx;
     int open = 0;
     for (size_t i = 0; i < ctx->n_observers && !stopped(f); i++) {
-        const s2f_observer *o = &ctx->observers[i];
-        if (o->is_device)
-            continue;
         s2f_rid rid;
-        s2f_fhir_observer_rid(f, o, &rid);
-        if (seen_before(f, ctx, i, &rid))
+        if (!s2f_fhir_performer_rid(f, ctx, i, &rid))
             continue;
         if (!open)
             s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("performer"));

@@ -164,6 +164,10 @@ int s2f_fhir_observer_is_equipment(s2f_fhir *f, const s2f_observer *o);
 void s2f_fhir_equipment_rid(s2f_fhir *f, s2f_rid *rid);                             /* M7 */
 void s2f_fhir_algorithm_rid(s2f_fhir *f, const s2f_algorithm *a, s2f_rid *rid);      /* M22 */
 void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid);        /* M10 */
+/* M10: 1 and rid = the Practitioner of ctx's observer i when it is a performer: a person
+ * observer whose identity no earlier person observer of ctx has (the same person named twice
+ * is one performer; device observers never are: FHIR allows no Device there); else 0. */
+int s2f_fhir_performer_rid(s2f_fhir *f, const s2f_context *ctx, size_t i, s2f_rid *rid);
 void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                  const char *tracking_uid, s2f_rid *rid);          /* M18 */
 void s2f_fhir_group_rid(s2f_fhir *f, const s2f_group *g, s2f_rid *rid);

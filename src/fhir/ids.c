@@ -594,6 +594,22 @@ void s2f_fhir_observer_rid(s2f_fhir *f, const s2f_observer *o, s2f_rid *rid)
     s2f_fhir_rid_of_identity(f, o->is_device ? "Device" : "Practitioner", &id, rid);
 }
 
+int s2f_fhir_performer_rid(s2f_fhir *f, const s2f_context *ctx, size_t i, s2f_rid *rid)
+{
+    if (ctx->observers[i].is_device)
+        return 0;
+    s2f_fhir_observer_rid(f, &ctx->observers[i], rid);
+    for (size_t k = 0; k < i; k++) {
+        if (ctx->observers[k].is_device)
+            continue;
+        s2f_rid other;
+        s2f_fhir_observer_rid(f, &ctx->observers[k], &other);
+        if (!strcmp(other.id, rid->id))
+            return 0;
+    }
+    return 1;
+}
+
 void s2f_fhir_body_structure_rid(s2f_fhir *f, const s2f_site *site, const char *tracking_id,
                                  const char *tracking_uid, s2f_rid *rid)
 {

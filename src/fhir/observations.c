@@ -238,20 +238,8 @@ static void write_subject_time_performers(s2f_fhir *f, const s2f_context *ctx)
      * Observers with the same identity (same person twice) are referenced once. */
     int open = 0;
     for (size_t i = 0; i < ctx->n_observers && !stopped(f); i++) {
-        const s2f_observer *o = &ctx->observers[i];
-        if (o->is_device)
-            continue;
         s2f_rid rid;
-        s2f_fhir_observer_rid(f, o, &rid);
-        int seen = 0;
-        for (size_t k = 0; k < i && !seen; k++) {
-            if (ctx->observers[k].is_device)
-                continue;
-            s2f_rid other;
-            s2f_fhir_observer_rid(f, &ctx->observers[k], &other);
-            seen = strcmp(other.id, rid.id) == 0;
-        }
-        if (seen)
+        if (!s2f_fhir_performer_rid(f, ctx, i, &rid))
             continue;
         if (!open) {
             s2f_json_lit_begin_array(f->json, S2F_JSON_LIT("performer"));
