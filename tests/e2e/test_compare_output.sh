@@ -4,7 +4,8 @@
 # compare equal (exit 0: 32 option combinations and each input alone the same), and
 # against a wrapper whose output differs (every conversion given --timezone +0100, which
 # moves the times of reports without a Timezone Offset) it must report the difference and
-# exit 1. The full form (building a previous commit) is run by hand before landing conversion changes: `scripts/compare-output.sh [BASE]`.
+# exit 1. The full form (building a previous commit) is run by hand before landing
+# conversion changes: `scripts/compare-output.sh [BASE]`.
 # Prints PASS/FAIL/SKIP lines for tests/run.sh.
 set -u
 ROOT=${ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
