@@ -7,6 +7,7 @@
  * UTF-8 when it is text, and every error must come with a message.
  */
 #include "deliver/websocket.h"
+#include "util/escape.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -40,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (a < 0)
                 break;
             if (a == 1 && (m.len > max || m.data[m.len] != '\0' ||
-                           (m.opcode == S2F_WS_TEXT && !s2f_ws_utf8_valid(m.data, m.len))))
+                           (m.opcode == S2F_WS_TEXT && !s2f_escape_utf8_valid(m.data, m.len))))
                 abort();
         } else if (!f.fin || f.length > 125) {
             abort();

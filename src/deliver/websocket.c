@@ -137,39 +137,6 @@ size_t s2f_ws_frame_build(int opcode, const unsigned char *payload, size_t len,
     return p + len;
 }
 
-int s2f_ws_utf8_valid(const unsigned char *b, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = b[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned cp, min;
-        if (c >= 0xc2 && c <= 0xdf)
-            k = 1, cp = c & 0x1f, min = 0x80;
-        else if (c >= 0xe0 && c <= 0xef)
-            k = 2, cp = c & 0x0f, min = 0x800;
-        else if (c >= 0xf0 && c <= 0xf4)
-            k = 3, cp = c & 0x07, min = 0x10000;
-        else
-            return 0;
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((b[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (b[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 static int grow_message(s2f_ws_message *m, size_t need, s2f_error *err)
 {
     if (need + 1 <= m->cap)
@@ -206,7 +173,7 @@ int s2f_ws_message_add(s2f_ws_message *m, const s2f_ws_frame *f, const unsigned 
     m->data[m->len] = '\0';
     if (!f->fin)
         return 0;
-    if (m->opcode == S2F_WS_TEXT && !s2f_ws_utf8_valid(m->data, m->len))
+    if (m->opcode == S2F_WS_TEXT && !s2f_escape_utf8_valid(m->data, m->len))
         return s2f_fail(err, S2F_EFORMAT, "websocket: a text message that is not UTF-8"), -1;
     m->complete = 1;
     return 1;
@@ -724,7 +691,7 @@ static int take_frame(s2f_ws *ws, const s2f_ws_frame *f, s2f_error *err)
     if (f->opcode == S2F_WS_PONG)
         return 0;
     if (f->opcode == S2F_WS_CLOSE) {
-        if (n == 1 || (n > 2 && !s2f_ws_utf8_valid(p + 2, n - 2)))
+        if (n == 1 || (n > 2 && !s2f_escape_utf8_valid(p + 2, n - 2)))
             return -(int)fail_connection(ws, s2f_fail(err, S2F_EFORMAT, "websocket: a malformed close frame"));
         return -(int)closed_by_server(ws, p, n, err);
     }

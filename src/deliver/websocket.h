@@ -64,9 +64,6 @@ int s2f_ws_message_add(s2f_ws_message *m, const s2f_ws_frame *f, const unsigned 
                        s2f_error *err);
 void s2f_ws_message_free(s2f_ws_message *m);
 
-/* 1 when b[0..n) is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
-int s2f_ws_utf8_valid(const unsigned char *b, size_t n);
-
 /* The Sec-WebSocket-Accept value for key (RFC 6455 4.2.2): base64(SHA-1(key + GUID)),
  * 28 characters and a NUL into out. */
 void s2f_ws_accept_key(const char *key, char out[29]);

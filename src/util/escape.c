@@ -44,6 +44,19 @@ static int32_t utf8_at(const unsigned char *p, size_t n, size_t *len)
     return cp;
 }
 
+int s2f_escape_utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0, len;
+    while (i < n) {
+        if (p[i] < 0x80)
+            len = 1;
+        else if (utf8_at(p + i, n - i, &len) < 0)
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
 /* C1 controls and the invisible characters that break lines or reorder text. */
 static int hidden_code_point(int32_t cp)
 {

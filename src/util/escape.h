@@ -23,6 +23,11 @@
 #define S2F_ESC_QUOTED 1u
 #define S2F_ESC_BACKSLASH 2u
 
+/* 1 when p[0..n) is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF): the
+ * test the escaping applies to each character, for a whole text (a websocket text message,
+ * RFC 6455 8.1). */
+int s2f_escape_utf8_valid(const unsigned char *p, size_t n);
+
 /* Length of the prefix of p[0..n) that is copied as is. */
 size_t s2f_escape_plain(const char *p, size_t n, unsigned flags);
 

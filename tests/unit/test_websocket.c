@@ -16,6 +16,7 @@
 #include "check.h"
 #include "deliver/http.h"
 #include "deliver/websocket.h"
+#include "util/escape.h"
 
 TEST(accept_key_rfc_example)
 {
@@ -119,11 +120,11 @@ TEST(assembles_fragments_and_bounds_them)
 
 TEST(utf8_validation)
 {
-    CHECK(s2f_ws_utf8_valid((const unsigned char *)"caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
-    CHECK(!s2f_ws_utf8_valid((const unsigned char *)"\xc0\xaf", 2));          /* overlong */
-    CHECK(!s2f_ws_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));      /* surrogate */
-    CHECK(!s2f_ws_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
-    CHECK(!s2f_ws_utf8_valid((const unsigned char *)"\xe2\x82", 2));          /* cut */
+    CHECK(s2f_escape_utf8_valid((const unsigned char *)"caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+    CHECK(!s2f_escape_utf8_valid((const unsigned char *)"\xc0\xaf", 2));          /* overlong */
+    CHECK(!s2f_escape_utf8_valid((const unsigned char *)"\xed\xa0\x80", 3));      /* surrogate */
+    CHECK(!s2f_escape_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4));  /* > U+10FFFF */
+    CHECK(!s2f_escape_utf8_valid((const unsigned char *)"\xe2\x82", 2));          /* cut */
 }
 
 /* ---- a loopback server thread ------------------------------------------------------------- */
