@@ -147,7 +147,7 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h tests/unit/part10_build.h $(LIB) $(SENDLIB) $(GW_LIB)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h tests/unit/sr_json.h tests/unit/part10_build.h tests/unit/fhir_bundle.h $(LIB) $(SENDLIB) $(GW_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(GW_LIB) $(SENDLIB) $(LIB) $(MHD_LIBS) $(CURL_LIBS) $(LDLIBS)
 

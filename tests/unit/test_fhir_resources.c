@@ -15,6 +15,7 @@
 #include "fhir/fhir.h"
 #include "report/report.h"
 
+#include "fhir_bundle.h"
 #include "sr_json.h"
 #define CONTAINER(rel, v, s, m, ...)                                                        \
     "{" ITEM(rel, "CONTAINER") "," CONCEPT(v, s, m) ","                                     \
@@ -81,71 +82,10 @@
 
 /* ---- conversion and inspection -------------------------------------------------------- */
 
-static json_object *bundle;      /* the last Bundle written */
-static s2f_fhir_stats stats;
-static char *bundle_text;
-
 /* Reads `json` as a report and writes its Bundle (R4 when r4) into `bundle`. */
 static int convert(const char *json, int r4)
 {
-    s2f_error err = {0};
-    json_object_put(bundle);
-    bundle = NULL;
-    free(bundle_text);
-    bundle_text = NULL;
-    s2f_doc *doc = s2f_doc_read(json, strlen(json), NULL, &err);
-    if (!doc) {
-        printf("    read failed: %s\n", err.message);
-        return 0;
-    }
-    s2f_report rep;
-    if (s2f_report_read(doc, &rep, &err) != S2F_OK) {
-        printf("    report failed: %s\n", err.message);
-        s2f_doc_free(doc);
-        return 0;
-    }
-    size_t len = 0;
-    FILE *mem = open_memstream(&bundle_text, &len);
-    static s2f_sink sink;
-    s2f_sink_init(&sink, mem);
-    s2f_fhir_options opt = {.bundle_type = S2F_BUNDLE_TRANSACTION, .r4 = r4};
-    s2f_code rc = s2f_fhir_write_bundle(&rep, &opt, &sink, &stats, &err);
-    s2f_sink_finish(&sink);
-    fclose(mem);
-    s2f_doc_free(doc);
-    if (rc != S2F_OK) {
-        printf("    bundle failed: %s\n", err.message);
-        return 0;
-    }
-    bundle = json_tokener_parse(bundle_text);
-    if (!bundle)
-        printf("    output is not JSON: %.200s\n", bundle_text);
-    return bundle != NULL;
-}
-
-static json_object *get(json_object *o, const char *key)
-{
-    json_object *v = NULL;
-    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
-}
-
-static const char *str(json_object *o, const char *key)
-{
-    json_object *v = get(o, key);
-    return v && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-}
-
-static json_object *at(json_object *array, size_t i)
-{
-    return array && json_object_is_type(array, json_type_array) &&
-                   i < json_object_array_length(array)
-               ? json_object_array_get_idx(array, i)
-               : NULL;
-}
-
-static size_t len(json_object *array)
-{
-    return array && json_object_is_type(array, json_type_array) ? json_object_array_length(array) : 0;
+    return convert_with(json, (s2f_fhir_options){.bundle_type = S2F_BUNDLE_TRANSACTION, .r4 = r4});
 }
 
 static const char *profile_of(json_object *res)
